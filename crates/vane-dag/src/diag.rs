@@ -1,0 +1,159 @@
+//! Diagnostics: every problem found in a DAG file, with where it is and what to do.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+/// How bad a problem is. Errors stop a DAG from loading; warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem in one DAG file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    /// Byte range in the source the problem points at; `None` for whole-file problems.
+    pub span: Option<Range<usize>>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub(crate) fn error(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+        Self {
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            hint: None,
+        }
+    }
+
+    pub(crate) fn warning(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(message, span)
+        }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// 1-based line and column (in characters) of the start of the span.
+    pub fn line_col(&self, source: &str) -> Option<(usize, usize)> {
+        self.span.as_ref().map(|s| line_col(source, s.start))
+    }
+
+    /// Renders the diagnostic the way a compiler does: message, `file:line:col`,
+    /// the offending line with carets under the problem, and the hint.
+    pub fn render(&self, path: &str, source: &str) -> String {
+        let mut out = String::new();
+        let mut gutter = 1;
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(out, "{label}: {}", self.message);
+        match &self.span {
+            Some(span) => {
+                let start = span.start.min(source.len());
+                let (line, col) = line_col(source, start);
+                let line_text = source[..].lines().nth(line - 1).unwrap_or("");
+                gutter = line.to_string().len();
+                let _ = writeln!(out, "{:gutter$}--> {path}:{line}:{col}", "");
+                let _ = writeln!(out, "{:gutter$} |", "");
+                let _ = writeln!(out, "{line} | {line_text}");
+                // Underline only up to the end of the first line of a multi-line span.
+                let line_len = line_text.chars().count();
+                let span_chars = source
+                    .get(start..span.end.min(source.len()))
+                    .map(|s| s.lines().next().unwrap_or("").chars().count())
+                    .unwrap_or(1);
+                let width = span_chars.clamp(1, (line_len + 1).saturating_sub(col - 1).max(1));
+                let _ = writeln!(
+                    out,
+                    "{:gutter$} | {:pad$}{}",
+                    "",
+                    "",
+                    "^".repeat(width),
+                    pad = col - 1
+                );
+            }
+            None => {
+                let _ = writeln!(out, " --> {path}");
+            }
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "{:gutter$} = hint: {hint}", "");
+        }
+        out
+    }
+}
+
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = source[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let keys = ["command", "depends_on", "retries"];
+        assert_eq!(did_you_mean("comand", keys), Some("command"));
+        assert_eq!(did_you_mean("depends", keys), None);
+        assert_eq!(did_you_mean("retry", keys), None);
+        assert_eq!(did_you_mean("retires", keys), Some("retries"));
+    }
+
+    #[test]
+    fn line_and_column_are_one_based_in_characters() {
+        let src = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, src.find('=').unwrap()), (1, 3));
+        let second_eq = src.rfind('=').unwrap();
+        assert_eq!(line_col(src, second_eq), (2, 4));
+    }
+}

@@ -1,0 +1,37 @@
+//! The DAG model of vane and the parser that checks DAG files like a compiler.
+//!
+//! A DAG file is TOML; [`parse_dag`] turns its text into a checked [`Dag`] or a list of
+//! [`Diagnostic`]s, each pointing at a line and column with a hint. Nothing here touches
+//! processes or databases; [`load_dir`] only reads files.
+//!
+//! ```
+//! let parsed = vane_dag::parse_dag(
+//!     r#"
+//! [tasks.extract]
+//! command = "echo {{ ds }}"
+//! [tasks.train]
+//! command = "echo train"
+//! depends_on = ["extract"]
+//! "#,
+//!     "example",
+//! );
+//! let dag = parsed.dag.expect("valid");
+//! assert_eq!(dag.id, "example");
+//! assert_eq!(dag.tasks[1].depends_on, vec![0]);
+//! ```
+
+mod diag;
+mod duration;
+mod load;
+mod model;
+mod parse;
+mod spec;
+mod template;
+
+pub use diag::{Diagnostic, Severity};
+pub use duration::{format_duration, parse_duration};
+pub use load::{DagFile, DagSet, load_dir, load_paths};
+pub use model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task};
+pub use parse::{Parsed, parse_dag};
+pub use spec::{json_schema, reference_markdown};
+pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

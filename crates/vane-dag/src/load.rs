@@ -1,0 +1,152 @@
+//! Reading DAG files from disk. A broken file never hides the others: each file carries its
+//! own diagnostics, and only the valid DAGs are runnable.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::diag::Diagnostic;
+use crate::model::Dag;
+use crate::parse::{Parsed, parse_dag};
+
+/// One DAG file: its text and what parsing it found.
+#[derive(Debug)]
+pub struct DagFile {
+    pub path: PathBuf,
+    pub source: String,
+    pub parsed: Parsed,
+}
+
+impl DagFile {
+    /// Renders every diagnostic of the file, compiler style.
+    pub fn render_diagnostics(&self) -> String {
+        let path = self.path.display().to_string();
+        self.parsed
+            .diagnostics
+            .iter()
+            .map(|d| d.render(&path, &self.source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Every DAG file of a folder (or a list of paths), valid or not.
+#[derive(Debug, Default)]
+pub struct DagSet {
+    pub files: Vec<DagFile>,
+}
+
+impl DagSet {
+    /// The valid DAGs with the file each came from.
+    pub fn dags(&self) -> impl Iterator<Item = (&Dag, &DagFile)> {
+        self.files
+            .iter()
+            .filter_map(|f| f.parsed.dag.as_ref().map(|d| (d, f)))
+    }
+
+    /// The file that defines DAG `id` (or would, by its name, when it does not parse).
+    pub fn find(&self, id: &str) -> Option<&DagFile> {
+        self.files
+            .iter()
+            .find(|f| f.parsed.dag.as_ref().is_some_and(|d| d.id == id))
+            .or_else(|| {
+                self.files.iter().find(|f| {
+                    f.parsed.dag.is_none() && f.path.file_stem().is_some_and(|s| s == id)
+                })
+            })
+    }
+
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.files.iter().flat_map(|f| f.parsed.diagnostics.iter())
+    }
+}
+
+/// Loads every `*.toml` file directly inside `dir` (task code in sub-folders is not scanned).
+///
+/// # Errors
+/// Fails only when the folder itself cannot be read; unreadable files become diagnostics.
+pub fn load_dir(dir: &Path) -> io::Result<DagSet> {
+    load_paths(&[dir.to_path_buf()])
+}
+
+/// Loads DAG files and folders of DAG files.
+///
+/// # Errors
+/// Fails when a path does not exist or a folder cannot be read.
+pub fn load_paths(paths: &[PathBuf]) -> io::Result<DagSet> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            ));
+        }
+    }
+    let mut set = DagSet {
+        files: files.into_iter().map(|p| load_file(&p)).collect(),
+    };
+    reject_duplicate_ids(&mut set);
+    Ok(set)
+}
+
+fn load_file(path: &Path) -> DagFile {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match std::fs::read_to_string(path) {
+        Ok(source) => {
+            let parsed = parse_dag(&source, &stem);
+            DagFile {
+                path: path.to_path_buf(),
+                source,
+                parsed,
+            }
+        }
+        Err(e) => DagFile {
+            path: path.to_path_buf(),
+            source: String::new(),
+            parsed: Parsed {
+                dag: None,
+                diagnostics: vec![
+                    Diagnostic::error(format!("cannot read the file: {e}"), None)
+                        .hint("DAG files must be readable UTF-8 text"),
+                ],
+            },
+        },
+    }
+}
+
+fn reject_duplicate_ids(set: &mut DagSet) {
+    let mut first: HashMap<String, PathBuf> = HashMap::new();
+    for file in &mut set.files {
+        let Some(id) = file.parsed.dag.as_ref().map(|d| d.id.clone()) else {
+            continue;
+        };
+        match first.get(&id) {
+            Some(other) => {
+                file.parsed.dag = None;
+                file.parsed.diagnostics.push(
+                    Diagnostic::error(
+                        format!("DAG id `{id}` is already used by {}", other.display()),
+                        None,
+                    )
+                    .hint("DAG ids must be unique: set a different `id` under [dag]"),
+                );
+            }
+            None => {
+                first.insert(id, file.path.clone());
+            }
+        }
+    }
+}

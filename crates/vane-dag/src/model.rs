@@ -1,0 +1,174 @@
+//! The checked DAG: what the engine runs. Built only by [`crate::parse_dag`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::template::Template;
+
+/// A validated DAG.
+#[derive(Debug, Clone)]
+pub struct Dag {
+    pub id: String,
+    pub description: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub timezone: chrono_tz::Tz,
+    /// `None` means the number of CPUs of the machine that runs it.
+    pub max_active_tasks: Option<usize>,
+    pub tags: Vec<String>,
+    /// Declared parameters with their defaults, in file order.
+    pub params: Vec<(String, ParamValue)>,
+    /// Tasks in file order; `depends_on` holds indices into this list.
+    pub tasks: Vec<Task>,
+}
+
+impl Dag {
+    /// Index of the task called `id`.
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+
+    /// Indices of the tasks that depend directly on task `index`.
+    pub fn downstream(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(move |(_, t)| t.depends_on.contains(&index))
+            .map(|(i, _)| i)
+    }
+}
+
+/// A cron schedule, already checked.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expression: String,
+    pub cron: croner::Cron,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub description: Option<String>,
+    pub command: Template,
+    pub depends_on: Vec<usize>,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    /// Environment added to the task's process; values are templates.
+    pub env: Vec<(String, Template)>,
+    /// Working directory; relative paths are relative to the project root.
+    pub cwd: Option<Template>,
+}
+
+/// How a failed task is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; a task runs at most `retries + 1` times.
+    pub retries: u32,
+    pub delay: Duration,
+    pub backoff: Backoff,
+    /// Upper bound of the delay when backing off exponentially.
+    pub max_delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+impl RetryPolicy {
+    /// How long to wait before the attempt after `failed_attempt` (1-based).
+    pub fn delay_after(&self, failed_attempt: u32) -> Duration {
+        match self.backoff {
+            Backoff::Fixed => self.delay,
+            Backoff::Exponential => {
+                let factor = 2u32.saturating_pow(failed_attempt.saturating_sub(1));
+                self.delay.saturating_mul(factor).min(self.max_delay)
+            }
+        }
+    }
+}
+
+/// A parameter value; the type of the default fixes the type of every override.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl ParamValue {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ParamValue::String(_) => "string",
+            ParamValue::Integer(_) => "integer",
+            ParamValue::Float(_) => "float",
+            ParamValue::Bool(_) => "boolean",
+        }
+    }
+
+    /// Reads `text` as a value of the same type as `self`.
+    ///
+    /// # Errors
+    /// Says which type was expected when `text` does not read as one.
+    pub fn coerce(&self, text: &str) -> Result<ParamValue, String> {
+        let fail = || format!("expected {}, got `{text}`", self.type_name());
+        Ok(match self {
+            ParamValue::String(_) => ParamValue::String(text.to_owned()),
+            ParamValue::Integer(_) => ParamValue::Integer(text.trim().parse().map_err(|_| fail())?),
+            ParamValue::Float(_) => ParamValue::Float(text.trim().parse().map_err(|_| fail())?),
+            ParamValue::Bool(_) => ParamValue::Bool(match text.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(fail()),
+            }),
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            ParamValue::String(s) => serde_json::Value::from(s.as_str()),
+            ParamValue::Integer(i) => serde_json::Value::from(*i),
+            ParamValue::Float(f) => serde_json::Value::from(*f),
+            ParamValue::Bool(b) => serde_json::Value::from(*b),
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::String(s) => f.write_str(s),
+            ParamValue::Integer(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            retries: 5,
+            delay: Duration::from_secs(10),
+            backoff: Backoff::Exponential,
+            max_delay: Duration::from_secs(60),
+        };
+        let delays: Vec<_> = (1..=5).map(|n| policy.delay_after(n).as_secs()).collect();
+        assert_eq!(delays, vec![10, 20, 40, 60, 60]);
+    }
+
+    #[test]
+    fn overrides_take_the_type_of_the_default() {
+        assert_eq!(ParamValue::Float(0.8).coerce("0.9"), Ok(ParamValue::Float(0.9)));
+        assert_eq!(ParamValue::Bool(false).coerce("true"), Ok(ParamValue::Bool(true)));
+        assert_eq!(
+            ParamValue::Integer(3).coerce("three"),
+            Err("expected integer, got `three`".into())
+        );
+    }
+}

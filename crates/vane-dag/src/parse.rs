@@ -1,0 +1,787 @@
+//! From DAG-file text to a checked [`Dag`] or every problem in it.
+//!
+//! Two steps, as a compiler does: the TOML parser (with error recovery) gives a tree of spanned
+//! values; one pass then checks every key against [`crate::spec`] and builds the model, collecting
+//! all diagnostics instead of stopping at the first.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::duration::parse_duration;
+use crate::model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task};
+use crate::spec::{self, Field, Ty};
+use crate::template::Template;
+
+pub(crate) const IDENT_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$";
+
+fn is_ident(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && text.len() <= 100
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The result of parsing one DAG file: the DAG when it has no errors, and every diagnostic
+/// (errors and warnings) either way.
+#[derive(Debug)]
+pub struct Parsed {
+    pub dag: Option<Dag>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses and checks one DAG file. `default_id` (the file stem) is the id when `[dag] id` is absent.
+pub fn parse_dag(source: &str, default_id: &str) -> Parsed {
+    let mut cx = Cx {
+        source,
+        diags: Vec::new(),
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    cx.syntax_errors(&syntax_errors);
+    let dag = cx.dag(root.get_ref(), default_id);
+    let mut diagnostics = cx.diags;
+    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+    let dag = dag.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+    Parsed { dag, diagnostics }
+}
+
+/// A checked value of one key.
+enum Val {
+    Str(String),
+    Int(i64),
+    Dur(Duration),
+    List(Vec<(String, Range<usize>)>),
+    Env(Vec<(String, String, Range<usize>)>),
+    Cron(Box<croner::Cron>),
+    Tz(chrono_tz::Tz),
+}
+
+struct Entry {
+    val: Val,
+    span: Range<usize>,
+}
+
+/// The keys of one table that passed their type checks.
+#[derive(Default)]
+struct Checked {
+    entries: HashMap<&'static str, Entry>,
+}
+
+impl Checked {
+    fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(name)
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name)?.val {
+            Val::Str(ref s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name)?.val {
+            Val::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn dur(&self, name: &str) -> Option<Duration> {
+        match self.get(name)?.val {
+            Val::Dur(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn list(&self, name: &str) -> &[(String, Range<usize>)] {
+        match self.get(name).map(|e| &e.val) {
+            Some(Val::List(items)) => items,
+            _ => &[],
+        }
+    }
+}
+
+struct Cx<'s> {
+    source: &'s str,
+    diags: Vec<Diagnostic>,
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(&value.as_str().replace('_', ""), value.radix()).ok()
+}
+
+impl Cx<'_> {
+    fn syntax_errors(&mut self, errors: &[toml::de::Error]) {
+        // After a duplicated table header, the parser also reports each of its keys as
+        // duplicates; one error per duplicated table is what a person needs.
+        let mut in_duplicate_table = false;
+        for error in errors {
+            let span = error.span();
+            let line = span
+                .as_ref()
+                .map(|s| {
+                    let start = self.source[..s.start].rfind('\n').map_or(0, |i| i + 1);
+                    self.source[start..].lines().next().unwrap_or("").trim()
+                })
+                .unwrap_or("");
+            let is_header = line.starts_with('[');
+            let message = error.message().trim();
+            if !message.starts_with("duplicate key") {
+                self.diags.push(
+                    Diagnostic::error(message, span)
+                        .hint("check the TOML syntax (https://toml.io): strings need quotes, tables [brackets]"),
+                );
+                continue;
+            }
+            if !is_header && in_duplicate_table {
+                continue;
+            }
+            in_duplicate_table = is_header;
+            let key = span
+                .as_ref()
+                .and_then(|s| self.source.get(s.clone()))
+                .unwrap_or("")
+                .trim_matches('"');
+            let diag = if is_header && line.starts_with("[tasks.") {
+                Diagnostic::error(format!("duplicate task id `{key}`"), span)
+                    .hint("task ids must be unique within a DAG; rename one of the tasks")
+            } else {
+                Diagnostic::error(format!("duplicate key `{key}`"), span)
+                    .hint("each key may appear only once in a table; remove one")
+            };
+            self.diags.push(diag);
+        }
+    }
+
+    fn error(&mut self, message: impl Into<String>, span: Range<usize>, hint: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::error(message, Some(span)).hint(hint));
+    }
+
+    fn dag(&mut self, root: &DeTable<'_>, default_id: &str) -> Option<Dag> {
+        let mut sections: HashMap<&str, &Spanned<DeValue<'_>>> = HashMap::new();
+        for (key, value) in root {
+            let name = key.get_ref().as_ref();
+            if let Some((section, _)) = spec::SECTIONS.iter().find(|(s, _)| *s == name) {
+                sections.insert(section, value);
+                continue;
+            }
+            let hint = if spec::TASK.iter().copied().flatten().any(|f| f.name == name) {
+                format!("`{name}` is a task key: put it under [tasks.ID] (or [defaults])")
+            } else if spec::DAG.iter().any(|f| f.name == name) {
+                format!("`{name}` belongs under [dag]")
+            } else {
+                suggestion(name, spec::SECTIONS.iter().map(|(s, _)| *s))
+            };
+            self.error(
+                format!("unknown top-level key `{name}`"),
+                key.span(),
+                hint,
+            );
+        }
+
+        let dag_keys = match sections.get("dag") {
+            Some(v) => self.table(v, &[spec::DAG], "[dag]"),
+            None => Checked::default(),
+        };
+        let defaults = match sections.get("defaults") {
+            Some(v) => self.table(v, spec::DEFAULTS, "[defaults]"),
+            None => Checked::default(),
+        };
+        let params = sections
+            .get("params")
+            .map(|v| self.params(v))
+            .unwrap_or_default();
+        let id = match dag_keys.str("id") {
+            Some(id) => id.to_owned(),
+            None if dag_keys.get("id").is_none() && !is_ident(default_id) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        format!("the file name `{default_id}` is not a valid DAG id"),
+                        None,
+                    )
+                    .hint("set `id` under [dag], or rename the file using letters, digits, `_`, `-` and `.`"),
+                );
+                default_id.to_owned()
+            }
+            None => default_id.to_owned(),
+        };
+        let tasks = match sections.get("tasks") {
+            Some(v) => self.tasks(v, &defaults, &params),
+            None => {
+                self.diags.push(
+                    Diagnostic::error("the DAG has no tasks", None)
+                        .hint("add a task: [tasks.hello] with command = \"echo hello\""),
+                );
+                None
+            }
+        };
+
+        let schedule = dag_keys.get("schedule").and_then(|e| match &e.val {
+            Val::Cron(cron) => Some(Schedule {
+                expression: cron.pattern.to_string(),
+                cron: (**cron).clone(),
+            }),
+            _ => None,
+        });
+        let timezone = match dag_keys.get("timezone").map(|e| &e.val) {
+            Some(Val::Tz(tz)) => *tz,
+            _ => chrono_tz::UTC,
+        };
+        let Some(tasks) = tasks else {
+            return None;
+        };
+        Some(Dag {
+            id,
+            description: dag_keys.str("description").map(str::to_owned),
+            schedule,
+            timezone,
+            max_active_tasks: dag_keys.int("max_active_tasks").map(|n| n as usize),
+            tags: dag_keys.list("tags").iter().map(|(t, _)| t.clone()).collect(),
+            params,
+            tasks,
+        })
+    }
+
+    fn params(&mut self, value: &Spanned<DeValue<'_>>) -> Vec<(String, ParamValue)> {
+        let DeValue::Table(table) = value.get_ref() else {
+            self.error(
+                format!("[params] must be a table, found {}", type_name(value.get_ref())),
+                value.span(),
+                "write parameters as `[params]` followed by `name = default` lines",
+            );
+            return Vec::new();
+        };
+        let mut params = Vec::new();
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            if !is_name(name) {
+                self.error(
+                    format!("parameter name `{name}` is not usable in templates and environment variables"),
+                    key.span(),
+                    "use letters, digits and `_`, starting with a letter",
+                );
+                continue;
+            }
+            let param = match value.get_ref() {
+                DeValue::String(s) => ParamValue::String(s.to_string()),
+                DeValue::Integer(i) => match integer(i) {
+                    Some(i) => ParamValue::Integer(i),
+                    None => continue,
+                },
+                DeValue::Float(f) => match f.as_str().replace('_', "").parse() {
+                    Ok(f) => ParamValue::Float(f),
+                    Err(_) => continue,
+                },
+                DeValue::Boolean(b) => ParamValue::Bool(*b),
+                other => {
+                    self.error(
+                        format!("parameter `{name}` is {}; parameters are strings, integers, floats or booleans", type_name(other)),
+                        value.span(),
+                        "pass structured values as a JSON string and parse them in the task",
+                    );
+                    continue;
+                }
+            };
+            params.push((name.to_owned(), param));
+        }
+        params
+    }
+
+    fn tasks(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        defaults: &Checked,
+        params: &[(String, ParamValue)],
+    ) -> Option<Vec<Task>> {
+        let DeValue::Table(table) = value.get_ref() else {
+            self.error(
+                format!("`tasks` must be a table of tasks, found {}", type_name(value.get_ref())),
+                value.span(),
+                "write each task as a table: [tasks.train] followed by command = \"...\"",
+            );
+            return None;
+        };
+        if table.is_empty() {
+            self.error(
+                "the DAG has no tasks",
+                value.span(),
+                "add a task: [tasks.hello] with command = \"echo hello\"",
+            );
+            return None;
+        }
+        let param_names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        let index: HashMap<&str, usize> = table
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.get_ref().as_ref(), i))
+            .collect();
+        let ids: Vec<&str> = table.keys().map(|k| k.get_ref().as_ref()).collect();
+        let mut complete = true;
+        let mut tasks = Vec::with_capacity(table.len());
+        // Per task: (dependency index, span of the entry naming it), to point at cycles.
+        let mut edges: Vec<Vec<(usize, Range<usize>)>> = Vec::with_capacity(table.len());
+        for (key, value) in table {
+            let id = key.get_ref().as_ref();
+            if !is_ident(id) {
+                self.error(
+                    format!("task id `{id}` has characters that are not allowed"),
+                    key.span(),
+                    "use letters, digits, `_`, `-` and `.`, starting with a letter or digit (at most 100)",
+                );
+            }
+            let DeValue::Table(_) = value.get_ref() else {
+                self.error(
+                    format!("task `{id}` must be a table, found {}", type_name(value.get_ref())),
+                    value.span(),
+                    format!("write it as [tasks.{id}] followed by command = \"...\""),
+                );
+                complete = false;
+                edges.push(Vec::new());
+                continue;
+            };
+            let keys = self.table(value, spec::TASK, &format!("[tasks.{id}]"));
+            let mut deps = Vec::new();
+            for (dep, span) in keys.list("depends_on") {
+                match index.get(dep.as_str()) {
+                    Some(&i) => deps.push((i, span.clone())),
+                    None => {
+                        let hint = suggestion(dep, ids.iter().copied().filter(|t| *t != id));
+                        self.error(
+                            format!("task `{id}` depends on `{dep}`, which is not a task of this DAG"),
+                            span.clone(),
+                            hint,
+                        );
+                    }
+                }
+            }
+            edges.push(deps.clone());
+            match self.task(id, &keys, defaults, &param_names) {
+                Some(mut task) => {
+                    task.depends_on = deps.into_iter().map(|(i, _)| i).collect();
+                    tasks.push(task);
+                }
+                None => complete = false,
+            }
+        }
+        self.cycles(&ids, &edges);
+        complete.then_some(tasks)
+    }
+
+    fn task(
+        &mut self,
+        id: &str,
+        keys: &Checked,
+        defaults: &Checked,
+        params: &[&str],
+    ) -> Option<Task> {
+        // A missing command was already reported by the table check.
+        let command_entry = keys.get("command")?;
+        let command = self.template(command_entry, params)?;
+        let pick = |name: &str| keys.get(name).or_else(|| defaults.get(name));
+        let int = |name: &str| keys.int(name).or_else(|| defaults.int(name));
+        let dur = |name: &str| keys.dur(name).or_else(|| defaults.dur(name));
+        let backoff = match keys.str("retry_backoff").or_else(|| defaults.str("retry_backoff")) {
+            Some("exponential") => Backoff::Exponential,
+            _ => Backoff::Fixed,
+        };
+        let retry = RetryPolicy {
+            retries: int("retries").unwrap_or(0) as u32,
+            delay: dur("retry_delay").unwrap_or(Duration::from_secs(30)),
+            backoff,
+            max_delay: dur("max_retry_delay").unwrap_or(Duration::from_secs(3600)),
+        };
+        let mut env: Vec<(String, Template)> = Vec::new();
+        for source in [defaults.get("env"), keys.get("env")].into_iter().flatten() {
+            let Val::Env(vars) = &source.val else { continue };
+            for (name, value, span) in vars {
+                let entry = Entry {
+                    val: Val::Str(value.clone()),
+                    span: span.clone(),
+                };
+                let Some(template) = self.template(&entry, params) else {
+                    continue;
+                };
+                env.retain(|(n, _)| n != name);
+                env.push((name.clone(), template));
+            }
+        }
+        let cwd = match pick("cwd") {
+            Some(entry) => Some(self.template(entry, params)?),
+            None => None,
+        };
+        Some(Task {
+            id: id.to_owned(),
+            description: keys.str("description").map(str::to_owned),
+            command,
+            depends_on: Vec::new(),
+            retry,
+            timeout: dur("timeout"),
+            env,
+            cwd,
+        })
+    }
+
+    fn template(&mut self, entry: &Entry, params: &[&str]) -> Option<Template> {
+        let Val::Str(text) = &entry.val else {
+            return None;
+        };
+        match Template::parse(text, params) {
+            Ok((template, raw_uses)) => {
+                for range in raw_uses {
+                    let span = self.inner_span(&entry.span, text, range);
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "raw substitution: this value is inserted into the shell command unquoted",
+                            Some(span),
+                        )
+                        .hint("a value with spaces, `;` or `$(...)` becomes shell syntax; drop `| raw` unless the value is trusted"),
+                    );
+                }
+                Some(template)
+            }
+            Err(problems) => {
+                for problem in problems {
+                    let span = self.inner_span(&entry.span, text, problem.range);
+                    self.error(problem.message, span, problem.hint);
+                }
+                None
+            }
+        }
+    }
+
+    /// Maps a range inside a string's content to source bytes, when the string was written
+    /// without escapes; otherwise the whole string is pointed at.
+    fn inner_span(&self, value_span: &Range<usize>, content: &str, range: Range<usize>) -> Range<usize> {
+        let raw = self.source.get(value_span.clone()).unwrap_or("");
+        let mut prefix = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        if prefix == 3 {
+            if raw[3..].starts_with("\r\n") {
+                prefix += 2;
+            } else if raw[3..].starts_with('\n') {
+                prefix += 1;
+            }
+        }
+        match raw.get(prefix..prefix + content.len()) {
+            Some(body) if body == content => {
+                let start = value_span.start + prefix;
+                start + range.start..start + range.end
+            }
+            _ => value_span.clone(),
+        }
+    }
+
+    fn cycles(&mut self, ids: &[&str], edges: &[Vec<(usize, Range<usize>)>]) {
+        let mut graph = DiGraph::<usize, ()>::with_capacity(ids.len(), ids.len());
+        let nodes: Vec<NodeIndex> = (0..ids.len()).map(|i| graph.add_node(i)).collect();
+        for (task, deps) in edges.iter().enumerate() {
+            for (dep, _) in deps {
+                graph.add_edge(nodes[task], nodes[*dep], ());
+            }
+        }
+        for component in petgraph::algo::tarjan_scc(&graph) {
+            let members: Vec<usize> = component.iter().map(|n| graph[*n]).collect();
+            let Some(&start) = members.iter().min() else {
+                continue;
+            };
+            let self_loop = edges[start].iter().any(|(d, _)| *d == start);
+            if members.len() == 1 && !self_loop {
+                continue;
+            }
+            let path = cycle_path(start, &members, edges);
+            let names: Vec<String> = path.iter().map(|&i| format!("`{}`", ids[i])).collect();
+            let next = path.get(1).copied().unwrap_or(start);
+            let span = edges[start]
+                .iter()
+                .find(|(d, _)| *d == next)
+                .map(|(_, s)| s.clone())
+                .unwrap_or(0..0);
+            let message = if path.len() == 2 {
+                format!("task `{}` depends on itself", ids[start])
+            } else {
+                format!("dependency cycle: {}", names.join(" -> "))
+            };
+            self.error(
+                message,
+                span,
+                "each task in the chain depends on the next, so none can start; remove one of these dependencies",
+            );
+        }
+    }
+
+    /// Checks every key of a table against its spec: unknown keys, types and bounds.
+    fn table(&mut self, value: &Spanned<DeValue<'_>>, groups: &[&'static [Field]], label: &str) -> Checked {
+        let mut checked = Checked::default();
+        let DeValue::Table(table) = value.get_ref() else {
+            self.error(
+                format!("{label} must be a table, found {}", type_name(value.get_ref())),
+                value.span(),
+                format!("write it as {label} on its own line, followed by `key = value` lines"),
+            );
+            return checked;
+        };
+        let fields = || groups.iter().copied().flatten();
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let Some(field) = fields().find(|f| f.name == name) else {
+                let hint = suggestion(name, fields().map(|f| f.name));
+                self.error(format!("unknown key `{name}` in {label}"), key.span(), hint);
+                continue;
+            };
+            if let Some(val) = self.value(field, value, label) {
+                checked.entries.insert(
+                    field.name,
+                    Entry {
+                        val,
+                        span: value.span(),
+                    },
+                );
+            }
+        }
+        for field in fields().filter(|f| f.required) {
+            if !checked.entries.contains_key(field.name) && !table.contains_key(field.name) {
+                self.error(
+                    format!("{label} has no `{}`", field.name),
+                    value.span(),
+                    format!("add `{} = ...`: {}", field.name, first_sentence(field.doc)),
+                );
+            }
+        }
+        checked
+    }
+
+    fn value(&mut self, field: &Field, value: &Spanned<DeValue<'_>>, label: &str) -> Option<Val> {
+        let name = field.name;
+        let span = value.span();
+        let wrong = |cx: &mut Self, expected: &str, hint: String| {
+            cx.error(
+                format!("`{name}` in {label} must be {expected}, found {}", type_name(value.get_ref())),
+                span.clone(),
+                hint,
+            );
+            None
+        };
+        match (field.ty, value.get_ref()) {
+            (Ty::Str | Ty::Template, DeValue::String(s)) => Some(Val::Str(s.to_string())),
+            (Ty::Str | Ty::Template, _) => wrong(self, "a string", format!("put the value in quotes: {name} = \"...\"")),
+            (Ty::Ident, DeValue::String(s)) => {
+                if is_ident(s) {
+                    Some(Val::Str(s.to_string()))
+                } else {
+                    self.error(
+                        format!("`{s}` is not a valid id"),
+                        span,
+                        "use letters, digits, `_`, `-` and `.`, starting with a letter or digit (at most 100)",
+                    );
+                    None
+                }
+            }
+            (Ty::Ident, _) => wrong(self, "a string", format!("write {name} = \"my_id\"")),
+            (Ty::StrList | Ty::IdList, DeValue::Array(items)) => {
+                let mut out: Vec<(String, Range<usize>)> = Vec::new();
+                for item in items {
+                    match item.get_ref() {
+                        DeValue::String(s) => {
+                            if matches!(field.ty, Ty::IdList) && out.iter().any(|(o, _)| o == s.as_ref()) {
+                                self.diags.push(
+                                    Diagnostic::warning(format!("`{s}` is listed twice in `{name}`"), Some(item.span()))
+                                        .hint("remove the repeated entry"),
+                                );
+                                continue;
+                            }
+                            out.push((s.to_string(), item.span()));
+                        }
+                        other => {
+                            self.error(
+                                format!("every entry of `{name}` must be a string, found {}", type_name(other)),
+                                item.span(),
+                                "put each entry in quotes",
+                            );
+                        }
+                    }
+                }
+                Some(Val::List(out))
+            }
+            (Ty::StrList | Ty::IdList, DeValue::String(s)) => wrong(self, "an array", format!("write {name} = [\"{s}\"]")),
+            (Ty::StrList | Ty::IdList, _) => wrong(self, "an array of strings", format!("write {name} = [\"a\", \"b\"]")),
+            (Ty::Int { min, max }, DeValue::Integer(i)) => {
+                let Some(n) = integer(i) else {
+                    return wrong(self, "an integer that fits in 64 bits", format!("{name} must be between {min} and {max}"));
+                };
+                if n < min || n > max {
+                    self.error(
+                        format!("`{name} = {n}` is out of range"),
+                        span,
+                        format!("{name} must be between {min} and {max}"),
+                    );
+                    return None;
+                }
+                Some(Val::Int(n))
+            }
+            (Ty::Int { .. }, DeValue::String(s)) if s.trim().parse::<i64>().is_ok() => {
+                wrong(self, "an integer", format!("remove the quotes: {name} = {}", s.trim()))
+            }
+            (Ty::Int { min, max }, _) => wrong(self, "an integer", format!("write a whole number between {min} and {max}")),
+            (Ty::Duration { max_secs }, DeValue::String(s)) => match parse_duration(s) {
+                Ok(d) if d.as_secs() > max_secs => {
+                    self.error(
+                        format!("`{name} = \"{s}\"` is absurdly long"),
+                        span,
+                        format!("{name} may be at most {}d", max_secs / spec::DAY_SECS),
+                    );
+                    None
+                }
+                Ok(d) => Some(Val::Dur(d)),
+                Err(problem) => {
+                    self.error(
+                        format!("invalid duration `{s}` for `{name}`: {problem}"),
+                        span,
+                        "write a number and a unit: 500ms, 30s, 5m, 1h, 1d, or a sum like 1h30m",
+                    );
+                    None
+                }
+            },
+            (Ty::Duration { .. }, DeValue::Integer(i)) => wrong(
+                self,
+                "a duration string",
+                format!("add a unit: {name} = \"{}s\"", i.as_str()),
+            ),
+            (Ty::Duration { .. }, _) => wrong(self, "a duration string", format!("write {name} = \"30s\"")),
+            (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
+                Ok(cron) => Some(Val::Cron(Box::new(cron))),
+                Err(e) => {
+                    self.error(
+                        format!("invalid cron expression `{s}`: {e}"),
+                        span,
+                        "use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or a preset such as \"@daily\"",
+                    );
+                    None
+                }
+            },
+            (Ty::Cron, _) => wrong(self, "a cron string", "write schedule = \"0 2 * * *\"".into()),
+            (Ty::Timezone, DeValue::String(s)) => match chrono_tz::Tz::from_str(s) {
+                Ok(tz) => Some(Val::Tz(tz)),
+                Err(_) => {
+                    let hint = match did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => "use an IANA name such as `UTC`, `Europe/Paris` or `America/New_York`".into(),
+                    };
+                    self.error(format!("unknown time zone `{s}`"), span, hint);
+                    None
+                }
+            },
+            (Ty::Timezone, _) => wrong(self, "a string", "write timezone = \"UTC\"".into()),
+            (Ty::Enum(values), DeValue::String(s)) => {
+                if values.contains(&s.as_ref()) {
+                    Some(Val::Str(s.to_string()))
+                } else {
+                    let hint = match did_you_mean(s, values.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("choose one of: {}", values.join(", ")),
+                    };
+                    self.error(format!("`{s}` is not a valid `{name}`"), span, hint);
+                    None
+                }
+            }
+            (Ty::Enum(values), _) => wrong(self, "a string", format!("choose one of: {}", values.join(", "))),
+            (Ty::EnvMap, DeValue::Table(vars)) => {
+                let mut out = Vec::new();
+                for (key, value) in vars {
+                    let var = key.get_ref().as_ref();
+                    if !is_name(var) {
+                        self.error(
+                            format!("`{var}` is not a valid environment variable name"),
+                            key.span(),
+                            "use letters, digits and `_`, starting with a letter or `_`",
+                        );
+                        continue;
+                    }
+                    match value.get_ref() {
+                        DeValue::String(s) => out.push((var.to_owned(), s.to_string(), value.span())),
+                        other => self.error(
+                            format!("environment variable `{var}` must be a string, found {}", type_name(other)),
+                            value.span(),
+                            format!("put the value in quotes: {var} = \"...\""),
+                        ),
+                    }
+                }
+                Some(Val::Env(out))
+            }
+            (Ty::EnvMap, _) => wrong(self, "a table", format!("write {name} = {{ NAME = \"value\" }}")),
+        }
+    }
+}
+
+fn first_sentence(doc: &str) -> &str {
+    doc.split_once(". ").map_or(doc, |(s, _)| s)
+}
+
+fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    match did_you_mean(word, candidates.clone()) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => {
+            let all: Vec<&str> = candidates.into_iter().collect();
+            format!("expected one of: {}", all.join(", "))
+        }
+    }
+}
+
+/// The shortest walk along `depends_on` edges from `start` back to `start`, inside one
+/// strongly connected component.
+fn cycle_path(start: usize, members: &[usize], edges: &[Vec<(usize, Range<usize>)>]) -> Vec<usize> {
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        for (next, _) in &edges[node] {
+            if !members.contains(next) {
+                continue;
+            }
+            if *next == start {
+                let mut chain = Vec::new();
+                let mut at = node;
+                while at != start {
+                    chain.push(at);
+                    at = parent[&at];
+                }
+                chain.reverse();
+                let mut walk = vec![start];
+                walk.extend(chain);
+                walk.push(start);
+                return walk;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(*next) {
+                e.insert(node);
+                queue.push_back(*next);
+            }
+        }
+    }
+    vec![start, start]
+}

@@ -1,0 +1,318 @@
+//! The DAG file's keys, their types and their documentation: one table that the parser checks
+//! against, `vane schema` turns into JSON Schema, and the README's reference is generated from.
+
+use serde_json::{Value, json};
+
+/// The type of a key's value, with the bounds the parser enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ty {
+    Str,
+    /// A DAG or task id.
+    Ident,
+    StrList,
+    /// A list of task ids.
+    IdList,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Duration {
+        max_secs: u64,
+    },
+    Cron,
+    Timezone,
+    Enum(&'static [&'static str]),
+    /// Environment variables: a table of strings (templates).
+    EnvMap,
+    /// A template string.
+    Template,
+}
+
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub(crate) name: &'static str,
+    pub(crate) ty: Ty,
+    pub(crate) required: bool,
+    /// The default as a person would read it in the reference.
+    pub(crate) default: Option<&'static str>,
+    pub(crate) doc: &'static str,
+}
+
+const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+    Field {
+        name,
+        ty,
+        required: false,
+        default: None,
+        doc,
+    }
+}
+
+const fn with_default(mut f: Field, default: &'static str) -> Field {
+    f.default = Some(default);
+    f
+}
+
+const fn required(mut f: Field) -> Field {
+    f.required = true;
+    f
+}
+
+pub(crate) const DAY_SECS: u64 = 86_400;
+
+pub(crate) const DAG: &[Field] = &[
+    with_default(
+        field("id", Ty::Ident, "Unique id of the DAG: letters, digits, `_`, `-`, `.`."),
+        "the file name without `.toml`",
+    ),
+    field("description", Ty::Str, "One line saying what the DAG is for."),
+    field(
+        "schedule",
+        Ty::Cron,
+        "Cron expression (5 fields, or 6 with seconds first), names such as `MON-FRI`, or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). Omit for a DAG that only runs when triggered.",
+    ),
+    with_default(
+        field("timezone", Ty::Timezone, "IANA time zone the schedule and `ds` are read in, e.g. `Europe/Paris`."),
+        "UTC",
+    ),
+    with_default(
+        field(
+            "max_active_tasks",
+            Ty::Int { min: 1, max: 10_000 },
+            "Most tasks of one run running at once.",
+        ),
+        "number of CPUs",
+    ),
+    field("tags", Ty::StrList, "Free labels for finding DAGs."),
+];
+
+/// Keys a task may set and `[defaults]` may set for every task.
+pub(crate) const SHARED: &[Field] = &[
+    with_default(
+        field("retries", Ty::Int { min: 0, max: 100 }, "Retries after a failed attempt."),
+        "0",
+    ),
+    with_default(
+        field(
+            "retry_delay",
+            Ty::Duration { max_secs: 7 * DAY_SECS },
+            "Wait before a retry: `500ms`, `30s`, `5m`, `1h`, `1d`, or sums like `1h30m`.",
+        ),
+        "30s",
+    ),
+    with_default(
+        field(
+            "retry_backoff",
+            Ty::Enum(&["fixed", "exponential"]),
+            "`exponential` doubles the delay after each failed attempt, up to `max_retry_delay`.",
+        ),
+        "fixed",
+    ),
+    with_default(
+        field(
+            "max_retry_delay",
+            Ty::Duration { max_secs: 7 * DAY_SECS },
+            "Upper bound of an exponential retry delay.",
+        ),
+        "1h",
+    ),
+    with_default(
+        field(
+            "timeout",
+            Ty::Duration { max_secs: 30 * DAY_SECS },
+            "An attempt running longer is killed with its whole process group and fails.",
+        ),
+        "none",
+    ),
+    field(
+        "env",
+        Ty::EnvMap,
+        "Environment variables for the process; values may use templates (not shell-quoted). A task's `env` is merged over `[defaults]`.",
+    ),
+    with_default(
+        field(
+            "cwd",
+            Ty::Template,
+            "Working directory; relative to the directory `vane` runs in. May use templates.",
+        ),
+        "the directory `vane` runs in",
+    ),
+];
+
+/// Keys only a task may set; a task may also set every key of [`SHARED`].
+pub(crate) const TASK_OWN: &[Field] = &[
+    required(field(
+        "command",
+        Ty::Template,
+        "Shell command (`/bin/sh -c`). Templates such as `{{ ds }}` are replaced by shell-quoted values; `{{ params.x | raw }}` inserts a value unquoted and `vane validate` warns about it.",
+    )),
+    field("description", Ty::Str, "What the task does."),
+    field(
+        "depends_on",
+        Ty::IdList,
+        "Tasks that must succeed before this one starts.",
+    ),
+];
+
+pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
+pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED];
+
+/// Top-level tables of a DAG file.
+pub(crate) const SECTIONS: &[(&str, &str)] = &[
+    ("dag", "What the DAG is and when it runs."),
+    ("defaults", "Task settings applied to every task that does not set them itself."),
+    (
+        "params",
+        "Run parameters with their default values (string, integer, float or boolean). `vane run --param name=value` overrides them per run; an override must have the default's type. Tasks read them as `{{ params.name }}` and `$VANE_PARAM_NAME`.",
+    ),
+    ("tasks", "One table per task: `[tasks.ID]`. At least one task is required."),
+];
+
+fn ty_schema(ty: Ty) -> Value {
+    match ty {
+        Ty::Str | Ty::Template => json!({ "type": "string" }),
+        Ty::Ident => json!({ "type": "string", "pattern": crate::parse::IDENT_PATTERN }),
+        Ty::StrList => json!({ "type": "array", "items": { "type": "string" } }),
+        Ty::IdList => json!({
+            "type": "array",
+            "items": { "type": "string", "pattern": crate::parse::IDENT_PATTERN },
+            "uniqueItems": true
+        }),
+        Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+        Ty::Duration { .. } => json!({
+            "type": "string",
+            "pattern": "^([0-9]+(ms|s|m|h|d))+$"
+        }),
+        Ty::Cron => json!({ "type": "string" }),
+        Ty::Timezone => json!({ "type": "string" }),
+        Ty::Enum(values) => json!({ "type": "string", "enum": values }),
+        Ty::EnvMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+    }
+}
+
+fn table_schema(groups: &[&[Field]], description: &str) -> Value {
+    let mut properties = serde_json::Map::new();
+    for f in groups.iter().copied().flatten() {
+        let mut schema = ty_schema(f.ty);
+        let mut doc = f.doc.to_owned();
+        if let Some(default) = f.default {
+            doc.push_str(&format!(" Default: {default}."));
+        }
+        schema["description"] = Value::from(doc);
+        properties.insert(f.name.to_owned(), schema);
+    }
+    let required: Vec<&str> = groups
+        .iter()
+        .copied()
+        .flatten()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    let mut schema = json!({
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
+}
+
+fn section_doc(name: &str) -> &'static str {
+    SECTIONS.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d)
+}
+
+/// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML.
+pub fn json_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://vane.dev/schema/dag.json",
+        "title": "vane DAG file",
+        "description": "One DAG per TOML file. Reference: README.md, section 'The DAG file'.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["tasks"],
+        "properties": {
+            "dag": table_schema(&[DAG], section_doc("dag")),
+            "defaults": table_schema(DEFAULTS, section_doc("defaults")),
+            "params": {
+                "type": "object",
+                "description": section_doc("params"),
+                "additionalProperties": { "type": ["string", "integer", "number", "boolean"] }
+            },
+            "tasks": {
+                "type": "object",
+                "description": section_doc("tasks"),
+                "minProperties": 1,
+                "propertyNames": { "pattern": crate::parse::IDENT_PATTERN },
+                "additionalProperties": { "$ref": "#/$defs/task" }
+            }
+        },
+        "$defs": { "task": table_schema(TASK, "A task: one command run as one process.") }
+    })
+}
+
+fn ty_name(ty: Ty) -> String {
+    match ty {
+        Ty::Str => "string".into(),
+        Ty::Template => "template string".into(),
+        Ty::Ident => "id".into(),
+        Ty::StrList => "list of strings".into(),
+        Ty::IdList => "list of task ids".into(),
+        Ty::Int { min, max } => format!("integer, {min}–{max}"),
+        Ty::Duration { max_secs } => format!("duration, at most {}d", max_secs / DAY_SECS),
+        Ty::Cron => "cron expression".into(),
+        Ty::Timezone => "IANA time zone".into(),
+        Ty::Enum(values) => values
+            .iter()
+            .map(|v| format!("`\"{v}\"`"))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Ty::EnvMap => "table of strings".into(),
+    }
+}
+
+/// The DAG file reference as Markdown; the README embeds exactly this text.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    for (section, doc) in SECTIONS {
+        let groups: &[&[Field]] = match *section {
+            "dag" => &[DAG],
+            "defaults" => DEFAULTS,
+            "tasks" => TASK,
+            _ => &[],
+        };
+        let header = if *section == "tasks" { "[tasks.ID]" } else { &format!("[{section}]") };
+        out.push_str(&format!("#### `{header}`\n\n{doc}\n\n"));
+        if groups.is_empty() {
+            continue;
+        }
+        out.push_str("| key | type | default | meaning |\n|---|---|---|---|\n");
+        for f in groups.iter().copied().flatten() {
+            let default = match (f.required, f.default) {
+                (true, _) => "required".to_owned(),
+                (false, Some(d)) => d.to_owned(),
+                (false, None) => "—".to_owned(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                f.name,
+                ty_name(f.ty),
+                default,
+                f.doc.replace('|', "\\|")
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str("#### Template variables\n\nUsable in `command`, `env` values and `cwd`. An unknown variable is an error. Each also reaches the process as an environment variable.\n\n| variable | environment | meaning |\n|---|---|---|\n");
+    for (name, doc) in crate::template::BUILTIN_VARIABLES {
+        out.push_str(&format!(
+            "| `{{{{ {name} }}}}` | `VANE_{}` | {doc} |\n",
+            name.to_uppercase()
+        ));
+    }
+    out.push_str("| `{{ params.NAME }}` | `VANE_PARAM_NAME` (upper case) | value of a parameter declared under `[params]` |\n");
+    out
+}

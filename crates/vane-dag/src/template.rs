@@ -1,0 +1,257 @@
+//! `{{ variable }}` templates in commands, environment values and working directories.
+//!
+//! Values substituted into a command are shell-quoted, so a parameter can never become shell
+//! syntax. `{{ params.x | raw }}` opts out, and `vane validate` warns about every such use.
+
+use std::fmt::Write as _;
+
+/// Variables every task may use, besides `params.NAME`.
+pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
+    ("ds", "logical date as YYYY-MM-DD, in the DAG's time zone"),
+    ("ds_nodash", "logical date as YYYYMMDD"),
+    ("logical_date", "logical date and time, RFC 3339 with offset"),
+    ("run_id", "id of the DAG run"),
+    ("dag_id", "id of the DAG"),
+    ("task_id", "id of the task"),
+    ("attempt", "attempt number of this task in this run, from 1"),
+];
+
+/// A variable a template refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Var {
+    /// One of [`BUILTIN_VARIABLES`], by name.
+    Builtin(&'static str),
+    /// `params.NAME`.
+    Param(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Var { var: Var, raw: bool },
+}
+
+/// A parsed template; rendering cannot fail because every variable was checked when parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+/// A problem found while parsing a template, with its byte range inside the template text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TemplateProblem {
+    pub(crate) range: std::ops::Range<usize>,
+    pub(crate) message: String,
+    pub(crate) hint: String,
+}
+
+impl Template {
+    /// Parses `text`, checking every variable against the built-ins and `params`.
+    pub(crate) fn parse(
+        text: &str,
+        params: &[&str],
+    ) -> Result<(Self, Vec<std::ops::Range<usize>>), Vec<TemplateProblem>> {
+        let mut segments = Vec::new();
+        let mut problems = Vec::new();
+        let mut raw_uses = Vec::new();
+        let mut rest = 0;
+        while let Some(open) = text[rest..].find("{{").map(|i| i + rest) {
+            if open > rest {
+                segments.push(Segment::Literal(text[rest..open].to_owned()));
+            }
+            let Some(close) = text[open..].find("}}").map(|i| i + open) else {
+                problems.push(TemplateProblem {
+                    range: open..text.len(),
+                    message: "unclosed `{{` in template".into(),
+                    hint: "close it with `}}`, as in `{{ ds }}`".into(),
+                });
+                rest = text.len();
+                break;
+            };
+            let range = open..close + 2;
+            let inner = text[open + 2..close].trim();
+            let (name, raw) = match inner.split_once('|') {
+                Some((name, filter)) if filter.trim() == "raw" => (name.trim(), true),
+                Some((_, filter)) => {
+                    problems.push(TemplateProblem {
+                        range: range.clone(),
+                        message: format!("unknown template filter `{}`", filter.trim()),
+                        hint: "the only filter is `raw`, as in `{{ params.x | raw }}`".into(),
+                    });
+                    rest = close + 2;
+                    continue;
+                }
+                None => (inner, false),
+            };
+            match resolve(name, params) {
+                Ok(var) => {
+                    if raw {
+                        raw_uses.push(range.clone());
+                    }
+                    segments.push(Segment::Var { var, raw });
+                }
+                Err((message, hint)) => problems.push(TemplateProblem {
+                    range,
+                    message,
+                    hint,
+                }),
+            }
+            rest = close + 2;
+        }
+        if rest < text.len() {
+            segments.push(Segment::Literal(text[rest..].to_owned()));
+        }
+        if problems.is_empty() {
+            Ok((
+                Self {
+                    source: text.to_owned(),
+                    segments,
+                },
+                raw_uses,
+            ))
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The template as written in the DAG file.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every variable the template uses.
+    pub fn variables(&self) -> impl Iterator<Item = &Var> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Var { var, .. } => Some(var),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// Renders for a shell command: each value is shell-quoted unless marked `raw`.
+    pub fn render_shell(&self, lookup: impl Fn(&Var) -> String) -> String {
+        self.render(lookup, true)
+    }
+
+    /// Renders for an environment value or path: values are inserted as they are.
+    pub fn render_plain(&self, lookup: impl Fn(&Var) -> String) -> String {
+        self.render(lookup, false)
+    }
+
+    fn render(&self, lookup: impl Fn(&Var) -> String, quote: bool) -> String {
+        let mut out = String::with_capacity(self.source.len());
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Var { var, raw } => {
+                    let value = lookup(var);
+                    if quote && !raw {
+                        let _ = write!(out, "{}", shell_quote(&value));
+                    } else {
+                        out.push_str(&value);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn resolve(name: &str, params: &[&str]) -> Result<Var, (String, String)> {
+    if let Some(param) = name.strip_prefix("params.") {
+        if params.contains(&param) {
+            return Ok(Var::Param(param.to_owned()));
+        }
+        let hint = match crate::diag::did_you_mean(param, params.iter().copied()) {
+            Some(close) => format!("did you mean `params.{close}`?"),
+            None if params.is_empty() => "declare it under [params] with a default value".into(),
+            None => format!(
+                "declare it under [params]; declared: {}",
+                params.join(", ")
+            ),
+        };
+        return Err((format!("unknown parameter `{param}` in template"), hint));
+    }
+    if let Some((builtin, _)) = BUILTIN_VARIABLES.iter().find(|(b, _)| *b == name) {
+        return Ok(Var::Builtin(builtin));
+    }
+    let names = BUILTIN_VARIABLES.iter().map(|(b, _)| *b);
+    let hint = match crate::diag::did_you_mean(name, names) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None if params.contains(&name) => format!("parameters are written `params.{name}`"),
+        None => format!(
+            "known variables: {}, params.NAME",
+            BUILTIN_VARIABLES
+                .iter()
+                .map(|(b, _)| *b)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Err((format!("unknown template variable `{name}`"), hint))
+}
+
+/// Quotes `value` for POSIX `sh` so that it is always one word and never syntax.
+pub fn shell_quote(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:=+@%,".contains(&b));
+    if safe {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(var: &Var) -> String {
+        match var {
+            Var::Builtin(name) => format!("<{name}>"),
+            Var::Param(p) if p == "evil" => "x; touch pwned".into(),
+            Var::Param(p) => format!("[{p}]"),
+        }
+    }
+
+    #[test]
+    fn hostile_values_stay_one_word() {
+        let (t, raw) = Template::parse("echo {{ params.evil }}", &["evil"]).unwrap();
+        assert!(raw.is_empty());
+        assert_eq!(t.render_shell(lookup), "echo 'x; touch pwned'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("2026-01-01"), "2026-01-01");
+    }
+
+    #[test]
+    fn raw_is_explicit_and_reported() {
+        let (t, raw) = Template::parse("echo {{params.evil|raw}}", &["evil"]).unwrap();
+        assert_eq!(raw, vec![5..24]);
+        assert_eq!(t.render_shell(lookup), "echo x; touch pwned");
+    }
+
+    #[test]
+    fn unknown_variables_are_errors_with_suggestions() {
+        let problems = Template::parse("a {{ dss }} {{ params.min_acc }} {{ x", &["min_accuracy"])
+            .unwrap_err();
+        let messages: Vec<_> = problems.iter().map(|p| (p.message.as_str(), p.hint.as_str())).collect();
+        assert_eq!(
+            messages,
+            vec![
+                ("unknown template variable `dss`", "did you mean `ds`?"),
+                ("unknown parameter `min_acc` in template", "declare it under [params]; declared: min_accuracy"),
+                ("unclosed `{{` in template", "close it with `}}`, as in `{{ ds }}`"),
+            ]
+        );
+        assert_eq!(problems[0].range, 2..11);
+    }
+
+    #[test]
+    fn plain_rendering_does_not_quote() {
+        let (t, _) = Template::parse("{{ ds }}/{{ params.evil }}", &["evil"]).unwrap();
+        assert_eq!(t.render_plain(lookup), "<ds>/x; touch pwned");
+    }
+}

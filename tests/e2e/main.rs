@@ -1,0 +1,1 @@
+#[test] fn t(){ assert!(std::path::Path::new(env!("CARGO_BIN_EXE_vane")).exists()); }
