@@ -13,7 +13,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("expected a number at `{rest}`"));
         }
@@ -51,7 +53,13 @@ pub fn format_duration(duration: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if millis >= size {
             out.push_str(&format!("{}{unit}", millis / size));
             millis %= size;
@@ -78,7 +86,11 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("5 min").is_err());
-        assert!(parse_duration("3w").unwrap_err().contains("unknown unit `w`"));
+        assert!(
+            parse_duration("3w")
+                .unwrap_err()
+                .contains("unknown unit `w`")
+        );
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
     }

@@ -50,9 +50,9 @@ impl DagSet {
             .iter()
             .find(|f| f.parsed.dag.as_ref().is_some_and(|d| d.id == id))
             .or_else(|| {
-                self.files.iter().find(|f| {
-                    f.parsed.dag.is_none() && f.path.file_stem().is_some_and(|s| s == id)
-                })
+                self.files
+                    .iter()
+                    .find(|f| f.parsed.dag.is_none() && f.path.file_stem().is_some_and(|s| s == id))
             })
     }
 

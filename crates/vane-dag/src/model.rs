@@ -164,8 +164,14 @@ mod tests {
 
     #[test]
     fn overrides_take_the_type_of_the_default() {
-        assert_eq!(ParamValue::Float(0.8).coerce("0.9"), Ok(ParamValue::Float(0.9)));
-        assert_eq!(ParamValue::Bool(false).coerce("true"), Ok(ParamValue::Bool(true)));
+        assert_eq!(
+            ParamValue::Float(0.8).coerce("0.9"),
+            Ok(ParamValue::Float(0.9))
+        );
+        assert_eq!(
+            ParamValue::Bool(false).coerce("true"),
+            Ok(ParamValue::Bool(true))
+        );
         assert_eq!(
             ParamValue::Integer(3).coerce("three"),
             Err("expected integer, got `three`".into())

@@ -197,11 +197,7 @@ impl Cx<'_> {
             } else {
                 suggestion(name, spec::SECTIONS.iter().map(|(s, _)| *s))
             };
-            self.error(
-                format!("unknown top-level key `{name}`"),
-                key.span(),
-                hint,
-            );
+            self.error(format!("unknown top-level key `{name}`"), key.span(), hint);
         }
 
         let dag_keys = match sections.get("dag") {
@@ -261,7 +257,11 @@ impl Cx<'_> {
             schedule,
             timezone,
             max_active_tasks: dag_keys.int("max_active_tasks").map(|n| n as usize),
-            tags: dag_keys.list("tags").iter().map(|(t, _)| t.clone()).collect(),
+            tags: dag_keys
+                .list("tags")
+                .iter()
+                .map(|(t, _)| t.clone())
+                .collect(),
             params,
             tasks,
         })
@@ -270,7 +270,10 @@ impl Cx<'_> {
     fn params(&mut self, value: &Spanned<DeValue<'_>>) -> Vec<(String, ParamValue)> {
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
-                format!("[params] must be a table, found {}", type_name(value.get_ref())),
+                format!(
+                    "[params] must be a table, found {}",
+                    type_name(value.get_ref())
+                ),
                 value.span(),
                 "write parameters as `[params]` followed by `name = default` lines",
             );
@@ -320,7 +323,10 @@ impl Cx<'_> {
     ) -> Option<Vec<Task>> {
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
-                format!("`tasks` must be a table of tasks, found {}", type_name(value.get_ref())),
+                format!(
+                    "`tasks` must be a table of tasks, found {}",
+                    type_name(value.get_ref())
+                ),
                 value.span(),
                 "write each task as a table: [tasks.train] followed by command = \"...\"",
             );
@@ -356,7 +362,10 @@ impl Cx<'_> {
             }
             let DeValue::Table(_) = value.get_ref() else {
                 self.error(
-                    format!("task `{id}` must be a table, found {}", type_name(value.get_ref())),
+                    format!(
+                        "task `{id}` must be a table, found {}",
+                        type_name(value.get_ref())
+                    ),
                     value.span(),
                     format!("write it as [tasks.{id}] followed by command = \"...\""),
                 );
@@ -372,7 +381,9 @@ impl Cx<'_> {
                     None => {
                         let hint = suggestion(dep, ids.iter().copied().filter(|t| *t != id));
                         self.error(
-                            format!("task `{id}` depends on `{dep}`, which is not a task of this DAG"),
+                            format!(
+                                "task `{id}` depends on `{dep}`, which is not a task of this DAG"
+                            ),
                             span.clone(),
                             hint,
                         );
@@ -405,7 +416,10 @@ impl Cx<'_> {
         let pick = |name: &str| keys.get(name).or_else(|| defaults.get(name));
         let int = |name: &str| keys.int(name).or_else(|| defaults.int(name));
         let dur = |name: &str| keys.dur(name).or_else(|| defaults.dur(name));
-        let backoff = match keys.str("retry_backoff").or_else(|| defaults.str("retry_backoff")) {
+        let backoff = match keys
+            .str("retry_backoff")
+            .or_else(|| defaults.str("retry_backoff"))
+        {
             Some("exponential") => Backoff::Exponential,
             _ => Backoff::Fixed,
         };
@@ -417,7 +431,9 @@ impl Cx<'_> {
         };
         let mut env: Vec<(String, Template)> = Vec::new();
         for source in [defaults.get("env"), keys.get("env")].into_iter().flatten() {
-            let Val::Env(vars) = &source.val else { continue };
+            let Val::Env(vars) = &source.val else {
+                continue;
+            };
             for (name, value, span) in vars {
                 let entry = Entry {
                     val: Val::Str(value.clone()),
@@ -476,7 +492,12 @@ impl Cx<'_> {
 
     /// Maps a range inside a string's content to source bytes, when the string was written
     /// without escapes; otherwise the whole string is pointed at.
-    fn inner_span(&self, value_span: &Range<usize>, content: &str, range: Range<usize>) -> Range<usize> {
+    fn inner_span(
+        &self,
+        value_span: &Range<usize>,
+        content: &str,
+        range: Range<usize>,
+    ) -> Range<usize> {
         let raw = self.source.get(value_span.clone()).unwrap_or("");
         let mut prefix = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
             3
@@ -538,11 +559,19 @@ impl Cx<'_> {
     }
 
     /// Checks every key of a table against its spec: unknown keys, types and bounds.
-    fn table(&mut self, value: &Spanned<DeValue<'_>>, groups: &[&'static [Field]], label: &str) -> Checked {
+    fn table(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        groups: &[&'static [Field]],
+        label: &str,
+    ) -> Checked {
         let mut checked = Checked::default();
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
-                format!("{label} must be a table, found {}", type_name(value.get_ref())),
+                format!(
+                    "{label} must be a table, found {}",
+                    type_name(value.get_ref())
+                ),
                 value.span(),
                 format!("write it as {label} on its own line, followed by `key = value` lines"),
             );
@@ -583,7 +612,10 @@ impl Cx<'_> {
         let span = value.span();
         let wrong = |cx: &mut Self, expected: &str, hint: String| {
             cx.error(
-                format!("`{name}` in {label} must be {expected}, found {}", type_name(value.get_ref())),
+                format!(
+                    "`{name}` in {label} must be {expected}, found {}",
+                    type_name(value.get_ref())
+                ),
                 span.clone(),
                 hint,
             );
@@ -591,7 +623,11 @@ impl Cx<'_> {
         };
         match (field.ty, value.get_ref()) {
             (Ty::Str | Ty::Template, DeValue::String(s)) => Some(Val::Str(s.to_string())),
-            (Ty::Str | Ty::Template, _) => wrong(self, "a string", format!("put the value in quotes: {name} = \"...\"")),
+            (Ty::Str | Ty::Template, _) => wrong(
+                self,
+                "a string",
+                format!("put the value in quotes: {name} = \"...\""),
+            ),
             (Ty::Ident, DeValue::String(s)) => {
                 if is_ident(s) {
                     Some(Val::Str(s.to_string()))
@@ -610,10 +646,15 @@ impl Cx<'_> {
                 for item in items {
                     match item.get_ref() {
                         DeValue::String(s) => {
-                            if matches!(field.ty, Ty::IdList) && out.iter().any(|(o, _)| o == s.as_ref()) {
+                            if matches!(field.ty, Ty::IdList)
+                                && out.iter().any(|(o, _)| o == s.as_ref())
+                            {
                                 self.diags.push(
-                                    Diagnostic::warning(format!("`{s}` is listed twice in `{name}`"), Some(item.span()))
-                                        .hint("remove the repeated entry"),
+                                    Diagnostic::warning(
+                                        format!("`{s}` is listed twice in `{name}`"),
+                                        Some(item.span()),
+                                    )
+                                    .hint("remove the repeated entry"),
                                 );
                                 continue;
                             }
@@ -621,7 +662,10 @@ impl Cx<'_> {
                         }
                         other => {
                             self.error(
-                                format!("every entry of `{name}` must be a string, found {}", type_name(other)),
+                                format!(
+                                    "every entry of `{name}` must be a string, found {}",
+                                    type_name(other)
+                                ),
                                 item.span(),
                                 "put each entry in quotes",
                             );
@@ -630,11 +674,21 @@ impl Cx<'_> {
                 }
                 Some(Val::List(out))
             }
-            (Ty::StrList | Ty::IdList, DeValue::String(s)) => wrong(self, "an array", format!("write {name} = [\"{s}\"]")),
-            (Ty::StrList | Ty::IdList, _) => wrong(self, "an array of strings", format!("write {name} = [\"a\", \"b\"]")),
+            (Ty::StrList | Ty::IdList, DeValue::String(s)) => {
+                wrong(self, "an array", format!("write {name} = [\"{s}\"]"))
+            }
+            (Ty::StrList | Ty::IdList, _) => wrong(
+                self,
+                "an array of strings",
+                format!("write {name} = [\"a\", \"b\"]"),
+            ),
             (Ty::Int { min, max }, DeValue::Integer(i)) => {
                 let Some(n) = integer(i) else {
-                    return wrong(self, "an integer that fits in 64 bits", format!("{name} must be between {min} and {max}"));
+                    return wrong(
+                        self,
+                        "an integer that fits in 64 bits",
+                        format!("{name} must be between {min} and {max}"),
+                    );
                 };
                 if n < min || n > max {
                     self.error(
@@ -646,10 +700,16 @@ impl Cx<'_> {
                 }
                 Some(Val::Int(n))
             }
-            (Ty::Int { .. }, DeValue::String(s)) if s.trim().parse::<i64>().is_ok() => {
-                wrong(self, "an integer", format!("remove the quotes: {name} = {}", s.trim()))
-            }
-            (Ty::Int { min, max }, _) => wrong(self, "an integer", format!("write a whole number between {min} and {max}")),
+            (Ty::Int { .. }, DeValue::String(s)) if s.trim().parse::<i64>().is_ok() => wrong(
+                self,
+                "an integer",
+                format!("remove the quotes: {name} = {}", s.trim()),
+            ),
+            (Ty::Int { min, max }, _) => wrong(
+                self,
+                "an integer",
+                format!("write a whole number between {min} and {max}"),
+            ),
             (Ty::Duration { max_secs }, DeValue::String(s)) => match parse_duration(s) {
                 Ok(d) if d.as_secs() > max_secs => {
                     self.error(
@@ -674,7 +734,9 @@ impl Cx<'_> {
                 "a duration string",
                 format!("add a unit: {name} = \"{}s\"", i.as_str()),
             ),
-            (Ty::Duration { .. }, _) => wrong(self, "a duration string", format!("write {name} = \"30s\"")),
+            (Ty::Duration { .. }, _) => {
+                wrong(self, "a duration string", format!("write {name} = \"30s\""))
+            }
             (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
                 Ok(cron) => Some(Val::Cron(Box::new(cron))),
                 Err(e) => {
@@ -686,18 +748,24 @@ impl Cx<'_> {
                     None
                 }
             },
-            (Ty::Cron, _) => wrong(self, "a cron string", "write schedule = \"0 2 * * *\"".into()),
-            (Ty::Timezone, DeValue::String(s)) => match chrono_tz::Tz::from_str(s) {
-                Ok(tz) => Some(Val::Tz(tz)),
-                Err(_) => {
-                    let hint = match did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())) {
+            (Ty::Cron, _) => wrong(
+                self,
+                "a cron string",
+                "write schedule = \"0 2 * * *\"".into(),
+            ),
+            (Ty::Timezone, DeValue::String(s)) => {
+                match chrono_tz::Tz::from_str(s) {
+                    Ok(tz) => Some(Val::Tz(tz)),
+                    Err(_) => {
+                        let hint = match did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())) {
                         Some(close) => format!("did you mean `{close}`?"),
                         None => "use an IANA name such as `UTC`, `Europe/Paris` or `America/New_York`".into(),
                     };
-                    self.error(format!("unknown time zone `{s}`"), span, hint);
-                    None
+                        self.error(format!("unknown time zone `{s}`"), span, hint);
+                        None
+                    }
                 }
-            },
+            }
             (Ty::Timezone, _) => wrong(self, "a string", "write timezone = \"UTC\"".into()),
             (Ty::Enum(values), DeValue::String(s)) => {
                 if values.contains(&s.as_ref()) {
@@ -711,7 +779,11 @@ impl Cx<'_> {
                     None
                 }
             }
-            (Ty::Enum(values), _) => wrong(self, "a string", format!("choose one of: {}", values.join(", "))),
+            (Ty::Enum(values), _) => wrong(
+                self,
+                "a string",
+                format!("choose one of: {}", values.join(", ")),
+            ),
             (Ty::EnvMap, DeValue::Table(vars)) => {
                 let mut out = Vec::new();
                 for (key, value) in vars {
@@ -725,9 +797,14 @@ impl Cx<'_> {
                         continue;
                     }
                     match value.get_ref() {
-                        DeValue::String(s) => out.push((var.to_owned(), s.to_string(), value.span())),
+                        DeValue::String(s) => {
+                            out.push((var.to_owned(), s.to_string(), value.span()))
+                        }
                         other => self.error(
-                            format!("environment variable `{var}` must be a string, found {}", type_name(other)),
+                            format!(
+                                "environment variable `{var}` must be a string, found {}",
+                                type_name(other)
+                            ),
                             value.span(),
                             format!("put the value in quotes: {var} = \"...\""),
                         ),
@@ -735,7 +812,11 @@ impl Cx<'_> {
                 }
                 Some(Val::Env(out))
             }
-            (Ty::EnvMap, _) => wrong(self, "a table", format!("write {name} = {{ NAME = \"value\" }}")),
+            (Ty::EnvMap, _) => wrong(
+                self,
+                "a table",
+                format!("write {name} = {{ NAME = \"value\" }}"),
+            ),
         }
     }
 }

@@ -62,23 +62,38 @@ pub(crate) const DAY_SECS: u64 = 86_400;
 
 pub(crate) const DAG: &[Field] = &[
     with_default(
-        field("id", Ty::Ident, "Unique id of the DAG: letters, digits, `_`, `-`, `.`."),
+        field(
+            "id",
+            Ty::Ident,
+            "Unique id of the DAG: letters, digits, `_`, `-`, `.`.",
+        ),
         "the file name without `.toml`",
     ),
-    field("description", Ty::Str, "One line saying what the DAG is for."),
+    field(
+        "description",
+        Ty::Str,
+        "One line saying what the DAG is for.",
+    ),
     field(
         "schedule",
         Ty::Cron,
         "Cron expression (5 fields, or 6 with seconds first), names such as `MON-FRI`, or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). Omit for a DAG that only runs when triggered.",
     ),
     with_default(
-        field("timezone", Ty::Timezone, "IANA time zone the schedule and `ds` are read in, e.g. `Europe/Paris`."),
+        field(
+            "timezone",
+            Ty::Timezone,
+            "IANA time zone the schedule and `ds` are read in, e.g. `Europe/Paris`.",
+        ),
         "UTC",
     ),
     with_default(
         field(
             "max_active_tasks",
-            Ty::Int { min: 1, max: 10_000 },
+            Ty::Int {
+                min: 1,
+                max: 10_000,
+            },
             "Most tasks of one run running at once.",
         ),
         "number of CPUs",
@@ -89,13 +104,19 @@ pub(crate) const DAG: &[Field] = &[
 /// Keys a task may set and `[defaults]` may set for every task.
 pub(crate) const SHARED: &[Field] = &[
     with_default(
-        field("retries", Ty::Int { min: 0, max: 100 }, "Retries after a failed attempt."),
+        field(
+            "retries",
+            Ty::Int { min: 0, max: 100 },
+            "Retries after a failed attempt.",
+        ),
         "0",
     ),
     with_default(
         field(
             "retry_delay",
-            Ty::Duration { max_secs: 7 * DAY_SECS },
+            Ty::Duration {
+                max_secs: 7 * DAY_SECS,
+            },
             "Wait before a retry: `500ms`, `30s`, `5m`, `1h`, `1d`, or sums like `1h30m`.",
         ),
         "30s",
@@ -111,7 +132,9 @@ pub(crate) const SHARED: &[Field] = &[
     with_default(
         field(
             "max_retry_delay",
-            Ty::Duration { max_secs: 7 * DAY_SECS },
+            Ty::Duration {
+                max_secs: 7 * DAY_SECS,
+            },
             "Upper bound of an exponential retry delay.",
         ),
         "1h",
@@ -119,7 +142,9 @@ pub(crate) const SHARED: &[Field] = &[
     with_default(
         field(
             "timeout",
-            Ty::Duration { max_secs: 30 * DAY_SECS },
+            Ty::Duration {
+                max_secs: 30 * DAY_SECS,
+            },
             "An attempt running longer is killed with its whole process group and fails.",
         ),
         "none",
@@ -160,12 +185,18 @@ pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED];
 /// Top-level tables of a DAG file.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("dag", "What the DAG is and when it runs."),
-    ("defaults", "Task settings applied to every task that does not set them itself."),
+    (
+        "defaults",
+        "Task settings applied to every task that does not set them itself.",
+    ),
     (
         "params",
         "Run parameters with their default values (string, integer, float or boolean). `vane run --param name=value` overrides them per run; an override must have the default's type. Tasks read them as `{{ params.name }}` and `$VANE_PARAM_NAME`.",
     ),
-    ("tasks", "One table per task: `[tasks.ID]`. At least one task is required."),
+    (
+        "tasks",
+        "One table per task: `[tasks.ID]`. At least one task is required.",
+    ),
 ];
 
 fn ty_schema(ty: Ty) -> Value {
@@ -221,7 +252,10 @@ fn table_schema(groups: &[&[Field]], description: &str) -> Value {
 }
 
 fn section_doc(name: &str) -> &'static str {
-    SECTIONS.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d)
+    SECTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, d)| d)
 }
 
 /// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML.
@@ -284,7 +318,11 @@ pub fn reference_markdown() -> String {
             "tasks" => TASK,
             _ => &[],
         };
-        let header = if *section == "tasks" { "[tasks.ID]" } else { &format!("[{section}]") };
+        let header = if *section == "tasks" {
+            "[tasks.ID]"
+        } else {
+            &format!("[{section}]")
+        };
         out.push_str(&format!("#### `{header}`\n\n{doc}\n\n"));
         if groups.is_empty() {
             continue;

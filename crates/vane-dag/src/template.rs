@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
     ("ds", "logical date as YYYY-MM-DD, in the DAG's time zone"),
     ("ds_nodash", "logical date as YYYYMMDD"),
-    ("logical_date", "logical date and time, RFC 3339 with offset"),
+    (
+        "logical_date",
+        "logical date and time, RFC 3339 with offset",
+    ),
     ("run_id", "id of the DAG run"),
     ("dag_id", "id of the DAG"),
     ("task_id", "id of the task"),
@@ -165,10 +168,7 @@ fn resolve(name: &str, params: &[&str]) -> Result<Var, (String, String)> {
         let hint = match crate::diag::did_you_mean(param, params.iter().copied()) {
             Some(close) => format!("did you mean `params.{close}`?"),
             None if params.is_empty() => "declare it under [params] with a default value".into(),
-            None => format!(
-                "declare it under [params]; declared: {}",
-                params.join(", ")
-            ),
+            None => format!("declare it under [params]; declared: {}", params.join(", ")),
         };
         return Err((format!("unknown parameter `{param}` in template"), hint));
     }
@@ -237,13 +237,22 @@ mod tests {
     fn unknown_variables_are_errors_with_suggestions() {
         let problems = Template::parse("a {{ dss }} {{ params.min_acc }} {{ x", &["min_accuracy"])
             .unwrap_err();
-        let messages: Vec<_> = problems.iter().map(|p| (p.message.as_str(), p.hint.as_str())).collect();
+        let messages: Vec<_> = problems
+            .iter()
+            .map(|p| (p.message.as_str(), p.hint.as_str()))
+            .collect();
         assert_eq!(
             messages,
             vec![
                 ("unknown template variable `dss`", "did you mean `ds`?"),
-                ("unknown parameter `min_acc` in template", "declare it under [params]; declared: min_accuracy"),
-                ("unclosed `{{` in template", "close it with `}}`, as in `{{ ds }}`"),
+                (
+                    "unknown parameter `min_acc` in template",
+                    "declare it under [params]; declared: min_accuracy"
+                ),
+                (
+                    "unclosed `{{` in template",
+                    "close it with `}}`, as in `{{ ds }}`"
+                ),
             ]
         );
         assert_eq!(problems[0].range, 2..11);

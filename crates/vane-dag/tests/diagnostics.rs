@@ -12,7 +12,9 @@ fn render(source: &str) -> String {
 
 #[test]
 fn toml_syntax_error() {
-    insta::assert_snapshot!(render("[dag]\ndescription = \"unterminated\n\n[tasks.a]\ncommand = \"true\"\n"));
+    insta::assert_snapshot!(render(
+        "[dag]\ndescription = \"unterminated\n\n[tasks.a]\ncommand = \"true\"\n"
+    ));
 }
 
 #[test]
@@ -183,6 +185,10 @@ retry_backoff = "exponential"
     assert_eq!(train.retry.retries, 2);
     assert_eq!(train.retry.backoff, vane_dag::Backoff::Exponential);
     assert_eq!(train.timeout, Some(std::time::Duration::from_secs(3600)));
-    let env: Vec<_> = train.env.iter().map(|(k, v)| (k.as_str(), v.source())).collect();
+    let env: Vec<_> = train
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.source()))
+        .collect();
     assert_eq!(env, vec![("SEED", "8"), ("DATE", "{{ ds }}")]);
 }

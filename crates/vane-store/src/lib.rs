@@ -1,1 +1,90 @@
+//! Everything vane records, behind one interface: DAG versions, runs, task states and attempts.
+//!
+//! The engine and the CLI never write SQL; they call [`Store`]. [`SqliteStore`] is the embedded
+//! default (WAL mode, `synchronous = FULL`, versioned migrations); a PostgreSQL backend can
+//! implement the same trait for several schedulers sharing one history.
+//!
+//! ```
+//! use vane_store::{Store, SqliteStore, NewDagVersion};
+//! let store = SqliteStore::open_in_memory().unwrap();
+//! let v = store.record_dag_version(&NewDagVersion {
+//!     dag_id: "demo", content_hash: "abc", path: "dags/demo.toml", source: "",
+//! }).unwrap();
+//! assert_eq!(v, store.record_dag_version(&NewDagVersion {
+//!     dag_id: "demo", content_hash: "abc", path: "dags/demo.toml", source: "",
+//! }).unwrap());
+//! ```
 
+mod sqlite;
+mod types;
+
+pub use sqlite::SqliteStore;
+pub use types::{
+    AttemptRecord, AttemptState, Change, DagVersionId, GitState, NewDagVersion, NewRun, RunDetail,
+    RunFilter, RunId, RunRecord, RunState, TaskRecord, TaskState, Trigger,
+};
+
+/// A store failure. Backends map their own errors into these variants.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(
+        "the database is at schema version {found}, newer than this vane understands ({known}); upgrade vane"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the database holds a value this vane cannot read: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What vane records. Every method commits before returning, so a caller that acts after a
+/// call knows the record survives a crash.
+pub trait Store {
+    /// Records a DAG file content, or returns the id it already has.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn record_dag_version(&self, version: &NewDagVersion<'_>) -> Result<DagVersionId>;
+
+    /// Creates a `queued` run with every task `queued`.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn create_run(&self, run: &NewRun<'_>) -> Result<RunId>;
+
+    /// Applies state transitions atomically: all of them or none.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written, or a change names a run, task or attempt
+    /// that does not exist.
+    fn apply(&self, changes: &[Change<'_>]) -> Result<()>;
+
+    /// Runs, newest first.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>>;
+
+    /// One run with its tasks (in DAG order) and their attempts.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such run.
+    fn run(&self, id: RunId) -> Result<RunDetail>;
+
+    /// The DAG file content a run used.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such version.
+    fn dag_source(&self, version: DagVersionId) -> Result<String>;
+}

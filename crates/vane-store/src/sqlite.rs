@@ -1,0 +1,405 @@
+//! The embedded SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::types::*;
+use crate::{Result, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// How long a writer waits for another process (a scheduler, a CLI command) to finish its
+/// transaction before giving up. Transactions here last milliseconds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        backend(e)
+    }
+}
+
+fn ts(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{text}`: {e}")))
+}
+
+fn parse_enum<T: FromStr<Err = String>>(text: &str) -> Result<T> {
+    text.parse().map_err(StoreError::Corrupt)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    ///
+    /// # Errors
+    /// Fails when the file cannot be created or opened, or was written by a newer vane.
+    pub fn open(path: &Path) -> Result<Self> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        Self::setup(conn)
+    }
+
+    /// A private database that vanishes with the value; for tests.
+    ///
+    /// # Errors
+    /// Fails only if SQLite itself cannot allocate.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets the CLI read while a run writes; FULL makes every commit survive power loss,
+        // which is what "recorded before acted on" needs. A commit costs well under a millisecond.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let known = MIGRATIONS.len() as i64;
+        let tx = self.conn.unchecked_transaction()?;
+        // Taking the write lock first means two processes opening a new database at once
+        // cannot both run the same migration.
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _vane_lock (x INTEGER); DELETE FROM _vane_lock;",
+        )?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for sql in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", known)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Schema version after migrations.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Runs SQLite's own consistency check; `Ok(true)` when it reports `ok`.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    pub fn integrity_check(&self) -> Result<bool> {
+        let result: String = self
+            .conn
+            .pragma_query_value(None, "integrity_check", |r| r.get(0))?;
+        Ok(result == "ok")
+    }
+
+    fn run_record(row: &Row<'_>) -> Result<RunRecord> {
+        let git_commit: Option<String> = row.get("git_commit")?;
+        let git_dirty: Option<bool> = row.get("git_dirty")?;
+        let params: String = row.get("params")?;
+        let opt_ts = |name: &str| -> Result<Option<DateTime<Utc>>> {
+            row.get::<_, Option<String>>(name)?
+                .map(|t| parse_ts(&t))
+                .transpose()
+        };
+        Ok(RunRecord {
+            id: row.get("id")?,
+            dag_id: row.get("dag_id")?,
+            dag_version: row.get("dag_version_id")?,
+            dag_hash: row.get("content_hash")?,
+            logical_date: parse_ts(&row.get::<_, String>("logical_date")?)?,
+            trigger: parse_enum(&row.get::<_, String>("trigger")?)?,
+            params: serde_json::from_str(&params)
+                .map_err(|e| StoreError::Corrupt(format!("params of a run: {e}")))?,
+            state: parse_enum(&row.get::<_, String>("state")?)?,
+            reason: row.get("reason")?,
+            git: git_commit.map(|commit| GitState {
+                commit,
+                dirty: git_dirty.unwrap_or(false),
+            }),
+            host: row.get("host")?,
+            queued_at: parse_ts(&row.get::<_, String>("queued_at")?)?,
+            started_at: opt_ts("started_at")?,
+            ended_at: opt_ts("ended_at")?,
+        })
+    }
+
+    fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change<'_>) -> Result<()> {
+        let changed = match change {
+            Change::Run {
+                run,
+                state,
+                reason,
+                at,
+            } => {
+                let at = ts(at);
+                tx.execute(
+                    "UPDATE runs SET state = ?2,
+                        reason = COALESCE(?3, reason),
+                        started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?4) ELSE started_at END,
+                        ended_at = CASE WHEN ?2 IN ('success', 'failed') THEN ?4 ELSE NULL END
+                     WHERE id = ?1",
+                    params![run, state.as_str(), reason, at],
+                )?
+            }
+            Change::Task {
+                run,
+                task,
+                state,
+                reason,
+                at,
+            } => tx.execute(
+                "UPDATE task_instances SET state = ?3, reason = ?4, updated_at = ?5
+                 WHERE run_id = ?1 AND task_id = ?2",
+                params![run, task, state.as_str(), reason, ts(at)],
+            )?,
+            Change::AttemptStarted {
+                run,
+                task,
+                attempt,
+                command,
+                host,
+                log_path,
+                at,
+            } => {
+                let at = ts(at);
+                tx.execute(
+                    "INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path, started_at)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+                    params![run, task, attempt, command, host, log_path, at],
+                )?;
+                tx.execute(
+                    "UPDATE task_instances SET state = 'running', reason = NULL, updated_at = ?3
+                     WHERE run_id = ?1 AND task_id = ?2",
+                    params![run, task, at],
+                )?
+            }
+            Change::AttemptProcess {
+                run,
+                task,
+                attempt,
+                pid,
+                pid_start_time,
+            } => tx.execute(
+                "UPDATE attempts SET pid = ?4, pid_start_time = ?5
+                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3",
+                params![run, task, attempt, pid, pid_start_time.map(|t| t as i64)],
+            )?,
+            Change::AttemptFinished {
+                run,
+                task,
+                attempt,
+                success,
+                exit_code,
+                signal,
+                reason,
+                at,
+            } => tx.execute(
+                "UPDATE attempts SET state = ?4, exit_code = ?5, signal = ?6, reason = ?7, ended_at = ?8
+                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3 AND state = 'running'",
+                params![
+                    run,
+                    task,
+                    attempt,
+                    if *success { "success" } else { "failed" },
+                    exit_code,
+                    signal,
+                    reason,
+                    ts(at)
+                ],
+            )?,
+        };
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("the target of {change:?}")));
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn record_dag_version(&self, v: &NewDagVersion<'_>) -> Result<DagVersionId> {
+        self.conn.execute(
+            "INSERT INTO dag_versions (dag_id, content_hash, path, source, first_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (dag_id, content_hash) DO NOTHING",
+            params![v.dag_id, v.content_hash, v.path, v.source, ts(&Utc::now())],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM dag_versions WHERE dag_id = ?1 AND content_hash = ?2",
+            params![v.dag_id, v.content_hash],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
+        let tx = self.conn.unchecked_transaction()?;
+        let at = ts(&run.at);
+        tx.execute(
+            "INSERT INTO runs (dag_id, dag_version_id, logical_date, trigger, params, state,
+                               git_commit, git_dirty, host, queued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9)",
+            params![
+                run.dag_id,
+                run.dag_version,
+                ts(&run.logical_date),
+                run.trigger.as_str(),
+                run.params.to_string(),
+                run.git.as_ref().map(|g| &g.commit),
+                run.git.as_ref().map(|g| g.dirty),
+                run.host,
+                at,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO task_instances (run_id, task_id, position, state, updated_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4)",
+            )?;
+            for (position, task) in run.tasks.iter().enumerate() {
+                insert.execute(params![id, task, position as i64, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for change in changes {
+            Self::apply_one(&tx, change)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
+        let limit = if filter.limit == 0 {
+            -1
+        } else {
+            filter.limit as i64
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT runs.*, dag_versions.content_hash FROM runs
+             JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+             WHERE ?1 IS NULL OR runs.dag_id = ?1
+             ORDER BY runs.id DESC LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![filter.dag_id, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Self::run_record(row)?);
+        }
+        Ok(out)
+    }
+
+    fn run(&self, id: RunId) -> Result<RunDetail> {
+        let run = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT runs.*, dag_versions.content_hash FROM runs
+                 JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+                 WHERE runs.id = ?1",
+            )?;
+            let mut rows = stmt.query(params![id])?;
+            match rows.next()? {
+                Some(row) => Self::run_record(row)?,
+                None => return Err(StoreError::NotFound(format!("run {id}"))),
+            }
+        };
+        let mut tasks: Vec<TaskRecord> = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT task_id, state, reason FROM task_instances WHERE run_id = ?1 ORDER BY position",
+            )?;
+            let mut rows = stmt.query(params![id])?;
+            while let Some(row) = rows.next()? {
+                tasks.push(TaskRecord {
+                    task_id: row.get(0)?,
+                    state: parse_enum(&row.get::<_, String>(1)?)?,
+                    reason: row.get(2)?,
+                    attempts: Vec::new(),
+                });
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM attempts WHERE run_id = ?1 ORDER BY task_id, attempt")?;
+        let mut rows = stmt.query(params![id])?;
+        while let Some(row) = rows.next()? {
+            let task_id: String = row.get("task_id")?;
+            let ended: Option<String> = row.get("ended_at")?;
+            let attempt = AttemptRecord {
+                attempt: row.get("attempt")?,
+                state: parse_enum(&row.get::<_, String>("state")?)?,
+                command: row.get("command")?,
+                host: row.get("host")?,
+                log_path: row.get("log_path")?,
+                pid: row.get("pid")?,
+                pid_start_time: row
+                    .get::<_, Option<i64>>("pid_start_time")?
+                    .map(|t| t as u64),
+                exit_code: row.get("exit_code")?,
+                signal: row.get("signal")?,
+                reason: row.get("reason")?,
+                started_at: parse_ts(&row.get::<_, String>("started_at")?)?,
+                ended_at: ended.map(|t| parse_ts(&t)).transpose()?,
+            };
+            if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
+                task.attempts.push(attempt);
+            }
+        }
+        Ok(RunDetail { run, tasks })
+    }
+
+    fn dag_source(&self, version: DagVersionId) -> Result<String> {
+        self.conn
+            .query_row(
+                "SELECT source FROM dag_versions WHERE id = ?1",
+                params![version],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("DAG version {version}")))
+    }
+}

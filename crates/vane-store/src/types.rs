@@ -1,0 +1,229 @@
+//! Plain records the store reads and writes; no SQL here, so other backends share them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+pub type RunId = i64;
+pub type DagVersionId = i64;
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// State of a DAG run.
+    RunState {
+        Queued => "queued",
+        Running => "running",
+        Success => "success",
+        Failed => "failed",
+    }
+);
+
+text_enum!(
+    /// State of one task within a run.
+    TaskState {
+        Queued => "queued",
+        Running => "running",
+        Success => "success",
+        Failed => "failed",
+        UpstreamFailed => "upstream_failed",
+        Skipped => "skipped",
+    }
+);
+
+text_enum!(
+    /// State of one attempt (one process) of a task.
+    AttemptState {
+        Running => "running",
+        Success => "success",
+        Failed => "failed",
+    }
+);
+
+text_enum!(
+    /// Why a run exists.
+    Trigger {
+        Manual => "manual",
+        Scheduled => "scheduled",
+        Backfill => "backfill",
+    }
+);
+
+impl RunState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunState::Success | RunState::Failed)
+    }
+}
+
+impl TaskState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TaskState::Success | TaskState::Failed | TaskState::UpstreamFailed | TaskState::Skipped
+        )
+    }
+}
+
+/// A DAG file's content as one run saw it.
+#[derive(Debug, Clone)]
+pub struct NewDagVersion<'a> {
+    pub dag_id: &'a str,
+    pub content_hash: &'a str,
+    pub path: &'a str,
+    pub source: &'a str,
+}
+
+/// What a new run starts from.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub dag_id: &'a str,
+    pub dag_version: DagVersionId,
+    pub logical_date: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub params: serde_json::Value,
+    pub git: Option<GitState>,
+    pub host: &'a str,
+    /// Task ids in DAG order; each starts `queued`.
+    pub tasks: &'a [&'a str],
+    pub at: DateTime<Utc>,
+}
+
+/// The commit the DAG folder was at, and whether the work tree had uncommitted changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitState {
+    pub commit: String,
+    pub dirty: bool,
+}
+
+/// One state transition, recorded durably before the engine acts on it.
+#[derive(Debug, Clone)]
+pub enum Change<'a> {
+    Run {
+        run: RunId,
+        state: RunState,
+        reason: Option<&'a str>,
+        at: DateTime<Utc>,
+    },
+    Task {
+        run: RunId,
+        task: &'a str,
+        state: TaskState,
+        reason: Option<&'a str>,
+        at: DateTime<Utc>,
+    },
+    /// A new attempt begins; the task becomes `running`.
+    AttemptStarted {
+        run: RunId,
+        task: &'a str,
+        attempt: u32,
+        command: &'a str,
+        host: &'a str,
+        log_path: &'a str,
+        at: DateTime<Utc>,
+    },
+    /// The attempt's process is alive: what crash recovery needs to find it again.
+    AttemptProcess {
+        run: RunId,
+        task: &'a str,
+        attempt: u32,
+        pid: u32,
+        pid_start_time: Option<u64>,
+    },
+    AttemptFinished {
+        run: RunId,
+        task: &'a str,
+        attempt: u32,
+        success: bool,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        reason: Option<&'a str>,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub dag_id: String,
+    pub dag_version: DagVersionId,
+    pub dag_hash: String,
+    pub logical_date: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub params: serde_json::Value,
+    pub state: RunState,
+    pub reason: Option<String>,
+    pub git: Option<GitState>,
+    pub host: String,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub state: TaskState,
+    pub reason: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub state: AttemptState,
+    pub command: String,
+    pub host: String,
+    pub log_path: String,
+    pub pid: Option<u32>,
+    pub pid_start_time: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A run with all its tasks and their attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub tasks: Vec<TaskRecord>,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter<'a> {
+    pub dag_id: Option<&'a str>,
+    pub limit: usize,
+}

@@ -1,0 +1,190 @@
+use chrono::{TimeZone, Utc};
+use vane_store::*;
+
+fn new_run(store: &SqliteStore, tasks: &[&str]) -> RunId {
+    let version = store
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h1",
+            path: "dags/demo.toml",
+            source: "[tasks.a]\ncommand = \"true\"\n",
+        })
+        .unwrap();
+    store
+        .create_run(&NewRun {
+            dag_id: "demo",
+            dag_version: version,
+            logical_date: Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap(),
+            trigger: Trigger::Manual,
+            params: serde_json::json!({ "min_accuracy": 0.8 }),
+            git: Some(GitState {
+                commit: "abc123".into(),
+                dirty: true,
+            }),
+            host: "box",
+            tasks,
+            at: Utc::now(),
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_run_is_recorded_with_its_version_params_and_git_state() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let id = new_run(&store, &["a", "b"]);
+    let detail = store.run(id).unwrap();
+    assert_eq!(detail.run.state, RunState::Queued);
+    assert_eq!(detail.run.dag_hash, "h1");
+    assert_eq!(detail.run.params["min_accuracy"], 0.8);
+    assert_eq!(
+        detail.run.git,
+        Some(GitState {
+            commit: "abc123".into(),
+            dirty: true
+        })
+    );
+    let tasks: Vec<_> = detail
+        .tasks
+        .iter()
+        .map(|t| (t.task_id.as_str(), t.state))
+        .collect();
+    assert_eq!(
+        tasks,
+        vec![("a", TaskState::Queued), ("b", TaskState::Queued)]
+    );
+    assert_eq!(
+        store.dag_source(detail.run.dag_version).unwrap(),
+        "[tasks.a]\ncommand = \"true\"\n"
+    );
+}
+
+#[test]
+fn attempts_are_kept_as_history() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a"]);
+    let now = Utc::now();
+    for attempt in 1..=2 {
+        store
+            .apply(&[Change::AttemptStarted {
+                run,
+                task: "a",
+                attempt,
+                command: "false",
+                host: "box",
+                log_path: "/tmp/a.log",
+                at: now,
+            }])
+            .unwrap();
+        store
+            .apply(&[
+                Change::AttemptProcess {
+                    run,
+                    task: "a",
+                    attempt,
+                    pid: 42,
+                    pid_start_time: Some(7),
+                },
+                Change::AttemptFinished {
+                    run,
+                    task: "a",
+                    attempt,
+                    success: attempt == 2,
+                    exit_code: Some(if attempt == 2 { 0 } else { 1 }),
+                    signal: None,
+                    reason: None,
+                    at: now,
+                },
+            ])
+            .unwrap();
+    }
+    let task = &store.run(run).unwrap().tasks[0];
+    let states: Vec<_> = task
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.state, a.exit_code))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, AttemptState::Failed, Some(1)),
+            (2, AttemptState::Success, Some(0))
+        ]
+    );
+    assert_eq!(task.attempts[0].pid, Some(42));
+}
+
+#[test]
+fn a_batch_is_all_or_nothing() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a"]);
+    let at = Utc::now();
+    let result = store.apply(&[
+        Change::Run {
+            run,
+            state: RunState::Running,
+            reason: None,
+            at,
+        },
+        Change::Task {
+            run,
+            task: "no_such_task",
+            state: TaskState::Success,
+            reason: None,
+            at,
+        },
+    ]);
+    assert!(matches!(result, Err(StoreError::NotFound(_))));
+    assert_eq!(store.run(run).unwrap().run.state, RunState::Queued);
+}
+
+#[test]
+fn a_finished_attempt_is_never_rewritten() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a"]);
+    let at = Utc::now();
+    let start = Change::AttemptStarted {
+        run,
+        task: "a",
+        attempt: 1,
+        command: "true",
+        host: "box",
+        log_path: "/tmp/a.log",
+        at,
+    };
+    let finish = |success| Change::AttemptFinished {
+        run,
+        task: "a",
+        attempt: 1,
+        success,
+        exit_code: Some(0),
+        signal: None,
+        reason: None,
+        at,
+    };
+    store.apply(&[start, finish(true)]).unwrap();
+    assert!(store.apply(&[finish(false)]).is_err());
+    assert_eq!(
+        store.run(run).unwrap().tasks[0].attempts[0].state,
+        AttemptState::Success
+    );
+}
+
+#[test]
+fn the_database_survives_reopening_and_migrates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/vane.db");
+    let run = {
+        let store = SqliteStore::open(&path).unwrap();
+        new_run(&store, &["a"])
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    assert!(store.integrity_check().unwrap());
+    let runs = store
+        .runs(&RunFilter {
+            dag_id: Some("demo"),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![run]);
+}
