@@ -1,1 +1,4 @@
-#[test] fn t(){ assert!(std::path::Path::new(env!("CARGO_BIN_EXE_vane")).exists()); }
+#[test]
+fn t() {
+    assert!(std::path::Path::new(env!("CARGO_BIN_EXE_vane")).exists());
+}

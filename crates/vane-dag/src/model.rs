@@ -27,6 +27,39 @@ impl Dag {
         self.tasks.iter().position(|t| t.id == id)
     }
 
+    /// The run's parameters: the declared defaults with `overrides` (`name`, `value` as text)
+    /// applied, each read as the type of its default.
+    ///
+    /// # Errors
+    /// Names an override that is not declared (with the declared names) or has the wrong type.
+    pub fn resolve_params(
+        &self,
+        overrides: &[(String, String)],
+    ) -> Result<Vec<(String, ParamValue)>, String> {
+        let mut params = self.params.clone();
+        for (name, text) in overrides {
+            let Some((_, value)) = params.iter_mut().find(|(n, _)| n == name) else {
+                let declared: Vec<&str> = self.params.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(if declared.is_empty() {
+                    format!(
+                        "DAG `{}` declares no parameters, so `{name}` cannot be set; declare it under [params]",
+                        self.id
+                    )
+                } else {
+                    format!(
+                        "DAG `{}` has no parameter `{name}`; declared: {}",
+                        self.id,
+                        declared.join(", ")
+                    )
+                });
+            };
+            *value = value
+                .coerce(text)
+                .map_err(|e| format!("parameter `{name}`: {e}"))?;
+        }
+        Ok(params)
+    }
+
     /// Indices of the tasks that depend directly on task `index`.
     pub fn downstream(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
         self.tasks

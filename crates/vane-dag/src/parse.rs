@@ -248,9 +248,7 @@ impl Cx<'_> {
             Some(Val::Tz(tz)) => *tz,
             _ => chrono_tz::UTC,
         };
-        let Some(tasks) = tasks else {
-            return None;
-        };
+        let tasks = tasks?;
         Some(Dag {
             id,
             description: dag_keys.str("description").map(str::to_owned),

@@ -1,1 +1,39 @@
+//! The run engine: decides what runs next and records every decision before acting on it.
+//!
+//! [`RunMachine`] is the pure state machine (dependencies, concurrency limit, retries with
+//! backoff, `upstream_failed`, cancellation). [`Engine`] drives it against any
+//! [`vane_store::Store`] and [`vane_exec::Executor`], so it runs the same with SQLite and real
+//! processes as with fakes in tests.
+//!
+//! ```
+//! use std::time::Instant;
+//! use vane_engine::{Action, Finish, RunMachine};
+//!
+//! let dag = vane_dag::parse_dag(
+//!     "[tasks.a]\ncommand = \"true\"\n[tasks.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+//!     "demo",
+//! ).dag.unwrap();
+//! let mut machine = RunMachine::new(&dag, 4);
+//! let now = Instant::now();
+//! assert_eq!(machine.start(now), vec![Action::Launch { task: 0, attempt: 1 }]);
+//! let next = machine.finished(0, Finish::Success, now);
+//! assert!(next.contains(&Action::Launch { task: 1, attempt: 1 }));
+//! ```
 
+mod git;
+mod machine;
+mod runner;
+
+pub use git::git_state;
+pub use machine::{Action, Finish, RunMachine};
+pub use runner::{Engine, Paths, RunSpec, content_hash, log_name};
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] vane_store::StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

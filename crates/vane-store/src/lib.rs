@@ -68,7 +68,7 @@ pub trait Store {
     /// # Errors
     /// Fails when the database cannot be written, or a change names a run, task or attempt
     /// that does not exist.
-    fn apply(&self, changes: &[Change<'_>]) -> Result<()>;
+    fn apply(&self, changes: &[Change]) -> Result<()>;
 
     /// Runs, newest first.
     ///

@@ -165,7 +165,7 @@ impl SqliteStore {
         })
     }
 
-    fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change<'_>) -> Result<()> {
+    fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
         let changed = match change {
             Change::Run {
                 run,
@@ -305,7 +305,7 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
+    fn apply(&self, changes: &[Change]) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         for change in changes {
             Self::apply_one(&tx, change)?;

@@ -128,46 +128,46 @@ pub struct GitState {
 
 /// One state transition, recorded durably before the engine acts on it.
 #[derive(Debug, Clone)]
-pub enum Change<'a> {
+pub enum Change {
     Run {
         run: RunId,
         state: RunState,
-        reason: Option<&'a str>,
+        reason: Option<String>,
         at: DateTime<Utc>,
     },
     Task {
         run: RunId,
-        task: &'a str,
+        task: String,
         state: TaskState,
-        reason: Option<&'a str>,
+        reason: Option<String>,
         at: DateTime<Utc>,
     },
     /// A new attempt begins; the task becomes `running`.
     AttemptStarted {
         run: RunId,
-        task: &'a str,
+        task: String,
         attempt: u32,
-        command: &'a str,
-        host: &'a str,
-        log_path: &'a str,
+        command: String,
+        host: String,
+        log_path: String,
         at: DateTime<Utc>,
     },
     /// The attempt's process is alive: what crash recovery needs to find it again.
     AttemptProcess {
         run: RunId,
-        task: &'a str,
+        task: String,
         attempt: u32,
         pid: u32,
         pid_start_time: Option<u64>,
     },
     AttemptFinished {
         run: RunId,
-        task: &'a str,
+        task: String,
         attempt: u32,
         success: bool,
         exit_code: Option<i32>,
         signal: Option<i32>,
-        reason: Option<&'a str>,
+        reason: Option<String>,
         at: DateTime<Utc>,
     },
 }

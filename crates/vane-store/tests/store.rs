@@ -67,11 +67,11 @@ fn attempts_are_kept_as_history() {
         store
             .apply(&[Change::AttemptStarted {
                 run,
-                task: "a",
+                task: "a".into(),
                 attempt,
-                command: "false",
-                host: "box",
-                log_path: "/tmp/a.log",
+                command: "false".into(),
+                host: "box".into(),
+                log_path: "/tmp/a.log".into(),
                 at: now,
             }])
             .unwrap();
@@ -79,14 +79,14 @@ fn attempts_are_kept_as_history() {
             .apply(&[
                 Change::AttemptProcess {
                     run,
-                    task: "a",
+                    task: "a".into(),
                     attempt,
                     pid: 42,
                     pid_start_time: Some(7),
                 },
                 Change::AttemptFinished {
                     run,
-                    task: "a",
+                    task: "a".into(),
                     attempt,
                     success: attempt == 2,
                     exit_code: Some(if attempt == 2 { 0 } else { 1 }),
@@ -127,7 +127,7 @@ fn a_batch_is_all_or_nothing() {
         },
         Change::Task {
             run,
-            task: "no_such_task",
+            task: "no_such_task".into(),
             state: TaskState::Success,
             reason: None,
             at,
@@ -144,16 +144,16 @@ fn a_finished_attempt_is_never_rewritten() {
     let at = Utc::now();
     let start = Change::AttemptStarted {
         run,
-        task: "a",
+        task: "a".into(),
         attempt: 1,
-        command: "true",
-        host: "box",
-        log_path: "/tmp/a.log",
+        command: "true".into(),
+        host: "box".into(),
+        log_path: "/tmp/a.log".into(),
         at,
     };
     let finish = |success| Change::AttemptFinished {
         run,
-        task: "a",
+        task: "a".into(),
         attempt: 1,
         success,
         exit_code: Some(0),

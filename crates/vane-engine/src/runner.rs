@@ -1,0 +1,459 @@
+//! Carries out a run: records each decision of the [`RunMachine`], then acts on it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+use vane_dag::{Dag, ParamValue, Var};
+use vane_exec::{Executor, Job, KillSwitch, Outcome};
+use vane_store::{
+    Change, GitState, NewDagVersion, NewRun, RunId, RunState, Store, TaskState, Trigger,
+};
+
+use crate::EngineError;
+use crate::machine::{Action, Finish, RunMachine};
+
+/// Where runs write: logs, and the work folder tasks see as `$VANE_WORK`.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub logs: PathBuf,
+    pub work: PathBuf,
+    /// The directory relative commands and `cwd`s are resolved against.
+    pub project_root: PathBuf,
+}
+
+/// The DAG and inputs of one run.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    pub dag: &'a Dag,
+    /// The DAG file's text, recorded as the run's DAG version.
+    pub source: &'a str,
+    pub path: &'a Path,
+    pub params: Vec<(String, ParamValue)>,
+    pub logical_date: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub git: Option<GitState>,
+}
+
+/// Runs DAG runs against a store and an executor.
+pub struct Engine<'a> {
+    pub store: &'a dyn Store,
+    pub executor: &'a dyn Executor,
+    pub paths: Paths,
+    pub host: String,
+    /// How long a killed task gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// Hex SHA-256 of a DAG file's text: the identity of a DAG version.
+pub fn content_hash(source: &str) -> String {
+    Sha256::digest(source.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+type Joined = (
+    usize,
+    u32,
+    Result<Outcome, tokio::sync::oneshot::error::RecvError>,
+);
+
+impl Engine<'_> {
+    /// Records the DAG version and a new `queued` run.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be written.
+    pub fn create_run(&self, spec: &RunSpec<'_>) -> Result<RunId, EngineError> {
+        let hash = content_hash(spec.source);
+        let version = self.store.record_dag_version(&NewDagVersion {
+            dag_id: &spec.dag.id,
+            content_hash: &hash,
+            path: &spec.path.display().to_string(),
+            source: spec.source,
+        })?;
+        let tasks: Vec<&str> = spec.dag.tasks.iter().map(|t| t.id.as_str()).collect();
+        let params = serde_json::Value::Object(
+            spec.params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        );
+        Ok(self.store.create_run(&NewRun {
+            dag_id: &spec.dag.id,
+            dag_version: version,
+            logical_date: spec.logical_date,
+            trigger: spec.trigger,
+            params,
+            git: spec.git.clone(),
+            host: &self.host,
+            tasks: &tasks,
+            at: Utc::now(),
+        })?)
+    }
+
+    /// Runs every task of run `run` to the end and records the run's final state. When `stop`
+    /// completes, running tasks are killed with their process groups, unstarted ones skipped,
+    /// and the run ends `failed`.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be written; processes already started are killed first.
+    pub async fn execute(
+        &self,
+        run: RunId,
+        spec: &RunSpec<'_>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunState, EngineError> {
+        let dag = spec.dag;
+        let max_active = dag
+            .max_active_tasks
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let mut machine = RunMachine::new(dag, max_active);
+        let mut running: Vec<Option<KillSwitch>> = (0..dag.tasks.len()).map(|_| None).collect();
+        let mut joins: JoinSet<Joined> = JoinSet::new();
+        let ctx = Ctx {
+            engine: self,
+            run,
+            spec,
+        };
+        tokio::pin!(stop);
+        let mut stopping = false;
+
+        self.store.apply(&[Change::Run {
+            run,
+            state: RunState::Running,
+            reason: None,
+            at: Utc::now(),
+        }])?;
+        info!(run_id = run, dag = %dag.id, "Run started.");
+        let first = machine.start(now());
+        let result = async {
+            ctx.carry_out(&mut machine, first, Vec::new(), &mut running, &mut joins)?;
+            loop {
+                if let Some(state) = machine.outcome() {
+                    let reason = run_reason(&machine, dag, stopping);
+                    self.store.apply(&[Change::Run {
+                        run,
+                        state,
+                        reason: reason.clone(),
+                        at: Utc::now(),
+                    }])?;
+                    info!(run_id = run, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    return Ok(state);
+                }
+                let wake = machine.next_wake().map(tokio::time::Instant::from_std);
+                let (actions, changes) = tokio::select! {
+                    Some(joined) = joins.join_next() => {
+                        let (task, attempt, outcome) = joined.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        running[task] = None;
+                        ctx.finished(&mut machine, task, attempt, outcome)
+                    }
+                    () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
+                    () = &mut stop, if !stopping => {
+                        stopping = true;
+                        warn!(run_id = run, "Stopping the run: killing running tasks.");
+                        (machine.cancel(), Vec::new())
+                    }
+                };
+                ctx.carry_out(&mut machine, actions, changes, &mut running, &mut joins)?;
+            }
+        }
+        .await;
+        if result.is_err() {
+            // The record can no longer be trusted to follow; leave no process behind.
+            for kill in running.iter().flatten() {
+                kill.kill();
+            }
+            while joins.join_next().await.is_some() {}
+        }
+        result
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn run_reason(machine: &RunMachine, dag: &Dag, stopped: bool) -> Option<String> {
+    if stopped {
+        return Some("stopped by the user".into());
+    }
+    let failed: Vec<&str> = (0..dag.tasks.len())
+        .filter(|&i| machine.state(i) == TaskState::Failed)
+        .map(|i| dag.tasks[i].id.as_str())
+        .collect();
+    match failed.as_slice() {
+        [] => None,
+        [one] => Some(format!("task `{one}` failed")),
+        many => Some(format!("tasks failed: {}", many.join(", "))),
+    }
+}
+
+struct Ctx<'e, 's> {
+    engine: &'e Engine<'e>,
+    run: RunId,
+    spec: &'s RunSpec<'s>,
+}
+
+impl Ctx<'_, '_> {
+    /// Records how an attempt ended and returns what the machine decides next.
+    fn finished(
+        &self,
+        machine: &mut RunMachine,
+        task: usize,
+        attempt: u32,
+        outcome: Result<Outcome, tokio::sync::oneshot::error::RecvError>,
+    ) -> (Vec<Action>, Vec<Change>) {
+        let id = &self.spec.dag.tasks[task].id;
+        let (finish, exit_code, signal, reason) = match outcome {
+            Ok(Outcome::Exited { code }) => (
+                if code == 0 {
+                    Finish::Success
+                } else {
+                    Finish::Failed
+                },
+                Some(code),
+                None,
+                None,
+            ),
+            Ok(Outcome::Signaled { signal }) => (
+                Finish::Failed,
+                None,
+                Some(signal),
+                Some(Outcome::Signaled { signal }.describe()),
+            ),
+            Ok(Outcome::TimedOut) => {
+                let limit = self.spec.dag.tasks[task]
+                    .timeout
+                    .map(vane_dag::format_duration)
+                    .unwrap_or_default();
+                (
+                    Finish::Failed,
+                    None,
+                    None,
+                    Some(format!("timed out after {limit}")),
+                )
+            }
+            Ok(Outcome::Cancelled) => (
+                Finish::Stopped,
+                None,
+                None,
+                Some("killed: the run was stopped".to_owned()),
+            ),
+            Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
+            Err(_) => (
+                Finish::Failed,
+                None,
+                None,
+                Some("the executor lost track of the process".to_owned()),
+            ),
+        };
+        info!(
+            run_id = self.run,
+            task = %id,
+            attempt,
+            exit_code,
+            signal,
+            reason = reason.as_deref(),
+            "Task attempt finished."
+        );
+        let change = Change::AttemptFinished {
+            run: self.run,
+            task: id.clone(),
+            attempt,
+            success: finish == Finish::Success,
+            exit_code,
+            signal,
+            reason,
+            at: Utc::now(),
+        };
+        (machine.finished(task, finish, now()), vec![change])
+    }
+
+    /// Records `changes` and the machine's `actions` in one transaction, then launches the
+    /// processes. A launch that fails is recorded and fed back to the machine, until nothing
+    /// is left to do.
+    fn carry_out(
+        &self,
+        machine: &mut RunMachine,
+        mut actions: Vec<Action>,
+        mut changes: Vec<Change>,
+        running: &mut [Option<KillSwitch>],
+        joins: &mut JoinSet<Joined>,
+    ) -> Result<(), EngineError> {
+        loop {
+            let mut launches = Vec::new();
+            for action in actions.drain(..) {
+                match action {
+                    Action::SetState {
+                        task,
+                        state,
+                        reason,
+                    } => changes.push(Change::Task {
+                        run: self.run,
+                        task: self.spec.dag.tasks[task].id.clone(),
+                        state,
+                        reason,
+                        at: Utc::now(),
+                    }),
+                    Action::Kill { task } => {
+                        if let Some(kill) = &running[task] {
+                            kill.kill();
+                        }
+                    }
+                    Action::Launch { task, attempt } => {
+                        let job = self.job(task, attempt);
+                        changes.push(Change::AttemptStarted {
+                            run: self.run,
+                            task: self.spec.dag.tasks[task].id.clone(),
+                            attempt,
+                            command: job.command.clone(),
+                            host: self.engine.host.clone(),
+                            log_path: job.log_path.display().to_string(),
+                            at: Utc::now(),
+                        });
+                        launches.push((task, attempt, job));
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                self.engine.store.apply(&changes)?;
+                changes.clear();
+            }
+            let mut failed_launches = Vec::new();
+            for (task, attempt, job) in launches {
+                let id = &self.spec.dag.tasks[task].id;
+                let log_path = job.log_path.clone();
+                match self.engine.executor.launch(job) {
+                    Ok(launched) => {
+                        info!(run_id = self.run, task = %id, attempt, pid = launched.pid, "Task started.");
+                        changes.push(Change::AttemptProcess {
+                            run: self.run,
+                            task: id.clone(),
+                            attempt,
+                            pid: launched.pid,
+                            pid_start_time: launched.start_time,
+                        });
+                        running[task] = Some(launched.kill);
+                        let done = launched.done;
+                        joins.spawn(async move { (task, attempt, done.await) });
+                    }
+                    Err(error) => {
+                        warn!(run_id = self.run, task = %id, attempt, %error, "Task could not start.");
+                        // The log is where a person looks first, so the reason goes there too.
+                        if let Some(dir) = log_path.parent() {
+                            let _ = std::fs::create_dir_all(dir);
+                        }
+                        let _ = std::fs::write(
+                            &log_path,
+                            format!("vane: could not start the task: {error}\n"),
+                        );
+                        failed_launches.push((task, attempt, error.to_string()));
+                    }
+                }
+            }
+            for (task, attempt, reason) in failed_launches {
+                changes.push(Change::AttemptFinished {
+                    run: self.run,
+                    task: self.spec.dag.tasks[task].id.clone(),
+                    attempt,
+                    success: false,
+                    exit_code: None,
+                    signal: None,
+                    reason: Some(reason),
+                    at: Utc::now(),
+                });
+                actions.extend(machine.finished(task, Finish::Failed, now()));
+            }
+            if actions.is_empty() {
+                if !changes.is_empty() {
+                    self.engine.store.apply(&changes)?;
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn job(&self, task_index: usize, attempt: u32) -> Job {
+        let spec = self.spec;
+        let dag = spec.dag;
+        let task = &dag.tasks[task_index];
+        let local = spec.logical_date.with_timezone(&dag.timezone);
+        let ds = local.format("%Y-%m-%d").to_string();
+        let builtin = |name: &str| -> String {
+            match name {
+                "ds" => ds.clone(),
+                "ds_nodash" => local.format("%Y%m%d").to_string(),
+                "logical_date" => local.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "run_id" => self.run.to_string(),
+                "dag_id" => dag.id.clone(),
+                "task_id" => task.id.clone(),
+                "attempt" => attempt.to_string(),
+                other => unreachable!("template variable `{other}` passed validation"),
+            }
+        };
+        let lookup = |var: &Var| match var {
+            Var::Builtin(name) => builtin(name),
+            Var::Param(name) => spec
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default(),
+        };
+        let mut env: Vec<(String, String)> = vane_dag::BUILTIN_VARIABLES
+            .iter()
+            .map(|(name, _)| (format!("VANE_{}", name.to_uppercase()), builtin(name)))
+            .collect();
+        env.extend(
+            spec.params
+                .iter()
+                .map(|(n, v)| (format!("VANE_PARAM_{}", n.to_uppercase()), v.to_string())),
+        );
+        env.push((
+            "VANE_WORK".into(),
+            self.engine.paths.work.display().to_string(),
+        ));
+        env.extend(
+            task.env
+                .iter()
+                .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
+        );
+        let root = &self.engine.paths.project_root;
+        let cwd = match &task.cwd {
+            Some(cwd) => root.join(cwd.render_plain(lookup)),
+            None => root.clone(),
+        };
+        Job {
+            command: task.command.render_shell(lookup),
+            env,
+            cwd: Some(cwd),
+            log_path: self
+                .engine
+                .paths
+                .logs
+                .join(log_name(&dag.id, self.run, &task.id, attempt)),
+            timeout: task.timeout,
+            kill_grace: self.engine.kill_grace,
+        }
+    }
+}
+
+/// Where an attempt's log lives, relative to the logs folder.
+pub fn log_name(dag: &str, run: RunId, task: &str, attempt: u32) -> PathBuf {
+    PathBuf::from(dag)
+        .join(format!("run-{run}"))
+        .join(task)
+        .join(format!("attempt-{attempt}.log"))
+}

@@ -1,0 +1,291 @@
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::ExecError;
+use crate::group::terminate_group;
+use crate::job::{Job, Outcome};
+use crate::procfs::{group_has_running_members, process_start_time};
+
+/// A started job.
+#[derive(Debug)]
+pub struct Launched {
+    /// Pid of the leader (`/bin/sh`), which is also the process group id.
+    pub pid: u32,
+    /// [`process_start_time`] of the leader, read right after spawning; together with
+    /// `pid` it identifies the process across a scheduler restart.
+    pub start_time: Option<u64>,
+    /// Resolves once the job is over and its process group is gone.
+    pub done: oneshot::Receiver<Outcome>,
+    /// Asks the supervisor to kill the job.
+    pub kill: KillSwitch,
+}
+
+/// Cheap, cloneable handle that asks a job's supervisor to terminate its process
+/// group (SIGTERM, grace, SIGKILL) and report [`Outcome::Cancelled`].
+///
+/// Idempotent; a no-op after the process finished. Public constructors exist so
+/// that fake [`Executor`]s can hand one out and watch it with [`KillSwitch::killed`].
+#[derive(Debug, Clone, Default)]
+pub struct KillSwitch {
+    inner: Arc<KillInner>,
+}
+
+#[derive(Debug, Default)]
+struct KillInner {
+    killed: AtomicBool,
+    notify: Notify,
+}
+
+impl KillSwitch {
+    /// A switch that has not been pulled.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests termination. Returns at once; the outcome arrives on [`Launched::done`].
+    pub fn kill(&self) {
+        if !self.inner.killed.swap(true, Ordering::SeqCst) {
+            self.inner.notify.notify_waiters();
+        }
+    }
+
+    /// Whether [`kill`](Self::kill) has been called on this switch or a clone of it.
+    #[must_use]
+    pub fn is_killed(&self) -> bool {
+        self.inner.killed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`kill`](Self::kill) has been called (at once if it already was).
+    pub async fn killed(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            // Registering before checking the flag means a kill() between the two
+            // cannot be missed.
+            notified.as_mut().enable();
+            if self.is_killed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Starts jobs. The engine depends on this trait so it can be tested with a fake
+/// executor.
+pub trait Executor: Send + Sync {
+    /// Spawns the job and returns at once; a supervisor task watches the process and
+    /// reports on [`Launched::done`]. Must be called from within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// If the job cannot be started: the log file cannot be opened, the working
+    /// directory is unusable, the process cannot be spawned, or there is no tokio
+    /// runtime. Nothing is left running in that case.
+    fn launch(&self, job: Job) -> Result<Launched, ExecError>;
+}
+
+/// The real [`Executor`]: runs each job as `/bin/sh -c <command>` in its own process
+/// group, with stdin from `/dev/null` and stdout and stderr appended to the log file.
+#[derive(Debug, Default, Clone)]
+pub struct ProcessExecutor;
+
+impl Executor for ProcessExecutor {
+    fn launch(&self, job: Job) -> Result<Launched, ExecError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExecError::NoRuntime)?;
+        if let Some(cwd) = &job.cwd {
+            check_cwd(cwd)?;
+        }
+        let stdout = open_log(&job.log_path)?;
+        let stderr = stdout.try_clone().map_err(|source| ExecError::LogFile {
+            path: job.log_path.clone(),
+            source,
+        })?;
+
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(&job.command)
+            .envs(job.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // Its own group lets timeout and cancel reach every descendant at once.
+            .process_group(0)
+            // The supervisor decides when the process dies, not a dropped handle.
+            .kill_on_drop(false);
+        if let Some(cwd) = &job.cwd {
+            command.current_dir(cwd);
+        }
+        let spawn_error = |source| ExecError::Spawn {
+            command: job.command.clone(),
+            source,
+        };
+        let child = command.spawn().map_err(spawn_error)?;
+        let Some(pid) = child.id() else {
+            // Only possible once the child has been waited for, which has not happened.
+            return Err(spawn_error(io::Error::other("the new process has no pid")));
+        };
+        let start_time = process_start_time(pid);
+        tracing::debug!(pid, command = %job.command, "Process launched.");
+
+        let (report, done) = oneshot::channel();
+        let kill = KillSwitch::new();
+        runtime.spawn(supervise(child, pid, job, kill.clone(), report));
+        Ok(Launched {
+            pid,
+            start_time,
+            done,
+            kill,
+        })
+    }
+}
+
+fn check_cwd(cwd: &Path) -> Result<(), ExecError> {
+    let error = |source| ExecError::Cwd {
+        path: cwd.to_owned(),
+        source,
+    };
+    // Checked here because a failed chdir in the child surfaces as a bare
+    // "No such file or directory" that names neither the directory nor the reason.
+    let metadata = fs::metadata(cwd).map_err(error)?;
+    if !metadata.is_dir() {
+        return Err(error(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    Ok(())
+}
+
+fn open_log(path: &Path) -> Result<File, ExecError> {
+    let error = |source| ExecError::LogFile {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(error)?;
+    }
+    // Append mode, shared by stdout and stderr, keeps the two streams in write order
+    // and never clobbers what earlier attempts wrote.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(error)
+}
+
+enum Ending {
+    Exited(io::Result<ExitStatus>),
+    TimedOut,
+    Cancelled,
+}
+
+async fn supervise(
+    mut child: Child,
+    pid: u32,
+    job: Job,
+    kill: KillSwitch,
+    report: oneshot::Sender<Outcome>,
+) {
+    // Process ids fit in i32 (pid_max is at most 2^22); spawn returned one.
+    let pgid = i32::try_from(pid).unwrap_or(i32::MAX);
+    let timeout = async {
+        match job.timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ending = tokio::select! {
+        // A process that already finished reports its own result, not a late kill.
+        biased;
+        status = child.wait() => Ending::Exited(status),
+        () = timeout => Ending::TimedOut,
+        () = kill.killed() => Ending::Cancelled,
+    };
+
+    let outcome = match ending {
+        Ending::TimedOut => {
+            tracing::info!(pid, pgid, timeout = ?job.timeout, "Task timed out; terminating its process group.");
+            terminate_group(pgid, Some(&mut child), job.kill_grace).await;
+            Outcome::TimedOut
+        }
+        Ending::Cancelled => {
+            tracing::info!(pid, pgid, "Task cancelled; terminating its process group.");
+            terminate_group(pgid, Some(&mut child), job.kill_grace).await;
+            Outcome::Cancelled
+        }
+        Ending::Exited(Ok(status)) => {
+            // Background processes the command left behind would otherwise outlive
+            // the task and pile up in a long-running scheduler.
+            if group_has_running_members(pgid) {
+                tracing::warn!(
+                    pid,
+                    pgid,
+                    "Task exited but left processes running; terminating them."
+                );
+                terminate_group(pgid, None, job.kill_grace).await;
+            }
+            outcome_of(status)
+        }
+        Ending::Exited(Err(error)) => {
+            tracing::error!(pid, pgid, %error, "Cannot wait for task process; killing its process group.");
+            terminate_group(pgid, None, job.kill_grace).await;
+            Outcome::Lost {
+                error: error.to_string(),
+            }
+        }
+    };
+    tracing::debug!(pid, outcome = %outcome, "Task process finished.");
+    // The receiver may have been dropped by a caller that no longer cares.
+    let _ = report.send(outcome);
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited { code },
+        (None, Some(signal)) => Outcome::Signaled { signal },
+        // Neither code nor signal only happens for stopped/continued statuses,
+        // which wait() does not return.
+        (None, None) => Outcome::Lost {
+            error: format!("unrecognised wait status {status:?}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn killed_resolves_after_kill_from_any_clone() {
+        let switch = KillSwitch::new();
+        let waiter = tokio::spawn({
+            let switch = switch.clone();
+            async move { switch.killed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!switch.is_killed());
+        switch.clone().kill();
+        waiter.await.unwrap();
+        assert!(switch.is_killed());
+    }
+
+    #[tokio::test]
+    async fn killed_resolves_at_once_when_already_killed() {
+        let switch = KillSwitch::new();
+        switch.kill();
+        switch.kill();
+        switch.killed().await;
+        switch.killed().await;
+    }
+}

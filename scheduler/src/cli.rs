@@ -1,0 +1,142 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// vane: DAG workflows for machine-learning pipelines.
+///
+/// DAGs are TOML files in a folder (default ./dags). Every run, task attempt and DAG version is
+/// recorded in a SQLite database (default ./.vane/vane.db); logs live beside it.
+#[derive(Debug, Parser)]
+#[command(name = "vane", version, about, long_about, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Folder of DAG files.
+    #[arg(long, global = true, env = "VANE_DAGS", default_value = "dags")]
+    pub(crate) dags: PathBuf,
+    /// SQLite database; logs and the work folder live beside it.
+    #[arg(long, global = true, env = "VANE_DB", default_value = ".vane/vane.db")]
+    pub(crate) db: PathBuf,
+    /// Work folder for what runs produce, given to tasks as $VANE_WORK [default: beside the database].
+    #[arg(long, global = true, env = "VANE_WORK")]
+    pub(crate) work: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check DAG files like a compiler: every problem, with file:line:col and a hint.
+    ///
+    /// Exits 0 when every file is valid, 1 when any has an error.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of DAG files, for editors (taplo, Even Better TOML).
+    Schema(SchemaArgs),
+    /// Run a DAG once now, in the foreground; exits 0 only if the run succeeds.
+    ///
+    /// Ctrl-C stops the run: running tasks are killed with their process groups, and the
+    /// run is recorded as failed.
+    Run(RunArgs),
+    /// Print the log of a task attempt.
+    Logs(LogsArgs),
+    /// List DAGs with their schedule, task count and last run.
+    Dags(JsonFlag),
+    /// List runs, newest first.
+    Runs(RunsArgs),
+    /// Show a run: its DAG version, params, and every task with its attempts.
+    Show(ShowArgs),
+    /// Draw a DAG's dependency graph.
+    Graph(GraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// DAG files or folders [default: the DAG folder].
+    pub(crate) paths: Vec<PathBuf>,
+    /// Treat warnings (such as raw substitution) as errors.
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Print the DAG file reference as Markdown (the README's reference) instead.
+    #[arg(long)]
+    pub(crate) markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Id of the DAG to run.
+    pub(crate) dag_id: String,
+    /// Override a parameter declared under [params] (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub(crate) params: Vec<(String, String)>,
+    /// Logical date: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
+    #[arg(long, value_name = "DATE")]
+    pub(crate) date: Option<String>,
+    /// Seconds a killed task gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) kill_grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    pub(crate) run_id: i64,
+    pub(crate) task: String,
+    /// Attempt number [default: the latest].
+    #[arg(long)]
+    pub(crate) attempt: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsArgs {
+    /// Only runs of this DAG.
+    pub(crate) dag_id: Option<String>,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: usize,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    pub(crate) run_id: i64,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GraphArgs {
+    pub(crate) dag_id: String,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub(crate) format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}

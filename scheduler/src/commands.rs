@@ -1,0 +1,670 @@
+//! One function per subcommand.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+use vane_dag::{Dag, DagSet};
+use vane_engine::{Engine, Paths, RunSpec};
+use vane_exec::ProcessExecutor;
+use vane_store::{RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, Trigger};
+
+use crate::cli::{Cli, Command, Global, GraphFormat};
+use crate::output::{duration, table, time};
+
+pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Validate(args) => validate(g, &args.paths, args.deny_warnings),
+        Command::Schema(args) => {
+            if args.markdown {
+                print!("{}", vane_dag::reference_markdown());
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&vane_dag::json_schema())?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run(
+            g,
+            &args.dag_id,
+            &args.params,
+            args.date.as_deref(),
+            args.kill_grace,
+        ),
+        Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt),
+        Command::Dags(args) => dags(g, args.json),
+        Command::Runs(args) => runs(g, args.dag_id.as_deref(), args.limit, args.json.json),
+        Command::Show(args) => show(g, args.run_id, args.json.json),
+        Command::Graph(args) => graph(g, &args.dag_id, args.format),
+    }
+}
+
+fn open_store(g: &Global) -> Result<SqliteStore> {
+    Ok(SqliteStore::open(&g.db)?)
+}
+
+/// The folder the database lives in; logs and the work folder go beside it.
+fn state_dir(g: &Global) -> PathBuf {
+    g.db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn load_dags(g: &Global) -> Result<DagSet> {
+    vane_dag::load_dir(&g.dags).with_context(|| {
+        format!(
+            "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
+            g.dags.display()
+        )
+    })
+}
+
+fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![g.dags.clone()]
+    } else {
+        paths.to_vec()
+    };
+    let set = vane_dag::load_paths(&paths)?;
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut printed = false;
+    for file in &set.files {
+        if file.parsed.diagnostics.is_empty() {
+            continue;
+        }
+        if printed {
+            eprintln!();
+        }
+        eprint!("{}", file.render_diagnostics());
+        printed = true;
+        for d in &file.parsed.diagnostics {
+            if d.is_error() {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+        }
+    }
+    let dags = set.dags().count();
+    let tasks: usize = set.dags().map(|(d, _)| d.tasks.len()).sum();
+    if printed {
+        eprintln!();
+    }
+    let failed = errors > 0 || (deny_warnings && warnings > 0);
+    if set.files.is_empty() {
+        eprintln!(
+            "warning: no DAG files (*.toml) found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else if failed {
+        let bad = set
+            .files
+            .iter()
+            .filter(|f| {
+                f.parsed
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.is_error() || deny_warnings)
+            })
+            .count();
+        eprintln!(
+            "{}: {errors} error{}, {warnings} warning{} in {bad} of {} file{}",
+            if errors > 0 {
+                "failed"
+            } else {
+                "failed (warnings denied)"
+            },
+            plural(errors),
+            plural(warnings),
+            set.files.len(),
+            plural(set.files.len())
+        );
+    } else {
+        println!(
+            "ok: {dags} DAG{}, {tasks} task{}{}",
+            plural(dags),
+            plural(tasks),
+            if warnings > 0 {
+                format!(", {warnings} warning{}", plural(warnings))
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Finds a valid DAG by id, or explains why it cannot run.
+fn find_dag<'a>(set: &'a DagSet, id: &str, g: &Global) -> Result<(&'a Dag, &'a vane_dag::DagFile)> {
+    if let Some(found) = set.dags().find(|(d, _)| d.id == id) {
+        return Ok(found);
+    }
+    if let Some(file) = set.find(id) {
+        eprint!("{}", file.render_diagnostics());
+        bail!(
+            "DAG `{id}` in {} does not validate; fix the errors above (vane validate {})",
+            file.path.display(),
+            file.path.display()
+        );
+    }
+    let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+    Err(anyhow!(
+        "no DAG `{id}` in {}; known DAGs: {}",
+        g.dags.display(),
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    ))
+}
+
+fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
+    let Some(text) = text else {
+        let now = Utc::now();
+        return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
+    };
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+        return dag
+            .timezone
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| anyhow!("midnight of {text} does not exist in {}", dag.timezone));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            anyhow!("--date `{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)")
+        })
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(std::path::absolute(path)?)
+}
+
+fn run(
+    g: &Global,
+    dag_id: &str,
+    overrides: &[(String, String)],
+    date: Option<&str>,
+    kill_grace: u64,
+) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let (dag, file) = find_dag(&set, dag_id, g)?;
+    let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
+    let logical_date = parse_date(date, dag)?;
+    let store = open_store(g)?;
+    let state_dir = absolute(&state_dir(g))?;
+    let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("cannot create the work folder {}", work.display()))?;
+    let engine = Engine {
+        store: &store,
+        executor: &ProcessExecutor,
+        paths: Paths {
+            logs: state_dir.join("logs"),
+            work,
+            project_root: std::env::current_dir()?,
+        },
+        host: host(),
+        kill_grace: Duration::from_secs(kill_grace),
+    };
+    let spec = RunSpec {
+        dag,
+        source: &file.source,
+        path: &file.path,
+        params,
+        logical_date,
+        trigger: Trigger::Manual,
+        git: vane_engine::git_state(&g.dags),
+    };
+    init_tracing();
+    let run_id = engine.create_run(&spec)?;
+    eprintln!(
+        "run {run_id}: {} for {} ({} task{})",
+        dag.id,
+        logical_date
+            .with_timezone(&dag.timezone)
+            .format("%Y-%m-%d %H:%M %Z"),
+        dag.tasks.len(),
+        plural(dag.tasks.len())
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let state = runtime.block_on(engine.execute(run_id, &spec, stop_signal()))?;
+    let detail = store.run(run_id)?;
+    eprint!("{}", task_table(&detail));
+    match state {
+        RunState::Success => {
+            eprintln!("run {run_id} succeeded");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!(
+                "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
+                state,
+                detail.run.reason.as_deref().unwrap_or("failed")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .compact()
+        .try_init();
+}
+
+fn task_table(detail: &RunDetail) -> String {
+    let rows: Vec<Vec<String>> = detail
+        .tasks
+        .iter()
+        .map(|t| {
+            let last = t.attempts.last();
+            vec![
+                t.task_id.clone(),
+                t.state.to_string(),
+                t.attempts.len().to_string(),
+                duration(last.map(|a| a.started_at), last.and_then(|a| a.ended_at)),
+                last.and_then(|a| a.exit_code)
+                    .map_or_else(|| "-".into(), |c| c.to_string()),
+                t.reason
+                    .clone()
+                    .or_else(|| last.and_then(|a| a.reason.clone()))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &["TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"],
+        &rows,
+    )
+}
+
+fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let detail = store.run(run_id)?;
+    let Some(record) = detail.tasks.iter().find(|t| t.task_id == task) else {
+        let ids: Vec<&str> = detail.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        bail!(
+            "run {run_id} has no task `{task}`; its tasks: {}",
+            ids.join(", ")
+        );
+    };
+    let chosen = match attempt {
+        Some(n) => record.attempts.iter().find(|a| a.attempt == n),
+        None => record.attempts.last(),
+    };
+    let Some(chosen) = chosen else {
+        if record.attempts.is_empty() {
+            bail!(
+                "task `{task}` of run {run_id} never started (state: {})",
+                record.state
+            );
+        }
+        bail!(
+            "task `{task}` of run {run_id} has no attempt {}; it has attempts 1 to {}",
+            attempt.unwrap_or(0),
+            record.attempts.len()
+        );
+    };
+    let text = std::fs::read(&chosen.log_path)
+        .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
+    use std::io::Write;
+    std::io::stdout().write_all(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let store = open_store(g)?;
+    let mut last: BTreeMap<String, RunRecord> = BTreeMap::new();
+    for (dag, _) in set.dags() {
+        if let Some(run) = store
+            .runs(&RunFilter {
+                dag_id: Some(&dag.id),
+                limit: 1,
+            })?
+            .into_iter()
+            .next()
+        {
+            last.insert(dag.id.clone(), run);
+        }
+    }
+    let invalid: Vec<_> = set
+        .files
+        .iter()
+        .filter(|f| f.parsed.dag.is_none())
+        .collect();
+    if as_json {
+        let mut items: Vec<serde_json::Value> = set
+            .dags()
+            .map(|(dag, file)| {
+                json!({
+                    "id": dag.id,
+                    "path": file.path,
+                    "description": dag.description,
+                    "schedule": dag.schedule.as_ref().map(|s| &s.expression),
+                    "timezone": dag.timezone.name(),
+                    "tasks": dag.tasks.len(),
+                    "valid": true,
+                    "errors": [],
+                    "last_run": last.get(&dag.id).map(run_json),
+                })
+            })
+            .collect();
+        for file in &invalid {
+            let errors: Vec<String> = file
+                .parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| match d.line_col(&file.source) {
+                    Some((l, c)) => format!("{}:{l}:{c}: {}", file.path.display(), d.message),
+                    None => format!("{}: {}", file.path.display(), d.message),
+                })
+                .collect();
+            items.push(json!({
+                "id": file.path.file_stem().map(|s| s.to_string_lossy()),
+                "path": file.path,
+                "valid": false,
+                "errors": errors,
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = set
+        .dags()
+        .map(|(dag, _)| {
+            let run = last.get(&dag.id);
+            vec![
+                dag.id.clone(),
+                dag.schedule
+                    .as_ref()
+                    .map_or_else(|| "manual".into(), |s| s.expression.clone()),
+                dag.tasks.len().to_string(),
+                run.map_or_else(
+                    || "-".into(),
+                    |r| format!("{} {} ({})", r.id, r.state, time(Some(r.queued_at))),
+                ),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["DAG", "SCHEDULE", "TASKS", "LAST RUN"], &rows)
+    );
+    for file in invalid {
+        let errors = file
+            .parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        println!(
+            "invalid: {} ({errors} error{}; run `vane validate {}`)",
+            file.path.display(),
+            plural(errors),
+            file.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_json(run: &RunRecord) -> serde_json::Value {
+    json!({
+        "id": run.id,
+        "dag_id": run.dag_id,
+        "state": run.state.as_str(),
+        "reason": run.reason,
+        "trigger": run.trigger.as_str(),
+        "logical_date": run.logical_date.to_rfc3339(),
+        "params": run.params,
+        "dag_version": { "id": run.dag_version, "hash": run.dag_hash },
+        "git": run.git.as_ref().map(|g| json!({ "commit": g.commit, "dirty": g.dirty })),
+        "host": run.host,
+        "queued_at": run.queued_at.to_rfc3339(),
+        "started_at": run.started_at.map(|t| t.to_rfc3339()),
+        "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let runs = store.runs(&RunFilter { dag_id, limit })?;
+    if as_json {
+        let items: Vec<_> = runs.iter().map(run_json).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.dag_id.clone(),
+                r.logical_date.to_rfc3339(),
+                r.trigger.to_string(),
+                r.state.to_string(),
+                time(r.started_at),
+                duration(r.started_at, r.ended_at),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "RUN",
+                "DAG",
+                "LOGICAL DATE",
+                "TRIGGER",
+                "STATE",
+                "STARTED",
+                "DURATION"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let detail = store.run(run_id)?;
+    let run = &detail.run;
+    if as_json {
+        let mut value = run_json(run);
+        value["tasks"] = detail
+            .tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.task_id,
+                    "state": t.state.as_str(),
+                    "reason": t.reason,
+                    "attempts": t.attempts.iter().map(|a| json!({
+                        "attempt": a.attempt,
+                        "state": a.state.as_str(),
+                        "command": a.command,
+                        "exit_code": a.exit_code,
+                        "signal": a.signal,
+                        "reason": a.reason,
+                        "pid": a.pid,
+                        "host": a.host,
+                        "log_path": a.log_path,
+                        "started_at": a.started_at.to_rfc3339(),
+                        "ended_at": a.ended_at.map(|t| t.to_rfc3339()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run {} of {}: {}", run.id, run.dag_id, run.state);
+    if let Some(reason) = &run.reason {
+        println!("  reason:       {reason}");
+    }
+    println!("  logical date: {}", run.logical_date.to_rfc3339());
+    println!("  trigger:      {}", run.trigger);
+    println!("  params:       {}", run.params);
+    println!(
+        "  dag version:  {} (sha256 {})",
+        run.dag_version,
+        &run.dag_hash[..12.min(run.dag_hash.len())]
+    );
+    if let Some(git) = &run.git {
+        println!(
+            "  git:          {}{}",
+            git.commit,
+            if git.dirty { " (dirty)" } else { "" }
+        );
+    }
+    println!("  host:         {}", run.host);
+    println!("  started:      {}", time(run.started_at));
+    println!("  duration:     {}", duration(run.started_at, run.ended_at));
+    println!();
+    print!("{}", task_table(&detail));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn graph(g: &Global, dag_id: &str, format: GraphFormat) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let (dag, _) = find_dag(&set, dag_id, g)?;
+    let mut out = String::new();
+    match format {
+        GraphFormat::Text => {
+            // Each task on the level after its deepest dependency, so reading down is running order.
+            let mut level = vec![0usize; dag.tasks.len()];
+            for i in topological(dag) {
+                level[i] = dag.tasks[i]
+                    .depends_on
+                    .iter()
+                    .map(|&d| level[d] + 1)
+                    .max()
+                    .unwrap_or(0);
+            }
+            let depth = level.iter().max().copied().unwrap_or(0);
+            for l in 0..=depth {
+                for (i, task) in dag.tasks.iter().enumerate().filter(|(i, _)| level[*i] == l) {
+                    let _ = i;
+                    let deps: Vec<&str> = task
+                        .depends_on
+                        .iter()
+                        .map(|&d| dag.tasks[d].id.as_str())
+                        .collect();
+                    if deps.is_empty() {
+                        out.push_str(&format!("{}{}\n", "  ".repeat(l), task.id));
+                    } else {
+                        out.push_str(&format!(
+                            "{}{}  <- {}\n",
+                            "  ".repeat(l),
+                            task.id,
+                            deps.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        GraphFormat::Dot => {
+            out.push_str(&format!("digraph \"{}\" {{\n  rankdir=LR;\n", dag.id));
+            for task in &dag.tasks {
+                out.push_str(&format!("  \"{}\";\n", task.id));
+                for &d in &task.depends_on {
+                    out.push_str(&format!("  \"{}\" -> \"{}\";\n", dag.tasks[d].id, task.id));
+                }
+            }
+            out.push_str("}\n");
+        }
+        GraphFormat::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for (i, task) in dag.tasks.iter().enumerate() {
+                out.push_str(&format!("  t{i}[\"{}\"]\n", task.id));
+            }
+            for (i, task) in dag.tasks.iter().enumerate() {
+                for &d in &task.depends_on {
+                    out.push_str(&format!("  t{d} --> t{i}\n"));
+                }
+            }
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Task indices with every task after its dependencies (the DAG is acyclic once valid).
+fn topological(dag: &Dag) -> Vec<usize> {
+    let mut done = HashSet::new();
+    let mut order = Vec::with_capacity(dag.tasks.len());
+    fn visit(dag: &Dag, i: usize, done: &mut HashSet<usize>, order: &mut Vec<usize>) {
+        if !done.insert(i) {
+            return;
+        }
+        for &d in &dag.tasks[i].depends_on {
+            visit(dag, d, done, order);
+        }
+        order.push(i);
+    }
+    for i in 0..dag.tasks.len() {
+        visit(dag, i, &mut done, &mut order);
+    }
+    order
+}
