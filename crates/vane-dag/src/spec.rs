@@ -158,9 +158,9 @@ pub(crate) const SHARED: &[Field] = &[
         field(
             "cwd",
             Ty::Template,
-            "Working directory; relative to the directory `vane` runs in. May use templates.",
+            "Working directory of the process; a relative path starts from the directory `vane` runs in. May use templates.",
         ),
-        "the directory `vane` runs in",
+        "where `vane` runs",
     ),
 ];
 
@@ -352,5 +352,6 @@ pub fn reference_markdown() -> String {
         ));
     }
     out.push_str("| `{{ params.NAME }}` | `VANE_PARAM_NAME` (upper case) | value of a parameter declared under `[params]` |\n");
+    out.push_str("| — | `VANE_WORK` | absolute path of the work folder, where runs put what they produce |\n");
     out
 }

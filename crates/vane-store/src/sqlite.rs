@@ -40,7 +40,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 fn ts(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn parse_ts(text: &str) -> Result<DateTime<Utc>> {

@@ -1,0 +1,230 @@
+//! The engine against a real SQLite store and a scripted fake executor, on virtual time.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::oneshot;
+use vane_engine::{Engine, Paths, RunSpec};
+use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
+use vane_store::{AttemptState, RunState, SqliteStore, Store, TaskState, Trigger};
+
+/// What a scripted task does on each attempt.
+#[derive(Clone, Copy)]
+enum Step {
+    Exit(i32),
+    /// Runs until killed.
+    Hang,
+}
+
+struct FakeExecutor {
+    db: PathBuf,
+    script: Mutex<HashMap<String, VecDeque<Step>>>,
+    launched: Mutex<Vec<(String, String)>>,
+}
+
+impl FakeExecutor {
+    fn new(db: &Path, script: &[(&str, &[Step])]) -> Self {
+        Self {
+            db: db.to_path_buf(),
+            script: Mutex::new(
+                script
+                    .iter()
+                    .map(|(t, steps)| (t.to_string(), steps.iter().copied().collect()))
+                    .collect(),
+            ),
+            launched: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn env<'a>(job: &'a Job, name: &str) -> &'a str {
+    &job.env.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+impl Executor for FakeExecutor {
+    fn launch(&self, job: Job) -> Result<Launched, ExecError> {
+        let task = env(&job, "VANE_TASK_ID").to_owned();
+        let run: i64 = env(&job, "VANE_RUN_ID").parse().unwrap();
+        let attempt: u32 = env(&job, "VANE_ATTEMPT").parse().unwrap();
+        // The attempt must be on disk before its process exists: a second connection sees it.
+        let store = SqliteStore::open(&self.db).unwrap();
+        let record = store.run(run).unwrap();
+        let t = record.tasks.iter().find(|t| t.task_id == task).unwrap();
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(
+            t.attempts.last().map(|a| (a.attempt, a.state)),
+            Some((attempt, AttemptState::Running))
+        );
+        self.launched
+            .lock()
+            .unwrap()
+            .push((task.clone(), job.command.clone()));
+
+        let step = self
+            .script
+            .lock()
+            .unwrap()
+            .get_mut(&task)
+            .and_then(|s| s.pop_front())
+            .unwrap_or(Step::Exit(0));
+        let (tx, done) = oneshot::channel();
+        let kill = KillSwitch::new();
+        let watcher = kill.clone();
+        tokio::spawn(async move {
+            let outcome = match step {
+                Step::Exit(code) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Outcome::Exited { code }
+                }
+                Step::Hang => {
+                    watcher.killed().await;
+                    Outcome::Cancelled
+                }
+            };
+            let _ = tx.send(outcome);
+        });
+        Ok(Launched {
+            pid: 4242,
+            start_time: None,
+            done,
+            kill,
+        })
+    }
+}
+
+const SOURCE: &str = r#"
+[params]
+who = "world"
+[tasks.extract]
+command = "echo {{ params.who }} {{ ds }}"
+retries = 2
+retry_delay = "30s"
+retry_backoff = "exponential"
+[tasks.train]
+command = "echo train"
+depends_on = ["extract"]
+[tasks.report]
+command = "echo report"
+depends_on = ["train"]
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    root: PathBuf,
+    dag: vane_dag::Dag,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    Fixture {
+        db: dir.path().join("vane.db"),
+        root: dir.path().to_path_buf(),
+        dag: vane_dag::parse_dag(SOURCE, "demo").dag.unwrap(),
+        _dir: dir,
+    }
+}
+
+fn spec(f: &Fixture) -> RunSpec<'_> {
+    RunSpec {
+        dag: &f.dag,
+        source: SOURCE,
+        path: Path::new("dags/demo.toml"),
+        params: f
+            .dag
+            .resolve_params(&[("who".into(), "x; rm -rf /".into())])
+            .unwrap(),
+        logical_date: "2026-11-23T02:00:00Z".parse().unwrap(),
+        trigger: Trigger::Manual,
+        git: None,
+    }
+}
+
+fn engine<'a>(f: &Fixture, store: &'a SqliteStore, executor: &'a FakeExecutor) -> Engine<'a> {
+    Engine {
+        store,
+        executor,
+        paths: Paths {
+            logs: f.root.join("logs"),
+            work: f.root.join("work"),
+            project_root: f.root.clone(),
+        },
+        host: "test-host".into(),
+        kill_grace: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flaky_task_is_retried_after_its_backoff_and_the_run_succeeds() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(
+        &f.db,
+        &[("extract", &[Step::Exit(1), Step::Exit(1), Step::Exit(0)])],
+    );
+    let engine = engine(&f, &store, &executor);
+    let spec = spec(&f);
+    let run = engine.create_run(&spec).unwrap();
+    let started = tokio::time::Instant::now();
+    let state = engine
+        .execute(run, &spec, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(state, RunState::Success);
+    // Three 1s attempts of extract, waits of 30s then 60s, then train and report.
+    assert_eq!(started.elapsed(), Duration::from_secs(3 + 30 + 60 + 2));
+
+    let detail = store.run(run).unwrap();
+    let extract = &detail.tasks[0];
+    assert_eq!(
+        extract
+            .attempts
+            .iter()
+            .map(|a| a.exit_code)
+            .collect::<Vec<_>>(),
+        vec![Some(1), Some(1), Some(0)]
+    );
+    assert!(detail.tasks.iter().all(|t| t.state == TaskState::Success));
+    assert_eq!(detail.run.params["who"], "x; rm -rf /");
+    let launched = executor.launched.lock().unwrap().clone();
+    assert_eq!(
+        launched[0],
+        ("extract".into(), "echo 'x; rm -rf /' 2026-11-23".into())
+    );
+    assert_eq!(
+        launched.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        vec!["extract", "extract", "extract", "train", "report"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_run_kills_running_tasks_and_records_it() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
+    let engine = engine(&f, &store, &executor);
+    let spec = spec(&f);
+    let run = engine.create_run(&spec).unwrap();
+    let stop = tokio::time::sleep(Duration::from_secs(5));
+    let state = engine.execute(run, &spec, stop).await.unwrap();
+    assert_eq!(state, RunState::Failed);
+
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.state, RunState::Failed);
+    assert_eq!(detail.run.reason.as_deref(), Some("stopped by the user"));
+    let states: Vec<_> = detail.tasks.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Failed, TaskState::Skipped, TaskState::Skipped]
+    );
+    let attempt = &detail.tasks[0].attempts[0];
+    assert_eq!(attempt.state, AttemptState::Failed);
+    assert_eq!(
+        attempt.reason.as_deref(),
+        Some("killed: the run was stopped")
+    );
+    assert!(detail.run.ended_at.unwrap() <= Utc::now());
+}

@@ -1,0 +1,136 @@
+//! Scheduling rules of one run, tested without processes, clock or database.
+
+use std::time::{Duration, Instant};
+
+use vane_engine::{Action, Finish, RunMachine};
+use vane_store::{RunState, TaskState};
+
+fn dag(source: &str) -> vane_dag::Dag {
+    let parsed = vane_dag::parse_dag(source, "t");
+    assert_eq!(parsed.diagnostics, vec![]);
+    parsed.dag.unwrap()
+}
+
+fn launches(actions: &[Action]) -> Vec<(usize, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Launch { task, attempt } => Some((*task, *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+const DIAMOND: &str = r#"
+[tasks.a]
+command = "true"
+[tasks.b]
+command = "true"
+depends_on = ["a"]
+[tasks.c]
+command = "true"
+depends_on = ["a"]
+[tasks.d]
+command = "true"
+depends_on = ["b", "c"]
+"#;
+
+#[test]
+fn tasks_start_as_soon_as_their_dependencies_succeed() {
+    let mut m = RunMachine::new(&dag(DIAMOND), 8);
+    let t = Instant::now();
+    assert_eq!(launches(&m.start(t)), vec![(0, 1)]);
+    assert_eq!(
+        launches(&m.finished(0, Finish::Success, t)),
+        vec![(1, 1), (2, 1)]
+    );
+    assert_eq!(launches(&m.finished(1, Finish::Success, t)), vec![]);
+    assert_eq!(launches(&m.finished(2, Finish::Success, t)), vec![(3, 1)]);
+    assert_eq!(m.outcome(), None);
+    m.finished(3, Finish::Success, t);
+    assert_eq!(m.outcome(), Some(RunState::Success));
+}
+
+#[test]
+fn no_more_than_max_active_tasks_run_at_once() {
+    let source: String = (0..5)
+        .map(|i| format!("[tasks.t{i}]\ncommand = \"true\"\n"))
+        .collect();
+    let mut m = RunMachine::new(&dag(&source), 2);
+    let t = Instant::now();
+    assert_eq!(launches(&m.start(t)), vec![(0, 1), (1, 1)]);
+    assert_eq!(launches(&m.finished(1, Finish::Success, t)), vec![(2, 1)]);
+    assert_eq!(launches(&m.finished(0, Finish::Success, t)), vec![(3, 1)]);
+}
+
+#[test]
+fn a_failure_marks_everything_downstream_upstream_failed() {
+    let mut m = RunMachine::new(&dag(DIAMOND), 8);
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Success, t);
+    let actions = m.finished(1, Finish::Failed, t);
+    assert!(actions.contains(&Action::SetState {
+        task: 3,
+        state: TaskState::UpstreamFailed,
+        reason: Some("upstream task `b` failed".into()),
+    }));
+    assert_eq!(m.state(1), TaskState::Failed);
+    // The sibling keeps running and finishes; the run still fails.
+    m.finished(2, Finish::Success, t);
+    assert_eq!(m.state(2), TaskState::Success);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+}
+
+#[test]
+fn retries_wait_their_delay_with_exponential_backoff() {
+    let mut m = RunMachine::new(
+        &dag(r#"
+[tasks.flaky]
+command = "false"
+retries = 2
+retry_delay = "10s"
+retry_backoff = "exponential"
+"#),
+        1,
+    );
+    let t0 = Instant::now();
+    assert_eq!(launches(&m.start(t0)), vec![(0, 1)]);
+    let actions = m.finished(0, Finish::Failed, t0);
+    assert_eq!(launches(&actions), vec![]);
+    assert_eq!(m.state(0), TaskState::Queued);
+    assert_eq!(m.next_wake(), Some(t0 + Duration::from_secs(10)));
+    assert_eq!(launches(&m.wake(t0 + Duration::from_secs(9))), vec![]);
+    let t1 = t0 + Duration::from_secs(10);
+    assert_eq!(launches(&m.wake(t1)), vec![(0, 2)]);
+    m.finished(0, Finish::Failed, t1);
+    assert_eq!(m.next_wake(), Some(t1 + Duration::from_secs(20)));
+    let t2 = t1 + Duration::from_secs(20);
+    assert_eq!(launches(&m.wake(t2)), vec![(0, 3)]);
+    let last = m.finished(0, Finish::Failed, t2);
+    assert!(last.contains(&Action::SetState {
+        task: 0,
+        state: TaskState::Failed,
+        reason: Some("failed after 3 attempts".into()),
+    }));
+    assert_eq!(m.next_wake(), None);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+}
+
+#[test]
+fn stopping_kills_what_runs_and_skips_what_has_not_started() {
+    let mut m = RunMachine::new(&dag(DIAMOND), 8);
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Success, t);
+    let actions = m.cancel();
+    assert!(actions.contains(&Action::Kill { task: 1 }));
+    assert!(actions.contains(&Action::Kill { task: 2 }));
+    assert_eq!(m.state(3), TaskState::Skipped);
+    assert_eq!(m.outcome(), None, "killed tasks have not reported back yet");
+    // A stopped task is not retried, even with retries left.
+    assert_eq!(launches(&m.finished(1, Finish::Stopped, t)), vec![]);
+    assert_eq!(launches(&m.finished(2, Finish::Failed, t)), vec![]);
+    assert_eq!(m.state(2), TaskState::Failed);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+}
