@@ -4,7 +4,8 @@
 //! current time and carries out the [`Action`]s it returns, so every scheduling rule is tested
 //! here with plain values.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use vane_dag::{Dag, RetryPolicy};
@@ -45,6 +46,8 @@ pub struct RunMachine {
     running: usize,
     /// Tasks whose dependencies succeeded, in the order they became ready.
     ready: VecDeque<usize>,
+    /// Retries by due time; an entry is stale when the slot's `retry_at` no longer matches.
+    retries: BinaryHeap<Reverse<(Instant, usize)>>,
     cancelled: bool,
 }
 
@@ -86,6 +89,7 @@ impl RunMachine {
             max_active: max_active.max(1),
             running: 0,
             ready,
+            retries: BinaryHeap::new(),
             cancelled: false,
         }
     }
@@ -127,6 +131,7 @@ impl RunMachine {
                 let delay = slot.retry.delay_after(slot.attempts);
                 slot.state = TaskState::Queued;
                 slot.retry_at = Some(now + delay);
+                self.retries.push(Reverse((now + delay, task)));
                 let reason = format!(
                     "attempt {} failed; retry {} of {} in {}",
                     slot.attempts,
@@ -162,7 +167,11 @@ impl RunMachine {
 
     /// When the next retry is due, if any waits.
     pub fn next_wake(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.retry_at).min()
+        self.retries
+            .iter()
+            .filter(|Reverse((at, task))| self.slots[*task].retry_at == Some(*at))
+            .map(|Reverse((at, _))| *at)
+            .min()
     }
 
     /// Stop the run: kill what runs, skip what has not started.
@@ -209,10 +218,14 @@ impl RunMachine {
         if self.cancelled {
             return;
         }
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.retry_at.is_some_and(|at| at <= now) {
-                slot.retry_at = None;
-                self.ready.push_back(i);
+        while let Some(&Reverse((at, task))) = self.retries.peek() {
+            if at > now {
+                break;
+            }
+            self.retries.pop();
+            if self.slots[task].retry_at == Some(at) {
+                self.slots[task].retry_at = None;
+                self.ready.push_back(task);
             }
         }
         while self.running < self.max_active {
