@@ -53,6 +53,11 @@ pub(crate) enum Command {
     Show(ShowArgs),
     /// Draw a DAG's dependency graph.
     Graph(GraphArgs),
+    /// Print the next logical dates of a DAG's schedule, one RFC 3339 timestamp per line.
+    ///
+    /// Use it to check a cron expression (and its time zone and daylight-saving days) before
+    /// committing it.
+    Next(NextArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +130,17 @@ pub(crate) struct GraphArgs {
     pub(crate) dag_id: String,
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub(crate) format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NextArgs {
+    pub(crate) dag_id: String,
+    /// How many logical dates to print.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) count: usize,
+    /// Start after this time: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub(crate) after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -43,6 +43,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Runs(args) => runs(g, args.dag_id.as_deref(), args.limit, args.json.json),
         Command::Show(args) => show(g, args.run_id, args.json.json),
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
+        Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
     }
 }
 
@@ -583,6 +584,29 @@ fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
     println!("  duration:     {}", duration(run.started_at, run.ended_at));
     println!();
     print!("{}", task_table(&detail));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn next(g: &Global, dag_id: &str, count: usize, after: Option<&str>) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let (dag, _) = find_dag(&set, dag_id, g)?;
+    let Some(schedule) = &dag.schedule else {
+        bail!(
+            "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
+        );
+    };
+    let mut at = parse_date(after, dag)?;
+    for _ in 0..count {
+        let Some(tick) = schedule.next_after(at) else {
+            break;
+        };
+        println!(
+            "{}",
+            tick.with_timezone(&dag.timezone)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        );
+        at = tick;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

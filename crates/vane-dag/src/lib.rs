@@ -25,6 +25,7 @@ mod duration;
 mod load;
 mod model;
 mod parse;
+mod schedule;
 mod spec;
 mod template;
 

@@ -70,11 +70,12 @@ impl Dag {
     }
 }
 
-/// A cron schedule, already checked.
+/// A cron schedule in a time zone, already checked. See [`crate::schedule`] for the ticks.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub expression: String,
-    pub cron: croner::Cron,
+    pub(crate) cron: croner::Cron,
+    pub timezone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone)]

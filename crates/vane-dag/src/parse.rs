@@ -64,7 +64,7 @@ enum Val {
     Dur(Duration),
     List(Vec<(String, Range<usize>)>),
     Env(Vec<(String, String, Range<usize>)>),
-    Cron(Box<croner::Cron>),
+    Cron(Box<croner::Cron>, String),
     Tz(chrono_tz::Tz),
 }
 
@@ -237,17 +237,18 @@ impl Cx<'_> {
             }
         };
 
-        let schedule = dag_keys.get("schedule").and_then(|e| match &e.val {
-            Val::Cron(cron) => Some(Schedule {
-                expression: cron.pattern.to_string(),
-                cron: (**cron).clone(),
-            }),
-            _ => None,
-        });
         let timezone = match dag_keys.get("timezone").map(|e| &e.val) {
             Some(Val::Tz(tz)) => *tz,
             _ => chrono_tz::UTC,
         };
+        let schedule = dag_keys.get("schedule").and_then(|e| match &e.val {
+            Val::Cron(cron, expression) => Some(Schedule {
+                expression: expression.clone(),
+                cron: (**cron).clone(),
+                timezone,
+            }),
+            _ => None,
+        });
         let tasks = tasks?;
         Some(Dag {
             id,
@@ -736,7 +737,7 @@ impl Cx<'_> {
                 wrong(self, "a duration string", format!("write {name} = \"30s\""))
             }
             (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
-                Ok(cron) => Some(Val::Cron(Box::new(cron))),
+                Ok(cron) => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
                 Err(e) => {
                     self.error(
                         format!("invalid cron expression `{s}`: {e}"),

@@ -13,6 +13,14 @@ pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
         "logical_date",
         "logical date and time, RFC 3339 with offset",
     ),
+    (
+        "data_interval_start",
+        "start of the data interval (the previous schedule tick), RFC 3339",
+    ),
+    (
+        "data_interval_end",
+        "end of the data interval (the logical date), RFC 3339",
+    ),
     ("run_id", "id of the DAG run"),
     ("dag_id", "id of the DAG"),
     ("task_id", "id of the task"),

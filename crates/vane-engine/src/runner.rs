@@ -391,11 +391,23 @@ impl Ctx<'_, '_> {
         let task = &dag.tasks[task_index];
         let local = spec.logical_date.with_timezone(&dag.timezone);
         let ds = local.format("%Y-%m-%d").to_string();
+        let (interval_start, interval_end) = dag
+            .schedule
+            .as_ref()
+            .map_or((spec.logical_date, spec.logical_date), |s| {
+                s.data_interval(spec.logical_date)
+            });
+        let rfc3339 = |t: DateTime<Utc>| {
+            t.with_timezone(&dag.timezone)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        };
         let builtin = |name: &str| -> String {
             match name {
                 "ds" => ds.clone(),
                 "ds_nodash" => local.format("%Y%m%d").to_string(),
-                "logical_date" => local.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "logical_date" => rfc3339(spec.logical_date),
+                "data_interval_start" => rfc3339(interval_start),
+                "data_interval_end" => rfc3339(interval_end),
                 "run_id" => self.run.to_string(),
                 "dag_id" => dag.id.clone(),
                 "task_id" => task.id.clone(),

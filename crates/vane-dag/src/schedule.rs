@@ -1,0 +1,161 @@
+//! Ticks of a cron schedule: the fixed grid runs are placed on.
+//!
+//! Ticks are computed from the cron expression in the DAG's time zone, never as "last run +
+//! interval", so a slow run or a restart cannot make the cadence drift. Daylight-saving days are
+//! handled by `croner`: a time that does not exist on the spring-forward day runs at the first
+//! valid time after the gap, and a time that exists twice on the fall-back day runs once.
+//!
+//! A scheduled run's *logical date* is its tick; its *data interval* is [previous tick, tick).
+
+use chrono::{DateTime, Utc};
+
+use crate::model::Schedule;
+
+impl Schedule {
+    /// The first tick strictly after `after`, or `None` when the expression has no more.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&self.timezone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The last tick strictly before `before`.
+    pub fn previous_before(&self, before: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = before.with_timezone(&self.timezone);
+        self.cron
+            .find_previous_occurrence(&local, false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// Every tick in `[from, to]`, both inclusive, oldest first.
+    pub fn ticks_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let first = from - chrono::Duration::nanoseconds(1);
+        std::iter::successors(self.next_after(first), move |t| self.next_after(*t))
+            .take_while(move |t| *t <= to)
+    }
+
+    /// The data interval of the run whose logical date is `tick`: [previous tick, tick).
+    pub fn data_interval(&self, tick: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        (self.previous_before(tick).unwrap_or(tick), tick)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    fn schedule(expression: &str, tz: &str) -> crate::Schedule {
+        let source = format!(
+            "[dag]\nschedule = \"{expression}\"\ntimezone = \"{tz}\"\n[tasks.a]\ncommand = \"true\"\n"
+        );
+        crate::parse_dag(&source, "t")
+            .dag
+            .unwrap()
+            .schedule
+            .unwrap()
+    }
+
+    /// Local wall-clock times of the ticks from `from` (a local date) for `days` days.
+    fn local_ticks(expression: &str, tz: &str, from: (i32, u32, u32), days: i64) -> Vec<String> {
+        let s = schedule(expression, tz);
+        let start = s
+            .timezone
+            .with_ymd_and_hms(from.0, from.1, from.2, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        s.ticks_between(start, start + chrono::Duration::days(days))
+            .map(|t| t.with_timezone(&s.timezone).to_rfc3339())
+            .collect()
+    }
+
+    #[test]
+    fn spring_forward_runs_once_at_the_first_valid_time() {
+        assert_eq!(
+            local_ticks("30 2 * * *", "America/New_York", (2026, 3, 7), 3),
+            vec![
+                "2026-03-07T02:30:00-05:00",
+                "2026-03-08T03:00:00-04:00",
+                "2026-03-09T02:30:00-04:00",
+            ]
+        );
+        // Southern hemisphere: Sydney springs forward in October.
+        assert_eq!(
+            local_ticks("30 2 * * *", "Australia/Sydney", (2026, 10, 3), 3),
+            vec![
+                "2026-10-03T02:30:00+10:00",
+                "2026-10-04T03:00:00+11:00",
+                "2026-10-05T02:30:00+11:00",
+            ]
+        );
+        assert_eq!(
+            local_ticks("30 1 * * *", "Europe/London", (2026, 3, 28), 3),
+            vec![
+                "2026-03-28T01:30:00+00:00",
+                "2026-03-29T02:00:00+01:00",
+                "2026-03-30T01:30:00+01:00",
+            ]
+        );
+    }
+
+    #[test]
+    fn fall_back_runs_once() {
+        assert_eq!(
+            local_ticks("30 1 * * *", "America/New_York", (2026, 10, 31), 3),
+            vec![
+                "2026-10-31T01:30:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-02T01:30:00-05:00",
+            ]
+        );
+        assert_eq!(
+            local_ticks("30 2 * * *", "Australia/Sydney", (2026, 4, 4), 3),
+            vec![
+                "2026-04-04T02:30:00+11:00",
+                "2026-04-05T02:30:00+11:00",
+                "2026-04-06T02:30:00+10:00",
+            ]
+        );
+        assert_eq!(
+            local_ticks("30 1 * * *", "Europe/London", (2026, 10, 24), 3),
+            vec![
+                "2026-10-24T01:30:00+01:00",
+                "2026-10-25T01:30:00+01:00",
+                "2026-10-26T01:30:00+00:00",
+            ]
+        );
+    }
+
+    #[test]
+    fn standard_cron_syntax_and_presets() {
+        let weekdays = local_ticks("0 9 * * MON-FRI", "UTC", (2026, 11, 20), 4);
+        assert_eq!(
+            weekdays,
+            vec!["2026-11-20T09:00:00+00:00", "2026-11-23T09:00:00+00:00"]
+        );
+        let hourly = local_ticks("@hourly", "UTC", (2026, 11, 23), 0);
+        assert_eq!(hourly, vec!["2026-11-23T00:00:00+00:00"]);
+        let seconds = schedule("*/30 * * * * *", "UTC");
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            seconds.next_after(t),
+            Some(t + chrono::Duration::seconds(30))
+        );
+    }
+
+    #[test]
+    fn the_data_interval_ends_at_the_tick() {
+        let s = schedule("0 2 * * *", "UTC");
+        let tick = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
+        assert_eq!(
+            s.data_interval(tick),
+            (tick - chrono::Duration::days(1), tick)
+        );
+    }
+}
