@@ -2,8 +2,9 @@
 
 deploy.py (stage production) keeps the model it replaces in fallback/. This
 script copies fallback/ over production/ and records the rollback in
-history.jsonl. It is not part of the scheduled DAG; run it by hand from the
-repository root when a freshly promoted model misbehaves:
+history.jsonl. The DAG runs it when deploy_production fails (trigger_rule =
+"one_failed"); run it by hand from the repository root when a freshly promoted
+model misbehaves:
 
     python3 dags/churn/rollback.py                      # uses $VANE_WORK, else .vane/work
     python3 dags/churn/rollback.py --serving /path/to/serving/churn

@@ -84,12 +84,49 @@ pub struct Task {
     pub description: Option<String>,
     pub command: Template,
     pub depends_on: Vec<usize>,
+    pub trigger_rule: TriggerRule,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
     /// Environment added to the task's process; values are templates.
     pub env: Vec<(String, Template)>,
     /// Working directory; relative paths are relative to the project root.
     pub cwd: Option<Template>,
+}
+
+/// When a task runs, given how its dependencies ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerRule {
+    AllSuccess,
+    AllDone,
+    AllFailed,
+    OneFailed,
+    OneSuccess,
+    NoneFailed,
+}
+
+impl TriggerRule {
+    /// The name used in DAG files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TriggerRule::AllSuccess => "all_success",
+            TriggerRule::AllDone => "all_done",
+            TriggerRule::AllFailed => "all_failed",
+            TriggerRule::OneFailed => "one_failed",
+            TriggerRule::OneSuccess => "one_success",
+            TriggerRule::NoneFailed => "none_failed",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Self {
+        match name {
+            "all_done" => TriggerRule::AllDone,
+            "all_failed" => TriggerRule::AllFailed,
+            "one_failed" => TriggerRule::OneFailed,
+            "one_success" => TriggerRule::OneSuccess,
+            "none_failed" => TriggerRule::NoneFailed,
+            _ => TriggerRule::AllSuccess,
+        }
+    }
 }
 
 /// How a failed task is retried.

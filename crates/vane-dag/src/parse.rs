@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::duration::parse_duration;
-use crate::model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task};
+use crate::model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task, TriggerRule};
 use crate::spec::{self, Field, Ty};
 use crate::template::Template;
 
@@ -389,6 +389,18 @@ impl Cx<'_> {
                     }
                 }
             }
+            if keys.get("trigger_rule").is_some() && keys.list("depends_on").is_empty() {
+                let span = keys.get("trigger_rule").map(|e| e.span.clone());
+                self.diags.push(
+                    Diagnostic::warning(
+                        format!(
+                            "`trigger_rule` of task `{id}` has no effect: it has no dependencies"
+                        ),
+                        span,
+                    )
+                    .hint("add `depends_on`, or remove `trigger_rule`"),
+                );
+            }
             edges.push(deps.clone());
             match self.task(id, &keys, defaults, &param_names) {
                 Some(mut task) => {
@@ -454,6 +466,7 @@ impl Cx<'_> {
             description: keys.str("description").map(str::to_owned),
             command,
             depends_on: Vec::new(),
+            trigger_rule: TriggerRule::from_name(keys.str("trigger_rule").unwrap_or("all_success")),
             retry,
             timeout: dur("timeout"),
             env,

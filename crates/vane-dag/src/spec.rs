@@ -175,7 +175,22 @@ pub(crate) const TASK_OWN: &[Field] = &[
     field(
         "depends_on",
         Ty::IdList,
-        "Tasks that must succeed before this one starts.",
+        "Tasks this one waits for; `trigger_rule` says what their outcome must be.",
+    ),
+    with_default(
+        field(
+            "trigger_rule",
+            Ty::Enum(&[
+                "all_success",
+                "all_done",
+                "all_failed",
+                "one_failed",
+                "one_success",
+                "none_failed",
+            ]),
+            "When the task runs, given how its dependencies ended: `all_success` (all succeeded), `all_done` (all finished, however), `all_failed` (all failed), `one_failed` (as soon as one failed, e.g. to deploy a fallback model), `one_success` (as soon as one succeeded), `none_failed` (all finished and none failed; skipped is fine). A task whose rule can no longer be met ends `upstream_failed`, or `skipped` when its rule waits for failures that did not happen.",
+        ),
+        "all_success",
     ),
 ];
 

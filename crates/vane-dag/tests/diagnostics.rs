@@ -192,3 +192,17 @@ retry_backoff = "exponential"
         .collect();
     assert_eq!(env, vec![("SEED", "8"), ("DATE", "{{ ds }}")]);
 }
+
+#[test]
+fn trigger_rules() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.train]
+command = "true"
+trigger_rule = "all_done"
+[tasks.fallback]
+command = "true"
+depends_on = ["train"]
+trigger_rule = "one_fail"
+"#
+    ));
+}

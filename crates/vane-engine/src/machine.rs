@@ -1,6 +1,6 @@
 //! The run state machine: given what happened, decide what happens next.
 //!
-//! It owns no processes, clock or database: the [`crate::Runner`] feeds it events with the
+//! It owns no processes, clock or database: the [`crate::Engine`] feeds it events with the
 //! current time and carries out the [`Action`]s it returns, so every scheduling rule is tested
 //! here with plain values.
 
@@ -8,10 +8,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
-use vane_dag::{Dag, RetryPolicy};
+use vane_dag::{Dag, RetryPolicy, TriggerRule};
 use vane_store::{RunState, TaskState};
 
-/// What the runner must do, in order.
+/// What the engine must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Record the new attempt, then start its process.
@@ -26,14 +26,69 @@ pub enum Action {
     Kill { task: usize },
 }
 
+/// How an attempt ended, as far as scheduling is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Success,
+    /// Failed; retried if the policy allows.
+    Failed,
+    /// Failed in a way a retry cannot fix (the run is being stopped).
+    Stopped,
+}
+
+/// How the dependencies of one task have ended so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Upstream {
+    total: usize,
+    success: usize,
+    /// `failed` or `upstream_failed`.
+    failed: usize,
+    skipped: usize,
+}
+
+impl Upstream {
+    fn done(&self) -> usize {
+        self.success + self.failed + self.skipped
+    }
+}
+
+/// What a task's trigger rule says, given its dependencies so far.
+enum Verdict {
+    Wait,
+    Run,
+    /// The rule can no longer be met because something upstream failed or was skipped.
+    UpstreamFailed,
+    /// The rule waited for a failure that did not happen.
+    Skip,
+}
+
+fn verdict(rule: TriggerRule, up: Upstream) -> Verdict {
+    let all_done = up.done() == up.total;
+    match rule {
+        TriggerRule::AllSuccess if up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::AllSuccess if up.skipped > 0 => Verdict::Skip,
+        TriggerRule::AllSuccess | TriggerRule::AllDone if all_done => Verdict::Run,
+        TriggerRule::AllFailed if up.success + up.skipped > 0 => Verdict::Skip,
+        TriggerRule::AllFailed if all_done => Verdict::Run,
+        TriggerRule::OneFailed if up.failed > 0 => Verdict::Run,
+        TriggerRule::OneFailed if all_done => Verdict::Skip,
+        TriggerRule::OneSuccess if up.success > 0 => Verdict::Run,
+        TriggerRule::OneSuccess if all_done && up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::OneSuccess if all_done => Verdict::Skip,
+        TriggerRule::NoneFailed if up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::NoneFailed if all_done => Verdict::Run,
+        _ => Verdict::Wait,
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     id: String,
     state: TaskState,
     attempts: u32,
     retry: RetryPolicy,
-    /// Dependencies that have not succeeded yet.
-    waiting_on: usize,
+    rule: TriggerRule,
+    upstream: Upstream,
     downstream: Vec<usize>,
     retry_at: Option<Instant>,
 }
@@ -44,21 +99,11 @@ pub struct RunMachine {
     slots: Vec<Slot>,
     max_active: usize,
     running: usize,
-    /// Tasks whose dependencies succeeded, in the order they became ready.
+    /// Tasks whose trigger rule is met, in the order it was met.
     ready: VecDeque<usize>,
     /// Retries by due time; an entry is stale when the slot's `retry_at` no longer matches.
     retries: BinaryHeap<Reverse<(Instant, usize)>>,
     cancelled: bool,
-}
-
-/// How an attempt ended, as far as scheduling is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    Success,
-    /// Failed; retried if the policy allows.
-    Failed,
-    /// Failed in a way a retry cannot fix (the run is being stopped).
-    Stopped,
 }
 
 impl RunMachine {
@@ -71,7 +116,11 @@ impl RunMachine {
                 state: TaskState::Queued,
                 attempts: 0,
                 retry: t.retry,
-                waiting_on: t.depends_on.len(),
+                rule: t.trigger_rule,
+                upstream: Upstream {
+                    total: t.depends_on.len(),
+                    ..Upstream::default()
+                },
                 downstream: Vec::new(),
                 retry_at: None,
             })
@@ -82,7 +131,7 @@ impl RunMachine {
             }
         }
         let ready = (0..slots.len())
-            .filter(|&i| slots[i].waiting_on == 0)
+            .filter(|&i| slots[i].upstream.total == 0)
             .collect();
         Self {
             slots,
@@ -116,17 +165,7 @@ impl RunMachine {
         self.running -= 1;
         let slot = &mut self.slots[task];
         match finish {
-            Finish::Success => {
-                slot.state = TaskState::Success;
-                actions.push(set(task, TaskState::Success, None));
-                for d in slot.downstream.clone() {
-                    let down = &mut self.slots[d];
-                    down.waiting_on -= 1;
-                    if down.waiting_on == 0 && down.state == TaskState::Queued {
-                        self.ready.push_back(d);
-                    }
-                }
-            }
+            Finish::Success => self.settle(task, TaskState::Success, None, &mut actions),
             Finish::Failed if !self.cancelled && slot.attempts <= slot.retry.retries => {
                 let delay = slot.retry.delay_after(slot.attempts);
                 slot.state = TaskState::Queued;
@@ -142,16 +181,14 @@ impl RunMachine {
                 actions.push(set(task, TaskState::Queued, Some(reason)));
             }
             Finish::Failed | Finish::Stopped => {
-                slot.state = TaskState::Failed;
-                let reason = match (finish, self.cancelled) {
-                    (Finish::Stopped, _) | (_, true) => Some("the run was stopped".to_owned()),
-                    _ if slot.retry.retries > 0 => {
-                        Some(format!("failed after {} attempts", slot.attempts))
-                    }
-                    _ => None,
+                let reason = if finish == Finish::Stopped || self.cancelled {
+                    Some("the run was stopped".to_owned())
+                } else if slot.retry.retries > 0 {
+                    Some(format!("failed after {} attempts", slot.attempts))
+                } else {
+                    None
                 };
-                actions.push(set(task, TaskState::Failed, reason));
-                self.fail_downstream(task, &mut actions);
+                self.settle(task, TaskState::Failed, reason, &mut actions);
             }
         }
         self.fill(now, &mut actions);
@@ -197,7 +234,8 @@ impl RunMachine {
         actions
     }
 
-    /// The run's final state once every task has finished.
+    /// The run's final state once every task has finished: `success` unless a task failed,
+    /// ended `upstream_failed`, or the run was stopped.
     pub fn outcome(&self) -> Option<RunState> {
         if !self.slots.iter().all(|s| s.state.is_finished()) {
             return None;
@@ -212,6 +250,60 @@ impl RunMachine {
         } else {
             RunState::Failed
         })
+    }
+
+    /// Puts a task in a final state and lets its downstream tasks' trigger rules decide.
+    fn settle(
+        &mut self,
+        task: usize,
+        state: TaskState,
+        reason: Option<String>,
+        actions: &mut Vec<Action>,
+    ) {
+        let mut pending = vec![(task, state, reason)];
+        while let Some((task, state, reason)) = pending.pop() {
+            let slot = &mut self.slots[task];
+            slot.state = state;
+            slot.retry_at = None;
+            actions.push(set(task, state, reason));
+            for d in self.slots[task].downstream.clone() {
+                let down = &mut self.slots[d];
+                match state {
+                    TaskState::Success => down.upstream.success += 1,
+                    TaskState::Skipped => down.upstream.skipped += 1,
+                    _ => down.upstream.failed += 1,
+                }
+                if down.state != TaskState::Queued || self.ready.contains(&d) {
+                    continue;
+                }
+                let verdict = verdict(down.rule, down.upstream);
+                let rule = down.rule;
+                let id = &self.slots[task].id;
+                let ended = match state {
+                    TaskState::Success => "succeeded",
+                    TaskState::Failed => "failed",
+                    TaskState::Skipped => "was skipped",
+                    _ => "could not run",
+                };
+                match verdict {
+                    Verdict::Wait => {}
+                    Verdict::Run => self.ready.push_back(d),
+                    Verdict::UpstreamFailed => pending.push((
+                        d,
+                        TaskState::UpstreamFailed,
+                        Some(format!("upstream task `{id}` {ended}")),
+                    )),
+                    Verdict::Skip => pending.push((
+                        d,
+                        TaskState::Skipped,
+                        Some(format!(
+                            "trigger rule `{}` not met: upstream task `{id}` {ended}",
+                            rule.name()
+                        )),
+                    )),
+                }
+            }
+        }
     }
 
     fn fill(&mut self, now: Instant, actions: &mut Vec<Action>) {
@@ -240,21 +332,6 @@ impl RunMachine {
                 task,
                 attempt: slot.attempts,
             });
-        }
-    }
-
-    fn fail_downstream(&mut self, task: usize, actions: &mut Vec<Action>) {
-        let mut stack = self.slots[task].downstream.clone();
-        while let Some(d) = stack.pop() {
-            if self.slots[d].state != TaskState::Queued {
-                continue;
-            }
-            self.slots[d].state = TaskState::UpstreamFailed;
-            self.slots[d].retry_at = None;
-            self.ready.retain(|&r| r != d);
-            let reason = format!("upstream task `{}` failed", self.slots[task].id);
-            actions.push(set(d, TaskState::UpstreamFailed, Some(reason)));
-            stack.extend(self.slots[d].downstream.iter().copied());
         }
     }
 }

@@ -134,3 +134,110 @@ fn stopping_kills_what_runs_and_skips_what_has_not_started() {
     assert_eq!(m.state(2), TaskState::Failed);
     assert_eq!(m.outcome(), Some(RunState::Failed));
 }
+
+/// train -> deploy (all_success), and deploy_fallback (one_failed) beside it.
+const FALLBACK: &str = r#"
+[tasks.train]
+command = "true"
+[tasks.deploy]
+command = "true"
+depends_on = ["train"]
+[tasks.deploy_fallback]
+command = "true"
+depends_on = ["train"]
+trigger_rule = "one_failed"
+[tasks.cleanup]
+command = "true"
+depends_on = ["deploy", "deploy_fallback"]
+trigger_rule = "all_done"
+[tasks.report]
+command = "true"
+depends_on = ["deploy", "deploy_fallback"]
+trigger_rule = "none_failed"
+"#;
+
+#[test]
+fn one_failed_deploys_the_fallback_when_training_fails() {
+    let mut m = RunMachine::new(&dag(FALLBACK), 8);
+    let t = Instant::now();
+    m.start(t);
+    let actions = m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(1), TaskState::UpstreamFailed);
+    assert_eq!(launches(&actions), vec![(2, 1)]);
+    assert_eq!(
+        m.state(4),
+        TaskState::UpstreamFailed,
+        "none_failed sees deploy's upstream_failed"
+    );
+    let actions = m.finished(2, Finish::Success, t);
+    assert_eq!(
+        launches(&actions),
+        vec![(3, 1)],
+        "all_done runs whatever happened"
+    );
+    m.finished(3, Finish::Success, t);
+    assert_eq!(
+        m.outcome(),
+        Some(RunState::Failed),
+        "training failed, so the run did"
+    );
+}
+
+#[test]
+fn one_failed_is_skipped_when_nothing_fails() {
+    let mut m = RunMachine::new(&dag(FALLBACK), 8);
+    let t = Instant::now();
+    m.start(t);
+    let actions = m.finished(0, Finish::Success, t);
+    assert_eq!(launches(&actions), vec![(1, 1)]);
+    assert!(actions.contains(&Action::SetState {
+        task: 2,
+        state: TaskState::Skipped,
+        reason: Some("trigger rule `one_failed` not met: upstream task `train` succeeded".into()),
+    }));
+    let actions = m.finished(1, Finish::Success, t);
+    assert_eq!(
+        launches(&actions),
+        vec![(3, 1), (4, 1)],
+        "a skipped dependency satisfies all_done and none_failed"
+    );
+    m.finished(3, Finish::Success, t);
+    m.finished(4, Finish::Success, t);
+    assert_eq!(m.outcome(), Some(RunState::Success));
+}
+
+#[test]
+fn every_trigger_rule_against_one_success_and_one_failure() {
+    let rules = [
+        "all_success",
+        "all_done",
+        "all_failed",
+        "one_failed",
+        "one_success",
+        "none_failed",
+    ];
+    let mut source =
+        String::from("[tasks.ok]\ncommand = \"true\"\n[tasks.bad]\ncommand = \"false\"\n");
+    for rule in rules {
+        source.push_str(&format!(
+            "[tasks.{rule}]\ncommand = \"true\"\ndepends_on = [\"ok\", \"bad\"]\ntrigger_rule = \"{rule}\"\n"
+        ));
+    }
+    let mut m = RunMachine::new(&dag(&source), 16);
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Success, t);
+    m.finished(1, Finish::Failed, t);
+    let states: Vec<_> = (2..8).map(|i| m.state(i)).collect();
+    assert_eq!(
+        states,
+        vec![
+            TaskState::UpstreamFailed, // all_success
+            TaskState::Running,        // all_done
+            TaskState::Skipped,        // all_failed
+            TaskState::Running,        // one_failed
+            TaskState::Running,        // one_success (already running after `ok`)
+            TaskState::UpstreamFailed, // none_failed
+        ]
+    );
+}
