@@ -143,6 +143,58 @@ impl RunMachine {
         }
     }
 
+    /// Picks a run up where its record left off: tasks already finished keep their state and
+    /// count toward their downstream tasks' trigger rules; `queued` tasks (never started, or
+    /// cleared for a rerun) start when their rules allow. Attempt numbers continue from
+    /// `recorded[i].1`. A task recorded `running` must have had its attempt closed by the
+    /// caller; it is treated as `queued`.
+    pub fn resume(
+        dag: &Dag,
+        max_active: usize,
+        recorded: &[(TaskState, u32)],
+    ) -> (Self, Vec<Action>) {
+        let mut machine = Self::new(dag, max_active);
+        machine.ready.clear();
+        let mut actions = Vec::new();
+        for (i, &(state, attempts)) in recorded.iter().enumerate() {
+            machine.slots[i].attempts = attempts;
+            if state.is_finished() {
+                machine.slots[i].state = state;
+                for d in machine.slots[i].downstream.clone() {
+                    let up = &mut machine.slots[d].upstream;
+                    match state {
+                        TaskState::Success => up.success += 1,
+                        TaskState::Skipped => up.skipped += 1,
+                        _ => up.failed += 1,
+                    }
+                }
+            }
+        }
+        for i in 0..machine.slots.len() {
+            if machine.slots[i].state != TaskState::Queued {
+                continue;
+            }
+            let slot = &machine.slots[i];
+            match verdict(slot.rule, slot.upstream) {
+                Verdict::Run => machine.ready.push_back(i),
+                Verdict::Wait => {}
+                Verdict::UpstreamFailed => machine.settle(
+                    i,
+                    TaskState::UpstreamFailed,
+                    Some("an upstream task had already failed".into()),
+                    &mut actions,
+                ),
+                Verdict::Skip => machine.settle(
+                    i,
+                    TaskState::Skipped,
+                    Some(format!("trigger rule `{}` not met", slot.rule.name())),
+                    &mut actions,
+                ),
+            }
+        }
+        (machine, actions)
+    }
+
     pub fn state(&self, task: usize) -> TaskState {
         self.slots[task].state
     }

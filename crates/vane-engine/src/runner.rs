@@ -112,7 +112,21 @@ impl Engine<'_> {
         let max_active = dag
             .max_active_tasks
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let mut machine = RunMachine::new(dag, max_active);
+        let record = self.store.run(run)?;
+        let recorded: Vec<(TaskState, u32)> = dag
+            .tasks
+            .iter()
+            .map(|t| {
+                record
+                    .tasks
+                    .iter()
+                    .find(|r| r.task_id == t.id)
+                    .map_or((TaskState::Queued, 0), |r| {
+                        (r.state, r.attempts.len() as u32)
+                    })
+            })
+            .collect();
+        let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded);
         let mut running: Vec<Option<KillSwitch>> = (0..dag.tasks.len()).map(|_| None).collect();
         let mut joins: JoinSet<Joined> = JoinSet::new();
         let ctx = Ctx {
@@ -130,7 +144,8 @@ impl Engine<'_> {
             at: Utc::now(),
         }])?;
         info!(run_id = run, dag = %dag.id, "Run started.");
-        let first = machine.start(now());
+        let mut first = settled;
+        first.extend(machine.start(now()));
         let result = async {
             ctx.carry_out(&mut machine, first, Vec::new(), &mut running, &mut joins)?;
             loop {

@@ -241,3 +241,45 @@ fn every_trigger_rule_against_one_success_and_one_failure() {
         ]
     );
 }
+
+#[test]
+fn a_resumed_run_reruns_only_what_is_queued_and_continues_attempt_numbers() {
+    // Run of the diamond where `b` failed (twice) and `d` was upstream_failed; `b` and `d`
+    // are cleared back to queued.
+    let recorded = [
+        (TaskState::Success, 1),
+        (TaskState::Queued, 2),
+        (TaskState::Success, 1),
+        (TaskState::Queued, 0),
+    ];
+    let (mut m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
+    assert_eq!(settled, vec![]);
+    let t = Instant::now();
+    assert_eq!(launches(&m.start(t)), vec![(1, 3)]);
+    assert_eq!(launches(&m.finished(1, Finish::Success, t)), vec![(3, 1)]);
+    m.finished(3, Finish::Success, t);
+    assert_eq!(m.outcome(), Some(RunState::Success));
+}
+
+#[test]
+fn resuming_settles_tasks_whose_rule_can_no_longer_be_met() {
+    let recorded = [
+        (TaskState::Failed, 1),
+        (TaskState::Queued, 0),
+        (TaskState::Queued, 0),
+        (TaskState::Queued, 0),
+    ];
+    let (m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
+    let states: Vec<_> = (0..4).map(|i| m.state(i)).collect();
+    assert_eq!(
+        states,
+        vec![
+            TaskState::Failed,
+            TaskState::UpstreamFailed,
+            TaskState::UpstreamFailed,
+            TaskState::UpstreamFailed
+        ]
+    );
+    assert_eq!(settled.len(), 3);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+}
