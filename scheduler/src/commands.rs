@@ -186,13 +186,13 @@ fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
         return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
     };
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        // Midnight, or the first valid time of the day where a daylight-saving change skips it.
         let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-        return dag
-            .timezone
-            .from_local_datetime(&midnight)
-            .earliest()
+        return (0..=24 * 4)
+            .map(|quarter| midnight + chrono::Duration::minutes(15 * quarter))
+            .find_map(|local| dag.timezone.from_local_datetime(&local).earliest())
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| anyhow!("midnight of {text} does not exist in {}", dag.timezone));
+            .ok_or_else(|| anyhow!("{text} has no valid time in {}", dag.timezone));
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -247,9 +247,21 @@ fn run(
         params,
         logical_date,
         trigger: Trigger::Manual,
-        git: vane_engine::git_state(&g.dags),
+        git: vane_engine::git_state(&file.path),
     };
     init_tracing();
+    // The run itself is driven on this thread; a second worker lets process supervisors notice
+    // exits while this thread waits for a commit to reach the disk.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // Signal handlers go in before the first task starts: a Ctrl-C at any moment after this
+    // stops the run cleanly instead of killing vane and orphaning its tasks.
+    let stop = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
     let run_id = engine.create_run(&spec)?;
     eprintln!(
         "run {run_id}: {} for {} ({} task{})",
@@ -260,10 +272,7 @@ fn run(
         dag.tasks.len(),
         plural(dag.tasks.len())
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let state = runtime.block_on(engine.execute(run_id, &spec, stop_signal()))?;
+    let state = runtime.block_on(engine.execute(run_id, &spec, stop))?;
     let detail = store.run(run_id)?;
     eprint!("{}", task_table(&detail));
     match state {
@@ -282,22 +291,17 @@ fn run(
     }
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
+/// Installs SIGINT and SIGTERM handlers now and returns a future that completes on either.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
+    })
 }
 
 fn init_tracing() {

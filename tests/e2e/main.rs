@@ -1,4 +1,13 @@
-#[test]
-fn t() {
-    assert!(std::path::Path::new(env!("CARGO_BIN_EXE_vane")).exists());
-}
+//! End-to-end tests: the real `vane` binary, run in throw-away project folders.
+//!
+//! Each test builds its own folder (see [`harness::Project`]), so tests run in parallel.
+//! Snapshots live in `tests/e2e/snapshots/`.
+
+mod harness;
+
+mod logs;
+mod recording;
+mod running;
+mod stopping;
+mod templates;
+mod validation;

@@ -33,7 +33,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => return Err(format!("`{number}` has no unit")),
-            other => return Err(format!("unknown unit `{other}`")),
+            other => return Err(format!("unknown unit `{}`", other.trim())),
         };
         rest = &rest[unit_len..];
         let millis = number

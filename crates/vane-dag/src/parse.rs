@@ -309,6 +309,20 @@ impl Cx<'_> {
                     continue;
                 }
             };
+            if let Some((other, _)) = params
+                .iter()
+                .find(|(other, _): &&(String, ParamValue)| other.eq_ignore_ascii_case(name))
+            {
+                self.error(
+                    format!("parameters `{other}` and `{name}` differ only in case"),
+                    key.span(),
+                    format!(
+                        "both would reach tasks as $VANE_PARAM_{}; rename one",
+                        name.to_uppercase()
+                    ),
+                );
+                continue;
+            }
             params.push((name.to_owned(), param));
         }
         params

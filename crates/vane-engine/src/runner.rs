@@ -163,9 +163,20 @@ impl Engine<'_> {
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
                 let (actions, changes) = tokio::select! {
                     Some(joined) = joins.join_next() => {
-                        let (task, attempt, outcome) = joined.map_err(|e| EngineError::Internal(e.to_string()))?;
-                        running[task] = None;
-                        ctx.finished(&mut machine, task, attempt, outcome)
+                        // Tasks that ended together are recorded in one transaction.
+                        let mut actions = Vec::new();
+                        let mut changes = Vec::new();
+                        let mut next = Some(joined);
+                        while let Some(joined) = next {
+                            let (task, attempt, outcome) =
+                                joined.map_err(|e| EngineError::Internal(e.to_string()))?;
+                            running[task] = None;
+                            let (a, c) = ctx.finished(&mut machine, task, attempt, outcome);
+                            actions.extend(a);
+                            changes.extend(c);
+                            next = joins.try_join_next();
+                        }
+                        (actions, changes)
                     }
                     () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
                     () = &mut stop, if !stopping => {
@@ -458,14 +469,17 @@ impl Ctx<'_, '_> {
                 .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
         );
         let root = &self.engine.paths.project_root;
+        // Leaving cwd unset when it is the project root we already run in lets the standard
+        // library spawn with posix_spawn instead of fork + chdir + exec.
         let cwd = match &task.cwd {
-            Some(cwd) => root.join(cwd.render_plain(lookup)),
-            None => root.clone(),
+            Some(cwd) => Some(root.join(cwd.render_plain(lookup))),
+            None if std::env::current_dir().is_ok_and(|here| &here == root) => None,
+            None => Some(root.clone()),
         };
         Job {
             command: task.command.render_shell(lookup),
             env,
-            cwd: Some(cwd),
+            cwd,
             log_path: self
                 .engine
                 .paths
@@ -477,10 +491,10 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Where an attempt's log lives, relative to the logs folder.
+/// Where an attempt's log lives, relative to the logs folder. One file per attempt directly in
+/// the run's folder: a folder per task would double the inodes created per attempt.
 pub fn log_name(dag: &str, run: RunId, task: &str, attempt: u32) -> PathBuf {
     PathBuf::from(dag)
         .join(format!("run-{run}"))
-        .join(task)
-        .join(format!("attempt-{attempt}.log"))
+        .join(format!("{task}.{attempt}.log"))
 }

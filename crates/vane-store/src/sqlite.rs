@@ -306,12 +306,28 @@ impl Store for SqliteStore {
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
-        for change in changes {
-            Self::apply_one(&tx, change)?;
+        // A pid only means something while this machine stays up: after a power loss every
+        // recorded process is gone anyway. So a batch of nothing but pids skips the fsync
+        // (WAL with synchronous=NORMAL still survives a crash of vane itself), which halves
+        // the fsyncs per task; every state transition keeps synchronous=FULL.
+        let volatile = changes
+            .iter()
+            .all(|c| matches!(c, Change::AttemptProcess { .. }));
+        if volatile {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        tx.commit()?;
-        Ok(())
+        let result = (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            for change in changes {
+                Self::apply_one(&tx, change)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if volatile {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        result
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {

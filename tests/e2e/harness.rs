@@ -1,0 +1,369 @@
+//! A throw-away project folder and the real `vane` binary, in the style of `just`'s tests.
+//!
+//! ```ignore
+//! let p = Project::new().dag("hello", "[tasks.a]\ncommand = \"echo hi\"\n");
+//! p.vane(&["run", "hello"]).success();
+//! assert_eq!(p.show(1)["state"], "success");
+//! ```
+//!
+//! Every command runs with the project folder as its working directory, so the defaults
+//! `--dags dags` and `--db .vane/vane.db` apply, exactly as for a person in a project.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub(crate) const VANE: &str = env!("CARGO_BIN_EXE_vane");
+
+/// A temporary project: a `dags/` folder and whatever vane writes beside it.
+pub(crate) struct Project {
+    dir: TempDir,
+    /// The folder as the binary sees it (`getcwd` resolves symlinks), for comparing paths.
+    root: PathBuf,
+}
+
+impl Project {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vane-e2e-")
+            .tempdir()
+            .expect("create a temporary folder");
+        fs::create_dir(dir.path().join("dags")).expect("create dags/");
+        let root = dir.path().canonicalize().expect("canonical temp path");
+        Self { dir, root }
+    }
+
+    /// Adds (or replaces) `dags/<name>.toml`.
+    pub(crate) fn dag(self, name: &str, text: &str) -> Self {
+        self.write_dag(name, text);
+        self
+    }
+
+    pub(crate) fn write_dag(&self, name: &str, text: &str) {
+        self.write(&format!("dags/{name}.toml"), text);
+    }
+
+    /// Writes a file relative to the project folder, creating parent folders.
+    pub(crate) fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent folder");
+        }
+        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The project folder with symlinks resolved, as paths recorded by vane start.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `$VANE_WORK` of runs in this project (the default, beside the database).
+    pub(crate) fn work(&self) -> PathBuf {
+        self.root.join(".vane").join("work")
+    }
+
+    pub(crate) fn read_work(&self, name: &str) -> String {
+        let path = self.work().join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    /// A `vane` command ready to run in the project folder, with an environment that does
+    /// not depend on the machine running the tests.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(VANE);
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("VANE_DAGS")
+            .env_remove("VANE_DB")
+            .env_remove("VANE_WORK")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            // Never let git find a repository around the temporary folder.
+            .env(
+                "GIT_CEILING_DIRECTORIES",
+                self.root.parent().unwrap_or(Path::new("/")),
+            )
+            // Engine progress lines carry timestamps and pids; keep stderr to what a
+            // person reads after a run (the header line and the task table).
+            .env("VANE_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `vane ARGS...` to the end.
+    pub(crate) fn vane(&self, args: &[&str]) -> Output {
+        let output = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {VANE}: {e}"));
+        Output {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `vane show RUN --json`.
+    pub(crate) fn show(&self, run: i64) -> Value {
+        self.vane(&["show", &run.to_string(), "--json"])
+            .success()
+            .json()
+    }
+
+    /// `vane runs --json`: every run, newest first.
+    pub(crate) fn runs(&self) -> Vec<Value> {
+        match self.vane(&["runs", "--json"]).success().json() {
+            Value::Array(runs) => runs,
+            other => panic!("`vane runs --json` is not an array: {other}"),
+        }
+    }
+
+    /// `vane logs RUN TASK [--attempt N]`, which must succeed; its stdout.
+    pub(crate) fn logs(&self, run: i64, task: &str, attempt: Option<u32>) -> String {
+        let run = run.to_string();
+        let attempt = attempt.map(|a| a.to_string());
+        let mut args = vec!["logs", &run, task];
+        if let Some(a) = &attempt {
+            args.extend(["--attempt", a]);
+        }
+        self.vane(&args).success().stdout
+    }
+
+    /// Makes command output stable for snapshots: the project's path becomes `[PROJECT]`,
+    /// and in tables (cells separated by two or more spaces, whose widths follow their
+    /// contents) cells are joined with ` | ` and durations become `[DURATION]`.
+    pub(crate) fn filter(&self, text: &str) -> String {
+        let text = text
+            .replace(&self.root.display().to_string(), "[PROJECT]")
+            .replace(&self.path().display().to_string(), "[PROJECT]");
+        let mut out = String::new();
+        for line in text.lines() {
+            if line.contains("  ") && !line.starts_with(' ') {
+                let cells: Vec<&str> = line
+                    .split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| if is_duration(c) { "[DURATION]" } else { c })
+                    .collect();
+                out.push_str(&cells.join(" | "));
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Every file below the project folder whose name is `name`.
+    pub(crate) fn find_files_named(&self, name: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_name() == name {
+                    found.push(path.clone());
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&path, name, found);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(self.path(), name, &mut found);
+        found
+    }
+}
+
+/// `12ms`, `1.5s`, `2m05s`: how vane prints a duration.
+fn is_duration(cell: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(ms) = cell.strip_suffix("ms") {
+        return digits(ms);
+    }
+    if let Some((m, s)) = cell.strip_suffix('s').and_then(|c| c.split_once('m')) {
+        return digits(m) && digits(s);
+    }
+    cell.strip_suffix('s').is_some_and(|s| {
+        let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
+        digits(whole) && digits(frac)
+    })
+}
+
+/// What a finished `vane` command printed, and how it exited.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub(crate) args: Vec<String>,
+    /// `None` when killed by a signal.
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Output {
+    fn describe(&self) -> String {
+        format!(
+            "`vane {}` exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// Asserts exit code 0.
+    #[track_caller]
+    pub(crate) fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "{}", self.describe());
+        self
+    }
+
+    /// Asserts this exact exit code.
+    #[track_caller]
+    pub(crate) fn code(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "{}", self.describe());
+        self
+    }
+
+    /// Asserts a non-zero exit code (and not death by a signal).
+    #[track_caller]
+    pub(crate) fn failure(self) -> Self {
+        assert!(
+            matches!(self.code, Some(c) if c != 0),
+            "expected a failure: {}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn stderr_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn stdout_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
+    }
+}
+
+/// A task's entry in `vane show --json`.
+#[track_caller]
+pub(crate) fn task<'a>(show: &'a Value, id: &str) -> &'a Value {
+    show["tasks"]
+        .as_array()
+        .expect("`tasks` is a list")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task `{id}` in {show:#}"))
+}
+
+/// The attempts of a task in `vane show --json`.
+#[track_caller]
+pub(crate) fn attempts<'a>(show: &'a Value, id: &str) -> &'a [Value] {
+    task(show, id)["attempts"]
+        .as_array()
+        .expect("`attempts` is a list")
+}
+
+/// Whether `pid` names a running (not zombie) process whose command name is `comm`.
+/// A pid reused by an unrelated process counts as gone.
+pub(crate) fn process_alive(pid: u32, comm: &str) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let name = &stat[open + 1..close];
+    let state = stat[close + 1..].split_whitespace().next().unwrap_or("");
+    name == comm && !matches!(state, "Z" | "X" | "x")
+}
+
+/// Sends `signal` (e.g. "INT", "KILL") to `pid` with the `kill` command.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Kills a process a test started (through vane) if it is still alive when the guard
+/// drops, so that a failing assertion leaves nothing behind.
+pub(crate) struct KillOnDrop {
+    pub(crate) pid: u32,
+    pub(crate) comm: &'static str,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if process_alive(self.pid, self.comm) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(self.pid.to_string())
+                .status();
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, failing after `limit` (a generous
+/// bound that only a hang reaches, never a threshold on how fast vane is).
+#[track_caller]
+pub(crate) fn wait_for<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_every(Duration::from_millis(10), what, limit, check)
+}
+
+/// [`wait_for`], polling every `interval`.
+#[track_caller]
+pub(crate) fn wait_for_every<T>(
+    interval: Duration,
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(interval);
+    }
+}
+
+/// Reads a file holding a pid, once it holds a whole one.
+pub(crate) fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,252 @@
+//! Running DAGs: dependency order, failures, retries and the concurrency limit.
+
+use crate::harness::{Project, attempts, task};
+
+/// Appends the task's id to `$VANE_WORK/order`.
+const DIAMOND: &str = r#"
+[dag]
+description = "a diamond: extract, then clean and features side by side, then train"
+max_active_tasks = 4
+
+[tasks.extract]
+command = 'echo {{ task_id }} >> "$VANE_WORK/order"'
+
+[tasks.clean]
+command = 'echo {{ task_id }} >> "$VANE_WORK/order"'
+depends_on = ["extract"]
+
+[tasks.features]
+command = 'sleep 0.05; echo {{ task_id }} >> "$VANE_WORK/order"'
+depends_on = ["extract"]
+
+[tasks.train]
+command = 'echo {{ task_id }} >> "$VANE_WORK/order"; echo trained'
+depends_on = ["clean", "features"]
+"#;
+
+#[test]
+fn diamond_runs_every_task_after_its_dependencies() {
+    let p = Project::new().dag("diamond", DIAMOND);
+    let out = p.vane(&["run", "diamond"]).success();
+    assert!(
+        out.stderr.contains("run 1 succeeded"),
+        "stderr: {}",
+        out.stderr
+    );
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "success", "{show:#}");
+    assert_eq!(show["dag_id"], "diamond");
+    let ids: Vec<&str> = show["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["extract", "clean", "features", "train"]);
+    for id in ids {
+        let t = task(&show, id);
+        assert_eq!(t["state"], "success", "{t:#}");
+        let a = attempts(&show, id);
+        assert_eq!(a.len(), 1, "{t:#}");
+        assert_eq!(a[0]["attempt"], 1);
+        assert_eq!(a[0]["state"], "success");
+        assert_eq!(a[0]["exit_code"], 0);
+    }
+
+    let order = p.read_work("order");
+    let order: Vec<&str> = order.lines().collect();
+    assert_eq!(order.len(), 4, "each task ran once: {order:?}");
+    let pos = |id: &str| {
+        order
+            .iter()
+            .position(|t| *t == id)
+            .unwrap_or_else(|| panic!("{id} did not run: {order:?}"))
+    };
+    for (task, deps) in [
+        ("clean", &["extract"][..]),
+        ("features", &["extract"]),
+        ("train", &["clean", "features"]),
+    ] {
+        for dep in deps {
+            assert!(
+                pos(dep) < pos(task),
+                "{task} ran before its dependency {dep}: {order:?}"
+            );
+        }
+    }
+    assert_eq!(p.logs(1, "train", None), "trained\n");
+}
+
+#[test]
+fn a_failed_task_fails_its_downstream_but_not_independent_branches() {
+    let p = Project::new().dag(
+        "branches",
+        r#"
+[tasks.boom]
+command = "echo about to fail; exit 3"
+
+[tasks.after_boom]
+command = 'touch "$VANE_WORK/after_boom.ran"'
+depends_on = ["boom"]
+
+[tasks.further_down]
+command = 'touch "$VANE_WORK/further_down.ran"'
+depends_on = ["after_boom"]
+
+[tasks.independent]
+command = "echo fine"
+
+[tasks.after_independent]
+command = "echo also fine"
+depends_on = ["independent"]
+"#,
+    );
+    let out = p.vane(&["run", "branches", "--date", "2026-11-23"]).code(1);
+    insta::assert_snapshot!("failed_run_summary", p.filter(&out.stderr));
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed", "{show:#}");
+    assert!(
+        show["reason"].as_str().is_some_and(|r| r.contains("boom")),
+        "the run's reason names the failed task: {show:#}"
+    );
+    assert_eq!(task(&show, "boom")["state"], "failed");
+    assert_eq!(attempts(&show, "boom")[0]["exit_code"], 3);
+    for id in ["after_boom", "further_down"] {
+        assert_eq!(task(&show, id)["state"], "upstream_failed", "{show:#}");
+        assert!(attempts(&show, id).is_empty(), "{id} never started");
+    }
+    assert!(
+        task(&show, "after_boom")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("boom")),
+        "{show:#}"
+    );
+    for id in ["independent", "after_independent"] {
+        assert_eq!(task(&show, id)["state"], "success", "{show:#}");
+    }
+    assert!(p.find_files_named("after_boom.ran").is_empty());
+    assert!(p.find_files_named("further_down.ran").is_empty());
+    assert_eq!(p.logs(1, "boom", None), "about to fail\n");
+}
+
+#[test]
+fn a_flaky_task_succeeds_on_its_third_attempt() {
+    // Fails while the counter is below 3: attempts 1 and 2 fail, attempt 3 succeeds.
+    let p = Project::new().dag(
+        "flaky",
+        r#"
+[tasks.flaky]
+command = 'n=$(cat "$VANE_WORK/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$VANE_WORK/count"; echo "attempt {{ attempt }} ($VANE_ATTEMPT) sees count $n"; [ "$n" -ge 3 ]'
+retries = 2
+retry_delay = "100ms"
+
+[tasks.after]
+command = "echo after"
+depends_on = ["flaky"]
+"#,
+    );
+    p.vane(&["run", "flaky"]).success();
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "success", "{show:#}");
+    assert_eq!(task(&show, "flaky")["state"], "success");
+    let a = attempts(&show, "flaky");
+    let summary: Vec<(u64, &str, i64)> = a
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().expect("attempt"),
+                a["state"].as_str().expect("state"),
+                a["exit_code"].as_i64().expect("exit code"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, "failed", 1), (2, "failed", 1), (3, "success", 0)]
+    );
+    assert_eq!(task(&show, "after")["state"], "success");
+
+    assert_eq!(p.logs(1, "flaky", Some(1)), "attempt 1 (1) sees count 1\n");
+    assert_eq!(p.logs(1, "flaky", Some(2)), "attempt 2 (2) sees count 2\n");
+    assert_eq!(
+        p.logs(1, "flaky", None),
+        "attempt 3 (3) sees count 3\n",
+        "without --attempt, the latest attempt"
+    );
+}
+
+#[test]
+fn a_task_that_keeps_failing_fails_after_its_last_retry() {
+    let p = Project::new().dag(
+        "hopeless",
+        r#"
+[defaults]
+retries = 1
+retry_delay = "100ms"
+
+[tasks.hopeless]
+command = "echo attempt {{ attempt }}; exit 7"
+"#,
+    );
+    p.vane(&["run", "hopeless"]).code(1);
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed");
+    let t = task(&show, "hopeless");
+    assert_eq!(t["state"], "failed");
+    assert_eq!(attempts(&show, "hopeless").len(), 2, "{t:#}");
+    assert!(
+        attempts(&show, "hopeless")
+            .iter()
+            .all(|a| a["state"] == "failed" && a["exit_code"] == 7),
+        "{t:#}"
+    );
+    assert_eq!(p.logs(1, "hopeless", None), "attempt 2\n");
+}
+
+#[test]
+fn max_active_tasks_bounds_how_many_tasks_run_at_once() {
+    let mut dag = String::from("[dag]\nmax_active_tasks = 2\n");
+    for i in 1..=6 {
+        // Each task records when it started and ended, from inside its own process.
+        dag.push_str(&format!(
+            "\n[tasks.t{i}]\ncommand = 'echo \"start $(date +%s%N)\" > \"$VANE_WORK/{{{{ task_id }}}}.times\"; sleep 0.2; echo \"end $(date +%s%N)\" >> \"$VANE_WORK/{{{{ task_id }}}}.times\"'\n"
+        ));
+    }
+    let p = Project::new().dag("parallel", &dag);
+    p.vane(&["run", "parallel"]).success();
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "success", "{show:#}");
+
+    // (time, +1 for a start / -1 for an end); at equal times ends count first.
+    let mut events: Vec<(u128, i32)> = Vec::new();
+    for i in 1..=6 {
+        let text = p.read_work(&format!("t{i}.times"));
+        let mut lines = text.lines();
+        let mut stamp = |label: &str| -> u128 {
+            let line = lines.next().unwrap_or_default();
+            line.strip_prefix(label)
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("t{i}: expected `{label}<ns>`, got {text:?}"))
+        };
+        let start = stamp("start ");
+        let end = stamp("end ");
+        assert!(start <= end, "t{i}: {text:?}");
+        events.push((start, 1));
+        events.push((end, -1));
+    }
+    events.sort();
+    let mut active = 0;
+    let mut most = 0;
+    for (_, change) in &events {
+        active += change;
+        most = most.max(active);
+    }
+    assert!(
+        most <= 2,
+        "{most} tasks ran at once with max_active_tasks = 2: {events:?}"
+    );
+}

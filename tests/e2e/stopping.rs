@@ -1,0 +1,290 @@
+//! Killing tasks: timeouts and Ctrl-C take the whole process group down.
+
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::harness::{
+    KillOnDrop, Project, attempts, process_alive, read_pid, send_signal, task, wait_for,
+    wait_for_every,
+};
+
+/// Long enough for any machine; only a hang gets there.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_timeout_kills_the_task_and_its_grandchildren() {
+    let p = Project::new().dag(
+        "slow",
+        r#"
+[tasks.slow]
+command = "sh -c 'sleep 1000 & echo $! > \"$VANE_WORK/child.pid\"; wait'"
+timeout = "500ms"
+
+[tasks.after]
+command = "echo after"
+depends_on = ["slow"]
+"#,
+    );
+    let out = p.vane(&["run", "slow"]);
+    let grandchild = read_pid(&p.work().join("child.pid")).expect("the task wrote child.pid");
+    let _cleanup = KillOnDrop {
+        pid: grandchild,
+        comm: "sleep",
+    };
+    let out = out.code(1);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed", "{show:#}");
+    assert_eq!(task(&show, "slow")["state"], "failed", "{show:#}");
+    let a = attempts(&show, "slow");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0]["state"], "failed");
+    assert!(
+        a[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("timed out")),
+        "the attempt says it timed out: {show:#}"
+    );
+    assert_eq!(task(&show, "after")["state"], "upstream_failed");
+    assert!(
+        !process_alive(grandchild, "sleep"),
+        "the grandchild {grandchild} (sleep 1000) outlived the task's timeout"
+    );
+}
+
+#[test]
+fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let p = Project::new().dag(
+        "stubborn",
+        r#"
+[tasks.stubborn]
+command = "trap '' TERM; sleep 1000 & echo $! > \"$VANE_WORK/child.pid\"; wait"
+timeout = "300ms"
+"#,
+    );
+    let out = p.vane(&["run", "stubborn", "--kill-grace", "1"]);
+    let child = read_pid(&p.work().join("child.pid")).expect("the task wrote child.pid");
+    let _cleanup = KillOnDrop {
+        pid: child,
+        comm: "sleep",
+    };
+    out.code(1);
+    let show = p.show(1);
+    assert_eq!(task(&show, "stubborn")["state"], "failed", "{show:#}");
+    assert!(
+        attempts(&show, "stubborn")[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("timed out")),
+        "{show:#}"
+    );
+    assert!(
+        !process_alive(child, "sleep"),
+        "{child} ignored SIGTERM and survived SIGKILL too"
+    );
+}
+
+#[test]
+fn processes_a_task_leaves_behind_are_killed() {
+    let p = Project::new().dag(
+        "leaky",
+        r#"
+[tasks.leaky]
+command = 'sleep 1000 & echo $! > "$VANE_WORK/left.pid"; echo left it running'
+"#,
+    );
+    let out = p.vane(&["run", "leaky"]);
+    let left = read_pid(&p.work().join("left.pid")).expect("the task wrote left.pid");
+    let _cleanup = KillOnDrop {
+        pid: left,
+        comm: "sleep",
+    };
+    out.success();
+    assert_eq!(p.show(1)["tasks"][0]["state"], "success");
+    assert!(
+        !process_alive(left, "sleep"),
+        "the background process {left} outlived its task"
+    );
+}
+
+/// The sleeper writes its pid, then becomes `sleep 1000` (same pid).
+const SLEEPER: &str = r#"
+[tasks.sleeper]
+command = 'echo $$ > "$VANE_WORK/sleeper.pid"; exec sleep 1000'
+
+[tasks.after]
+command = 'touch "$VANE_WORK/after.ran"'
+depends_on = ["sleeper"]
+
+[tasks.last]
+command = 'touch "$VANE_WORK/last.ran"'
+depends_on = ["after"]
+"#;
+
+/// Whether process `pid` has installed a handler for signal number `signo` (`SigCgt`).
+fn catches(pid: u32, signo: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (signo - 1)) != 0)
+}
+
+/// A started `vane run` whose process is killed if the test fails before it exits.
+struct Background {
+    child: std::process::Child,
+}
+
+impl Background {
+    fn start(p: &Project, args: &[&str]) -> Self {
+        let log = |name: &str| {
+            Stdio::from(File::create(p.path().join(name)).expect("create output file"))
+        };
+        let child = p
+            .command(args)
+            .stdout(log("vane.stdout"))
+            .stderr(log("vane.stderr"))
+            .spawn()
+            .expect("start vane");
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (boundedly) for the process to exit; its exit code, or `None` for a signal.
+    fn wait(&mut self) -> Option<i32> {
+        let status = wait_for("vane to exit", PATIENCE, || {
+            self.child.try_wait().expect("wait for vane")
+        });
+        status.code()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts the sleeper DAG, sends `signal` (`INT` or `TERM`, number `signo`) to vane once the
+/// task runs and vane listens for it, and checks that the run stops cleanly.
+fn stop_a_run_with(signal: &str, signo: u32) {
+    let p = Project::new().dag("sleepy", SLEEPER);
+    let mut vane = Background::start(&p, &["run", "sleepy"]);
+    let pid_file = p.work().join("sleeper.pid");
+    let sleeper = wait_for("the task to write its pid", PATIENCE, || {
+        read_pid(&pid_file)
+    });
+    let _cleanup = KillOnDrop {
+        pid: sleeper,
+        comm: "sleep",
+    };
+    // Wait until vane listens for the signal; see `ctrl_c_right_after_a_task_starts_...`
+    // for what happens to one that comes earlier.
+    wait_for("vane to handle the signal", PATIENCE, || {
+        catches(vane.pid(), signo).then_some(())
+    });
+    send_signal(vane.pid(), signal);
+    let code = vane.wait();
+    let stderr = std::fs::read_to_string(p.path().join("vane.stderr")).unwrap_or_default();
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "vane exited with {code:?} after SIG{signal}; stderr:\n{stderr}"
+    );
+    assert!(
+        !process_alive(sleeper, "sleep"),
+        "the task's process {sleeper} outlived SIG{signal}"
+    );
+
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed", "{show:#}");
+    assert!(
+        show["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "the run records why it failed: {show:#}"
+    );
+    let sleeper_task = task(&show, "sleeper");
+    assert_eq!(sleeper_task["state"], "failed", "{show:#}");
+    assert!(
+        sleeper_task["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stopped")),
+        "{show:#}"
+    );
+    let a = attempts(&show, "sleeper");
+    assert_eq!(a.len(), 1, "{show:#}");
+    assert!(
+        a[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "the attempt records why it ended: {show:#}"
+    );
+    assert!(a[0]["ended_at"].is_string(), "{show:#}");
+    for id in ["after", "last"] {
+        assert_eq!(task(&show, id)["state"], "skipped", "{show:#}");
+        assert!(attempts(&show, id).is_empty());
+        assert!(!p.work().join(format!("{id}.ran")).exists());
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_kills_its_tasks() {
+    stop_a_run_with("INT", 2);
+}
+
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c() {
+    stop_a_run_with("TERM", 15);
+}
+
+/// A person presses Ctrl-C as soon as they see the first task start. vane installs its
+/// signal handler only after it has launched the first wave of tasks, so a Ctrl-C in
+/// between kills vane on the spot (the default action; or is lost, when vane inherited
+/// SIGINT as ignored): the tasks keep running with nobody watching them, and the run stays
+/// `running` in the database forever.
+///
+/// Fifteen tasks beside the sleeper make launching the first wave take a while, which is
+/// when the Ctrl-C arrives. This never fails when vane handles the signal from the start.
+#[test]
+fn ctrl_c_right_after_a_task_starts_still_stops_it() {
+    let mut dag = String::from(SLEEPER);
+    dag.insert_str(0, "[dag]\nmax_active_tasks = 16\n");
+    for i in 1..=15 {
+        // Ends by itself once the test removes the project folder (or after 30 s), so
+        // that nothing outlives the test even when vane leaves its tasks behind.
+        dag.push_str(&format!(
+            "\n[tasks.busy{i}]\ncommand = 'i=0; while [ -d \"$VANE_WORK\" ] && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.05; done'\n"
+        ));
+    }
+    for attempt in 1..=3 {
+        let p = Project::new().dag("sleepy", &dag);
+        let mut vane = Background::start(&p, &["run", "sleepy"]);
+        let pid_file = p.work().join("sleeper.pid");
+        // Like a finger on Ctrl-C: as soon as the first task shows up.
+        let sleeper = wait_for_every(
+            Duration::from_micros(200),
+            "the task to write its pid",
+            PATIENCE,
+            || read_pid(&pid_file),
+        );
+        let _cleanup = KillOnDrop {
+            pid: sleeper,
+            comm: "sleep",
+        };
+        send_signal(vane.pid(), "INT");
+        let code = vane.wait();
+        let alive = process_alive(sleeper, "sleep");
+        let state = p.runs()[0]["state"].clone();
+        assert!(
+            code == Some(1) && !alive && state == "failed",
+            "try {attempt}: after Ctrl-C vane exited with {code:?} (None = killed by the \
+             signal), the task's process is {}, and the run is recorded {state}",
+            if alive { "still running" } else { "gone" }
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! `vane validate`, broken files next to good ones, `vane schema` and `vane graph`.
+
+use crate::harness::Project;
+
+const GOOD: &str = r#"
+[dag]
+description = "a diamond"
+
+[tasks.extract]
+command = 'echo extract >> "$VANE_WORK/good.ran"'
+
+[tasks.clean]
+command = "echo clean"
+depends_on = ["extract"]
+
+[tasks.features]
+command = "echo features"
+depends_on = ["extract"]
+
+[tasks.train]
+command = "echo train"
+depends_on = ["clean", "features"]
+"#;
+
+/// Seven problems: unknown keys, a bad time zone, a missing command, an unknown template
+/// variable, a missing dependency and a wrong type.
+const BAD_ONE: &str = r#"[dag]
+schedul = "0 2 * * *"
+timezone = "Europe/Pariss"
+
+[tasks.a]
+comand = "echo a"
+
+[tasks.b]
+command = "echo {{ dss }}"
+depends_on = ["missing"]
+retries = "3"
+"#;
+
+/// Four problems: a number out of range, an unknown parameter, a bad duration, a cycle.
+const BAD_TWO: &str = r#"[dag]
+max_active_tasks = 0
+
+[params]
+n = 3
+
+[tasks.x]
+command = "echo {{ params.m }}"
+timeout = "5 minutes"
+
+[tasks.y]
+command = "echo y"
+depends_on = ["z"]
+
+[tasks.z]
+command = "echo z"
+depends_on = ["y"]
+"#;
+
+fn mixed_project() -> Project {
+    Project::new()
+        .dag("good", GOOD)
+        .dag("bad_one", BAD_ONE)
+        .dag("bad_two", BAD_TWO)
+}
+
+#[test]
+fn validate_reports_every_problem_of_every_broken_file() {
+    let p = mixed_project();
+    let out = p.vane(&["validate"]).code(1);
+    assert_eq!(out.stdout, "", "problems go to stderr");
+    for location in [
+        "dags/bad_one.toml:2:1",
+        "dags/bad_one.toml:3:12",
+        "dags/bad_one.toml:6:1",
+        "dags/bad_one.toml:9:17",
+        "dags/bad_one.toml:10:15",
+        "dags/bad_one.toml:11:11",
+        "dags/bad_two.toml:2:20",
+        "dags/bad_two.toml:8:17",
+        "dags/bad_two.toml:9:11",
+        "dags/bad_two.toml:13:15",
+    ] {
+        assert!(
+            out.stderr.contains(location),
+            "no diagnostic at {location}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        !out.stderr.contains("good.toml"),
+        "the good file has no problems:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("failed: 11 errors, 0 warnings in 2 of 3 files"),
+        "summary line:\n{}",
+        out.stderr
+    );
+    insta::assert_snapshot!("validate_two_broken_files", out.stderr);
+}
+
+#[test]
+fn validate_can_check_single_files() {
+    let p = mixed_project();
+    p.vane(&["validate", "dags/good.toml"])
+        .success()
+        .stdout_contains("ok: 1 DAG, 4 tasks");
+    let out = p.vane(&["validate", "dags/bad_two.toml"]).code(1);
+    assert!(out.stderr.contains("in 1 of 1 file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("bad_one"), "{}", out.stderr);
+    p.vane(&["validate", "dags/nonexistent.toml"]).failure();
+}
+
+#[test]
+fn validate_passes_a_folder_of_good_files() {
+    let p = Project::new()
+        .dag("good", GOOD)
+        .dag("other", "[tasks.only]\ncommand = \"true\"\n");
+    let out = p.vane(&["validate"]).success();
+    assert_eq!(out.stdout, "ok: 2 DAGs, 5 tasks\n");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn a_broken_file_never_stops_the_good_dags() {
+    let p = mixed_project();
+    p.vane(&["run", "good"]).success();
+    assert_eq!(p.show(1)["state"], "success");
+    assert_eq!(p.read_work("good.ran"), "extract\n");
+
+    let out = p.vane(&["dags"]).success();
+    let good_line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("good "))
+        .unwrap_or_else(|| panic!("`good` is not listed:\n{}", out.stdout));
+    assert!(good_line.contains(" 4 "), "task count: {good_line}");
+    assert!(good_line.contains("success"), "last run: {good_line}");
+    for (file, errors) in [("dags/bad_one.toml", 7), ("dags/bad_two.toml", 4)] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with("invalid: ")
+                && l.contains(file)
+                && l.contains(&format!("{errors} errors"))),
+            "{file} is not flagged:\n{}",
+            out.stdout
+        );
+    }
+
+    let json = p.vane(&["dags", "--json"]).success().json();
+    let items = json.as_array().expect("a list");
+    let good = items.iter().find(|d| d["id"] == "good").expect("good");
+    assert_eq!(good["valid"], true);
+    assert_eq!(good["tasks"], 4);
+    assert_eq!(good["last_run"]["state"], "success");
+    for id in ["bad_one", "bad_two"] {
+        let bad = items
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing from {json:#}"));
+        assert_eq!(bad["valid"], false);
+        let errors = bad["errors"].as_array().expect("errors");
+        assert!(!errors.is_empty());
+        assert!(
+            errors.iter().all(|e| e
+                .as_str()
+                .is_some_and(|e| e.starts_with(&format!("dags/{id}.toml:")))),
+            "{errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn running_a_broken_dag_prints_its_diagnostics_and_fails() {
+    let p = mixed_project();
+    let out = p
+        .vane(&["run", "bad_one"])
+        .failure()
+        .stderr_contains("--> dags/bad_one.toml:2:1")
+        .stderr_contains("unknown key `schedul` in [dag]")
+        .stderr_contains("does not validate");
+    assert!(!out.stderr.contains("bad_two"), "{}", out.stderr);
+    p.vane(&["run", "nonexistent"])
+        .failure()
+        .stderr_contains("no DAG `nonexistent`")
+        .stderr_contains("good");
+    assert!(p.runs().is_empty(), "nothing was recorded");
+}
+
+#[test]
+fn schema_is_json_describing_task_keys() {
+    let p = Project::new();
+    let schema = p.vane(&["schema"]).success().json();
+    let task = &schema["$defs"]["task"]["properties"];
+    assert!(task.is_object(), "{schema:#}");
+    for key in ["command", "depends_on", "retries", "timeout"] {
+        assert!(task.get(key).is_some(), "no `{key}` in {task:#}");
+    }
+    assert!(schema["properties"]["tasks"].is_object(), "{schema:#}");
+}
+
+#[test]
+fn graph_draws_the_diamond() {
+    let p = Project::new().dag("good", GOOD);
+    let text = p.vane(&["graph", "good"]).success().stdout;
+    insta::assert_snapshot!("graph_text", text);
+    let dot = p
+        .vane(&["graph", "good", "--format", "dot"])
+        .success()
+        .stdout;
+    insta::assert_snapshot!("graph_dot", dot);
+    let mermaid = p
+        .vane(&["graph", "good", "--format", "mermaid"])
+        .success()
+        .stdout;
+    insta::assert_snapshot!("graph_mermaid", mermaid);
+    assert_eq!(
+        p.vane(&["graph", "good", "--format", "text"])
+            .success()
+            .stdout,
+        text,
+        "text is the default"
+    );
+}
