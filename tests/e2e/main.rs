@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod examples;
 mod logs;
 mod recording;
 mod running;

@@ -188,7 +188,7 @@ pub(crate) const TASK_OWN: &[Field] = &[
                 "one_success",
                 "none_failed",
             ]),
-            "When the task runs, given how its dependencies ended: `all_success` (all succeeded), `all_done` (all finished, however), `all_failed` (all failed), `one_failed` (as soon as one failed, e.g. to deploy a fallback model), `one_success` (as soon as one succeeded), `none_failed` (all finished and none failed; skipped is fine). A task whose rule can no longer be met ends `upstream_failed`, or `skipped` when its rule waits for failures that did not happen.",
+            "When the task runs, given how its dependencies ended: `all_success` (all succeeded), `all_done` (all finished, however), `all_failed` (all ran and failed), `one_failed` (as soon as one ran and failed, e.g. to deploy a fallback model; a dependency that could not run because of an earlier failure does not count), `one_success` (as soon as one succeeded), `none_failed` (all finished and none failed; skipped is fine). A task whose rule can no longer be met ends `upstream_failed`, or `skipped` when its rule waits for failures that did not happen.",
         ),
         "all_success",
     ),

@@ -41,14 +41,25 @@ pub enum Finish {
 struct Upstream {
     total: usize,
     success: usize,
-    /// `failed` or `upstream_failed`.
+    /// Ran and failed.
     failed: usize,
+    /// Could not run because something further up failed.
+    upstream_failed: usize,
     skipped: usize,
 }
 
 impl Upstream {
     fn done(&self) -> usize {
-        self.success + self.failed + self.skipped
+        self.success + self.failed + self.upstream_failed + self.skipped
+    }
+
+    fn count(&mut self, state: TaskState) {
+        match state {
+            TaskState::Success => self.success += 1,
+            TaskState::Failed => self.failed += 1,
+            TaskState::UpstreamFailed => self.upstream_failed += 1,
+            _ => self.skipped += 1,
+        }
     }
 }
 
@@ -62,20 +73,24 @@ enum Verdict {
     Skip,
 }
 
+/// Failure-triggered rules (`one_failed`, `all_failed`) react to dependencies that ran and
+/// failed; a dependency that could not run (`upstream_failed`) does not count, so a fallback
+/// wired to "training failed" does not fire because validation stopped the run earlier.
 fn verdict(rule: TriggerRule, up: Upstream) -> Verdict {
     let all_done = up.done() == up.total;
+    let broken = up.failed + up.upstream_failed;
     match rule {
-        TriggerRule::AllSuccess if up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::AllSuccess if broken > 0 => Verdict::UpstreamFailed,
         TriggerRule::AllSuccess if up.skipped > 0 => Verdict::Skip,
         TriggerRule::AllSuccess | TriggerRule::AllDone if all_done => Verdict::Run,
-        TriggerRule::AllFailed if up.success + up.skipped > 0 => Verdict::Skip,
+        TriggerRule::AllFailed if up.done() > up.failed => Verdict::Skip,
         TriggerRule::AllFailed if all_done => Verdict::Run,
         TriggerRule::OneFailed if up.failed > 0 => Verdict::Run,
         TriggerRule::OneFailed if all_done => Verdict::Skip,
         TriggerRule::OneSuccess if up.success > 0 => Verdict::Run,
-        TriggerRule::OneSuccess if all_done && up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::OneSuccess if all_done && broken > 0 => Verdict::UpstreamFailed,
         TriggerRule::OneSuccess if all_done => Verdict::Skip,
-        TriggerRule::NoneFailed if up.failed > 0 => Verdict::UpstreamFailed,
+        TriggerRule::NoneFailed if broken > 0 => Verdict::UpstreamFailed,
         TriggerRule::NoneFailed if all_done => Verdict::Run,
         _ => Verdict::Wait,
     }
@@ -161,12 +176,7 @@ impl RunMachine {
             if state.is_finished() {
                 machine.slots[i].state = state;
                 for d in machine.slots[i].downstream.clone() {
-                    let up = &mut machine.slots[d].upstream;
-                    match state {
-                        TaskState::Success => up.success += 1,
-                        TaskState::Skipped => up.skipped += 1,
-                        _ => up.failed += 1,
-                    }
+                    machine.slots[d].upstream.count(state);
                 }
             }
         }
@@ -320,11 +330,7 @@ impl RunMachine {
             actions.push(set(task, state, reason));
             for d in self.slots[task].downstream.clone() {
                 let down = &mut self.slots[d];
-                match state {
-                    TaskState::Success => down.upstream.success += 1,
-                    TaskState::Skipped => down.upstream.skipped += 1,
-                    _ => down.upstream.failed += 1,
-                }
+                down.upstream.count(state);
                 if down.state != TaskState::Queued || self.ready.contains(&d) {
                     continue;
                 }

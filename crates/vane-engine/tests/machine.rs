@@ -283,3 +283,28 @@ fn resuming_settles_tasks_whose_rule_can_no_longer_be_met() {
     assert_eq!(settled.len(), 3);
     assert_eq!(m.outcome(), Some(RunState::Failed));
 }
+
+#[test]
+fn one_failed_ignores_dependencies_that_never_ran() {
+    // validate fails, so train never runs: the fallback wired to train's failure must not fire.
+    let mut m = RunMachine::new(
+        &dag(r#"
+[tasks.validate]
+command = "false"
+[tasks.train]
+command = "true"
+depends_on = ["validate"]
+[tasks.fallback]
+command = "true"
+depends_on = ["train"]
+trigger_rule = "one_failed"
+"#),
+        4,
+    );
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(1), TaskState::UpstreamFailed);
+    assert_eq!(m.state(2), TaskState::Skipped);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+}

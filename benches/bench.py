@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Measure vane against direct baselines and print the report (Python 3.11+ standard library only).
+
+Called by benches/run.sh, which builds vane, makes the temp dir and generates the DAGs:
+
+    python3 benches/bench.py --vane target/release/vane --dags-root TMP/dags --tmp TMP [--reps 5]
+
+Every figure is timed against its baseline in the same process, alternating vane and baseline
+repetitions so that drift in machine load hits both alike, after one untimed warm-up of each.
+Exit status: 0 when the report was printed (targets met or not), 2 when something broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+FANOUT_TASKS = 1_000
+CHAIN_TASKS = 200
+BIG_TASKS = 10_000
+MARK_COMMAND = 'date +%s%N >> "$VANE_WORK/marks"; true; date +%s%N >> "$VANE_WORK/marks"'
+
+TARGET_FANOUT_RATIO = 1.5
+TARGET_EDGE_ADDED_MS = 2.0
+
+
+class Broke(Exception):
+    """Something failed that a benchmark cannot report around."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    s = sorted(xs)
+    k = max(0, -(-95 * len(s) // 100) - 1)
+    return s[k]
+
+
+def fmt_list(xs: list[float], fmt: str) -> str:
+    return " ".join(format(x, fmt) for x in xs)
+
+
+def run(argv: list[str], *, log: Path, env: dict[str, str] | None = None, what: str) -> float:
+    """Run argv to completion with stdout+stderr to `log`; return wall seconds. Raise on failure."""
+    with log.open("wb") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+        t1 = time.perf_counter()
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise Broke(f"{what} exited {proc.returncode}: {' '.join(argv)}\n  " + "\n  ".join(tail))
+    return t1 - t0
+
+
+def peak_rss_kib(argv: list[str], *, log: Path, what: str) -> int:
+    """Max RSS of a process (and the children it waited for) in KiB: /usr/bin/time -v when it
+    exists, else wait4()'s rusage, which is what /usr/bin/time reads anyway."""
+    gnu_time = Path("/usr/bin/time")
+    if gnu_time.exists():
+        report = log.with_suffix(".time")
+        run([str(gnu_time), "-v", "-o", str(report), *argv], log=log, what=what)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read_text())
+        if not m:
+            raise Broke(f"/usr/bin/time -v printed no maximum resident set size for {what}")
+        return int(m.group(1))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise Broke(f"{what} exited {proc.returncode}: {' '.join(argv)}")
+    return usage.ru_maxrss  # KiB on Linux
+
+
+def rss_method() -> str:
+    return "/usr/bin/time -v" if Path("/usr/bin/time").exists() else "wait4() rusage (no /usr/bin/time)"
+
+
+_US = datetime.resolution  # timedelta(microseconds=1)
+
+
+def ts_us(text: str) -> int:
+    """RFC 3339 text from the attempts table -> microseconds since the epoch, exactly."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _US
+
+
+def db_last_run(db: Path) -> list[tuple[str, str, str | None, str | None]]:
+    """(task_id, state, started_at, ended_at) of the first attempt of every task in the newest run."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (run_id,) = con.execute("SELECT MAX(run_id) FROM attempts").fetchone()
+        return con.execute(
+            "SELECT task_id, state, started_at, ended_at FROM attempts"
+            " WHERE run_id = ? AND attempt = 1 ORDER BY task_id",
+            (run_id,),
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def check_all_succeeded(db: Path, n: int, what: str) -> None:
+    rows = db_last_run(db)
+    ok = sum(1 for r in rows if r[1] == "success")
+    if len(rows) != n or ok != n:
+        raise Broke(f"{what}: the database records {ok}/{len(rows)} successful attempts, expected {n}")
+
+
+# ---------------------------------------------------------------- figures
+
+
+def fig_fanout(a, out: dict) -> None:
+    dags = a.dags_root / "fanout"
+    db = a.tmp / "fanout-db" / "vane.db"
+    vane = [str(a.vane), "--dags", str(dags), "--db", str(db), "run", "fanout"]
+    direct = ["sh", "-c", f"seq {FANOUT_TASKS} | xargs -P2 -I{{}} sh -c true"]
+    log = a.tmp / "fanout.log"
+
+    run(vane, log=log, what="vane run fanout (warm-up)")
+    run(direct, log=log, what="direct xargs (warm-up)")
+    tv, td = [], []
+    for _ in range(a.reps):
+        tv.append(run(vane, log=log, what="vane run fanout"))
+        check_all_succeeded(db, FANOUT_TASKS, "vane run fanout")
+        td.append(run(direct, log=log, what="direct xargs"))
+    mv, md = median(tv), median(td)
+    ratio = mv / md
+    print(f"[1] Fan-out overhead: {FANOUT_TASKS} independent `true` tasks, 2 at a time")
+    print(f"    vane run                    raw s: {fmt_list(tv, '.3f')}   median {mv:.3f} s")
+    print(f"    direct `xargs -P2 sh -c`    raw s: {fmt_list(td, '.3f')}   median {md:.3f} s")
+    print(f"    ratio vane/direct: {ratio:.2f}   (target <= {TARGET_FANOUT_RATIO})")
+    print(f"    vane's cost per task beyond the direct spawn: {(mv - md) / FANOUT_TASKS * 1e3:.3f} ms")
+    print()
+    out["fanout"] = (ratio, mv, md)
+
+
+def marks_gaps_ms(marks: Path) -> tuple[list[int], list[int], list[float]]:
+    """(starts, ends, gaps in ms) from a marks file: start/end pairs, one task after the other."""
+    ns = [int(line) for line in marks.read_text().split()]
+    if len(ns) != 2 * CHAIN_TASKS:
+        raise Broke(f"{marks}: {len(ns)} marks, expected {2 * CHAIN_TASKS}")
+    starts, ends = ns[0::2], ns[1::2]
+    gaps = [(starts[i + 1] - ends[i]) / 1e6 for i in range(CHAIN_TASKS - 1)]
+    if min(gaps) < 0:
+        raise Broke(f"{marks}: a task started before the previous one ended: the chain overlapped")
+    return starts, ends, gaps
+
+
+def fig_chain(a, out: dict) -> None:
+    dags = a.dags_root / "chain"
+    db = a.tmp / "chain-db" / "vane.db"
+    log = a.tmp / "chain.log"
+    loop = f'for i in $(seq {CHAIN_TASKS}); do sh -c "$MARK_COMMAND"; done'
+
+    def vane_once(tag: str) -> Path:
+        work = a.tmp / f"chain-work-{tag}"
+        work.mkdir(parents=True)
+        run([str(a.vane), "--dags", str(dags), "--db", str(db), "--work", str(work), "run", "chain"],
+            log=log, what="vane run chain")
+        return work / "marks"
+
+    def direct_once(tag: str) -> Path:
+        work = a.tmp / f"chain-direct-{tag}"
+        work.mkdir(parents=True)
+        env = dict(os.environ, VANE_WORK=str(work), MARK_COMMAND=MARK_COMMAND)
+        run(["bash", "-c", loop], log=log, env=env, what="direct shell loop")
+        return work / "marks"
+
+    vane_once("warmup")
+    direct_once("warmup")
+    v_med, v_p95, d_med, d_p95 = [], [], [], []
+    # Where vane's gap goes, from its own records (both clocks are CLOCK_REALTIME on this host):
+    #   task end mark(i) -> ended_at(i)         vane notices the exit (reaping) and stamps it
+    #   ended_at(i)      -> started_at(i+1)     state machine, job setup
+    #   started_at(i+1)  -> task start mark(i+1) commit (fsync) + spawn + shell and `date` start
+    split = {"exit->ended_at": [], "ended_at->started_at": [], "started_at->start mark": []}
+    for r in range(a.reps):
+        marks = vane_once(str(r))
+        starts, ends, gaps = marks_gaps_ms(marks)
+        check_all_succeeded(db, CHAIN_TASKS, "vane run chain")
+        v_med.append(median(gaps))
+        v_p95.append(p95(gaps))
+        rows = db_last_run(db)  # ordered by task id = chain order (zero-padded ids)
+        st = [ts_us(x[2]) for x in rows]
+        en = [ts_us(x[3]) for x in rows]
+        a1 = [(en[i] * 1000 - ends[i]) / 1e6 for i in range(CHAIN_TASKS - 1)]
+        a2 = [(st[i + 1] - en[i]) / 1e3 for i in range(CHAIN_TASKS - 1)]
+        a3 = [(starts[i + 1] - st[i + 1] * 1000) / 1e6 for i in range(CHAIN_TASKS - 1)]
+        split["exit->ended_at"].append(median(a1))
+        split["ended_at->started_at"].append(median(a2))
+        split["started_at->start mark"].append(median(a3))
+
+        _, _, dgaps = marks_gaps_ms(direct_once(str(r)))
+        d_med.append(median(dgaps))
+        d_p95.append(p95(dgaps))
+    vm, vp, dm, dp = median(v_med), median(v_p95), median(d_med), median(d_p95)
+    added = vm - dm
+    print(f"[2] Per-edge latency: chain of {CHAIN_TASKS} `true` tasks; gap = start(i+1) - end(i),"
+          " stamped by the tasks (date +%s%N)")
+    print(f"    vane   median gap per run  raw ms: {fmt_list(v_med, '.3f')}   median {vm:.3f} ms")
+    print(f"    vane   p95 gap per run     raw ms: {fmt_list(v_p95, '.3f')}   median {vp:.3f} ms")
+    print(f"    direct median gap per run  raw ms: {fmt_list(d_med, '.3f')}   median {dm:.3f} ms")
+    print(f"    direct p95 gap per run     raw ms: {fmt_list(d_p95, '.3f')}   median {dp:.3f} ms")
+    print(f"    added latency per edge (vane median - direct median): {added:.3f} ms"
+          f"   (target < {TARGET_EDGE_ADDED_MS} ms)")
+    print("    where vane's gap goes (medians, from the attempts table; µs-resolution stamps):")
+    for k, xs in split.items():
+        print(f"      {k:<24} raw ms: {fmt_list(xs, '.3f')}   median {median(xs):.3f} ms")
+    print()
+    out["chain"] = (added, vm, vp, dm)
+
+
+def fig_validate(a, out: dict) -> None:
+    big = a.dags_root / "big" / "big.toml"
+    log = a.tmp / "validate.log"
+    vane = [str(a.vane), "--dags", str(big.parent), "--db", str(a.tmp / "validate-db" / "vane.db"),
+            "validate", str(big)]
+    py = [sys.executable, "-c", 'import tomllib,sys; tomllib.load(open(sys.argv[1],"rb"))', str(big)]
+    run(vane, log=log, what="vane validate (warm-up)")
+    if f"{BIG_TASKS} tasks" not in log.read_text():
+        raise Broke(f"vane validate did not report {BIG_TASKS} tasks:\n{log.read_text()}")
+    run(py, log=log, what="python tomllib (warm-up)")
+    tv, tp = [], []
+    for _ in range(max(5, a.reps)):
+        tv.append(run(vane, log=log, what="vane validate"))
+        tp.append(run(py, log=log, what="python tomllib"))
+    mv, mp = median(tv), median(tp)
+    size = big.stat().st_size / 2**20
+    print(f"[3] Validation speed: one DAG file of {BIG_TASKS} tasks ({size:.1f} MiB), wall clock per process")
+    print(f"    vane validate               raw s: {fmt_list(tv, '.4f')}   median {mv:.4f} s")
+    print(f"    python3 tomllib.load only   raw s: {fmt_list(tp, '.4f')}   median {mp:.4f} s")
+    print(f"    vane is {mp / mv:.1f}x faster than merely loading the TOML in Python   (target: vane faster)")
+    print()
+    out["validate"] = (mv, mp)
+
+
+def fig_memory(a, out: dict) -> None:
+    dags = a.dags_root / "fanout"
+    db = a.tmp / "memory-db" / "vane.db"
+    log = a.tmp / "memory.log"
+    vane_run = [str(a.vane), "--dags", str(dags), "--db", str(db), "run", "fanout"]
+    vane_val = [str(a.vane), "--dags", str(dags), "--db", str(db), "validate", str(dags / "fanout.toml")]
+    direct = ["sh", "-c", f"seq {FANOUT_TASKS} | xargs -P2 -I{{}} sh -c true"]
+    reps = max(3, min(a.reps, 5))
+    run(vane_run, log=log, what="vane run fanout (warm-up)")
+    rr, rv, rd = [], [], []
+    for _ in range(reps):
+        rr.append(peak_rss_kib(vane_run, log=log, what="vane run fanout") / 1024)
+        rv.append(peak_rss_kib(vane_val, log=log, what="vane validate fanout") / 1024)
+        rd.append(peak_rss_kib(direct, log=log, what="direct xargs") / 1024)
+    mr, mv, md = median(rr), median(rv), median(rd)
+    print(f"[4] Peak memory (max RSS, {rss_method()}) with {FANOUT_TASKS} tasks")
+    print(f"    vane run fanout             raw MiB: {fmt_list(rr, '.1f')}   median {mr:.1f} MiB")
+    print(f"    vane validate same DAG      raw MiB: {fmt_list(rv, '.1f')}   median {mv:.1f} MiB   (binary + DAG, no run)")
+    print(f"    direct xargs                raw MiB: {fmt_list(rd, '.1f')}   median {md:.1f} MiB")
+    print(f"    what running adds over loading: {mr - mv:.1f} MiB")
+    print()
+    out["memory"] = (mr, mv)
+
+
+# ---------------------------------------------------------------- main
+
+
+def summary(out: dict) -> None:
+    rows = [("figure", "value", "baseline", "target", "result")]
+    ratio, mv, md = out["fanout"]
+    rows.append(("1 fan-out, vane/direct", f"{ratio:.2f}x ({mv:.3f} s)", f"{md:.3f} s direct",
+                 f"<= {TARGET_FANOUT_RATIO}x", "PASS" if ratio <= TARGET_FANOUT_RATIO else "MISS"))
+    added, vm, vp, dm = out["chain"]
+    rows.append(("2 per-edge added latency", f"{added:.3f} ms (gap {vm:.3f}, p95 {vp:.3f})",
+                 f"{dm:.3f} ms shell loop", f"< {TARGET_EDGE_ADDED_MS} ms",
+                 "PASS" if added < TARGET_EDGE_ADDED_MS else "MISS"))
+    v, p = out["validate"]
+    rows.append(("3 validate 10k tasks", f"{v:.4f} s", f"{p:.4f} s tomllib", "vane faster",
+                 "PASS" if v < p else "MISS"))
+    r, val = out["memory"]
+    rows.append(("4 peak RSS, run 1k tasks", f"{r:.1f} MiB", f"{val:.1f} MiB validate", "none set", "INFO"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    print("Summary (medians)")
+    for n, row in enumerate(rows):
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vane", type=Path, required=True)
+    ap.add_argument("--dags-root", type=Path, required=True)
+    ap.add_argument("--tmp", type=Path, required=True)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", choices=["fanout", "chain", "validate", "memory"], action="append",
+                    help="run only these figures (repeatable); the summary needs all four")
+    a = ap.parse_args()
+    a.vane = a.vane.resolve()
+    for tool in ("sh", "bash", "seq", "xargs", "date"):
+        if shutil.which(tool) is None:
+            print(f"bench: `{tool}` not found", file=sys.stderr)
+            return 2
+    out: dict = {}
+    figures = {"fanout": fig_fanout, "chain": fig_chain, "validate": fig_validate, "memory": fig_memory}
+    try:
+        for name, fig in figures.items():
+            if not a.only or name in a.only:
+                fig(a, out)
+    except Broke as e:
+        print(f"bench: BROKE: {e}", file=sys.stderr)
+        return 2
+    if len(out) == len(figures):
+        summary(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
