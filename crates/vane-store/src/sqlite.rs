@@ -165,6 +165,8 @@ impl SqliteStore {
         })
     }
 
+    /// Statements are cached: the same handful run for every task, and preparing them each
+    /// time costs more than executing them.
     fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
         let changed = match change {
             Change::Run {
@@ -174,14 +176,11 @@ impl SqliteStore {
                 at,
             } => {
                 let at = ts(at);
-                tx.execute(
-                    "UPDATE runs SET state = ?2,
+                tx.prepare_cached("UPDATE runs SET state = ?2,
                         reason = COALESCE(?3, reason),
                         started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?4) ELSE started_at END,
                         ended_at = CASE WHEN ?2 IN ('success', 'failed') THEN ?4 ELSE NULL END
-                     WHERE id = ?1",
-                    params![run, state.as_str(), reason, at],
-                )?
+                     WHERE id = ?1")?.execute(params![run, state.as_str(), reason, at])?
             }
             Change::Task {
                 run,
@@ -189,11 +188,8 @@ impl SqliteStore {
                 state,
                 reason,
                 at,
-            } => tx.execute(
-                "UPDATE task_instances SET state = ?3, reason = ?4, updated_at = ?5
-                 WHERE run_id = ?1 AND task_id = ?2",
-                params![run, task, state.as_str(), reason, ts(at)],
-            )?,
+            } => tx.prepare_cached("UPDATE task_instances SET state = ?3, reason = ?4, updated_at = ?5
+                 WHERE run_id = ?1 AND task_id = ?2")?.execute(params![run, task, state.as_str(), reason, ts(at)])?,
             Change::AttemptStarted {
                 run,
                 task,
@@ -204,16 +200,10 @@ impl SqliteStore {
                 at,
             } => {
                 let at = ts(at);
-                tx.execute(
-                    "INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path, started_at)
-                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
-                    params![run, task, attempt, command, host, log_path, at],
-                )?;
-                tx.execute(
-                    "UPDATE task_instances SET state = 'running', reason = NULL, updated_at = ?3
-                     WHERE run_id = ?1 AND task_id = ?2",
-                    params![run, task, at],
-                )?
+                tx.prepare_cached("INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path, started_at)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)")?.execute(params![run, task, attempt, command, host, log_path, at])?;
+                tx.prepare_cached("UPDATE task_instances SET state = 'running', reason = NULL, updated_at = ?3
+                     WHERE run_id = ?1 AND task_id = ?2")?.execute(params![run, task, at])?
             }
             Change::AttemptProcess {
                 run,
@@ -221,11 +211,8 @@ impl SqliteStore {
                 attempt,
                 pid,
                 pid_start_time,
-            } => tx.execute(
-                "UPDATE attempts SET pid = ?4, pid_start_time = ?5
-                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3",
-                params![run, task, attempt, pid, pid_start_time.map(|t| t as i64)],
-            )?,
+            } => tx.prepare_cached("UPDATE attempts SET pid = ?4, pid_start_time = ?5
+                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3")?.execute(params![run, task, attempt, pid, pid_start_time.map(|t| t as i64)])?,
             Change::AttemptFinished {
                 run,
                 task,
@@ -235,10 +222,8 @@ impl SqliteStore {
                 signal,
                 reason,
                 at,
-            } => tx.execute(
-                "UPDATE attempts SET state = ?4, exit_code = ?5, signal = ?6, reason = ?7, ended_at = ?8
-                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3 AND state = 'running'",
-                params![
+            } => tx.prepare_cached("UPDATE attempts SET state = ?4, exit_code = ?5, signal = ?6, reason = ?7, ended_at = ?8
+                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3 AND state = 'running'")?.execute(params![
                     run,
                     task,
                     attempt,
@@ -247,8 +232,7 @@ impl SqliteStore {
                     signal,
                     reason,
                     ts(at)
-                ],
-            )?,
+                ])?,
         };
         if changed == 0 {
             return Err(StoreError::NotFound(format!("the target of {change:?}")));
