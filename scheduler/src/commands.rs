@@ -182,8 +182,11 @@ fn find_dag<'a>(set: &'a DagSet, id: &str, g: &Global) -> Result<(&'a Dag, &'a v
 
 fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
     let Some(text) = text else {
+        // Microseconds, as stored: two manual runs a moment apart get distinct logical dates.
         let now = Utc::now();
-        return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
+        return Ok(
+            now - chrono::Duration::nanoseconds((now.timestamp_subsec_nanos() % 1000).into())
+        );
     };
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         // Midnight, or the first valid time of the day where a daylight-saving change skips it.
@@ -261,7 +264,16 @@ fn run(
         let _runtime = runtime.enter();
         stop_signal()?
     };
-    let run_id = engine.create_run(&spec)?;
+    let run_id = match engine.create_run(&spec) {
+        Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
+            bail!(
+                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
+                dag.id,
+                logical_date.to_rfc3339()
+            )
+        }
+        other => other?,
+    };
     eprintln!(
         "run {run_id}: {} for {} ({} task{})",
         dag.id,
@@ -384,6 +396,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
             .runs(&RunFilter {
                 dag_id: Some(&dag.id),
                 limit: 1,
+                ..RunFilter::default()
             })?
             .into_iter()
             .next()
@@ -492,7 +505,11 @@ fn run_json(run: &RunRecord) -> serde_json::Value {
 
 fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let runs = store.runs(&RunFilter { dag_id, limit })?;
+    let runs = store.runs(&RunFilter {
+        dag_id,
+        limit,
+        ..RunFilter::default()
+    })?;
     if as_json {
         let items: Vec<_> = runs.iter().map(run_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);

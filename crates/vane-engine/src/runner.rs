@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
-    Change, GitState, NewDagVersion, NewRun, RunId, RunState, Store, TaskState, Trigger,
+    Change, GitState, NewDagVersion, NewRun, Owner, RunId, RunState, Store, TaskState, Trigger,
 };
 
 use crate::EngineError;
@@ -93,6 +93,7 @@ impl Engine<'_> {
             host: &self.host,
             tasks: &tasks,
             at: Utc::now(),
+            records_tick: spec.trigger == Trigger::Scheduled,
         })?)
     }
 
@@ -137,12 +138,25 @@ impl Engine<'_> {
         tokio::pin!(stop);
         let mut stopping = false;
 
-        self.store.apply(&[Change::Run {
-            run,
-            state: RunState::Running,
-            reason: None,
-            at: Utc::now(),
-        }])?;
+        // Claiming the run lets recovery after a crash tell an orphaned run from one that
+        // another live vane process is still executing.
+        let pid = std::process::id();
+        self.store.apply(&[
+            Change::RunOwner {
+                run,
+                owner: Some(Owner {
+                    host: self.host.clone(),
+                    pid,
+                    start_time: vane_exec::process_start_time(pid),
+                }),
+            },
+            Change::Run {
+                run,
+                state: RunState::Running,
+                reason: None,
+                at: Utc::now(),
+            },
+        ])?;
         info!(run_id = run, dag = %dag.id, "Run started.");
         let mut first = settled;
         first.extend(machine.start(now()));
@@ -151,12 +165,15 @@ impl Engine<'_> {
             loop {
                 if let Some(state) = machine.outcome() {
                     let reason = run_reason(&machine, dag, stopping);
-                    self.store.apply(&[Change::Run {
-                        run,
-                        state,
-                        reason: reason.clone(),
-                        at: Utc::now(),
-                    }])?;
+                    self.store.apply(&[
+                        Change::Run {
+                            run,
+                            state,
+                            reason: reason.clone(),
+                            at: Utc::now(),
+                        },
+                        Change::RunOwner { run, owner: None },
+                    ])?;
                     info!(run_id = run, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
                     return Ok(state);
                 }

@@ -20,8 +20,9 @@ mod types;
 
 pub use sqlite::SqliteStore;
 pub use types::{
-    AttemptRecord, AttemptState, Change, DagVersionId, GitState, NewDagVersion, NewRun, RunDetail,
-    RunFilter, RunId, RunRecord, RunState, TaskRecord, TaskState, Trigger,
+    AttemptRecord, AttemptState, Change, DagVersionId, GitState, NewDagVersion, NewRun, Owner,
+    RunDetail, RunFilter, RunId, RunRecord, RunState, TaskRecord, TaskState, TickDecision,
+    TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -44,6 +45,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("DAG `{dag_id}` already has a run for {logical_date} (run {run})")]
+    RunExists {
+        dag_id: String,
+        logical_date: String,
+        run: RunId,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -60,8 +67,44 @@ pub trait Store {
     /// Creates a `queued` run with every task `queued`.
     ///
     /// # Errors
-    /// Fails when the database cannot be written.
+    /// [`StoreError::RunExists`] when the DAG already has a run for that logical date: there
+    /// is at most one, whoever asks.
     fn create_run(&self, run: &NewRun<'_>) -> Result<RunId>;
+
+    /// Records a tick that was decided; `false` when it had been decided already.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn record_tick(
+        &self,
+        dag_id: &str,
+        logical_date: chrono::DateTime<chrono::Utc>,
+        decision: &TickDecision,
+    ) -> Result<bool>;
+
+    /// The latest tick decided for a DAG.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn last_tick(&self, dag_id: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+
+    /// Ticks of a DAG, newest first.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn ticks(&self, dag_id: &str, limit: usize) -> Result<Vec<TickRecord>>;
+
+    /// Pauses or unpauses a DAG.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()>;
+
+    /// Ids of the paused DAGs.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn paused_dags(&self) -> Result<std::collections::BTreeSet<String>>;
 
     /// Applies state transitions atomically: all of them or none.
     ///

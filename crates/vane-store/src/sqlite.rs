@@ -11,7 +11,10 @@ use crate::types::*;
 use crate::{Result, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_scheduler.sql"),
+];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
 /// transaction before giving up. Transactions here last milliseconds.
@@ -159,6 +162,19 @@ impl SqliteStore {
                 dirty: git_dirty.unwrap_or(false),
             }),
             host: row.get("host")?,
+            owner: match (
+                row.get::<_, Option<String>>("owner_host")?,
+                row.get::<_, Option<u32>>("owner_pid")?,
+            ) {
+                (Some(host), Some(pid)) => Some(Owner {
+                    host,
+                    pid,
+                    start_time: row
+                        .get::<_, Option<i64>>("owner_start_time")?
+                        .map(|t| t as u64),
+                }),
+                _ => None,
+            },
             queued_at: parse_ts(&row.get::<_, String>("queued_at")?)?,
             started_at: opt_ts("started_at")?,
             ended_at: opt_ts("ended_at")?,
@@ -213,6 +229,16 @@ impl SqliteStore {
                 pid_start_time,
             } => tx.prepare_cached("UPDATE attempts SET pid = ?4, pid_start_time = ?5
                  WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3")?.execute(params![run, task, attempt, pid, pid_start_time.map(|t| t as i64)])?,
+            Change::RunOwner { run, owner } => tx
+                .prepare_cached(
+                    "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    run,
+                    owner.as_ref().map(|o| &o.host),
+                    owner.as_ref().map(|o| o.pid),
+                    owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64)
+                ])?,
             Change::AttemptFinished {
                 run,
                 task,
@@ -259,14 +285,15 @@ impl Store for SqliteStore {
     fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
         let tx = self.conn.unchecked_transaction()?;
         let at = ts(&run.at);
-        tx.execute(
+        let logical_date = ts(&run.logical_date);
+        let inserted = tx.execute(
             "INSERT INTO runs (dag_id, dag_version_id, logical_date, trigger, params, state,
                                git_commit, git_dirty, host, queued_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9)",
             params![
                 run.dag_id,
                 run.dag_version,
-                ts(&run.logical_date),
+                logical_date,
                 run.trigger.as_str(),
                 run.params.to_string(),
                 run.git.as_ref().map(|g| &g.commit),
@@ -274,7 +301,26 @@ impl Store for SqliteStore {
                 run.host,
                 at,
             ],
-        )?;
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                let existing = tx.query_row(
+                    "SELECT id FROM runs WHERE dag_id = ?1 AND logical_date = ?2",
+                    params![run.dag_id, logical_date],
+                    |r| r.get(0),
+                )?;
+                return Err(StoreError::RunExists {
+                    dag_id: run.dag_id.to_owned(),
+                    logical_date,
+                    run: existing,
+                });
+            }
+            other => {
+                other?;
+            }
+        }
         let id = tx.last_insert_rowid();
         {
             let mut insert = tx.prepare(
@@ -285,8 +331,95 @@ impl Store for SqliteStore {
                 insert.execute(params![id, task, position as i64, at])?;
             }
         }
+        if run.records_tick {
+            tx.execute(
+                "INSERT INTO ticks (dag_id, logical_date, decision, run_id, decided_at)
+                 VALUES (?1, ?2, 'run', ?3, ?4)",
+                params![run.dag_id, logical_date, id, at],
+            )?;
+        }
         tx.commit()?;
         Ok(id)
+    }
+
+    fn record_tick(
+        &self,
+        dag_id: &str,
+        logical_date: DateTime<Utc>,
+        decision: &TickDecision,
+    ) -> Result<bool> {
+        let (kind, reason, run) = match decision {
+            TickDecision::Run(run) => ("run", None, Some(*run)),
+            TickDecision::Skipped(reason) => ("skipped", Some(reason.as_str()), None),
+        };
+        let inserted = self.conn.execute(
+            "INSERT INTO ticks (dag_id, logical_date, decision, reason, run_id, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (dag_id, logical_date) DO NOTHING",
+            params![
+                dag_id,
+                ts(&logical_date),
+                kind,
+                reason,
+                run,
+                ts(&Utc::now())
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn last_tick(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let text: Option<String> = self.conn.query_row(
+            "SELECT MAX(logical_date) FROM ticks WHERE dag_id = ?1",
+            params![dag_id],
+            |r| r.get(0),
+        )?;
+        text.map(|t| parse_ts(&t)).transpose()
+    }
+
+    fn ticks(&self, dag_id: &str, limit: usize) -> Result<Vec<TickRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT logical_date, decision, reason, run_id, decided_at FROM ticks
+             WHERE dag_id = ?1 ORDER BY logical_date DESC LIMIT ?2",
+        )?;
+        let limit = if limit == 0 { -1 } else { limit as i64 };
+        let mut rows = stmt.query(params![dag_id, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let decision = match (
+                row.get::<_, String>(1)?.as_str(),
+                row.get::<_, Option<RunId>>(3)?,
+            ) {
+                ("run", Some(run)) => TickDecision::Run(run),
+                _ => TickDecision::Skipped(row.get::<_, Option<String>>(2)?.unwrap_or_default()),
+            };
+            out.push(TickRecord {
+                dag_id: dag_id.to_owned(),
+                logical_date: parse_ts(&row.get::<_, String>(0)?)?,
+                decision,
+                decided_at: parse_ts(&row.get::<_, String>(4)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO dag_state (dag_id, paused, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (dag_id) DO UPDATE SET paused = ?2, updated_at = ?3",
+            params![dag_id, paused, ts(&Utc::now())],
+        )?;
+        Ok(())
+    }
+
+    fn paused_dags(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT dag_id FROM dag_state WHERE paused")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
@@ -320,13 +453,34 @@ impl Store for SqliteStore {
         } else {
             filter.limit as i64
         };
-        let mut stmt = self.conn.prepare_cached(
+        // One placeholder per state keeps `state IN (...)` on the index, so finding the few
+        // queued or running runs does not scan the history.
+        let state_clause = if filter.states.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (3..3 + filter.states.len())
+                .map(|i| format!("?{i}"))
+                .collect();
+            let marks = marks.join(", ");
+            format!("AND runs.state IN ({marks})")
+        };
+        let sql = format!(
             "SELECT runs.*, dag_versions.content_hash FROM runs
              JOIN dag_versions ON dag_versions.id = runs.dag_version_id
-             WHERE ?1 IS NULL OR runs.dag_id = ?1
-             ORDER BY runs.id DESC LIMIT ?2",
-        )?;
-        let mut rows = stmt.query(params![filter.dag_id, limit])?;
+             WHERE (?1 IS NULL OR runs.dag_id = ?1) {state_clause}
+             ORDER BY runs.id {} LIMIT ?2",
+            if filter.oldest_first { "ASC" } else { "DESC" }
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> =
+            vec![Box::new(filter.dag_id.map(str::to_owned)), Box::new(limit)];
+        values.extend(
+            filter
+                .states
+                .iter()
+                .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
+        );
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(Self::run_record(row)?);

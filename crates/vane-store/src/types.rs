@@ -117,6 +117,34 @@ pub struct NewRun<'a> {
     /// Task ids in DAG order; each starts `queued`.
     pub tasks: &'a [&'a str],
     pub at: DateTime<Utc>,
+    /// The run is the scheduler's decision on a schedule tick: the tick is recorded as run in
+    /// the same transaction, so the two never disagree.
+    pub records_tick: bool,
+}
+
+/// The vane process executing a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+    /// Start time of the process in clock ticks since boot; tells a reused pid apart.
+    pub start_time: Option<u64>,
+}
+
+/// What the scheduler decided for one schedule tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickDecision {
+    Run(RunId),
+    /// Not run, and why (overlap, outside the catch-up window, paused, ...).
+    Skipped(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickRecord {
+    pub dag_id: String,
+    pub logical_date: DateTime<Utc>,
+    pub decision: TickDecision,
+    pub decided_at: DateTime<Utc>,
 }
 
 /// The commit the DAG folder was at, and whether the work tree had uncommitted changes.
@@ -160,6 +188,8 @@ pub enum Change {
         pid: u32,
         pid_start_time: Option<u64>,
     },
+    /// A process takes over (or, with `None`, lets go of) executing a run.
+    RunOwner { run: RunId, owner: Option<Owner> },
     AttemptFinished {
         run: RunId,
         task: String,
@@ -185,6 +215,7 @@ pub struct RunRecord {
     pub reason: Option<String>,
     pub git: Option<GitState>,
     pub host: String,
+    pub owner: Option<Owner>,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -221,9 +252,14 @@ pub struct RunDetail {
     pub tasks: Vec<TaskRecord>,
 }
 
-/// Which runs to list, newest first.
+/// Which runs to list.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter<'a> {
     pub dag_id: Option<&'a str>,
+    /// Only runs in these states; empty means any.
+    pub states: &'a [RunState],
+    /// 0 means no limit.
     pub limit: usize,
+    /// Oldest first (a queue) instead of newest first (a history).
+    pub oldest_first: bool,
 }

@@ -24,6 +24,7 @@ fn new_run(store: &SqliteStore, tasks: &[&str]) -> RunId {
             host: "box",
             tasks,
             at: Utc::now(),
+            records_tick: false,
         })
         .unwrap()
 }
@@ -178,13 +179,97 @@ fn the_database_survives_reopening_and_migrates_once() {
         new_run(&store, &["a"])
     };
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     assert!(store.integrity_check().unwrap());
     let runs = store
         .runs(&RunFilter {
             dag_id: Some("demo"),
             limit: 10,
+            ..RunFilter::default()
         })
         .unwrap();
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![run]);
+}
+
+#[test]
+fn a_dag_has_at_most_one_run_per_logical_date() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let first = new_run(&store, &["a"]);
+    let version = store.run(first).unwrap().run.dag_version;
+    let again = store.create_run(&NewRun {
+        dag_id: "demo",
+        dag_version: version,
+        logical_date: Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap(),
+        trigger: Trigger::Scheduled,
+        params: serde_json::json!({}),
+        git: None,
+        host: "other-box",
+        tasks: &["a"],
+        at: Utc::now(),
+        records_tick: true,
+    });
+    match again {
+        Err(StoreError::RunExists { run, .. }) => assert_eq!(run, first),
+        other => panic!("expected RunExists, got {other:?}"),
+    }
+    // The refused run left no tick behind either.
+    assert_eq!(store.ticks("demo", 10).unwrap(), vec![]);
+}
+
+#[test]
+fn ticks_record_every_decision_once() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let t1 = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+    let t2 = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
+    let skipped = TickDecision::Skipped("paused".into());
+    assert!(store.record_tick("demo", t1, &skipped).unwrap());
+    assert!(
+        !store
+            .record_tick("demo", t1, &TickDecision::Skipped("again".into()))
+            .unwrap()
+    );
+    assert!(store.record_tick("demo", t2, &skipped).unwrap());
+    assert_eq!(store.last_tick("demo").unwrap(), Some(t2));
+    assert_eq!(store.last_tick("other").unwrap(), None);
+    let ticks = store.ticks("demo", 10).unwrap();
+    assert_eq!(ticks.len(), 2);
+    assert_eq!(ticks[1].decision, TickDecision::Skipped("paused".into()));
+}
+
+#[test]
+fn pausing_is_remembered() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    store.set_paused("a", true).unwrap();
+    store.set_paused("b", true).unwrap();
+    store.set_paused("b", false).unwrap();
+    assert_eq!(
+        store.paused_dags().unwrap().into_iter().collect::<Vec<_>>(),
+        vec!["a"]
+    );
+}
+
+#[test]
+fn runs_can_be_listed_by_state_oldest_first() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a"]);
+    let queued = |store: &SqliteStore| {
+        store
+            .runs(&RunFilter {
+                states: &[RunState::Queued],
+                oldest_first: true,
+                ..RunFilter::default()
+            })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(queued(&store), 1);
+    store
+        .apply(&[Change::Run {
+            run,
+            state: RunState::Running,
+            reason: None,
+            at: Utc::now(),
+        }])
+        .unwrap();
+    assert_eq!(queued(&store), 0);
 }
