@@ -32,7 +32,9 @@ mod template;
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use load::{DagFile, DagSet, load_dir, load_paths};
-pub use model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task, TriggerRule};
+pub use model::{
+    Backoff, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy, Schedule, Task, TriggerRule,
+};
 pub use parse::{Parsed, parse_dag};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

@@ -15,6 +15,8 @@ pub struct Dag {
     /// `None` means the number of CPUs of the machine that runs it.
     pub max_active_tasks: Option<usize>,
     pub tags: Vec<String>,
+    /// When and how the scheduler creates runs.
+    pub cadence: Cadence,
     /// Declared parameters with their defaults, in file order.
     pub params: Vec<(String, ParamValue)>,
     /// Tasks in file order; `depends_on` holds indices into this list.
@@ -68,6 +70,35 @@ impl Dag {
             .filter(move |(_, t)| t.depends_on.contains(&index))
             .map(|(i, _)| i)
     }
+}
+
+/// The scheduler's policies for one DAG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cadence {
+    pub start_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub end_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub max_active_runs: usize,
+    pub paused: bool,
+    pub catchup: Catchup,
+    pub catchup_window: Option<Duration>,
+    pub overlap: Overlap,
+}
+
+/// Which missed ticks run after downtime or a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catchup {
+    None,
+    Latest,
+    All,
+}
+
+/// What a tick does while a run of the same DAG is still active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    Skip,
+    Queue,
+    CancelPrevious,
+    Allow,
 }
 
 /// A cron schedule in a time zone, already checked. See [`crate::schedule`] for the ticks.

@@ -15,7 +15,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::duration::parse_duration;
-use crate::model::{Backoff, Dag, ParamValue, RetryPolicy, Schedule, Task, TriggerRule};
+use crate::model::{
+    Backoff, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy, Schedule, Task, TriggerRule,
+};
 use crate::spec::{self, Field, Ty};
 use crate::template::Template;
 
@@ -66,6 +68,26 @@ enum Val {
     Env(Vec<(String, String, Range<usize>)>),
     Cron(Box<croner::Cron>, String),
     Tz(chrono_tz::Tz),
+    Bool(bool),
+    /// A wall-clock time, read in the DAG's time zone once that is known.
+    Local(chrono::NaiveDateTime),
+    Instant(chrono::DateTime<chrono::Utc>),
+    Catchup(Catchup),
+}
+
+/// Reads `2026-01-01`, `2026-01-01T02:00:00` (wall clock) or RFC 3339 with an offset.
+fn parse_date_text(text: &str) -> Option<Val> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(Val::Instant(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
+        return Some(Val::Local(t));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(Val::Local)
 }
 
 struct Entry {
@@ -101,6 +123,27 @@ impl Checked {
     fn dur(&self, name: &str) -> Option<Duration> {
         match self.get(name)?.val {
             Val::Dur(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn bool(&self, name: &str) -> Option<bool> {
+        match self.get(name)?.val {
+            Val::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A date key resolved in `tz`; a wall-clock time that does not exist there (a
+    /// daylight-saving gap) moves to the first valid time after it.
+    fn date(&self, name: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone;
+        match self.get(name)?.val {
+            Val::Instant(t) => Some(t),
+            Val::Local(local) => (0..=24 * 4)
+                .map(|q| local + chrono::Duration::minutes(15 * q))
+                .find_map(|l| tz.from_local_datetime(&l).earliest())
+                .map(|t| t.with_timezone(&chrono::Utc)),
             _ => None,
         }
     }
@@ -249,6 +292,20 @@ impl Cx<'_> {
             }),
             _ => None,
         });
+        if let (Some(start), Some(end)) = (
+            dag_keys.date("start_date", timezone),
+            dag_keys.date("end_date", timezone),
+        ) && start > end
+        {
+            let span = dag_keys.get("end_date").map(|e| e.span.clone());
+            self.diags.push(
+                Diagnostic::error(
+                    "`end_date` is before `start_date`: no run could ever be scheduled",
+                    span,
+                )
+                .hint("swap them, or remove `end_date`"),
+            );
+        }
         let tasks = tasks?;
         Some(Dag {
             id,
@@ -261,6 +318,23 @@ impl Cx<'_> {
                 .iter()
                 .map(|(t, _)| t.clone())
                 .collect(),
+            cadence: Cadence {
+                start_date: dag_keys.date("start_date", timezone),
+                end_date: dag_keys.date("end_date", timezone),
+                max_active_runs: dag_keys.int("max_active_runs").map_or(1, |n| n as usize),
+                paused: dag_keys.bool("paused").unwrap_or(false),
+                catchup: match dag_keys.get("catchup").map(|e| &e.val) {
+                    Some(Val::Catchup(c)) => *c,
+                    _ => Catchup::Latest,
+                },
+                catchup_window: dag_keys.dur("catchup_window"),
+                overlap: match dag_keys.str("overlap") {
+                    Some("queue") => Overlap::Queue,
+                    Some("cancel_previous") => Overlap::CancelPrevious,
+                    Some("allow") => Overlap::Allow,
+                    _ => Overlap::Skip,
+                },
+            },
             params,
             tasks,
         })
@@ -793,6 +867,39 @@ impl Cx<'_> {
                 }
             }
             (Ty::Timezone, _) => wrong(self, "a string", "write timezone = \"UTC\"".into()),
+            (Ty::Bool, DeValue::Boolean(b)) => Some(Val::Bool(*b)),
+            (Ty::Bool, _) => wrong(
+                self,
+                "a boolean",
+                format!("write {name} = true or {name} = false"),
+            ),
+            (Ty::Date, DeValue::String(text)) => self.date_value(name, text, span),
+            (Ty::Date, DeValue::Datetime(dt)) => self.date_value(name, &dt.to_string(), span),
+            (Ty::Date, _) => wrong(self, "a date", format!("write {name} = \"2026-01-01\"")),
+            (Ty::Catchup, DeValue::Boolean(b)) => Some(Val::Catchup(if *b {
+                Catchup::All
+            } else {
+                Catchup::Latest
+            })),
+            (Ty::Catchup, DeValue::String(text)) => match text.as_ref() {
+                "none" => Some(Val::Catchup(Catchup::None)),
+                "latest" => Some(Val::Catchup(Catchup::Latest)),
+                "all" => Some(Val::Catchup(Catchup::All)),
+                other => {
+                    let hint = match did_you_mean(other, ["none", "latest", "all"]) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => "choose one of: none, latest, all (or true = all, false = latest)"
+                            .into(),
+                    };
+                    self.error(format!("`{other}` is not a valid `catchup`"), span, hint);
+                    None
+                }
+            },
+            (Ty::Catchup, _) => wrong(
+                self,
+                "a string or boolean",
+                "write catchup = \"latest\"".into(),
+            ),
             (Ty::Enum(values), DeValue::String(s)) => {
                 if values.contains(&s.as_ref()) {
                     Some(Val::Str(s.to_string()))
@@ -844,6 +951,20 @@ impl Cx<'_> {
                 format!("write {name} = {{ NAME = \"value\" }}"),
             ),
         }
+    }
+}
+
+impl Cx<'_> {
+    fn date_value(&mut self, name: &str, text: &str, span: Range<usize>) -> Option<Val> {
+        let parsed = parse_date_text(text);
+        if parsed.is_none() {
+            self.error(
+                format!("`{text}` is not a date for `{name}`"),
+                span,
+                "write a date (\"2026-01-01\", midnight in the DAG's time zone) or an RFC 3339 time (\"2026-01-01T02:00:00Z\")",
+            );
+        }
+        parsed
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Ty {
     Str,
+    Bool,
     /// A DAG or task id.
     Ident,
     StrList,
@@ -21,6 +22,10 @@ pub(crate) enum Ty {
     },
     Cron,
     Timezone,
+    /// `YYYY-MM-DD` (midnight in the DAG's time zone), RFC 3339, or a TOML date or date-time.
+    Date,
+    /// `"none"`, `"latest"`, `"all"`, or `true` (all) / `false` (latest).
+    Catchup,
     Enum(&'static [&'static str]),
     /// Environment variables: a table of strings (templates).
     EnvMap,
@@ -99,6 +104,51 @@ pub(crate) const DAG: &[Field] = &[
         "number of CPUs",
     ),
     field("tags", Ty::StrList, "Free labels for finding DAGs."),
+    field(
+        "start_date",
+        Ty::Date,
+        "No scheduled run before this date. With `catchup = \"all\"` a new DAG catches up from here; without it, a new DAG starts with the next tick.",
+    ),
+    field("end_date", Ty::Date, "No scheduled run after this date."),
+    with_default(
+        field(
+            "max_active_runs",
+            Ty::Int { min: 1, max: 1000 },
+            "Most runs of this DAG queued-to-running at once; further runs wait.",
+        ),
+        "1",
+    ),
+    with_default(
+        field(
+            "paused",
+            Ty::Bool,
+            "Start paused: the scheduler creates no runs until `vane unpause`. `vane pause`/`unpause` override it.",
+        ),
+        "false",
+    ),
+    with_default(
+        field(
+            "catchup",
+            Ty::Catchup,
+            "Ticks missed while the scheduler was down or the DAG paused: `\"all\"` runs every one, `\"latest\"` only the most recent, `\"none\"` none. Ticks not run are recorded as skipped, with the reason.",
+        ),
+        "latest",
+    ),
+    field(
+        "catchup_window",
+        Ty::Duration {
+            max_secs: 3650 * DAY_SECS,
+        },
+        "Missed ticks older than this are never caught up, whatever `catchup` says, e.g. `\"3d\"`.",
+    ),
+    with_default(
+        field(
+            "overlap",
+            Ty::Enum(&["skip", "queue", "cancel_previous", "allow"]),
+            "A tick due while a run of this DAG is still active: `skip` it (recorded), `queue` it behind, `cancel_previous` (stop the active run, start the new one), or `allow` both to run, up to `max_active_runs`.",
+        ),
+        "skip",
+    ),
 ];
 
 /// Keys a task may set and `[defaults]` may set for every task.
@@ -217,6 +267,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
 fn ty_schema(ty: Ty) -> Value {
     match ty {
         Ty::Str | Ty::Template => json!({ "type": "string" }),
+        Ty::Bool => json!({ "type": "boolean" }),
         Ty::Ident => json!({ "type": "string", "pattern": crate::parse::IDENT_PATTERN }),
         Ty::StrList => json!({ "type": "array", "items": { "type": "string" } }),
         Ty::IdList => json!({
@@ -231,6 +282,8 @@ fn ty_schema(ty: Ty) -> Value {
         }),
         Ty::Cron => json!({ "type": "string" }),
         Ty::Timezone => json!({ "type": "string" }),
+        Ty::Date => json!({ "type": "string" }),
+        Ty::Catchup => json!({ "enum": ["none", "latest", "all", true, false] }),
         Ty::Enum(values) => json!({ "type": "string", "enum": values }),
         Ty::EnvMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
     }
@@ -306,6 +359,7 @@ pub fn json_schema() -> Value {
 fn ty_name(ty: Ty) -> String {
     match ty {
         Ty::Str => "string".into(),
+        Ty::Bool => "boolean".into(),
         Ty::Template => "template string".into(),
         Ty::Ident => "id".into(),
         Ty::StrList => "list of strings".into(),
@@ -314,6 +368,8 @@ fn ty_name(ty: Ty) -> String {
         Ty::Duration { max_secs } => format!("duration, at most {}d", max_secs / DAY_SECS),
         Ty::Cron => "cron expression".into(),
         Ty::Timezone => "IANA time zone".into(),
+        Ty::Date => "date or RFC 3339 date-time".into(),
+        Ty::Catchup => "`\"none\"`, `\"latest\"`, `\"all\"` or boolean".into(),
         Ty::Enum(values) => values
             .iter()
             .map(|v| format!("`\"{v}\"`"))

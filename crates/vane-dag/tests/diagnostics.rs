@@ -206,3 +206,61 @@ trigger_rule = "one_fail"
 "#
     ));
 }
+
+#[test]
+fn scheduler_keys() {
+    insta::assert_snapshot!(render(
+        r#"[dag]
+schedule = "@daily"
+start_date = "2026-13-01"
+end_date = 2026-01-01
+catchup = "everything"
+catchup_window = "3 days"
+overlap = "cancel"
+max_active_runs = 0
+paused = "yes"
+[tasks.a]
+command = "true"
+"#
+    ));
+}
+
+#[test]
+fn scheduler_keys_are_read() {
+    let dag = vane_dag::parse_dag(
+        r#"[dag]
+schedule = "30 2 * * *"
+timezone = "America/New_York"
+start_date = 2026-03-08T02:30:00
+end_date = "2026-12-31T00:00:00Z"
+catchup = true
+catchup_window = "3d"
+overlap = "queue"
+max_active_runs = 2
+paused = true
+[tasks.a]
+command = "true"
+"#,
+        "t",
+    )
+    .dag
+    .unwrap();
+    let c = &dag.cadence;
+    // 02:30 does not exist in New York that day: the first valid time after the gap.
+    assert_eq!(
+        c.start_date.unwrap().to_rfc3339(),
+        "2026-03-08T07:00:00+00:00"
+    );
+    assert_eq!(
+        c.end_date.unwrap().to_rfc3339(),
+        "2026-12-31T00:00:00+00:00"
+    );
+    assert_eq!(c.catchup, vane_dag::Catchup::All);
+    assert_eq!(
+        c.catchup_window,
+        Some(std::time::Duration::from_secs(3 * 86_400))
+    );
+    assert_eq!(c.overlap, vane_dag::Overlap::Queue);
+    assert_eq!(c.max_active_runs, 2);
+    assert!(c.paused);
+}
