@@ -283,7 +283,18 @@ fn run(
         dag.tasks.len(),
         plural(dag.tasks.len())
     );
-    let state = runtime.block_on(engine.execute(run_id, &spec, stop))?;
+    let state = runtime.block_on(async {
+        let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
+        let execution = engine.execute(run_id, &spec, watch);
+        tokio::pin!(execution);
+        tokio::select! {
+            state = &mut execution => state,
+            () = stop => {
+                let _ = control.send(vane_engine::Control::Stop);
+                execution.await
+            }
+        }
+    })?;
     let detail = store.run(run_id)?;
     eprint!("{}", task_table(&detail));
     match state {

@@ -26,7 +26,7 @@ mod runner;
 
 pub use git::git_state;
 pub use machine::{Action, Finish, RunMachine};
-pub use runner::{Engine, Paths, RunSpec, content_hash, log_name};
+pub use runner::{Control, Engine, Paths, RunSpec, content_hash, log_name};
 
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]

@@ -119,6 +119,8 @@ pub struct RunMachine {
     /// Retries by due time; an entry is stale when the slot's `retry_at` no longer matches.
     retries: BinaryHeap<Reverse<(Instant, usize)>>,
     cancelled: bool,
+    /// Start nothing new; what runs finishes.
+    draining: bool,
 }
 
 impl RunMachine {
@@ -155,6 +157,7 @@ impl RunMachine {
             ready,
             retries: BinaryHeap::new(),
             cancelled: false,
+            draining: false,
         }
     }
 
@@ -273,6 +276,17 @@ impl RunMachine {
             .min()
     }
 
+    /// Start nothing new from now on; tasks that run may finish. The run is then left
+    /// unfinished, to be resumed later.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Draining and nothing runs any more: the run can be put aside.
+    pub fn drained(&self) -> bool {
+        self.draining && self.running == 0 && self.outcome().is_none()
+    }
+
     /// Stop the run: kill what runs, skip what has not started.
     pub fn cancel(&mut self) -> Vec<Action> {
         self.cancelled = true;
@@ -365,7 +379,7 @@ impl RunMachine {
     }
 
     fn fill(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        if self.cancelled {
+        if self.cancelled || self.draining {
             return;
         }
         while let Some(&Reverse((at, task))) = self.retries.peek() {

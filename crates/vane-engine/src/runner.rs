@@ -1,11 +1,11 @@
 //! Carries out a run: records each decision of the [`RunMachine`], then acts on it.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 use vane_dag::{Dag, ParamValue, Var};
@@ -16,6 +16,16 @@ use vane_store::{
 
 use crate::EngineError;
 use crate::machine::{Action, Finish, RunMachine};
+
+/// What the owner of a run wants from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    /// Start no new task; leave the run to be resumed once running tasks finish.
+    Drain,
+    /// Kill running tasks and end the run `failed`.
+    Stop,
+}
 
 /// Where runs write: logs, and the work folder tasks see as `$VANE_WORK`.
 #[derive(Debug, Clone)]
@@ -97,9 +107,11 @@ impl Engine<'_> {
         })?)
     }
 
-    /// Runs every task of run `run` to the end and records the run's final state. When `stop`
-    /// completes, running tasks are killed with their process groups, unstarted ones skipped,
-    /// and the run ends `failed`.
+    /// Runs every task of run `run` to the end, or from where its record left off, and records
+    /// the run's final state. `control` can ask to [`Control::Drain`] (start nothing new, let
+    /// running tasks finish, and leave the run `queued` to be resumed; returns
+    /// `RunState::Queued`) or to [`Control::Stop`] (kill running tasks with their process
+    /// groups, skip unstarted ones, and end the run `failed`).
     ///
     /// # Errors
     /// Fails when the store cannot be written; processes already started are killed first.
@@ -107,7 +119,7 @@ impl Engine<'_> {
         &self,
         run: RunId,
         spec: &RunSpec<'_>,
-        stop: impl Future<Output = ()>,
+        mut control: watch::Receiver<Control>,
     ) -> Result<RunState, EngineError> {
         let dag = spec.dag;
         let max_active = dag
@@ -135,8 +147,9 @@ impl Engine<'_> {
             run,
             spec,
         };
-        tokio::pin!(stop);
         let mut stopping = false;
+        let mut draining = false;
+        let mut listening = true;
 
         // Claiming the run lets recovery after a crash tell an orphaned run from one that
         // another live vane process is still executing.
@@ -163,6 +176,20 @@ impl Engine<'_> {
         let result = async {
             ctx.carry_out(&mut machine, first, Vec::new(), &mut running, &mut joins)?;
             loop {
+                if machine.drained() {
+                    let reason = "the scheduler stopped before the run finished; it resumes when the scheduler starts again";
+                    self.store.apply(&[
+                        Change::Run {
+                            run,
+                            state: RunState::Queued,
+                            reason: Some(reason.into()),
+                            at: Utc::now(),
+                        },
+                        Change::RunOwner { run, owner: None },
+                    ])?;
+                    info!(run_id = run, dag = %dag.id, "Run put aside.");
+                    return Ok(RunState::Queued);
+                }
                 if let Some(state) = machine.outcome() {
                     let reason = run_reason(&machine, dag, stopping);
                     self.store.apply(&[
@@ -196,10 +223,26 @@ impl Engine<'_> {
                         (actions, changes)
                     }
                     () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
-                    () = &mut stop, if !stopping => {
-                        stopping = true;
-                        warn!(run_id = run, "Stopping the run: killing running tasks.");
-                        (machine.cancel(), Vec::new())
+                    changed = control.changed(), if listening && !stopping => {
+                        if changed.is_err() {
+                            // Nobody can ask anything any more.
+                            listening = false;
+                        }
+                        let wanted = *control.borrow_and_update();
+                        match wanted {
+                            Control::Stop => {
+                                stopping = true;
+                                warn!(run_id = run, "Stopping the run: killing running tasks.");
+                                (machine.cancel(), Vec::new())
+                            }
+                            Control::Drain if !draining => {
+                                draining = true;
+                                info!(run_id = run, "Draining the run: starting no new task.");
+                                machine.drain();
+                                (Vec::new(), Vec::new())
+                            }
+                            _ => (Vec::new(), Vec::new()),
+                        }
                     }
                 };
                 ctx.carry_out(&mut machine, actions, changes, &mut running, &mut joins)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::oneshot;
-use vane_engine::{Engine, Paths, RunSpec};
+use vane_engine::{Control, Engine, Paths, RunSpec};
 use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
 use vane_store::{AttemptState, RunState, SqliteStore, Store, TaskState, Trigger};
 
@@ -208,8 +208,12 @@ async fn stopping_a_run_kills_running_tasks_and_records_it() {
     let engine = engine(&f, &store, &executor);
     let spec = spec(&f);
     let run = engine.create_run(&spec).unwrap();
-    let stop = tokio::time::sleep(Duration::from_secs(5));
-    let state = engine.execute(run, &spec, stop).await.unwrap();
+    let (tx, control) = tokio::sync::watch::channel(Control::Run);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send(Control::Stop).unwrap();
+    });
+    let state = engine.execute(run, &spec, control).await.unwrap();
     assert_eq!(state, RunState::Failed);
 
     let detail = store.run(run).unwrap();
@@ -227,4 +231,45 @@ async fn stopping_a_run_kills_running_tasks_and_records_it() {
         Some("killed: the run was stopped")
     );
     assert!(detail.run.ended_at.unwrap() <= Utc::now());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_run_finishes_what_runs_and_resumes_later() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[]);
+    let engine = engine(&f, &store, &executor);
+    let spec = spec(&f);
+    let run = engine.create_run(&spec).unwrap();
+    let (tx, control) = tokio::sync::watch::channel(Control::Run);
+    tokio::spawn(async move {
+        // extract runs from 0s to 1s; draining at 0.5s lets it finish but starts nothing else.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tx.send(Control::Drain).unwrap();
+    });
+    let state = engine.execute(run, &spec, control).await.unwrap();
+    assert_eq!(state, RunState::Queued);
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.state, RunState::Queued);
+    assert_eq!(detail.run.owner, None);
+    let states: Vec<_> = detail.tasks.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Success, TaskState::Queued, TaskState::Queued]
+    );
+
+    // Resumed, it runs only what is left.
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    assert_eq!(
+        engine.execute(run, &spec, control).await.unwrap(),
+        RunState::Success
+    );
+    let launched: Vec<_> = executor
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(launched, vec!["extract", "train", "report"]);
 }
