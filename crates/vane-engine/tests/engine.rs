@@ -169,10 +169,8 @@ async fn a_flaky_task_is_retried_after_its_backoff_and_the_run_succeeds() {
     let spec = spec(&f);
     let run = engine.create_run(&spec).unwrap();
     let started = tokio::time::Instant::now();
-    let state = engine
-        .execute(run, &spec, std::future::pending())
-        .await
-        .unwrap();
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    let state = engine.execute(run, &spec, control).await.unwrap();
     assert_eq!(state, RunState::Success);
     // Three 1s attempts of extract, waits of 30s then 60s, then train and report.
     assert_eq!(started.elapsed(), Duration::from_secs(3 + 30 + 60 + 2));
