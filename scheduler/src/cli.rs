@@ -58,6 +58,56 @@ pub(crate) enum Command {
     /// Use it to check a cron expression (and its time zone and daylight-saving days) before
     /// committing it.
     Next(NextArgs),
+    /// Run the scheduler daemon in the foreground: every DAG on its cron cadence.
+    ///
+    /// Reloads edited DAG files without a restart (a file that stops validating keeps its last
+    /// good version running), records every tick with its decision, starts runs queued by
+    /// `vane trigger`, and adopts runs left behind by a crashed scheduler. SIGTERM or Ctrl-C
+    /// starts no new task, gives running tasks --grace seconds, then kills them; unfinished
+    /// runs resume on the next start.
+    Scheduler(SchedulerArgs),
+    /// Queue a manual run for the scheduler daemon to start; prints its run id.
+    Trigger(TriggerArgs),
+    /// Stop creating scheduled runs of a DAG (runs already going finish).
+    Pause(DagArg),
+    /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
+    Unpause(DagArg),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchedulerArgs {
+    /// Seconds running tasks get to finish on shutdown before they are killed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub(crate) grace: u64,
+    /// Seconds a killed task gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) kill_grace: u64,
+    /// Log format: human-readable lines, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TriggerArgs {
+    /// Id of the DAG to run.
+    pub(crate) dag_id: String,
+    /// Override a parameter declared under [params] (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub(crate) params: Vec<(String, String)>,
+    /// Logical date: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
+    #[arg(long, value_name = "DATE")]
+    pub(crate) date: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DagArg {
+    pub(crate) dag_id: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
 use vane_store::{RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, Trigger};
 
-use crate::cli::{Cli, Command, Global, GraphFormat};
+use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat};
 use crate::output::{duration, table, time};
 
 pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -44,6 +44,15 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => show(g, args.run_id, args.json.json),
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
+        Command::Scheduler(args) => scheduler(
+            g,
+            args.grace,
+            args.kill_grace,
+            args.log_format == LogFormat::Json,
+        ),
+        Command::Trigger(args) => trigger(g, &args.dag_id, &args.params, args.date.as_deref()),
+        Command::Pause(args) => pause(g, &args.dag_id, true),
+        Command::Unpause(args) => pause(g, &args.dag_id, false),
     }
 }
 
@@ -216,6 +225,116 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
+/// The engine with the paths of this project: logs and work folder beside the database.
+fn engine<'a>(g: &Global, store: &'a SqliteStore, kill_grace: Duration) -> Result<Engine<'a>> {
+    let state_dir = absolute(&state_dir(g))?;
+    let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("cannot create the work folder {}", work.display()))?;
+    Ok(Engine {
+        store,
+        executor: &ProcessExecutor,
+        paths: Paths {
+            logs: state_dir.join("logs"),
+            work,
+            project_root: std::env::current_dir()?,
+        },
+        host: host(),
+        kill_grace,
+    })
+}
+
+/// Explains a refused run creation in terms of what the person can do.
+fn created(
+    result: Result<i64, vane_engine::EngineError>,
+    dag: &Dag,
+    at: DateTime<Utc>,
+) -> Result<i64> {
+    match result {
+        Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
+            bail!(
+                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
+                dag.id,
+                at.to_rfc3339()
+            )
+        }
+        other => Ok(other?),
+    }
+}
+
+fn trigger(
+    g: &Global,
+    dag_id: &str,
+    overrides: &[(String, String)],
+    date: Option<&str>,
+) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let (dag, file) = find_dag(&set, dag_id, g)?;
+    let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
+    let logical_date = parse_date(date, dag)?;
+    let store = open_store(g)?;
+    let engine = engine(g, &store, Duration::from_secs(10))?;
+    let spec = RunSpec {
+        dag,
+        source: &file.source,
+        path: &file.path,
+        params,
+        logical_date,
+        trigger: Trigger::Manual,
+        git: vane_engine::git_state(&file.path),
+    };
+    let run_id = created(engine.create_run(&spec), dag, logical_date)?;
+    println!("{run_id}");
+    eprintln!(
+        "run {run_id} of {} queued; a running `vane scheduler` starts it",
+        dag.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    if set.find(dag_id).is_none() {
+        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+        bail!(
+            "no DAG `{dag_id}` in {}; known DAGs: {}",
+            g.dags.display(),
+            ids.join(", ")
+        );
+    }
+    open_store(g)?.set_paused(dag_id, paused)?;
+    eprintln!(
+        "{dag_id} {}",
+        if paused {
+            "paused: the scheduler creates no runs for it until `vane unpause`"
+        } else {
+            "unpaused: ticks missed while paused follow its `catchup` policy"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scheduler(g: &Global, grace: u64, kill_grace: u64, json_logs: bool) -> Result<ExitCode> {
+    init_tracing_format(json_logs);
+    // The daemon's store and engine live as long as the process.
+    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    let engine = engine(g, store, Duration::from_secs(kill_grace))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stop = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
+    let config = vane_daemon::Config {
+        dags_dir: absolute(&g.dags)?,
+        shutdown_grace: Duration::from_secs(grace),
+        poll: Duration::from_millis(500),
+    };
+    runtime.block_on(vane_daemon::run(engine, config, stop))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(
     g: &Global,
     dag_id: &str,
@@ -228,21 +347,7 @@ fn run(
     let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
     let logical_date = parse_date(date, dag)?;
     let store = open_store(g)?;
-    let state_dir = absolute(&state_dir(g))?;
-    let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
-    std::fs::create_dir_all(&work)
-        .with_context(|| format!("cannot create the work folder {}", work.display()))?;
-    let engine = Engine {
-        store: &store,
-        executor: &ProcessExecutor,
-        paths: Paths {
-            logs: state_dir.join("logs"),
-            work,
-            project_root: std::env::current_dir()?,
-        },
-        host: host(),
-        kill_grace: Duration::from_secs(kill_grace),
-    };
+    let engine = engine(g, &store, Duration::from_secs(kill_grace))?;
     let spec = RunSpec {
         dag,
         source: &file.source,
@@ -327,8 +432,20 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 }
 
 fn init_tracing() {
+    init_tracing_format(false);
+}
+
+fn init_tracing_format(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("VANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if json {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

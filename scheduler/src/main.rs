@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => code,
@@ -18,4 +19,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `vane runs | head` should end quietly when `head` closes the pipe, as other command-line
+/// tools do, instead of panicking on a failed write: restore the default SIGPIPE action that
+/// the Rust runtime replaces with "ignore". Processes vane spawns inherit the default too.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called first thing in main, before any thread exists, and SIG_DFL installs no
+    // handler code of ours.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -60,6 +60,13 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     read_stat(pid).map(|stat| stat.start_time)
 }
 
+/// Whether the process `pid` that started at `start_time` (see [`process_start_time`]) is
+/// still running code: not exited, not a zombie, and not a new process that reused the pid.
+#[must_use]
+pub fn process_is_running(pid: u32, start_time: u64) -> bool {
+    read_stat(pid).is_some_and(|stat| stat.start_time == start_time && stat.is_running())
+}
+
 /// Whether any process in group `pgid` is still running code.
 ///
 /// `kill(-pgid, 0)` alone is not enough: it also counts zombies, and orphaned

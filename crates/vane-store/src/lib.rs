@@ -100,11 +100,12 @@ pub trait Store {
     /// Fails when the database cannot be written.
     fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()>;
 
-    /// Ids of the paused DAGs.
+    /// DAGs paused or unpaused by a person, with the switch's position; a DAG not listed
+    /// follows its file's `paused` key.
     ///
     /// # Errors
     /// Fails when the database cannot be read.
-    fn paused_dags(&self) -> Result<std::collections::BTreeSet<String>>;
+    fn pause_switches(&self) -> Result<std::collections::BTreeMap<String, bool>>;
 
     /// Applies state transitions atomically: all of them or none.
     ///

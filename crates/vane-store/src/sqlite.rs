@@ -193,7 +193,7 @@ impl SqliteStore {
             } => {
                 let at = ts(at);
                 tx.prepare_cached("UPDATE runs SET state = ?2,
-                        reason = COALESCE(?3, reason),
+                        reason = ?3,
                         started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?4) ELSE started_at END,
                         ended_at = CASE WHEN ?2 IN ('success', 'failed') THEN ?4 ELSE NULL END
                      WHERE id = ?1")?.execute(params![run, state.as_str(), reason, at])?
@@ -412,14 +412,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn paused_dags(&self) -> Result<std::collections::BTreeSet<String>> {
+    fn pause_switches(&self) -> Result<std::collections::BTreeMap<String, bool>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT dag_id FROM dag_state WHERE paused")?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))?
+            .prepare_cached("SELECT dag_id, paused FROM dag_state")?;
+        let switches = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(ids)
+        Ok(switches)
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {

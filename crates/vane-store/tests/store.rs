@@ -242,9 +242,10 @@ fn pausing_is_remembered() {
     store.set_paused("a", true).unwrap();
     store.set_paused("b", true).unwrap();
     store.set_paused("b", false).unwrap();
+    let switches: Vec<_> = store.pause_switches().unwrap().into_iter().collect();
     assert_eq!(
-        store.paused_dags().unwrap().into_iter().collect::<Vec<_>>(),
-        vec!["a"]
+        switches,
+        vec![("a".to_owned(), true), ("b".to_owned(), false)]
     );
 }
 

@@ -1,0 +1,538 @@
+//! The scheduler loop: keeps the DAG folder loaded, decides every due tick, starts queued runs,
+//! adopts runs orphaned by a crash, and shuts down without losing anything.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, LocalSet};
+use tracing::{error, info, warn};
+use vane_dag::{Dag, Overlap};
+use vane_engine::{Control, Engine, EngineError, RunSpec};
+use vane_store::{
+    Change, RunFilter, RunId, RunRecord, RunState, Store, StoreError, TaskState, TickDecision,
+    Trigger,
+};
+
+use crate::cadence::{Plan, due_ticks};
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dags_dir: PathBuf,
+    /// On shutdown, how long running tasks may go on before they are killed.
+    pub shutdown_grace: Duration,
+    /// How often the DAG folder and the queue of triggered runs are looked at.
+    pub poll: Duration,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot read the DAG folder {path}: {source}")]
+    DagFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A DAG as the daemon last loaded it.
+struct Loaded {
+    dag: Rc<Dag>,
+    path: PathBuf,
+    source: Rc<str>,
+    /// When this scheduler first saw the DAG: a new DAG starts with its next tick.
+    first_seen: DateTime<Utc>,
+    last_decided: Option<DateTime<Utc>>,
+}
+
+struct Active {
+    dag_id: String,
+    control: watch::Sender<Control>,
+    handle: JoinHandle<()>,
+}
+
+/// Runs the scheduler until `shutdown` completes, then drains: running tasks get
+/// `shutdown_grace` to finish, unfinished runs are left `queued` to resume on the next start.
+///
+/// # Errors
+/// Fails when the database cannot be used or the DAG folder cannot be read at start.
+pub async fn run(
+    engine: Engine<'static>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    LocalSet::new()
+        .run_until(Scheduler::new(engine, config).serve(shutdown))
+        .await
+}
+
+struct Scheduler {
+    engine: Rc<Engine<'static>>,
+    config: Config,
+    dags: HashMap<String, Loaded>,
+    /// DAG file fingerprint (path, modified, size) as last loaded.
+    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    active: HashMap<RunId, Active>,
+}
+
+impl Scheduler {
+    fn new(engine: Engine<'static>, config: Config) -> Self {
+        Self {
+            engine: Rc::new(engine),
+            config,
+            dags: HashMap::new(),
+            fingerprint: Vec::new(),
+            active: HashMap::new(),
+        }
+    }
+
+    fn store(&self) -> &'static dyn Store {
+        self.engine.store
+    }
+
+    async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        info!(dags = %self.config.dags_dir.display(), "Scheduler starting.");
+        self.reload(Utc::now())?;
+        self.recover().await?;
+        tokio::pin!(shutdown);
+        loop {
+            let now = Utc::now();
+            if let Err(e) = self.reload(now) {
+                error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
+            }
+            self.decide_ticks(now)?;
+            self.start_queued()?;
+            self.reap();
+            let wake = self.next_wake(now);
+            tokio::select! {
+                () = tokio::time::sleep(wake) => {}
+                () = &mut shutdown => break,
+            }
+        }
+        self.drain().await;
+        info!("Scheduler stopped.");
+        Ok(())
+    }
+
+    /// Loads the DAG folder again when a file was added, changed or removed. A file that no
+    /// longer validates keeps its last good version running.
+    fn reload(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let dir = &self.config.dags_dir;
+        let folder_error = |source| DaemonError::DagFolder {
+            path: dir.clone(),
+            source,
+        };
+        let mut fingerprint = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(folder_error)? {
+            let path = entry.map_err(folder_error)?.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let meta = std::fs::metadata(&path).ok();
+                fingerprint.push((
+                    path,
+                    meta.as_ref().and_then(|m| m.modified().ok()),
+                    meta.map_or(0, |m| m.len()),
+                ));
+            }
+        }
+        fingerprint.sort();
+        if fingerprint == self.fingerprint {
+            return Ok(());
+        }
+        self.fingerprint = fingerprint;
+        let set = vane_dag::load_dir(dir).map_err(folder_error)?;
+        let mut seen = Vec::new();
+        for file in &set.files {
+            let Some(dag) = &file.parsed.dag else {
+                let errors = file
+                    .parsed
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .count();
+                let kept = self
+                    .dags
+                    .values()
+                    .find(|l| l.path == file.path)
+                    .map(|l| l.dag.id.clone());
+                error!(
+                    path = %file.path.display(),
+                    errors,
+                    kept_running = kept.as_deref(),
+                    "DAG file does not validate; run `vane validate` for details."
+                );
+                if let Some(id) = kept {
+                    seen.push(id);
+                }
+                continue;
+            };
+            seen.push(dag.id.clone());
+            let changed = self
+                .dags
+                .get(&dag.id)
+                .is_none_or(|l| *l.source != *file.source);
+            if !changed {
+                continue;
+            }
+            let store = self.store();
+            let previous = self.dags.remove(&dag.id);
+            let last_decided = match &previous {
+                Some(l) => l.last_decided,
+                None => store.last_tick(&dag.id)?,
+            };
+            info!(dag = %dag.id, path = %file.path.display(), new = previous.is_none(), "DAG loaded.");
+            self.dags.insert(
+                dag.id.clone(),
+                Loaded {
+                    dag: Rc::new(dag.clone()),
+                    path: file.path.clone(),
+                    source: Rc::from(file.source.as_str()),
+                    first_seen: previous.map_or(now, |l| l.first_seen),
+                    last_decided,
+                },
+            );
+        }
+        self.dags.retain(|id, _| {
+            let keep = seen.contains(id);
+            if !keep {
+                info!(dag = %id, "DAG removed; its active runs go on.");
+            }
+            keep
+        });
+        Ok(())
+    }
+
+    /// Decides every due tick of every unpaused DAG.
+    fn decide_ticks(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+        let store = self.store();
+        let switches = store.pause_switches()?;
+        let ids: Vec<String> = self.dags.keys().cloned().collect();
+        for id in ids {
+            let loaded = &self.dags[&id];
+            let paused = switches
+                .get(&id)
+                .copied()
+                .unwrap_or(loaded.dag.cadence.paused);
+            if paused {
+                continue;
+            }
+            let dag = Rc::clone(&loaded.dag);
+            let source = Rc::clone(&loaded.source);
+            let path = loaded.path.clone();
+            for (tick, plan) in due_ticks(&dag, loaded.last_decided, loaded.first_seen, now) {
+                match plan {
+                    Plan::Skip(reason) => {
+                        info!(dag = %id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
+                        store.record_tick(&id, tick, &TickDecision::Skipped(reason))?;
+                    }
+                    Plan::Run => self.run_tick(&dag, &source, &path, tick)?,
+                }
+                if let Some(l) = self.dags.get_mut(&id) {
+                    l.last_decided = Some(tick);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_tick(
+        &mut self,
+        dag: &Dag,
+        source: &str,
+        path: &Path,
+        tick: DateTime<Utc>,
+    ) -> Result<(), DaemonError> {
+        let store = self.store();
+        let active = store.runs(&RunFilter {
+            dag_id: Some(&dag.id),
+            states: &[RunState::Queued, RunState::Running],
+            ..RunFilter::default()
+        })?;
+        if let Some(newest) = active.first() {
+            match dag.cadence.overlap {
+                Overlap::Skip => {
+                    let reason = format!("overlap: run {} is still {}", newest.id, newest.state);
+                    info!(dag = %dag.id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
+                    store.record_tick(&dag.id, tick, &TickDecision::Skipped(reason))?;
+                    return Ok(());
+                }
+                Overlap::CancelPrevious => {
+                    for run in &active {
+                        self.cancel(
+                            run,
+                            "superseded by a newer tick (overlap = \"cancel_previous\")",
+                        )?;
+                    }
+                }
+                Overlap::Queue | Overlap::Allow => {}
+            }
+        }
+        let spec = RunSpec {
+            dag,
+            source,
+            path,
+            params: dag.params.clone(),
+            logical_date: tick,
+            trigger: Trigger::Scheduled,
+            git: vane_engine::git_state(path),
+        };
+        match self.engine.create_run(&spec) {
+            Ok(run) => {
+                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Run created.");
+                Ok(())
+            }
+            // Another scheduler, or a backfill, got there first: the database keeps it to one.
+            Err(EngineError::Store(StoreError::RunExists { run, .. })) => {
+                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Tick already has a run.");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops an active run (its tasks are killed) or fails a queued one that never started.
+    fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
+        if let Some(active) = self.active.get(&run.id) {
+            info!(run_id = run.id, %reason, "Stopping run.");
+            let _ = active.control.send(Control::Stop);
+            return Ok(());
+        }
+        if run.state == RunState::Queued {
+            self.store().apply(&[Change::Run {
+                run: run.id,
+                state: RunState::Failed,
+                reason: Some(reason.to_owned()),
+                at: Utc::now(),
+            }])?;
+        }
+        Ok(())
+    }
+
+    /// Starts queued runs, oldest first, as far as each DAG's `max_active_runs` allows.
+    fn start_queued(&mut self) -> Result<(), DaemonError> {
+        let store = self.store();
+        let queued = store.runs(&RunFilter {
+            states: &[RunState::Queued],
+            oldest_first: true,
+            ..RunFilter::default()
+        })?;
+        for run in queued {
+            if self.active.contains_key(&run.id) {
+                continue;
+            }
+            let limit = self
+                .dags
+                .get(&run.dag_id)
+                .map_or(1, |l| l.dag.cadence.max_active_runs);
+            let running = self
+                .active
+                .values()
+                .filter(|a| a.dag_id == run.dag_id)
+                .count();
+            if running >= limit {
+                continue;
+            }
+            self.start(run);
+        }
+        Ok(())
+    }
+
+    /// Executes a run with the DAG version it was created with.
+    fn start(&mut self, run: RunRecord) {
+        let engine = Rc::clone(&self.engine);
+        let (control, watch) = watch::channel(Control::Run);
+        let id = run.id;
+        let dag_id = run.dag_id.clone();
+        let handle = tokio::task::spawn_local(async move {
+            if let Err(e) = execute(&engine, &run, watch).await {
+                error!(run_id = run.id, error = %e, "Run could not be executed.");
+            }
+        });
+        self.active.insert(
+            id,
+            Active {
+                dag_id,
+                control,
+                handle,
+            },
+        );
+    }
+
+    fn reap(&mut self) {
+        self.active.retain(|_, a| !a.handle.is_finished());
+    }
+
+    fn next_wake(&self, now: DateTime<Utc>) -> Duration {
+        let next_tick = self
+            .dags
+            .values()
+            .filter_map(|l| l.dag.schedule.as_ref().and_then(|s| s.next_after(now)))
+            .min();
+        let poll = self.config.poll;
+        match next_tick.map(|t| (t - now).to_std().unwrap_or_default()) {
+            Some(until) if until < poll => until,
+            _ => poll,
+        }
+    }
+
+    /// Runs left `running` by a vane process that is gone (a crash, `kill -9`, a reboot): each
+    /// attempt still marked running has its process group killed if it is still alive (only
+    /// when the pid still names the same process), is recorded failed as "scheduler lost", and
+    /// the task is retried per its policy when the run resumes.
+    async fn recover(&mut self) -> Result<(), DaemonError> {
+        let store = self.store();
+        let candidates = store.runs(&RunFilter {
+            states: &[RunState::Running, RunState::Queued],
+            oldest_first: true,
+            ..RunFilter::default()
+        })?;
+        for run in candidates {
+            let Some(owner) = &run.owner else { continue };
+            let alive = owner.host == self.engine.host
+                && owner
+                    .start_time
+                    .is_some_and(|start| vane_exec::process_is_running(owner.pid, start));
+            if alive || owner.host != self.engine.host {
+                // Another live vane (or another machine) executes it.
+                continue;
+            }
+            warn!(run_id = run.id, dag = %run.dag_id, owner_pid = owner.pid, "Adopting a run whose scheduler is gone.");
+            let detail = store.run(run.id)?;
+            let source = store.dag_source(run.dag_version)?;
+            let dag = vane_dag::parse_dag(&source, &run.dag_id).dag;
+            let mut changes = Vec::new();
+            for task in &detail.tasks {
+                let Some(attempt) = task
+                    .attempts
+                    .last()
+                    .filter(|a| a.state == vane_store::AttemptState::Running)
+                else {
+                    continue;
+                };
+                if let (Some(pid), Some(start)) = (attempt.pid, attempt.pid_start_time)
+                    && vane_exec::kill_group_if_same(pid, start, self.engine.kill_grace).await
+                {
+                    warn!(run_id = run.id, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
+                }
+                changes.push(Change::AttemptFinished {
+                    run: run.id,
+                    task: task.task_id.clone(),
+                    attempt: attempt.attempt,
+                    success: false,
+                    exit_code: None,
+                    signal: None,
+                    reason: Some("scheduler lost: the vane process running it stopped".into()),
+                    at: Utc::now(),
+                });
+                let retries = dag
+                    .as_ref()
+                    .and_then(|d| d.tasks.iter().find(|t| t.id == task.task_id))
+                    .map_or(0, |t| t.retry.retries);
+                let (state, reason) = if attempt.attempt <= retries {
+                    (TaskState::Queued, "retrying after the scheduler was lost")
+                } else {
+                    (TaskState::Failed, "scheduler lost on the last attempt")
+                };
+                changes.push(Change::Task {
+                    run: run.id,
+                    task: task.task_id.clone(),
+                    state,
+                    reason: Some(reason.into()),
+                    at: Utc::now(),
+                });
+            }
+            changes.push(Change::Run {
+                run: run.id,
+                state: RunState::Queued,
+                reason: Some("adopted after its scheduler was lost".into()),
+                at: Utc::now(),
+            });
+            changes.push(Change::RunOwner {
+                run: run.id,
+                owner: None,
+            });
+            store.apply(&changes)?;
+        }
+        Ok(())
+    }
+
+    /// Starts nothing new; gives running tasks the grace period, then kills what is left.
+    async fn drain(&mut self) {
+        info!(
+            runs = self.active.len(),
+            grace_secs = self.config.shutdown_grace.as_secs(),
+            "Shutting down: waiting for running tasks."
+        );
+        for active in self.active.values() {
+            let _ = active.control.send(Control::Drain);
+        }
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        for active in self.active.values_mut() {
+            if tokio::time::timeout_at(deadline, &mut active.handle)
+                .await
+                .is_err()
+            {
+                warn!(dag = %active.dag_id, "Grace period over: killing the run's tasks.");
+                let _ = active.control.send(Control::Stop);
+                let _ = (&mut active.handle).await;
+            }
+        }
+        self.active.clear();
+    }
+}
+
+/// Executes one run from its record: the DAG version it was created with, and its params.
+async fn execute(
+    engine: &Engine<'static>,
+    run: &RunRecord,
+    control: watch::Receiver<Control>,
+) -> Result<RunState, DaemonError> {
+    let store = engine.store;
+    let source = store.dag_source(run.dag_version)?;
+    let parsed = vane_dag::parse_dag(&source, &run.dag_id);
+    let Some(dag) = parsed.dag else {
+        let reason = "its recorded DAG version no longer parses with this vane";
+        store.apply(&[Change::Run {
+            run: run.id,
+            state: RunState::Failed,
+            reason: Some(reason.into()),
+            at: Utc::now(),
+        }])?;
+        return Ok(RunState::Failed);
+    };
+    let overrides: Vec<(String, String)> = run
+        .params
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let params = dag
+        .resolve_params(&overrides)
+        .unwrap_or_else(|_| dag.params.clone());
+    let spec = RunSpec {
+        dag: &dag,
+        source: &source,
+        path: Path::new(""),
+        params,
+        logical_date: run.logical_date,
+        trigger: run.trigger,
+        git: run.git.clone(),
+    };
+    Ok(engine.execute(run.id, &spec, control).await?)
+}

@@ -1,0 +1,18 @@
+//! The scheduler daemon: runs every DAG of a folder on its cron cadence, unattended.
+//!
+//! - [`due_ticks`] decides which schedule ticks are due and which of them run (catch-up
+//!   policy, window, start and end dates) as a pure function.
+//! - [`run`] is the loop: it reloads edited DAG files (a file that stops validating keeps its
+//!   last good version running), records every tick with its decision, applies the overlap
+//!   policy, starts queued runs (scheduled or triggered) within `max_active_runs`, adopts runs
+//!   orphaned by a crashed scheduler, and on shutdown lets running tasks finish within a grace
+//!   period before killing them, leaving unfinished runs to resume on the next start.
+//!
+//! One run per (DAG, logical date) is enforced by the store, so two schedulers started by
+//! mistake, or a restart in the middle of a pass, never duplicate a run.
+
+mod cadence;
+mod daemon;
+
+pub use cadence::{ON_TIME, Plan, due_ticks};
+pub use daemon::{Config, DaemonError, run};
