@@ -537,6 +537,15 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         .iter()
         .filter(|f| f.parsed.dag.is_none())
         .collect();
+    let switches = store.pause_switches()?;
+    let paused = |dag: &Dag| switches.get(&dag.id).copied().unwrap_or(dag.cadence.paused);
+    let now = Utc::now();
+    let next = |dag: &Dag| {
+        dag.schedule
+            .as_ref()
+            .and_then(|s| s.next_after(now))
+            .map(|t| t.with_timezone(&dag.timezone).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+    };
     if as_json {
         let mut items: Vec<serde_json::Value> = set
             .dags()
@@ -548,6 +557,8 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
                     "schedule": dag.schedule.as_ref().map(|s| &s.expression),
                     "timezone": dag.timezone.name(),
                     "tasks": dag.tasks.len(),
+                    "paused": paused(dag),
+                    "next_run": next(dag),
                     "valid": true,
                     "errors": [],
                     "last_run": last.get(&dag.id).map(run_json),
@@ -585,6 +596,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
                     .as_ref()
                     .map_or_else(|| "manual".into(), |s| s.expression.clone()),
                 dag.tasks.len().to_string(),
+                if paused(dag) { "paused".into() } else { next(dag).unwrap_or_else(|| "-".into()) },
                 run.map_or_else(
                     || "-".into(),
                     |r| format!("{} {} ({})", r.id, r.state, time(Some(r.queued_at))),
@@ -594,7 +606,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         .collect();
     print!(
         "{}",
-        table(&["DAG", "SCHEDULE", "TASKS", "LAST RUN"], &rows)
+        table(&["DAG", "SCHEDULE", "TASKS", "NEXT RUN", "LAST RUN"], &rows)
     );
     for file in invalid {
         let errors = file
