@@ -262,18 +262,21 @@ fn created(
     }
 }
 
-fn trigger(
+/// A manual run of `dag_id`, created and handed to `then` with its engine and spec.
+fn with_manual_run(
     g: &Global,
     dag_id: &str,
     overrides: &[(String, String)],
     date: Option<&str>,
+    kill_grace: Duration,
+    then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<ExitCode>,
 ) -> Result<ExitCode> {
     let set = load_dags(g)?;
     let (dag, file) = find_dag(&set, dag_id, g)?;
     let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
     let logical_date = parse_date(date, dag)?;
     let store = open_store(g)?;
-    let engine = engine(g, &store, Duration::from_secs(10))?;
+    let engine = engine(g, &store, kill_grace)?;
     let spec = RunSpec {
         dag,
         source: &file.source,
@@ -284,12 +287,30 @@ fn trigger(
         git: vane_engine::git_state(&file.path),
     };
     let run_id = created(engine.create_run(&spec), dag, logical_date)?;
-    println!("{run_id}");
-    eprintln!(
-        "run {run_id} of {} queued; a running `vane scheduler` starts it",
-        dag.id
-    );
-    Ok(ExitCode::SUCCESS)
+    then(&engine, &spec, run_id)
+}
+
+fn trigger(
+    g: &Global,
+    dag_id: &str,
+    overrides: &[(String, String)],
+    date: Option<&str>,
+) -> Result<ExitCode> {
+    with_manual_run(
+        g,
+        dag_id,
+        overrides,
+        date,
+        Duration::from_secs(10),
+        |_, spec, run_id| {
+            println!("{run_id}");
+            eprintln!(
+                "run {run_id} of {} queued; a running `vane scheduler` starts it",
+                spec.dag.id
+            );
+            Ok(ExitCode::SUCCESS)
+        },
+    )
 }
 
 fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
@@ -342,80 +363,67 @@ fn run(
     date: Option<&str>,
     kill_grace: u64,
 ) -> Result<ExitCode> {
-    let set = load_dags(g)?;
-    let (dag, file) = find_dag(&set, dag_id, g)?;
-    let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
-    let logical_date = parse_date(date, dag)?;
-    let store = open_store(g)?;
-    let engine = engine(g, &store, Duration::from_secs(kill_grace))?;
-    let spec = RunSpec {
-        dag,
-        source: &file.source,
-        path: &file.path,
-        params,
-        logical_date,
-        trigger: Trigger::Manual,
-        git: vane_engine::git_state(&file.path),
-    };
     init_tracing();
     // One thread drives the run and supervises its processes: measured faster than a
     // multi-threaded runtime, whose cross-thread wake-ups cost more than they overlap.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // Signal handlers go in before the first task starts: a Ctrl-C at any moment after this
-    // stops the run cleanly instead of killing vane and orphaning its tasks.
+    // Signal handlers go in before the run exists: a Ctrl-C at any moment after this stops
+    // the run cleanly instead of killing vane and orphaning its tasks.
     let stop = {
         let _runtime = runtime.enter();
         stop_signal()?
     };
-    let run_id = match engine.create_run(&spec) {
-        Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
-            bail!(
-                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
-                dag.id,
-                logical_date.to_rfc3339()
-            )
-        }
-        other => other?,
-    };
-    eprintln!(
-        "run {run_id}: {} for {} ({} task{})",
-        dag.id,
-        logical_date
-            .with_timezone(&dag.timezone)
-            .format("%Y-%m-%d %H:%M %Z"),
-        dag.tasks.len(),
-        plural(dag.tasks.len())
-    );
-    let state = runtime.block_on(async {
-        let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
-        let execution = engine.execute(run_id, &spec, watch);
-        tokio::pin!(execution);
-        tokio::select! {
-            state = &mut execution => state,
-            () = stop => {
-                let _ = control.send(vane_engine::Control::Stop);
-                execution.await
-            }
-        }
-    })?;
-    let detail = store.run(run_id)?;
-    eprint!("{}", task_table(&detail));
-    match state {
-        RunState::Success => {
-            eprintln!("run {run_id} succeeded");
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => {
+    let kill_grace = Duration::from_secs(kill_grace);
+    with_manual_run(
+        g,
+        dag_id,
+        overrides,
+        date,
+        kill_grace,
+        |engine, spec, run_id| {
+            let dag = spec.dag;
             eprintln!(
-                "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
-                state,
-                detail.run.reason.as_deref().unwrap_or("failed")
+                "run {run_id}: {} for {} ({} task{})",
+                dag.id,
+                spec.logical_date
+                    .with_timezone(&dag.timezone)
+                    .format("%Y-%m-%d %H:%M %Z"),
+                dag.tasks.len(),
+                plural(dag.tasks.len())
             );
-            Ok(ExitCode::FAILURE)
-        }
-    }
+            let state = runtime.block_on(async {
+                let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
+                let execution = engine.execute(run_id, spec, watch);
+                tokio::pin!(execution);
+                tokio::select! {
+                    state = &mut execution => state,
+                    () = stop => {
+                        let _ = control.send(vane_engine::Control::Stop);
+                        execution.await
+                    }
+                }
+            })?;
+            let store = engine.store;
+            let detail = store.run(run_id)?;
+            eprint!("{}", task_table(&detail));
+            match state {
+                RunState::Success => {
+                    eprintln!("run {run_id} succeeded");
+                    Ok(ExitCode::SUCCESS)
+                }
+                _ => {
+                    eprintln!(
+                        "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
+                        state,
+                        detail.run.reason.as_deref().unwrap_or("failed")
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        },
+    )
 }
 
 /// Installs SIGINT and SIGTERM handlers now and returns a future that completes on either.
@@ -544,7 +552,10 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         dag.schedule
             .as_ref()
             .and_then(|s| s.next_after(now))
-            .map(|t| t.with_timezone(&dag.timezone).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+            .map(|t| {
+                t.with_timezone(&dag.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
     };
     if as_json {
         let mut items: Vec<serde_json::Value> = set
@@ -596,7 +607,11 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
                     .as_ref()
                     .map_or_else(|| "manual".into(), |s| s.expression.clone()),
                 dag.tasks.len().to_string(),
-                if paused(dag) { "paused".into() } else { next(dag).unwrap_or_else(|| "-".into()) },
+                if paused(dag) {
+                    "paused".into()
+                } else {
+                    next(dag).unwrap_or_else(|| "-".into())
+                },
                 run.map_or_else(
                     || "-".into(),
                     |r| format!("{} {} ({})", r.id, r.state, time(Some(r.queued_at))),
@@ -609,12 +624,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         table(&["DAG", "SCHEDULE", "TASKS", "NEXT RUN", "LAST RUN"], &rows)
     );
     for file in invalid {
-        let errors = file
-            .parsed
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .count();
+        let errors = file.error_count();
         println!(
             "invalid: {} ({errors} error{}; run `vane validate {}`)",
             file.path.display(),

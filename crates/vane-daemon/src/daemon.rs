@@ -154,12 +154,7 @@ impl Scheduler {
         let mut seen = Vec::new();
         for file in &set.files {
             let Some(dag) = &file.parsed.dag else {
-                let errors = file
-                    .parsed
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .count();
+                let errors = file.error_count();
                 let kept = self
                     .dags
                     .values()

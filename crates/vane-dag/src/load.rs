@@ -18,6 +18,15 @@ pub struct DagFile {
 }
 
 impl DagFile {
+    /// How many errors (not warnings) the file has.
+    pub fn error_count(&self) -> usize {
+        self.parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count()
+    }
+
     /// Renders every diagnostic of the file, compiler style.
     pub fn render_diagnostics(&self) -> String {
         let path = self.path.display().to_string();
