@@ -68,6 +68,11 @@ pub(crate) enum Command {
     Scheduler(SchedulerArgs),
     /// Queue a manual run for the scheduler daemon to start; prints its run id.
     Trigger(TriggerArgs),
+    /// Run tasks of a finished run again, as new attempts with their full retry budget.
+    ///
+    /// The run keeps its DAG version, params and logical date, and its attempt history. By
+    /// default the run is queued for `vane scheduler`; --foreground reruns it here and now.
+    Clear(ClearArgs),
     /// Stop creating scheduled runs of a DAG (runs already going finish).
     Pause(DagArg),
     /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
@@ -103,6 +108,23 @@ pub(crate) struct TriggerArgs {
     /// Logical date: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
     #[arg(long, value_name = "DATE")]
     pub(crate) date: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClearArgs {
+    pub(crate) run_id: i64,
+    /// Only this task (repeatable) [default: every task].
+    #[arg(long = "task", short = 't', value_name = "TASK")]
+    pub(crate) tasks: Vec<String>,
+    /// Also every task downstream of the chosen ones.
+    #[arg(long)]
+    pub(crate) downstream: bool,
+    /// Only tasks that failed or ended upstream_failed.
+    #[arg(long)]
+    pub(crate) failed_only: bool,
+    /// Rerun now in the foreground instead of queueing for the scheduler.
+    #[arg(long)]
+    pub(crate) foreground: bool,
 }
 
 #[derive(Debug, Args)]

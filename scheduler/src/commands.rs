@@ -52,6 +52,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Trigger(args) => trigger(g, &args.dag_id, &args.params, args.date.as_deref()),
         Command::Pause(args) => pause(g, &args.dag_id, true),
+        Command::Clear(args) => clear(g, &args),
         Command::Unpause(args) => pause(g, &args.dag_id, false),
     }
 }
@@ -364,17 +365,9 @@ fn run(
     kill_grace: u64,
 ) -> Result<ExitCode> {
     init_tracing();
-    // One thread drives the run and supervises its processes: measured faster than a
-    // multi-threaded runtime, whose cross-thread wake-ups cost more than they overlap.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     // Signal handlers go in before the run exists: a Ctrl-C at any moment after this stops
     // the run cleanly instead of killing vane and orphaning its tasks.
-    let stop = {
-        let _runtime = runtime.enter();
-        stop_signal()?
-    };
+    let (runtime, stop) = runtime_with_stop()?;
     let kill_grace = Duration::from_secs(kill_grace);
     with_manual_run(
         g,
@@ -393,37 +386,113 @@ fn run(
                 dag.tasks.len(),
                 plural(dag.tasks.len())
             );
-            let state = runtime.block_on(async {
-                let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
-                let execution = engine.execute(run_id, spec, watch);
-                tokio::pin!(execution);
-                tokio::select! {
-                    state = &mut execution => state,
-                    () = stop => {
-                        let _ = control.send(vane_engine::Control::Stop);
-                        execution.await
-                    }
-                }
-            })?;
-            let store = engine.store;
-            let detail = store.run(run_id)?;
-            eprint!("{}", task_table(&detail));
-            match state {
-                RunState::Success => {
-                    eprintln!("run {run_id} succeeded");
-                    Ok(ExitCode::SUCCESS)
-                }
-                _ => {
-                    eprintln!(
-                        "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
-                        state,
-                        detail.run.reason.as_deref().unwrap_or("failed")
-                    );
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+            foreground(&runtime, stop, engine, spec, run_id)
         },
     )
+}
+
+/// Executes a run here and now; `stop` (Ctrl-C, SIGTERM) kills its tasks and fails it.
+/// Prints the task table; the exit code says whether the run succeeded.
+fn foreground(
+    runtime: &tokio::runtime::Runtime,
+    stop: impl std::future::Future<Output = ()>,
+    engine: &Engine<'_>,
+    spec: &RunSpec<'_>,
+    run_id: i64,
+) -> Result<ExitCode> {
+    let state = runtime.block_on(async {
+        let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
+        let execution = engine.execute(run_id, spec, watch);
+        tokio::pin!(execution);
+        tokio::select! {
+            state = &mut execution => state,
+            () = stop => {
+                let _ = control.send(vane_engine::Control::Stop);
+                execution.await
+            }
+        }
+    })?;
+    let detail = engine.store.run(run_id)?;
+    eprint!("{}", task_table(&detail));
+    if state == RunState::Success {
+        eprintln!("run {run_id} succeeded");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
+        state,
+        detail.run.reason.as_deref().unwrap_or("failed")
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// A runtime for executing runs, with SIGINT/SIGTERM handlers already installed.
+fn runtime_with_stop() -> Result<(
+    tokio::runtime::Runtime,
+    impl std::future::Future<Output = ()>,
+)> {
+    // One thread drives the run and supervises its processes: measured faster than a
+    // multi-threaded runtime, whose cross-thread wake-ups cost more than they overlap.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stop = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
+    Ok((runtime, stop))
+}
+
+fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let detail = store.run(args.run_id)?;
+    let source = store.dag_source(detail.run.dag_version)?;
+    let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
+        bail!(
+            "run {}'s recorded DAG version does not parse with this vane",
+            args.run_id
+        );
+    };
+    let request = vane_engine::ClearRequest {
+        tasks: &args.tasks,
+        downstream: args.downstream,
+        failed_only: args.failed_only,
+    };
+    let changes = vane_engine::clear_changes(&dag, &detail, &request, &host())?;
+    let cleared: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            vane_store::Change::TaskCleared { task, .. } => Some(task.as_str()),
+            _ => None,
+        })
+        .collect();
+    let waiting = detail.run.state == RunState::Queued;
+    if cleared.is_empty() && !(args.foreground && waiting) {
+        eprintln!("nothing to clear in run {}", args.run_id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cleared.is_empty() {
+        eprintln!("run {}: cleared {}", args.run_id, cleared.join(", "));
+    }
+    if !args.foreground {
+        store.apply(&changes)?;
+        eprintln!("  a running `vane scheduler` reruns them; or rerun here with --foreground");
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_tracing();
+    let (runtime, stop) = runtime_with_stop()?;
+    store.apply(&changes)?;
+    let engine = engine(g, &store, Duration::from_secs(10))?;
+    let spec = RunSpec {
+        dag: &dag,
+        source: &source,
+        path: Path::new(""),
+        params: dag.params_from_json(&detail.run.params),
+        logical_date: detail.run.logical_date,
+        trigger: detail.run.trigger,
+        git: detail.run.git.clone(),
+    };
+    foreground(&runtime, stop, &engine, &spec, args.run_id)
 }
 
 /// Installs SIGINT and SIGTERM handlers now and returns a future that completes on either.

@@ -393,11 +393,7 @@ impl Scheduler {
         })?;
         for run in candidates {
             let Some(owner) = &run.owner else { continue };
-            let alive = owner.host == self.engine.host
-                && owner
-                    .start_time
-                    .is_some_and(|start| vane_exec::process_is_running(owner.pid, start));
-            if alive || owner.host != self.engine.host {
+            if vane_engine::owner_alive(owner, &self.engine.host) {
                 // Another live vane (or another machine) executes it.
                 continue;
             }
@@ -505,26 +501,11 @@ async fn execute(
         }])?;
         return Ok(RunState::Failed);
     };
-    let overrides: Vec<(String, String)> = run
-        .params
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    (k.clone(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let params = dag
-        .resolve_params(&overrides)
-        .unwrap_or_else(|_| dag.params.clone());
     let spec = RunSpec {
         dag: &dag,
         source: &source,
         path: Path::new(""),
-        params,
+        params: dag.params_from_json(&run.params),
         logical_date: run.logical_date,
         trigger: run.trigger,
         git: run.git.clone(),

@@ -62,6 +62,22 @@ impl Dag {
         Ok(params)
     }
 
+    /// A run's recorded params (a JSON object) read back with the declared types; a value
+    /// that no longer fits its declaration falls back to the default.
+    pub fn params_from_json(&self, recorded: &serde_json::Value) -> Vec<(String, ParamValue)> {
+        self.params
+            .iter()
+            .map(|(name, default)| {
+                let value = recorded
+                    .get(name)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .and_then(|text| default.coerce(&text).ok())
+                    .unwrap_or_else(|| default.clone());
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
     /// Indices of the tasks that depend directly on task `index`.
     pub fn downstream(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
         self.tasks

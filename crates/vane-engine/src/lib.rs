@@ -20,12 +20,14 @@
 //! assert!(next.contains(&Action::Launch { task: 1, attempt: 1 }));
 //! ```
 
+mod clear;
 mod git;
 mod machine;
 mod runner;
 
+pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
-pub use machine::{Action, Finish, RunMachine};
+pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use runner::{Control, Engine, Paths, RunSpec, content_hash, log_name};
 
 /// Why a run could not be carried out.

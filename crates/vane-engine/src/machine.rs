@@ -26,6 +26,25 @@ pub enum Action {
     Kill { task: usize },
 }
 
+/// What the record says about one task when a run is resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub state: TaskState,
+    /// Attempts made so far; the next one is numbered after them.
+    pub attempts: u32,
+    /// Attempts made before the task was last cleared; its retry budget starts again there.
+    pub retry_base: u32,
+}
+
+impl Recorded {
+    /// A task that never ran.
+    pub const NEW: Recorded = Recorded {
+        state: TaskState::Queued,
+        attempts: 0,
+        retry_base: 0,
+    };
+}
+
 /// How an attempt ended, as far as scheduling is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -101,6 +120,8 @@ struct Slot {
     id: String,
     state: TaskState,
     attempts: u32,
+    /// Attempts made before the task was last cleared; the retry budget counts from here.
+    retry_base: u32,
     retry: RetryPolicy,
     rule: TriggerRule,
     upstream: Upstream,
@@ -132,6 +153,7 @@ impl RunMachine {
                 id: t.id.clone(),
                 state: TaskState::Queued,
                 attempts: 0,
+                retry_base: 0,
                 retry: t.retry,
                 rule: t.trigger_rule,
                 upstream: Upstream {
@@ -163,19 +185,17 @@ impl RunMachine {
 
     /// Picks a run up where its record left off: tasks already finished keep their state and
     /// count toward their downstream tasks' trigger rules; `queued` tasks (never started, or
-    /// cleared for a rerun) start when their rules allow. Attempt numbers continue from
-    /// `recorded[i].1`. A task recorded `running` must have had its attempt closed by the
-    /// caller; it is treated as `queued`.
-    pub fn resume(
-        dag: &Dag,
-        max_active: usize,
-        recorded: &[(TaskState, u32)],
-    ) -> (Self, Vec<Action>) {
+    /// cleared for a rerun) start when their rules allow. Attempt numbers continue from the
+    /// record. A task recorded `running` must have had its attempt closed by the caller; it is
+    /// treated as `queued`.
+    pub fn resume(dag: &Dag, max_active: usize, recorded: &[Recorded]) -> (Self, Vec<Action>) {
         let mut machine = Self::new(dag, max_active);
         machine.ready.clear();
         let mut actions = Vec::new();
-        for (i, &(state, attempts)) in recorded.iter().enumerate() {
-            machine.slots[i].attempts = attempts;
+        for (i, r) in recorded.iter().enumerate() {
+            let state = r.state;
+            machine.slots[i].attempts = r.attempts;
+            machine.slots[i].retry_base = r.retry_base.min(r.attempts);
             if state.is_finished() {
                 machine.slots[i].state = state;
                 for d in machine.slots[i].downstream.clone() {
@@ -231,14 +251,16 @@ impl RunMachine {
         let slot = &mut self.slots[task];
         match finish {
             Finish::Success => self.settle(task, TaskState::Success, None, &mut actions),
-            Finish::Failed if !self.cancelled && slot.attempts <= slot.retry.retries => {
-                let delay = slot.retry.delay_after(slot.attempts);
+            Finish::Failed
+                if !self.cancelled && slot.attempts - slot.retry_base <= slot.retry.retries =>
+            {
+                let tries = slot.attempts - slot.retry_base;
+                let delay = slot.retry.delay_after(tries);
                 slot.state = TaskState::Queued;
                 slot.retry_at = Some(now + delay);
                 self.retries.push(Reverse((now + delay, task)));
                 let reason = format!(
-                    "attempt {} failed; retry {} of {} in {}",
-                    slot.attempts,
+                    "attempt {} failed; retry {tries} of {} in {}",
                     slot.attempts,
                     slot.retry.retries,
                     vane_dag::format_duration(delay)
@@ -249,7 +271,10 @@ impl RunMachine {
                 let reason = if finish == Finish::Stopped || self.cancelled {
                     Some("the run was stopped".to_owned())
                 } else if slot.retry.retries > 0 {
-                    Some(format!("failed after {} attempts", slot.attempts))
+                    Some(format!(
+                        "failed after {} attempts",
+                        slot.attempts - slot.retry_base
+                    ))
                 } else {
                     None
                 };

@@ -15,7 +15,7 @@ use vane_store::{
 };
 
 use crate::EngineError;
-use crate::machine::{Action, Finish, RunMachine};
+use crate::machine::{Action, Finish, Recorded, RunMachine};
 
 /// What the owner of a run wants from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl Engine<'_> {
             .max_active_tasks
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let record = self.store.run(run)?;
-        let recorded: Vec<(TaskState, u32)> = dag
+        let recorded: Vec<Recorded> = dag
             .tasks
             .iter()
             .map(|t| {
@@ -134,8 +134,10 @@ impl Engine<'_> {
                     .tasks
                     .iter()
                     .find(|r| r.task_id == t.id)
-                    .map_or((TaskState::Queued, 0), |r| {
-                        (r.state, r.attempts.len() as u32)
+                    .map_or(Recorded::NEW, |r| Recorded {
+                        state: r.state,
+                        attempts: r.attempts.len() as u32,
+                        retry_base: r.retry_base,
                     })
             })
             .collect();

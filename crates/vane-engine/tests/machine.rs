@@ -2,13 +2,21 @@
 
 use std::time::{Duration, Instant};
 
-use vane_engine::{Action, Finish, RunMachine};
+use vane_engine::{Action, Finish, Recorded, RunMachine};
 use vane_store::{RunState, TaskState};
 
 fn dag(source: &str) -> vane_dag::Dag {
     let parsed = vane_dag::parse_dag(source, "t");
     assert_eq!(parsed.diagnostics, vec![]);
     parsed.dag.unwrap()
+}
+
+fn rec(state: TaskState, attempts: u32) -> Recorded {
+    Recorded {
+        state,
+        attempts,
+        retry_base: 0,
+    }
 }
 
 fn launches(actions: &[Action]) -> Vec<(usize, u32)> {
@@ -247,10 +255,10 @@ fn a_resumed_run_reruns_only_what_is_queued_and_continues_attempt_numbers() {
     // Run of the diamond where `b` failed (twice) and `d` was upstream_failed; `b` and `d`
     // are cleared back to queued.
     let recorded = [
-        (TaskState::Success, 1),
-        (TaskState::Queued, 2),
-        (TaskState::Success, 1),
-        (TaskState::Queued, 0),
+        rec(TaskState::Success, 1),
+        rec(TaskState::Queued, 2),
+        rec(TaskState::Success, 1),
+        rec(TaskState::Queued, 0),
     ];
     let (mut m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
     assert_eq!(settled, vec![]);
@@ -264,10 +272,10 @@ fn a_resumed_run_reruns_only_what_is_queued_and_continues_attempt_numbers() {
 #[test]
 fn resuming_settles_tasks_whose_rule_can_no_longer_be_met() {
     let recorded = [
-        (TaskState::Failed, 1),
-        (TaskState::Queued, 0),
-        (TaskState::Queued, 0),
-        (TaskState::Queued, 0),
+        rec(TaskState::Failed, 1),
+        rec(TaskState::Queued, 0),
+        rec(TaskState::Queued, 0),
+        rec(TaskState::Queued, 0),
     ];
     let (m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
     let states: Vec<_> = (0..4).map(|i| m.state(i)).collect();
@@ -307,4 +315,24 @@ trigger_rule = "one_failed"
     assert_eq!(m.state(1), TaskState::UpstreamFailed);
     assert_eq!(m.state(2), TaskState::Skipped);
     assert_eq!(m.outcome(), Some(RunState::Failed));
+}
+
+#[test]
+fn a_cleared_task_gets_its_retry_budget_again() {
+    let d = dag("[tasks.flaky]\ncommand = \"false\"\nretries = 1\nretry_delay = \"1s\"\n");
+    // It failed twice (1 + 1 retry) and was cleared: two more tries.
+    let recorded = [Recorded {
+        state: TaskState::Queued,
+        attempts: 2,
+        retry_base: 2,
+    }];
+    let (mut m, _) = RunMachine::resume(&d, 1, &recorded);
+    let t = Instant::now();
+    assert_eq!(launches(&m.start(t)), vec![(0, 3)]);
+    m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(0), TaskState::Queued, "retried once more");
+    let t = t + Duration::from_secs(1);
+    assert_eq!(launches(&m.wake(t)), vec![(0, 4)]);
+    m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(0), TaskState::Failed);
 }

@@ -14,6 +14,7 @@ use crate::{Result, Store, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_scheduler.sql"),
+    include_str!("../migrations/0003_clear.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -229,6 +230,13 @@ impl SqliteStore {
                 pid_start_time,
             } => tx.prepare_cached("UPDATE attempts SET pid = ?4, pid_start_time = ?5
                  WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3")?.execute(params![run, task, attempt, pid, pid_start_time.map(|t| t as i64)])?,
+            Change::TaskCleared { run, task, reason, at } => tx
+                .prepare_cached(
+                    "UPDATE task_instances SET state = 'queued', reason = ?3, updated_at = ?4,
+                        retry_base = (SELECT COUNT(*) FROM attempts WHERE run_id = ?1 AND task_id = ?2)
+                     WHERE run_id = ?1 AND task_id = ?2",
+                )?
+                .execute(params![run, task, reason, ts(at)])?,
             Change::RunOwner { run, owner } => tx
                 .prepare_cached(
                     "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4 WHERE id = ?1",
@@ -504,7 +512,7 @@ impl Store for SqliteStore {
         let mut tasks: Vec<TaskRecord> = Vec::new();
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT task_id, state, reason FROM task_instances WHERE run_id = ?1 ORDER BY position",
+                "SELECT task_id, state, reason, retry_base FROM task_instances WHERE run_id = ?1 ORDER BY position",
             )?;
             let mut rows = stmt.query(params![id])?;
             while let Some(row) = rows.next()? {
@@ -512,6 +520,7 @@ impl Store for SqliteStore {
                     task_id: row.get(0)?,
                     state: parse_enum(&row.get::<_, String>(1)?)?,
                     reason: row.get(2)?,
+                    retry_base: row.get(3)?,
                     attempts: Vec::new(),
                 });
             }

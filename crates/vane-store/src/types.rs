@@ -188,6 +188,14 @@ pub enum Change {
         pid: u32,
         pid_start_time: Option<u64>,
     },
+    /// A person asked for the task to run again: it becomes `queued`, keeps its attempts as
+    /// history, and gets its full retry budget back.
+    TaskCleared {
+        run: RunId,
+        task: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// A process takes over (or, with `None`, lets go of) executing a run.
     RunOwner { run: RunId, owner: Option<Owner> },
     AttemptFinished {
@@ -226,6 +234,8 @@ pub struct TaskRecord {
     pub task_id: String,
     pub state: TaskState,
     pub reason: Option<String>,
+    /// Attempts made before the task was last cleared.
+    pub retry_base: u32,
     pub attempts: Vec<AttemptRecord>,
 }
 

@@ -1,0 +1,131 @@
+//! `vane clear`: which tasks of a recorded run to run again.
+
+use chrono::Utc;
+use vane_dag::Dag;
+use vane_store::{Change, Owner, RunDetail, RunState, TaskState};
+
+/// Which tasks of a run to clear.
+#[derive(Debug, Clone, Default)]
+pub struct ClearRequest<'a> {
+    /// These tasks; empty means every task.
+    pub tasks: &'a [String],
+    /// And everything downstream of them.
+    pub downstream: bool,
+    /// Only tasks that failed or could not run because of a failure.
+    pub failed_only: bool,
+}
+
+/// Why a clear cannot be done.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClearError {
+    #[error("run {run} has no task `{task}`; its tasks: {known}")]
+    UnknownTask {
+        run: i64,
+        task: String,
+        known: String,
+    },
+    #[error(
+        "run {run} is being executed right now by vane pid {pid} on {host}; wait for it to finish or stop it first"
+    )]
+    Running { run: i64, pid: u32, host: String },
+}
+
+/// Whether the vane process that claimed a run is still alive on this host. A process on
+/// another host is assumed alive: only that host can tell.
+pub fn owner_alive(owner: &Owner, this_host: &str) -> bool {
+    owner.host != this_host
+        || owner
+            .start_time
+            .is_some_and(|start| vane_exec::process_is_running(owner.pid, start))
+}
+
+/// The changes that clear the chosen tasks of `run` (executed with `dag`, its recorded
+/// version) and queue the run again, or an empty list when nothing matches.
+///
+/// # Errors
+/// A task that the run does not have, or a run that a live process is executing.
+pub fn clear_changes(
+    dag: &Dag,
+    run: &RunDetail,
+    request: &ClearRequest<'_>,
+    this_host: &str,
+) -> Result<Vec<Change>, ClearError> {
+    let id = run.run.id;
+    if let Some(owner) = &run.run.owner
+        && run.run.state == RunState::Running
+        && owner_alive(owner, this_host)
+    {
+        return Err(ClearError::Running {
+            run: id,
+            pid: owner.pid,
+            host: owner.host.clone(),
+        });
+    }
+    let mut chosen = vec![request.tasks.is_empty(); dag.tasks.len()];
+    for name in request.tasks {
+        let Some(index) = dag.task_index(name) else {
+            return Err(ClearError::UnknownTask {
+                run: id,
+                task: name.clone(),
+                known: dag
+                    .tasks
+                    .iter()
+                    .map(|t| t.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        chosen[index] = true;
+    }
+    if request.downstream {
+        // Tasks are not necessarily in dependency order in the file: repeat until stable.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, task) in dag.tasks.iter().enumerate() {
+                if !chosen[i] && task.depends_on.iter().any(|&d| chosen[d]) {
+                    chosen[i] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+    let at = Utc::now();
+    let mut changes: Vec<Change> = run
+        .tasks
+        .iter()
+        .filter(|t| dag.task_index(&t.task_id).is_some_and(|i| chosen[i]))
+        .filter(|t| {
+            !request.failed_only || matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed)
+        })
+        .filter(|t| t.state != TaskState::Queued || !t.attempts.is_empty())
+        .map(|t| Change::TaskCleared {
+            run: id,
+            task: t.task_id.clone(),
+            reason: "cleared: will run again".into(),
+            at,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let names: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::TaskCleared { task, .. } => Some(task.clone()),
+            _ => None,
+        })
+        .collect();
+    changes.push(Change::Run {
+        run: id,
+        state: RunState::Queued,
+        reason: Some(format!("cleared: {}", names.join(", "))),
+        at,
+    });
+    changes.push(Change::RunOwner {
+        run: id,
+        owner: None,
+    });
+    Ok(changes)
+}
