@@ -349,8 +349,13 @@ impl Scheduler {
         let id = run.id;
         let dag_id = run.dag_id.clone();
         let handle = tokio::task::spawn_local(async move {
-            if let Err(e) = execute(&engine, &run, watch).await {
-                error!(run_id = run.id, error = %e, "Run could not be executed.");
+            match execute(&engine, &run, watch).await {
+                Ok(_) => {}
+                // Another scheduler took it between our look at the queue and the claim.
+                Err(DaemonError::Engine(EngineError::Claimed(_))) => {
+                    info!(run_id = run.id, "Run taken by another process.");
+                }
+                Err(e) => error!(run_id = run.id, error = %e, "Run could not be executed."),
             }
         });
         self.active.insert(

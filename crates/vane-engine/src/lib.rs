@@ -36,6 +36,8 @@ pub use runner::{Control, Engine, Paths, RunSpec, content_hash, log_name};
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] vane_store::StoreError),
+    #[error("run {0} is already being executed by another vane process, or has finished")]
+    Claimed(vane_store::RunId),
     #[error("internal error: {0}")]
     Internal(String),
 }

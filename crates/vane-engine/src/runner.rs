@@ -125,6 +125,17 @@ impl Engine<'_> {
         let max_active = dag
             .max_active_tasks
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        // Claiming the run first makes this the only process executing it, and lets recovery
+        // after a crash tell an orphaned run from one that a live process executes.
+        let pid = std::process::id();
+        let owner = Owner {
+            host: self.host.clone(),
+            pid,
+            start_time: vane_exec::process_start_time(pid),
+        };
+        if !self.store.claim_run(run, &owner, Utc::now())? {
+            return Err(EngineError::Claimed(run));
+        }
         let record = self.store.run(run)?;
         let recorded: Vec<Recorded> = dag
             .tasks
@@ -153,25 +164,6 @@ impl Engine<'_> {
         let mut draining = false;
         let mut listening = true;
 
-        // Claiming the run lets recovery after a crash tell an orphaned run from one that
-        // another live vane process is still executing.
-        let pid = std::process::id();
-        self.store.apply(&[
-            Change::RunOwner {
-                run,
-                owner: Some(Owner {
-                    host: self.host.clone(),
-                    pid,
-                    start_time: vane_exec::process_start_time(pid),
-                }),
-            },
-            Change::Run {
-                run,
-                state: RunState::Running,
-                reason: None,
-                at: Utc::now(),
-            },
-        ])?;
         info!(run_id = run, dag = %dag.id, "Run started.");
         let mut first = settled;
         first.extend(machine.start(now()));

@@ -71,6 +71,19 @@ pub trait Store {
     /// is at most one, whoever asks.
     fn create_run(&self, run: &NewRun<'_>) -> Result<RunId>;
 
+    /// Makes `owner` the one process executing run `run` and marks the run `running`, unless
+    /// another process has claimed it already: two schedulers (or a scheduler and a
+    /// `vane clear --foreground`) never execute the same run. `Ok(false)` when it was taken.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn claim_run(
+        &self,
+        run: RunId,
+        owner: &Owner,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
+
     /// Records a tick that was decided; `false` when it had been decided already.
     ///
     /// # Errors

@@ -350,6 +350,22 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
+    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
+        let claimed = self.conn.execute(
+            "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4,
+                state = 'running', reason = NULL, started_at = COALESCE(started_at, ?5), ended_at = NULL
+             WHERE id = ?1 AND owner_pid IS NULL AND state IN ('queued', 'running')",
+            params![
+                run,
+                owner.host,
+                owner.pid,
+                owner.start_time.map(|t| t as i64),
+                ts(&at)
+            ],
+        )?;
+        Ok(claimed == 1)
+    }
+
     fn record_tick(
         &self,
         dag_id: &str,

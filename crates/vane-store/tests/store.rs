@@ -274,3 +274,24 @@ fn runs_can_be_listed_by_state_oldest_first() {
         .unwrap();
     assert_eq!(queued(&store), 0);
 }
+
+#[test]
+fn only_one_process_can_claim_a_run() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a"]);
+    let owner = |pid| Owner {
+        host: "box".into(),
+        pid,
+        start_time: Some(1),
+    };
+    assert!(store.claim_run(run, &owner(10), Utc::now()).unwrap());
+    assert!(!store.claim_run(run, &owner(11), Utc::now()).unwrap());
+    let record = store.run(run).unwrap().run;
+    assert_eq!(record.state, RunState::Running);
+    assert_eq!(record.owner, Some(owner(10)));
+    // Released (finished, put aside, or adopted after a crash), it can be claimed again.
+    store
+        .apply(&[Change::RunOwner { run, owner: None }])
+        .unwrap();
+    assert!(store.claim_run(run, &owner(11), Utc::now()).unwrap());
+}
