@@ -73,6 +73,15 @@ pub(crate) enum Command {
     /// The run keeps its DAG version, params and logical date, and its attempt history. By
     /// default the run is queued for `vane scheduler`; --foreground reruns it here and now.
     Clear(ClearArgs),
+    /// Run a DAG for every schedule tick in a date range, here, with bounded concurrency.
+    ///
+    /// Ticks that already succeeded are skipped (and failed ones too, unless --rerun-failed).
+    /// The backfill is recorded: Ctrl-C pauses it (running tasks finish), and
+    /// `vane backfills resume ID` continues it; `vane backfills pause|cancel ID` work from
+    /// another terminal.
+    Backfill(BackfillArgs),
+    /// List backfills with their progress, or pause, resume or cancel one.
+    Backfills(BackfillsArgs),
     /// Stop creating scheduled runs of a DAG (runs already going finish).
     Pause(DagArg),
     /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
@@ -125,6 +134,50 @@ pub(crate) struct ClearArgs {
     /// Rerun now in the foreground instead of queueing for the scheduler.
     #[arg(long)]
     pub(crate) foreground: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackfillArgs {
+    pub(crate) dag_id: String,
+    /// First date: YYYY-MM-DD (start of that day in the DAG's time zone) or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) from: String,
+    /// Last date, included: YYYY-MM-DD (the whole day) or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) to: String,
+    /// Print each logical date and what the backfill would do with it, and stop.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Newest dates first.
+    #[arg(long)]
+    pub(crate) reverse: bool,
+    /// Rerun the failed tasks of dates whose run failed.
+    #[arg(long)]
+    pub(crate) rerun_failed: bool,
+    /// Most runs of the backfill at once [default: the DAG's max_active_runs].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_active: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackfillsArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<BackfillAction>,
+    /// Only backfills of this DAG.
+    #[arg(long)]
+    pub(crate) dag: Option<String>,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackfillAction {
+    /// Stop starting runs; running ones finish.
+    Pause { id: i64 },
+    /// Continue a paused or interrupted backfill, here.
+    Resume { id: i64 },
+    /// Stop for good: running tasks are killed, unstarted runs fail.
+    Cancel { id: i64 },
 }
 
 #[derive(Debug, Args)]

@@ -53,11 +53,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Trigger(args) => trigger(g, &args.dag_id, &args.params, args.date.as_deref()),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
+        Command::Backfill(args) => crate::backfill::backfill(g, &args),
+        Command::Backfills(args) => crate::backfill::backfills(g, &args),
         Command::Unpause(args) => pause(g, &args.dag_id, false),
     }
 }
 
-fn open_store(g: &Global) -> Result<SqliteStore> {
+pub(crate) fn open_store(g: &Global) -> Result<SqliteStore> {
     Ok(SqliteStore::open(&g.db)?)
 }
 
@@ -68,7 +70,7 @@ fn state_dir(g: &Global) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn load_dags(g: &Global) -> Result<DagSet> {
+pub(crate) fn load_dags(g: &Global) -> Result<DagSet> {
     vane_dag::load_dir(&g.dags).with_context(|| {
         format!(
             "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
@@ -161,12 +163,16 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     })
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
 /// Finds a valid DAG by id, or explains why it cannot run.
-fn find_dag<'a>(set: &'a DagSet, id: &str, g: &Global) -> Result<(&'a Dag, &'a vane_dag::DagFile)> {
+pub(crate) fn find_dag<'a>(
+    set: &'a DagSet,
+    id: &str,
+    g: &Global,
+) -> Result<(&'a Dag, &'a vane_dag::DagFile)> {
     if let Some(found) = set.dags().find(|(d, _)| d.id == id) {
         return Ok(found);
     }
@@ -214,7 +220,7 @@ fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
         })
 }
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
@@ -227,7 +233,11 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// The engine with the paths of this project: logs and work folder beside the database.
-fn engine<'a>(g: &Global, store: &'a SqliteStore, kill_grace: Duration) -> Result<Engine<'a>> {
+pub(crate) fn engine<'a>(
+    g: &Global,
+    store: &'a SqliteStore,
+    kill_grace: Duration,
+) -> Result<Engine<'a>> {
     let state_dir = absolute(&state_dir(g))?;
     let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     std::fs::create_dir_all(&work)
@@ -427,7 +437,7 @@ fn foreground(
 }
 
 /// A runtime for executing runs, with SIGINT/SIGTERM handlers already installed.
-fn runtime_with_stop() -> Result<(
+pub(crate) fn runtime_with_stop() -> Result<(
     tokio::runtime::Runtime,
     impl std::future::Future<Output = ()>,
 )> {
@@ -446,19 +456,41 @@ fn runtime_with_stop() -> Result<(
 fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let detail = store.run(args.run_id)?;
-    let source = store.dag_source(detail.run.dag_version)?;
+    // The rerun uses the DAG file as it is now (the usual reason to clear is a fix), or the
+    // version the run recorded when the file is gone or broken.
+    let set = load_dags(g).ok();
+    let current = set
+        .as_ref()
+        .and_then(|s| s.dags().find(|(d, _)| d.id == detail.run.dag_id));
+    let (source, path) = match current {
+        Some((_, file)) => (file.source.clone(), file.path.clone()),
+        None => {
+            eprintln!(
+                "note: DAG `{}` is not in {} or does not validate; rerunning the version run {} recorded",
+                detail.run.dag_id,
+                g.dags.display(),
+                args.run_id
+            );
+            (store.dag_source(detail.run.dag_version)?, PathBuf::new())
+        }
+    };
     let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
         bail!(
             "run {}'s recorded DAG version does not parse with this vane",
             args.run_id
         );
     };
+    let version = if current.is_some() {
+        vane_engine::record_version(&store, &dag.id, &source, &path)?
+    } else {
+        detail.run.dag_version
+    };
     let request = vane_engine::ClearRequest {
         tasks: &args.tasks,
         downstream: args.downstream,
         failed_only: args.failed_only,
     };
-    let changes = vane_engine::clear_changes(&dag, &detail, &request, &host())?;
+    let changes = vane_engine::clear_changes(&dag, version, &detail, &request, &host())?;
     let cleared: Vec<&str> = changes
         .iter()
         .filter_map(|c| match c {
@@ -486,7 +518,7 @@ fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
     let spec = RunSpec {
         dag: &dag,
         source: &source,
-        path: Path::new(""),
+        path: &path,
         params: dag.params_from_json(&detail.run.params),
         logical_date: detail.run.logical_date,
         trigger: detail.run.trigger,
@@ -508,7 +540,7 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     init_tracing_format(false);
 }
 
@@ -784,6 +816,7 @@ fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
                         "attempt": a.attempt,
                         "state": a.state.as_str(),
                         "command": a.command,
+                        "dag_version": a.dag_version,
                         "exit_code": a.exit_code,
                         "signal": a.signal,
                         "reason": a.reason,

@@ -322,7 +322,8 @@ impl Scheduler {
             ..RunFilter::default()
         })?;
         for run in queued {
-            if self.active.contains_key(&run.id) {
+            // A backfill's runs are driven by its own `vane backfill` process.
+            if self.active.contains_key(&run.id) || store.backfill_of(run.id)?.is_some() {
                 continue;
             }
             let limit = self
@@ -488,7 +489,7 @@ impl Scheduler {
 }
 
 /// Executes one run from its record: the DAG version it was created with, and its params.
-async fn execute(
+pub(crate) async fn execute(
     engine: &Engine<'static>,
     run: &RunRecord,
     control: watch::Receiver<Control>,

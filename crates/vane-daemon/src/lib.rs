@@ -11,8 +11,12 @@
 //! One run per (DAG, logical date) is enforced by the store, so two schedulers started by
 //! mistake, or a restart in the middle of a pass, never duplicate a run.
 
+mod backfill;
 mod cadence;
 mod daemon;
 
+pub use backfill::{
+    TickAction, drive as drive_backfill, existing_runs, fail_unstarted, plan as plan_backfill,
+};
 pub use cadence::{ON_TIME, Plan, due_ticks};
 pub use daemon::{Config, DaemonError, run};

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use vane_dag::Dag;
-use vane_store::{Change, Owner, RunDetail, RunState, TaskState};
+use vane_store::{Change, DagVersionId, Owner, RunDetail, RunState, TaskState};
 
 /// Which tasks of a run to clear.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,10 @@ pub enum ClearError {
         known: String,
     },
     #[error(
+        "the DAG's tasks changed since run {run} ({changes}); start a new run instead of clearing this one"
+    )]
+    TasksChanged { run: i64, changes: String },
+    #[error(
         "run {run} is being executed right now by vane pid {pid} on {host}; wait for it to finish or stop it first"
     )]
     Running { run: i64, pid: u32, host: String },
@@ -40,18 +44,47 @@ pub fn owner_alive(owner: &Owner, this_host: &str) -> bool {
             .is_some_and(|start| vane_exec::process_is_running(owner.pid, start))
 }
 
-/// The changes that clear the chosen tasks of `run` (executed with `dag`, its recorded
-/// version) and queue the run again, or an empty list when nothing matches.
+/// The changes that clear the chosen tasks of `run` and queue the run again, or an empty list
+/// when nothing matches. `dag` is the version the rerun uses: when `version` names one other
+/// than the run's (the DAG file was fixed since), the run moves to it, as long as it has the
+/// same tasks; each attempt records the version it ran.
 ///
 /// # Errors
-/// A task that the run does not have, or a run that a live process is executing.
+/// A task that the run does not have, a DAG whose tasks changed, or a run that a live process
+/// is executing.
 pub fn clear_changes(
     dag: &Dag,
+    version: DagVersionId,
     run: &RunDetail,
     request: &ClearRequest<'_>,
     this_host: &str,
 ) -> Result<Vec<Change>, ClearError> {
     let id = run.run.id;
+    let added: Vec<&str> = dag
+        .tasks
+        .iter()
+        .filter(|t| !run.tasks.iter().any(|r| r.task_id == t.id))
+        .map(|t| t.id.as_str())
+        .collect();
+    let removed: Vec<&str> = run
+        .tasks
+        .iter()
+        .filter(|r| dag.task_index(&r.task_id).is_none())
+        .map(|r| r.task_id.as_str())
+        .collect();
+    if !added.is_empty() || !removed.is_empty() {
+        let mut changes = Vec::new();
+        if !added.is_empty() {
+            changes.push(format!("added: {}", added.join(", ")));
+        }
+        if !removed.is_empty() {
+            changes.push(format!("removed: {}", removed.join(", ")));
+        }
+        return Err(ClearError::TasksChanged {
+            run: id,
+            changes: changes.join("; "),
+        });
+    }
     if let Some(owner) = &run.run.owner
         && run.run.state == RunState::Running
         && owner_alive(owner, this_host)
@@ -127,5 +160,8 @@ pub fn clear_changes(
         run: id,
         owner: None,
     });
+    if version != run.run.dag_version {
+        changes.push(Change::RunVersion { run: id, version });
+    }
     Ok(changes)
 }

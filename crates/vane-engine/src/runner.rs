@@ -59,6 +59,24 @@ pub struct Engine<'a> {
     pub kill_grace: Duration,
 }
 
+/// Records a DAG file's content as a version of DAG `dag_id` (or finds it recorded).
+///
+/// # Errors
+/// Fails when the store cannot be written.
+pub fn record_version(
+    store: &dyn Store,
+    dag_id: &str,
+    source: &str,
+    path: &Path,
+) -> Result<vane_store::DagVersionId, EngineError> {
+    Ok(store.record_dag_version(&NewDagVersion {
+        dag_id,
+        content_hash: &content_hash(source),
+        path: &path.display().to_string(),
+        source,
+    })?)
+}
+
 /// Hex SHA-256 of a DAG file's text: the identity of a DAG version.
 pub fn content_hash(source: &str) -> String {
     Sha256::digest(source.as_bytes())
@@ -79,13 +97,7 @@ impl Engine<'_> {
     /// # Errors
     /// Fails when the store cannot be written.
     pub fn create_run(&self, spec: &RunSpec<'_>) -> Result<RunId, EngineError> {
-        let hash = content_hash(spec.source);
-        let version = self.store.record_dag_version(&NewDagVersion {
-            dag_id: &spec.dag.id,
-            content_hash: &hash,
-            path: &spec.path.display().to_string(),
-            source: spec.source,
-        })?;
+        let version = record_version(self.store, &spec.dag.id, spec.source, spec.path)?;
         let tasks: Vec<&str> = spec.dag.tasks.iter().map(|t| t.id.as_str()).collect();
         let params = serde_json::Value::Object(
             spec.params

@@ -20,9 +20,9 @@ mod types;
 
 pub use sqlite::SqliteStore;
 pub use types::{
-    AttemptRecord, AttemptState, Change, DagVersionId, GitState, NewDagVersion, NewRun, Owner,
-    RunDetail, RunFilter, RunId, RunRecord, RunState, TaskRecord, TaskState, TickDecision,
-    TickRecord, Trigger,
+    AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
+    NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
+    TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -83,6 +83,42 @@ pub trait Store {
         owner: &Owner,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool>;
+
+    /// Records a new backfill, `running`, with no runs yet.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn create_backfill(&self, backfill: &NewBackfill<'_>) -> Result<i64>;
+
+    /// Adds runs to a backfill, after those it has, in the order given.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()>;
+
+    /// Moves a backfill to `state`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such backfill.
+    fn set_backfill_state(&self, backfill: i64, state: BackfillState) -> Result<()>;
+
+    /// One backfill with its runs.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such backfill.
+    fn backfill(&self, id: i64) -> Result<BackfillRecord>;
+
+    /// Backfills, newest first, optionally of one DAG.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>>;
+
+    /// The backfill a run belongs to, if any.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn backfill_of(&self, run: RunId) -> Result<Option<i64>>;
 
     /// Records a tick that was decided; `false` when it had been decided already.
     ///

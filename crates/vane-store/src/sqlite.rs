@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_scheduler.sql"),
     include_str!("../migrations/0003_clear.sql"),
+    include_str!("../migrations/0004_backfill.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -138,6 +139,47 @@ impl SqliteStore {
         Ok(result == "ok")
     }
 
+    fn backfills_where(
+        &self,
+        id: Option<i64>,
+        dag_id: Option<&str>,
+    ) -> Result<Vec<BackfillRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM backfills WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR dag_id = ?2)
+             ORDER BY id DESC",
+        )?;
+        let mut rows = stmt.query(params![id, dag_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(BackfillRecord {
+                id: row.get("id")?,
+                dag_id: row.get("dag_id")?,
+                from: parse_ts(&row.get::<_, String>("from_date")?)?,
+                to: parse_ts(&row.get::<_, String>("to_date")?)?,
+                reverse: row.get("reverse")?,
+                rerun_failed: row.get("rerun_failed")?,
+                max_active: row.get::<_, i64>("max_active")? as usize,
+                state: parse_enum(&row.get::<_, String>("state")?)?,
+                created_at: parse_ts(&row.get::<_, String>("created_at")?)?,
+                updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
+                runs: Vec::new(),
+            });
+        }
+        let mut runs = self.conn.prepare_cached(
+            "SELECT runs.id, runs.state FROM backfill_runs JOIN runs ON runs.id = backfill_runs.run_id
+             WHERE backfill_id = ?1 ORDER BY position",
+        )?;
+        for backfill in &mut out {
+            let mut rows = runs.query(params![backfill.id])?;
+            while let Some(row) = rows.next()? {
+                backfill
+                    .runs
+                    .push((row.get(0)?, parse_enum(&row.get::<_, String>(1)?)?));
+            }
+        }
+        Ok(out)
+    }
+
     fn run_record(row: &Row<'_>) -> Result<RunRecord> {
         let git_commit: Option<String> = row.get("git_commit")?;
         let git_dirty: Option<bool> = row.get("git_dirty")?;
@@ -217,8 +259,13 @@ impl SqliteStore {
                 at,
             } => {
                 let at = ts(at);
-                tx.prepare_cached("INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path, started_at)
-                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)")?.execute(params![run, task, attempt, command, host, log_path, at])?;
+                tx.prepare_cached(
+                    "INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path,
+                                           started_at, dag_version_id)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7,
+                             (SELECT dag_version_id FROM runs WHERE id = ?1))",
+                )?
+                .execute(params![run, task, attempt, command, host, log_path, at])?;
                 tx.prepare_cached("UPDATE task_instances SET state = 'running', reason = NULL, updated_at = ?3
                      WHERE run_id = ?1 AND task_id = ?2")?.execute(params![run, task, at])?
             }
@@ -237,6 +284,9 @@ impl SqliteStore {
                      WHERE run_id = ?1 AND task_id = ?2",
                 )?
                 .execute(params![run, task, reason, ts(at)])?,
+            Change::RunVersion { run, version } => tx
+                .prepare_cached("UPDATE runs SET dag_version_id = ?2 WHERE id = ?1")?
+                .execute(params![run, version])?,
             Change::RunOwner { run, owner } => tx
                 .prepare_cached(
                     "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4 WHERE id = ?1",
@@ -364,6 +414,76 @@ impl Store for SqliteStore {
             ],
         )?;
         Ok(claimed == 1)
+    }
+
+    fn create_backfill(&self, b: &NewBackfill<'_>) -> Result<i64> {
+        let at = ts(&b.at);
+        self.conn.execute(
+            "INSERT INTO backfills (dag_id, from_date, to_date, reverse, rerun_failed, max_active,
+                                    state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7)",
+            params![
+                b.dag_id,
+                ts(&b.from),
+                ts(&b.to),
+                b.reverse,
+                b.rerun_failed,
+                b.max_active as i64,
+                at
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        let start: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM backfill_runs WHERE backfill_id = ?1",
+            params![backfill],
+            |r| r.get(0),
+        )?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO backfill_runs (backfill_id, run_id, position) VALUES (?1, ?2, ?3)",
+            )?;
+            for (i, run) in runs.iter().enumerate() {
+                insert.execute(params![backfill, run, start + i as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_backfill_state(&self, backfill: i64, state: BackfillState) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE backfills SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![backfill, state.as_str(), ts(&Utc::now())],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("backfill {backfill}")));
+        }
+        Ok(())
+    }
+
+    fn backfill(&self, id: i64) -> Result<BackfillRecord> {
+        self.backfills_where(Some(id), None)?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("backfill {id}")))
+    }
+
+    fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>> {
+        self.backfills_where(None, dag_id)
+    }
+
+    fn backfill_of(&self, run: RunId) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT backfill_id FROM backfill_runs WHERE run_id = ?1 ORDER BY backfill_id DESC LIMIT 1",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn record_tick(
@@ -554,6 +674,7 @@ impl Store for SqliteStore {
                 command: row.get("command")?,
                 host: row.get("host")?,
                 log_path: row.get("log_path")?,
+                dag_version: row.get("dag_version_id")?,
                 pid: row.get("pid")?,
                 pid_start_time: row
                     .get::<_, Option<i64>>("pid_start_time")?

@@ -196,6 +196,8 @@ pub enum Change {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// The run's tasks run from now on with another version of its DAG (a rerun after a fix).
+    RunVersion { run: RunId, version: DagVersionId },
     /// A process takes over (or, with `None`, lets go of) executing a run.
     RunOwner { run: RunId, owner: Option<Owner> },
     AttemptFinished {
@@ -246,6 +248,8 @@ pub struct AttemptRecord {
     pub command: String,
     pub host: String,
     pub log_path: String,
+    /// The DAG version the attempt ran.
+    pub dag_version: Option<DagVersionId>,
     pub pid: Option<u32>,
     pub pid_start_time: Option<u64>,
     pub exit_code: Option<i32>,
@@ -272,4 +276,50 @@ pub struct RunFilter<'a> {
     pub limit: usize,
     /// Oldest first (a queue) instead of newest first (a history).
     pub oldest_first: bool,
+}
+
+text_enum!(
+    /// State of a backfill.
+    BackfillState {
+        Running => "running",
+        Paused => "paused",
+        Cancelled => "cancelled",
+        Done => "done",
+    }
+);
+
+/// What a new backfill covers.
+#[derive(Debug, Clone)]
+pub struct NewBackfill<'a> {
+    pub dag_id: &'a str,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub reverse: bool,
+    pub rerun_failed: bool,
+    pub max_active: usize,
+    pub at: DateTime<Utc>,
+}
+
+/// A backfill with the progress of its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillRecord {
+    pub id: i64,
+    pub dag_id: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub reverse: bool,
+    pub rerun_failed: bool,
+    pub max_active: usize,
+    pub state: BackfillState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Its runs in the order it runs them, with their states.
+    pub runs: Vec<(RunId, RunState)>,
+}
+
+impl BackfillRecord {
+    /// How many of its runs are in `state`.
+    pub fn count(&self, state: RunState) -> usize {
+        self.runs.iter().filter(|(_, s)| *s == state).count()
+    }
 }

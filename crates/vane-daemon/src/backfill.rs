@@ -1,0 +1,258 @@
+//! Backfills: the runs of a DAG for every tick in a date range, planned as a pure function and
+//! driven by one process with bounded concurrency, resumable after an interruption.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, LocalSet};
+use tracing::{info, warn};
+use vane_dag::Dag;
+use vane_engine::{Control, Engine, EngineError};
+use vane_store::{BackfillRecord, BackfillState, Change, RunFilter, RunId, RunState};
+
+use crate::daemon::{DaemonError, execute};
+
+/// What a backfill does with one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickAction {
+    /// No run yet: create one.
+    Run,
+    /// A failed run exists and `--rerun-failed` was given: clear its failed tasks.
+    Rerun(RunId),
+    /// Left alone, and why.
+    Skip(String),
+}
+
+/// Every tick of `dag` in `[from, to]`, in the order the backfill runs them, with what it does
+/// with each given the runs that exist (`existing`: logical date → run id and state).
+pub fn plan(
+    dag: &Dag,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    reverse: bool,
+    rerun_failed: bool,
+    existing: &HashMap<DateTime<Utc>, (RunId, RunState)>,
+) -> Vec<(DateTime<Utc>, TickAction)> {
+    let Some(schedule) = &dag.schedule else {
+        return Vec::new();
+    };
+    let mut ticks: Vec<_> = schedule
+        .ticks_between(from, to)
+        .map(|tick| {
+            let action = match existing.get(&tick) {
+                None => TickAction::Run,
+                Some((run, RunState::Success)) => {
+                    TickAction::Skip(format!("already succeeded (run {run})"))
+                }
+                Some((run, RunState::Failed)) if rerun_failed => TickAction::Rerun(*run),
+                Some((run, RunState::Failed)) => {
+                    TickAction::Skip(format!("failed (run {run}); --rerun-failed reruns it"))
+                }
+                Some((run, state)) => TickAction::Skip(format!("run {run} is {state}")),
+            };
+            (tick, action)
+        })
+        .collect();
+    if reverse {
+        ticks.reverse();
+    }
+    ticks
+}
+
+/// The existing runs of a DAG by logical date.
+///
+/// # Errors
+/// Fails when the database cannot be read.
+pub fn existing_runs(
+    engine: &Engine<'_>,
+    dag_id: &str,
+) -> Result<HashMap<DateTime<Utc>, (RunId, RunState)>, DaemonError> {
+    Ok(engine
+        .store
+        .runs(&RunFilter {
+            dag_id: Some(dag_id),
+            ..RunFilter::default()
+        })?
+        .into_iter()
+        .map(|r| (r.logical_date, (r.id, r.state)))
+        .collect())
+}
+
+/// How often the driver looks at the backfill's state (paused or cancelled from elsewhere).
+const POLL: Duration = Duration::from_millis(200);
+
+/// Drives backfill `id` until its runs are all finished (then `done`), it is paused or
+/// cancelled from another terminal, or `interrupt` completes (then it is paused: running tasks
+/// finish, unstarted runs wait for `vane backfills resume`). `progress` sees the backfill after
+/// every change.
+///
+/// # Errors
+/// Fails when the database cannot be used.
+pub async fn drive(
+    engine: Engine<'static>,
+    id: i64,
+    interrupt: impl Future<Output = ()>,
+    mut progress: impl FnMut(&BackfillRecord),
+) -> Result<BackfillState, DaemonError> {
+    let engine = Rc::new(engine);
+    LocalSet::new()
+        .run_until(async move {
+            let store = engine.store;
+            let mut active: HashMap<RunId, (watch::Sender<Control>, JoinHandle<()>)> =
+                HashMap::new();
+            tokio::pin!(interrupt);
+            let mut interrupted = false;
+            let mut shown = None;
+            loop {
+                active.retain(|_, (_, handle)| !handle.is_finished());
+                let backfill = store.backfill(id)?;
+                if shown.as_ref() != Some(&backfill) {
+                    progress(&backfill);
+                    shown = Some(backfill.clone());
+                }
+                let state = if interrupted {
+                    BackfillState::Paused
+                } else {
+                    backfill.state
+                };
+                match state {
+                    BackfillState::Running => {}
+                    BackfillState::Done => return Ok(BackfillState::Done),
+                    BackfillState::Paused | BackfillState::Cancelled => {
+                        let control = if state == BackfillState::Paused {
+                            Control::Drain
+                        } else {
+                            Control::Stop
+                        };
+                        for (sender, _) in active.values() {
+                            let _ = sender.send(control);
+                        }
+                        for (_, (_, handle)) in active.drain() {
+                            let _ = handle.await;
+                        }
+                        if state == BackfillState::Cancelled {
+                            fail_unstarted(&engine, &backfill)?;
+                        }
+                        progress(&store.backfill(id)?);
+                        return Ok(state);
+                    }
+                }
+                if backfill.runs.iter().all(|(_, s)| s.is_finished()) && active.is_empty() {
+                    store.set_backfill_state(id, BackfillState::Done)?;
+                    progress(&store.backfill(id)?);
+                    info!(backfill = id, "Backfill done.");
+                    return Ok(BackfillState::Done);
+                }
+                for (run, run_state) in &backfill.runs {
+                    if active.len() >= backfill.max_active {
+                        break;
+                    }
+                    if *run_state != RunState::Queued || active.contains_key(run) {
+                        continue;
+                    }
+                    let record = store.run(*run)?.run;
+                    if record.owner.is_some() {
+                        continue;
+                    }
+                    let (sender, receiver) = watch::channel(Control::Run);
+                    let engine = Rc::clone(&engine);
+                    let handle = tokio::task::spawn_local(async move {
+                        match execute(&engine, &record, receiver).await {
+                            Ok(_) | Err(DaemonError::Engine(EngineError::Claimed(_))) => {}
+                            Err(e) => warn!(run_id = record.id, error = %e, "Backfill run could not be executed."),
+                        }
+                    });
+                    active.insert(*run, (sender, handle));
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    () = &mut interrupt, if !interrupted => {
+                        interrupted = true;
+                        store.set_backfill_state(id, BackfillState::Paused)?;
+                        info!(backfill = id, "Backfill interrupted: finishing running tasks; `vane backfills resume` continues it.");
+                    }
+                }
+            }
+        })
+        .await
+}
+
+/// A cancelled backfill's runs that never started are failed, so nothing picks them up.
+///
+/// # Errors
+/// Fails when the database cannot be written.
+pub fn fail_unstarted(engine: &Engine<'_>, backfill: &BackfillRecord) -> Result<(), DaemonError> {
+    let changes: Vec<Change> = backfill
+        .runs
+        .iter()
+        .filter(|(_, state)| *state == RunState::Queued)
+        .map(|(run, _)| Change::Run {
+            run: *run,
+            state: RunState::Failed,
+            reason: Some(format!("backfill {} was cancelled", backfill.id)),
+            at: Utc::now(),
+        })
+        .collect();
+    engine.store.apply(&changes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn daily() -> Dag {
+        vane_dag::parse_dag(
+            "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = \"true\"\n",
+            "d",
+        )
+        .dag
+        .unwrap()
+    }
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, d, 2, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn plans_every_tick_in_range_both_ends_included() {
+        let existing = HashMap::from([
+            (day(2), (10, RunState::Success)),
+            (day(3), (11, RunState::Failed)),
+            (day(4), (12, RunState::Running)),
+        ]);
+        let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let to = day(5);
+        let plan = plan(&daily(), from, to, false, false, &existing);
+        let actions: Vec<_> = plan.iter().map(|(_, a)| a.clone()).collect();
+        assert_eq!(
+            actions,
+            vec![
+                TickAction::Run,
+                TickAction::Skip("already succeeded (run 10)".into()),
+                TickAction::Skip("failed (run 11); --rerun-failed reruns it".into()),
+                TickAction::Skip("run 12 is running".into()),
+                TickAction::Run,
+            ]
+        );
+    }
+
+    #[test]
+    fn reverse_and_rerun_failed() {
+        let existing = HashMap::from([(day(2), (11, RunState::Failed))]);
+        let plan = plan(&daily(), day(1), day(3), true, true, &existing);
+        assert_eq!(
+            plan,
+            vec![
+                (day(3), TickAction::Run),
+                (day(2), TickAction::Rerun(11)),
+                (day(1), TickAction::Run)
+            ]
+        );
+    }
+}

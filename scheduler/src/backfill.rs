@@ -1,0 +1,343 @@
+//! `vane backfill` and `vane backfills`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+use vane_daemon::TickAction;
+use vane_dag::Dag;
+use vane_engine::{ClearRequest, Engine, RunSpec};
+use vane_store::{
+    BackfillRecord, BackfillState, NewBackfill, RunState, SqliteStore, Store, StoreError, Trigger,
+};
+
+use crate::cli::{BackfillAction, BackfillArgs, BackfillsArgs, Global};
+use crate::commands::{
+    engine, find_dag, host, init_tracing, load_dags, open_store, runtime_with_stop,
+};
+use crate::output::table;
+
+/// `--from`/`--to`: a date means the start (or, for `--to`, the whole) of that day in the
+/// DAG's time zone, so `--to 2026-01-31` includes that day's ticks.
+fn bound(text: &str, dag: &Dag, end_of_day: bool) -> Result<DateTime<Utc>> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if end_of_day {
+            date.succ_opt()
+                .ok_or_else(|| anyhow!("{text} is the last date there is"))?
+        } else {
+            date
+        };
+        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        let start = (0..=24 * 4)
+            .map(|q| midnight + chrono::Duration::minutes(15 * q))
+            .find_map(|local| dag.timezone.from_local_datetime(&local).earliest())
+            .ok_or_else(|| anyhow!("{text} has no valid time in {}", dag.timezone))?
+            .with_timezone(&Utc);
+        return Ok(if end_of_day {
+            start - chrono::Duration::microseconds(1)
+        } else {
+            start
+        });
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| anyhow!("`{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)"))
+}
+
+pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
+    let set = load_dags(g)?;
+    let (dag, file) = find_dag(&set, &args.dag_id, g)?;
+    if dag.schedule.is_none() {
+        bail!(
+            "DAG `{}` has no schedule, so it has no ticks to backfill; add `schedule` under [dag], or use `vane run --date`",
+            dag.id
+        );
+    }
+    let from = bound(&args.from, dag, false)?;
+    let to = bound(&args.to, dag, true)?;
+    if from > to {
+        bail!("--from {} is after --to {}", args.from, args.to);
+    }
+    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    let engine = engine(g, store, std::time::Duration::from_secs(10))?;
+    let existing = vane_daemon::existing_runs(&engine, &dag.id)?;
+    let plan =
+        vane_daemon::plan_backfill(dag, from, to, args.reverse, args.rerun_failed, &existing);
+    if plan.is_empty() {
+        eprintln!(
+            "no ticks of `{}` between {} and {}",
+            dag.id, args.from, args.to
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        let rows: Vec<Vec<String>> = plan
+            .iter()
+            .map(|(tick, action)| {
+                let what = match action {
+                    TickAction::Run => "run".to_owned(),
+                    TickAction::Rerun(run) => format!("rerun: failed (run {run})"),
+                    TickAction::Skip(why) => format!("skip: {why}"),
+                };
+                vec![local(tick, dag), what]
+            })
+            .collect();
+        print!("{}", table(&["LOGICAL DATE", "ACTION"], &rows));
+        let runs = plan
+            .iter()
+            .filter(|(_, a)| !matches!(a, TickAction::Skip(_)))
+            .count();
+        eprintln!("dry run: {runs} of {} ticks would run", plan.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_tracing();
+    let (runtime, interrupt) = runtime_with_stop()?;
+    let id = store.create_backfill(&NewBackfill {
+        dag_id: &dag.id,
+        from,
+        to,
+        reverse: args.reverse,
+        rerun_failed: args.rerun_failed,
+        max_active: args
+            .max_active
+            .unwrap_or(dag.cadence.max_active_runs)
+            .max(1),
+        at: Utc::now(),
+    })?;
+    let mut runs = Vec::new();
+    for (tick, action) in &plan {
+        match action {
+            TickAction::Skip(_) => {}
+            TickAction::Run => {
+                let spec = RunSpec {
+                    dag,
+                    source: &file.source,
+                    path: &file.path,
+                    params: dag.params.clone(),
+                    logical_date: *tick,
+                    trigger: Trigger::Backfill,
+                    git: vane_engine::git_state(&file.path),
+                };
+                match engine.create_run(&spec) {
+                    Ok(run) => runs.push(run),
+                    // The scheduler created it a moment ago: it is not the backfill's.
+                    Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            TickAction::Rerun(run) => {
+                let detail = store.run(*run)?;
+                let request = ClearRequest {
+                    failed_only: true,
+                    ..ClearRequest::default()
+                };
+                let version =
+                    vane_engine::record_version(store, &dag.id, &file.source, &file.path)?;
+                let changes = vane_engine::clear_changes(dag, version, &detail, &request, &host())?;
+                store.apply(&changes)?;
+                runs.push(*run);
+            }
+        }
+    }
+    store.link_backfill_runs(id, &runs)?;
+    eprintln!(
+        "backfill {id} of {}: {} run{} of {} ticks ({} to {})",
+        dag.id,
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        plan.len(),
+        args.from,
+        args.to
+    );
+    drive(&runtime, engine, id, interrupt)
+}
+
+fn local(tick: &DateTime<Utc>, dag: &Dag) -> String {
+    tick.with_timezone(&dag.timezone)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// Drives the backfill here, showing progress, and says how it ended.
+fn drive(
+    runtime: &tokio::runtime::Runtime,
+    engine: Engine<'static>,
+    id: i64,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<ExitCode> {
+    let store = engine.store;
+    let mut bar = Progress::new();
+    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupt, |b| {
+        bar.show(b)
+    }))?;
+    bar.finish();
+    let record = store.backfill(id)?;
+    let failed = record.count(RunState::Failed);
+    match state {
+        BackfillState::Done if failed == 0 => {
+            eprintln!(
+                "backfill {id} done: {} runs succeeded",
+                record.count(RunState::Success)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BackfillState::Done => {
+            eprintln!(
+                "backfill {id} done: {failed} of {} runs failed; rerun them with `vane backfill {} --from ... --to ... --rerun-failed`",
+                record.runs.len(),
+                record.dag_id
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        BackfillState::Paused => {
+            eprintln!("backfill {id} paused; continue it with `vane backfills resume {id}`");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            eprintln!("backfill {id} {state}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A one-line progress bar on a terminal; a line per finished run otherwise (logs, CI).
+struct Progress {
+    terminal: bool,
+    finished: usize,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+            finished: 0,
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, b: &BackfillRecord) {
+        let total = b.runs.len();
+        let ok = b.count(RunState::Success);
+        let failed = b.count(RunState::Failed);
+        let running = b.count(RunState::Running);
+        let finished = ok + failed;
+        let line = format!("{finished}/{total}  ok {ok}  failed {failed}  running {running}");
+        if self.terminal {
+            let width = 30;
+            let filled = (finished * width).checked_div(total).unwrap_or(width);
+            eprint!(
+                "\r\x1b[2Kbackfill {} [{}{}] {line}",
+                b.id,
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+            self.drawn = true;
+        } else if finished != self.finished || self.finished == 0 {
+            eprintln!("backfill {}: {line}", b.id);
+        }
+        self.finished = finished;
+    }
+
+    fn finish(&self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
+    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    match &args.action {
+        None => list(g, store, args),
+        Some(BackfillAction::Pause { id }) => {
+            store.backfill(*id)?;
+            store.set_backfill_state(*id, BackfillState::Paused)?;
+            eprintln!(
+                "backfill {id} paused: no new run starts; `vane backfills resume {id}` continues it"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(BackfillAction::Cancel { id }) => {
+            let record = store.backfill(*id)?;
+            store.set_backfill_state(*id, BackfillState::Cancelled)?;
+            let engine = engine(g, store, std::time::Duration::from_secs(10))?;
+            vane_daemon::fail_unstarted(&engine, &record)?;
+            eprintln!("backfill {id} cancelled");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(BackfillAction::Resume { id }) => {
+            let record = store.backfill(*id)?;
+            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
+                bail!(
+                    "backfill {id} is {}; start a new one with `vane backfill`",
+                    record.state
+                );
+            }
+            init_tracing();
+            let (runtime, interrupt) = runtime_with_stop()?;
+            store.set_backfill_state(*id, BackfillState::Running)?;
+            let engine = engine(g, store, std::time::Duration::from_secs(10))?;
+            drive(&runtime, engine, *id, interrupt)
+        }
+    }
+}
+
+fn list(g: &Global, store: &SqliteStore, args: &BackfillsArgs) -> Result<ExitCode> {
+    let backfills = store.backfills(args.dag.as_deref())?;
+    // Dates read best in the DAG's time zone, when the DAG is still there to say which.
+    let set = load_dags(g).ok();
+    let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
+        let tz = set
+            .as_ref()
+            .and_then(|s| s.dags().find(|(d, _)| d.id == b.dag_id))
+            .map_or(chrono_tz::UTC, |(d, _)| d.timezone);
+        t.with_timezone(&tz).format("%Y-%m-%d").to_string()
+    };
+    if args.json.json {
+        let items: Vec<_> = backfills
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id,
+                    "dag_id": b.dag_id,
+                    "from": b.from.to_rfc3339(),
+                    "to": b.to.to_rfc3339(),
+                    "state": b.state.as_str(),
+                    "max_active": b.max_active,
+                    "runs": b.runs.len(),
+                    "success": b.count(RunState::Success),
+                    "failed": b.count(RunState::Failed),
+                    "running": b.count(RunState::Running),
+                    "queued": b.count(RunState::Queued),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = backfills
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.to_string(),
+                b.dag_id.clone(),
+                format!("{} .. {}", day(b, &b.from), day(b, &b.to)),
+                b.state.to_string(),
+                format!(
+                    "{}/{} ok {} failed {}",
+                    b.count(RunState::Success) + b.count(RunState::Failed),
+                    b.runs.len(),
+                    b.count(RunState::Success),
+                    b.count(RunState::Failed)
+                ),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["BACKFILL", "DAG", "DATES", "STATE", "PROGRESS"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
