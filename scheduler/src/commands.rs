@@ -348,16 +348,11 @@ fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
 
 fn scheduler(g: &Global, grace: u64, kill_grace: u64, json_logs: bool) -> Result<ExitCode> {
     init_tracing_format(json_logs);
+    // Handlers first: a SIGTERM while the database is being opened is a clean stop too.
+    let (runtime, stop) = runtime_with_stop()?;
     // The daemon's store and engine live as long as the process.
     let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
     let engine = engine(g, store, Duration::from_secs(kill_grace))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let stop = {
-        let _runtime = runtime.enter();
-        stop_signal()?
-    };
     let config = vane_daemon::Config {
         dags_dir: absolute(&g.dags)?,
         shutdown_grace: Duration::from_secs(grace),

@@ -367,3 +367,145 @@ pub(crate) fn wait_for_every<T>(
 pub(crate) fn read_pid(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// A `vane scheduler` started in the background by [`Project::scheduler`]. Its stdout and
+/// stderr go to a file in the project folder ([`Daemon::log`]). If it still runs when the
+/// value drops (a failed assertion, say), it is killed with SIGKILL and reaped, so no test
+/// leaves a daemon behind; tasks it started are the test's own business.
+pub(crate) struct Daemon {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Project {
+    /// Starts `vane scheduler ARGS...` in the project folder, logging at `info`.
+    pub(crate) fn scheduler(&self, args: &[&str]) -> Daemon {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = self.path().join(format!("scheduler-{n}.log"));
+        let file = fs::File::create(&log).expect("create the scheduler's log file");
+        let mut full = vec!["scheduler"];
+        full.extend_from_slice(args);
+        let child = self
+            .command(&full)
+            .env("VANE_LOG", "info")
+            .stdout(file.try_clone().expect("clone the log file handle"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {VANE} scheduler: {e}"));
+        Daemon { child, log }
+    }
+}
+
+impl Daemon {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the daemon printed so far (stdout and stderr).
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process still runs (it is reaped once it has exited).
+    pub(crate) fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// [`wait_for`], but fails at once, with the daemon's log, should the daemon exit.
+    #[track_caller]
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the scheduler exited ({status}) while waiting for {what}; its log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                start.elapsed() < limit,
+                "gave up after {limit:?} waiting for {what}; the scheduler's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (boundedly) until a line of the daemon's log contains every one of `needles`;
+    /// that line.
+    #[track_caller]
+    pub(crate) fn wait_for_log(&mut self, needles: &[&str], limit: Duration) -> String {
+        let log = self.log.clone();
+        self.wait_for(&format!("a log line with {needles:?}"), limit, || {
+            fs::read_to_string(&log).ok().and_then(|text| {
+                text.lines()
+                    .find(|l| needles.iter().all(|n| l.contains(n)))
+                    .map(str::to_owned)
+            })
+        })
+    }
+
+    /// Waits (boundedly) for the process to exit; its exit code, or `None` for a signal.
+    #[track_caller]
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the scheduler") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the scheduler did not exit within {limit:?}; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM once the daemon handles it (an earlier one would kill it on the spot),
+    /// and waits (boundedly) for it to exit; its exit code, or `None` for a signal.
+    #[track_caller]
+    pub(crate) fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let pid = self.pid();
+        self.wait_for("the scheduler to handle SIGTERM", limit, || {
+            catches(pid, 15).then_some(())
+        });
+        send_signal(pid, "TERM");
+        self.wait(limit)
+    }
+
+    /// SIGKILL, like a crash or an OOM kill, and reaps the process.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.kill();
+        }
+    }
+}
+
+/// Whether process `pid` has installed a handler for signal number `signo` (`SigCgt`).
+pub(crate) fn catches(pid: u32, signo: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (signo - 1)) != 0)
+}

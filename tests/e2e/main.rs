@@ -5,10 +5,13 @@
 
 mod harness;
 
+mod backfill;
+mod clear;
 mod examples;
 mod logs;
 mod recording;
 mod running;
+mod scheduler;
 mod stopping;
 mod templates;
 mod validation;

@@ -1,12 +1,7 @@
 //! Which schedule ticks are due, and which of them run: the catch-up policy, as a pure function.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use vane_dag::{Catchup, Dag};
-
-/// A tick this close to now is on time: the scheduler is running, not catching up.
-pub const ON_TIME: Duration = Duration::from_secs(60);
 
 /// Most ticks decided in one pass, so a per-second schedule after a long downtime cannot
 /// stall the scheduler; the rest are decided in the following passes.
@@ -22,11 +17,13 @@ pub enum Plan {
 /// Every tick of `dag` in (`after`, `now`] (and within `start_date`/`end_date`), each with the
 /// catch-up policy's verdict. `after` is the latest tick already decided, or, for a DAG never
 /// scheduled, the moment before `start_date` (when it has one) or when the scheduler first saw
-/// it (a new DAG starts with its next tick).
+/// it (a new DAG starts with its next tick). A tick that came while this scheduler was up
+/// (`up_since`) is on time and runs whatever the policy; earlier ones were missed.
 pub fn due_ticks(
     dag: &Dag,
     last_decided: Option<DateTime<Utc>>,
     first_seen: DateTime<Utc>,
+    up_since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Vec<(DateTime<Utc>, Plan)> {
     let Some(schedule) = &dag.schedule else {
@@ -56,14 +53,13 @@ pub fn due_ticks(
         .catchup_window
         .and_then(|w| chrono::Duration::from_std(w).ok())
         .map(|w| now - w);
-    let on_time = chrono::Duration::from_std(ON_TIME).unwrap_or_default();
     let last = ticks.len().saturating_sub(1);
     ticks
         .into_iter()
         .enumerate()
         .map(|(i, tick)| {
             let latest = i == last;
-            let plan = if latest && now - tick <= on_time {
+            let plan = if tick >= up_since {
                 Plan::Run
             } else if window_start.is_some_and(|w| tick < w) {
                 Plan::Skip(format!(
@@ -125,7 +121,13 @@ mod tests {
     #[test]
     fn after_downtime_latest_runs_only_the_most_recent_tick() {
         let d = dag("");
-        let ticks = due_ticks(&d, Some(day(20, 2, 0)), day(1, 0, 0), day(23, 9, 0));
+        let ticks = due_ticks(
+            &d,
+            Some(day(20, 2, 0)),
+            day(1, 0, 0),
+            day(23, 9, 0),
+            day(23, 9, 0),
+        );
         assert_eq!(plans(&ticks), vec![(21, false), (22, false), (23, true)]);
         assert!(matches!(&ticks[0].1, Plan::Skip(r) if r.contains("latest")));
     }
@@ -169,7 +171,7 @@ mod tests {
         let d = dag(
             "catchup = \"all\"\nstart_date = \"2026-11-20\"\nend_date = \"2026-11-22T12:00:00Z\"",
         );
-        let ticks = due_ticks(&d, None, day(23, 0, 0), day(23, 9, 0));
+        let ticks = due_ticks(&d, None, day(23, 0, 0), day(23, 9, 0), day(23, 9, 0));
         assert_eq!(plans(&ticks), vec![(20, true), (21, true), (22, true)]);
     }
 
@@ -177,6 +179,9 @@ mod tests {
     fn a_manual_only_dag_has_no_ticks() {
         let parsed = vane_dag::parse_dag("[tasks.a]\ncommand = \"true\"\n", "t");
         let d = parsed.dag.unwrap();
-        assert_eq!(due_ticks(&d, None, day(1, 0, 0), day(23, 0, 0)), vec![]);
+        assert_eq!(
+            due_ticks(&d, None, day(1, 0, 0), day(1, 0, 0), day(23, 0, 0)),
+            vec![]
+        );
     }
 }

@@ -84,6 +84,8 @@ struct Scheduler {
     /// DAG file fingerprint (path, modified, size) as last loaded.
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
     active: HashMap<RunId, Active>,
+    /// When this scheduler started: ticks before it were missed, ticks after it are on time.
+    up_since: DateTime<Utc>,
 }
 
 impl Scheduler {
@@ -94,6 +96,7 @@ impl Scheduler {
             dags: HashMap::new(),
             fingerprint: Vec::new(),
             active: HashMap::new(),
+            up_since: Utc::now(),
         }
     }
 
@@ -111,8 +114,14 @@ impl Scheduler {
             if let Err(e) = self.reload(now) {
                 error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
             }
-            self.decide_ticks(now)?;
-            self.start_queued()?;
+            // A database error here (a long lock, a full disk) ends nothing: the next pass
+            // tries again, and runs in flight go on.
+            if let Err(e) = self.decide_ticks(now) {
+                error!(error = %e, "Could not decide due ticks; retrying on the next pass.");
+            }
+            if let Err(e) = self.start_queued() {
+                error!(error = %e, "Could not start queued runs; retrying on the next pass.");
+            }
             self.reap();
             let wake = self.next_wake(now);
             tokio::select! {
@@ -224,7 +233,14 @@ impl Scheduler {
             let dag = Rc::clone(&loaded.dag);
             let source = Rc::clone(&loaded.source);
             let path = loaded.path.clone();
-            for (tick, plan) in due_ticks(&dag, loaded.last_decided, loaded.first_seen, now) {
+            let due = due_ticks(
+                &dag,
+                loaded.last_decided,
+                loaded.first_seen,
+                self.up_since,
+                now,
+            );
+            for (tick, plan) in due {
                 match plan {
                     Plan::Skip(reason) => {
                         info!(dag = %id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");

@@ -18,5 +18,5 @@ mod daemon;
 pub use backfill::{
     TickAction, drive as drive_backfill, existing_runs, fail_unstarted, plan as plan_backfill,
 };
-pub use cadence::{ON_TIME, Plan, due_ticks};
+pub use cadence::{Plan, due_ticks};
 pub use daemon::{Config, DaemonError, run};

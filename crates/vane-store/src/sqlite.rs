@@ -95,14 +95,28 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// A transaction that holds the write lock from its start. A deferred one that reads
+    /// first and writes later cannot wait for another writer (SQLite answers "database is
+    /// locked" at once instead of honouring the busy timeout), and vane processes share the
+    /// database: a scheduler, CLI commands, backfills.
+    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
     fn migrate(&self) -> Result<()> {
         let known = MIGRATIONS.len() as i64;
-        let tx = self.conn.unchecked_transaction()?;
-        // Taking the write lock first means two processes opening a new database at once
-        // cannot both run the same migration.
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS _vane_lock (x INTEGER); DELETE FROM _vane_lock;",
-        )?;
+        // Every command opens the database; most find it current and need no write lock.
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current == known {
+            return Ok(());
+        }
+        // Under the write lock, read the version again: another process may have migrated.
+        let tx = self.write_tx()?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > known {
             return Err(StoreError::TooNew {
@@ -341,7 +355,7 @@ impl Store for SqliteStore {
     }
 
     fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let at = ts(&run.at);
         let logical_date = ts(&run.logical_date);
         let inserted = tx.execute(
@@ -436,7 +450,7 @@ impl Store for SqliteStore {
     }
 
     fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let start: i64 = tx.query_row(
             "SELECT COALESCE(MAX(position) + 1, 0) FROM backfill_runs WHERE backfill_id = ?1",
             params![backfill],
@@ -578,7 +592,7 @@ impl Store for SqliteStore {
             self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         let result = (|| {
-            let tx = self.conn.unchecked_transaction()?;
+            let tx = self.write_tx()?;
             for change in changes {
                 Self::apply_one(&tx, change)?;
             }

@@ -1,0 +1,143 @@
+//! `vane backfill` and `vane backfills`.
+
+use crate::harness::Project;
+
+const DAILY: &str = r#"
+[dag]
+schedule = "0 2 * * *"
+timezone = "Europe/Paris"
+[tasks.extract]
+command = "echo {{ ds }} >> \"$VANE_WORK/days\"; test {{ ds }} != 2026-01-03"
+[tasks.load]
+command = "echo load {{ ds }}"
+depends_on = ["extract"]
+"#;
+
+fn days(p: &Project) -> Vec<String> {
+    let mut days: Vec<String> = p.read_work("days").lines().map(str::to_owned).collect();
+    days.sort();
+    days
+}
+
+#[test]
+fn a_backfill_runs_every_tick_in_the_range_both_ends_included() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-04",
+        "--max-active",
+        "2",
+    ])
+    .failure()
+    .stderr_contains("1 of 4 runs failed");
+    assert_eq!(
+        days(&p),
+        vec!["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    );
+    let runs = p.runs();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["trigger"] == "backfill"));
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert_eq!(list[0]["state"], "done");
+    assert_eq!(list[0]["success"], 3);
+    assert_eq!(list[0]["failed"], 1);
+}
+
+#[test]
+fn a_dry_run_says_what_it_would_do_and_does_nothing() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-03",
+    ])
+    .failure();
+    let out = p
+        .vane(&[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-04",
+            "--dry-run",
+            "--reverse",
+        ])
+        .success();
+    let text = &out.stdout;
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("2026-01-04T02:00:00+01:00") && lines[0].ends_with("run"));
+    assert!(
+        lines[1].contains("skip: failed (run 2); --rerun-failed reruns it"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("skip: already succeeded (run 1)"),
+        "{text}"
+    );
+    assert_eq!(p.runs().len(), 2, "a dry run creates nothing");
+}
+
+#[test]
+fn rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-04",
+    ])
+    .failure();
+    p.write_dag(
+        "daily",
+        &DAILY.replace("test {{ ds }} != 2026-01-03", "true"),
+    );
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-04",
+        "--rerun-failed",
+    ])
+    .success()
+    .stderr_contains("1 runs succeeded");
+    assert_eq!(
+        days(&p),
+        vec!["2026-01-02", "2026-01-03", "2026-01-03", "2026-01-04"]
+    );
+    let show = p.show(2);
+    assert_eq!(show["state"], "success");
+    let extract = &show["tasks"][0]["attempts"];
+    assert_eq!(extract.as_array().unwrap().len(), 2);
+    assert_ne!(
+        extract[0]["dag_version"], extract[1]["dag_version"],
+        "the rerun ran the fixed DAG version"
+    );
+}
+
+#[test]
+fn a_dag_without_a_schedule_cannot_be_backfilled() {
+    let p = Project::new().dag("manual", "[tasks.a]\ncommand = \"true\"\n");
+    p.vane(&[
+        "backfill",
+        "manual",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+    ])
+    .failure()
+    .stderr_contains("has no schedule");
+}

@@ -1,0 +1,70 @@
+//! `vane clear`: rerun tasks of a finished run as new attempts.
+
+use crate::harness::{Project, attempts, task};
+
+const FLAKY: &str = r#"
+[tasks.prep]
+command = "echo prep"
+[tasks.work]
+command = "test -f \"$VANE_WORK/fixed\" && echo fixed || { echo broken; exit 1; }"
+depends_on = ["prep"]
+retries = 1
+retry_delay = "100ms"
+[tasks.report]
+command = "echo report"
+depends_on = ["work"]
+"#;
+
+#[test]
+fn clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget() {
+    let p = Project::new().dag("flaky", FLAKY);
+    p.vane(&["run", "flaky"]).failure();
+    assert_eq!(attempts(&p.show(1), "work").len(), 2);
+    std::fs::create_dir_all(p.work()).unwrap();
+    std::fs::write(p.work().join("fixed"), "").unwrap();
+
+    p.vane(&["clear", "1", "--failed-only", "--foreground"])
+        .success()
+        .stderr_contains("cleared work, report");
+    let show = p.show(1);
+    assert_eq!(show["state"], "success");
+    assert_eq!(
+        attempts(&show, "prep").len(),
+        1,
+        "a task that succeeded is not rerun"
+    );
+    let work = attempts(&show, "work");
+    assert_eq!(
+        work.len(),
+        3,
+        "attempts are history: the rerun is attempt 3"
+    );
+    assert_eq!(work[2]["state"], "success");
+    assert_eq!(task(&show, "report")["state"], "success");
+    assert!(p.logs(1, "work", Some(1)).contains("broken"));
+    assert!(p.logs(1, "work", None).contains("fixed"));
+}
+
+#[test]
+fn clear_queues_the_run_for_the_scheduler_by_default() {
+    let p = Project::new().dag("flaky", FLAKY);
+    p.vane(&["run", "flaky"]).failure();
+    p.vane(&["clear", "1", "--task", "work", "--downstream"])
+        .success()
+        .stderr_contains("vane scheduler");
+    let show = p.show(1);
+    assert_eq!(show["state"], "queued");
+    assert_eq!(task(&show, "prep")["state"], "success");
+    assert_eq!(task(&show, "work")["state"], "queued");
+    assert_eq!(task(&show, "report")["state"], "queued");
+}
+
+#[test]
+fn clearing_an_unknown_task_names_the_tasks_there_are() {
+    let p = Project::new().dag("flaky", FLAKY);
+    p.vane(&["run", "flaky"]).failure();
+    p.vane(&["clear", "1", "--task", "nope"])
+        .failure()
+        .stderr_contains("run 1 has no task `nope`; its tasks: prep, work, report");
+    assert_eq!(p.show(1)["state"], "failed", "nothing changed");
+}

@@ -1,0 +1,553 @@
+//! The scheduler daemon, as a person runs it: `vane scheduler` in the background, driven
+//! with `vane trigger`, `vane pause`, edits of the DAG folder, signals and crashes.
+//!
+//! Every daemon is a [`Daemon`], killed if a test fails before it stops it. Waits are
+//! generous bounds that only a hang reaches; the few fixed sleeps are the time a person lets
+//! pass (to see that nothing happens, or to leave the scheduler down), never a threshold on
+//! how fast vane is.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::harness::{Daemon, Output, Project, attempts, read_pid, task};
+
+/// Long enough for any machine; only a hang gets there.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A DAG ticking every second, with a task that ends at once.
+const EVERY_SECOND: &str = r#"
+[dag]
+schedule = "*/1 * * * * *"
+
+[tasks.a]
+command = "true"
+"#;
+
+/// `vane ARGS...`, run again while it fails with "database is locked".
+///
+/// Two vane processes opening the database at the same moment collide (see
+/// [`commands_run_while_the_scheduler_runs_all_work`]); the other tests are about something
+/// else, so they step around it. The collision happens as a command opens the database,
+/// before it has done anything, so running it again is safe.
+fn vane(p: &Project, args: &[&str]) -> Output {
+    for _ in 0..100 {
+        let out = p.vane(args);
+        if out.code == Some(0) || !out.stderr.contains("database is locked") {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.vane(args)
+}
+
+/// `vane show RUN --json`.
+fn show_run(p: &Project, run: i64) -> Value {
+    vane(p, &["show", &run.to_string(), "--json"])
+        .success()
+        .json()
+}
+
+/// `vane trigger ARGS...`, which must succeed; the run id it prints.
+#[track_caller]
+fn trigger(p: &Project, args: &[&str]) -> i64 {
+    let mut full = vec!["trigger"];
+    full.extend_from_slice(args);
+    let out = vane(p, &full).success();
+    out.stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("`vane trigger` printed no run id ({e}): {out:?}"))
+}
+
+/// Starts `vane scheduler ARGS...` and waits until it has opened the database, so that the
+/// test's own commands do not collide with that (see [`vane`]).
+fn start_scheduler(p: &Project, args: &[&str]) -> Daemon {
+    let mut daemon = p.scheduler(args);
+    daemon.wait_for_log(&["Scheduler starting."], PATIENCE);
+    daemon
+}
+
+/// Every run of `dag`, newest first (`vane runs` shows 20 unless told otherwise).
+fn runs_of(p: &Project, dag: &str) -> Vec<Value> {
+    let out = vane(p, &["runs", dag, "--limit", "100000", "--json"]).success();
+    match out.json() {
+        Value::Array(runs) => runs,
+        other => panic!("`vane runs --json` is not an array: {other}"),
+    }
+}
+
+/// The runs of `dag` the scheduler created on its cadence, newest first.
+fn scheduled_runs(p: &Project, dag: &str) -> Vec<Value> {
+    runs_of(p, dag)
+        .into_iter()
+        .filter(|r| r["trigger"] == "scheduled")
+        .collect()
+}
+
+#[track_caller]
+fn logical_date(run: &Value) -> DateTime<Utc> {
+    let text = run["logical_date"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no logical date in {run:#}"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("logical date `{text}` is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+#[track_caller]
+fn run_id(run: &Value) -> i64 {
+    run["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no run id in {run:#}"))
+}
+
+/// Whether the `sqlite3` command-line tool is installed; checks that need it are skipped
+/// when it is not.
+fn have_sqlite3() -> bool {
+    Command::new("sqlite3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `sqlite3 .vane/vane.db SQL`, which must succeed; its stdout (columns joined by `|`).
+fn sqlite3(p: &Project, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(p.path().join(".vane/vane.db"))
+        .arg(sql)
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `(state, start time)` of process `pid` from `/proc/PID/stat`, if it exists.
+fn proc_stat(pid: u32) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the command name: field 3 (state) is index 0, field 22 (start time) index 19.
+    Some((fields.first()?.to_string(), fields.get(19)?.parse().ok()?))
+}
+
+/// Whether the process `pid` that started at `start` still runs code. A zombie counts as
+/// gone: nobody may reap it here (pid 1 of a container often does not), but it runs nothing.
+fn still_running(pid: u32, start: u64) -> bool {
+    proc_stat(pid).is_some_and(|(state, s)| s == start && !matches!(state.as_str(), "Z" | "X"))
+}
+
+/// Kills the process group led by a task process when the test ends, should vane have left
+/// it running (a daemon killed with SIGKILL leaves its tasks behind by design).
+struct KillGroupOnDrop {
+    pid: u32,
+    start: u64,
+}
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if still_running(self.pid, self.start) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.pid)])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_scheduled_dag_runs_on_its_cron_grid() {
+    let p = Project::new().dag("tick", EVERY_SECOND);
+    let mut daemon = start_scheduler(&p, &[]);
+    let runs = daemon.wait_for("two scheduled runs to succeed", PATIENCE, || {
+        let runs = scheduled_runs(&p, "tick");
+        (runs.iter().filter(|r| r["state"] == "success").count() >= 2).then_some(runs)
+    });
+    let mut dates = BTreeSet::new();
+    for run in &runs {
+        assert_eq!(run["trigger"], "scheduled", "{run:#}");
+        let date = logical_date(run);
+        assert_eq!(
+            date.timestamp_subsec_nanos(),
+            0,
+            "a per-second schedule's logical date is a whole second: {run:#}"
+        );
+        assert!(
+            dates.insert(date),
+            "two runs share a logical date: {runs:#?}"
+        );
+    }
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn a_triggered_run_is_started_by_the_scheduler_with_its_params() {
+    let p = Project::new().dag(
+        "manual",
+        r#"
+[params]
+x = 1
+
+[tasks.record]
+command = 'echo "$VANE_PARAM_X" > "$VANE_WORK/x.txt"'
+"#,
+    );
+    let mut daemon = start_scheduler(&p, &[]);
+    let run = trigger(&p, &["manual", "--param", "x=5"]);
+    let show = daemon.wait_for("the triggered run to finish", PATIENCE, || {
+        let show = show_run(&p, run);
+        matches!(show["state"].as_str(), Some("success" | "failed")).then_some(show)
+    });
+    assert_eq!(show["state"], "success", "{show:#}");
+    assert_eq!(show["trigger"], "manual", "{show:#}");
+    assert_eq!(show["params"]["x"], 5, "{show:#}");
+    assert_eq!(p.read_work("x.txt").trim(), "5", "the task saw x=5");
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn a_paused_dag_gets_no_scheduled_runs_until_unpaused() {
+    let p = Project::new().dag("tick", EVERY_SECOND);
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for("a first scheduled run", PATIENCE, || {
+        (!scheduled_runs(&p, "tick").is_empty()).then_some(())
+    });
+
+    vane(&p, &["pause", "tick"]).success();
+    let paused_at = Utc::now();
+    // A person watching for a couple of seconds: the DAG ticks twice or more meanwhile.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(daemon.is_running(), "{}", daemon.log());
+    let while_paused: Vec<Value> = scheduled_runs(&p, "tick")
+        .into_iter()
+        .filter(|r| logical_date(r) > paused_at)
+        .collect();
+    assert!(
+        while_paused.is_empty(),
+        "runs were scheduled after `vane pause` ({paused_at}): {while_paused:#?}"
+    );
+
+    let unpaused_at = Utc::now();
+    vane(&p, &["unpause", "tick"]).success();
+    daemon.wait_for("a scheduled run after `vane unpause`", PATIENCE, || {
+        scheduled_runs(&p, "tick")
+            .iter()
+            .any(|r| logical_date(r) > unpaused_at)
+            .then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start() {
+    let p = Project::new().dag(
+        "pipeline",
+        r#"
+[tasks.first]
+command = 'touch "$VANE_WORK/first.started"; sleep 2; touch "$VANE_WORK/first.done"'
+
+[tasks.second]
+command = 'touch "$VANE_WORK/second.ran"'
+depends_on = ["first"]
+"#,
+    );
+    let mut daemon = start_scheduler(&p, &["--grace", "30"]);
+    let run = trigger(&p, &["pipeline"]);
+    let started = p.work().join("first.started");
+    daemon.wait_for("the first task to start", PATIENCE, || {
+        started.exists().then_some(())
+    });
+    let code = daemon.terminate(PATIENCE);
+    assert_eq!(
+        code,
+        Some(0),
+        "the scheduler exits cleanly after SIGTERM:\n{}",
+        daemon.log()
+    );
+    assert!(
+        p.work().join("first.done").exists(),
+        "the scheduler exited before the running task finished:\n{}",
+        daemon.log()
+    );
+    assert!(
+        !p.work().join("second.ran").exists(),
+        "a task started after SIGTERM"
+    );
+    let show = show_run(&p, run);
+    assert_eq!(show["state"], "queued", "the run is put aside: {show:#}");
+    assert_eq!(task(&show, "first")["state"], "success", "{show:#}");
+    assert_eq!(task(&show, "second")["state"], "queued", "{show:#}");
+    assert!(attempts(&show, "second").is_empty(), "{show:#}");
+
+    let mut again = start_scheduler(&p, &[]);
+    let show = again.wait_for("the run to finish after the restart", PATIENCE, || {
+        let show = show_run(&p, run);
+        matches!(show["state"].as_str(), Some("success" | "failed")).then_some(show)
+    });
+    assert_eq!(show["state"], "success", "{show:#}");
+    assert_eq!(
+        attempts(&show, "first").len(),
+        1,
+        "the finished task is not run again: {show:#}"
+    );
+    assert_eq!(task(&show, "second")["state"], "success", "{show:#}");
+    assert!(p.work().join("second.ran").exists());
+    assert_eq!(again.terminate(PATIENCE), Some(0), "{}", again.log());
+}
+
+#[test]
+fn a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried() {
+    let p = Project::new().dag(
+        "crashy",
+        r#"
+[tasks.work]
+command = 'if [ "$VANE_ATTEMPT" = 1 ]; then echo $$ > "$VANE_WORK/pid"; sleep 1000; fi; echo attempt $VANE_ATTEMPT'
+retries = 1
+"#,
+    );
+    let mut daemon = start_scheduler(&p, &[]);
+    let run = trigger(&p, &["crashy"]);
+    let pid_file = p.work().join("pid");
+    let pid = daemon.wait_for("the task to write its pid", PATIENCE, || {
+        read_pid(&pid_file)
+    });
+    let (_, start) = proc_stat(pid).expect("the task's process exists");
+    let _cleanup = KillGroupOnDrop { pid, start };
+    // The daemon records the process right after starting it; a crash before that is a
+    // different story (nothing could tell which process to kill).
+    daemon.wait_for("the attempt's pid to be recorded", PATIENCE, || {
+        (attempts(&show_run(&p, run), "work")[0]["pid"] == pid).then_some(())
+    });
+
+    daemon.kill();
+    assert!(
+        still_running(pid, start),
+        "the task died with the scheduler; nothing is left to adopt"
+    );
+    let show = show_run(&p, run);
+    assert_eq!(show["state"], "running", "{show:#}");
+
+    let mut again = start_scheduler(&p, &[]);
+    let show = again.wait_for("the adopted run to finish", PATIENCE, || {
+        let show = show_run(&p, run);
+        matches!(show["state"].as_str(), Some("success" | "failed")).then_some(show)
+    });
+    assert!(
+        !still_running(pid, start),
+        "the orphaned task process {pid} outlived the recovery:\n{}",
+        again.log()
+    );
+    assert_eq!(show["state"], "success", "{show:#}");
+    let a = attempts(&show, "work");
+    assert_eq!(a.len(), 2, "{show:#}");
+    assert_eq!(a[0]["state"], "failed", "{show:#}");
+    assert!(
+        a[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("scheduler lost")),
+        "attempt 1 says why it failed: {show:#}"
+    );
+    assert_eq!(a[1]["state"], "success", "{show:#}");
+    let log = vane(&p, &["logs", &run.to_string(), "work", "--attempt", "2"]).success();
+    assert_eq!(log.stdout.trim(), "attempt 2");
+    assert_eq!(again.terminate(PATIENCE), Some(0), "{}", again.log());
+    if have_sqlite3() {
+        assert_eq!(sqlite3(&p, "pragma integrity_check").trim(), "ok");
+    }
+}
+
+#[test]
+fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up() {
+    let p = Project::new().dag("idle", "[tasks.a]\ncommand = \"true\"\n");
+    let mut daemon = start_scheduler(&p, &[]);
+    // The first load of the folder is done: a file written now is an edit.
+    daemon.wait_for_log(&["DAG loaded", "idle"], PATIENCE);
+
+    p.write_dag("fresh", EVERY_SECOND);
+    let first = daemon.wait_for("a scheduled run of the new DAG", PATIENCE, || {
+        scheduled_runs(&p, "fresh").into_iter().next()
+    });
+
+    p.write_dag(
+        "fresh",
+        "[dag\nschedule = \"*/1 * * * * *\"\n\n[tasks.a]\ncommand = \"true\"\n",
+    );
+    let broken_at = Utc::now();
+    let line = daemon.wait_for_log(&["does not validate"], PATIENCE);
+    assert!(
+        line.contains("fresh.toml"),
+        "the log names the broken file: {line}"
+    );
+    let later = daemon.wait_for(
+        "scheduled runs of the last good version after the file broke",
+        PATIENCE,
+        || {
+            scheduled_runs(&p, "fresh")
+                .into_iter()
+                .find(|r| logical_date(r) > broken_at)
+        },
+    );
+    assert_eq!(
+        later["dag_version"], first["dag_version"],
+        "runs after the file broke use the last good version"
+    );
+    assert!(daemon.is_running(), "{}", daemon.log());
+    let dags = vane(&p, &["dags"]).success();
+    assert!(
+        dags.stdout
+            .lines()
+            .any(|l| l.starts_with("invalid:") && l.contains("fresh.toml")),
+        "`vane dags` lists the broken file as invalid:\n{}",
+        dags.stdout
+    );
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+/// A person looks at runs while the scheduler works, a script triggers runs: vane commands
+/// started at the same moment as one another, or as the scheduler, must all work.
+#[test]
+fn commands_run_while_the_scheduler_runs_all_work() {
+    let p = Project::new().dag("tick", EVERY_SECOND);
+    // The database exists before anything runs at the same time.
+    p.vane(&["runs"]).success();
+    let failed = std::sync::Mutex::new(Vec::new());
+    let mut daemon = std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    let out = p.vane(&["runs", "--json"]);
+                    if out.code != Some(0) {
+                        failed.lock().unwrap().push(out.stderr);
+                    }
+                }
+            });
+        }
+        // Started while the commands run.
+        p.scheduler(&[])
+    });
+    let failed = failed.into_inner().unwrap();
+    let mut started = false;
+    let since = std::time::Instant::now();
+    while since.elapsed() < PATIENCE && daemon.is_running() {
+        if daemon.log().contains("Scheduler starting.") {
+            started = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        failed.is_empty() && started && daemon.is_running(),
+        "{} of 40 `vane runs` failed (first: {:?}); the scheduler {}; its log:\n{}",
+        failed.len(),
+        failed.first(),
+        if daemon.is_running() {
+            "runs"
+        } else {
+            "exited"
+        },
+        daemon.log()
+    );
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn a_dag_runs_once_per_logical_date() {
+    let p = Project::new().dag("once", "[tasks.a]\ncommand = \"true\"\n");
+    let first = trigger(&p, &["once", "--date", "2026-01-01"]);
+    let second = vane(&p, &["trigger", "once", "--date", "2026-01-01"])
+        .failure()
+        .stderr_contains(&format!("run {first}"));
+    assert!(second.stdout.trim().is_empty(), "{second:?}");
+    let runs = runs_of(&p, "once");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(run_id(&runs[0]), first);
+}
+
+#[test]
+fn catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down() {
+    let p = Project::new().dag(
+        "tick",
+        r#"
+[dag]
+schedule = "*/1 * * * * *"
+catchup = "none"
+
+[tasks.a]
+command = "true"
+"#,
+    );
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for("two scheduled runs", PATIENCE, || {
+        (scheduled_runs(&p, "tick").len() >= 2).then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    let down_at = Utc::now();
+    drop(daemon);
+    // The scheduler stays down across a few ticks; the last of them half a second or so
+    // before it starts again.
+    std::thread::sleep(Duration::from_millis(3500));
+    let up_at = Utc::now();
+    let mut again = start_scheduler(&p, &[]);
+    // Once the restarted scheduler runs a tick after its start, it has decided every tick
+    // of the gap.
+    again.wait_for("a scheduled run after the restart", PATIENCE, || {
+        scheduled_runs(&p, "tick")
+            .iter()
+            .any(|r| logical_date(r) > up_at)
+            .then_some(())
+    });
+    assert_eq!(again.terminate(PATIENCE), Some(0), "{}", again.log());
+
+    let in_gap = |t: DateTime<Utc>| down_at < t && t < up_at;
+    let caught_up: Vec<Value> = scheduled_runs(&p, "tick")
+        .into_iter()
+        .filter(|r| in_gap(logical_date(r)))
+        .collect();
+    assert!(
+        caught_up.is_empty(),
+        "with catchup = \"none\", ticks missed while the scheduler was down ({down_at} to \
+         {up_at}) must not run, but these did: {caught_up:#?}\nthe restarted scheduler's log:\n{}",
+        again.log()
+    );
+
+    if have_sqlite3() {
+        let ticks = sqlite3(
+            &p,
+            "select logical_date, decision, reason from ticks where dag_id = 'tick' \
+             order by logical_date",
+        );
+        let gap: Vec<(&str, &str, &str)> = ticks
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.splitn(3, '|');
+                Some((cells.next()?, cells.next()?, cells.next().unwrap_or("")))
+            })
+            .filter(|(date, _, _)| {
+                DateTime::parse_from_rfc3339(date).is_ok_and(|d| in_gap(d.with_timezone(&Utc)))
+            })
+            .collect();
+        // The whole seconds strictly inside the gap.
+        let first = down_at.timestamp() + 1;
+        let last = up_at.timestamp() - i64::from(up_at.timestamp_subsec_nanos() == 0);
+        assert_eq!(
+            gap.len() as i64,
+            last - first + 1,
+            "every tick of the {down_at} to {up_at} gap is recorded:\n{ticks}"
+        );
+        for (date, decision, reason) in &gap {
+            assert_eq!(
+                (*decision, reason.contains("catchup")),
+                ("skipped", true),
+                "tick {date} fell while the scheduler was down:\n{ticks}"
+            );
+        }
+    }
+}
