@@ -111,9 +111,10 @@ mod tests {
     #[test]
     fn a_new_dag_starts_with_its_next_tick() {
         let d = dag("");
-        assert_eq!(due_ticks(&d, None, day(20, 10, 0), day(20, 23, 0)), vec![]);
+        let up = day(20, 10, 0);
+        assert_eq!(due_ticks(&d, None, up, up, day(20, 23, 0)), vec![]);
         assert_eq!(
-            plans(&due_ticks(&d, None, day(20, 10, 0), day(21, 2, 0))),
+            plans(&due_ticks(&d, None, up, up, day(21, 2, 0))),
             vec![(21, true)]
         );
     }
@@ -135,7 +136,8 @@ mod tests {
     #[test]
     fn after_downtime_all_runs_every_tick_within_the_window() {
         let d = dag("catchup = \"all\"\ncatchup_window = \"2d\"");
-        let ticks = due_ticks(&d, Some(day(18, 2, 0)), day(1, 0, 0), day(23, 9, 0));
+        let now = day(23, 9, 0);
+        let ticks = due_ticks(&d, Some(day(18, 2, 0)), day(1, 0, 0), now, now);
         assert_eq!(
             plans(&ticks),
             vec![
@@ -153,15 +155,20 @@ mod tests {
     }
 
     #[test]
-    fn none_runs_only_a_tick_that_is_on_time() {
+    fn none_runs_only_ticks_that_came_while_the_scheduler_was_up() {
         let d = dag("catchup = \"none\"");
-        let late = due_ticks(&d, Some(day(21, 2, 0)), day(1, 0, 0), day(23, 9, 0));
+        // Down from the 21st until a moment after the 23rd's tick: both missed ticks are
+        // skipped, however recent.
+        let restarted = day(23, 2, 0) + chrono::Duration::seconds(1);
+        let late = due_ticks(&d, Some(day(21, 2, 0)), day(1, 0, 0), restarted, restarted);
         assert_eq!(plans(&late), vec![(22, false), (23, false)]);
+        // Up since before the tick, even a pass that comes late runs it.
         let on_time = due_ticks(
             &d,
             Some(day(22, 2, 0)),
             day(1, 0, 0),
-            day(23, 2, 0) + chrono::Duration::seconds(1),
+            day(22, 12, 0),
+            day(23, 2, 5),
         );
         assert_eq!(plans(&on_time), vec![(23, true)]);
     }
