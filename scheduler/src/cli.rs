@@ -82,6 +82,8 @@ pub(crate) enum Command {
     Backfill(BackfillArgs),
     /// List backfills with their progress, or pause, resume or cancel one.
     Backfills(BackfillsArgs),
+    /// List SLA misses: scheduled runs or tasks not finished by their deadline.
+    Sla(SlaArgs),
     /// Stop creating scheduled runs of a DAG (runs already going finish).
     Pause(DagArg),
     /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
@@ -178,6 +180,17 @@ pub(crate) enum BackfillAction {
     Resume { id: i64 },
     /// Stop for good: running tasks are killed, unstarted runs fail.
     Cancel { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SlaArgs {
+    /// Only misses of this DAG.
+    pub(crate) dag_id: Option<String>,
+    /// How many misses to show.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: usize,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Trigger(args) => trigger(g, &args.dag_id, &args.params, args.date.as_deref()),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
+        Command::Sla(args) => sla(g, args.dag_id.as_deref(), args.limit, args.json.json),
         Command::Backfill(args) => crate::backfill::backfill(g, &args),
         Command::Backfills(args) => crate::backfill::backfills(g, &args),
         Command::Unpause(args) => pause(g, &args.dag_id, false),
@@ -322,6 +323,44 @@ fn trigger(
             Ok(ExitCode::SUCCESS)
         },
     )
+}
+
+fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
+    let misses = open_store(g)?.sla_misses(dag_id, limit)?;
+    if as_json {
+        let items: Vec<_> = misses
+            .iter()
+            .map(|m| {
+                json!({
+                    "run_id": m.run,
+                    "dag_id": m.dag_id,
+                    "task": m.task,
+                    "logical_date": m.logical_date.to_rfc3339(),
+                    "deadline": m.deadline.to_rfc3339(),
+                    "detected_at": m.detected_at.to_rfc3339(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = misses
+        .iter()
+        .map(|m| {
+            vec![
+                m.run.to_string(),
+                m.dag_id.clone(),
+                m.task.clone().unwrap_or_else(|| "(run)".into()),
+                m.logical_date.to_rfc3339(),
+                m.deadline.to_rfc3339(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["RUN", "DAG", "TASK", "LOGICAL DATE", "DEADLINE"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {

@@ -98,6 +98,8 @@ pub struct Cadence {
     pub catchup: Catchup,
     pub catchup_window: Option<Duration>,
     pub overlap: Overlap,
+    /// A scheduled run should finish within this long after its logical date.
+    pub sla: Option<Duration>,
 }
 
 /// Which missed ticks run after downtime or a pause.
@@ -134,6 +136,8 @@ pub struct Task {
     pub trigger_rule: TriggerRule,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
+    /// Finish within this long after the run's logical date, or an SLA miss is recorded.
+    pub sla: Option<Duration>,
     /// Environment added to the task's process; values are templates.
     pub env: Vec<(String, Template)>,
     /// Working directory; relative paths are relative to the project root.

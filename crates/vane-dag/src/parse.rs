@@ -328,6 +328,7 @@ impl Cx<'_> {
                     _ => Catchup::Latest,
                 },
                 catchup_window: dag_keys.dur("catchup_window"),
+                sla: dag_keys.dur("sla"),
                 overlap: match dag_keys.str("overlap") {
                     Some("queue") => Overlap::Queue,
                     Some("cancel_previous") => Overlap::CancelPrevious,
@@ -557,6 +558,7 @@ impl Cx<'_> {
             trigger_rule: TriggerRule::from_name(keys.str("trigger_rule").unwrap_or("all_success")),
             retry,
             timeout: dur("timeout"),
+            sla: keys.dur("sla"),
             env,
             cwd,
         })

@@ -105,6 +105,13 @@ pub(crate) const DAG: &[Field] = &[
     ),
     field("tags", Ty::StrList, "Free labels for finding DAGs."),
     field(
+        "sla",
+        Ty::Duration {
+            max_secs: 365 * DAY_SECS,
+        },
+        "A scheduled run not finished this long after its logical date is recorded as an SLA miss (`vane sla`), the moment the deadline passes.",
+    ),
+    field(
         "start_date",
         Ty::Date,
         "No scheduled run before this date. With `catchup = \"all\"` a new DAG catches up from here; without it, a new DAG starts with the next tick.",
@@ -222,6 +229,13 @@ pub(crate) const TASK_OWN: &[Field] = &[
         "Shell command (`/bin/sh -c`). Templates such as `{{ ds }}` are replaced by shell-quoted values; `{{ params.x | raw }}` inserts a value unquoted and `vane validate` warns about it.",
     )),
     field("description", Ty::Str, "What the task does."),
+    field(
+        "sla",
+        Ty::Duration {
+            max_secs: 365 * DAY_SECS,
+        },
+        "This task of a scheduled run not finished this long after the run's logical date is recorded as an SLA miss.",
+    ),
     field(
         "depends_on",
         Ty::IdList,

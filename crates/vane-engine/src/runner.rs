@@ -175,6 +175,7 @@ impl Engine<'_> {
         let mut stopping = false;
         let mut draining = false;
         let mut listening = true;
+        let mut deadlines = sla_deadlines(spec);
 
         info!(run_id = run, dag = %dag.id, "Run started.");
         let mut first = settled;
@@ -211,6 +212,7 @@ impl Engine<'_> {
                     return Ok(state);
                 }
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
+                let sla_wake = deadlines.iter().map(|d| d.due).min();
                 let (actions, changes) = tokio::select! {
                     Some(joined) = joins.join_next() => {
                         // Tasks that ended together are recorded in one transaction.
@@ -229,6 +231,9 @@ impl Engine<'_> {
                         (actions, changes)
                     }
                     () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
+                    () = sleep_until(sla_wake), if sla_wake.is_some() => {
+                        (Vec::new(), ctx.missed_slas(&machine, &mut deadlines))
+                    }
                     changed = control.changed(), if listening && !stopping => {
                         if changed.is_err() {
                             // Nobody can ask anything any more.
@@ -292,6 +297,33 @@ fn run_reason(machine: &RunMachine, dag: &Dag, stopped: bool) -> Option<String> 
     }
 }
 
+/// An SLA deadline of the run (`task: None`) or of one task.
+struct Deadline {
+    task: Option<usize>,
+    at: DateTime<Utc>,
+    /// `at` on the runtime's clock, which timers (and tests on virtual time) follow.
+    due: tokio::time::Instant,
+}
+
+/// The SLA deadlines of a scheduled run. Manual runs and backfills of past dates have none:
+/// they would all miss at once.
+fn sla_deadlines(spec: &RunSpec<'_>) -> Vec<Deadline> {
+    if spec.trigger != Trigger::Scheduled {
+        return Vec::new();
+    }
+    let (wall, clock) = (Utc::now(), tokio::time::Instant::now());
+    let deadline = |task, sla: Option<Duration>| {
+        let at = spec.logical_date + chrono::Duration::from_std(sla?).ok()?;
+        let due = clock + (at - wall).to_std().unwrap_or_default();
+        Some(Deadline { task, at, due })
+    };
+    let tasks = spec.dag.tasks.iter().enumerate();
+    deadline(None, spec.dag.cadence.sla)
+        .into_iter()
+        .chain(tasks.filter_map(|(i, t)| deadline(Some(i), t.sla)))
+        .collect()
+}
+
 struct Ctx<'e, 's> {
     engine: &'e Engine<'e>,
     run: RunId,
@@ -299,6 +331,34 @@ struct Ctx<'e, 's> {
 }
 
 impl Ctx<'_, '_> {
+    /// Deadlines that passed: each one whose run or task has not finished is a miss. Either
+    /// way the deadline is settled.
+    fn missed_slas(&self, machine: &RunMachine, deadlines: &mut Vec<Deadline>) -> Vec<Change> {
+        let clock = tokio::time::Instant::now();
+        let mut changes = Vec::new();
+        deadlines.retain(|&Deadline { task, at: deadline, due }| {
+            if due > clock {
+                return true;
+            }
+            let finished = match task {
+                Some(i) => machine.state(i).is_finished(),
+                None => machine.outcome().is_some(),
+            };
+            if !finished {
+                let name = task.map(|i| self.spec.dag.tasks[i].id.clone());
+                warn!(run_id = self.run, task = name.as_deref(), deadline = %deadline.to_rfc3339(), "SLA missed.");
+                changes.push(Change::SlaMiss {
+                    run: self.run,
+                    task: name,
+                    deadline,
+                    at: Utc::now(),
+                });
+            }
+            false
+        });
+        changes
+    }
+
     /// Records how an attempt ended and returns what the machine decides next.
     fn finished(
         &self,

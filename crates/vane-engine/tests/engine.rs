@@ -271,3 +271,51 @@ async fn a_drained_run_finishes_what_runs_and_resumes_later() {
         .collect();
     assert_eq!(launched, vec!["extract", "train", "report"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_run_past_its_sla_records_a_miss_when_the_deadline_passes() {
+    let f = fixture();
+    let source = r#"
+[dag]
+sla = "2s"
+[tasks.a]
+command = "true"
+[tasks.b]
+command = "true"
+depends_on = ["a"]
+sla = "1s"
+[tasks.c]
+command = "true"
+depends_on = ["b"]
+sla = "1h"
+"#;
+    let dag = vane_dag::parse_dag(source, "timely").dag.unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[]);
+    let engine = engine(&f, &store, &executor);
+    let spec = RunSpec {
+        dag: &dag,
+        source,
+        path: Path::new("dags/timely.toml"),
+        params: Vec::new(),
+        logical_date: Utc::now(),
+        trigger: Trigger::Scheduled,
+        git: None,
+    };
+    let run = engine.create_run(&spec).unwrap();
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    assert_eq!(
+        engine.execute(run, &spec, control).await.unwrap(),
+        RunState::Success
+    );
+    // Each task takes 1s: b ends at 2s (deadline 1s), the run at 3s (deadline 2s); c is in time.
+    let misses: Vec<_> = store
+        .sla_misses(Some("timely"), 0)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.task)
+        .collect();
+    assert_eq!(misses.len(), 2, "{misses:?}");
+    assert!(misses.contains(&None));
+    assert!(misses.contains(&Some("b".to_owned())));
+}

@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
     NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
-    TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
+    SlaMiss, TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -119,6 +119,12 @@ pub trait Store {
     /// # Errors
     /// Fails when the database cannot be read.
     fn backfill_of(&self, run: RunId) -> Result<Option<i64>>;
+
+    /// SLA misses, newest first, optionally of one DAG; `limit` 0 means all.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>>;
 
     /// Records a tick that was decided; `false` when it had been decided already.
     ///

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_scheduler.sql"),
     include_str!("../migrations/0003_clear.sql"),
     include_str!("../migrations/0004_backfill.sql"),
+    include_str!("../migrations/0005_sla.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -298,6 +299,20 @@ impl SqliteStore {
                      WHERE run_id = ?1 AND task_id = ?2",
                 )?
                 .execute(params![run, task, reason, ts(at)])?,
+            Change::SlaMiss {
+                run,
+                task,
+                deadline,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO sla_misses (run_id, task_id, deadline, detected_at)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![run, task.as_deref().unwrap_or(""), ts(deadline), ts(at)])?;
+                // Recorded once; a second detection is not an error.
+                1
+            }
             Change::RunVersion { run, version } => tx
                 .prepare_cached("UPDATE runs SET dag_version_id = ?2 WHERE id = ?1")?
                 .execute(params![run, version])?,
@@ -498,6 +513,30 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>> {
+        let limit = if limit == 0 { -1 } else { limit as i64 };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sla_misses.*, runs.dag_id, runs.logical_date FROM sla_misses
+             JOIN runs ON runs.id = sla_misses.run_id
+             WHERE ?1 IS NULL OR runs.dag_id = ?1
+             ORDER BY sla_misses.detected_at DESC LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![dag_id, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let task: String = row.get("task_id")?;
+            out.push(SlaMiss {
+                run: row.get("run_id")?,
+                dag_id: row.get("dag_id")?,
+                task: (!task.is_empty()).then_some(task),
+                logical_date: parse_ts(&row.get::<_, String>("logical_date")?)?,
+                deadline: parse_ts(&row.get::<_, String>("deadline")?)?,
+                detected_at: parse_ts(&row.get::<_, String>("detected_at")?)?,
+            });
+        }
+        Ok(out)
     }
 
     fn record_tick(

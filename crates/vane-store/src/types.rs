@@ -196,6 +196,13 @@ pub enum Change {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A deadline passed before the run (`task: None`) or one of its tasks finished.
+    SlaMiss {
+        run: RunId,
+        task: Option<String>,
+        deadline: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
     /// The run's tasks run from now on with another version of its DAG (a rerun after a fix).
     RunVersion { run: RunId, version: DagVersionId },
     /// A process takes over (or, with `None`, lets go of) executing a run.
@@ -322,4 +329,16 @@ impl BackfillRecord {
     pub fn count(&self, state: RunState) -> usize {
         self.runs.iter().filter(|(_, s)| *s == state).count()
     }
+}
+
+/// A run or task that missed its SLA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaMiss {
+    pub run: RunId,
+    pub dag_id: String,
+    /// `None` for the run itself.
+    pub task: Option<String>,
+    pub logical_date: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub detected_at: DateTime<Utc>,
 }
