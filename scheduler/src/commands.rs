@@ -851,6 +851,7 @@ fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
                         "state": a.state.as_str(),
                         "command": a.command,
                         "dag_version": a.dag_version,
+                        "metrics": a.metrics.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                         "exit_code": a.exit_code,
                         "signal": a.signal,
                         "reason": a.reason,

@@ -134,6 +134,8 @@ pub struct Task {
     pub command: Template,
     pub depends_on: Vec<usize>,
     pub trigger_rule: TriggerRule,
+    /// `Some(poke interval)` for a sensor: `command` is a condition polled until it holds.
+    pub sensor: Option<Duration>,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
     /// Finish within this long after the run's logical date, or an SLA miss is recorded.

@@ -478,6 +478,16 @@ impl Cx<'_> {
                     }
                 }
             }
+            if keys.get("poke_interval").is_some() && keys.str("kind") != Some("sensor") {
+                let span = keys.get("poke_interval").map(|e| e.span.clone());
+                self.diags.push(
+                    Diagnostic::warning(
+                        format!("`poke_interval` of task `{id}` has no effect: it is not a sensor"),
+                        span,
+                    )
+                    .hint("add `kind = \"sensor\"`, or remove `poke_interval`"),
+                );
+            }
             if keys.get("trigger_rule").is_some() && keys.list("depends_on").is_empty() {
                 let span = keys.get("trigger_rule").map(|e| e.span.clone());
                 self.diags.push(
@@ -556,6 +566,8 @@ impl Cx<'_> {
             command,
             depends_on: Vec::new(),
             trigger_rule: TriggerRule::from_name(keys.str("trigger_rule").unwrap_or("all_success")),
+            sensor: (keys.str("kind") == Some("sensor"))
+                .then(|| keys.dur("poke_interval").unwrap_or(Duration::from_secs(30))),
             retry,
             timeout: dur("timeout"),
             sla: keys.dur("sla"),

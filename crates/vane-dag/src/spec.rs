@@ -229,6 +229,22 @@ pub(crate) const TASK_OWN: &[Field] = &[
         "Shell command (`/bin/sh -c`). Templates such as `{{ ds }}` are replaced by shell-quoted values; `{{ params.x | raw }}` inserts a value unquoted and `vane validate` warns about it.",
     )),
     field("description", Ty::Str, "What the task does."),
+    with_default(
+        field(
+            "kind",
+            Ty::Enum(&["command", "sensor"]),
+            "`sensor`: `command` is a condition, run every `poke_interval` until it exits 0 (e.g. `ls \"$VANE_WORK\"/labels/{{ ds }}/*.csv` waits for a file); `timeout` bounds the whole wait, which is recorded as the metric `wait_seconds`. A waiting sensor holds no `max_active_tasks` slot.",
+        ),
+        "command",
+    ),
+    with_default(
+        field(
+            "poke_interval",
+            Ty::Duration { max_secs: DAY_SECS },
+            "How often a sensor checks its condition; each check may run this long.",
+        ),
+        "30s",
+    ),
     field(
         "sla",
         Ty::Duration {

@@ -124,6 +124,8 @@ struct Slot {
     retry_base: u32,
     retry: RetryPolicy,
     rule: TriggerRule,
+    /// A waiting sensor holds no worker slot.
+    sensor: bool,
     upstream: Upstream,
     downstream: Vec<usize>,
     retry_at: Option<Instant>,
@@ -134,7 +136,10 @@ struct Slot {
 pub struct RunMachine {
     slots: Vec<Slot>,
     max_active: usize,
+    /// Tasks running, sensors included.
     running: usize,
+    /// Sensors among them.
+    sensing: usize,
     /// Tasks whose trigger rule is met, in the order it was met.
     ready: VecDeque<usize>,
     /// Retries by due time; an entry is stale when the slot's `retry_at` no longer matches.
@@ -156,6 +161,7 @@ impl RunMachine {
                 retry_base: 0,
                 retry: t.retry,
                 rule: t.trigger_rule,
+                sensor: t.sensor.is_some(),
                 upstream: Upstream {
                     total: t.depends_on.len(),
                     ..Upstream::default()
@@ -176,6 +182,7 @@ impl RunMachine {
             slots,
             max_active: max_active.max(1),
             running: 0,
+            sensing: 0,
             ready,
             retries: BinaryHeap::new(),
             cancelled: false,
@@ -248,6 +255,9 @@ impl RunMachine {
         let mut actions = Vec::new();
         debug_assert_eq!(self.slots[task].state, TaskState::Running);
         self.running -= 1;
+        if self.slots[task].sensor {
+            self.sensing -= 1;
+        }
         let slot = &mut self.slots[task];
         match finish {
             Finish::Success => self.settle(task, TaskState::Success, None, &mut actions),
@@ -417,19 +427,31 @@ impl RunMachine {
                 self.ready.push_back(task);
             }
         }
-        while self.running < self.max_active {
+        // Sensors start at once: they wait, they do not work.
+        let (sensors, workers): (VecDeque<usize>, VecDeque<usize>) =
+            self.ready.drain(..).partition(|&t| self.slots[t].sensor);
+        self.ready = workers;
+        for task in sensors {
+            self.sensing += 1;
+            self.launch(task, actions);
+        }
+        while self.running - self.sensing < self.max_active {
             let Some(task) = self.ready.pop_front() else {
                 break;
             };
-            let slot = &mut self.slots[task];
-            slot.state = TaskState::Running;
-            slot.attempts += 1;
-            self.running += 1;
-            actions.push(Action::Launch {
-                task,
-                attempt: slot.attempts,
-            });
+            self.launch(task, actions);
         }
+    }
+
+    fn launch(&mut self, task: usize, actions: &mut Vec<Action>) {
+        let slot = &mut self.slots[task];
+        slot.state = TaskState::Running;
+        slot.attempts += 1;
+        self.running += 1;
+        actions.push(Action::Launch {
+            task,
+            attempt: slot.attempts,
+        });
     }
 }
 

@@ -1,5 +1,6 @@
 //! Carries out a run: records each decision of the [`RunMachine`], then acts on it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -165,8 +166,11 @@ impl Engine<'_> {
             })
             .collect();
         let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded);
-        let mut running: Vec<Option<KillSwitch>> = (0..dag.tasks.len()).map(|_| None).collect();
-        let mut joins: JoinSet<Joined> = JoinSet::new();
+        let mut procs = Processes {
+            running: (0..dag.tasks.len()).map(|_| None).collect(),
+            joins: JoinSet::new(),
+            sensing: HashMap::new(),
+        };
         let ctx = Ctx {
             engine: self,
             run,
@@ -181,7 +185,7 @@ impl Engine<'_> {
         let mut first = settled;
         first.extend(machine.start(now()));
         let result = async {
-            ctx.carry_out(&mut machine, first, Vec::new(), &mut running, &mut joins)?;
+            ctx.carry_out(&mut machine, first, Vec::new(), &mut procs)?;
             loop {
                 if machine.drained() {
                     let reason = "the scheduler stopped before the run finished; it resumes when the scheduler starts again";
@@ -213,8 +217,9 @@ impl Engine<'_> {
                 }
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
                 let sla_wake = deadlines.iter().map(|d| d.due).min();
+                let poke = procs.sensing.values().filter_map(|s| s.next_poke).min();
                 let (actions, changes) = tokio::select! {
-                    Some(joined) = joins.join_next() => {
+                    Some(joined) = procs.joins.join_next() => {
                         // Tasks that ended together are recorded in one transaction.
                         let mut actions = Vec::new();
                         let mut changes = Vec::new();
@@ -222,13 +227,19 @@ impl Engine<'_> {
                         while let Some(joined) = next {
                             let (task, attempt, outcome) =
                                 joined.map_err(|e| EngineError::Internal(e.to_string()))?;
-                            running[task] = None;
-                            let (a, c) = ctx.finished(&mut machine, task, attempt, outcome);
-                            actions.extend(a);
-                            changes.extend(c);
-                            next = joins.try_join_next();
+                            procs.running[task] = None;
+                            if let Some(outcome) = ctx.sensed(&mut procs, task, attempt, outcome, &mut changes) {
+                                let (a, c) = ctx.finished(&mut machine, task, attempt, outcome);
+                                actions.extend(a);
+                                changes.extend(c);
+                            }
+                            next = procs.joins.try_join_next();
                         }
                         (actions, changes)
+                    }
+                    () = sleep_until(poke), if poke.is_some() => {
+                        ctx.poke_due(&mut procs)?;
+                        (Vec::new(), Vec::new())
                     }
                     () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
                     () = sleep_until(sla_wake), if sla_wake.is_some() => {
@@ -256,16 +267,16 @@ impl Engine<'_> {
                         }
                     }
                 };
-                ctx.carry_out(&mut machine, actions, changes, &mut running, &mut joins)?;
+                ctx.carry_out(&mut machine, actions, changes, &mut procs)?;
             }
         }
         .await;
         if result.is_err() {
             // The record can no longer be trusted to follow; leave no process behind.
-            for kill in running.iter().flatten() {
+            for kill in procs.running.iter().flatten() {
                 kill.kill();
             }
-            while joins.join_next().await.is_some() {}
+            while procs.joins.join_next().await.is_some() {}
         }
         result
     }
@@ -295,6 +306,22 @@ fn run_reason(machine: &RunMachine, dag: &Dag, stopped: bool) -> Option<String> 
         [one] => Some(format!("task `{one}` failed")),
         many => Some(format!("tasks failed: {}", many.join(", "))),
     }
+}
+
+/// The processes of one run, and its sensors between two checks.
+struct Processes {
+    running: Vec<Option<KillSwitch>>,
+    joins: JoinSet<Joined>,
+    sensing: HashMap<usize, Sensing>,
+}
+
+/// A sensor's wait: one attempt, many checks.
+struct Sensing {
+    attempt: u32,
+    started: tokio::time::Instant,
+    checks: u32,
+    /// When the next check runs; `None` while one runs.
+    next_poke: Option<tokio::time::Instant>,
 }
 
 /// An SLA deadline of the run (`task: None`) or of one task.
@@ -331,6 +358,83 @@ struct Ctx<'e, 's> {
 }
 
 impl Ctx<'_, '_> {
+    /// Handles a sensor's check that ended: `None` when the sensor goes on waiting, else the
+    /// outcome that ends its attempt (the wait is recorded as the metric `wait_seconds`).
+    /// Other tasks' outcomes pass through.
+    fn sensed(
+        &self,
+        procs: &mut Processes,
+        task: usize,
+        attempt: u32,
+        outcome: Result<Outcome, tokio::sync::oneshot::error::RecvError>,
+        changes: &mut Vec<Change>,
+    ) -> Option<Result<Outcome, tokio::sync::oneshot::error::RecvError>> {
+        let spec = &self.spec.dag.tasks[task];
+        let (Some(interval), Some(sensing)) = (spec.sensor, procs.sensing.get_mut(&task)) else {
+            return Some(outcome);
+        };
+        sensing.checks += 1;
+        let waited = sensing.started.elapsed();
+        let not_yet = matches!(outcome, Ok(Outcome::Exited { code }) if code != 0)
+            || matches!(outcome, Ok(Outcome::TimedOut));
+        let limit = spec.timeout.unwrap_or(Duration::MAX);
+        if not_yet && waited + interval < limit {
+            sensing.next_poke = Some(tokio::time::Instant::now() + interval);
+            return None;
+        }
+        let checks = sensing.checks;
+        procs.sensing.remove(&task);
+        info!(run_id = self.run, task = %spec.id, attempt, checks, waited_secs = waited.as_secs_f64(), met = !not_yet, "Sensor done.");
+        changes.push(Change::Metric {
+            run: self.run,
+            task: spec.id.clone(),
+            attempt,
+            name: "wait_seconds".into(),
+            value: waited.as_secs_f64(),
+            at: Utc::now(),
+        });
+        Some(if not_yet {
+            Ok(Outcome::TimedOut)
+        } else {
+            outcome
+        })
+    }
+
+    /// Runs the checks of the sensors whose next check is due.
+    fn poke_due(&self, procs: &mut Processes) -> Result<(), EngineError> {
+        let clock = tokio::time::Instant::now();
+        let due: Vec<(usize, u32)> = procs
+            .sensing
+            .iter()
+            .filter(|(_, s)| s.next_poke.is_some_and(|at| at <= clock))
+            .map(|(&task, s)| (task, s.attempt))
+            .collect();
+        for (task, attempt) in due {
+            if let Some(sensing) = procs.sensing.get_mut(&task) {
+                sensing.next_poke = None;
+            }
+            let launched = self.engine.executor.launch(self.job(task, attempt));
+            match launched {
+                Ok(launched) => {
+                    procs.running[task] = Some(launched.kill);
+                    let done = launched.done;
+                    procs
+                        .joins
+                        .spawn(async move { (task, attempt, done.await) });
+                }
+                Err(error) => {
+                    // A check that cannot start counts as not met; the next one may.
+                    warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, %error, "Sensor check could not start.");
+                    let interval = self.spec.dag.tasks[task].sensor.unwrap_or_default();
+                    if let Some(sensing) = procs.sensing.get_mut(&task) {
+                        sensing.next_poke = Some(clock + interval);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deadlines that passed: each one whose run or task has not finished is a miss. Either
     /// way the deadline is settled.
     fn missed_slas(&self, machine: &RunMachine, deadlines: &mut Vec<Deadline>) -> Vec<Change> {
@@ -441,11 +545,11 @@ impl Ctx<'_, '_> {
         machine: &mut RunMachine,
         mut actions: Vec<Action>,
         mut changes: Vec<Change>,
-        running: &mut [Option<KillSwitch>],
-        joins: &mut JoinSet<Joined>,
+        procs: &mut Processes,
     ) -> Result<(), EngineError> {
         loop {
             let mut launches = Vec::new();
+            let mut stopped_sensors = Vec::new();
             for action in actions.drain(..) {
                 match action {
                     Action::SetState {
@@ -460,8 +564,11 @@ impl Ctx<'_, '_> {
                         at: Utc::now(),
                     }),
                     Action::Kill { task } => {
-                        if let Some(kill) = &running[task] {
+                        if let Some(kill) = &procs.running[task] {
                             kill.kill();
+                        } else if let Some(sensing) = procs.sensing.remove(&task) {
+                            // Waiting between two checks: nothing to kill, it just stops.
+                            stopped_sensors.push((task, sensing.attempt));
                         }
                     }
                     Action::Launch { task, attempt } => {
@@ -497,9 +604,22 @@ impl Ctx<'_, '_> {
                             pid: launched.pid,
                             pid_start_time: launched.start_time,
                         });
-                        running[task] = Some(launched.kill);
+                        procs.running[task] = Some(launched.kill);
                         let done = launched.done;
-                        joins.spawn(async move { (task, attempt, done.await) });
+                        procs
+                            .joins
+                            .spawn(async move { (task, attempt, done.await) });
+                        if self.spec.dag.tasks[task].sensor.is_some() {
+                            procs.sensing.insert(
+                                task,
+                                Sensing {
+                                    attempt,
+                                    started: tokio::time::Instant::now(),
+                                    checks: 0,
+                                    next_poke: None,
+                                },
+                            );
+                        }
                     }
                     Err(error) => {
                         warn!(run_id = self.run, task = %id, attempt, %error, "Task could not start.");
@@ -514,6 +634,11 @@ impl Ctx<'_, '_> {
                         failed_launches.push((task, attempt, error.to_string()));
                     }
                 }
+            }
+            for (task, attempt) in stopped_sensors {
+                let (a, c) = self.finished(machine, task, attempt, Ok(Outcome::Cancelled));
+                changes.extend(c);
+                actions.extend(a);
             }
             for (task, attempt, reason) in failed_launches {
                 changes.push(Change::AttemptFinished {
@@ -611,7 +736,8 @@ impl Ctx<'_, '_> {
                 .paths
                 .logs
                 .join(log_name(&dag.id, self.run, &task.id, attempt)),
-            timeout: task.timeout,
+            // A sensor's `timeout` bounds its whole wait; each check gets one poke interval.
+            timeout: task.sensor.or(task.timeout),
             kill_grace: self.engine.kill_grace,
         }
     }

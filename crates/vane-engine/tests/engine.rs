@@ -319,3 +319,101 @@ sla = "1h"
     assert!(misses.contains(&None));
     assert!(misses.contains(&Some("b".to_owned())));
 }
+
+const SENSOR: &str = r#"
+[dag]
+max_active_tasks = 1
+[tasks.labels_arrived]
+kind = "sensor"
+command = "ls labels/*.csv"
+poke_interval = "10s"
+timeout = "1h"
+[tasks.unrelated]
+command = "echo busy"
+[tasks.train]
+command = "echo train"
+depends_on = ["labels_arrived"]
+"#;
+
+async fn run_sensor_dag(
+    source: &str,
+    script: &[(&str, &[Step])],
+) -> (Fixture, SqliteStore, FakeExecutor, vane_store::RunDetail) {
+    let f = fixture();
+    let dag = vane_dag::parse_dag(source, "sensing").dag.unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, script);
+    let detail = {
+        let engine = engine(&f, &store, &executor);
+        let spec = RunSpec {
+            dag: &dag,
+            source,
+            path: Path::new("dags/sensing.toml"),
+            params: Vec::new(),
+            logical_date: Utc::now(),
+            trigger: Trigger::Manual,
+            git: None,
+        };
+        let run = engine.create_run(&spec).unwrap();
+        let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+        engine.execute(run, &spec, control).await.unwrap();
+        store.run(run).unwrap()
+    };
+    (f, store, executor, detail)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sensor_polls_until_its_condition_holds_without_holding_a_slot() {
+    let (_f, _store, executor, detail) = run_sensor_dag(
+        SENSOR,
+        &[(
+            "labels_arrived",
+            &[Step::Exit(2), Step::Exit(2), Step::Exit(0)],
+        )],
+    )
+    .await;
+    assert_eq!(detail.run.state, RunState::Success);
+    let sensor = &detail.tasks[0];
+    assert_eq!(
+        sensor.attempts.len(),
+        1,
+        "one wait is one attempt, however many checks"
+    );
+    // Three 1s checks and two 10s pauses.
+    assert_eq!(
+        sensor.attempts[0].metrics,
+        vec![("wait_seconds".to_owned(), 23.0)]
+    );
+    let launched: Vec<_> = executor
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    // With max_active_tasks = 1, the worker started beside the waiting sensor.
+    assert_eq!(
+        &launched[..2],
+        &["labels_arrived".to_owned(), "unrelated".to_owned()]
+    );
+    assert_eq!(
+        launched.iter().filter(|t| *t == "labels_arrived").count(),
+        3
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sensor_whose_condition_never_holds_fails_at_its_timeout() {
+    let source = SENSOR.replace("timeout = \"1h\"", "timeout = \"25s\"");
+    let always_missing: &[Step] = &[Step::Exit(2); 10];
+    let (_f, _store, _executor, detail) =
+        run_sensor_dag(&source, &[("labels_arrived", always_missing)]).await;
+    assert_eq!(detail.run.state, RunState::Failed);
+    let sensor = &detail.tasks[0];
+    assert_eq!(sensor.state, TaskState::Failed);
+    assert_eq!(
+        sensor.attempts[0].reason.as_deref(),
+        Some("timed out after 25s")
+    );
+    assert_eq!(detail.tasks[2].state, TaskState::UpstreamFailed);
+}

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_clear.sql"),
     include_str!("../migrations/0004_backfill.sql"),
     include_str!("../migrations/0005_sla.sql"),
+    include_str!("../migrations/0006_metrics.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -313,6 +314,20 @@ impl SqliteStore {
                 // Recorded once; a second detection is not an error.
                 1
             }
+            Change::Metric {
+                run,
+                task,
+                attempt,
+                name,
+                value,
+                at,
+            } => tx
+                .prepare_cached(
+                    "INSERT INTO metrics (run_id, task_id, attempt, name, value, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO UPDATE SET value = ?5, recorded_at = ?6",
+                )?
+                .execute(params![run, task, attempt, name, value, ts(at)])?,
             Change::RunVersion { run, version } => tx
                 .prepare_cached("UPDATE runs SET dag_version_id = ?2 WHERE id = ?1")?
                 .execute(params![run, version])?,
@@ -728,6 +743,7 @@ impl Store for SqliteStore {
                 host: row.get("host")?,
                 log_path: row.get("log_path")?,
                 dag_version: row.get("dag_version_id")?,
+                metrics: Vec::new(),
                 pid: row.get("pid")?,
                 pid_start_time: row
                     .get::<_, Option<i64>>("pid_start_time")?
@@ -740,6 +756,21 @@ impl Store for SqliteStore {
             };
             if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
                 task.attempts.push(attempt);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = ?1 ORDER BY name",
+        )?;
+        let mut rows = stmt.query(params![id])?;
+        while let Some(row) = rows.next()? {
+            let task_id: String = row.get(0)?;
+            let number: u32 = row.get(1)?;
+            let attempt = tasks
+                .iter_mut()
+                .find(|t| t.task_id == task_id)
+                .and_then(|t| t.attempts.iter_mut().find(|a| a.attempt == number));
+            if let Some(attempt) = attempt {
+                attempt.metrics.push((row.get(2)?, row.get(3)?));
             }
         }
         Ok(RunDetail { run, tasks })

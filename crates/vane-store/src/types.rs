@@ -203,6 +203,15 @@ pub enum Change {
         deadline: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// A number measured for one attempt (a sensor's wait; later, what tasks report).
+    Metric {
+        run: RunId,
+        task: String,
+        attempt: u32,
+        name: String,
+        value: f64,
+        at: DateTime<Utc>,
+    },
     /// The run's tasks run from now on with another version of its DAG (a rerun after a fix).
     RunVersion { run: RunId, version: DagVersionId },
     /// A process takes over (or, with `None`, lets go of) executing a run.
@@ -257,6 +266,8 @@ pub struct AttemptRecord {
     pub log_path: String,
     /// The DAG version the attempt ran.
     pub dag_version: Option<DagVersionId>,
+    /// Metrics recorded for the attempt, by name.
+    pub metrics: Vec<(String, f64)>,
     pub pid: Option<u32>,
     pub pid_start_time: Option<u64>,
     pub exit_code: Option<i32>,

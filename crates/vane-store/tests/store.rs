@@ -179,7 +179,7 @@ fn the_database_survives_reopening_and_migrates_once() {
         new_run(&store, &["a"])
     };
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     assert!(store.integrity_check().unwrap());
     let runs = store
         .runs(&RunFilter {
