@@ -48,7 +48,7 @@ pub(crate) enum Command {
     /// List DAGs with their schedule, task count and last run.
     Dags(JsonFlag),
     /// List runs, newest first.
-    Runs(RunsArgs),
+    Runs(ListArgs),
     /// Show a run: its DAG version, params, and every task with its attempts.
     Show(ShowArgs),
     /// Draw a DAG's dependency graph.
@@ -67,7 +67,7 @@ pub(crate) enum Command {
     /// runs resume on the next start.
     Scheduler(SchedulerArgs),
     /// Queue a manual run for the scheduler daemon to start; prints its run id.
-    Trigger(TriggerArgs),
+    Trigger(ManualRunArgs),
     /// Run tasks of a finished run again, as new attempts with their full retry budget.
     ///
     /// The run keeps its DAG version, params and logical date, and its attempt history. By
@@ -83,7 +83,7 @@ pub(crate) enum Command {
     /// List backfills with their progress, or pause, resume or cancel one.
     Backfills(BackfillsArgs),
     /// List SLA misses: scheduled runs or tasks not finished by their deadline.
-    Sla(SlaArgs),
+    Sla(ListArgs),
     /// Stop creating scheduled runs of a DAG (runs already going finish).
     Pause(DagArg),
     /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
@@ -110,7 +110,7 @@ pub(crate) enum LogFormat {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct TriggerArgs {
+pub(crate) struct ManualRunArgs {
     /// Id of the DAG to run.
     pub(crate) dag_id: String,
     /// Override a parameter declared under [params] (repeatable).
@@ -183,17 +183,6 @@ pub(crate) enum BackfillAction {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct SlaArgs {
-    /// Only misses of this DAG.
-    pub(crate) dag_id: Option<String>,
-    /// How many misses to show.
-    #[arg(long, default_value_t = 20)]
-    pub(crate) limit: usize,
-    #[command(flatten)]
-    pub(crate) json: JsonFlag,
-}
-
-#[derive(Debug, Args)]
 pub(crate) struct DagArg {
     pub(crate) dag_id: String,
 }
@@ -216,14 +205,8 @@ pub(crate) struct SchemaArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Id of the DAG to run.
-    pub(crate) dag_id: String,
-    /// Override a parameter declared under [params] (repeatable).
-    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub(crate) params: Vec<(String, String)>,
-    /// Logical date: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
-    #[arg(long, value_name = "DATE")]
-    pub(crate) date: Option<String>,
+    #[command(flatten)]
+    pub(crate) run: ManualRunArgs,
     /// Seconds a killed task gets between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub(crate) kill_grace: u64,
@@ -246,10 +229,10 @@ pub(crate) struct JsonFlag {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct RunsArgs {
-    /// Only runs of this DAG.
+pub(crate) struct ListArgs {
+    /// Only those of this DAG.
     pub(crate) dag_id: Option<String>,
-    /// How many runs to show.
+    /// How many to show, newest first.
     #[arg(long, default_value_t = 20)]
     pub(crate) limit: usize,
     #[command(flatten)]

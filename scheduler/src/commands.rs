@@ -13,7 +13,7 @@ use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
 use vane_store::{RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, Trigger};
 
-use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat};
+use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat, ManualRunArgs};
 use crate::output::{duration, table, time};
 
 pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -31,13 +31,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => run(
-            g,
-            &args.dag_id,
-            &args.params,
-            args.date.as_deref(),
-            args.kill_grace,
-        ),
+        Command::Run(args) => run(g, &args.run, args.kill_grace),
         Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt),
         Command::Dags(args) => dags(g, args.json),
         Command::Runs(args) => runs(g, args.dag_id.as_deref(), args.limit, args.json.json),
@@ -50,7 +44,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
             args.kill_grace,
             args.log_format == LogFormat::Json,
         ),
-        Command::Trigger(args) => trigger(g, &args.dag_id, &args.params, args.date.as_deref()),
+        Command::Trigger(args) => trigger(g, &args),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
         Command::Sla(args) => sla(g, args.dag_id.as_deref(), args.limit, args.json.json),
@@ -277,16 +271,14 @@ fn created(
 /// A manual run of `dag_id`, created and handed to `then` with its engine and spec.
 fn with_manual_run(
     g: &Global,
-    dag_id: &str,
-    overrides: &[(String, String)],
-    date: Option<&str>,
+    target: &ManualRunArgs,
     kill_grace: Duration,
     then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<ExitCode>,
 ) -> Result<ExitCode> {
     let set = load_dags(g)?;
-    let (dag, file) = find_dag(&set, dag_id, g)?;
-    let params = dag.resolve_params(overrides).map_err(|e| anyhow!(e))?;
-    let logical_date = parse_date(date, dag)?;
+    let (dag, file) = find_dag(&set, &target.dag_id, g)?;
+    let params = dag.resolve_params(&target.params).map_err(|e| anyhow!(e))?;
+    let logical_date = parse_date(target.date.as_deref(), dag)?;
     let store = open_store(g)?;
     let engine = engine(g, &store, kill_grace)?;
     let spec = RunSpec {
@@ -302,27 +294,15 @@ fn with_manual_run(
     then(&engine, &spec, run_id)
 }
 
-fn trigger(
-    g: &Global,
-    dag_id: &str,
-    overrides: &[(String, String)],
-    date: Option<&str>,
-) -> Result<ExitCode> {
-    with_manual_run(
-        g,
-        dag_id,
-        overrides,
-        date,
-        Duration::from_secs(10),
-        |_, spec, run_id| {
-            println!("{run_id}");
-            eprintln!(
-                "run {run_id} of {} queued; a running `vane scheduler` starts it",
-                spec.dag.id
-            );
-            Ok(ExitCode::SUCCESS)
-        },
-    )
+fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
+    with_manual_run(g, target, Duration::from_secs(10), |_, spec, run_id| {
+        println!("{run_id}");
+        eprintln!(
+            "run {run_id} of {} queued; a running `vane scheduler` starts it",
+            spec.dag.id
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
@@ -401,38 +381,25 @@ fn scheduler(g: &Global, grace: u64, kill_grace: u64, json_logs: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(
-    g: &Global,
-    dag_id: &str,
-    overrides: &[(String, String)],
-    date: Option<&str>,
-    kill_grace: u64,
-) -> Result<ExitCode> {
+fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> {
     init_tracing();
     // Signal handlers go in before the run exists: a Ctrl-C at any moment after this stops
     // the run cleanly instead of killing vane and orphaning its tasks.
     let (runtime, stop) = runtime_with_stop()?;
     let kill_grace = Duration::from_secs(kill_grace);
-    with_manual_run(
-        g,
-        dag_id,
-        overrides,
-        date,
-        kill_grace,
-        |engine, spec, run_id| {
-            let dag = spec.dag;
-            eprintln!(
-                "run {run_id}: {} for {} ({} task{})",
-                dag.id,
-                spec.logical_date
-                    .with_timezone(&dag.timezone)
-                    .format("%Y-%m-%d %H:%M %Z"),
-                dag.tasks.len(),
-                plural(dag.tasks.len())
-            );
-            foreground(&runtime, stop, engine, spec, run_id)
-        },
-    )
+    with_manual_run(g, target, kill_grace, |engine, spec, run_id| {
+        let dag = spec.dag;
+        eprintln!(
+            "run {run_id}: {} for {} ({} task{})",
+            dag.id,
+            spec.logical_date
+                .with_timezone(&dag.timezone)
+                .format("%Y-%m-%d %H:%M %Z"),
+            dag.tasks.len(),
+            plural(dag.tasks.len())
+        );
+        foreground(&runtime, stop, engine, spec, run_id)
+    })
 }
 
 /// Executes a run here and now; `stop` (Ctrl-C, SIGTERM) kills its tasks and fails it.
