@@ -33,10 +33,13 @@ pub fn due_ticks(
     let before_start = cadence
         .start_date
         .map(|s| s - chrono::Duration::nanoseconds(1));
+    // A new DAG catches up from its start_date only when it catches up everything; otherwise
+    // it starts with its next tick, as documented.
     let after = match (last_decided, before_start) {
         (Some(last), Some(start)) => last.max(start),
         (Some(last), None) => last,
-        (None, Some(start)) => start,
+        (None, Some(start)) if cadence.catchup == Catchup::All => start,
+        (None, Some(start)) => first_seen.max(start),
         (None, None) => first_seen,
     };
     let until = cadence.end_date.map_or(now, |end| end.min(now));
@@ -180,6 +183,15 @@ mod tests {
         );
         let ticks = due_ticks(&d, None, day(23, 0, 0), day(23, 9, 0), day(23, 9, 0));
         assert_eq!(plans(&ticks), vec![(20, true), (21, true), (22, true)]);
+    }
+
+    #[test]
+    fn a_start_date_in_the_past_does_not_catch_up_unless_all() {
+        let d = dag("start_date = \"2026-11-01\"");
+        let seen = day(23, 9, 0);
+        assert_eq!(due_ticks(&d, None, seen, seen, seen), vec![]);
+        let tomorrow = due_ticks(&d, None, seen, seen, day(24, 3, 0));
+        assert_eq!(plans(&tomorrow), vec![(24, true)]);
     }
 
     #[test]

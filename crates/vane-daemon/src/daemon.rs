@@ -54,6 +54,9 @@ struct Loaded {
     /// When this scheduler first saw the DAG: a new DAG starts with its next tick.
     first_seen: DateTime<Utc>,
     last_decided: Option<DateTime<Utc>>,
+    /// Since when this DAG has been scheduled without interruption (scheduler up, DAG not
+    /// paused): ticks before it were missed and follow `catchup`; later ones are on time.
+    on_time_since: DateTime<Utc>,
 }
 
 struct Active {
@@ -166,7 +169,6 @@ impl Scheduler {
         if fingerprint == self.fingerprint {
             return Ok(());
         }
-        self.fingerprint = fingerprint;
         let set = vane_dag::load_dir(dir).map_err(folder_error)?;
         let mut seen = Vec::new();
         for file in &set.files {
@@ -209,6 +211,7 @@ impl Scheduler {
                     dag: Rc::new(dag.clone()),
                     path: file.path.clone(),
                     source: Rc::from(file.source.as_str()),
+                    on_time_since: previous.as_ref().map_or(self.up_since, |l| l.on_time_since),
                     first_seen: previous.map_or(now, |l| l.first_seen),
                     last_decided,
                 },
@@ -221,6 +224,8 @@ impl Scheduler {
             }
             keep
         });
+        // Only now: a reload that failed half-way is tried again on the next pass.
+        self.fingerprint = fingerprint;
         Ok(())
     }
 
@@ -236,16 +241,20 @@ impl Scheduler {
                 .copied()
                 .unwrap_or(loaded.dag.cadence.paused);
             if paused {
+                if let Some(l) = self.dags.get_mut(&id) {
+                    l.on_time_since = now;
+                }
                 continue;
             }
             let dag = Rc::clone(&loaded.dag);
             let source = Rc::clone(&loaded.source);
             let path = loaded.path.clone();
+            let on_time_since = loaded.on_time_since;
             let due = due_ticks(
                 &dag,
                 loaded.last_decided,
                 loaded.first_seen,
-                self.up_since,
+                on_time_since,
                 now,
             );
             for (tick, plan) in due {
@@ -254,7 +263,12 @@ impl Scheduler {
                         info!(dag = %id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
                         store.record_tick(&id, tick, &TickDecision::Skipped(reason))?;
                     }
-                    Plan::Run => self.run_tick(&dag, &source, &path, tick)?,
+                    // Missed ticks that catch-up runs queue behind each other: skipping them
+                    // for overlap would undo `catchup = "all"`.
+                    Plan::Run => {
+                        let catching_up = tick < on_time_since;
+                        self.run_tick(&dag, &source, &path, tick, catching_up)?;
+                    }
                 }
                 if let Some(l) = self.dags.get_mut(&id) {
                     l.last_decided = Some(tick);
@@ -270,15 +284,22 @@ impl Scheduler {
         source: &str,
         path: &Path,
         tick: DateTime<Utc>,
+        catching_up: bool,
     ) -> Result<(), DaemonError> {
         let store = self.store();
-        let active = store.runs(&RunFilter {
-            dag_id: Some(&dag.id),
-            states: &[RunState::Queued, RunState::Running],
-            ..RunFilter::default()
-        })?;
+        // Backfill runs belong to their backfill; they never make a tick overlap.
+        let active: Vec<RunRecord> = store
+            .runs(&RunFilter {
+                dag_id: Some(&dag.id),
+                states: &[RunState::Queued, RunState::Running],
+                ..RunFilter::default()
+            })?
+            .into_iter()
+            .filter(|r| r.trigger != Trigger::Backfill)
+            .collect();
         if let Some(newest) = active.first() {
             match dag.cadence.overlap {
+                Overlap::Skip if catching_up => {}
                 Overlap::Skip => {
                     let reason = format!("overlap: run {} is still {}", newest.id, newest.state);
                     info!(dag = %dag.id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");

@@ -111,16 +111,29 @@ pub fn clear_changes(
         };
         chosen[index] = true;
     }
-    if request.downstream {
-        // Tasks are not necessarily in dependency order in the file: repeat until stable.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for (i, task) in dag.tasks.iter().enumerate() {
-                if !chosen[i] && task.depends_on.iter().any(|&d| chosen[d]) {
-                    chosen[i] = true;
-                    changed = true;
-                }
+    let state_of = |i: usize| {
+        run.tasks
+            .iter()
+            .find(|t| t.task_id == dag.tasks[i].id)
+            .map_or(TaskState::Queued, |t| t.state)
+    };
+    if request.failed_only {
+        for (i, chosen) in chosen.iter_mut().enumerate() {
+            *chosen &= matches!(state_of(i), TaskState::Failed | TaskState::UpstreamFailed);
+        }
+    }
+    // Downstream of what reruns: everything with --downstream, and in any case every task that
+    // did not succeed (skipped or upstream_failed because of what failed), or the run would
+    // end `success` with tasks that never ran. Tasks are not necessarily in dependency order in
+    // the file: repeat until stable.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, task) in dag.tasks.iter().enumerate() {
+            let follows = task.depends_on.iter().any(|&d| chosen[d]);
+            if !chosen[i] && follows && (request.downstream || state_of(i) != TaskState::Success) {
+                chosen[i] = true;
+                changed = true;
             }
         }
     }
@@ -129,9 +142,6 @@ pub fn clear_changes(
         .tasks
         .iter()
         .filter(|t| dag.task_index(&t.task_id).is_some_and(|i| chosen[i]))
-        .filter(|t| {
-            !request.failed_only || matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed)
-        })
         .filter(|t| t.state != TaskState::Queued || !t.attempts.is_empty())
         .map(|t| Change::TaskCleared {
             run: id,

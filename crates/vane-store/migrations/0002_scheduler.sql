@@ -1,7 +1,8 @@
 -- At most one run per (DAG, logical date), enforced here so that a restart, a second scheduler
 -- started by mistake, or a backfill of dates that already ran can never duplicate a run.
--- Databases from before this rule may hold manual runs that share a logical date; those are
--- moved apart by whole seconds, oldest first, so the rule can hold.
+-- Databases from before this rule may hold manual runs that share a logical date; each later
+-- one takes the time it was queued (to the microsecond) as its logical date, so the rule can
+-- hold.
 CREATE TEMP TABLE shifted AS
 SELECT id, (SELECT COUNT(*) FROM runs AS older
             WHERE older.dag_id = runs.dag_id
@@ -9,8 +10,7 @@ SELECT id, (SELECT COUNT(*) FROM runs AS older
               AND older.id < runs.id) AS rank
 FROM runs;
 UPDATE runs
-SET logical_date = strftime('%Y-%m-%dT%H:%M:%fZ', logical_date,
-    '+' || (SELECT rank FROM shifted WHERE shifted.id = runs.id) || ' seconds')
+SET logical_date = queued_at
 WHERE (SELECT rank FROM shifted WHERE shifted.id = runs.id) > 0;
 DROP TABLE shifted;
 CREATE UNIQUE INDEX runs_one_per_logical_date ON runs (dag_id, logical_date);

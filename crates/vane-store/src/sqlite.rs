@@ -676,10 +676,17 @@ impl Store for SqliteStore {
             let marks = marks.join(", ");
             format!("AND runs.state IN ({marks})")
         };
+        // Each filter is in the statement only when it is used, so SQLite can pick the index
+        // for it (`x IS NULL OR col = x` would scan the whole history).
+        let dag_clause = if filter.dag_id.is_some() {
+            "AND runs.dag_id = ?1"
+        } else {
+            "AND ?1 IS NULL"
+        };
         let sql = format!(
             "SELECT runs.*, dag_versions.content_hash FROM runs
              JOIN dag_versions ON dag_versions.id = runs.dag_version_id
-             WHERE (?1 IS NULL OR runs.dag_id = ?1) {state_clause}
+             WHERE 1 {dag_clause} {state_clause}
              ORDER BY runs.id {} LIMIT ?2",
             if filter.oldest_first { "ASC" } else { "DESC" }
         );
