@@ -418,7 +418,7 @@ fn foreground(
         tokio::select! {
             state = &mut execution => state,
             () = stop => {
-                let _ = control.send(vane_engine::Control::Stop);
+                let _ = control.send(vane_engine::Control::Stop(vane_engine::StopReason::User));
                 execution.await
             }
         }

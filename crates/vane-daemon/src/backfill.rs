@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, LocalSet};
 use tracing::{info, warn};
 use vane_dag::Dag;
-use vane_engine::{Control, Engine, EngineError};
+use vane_engine::{Control, Engine, EngineError, StopReason};
 use vane_store::{BackfillRecord, BackfillState, Change, RunFilter, RunId, RunState};
 
 use crate::daemon::{DaemonError, execute};
@@ -126,7 +126,7 @@ pub async fn drive(
                         let control = if state == BackfillState::Paused {
                             Control::Drain
                         } else {
-                            Control::Stop
+                            Control::Stop(StopReason::User)
                         };
                         for (sender, _) in active.values() {
                             let _ = sender.send(control);

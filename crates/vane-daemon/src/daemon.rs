@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, LocalSet};
 use tracing::{debug, error, info, warn};
 use vane_dag::{Dag, Overlap};
-use vane_engine::{Control, Engine, EngineError, RunSpec};
+use vane_engine::{Control, Engine, EngineError, RunSpec, StopReason};
 use vane_store::{
     Change, RunFilter, RunId, RunRecord, RunState, Store, StoreError, TaskState, TickDecision,
     Trigger,
@@ -344,7 +344,7 @@ impl Scheduler {
     fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
         if let Some(active) = self.active.get(&run.id) {
             info!(run_id = run.id, %reason, "Stopping run.");
-            let _ = active.control.send(Control::Stop);
+            let _ = active.control.send(Control::Stop(StopReason::Superseded));
             return Ok(());
         }
         if run.state == RunState::Queued {
@@ -525,7 +525,8 @@ impl Scheduler {
                 .is_err()
             {
                 warn!(dag = %active.dag_id, "Grace period over: killing the run's tasks.");
-                let _ = active.control.send(Control::Stop);
+                // After the Drain, this kills but leaves the run resumable.
+                let _ = active.control.send(Control::Stop(StopReason::User));
                 let _ = (&mut active.handle).await;
             }
         }

@@ -28,7 +28,9 @@ mod runner;
 pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
 pub use machine::{Action, Finish, Recorded, RunMachine};
-pub use runner::{Control, Engine, Paths, RunSpec, content_hash, log_name, record_version};
+pub use runner::{
+    Control, Engine, Paths, RunSpec, StopReason, content_hash, log_name, record_version,
+};
 
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]

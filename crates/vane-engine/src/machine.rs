@@ -277,6 +277,12 @@ impl RunMachine {
                 );
                 actions.push(set(task, TaskState::Queued, Some(reason)));
             }
+            // Killed while the run is put aside: it runs again when the run resumes.
+            Finish::Stopped if self.draining && !self.cancelled => {
+                slot.state = TaskState::Queued;
+                let reason = "killed when the scheduler stopped; runs again when the run resumes";
+                actions.push(set(task, TaskState::Queued, Some(reason.into())));
+            }
             Finish::Failed | Finish::Stopped => {
                 let reason = if finish == Finish::Stopped || self.cancelled {
                     Some("the run was stopped".to_owned())
@@ -313,8 +319,28 @@ impl RunMachine {
 
     /// Start nothing new from now on; tasks that run may finish. The run is then left
     /// unfinished, to be resumed later.
-    pub fn drain(&mut self) {
+    ///
+    /// Sensors waiting for their condition are stopped at once (they are requeued): waiting
+    /// is not work worth finishing.
+    pub fn drain(&mut self) -> Vec<Action> {
         self.draining = true;
+        self.kill_where(|slot| slot.sensor)
+    }
+
+    /// Kill every running task but leave the run resumable: killed tasks go back to `queued`.
+    /// For the end of a drain's grace period.
+    pub fn kill_running(&mut self) -> Vec<Action> {
+        self.draining = true;
+        self.kill_where(|_| true)
+    }
+
+    fn kill_where(&self, which: impl Fn(&Slot) -> bool) -> Vec<Action> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.state == TaskState::Running && which(slot))
+            .map(|(task, _)| Action::Kill { task })
+            .collect()
     }
 
     /// Draining and nothing runs any more: the run can be put aside.

@@ -24,8 +24,28 @@ pub enum Control {
     Run,
     /// Start no new task; leave the run to be resumed once running tasks finish.
     Drain,
-    /// Kill running tasks and end the run `failed`.
-    Stop,
+    /// Kill running tasks and end the run `failed`; after a `Drain`, kill running tasks but
+    /// leave the run resumable.
+    Stop(StopReason),
+}
+
+/// Why a run is stopped, as its record will say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Ctrl-C, SIGTERM, or a cancelled backfill.
+    User,
+    /// A newer tick replaced it (`overlap = "cancel_previous"`).
+    Superseded,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::User => "stopped by the user",
+            StopReason::Superseded => "superseded by a newer tick (overlap = \"cancel_previous\")",
+        }
+    }
 }
 
 /// Where runs write: logs, and the work folder tasks see as `$VANE_WORK`.
@@ -176,7 +196,7 @@ impl Engine<'_> {
             run,
             spec,
         };
-        let mut stopping = false;
+        let mut stopping: Option<StopReason> = None;
         let mut draining = false;
         let mut listening = true;
         let mut deadlines = sla_deadlines(spec);
@@ -245,23 +265,27 @@ impl Engine<'_> {
                     () = sleep_until(sla_wake), if sla_wake.is_some() => {
                         (Vec::new(), ctx.missed_slas(&machine, &mut deadlines))
                     }
-                    changed = control.changed(), if listening && !stopping => {
+                    changed = control.changed(), if listening && stopping.is_none() => {
                         if changed.is_err() {
                             // Nobody can ask anything any more.
                             listening = false;
                         }
                         let wanted = *control.borrow_and_update();
                         match wanted {
-                            Control::Stop => {
-                                stopping = true;
-                                warn!(run_id = run, "Stopping the run: killing running tasks.");
+                            // The grace period of a drain is over: kill, but keep it resumable.
+                            Control::Stop(_) if draining => {
+                                warn!(run_id = run, "Grace period over: killing running tasks; the run resumes later.");
+                                (machine.kill_running(), Vec::new())
+                            }
+                            Control::Stop(why) => {
+                                stopping = Some(why);
+                                warn!(run_id = run, reason = why.describe(), "Stopping the run: killing running tasks.");
                                 (machine.cancel(), Vec::new())
                             }
                             Control::Drain if !draining => {
                                 draining = true;
                                 info!(run_id = run, "Draining the run: starting no new task.");
-                                machine.drain();
-                                (Vec::new(), Vec::new())
+                                (machine.drain(), Vec::new())
                             }
                             _ => (Vec::new(), Vec::new()),
                         }
@@ -293,9 +317,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn run_reason(machine: &RunMachine, dag: &Dag, stopped: bool) -> Option<String> {
-    if stopped {
-        return Some("stopped by the user".into());
+fn run_reason(machine: &RunMachine, dag: &Dag, stopped: Option<StopReason>) -> Option<String> {
+    if let Some(why) = stopped {
+        return Some(why.describe().into());
     }
     let failed: Vec<&str> = (0..dag.tasks.len())
         .filter(|&i| machine.state(i) == TaskState::Failed)

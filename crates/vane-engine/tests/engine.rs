@@ -209,7 +209,8 @@ async fn stopping_a_run_kills_running_tasks_and_records_it() {
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        tx.send(Control::Stop).unwrap();
+        tx.send(Control::Stop(vane_engine::StopReason::User))
+            .unwrap();
     });
     let state = engine.execute(run, &spec, control).await.unwrap();
     assert_eq!(state, RunState::Failed);
@@ -416,4 +417,41 @@ async fn a_sensor_whose_condition_never_holds_fails_at_its_timeout() {
         Some("timed out after 25s")
     );
     assert_eq!(detail.tasks[2].state, TaskState::UpstreamFailed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_killed_after_the_drain_grace_runs_again_when_the_run_resumes() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
+    let engine = engine(&f, &store, &executor);
+    let spec = spec(&f);
+    let run = engine.create_run(&spec).unwrap();
+    let (tx, control) = tokio::sync::watch::channel(Control::Run);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send(Control::Drain).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send(Control::Stop(vane_engine::StopReason::User))
+            .unwrap();
+    });
+    assert_eq!(
+        engine.execute(run, &spec, control).await.unwrap(),
+        RunState::Queued
+    );
+    let detail = store.run(run).unwrap();
+    let states: Vec<_> = detail.tasks.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Queued; 3],
+        "nothing was skipped or failed"
+    );
+    assert_eq!(detail.tasks[0].attempts[0].state, AttemptState::Failed);
+
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    assert_eq!(
+        engine.execute(run, &spec, control).await.unwrap(),
+        RunState::Success
+    );
+    assert_eq!(store.run(run).unwrap().tasks[0].attempts.len(), 2);
 }
