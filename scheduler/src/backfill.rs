@@ -106,6 +106,10 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
             .max(1),
         at: Utc::now(),
     })?;
+    // Each run is linked to the backfill as it is created (or before a failed one is
+    // requeued), so a running scheduler never takes it for one of its own.
+    let git = vane_engine::git_state(&file.path);
+    let version = vane_engine::record_version(store, &dag.id, &file.source, &file.path)?;
     let mut runs = Vec::new();
     for (tick, action) in &plan {
         match action {
@@ -118,7 +122,8 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
                     params: dag.params.clone(),
                     logical_date: *tick,
                     trigger: Trigger::Backfill,
-                    git: vane_engine::git_state(&file.path),
+                    git: git.clone(),
+                    backfill: Some(id),
                 };
                 match engine.create_run(&spec) {
                     Ok(run) => runs.push(run),
@@ -133,15 +138,13 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
                     failed_only: true,
                     ..ClearRequest::default()
                 };
-                let version =
-                    vane_engine::record_version(store, &dag.id, &file.source, &file.path)?;
                 let changes = vane_engine::clear_changes(dag, version, &detail, &request, &host())?;
+                store.link_backfill_runs(id, &[*run])?;
                 store.apply(&changes)?;
                 runs.push(*run);
             }
         }
     }
-    store.link_backfill_runs(id, &runs)?;
     eprintln!(
         "backfill {id} of {}: {} run{} of {} ticks ({} to {})",
         dag.id,
@@ -252,7 +255,10 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
     match &args.action {
         None => list(g, store, args),
         Some(BackfillAction::Pause { id }) => {
-            store.backfill(*id)?;
+            let record = store.backfill(*id)?;
+            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
+                bail!("backfill {id} is {} already", record.state);
+            }
             store.set_backfill_state(*id, BackfillState::Paused)?;
             eprintln!(
                 "backfill {id} paused: no new run starts; `vane backfills resume {id}` continues it"
@@ -261,6 +267,9 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
         }
         Some(BackfillAction::Cancel { id }) => {
             let record = store.backfill(*id)?;
+            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
+                bail!("backfill {id} is {} already", record.state);
+            }
             store.set_backfill_state(*id, BackfillState::Cancelled)?;
             let engine = engine(g, store, std::time::Duration::from_secs(10))?;
             vane_daemon::fail_unstarted(&engine, &record)?;

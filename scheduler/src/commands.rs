@@ -289,6 +289,7 @@ fn with_manual_run(
         logical_date,
         trigger: Trigger::Manual,
         git: vane_engine::git_state(&file.path),
+        backfill: None,
     };
     let run_id = created(engine.create_run(&spec), dag, logical_date)?;
     then(&engine, &spec, run_id)
@@ -456,7 +457,18 @@ pub(crate) fn runtime_with_stop() -> Result<(
 
 fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let detail = store.run(args.run_id)?;
+    let mut detail = store.run(args.run_id)?;
+    // A run left `running` by a vane process that is gone is adopted first: its lost
+    // attempts are closed and their processes killed, so a rerun never runs beside them.
+    if let Some(owner) = &detail.run.owner
+        && detail.run.state == RunState::Running
+        && vane_engine::orphaned(owner, &host(), false)
+    {
+        let engine = engine(g, &store, Duration::from_secs(10))?;
+        let (runtime, _) = runtime_with_stop()?;
+        runtime.block_on(vane_engine::adopt(&engine, args.run_id))?;
+        detail = store.run(args.run_id)?;
+    }
     // The rerun uses the DAG file as it is now (the usual reason to clear is a fix), or the
     // version the run recorded when the file is gone or broken.
     let set = load_dags(g).ok();
@@ -524,6 +536,7 @@ fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
         logical_date: detail.run.logical_date,
         trigger: detail.run.trigger,
         git: detail.run.git.clone(),
+        backfill: None,
     };
     foreground(&runtime, stop, &engine, &spec, args.run_id)
 }

@@ -106,6 +106,7 @@ pub async fn drive(
                 HashMap::new();
             tokio::pin!(interrupt);
             let mut interrupted = false;
+            let finished = Rc::new(tokio::sync::Notify::new());
             let mut shown = None;
             loop {
                 active.retain(|_, (_, handle)| !handle.is_finished());
@@ -148,6 +149,19 @@ pub async fn drive(
                     return Ok(BackfillState::Done);
                 }
                 for (run, run_state) in &backfill.runs {
+                    // A run whose driver died (`kill -9`, a closed terminal) is adopted.
+                    if *run_state == RunState::Running && !active.contains_key(run) {
+                        let record = store.run(*run)?.run;
+                        if record
+                            .owner
+                            .as_ref()
+                            .is_some_and(|o| vane_engine::orphaned(o, &engine.host, false))
+                        {
+                            vane_engine::adopt(&engine, *run).await?;
+                        }
+                    }
+                }
+                for (run, run_state) in &backfill.runs {
                     if active.len() >= backfill.max_active {
                         break;
                     }
@@ -155,20 +169,22 @@ pub async fn drive(
                         continue;
                     }
                     let record = store.run(*run)?.run;
-                    if record.owner.is_some() {
-                        continue;
-                    }
                     let (sender, receiver) = watch::channel(Control::Run);
                     let engine = Rc::clone(&engine);
+                    let finished = Rc::clone(&finished);
                     let handle = tokio::task::spawn_local(async move {
                         match execute(&engine, &record, receiver).await {
                             Ok(_) | Err(DaemonError::Engine(EngineError::Claimed(_))) => {}
                             Err(e) => warn!(run_id = record.id, error = %e, "Backfill run could not be executed."),
                         }
+                        finished.notify_one();
                     });
                     active.insert(*run, (sender, handle));
                 }
                 tokio::select! {
+                    // A run that ends frees its place at once; the poll catches pause and
+                    // cancel from other terminals.
+                    () = finished.notified() => {}
                     () = tokio::time::sleep(POLL) => {}
                     () = &mut interrupt, if !interrupted => {
                         interrupted = true;

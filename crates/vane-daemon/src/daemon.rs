@@ -14,11 +14,14 @@ use tracing::{debug, error, info, warn};
 use vane_dag::{Dag, Overlap};
 use vane_engine::{Control, Engine, EngineError, RunSpec, StopReason};
 use vane_store::{
-    Change, RunFilter, RunId, RunRecord, RunState, Store, StoreError, TaskState, TickDecision,
+    BackfillState, Change, RunFilter, RunId, RunRecord, RunState, Store, StoreError, TickDecision,
     Trigger,
 };
 
 use crate::cadence::{Plan, due_ticks};
+
+/// How often the scheduler looks for runs whose vane process died.
+const RECOVERY_EVERY: Duration = Duration::from_secs(5);
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -111,6 +114,7 @@ impl Scheduler {
         info!(dags = %self.config.dags_dir.display(), "Scheduler starting.");
         self.reload(Utc::now())?;
         self.recover().await?;
+        let mut last_recovery = std::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             let now = Utc::now();
@@ -122,6 +126,14 @@ impl Scheduler {
             // tries again, and runs in flight go on.
             if let Err(e) = self.decide_ticks(now) {
                 error!(error = %e, "Could not decide due ticks; retrying on the next pass.");
+            }
+            // Runs orphaned while this scheduler is up (a `vane run` killed with -9, a run whose
+            // execution here failed) are adopted too, not only at start.
+            if last_recovery.elapsed() >= RECOVERY_EVERY {
+                last_recovery = std::time::Instant::now();
+                if let Err(e) = self.recover().await {
+                    error!(error = %e, "Could not adopt orphaned runs; retrying later.");
+                }
             }
             if let Err(e) = self.start_queued() {
                 error!(error = %e, "Could not start queued runs; retrying on the next pass.");
@@ -325,6 +337,7 @@ impl Scheduler {
             logical_date: tick,
             trigger: Trigger::Scheduled,
             git: vane_engine::git_state(path),
+            backfill: None,
         };
         match self.engine.create_run(&spec) {
             Ok(run) => {
@@ -367,8 +380,13 @@ impl Scheduler {
             ..RunFilter::default()
         })?;
         for run in queued {
-            // A backfill's runs are driven by its own `vane backfill` process.
-            if self.active.contains_key(&run.id) || store.backfill_of(run.id)?.is_some() {
+            // A backfill's runs are driven by its own `vane backfill` process while the backfill
+            // goes on; a run cleared after its backfill ended is the scheduler's to run.
+            let driven = matches!(
+                store.backfill_of(run.id)?,
+                Some((_, BackfillState::Running | BackfillState::Paused))
+            );
+            if self.active.contains_key(&run.id) || driven {
                 continue;
             }
             let limit = self
@@ -444,66 +462,10 @@ impl Scheduler {
         })?;
         for run in candidates {
             let Some(owner) = &run.owner else { continue };
-            if vane_engine::owner_alive(owner, &self.engine.host) {
-                // Another live vane (or another machine) executes it.
-                continue;
+            let ours_active = self.active.contains_key(&run.id);
+            if vane_engine::orphaned(owner, &self.engine.host, ours_active) {
+                vane_engine::adopt(&self.engine, run.id).await?;
             }
-            warn!(run_id = run.id, dag = %run.dag_id, owner_pid = owner.pid, "Adopting a run whose scheduler is gone.");
-            let detail = store.run(run.id)?;
-            let source = store.dag_source(run.dag_version)?;
-            let dag = vane_dag::parse_dag(&source, &run.dag_id).dag;
-            let mut changes = Vec::new();
-            for task in &detail.tasks {
-                let Some(attempt) = task
-                    .attempts
-                    .last()
-                    .filter(|a| a.state == vane_store::AttemptState::Running)
-                else {
-                    continue;
-                };
-                if let (Some(pid), Some(start)) = (attempt.pid, attempt.pid_start_time)
-                    && vane_exec::kill_group_if_same(pid, start, self.engine.kill_grace).await
-                {
-                    warn!(run_id = run.id, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
-                }
-                changes.push(Change::AttemptFinished {
-                    run: run.id,
-                    task: task.task_id.clone(),
-                    attempt: attempt.attempt,
-                    success: false,
-                    exit_code: None,
-                    signal: None,
-                    reason: Some("scheduler lost: the vane process running it stopped".into()),
-                    at: Utc::now(),
-                });
-                let retries = dag
-                    .as_ref()
-                    .and_then(|d| d.tasks.iter().find(|t| t.id == task.task_id))
-                    .map_or(0, |t| t.retry.retries);
-                let (state, reason) = if attempt.attempt <= retries {
-                    (TaskState::Queued, "retrying after the scheduler was lost")
-                } else {
-                    (TaskState::Failed, "scheduler lost on the last attempt")
-                };
-                changes.push(Change::Task {
-                    run: run.id,
-                    task: task.task_id.clone(),
-                    state,
-                    reason: Some(reason.into()),
-                    at: Utc::now(),
-                });
-            }
-            changes.push(Change::Run {
-                run: run.id,
-                state: RunState::Queued,
-                reason: Some("adopted after its scheduler was lost".into()),
-                at: Utc::now(),
-            });
-            changes.push(Change::RunOwner {
-                run: run.id,
-                owner: None,
-            });
-            store.apply(&changes)?;
         }
         Ok(())
     }
@@ -561,6 +523,7 @@ pub(crate) async fn execute(
         logical_date: run.logical_date,
         trigger: run.trigger,
         git: run.git.clone(),
+        backfill: None,
     };
     Ok(engine.execute(run.id, &spec, control).await?)
 }

@@ -20,11 +20,13 @@
 //! assert!(next.contains(&Action::Launch { task: 1, attempt: 1 }));
 //! ```
 
+mod adopt;
 mod clear;
 mod git;
 mod machine;
 mod runner;
 
+pub use adopt::{adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
 pub use machine::{Action, Finish, Recorded, RunMachine};

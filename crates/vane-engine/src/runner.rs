@@ -68,6 +68,8 @@ pub struct RunSpec<'a> {
     pub logical_date: DateTime<Utc>,
     pub trigger: Trigger,
     pub git: Option<GitState>,
+    /// The backfill creating the run, if one is.
+    pub backfill: Option<i64>,
 }
 
 /// Runs DAG runs against a store and an executor.
@@ -137,6 +139,7 @@ impl Engine<'_> {
             tasks: &tasks,
             at: Utc::now(),
             records_tick: spec.trigger == Trigger::Scheduled,
+            backfill: spec.backfill,
         })?)
     }
 

@@ -140,6 +140,7 @@ fn spec(f: &Fixture) -> RunSpec<'_> {
         logical_date: "2026-11-23T02:00:00Z".parse().unwrap(),
         trigger: Trigger::Manual,
         git: None,
+        backfill: None,
     }
 }
 
@@ -302,6 +303,7 @@ sla = "1h"
         logical_date: Utc::now(),
         trigger: Trigger::Scheduled,
         git: None,
+        backfill: None,
     };
     let run = engine.create_run(&spec).unwrap();
     let (_keep, control) = tokio::sync::watch::channel(Control::Run);
@@ -354,6 +356,7 @@ async fn run_sensor_dag(
             logical_date: Utc::now(),
             trigger: Trigger::Manual,
             git: None,
+            backfill: None,
         };
         let run = engine.create_run(&spec).unwrap();
         let (_keep, control) = tokio::sync::watch::channel(Control::Run);

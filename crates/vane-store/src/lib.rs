@@ -114,11 +114,11 @@ pub trait Store {
     /// Fails when the database cannot be read.
     fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>>;
 
-    /// The backfill a run belongs to, if any.
+    /// The backfill a run belongs to, if any, and that backfill's state.
     ///
     /// # Errors
     /// Fails when the database cannot be read.
-    fn backfill_of(&self, run: RunId) -> Result<Option<i64>>;
+    fn backfill_of(&self, run: RunId) -> Result<Option<(i64, BackfillState)>>;
 
     /// SLA misses, newest first, optionally of one DAG; `limit` 0 means all.
     ///

@@ -433,6 +433,14 @@ impl Store for SqliteStore {
                 insert.execute(params![id, task, position as i64, at])?;
             }
         }
+        if let Some(backfill) = run.backfill {
+            tx.execute(
+                "INSERT INTO backfill_runs (backfill_id, run_id, position)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(position) + 1, 0) FROM backfill_runs
+                                  WHERE backfill_id = ?1))",
+                params![backfill, id],
+            )?;
+        }
         if run.records_tick {
             tx.execute(
                 "INSERT INTO ticks (dag_id, logical_date, decision, run_id, decided_at)
@@ -519,15 +527,20 @@ impl Store for SqliteStore {
         self.backfills_where(None, dag_id)
     }
 
-    fn backfill_of(&self, run: RunId) -> Result<Option<i64>> {
-        Ok(self
+    fn backfill_of(&self, run: RunId) -> Result<Option<(i64, BackfillState)>> {
+        let found: Option<(i64, String)> = self
             .conn
             .query_row(
-                "SELECT backfill_id FROM backfill_runs WHERE run_id = ?1 ORDER BY backfill_id DESC LIMIT 1",
+                "SELECT backfills.id, backfills.state FROM backfill_runs
+                 JOIN backfills ON backfills.id = backfill_runs.backfill_id
+                 WHERE run_id = ?1 ORDER BY backfill_id DESC LIMIT 1",
                 params![run],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        found
+            .map(|(id, state)| Ok((id, parse_enum(&state)?)))
+            .transpose()
     }
 
     fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>> {

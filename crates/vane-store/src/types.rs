@@ -120,6 +120,9 @@ pub struct NewRun<'a> {
     /// The run is the scheduler's decision on a schedule tick: the tick is recorded as run in
     /// the same transaction, so the two never disagree.
     pub records_tick: bool,
+    /// The backfill that drives the run, linked in the same transaction, so the scheduler
+    /// never mistakes it for one of its own.
+    pub backfill: Option<i64>,
 }
 
 /// The vane process executing a run.

@@ -25,6 +25,7 @@ fn new_run(store: &SqliteStore, tasks: &[&str]) -> RunId {
             tasks,
             at: Utc::now(),
             records_tick: false,
+            backfill: None,
         })
         .unwrap()
 }
@@ -207,6 +208,7 @@ fn a_dag_has_at_most_one_run_per_logical_date() {
         tasks: &["a"],
         at: Utc::now(),
         records_tick: true,
+        backfill: None,
     });
     match again {
         Err(StoreError::RunExists { run, .. }) => assert_eq!(run, first),

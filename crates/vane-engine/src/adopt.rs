@@ -1,0 +1,93 @@
+//! Taking over a run whose vane process is gone (a crash, `kill -9`, a reboot, a closed
+//! terminal): what scheduler recovery, backfills and `vane clear` all need.
+
+use chrono::Utc;
+use tracing::warn;
+use vane_store::{AttemptState, Change, RunId, RunState, Store, TaskState};
+
+use crate::{Engine, EngineError};
+
+/// Whether the run `owner` claimed is orphaned as seen from this process: its owner is a
+/// dead process on this host, or this very process, which is not executing it (`ours_active`
+/// says whether it is).
+pub fn orphaned(owner: &vane_store::Owner, host: &str, ours_active: bool) -> bool {
+    let ours = owner.host == host && owner.pid == std::process::id();
+    if ours {
+        !ours_active
+    } else {
+        !crate::owner_alive(owner, host)
+    }
+}
+
+/// Adopts run `run`: each attempt still marked running has its process group killed if its
+/// pid still names the same process (a reused pid is never killed), and is recorded failed
+/// as "scheduler lost"; its task is queued again when its retry policy allows another try
+/// (counted since the task was last cleared) or failed; the run is queued, with no owner.
+///
+/// # Errors
+/// Fails when the store cannot be used.
+pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
+    let store: &dyn Store = engine.store;
+    let detail = store.run(run)?;
+    let source = store.dag_source(detail.run.dag_version)?;
+    let dag = vane_dag::parse_dag(&source, &detail.run.dag_id).dag;
+    warn!(run_id = run, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
+    let at = Utc::now();
+    let mut changes = Vec::new();
+    for task in &detail.tasks {
+        let Some(attempt) = task
+            .attempts
+            .last()
+            .filter(|a| a.state == AttemptState::Running)
+        else {
+            continue;
+        };
+        if let (Some(pid), Some(start)) = (attempt.pid, attempt.pid_start_time)
+            && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
+        {
+            warn!(run_id = run, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
+        }
+        changes.push(Change::AttemptFinished {
+            run,
+            task: task.task_id.clone(),
+            attempt: attempt.attempt,
+            success: false,
+            exit_code: None,
+            signal: None,
+            reason: Some("scheduler lost: the vane process running it stopped".into()),
+            at,
+        });
+        let retries = dag
+            .as_ref()
+            .and_then(|d| d.tasks.iter().find(|t| t.id == task.task_id))
+            .map_or(0, |t| t.retry.retries);
+        let tries = attempt.attempt.saturating_sub(task.retry_base);
+        let (state, reason) = if tries <= retries {
+            (
+                TaskState::Queued,
+                "retrying after its vane process was lost",
+            )
+        } else {
+            (
+                TaskState::Failed,
+                "its vane process was lost on the last attempt",
+            )
+        };
+        changes.push(Change::Task {
+            run,
+            task: task.task_id.clone(),
+            state,
+            reason: Some(reason.into()),
+            at,
+        });
+    }
+    changes.push(Change::Run {
+        run,
+        state: RunState::Queued,
+        reason: Some("adopted after its vane process was lost".into()),
+        at,
+    });
+    changes.push(Change::RunOwner { run, owner: None });
+    store.apply(&changes)?;
+    Ok(())
+}
