@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use vane_daemon::TickAction;
 use vane_dag::Dag;
@@ -19,33 +19,6 @@ use crate::commands::{
 };
 use crate::output::table;
 
-/// `--from`/`--to`: a date means the start (or, for `--to`, the whole) of that day in the
-/// DAG's time zone, so `--to 2026-01-31` includes that day's ticks.
-fn bound(text: &str, dag: &Dag, end_of_day: bool) -> Result<DateTime<Utc>> {
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if end_of_day {
-            date.succ_opt()
-                .ok_or_else(|| anyhow!("{text} is the last date there is"))?
-        } else {
-            date
-        };
-        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-        let start = (0..=24 * 4)
-            .map(|q| midnight + chrono::Duration::minutes(15 * q))
-            .find_map(|local| dag.timezone.from_local_datetime(&local).earliest())
-            .ok_or_else(|| anyhow!("{text} has no valid time in {}", dag.timezone))?
-            .with_timezone(&Utc);
-        return Ok(if end_of_day {
-            start - chrono::Duration::microseconds(1)
-        } else {
-            start
-        });
-    }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| anyhow!("`{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)"))
-}
-
 pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     let set = load_dags(g)?;
     let (dag, file) = find_dag(&set, &args.dag_id, g)?;
@@ -55,8 +28,10 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
             dag.id
         );
     }
-    let from = bound(&args.from, dag, false)?;
-    let to = bound(&args.to, dag, true)?;
+    // `--to 2026-01-31` includes that whole day.
+    let from =
+        vane_dag::parse_when(&args.from, dag.timezone, false).map_err(|e| anyhow!("--from {e}"))?;
+    let to = vane_dag::parse_when(&args.to, dag.timezone, true).map_err(|e| anyhow!("--to {e}"))?;
     if from > to {
         bail!("--from {} is after --to {}", args.from, args.to);
     }

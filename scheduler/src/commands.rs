@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use vane_dag::{Dag, DagSet};
 use vane_engine::{Engine, Paths, RunSpec};
@@ -179,8 +179,12 @@ pub(crate) fn find_dag<'a>(
             file.path.display()
         );
     }
+    Err(unknown_dag(set, id, g))
+}
+
+fn unknown_dag(set: &DagSet, id: &str, g: &Global) -> anyhow::Error {
     let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
-    Err(anyhow!(
+    anyhow!(
         "no DAG `{id}` in {}; known DAGs: {}",
         g.dags.display(),
         if ids.is_empty() {
@@ -188,7 +192,7 @@ pub(crate) fn find_dag<'a>(
         } else {
             ids.join(", ")
         }
-    ))
+    )
 }
 
 fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
@@ -199,20 +203,7 @@ fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
             now - chrono::Duration::nanoseconds((now.timestamp_subsec_nanos() % 1000).into())
         );
     };
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        // Midnight, or the first valid time of the day where a daylight-saving change skips it.
-        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-        return (0..=24 * 4)
-            .map(|quarter| midnight + chrono::Duration::minutes(15 * quarter))
-            .find_map(|local| dag.timezone.from_local_datetime(&local).earliest())
-            .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| anyhow!("{text} has no valid time in {}", dag.timezone));
-    }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            anyhow!("--date `{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)")
-        })
+    vane_dag::parse_when(text, dag.timezone, false).map_err(|e| anyhow!("--date {e}"))
 }
 
 pub(crate) fn host() -> String {
@@ -347,12 +338,7 @@ fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<
 fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
     let set = load_dags(g)?;
     if set.find(dag_id).is_none() {
-        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
-        bail!(
-            "no DAG `{dag_id}` in {}; known DAGs: {}",
-            g.dags.display(),
-            ids.join(", ")
-        );
+        return Err(unknown_dag(&set, dag_id, g));
     }
     open_store(g)?.set_paused(dag_id, paused)?;
     eprintln!(

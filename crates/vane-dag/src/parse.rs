@@ -137,13 +137,9 @@ impl Checked {
     /// A date key resolved in `tz`; a wall-clock time that does not exist there (a
     /// daylight-saving gap) moves to the first valid time after it.
     fn date(&self, name: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
-        use chrono::TimeZone;
         match self.get(name)?.val {
             Val::Instant(t) => Some(t),
-            Val::Local(local) => (0..=24 * 4)
-                .map(|q| local + chrono::Duration::minutes(15 * q))
-                .find_map(|l| tz.from_local_datetime(&l).earliest())
-                .map(|t| t.with_timezone(&chrono::Utc)),
+            Val::Local(local) => crate::schedule::resolve_local(local, tz),
             _ => None,
         }
     }

@@ -7,9 +7,50 @@
 //!
 //! A scheduled run's *logical date* is its tick; its *data interval* is [previous tick, tick).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::model::Schedule;
+
+/// The instant wall-clock time `local` names in `tz`, or the first valid time after it when
+/// a daylight-saving gap skips it (the earlier of two, when the clock falls back).
+pub fn resolve_local(local: NaiveDateTime, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    (0..=24 * 4)
+        .map(|quarter| local + chrono::Duration::minutes(15 * quarter))
+        .find_map(|l| tz.from_local_datetime(&l).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads a date as people give it on the command line: `YYYY-MM-DD` is the start of that day
+/// in `tz` (or, with `end_of_day`, its last microsecond, so a range's last day is included),
+/// anything else must be RFC 3339.
+///
+/// # Errors
+/// Says what was expected.
+pub fn parse_when(
+    text: &str,
+    tz: chrono_tz::Tz,
+    end_of_day: bool,
+) -> Result<DateTime<Utc>, String> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if end_of_day {
+            date.succ_opt()
+        } else {
+            Some(date)
+        };
+        let start = day
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|midnight| resolve_local(midnight, tz))
+            .ok_or_else(|| format!("{text} has no valid time in {tz}"))?;
+        return Ok(if end_of_day {
+            start - chrono::Duration::microseconds(1)
+        } else {
+            start
+        });
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)"))
+}
 
 impl Schedule {
     /// The first tick strictly after `after`, or `None` when the expression has no more.

@@ -202,7 +202,14 @@ impl Engine<'_> {
         let mut stopping: Option<StopReason> = None;
         let mut draining = false;
         let mut listening = true;
+        // A run resumed or cleared met (or missed) its deadlines when it first ran; only those
+        // still ahead are armed again.
+        let ran_before = record.tasks.iter().any(|t| !t.attempts.is_empty());
         let mut deadlines = sla_deadlines(spec);
+        if ran_before {
+            let clock = tokio::time::Instant::now();
+            deadlines.retain(|d| d.due > clock);
+        }
 
         info!(run_id = run, dag = %dag.id, "Run started.");
         let mut first = settled;
@@ -261,8 +268,7 @@ impl Engine<'_> {
                         (actions, changes)
                     }
                     () = sleep_until(poke), if poke.is_some() => {
-                        ctx.poke_due(&mut procs)?;
-                        (Vec::new(), Vec::new())
+                        (Vec::new(), ctx.poke_due(&mut procs))
                     }
                     () = sleep_until(wake), if wake.is_some() => (machine.wake(now()), Vec::new()),
                     () = sleep_until(sla_wake), if sla_wake.is_some() => {
@@ -340,6 +346,15 @@ struct Processes {
     running: Vec<Option<KillSwitch>>,
     joins: JoinSet<Joined>,
     sensing: HashMap<usize, Sensing>,
+}
+
+impl Processes {
+    /// Watches a process just started for `task`: its kill switch, and its end as an event.
+    fn watch(&mut self, task: usize, attempt: u32, launched: vane_exec::Launched) {
+        self.running[task] = Some(launched.kill);
+        let done = launched.done;
+        self.joins.spawn(async move { (task, attempt, done.await) });
+    }
 }
 
 /// A sensor's wait: one attempt, many checks.
@@ -427,9 +442,10 @@ impl Ctx<'_, '_> {
         })
     }
 
-    /// Runs the checks of the sensors whose next check is due.
-    fn poke_due(&self, procs: &mut Processes) -> Result<(), EngineError> {
+    /// Runs the checks of the sensors whose next check is due; returns what to record.
+    fn poke_due(&self, procs: &mut Processes) -> Vec<Change> {
         let clock = tokio::time::Instant::now();
+        let mut changes = Vec::new();
         let due: Vec<(usize, u32)> = procs
             .sensing
             .iter()
@@ -443,11 +459,15 @@ impl Ctx<'_, '_> {
             let launched = self.engine.executor.launch(self.job(task, attempt));
             match launched {
                 Ok(launched) => {
-                    procs.running[task] = Some(launched.kill);
-                    let done = launched.done;
-                    procs
-                        .joins
-                        .spawn(async move { (task, attempt, done.await) });
+                    // Each check's pid is recorded like a task's, so recovery can find it.
+                    changes.push(Change::AttemptProcess {
+                        run: self.run,
+                        task: self.spec.dag.tasks[task].id.clone(),
+                        attempt,
+                        pid: launched.pid,
+                        pid_start_time: launched.start_time,
+                    });
+                    procs.watch(task, attempt, launched);
                 }
                 Err(error) => {
                     // A check that cannot start counts as not met; the next one may.
@@ -459,7 +479,7 @@ impl Ctx<'_, '_> {
                 }
             }
         }
-        Ok(())
+        changes
     }
 
     /// Deadlines that passed: each one whose run or task has not finished is a miss. Either
@@ -631,11 +651,7 @@ impl Ctx<'_, '_> {
                             pid: launched.pid,
                             pid_start_time: launched.start_time,
                         });
-                        procs.running[task] = Some(launched.kill);
-                        let done = launched.done;
-                        procs
-                            .joins
-                            .spawn(async move { (task, attempt, done.await) });
+                        procs.watch(task, attempt, launched);
                         if self.spec.dag.tasks[task].sensor.is_some() {
                             procs.sensing.insert(
                                 task,
