@@ -269,21 +269,31 @@ impl Scheduler {
                 on_time_since,
                 now,
             );
+            // Skipped ticks are recorded together: one commit, however many a catch-up skips.
+            // The DAG's progress moves only past what is recorded, so a failed commit means the
+            // same ticks are decided again on the next pass (a recorded tick keeps its decision).
+            let mut skipped = Vec::new();
             for (tick, plan) in due {
                 match plan {
                     Plan::Skip(reason) => {
                         info!(dag = %id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
-                        store.record_tick(&id, tick, &TickDecision::Skipped(reason))?;
+                        skipped.push((tick, TickDecision::Skipped(reason)));
+                        continue;
                     }
-                    // Missed ticks that catch-up runs queue behind each other: skipping them
-                    // for overlap would undo `catchup = "all"`.
                     Plan::Run => {
+                        store.record_ticks(&id, &std::mem::take(&mut skipped))?;
                         let catching_up = tick < on_time_since;
                         self.run_tick(&dag, &source, &path, tick, catching_up)?;
                     }
                 }
                 if let Some(l) = self.dags.get_mut(&id) {
                     l.last_decided = Some(tick);
+                }
+            }
+            if let Some(&(last, _)) = skipped.last() {
+                store.record_ticks(&id, &skipped)?;
+                if let Some(l) = self.dags.get_mut(&id) {
+                    l.last_decided = Some(last);
                 }
             }
         }
@@ -315,7 +325,7 @@ impl Scheduler {
                 Overlap::Skip => {
                     let reason = format!("overlap: run {} is still {}", newest.id, newest.state);
                     info!(dag = %dag.id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
-                    store.record_tick(&dag.id, tick, &TickDecision::Skipped(reason))?;
+                    store.record_ticks(&dag.id, &[(tick, TickDecision::Skipped(reason))])?;
                     return Ok(());
                 }
                 Overlap::CancelPrevious => {

@@ -126,16 +126,16 @@ pub trait Store {
     /// Fails when the database cannot be read.
     fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>>;
 
-    /// Records a tick that was decided; `false` when it had been decided already.
+    /// Records ticks that were decided, in one transaction (a catch-up can decide thousands);
+    /// a tick decided already keeps its first decision. Returns how many were new.
     ///
     /// # Errors
     /// Fails when the database cannot be written.
-    fn record_tick(
+    fn record_ticks(
         &self,
         dag_id: &str,
-        logical_date: chrono::DateTime<chrono::Utc>,
-        decision: &TickDecision,
-    ) -> Result<bool>;
+        ticks: &[(chrono::DateTime<chrono::Utc>, TickDecision)],
+    ) -> Result<usize>;
 
     /// The latest tick decided for a DAG.
     ///

@@ -567,30 +567,27 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn record_tick(
-        &self,
-        dag_id: &str,
-        logical_date: DateTime<Utc>,
-        decision: &TickDecision,
-    ) -> Result<bool> {
-        let (kind, reason, run) = match decision {
-            TickDecision::Run(run) => ("run", None, Some(*run)),
-            TickDecision::Skipped(reason) => ("skipped", Some(reason.as_str()), None),
-        };
-        let inserted = self.conn.execute(
-            "INSERT INTO ticks (dag_id, logical_date, decision, reason, run_id, decided_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (dag_id, logical_date) DO NOTHING",
-            params![
-                dag_id,
-                ts(&logical_date),
-                kind,
-                reason,
-                run,
-                ts(&Utc::now())
-            ],
-        )?;
-        Ok(inserted == 1)
+    fn record_ticks(&self, dag_id: &str, ticks: &[(DateTime<Utc>, TickDecision)]) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let mut inserted = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO ticks (dag_id, logical_date, decision, reason, run_id, decided_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (dag_id, logical_date) DO NOTHING",
+            )?;
+            let now = ts(&Utc::now());
+            for (logical_date, decision) in ticks {
+                let (kind, reason, run) = match decision {
+                    TickDecision::Run(run) => ("run", None, Some(*run)),
+                    TickDecision::Skipped(reason) => ("skipped", Some(reason.as_str()), None),
+                };
+                inserted +=
+                    insert.execute(params![dag_id, ts(logical_date), kind, reason, run, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
     }
 
     fn last_tick(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {

@@ -224,13 +224,14 @@ fn ticks_record_every_decision_once() {
     let t1 = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
     let t2 = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
     let skipped = TickDecision::Skipped("paused".into());
-    assert!(store.record_tick("demo", t1, &skipped).unwrap());
-    assert!(
-        !store
-            .record_tick("demo", t1, &TickDecision::Skipped("again".into()))
-            .unwrap()
+    assert_eq!(
+        store
+            .record_ticks("demo", &[(t1, skipped.clone())])
+            .unwrap(),
+        1
     );
-    assert!(store.record_tick("demo", t2, &skipped).unwrap());
+    let again = [(t1, TickDecision::Skipped("again".into())), (t2, skipped)];
+    assert_eq!(store.record_ticks("demo", &again).unwrap(), 1);
     assert_eq!(store.last_tick("demo").unwrap(), Some(t2));
     assert_eq!(store.last_tick("other").unwrap(), None);
     let ticks = store.ticks("demo", 10).unwrap();
