@@ -68,3 +68,4 @@ echo "  $reps timed repetitions per measurement after one untimed warm-up; media
 echo
 
 python3 "$here/bench.py" --vane "$vane" --dags-root "$tmp/dags" --tmp "$tmp" --reps "$reps"
+[[ "${VANE_BENCH_SCALE:-1}" == 0 ]] || { echo; bash "$here/scale.sh"; }  # scale benchmark (scale.sh); VANE_BENCH_SCALE=0 skips it

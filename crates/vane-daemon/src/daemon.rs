@@ -57,6 +57,9 @@ struct Loaded {
     /// When this scheduler first saw the DAG: a new DAG starts with its next tick.
     first_seen: DateTime<Utc>,
     last_decided: Option<DateTime<Utc>>,
+    /// Nothing is due before this: the next tick after the last pass that looked. Passes
+    /// skip the DAG until then, so their cost grows with what is due, not with idle DAGs.
+    next_due: Option<DateTime<Utc>>,
     /// Since when this DAG has been scheduled without interruption (scheduler up, DAG not
     /// paused): ticks before it were missed and follow `catchup`; later ones are on time.
     on_time_since: DateTime<Utc>,
@@ -226,6 +229,7 @@ impl Scheduler {
                     on_time_since: previous.as_ref().map_or(self.up_since, |l| l.on_time_since),
                     first_seen: previous.map_or(now, |l| l.first_seen),
                     last_decided,
+                    next_due: None,
                 },
             );
         }
@@ -255,7 +259,11 @@ impl Scheduler {
             if paused {
                 if let Some(l) = self.dags.get_mut(&id) {
                     l.on_time_since = now;
+                    l.next_due = None;
                 }
+                continue;
+            }
+            if loaded.next_due.is_some_and(|due| due > now) {
                 continue;
             }
             let dag = Rc::clone(&loaded.dag);
@@ -295,6 +303,15 @@ impl Scheduler {
                 if let Some(l) = self.dags.get_mut(&id) {
                     l.last_decided = Some(last);
                 }
+            }
+            if let Some(l) = self.dags.get_mut(&id) {
+                // A manual-only DAG, or one past its end_date, is never due again.
+                l.next_due = Some(
+                    dag.schedule
+                        .as_ref()
+                        .and_then(|s| s.next_after(now))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                );
             }
         }
         Ok(())
@@ -447,11 +464,7 @@ impl Scheduler {
     }
 
     fn next_wake(&self, now: DateTime<Utc>) -> Duration {
-        let next_tick = self
-            .dags
-            .values()
-            .filter_map(|l| l.dag.schedule.as_ref().and_then(|s| s.next_after(now)))
-            .min();
+        let next_tick = self.dags.values().filter_map(|l| l.next_due).min();
         let poll = self.config.poll;
         match next_tick.map(|t| (t - now).to_std().unwrap_or_default()) {
             Some(until) if until < poll => until,
