@@ -15,7 +15,7 @@ use vane_store::{
 
 use crate::cli::{BackfillAction, BackfillArgs, BackfillsArgs, Global};
 use crate::commands::{
-    engine, find_dag, host, init_tracing, load_dags, open_store, runtime_with_stop,
+    engine, find_dag, host, init_tracing, load_dags, open_store, runtime_with_signals,
 };
 use crate::output::table;
 
@@ -68,7 +68,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_tracing();
-    let (runtime, interrupt) = runtime_with_stop()?;
+    let (runtime, interrupts) = runtime_with_signals()?;
     let id = store.create_backfill(&NewBackfill {
         dag_id: &dag.id,
         from,
@@ -129,7 +129,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         args.from,
         args.to
     );
-    drive(&runtime, engine, id, interrupt)
+    drive(&runtime, engine, id, interrupts)
 }
 
 fn local(tick: &DateTime<Utc>, dag: &Dag) -> String {
@@ -142,11 +142,11 @@ fn drive(
     runtime: &tokio::runtime::Runtime,
     engine: Engine<'static>,
     id: i64,
-    interrupt: impl std::future::Future<Output = ()>,
+    interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<ExitCode> {
     let store = engine.store;
     let mut bar = Progress::new();
-    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupt, |b| {
+    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupts, |b| {
         bar.show(b)
     }))?;
     bar.finish();
@@ -260,10 +260,10 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
                 );
             }
             init_tracing();
-            let (runtime, interrupt) = runtime_with_stop()?;
+            let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;
             let engine = engine(g, store, std::time::Duration::from_secs(10))?;
-            drive(&runtime, engine, *id, interrupt)
+            drive(&runtime, engine, *id, interrupts)
         }
     }
 }

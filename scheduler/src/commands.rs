@@ -429,16 +429,43 @@ pub(crate) fn runtime_with_stop() -> Result<(
     tokio::runtime::Runtime,
     impl std::future::Future<Output = ()>,
 )> {
+    let (runtime, mut signals) = runtime_with_signals()?;
+    Ok((runtime, async move {
+        signals.recv().await;
+    }))
+}
+
+/// A runtime for executing runs, and every SIGINT or SIGTERM from now on, one message each
+/// (a second Ctrl-C can mean "harder").
+pub(crate) fn runtime_with_signals() -> Result<(
+    tokio::runtime::Runtime,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+)> {
+    use tokio::signal::unix::{SignalKind, signal};
     // One thread drives the run and supervises its processes: measured faster than a
     // multi-threaded runtime, whose cross-thread wake-ups cost more than they overlap.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let stop = {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    {
         let _runtime = runtime.enter();
-        stop_signal()?
-    };
-    Ok((runtime, stop))
+        // Installed now, before anything starts: a signal from here on is never lost.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
+                }
+                if sender.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok((runtime, receiver))
 }
 
 fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
@@ -525,19 +552,6 @@ fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
         backfill: None,
     };
     foreground(&runtime, stop, &engine, &spec, args.run_id)
-}
-
-/// Installs SIGINT and SIGTERM handlers now and returns a future that completes on either.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
-        }
-    })
 }
 
 pub(crate) fn init_tracing() {

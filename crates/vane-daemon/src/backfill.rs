@@ -2,7 +2,6 @@
 //! driven by one process with bounded concurrency, resumable after an interruption.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -86,16 +85,16 @@ pub fn existing_runs(
 const POLL: Duration = Duration::from_millis(200);
 
 /// Drives backfill `id` until its runs are all finished (then `done`), it is paused or
-/// cancelled from another terminal, or `interrupt` completes (then it is paused: running tasks
-/// finish, unstarted runs wait for `vane backfills resume`). `progress` sees the backfill after
-/// every change.
+/// cancelled from another terminal, or an interrupt arrives (then it is paused: running tasks
+/// finish, unstarted runs wait for `vane backfills resume`; a second interrupt kills the
+/// running tasks, which run again on resume). `progress` sees the backfill after every change.
 ///
 /// # Errors
 /// Fails when the database cannot be used.
 pub async fn drive(
     engine: Engine<'static>,
     id: i64,
-    interrupt: impl Future<Output = ()>,
+    mut interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
     mut progress: impl FnMut(&BackfillRecord),
 ) -> Result<BackfillState, DaemonError> {
     let engine = Rc::new(engine);
@@ -104,7 +103,6 @@ pub async fn drive(
             let store = engine.store;
             let mut active: HashMap<RunId, (watch::Sender<Control>, JoinHandle<()>)> =
                 HashMap::new();
-            tokio::pin!(interrupt);
             let mut interrupted = false;
             let finished = Rc::new(tokio::sync::Notify::new());
             let mut shown = None;
@@ -132,9 +130,20 @@ pub async fn drive(
                         for (sender, _) in active.values() {
                             let _ = sender.send(control);
                         }
-                        for (_, (_, handle)) in active.drain() {
-                            let _ = handle.await;
+                        // Running tasks finish; another interrupt kills them (they run again
+                        // on resume), for a person who will not wait.
+                        while active.values().any(|(_, handle)| !handle.is_finished()) {
+                            tokio::select! {
+                                () = tokio::time::sleep(POLL) => {}
+                                Some(()) = interrupts.recv() => {
+                                    warn!(backfill = id, "Interrupted again: killing running tasks; they run again on resume.");
+                                    for (sender, _) in active.values() {
+                                        let _ = sender.send(Control::Stop(StopReason::User));
+                                    }
+                                }
+                            }
                         }
+                        active.clear();
                         if state == BackfillState::Cancelled {
                             fail_unstarted(&engine, &backfill)?;
                         }
@@ -186,7 +195,7 @@ pub async fn drive(
                     // cancel from other terminals.
                     () = finished.notified() => {}
                     () = tokio::time::sleep(POLL) => {}
-                    () = &mut interrupt, if !interrupted => {
+                    Some(()) = interrupts.recv() => {
                         interrupted = true;
                         store.set_backfill_state(id, BackfillState::Paused)?;
                         info!(backfill = id, "Backfill interrupted: finishing running tasks; `vane backfills resume` continues it.");
