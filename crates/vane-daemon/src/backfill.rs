@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, LocalSet};
 use tracing::{info, warn};
 use vane_dag::Dag;
 use vane_engine::{Control, Engine, EngineError, StopReason};
-use vane_store::{BackfillRecord, BackfillState, Change, RunFilter, RunId, RunState};
+use vane_store::{BackfillRecord, BackfillState, RunFilter, RunId, RunState};
 
 use crate::daemon::{DaemonError, execute};
 
@@ -211,18 +211,11 @@ pub async fn drive(
 /// # Errors
 /// Fails when the database cannot be written.
 pub fn fail_unstarted(engine: &Engine<'_>, backfill: &BackfillRecord) -> Result<(), DaemonError> {
-    let changes: Vec<Change> = backfill
-        .runs
-        .iter()
-        .filter(|(_, state)| *state == RunState::Queued)
-        .map(|(run, _)| Change::Run {
-            run: *run,
-            state: RunState::Failed,
-            reason: Some(format!("backfill {} was cancelled", backfill.id)),
-            at: Utc::now(),
-        })
-        .collect();
-    engine.store.apply(&changes)?;
+    let reason = format!("backfill {} was cancelled", backfill.id);
+    for (run, _) in backfill.runs.iter().filter(|(_, s)| *s == RunState::Queued) {
+        let changes = vane_engine::abandon_changes(engine.store, *run, &reason)?;
+        engine.store.apply(&changes)?;
+    }
     Ok(())
 }
 

@@ -388,12 +388,8 @@ impl Scheduler {
             return Ok(());
         }
         if run.state == RunState::Queued {
-            self.store().apply(&[Change::Run {
-                run: run.id,
-                state: RunState::Failed,
-                reason: Some(reason.to_owned()),
-                at: Utc::now(),
-            }])?;
+            let store = self.store();
+            store.apply(&vane_engine::abandon_changes(store, run.id, reason)?)?;
         }
         Ok(())
     }

@@ -91,3 +91,36 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
     store.apply(&changes)?;
     Ok(())
 }
+
+/// The changes that end a queued run that will never start: the run fails with `reason` and
+/// its tasks that never ran are skipped, so the record does not show them waiting forever.
+///
+/// # Errors
+/// Fails when the store cannot be read.
+pub fn abandon_changes(
+    store: &dyn Store,
+    run: RunId,
+    reason: &str,
+) -> Result<Vec<Change>, EngineError> {
+    let at = Utc::now();
+    let detail = store.run(run)?;
+    let mut changes: Vec<Change> = detail
+        .tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Queued)
+        .map(|t| Change::Task {
+            run,
+            task: t.task_id.clone(),
+            state: TaskState::Skipped,
+            reason: Some(reason.to_owned()),
+            at,
+        })
+        .collect();
+    changes.push(Change::Run {
+        run,
+        state: RunState::Failed,
+        reason: Some(reason.to_owned()),
+        at,
+    });
+    Ok(changes)
+}

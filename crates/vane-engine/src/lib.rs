@@ -26,7 +26,7 @@ mod git;
 mod machine;
 mod runner;
 
-pub use adopt::{adopt, orphaned};
+pub use adopt::{abandon_changes, adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
 pub use machine::{Action, Finish, Recorded, RunMachine};
