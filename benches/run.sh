@@ -13,40 +13,14 @@
 #   TMPDIR               where the temp dir goes (default /tmp); fsync cost depends on its disk
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
+name=run.sh
+# shellcheck source=benches/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 reps="${VANE_BENCH_REPS:-5}"
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || { echo "run.sh: required tool \`$1\` not found" >&2; exit 2; }
-}
 for tool in cargo python3 bash sh seq xargs date df; do need "$tool"; done
-python3 -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-    || { echo "run.sh: python3 >= 3.11 (for tomllib) is required" >&2; exit 2; }
 case "$(date +%N)" in
     *[!0-9]* | "") echo "run.sh: \`date +%N\` does not print nanoseconds (GNU date needed)" >&2; exit 2 ;;
 esac
-
-# The benchmark must never read or write the user's vane setup, nor be slowed by their logging.
-unset VANE_DB VANE_DAGS VANE_WORK RUST_LOG
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/vane-bench.XXXXXX")"
-cleanup() {
-    if [[ "${VANE_BENCH_KEEP:-0}" == 1 ]]; then
-        echo "run.sh: kept $tmp"
-    else
-        rm -rf -- "$tmp"
-    fi
-}
-trap cleanup EXIT
-
-echo "Building vane (release)..." >&2
-(cd "$root" && cargo build --release -p vane --quiet)
-# The binary cargo just built, wherever the target dir is (CARGO_TARGET_DIR, config, ...).
-target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-vane="$target_dir/release/vane"
-[[ -x "$vane" ]] || { echo "run.sh: no binary at $vane after the build" >&2; exit 2; }
 
 python3 "$here/gen_dags.py" "$tmp/dags"
 

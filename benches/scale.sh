@@ -15,37 +15,12 @@
 # Arguments are passed to scale.py, e.g. `bash benches/scale.sh --only backfill`.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
+name=scale.sh
+# shellcheck source=benches/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 reps="${VANE_SCALE_REPS:-3}"
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || { echo "scale.sh: required tool \`$1\` not found" >&2; exit 2; }
-}
 for tool in cargo python3 sh seq xargs df; do need "$tool"; done
-python3 -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-    || { echo "scale.sh: python3 >= 3.11 (for tomllib) is required" >&2; exit 2; }
 [[ -r /proc/self/stat ]] || { echo "scale.sh: /proc is required (Linux)" >&2; exit 2; }
-
-# The benchmark must never read or write the user's vane setup, nor be slowed by their logging.
-unset VANE_DB VANE_DAGS VANE_WORK VANE_LOG RUST_LOG
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/vane-scale.XXXXXX")"
-cleanup() {
-    if [[ "${VANE_BENCH_KEEP:-0}" == 1 ]]; then
-        echo "scale.sh: kept $tmp"
-    else
-        rm -rf -- "$tmp"
-    fi
-}
-trap cleanup EXIT
-
-echo "Building vane (release)..." >&2
-(cd "$root" && cargo build --release -p vane --quiet)
-target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-vane="$target_dir/release/vane"
-[[ -x "$vane" ]] || { echo "scale.sh: no binary at $vane after the build" >&2; exit 2; }
 
 rev="$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty="$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null | head -c1 || true)"

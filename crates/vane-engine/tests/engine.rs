@@ -276,7 +276,6 @@ async fn a_drained_run_finishes_what_runs_and_resumes_later() {
 
 #[tokio::test(start_paused = true)]
 async fn a_scheduled_run_past_its_sla_records_a_miss_when_the_deadline_passes() {
-    let f = fixture();
     let source = r#"
 [dag]
 sla = "2s"
@@ -291,29 +290,11 @@ command = "true"
 depends_on = ["b"]
 sla = "1h"
 "#;
-    let dag = vane_dag::parse_dag(source, "timely").dag.unwrap();
-    let store = SqliteStore::open(&f.db).unwrap();
-    let executor = FakeExecutor::new(&f.db, &[]);
-    let engine = engine(&f, &store, &executor);
-    let spec = RunSpec {
-        dag: &dag,
-        source,
-        path: Path::new("dags/timely.toml"),
-        params: Vec::new(),
-        logical_date: Utc::now(),
-        trigger: Trigger::Scheduled,
-        git: None,
-        backfill: None,
-    };
-    let run = engine.create_run(&spec).unwrap();
-    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
-    assert_eq!(
-        engine.execute(run, &spec, control).await.unwrap(),
-        RunState::Success
-    );
+    let (_f, store, _executor, detail) = run_dag(source, Trigger::Scheduled, &[]).await;
+    assert_eq!(detail.run.state, RunState::Success);
     // Each task takes 1s: b ends at 2s (deadline 1s), the run at 3s (deadline 2s); c is in time.
     let misses: Vec<_> = store
-        .sla_misses(Some("timely"), 0)
+        .sla_misses(Some("sensing"), 0)
         .unwrap()
         .into_iter()
         .map(|m| m.task)
@@ -338,8 +319,10 @@ command = "echo train"
 depends_on = ["labels_arrived"]
 "#;
 
-async fn run_sensor_dag(
+/// Runs `source` as DAG `sensing` to the end with a scripted executor, on virtual time.
+async fn run_dag(
     source: &str,
+    trigger: Trigger,
     script: &[(&str, &[Step])],
 ) -> (Fixture, SqliteStore, FakeExecutor, vane_store::RunDetail) {
     let f = fixture();
@@ -354,7 +337,7 @@ async fn run_sensor_dag(
             path: Path::new("dags/sensing.toml"),
             params: Vec::new(),
             logical_date: Utc::now(),
-            trigger: Trigger::Manual,
+            trigger,
             git: None,
             backfill: None,
         };
@@ -368,8 +351,9 @@ async fn run_sensor_dag(
 
 #[tokio::test(start_paused = true)]
 async fn a_sensor_polls_until_its_condition_holds_without_holding_a_slot() {
-    let (_f, _store, executor, detail) = run_sensor_dag(
+    let (_f, _store, executor, detail) = run_dag(
         SENSOR,
+        Trigger::Manual,
         &[(
             "labels_arrived",
             &[Step::Exit(2), Step::Exit(2), Step::Exit(0)],
@@ -410,8 +394,12 @@ async fn a_sensor_polls_until_its_condition_holds_without_holding_a_slot() {
 async fn a_sensor_whose_condition_never_holds_fails_at_its_timeout() {
     let source = SENSOR.replace("timeout = \"1h\"", "timeout = \"25s\"");
     let always_missing: &[Step] = &[Step::Exit(2); 10];
-    let (_f, _store, _executor, detail) =
-        run_sensor_dag(&source, &[("labels_arrived", always_missing)]).await;
+    let (_f, _store, _executor, detail) = run_dag(
+        &source,
+        Trigger::Manual,
+        &[("labels_arrived", always_missing)],
+    )
+    .await;
     assert_eq!(detail.run.state, RunState::Failed);
     let sensor = &detail.tasks[0];
     assert_eq!(sensor.state, TaskState::Failed);

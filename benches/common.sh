@@ -1,0 +1,34 @@
+# Shared setup of the benchmark scripts; sourced with $name set to the script's name.
+# Provides: need TOOL, $here, $root, $tmp (removed on exit unless VANE_BENCH_KEEP=1), and
+# $vane, the release binary built from this checkout.
+
+here="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "$name: required tool \`$1\` not found" >&2; exit 2; }
+}
+
+python3 -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    || { echo "$name: python3 >= 3.11 (for tomllib) is required" >&2; exit 2; }
+
+# The benchmark must never read or write the user's vane setup, nor be slowed by their logging.
+unset VANE_DB VANE_DAGS VANE_WORK VANE_LOG RUST_LOG
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/vane-bench.XXXXXX")"
+cleanup() {
+    if [[ "${VANE_BENCH_KEEP:-0}" == 1 ]]; then
+        echo "$name: kept $tmp"
+    else
+        rm -rf -- "$tmp"
+    fi
+}
+trap cleanup EXIT
+
+echo "Building vane (release)..." >&2
+(cd "$root" && cargo build --release -p vane --quiet)
+# The binary cargo just built, wherever the target dir is (CARGO_TARGET_DIR, config, ...).
+target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+vane="$target_dir/release/vane"
+[[ -x "$vane" ]] || { echo "$name: no binary at $vane after the build" >&2; exit 2; }
