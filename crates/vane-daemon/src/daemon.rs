@@ -95,6 +95,8 @@ struct Scheduler {
     active: HashMap<RunId, Active>,
     /// When this scheduler started: ticks before it were missed, ticks after it are on time.
     up_since: DateTime<Utc>,
+    /// Signalled by every run execution that ends.
+    finished: Rc<tokio::sync::Notify>,
 }
 
 impl Scheduler {
@@ -106,6 +108,7 @@ impl Scheduler {
             fingerprint: Vec::new(),
             active: HashMap::new(),
             up_since: Utc::now(),
+            finished: Rc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -138,10 +141,11 @@ impl Scheduler {
                     error!(error = %e, "Could not adopt orphaned runs; retrying later.");
                 }
             }
+            // Finished executions free their DAG's places before queued runs are looked at.
+            self.reap();
             if let Err(e) = self.start_queued() {
                 error!(error = %e, "Could not start queued runs; retrying on the next pass.");
             }
-            self.reap();
             // The cost of one pass, for the scale benchmark and for anyone wondering.
             debug!(
                 pass_us = pass.elapsed().as_micros() as u64,
@@ -152,6 +156,8 @@ impl Scheduler {
             let wake = self.next_wake(now);
             tokio::select! {
                 () = tokio::time::sleep(wake) => {}
+                // A run that ends frees its DAG's place for the next queued one at once.
+                () = self.finished.notified() => {}
                 () = &mut shutdown => break,
             }
         }
@@ -435,6 +441,7 @@ impl Scheduler {
         let (control, watch) = watch::channel(Control::Run);
         let id = run.id;
         let dag_id = run.dag_id.clone();
+        let finished = Rc::clone(&self.finished);
         let handle = tokio::task::spawn_local(async move {
             match execute(&engine, &run, watch).await {
                 Ok(_) => {}
@@ -444,6 +451,7 @@ impl Scheduler {
                 }
                 Err(e) => error!(run_id = run.id, error = %e, "Run could not be executed."),
             }
+            finished.notify_one();
         });
         self.active.insert(
             id,
