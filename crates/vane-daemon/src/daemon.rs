@@ -121,12 +121,18 @@ impl Scheduler {
         self.reload(Utc::now())?;
         self.recover().await?;
         let mut last_recovery = std::time::Instant::now();
+        let mut last_reload = std::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             let now = Utc::now();
             let pass = std::time::Instant::now();
-            if let Err(e) = self.reload(now) {
-                error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
+            // The folder is looked at once per poll interval, however often runs end or ticks
+            // come: with a thousand DAG files that look is most of a pass.
+            if last_reload.elapsed() >= self.config.poll {
+                last_reload = std::time::Instant::now();
+                if let Err(e) = self.reload(now) {
+                    error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
+                }
             }
             // A database error here (a long lock, a full disk) ends nothing: the next pass
             // tries again, and runs in flight go on.
