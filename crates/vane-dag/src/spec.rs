@@ -360,7 +360,7 @@ fn section_doc(name: &str) -> &'static str {
 pub fn json_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://vane.dev/schema/dag.json",
+        "$id": "urn:vane:dag-file",
         "title": "vane DAG file",
         "description": "One DAG per TOML file. Reference: README.md, section 'The DAG file'.",
         "type": "object",
