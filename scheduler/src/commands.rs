@@ -229,6 +229,7 @@ pub(crate) fn engine<'a>(
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work folder {}", work.display()))?;
     Ok(Engine {
+        limits: limits(g)?,
         store,
         executor: &ProcessExecutor,
         paths: Paths {
@@ -238,6 +239,22 @@ pub(crate) fn engine<'a>(
         },
         host: host(),
         kill_grace,
+    })
+}
+
+/// Pools and the global task limit from the scheduler config, when there is one.
+fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
+    let source = match std::fs::read_to_string(&g.config) {
+        Ok(source) => source,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", g.config.display())),
+    };
+    vane_dag::parse_config(&source).map_err(|diagnostics| {
+        let path = g.config.display().to_string();
+        for d in &diagnostics {
+            eprint!("{}", d.render(&path, &source));
+        }
+        anyhow!("{path} does not validate; fix the errors above")
     })
 }
 

@@ -85,6 +85,7 @@ impl Project {
             .env_remove("VANE_DAGS")
             .env_remove("VANE_DB")
             .env_remove("VANE_WORK")
+            .env_remove("VANE_CONFIG")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             // Never let git find a repository around the temporary folder.

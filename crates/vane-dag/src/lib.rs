@@ -35,7 +35,7 @@ pub use load::{DagFile, DagSet, load_dir, load_paths};
 pub use model::{
     Backoff, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy, Schedule, Task, TriggerRule,
 };
-pub use parse::{Parsed, parse_dag};
+pub use parse::{Parsed, SchedulerConfig, parse_config, parse_dag};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

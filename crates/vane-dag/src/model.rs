@@ -136,6 +136,10 @@ pub struct Task {
     pub trigger_rule: TriggerRule,
     /// `Some(poke interval)` for a sensor: `command` is a condition polled until it holds.
     pub sensor: Option<Duration>,
+    /// The pool the task takes a slot of while it runs.
+    pub pool: Option<String>,
+    /// Higher goes first among tasks waiting for a slot.
+    pub priority: i64,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
     /// Finish within this long after the run's logical date, or an SLA miss is recorded.

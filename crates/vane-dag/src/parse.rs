@@ -59,6 +59,85 @@ pub fn parse_dag(source: &str, default_id: &str) -> Parsed {
     Parsed { dag, diagnostics }
 }
 
+/// The scheduler config file (`vane.toml`): limits shared by every run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Most tasks running at once across all runs; `None` means no global limit.
+    pub max_active_tasks: Option<usize>,
+    /// Named pools and how many tasks of each may run at once.
+    pub pools: std::collections::BTreeMap<String, usize>,
+}
+
+/// Parses and checks a scheduler config file:
+///
+/// ```toml
+/// [scheduler]
+/// max_active_tasks = 16
+///
+/// [pools]
+/// gpu = 1
+/// ```
+///
+/// # Errors
+/// Every problem, as diagnostics with spans, like a DAG file's.
+pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
+    let mut cx = Cx {
+        source,
+        diags: Vec::new(),
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    cx.syntax_errors(&syntax_errors);
+    let mut config = SchedulerConfig::default();
+    for (key, value) in root.get_ref() {
+        match key.get_ref().as_ref() {
+            "scheduler" => {
+                let keys = cx.table(value, &[spec::SCHEDULER], "[scheduler]");
+                config.max_active_tasks = keys.int("max_active_tasks").map(|n| n as usize);
+            }
+            "pools" => {
+                let DeValue::Table(pools) = value.get_ref() else {
+                    cx.error(
+                        "[pools] must be a table",
+                        value.span(),
+                        "write [pools] followed by `name = slots` lines, e.g. gpu = 1",
+                    );
+                    continue;
+                };
+                for (name, slots) in pools {
+                    let pool = name.get_ref().as_ref();
+                    match slots.get_ref() {
+                        DeValue::Integer(i)
+                            if integer(i).is_some_and(|n| (1..=10_000).contains(&n)) =>
+                        {
+                            config
+                                .pools
+                                .insert(pool.to_owned(), integer(i).unwrap_or(1) as usize);
+                        }
+                        _ => cx.error(
+                            format!("pool `{pool}` must have a whole number of slots, 1 to 10000"),
+                            slots.span(),
+                            format!("write {pool} = 1"),
+                        ),
+                    }
+                }
+            }
+            other => {
+                let hint = suggestion(other, ["scheduler", "pools"]);
+                cx.error(
+                    format!("unknown table `{other}` in the scheduler config"),
+                    key.span(),
+                    hint,
+                );
+            }
+        }
+    }
+    if cx.diags.iter().any(Diagnostic::is_error) {
+        Err(cx.diags)
+    } else {
+        Ok(config)
+    }
+}
+
 /// A checked value of one key.
 enum Val {
     Str(String),
@@ -562,6 +641,8 @@ impl Cx<'_> {
             command,
             depends_on: Vec::new(),
             trigger_rule: TriggerRule::from_name(keys.str("trigger_rule").unwrap_or("all_success")),
+            pool: keys.str("pool").map(str::to_owned),
+            priority: keys.int("priority").unwrap_or(0),
             sensor: (keys.str("kind") == Some("sensor"))
                 .then(|| keys.dur("poke_interval").unwrap_or(Duration::from_secs(30))),
             retry,

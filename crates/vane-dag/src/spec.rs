@@ -237,6 +237,22 @@ pub(crate) const TASK_OWN: &[Field] = &[
         ),
         "command",
     ),
+    field(
+        "pool",
+        Ty::Ident,
+        "Named pool the task takes a slot of while it runs (`[pools] gpu = 1` in the scheduler config, `vane.toml`), so a scarce resource is never oversubscribed across DAGs and vane processes.",
+    ),
+    with_default(
+        field(
+            "priority",
+            Ty::Int {
+                min: -1000,
+                max: 1000,
+            },
+            "Among tasks waiting for a slot, higher goes first, then the one waiting longest. Backfill runs' tasks always yield to other runs'.",
+        ),
+        "0",
+    ),
     with_default(
         field(
             "poke_interval",
@@ -276,6 +292,16 @@ pub(crate) const TASK_OWN: &[Field] = &[
 
 pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
 pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED];
+
+/// Keys of `[scheduler]` in the scheduler config file (`vane.toml`).
+pub(crate) const SCHEDULER: &[Field] = &[field(
+    "max_active_tasks",
+    Ty::Int {
+        min: 1,
+        max: 100_000,
+    },
+    "Most tasks running at once across every run of every DAG (and every vane process on the same database).",
+)];
 
 /// Top-level tables of a DAG file.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[

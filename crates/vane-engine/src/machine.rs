@@ -126,6 +126,8 @@ struct Slot {
     rule: TriggerRule,
     /// A waiting sensor holds no worker slot.
     sensor: bool,
+    /// Higher starts first among ready tasks.
+    priority: i64,
     upstream: Upstream,
     downstream: Vec<usize>,
     retry_at: Option<Instant>,
@@ -162,6 +164,7 @@ impl RunMachine {
                 retry: t.retry,
                 rule: t.trigger_rule,
                 sensor: t.sensor.is_some(),
+                priority: t.priority,
                 upstream: Upstream {
                     total: t.depends_on.len(),
                     ..Upstream::default()
@@ -462,11 +465,32 @@ impl RunMachine {
             self.launch(task, actions);
         }
         while self.running - self.sensing < self.max_active {
-            let Some(task) = self.ready.pop_front() else {
+            // Highest priority first; among equals, the one ready longest.
+            let best = self
+                .ready
+                .iter()
+                .enumerate()
+                .max_by_key(|&(i, &t)| (self.slots[t].priority, std::cmp::Reverse(i)))
+                .map(|(i, _)| i);
+            let Some(task) = best.and_then(|i| self.ready.remove(i)) else {
                 break;
             };
             self.launch(task, actions);
         }
+    }
+
+    /// Takes back a [`Action::Launch`] that could not be carried out yet (its pool had no free
+    /// slot): the task is ready again, first in line, and its attempt number is given back.
+    pub fn unlaunch(&mut self, task: usize) {
+        let slot = &mut self.slots[task];
+        debug_assert_eq!(slot.state, TaskState::Running);
+        slot.state = TaskState::Queued;
+        slot.attempts -= 1;
+        self.running -= 1;
+        if slot.sensor {
+            self.sensing -= 1;
+        }
+        self.ready.push_front(task);
     }
 
     fn launch(&mut self, task: usize, actions: &mut Vec<Action>) {

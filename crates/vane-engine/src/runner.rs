@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
@@ -80,6 +80,8 @@ pub struct Engine<'a> {
     pub host: String,
     /// How long a killed task gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Pools and the global task limit, shared with every vane process on the store.
+    pub limits: vane_dag::SchedulerConfig,
 }
 
 /// Records a DAG file's content as a version of DAG `dag_id` (or finds it recorded).
@@ -190,6 +192,7 @@ impl Engine<'_> {
             .collect();
         let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded);
         let mut procs = Processes {
+            slot_retry_at: None,
             running: (0..dag.tasks.len()).map(|_| None).collect(),
             joins: JoinSet::new(),
             sensing: HashMap::new(),
@@ -198,7 +201,24 @@ impl Engine<'_> {
             engine: self,
             run,
             spec,
+            owner: &owner,
         };
+        // A pool the config does not define can never give a slot: say so instead of waiting.
+        if let Some((task, pool)) = dag.tasks.iter().find_map(|t| {
+            t.pool
+                .as_ref()
+                .filter(|p| !self.limits.pools.contains_key(*p))
+                .map(|p| (&t.id, p))
+        }) {
+            let reason = format!(
+                "task `{task}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
+            );
+            self.store
+                .apply(&crate::adopt::abandon_changes(self.store, run, &reason)?)?;
+            self.store.apply(&[Change::RunOwner { run, owner: None }])?;
+            warn!(run_id = run, %reason, "Run cannot start.");
+            return Ok(RunState::Failed);
+        }
         let mut stopping: Option<StopReason> = None;
         let mut draining = false;
         let mut listening = true;
@@ -227,6 +247,7 @@ impl Engine<'_> {
                             at: Utc::now(),
                         },
                         Change::RunOwner { run, owner: None },
+                        Change::ReleaseSlots { run, task: None },
                     ])?;
                     info!(run_id = run, dag = %dag.id, "Run put aside.");
                     return Ok(RunState::Queued);
@@ -241,6 +262,7 @@ impl Engine<'_> {
                             at: Utc::now(),
                         },
                         Change::RunOwner { run, owner: None },
+                        Change::ReleaseSlots { run, task: None },
                     ])?;
                     info!(run_id = run, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
                     return Ok(state);
@@ -248,6 +270,7 @@ impl Engine<'_> {
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
                 let sla_wake = deadlines.iter().map(|d| d.due).min();
                 let poke = procs.sensing.values().filter_map(|s| s.next_poke).min();
+                let slot_poll = procs.slot_retry_at;
                 let (actions, changes) = tokio::select! {
                     Some(joined) = procs.joins.join_next() => {
                         // Tasks that ended together are recorded in one transaction.
@@ -266,6 +289,10 @@ impl Engine<'_> {
                             next = procs.joins.try_join_next();
                         }
                         (actions, changes)
+                    }
+                    () = sleep_until(slot_poll), if slot_poll.is_some() => {
+                        procs.slot_retry_at = None;
+                        (machine.wake(now()), Vec::new())
                     }
                     () = sleep_until(poke), if poke.is_some() => {
                         (Vec::new(), ctx.poke_due(&mut procs))
@@ -341,8 +368,16 @@ fn run_reason(machine: &RunMachine, dag: &Dag, stopped: Option<StopReason>) -> O
     }
 }
 
+/// The pool that stands for the global task limit.
+const GLOBAL_POOL: &str = "*";
+
+/// How often a task in line for a pool slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(100);
+
 /// The processes of one run, and its sensors between two checks.
 struct Processes {
+    /// A task is in line for a pool slot: when to look again.
+    slot_retry_at: Option<tokio::time::Instant>,
     running: Vec<Option<KillSwitch>>,
     joins: JoinSet<Joined>,
     sensing: HashMap<usize, Sensing>,
@@ -397,9 +432,48 @@ struct Ctx<'e, 's> {
     engine: &'e Engine<'e>,
     run: RunId,
     spec: &'s RunSpec<'s>,
+    owner: &'s Owner,
 }
 
 impl Ctx<'_, '_> {
+    fn uses_slots(&self) -> bool {
+        let limits = &self.engine.limits;
+        limits.max_active_tasks.is_some() || !limits.pools.is_empty()
+    }
+
+    /// Takes the slots task `task` needs (the global limit's, its pool's) or puts it in line.
+    fn slots_granted(&self, task: usize) -> Result<bool, EngineError> {
+        let limits = &self.engine.limits;
+        let spec = &self.spec.dag.tasks[task];
+        let mut pools: Vec<(String, usize)> = Vec::new();
+        if let Some(global) = limits.max_active_tasks {
+            pools.push((GLOBAL_POOL.to_owned(), global));
+        }
+        if let Some(pool) = &spec.pool {
+            pools.push((pool.clone(), limits.pools.get(pool).copied().unwrap_or(0)));
+        }
+        if pools.is_empty() {
+            return Ok(true);
+        }
+        let host = &self.engine.host;
+        let granted = self.engine.store.request_slots(
+            &vane_store::SlotRequest {
+                pools: &pools,
+                run: self.run,
+                task: &spec.id,
+                class: i64::from(self.spec.trigger != Trigger::Backfill),
+                priority: spec.priority,
+                holder: self.owner,
+                at: Utc::now(),
+            },
+            &|owner| crate::owner_alive(owner, host),
+        )?;
+        if !granted {
+            debug!(run_id = self.run, task = %spec.id, "Waiting for a slot.");
+        }
+        Ok(granted)
+    }
+
     /// Handles a sensor's check that ended: `None` when the sensor goes on waiting, else the
     /// outcome that ends its attempt (the wait is recorded as the metric `wait_seconds`).
     /// Other tasks' outcomes pass through.
@@ -571,6 +645,10 @@ impl Ctx<'_, '_> {
             reason = reason.as_deref(),
             "Task attempt finished."
         );
+        let release = Change::ReleaseSlots {
+            run: self.run,
+            task: Some(id.clone()),
+        };
         let change = Change::AttemptFinished {
             run: self.run,
             task: id.clone(),
@@ -581,7 +659,11 @@ impl Ctx<'_, '_> {
             reason,
             at: Utc::now(),
         };
-        (machine.finished(task, finish, now()), vec![change])
+        let mut changes = vec![change];
+        if self.uses_slots() {
+            changes.push(release);
+        }
+        (machine.finished(task, finish, now()), changes)
     }
 
     /// Records `changes` and the machine's `actions` in one transaction, then launches the
@@ -619,6 +701,13 @@ impl Ctx<'_, '_> {
                         }
                     }
                     Action::Launch { task, attempt } => {
+                        if !self.slots_granted(task)? {
+                            machine.unlaunch(task);
+                            procs
+                                .slot_retry_at
+                                .get_or_insert_with(|| tokio::time::Instant::now() + SLOT_POLL);
+                            continue;
+                        }
                         let job = self.job(task, attempt);
                         changes.push(Change::AttemptStarted {
                             run: self.run,
@@ -684,6 +773,12 @@ impl Ctx<'_, '_> {
                 actions.extend(a);
             }
             for (task, attempt, reason) in failed_launches {
+                if self.uses_slots() {
+                    changes.push(Change::ReleaseSlots {
+                        run: self.run,
+                        task: Some(self.spec.dag.tasks[task].id.clone()),
+                    });
+                }
                 changes.push(Change::AttemptFinished {
                     run: self.run,
                     task: self.spec.dag.tasks[task].id.clone(),

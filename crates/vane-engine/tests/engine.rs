@@ -155,6 +155,7 @@ fn engine<'a>(f: &Fixture, store: &'a SqliteStore, executor: &'a FakeExecutor) -
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
+        limits: vane_dag::SchedulerConfig::default(),
     }
 }
 
@@ -445,4 +446,78 @@ async fn a_task_killed_after_the_drain_grace_runs_again_when_the_run_resumes() {
         RunState::Success
     );
     assert_eq!(store.run(run).unwrap().tasks[0].attempts.len(), 2);
+}
+
+const GPU: &str = r#"
+[dag]
+max_active_tasks = 4
+[tasks.train_a]
+command = "train a"
+pool = "gpu"
+[tasks.train_b]
+command = "train b"
+pool = "gpu"
+[tasks.prepare]
+command = "prepare"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_of_one_runs_its_tasks_one_at_a_time() {
+    let f = fixture();
+    let dag = vane_dag::parse_dag(GPU, "gpu").dag.unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[]);
+    let mut engine = engine(&f, &store, &executor);
+    engine.limits.pools.insert("gpu".into(), 1);
+    let spec = RunSpec {
+        dag: &dag,
+        source: GPU,
+        path: Path::new("dags/gpu.toml"),
+        params: Vec::new(),
+        logical_date: Utc::now(),
+        trigger: Trigger::Manual,
+        git: None,
+        backfill: None,
+    };
+    let run = engine.create_run(&spec).unwrap();
+    let started = tokio::time::Instant::now();
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    assert_eq!(
+        engine.execute(run, &spec, control).await.unwrap(),
+        RunState::Success
+    );
+    // Each task takes 1s: the two in the pool one after the other, `prepare` beside them.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let launched: Vec<_> = executor
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(launched, vec!["train_a", "prepare", "train_b"]);
+    let detail = store.run(run).unwrap();
+    assert!(
+        detail.tasks.iter().all(|t| t.attempts.len() == 1),
+        "waiting is not an attempt"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_the_config_does_not_define_fails_the_run_with_the_fix() {
+    let (_f, store, executor, detail) = run_dag(GPU, Trigger::Manual, &[]).await;
+    assert_eq!(detail.run.state, RunState::Failed);
+    assert_eq!(
+        detail.run.reason.as_deref(),
+        Some(
+            "task `train_a` uses pool `gpu`, which the scheduler config does not define; add `[pools] gpu = N` to vane.toml"
+        )
+    );
+    assert!(executor.launched.lock().unwrap().is_empty());
+    assert!(detail.tasks.iter().all(|t| t.state == TaskState::Skipped));
+    drop(store);
 }

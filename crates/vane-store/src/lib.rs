@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
     NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
-    SlaMiss, TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
+    SlaMiss, SlotRequest, TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -82,6 +82,18 @@ pub trait Store {
         run: RunId,
         owner: &Owner,
         at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
+
+    /// Takes one slot of each requested pool for a task, or puts the task in line for them.
+    /// Granted only when, in every pool, the slots held plus the tasks ahead in line leave one
+    /// free; slots and places of processes that `alive` says are gone are freed first.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn request_slots(
+        &self,
+        request: &SlotRequest<'_>,
+        alive: &dyn Fn(&Owner) -> bool,
     ) -> Result<bool>;
 
     /// Records a new backfill, `running`, with no runs yet.

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_backfill.sql"),
     include_str!("../migrations/0005_sla.sql"),
     include_str!("../migrations/0006_metrics.sql"),
+    include_str!("../migrations/0007_slots.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -328,6 +329,14 @@ impl SqliteStore {
                      ON CONFLICT DO UPDATE SET value = ?5, recorded_at = ?6",
                 )?
                 .execute(params![run, task, attempt, name, value, ts(at)])?,
+            Change::ReleaseSlots { run, task } => {
+                tx.prepare_cached(
+                    "DELETE FROM slots WHERE run_id = ?1 AND (?2 IS NULL OR task_id = ?2)",
+                )?
+                .execute(params![run, task])?;
+                // Nothing held is not an error.
+                1
+            }
             Change::RunVersion { run, version } => tx
                 .prepare_cached("UPDATE runs SET dag_version_id = ?2 WHERE id = ?1")?
                 .execute(params![run, version])?,
@@ -466,6 +475,76 @@ impl Store for SqliteStore {
             ],
         )?;
         Ok(claimed == 1)
+    }
+
+    fn request_slots(&self, r: &SlotRequest<'_>, alive: &dyn Fn(&Owner) -> bool) -> Result<bool> {
+        let tx = self.write_tx()?;
+        {
+            let mut holders = tx.prepare_cached(
+                "SELECT DISTINCT holder_host, holder_pid, holder_start FROM slots",
+            )?;
+            let dead: Vec<Owner> = holders
+                .query_map([], |row| {
+                    Ok(Owner {
+                        host: row.get(0)?,
+                        pid: row.get(1)?,
+                        start_time: row.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|o| !alive(o))
+                .collect();
+            let mut free =
+                tx.prepare_cached("DELETE FROM slots WHERE holder_host = ?1 AND holder_pid = ?2")?;
+            for owner in dead {
+                free.execute(params![owner.host, owner.pid])?;
+            }
+        }
+        let since = ts(&r.at);
+        let mut granted = true;
+        for (pool, capacity) in r.pools {
+            tx.prepare_cached(
+                "INSERT INTO slots (pool, run_id, task_id, held, class, priority, since,
+                                    holder_host, holder_pid, holder_start)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (pool, run_id, task_id) DO NOTHING",
+            )?
+            .execute(params![
+                pool,
+                r.run,
+                r.task,
+                r.class,
+                r.priority,
+                since,
+                r.holder.host,
+                r.holder.pid,
+                r.holder.start_time.map(|t| t as i64)
+            ])?;
+            // Held slots, plus the waiting tasks ahead of this one in line.
+            let taken: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM slots AS other, slots AS me
+                     WHERE me.pool = ?1 AND me.run_id = ?2 AND me.task_id = ?3
+                       AND other.pool = ?1 AND NOT (other.run_id = ?2 AND other.task_id = ?3)
+                       AND (other.held = 1
+                            OR other.class > me.class
+                            OR (other.class = me.class AND other.priority > me.priority)
+                            OR (other.class = me.class AND other.priority = me.priority
+                                AND (other.since, other.run_id, other.task_id)
+                                    < (me.since, me.run_id, me.task_id)))",
+                )?
+                .query_row(params![pool, r.run, r.task], |row| row.get(0))?;
+            if taken >= *capacity as i64 {
+                granted = false;
+            }
+        }
+        if granted {
+            tx.prepare_cached("UPDATE slots SET held = 1 WHERE run_id = ?1 AND task_id = ?2")?
+                .execute(params![r.run, r.task])?;
+        }
+        tx.commit()?;
+        Ok(granted)
     }
 
     fn create_backfill(&self, b: &NewBackfill<'_>) -> Result<i64> {

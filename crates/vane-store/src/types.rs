@@ -215,6 +215,8 @@ pub enum Change {
         value: f64,
         at: DateTime<Utc>,
     },
+    /// A task's slots (or, with `task: None`, every slot of the run) are given back.
+    ReleaseSlots { run: RunId, task: Option<String> },
     /// The run's tasks run from now on with another version of its DAG (a rerun after a fix).
     RunVersion { run: RunId, version: DagVersionId },
     /// A process takes over (or, with `None`, lets go of) executing a run.
@@ -355,4 +357,17 @@ pub struct SlaMiss {
     pub logical_date: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
     pub detected_at: DateTime<Utc>,
+}
+
+/// A task asking for one slot of each of `pools` (name, capacity) before it starts.
+#[derive(Debug, Clone)]
+pub struct SlotRequest<'a> {
+    pub pools: &'a [(String, usize)],
+    pub run: RunId,
+    pub task: &'a str,
+    /// Backfill runs are 0, others 1: a higher class goes first.
+    pub class: i64,
+    pub priority: i64,
+    pub holder: &'a Owner,
+    pub at: DateTime<Utc>,
 }

@@ -180,7 +180,7 @@ fn the_database_survives_reopening_and_migrates_once() {
         new_run(&store, &["a"])
     };
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     assert!(store.integrity_check().unwrap());
     let runs = store
         .runs(&RunFilter {
@@ -297,4 +297,63 @@ fn only_one_process_can_claim_a_run() {
         .apply(&[Change::RunOwner { run, owner: None }])
         .unwrap();
     assert!(store.claim_run(run, &owner(11), Utc::now()).unwrap());
+}
+
+#[test]
+fn pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let run = new_run(&store, &["a", "b", "c", "d"]);
+    let me = Owner {
+        host: "box".into(),
+        pid: 1,
+        start_time: Some(1),
+    };
+    let gpu = [("gpu".to_owned(), 1)];
+    let t0 = Utc::now();
+    let ask = |task: &str, class: i64, priority: i64, holder: &Owner, secs: i64| {
+        store
+            .request_slots(
+                &SlotRequest {
+                    pools: &gpu,
+                    run,
+                    task,
+                    class,
+                    priority,
+                    holder,
+                    at: t0 + chrono::Duration::seconds(secs),
+                },
+                &|o: &Owner| o.pid != 99,
+            )
+            .unwrap()
+    };
+    assert!(ask("a", 1, 0, &me, 0), "a free slot is taken");
+    assert!(!ask("b", 0, 0, &me, 1), "b (a backfill) waits");
+    assert!(
+        !ask("c", 1, 0, &me, 2),
+        "c waits, but ahead of the backfill"
+    );
+    assert!(!ask("d", 1, 5, &me, 3), "d waits, ahead of c by priority");
+    let release = |task: &str| {
+        store
+            .apply(&[Change::ReleaseSlots {
+                run,
+                task: Some(task.to_owned()),
+            }])
+            .unwrap()
+    };
+    release("a");
+    assert!(!ask("b", 0, 0, &me, 10), "the backfill still yields");
+    assert!(!ask("c", 1, 0, &me, 10), "c yields to d's priority");
+    assert!(ask("d", 1, 5, &me, 10));
+    release("d");
+    assert!(ask("c", 1, 0, &me, 20));
+    // A holder that died frees its slot: the backfill's turn comes.
+    let gone = Owner {
+        host: "box".into(),
+        pid: 99,
+        start_time: Some(7),
+    };
+    release("c");
+    assert!(ask("a", 1, 0, &gone, 30));
+    assert!(ask("b", 0, 0, &me, 40));
 }

@@ -1,0 +1,92 @@
+//! Pools and the global task limit (`vane.toml`), across DAGs and across vane processes.
+
+use std::process::Stdio;
+
+use crate::harness::Project;
+
+/// A task that records when it starts and ends (ns), so the test can see overlaps.
+fn dag(id: &str, tasks: usize, pool: &str) -> String {
+    let mut text = format!("[dag]\nid = \"{id}\"\nmax_active_tasks = 4\n");
+    for i in 0..tasks {
+        text.push_str(&format!(
+            "[tasks.t{i}]\ncommand = 'echo \"+ $(date +%s%N)\" >> \"$VANE_WORK\"/marks; sleep 0.3; echo \"- $(date +%s%N)\" >> \"$VANE_WORK\"/marks'\n{pool}\n"
+        ));
+    }
+    text
+}
+
+/// The most tasks that ever ran at once, from the marks.
+fn most_at_once(p: &Project) -> usize {
+    let mut events: Vec<(u128, i32)> = p
+        .read_work("marks")
+        .lines()
+        .map(|l| {
+            let (sign, at) = l.split_once(' ').unwrap();
+            (at.parse().unwrap(), if sign == "+" { 1 } else { -1 })
+        })
+        .collect();
+    // At equal times an end comes before a start: touching is not overlapping.
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, delta) in events {
+        now += delta;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[test]
+fn a_pool_is_never_oversubscribed_across_dags_and_processes() {
+    let p = Project::new()
+        .dag("first", &dag("first", 3, "pool = \"gpu\""))
+        .dag("second", &dag("second", 3, "pool = \"gpu\""));
+    p.write("vane.toml", "[pools]\ngpu = 1\n");
+    // Two `vane run` processes at once, each with tasks that could run four at a time.
+    let children: Vec<_> = ["first", "second"]
+        .iter()
+        .map(|id| {
+            p.command(&["run", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(most_at_once(&p), 1);
+}
+
+#[test]
+fn the_global_limit_bounds_every_run_together() {
+    let p = Project::new()
+        .dag("first", &dag("first", 3, ""))
+        .dag("second", &dag("second", 3, ""));
+    p.write("vane.toml", "[scheduler]\nmax_active_tasks = 2\n");
+    let children: Vec<_> = ["first", "second"]
+        .iter()
+        .map(|id| {
+            p.command(&["run", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(most_at_once(&p) <= 2, "{}", most_at_once(&p));
+}
+
+#[test]
+fn a_broken_config_is_reported_like_a_dag_file() {
+    let p = Project::new().dag("first", &dag("first", 1, ""));
+    p.write("vane.toml", "[pool]\ngpu = 1\n");
+    p.vane(&["run", "first"])
+        .failure()
+        .stderr_contains("unknown table `pool` in the scheduler config")
+        .stderr_contains("did you mean `pools`?")
+        .stderr_contains("vane.toml:1:2");
+}
