@@ -88,6 +88,8 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
         at,
     });
     changes.push(Change::RunOwner { run, owner: None });
+    // Its slots and places in line went with its process.
+    changes.push(Change::ReleaseSlots { run, task: None });
     store.apply(&changes)?;
     Ok(())
 }

@@ -337,6 +337,10 @@ impl Engine<'_> {
                 kill.kill();
             }
             while procs.joins.join_next().await.is_some() {}
+            // Best effort: the store just failed. Slots left behind are freed by adoption.
+            let _ = self
+                .store
+                .apply(&[Change::ReleaseSlots { run, task: None }]);
         }
         result
     }
