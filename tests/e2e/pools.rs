@@ -15,6 +15,30 @@ fn dag(id: &str, tasks: usize, pool: &str) -> String {
     text
 }
 
+/// Runs `vane run ID` for each id at the same time; every one must succeed.
+fn run_together(p: &Project, ids: &[&str]) {
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let child = p
+                .command(&["run", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (id, child)
+        })
+        .collect();
+    for (id, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "vane run {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The most tasks that ever ran at once, from the marks.
 fn most_at_once(p: &Project) -> usize {
     let mut events: Vec<(u128, i32)> = p
@@ -42,19 +66,7 @@ fn a_pool_is_never_oversubscribed_across_dags_and_processes() {
         .dag("second", &dag("second", 3, "pool = \"gpu\""));
     p.write("vane.toml", "[pools]\ngpu = 1\n");
     // Two `vane run` processes at once, each with tasks that could run four at a time.
-    let children: Vec<_> = ["first", "second"]
-        .iter()
-        .map(|id| {
-            p.command(&["run", id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    run_together(&p, &["first", "second"]);
     assert_eq!(most_at_once(&p), 1);
 }
 
@@ -64,19 +76,7 @@ fn the_global_limit_bounds_every_run_together() {
         .dag("first", &dag("first", 3, ""))
         .dag("second", &dag("second", 3, ""));
     p.write("vane.toml", "[scheduler]\nmax_active_tasks = 2\n");
-    let children: Vec<_> = ["first", "second"]
-        .iter()
-        .map(|id| {
-            p.command(&["run", id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    run_together(&p, &["first", "second"]);
     assert!(most_at_once(&p) <= 2, "{}", most_at_once(&p));
 }
 
@@ -89,4 +89,30 @@ fn a_broken_config_is_reported_like_a_dag_file() {
         .stderr_contains("unknown table `pool` in the scheduler config")
         .stderr_contains("did you mean `pools`?")
         .stderr_contains("vane.toml:1:2");
+}
+
+/// Regression: vane processes starting at once on a fresh database got "database is locked"
+/// from its switch to WAL or its migration, instead of waiting their turn.
+#[test]
+fn commands_started_at_once_on_a_fresh_database_all_work() {
+    for _ in 0..10 {
+        let p = Project::new().dag("first", &dag("first", 1, ""));
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                p.command(&["runs"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

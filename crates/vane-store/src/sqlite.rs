@@ -47,6 +47,15 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Whether an error is SQLite's "the database is busy or locked".
+fn is_busy(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn ts(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -88,14 +97,28 @@ impl SqliteStore {
 
     fn setup(conn: Connection) -> Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        let store = Self { conn };
+        // Two processes opening a new database at once (a scheduler and a command on a fresh
+        // deploy) race to switch it to WAL and to migrate it; SQLite answers the loser "busy"
+        // at once rather than waiting, so the loser waits here and tries again.
+        let started = std::time::Instant::now();
+        loop {
+            match store.prepare() {
+                Err(StoreError::Backend(e)) if is_busy(&*e) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other.map(|()| store),
+            }
+        }
+    }
+
+    fn prepare(&self) -> Result<()> {
         // WAL lets the CLI read while a run writes; FULL makes every commit survive power loss,
         // which is what "recorded before acted on" needs. A commit costs well under a millisecond.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = Self { conn };
-        store.migrate()?;
-        Ok(store)
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.migrate()
     }
 
     /// A transaction that holds the write lock from its start. A deferred one that reads
