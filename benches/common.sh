@@ -32,3 +32,20 @@ target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 vane="$target_dir/release/vane"
 [[ -x "$vane" ]] || { echo "$name: no binary at $vane after the build" >&2; exit 2; }
+
+# Prints the commit, binary, host and the disk the temp dir is on (fsync costs depend on it).
+describe_setup() {
+    local rev dirty fs dev cpu
+    rev="$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    dirty="$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null | head -c1 || true)"
+    fs="$(df -PT "$tmp" 2>/dev/null | awk 'NR == 2 { print $2 }' || true)"
+    # ext4 without a journal (some VMs) has cheaper fsyncs but slower inode allocation after deletions.
+    dev="$(df -P "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 }' || true)"
+    if [[ "$fs" == ext4 && -r "/sys/fs/ext4/${dev##*/}/journal_task" ]] \
+        && [[ "$(cat "/sys/fs/ext4/${dev##*/}/journal_task")" == "<none>" ]]; then
+        fs="ext4 without a journal"
+    fi
+    cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
+    echo "  commit $rev${dirty:+ (dirty tree)}, $($vane --version), release build"
+    echo "  host: $(uname -sr), $(nproc) CPUs${cpu:+ ($cpu)}; temp dir on ${fs:-?} (SQLite fsyncs land here)"
+}

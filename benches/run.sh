@@ -24,20 +24,9 @@ esac
 
 python3 "$here/gen_dags.py" "$tmp/dags"
 
-rev="$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null | head -c1 || true)"
-fs="$(df -PT "$tmp" 2>/dev/null | awk 'NR == 2 { print $2 }' || true)"
-# ext4 without a journal (some VMs) has cheaper fsyncs but slower inode allocation after deletions.
-dev="$(df -P "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 }' || true)"
-if [[ "$fs" == ext4 && -r "/sys/fs/ext4/${dev##*/}/journal_task" ]] \
-    && [[ "$(cat "/sys/fs/ext4/${dev##*/}/journal_task")" == "<none>" ]]; then
-    fs="ext4 without a journal"
-fi
-cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
 
 echo "vane benchmark   $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "  commit $rev${dirty:+ (dirty tree)}, $($vane --version), release build"
-echo "  host: $(uname -sr), $(nproc) CPUs${cpu:+ ($cpu)}; temp dir on ${fs:-?} (SQLite fsyncs land here)"
+describe_setup
 echo "  $reps timed repetitions per measurement after one untimed warm-up; medians reported"
 echo
 

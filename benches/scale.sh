@@ -22,20 +22,9 @@ reps="${VANE_SCALE_REPS:-3}"
 for tool in cargo python3 sh seq xargs df; do need "$tool"; done
 [[ -r /proc/self/stat ]] || { echo "scale.sh: /proc is required (Linux)" >&2; exit 2; }
 
-rev="$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null | head -c1 || true)"
-fs="$(df -PT "$tmp" 2>/dev/null | awk 'NR == 2 { print $2 }' || true)"
-# As in run.sh: ext4 without a journal has cheaper fsyncs but slower inode allocation after deletions.
-dev="$(df -P "$tmp" 2>/dev/null | awk 'NR == 2 { print $1 }' || true)"
-if [[ "$fs" == ext4 && -r "/sys/fs/ext4/${dev##*/}/journal_task" ]] \
-    && [[ "$(cat "/sys/fs/ext4/${dev##*/}/journal_task")" == "<none>" ]]; then
-    fs="ext4 without a journal"
-fi
-cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
 
 echo "vane scale benchmark   $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "  commit $rev${dirty:+ (dirty tree)}, $($vane --version), release build"
-echo "  host: $(uname -sr), $(nproc) CPUs${cpu:+ ($cpu)}; temp dir on ${fs:-?} (SQLite fsyncs land here)"
+describe_setup
 echo "  backfill: $reps timed repetitions after a one-week warm-up; vane runs: $(( reps > 5 ? reps : 5 )); medians reported"
 echo
 

@@ -250,22 +250,23 @@ impl Output {
 
     #[track_caller]
     pub(crate) fn stderr_contains(self, needle: &str) -> Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}: {}",
-            self.describe()
-        );
+        self.contains("stderr", &self.stderr, needle);
         self
     }
 
     #[track_caller]
     pub(crate) fn stdout_contains(self, needle: &str) -> Self {
+        self.contains("stdout", &self.stdout, needle);
+        self
+    }
+
+    #[track_caller]
+    fn contains(&self, stream: &str, text: &str, needle: &str) {
         assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}: {}",
+            text.contains(needle),
+            "{stream} lacks {needle:?}: {}",
             self.describe()
         );
-        self
     }
 
     #[track_caller]
