@@ -91,6 +91,31 @@ pub(crate) enum Command {
     Pause(DagArg),
     /// Resume scheduling a paused DAG; missed ticks follow its `catchup` policy.
     Unpause(DagArg),
+    /// Show the numbers tasks reported (through $VANE_METRICS), as series over runs.
+    Metrics(crate::metrics::MetricsArgs),
+    /// Show the history of data checks of a DAG's `validate` tasks.
+    Checks(crate::checks::ChecksArgs),
+    /// Mark a run's data good, so that `auto` bounds and drift learn from it.
+    MarkGood(crate::checks::MarkGoodArgs),
+    /// List artifacts, or the versions of one.
+    Artifacts(crate::lineage::ArtifactsArgs),
+    /// Show what an artifact version was built from, and what was built from it.
+    Lineage(crate::lineage::LineageArgs),
+    /// Show what changed between two runs: DAG version, params, inputs, outputs, metrics.
+    Diff(crate::lineage::DiffArgs),
+    /// List models, or every version of one with its stage and how it got there.
+    Models(crate::models::ModelsArgs),
+    /// Approve a rollout waiting at a stage, recording who approved and the numbers they saw.
+    Approve(crate::models::ApproveArgs),
+    /// Reject a rollout waiting at a stage; it rolls back.
+    Reject(crate::models::RejectArgs),
+    /// Put a model version in a stage by hand, recording who and why.
+    Promote(crate::models::PromoteArgs),
+    /// Put the previous (or a given) production version of a model back, recording who and why.
+    Rollback(crate::models::RollbackArgs),
+    /// Run the work of a `validate` or `deploy` task; the engine starts this as the task's process.
+    #[command(hide = true)]
+    ExecBuiltin,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,18 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Backfill(args) => crate::backfill::backfill(g, &args),
         Command::Backfills(args) => crate::backfill::backfills(g, &args),
         Command::Unpause(args) => pause(g, &args.dag_id, false),
+        Command::Metrics(args) => crate::metrics::metrics(g, &args),
+        Command::Checks(args) => crate::checks::checks(g, &args),
+        Command::MarkGood(args) => crate::checks::mark_good(g, &args),
+        Command::Artifacts(args) => crate::lineage::artifacts(g, &args),
+        Command::Lineage(args) => crate::lineage::lineage(g, &args),
+        Command::Diff(args) => crate::lineage::diff(g, &args),
+        Command::Models(args) => crate::models::models(g, &args),
+        Command::Approve(args) => crate::models::approve(g, &args),
+        Command::Reject(args) => crate::models::reject(g, &args),
+        Command::Promote(args) => crate::models::promote(g, &args),
+        Command::Rollback(args) => crate::models::rollback(g, &args),
+        Command::ExecBuiltin => crate::builtin::exec_builtin(),
     }
 }
 
@@ -236,9 +248,14 @@ pub(crate) fn engine<'a>(
             logs: state_dir.join("logs"),
             work,
             project_root: std::env::current_dir()?,
+            artifacts: state_dir.join("artifacts"),
         },
         host: host(),
         kill_grace,
+        builtin: Some(vane_engine::BuiltinCommand {
+            exe: std::env::current_exe().context("cannot find the vane executable")?,
+            env: vec![("VANE_DB".into(), absolute(&g.db)?.display().to_string())],
+        }),
     })
 }
 

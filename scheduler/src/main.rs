@@ -2,8 +2,13 @@
 //! arguments, calls the crates, and prints.
 
 mod backfill;
+mod builtin;
+mod checks;
 mod cli;
 mod commands;
+mod lineage;
+mod metrics;
+mod models;
 mod output;
 
 use std::process::ExitCode;

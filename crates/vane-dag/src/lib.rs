@@ -20,6 +20,8 @@
 //! assert_eq!(dag.tasks[1].depends_on, vec![0]);
 //! ```
 
+mod checks;
+mod deploy;
 mod diag;
 mod duration;
 mod load;
@@ -29,11 +31,14 @@ mod schedule;
 mod spec;
 mod template;
 
+pub use checks::ValidateSpec;
+pub use deploy::DeploySpec;
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use load::{DagFile, DagSet, load_dir, load_paths};
 pub use model::{
-    Backoff, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy, Schedule, Task, TriggerRule,
+    ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
+    Schedule, Task, TriggerRule,
 };
 pub use parse::{Parsed, SchedulerConfig, parse_config, parse_dag};
 pub use schedule::{parse_when, resolve_local};

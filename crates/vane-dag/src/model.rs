@@ -148,6 +148,29 @@ pub struct Task {
     pub env: Vec<(String, Template)>,
     /// Working directory; relative paths are relative to the project root.
     pub cwd: Option<Template>,
+    /// Files or folders the task reads, hashed and linked to the attempt when it starts.
+    pub inputs: Vec<ArtifactRef>,
+    /// Files or folders the task writes, hashed and recorded as artifact versions after success.
+    pub outputs: Vec<ArtifactRef>,
+    /// Skip the task when its command, params and input versions match a successful attempt,
+    /// restoring that attempt's outputs.
+    pub cache: bool,
+    /// Work vane itself does instead of running `command`: `kind = "validate"` or `"deploy"`.
+    pub builtin: Option<Builtin>,
+}
+
+/// A named artifact at a path (a template; relative paths start from the project root).
+#[derive(Debug, Clone)]
+pub struct ArtifactRef {
+    pub name: String,
+    pub path: Template,
+}
+
+/// A task kind that vane carries out itself, in a process of its own like any task.
+#[derive(Debug, Clone)]
+pub enum Builtin {
+    Validate(Box<crate::checks::ValidateSpec>),
+    Deploy(Box<crate::deploy::DeploySpec>),
 }
 
 /// When a task runs, given how its dependencies ended.

@@ -16,14 +16,15 @@ use toml::de::{DeTable, DeValue};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::duration::parse_duration;
 use crate::model::{
-    Backoff, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy, Schedule, Task, TriggerRule,
+    ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
+    Schedule, Task, TriggerRule,
 };
 use crate::spec::{self, Field, Ty};
 use crate::template::Template;
 
 pub(crate) const IDENT_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$";
 
-fn is_ident(text: &str) -> bool {
+pub(crate) fn is_ident(text: &str) -> bool {
     let mut chars = text.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && text.len() <= 100
@@ -152,6 +153,8 @@ enum Val {
     Local(chrono::NaiveDateTime),
     Instant(chrono::DateTime<chrono::Utc>),
     Catchup(Catchup),
+    /// Accepted as it is here; the task kind's own parser checks it.
+    Custom,
 }
 
 /// Reads `2026-01-01`, `2026-01-01T02:00:00` (wall clock) or RFC 3339 with an offset.
@@ -236,7 +239,73 @@ struct Cx<'s> {
     diags: Vec<Diagnostic>,
 }
 
-fn type_name(value: &DeValue<'_>) -> &'static str {
+/// A number written as a TOML integer or float.
+pub(crate) fn number(value: &DeValue<'_>) -> Option<f64> {
+    match value {
+        DeValue::Integer(i) => integer(i).map(|i| i as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
+        _ => None,
+    }
+}
+
+/// What the parser of a task kind's own keys (`checks.rs`, `deploy.rs`) reports through.
+pub(crate) struct Sub<'c, 's> {
+    cx: &'c mut Cx<'s>,
+    params: &'c [&'c str],
+}
+
+impl Sub<'_, '_> {
+    pub(crate) fn error(
+        &mut self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        hint: impl Into<String>,
+    ) {
+        self.cx.error(message, span, hint);
+    }
+
+    pub(crate) fn warning(
+        &mut self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        hint: impl Into<String>,
+    ) {
+        self.cx
+            .diags
+            .push(Diagnostic::warning(message, Some(span)).hint(hint));
+    }
+
+    /// A string value read as a template; anything else is reported, naming `label`.
+    pub(crate) fn template(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        label: &str,
+    ) -> Option<Template> {
+        let DeValue::String(text) = value.get_ref() else {
+            self.error(
+                format!(
+                    "{label} must be a string, found {}",
+                    type_name(value.get_ref())
+                ),
+                value.span(),
+                "put the value in quotes: \"...\"",
+            );
+            return None;
+        };
+        let entry = Entry {
+            val: Val::Str(text.to_string()),
+            span: value.span(),
+        };
+        self.cx.template(&entry, self.params)
+    }
+
+    /// Names of the DAG's declared parameters.
+    pub(crate) fn params(&self) -> &[&str] {
+        self.params
+    }
+}
+
+pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -248,7 +317,7 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
+pub(crate) fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(&value.as_str().replace('_', ""), value.radix()).ok()
 }
 
@@ -514,6 +583,7 @@ impl Cx<'_> {
         let mut tasks = Vec::with_capacity(table.len());
         // Per task: (dependency index, span of the entry naming it), to point at cycles.
         let mut edges: Vec<Vec<(usize, Range<usize>)>> = Vec::with_capacity(table.len());
+        let mut input_refs = Vec::with_capacity(table.len());
         for (key, value) in table {
             let id = key.get_ref().as_ref();
             if !is_ident(id) {
@@ -576,16 +646,141 @@ impl Cx<'_> {
                 );
             }
             edges.push(deps.clone());
-            match self.task(id, &keys, defaults, &param_names) {
-                Some(mut task) => {
+            match self.task(id, &keys, defaults, &param_names, value) {
+                Some((mut task, refs)) => {
                     task.depends_on = deps.into_iter().map(|(i, _)| i).collect();
                     tasks.push(task);
+                    input_refs.push(refs);
                 }
-                None => complete = false,
+                None => {
+                    complete = false;
+                    input_refs.push(Vec::new());
+                }
             }
         }
         self.cycles(&ids, &edges);
+        if complete {
+            self.resolve_inputs(&mut tasks, input_refs);
+        }
         complete.then_some(tasks)
+    }
+
+    /// Turns inputs given by name (`inputs = ["raw"]`) into the path the upstream task that
+    /// outputs that name declared.
+    fn resolve_inputs(&mut self, tasks: &mut [Task], refs: Vec<Vec<(String, Range<usize>)>>) {
+        for (index, refs) in refs.into_iter().enumerate() {
+            for (name, span) in refs {
+                let producers: Vec<usize> = (0..tasks.len())
+                    .filter(|&i| tasks[i].outputs.iter().any(|o| o.name == name))
+                    .collect();
+                let id = tasks[index].id.clone();
+                let Some(&producer) = producers.first() else {
+                    let outputs = tasks
+                        .iter()
+                        .flat_map(|t| t.outputs.iter().map(|o| o.name.as_str()));
+                    let hint = match suggestion(&name, outputs) {
+                        hint if hint.starts_with("did you mean") => hint,
+                        _ => format!(
+                            "no task declares the output `{name}`; give its path instead: inputs = {{ {name} = \"path\" }}"
+                        ),
+                    };
+                    self.error(
+                        format!("task `{id}` reads `{name}`, which no task of this DAG outputs"),
+                        span,
+                        hint,
+                    );
+                    continue;
+                };
+                if !ancestors(tasks, index).contains(&producer) {
+                    self.error(
+                        format!(
+                            "task `{id}` reads `{name}`, an output of task `{}`, but does not depend on it",
+                            tasks[producer].id
+                        ),
+                        span,
+                        format!("add `{}` to depends_on", tasks[producer].id),
+                    );
+                    continue;
+                }
+                let path = tasks[producer]
+                    .outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .map(|o| o.path.clone());
+                if let Some(path) = path {
+                    tasks[index].inputs.push(ArtifactRef { name, path });
+                }
+            }
+        }
+    }
+
+    /// `outputs = { name = "path" }`, or the same form of `inputs`; names (of `inputs = [..]`)
+    /// are returned with their spans to be resolved once every task is known.
+    fn artifacts(
+        &mut self,
+        task: &Spanned<DeValue<'_>>,
+        key: &str,
+        params: &[&str],
+    ) -> (Vec<ArtifactRef>, Vec<(String, Range<usize>)>) {
+        let (mut refs, mut names) = (Vec::new(), Vec::new());
+        let DeValue::Table(table) = task.get_ref() else {
+            return (refs, names);
+        };
+        let Some(value) = table.get(key) else {
+            return (refs, names);
+        };
+        match value.get_ref() {
+            DeValue::Table(entries) => {
+                for (name, path) in entries {
+                    let name_text = name.get_ref().as_ref();
+                    if !is_ident(name_text) {
+                        self.error(
+                            format!("artifact name `{name_text}` has characters that are not allowed"),
+                            name.span(),
+                            "use letters, digits, `_`, `-` and `.`, starting with a letter or digit (at most 100)",
+                        );
+                        continue;
+                    }
+                    let mut sub = Sub { cx: self, params };
+                    if let Some(path) = sub.template(path, &format!("the path of `{name_text}`")) {
+                        refs.push(ArtifactRef {
+                            name: name_text.to_owned(),
+                            path,
+                        });
+                    }
+                }
+            }
+            DeValue::Array(items) if key == "inputs" => {
+                for item in items {
+                    match item.get_ref() {
+                        DeValue::String(name) if is_ident(name) => {
+                            names.push((name.to_string(), item.span()));
+                        }
+                        other => self.error(
+                            format!("`inputs` lists artifact names, found {}", type_name(other)),
+                            item.span(),
+                            "name an output of a task this one depends on, e.g. inputs = [\"raw\"]",
+                        ),
+                    }
+                }
+            }
+            other => {
+                let hint = if key == "inputs" {
+                    "write inputs = { name = \"path\" }, or inputs = [\"name of an upstream output\"]"
+                } else {
+                    "write outputs = { name = \"path\" }"
+                };
+                self.error(
+                    format!(
+                        "`{key}` must be a table of name = path, found {}",
+                        type_name(other)
+                    ),
+                    value.span(),
+                    hint,
+                );
+            }
+        }
+        (refs, names)
     }
 
     fn task(
@@ -594,10 +789,67 @@ impl Cx<'_> {
         keys: &Checked,
         defaults: &Checked,
         params: &[&str],
-    ) -> Option<Task> {
-        // A missing command was already reported by the table check.
-        let command_entry = keys.get("command")?;
-        let command = self.template(command_entry, params)?;
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<(Task, Vec<(String, Range<usize>)>)> {
+        let kind = keys.str("kind").unwrap_or("command");
+        for (owned, owner) in [(spec::VALIDATE, "validate"), (spec::DEPLOY, "deploy")] {
+            if kind == owner {
+                continue;
+            }
+            for f in owned {
+                if let Some(entry) = keys.get(f.name) {
+                    self.error(
+                        format!(
+                            "`{}` of task `{id}` applies only to tasks with kind = \"{owner}\"",
+                            f.name
+                        ),
+                        entry.span.clone(),
+                        format!("set kind = \"{owner}\", or remove `{}`", f.name),
+                    );
+                }
+            }
+        }
+        let builtin_kind = matches!(kind, "validate" | "deploy");
+        let command = match (builtin_kind, keys.get("command")) {
+            (true, Some(entry)) => {
+                self.error(
+                    format!("task `{id}` is a `{kind}` task, which runs no `command`: vane does the work itself"),
+                    entry.span.clone(),
+                    "remove `command`; or make it an ordinary task by removing `kind`",
+                );
+                return None;
+            }
+            (true, None) => Template::parse("", &[]).ok()?.0,
+            (false, Some(entry)) => self.template(entry, params)?,
+            (false, None) => {
+                let written =
+                    matches!(value.get_ref(), DeValue::Table(t) if t.contains_key("command"));
+                if written {
+                    // Its wrong type was reported already.
+                    return None;
+                }
+                self.error(
+                    format!("[tasks.{id}] has no `command`"),
+                    value.span(),
+                    "add `command = \"...\"`: the shell command the task runs",
+                );
+                return None;
+            }
+        };
+        let (outputs, _) = self.artifacts(value, "outputs", params);
+        let (inputs, input_refs) = self.artifacts(value, "inputs", params);
+        let builtin = {
+            let mut sub = Sub { cx: self, params };
+            match kind {
+                "validate" => Some(Builtin::Validate(Box::new(crate::checks::parse(
+                    &mut sub, id, value,
+                )?))),
+                "deploy" => Some(Builtin::Deploy(Box::new(crate::deploy::parse(
+                    &mut sub, id, value,
+                )?))),
+                _ => None,
+            }
+        };
         let pick = |name: &str| keys.get(name).or_else(|| defaults.get(name));
         let int = |name: &str| keys.int(name).or_else(|| defaults.int(name));
         let dur = |name: &str| keys.dur(name).or_else(|| defaults.dur(name));
@@ -635,22 +887,31 @@ impl Cx<'_> {
             Some(entry) => Some(self.template(entry, params)?),
             None => None,
         };
-        Some(Task {
-            id: id.to_owned(),
-            description: keys.str("description").map(str::to_owned),
-            command,
-            depends_on: Vec::new(),
-            trigger_rule: TriggerRule::from_name(keys.str("trigger_rule").unwrap_or("all_success")),
-            pool: keys.str("pool").map(str::to_owned),
-            priority: keys.int("priority").unwrap_or(0),
-            sensor: (keys.str("kind") == Some("sensor"))
-                .then(|| keys.dur("poke_interval").unwrap_or(Duration::from_secs(30))),
-            retry,
-            timeout: dur("timeout"),
-            sla: keys.dur("sla"),
-            env,
-            cwd,
-        })
+        Some((
+            Task {
+                id: id.to_owned(),
+                description: keys.str("description").map(str::to_owned),
+                command,
+                depends_on: Vec::new(),
+                trigger_rule: TriggerRule::from_name(
+                    keys.str("trigger_rule").unwrap_or("all_success"),
+                ),
+                pool: keys.str("pool").map(str::to_owned),
+                priority: keys.int("priority").unwrap_or(0),
+                sensor: (keys.str("kind") == Some("sensor"))
+                    .then(|| keys.dur("poke_interval").unwrap_or(Duration::from_secs(30))),
+                retry,
+                timeout: dur("timeout"),
+                sla: keys.dur("sla"),
+                env,
+                cwd,
+                inputs,
+                outputs,
+                cache: keys.bool("cache").unwrap_or(false),
+                builtin,
+            },
+            input_refs,
+        ))
     }
 
     fn template(&mut self, entry: &Entry, params: &[&str]) -> Option<Template> {
@@ -1041,6 +1302,7 @@ impl Cx<'_> {
                 "a table",
                 format!("write {name} = {{ NAME = \"value\" }}"),
             ),
+            (Ty::Custom { .. }, _) => Some(Val::Custom),
         }
     }
 }
@@ -1063,7 +1325,10 @@ fn first_sentence(doc: &str) -> &str {
     doc.split_once(". ").map_or(doc, |(s, _)| s)
 }
 
-fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
+pub(crate) fn suggestion<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> String {
     match did_you_mean(word, candidates.clone()) {
         Some(close) => format!("did you mean `{close}`?"),
         None => {
@@ -1103,4 +1368,17 @@ fn cycle_path(start: usize, members: &[usize], edges: &[Vec<(usize, Range<usize>
         }
     }
     vec![start, start]
+}
+
+/// Every task that task `index` depends on, directly or not.
+fn ancestors(tasks: &[Task], index: usize) -> Vec<usize> {
+    let mut seen = Vec::new();
+    let mut stack = tasks[index].depends_on.clone();
+    while let Some(t) = stack.pop() {
+        if !seen.contains(&t) {
+            seen.push(t);
+            stack.extend(tasks[t].depends_on.iter().copied());
+        }
+    }
+    seen
 }

@@ -31,6 +31,11 @@ pub(crate) enum Ty {
     EnvMap,
     /// A template string.
     Template,
+    /// A value whose shape a task kind's own parser checks (`checks.rs`, `deploy.rs`).
+    Custom {
+        name: &'static str,
+        schema: fn() -> Value,
+    },
 }
 
 #[derive(Debug)]
@@ -43,7 +48,7 @@ pub(crate) struct Field {
     pub(crate) doc: &'static str,
 }
 
-const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+pub(crate) const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field {
         name,
         ty,
@@ -53,7 +58,7 @@ const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     }
 }
 
-const fn with_default(mut f: Field, default: &'static str) -> Field {
+pub(crate) const fn with_default(mut f: Field, default: &'static str) -> Field {
     f.default = Some(default);
     f
 }
@@ -223,19 +228,43 @@ pub(crate) const SHARED: &[Field] = &[
 
 /// Keys only a task may set; a task may also set every key of [`SHARED`].
 pub(crate) const TASK_OWN: &[Field] = &[
-    required(field(
+    field(
         "command",
         Ty::Template,
-        "Shell command (`/bin/sh -c`). Templates such as `{{ ds }}` are replaced by shell-quoted values; `{{ params.x | raw }}` inserts a value unquoted and `vane validate` warns about it.",
-    )),
+        "Shell command (`/bin/sh -c`), required unless `kind` is `validate` or `deploy`. Templates such as `{{ ds }}` are replaced by shell-quoted values; `{{ params.x | raw }}` inserts a value unquoted and `vane validate` warns about it.",
+    ),
     field("description", Ty::Str, "What the task does."),
     with_default(
         field(
             "kind",
-            Ty::Enum(&["command", "sensor"]),
-            "`sensor`: `command` is a condition, run every `poke_interval` until it exits 0 (e.g. `ls \"$VANE_WORK\"/labels/{{ ds }}/*.csv` waits for a file); `timeout` bounds the whole wait, which is recorded as the metric `wait_seconds`. A waiting sensor holds no `max_active_tasks` slot.",
+            Ty::Enum(&["command", "sensor", "validate", "deploy"]),
+            "`sensor`: `command` is a condition, run every `poke_interval` until it exits 0 (e.g. `ls \"$VANE_WORK\"/labels/{{ ds }}/*.csv` waits for a file); `timeout` bounds the whole wait, which is recorded as the metric `wait_seconds`. A waiting sensor holds no `max_active_tasks` slot. `validate`: vane checks `dataset` against the declared checks (see Data validation). `deploy`: vane rolls `candidate` out through `stages` with gates (see Staged deployment).",
         ),
         "command",
+    ),
+    field(
+        "inputs",
+        Ty::Custom {
+            name: "table of artifact name = path, or list of upstream output names",
+            schema: artifact_inputs_schema,
+        },
+        "Files or folders the task reads: `{ raw = \"{{ work }}/raw/{{ ds }}.csv\" }`, or names of outputs of tasks it depends on: `[\"raw\"]`. Hashed when the task starts and linked to the attempt (`vane lineage`).",
+    ),
+    field(
+        "outputs",
+        Ty::Custom {
+            name: "table of artifact name = path",
+            schema: artifact_outputs_schema,
+        },
+        "Files or folders the task writes: `{ model = \"{{ work }}/models/{{ run_id }}/model.json\" }`. After success each is hashed and recorded as a version of the named artifact (unchanged content is the same version) and kept in the content store; a declared output that is missing fails the attempt.",
+    ),
+    with_default(
+        field(
+            "cache",
+            Ty::Bool,
+            "Skip the task when a successful attempt had the same command, env, params and input versions, and restore that attempt's outputs from the content store. `run_id` and `attempt` do not count as a change.",
+        ),
+        "false",
     ),
     field(
         "pool",
@@ -291,7 +320,33 @@ pub(crate) const TASK_OWN: &[Field] = &[
 ];
 
 pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
-pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED];
+/// Keys only a `kind = "validate"` task may set.
+pub(crate) const VALIDATE: &[Field] = crate::checks::KEYS;
+/// Keys only a `kind = "deploy"` task may set.
+pub(crate) const DEPLOY: &[Field] = crate::deploy::KEYS;
+
+pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED, VALIDATE, DEPLOY];
+
+fn artifact_outputs_schema() -> Value {
+    json!({
+        "type": "object",
+        "propertyNames": { "pattern": crate::parse::IDENT_PATTERN },
+        "additionalProperties": { "type": "string" }
+    })
+}
+
+fn artifact_inputs_schema() -> Value {
+    json!({
+        "oneOf": [
+            artifact_outputs_schema(),
+            {
+                "type": "array",
+                "items": { "type": "string", "pattern": crate::parse::IDENT_PATTERN },
+                "uniqueItems": true
+            }
+        ]
+    })
+}
 
 /// Keys of `[scheduler]` in the scheduler config file (`vane.toml`).
 pub(crate) const SCHEDULER: &[Field] = &[field(
@@ -342,6 +397,7 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Catchup => json!({ "enum": ["none", "latest", "all", true, false] }),
         Ty::Enum(values) => json!({ "type": "string", "enum": values }),
         Ty::EnvMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        Ty::Custom { schema, .. } => schema(),
     }
 }
 
@@ -432,6 +488,7 @@ fn ty_name(ty: Ty) -> String {
             .collect::<Vec<_>>()
             .join(" or "),
         Ty::EnvMap => "table of strings".into(),
+        Ty::Custom { name, .. } => name.into(),
     }
 }
 
@@ -479,6 +536,5 @@ pub fn reference_markdown() -> String {
         ));
     }
     out.push_str("| `{{ params.NAME }}` | `VANE_PARAM_NAME` (upper case) | value of a parameter declared under `[params]` |\n");
-    out.push_str("| — | `VANE_WORK` | absolute path of the work folder, where runs put what they produce |\n");
     out
 }

@@ -25,6 +25,10 @@ pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
     ("dag_id", "id of the DAG"),
     ("task_id", "id of the task"),
     ("attempt", "attempt number of this task in this run, from 1"),
+    (
+        "work",
+        "absolute path of the work folder, where runs put what they produce",
+    ),
 ];
 
 /// A variable a template refers to.

@@ -24,6 +24,7 @@ mod adopt;
 mod clear;
 mod git;
 mod machine;
+pub mod metrics;
 mod runner;
 
 pub use adopt::{abandon_changes, adopt, orphaned};
@@ -31,7 +32,8 @@ pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
 pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use runner::{
-    Control, Engine, Paths, RunSpec, StopReason, content_hash, log_name, record_version,
+    BuiltinCommand, Control, Engine, Paths, RunSpec, StopReason, TemplateVars, content_hash,
+    log_name, metrics_path, record_version,
 };
 
 /// Why a run could not be carried out.

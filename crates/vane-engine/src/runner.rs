@@ -55,6 +55,8 @@ pub struct Paths {
     pub work: PathBuf,
     /// The directory relative commands and `cwd`s are resolved against.
     pub project_root: PathBuf,
+    /// The content store: a copy of every artifact version, by hash.
+    pub artifacts: PathBuf,
 }
 
 /// The DAG and inputs of one run.
@@ -82,6 +84,8 @@ pub struct Engine<'a> {
     pub kill_grace: Duration,
     /// Pools and the global task limit, shared with every vane process on the store.
     pub limits: vane_dag::SchedulerConfig,
+    /// How to start built-in task kinds; `None` fails such tasks with a clear reason.
+    pub builtin: Option<BuiltinCommand>,
 }
 
 /// Records a DAG file's content as a version of DAG `dag_id` (or finds it recorded).
@@ -664,10 +668,51 @@ impl Ctx<'_, '_> {
             at: Utc::now(),
         };
         let mut changes = vec![change];
+        changes.extend(self.reported_metrics(task, attempt));
         if self.uses_slots() {
             changes.push(release);
         }
         (machine.finished(task, finish, now()), changes)
+    }
+
+    /// The metrics an attempt wrote to `$VANE_METRICS`. Lines that cannot be read are named in
+    /// the attempt's log, where a person looks; they do not fail a task that succeeded.
+    fn reported_metrics(&self, task: usize, attempt: u32) -> Vec<Change> {
+        let id = &self.spec.dag.tasks[task].id;
+        let log_path =
+            self.engine
+                .paths
+                .logs
+                .join(log_name(&self.spec.dag.id, self.run, id, attempt));
+        let report = crate::metrics::read(&metrics_path(&log_path));
+        if !report.problems.is_empty() {
+            warn!(run_id = self.run, task = %id, attempt, problems = report.problems.len(), "Metrics lines ignored.");
+            let text: String = report
+                .problems
+                .iter()
+                .map(|p| format!("vane: $VANE_METRICS {p}; ignored\n"))
+                .collect();
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .and_then(|mut log| std::io::Write::write_all(&mut log, text.as_bytes()));
+            if let Err(error) = appended {
+                warn!(run_id = self.run, task = %id, %error, "Cannot write to the task log.");
+            }
+        }
+        let at = Utc::now();
+        report
+            .metrics
+            .into_iter()
+            .map(|(name, value)| Change::Metric {
+                run: self.run,
+                task: id.clone(),
+                attempt,
+                name,
+                value,
+                at,
+            })
+            .collect()
     }
 
     /// Records `changes` and the machine's `actions` in one transaction, then launches the
@@ -808,59 +853,45 @@ impl Ctx<'_, '_> {
         let spec = self.spec;
         let dag = spec.dag;
         let task = &dag.tasks[task_index];
-        let local = spec.logical_date.with_timezone(&dag.timezone);
-        let ds = local.format("%Y-%m-%d").to_string();
-        let (interval_start, interval_end) = dag
-            .schedule
-            .as_ref()
-            .map_or((spec.logical_date, spec.logical_date), |s| {
-                s.data_interval(spec.logical_date)
-            });
-        let rfc3339 = |t: DateTime<Utc>| {
-            t.with_timezone(&dag.timezone)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        };
-        let builtin = |name: &str| -> String {
-            match name {
-                "ds" => ds.clone(),
-                "ds_nodash" => local.format("%Y%m%d").to_string(),
-                "logical_date" => rfc3339(spec.logical_date),
-                "data_interval_start" => rfc3339(interval_start),
-                "data_interval_end" => rfc3339(interval_end),
-                "run_id" => self.run.to_string(),
-                "dag_id" => dag.id.clone(),
-                "task_id" => task.id.clone(),
-                "attempt" => attempt.to_string(),
-                other => unreachable!("template variable `{other}` passed validation"),
-            }
-        };
-        let lookup = |var: &Var| match var {
-            Var::Builtin(name) => builtin(name),
-            Var::Param(name) => spec
-                .params
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.to_string())
-                .unwrap_or_default(),
-        };
-        let mut env: Vec<(String, String)> = vane_dag::BUILTIN_VARIABLES
-            .iter()
-            .map(|(name, _)| (format!("VANE_{}", name.to_uppercase()), builtin(name)))
-            .collect();
-        env.extend(
-            spec.params
-                .iter()
-                .map(|(n, v)| (format!("VANE_PARAM_{}", n.to_uppercase()), v.to_string())),
+        let vars = TemplateVars::new(
+            dag,
+            &spec.params,
+            spec.logical_date,
+            self.run,
+            &task.id,
+            attempt,
+            &self.engine.paths.work,
         );
+        let lookup = |var: &Var| vars.lookup(var);
+        let log_path = self
+            .engine
+            .paths
+            .logs
+            .join(log_name(&dag.id, self.run, &task.id, attempt));
+        let mut env = vars.env();
         env.push((
-            "VANE_WORK".into(),
-            self.engine.paths.work.display().to_string(),
+            "VANE_METRICS".into(),
+            metrics_path(&log_path).display().to_string(),
         ));
         env.extend(
             task.env
                 .iter()
                 .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
         );
+        let command = match (&task.builtin, &self.engine.builtin) {
+            (None, _) => task.command.render_shell(lookup),
+            (Some(_), Some(builtin)) => {
+                env.extend(builtin.env.iter().cloned());
+                format!(
+                    "{} exec-builtin",
+                    vane_dag::shell_quote(&builtin.exe.display().to_string())
+                )
+            }
+            // Launching it fails with this message, recorded as the attempt's reason.
+            (Some(_), None) => {
+                "echo 'vane: this process cannot run built-in task kinds' >&2; exit 127".into()
+            }
+        };
         let root = &self.engine.paths.project_root;
         // Leaving cwd unset when it is the project root we already run in lets the standard
         // library spawn with posix_spawn instead of fork + chdir + exec.
@@ -870,19 +901,114 @@ impl Ctx<'_, '_> {
             None => Some(root.clone()),
         };
         Job {
-            command: task.command.render_shell(lookup),
+            command,
             env,
             cwd,
-            log_path: self
-                .engine
-                .paths
-                .logs
-                .join(log_name(&dag.id, self.run, &task.id, attempt)),
+            log_path,
             // A sensor's `timeout` bounds its whole wait; each check gets one poke interval.
             timeout: task.sensor.or(task.timeout),
             kill_grace: self.engine.kill_grace,
         }
     }
+}
+
+/// How the engine starts the process of a built-in task kind (`validate`, `deploy`): the
+/// `vane` executable, and what it needs to find the store.
+#[derive(Debug, Clone)]
+pub struct BuiltinCommand {
+    pub exe: PathBuf,
+    /// Added to the process's environment, e.g. `VANE_DB`.
+    pub env: Vec<(String, String)>,
+}
+
+/// The values of the template variables of one attempt of one task: what `{{ ds }}` and
+/// friends stand for, and the `VANE_*` environment that carries the same values.
+#[derive(Debug, Clone)]
+pub struct TemplateVars {
+    builtin: Vec<(&'static str, String)>,
+    params: Vec<(String, ParamValue)>,
+}
+
+impl TemplateVars {
+    pub fn new(
+        dag: &Dag,
+        params: &[(String, ParamValue)],
+        logical_date: DateTime<Utc>,
+        run: RunId,
+        task: &str,
+        attempt: u32,
+        work: &Path,
+    ) -> Self {
+        let local = logical_date.with_timezone(&dag.timezone);
+        let (interval_start, interval_end) = dag
+            .schedule
+            .as_ref()
+            .map_or((logical_date, logical_date), |s| {
+                s.data_interval(logical_date)
+            });
+        let rfc3339 = |t: DateTime<Utc>| {
+            t.with_timezone(&dag.timezone)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        };
+        let builtin = vane_dag::BUILTIN_VARIABLES
+            .iter()
+            .map(|&(name, _)| {
+                let value = match name {
+                    "ds" => local.format("%Y-%m-%d").to_string(),
+                    "ds_nodash" => local.format("%Y%m%d").to_string(),
+                    "logical_date" => rfc3339(logical_date),
+                    "data_interval_start" => rfc3339(interval_start),
+                    "data_interval_end" => rfc3339(interval_end),
+                    "run_id" => run.to_string(),
+                    "dag_id" => dag.id.clone(),
+                    "task_id" => task.to_owned(),
+                    "attempt" => attempt.to_string(),
+                    "work" => work.display().to_string(),
+                    other => unreachable!("template variable `{other}` has no value"),
+                };
+                (name, value)
+            })
+            .collect();
+        Self {
+            builtin,
+            params: params.to_vec(),
+        }
+    }
+
+    pub fn lookup(&self, var: &Var) -> String {
+        match var {
+            Var::Builtin(name) => self
+                .builtin
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            Var::Param(name) => self
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `VANE_DS`, ..., `VANE_WORK`, and `VANE_PARAM_NAME` for every parameter.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let builtin = self
+            .builtin
+            .iter()
+            .map(|(name, value)| (format!("VANE_{}", name.to_uppercase()), value.clone()));
+        let params = self
+            .params
+            .iter()
+            .map(|(n, v)| (format!("VANE_PARAM_{}", n.to_uppercase()), v.to_string()));
+        builtin.chain(params).collect()
+    }
+}
+
+/// The file an attempt reports metrics in (`$VANE_METRICS`): beside its log.
+pub fn metrics_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension("metrics")
 }
 
 /// Where an attempt's log lives, relative to the logs folder. One file per attempt directly in

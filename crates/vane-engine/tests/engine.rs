@@ -152,10 +152,12 @@ fn engine<'a>(f: &Fixture, store: &'a SqliteStore, executor: &'a FakeExecutor) -
             logs: f.root.join("logs"),
             work: f.root.join("work"),
             project_root: f.root.clone(),
+            artifacts: f.root.join("artifacts"),
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
         limits: vane_dag::SchedulerConfig::default(),
+        builtin: None,
     }
 }
 

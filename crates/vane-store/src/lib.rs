@@ -15,8 +15,15 @@
 //! }).unwrap());
 //! ```
 
+mod artifacts;
+mod checks;
+mod registry;
 mod sqlite;
 mod types;
+
+pub use artifacts::ArtifactStore;
+pub use checks::CheckStore;
+pub use registry::RegistryStore;
 
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -57,7 +64,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What vane records. Every method commits before returning, so a caller that acts after a
 /// call knows the record survives a crash.
-pub trait Store {
+///
+/// Each ML capability has its own trait, so a backend implements them one at a time.
+pub trait Store: ArtifactStore + CheckStore + RegistryStore {
     /// Records a DAG file content, or returns the id it already has.
     ///
     /// # Errors

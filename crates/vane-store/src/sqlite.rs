@@ -7,6 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+mod artifacts;
+mod checks;
+mod registry;
+
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 
@@ -19,6 +23,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_sla.sql"),
     include_str!("../migrations/0006_metrics.sql"),
     include_str!("../migrations/0007_slots.sql"),
+    include_str!("../migrations/0008_artifacts.sql"),
+    include_str!("../migrations/0009_checks.sql"),
+    include_str!("../migrations/0010_registry.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

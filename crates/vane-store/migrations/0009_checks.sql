@@ -1,0 +1,1 @@
+-- Data validation: check results, column profiles, and runs a person marked good.

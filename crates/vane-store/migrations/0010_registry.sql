@@ -1,0 +1,1 @@
+-- Model registry: model versions, the stage ledger, gate evidence and approvals.

@@ -1,0 +1,4 @@
+use super::SqliteStore;
+use crate::checks::CheckStore;
+
+impl CheckStore for SqliteStore {}

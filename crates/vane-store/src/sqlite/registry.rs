@@ -1,0 +1,4 @@
+use super::SqliteStore;
+use crate::registry::RegistryStore;
+
+impl RegistryStore for SqliteStore {}

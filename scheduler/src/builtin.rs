@@ -1,0 +1,82 @@
+//! `vane exec-builtin`: the process of a `validate` or `deploy` task. The engine starts it
+//! like any task (its own process group, log, timeout and crash recovery), with the attempt's
+//! `VANE_*` environment; it reads the rest from the store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use vane_dag::Builtin;
+use vane_engine::TemplateVars;
+use vane_store::{SqliteStore, Store};
+
+fn var(name: &str) -> Result<String> {
+    std::env::var(name).map_err(|_| {
+        anyhow!(
+            "${name} is not set: `vane exec-builtin` is started by vane for a task, not by hand"
+        )
+    })
+}
+
+pub(crate) fn exec_builtin() -> Result<ExitCode> {
+    let db = PathBuf::from(var("VANE_DB")?);
+    let run: i64 = var("VANE_RUN_ID")?.parse().context("$VANE_RUN_ID")?;
+    let task_id = var("VANE_TASK_ID")?;
+    let attempt: u32 = var("VANE_ATTEMPT")?.parse().context("$VANE_ATTEMPT")?;
+    let work = PathBuf::from(var("VANE_WORK")?);
+    let metrics = std::env::var_os("VANE_METRICS").map(PathBuf::from);
+
+    let store = SqliteStore::open(&db)?;
+    let detail = store.run(run)?;
+    let source = store.dag_source(detail.run.dag_version)?;
+    let parsed = vane_dag::parse_dag(&source, &detail.run.dag_id);
+    let dag = parsed
+        .dag
+        .ok_or_else(|| anyhow!("the DAG version of run {run} no longer parses"))?;
+    let Some(task) = dag.tasks.iter().find(|t| t.id == task_id) else {
+        bail!("DAG `{}` has no task `{task_id}`", dag.id);
+    };
+    let params = dag.params_from_json(&detail.run.params);
+    let vars = TemplateVars::new(
+        &dag,
+        &params,
+        detail.run.logical_date,
+        run,
+        &task_id,
+        attempt,
+        &work,
+    );
+    let render = |t: &vane_dag::Template| t.render_plain(|v| vars.lookup(v));
+    let passed = match &task.builtin {
+        Some(Builtin::Validate(spec)) => vane_check::run_task(
+            &store,
+            &vane_check::Job {
+                dag_id: &dag.id,
+                run,
+                task_id: &task_id,
+                attempt,
+                dataset: PathBuf::from(render(&spec.dataset)),
+                spec,
+                metrics,
+            },
+        )?,
+        Some(Builtin::Deploy(spec)) => vane_deploy::run_task(
+            &store,
+            &vane_deploy::Job {
+                dag_id: &dag.id,
+                run,
+                task_id: &task_id,
+                attempt,
+                spec,
+                render: &render,
+                metrics,
+            },
+        )?,
+        None => bail!("task `{task_id}` is not a validate or deploy task"),
+    };
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
