@@ -9,6 +9,7 @@ mod backfill;
 mod clear;
 mod examples;
 mod logs;
+mod metrics;
 mod pools;
 mod recording;
 mod running;

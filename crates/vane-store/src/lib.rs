@@ -17,12 +17,14 @@
 
 mod artifacts;
 mod checks;
+mod metrics;
 mod registry;
 mod sqlite;
 mod types;
 
 pub use artifacts::ArtifactStore;
 pub use checks::CheckStore;
+pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use registry::RegistryStore;
 
 pub use sqlite::SqliteStore;
@@ -66,7 +68,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// call knows the record survives a crash.
 ///
 /// Each ML capability has its own trait, so a backend implements them one at a time.
-pub trait Store: ArtifactStore + CheckStore + RegistryStore {
+pub trait Store: ArtifactStore + CheckStore + MetricStore + RegistryStore {
     /// Records a DAG file content, or returns the id it already has.
     ///
     /// # Errors

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 mod artifacts;
 mod checks;
+mod metrics;
 mod registry;
 
 use crate::types::*;
