@@ -23,6 +23,7 @@ LABELED_COLUMNS = [
     "plan",
     "country",
     "tenure_days",
+    "age",
     "n_events",
     "n_logins",
     "n_page_views",
@@ -95,3 +96,14 @@ def predict_proba(model, row):
     x = standardize(feature_vector(row), model["standardization"]["mean"], model["standardization"]["std"])
     z = model["bias"] + sum(w * v for w, v in zip(model["weights"], x))
     return sigmoid(z)
+
+
+def metrics(values):
+    """Report numbers to vane: one `name value` line each in the file $VANE_METRICS names.
+    Outside vane (no $VANE_METRICS) they are only printed."""
+    path = os.environ.get("VANE_METRICS")
+    lines = "".join(f"{name} {value}\n" for name, value in values.items())
+    if path:
+        with open(path, "a") as f:
+            f.write(lines)
+    log("metrics: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))

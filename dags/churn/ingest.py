@@ -10,8 +10,14 @@ events they produce; label.py later turns those events into a churn label and
 the model has to recover the relationship from the event counts alone.
 
 --corrupt true injects the kinds of damage a broken upstream export causes
-(refunds exported as negative purchase amounts, a missing plan, tenure in the
-wrong unit) so that the validate task has something to catch.
+(negative ages from a bad birth-date parse, a whole country dropped by a
+failed regional export, customers whose plan was lost in a join) so that the
+validate task has something to catch.
+
+--outage-marker PATH: while that file exists, the export runs "during an
+upstream outage" and delivers only 30% of the customers. Nothing is wrong with
+any single row, so only a learned bound on the row count can notice; delete
+the file (the upstream recovered) and clear the run to re-ingest the day.
 """
 
 import argparse
@@ -32,6 +38,7 @@ FIELDS = [
     "plan",
     "country",
     "tenure_days",
+    "age",
     "device",
 ]
 COUNTRIES = ["US", "GB", "DE", "FR", "IN", "BR", "JP"]
@@ -68,15 +75,9 @@ def customer_events(rng, plan_rank):
     return counts
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")
-    ap.add_argument("--out", required=True, help="CSV file to write")
-    ap.add_argument("--corrupt", default="false", help="true: inject bad rows on purpose")
-    args = ap.parse_args()
-    corrupt = common.parse_bool(args.corrupt)
-
-    rng = random.Random(f"churn-events:{args.ds}")
+def generate(ds, corrupt=False, fraction=1.0):
+    """The day's events; the same arguments always give the same events."""
+    rng = random.Random(f"churn-events:{ds}")
     n_customers = rng.randint(1200, 1600)
     ids = sorted(rng.sample(range(1, 100_000), n_customers))
 
@@ -89,6 +90,7 @@ def main():
             "plan": plan,
             "country": rng.choices(COUNTRIES, weights=COUNTRY_WEIGHTS)[0],
             "tenure_days": min(int(rng.expovariate(1 / 420)), 3650),
+            "age": min(max(int(rng.gauss(41, 13)), 18), 95),
             "device": rng.choice(DEVICES),
         }
         for event_type, n in customer_events(rng, plan_rank).items():
@@ -100,7 +102,7 @@ def main():
                 events.append(
                     {
                         **profile,
-                        "ts": f"{args.ds}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z",
+                        "ts": f"{ds}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z",
                         "event_type": event_type,
                         "amount": f"{amount:.2f}",
                     }
@@ -108,22 +110,43 @@ def main():
 
     events.sort(key=lambda e: (e["ts"], e["customer_id"], e["event_type"]))
     for i, event in enumerate(events, 1):
-        event["event_id"] = f"E{args.ds.replace('-', '')}{i:06d}"
+        event["event_id"] = f"E{ds.replace('-', '')}{i:06d}"
+
+    if fraction < 1.0:
+        keep = set(random.Random(f"churn-outage:{ds}").sample(ids, int(len(ids) * fraction)))
+        events = [e for e in events if int(e["customer_id"][1:]) in keep]
+        common.log(f"UPSTREAM OUTAGE: the export delivered {len(keep)} of {len(ids)} customers")
 
     if corrupt:
-        damage = random.Random(f"churn-corrupt:{args.ds}")
-        hit = {"negative_amount": 0, "missing_plan": 0, "tenure_in_hours": 0}
-        purchases = [e for e in events if e["event_type"] == "purchase"]
-        for e in damage.sample(purchases, max(1, len(purchases) // 8)):
-            e["amount"] = f"{-abs(float(e['amount'])) * 3:.2f}"  # refunds exported as purchases
-            hit["negative_amount"] += 1
-        victims = set(damage.sample(ids, max(1, len(ids) // 20)))
+        damage = random.Random(f"churn-corrupt:{ds}")
+        customers = sorted({e["customer_id"] for e in events})
+        negative_age = set(damage.sample(customers, max(1, len(customers) // 30)))
+        lost_plan = set(damage.sample(customers, max(1, len(customers) // 12)))
         for e in events:
-            if int(e["customer_id"][1:]) in victims:
-                e["plan"] = ""  # join with the plans table lost these customers
-                e["tenure_days"] = int(e["tenure_days"]) * 24 + 40_000  # hours, not days
-        hit["missing_plan"] = hit["tenure_in_hours"] = len(victims)
-        common.log(f"CORRUPT MODE (--param corrupt=true): damaged the day on purpose: {hit}")
+            if e["customer_id"] in negative_age:
+                e["age"] = -abs(int(e["age"]))  # birth dates parsed with the wrong century
+            if e["customer_id"] in lost_plan:
+                e["plan"] = ""  # the join with the plans table lost these customers
+        before = len(events)
+        events = [e for e in events if e["country"] != "DE"]  # the EU-central export failed
+        common.log(
+            "CORRUPT MODE (--param corrupt=true): damaged the day on purpose: "
+            f"{len(negative_age)} customers with negative ages, {len(lost_plan)} without a plan, "
+            f"{before - len(events)} events of country DE dropped"
+        )
+    return events
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")
+    ap.add_argument("--out", required=True, help="CSV file to write")
+    ap.add_argument("--corrupt", default="false", help="true: inject bad rows on purpose")
+    ap.add_argument("--outage-marker", help="while this file exists, deliver only part of the day")
+    args = ap.parse_args()
+    fraction = 0.3 if args.outage_marker and os.path.exists(args.outage_marker) else 1.0
+    events = generate(args.ds, common.parse_bool(args.corrupt), fraction)
+    n_customers = len({e["customer_id"] for e in events})
 
     common.write_csv(args.out, events, FIELDS)
     by_type = {}

@@ -53,26 +53,19 @@ def risk(row):
     )
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ds", required=True)
-    ap.add_argument("--events", required=True, help="raw events CSV from ingest")
-    ap.add_argument("--out", required=True, help="labeled CSV to write")
-    args = ap.parse_args()
-
-    events = common.read_csv(args.events)
-    common.log(f"read {len(events)} events from {args.events}")
-
+def label(events, ds):
+    """One labeled row per customer of the day's events."""
     customers = {}
     for e in events:
         row = customers.get(e["customer_id"])
         if row is None:
             row = customers[e["customer_id"]] = {
                 "customer_id": e["customer_id"],
-                "ds": args.ds,
+                "ds": ds,
                 "plan": e["plan"],
                 "country": e["country"],
                 "tenure_days": int(e["tenure_days"]) if e["tenure_days"] != "" else None,
+                "age": e["age"],
                 "n_events": 0,
                 "amount": 0.0,
                 **{col: 0 for col in COUNTED.values()},
@@ -83,7 +76,7 @@ def main():
         if e["event_type"] == "purchase":
             row["amount"] += float(e["amount"])
 
-    rng = random.Random(f"churn-label:{args.ds}")
+    rng = random.Random(f"churn-label:{ds}")
     rows = []
     for cid in sorted(customers):
         row = customers[cid]
@@ -96,7 +89,19 @@ def main():
         if row["tenure_days"] is None:
             row["tenure_days"] = ""
         rows.append(row)
+    return rows
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ds", required=True)
+    ap.add_argument("--events", required=True, help="raw events CSV from ingest")
+    ap.add_argument("--out", required=True, help="labeled CSV to write")
+    args = ap.parse_args()
+
+    events = common.read_csv(args.events)
+    common.log(f"read {len(events)} events from {args.events}")
+    rows = label(events, args.ds)
     common.write_csv(args.out, rows, common.LABELED_COLUMNS)
     positives = sum(r["churned"] for r in rows)
     common.log(f"wrote {len(rows)} labeled customers -> {args.out}")

@@ -2,9 +2,13 @@
 
 Stochastic gradient descent with L2 regularisation. The shuffling order comes
 from the SEED environment variable (set in the DAG file), so the same data and
-the same SEED always give the same weights. Inputs are scaled with the
-standardization computed by feature_stats, and that scaling is saved inside
+the same SEED always give the same weights. Inputs are standardized with the
+training rows' mean and standard deviation, and that scaling is saved inside
 the model so whoever serves it applies exactly the same transformation.
+
+--quality worse trains on labels shuffled across customers, the effect of a
+broken join between labels and features: the model learns next to nothing,
+which is what the canary gate is there to catch.
 """
 
 import argparse
@@ -29,20 +33,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ds", required=True)
     ap.add_argument("--data", required=True, help="labeled CSV")
-    ap.add_argument("--stats", required=True, help="feature_stats.json (for the scaling)")
     ap.add_argument("--out", required=True, help="model.json to write")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--learning-rate", type=float, default=0.05)
     ap.add_argument("--l2", type=float, default=0.001)
+    ap.add_argument("--quality", choices=["normal", "worse"], default="normal")
     args = ap.parse_args()
     seed = int(os.environ.get("SEED", "7"))
 
-    stats = common.read_json(args.stats)["standardization"]
-    if stats["features"] != common.FEATURES:
-        common.fail(f"feature_stats lists {stats['features']}, this code expects {common.FEATURES}")
     rows = [r for r in common.read_csv(args.data) if not common.is_holdout(r["customer_id"], args.ds)]
-    xs = [common.standardize(common.feature_vector(r), stats["mean"], stats["std"]) for r in rows]
+    raw = [common.feature_vector(r) for r in rows]
+    columns = list(zip(*raw))
+    mean = [sum(c) / len(c) for c in columns]
+    std = [math.sqrt(sum((v - m) ** 2 for v in c) / len(c)) or 1.0 for c, m in zip(columns, mean)]
+    stats = {"mean": [round(m, 8) for m in mean], "std": [round(s, 8) for s in std]}
+    xs = [common.standardize(x, stats["mean"], stats["std"]) for x in raw]
     ys = [int(r["churned"]) for r in rows]
+    if args.quality == "worse":
+        random.Random(seed).shuffle(ys)
+        common.log("QUALITY worse (--param candidate_quality=worse): labels shuffled on purpose")
     common.log(f"training on {len(rows)} rows x {len(common.FEATURES)} features (seed={seed}, epochs={args.epochs})")
 
     rng = random.Random(seed)
