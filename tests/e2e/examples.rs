@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::harness::{Project, task};
+use crate::harness::Project;
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -20,7 +20,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A project holding a copy of the repository's example DAGs and their task code.
-fn examples() -> Project {
+pub(crate) fn examples() -> Project {
     let p = Project::new();
     let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dags");
     copy_tree(&repo_dags, &p.path().join("dags"));
@@ -59,59 +59,9 @@ fn every_example_dag_validates_and_runs_to_success() {
             );
         }
     }
-    let model = p.work().join("serving/churn/production/model.json");
+    let model = p.work().join("serving/churn/production.json");
     assert!(
         model.is_file(),
         "churn_retrain put no model into production"
-    );
-}
-
-#[test]
-fn a_corrupted_day_is_stopped_by_validation_and_nothing_is_deployed() {
-    let p = examples();
-    p.vane(&["run", "churn_retrain", "--date", "2026-11-22"])
-        .success();
-    let production = p.work().join("serving/churn/production/model.json");
-    let before = fs::read(&production).unwrap();
-
-    p.vane(&[
-        "run",
-        "churn_retrain",
-        "--date",
-        "2026-11-23",
-        "--param",
-        "corrupt=true",
-    ])
-    .failure();
-    let show = p.show(2);
-    assert_eq!(show["state"], "failed");
-    assert_eq!(task(&show, "validate")["state"], "failed");
-    for downstream in [
-        "train",
-        "evaluate",
-        "deploy_shadow",
-        "deploy_canary",
-        "deploy_production",
-    ] {
-        assert_eq!(
-            task(&show, downstream)["state"],
-            "upstream_failed",
-            "{downstream}"
-        );
-    }
-    assert_eq!(
-        task(&show, "rollback")["state"],
-        "skipped",
-        "nothing was promoted, so there is nothing to roll back"
-    );
-    let log = p.logs(2, "validate", None);
-    assert!(
-        log.contains("amount"),
-        "validate names the bad column:\n{log}"
-    );
-    assert_eq!(
-        fs::read(&production).unwrap(),
-        before,
-        "production model changed"
     );
 }

@@ -8,6 +8,7 @@ mod harness;
 mod backfill;
 mod clear;
 mod examples;
+mod lifecycle;
 mod logs;
 mod metrics;
 mod pools;
