@@ -21,7 +21,9 @@ mod registry;
 mod sqlite;
 mod types;
 
-pub use artifacts::ArtifactStore;
+pub use artifacts::{
+    ArtifactKind, ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,
+};
 pub use checks::CheckStore;
 pub use registry::RegistryStore;
 
