@@ -246,3 +246,159 @@ impl ArtifactStore for SqliteStore {
         Ok(Some((attempt, outputs)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::artifacts::ArtifactKind;
+    use crate::{Change, NewDagVersion, NewRun, Store, Trigger};
+
+    fn run(store: &SqliteStore, day: u32) -> RunId {
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: "ml",
+                content_hash: "h",
+                path: "dags/ml.toml",
+                source: "",
+            })
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                dag_id: "ml",
+                dag_version: version,
+                logical_date: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, day, 0, 0, 0)
+                    .unwrap(),
+                trigger: Trigger::Manual,
+                params: serde_json::json!({}),
+                git: None,
+                host: "box",
+                tasks: &["train"],
+                at: Utc::now(),
+                records_tick: false,
+                backfill: None,
+            })
+            .unwrap()
+    }
+
+    fn attempt(store: &SqliteStore, run: RunId, success: bool) -> AttemptRef {
+        let at = Utc::now();
+        store
+            .apply(&[
+                Change::AttemptStarted {
+                    run,
+                    task: "train".into(),
+                    attempt: 1,
+                    command: "true".into(),
+                    host: "box".into(),
+                    log_path: "log".into(),
+                    at,
+                },
+                Change::AttemptFinished {
+                    run,
+                    task: "train".into(),
+                    attempt: 1,
+                    success,
+                    exit_code: Some(i32::from(!success)),
+                    signal: None,
+                    reason: None,
+                    at,
+                },
+            ])
+            .unwrap();
+        AttemptRef {
+            run,
+            task: "train".into(),
+            attempt: 1,
+        }
+    }
+
+    fn file<'a>(name: &'a str, hash: &'a str) -> NewArtifact<'a> {
+        NewArtifact {
+            name,
+            hash,
+            kind: ArtifactKind::File,
+            size: 3,
+            path: "/data/x",
+            stored: None,
+        }
+    }
+
+    #[test]
+    fn same_content_is_the_same_version_and_recording_twice_changes_nothing() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let a = attempt(&store, run(&store, 1), true);
+        let first = store
+            .record_artifacts(&a, Direction::Output, &[file("model", "aa")], Utc::now())
+            .unwrap();
+        let again = store
+            .record_artifacts(&a, Direction::Output, &[file("model", "aa")], Utc::now())
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first[0].version, 1);
+        assert_eq!(first[0].producer.as_ref(), Some(&a));
+        let next = store
+            .record_artifacts(&a, Direction::Output, &[file("model", "bb")], Utc::now())
+            .unwrap();
+        assert_eq!(next[0].version, 2);
+        assert_eq!(store.artifact_versions(Some("model")).unwrap().len(), 2);
+        assert_eq!(store.artifact_version("model", None).unwrap().version, 2);
+        assert_eq!(store.attempt_links(a.run, None).unwrap().len(), 2);
+        assert!(matches!(
+            store.artifact_version("model", Some(9)),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn content_read_before_it_is_written_gets_its_writer_as_producer() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let reader = attempt(&store, run(&store, 1), true);
+        let read = store
+            .record_artifacts(&reader, Direction::Input, &[file("data", "cc")], Utc::now())
+            .unwrap();
+        assert_eq!(read[0].producer, None);
+        let writer = attempt(&store, run(&store, 2), true);
+        let written = store
+            .record_artifacts(
+                &writer,
+                Direction::Output,
+                &[file("data", "cc")],
+                Utc::now(),
+            )
+            .unwrap();
+        assert_eq!(written[0].id, read[0].id);
+        assert_eq!(written[0].producer.as_ref(), Some(&writer));
+        let links = store.artifact_links(read[0].id).unwrap();
+        let uses: Vec<(RunId, Direction)> =
+            links.iter().map(|l| (l.attempt.run, l.direction)).collect();
+        assert_eq!(
+            uses,
+            vec![
+                (reader.run, Direction::Input),
+                (writer.run, Direction::Output)
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_successful_attempt_with_the_same_key_is_a_cache_hit() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let failed = attempt(&store, run(&store, 1), false);
+        store.record_cache_key(&failed, "ml", "k1").unwrap();
+        assert_eq!(store.cache_hit("ml", "train", "k1").unwrap(), None);
+
+        let good = attempt(&store, run(&store, 2), true);
+        store.record_cache_key(&good, "ml", "k1").unwrap();
+        store
+            .record_artifacts(&good, Direction::Output, &[file("model", "dd")], Utc::now())
+            .unwrap();
+        let (hit, outputs) = store.cache_hit("ml", "train", "k1").unwrap().unwrap();
+        assert_eq!(hit, good);
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].artifact.hash, "dd");
+        assert_eq!(store.cache_hit("ml", "train", "k2").unwrap(), None);
+        assert_eq!(store.cache_hit("other", "train", "k1").unwrap(), None);
+    }
+}
