@@ -221,6 +221,9 @@ impl Runs<'_> {
                 let mut outputs = Vec::new();
                 for output in self.links(&reader.attempt, Direction::Output)? {
                     let mut child = json!({ "artifact": version_json(&output.artifact) });
+                    // A version reached twice (the same data rebuilt by later runs) lists
+                    // its readers once.
+                    child["shown_above"] = seen.contains(&output.artifact.id).into();
                     child["used_by"] = self.downstream(&output.artifact, seen)?;
                     outputs.push(child);
                 }
@@ -295,8 +298,13 @@ fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
         out.push_str(&format!("{pad}read by {}\n", attempt_line(reader)));
         for wrote in reader["wrote"].as_array().into_iter().flatten() {
             out.push_str(&format!(
-                "{pad}  which wrote {}\n",
-                artifact_line(&wrote["artifact"])
+                "{pad}  which wrote {}{}\n",
+                artifact_line(&wrote["artifact"]),
+                if wrote["shown_above"] == true {
+                    "; its uses are listed above"
+                } else {
+                    ""
+                }
             ));
             print_downstream(&wrote["used_by"], depth + 2, out);
         }
@@ -452,7 +460,7 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
         short(&rb.dag_hash),
         if dag_changed { "  changed" } else { "" }
     );
-    let show = |v: Option<&Value>| v.map_or_else(|| "-".into(), |v| str_of(v));
+    let show = |v: Option<&Value>| v.map_or_else(|| "-".into(), str_of);
     println!("\nparams:");
     if params.is_empty() {
         println!("  none");
