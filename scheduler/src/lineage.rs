@@ -1,36 +1,546 @@
 //! `vane artifacts`, `vane lineage` and `vane diff`.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use serde_json::{Value, json};
+use vane_store::{
+    ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, RunDetail, RunId,
+    SqliteStore, Store, StoreError,
+};
 
-use crate::cli::Global;
+use crate::cli::{Global, JsonFlag};
+use crate::output::{table, time};
 
 #[derive(Debug, Args)]
 pub(crate) struct ArtifactsArgs {
+    /// List every version of this artifact; without it, every artifact with its latest version.
     pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct LineageArgs {
+    /// NAME or NAME@VERSION (e.g. `model@3`); without a version, the latest.
+    #[arg(value_name = "NAME[@VERSION]")]
     pub(crate) artifact: String,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
     pub(crate) run_a: i64,
     pub(crate) run_b: i64,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
-pub(crate) fn artifacts(_g: &Global, _args: &ArtifactsArgs) -> Result<ExitCode> {
-    bail!("not written yet")
+/// The first 12 hex digits of a hash: enough to tell versions apart by eye.
+fn short(hash: &str) -> &str {
+    &hash[..12.min(hash.len())]
 }
 
-pub(crate) fn lineage(_g: &Global, _args: &LineageArgs) -> Result<ExitCode> {
-    bail!("not written yet")
+fn version_json(v: &ArtifactVersion) -> Value {
+    json!({
+        "name": v.name,
+        "version": v.version,
+        "hash": v.hash,
+        "kind": v.kind.as_str(),
+        "size": v.size,
+        "path": v.path,
+        "stored": v.stored,
+        "created_at": v.created_at.to_rfc3339(),
+        "producer": v.producer.as_ref().map(|p| json!({
+            "run": p.run, "task": p.task, "attempt": p.attempt,
+        })),
+    })
 }
 
-pub(crate) fn diff(_g: &Global, _args: &DiffArgs) -> Result<ExitCode> {
-    bail!("not written yet")
+fn producer_text(v: &ArtifactVersion) -> String {
+    v.producer.as_ref().map_or_else(
+        || "- (read, never written)".into(),
+        |p| format!("run {} {} #{}", p.run, p.task, p.attempt),
+    )
+}
+
+pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
+    let store = crate::commands::open_store(g)?;
+    let versions = store.artifact_versions(args.name.as_deref())?;
+    if let (Some(name), true) = (&args.name, versions.is_empty()) {
+        bail!(
+            "no artifact is named `{name}`; `vane artifacts` lists them (artifacts are recorded from the `inputs` and `outputs` of tasks)"
+        );
+    }
+    if args.json.json {
+        let items: Vec<Value> = versions.iter().map(version_json).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if versions.is_empty() {
+        println!("no artifacts recorded yet: declare `inputs` and `outputs` on tasks");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = if args.name.is_some() {
+        versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.name.clone(),
+                    v.version.to_string(),
+                    short(&v.hash).to_owned(),
+                    v.kind.to_string(),
+                    v.size.to_string(),
+                    producer_text(v),
+                    time(Some(v.created_at)),
+                ]
+            })
+            .collect()
+    } else {
+        // Versions come by name then version: the last of each name is its latest.
+        let mut latest: BTreeMap<&str, (&ArtifactVersion, usize)> = BTreeMap::new();
+        for v in &versions {
+            let entry = latest.entry(&v.name).or_insert((v, 0));
+            *entry = (v, entry.1 + 1);
+        }
+        latest
+            .values()
+            .map(|(v, count)| {
+                vec![
+                    v.name.clone(),
+                    format!("{} ({count} in all)", v.version),
+                    short(&v.hash).to_owned(),
+                    v.kind.to_string(),
+                    v.size.to_string(),
+                    producer_text(v),
+                    time(Some(v.created_at)),
+                ]
+            })
+            .collect()
+    };
+    print!(
+        "{}",
+        table(
+            &[
+                "NAME",
+                "VERSION",
+                "SHA256",
+                "KIND",
+                "BYTES",
+                "PRODUCED BY",
+                "FIRST SEEN"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs read once each while walking a lineage.
+struct Runs<'s> {
+    store: &'s SqliteStore,
+    runs: HashMap<RunId, RunDetail>,
+    links: HashMap<(RunId, String), Vec<ArtifactLink>>,
+}
+
+impl Runs<'_> {
+    fn run(&mut self, id: RunId) -> Result<&RunDetail> {
+        if !self.runs.contains_key(&id) {
+            let detail = self.store.run(id)?;
+            self.runs.insert(id, detail);
+        }
+        Ok(&self.runs[&id])
+    }
+
+    /// What one attempt read or wrote.
+    fn links(&mut self, at: &AttemptRef, direction: Direction) -> Result<Vec<ArtifactLink>> {
+        let key = (at.run, at.task.clone());
+        if !self.links.contains_key(&key) {
+            let links = self.store.attempt_links(at.run, Some(&at.task))?;
+            self.links.insert(key.clone(), links);
+        }
+        Ok(self.links[&key]
+            .iter()
+            .filter(|l| l.attempt.attempt == at.attempt && l.direction == direction)
+            .cloned()
+            .collect())
+    }
+
+    /// The attempt with its run's DAG version, params and logical date.
+    fn attempt_json(&mut self, at: &AttemptRef) -> Result<Value> {
+        let detail = self.run(at.run)?;
+        let attempt = detail
+            .tasks
+            .iter()
+            .find(|t| t.task_id == at.task)
+            .and_then(|t| t.attempts.iter().find(|a| a.attempt == at.attempt));
+        let run = &detail.run;
+        Ok(json!({
+            "run": at.run,
+            "task": at.task,
+            "attempt": at.attempt,
+            "dag_id": run.dag_id,
+            "dag_version": attempt.and_then(|a| a.dag_version).unwrap_or(run.dag_version),
+            "dag_hash": run.dag_hash,
+            "params": run.params,
+            "logical_date": run.logical_date.to_rfc3339(),
+            "state": attempt.map(|a| a.state.as_str()),
+            "reason": attempt.and_then(|a| a.reason.clone()),
+        }))
+    }
+
+    /// What `version` was built from, recursively.
+    fn upstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
+        let mut node = json!({ "artifact": version_json(version) });
+        let Some(producer) = &version.producer else {
+            node["produced_by"] = Value::Null;
+            node["built_from"] = json!([]);
+            return Ok(node);
+        };
+        node["produced_by"] = self.attempt_json(producer)?;
+        let mut from = Vec::new();
+        if seen.insert(version.id) {
+            for input in self.links(producer, Direction::Input)? {
+                from.push(self.upstream(&input.artifact, seen)?);
+            }
+        }
+        node["built_from"] = Value::Array(from);
+        Ok(node)
+    }
+
+    /// The attempts that read `version`, and what they wrote, recursively.
+    fn downstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
+        let mut used_by = Vec::new();
+        if seen.insert(version.id) {
+            let readers = self.store.artifact_links(version.id)?;
+            for reader in readers.iter().filter(|l| l.direction == Direction::Input) {
+                let mut entry = self.attempt_json(&reader.attempt)?;
+                let mut outputs = Vec::new();
+                for output in self.links(&reader.attempt, Direction::Output)? {
+                    let mut child = json!({ "artifact": version_json(&output.artifact) });
+                    // A version reached twice (the same data rebuilt by later runs) lists
+                    // its readers once.
+                    child["shown_above"] = seen.contains(&output.artifact.id).into();
+                    child["used_by"] = self.downstream(&output.artifact, seen)?;
+                    outputs.push(child);
+                }
+                entry["wrote"] = Value::Array(outputs);
+                used_by.push(entry);
+            }
+        }
+        Ok(Value::Array(used_by))
+    }
+}
+
+fn parse_artifact(text: &str) -> Result<(&str, Option<u32>)> {
+    match text.split_once('@') {
+        None => Ok((text, None)),
+        Some((name, version)) => {
+            let version = version.trim_start_matches('v');
+            let number = version.parse().with_context(|| {
+                format!("`{text}`: the version after `@` must be a number, as in `{name}@3`")
+            })?;
+            Ok((name, Some(number)))
+        }
+    }
+}
+
+fn attempt_line(a: &Value) -> String {
+    format!(
+        "run {} task {} attempt {} (DAG {} version {}, logical date {}, params {})",
+        a["run"],
+        str_of(&a["task"]),
+        a["attempt"],
+        str_of(&a["dag_id"]),
+        a["dag_version"],
+        str_of(&a["logical_date"]),
+        a["params"]
+    )
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+fn artifact_line(a: &Value) -> String {
+    format!(
+        "{} v{} (sha256 {}, {}, {} bytes)",
+        str_of(&a["name"]),
+        a["version"],
+        short(a["hash"].as_str().unwrap_or_default()),
+        str_of(&a["kind"]),
+        a["size"]
+    )
+}
+
+fn print_upstream(node: &Value, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    out.push_str(&format!("{pad}{}\n", artifact_line(&node["artifact"])));
+    match node["produced_by"].is_null() {
+        true => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
+        false => out.push_str(&format!(
+            "{pad}  built by {}\n",
+            attempt_line(&node["produced_by"])
+        )),
+    }
+    for child in node["built_from"].as_array().into_iter().flatten() {
+        out.push_str(&format!("{pad}  from:\n"));
+        print_upstream(child, depth + 2, out);
+    }
+}
+
+fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    for reader in used_by.as_array().into_iter().flatten() {
+        out.push_str(&format!("{pad}read by {}\n", attempt_line(reader)));
+        for wrote in reader["wrote"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "{pad}  which wrote {}{}\n",
+                artifact_line(&wrote["artifact"]),
+                if wrote["shown_above"] == true {
+                    "; its uses are listed above"
+                } else {
+                    ""
+                }
+            ));
+            print_downstream(&wrote["used_by"], depth + 2, out);
+        }
+    }
+}
+
+pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
+    let store = crate::commands::open_store(g)?;
+    let (name, number) = parse_artifact(&args.artifact)?;
+    let version = match store.artifact_version(name, number) {
+        Err(StoreError::NotFound(what)) => bail!(
+            "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
+        ),
+        other => other?,
+    };
+    let mut runs = Runs {
+        store: &store,
+        runs: HashMap::new(),
+        links: HashMap::new(),
+    };
+    let mut tree = runs.upstream(&version, &mut HashSet::new())?;
+    tree["used_by"] = runs.downstream(&version, &mut HashSet::new())?;
+    if args.json.json {
+        println!("{}", serde_json::to_string_pretty(&tree)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    print_upstream(&tree, 0, &mut out);
+    if tree["used_by"].as_array().is_some_and(|a| !a.is_empty()) {
+        out.push_str("used by:\n");
+        print_downstream(&tree["used_by"], 1, &mut out);
+    } else {
+        out.push_str("used by: nothing recorded yet\n");
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Per task, what its latest attempt with recorded artifacts read and wrote:
+/// (task, direction, name) → version.
+fn run_artifacts(
+    store: &SqliteStore,
+    run: RunId,
+) -> Result<BTreeMap<(String, Direction, String), ArtifactVersion>> {
+    let links = store.attempt_links(run, None)?;
+    let mut latest: HashMap<&str, u32> = HashMap::new();
+    for l in &links {
+        let n = latest.entry(&l.attempt.task).or_default();
+        *n = (*n).max(l.attempt.attempt);
+    }
+    Ok(links
+        .iter()
+        .filter(|l| latest[l.attempt.task.as_str()] == l.attempt.attempt)
+        .map(|l| {
+            (
+                (l.attempt.task.clone(), l.direction, l.artifact.name.clone()),
+                l.artifact.clone(),
+            )
+        })
+        .collect())
+}
+
+/// Per task, the metrics of its latest attempt.
+fn run_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
+    detail
+        .tasks
+        .iter()
+        .filter_map(|t| t.attempts.last().map(|a| (t, a)))
+        .flat_map(|(t, a)| {
+            a.metrics
+                .iter()
+                .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
+        })
+        .collect()
+}
+
+pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
+    let store = crate::commands::open_store(g)?;
+    let (a, b) = (store.run(args.run_a)?, store.run(args.run_b)?);
+    let (ra, rb) = (&a.run, &b.run);
+
+    let empty = serde_json::Map::new();
+    let pa = ra.params.as_object().unwrap_or(&empty);
+    let pb = rb.params.as_object().unwrap_or(&empty);
+    let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
+    let params: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let (va, vb) = (pa.get(*k), pb.get(*k));
+            json!({ "name": k, "a": va, "b": vb, "changed": va != vb })
+        })
+        .collect();
+
+    let (aa, ab) = (run_artifacts(&store, ra.id)?, run_artifacts(&store, rb.id)?);
+    let slots: BTreeSet<&(String, Direction, String)> = aa.keys().chain(ab.keys()).collect();
+    let artifacts: Vec<Value> = slots
+        .iter()
+        .map(|key| {
+            let (va, vb) = (aa.get(*key), ab.get(*key));
+            json!({
+                "task": key.0,
+                "direction": key.1.as_str(),
+                "name": key.2,
+                "a": va.map(|v| json!({ "version": v.version, "hash": v.hash })),
+                "b": vb.map(|v| json!({ "version": v.version, "hash": v.hash })),
+                "changed": va.map(|v| v.id) != vb.map(|v| v.id),
+            })
+        })
+        .collect();
+
+    let (ma, mb) = (run_metrics(&a), run_metrics(&b));
+    let names: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
+    let metrics: Vec<Value> = names
+        .iter()
+        .map(|key| {
+            let (va, vb) = (ma.get(*key), mb.get(*key));
+            let delta = va.zip(vb).map(|(x, y)| y - x);
+            json!({ "task": key.0, "name": key.1, "a": va, "b": vb, "delta": delta })
+        })
+        .collect();
+
+    let dag_changed = ra.dag_version != rb.dag_version;
+    if args.json.json {
+        let run = |r: &vane_store::RunRecord| {
+            json!({
+                "id": r.id, "dag_id": r.dag_id, "state": r.state.as_str(),
+                "logical_date": r.logical_date.to_rfc3339(),
+                "dag_version": { "id": r.dag_version, "hash": r.dag_hash },
+            })
+        };
+        let value = json!({
+            "a": run(ra),
+            "b": run(rb),
+            "dag_version_changed": dag_changed,
+            "params": params,
+            "artifacts": artifacts,
+            "metrics": metrics,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mark = |changed: bool| if changed { "*" } else { "" }.to_owned();
+    println!(
+        "run {} ({}) vs run {} ({})",
+        ra.id, ra.dag_id, rb.id, rb.dag_id
+    );
+    println!(
+        "dag version: {} (sha256 {}) -> {} (sha256 {}){}",
+        ra.dag_version,
+        short(&ra.dag_hash),
+        rb.dag_version,
+        short(&rb.dag_hash),
+        if dag_changed { "  changed" } else { "" }
+    );
+    let show = |v: Option<&Value>| v.map_or_else(|| "-".into(), str_of);
+    println!("\nparams:");
+    if params.is_empty() {
+        println!("  none");
+    } else {
+        let rows: Vec<Vec<String>> = params
+            .iter()
+            .map(|p| {
+                vec![
+                    str_of(&p["name"]),
+                    show(p.get("a").filter(|v| !v.is_null())),
+                    show(p.get("b").filter(|v| !v.is_null())),
+                    mark(p["changed"] == true),
+                ]
+            })
+            .collect();
+        print!("{}", indent(&table(&["NAME", "A", "B", "CHANGED"], &rows)));
+    }
+    println!("\nartifacts:");
+    if artifacts.is_empty() {
+        println!("  none recorded");
+    } else {
+        let version = |v: &Value| {
+            if v.is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "v{} ({})",
+                    v["version"],
+                    short(v["hash"].as_str().unwrap_or_default())
+                )
+            }
+        };
+        let rows: Vec<Vec<String>> = artifacts
+            .iter()
+            .map(|x| {
+                vec![
+                    str_of(&x["task"]),
+                    str_of(&x["direction"]),
+                    str_of(&x["name"]),
+                    version(&x["a"]),
+                    version(&x["b"]),
+                    mark(x["changed"] == true),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            indent(&table(
+                &["TASK", "DIRECTION", "NAME", "A", "B", "CHANGED"],
+                &rows
+            ))
+        );
+    }
+    println!("\nmetrics:");
+    if metrics.is_empty() {
+        println!("  none recorded");
+    } else {
+        let number = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |n| format!("{n}"));
+        let rows: Vec<Vec<String>> = metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    str_of(&m["task"]),
+                    str_of(&m["name"]),
+                    number(&m["a"]),
+                    number(&m["b"]),
+                    m["delta"]
+                        .as_f64()
+                        .map_or_else(|| "-".into(), |d| format!("{d:+}")),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            indent(&table(&["TASK", "METRIC", "A", "B", "DELTA"], &rows))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }

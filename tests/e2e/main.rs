@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod artifacts;
 mod backfill;
 mod clear;
 mod examples;

@@ -234,6 +234,9 @@ impl Checked {
     }
 }
 
+/// Inputs named by artifact name (`inputs = ["raw"]`), with where each name is written.
+type InputNames = Vec<(String, Range<usize>)>;
+
 struct Cx<'s> {
     source: &'s str,
     diags: Vec<Diagnostic>,
@@ -667,7 +670,7 @@ impl Cx<'_> {
 
     /// Turns inputs given by name (`inputs = ["raw"]`) into the path the upstream task that
     /// outputs that name declared.
-    fn resolve_inputs(&mut self, tasks: &mut [Task], refs: Vec<Vec<(String, Range<usize>)>>) {
+    fn resolve_inputs(&mut self, tasks: &mut [Task], refs: Vec<InputNames>) {
         for (index, refs) in refs.into_iter().enumerate() {
             for (name, span) in refs {
                 let producers: Vec<usize> = (0..tasks.len())
@@ -721,7 +724,7 @@ impl Cx<'_> {
         task: &Spanned<DeValue<'_>>,
         key: &str,
         params: &[&str],
-    ) -> (Vec<ArtifactRef>, Vec<(String, Range<usize>)>) {
+    ) -> (Vec<ArtifactRef>, InputNames) {
         let (mut refs, mut names) = (Vec::new(), Vec::new());
         let DeValue::Table(table) = task.get_ref() else {
             return (refs, names);
@@ -790,7 +793,7 @@ impl Cx<'_> {
         defaults: &Checked,
         params: &[&str],
         value: &Spanned<DeValue<'_>>,
-    ) -> Option<(Task, Vec<(String, Range<usize>)>)> {
+    ) -> Option<(Task, InputNames)> {
         let kind = keys.str("kind").unwrap_or("command");
         for (owned, owner) in [(spec::VALIDATE, "validate"), (spec::DEPLOY, "deploy")] {
             if kind == owner {

@@ -431,6 +431,18 @@ fn table_schema(groups: &[&[Field]], description: &str) -> Value {
     schema
 }
 
+/// A task needs `command` unless vane does its work itself (`validate`, `deploy`).
+fn task_schema() -> Value {
+    let mut schema = table_schema(TASK, "A task: one command run as one process.");
+    schema["if"] = json!({
+        "properties": { "kind": { "enum": ["validate", "deploy"] } },
+        "required": ["kind"]
+    });
+    schema["then"] = json!({ "not": { "required": ["command"] } });
+    schema["else"] = json!({ "required": ["command"] });
+    schema
+}
+
 fn section_doc(name: &str) -> &'static str {
     SECTIONS
         .iter()
@@ -464,7 +476,7 @@ pub fn json_schema() -> Value {
                 "additionalProperties": { "$ref": "#/$defs/task" }
             }
         },
-        "$defs": { "task": table_schema(TASK, "A task: one command run as one process.") }
+        "$defs": { "task": task_schema() }
     })
 }
 

@@ -21,6 +21,7 @@
 //! ```
 
 mod adopt;
+pub mod artifacts;
 mod clear;
 mod git;
 mod machine;

@@ -12,10 +12,12 @@ use tracing::{debug, info, warn};
 use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
-    Change, GitState, NewDagVersion, NewRun, Owner, RunId, RunState, Store, TaskState, Trigger,
+    ArtifactLink, AttemptRef, Change, Direction, GitState, NewArtifact, NewDagVersion, NewRun,
+    Owner, RunId, RunState, Store, TaskState, Trigger,
 };
 
 use crate::EngineError;
+use crate::artifacts::{self, CacheInputs, Hashed};
 use crate::machine::{Action, Finish, Recorded, RunMachine};
 
 /// What the owner of a run wants from it.
@@ -644,6 +646,18 @@ impl Ctx<'_, '_> {
                 Some("the executor lost track of the process".to_owned()),
             ),
         };
+        let (finish, reason) =
+            if finish == Finish::Success && !self.spec.dag.tasks[task].outputs.is_empty() {
+                match self.record_outputs(task, attempt) {
+                    Ok(()) => (finish, reason),
+                    Err(why) => {
+                        self.append_log(task, attempt, &format!("vane: {why}\n"));
+                        (Finish::Failed, Some(why))
+                    }
+                }
+            } else {
+                (finish, reason)
+            };
         info!(
             run_id = self.run,
             task = %id,
@@ -728,6 +742,11 @@ impl Ctx<'_, '_> {
         loop {
             let mut launches = Vec::new();
             let mut stopped_sensors = Vec::new();
+            let mut failed_launches = Vec::new();
+            // Attempts of tasks with inputs or a cache key, and cache hits, to record once
+            // their start is.
+            let mut started = Vec::new();
+            let mut cached = Vec::new();
             for action in actions.drain(..) {
                 match action {
                     Action::SetState {
@@ -758,16 +777,36 @@ impl Ctx<'_, '_> {
                             continue;
                         }
                         let job = self.job(task, attempt);
+                        let spec = &self.spec.dag.tasks[task];
+                        // Tasks that declare no inputs and no cache (most) cost nothing here.
+                        let prepared = if spec.inputs.is_empty() && !spec.cache {
+                            None
+                        } else {
+                            Some(self.prepare(task, attempt)?)
+                        };
                         changes.push(Change::AttemptStarted {
                             run: self.run,
-                            task: self.spec.dag.tasks[task].id.clone(),
+                            task: spec.id.clone(),
                             attempt,
                             command: job.command.clone(),
                             host: self.engine.host.clone(),
                             log_path: job.log_path.display().to_string(),
                             at: Utc::now(),
                         });
-                        launches.push((task, attempt, job));
+                        match prepared {
+                            None => launches.push((task, attempt, job)),
+                            Some(Err(reason)) => {
+                                write_log(&job.log_path, &format!("vane: {reason}\n"));
+                                failed_launches.push((task, attempt, reason));
+                            }
+                            Some(Ok(prepared)) if prepared.hit.is_some() => {
+                                cached.push((task, attempt, job, prepared));
+                            }
+                            Some(Ok(prepared)) => {
+                                started.push((task, attempt, prepared));
+                                launches.push((task, attempt, job));
+                            }
+                        }
                     }
                 }
             }
@@ -775,7 +814,33 @@ impl Ctx<'_, '_> {
                 self.engine.store.apply(&changes)?;
                 changes.clear();
             }
-            let mut failed_launches = Vec::new();
+            for (task, attempt, prepared) in started {
+                self.record_start(task, attempt, &prepared)?;
+            }
+            for (task, attempt, job, prepared) in cached {
+                match self.reuse(task, attempt, &job, &prepared)? {
+                    Ok(recorded) => {
+                        changes.extend(recorded);
+                        if self.uses_slots() {
+                            changes.push(Change::ReleaseSlots {
+                                run: self.run,
+                                task: Some(self.spec.dag.tasks[task].id.clone()),
+                            });
+                        }
+                        actions.extend(machine.finished(task, Finish::Success, now()));
+                    }
+                    Err(why) => {
+                        // The outputs cannot be put back: running the task makes them again.
+                        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
+                        write_log(
+                            &job.log_path,
+                            &format!("vane: cache not used: {why}; running the task\n"),
+                        );
+                        self.record_start(task, attempt, &prepared)?;
+                        launches.push((task, attempt, job));
+                    }
+                }
+            }
             for (task, attempt, job) in launches {
                 let id = &self.spec.dag.tasks[task].id;
                 let log_path = job.log_path.clone();
@@ -909,6 +974,362 @@ impl Ctx<'_, '_> {
             timeout: task.sensor.or(task.timeout),
             kill_grace: self.engine.kill_grace,
         }
+    }
+}
+
+/// What an attempt of a task with inputs or `cache = true` found when it started.
+struct Prepared {
+    /// Each declared input: name, where it was read, its hash.
+    inputs: Vec<(String, PathBuf, Hashed)>,
+    key: Option<String>,
+    /// A successful earlier attempt with the same key whose outputs are all in the content
+    /// store, with those outputs.
+    hit: Option<(AttemptRef, Vec<ArtifactLink>)>,
+}
+
+/// Writes `text` at the end of an attempt's log, creating it. Best effort: the same words
+/// are recorded as the attempt's reason or in vane's own log.
+fn write_log(log_path: &Path, text: &str) {
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .and_then(|mut log| std::io::Write::write_all(&mut log, text.as_bytes()));
+    if let Err(error) = appended {
+        warn!(log = %log_path.display(), %error, "Cannot write to the task log.");
+    }
+}
+
+/// Artifacts and the cache. Hashing and copying files block the engine's loop while they run;
+/// that is accepted for now, and only tasks that declare inputs, outputs or `cache` pay it.
+impl Ctx<'_, '_> {
+    fn vars(&self, task: usize, run: RunId, attempt: u32) -> TemplateVars {
+        let spec = self.spec;
+        TemplateVars::new(
+            spec.dag,
+            &spec.params,
+            spec.logical_date,
+            run,
+            &spec.dag.tasks[task].id,
+            attempt,
+            &self.engine.paths.work,
+        )
+    }
+
+    fn log_path(&self, task: usize, attempt: u32) -> PathBuf {
+        let id = &self.spec.dag.tasks[task].id;
+        self.engine
+            .paths
+            .logs
+            .join(log_name(&self.spec.dag.id, self.run, id, attempt))
+    }
+
+    fn append_log(&self, task: usize, attempt: u32, text: &str) {
+        write_log(&self.log_path(task, attempt), text);
+    }
+
+    fn artifact_path(&self, vars: &TemplateVars, artifact: &vane_dag::ArtifactRef) -> PathBuf {
+        let rendered = artifact.path.render_plain(|v| vars.lookup(v));
+        self.engine.paths.project_root.join(rendered)
+    }
+
+    fn attempt_ref(&self, task: usize, attempt: u32) -> AttemptRef {
+        AttemptRef {
+            run: self.run,
+            task: self.spec.dag.tasks[task].id.clone(),
+            attempt,
+        }
+    }
+
+    /// Hashes the inputs of an attempt about to start and, for a cached task, computes its key
+    /// and looks for an attempt to reuse. `Ok(Err(reason))` when an input cannot be read.
+    fn prepare(&self, task: usize, attempt: u32) -> Result<Result<Prepared, String>, EngineError> {
+        let spec = &self.spec.dag.tasks[task];
+        let vars = self.vars(task, self.run, attempt);
+        let mut inputs = Vec::with_capacity(spec.inputs.len());
+        for input in &spec.inputs {
+            let path = self.artifact_path(&vars, input);
+            match artifacts::hash_path(&path) {
+                Ok(hashed) => inputs.push((input.name.clone(), path, hashed)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Err(format!(
+                        "declared input `{}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
+                        input.name,
+                        path.display()
+                    )));
+                }
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "declared input `{}` cannot be read at {}: {e}",
+                        input.name,
+                        path.display()
+                    )));
+                }
+            }
+        }
+        if !spec.cache {
+            return Ok(Ok(Prepared {
+                inputs,
+                key: None,
+                hit: None,
+            }));
+        }
+        // Run id and attempt differ on every attempt; rendered as fixed placeholders, a
+        // command that only names them in paths still finds its cache.
+        let fixed = self.vars(task, 0, 0);
+        let lookup = |var: &Var| fixed.lookup(var);
+        let command = match &spec.builtin {
+            None => spec.command.render_shell(lookup),
+            Some(builtin) => format!("builtin {builtin:?}"),
+        };
+        let env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.render_plain(lookup)))
+            .collect();
+        let params: Vec<(String, String)> = self
+            .spec
+            .params
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_string()))
+            .collect();
+        let hashes: Vec<(String, String)> = inputs
+            .iter()
+            .map(|(name, _, hashed)| (name.clone(), hashed.hash.clone()))
+            .collect();
+        let outputs: Vec<String> = spec.outputs.iter().map(|o| o.name.clone()).collect();
+        let key = artifacts::cache_key(&CacheInputs {
+            command: &command,
+            env: &env,
+            params: &params,
+            inputs: &hashes,
+            outputs: &outputs,
+        });
+        let hit = self
+            .engine
+            .store
+            .cache_hit(&self.spec.dag.id, &spec.id, &key)?
+            .filter(|(_, links)| {
+                // Reusable only when every output declared now was recorded and kept.
+                spec.outputs.iter().all(|o| {
+                    links.iter().any(|l| {
+                        l.artifact.name == o.name
+                            && l.artifact
+                                .stored
+                                .as_deref()
+                                .is_some_and(|s| Path::new(s).exists())
+                    })
+                })
+            });
+        Ok(Ok(Prepared {
+            inputs,
+            key: Some(key),
+            hit,
+        }))
+    }
+
+    /// Links the inputs of an attempt that started, and records its cache key.
+    fn record_start(
+        &self,
+        task: usize,
+        attempt: u32,
+        prepared: &Prepared,
+    ) -> Result<(), EngineError> {
+        let at = self.attempt_ref(task, attempt);
+        self.record_inputs(&at, prepared)?;
+        if let Some(key) = &prepared.key {
+            self.engine
+                .store
+                .record_cache_key(&at, &self.spec.dag.id, key)?;
+        }
+        Ok(())
+    }
+
+    fn record_inputs(&self, at: &AttemptRef, prepared: &Prepared) -> Result<(), EngineError> {
+        if prepared.inputs.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = prepared
+            .inputs
+            .iter()
+            .map(|(_, path, _)| path.display().to_string())
+            .collect();
+        let new: Vec<NewArtifact<'_>> = prepared
+            .inputs
+            .iter()
+            .zip(&paths)
+            .map(|((name, _, hashed), path)| NewArtifact {
+                name,
+                hash: &hashed.hash,
+                kind: hashed.kind,
+                size: hashed.size,
+                path,
+                // Inputs are not copied: their producer's output copy, if any, is the one kept.
+                stored: None,
+            })
+            .collect();
+        self.engine
+            .store
+            .record_artifacts(at, Direction::Input, &new, Utc::now())?;
+        Ok(())
+    }
+
+    /// Puts back the outputs of the attempt a cache hit found and records this attempt as a
+    /// success that reused them. `Ok(Err(reason))` when they cannot be put back.
+    fn reuse(
+        &self,
+        task: usize,
+        attempt: u32,
+        job: &Job,
+        prepared: &Prepared,
+    ) -> Result<Result<Vec<Change>, String>, EngineError> {
+        let Some((source, links)) = &prepared.hit else {
+            return Ok(Err("no attempt to reuse".into()));
+        };
+        let spec = &self.spec.dag.tasks[task];
+        let vars = self.vars(task, self.run, attempt);
+        let mut restored = Vec::new();
+        for output in &spec.outputs {
+            let Some(link) = links.iter().find(|l| l.artifact.name == output.name) else {
+                return Ok(Err(format!("output `{}` was not recorded", output.name)));
+            };
+            let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
+            let path = self.artifact_path(&vars, output);
+            if let Err(e) = artifacts::restore(stored, &path) {
+                return Ok(Err(format!(
+                    "cannot restore output `{}` to {}: {e}",
+                    output.name,
+                    path.display()
+                )));
+            }
+            restored.push((link, path.display().to_string()));
+        }
+        let at = self.attempt_ref(task, attempt);
+        self.record_inputs(&at, prepared)?;
+        let new: Vec<NewArtifact<'_>> = restored
+            .iter()
+            .map(|(link, path)| NewArtifact {
+                name: &link.artifact.name,
+                hash: &link.artifact.hash,
+                kind: link.artifact.kind,
+                size: link.artifact.size,
+                path,
+                stored: link.artifact.stored.as_deref(),
+            })
+            .collect();
+        self.engine
+            .store
+            .record_artifacts(&at, Direction::Output, &new, Utc::now())?;
+        let reason = format!("cached: reused outputs of run {}", source.run);
+        let mut text = format!(
+            "vane: {reason} (task `{}`, attempt {}); the command did not run\n",
+            source.task, source.attempt
+        );
+        for (link, path) in &restored {
+            text.push_str(&format!(
+                "vane: restored `{}` version {} to {path}\n",
+                link.artifact.name, link.artifact.version
+            ));
+        }
+        write_log(&job.log_path, &text);
+        info!(run_id = self.run, task = %spec.id, attempt, from_run = source.run, "Task cached.");
+        let now = Utc::now();
+        let mut changes = vec![Change::AttemptFinished {
+            run: self.run,
+            task: spec.id.clone(),
+            attempt,
+            success: true,
+            exit_code: None,
+            signal: None,
+            reason: Some(reason),
+            at: now,
+        }];
+        // The outputs are the same, so are the numbers measured on them: `vane diff` and
+        // metric histories keep seeing them.
+        let earlier = self.engine.store.run(source.run)?;
+        let metrics = earlier
+            .tasks
+            .iter()
+            .filter(|t| t.task_id == source.task)
+            .flat_map(|t| &t.attempts)
+            .filter(|a| a.attempt == source.attempt)
+            .flat_map(|a| &a.metrics);
+        changes.extend(metrics.map(|(name, value)| Change::Metric {
+            run: self.run,
+            task: spec.id.clone(),
+            attempt,
+            name: name.clone(),
+            value: *value,
+            at: now,
+        }));
+        Ok(Ok(changes))
+    }
+
+    /// Hashes the declared outputs of an attempt that succeeded, keeps a copy of each in the
+    /// content store, and records them. `Err(reason)` fails the attempt: an output missing, or
+    /// one that cannot be kept.
+    fn record_outputs(&self, task: usize, attempt: u32) -> Result<(), String> {
+        let spec = &self.spec.dag.tasks[task];
+        let vars = self.vars(task, self.run, attempt);
+        let store_dir = &self.engine.paths.artifacts;
+        let mut found = Vec::with_capacity(spec.outputs.len());
+        for output in &spec.outputs {
+            let path = self.artifact_path(&vars, output);
+            let hashed = match artifacts::hash_path(&path) {
+                Ok(hashed) => hashed,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(format!(
+                        "declared output `{}` was not written: {} does not exist",
+                        output.name,
+                        path.display()
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "declared output `{}` cannot be read at {}: {e}",
+                        output.name,
+                        path.display()
+                    ));
+                }
+            };
+            let stored = artifacts::store_copy(store_dir, &path, &hashed.hash).map_err(|e| {
+                format!(
+                    "cannot keep a copy of output `{}` in the content store {}: {e}",
+                    output.name,
+                    store_dir.display()
+                )
+            })?;
+            found.push((
+                output.name.as_str(),
+                path.display().to_string(),
+                stored.display().to_string(),
+                hashed,
+            ));
+        }
+        let new: Vec<NewArtifact<'_>> = found
+            .iter()
+            .map(|(name, path, stored, hashed)| NewArtifact {
+                name,
+                hash: &hashed.hash,
+                kind: hashed.kind,
+                size: hashed.size,
+                path,
+                stored: Some(stored),
+            })
+            .collect();
+        self.engine
+            .store
+            .record_artifacts(
+                &self.attempt_ref(task, attempt),
+                Direction::Output,
+                &new,
+                Utc::now(),
+            )
+            .map_err(|e| format!("cannot record the outputs: {e}"))?;
+        Ok(())
     }
 }
 

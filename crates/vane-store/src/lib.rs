@@ -22,7 +22,9 @@ mod registry;
 mod sqlite;
 mod types;
 
-pub use artifacts::ArtifactStore;
+pub use artifacts::{
+    ArtifactKind, ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,
+};
 pub use checks::CheckStore;
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use registry::RegistryStore;

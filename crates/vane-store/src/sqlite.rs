@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_artifacts.sql"),
     include_str!("../migrations/0009_checks.sql"),
     include_str!("../migrations/0010_registry.sql"),
+    include_str!("../migrations/0011_cache.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -64,17 +65,17 @@ fn is_busy(error: &(dyn std::error::Error + 'static)) -> bool {
     )
 }
 
-fn ts(at: &DateTime<Utc>) -> String {
+pub(super) fn ts(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
+pub(super) fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{text}`: {e}")))
 }
 
-fn parse_enum<T: FromStr<Err = String>>(text: &str) -> Result<T> {
+pub(super) fn parse_enum<T: FromStr<Err = String>>(text: &str) -> Result<T> {
     text.parse().map_err(StoreError::Corrupt)
 }
 
@@ -133,7 +134,7 @@ impl SqliteStore {
     /// first and writes later cannot wait for another writer (SQLite answers "database is
     /// locked" at once instead of honouring the busy timeout), and vane processes share the
     /// database: a scheduler, CLI commands, backfills.
-    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
+    pub(super) fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
         Ok(rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,

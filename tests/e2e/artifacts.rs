@@ -1,0 +1,290 @@
+//! Artifacts, lineage and the task cache: what `vane artifacts`, `vane lineage`, `vane diff`
+//! report after real runs, and which commands a cached task does not run.
+
+use serde_json::Value;
+
+use crate::harness::{Project, attempts};
+
+/// A source file copied in as `raw`, prepared, and trained on; `train` counts its own runs in
+/// `trained.log` and reports `accuracy` equal to the learning rate.
+const PIPELINE: &str = r#"
+[params]
+lr = 0.1
+
+[tasks.ingest]
+command = 'cp data/source.csv "$VANE_WORK/raw.csv"'
+inputs = { source = "data/source.csv" }
+outputs = { raw = "{{ work }}/raw.csv" }
+
+[tasks.prepare]
+depends_on = ["ingest"]
+command = 'mkdir -p "$VANE_WORK/prepared" && tr a-z A-Z < "$VANE_WORK/raw.csv" > "$VANE_WORK/prepared/rows.csv"'
+inputs = ["raw"]
+outputs = { prepared = "{{ work }}/prepared" }
+
+[tasks.train]
+depends_on = ["prepare"]
+command = '''
+echo trained >> trained.log
+mkdir -p "{{ work }}/models/{{ run_id }}"
+cat "$VANE_WORK/prepared/rows.csv" > "{{ work }}/models/{{ run_id }}/model.txt"
+echo "lr=$VANE_PARAM_LR" >> "{{ work }}/models/{{ run_id }}/model.txt"
+echo "accuracy $VANE_PARAM_LR" >> "$VANE_METRICS"
+'''
+inputs = ["prepared"]
+outputs = { model = "{{ work }}/models/{{ run_id }}/model.txt" }
+"#;
+
+fn pipeline(cache: bool) -> Project {
+    let dag = if cache {
+        format!("{PIPELINE}cache = true\n")
+    } else {
+        PIPELINE.to_owned()
+    };
+    let p = Project::new().dag("churn", &dag);
+    p.write("data/source.csv", "id,plan\n1,basic\n2,pro\n");
+    p
+}
+
+/// `vane artifacts NAME --json`: the versions of one artifact.
+fn versions(p: &Project, name: &str) -> Vec<Value> {
+    match p.vane(&["artifacts", name, "--json"]).success().json() {
+        Value::Array(v) => v,
+        other => panic!("not a list: {other}"),
+    }
+}
+
+fn trained(p: &Project) -> usize {
+    std::fs::read_to_string(p.path().join("trained.log"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[test]
+fn lineage_traces_a_model_to_the_data_it_was_built_from() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn", "-p", "lr=0.3"]).success();
+
+    let tree = p.vane(&["lineage", "model", "--json"]).success().json();
+    assert_eq!(tree["artifact"]["name"], "model");
+    assert_eq!(tree["artifact"]["version"], 1);
+    let built = &tree["produced_by"];
+    assert_eq!(
+        (&built["run"], &built["task"], &built["attempt"]),
+        (&Value::from(1), &Value::from("train"), &Value::from(1))
+    );
+    assert_eq!(built["params"]["lr"], 0.3);
+    assert_eq!(built["dag_version"], p.show(1)["dag_version"]["id"]);
+
+    let prepared = &tree["built_from"][0];
+    assert_eq!(prepared["artifact"]["name"], "prepared");
+    assert_eq!(prepared["artifact"]["kind"], "dir");
+    assert_eq!(prepared["produced_by"]["task"], "prepare");
+    let raw = &prepared["built_from"][0];
+    assert_eq!(raw["artifact"]["name"], "raw");
+    assert_eq!(raw["produced_by"]["task"], "ingest");
+    let source = &raw["built_from"][0];
+    assert_eq!(source["artifact"]["name"], "source");
+    assert_eq!(
+        source["produced_by"],
+        Value::Null,
+        "a file nobody wrote has no producer"
+    );
+
+    let text = p.vane(&["lineage", "model@1"]).success().stdout;
+    for needle in [
+        "model v1",
+        "built by run 1 task train attempt 1",
+        "prepared v1",
+        "built by run 1 task prepare attempt 1",
+        "raw v1",
+        "source v1",
+        "not written by a task",
+        r#"params {"lr":0.3}"#,
+    ] {
+        assert!(text.contains(needle), "lineage lacks {needle:?}:\n{text}");
+    }
+
+    // Downstream: what was built from the source file.
+    let down = p.vane(&["lineage", "source"]).success().stdout;
+    assert!(
+        down.contains("read by run 1 task ingest") && down.contains("which wrote model v1"),
+        "{down}"
+    );
+    p.vane(&["lineage", "model@7"])
+        .failure()
+        .stderr_contains("version 7 of artifact `model` is not recorded");
+}
+
+#[test]
+fn versions_are_content_addressed() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn"]).success();
+    p.vane(&["run", "churn"]).success();
+    for name in ["source", "raw", "prepared", "model"] {
+        let v = versions(&p, name);
+        assert_eq!(
+            v.len(),
+            1,
+            "unchanged data is one version of `{name}`: {v:?}"
+        );
+    }
+
+    p.write("data/source.csv", "id,plan\n1,basic\n2,pro\n3,enterprise\n");
+    p.vane(&["run", "churn"]).success();
+    for name in ["source", "raw", "prepared", "model"] {
+        let v = versions(&p, name);
+        assert_eq!(
+            v.len(),
+            2,
+            "changed data is a new version of `{name}`: {v:?}"
+        );
+        assert_ne!(v[0]["hash"], v[1]["hash"]);
+    }
+    let tree = p.vane(&["lineage", "model", "--json"]).success().json();
+    assert_eq!(tree["artifact"]["version"], 2);
+    assert_eq!(tree["produced_by"]["run"], 3);
+    assert_eq!(
+        tree["built_from"][0]["built_from"][0]["artifact"]["version"],
+        2
+    );
+
+    let listing = p.vane(&["artifacts"]).success().stdout;
+    assert!(
+        listing.contains("model") && listing.contains("2 (2 in all)"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn diff_shows_changed_params_versions_and_metric_deltas() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn", "-p", "lr=0.1"]).success();
+    p.write("data/source.csv", "id,plan\n9,pro\n");
+    p.vane(&["run", "churn", "-p", "lr=0.25"]).success();
+
+    let diff = p.vane(&["diff", "1", "2", "--json"]).success().json();
+    assert_eq!(diff["dag_version_changed"], false);
+    let lr = &diff["params"][0];
+    assert_eq!(
+        (&lr["name"], &lr["a"], &lr["b"]),
+        (&"lr".into(), &0.1.into(), &0.25.into())
+    );
+    assert_eq!(lr["changed"], true);
+
+    let artifact = |task: &str, direction: &str, name: &str| -> Value {
+        diff["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["task"] == task && a["direction"] == direction && a["name"] == name)
+            .unwrap_or_else(|| panic!("no {task} {direction} {name} in {diff:#}"))
+            .clone()
+    };
+    let raw = artifact("prepare", "input", "raw");
+    assert_eq!(
+        (&raw["a"]["version"], &raw["b"]["version"]),
+        (&1.into(), &2.into())
+    );
+    assert_eq!(raw["changed"], true);
+    let model = artifact("train", "output", "model");
+    assert_eq!(
+        (&model["a"]["version"], &model["b"]["version"]),
+        (&1.into(), &2.into())
+    );
+
+    let accuracy = &diff["metrics"][0];
+    assert_eq!(
+        (&accuracy["task"], &accuracy["name"]),
+        (&"train".into(), &"accuracy".into())
+    );
+    let delta = accuracy["delta"].as_f64().unwrap();
+    assert!((delta - 0.15).abs() < 1e-9, "delta {delta}");
+
+    let text = p.vane(&["diff", "1", "2"]).success().stdout;
+    for needle in ["lr", "0.25", "v1 (", "v2 (", "accuracy", "+0.15"] {
+        assert!(text.contains(needle), "diff lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_cached_task_with_unchanged_inputs_does_not_run_and_its_outputs_come_back() {
+    let p = pipeline(true);
+    p.vane(&["run", "churn"]).success();
+    assert_eq!(trained(&p), 1);
+    let first = p.read_work("models/1/model.txt");
+
+    p.vane(&["run", "churn"]).success();
+    assert_eq!(trained(&p), 1, "the cached command did not run again");
+    assert_eq!(
+        p.read_work("models/2/model.txt"),
+        first,
+        "the output is restored at the path this run declares"
+    );
+    let show = p.show(2);
+    let attempt = &attempts(&show, "train")[0];
+    assert_eq!(attempt["state"], "success");
+    assert_eq!(attempt["reason"], "cached: reused outputs of run 1");
+    assert_eq!(
+        attempt["metrics"]["accuracy"], 0.1,
+        "the reused outputs keep their metrics"
+    );
+    p.vane(&["show", "2"])
+        .success()
+        .stdout_contains("cached: reused outputs of run 1");
+    let log = p.logs(2, "train", None);
+    assert!(
+        log.contains("cached: reused outputs of run 1") && log.contains("did not run"),
+        "{log}"
+    );
+    // The same version, linked to both runs.
+    assert_eq!(versions(&p, "model").len(), 1);
+    let model = p.vane(&["diff", "1", "2", "--json"]).success().json();
+    assert!(
+        model["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["changed"] == false),
+        "{model:#}"
+    );
+
+    p.write("data/source.csv", "id,plan\n1,pro\n");
+    p.vane(&["run", "churn"]).success();
+    assert_eq!(trained(&p), 2, "a changed input runs the task again");
+    assert_eq!(attempts(&p.show(3), "train")[0]["reason"], Value::Null);
+
+    p.vane(&["run", "churn", "-p", "lr=0.5"]).success();
+    assert_eq!(trained(&p), 3, "a changed param runs the task again");
+}
+
+#[test]
+fn a_declared_output_the_task_did_not_write_fails_the_attempt() {
+    let p = Project::new().dag(
+        "forgetful",
+        r#"
+[tasks.train]
+command = "echo training"
+outputs = { model = "{{ work }}/model.bin" }
+"#,
+    );
+    p.vane(&["run", "forgetful"]).code(1);
+    let show = p.show(1);
+    let attempt = &attempts(&show, "train")[0];
+    assert_eq!(attempt["state"], "failed");
+    let reason = attempt["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("declared output `model` was not written:")
+            && reason.ends_with("model.bin does not exist"),
+        "{reason}"
+    );
+    let log = p.logs(1, "train", None);
+    assert!(
+        log.contains("training\nvane: declared output `model` was not written"),
+        "{log}"
+    );
+    p.vane(&["artifacts", "model"])
+        .failure()
+        .stderr_contains("no artifact is named `model`");
+}
