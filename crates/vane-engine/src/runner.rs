@@ -1090,6 +1090,8 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|(name, value)| (name.clone(), value.render_plain(lookup)))
             .collect();
+        // Every param counts, not only those the templates name: a command reads any of them
+        // from its environment ($VANE_PARAM_NAME).
         let params: Vec<(String, String)> = self
             .spec
             .params
