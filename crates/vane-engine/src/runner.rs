@@ -779,7 +779,12 @@ impl Ctx<'_, '_> {
                         let job = self.job(task, attempt);
                         let spec = &self.spec.dag.tasks[task];
                         // Tasks that declare no inputs and no cache (most) cost nothing here.
-                        let prepared = if spec.inputs.is_empty() && !spec.cache {
+                        let prepared = if spec.builtin.is_some() && self.engine.builtin.is_none() {
+                            Some(Err(format!(
+                                "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
+                                spec.id
+                            )))
+                        } else if spec.inputs.is_empty() && !spec.cache {
                             None
                         } else {
                             Some(self.prepare(task, attempt)?)
@@ -952,10 +957,8 @@ impl Ctx<'_, '_> {
                     vane_dag::shell_quote(&builtin.exe.display().to_string())
                 )
             }
-            // Launching it fails with this message, recorded as the attempt's reason.
-            (Some(_), None) => {
-                "echo 'vane: this process cannot run built-in task kinds' >&2; exit 127".into()
-            }
+            // Never launched: carry_out fails the attempt first, saying why.
+            (Some(_), None) => String::new(),
         };
         let root = &self.engine.paths.project_root;
         // Leaving cwd unset when it is the project root we already run in lets the standard
