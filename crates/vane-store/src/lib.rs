@@ -23,7 +23,10 @@ mod types;
 
 pub use artifacts::ArtifactStore;
 pub use checks::CheckStore;
-pub use registry::RegistryStore;
+pub use registry::{
+    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,
+    production_at,
+};
 
 pub use sqlite::SqliteStore;
 pub use types::{

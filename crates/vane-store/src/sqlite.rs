@@ -63,11 +63,11 @@ fn is_busy(error: &(dyn std::error::Error + 'static)) -> bool {
     )
 }
 
-fn ts(at: &DateTime<Utc>) -> String {
+pub(super) fn ts(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
+pub(super) fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{text}`: {e}")))
