@@ -144,9 +144,8 @@ fn evidence_lines(evidence: &Value) -> Vec<String> {
 }
 
 fn parse_at(text: &str) -> Result<DateTime<Utc>> {
-    vane_dag::parse_when(text, chrono_tz::UTC, true).map_err(|e| {
-        anyhow!("--at `{text}`: {e}; write a date (2026-11-23) or an RFC 3339 time")
-    })
+    vane_dag::parse_when(text, chrono_tz::UTC, true)
+        .map_err(|e| anyhow!("--at `{text}`: {e}; write a date (2026-11-23) or an RFC 3339 time"))
 }
 
 pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
@@ -291,7 +290,9 @@ fn decide(
             .iter()
             .map(|s| format!("{} ({})", s.stage, s.status))
             .collect();
-        let at = stage.map(|s| format!(" at stage `{s}`")).unwrap_or_default();
+        let at = stage
+            .map(|s| format!(" at stage `{s}`"))
+            .unwrap_or_default();
         if known.is_empty() {
             bail!("run {run} has no rollout: only a `kind = \"deploy\"` task waits for approval");
         }
@@ -394,11 +395,10 @@ fn rollback_command(
     let Some(rollback) = &spec.rollback else {
         return Ok(None);
     };
-    let state_dir = g
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+    let state_dir =
+        g.db.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
     let work = std::path::absolute(g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     let params = dag.params_from_json(&detail.run.params);
     let vars = TemplateVars::new(

@@ -7,6 +7,7 @@ mod harness;
 
 mod backfill;
 mod clear;
+mod deploy;
 mod examples;
 mod logs;
 mod pools;

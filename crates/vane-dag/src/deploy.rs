@@ -138,7 +138,10 @@ pub struct Gate {
 pub enum Expr {
     Number(f64),
     /// `name`, or `production.name` (`production` = true).
-    Metric { production: bool, name: String },
+    Metric {
+        production: bool,
+        name: String,
+    },
     Binary(Box<Expr>, char, Box<Expr>),
 }
 
@@ -731,7 +734,10 @@ fn one_stage(
         }
         Some((v, other)) => {
             sub.error(
-                format!("`soak` must be a duration string, found {}", type_name(other)),
+                format!(
+                    "`soak` must be a duration string, found {}",
+                    type_name(other)
+                ),
                 v.span(),
                 "write soak = \"30s\"",
             );
@@ -762,7 +768,10 @@ fn one_stage(
         Some((_, DeValue::Boolean(b))) => *b,
         Some((v, other)) => {
             sub.error(
-                format!("`approval` must be true or false, found {}", type_name(other)),
+                format!(
+                    "`approval` must be true or false, found {}",
+                    type_name(other)
+                ),
                 v.span(),
                 "write approval = true to wait for `vane approve` after the gate passes",
             );
@@ -804,7 +813,10 @@ fn one_stage(
         }
         Some((v, other)) => {
             sub.error(
-                format!("`gate` must be a list of conditions, found {}", type_name(other)),
+                format!(
+                    "`gate` must be a list of conditions, found {}",
+                    type_name(other)
+                ),
                 v.span(),
                 "write gate = [\"accuracy >= production.accuracy - 0.01\"]",
             );
@@ -846,7 +858,11 @@ mod tests {
         assert!(!v.passed);
         assert!((v.right - 0.84).abs() < 1e-9);
         assert!(values("accuracy * 2 > 1.4", &m).unwrap().passed);
-        assert!(values("(accuracy + 0.2) * 1 >= production.accuracy", &m).unwrap().passed);
+        assert!(
+            values("(accuracy + 0.2) * 1 >= production.accuracy", &m)
+                .unwrap()
+                .passed
+        );
         assert_eq!(values("latency < 50", &m), Err("latency".to_owned()));
     }
 

@@ -130,6 +130,9 @@ mod tests {
         let store = tempfile::tempdir().unwrap();
         let h = hash(a.path()).unwrap().hash;
         let kept = keep(store.path(), a.path(), &h).unwrap();
-        assert_eq!(fs::read_to_string(kept.join("sub/w.bin")).unwrap(), "weights");
+        assert_eq!(
+            fs::read_to_string(kept.join("sub/w.bin")).unwrap(),
+            "weights"
+        );
     }
 }

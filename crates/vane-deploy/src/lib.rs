@@ -108,7 +108,11 @@ pub fn shell(
     let mut out = BTreeMap::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let mut parts = line.split_whitespace();
-        match (parts.next(), parts.next().map(str::parse::<f64>), parts.next()) {
+        match (
+            parts.next(),
+            parts.next().map(str::parse::<f64>),
+            parts.next(),
+        ) {
             (Some(name), Some(Ok(value)), None) => {
                 out.insert(name.to_owned(), value);
             }
@@ -228,8 +232,7 @@ impl Rollout<'_, '_> {
                 &command,
                 &self.env("evaluate", prod.version, &path),
             )?;
-            let list: Vec<(String, f64)> =
-                metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let list: Vec<(String, f64)> = metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
             self.store
                 .record_model_metrics(
                     self.model(),
@@ -286,8 +289,10 @@ impl Rollout<'_, '_> {
                         ("failed", why)
                     }
                     "approve" => {
-                        inconclusive
-                            .push(format!("{}: {why} (on_no_baseline = \"approve\")", gate.text));
+                        inconclusive.push(format!(
+                            "{}: {why} (on_no_baseline = \"approve\")",
+                            gate.text
+                        ));
                         ("inconclusive", why)
                     }
                     _ => ("skipped", format!("{why} (on_no_baseline = \"pass\")")),
@@ -343,7 +348,9 @@ impl Rollout<'_, '_> {
                 }
             };
             println!("vane: gate `{}`: {status}: {note}", gate.text);
-            gates.push(json!({ "gate": gate.text, "status": status, "detail": note, "values": seen }));
+            gates.push(
+                json!({ "gate": gate.text, "status": status, "detail": note, "values": seen }),
+            );
         }
         evidence["gates"] = Value::Array(gates);
         evidence["metrics"] = json!(stage_metrics);
@@ -404,7 +411,10 @@ impl Rollout<'_, '_> {
 
     /// Waits for `vane approve` or `vane reject`: `Ok((who, reason))` when approved,
     /// `Err((who, reason))` when rejected.
-    fn wait(&self, stage: &str) -> Result<Result<(String, Option<String>), (String, String)>, Error> {
+    fn wait(
+        &self,
+        stage: &str,
+    ) -> Result<Result<(String, Option<String>), (String, String)>, Error> {
         loop {
             let rows = self.store.rollout_stages(Some(self.job.run))?;
             let row = rows
@@ -444,7 +454,11 @@ impl Rollout<'_, '_> {
             None => match &spec.fallback {
                 Some(f) => {
                     let path = PathBuf::from((self.job.render)(f));
-                    (format!("the fallback model {}", path.display()), Some(path), 0)
+                    (
+                        format!("the fallback model {}", path.display()),
+                        Some(path),
+                        0,
+                    )
                 }
                 None => (String::new(), None, 0),
             },
@@ -538,7 +552,10 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
         )));
     }
     let content = content::hash(&candidate).map_err(|e| {
-        Error::Rollout(format!("cannot read the candidate {}: {e}", candidate.display()))
+        Error::Rollout(format!(
+            "cannot read the candidate {}: {e}",
+            candidate.display()
+        ))
     })?;
     let stored = content::keep(&job.artifacts, &candidate, &content.hash).map_err(|e| {
         Error::Rollout(format!(
@@ -580,11 +597,13 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
         .as_ref()
         .map(|t| PathBuf::from((job.render)(t)));
     let eval_hash = match &eval_data {
-        Some(path) => content::hash(path)
-            .map_err(|e| {
-                Error::Rollout(format!("cannot read eval data {}: {e}", path.display()))
-            })?
-            .hash,
+        Some(path) => {
+            content::hash(path)
+                .map_err(|e| {
+                    Error::Rollout(format!("cannot read eval data {}: {e}", path.display()))
+                })?
+                .hash
+        }
         None => String::new(),
     };
     let mut rollout = Rollout {

@@ -8,7 +8,8 @@ use crate::registry::{
 };
 use crate::{Result, RunId, StoreError};
 
-const VERSION_SELECT: &str = "SELECT s.model, s.version, a.hash, a.path, a.stored, s.stage, s.since, s.actor, s.run_id
+const VERSION_SELECT: &str =
+    "SELECT s.model, s.version, a.hash, a.path, a.stored, s.stage, s.since, s.actor, s.run_id
      FROM model_stages s JOIN artifact_versions a ON a.id = s.artifact_id";
 
 fn model_version(row: &Row<'_>) -> Result<ModelVersion> {
@@ -50,7 +51,9 @@ impl RegistryStore for SqliteStore {
         let tx = self.write_tx()?;
         let now = ts(&Utc::now());
         let found: Option<(i64, i64)> = tx
-            .prepare_cached("SELECT id, version FROM artifact_versions WHERE name = ?1 AND hash = ?2")?
+            .prepare_cached(
+                "SELECT id, version FROM artifact_versions WHERE name = ?1 AND hash = ?2",
+            )?
             .query_row(params![new.model, new.hash], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (artifact_id, version) = match found {
@@ -324,8 +327,7 @@ impl RegistryStore for SqliteStore {
                  WHERE run_id = ?1 AND (?2 IS NULL OR stage = ?2) AND status = 'waiting'
                  RETURNING *",
             )?;
-            let mut rows =
-                stmt.query(params![run, stage, status, by, reason, ts(&Utc::now())])?;
+            let mut rows = stmt.query(params![run, stage, status, by, reason, ts(&Utc::now())])?;
             while let Some(row) = rows.next()? {
                 out.push(rollout_stage(row)?);
             }
