@@ -626,7 +626,7 @@ fn stages(
             None => ok = false,
         }
     }
-    let last = table.iter().last();
+    let last = table.iter().next_back();
     match last {
         None => {
             sub.error(
