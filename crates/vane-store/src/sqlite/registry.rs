@@ -336,3 +336,143 @@ impl RegistryStore for SqliteStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::production_at;
+    use crate::types::{NewDagVersion, NewRun, Trigger};
+    use crate::{SqliteStore, Store};
+
+    fn run(store: &SqliteStore) -> RunId {
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: "churn",
+                content_hash: "h",
+                path: "dags/churn.toml",
+                source: "",
+            })
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                dag_id: "churn",
+                dag_version: version,
+                logical_date: Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap(),
+                trigger: Trigger::Manual,
+                params: json!({}),
+                git: None,
+                host: "box",
+                tasks: &["rollout"],
+                at: Utc::now(),
+                records_tick: false,
+                backfill: None,
+            })
+            .unwrap()
+    }
+
+    fn register(store: &SqliteStore, run: RunId, hash: &str) -> i64 {
+        store
+            .register_model_version(&NewModelVersion {
+                model: "churn",
+                hash,
+                kind: "file",
+                size: 3,
+                path: "/models/m.json",
+                stored: None,
+                run,
+                task_id: "rollout",
+                attempt: 1,
+            })
+            .unwrap()
+    }
+
+    fn promote(store: &SqliteStore, version: i64) {
+        store
+            .set_stage(&StageChange {
+                model: "churn",
+                version,
+                to_stage: "production",
+                actor: "user alice",
+                run: None,
+                reason: Some("test"),
+                evidence: &json!({ "gates": [] }),
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn one_production_version_at_a_time_and_the_ledger_answers_when() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        let v1 = register(&store, r, "aa");
+        assert_eq!(register(&store, r, "aa"), v1, "same content, same version");
+        let v2 = register(&store, r, "bb");
+        assert_eq!((v1, v2), (1, 2));
+        promote(&store, v1);
+        promote(&store, v2);
+        let versions = store.model_versions(Some("churn")).unwrap();
+        let stages: Vec<(i64, &str)> = versions
+            .iter()
+            .map(|v| (v.version, v.stage.as_str()))
+            .collect();
+        assert_eq!(stages, [(2, "production"), (1, "archived")]);
+        assert_eq!(store.production("churn").unwrap().unwrap().version, 2);
+        let ledger = store.ledger(Some("churn")).unwrap();
+        let v1_live = ledger.iter().find(|e| e.to_stage == "production").unwrap();
+        assert_eq!(production_at(&ledger, "churn", v1_live.at), Some(1));
+        let before = ledger[0].at - chrono::Duration::seconds(1);
+        assert_eq!(production_at(&ledger, "churn", before), None);
+        assert_eq!(production_at(&ledger, "churn", Utc::now()), Some(2));
+        let archived = ledger.iter().find(|e| e.to_stage == "archived").unwrap();
+        assert_eq!(archived.from_stage.as_deref(), Some("production"));
+        assert!(matches!(
+            store.set_stage(&StageChange {
+                model: "churn",
+                version: 9,
+                to_stage: "canary",
+                actor: "user bob",
+                run: None,
+                reason: None,
+                evidence: &json!({}),
+            }),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_person_answers_only_a_waiting_stage() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        let v = register(&store, r, "aa");
+        let mut stage = RolloutStage {
+            run_id: r,
+            task_id: "rollout".into(),
+            stage: "canary".into(),
+            model: "churn".into(),
+            version: v,
+            status: "passed".into(),
+            detail: None,
+            evidence: json!({}),
+            decided_by: None,
+            reason: None,
+            updated_at: Utc::now(),
+        };
+        store.set_rollout_stage(&stage).unwrap();
+        assert!(
+            store
+                .decide_rollout(r, None, "approved", "alice", None)
+                .unwrap()
+                .is_empty()
+        );
+        stage.status = "waiting".into();
+        store.set_rollout_stage(&stage).unwrap();
+        let decided = store
+            .decide_rollout(r, Some("canary"), "rejected", "bob", Some("no"))
+            .unwrap();
+        assert_eq!(decided[0].decided_by.as_deref(), Some("bob"));
+        assert_eq!(store.rollout_stages(Some(r)).unwrap()[0].status, "rejected");
+    }
+}
