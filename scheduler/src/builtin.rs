@@ -70,6 +70,10 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 render: &render,
                 metrics,
+                artifacts: db
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("artifacts"),
             },
         )?,
         None => bail!("task `{task_id}` is not a validate or deploy task"),

@@ -8,6 +8,7 @@ mod harness;
 mod artifacts;
 mod backfill;
 mod clear;
+mod deploy;
 mod examples;
 mod lifecycle;
 mod logs;

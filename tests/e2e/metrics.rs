@@ -58,3 +58,19 @@ fn reported_metrics_are_recorded_per_attempt_and_shown_as_series() {
         .stderr_contains("no metrics recorded for DAG `eval` named `recall`")
         .stderr_contains("$VANE_METRICS");
 }
+
+#[test]
+fn a_failing_task_can_say_why_through_vane_reason() {
+    let p = Project::new().dag(
+        "explain",
+        r#"
+[tasks.load]
+command = 'echo "the export for today is empty" > "$VANE_REASON"; exit 3'
+"#,
+    );
+    p.vane(&["run", "explain"]).code(1);
+    let show = p.show(1);
+    let attempt = &crate::harness::attempts(&show, "load")[0];
+    assert_eq!(attempt["exit_code"], 3);
+    assert_eq!(attempt["reason"], "the export for today is empty");
+}

@@ -1,9 +1,25 @@
 //! Staged model rollout: what a `kind = "deploy"` task does in its process.
+//!
+//! The candidate is registered as a version of the model, evaluated, then taken through the
+//! stages in order: each stage's command puts it in place, the soak lets it serve, the monitor
+//! measures, and the gates decide. A version enters a stage in the registry once that stage's
+//! gate passed (or a person approved it), so the production version in the registry is always
+//! the one a rollback restores. A failed gate or a rejection runs the `rollback` command with
+//! the production version and fails the task.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
+use chrono::Utc;
+use serde_json::{Value, json};
 use vane_dag::{DeploySpec, Template};
-use vane_store::{RunId, Store};
+use vane_store::{ModelVersion, NewModelVersion, RolloutStage, RunId, StageChange, Store};
+use vane_engine::artifacts;
+
 
 /// One attempt of a deploy task, as the engine started it.
 pub struct Job<'a> {
@@ -16,6 +32,8 @@ pub struct Job<'a> {
     pub render: &'a dyn Fn(&Template) -> String,
     /// `$VANE_METRICS` of the attempt.
     pub metrics: Option<PathBuf>,
+    /// The content store folder, where model versions are kept for rollbacks.
+    pub artifacts: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,14 +44,678 @@ pub enum Error {
     Rollout(String),
 }
 
+/// How often a waiting stage looks for a person's answer.
+const POLL: Duration = Duration::from_secs(1);
+
+/// A number as a person reads it: no float noise (`0.84`, not `0.8399999999999999`).
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{x:.0}");
+    }
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" || s == "0" {
+        format!("{x}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Where the content of a registered version can be read: its copy in the content store, or
+/// where it was first seen.
+pub fn model_path(version: &ModelVersion) -> PathBuf {
+    version
+        .stored
+        .as_deref()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(&version.path))
+}
+
+/// Runs `command` with `sh -c` as a child of this process (so it shares the task's process
+/// group, and vane's timeout kills it too), its output going where ours goes. Returns the
+/// metrics it wrote to its own `$VANE_METRICS`.
+///
+/// # Errors
+/// A sentence naming the step: it could not start, or exited non-zero.
+pub fn shell(
+    step: &str,
+    command: &str,
+    env: &[(&str, String)],
+) -> Result<BTreeMap<String, f64>, String> {
+    let metrics = std::env::temp_dir().join(format!(
+        "vane-deploy-{}-{}.metrics",
+        std::process::id(),
+        step.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    let _ = fs::remove_file(&metrics);
+    let _ = std::io::stdout().flush();
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("VANE_METRICS", &metrics)
+        .status()
+        .map_err(|e| format!("{step} could not start: {e}"))?;
+    let text = fs::read_to_string(&metrics).unwrap_or_default();
+    let _ = fs::remove_file(&metrics);
+    if !status.success() {
+        let how = status
+            .code()
+            .map_or_else(|| "was killed".to_owned(), |c| format!("exited with {c}"));
+        return Err(format!("{step} {how}"));
+    }
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut parts = line.split_whitespace();
+        match (
+            parts.next(),
+            parts.next().map(str::parse::<f64>),
+            parts.next(),
+        ) {
+            (Some(name), Some(Ok(value)), None) => {
+                out.insert(name.to_owned(), value);
+            }
+            _ => println!("vane: {step}: ignoring metrics line `{line}`: write `name value`"),
+        }
+    }
+    Ok(out)
+}
+
+/// How a stage's gates came out.
+enum Verdict {
+    Pass,
+    /// Waits for a person: why.
+    Inconclusive(String),
+    /// Why.
+    Fail(String),
+}
+
+struct Rollout<'a, 'j> {
+    store: &'a dyn Store,
+    job: &'a Job<'j>,
+    version: i64,
+    candidate: PathBuf,
+    eval_data: Option<PathBuf>,
+    eval_hash: String,
+    candidate_eval: BTreeMap<String, f64>,
+    production: Option<ModelVersion>,
+    /// Production's evaluation metrics on this eval hash, and the hashes it has others on.
+    production_eval: BTreeMap<String, f64>,
+    production_other_hash: Option<String>,
+}
+
+impl Rollout<'_, '_> {
+    fn model(&self) -> &str {
+        &self.job.spec.model
+    }
+
+    fn env(&self, stage: &str, version: i64, path: &Path) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("VANE_MODEL", self.model().to_owned()),
+            ("VANE_MODEL_VERSION", version.to_string()),
+            ("VANE_MODEL_PATH", path.display().to_string()),
+            ("VANE_STAGE", stage.to_owned()),
+        ];
+        if let Some(data) = &self.eval_data {
+            env.push(("VANE_EVAL_DATA", data.display().to_string()));
+        }
+        env
+    }
+
+    fn actor(&self) -> String {
+        format!("run {}", self.job.run)
+    }
+
+    /// Appends `<prefix>.<name> value` lines to the attempt's `$VANE_METRICS`.
+    fn report(&self, prefix: &str, metrics: &BTreeMap<String, f64>) {
+        let Some(path) = &self.job.metrics else {
+            return;
+        };
+        let lines: String = metrics
+            .iter()
+            .map(|(k, v)| format!("{prefix}.{k} {v}\n"))
+            .collect();
+        if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = f.write_all(lines.as_bytes());
+        }
+    }
+
+    fn evaluate(&mut self) -> Result<(), String> {
+        let Some(evaluate) = &self.job.spec.evaluate else {
+            return Ok(());
+        };
+        let command = (self.job.render)(evaluate);
+        println!("vane: evaluating {} v{}", self.model(), self.version);
+        let metrics = shell(
+            "evaluate",
+            &command,
+            &self.env("evaluate", self.version, &self.candidate),
+        )?;
+        let list: Vec<(String, f64)> = metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.store
+            .record_model_metrics(
+                self.model(),
+                self.version,
+                &self.eval_hash,
+                &list,
+                self.job.run,
+            )
+            .map_err(|e| e.to_string())?;
+        self.report("evaluate", &metrics);
+        self.candidate_eval = metrics;
+        let Some(prod) = self.production.clone() else {
+            return Ok(());
+        };
+        let known = self
+            .store
+            .model_metrics(self.model(), prod.version)
+            .map_err(|e| e.to_string())?;
+        let here: BTreeMap<String, f64> = known
+            .iter()
+            .filter(|(h, _, _)| *h == self.eval_hash)
+            .map(|(_, n, v)| (n.clone(), *v))
+            .collect();
+        if !here.is_empty() {
+            self.production_eval = here;
+            return Ok(());
+        }
+        let path = model_path(&prod);
+        if path.exists() {
+            println!(
+                "vane: evaluating production {} v{} on the same eval data",
+                self.model(),
+                prod.version
+            );
+            let metrics = shell(
+                "evaluate (production)",
+                &command,
+                &self.env("evaluate", prod.version, &path),
+            )?;
+            let list: Vec<(String, f64)> = metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            self.store
+                .record_model_metrics(
+                    self.model(),
+                    prod.version,
+                    &self.eval_hash,
+                    &list,
+                    self.job.run,
+                )
+                .map_err(|e| e.to_string())?;
+            self.production_eval = metrics;
+        } else {
+            self.production_other_hash = known.first().map(|(h, _, _)| h.clone());
+        }
+        Ok(())
+    }
+
+    /// Judges a stage by its gates and sample count; `evidence` gets what each gate saw.
+    fn judge(
+        &self,
+        index: usize,
+        stage_metrics: &BTreeMap<String, f64>,
+        evidence: &mut Value,
+    ) -> Verdict {
+        let s = &self.job.spec.stages[index];
+        let mut failed = Vec::new();
+        let mut inconclusive = Vec::new();
+        let mut gates = Vec::new();
+        for gate in &s.gates {
+            let mut seen = BTreeMap::new();
+            let mut lookup = |production: bool, name: &str| -> Option<f64> {
+                let v = if production {
+                    self.production_eval.get(name).copied()
+                } else {
+                    stage_metrics
+                        .get(name)
+                        .or_else(|| self.candidate_eval.get(name))
+                        .copied()
+                };
+                if let Some(v) = v {
+                    let key = if production {
+                        format!("production.{name}")
+                    } else {
+                        name.to_owned()
+                    };
+                    seen.insert(key, v);
+                }
+                v
+            };
+            let (status, note) = if gate.uses_production() && self.production.is_none() {
+                let why = format!("{} has no production version to compare with", self.model());
+                match self.job.spec.on_no_baseline.as_str() {
+                    "fail" => {
+                        failed.push(format!("{}: {why} (on_no_baseline = \"fail\")", gate.text));
+                        ("failed", why)
+                    }
+                    "approve" => {
+                        inconclusive.push(format!(
+                            "{}: {why} (on_no_baseline = \"approve\")",
+                            gate.text
+                        ));
+                        ("inconclusive", why)
+                    }
+                    _ => ("skipped", format!("{why} (on_no_baseline = \"pass\")")),
+                }
+            } else {
+                match gate.eval(&mut lookup) {
+                    Ok(v) => {
+                        let side = |left: bool| {
+                            let (expr, value) = if left {
+                                (&gate.left, v.left)
+                            } else {
+                                (&gate.right, v.right)
+                            };
+                            let text = expr.to_string();
+                            if !expr.is_simple() {
+                                format!("{text} = {}", num(value))
+                            } else if text.parse::<f64>().is_ok() {
+                                num(value)
+                            } else {
+                                format!("{text} {}", num(value))
+                            }
+                        };
+                        let l = side(true);
+                        let r = side(false);
+                        if v.passed {
+                            ("passed", format!("{l} {} {r}", gate.op))
+                        } else {
+                            let why = format!("{l} {} {r}", gate.negated_op());
+                            failed.push(why.clone());
+                            ("failed", why)
+                        }
+                    }
+                    Err(missing) => {
+                        let other = self.production_other_hash.as_deref();
+                        if let (Some(name), Some(other)) =
+                            (missing.strip_prefix("production."), other)
+                        {
+                            let why = format!(
+                                "not comparable: production measured `{name}` on eval data {}, candidate on {}",
+                                short(other),
+                                short(&self.eval_hash)
+                            );
+                            inconclusive.push(format!("{}: {why}", gate.text));
+                            ("inconclusive", why)
+                        } else {
+                            let why = format!(
+                                "metric `{missing}` is missing: no stage command, monitor or evaluate step reported it"
+                            );
+                            failed.push(format!("{}: {why}", gate.text));
+                            ("failed", why)
+                        }
+                    }
+                }
+            };
+            println!("vane: gate `{}`: {status}: {note}", gate.text);
+            gates.push(
+                json!({ "gate": gate.text, "status": status, "detail": note, "values": seen }),
+            );
+        }
+        evidence["gates"] = Value::Array(gates);
+        evidence["metrics"] = json!(stage_metrics);
+        if let Some(min) = s.min_samples {
+            evidence["min_samples"] = json!(min);
+            match stage_metrics.get("samples") {
+                None => inconclusive.push(format!(
+                    "the stage reported no `samples` metric (min_samples = {min})"
+                )),
+                Some(&n) if n < min as f64 => inconclusive.push(format!(
+                    "only {} samples, fewer than min_samples = {min}",
+                    num(n)
+                )),
+                Some(_) => {}
+            }
+        }
+        if !failed.is_empty() {
+            Verdict::Fail(failed.join("; "))
+        } else if !inconclusive.is_empty() {
+            Verdict::Inconclusive(inconclusive.join("; "))
+        } else if s.approval {
+            Verdict::Inconclusive("the stage asks for approval (approval = true)".into())
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    fn record(&self, stage: &str, status: &str, detail: Option<String>, evidence: &Value) {
+        self.record_by(stage, status, detail, evidence, None, None);
+    }
+
+    fn record_by(
+        &self,
+        stage: &str,
+        status: &str,
+        detail: Option<String>,
+        evidence: &Value,
+        by: Option<String>,
+        reason: Option<String>,
+    ) {
+        let row = RolloutStage {
+            run_id: self.job.run,
+            task_id: self.job.task_id.to_owned(),
+            stage: stage.to_owned(),
+            model: self.model().to_owned(),
+            version: self.version,
+            status: status.to_owned(),
+            detail,
+            evidence: evidence.clone(),
+            decided_by: by,
+            reason,
+            updated_at: Utc::now(),
+        };
+        if let Err(e) = self.store.set_rollout_stage(&row) {
+            println!("vane: could not record stage `{stage}`: {e}");
+        }
+    }
+
+    /// Waits for `vane approve` or `vane reject`: `Ok((who, reason))` when approved,
+    /// `Err((who, reason))` when rejected.
+    fn wait(
+        &self,
+        stage: &str,
+    ) -> Result<Result<(String, Option<String>), (String, String)>, Error> {
+        loop {
+            let rows = self.store.rollout_stages(Some(self.job.run))?;
+            let row = rows
+                .iter()
+                .find(|r| r.task_id == self.job.task_id && r.stage == stage);
+            match row.map(|r| r.status.as_str()) {
+                Some("approved") => {
+                    let r = row.expect("found");
+                    return Ok(Ok((
+                        r.decided_by.clone().unwrap_or_default(),
+                        r.reason.clone(),
+                    )));
+                }
+                Some("rejected") => {
+                    let r = row.expect("found");
+                    return Ok(Err((
+                        r.decided_by.clone().unwrap_or_default(),
+                        r.reason.clone().unwrap_or_default(),
+                    )));
+                }
+                _ => std::thread::sleep(POLL),
+            }
+        }
+    }
+
+    /// Puts the production version (or `fallback`) back, marks the candidate failed, and
+    /// returns the sentence that ends the task's log.
+    fn roll_back(&self, why: &str, evidence: &Value) -> Result<String, Error> {
+        let restore = self.store.production(self.model())?;
+        let spec = self.job.spec;
+        let (target, path, version) = match &restore {
+            Some(p) => (
+                format!("{} v{}", self.model(), p.version),
+                Some(model_path(p)),
+                p.version,
+            ),
+            None => match &spec.fallback {
+                Some(f) => {
+                    let path = PathBuf::from((self.job.render)(f));
+                    (
+                        format!("the fallback model {}", path.display()),
+                        Some(path),
+                        0,
+                    )
+                }
+                None => (String::new(), None, 0),
+            },
+        };
+        self.store.set_stage(&StageChange {
+            model: self.model(),
+            version: self.version,
+            to_stage: "failed",
+            actor: &self.actor(),
+            run: Some(self.job.run),
+            reason: Some(why),
+            evidence,
+        })?;
+        let Some(path) = path else {
+            return Ok(format!(
+                "{why}; nothing to roll back to: {} has no production version and the task no `fallback`",
+                self.model()
+            ));
+        };
+        let restored = match &spec.rollback {
+            Some(rollback) => {
+                println!("vane: rolling back to {target}");
+                match shell(
+                    "rollback",
+                    &(self.job.render)(rollback),
+                    &self.env("rollback", version, &path),
+                ) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        return Ok(format!(
+                            "{why}; rolling back to {target} failed: {e}: put it back by hand, then `vane rollback {}`",
+                            self.model()
+                        ));
+                    }
+                }
+            }
+            None => false,
+        };
+        if restore.is_some() {
+            self.store.set_stage(&StageChange {
+                model: self.model(),
+                version,
+                to_stage: "production",
+                actor: &self.actor(),
+                run: Some(self.job.run),
+                reason: Some(&format!(
+                    "restored after the failed rollout of v{}: {why}",
+                    self.version
+                )),
+                evidence: &json!({}),
+            })?;
+        }
+        Ok(if restored {
+            format!("{why}; rolled back to {target}")
+        } else {
+            format!("{why}; the task has no `rollback` command, so {target} was not put back")
+        })
+    }
+}
+
+fn short(hash: &str) -> &str {
+    if hash.is_empty() {
+        "(none)"
+    } else {
+        &hash[..hash.len().min(12)]
+    }
+}
+
+/// Ends the task with `reason`: in the log, and in `$VANE_REASON` for the engine to record.
+fn fail(reason: &str) -> Result<bool, Error> {
+    eprintln!("vane: {reason}");
+    if let Some(path) = std::env::var_os("VANE_REASON") {
+        let _ = fs::write(path, reason);
+    }
+    Ok(false)
+}
+
 /// Rolls the candidate out, stage by stage; prints what happens to stdout. `Ok(false)` when the
 /// rollout was stopped (a failed gate or a rejection) and rolled back.
 ///
 /// # Errors
 /// Fails when the store cannot be written or a command cannot be started.
-pub fn run_task(_store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
-    Err(Error::Rollout(format!(
-        "deploy task `{}` is not written yet",
-        job.task_id
-    )))
+pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
+    let spec = job.spec;
+    let candidate = PathBuf::from((job.render)(&spec.candidate));
+    if !candidate.exists() {
+        return Err(Error::Rollout(format!(
+            "the candidate {} does not exist: check `candidate` of task `{}`, and that an upstream task wrote it",
+            candidate.display(),
+            job.task_id
+        )));
+    }
+    let content = artifacts::hash_path(&candidate).map_err(|e| {
+        Error::Rollout(format!(
+            "cannot read the candidate {}: {e}",
+            candidate.display()
+        ))
+    })?;
+    let stored = artifacts::store_copy(&job.artifacts, &candidate, &content.hash).map_err(|e| {
+        Error::Rollout(format!(
+            "cannot copy the candidate into the content store {}: {e}",
+            job.artifacts.display()
+        ))
+    })?;
+    let version = store.register_model_version(&NewModelVersion {
+        model: &spec.model,
+        hash: &content.hash,
+        kind: content.kind.as_str(),
+        size: content.size,
+        path: &candidate.display().to_string(),
+        stored: Some(&stored.display().to_string()),
+        run: job.run,
+        task_id: job.task_id,
+        attempt: job.attempt,
+    })?;
+    let production = store.production(&spec.model)?;
+    println!(
+        "vane: rolling out {} v{version} ({}) from {}",
+        spec.model,
+        short(&content.hash),
+        candidate.display()
+    );
+    match &production {
+        Some(p) if p.version == version => {
+            println!(
+                "vane: {} v{version} is already in production; nothing to roll out",
+                spec.model
+            );
+            return Ok(true);
+        }
+        Some(p) => println!("vane: production is {} v{}", spec.model, p.version),
+        None => println!("vane: {} has no production version yet", spec.model),
+    }
+    let eval_data = spec
+        .eval_data
+        .as_ref()
+        .map(|t| PathBuf::from((job.render)(t)));
+    let eval_hash = match &eval_data {
+        Some(path) => {
+            artifacts::hash_path(path)
+                .map_err(|e| {
+                    Error::Rollout(format!("cannot read eval data {}: {e}", path.display()))
+                })?
+                .hash
+        }
+        None => String::new(),
+    };
+    let mut rollout = Rollout {
+        store,
+        job,
+        version,
+        candidate,
+        eval_data,
+        eval_hash,
+        candidate_eval: BTreeMap::new(),
+        production,
+        production_eval: BTreeMap::new(),
+        production_other_hash: None,
+    };
+    if let Err(e) = rollout.evaluate() {
+        let reason = rollout.roll_back(&e, &json!({}))?;
+        return fail(&reason);
+    }
+    // A retried attempt keeps the decisions already made in this run (approvals included).
+    let done: Vec<String> = store
+        .rollout_stages(Some(job.run))?
+        .into_iter()
+        .filter(|r| r.task_id == job.task_id && matches!(r.status.as_str(), "passed" | "approved"))
+        .map(|r| r.stage)
+        .collect();
+    for (index, stage) in spec.stages.iter().enumerate() {
+        let name = stage.name.as_str();
+        if done.iter().any(|d| d == name) {
+            println!("vane: stage `{name}` already passed in an earlier attempt of this run");
+            continue;
+        }
+        println!("vane: stage `{name}`");
+        rollout.record(name, "running", None, &json!({}));
+        let env = rollout.env(name, version, &rollout.candidate);
+        let mut metrics = match shell(name, &(job.render)(&stage.command), &env) {
+            Ok(m) => m,
+            Err(e) => {
+                rollout.record(name, "failed", Some(e.clone()), &json!({}));
+                let reason = rollout.roll_back(&format!("{name} stage: {e}"), &json!({}))?;
+                return fail(&reason);
+            }
+        };
+        if !stage.soak.is_zero() {
+            println!(
+                "vane: soaking for {}",
+                vane_dag::format_duration(stage.soak)
+            );
+            std::thread::sleep(stage.soak);
+        }
+        if let Some(monitor) = &stage.monitor {
+            match shell(&format!("{name} monitor"), &(job.render)(monitor), &env) {
+                Ok(m) => metrics.extend(m),
+                Err(e) => {
+                    rollout.record(name, "failed", Some(e.clone()), &json!({}));
+                    let reason = rollout.roll_back(&format!("{name} stage: {e}"), &json!({}))?;
+                    return fail(&reason);
+                }
+            }
+        }
+        rollout.report(name, &metrics);
+        let mut evidence = json!({ "stage": name });
+        let verdict = rollout.judge(index, &metrics, &mut evidence);
+        let (actor, reason) = match verdict {
+            Verdict::Pass => {
+                rollout.record(name, "passed", None, &evidence);
+                (rollout.actor(), format!("{name} gate passed"))
+            }
+            Verdict::Fail(why) => {
+                let why = format!("{name} gate failed: {why}");
+                rollout.record(name, "failed", Some(why.clone()), &evidence);
+                let reason = rollout.roll_back(&why, &evidence)?;
+                return fail(&reason);
+            }
+            Verdict::Inconclusive(why) => {
+                let waits = format!(
+                    "{why}; waiting for `vane approve {} --stage {name}` or `vane reject {} --reason TEXT`",
+                    job.run, job.run
+                );
+                println!("vane: stage `{name}` is inconclusive: {waits}");
+                rollout.record(name, "waiting", Some(waits), &evidence);
+                match rollout.wait(name)? {
+                    Ok((who, note)) => {
+                        println!("vane: stage `{name}` approved by {who}");
+                        evidence["approved_by"] = json!(who);
+                        evidence["inconclusive"] = json!(why);
+                        (
+                            format!("user {who}"),
+                            match note {
+                                Some(n) => format!("{name} approved by {who}: {n}"),
+                                None => format!("{name} approved by {who} ({why})"),
+                            },
+                        )
+                    }
+                    Err((who, note)) => {
+                        evidence["rejected_by"] = json!(who);
+                        let why = format!("{name} stage rejected by {who}: {note}");
+                        let reason = rollout.roll_back(&why, &evidence)?;
+                        return fail(&reason);
+                    }
+                }
+            }
+        };
+        store.set_stage(&StageChange {
+            model: &spec.model,
+            version,
+            to_stage: name,
+            actor: &actor,
+            run: Some(job.run),
+            reason: Some(&reason),
+            evidence: &evidence,
+        })?;
+    }
+    println!("vane: {} v{version} is in production", spec.model);
+    Ok(true)
 }

@@ -612,7 +612,7 @@ impl Ctx<'_, '_> {
                 },
                 Some(code),
                 None,
-                None,
+                (code != 0).then(|| self.stated_reason(task, attempt)).flatten(),
             ),
             Ok(Outcome::Signaled { signal }) => (
                 Finish::Failed,
@@ -687,6 +687,13 @@ impl Ctx<'_, '_> {
             changes.push(release);
         }
         (machine.finished(task, finish, now()), changes)
+    }
+
+    /// Why a failed attempt says it failed: the first line it wrote to `$VANE_REASON`.
+    fn stated_reason(&self, task: usize, attempt: u32) -> Option<String> {
+        let text = std::fs::read_to_string(reason_path(&self.log_path(task, attempt))).ok()?;
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+        Some(line.chars().take(1000).collect())
     }
 
     /// The metrics an attempt wrote to `$VANE_METRICS`. Lines that cannot be read are named in
@@ -942,6 +949,10 @@ impl Ctx<'_, '_> {
         env.push((
             "VANE_METRICS".into(),
             metrics_path(&log_path).display().to_string(),
+        ));
+        env.push((
+            "VANE_REASON".into(),
+            reason_path(&log_path).display().to_string(),
         ));
         env.extend(
             task.env
@@ -1430,6 +1441,11 @@ impl TemplateVars {
             .map(|(n, v)| (format!("VANE_PARAM_{}", n.to_uppercase()), v.to_string()));
         builtin.chain(params).collect()
     }
+}
+
+/// The file a failing attempt may explain itself in (`$VANE_REASON`): beside its log.
+fn reason_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension("reason")
 }
 
 /// The file an attempt reports metrics in (`$VANE_METRICS`): beside its log.

@@ -27,7 +27,10 @@ pub use artifacts::{
 };
 pub use checks::CheckStore;
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
-pub use registry::RegistryStore;
+pub use registry::{
+    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,
+    production_at,
+};
 
 pub use sqlite::SqliteStore;
 pub use types::{

@@ -1,4 +1,478 @@
-use super::SqliteStore;
-use crate::registry::RegistryStore;
+use chrono::Utc;
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
 
-impl RegistryStore for SqliteStore {}
+use super::{SqliteStore, parse_ts, ts};
+use crate::registry::{
+    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,
+};
+use crate::{Result, RunId, StoreError};
+
+const VERSION_SELECT: &str =
+    "SELECT s.model, s.version, a.hash, a.path, a.stored, s.stage, s.since, s.actor, s.run_id
+     FROM model_stages s JOIN artifact_versions a ON a.id = s.artifact_id";
+
+fn model_version(row: &Row<'_>) -> Result<ModelVersion> {
+    Ok(ModelVersion {
+        model: row.get(0)?,
+        version: row.get(1)?,
+        hash: row.get(2)?,
+        path: row.get(3)?,
+        stored: row.get(4)?,
+        stage: row.get(5)?,
+        since: parse_ts(&row.get::<_, String>(6)?)?,
+        actor: row.get(7)?,
+        run_id: row.get(8)?,
+    })
+}
+
+fn json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("evidence `{text}`: {e}")))
+}
+
+fn rollout_stage(row: &Row<'_>) -> Result<RolloutStage> {
+    Ok(RolloutStage {
+        run_id: row.get("run_id")?,
+        task_id: row.get("task_id")?,
+        stage: row.get("stage")?,
+        model: row.get("model")?,
+        version: row.get("version")?,
+        status: row.get("status")?,
+        detail: row.get("detail")?,
+        evidence: json(&row.get::<_, String>("evidence")?)?,
+        decided_by: row.get("decided_by")?,
+        reason: row.get("reason")?,
+        updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
+    })
+}
+
+impl RegistryStore for SqliteStore {
+    fn register_model_version(&self, new: &NewModelVersion<'_>) -> Result<i64> {
+        let tx = self.write_tx()?;
+        let now = ts(&Utc::now());
+        let found: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, version FROM artifact_versions WHERE name = ?1 AND hash = ?2",
+            )?
+            .query_row(params![new.model, new.hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (artifact_id, version) = match found {
+            Some(found) => {
+                if let Some(stored) = new.stored {
+                    tx.prepare_cached(
+                        "UPDATE artifact_versions SET stored = ?2 WHERE id = ?1 AND stored IS NULL",
+                    )?
+                    .execute(params![found.0, stored])?;
+                }
+                found
+            }
+            None => {
+                let version: i64 = tx
+                    .prepare_cached(
+                        "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE name = ?1",
+                    )?
+                    .query_row(params![new.model], |r| r.get(0))?;
+                tx.prepare_cached(
+                    "INSERT INTO artifact_versions
+                       (name, version, hash, kind, size, path, stored, created_at, run_id, task_id, attempt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    new.model,
+                    version,
+                    new.hash,
+                    new.kind,
+                    new.size as i64,
+                    new.path,
+                    new.stored,
+                    now,
+                    new.run,
+                    new.task_id,
+                    new.attempt
+                ])?;
+                (tx.last_insert_rowid(), version)
+            }
+        };
+        let actor = format!("run {}", new.run);
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO model_stages (model, version, artifact_id, stage, since, actor, run_id)
+                 VALUES (?1, ?2, ?3, 'registered', ?4, ?5, ?6)",
+            )?
+            .execute(params![new.model, version, artifact_id, now, actor, new.run])?;
+        if inserted > 0 {
+            tx.prepare_cached(
+                "INSERT INTO model_ledger (model, version, from_stage, to_stage, at, actor, run_id, reason)
+                 VALUES (?1, ?2, NULL, 'registered', ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                new.model,
+                version,
+                now,
+                actor,
+                new.run,
+                format!("candidate {} of task `{}`", new.path, new.task_id)
+            ])?;
+        }
+        tx.commit()?;
+        Ok(version)
+    }
+
+    fn model_versions(&self, model: Option<&str>) -> Result<Vec<ModelVersion>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{VERSION_SELECT} WHERE (?1 IS NULL OR s.model = ?1) ORDER BY s.model, s.version DESC"
+        ))?;
+        let mut rows = stmt.query(params![model])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(model_version(row)?);
+        }
+        Ok(out)
+    }
+
+    fn production(&self, model: &str) -> Result<Option<ModelVersion>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{VERSION_SELECT} WHERE s.model = ?1 AND s.stage = 'production'"
+        ))?;
+        let mut rows = stmt.query(params![model])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(model_version(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_stage(&self, change: &StageChange<'_>) -> Result<()> {
+        let tx = self.write_tx()?;
+        let now = ts(&Utc::now());
+        let from: Option<String> = tx
+            .prepare_cached("SELECT stage FROM model_stages WHERE model = ?1 AND version = ?2")?
+            .query_row(params![change.model, change.version], |r| r.get(0))
+            .optional()?;
+        let Some(from) = from else {
+            return Err(StoreError::NotFound(format!(
+                "version {} of model `{}`",
+                change.version, change.model
+            )));
+        };
+        let mut ledger = tx.prepare_cached(
+            "INSERT INTO model_ledger (model, version, from_stage, to_stage, at, actor, run_id, reason, evidence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE model_stages SET stage = ?3, since = ?4, actor = ?5, run_id = ?6
+             WHERE model = ?1 AND version = ?2",
+        )?;
+        if change.to_stage == "production" {
+            let outgoing: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT version FROM model_stages WHERE model = ?1 AND stage = 'production' AND version != ?2",
+                )?
+                .query_row(params![change.model, change.version], |r| r.get(0))
+                .optional()?;
+            if let Some(old) = outgoing {
+                let reason = format!("replaced in production by v{}", change.version);
+                update.execute(params![
+                    change.model,
+                    old,
+                    "archived",
+                    now,
+                    change.actor,
+                    change.run
+                ])?;
+                ledger.execute(params![
+                    change.model,
+                    old,
+                    "production",
+                    "archived",
+                    now,
+                    change.actor,
+                    change.run,
+                    reason,
+                    "{}"
+                ])?;
+            }
+        }
+        update.execute(params![
+            change.model,
+            change.version,
+            change.to_stage,
+            now,
+            change.actor,
+            change.run
+        ])?;
+        ledger.execute(params![
+            change.model,
+            change.version,
+            from,
+            change.to_stage,
+            now,
+            change.actor,
+            change.run,
+            change.reason,
+            change.evidence.to_string()
+        ])?;
+        drop(ledger);
+        drop(update);
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn ledger(&self, model: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, model, version, from_stage, to_stage, at, actor, run_id, reason, evidence
+             FROM model_ledger WHERE (?1 IS NULL OR model = ?1) ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![model])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(LedgerEntry {
+                id: row.get(0)?,
+                model: row.get(1)?,
+                version: row.get(2)?,
+                from_stage: row.get(3)?,
+                to_stage: row.get(4)?,
+                at: parse_ts(&row.get::<_, String>(5)?)?,
+                actor: row.get(6)?,
+                run_id: row.get(7)?,
+                reason: row.get(8)?,
+                evidence: json(&row.get::<_, String>(9)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record_model_metrics(
+        &self,
+        model: &str,
+        version: i64,
+        eval_hash: &str,
+        metrics: &[(String, f64)],
+        run: RunId,
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        let now = ts(&Utc::now());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO model_metrics (model, version, eval_hash, name, value, run_id, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (name, value) in metrics {
+                insert.execute(params![model, version, eval_hash, name, value, run, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn model_metrics(&self, model: &str, version: i64) -> Result<Vec<(String, String, f64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT eval_hash, name, value FROM model_metrics WHERE model = ?1 AND version = ?2
+             ORDER BY recorded_at DESC, name",
+        )?;
+        let rows = stmt.query_map(params![model, version], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_rollout_stage(&self, s: &RolloutStage) -> Result<()> {
+        let tx = self.write_tx()?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO rollout_stages
+               (run_id, task_id, stage, model, version, status, detail, evidence, decided_by, reason, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            s.run_id,
+            s.task_id,
+            s.stage,
+            s.model,
+            s.version,
+            s.status,
+            s.detail,
+            s.evidence.to_string(),
+            s.decided_by,
+            s.reason,
+            ts(&s.updated_at)
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn rollout_stages(&self, run: Option<RunId>) -> Result<Vec<RolloutStage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM rollout_stages WHERE (?1 IS NULL OR run_id = ?1) ORDER BY run_id, rowid",
+        )?;
+        let mut rows = stmt.query(params![run])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(rollout_stage(row)?);
+        }
+        Ok(out)
+    }
+
+    fn decide_rollout(
+        &self,
+        run: RunId,
+        stage: Option<&str>,
+        status: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<Vec<RolloutStage>> {
+        let tx = self.write_tx()?;
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE rollout_stages SET status = ?3, decided_by = ?4, reason = ?5, updated_at = ?6
+                 WHERE run_id = ?1 AND (?2 IS NULL OR stage = ?2) AND status = 'waiting'
+                 RETURNING *",
+            )?;
+            let mut rows = stmt.query(params![run, stage, status, by, reason, ts(&Utc::now())])?;
+            while let Some(row) = rows.next()? {
+                out.push(rollout_stage(row)?);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::production_at;
+    use crate::types::{NewDagVersion, NewRun, Trigger};
+    use crate::{SqliteStore, Store};
+
+    fn run(store: &SqliteStore) -> RunId {
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: "churn",
+                content_hash: "h",
+                path: "dags/churn.toml",
+                source: "",
+            })
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                dag_id: "churn",
+                dag_version: version,
+                logical_date: Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap(),
+                trigger: Trigger::Manual,
+                params: json!({}),
+                git: None,
+                host: "box",
+                tasks: &["rollout"],
+                at: Utc::now(),
+                records_tick: false,
+                backfill: None,
+            })
+            .unwrap()
+    }
+
+    fn register(store: &SqliteStore, run: RunId, hash: &str) -> i64 {
+        store
+            .register_model_version(&NewModelVersion {
+                model: "churn",
+                hash,
+                kind: "file",
+                size: 3,
+                path: "/models/m.json",
+                stored: None,
+                run,
+                task_id: "rollout",
+                attempt: 1,
+            })
+            .unwrap()
+    }
+
+    fn promote(store: &SqliteStore, version: i64) {
+        store
+            .set_stage(&StageChange {
+                model: "churn",
+                version,
+                to_stage: "production",
+                actor: "user alice",
+                run: None,
+                reason: Some("test"),
+                evidence: &json!({ "gates": [] }),
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn one_production_version_at_a_time_and_the_ledger_answers_when() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        let v1 = register(&store, r, "aa");
+        assert_eq!(register(&store, r, "aa"), v1, "same content, same version");
+        let v2 = register(&store, r, "bb");
+        assert_eq!((v1, v2), (1, 2));
+        promote(&store, v1);
+        promote(&store, v2);
+        let versions = store.model_versions(Some("churn")).unwrap();
+        let stages: Vec<(i64, &str)> = versions
+            .iter()
+            .map(|v| (v.version, v.stage.as_str()))
+            .collect();
+        assert_eq!(stages, [(2, "production"), (1, "archived")]);
+        assert_eq!(store.production("churn").unwrap().unwrap().version, 2);
+        let ledger = store.ledger(Some("churn")).unwrap();
+        let v1_live = ledger.iter().find(|e| e.to_stage == "production").unwrap();
+        assert_eq!(production_at(&ledger, "churn", v1_live.at), Some(1));
+        let before = ledger[0].at - chrono::Duration::seconds(1);
+        assert_eq!(production_at(&ledger, "churn", before), None);
+        assert_eq!(production_at(&ledger, "churn", Utc::now()), Some(2));
+        let archived = ledger.iter().find(|e| e.to_stage == "archived").unwrap();
+        assert_eq!(archived.from_stage.as_deref(), Some("production"));
+        assert!(matches!(
+            store.set_stage(&StageChange {
+                model: "churn",
+                version: 9,
+                to_stage: "canary",
+                actor: "user bob",
+                run: None,
+                reason: None,
+                evidence: &json!({}),
+            }),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_person_answers_only_a_waiting_stage() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        let v = register(&store, r, "aa");
+        let mut stage = RolloutStage {
+            run_id: r,
+            task_id: "rollout".into(),
+            stage: "canary".into(),
+            model: "churn".into(),
+            version: v,
+            status: "passed".into(),
+            detail: None,
+            evidence: json!({}),
+            decided_by: None,
+            reason: None,
+            updated_at: Utc::now(),
+        };
+        store.set_rollout_stage(&stage).unwrap();
+        assert!(
+            store
+                .decide_rollout(r, None, "approved", "alice", None)
+                .unwrap()
+                .is_empty()
+        );
+        stage.status = "waiting".into();
+        store.set_rollout_stage(&stage).unwrap();
+        let decided = store
+            .decide_rollout(r, Some("canary"), "rejected", "bob", Some("no"))
+            .unwrap();
+        assert_eq!(decided[0].decided_by.as_deref(), Some("bob"));
+        assert_eq!(store.rollout_stages(Some(r)).unwrap()[0].status, "rejected");
+    }
+}

@@ -1,0 +1,339 @@
+//! Staged model rollouts: gates, rollback, approvals, the registry and its ledger.
+//!
+//! The "serving system" is a folder: each stage command copies the model to
+//! `serving/<stage>.json` and reports the samples and latency written in the model file; the
+//! rollback command copies a model to `serving/production.json` and notes which version.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Project, wait_for_every};
+
+const SERVE: &str = r#"import json, os, shutil, sys
+stage = sys.argv[1]
+os.makedirs("serving", exist_ok=True)
+src = os.environ["VANE_MODEL_PATH"]
+if stage == "restore":
+    shutil.copy(src, "serving/production.json")
+    with open("serving/rollbacks.log", "a") as f:
+        f.write("restored v%s from %s\n" % (os.environ["VANE_MODEL_VERSION"], src))
+    sys.exit(0)
+shutil.copy(src, "serving/%s.json" % stage)
+m = json.load(open(src))
+with open(os.environ["VANE_METRICS"], "w") as f:
+    f.write("samples %s\n" % m.get("samples", 1000))
+    f.write("p95_latency_ms %s\n" % m.get("latency", 20))
+"#;
+
+const EVALUATE: &str = r#"import json, os
+m = json.load(open(os.environ["VANE_MODEL_PATH"]))
+assert os.path.exists(os.environ["VANE_EVAL_DATA"])
+with open(os.environ["VANE_METRICS"], "w") as f:
+    f.write("accuracy %s\n" % m["accuracy"])
+"#;
+
+fn dag(on_no_baseline: &str) -> String {
+    format!(
+        r#"[params]
+model = "v1"
+
+[tasks.rollout]
+kind = "deploy"
+model = "churn"
+candidate = "models/{{{{ params.model }}}}.json"
+fallback = "models/fallback.json"
+eval_data = "eval.csv"
+evaluate = "python3 tools/evaluate.py"
+rollback = "python3 tools/serve.py restore"
+on_no_baseline = "{on_no_baseline}"
+
+[tasks.rollout.stages.canary]
+command = "python3 tools/serve.py canary"
+gate = ["accuracy >= production.accuracy - 0.01", "p95_latency_ms < 50"]
+min_samples = 100
+
+[tasks.rollout.stages.production]
+command = "python3 tools/serve.py production"
+gate = ["p95_latency_ms < 50"]
+"#
+    )
+}
+
+fn project(on_no_baseline: &str) -> Project {
+    let p = Project::new().dag("churn", &dag(on_no_baseline));
+    p.write("tools/serve.py", SERVE);
+    p.write("tools/evaluate.py", EVALUATE);
+    p.write("eval.csv", "id,label\n1,0\n2,1\n");
+    p.write("models/v1.json", r#"{"accuracy": 0.9}"#);
+    p.write("models/v2.json", r#"{"accuracy": 0.93}"#);
+    p.write("models/worse.json", r#"{"accuracy": 0.8}"#);
+    p.write("models/few.json", r#"{"accuracy": 0.95, "samples": 10}"#);
+    p.write("models/few2.json", r#"{"accuracy": 0.96, "samples": 12}"#);
+    p.write("models/fallback.json", r#"{"accuracy": 0.5}"#);
+    p
+}
+
+fn run_args(model: &str, date: &str) -> Vec<String> {
+    [
+        "run",
+        "churn",
+        "--param",
+        &format!("model={model}"),
+        "--date",
+        date,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn run(p: &Project, model: &str, date: &str) -> crate::harness::Output {
+    let args = run_args(model, date);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.vane(&args)
+}
+
+fn models(p: &Project) -> Value {
+    p.vane(&["models", "churn", "--json"]).success().json()
+}
+
+fn stage_of(models: &Value, version: i64) -> String {
+    models["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == version)
+        .unwrap_or_else(|| panic!("no v{version}: {models:#}"))["stage"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn serving(p: &Project, name: &str) -> String {
+    std::fs::read_to_string(p.path().join("serving").join(name)).unwrap_or_default()
+}
+
+#[test]
+fn a_good_candidate_passes_every_gate_and_reaches_production() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "v2", "2026-11-02").success();
+
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+    assert_eq!(stage_of(&m, 1), "archived", "{m:#}");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
+    // The ledger shows what the canary gate of v2 saw.
+    let ledger = m["ledger"].as_array().unwrap();
+    let canary = ledger
+        .iter()
+        .find(|e| e["version"] == 2 && e["to_stage"] == "canary")
+        .unwrap_or_else(|| panic!("{m:#}"));
+    assert_eq!(canary["actor"], "run 2");
+    let gate = &canary["evidence"]["gates"][0];
+    assert_eq!(gate["status"], "passed");
+    assert_eq!(gate["values"]["accuracy"], 0.93);
+    assert_eq!(gate["values"]["production.accuracy"], 0.9);
+    // The first model had nothing to compare with; on_no_baseline = "pass" skipped that gate.
+    let first = ledger
+        .iter()
+        .find(|e| e["version"] == 1 && e["to_stage"] == "canary")
+        .unwrap();
+    assert_eq!(first["evidence"]["gates"][0]["status"], "skipped");
+
+    let text = p.vane(&["models", "churn"]).success().stdout;
+    assert!(text.contains("v2       production"), "{text}");
+    assert!(
+        text.contains("accuracy >= production.accuracy - 0.01: passed (accuracy 0.93 >= production.accuracy - 0.01 = 0.89)"),
+        "{text}"
+    );
+    let list = p.vane(&["models"]).success().stdout;
+    assert!(list.contains("churn  v2"), "{list}");
+}
+
+#[test]
+fn a_worse_candidate_fails_its_canary_gate_and_is_rolled_back() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "worse", "2026-11-02").failure();
+
+    let show = p.show(2);
+    assert_eq!(show["state"], "failed");
+    let log = p.logs(2, "rollout", None);
+    assert!(
+        log.contains(
+            "canary gate failed: accuracy 0.8 < production.accuracy - 0.01 = 0.89; rolled back to churn v1"
+        ),
+        "{log}"
+    );
+    assert!(
+        serving(&p, "rollbacks.log").starts_with("restored v1 from "),
+        "the rollback command put v1 back"
+    );
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production");
+    assert_eq!(stage_of(&m, 2), "failed");
+    let failed = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to_stage"] == "failed")
+        .unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("canary gate failed: accuracy 0.8 <"),
+        "{failed:#}"
+    );
+}
+
+/// Starts `vane run` in the background and waits until its rollout waits at `stage`.
+fn start_waiting(p: &Project, model: &str, date: &str, stage: &str) -> std::process::Child {
+    let args = run_args(model, date);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = p
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    wait_for_every(
+        Duration::from_millis(100),
+        "the rollout to wait for approval",
+        Duration::from_secs(60),
+        || {
+            let m = p.vane(&["models", "churn", "--json"]);
+            if m.code != Some(0) {
+                return None;
+            }
+            let m = m.json();
+            m["waiting"]
+                .as_array()
+                .filter(|w| w.iter().any(|w| w["stage"] == stage))
+                .map(|_| ())
+        },
+    );
+    child
+}
+
+#[test]
+fn too_few_samples_wait_for_a_person_who_approves_or_rejects() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+
+    let mut child = start_waiting(&p, "few", "2026-11-02", "canary");
+    let runs = p.runs();
+    assert_eq!(runs[0]["state"], "running");
+    let waiting = p.vane(&["models", "churn"]).success().stdout;
+    assert!(
+        waiting.contains("only 10 samples, fewer than min_samples = 100"),
+        "{waiting}"
+    );
+    p.vane(&["approve", "2", "--stage", "canary", "--by", "alice"])
+        .success()
+        .stdout_contains("approved stage `canary` of run 2");
+    assert!(child.wait().unwrap().success());
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+    let approved = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["version"] == 2 && e["to_stage"] == "canary")
+        .unwrap();
+    assert_eq!(approved["actor"], "user alice");
+    assert_eq!(approved["evidence"]["approved_by"], "alice");
+    assert_eq!(approved["evidence"]["metrics"]["samples"], 10.0);
+
+    // A second inconclusive rollout, rejected: the rollout rolls back to v3.
+    let mut child = start_waiting(&p, "few2", "2026-11-03", "canary");
+    p.vane(&[
+        "reject",
+        "3",
+        "--reason",
+        "too little traffic",
+        "--by",
+        "bob",
+    ])
+    .success();
+    assert!(!child.wait().unwrap().success());
+    let log = p.logs(3, "rollout", None);
+    assert!(
+        log.contains("canary stage rejected by bob: too little traffic; rolled back to churn v2"),
+        "{log}"
+    );
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production");
+    assert_eq!(stage_of(&m, 3), "failed");
+    p.vane(&["approve", "3"])
+        .failure()
+        .stderr_contains("run 3 has no rollout waiting");
+}
+
+#[test]
+fn on_no_baseline_fail_rolls_back_to_the_fallback() {
+    let p = project("fail");
+    run(&p, "v1", "2026-11-01").failure();
+    let log = p.logs(1, "rollout", None);
+    assert!(
+        log.contains("churn has no production version to compare with (on_no_baseline = \"fail\")"),
+        "{log}"
+    );
+    assert!(log.contains("rolled back to the fallback model"), "{log}");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.5}"#);
+    assert_eq!(stage_of(&models(&p), 1), "failed");
+}
+
+#[test]
+fn on_no_baseline_approve_waits_for_the_first_model() {
+    let p = project("approve");
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    p.vane(&["approve", "1", "--by", "carol"]).success();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(stage_of(&models(&p), 1), "production");
+}
+
+#[test]
+fn models_at_a_time_and_a_rollback_by_hand() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    let m = models(&p);
+    let v1_live = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to_stage"] == "production")
+        .unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run(&p, "v2", "2026-11-02").success();
+
+    p.vane(&["models", "churn", "--at", &v1_live])
+        .success()
+        .stdout_contains("churn: v1 was in production at");
+    p.vane(&["models", "churn", "--at", "2020-01-01"])
+        .success()
+        .stdout_contains("churn: nothing was in production");
+
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--reason",
+        "latency complaints",
+        "--by",
+        "dana",
+    ])
+    .success()
+    .stdout_contains("churn v1 is back in production, replacing v2");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production");
+    assert_eq!(stage_of(&m, 2), "archived");
+    let last = m["ledger"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], "user dana");
+    assert_eq!(last["reason"], "rollback: latency complaints");
+}
