@@ -22,7 +22,10 @@ mod sqlite;
 mod types;
 
 pub use artifacts::ArtifactStore;
-pub use checks::CheckStore;
+pub use checks::{
+    CheckHistoryEntry, CheckResult, CheckStatus, CheckStore, GoodMark, LearnFrom,
+    NewCheckEvaluation,
+};
 pub use registry::RegistryStore;
 
 pub use sqlite::SqliteStore;
