@@ -551,8 +551,13 @@ impl Parser<'_, '_, '_> {
         let (bound, severity) = match value.get_ref() {
             DeValue::String(s) if s == "auto" => (Bound::Auto(AutoRule::default()), self.severity),
             DeValue::String(s) => {
+                let want = if how == BoundUse::Range {
+                    "a table or \"auto\""
+                } else {
+                    "a number, a table or \"auto\""
+                };
                 self.error(
-                    format!("{label} must be a number, a table or \"auto\", found `{s}`"),
+                    format!("{label} must be {want}, found `{s}`"),
                     value.span(),
                     auto_hint,
                 );

@@ -231,3 +231,166 @@ impl CheckStore for SqliteStore {
         .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::checks::CheckStatus;
+    use crate::{NewDagVersion, NewRun, Store, Trigger};
+
+    fn store_with_runs(n: u32) -> SqliteStore {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: "churn",
+                content_hash: "h",
+                path: "dags/churn.toml",
+                source: "",
+            })
+            .unwrap();
+        for day in 0..n {
+            store
+                .create_run(&NewRun {
+                    dag_id: "churn",
+                    dag_version: version,
+                    logical_date: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                        + Duration::days(day.into()),
+                    trigger: Trigger::Manual,
+                    params: serde_json::json!({}),
+                    git: None,
+                    host: "box",
+                    tasks: &["validate"],
+                    at: Utc::now(),
+                    records_tick: false,
+                    backfill: None,
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    fn rows(value: f64, hash: &str) -> CheckResult {
+        CheckResult {
+            name: "rows".into(),
+            column: None,
+            severity: "error".into(),
+            status: CheckStatus::Pass,
+            observed: Some(value),
+            bound: None,
+            derivation: None,
+            detail: String::new(),
+            offending: vec![(3, "-1".into())],
+            definition_hash: hash.into(),
+        }
+    }
+
+    fn record(store: &SqliteStore, run: RunId, attempt: u32, passed: bool, result: CheckResult) {
+        store
+            .record_check_evaluation(&NewCheckEvaluation {
+                run,
+                dag_id: "churn",
+                task_id: "validate",
+                attempt,
+                passed,
+                profile: &format!("{{\"run\": {run}}}"),
+                results: &[result],
+                // Evaluated in run order, as runs one after another are.
+                at: Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
+                    + Duration::minutes(i64::from(attempt) + run * 10),
+            })
+            .unwrap();
+    }
+
+    fn from(run: RunId) -> LearnFrom<'static> {
+        LearnFrom {
+            dag_id: "churn",
+            task_id: "validate",
+            exclude_run: run,
+        }
+    }
+
+    #[test]
+    fn auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs() {
+        let store = store_with_runs(5);
+        record(&store, 1, 1, true, rows(100.0, "a"));
+        // Run 2 failed, then passed on a rerun: only the rerun counts.
+        record(&store, 2, 1, false, rows(5000.0, "a"));
+        record(&store, 2, 2, true, rows(102.0, "a"));
+        // Run 3 failed and stays failed.
+        record(&store, 3, 1, false, rows(9999.0, "a"));
+        // Run 4 measured an edited check: another series.
+        record(&store, 4, 1, true, rows(50.0, "b"));
+        assert_eq!(
+            store.learnable_values(&from(5), "rows", "a", 30).unwrap(),
+            vec![(1, 100.0), (2, 102.0)]
+        );
+        assert_eq!(
+            store.learnable_values(&from(2), "rows", "a", 30).unwrap(),
+            vec![(1, 100.0)],
+            "a run never learns from itself"
+        );
+        assert_eq!(
+            store.learnable_values(&from(5), "rows", "a", 1).unwrap(),
+            vec![(2, 102.0)],
+            "the window keeps the latest values"
+        );
+    }
+
+    #[test]
+    fn a_run_marked_good_is_learned_from_although_it_failed() {
+        let store = store_with_runs(3);
+        record(&store, 1, 1, true, rows(100.0, "a"));
+        record(&store, 2, 1, false, rows(180.0, "a"));
+        assert_eq!(
+            store.baseline_profile(&from(3)).unwrap(),
+            Some((1, "{\"run\": 1}".into()))
+        );
+        store
+            .mark_good(&GoodMark {
+                run: 2,
+                by: "alice".into(),
+                at: Utc::now(),
+                reason: Some("holiday traffic".into()),
+            })
+            .unwrap();
+        assert_eq!(
+            store.learnable_values(&from(3), "rows", "a", 30).unwrap(),
+            vec![(1, 100.0), (2, 180.0)]
+        );
+        assert_eq!(
+            store.baseline_profile(&from(3)).unwrap(),
+            Some((2, "{\"run\": 2}".into()))
+        );
+        let mark = store.good_mark(2).unwrap().unwrap();
+        assert_eq!(mark.by, "alice");
+        assert_eq!(mark.reason.as_deref(), Some("holiday traffic"));
+        assert!(matches!(
+            store.mark_good(&GoodMark {
+                run: 99,
+                by: "alice".into(),
+                at: Utc::now(),
+                reason: None,
+            }),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn history_shows_the_latest_attempt_of_each_run_newest_first() {
+        let store = store_with_runs(3);
+        record(&store, 1, 1, true, rows(100.0, "a"));
+        record(&store, 2, 1, false, rows(5000.0, "a"));
+        record(&store, 2, 2, true, rows(101.0, "a"));
+        let history = store.check_history("churn", None, 0).unwrap();
+        let seen: Vec<(RunId, u32, Option<f64>)> = history
+            .iter()
+            .map(|e| (e.run, e.attempt, e.result.observed))
+            .collect();
+        assert_eq!(seen, vec![(2, 2, Some(101.0)), (1, 1, Some(100.0))]);
+        assert_eq!(history[0].result.offending, vec![(3, "-1".to_owned())]);
+        assert_eq!(store.check_history("churn", None, 1).unwrap().len(), 1);
+        assert!(store.check_history("churn", Some("other"), 0).unwrap().is_empty());
+    }
+}
