@@ -6,6 +6,7 @@
 mod harness;
 
 mod backfill;
+mod checks;
 mod clear;
 mod examples;
 mod logs;

@@ -290,7 +290,7 @@ fn one(
     let present = |c: &Column| c.values.iter().flatten().count();
     let outcome = match (&check.kind, column) {
         (CheckKind::Rows(bound), _) => {
-            bounded(cx, check, bound, hash, data.rows() as f64, "rows:")?
+            bounded(cx, check, bound, hash, data.rows() as f64, "row count")?
         }
         (CheckKind::Present, None) => {
             let names: Vec<&str> = data.columns.iter().map(|c| c.name.as_str()).collect();
@@ -421,7 +421,7 @@ fn one(
                 bound,
                 hash,
                 seen.len() as f64,
-                "distinct values:",
+                "distinct values",
             )?;
             if !o.passed {
                 // A dropped category is the usual cause: name it when `allowed` lists them.
