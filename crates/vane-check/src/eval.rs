@@ -415,14 +415,7 @@ fn one(
         }
         (CheckKind::Distinct(bound), Some(c)) => {
             let seen: HashSet<&str> = c.values.iter().flatten().map(|v| v.text.as_str()).collect();
-            let mut o = bounded(
-                cx,
-                check,
-                bound,
-                hash,
-                seen.len() as f64,
-                "distinct values",
-            )?;
+            let mut o = bounded(cx, check, bound, hash, seen.len() as f64, "distinct values")?;
             if !o.passed {
                 // A dropped category is the usual cause: name it when `allowed` lists them.
                 let allowed = checks.iter().find_map(|other| match &other.kind {

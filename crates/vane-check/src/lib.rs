@@ -129,6 +129,137 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use vane_store::{CheckStore, NewDagVersion, NewRun, SqliteStore, Trigger};
+
+    const DAG: &str = r#"
+[tasks.validate]
+kind = "validate"
+dataset = "data.csv"
+[tasks.validate.columns.plan]
+drift = { method = "psi", max = 0.2 }
+[tasks.validate.columns.fee]
+drift = { method = "js", max = 0.1, severity = "warn" }
+"#;
+
+    fn store_with_runs(n: u32) -> SqliteStore {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: "churn",
+                content_hash: "h",
+                path: "dags/churn.toml",
+                source: DAG,
+            })
+            .unwrap();
+        for day in 1..=n {
+            store
+                .create_run(&NewRun {
+                    dag_id: "churn",
+                    dag_version: version,
+                    logical_date: chrono::Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+                    trigger: Trigger::Manual,
+                    params: serde_json::json!({}),
+                    git: None,
+                    host: "box",
+                    tasks: &["validate"],
+                    at: chrono::Utc::now(),
+                    records_tick: false,
+                    backfill: None,
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    /// A dataset of 100 rows: `basic_share` of them on plan basic, the rest pro; fees
+    /// 1..=100 shifted by `fee_shift`.
+    fn write(dir: &std::path::Path, basic_share: usize, fee_shift: usize) -> PathBuf {
+        let mut csv = String::from("plan,fee\n");
+        for i in 0..100 {
+            let plan = if i < basic_share { "basic" } else { "pro" };
+            csv.push_str(&format!("{plan},{}\n", i + 1 + fee_shift));
+        }
+        let path = dir.join("data.csv");
+        std::fs::write(&path, csv).unwrap();
+        path
+    }
+
+    fn validate(
+        store: &SqliteStore,
+        run: RunId,
+        dataset: PathBuf,
+        metrics: &std::path::Path,
+    ) -> bool {
+        let parsed = vane_dag::parse_dag(DAG, "churn");
+        let dag = parsed.dag.unwrap();
+        let Some(vane_dag::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+            panic!("not a validate task");
+        };
+        run_task(
+            store,
+            &Job {
+                dag_id: "churn",
+                run,
+                task_id: "validate",
+                attempt: 1,
+                dataset,
+                spec,
+                metrics: Some(metrics.to_owned()),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn drift_compares_with_the_latest_good_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = dir.path().join("metrics");
+        let store = store_with_runs(3);
+        assert!(validate(&store, 1, write(dir.path(), 50, 0), &metrics));
+        let first = store.check_history("churn", None, 0).unwrap();
+        assert!(
+            first.iter().all(
+                |e| e.result.detail == "no baseline yet" || e.result.name.ends_with(".present")
+            )
+        );
+
+        // The same distributions: no drift.
+        assert!(validate(&store, 2, write(dir.path(), 50, 0), &metrics));
+        let history = store.check_history("churn", None, 1).unwrap();
+        let plan = history
+            .iter()
+            .find(|e| e.result.name == "plan.drift")
+            .unwrap();
+        assert_eq!(plan.result.observed, Some(0.0));
+
+        // 90% basic instead of 50%, fees moved up by 50: plan drift fails, fee drift warns.
+        assert!(!validate(&store, 3, write(dir.path(), 90, 50), &metrics));
+        let history = store.check_history("churn", None, 1).unwrap();
+        let by_name = |n: &str| &history.iter().find(|e| e.result.name == n).unwrap().result;
+        let plan = by_name("plan.drift");
+        // (0.9-0.5)ln(0.9/0.5) + (0.1-0.5)ln(0.1/0.5)
+        let psi = 0.4 * 1.8f64.ln() + 0.4 * 5f64.ln();
+        assert!((plan.observed.unwrap() - psi).abs() < 1e-9);
+        assert_eq!(plan.status, CheckStatus::Fail);
+        assert_eq!(
+            plan.detail,
+            "PSI 0.8789 against run 2 (category frequencies)"
+        );
+        let fee = by_name("fee.drift");
+        assert_eq!(fee.status, CheckStatus::Warn);
+        assert!(
+            fee.detail
+                .contains("against run 2 (bins at the baseline's deciles)")
+        );
+
+        let reported = std::fs::read_to_string(&metrics).unwrap();
+        assert!(reported.contains("check.plan.drift 0\n"), "{reported}");
+        assert!(
+            reported.contains(&format!("check.plan.drift {psi}\n")),
+            "{reported}"
+        );
+    }
 
     #[test]
     fn metric_names_follow_the_protocol() {
