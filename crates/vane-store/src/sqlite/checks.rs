@@ -391,6 +391,11 @@ mod tests {
         assert_eq!(seen, vec![(2, 2, Some(101.0)), (1, 1, Some(100.0))]);
         assert_eq!(history[0].result.offending, vec![(3, "-1".to_owned())]);
         assert_eq!(store.check_history("churn", None, 1).unwrap().len(), 1);
-        assert!(store.check_history("churn", Some("other"), 0).unwrap().is_empty());
+        assert!(
+            store
+                .check_history("churn", Some("other"), 0)
+                .unwrap()
+                .is_empty()
+        );
     }
 }
