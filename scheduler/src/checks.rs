@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use chrono::{DateTime, Timelike, Utc};
 use clap::Args;
 use serde_json::json;
-use vane_store::{CheckHistoryEntry, CheckStore, GoodMark};
+use vane_store::{CheckHistoryEntry, CheckStore, GoodMark, StoreError};
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -175,12 +175,17 @@ pub(crate) fn mark_good(g: &Global, args: &MarkGoodArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "unknown".into());
-    store.mark_good(&GoodMark {
+    match store.mark_good(&GoodMark {
         run: args.run_id,
         by: by.clone(),
         at: Utc::now(),
         reason: args.reason.clone(),
-    })?;
+    }) {
+        Err(StoreError::NotFound(_)) => {
+            bail!("run {} does not exist; `vane runs` lists runs", args.run_id)
+        }
+        other => other?,
+    }
     let why = args
         .reason
         .as_deref()
