@@ -199,6 +199,9 @@ fn mark_good_makes_a_failed_run_learnable() {
         table.contains("\n11   2026-01-11  fail (marked good)  150"),
         "{table}"
     );
+    p.vane(&["mark-good", "99"])
+        .failure()
+        .stderr_contains("run 99 does not exist; `vane runs` lists runs");
 }
 
 #[test]
