@@ -1,26 +1,199 @@
 //! `vane checks` and `vane mark-good`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use chrono::{DateTime, Timelike, Utc};
 use clap::Args;
+use serde_json::json;
+use vane_store::{CheckHistoryEntry, CheckStore, GoodMark, StoreError};
 
-use crate::cli::Global;
+use crate::cli::{Global, JsonFlag};
+use crate::commands::open_store;
+use crate::output::table;
 
 #[derive(Debug, Args)]
 pub(crate) struct ChecksArgs {
+    /// The DAG whose `validate` tasks to show.
     pub(crate) dag_id: String,
+    /// Only this validate task.
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// Only this check, e.g. `rows` or `age.min`.
+    #[arg(long)]
+    pub(crate) check: Option<String>,
+    /// How many of the latest runs to show; 0 shows all.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) last: usize,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct MarkGoodArgs {
+    /// The run whose data a person vouches for.
     pub(crate) run_id: i64,
+    /// Why the data is good although a check failed, e.g. "holiday traffic".
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Who vouches; by default $USER.
+    #[arg(long)]
+    pub(crate) by: Option<String>,
 }
 
-pub(crate) fn checks(_g: &Global, _args: &ChecksArgs) -> Result<ExitCode> {
-    bail!("not written yet")
+fn date(at: DateTime<Utc>) -> String {
+    if at.num_seconds_from_midnight() == 0 {
+        at.format("%Y-%m-%d").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
 }
 
-pub(crate) fn mark_good(_g: &Global, _args: &MarkGoodArgs) -> Result<ExitCode> {
-    bail!("not written yet")
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let history: Vec<CheckHistoryEntry> = store
+        .check_history(&args.dag_id, args.task.as_deref(), args.last)?
+        .into_iter()
+        .filter(|e| args.check.as_ref().is_none_or(|c| *c == e.result.name))
+        .collect();
+    if args.json.json {
+        let items: Vec<serde_json::Value> = history
+            .iter()
+            .map(|e| {
+                let r = &e.result;
+                json!({
+                    "run_id": e.run,
+                    "logical_date": e.logical_date.to_rfc3339(),
+                    "task_id": e.task_id,
+                    "attempt": e.attempt,
+                    "evaluated_at": e.evaluated_at.to_rfc3339(),
+                    "marked_good": e.marked_good,
+                    "check": r.name,
+                    "column": r.column,
+                    "severity": r.severity,
+                    "status": r.status.as_str(),
+                    "observed": r.observed,
+                    "bound": r.bound,
+                    "derivation": r.derivation,
+                    "detail": r.detail,
+                    "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
+                    "definition_hash": r.definition_hash,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if history.is_empty() {
+        eprintln!(
+            "no check results for DAG `{}`{}: a `kind = \"validate\"` task records them when it runs",
+            args.dag_id,
+            args.task
+                .as_deref()
+                .map(|t| format!(" task `{t}`"))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // One table per task and check, in the order the checks are declared; newest run first.
+    let mut groups: BTreeMap<(String, usize), (String, Vec<&CheckHistoryEntry>)> = BTreeMap::new();
+    let mut order: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in &history {
+        let next = order.len();
+        let position = *order
+            .entry((e.task_id.clone(), e.result.name.clone()))
+            .or_insert(next);
+        groups
+            .entry((e.task_id.clone(), position))
+            .or_insert_with(|| (e.result.name.clone(), Vec::new()))
+            .1
+            .push(e);
+    }
+    let mut first = true;
+    for ((task, _), (name, entries)) in groups {
+        if !first {
+            println!();
+        }
+        first = false;
+        println!("{task} / {name}");
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                let r = &e.result;
+                let mut status = r.status.as_str().to_owned();
+                if e.marked_good {
+                    status.push_str(" (marked good)");
+                }
+                vec![
+                    e.run.to_string(),
+                    date(e.logical_date),
+                    status,
+                    r.observed.map_or_else(|| "-".into(), format_number),
+                    r.bound.clone().unwrap_or_else(|| "-".into()),
+                    short(&r.definition_hash).to_owned(),
+                    r.derivation.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "RUN",
+                    "DATE",
+                    "STATUS",
+                    "OBSERVED",
+                    "BOUND",
+                    "DEFINITION",
+                    "DERIVATION"
+                ],
+                &rows
+            )
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+pub(crate) fn mark_good(g: &Global, args: &MarkGoodArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let by = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    match store.mark_good(&GoodMark {
+        run: args.run_id,
+        by: by.clone(),
+        at: Utc::now(),
+        reason: args.reason.clone(),
+    }) {
+        Err(StoreError::NotFound(_)) => {
+            bail!("run {} does not exist; `vane runs` lists runs", args.run_id)
+        }
+        other => other?,
+    }
+    let why = args
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    eprintln!(
+        "run {} marked good by {by}{why}: `auto` bounds and drift baselines of its validate tasks now learn from it",
+        args.run_id
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod artifacts;
 mod backfill;
+mod checks;
 mod clear;
 mod deploy;
 mod examples;

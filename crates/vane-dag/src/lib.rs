@@ -31,7 +31,10 @@ mod schedule;
 mod spec;
 mod template;
 
-pub use checks::ValidateSpec;
+pub use checks::{
+    AgreementMethod, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType, DriftMethod,
+    Format, ValidateSpec,
+};
 pub use deploy::DeploySpec;
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};

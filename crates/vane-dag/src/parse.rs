@@ -301,11 +301,6 @@ impl Sub<'_, '_> {
         };
         self.cx.template(&entry, self.params)
     }
-
-    /// Names of the DAG's declared parameters.
-    pub(crate) fn params(&self) -> &[&str] {
-        self.params
-    }
 }
 
 pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {

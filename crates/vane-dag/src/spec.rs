@@ -63,11 +63,6 @@ pub(crate) const fn with_default(mut f: Field, default: &'static str) -> Field {
     f
 }
 
-const fn required(mut f: Field) -> Field {
-    f.required = true;
-    f
-}
-
 pub(crate) const DAY_SECS: u64 = 86_400;
 
 pub(crate) const DAG: &[Field] = &[

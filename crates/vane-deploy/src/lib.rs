@@ -17,9 +17,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use vane_dag::{DeploySpec, Template};
-use vane_store::{ModelVersion, NewModelVersion, RolloutStage, RunId, StageChange, Store};
 use vane_engine::artifacts;
-
+use vane_store::{ModelVersion, NewModelVersion, RolloutStage, RunId, StageChange, Store};
 
 /// One attempt of a deploy task, as the engine started it.
 pub struct Job<'a> {
@@ -409,12 +408,8 @@ impl Rollout<'_, '_> {
         }
     }
 
-    /// Waits for `vane approve` or `vane reject`: `Ok((who, reason))` when approved,
-    /// `Err((who, reason))` when rejected.
-    fn wait(
-        &self,
-        stage: &str,
-    ) -> Result<Result<(String, Option<String>), (String, String)>, Error> {
+    /// Waits for `vane approve` or `vane reject`.
+    fn wait(&self, stage: &str) -> Result<Decision, Error> {
         loop {
             let rows = self.store.rollout_stages(Some(self.job.run))?;
             let row = rows
@@ -423,17 +418,17 @@ impl Rollout<'_, '_> {
             match row.map(|r| r.status.as_str()) {
                 Some("approved") => {
                     let r = row.expect("found");
-                    return Ok(Ok((
-                        r.decided_by.clone().unwrap_or_default(),
-                        r.reason.clone(),
-                    )));
+                    return Ok(Decision::Approved {
+                        who: r.decided_by.clone().unwrap_or_default(),
+                        note: r.reason.clone(),
+                    });
                 }
                 Some("rejected") => {
                     let r = row.expect("found");
-                    return Ok(Err((
-                        r.decided_by.clone().unwrap_or_default(),
-                        r.reason.clone().unwrap_or_default(),
-                    )));
+                    return Ok(Decision::Rejected {
+                        who: r.decided_by.clone().unwrap_or_default(),
+                        note: r.reason.clone().unwrap_or_default(),
+                    });
                 }
                 _ => std::thread::sleep(POLL),
             }
@@ -525,6 +520,12 @@ fn short(hash: &str) -> &str {
     } else {
         &hash[..hash.len().min(12)]
     }
+}
+
+/// What a person decided about a stage waiting for them.
+enum Decision {
+    Approved { who: String, note: Option<String> },
+    Rejected { who: String, note: String },
 }
 
 /// Ends the task with `reason`: in the log, and in `$VANE_REASON` for the engine to record.
@@ -685,7 +686,7 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
                 println!("vane: stage `{name}` is inconclusive: {waits}");
                 rollout.record(name, "waiting", Some(waits), &evidence);
                 match rollout.wait(name)? {
-                    Ok((who, note)) => {
+                    Decision::Approved { who, note } => {
                         println!("vane: stage `{name}` approved by {who}");
                         evidence["approved_by"] = json!(who);
                         evidence["inconclusive"] = json!(why);
@@ -697,7 +698,7 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
                             },
                         )
                     }
-                    Err((who, note)) => {
+                    Decision::Rejected { who, note } => {
                         evidence["rejected_by"] = json!(who);
                         let why = format!("{name} stage rejected by {who}: {note}");
                         let reason = rollout.roll_back(&why, &evidence)?;

@@ -612,7 +612,9 @@ impl Ctx<'_, '_> {
                 },
                 Some(code),
                 None,
-                (code != 0).then(|| self.stated_reason(task, attempt)).flatten(),
+                (code != 0)
+                    .then(|| self.stated_reason(task, attempt))
+                    .flatten(),
             ),
             Ok(Outcome::Signaled { signal }) => (
                 Finish::Failed,

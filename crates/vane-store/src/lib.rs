@@ -25,7 +25,10 @@ mod types;
 pub use artifacts::{
     ArtifactKind, ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,
 };
-pub use checks::CheckStore;
+pub use checks::{
+    CheckHistoryEntry, CheckResult, CheckStatus, CheckStore, GoodMark, LearnFrom,
+    NewCheckEvaluation,
+};
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use registry::{
     LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,

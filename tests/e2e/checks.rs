@@ -1,0 +1,275 @@
+//! `kind = "validate"`: data checks, learned bounds, `vane checks` and `vane mark-good`.
+
+use crate::harness::{Project, task};
+
+const CUSTOMERS: &str = r#"
+[tasks.validate]
+kind = "validate"
+dataset = "data/customers.csv"
+rows = { min = 3, max = 5000 }
+
+[tasks.validate.columns.customer_id]
+unique = true
+[tasks.validate.columns.age]
+type = "integer"
+min = 0
+max = 125
+[tasks.validate.columns.plan]
+allowed = ["basic", "pro", "enterprise"]
+distinct = 3
+completeness = 0.99
+
+[tasks.train]
+command = "echo trained"
+depends_on = ["validate"]
+"#;
+
+#[test]
+fn bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows() {
+    let p = Project::new().dag("churn", CUSTOMERS);
+    p.write(
+        "data/customers.csv",
+        "customer_id,age,plan\n1,34,basic\n2,-3,pro\n3,45,\n4,51,basic\n5,-1,pro\n",
+    );
+    p.vane(&["run", "churn"]).failure();
+    let show = p.show(1);
+    assert_eq!(task(&show, "validate")["state"], "failed");
+    assert_eq!(
+        task(&show, "train")["state"],
+        "upstream_failed",
+        "downstream tasks do not train on bad data"
+    );
+    let log = p.logs(1, "validate", None);
+    for expected in [
+        // Negative ages: the column, the value seen, the bound, the rows.
+        "FAILED age.min (severity error)",
+        "column:   age",
+        "seen:     smallest value -3; 2 rows outside >= 0",
+        "bound:    >= 0",
+        "line 3: -3",
+        "line 6: -1",
+        // The dropped category.
+        "FAILED plan.distinct",
+        "distinct values 2 is below 3; never seen: enterprise",
+        // The missing value.
+        "FAILED plan.completeness",
+        "non-null share 0.8 is below 0.99; 1 of 5 values missing",
+        "line 4: (missing)",
+        "validation failed: fix the data (or the checks) and rerun with `vane clear 1 --task validate`",
+    ] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+    assert!(log.contains("pass     age.max: largest value 51 (bound <= 125)"));
+}
+
+#[test]
+fn warnings_are_reported_and_the_run_goes_on() {
+    let p = Project::new().dag(
+        "churn",
+        &CUSTOMERS.replace(
+            "rows = { min = 3, max = 5000 }",
+            "rows = { min = 3, max = 5000 }\nseverity = \"warn\"",
+        ),
+    );
+    p.write(
+        "data/customers.csv",
+        "customer_id,age,plan\n1,34,basic\n2,-3,pro\n3,45,pro\n",
+    );
+    p.vane(&["run", "churn"]).success();
+    assert_eq!(task(&p.show(1), "train")["state"], "success");
+    let log = p.logs(1, "validate", None);
+    assert!(log.contains("WARNING age.min (severity warn)"), "{log}");
+    assert!(log.contains("line 3: -3"), "{log}");
+    assert!(log.contains("0 failed, 2 warned"), "{log}");
+}
+
+const DAILY: &str = r#"
+[tasks.validate]
+kind = "validate"
+dataset = "data/{{ ds }}.csv"
+rows = "auto"
+"#;
+
+fn write_rows(p: &Project, date: &str, n: usize) {
+    let mut csv = String::from("id\n");
+    for i in 0..n {
+        csv.push_str(&format!("{i}\n"));
+    }
+    p.write(&format!("data/{date}.csv"), &csv);
+}
+
+/// Runs 1 to 10 on 2026-01-01 to 2026-01-10, with 100 to 109 rows: all learning, all passing.
+fn ten_good_runs(p: &Project) {
+    for day in 1..=10 {
+        let date = format!("2026-01-{day:02}");
+        write_rows(p, &date, 99 + day);
+        p.vane(&["run", "daily", "--date", &date]).success();
+    }
+    assert!(p.logs(10, "validate", None).contains(
+        "learning rows: row count 109 [auto: learning, 9 of the 10 good runs needed so far]"
+    ));
+}
+
+#[test]
+fn auto_bounds_learn_from_good_runs_and_not_from_a_failed_attempt() {
+    let p = Project::new().dag("daily", DAILY);
+    ten_good_runs(&p);
+
+    write_rows(&p, "2026-01-11", 300);
+    p.vane(&["run", "daily", "--date", "2026-01-11"]).failure();
+    let log = p.logs(11, "validate", None);
+    for expected in [
+        "FAILED rows (severity error)",
+        "seen:     row count 300 is above 113.583",
+        "bound:    [95.417, 113.583]",
+        "from:     auto: mean 104.5 ± 3 × 3.0277 over the last 10 good runs (runs 1–10)",
+    ] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+
+    // Fixed data, same run again: it passes against the same 10 runs.
+    write_rows(&p, "2026-01-11", 105);
+    p.vane(&["clear", "11", "--foreground"]).success();
+    let log = p.logs(11, "validate", None);
+    assert!(
+        log.contains("pass     rows: row count 105 (bound [95.417, 113.583]) [auto: mean 104.5 ± 3 × 3.0277 over the last 10 good runs (runs 1–10)]"),
+        "{log}"
+    );
+
+    // The next run learns 105 from run 11, not the 300 of its failed attempt.
+    write_rows(&p, "2026-01-12", 104);
+    p.vane(&["run", "daily", "--date", "2026-01-12"]).success();
+    assert!(
+        p.logs(12, "validate", None)
+            .contains("auto: mean 104.5455 ± 3 × 2.8762 over the last 11 good runs (runs 1–11)")
+    );
+
+    let history = p
+        .vane(&["checks", "daily", "--check", "rows", "--json"])
+        .success()
+        .json();
+    let run_11 = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["run_id"] == 11)
+        .unwrap();
+    assert_eq!(run_11["status"], "pass");
+    assert_eq!(run_11["attempt"], 2);
+    assert_eq!(run_11["observed"], 105.0);
+
+    let table = p.vane(&["checks", "daily"]).success().stdout;
+    assert!(
+        table.starts_with("validate / rows\nRUN  DATE        STATUS    OBSERVED  BOUND                DEFINITION    DERIVATION\n12   2026-01-12  pass      104       [95.9167, 113.1742]"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\n1    2026-01-01  learning  100       -"),
+        "{table}"
+    );
+}
+
+#[test]
+fn mark_good_makes_a_failed_run_learnable() {
+    let p = Project::new().dag("daily", DAILY);
+    ten_good_runs(&p);
+    write_rows(&p, "2026-01-11", 150);
+    p.vane(&["run", "daily", "--date", "2026-01-11"]).failure();
+
+    p.vane(&[
+        "mark-good",
+        "11",
+        "--reason",
+        "promotion week",
+        "--by",
+        "alice",
+    ])
+    .success()
+    .stderr_contains("run 11 marked good by alice (promotion week)");
+
+    // 150 rows again: within the bound learned with run 11's 150.
+    write_rows(&p, "2026-01-12", 150);
+    p.vane(&["run", "daily", "--date", "2026-01-12"]).success();
+    assert!(
+        p.logs(12, "validate", None)
+            .contains("(bound [66.5877, 150.685]) [auto: mean 108.6364 ± 3 × 14.0162 over the last 11 good runs (runs 1–11)]")
+    );
+    let table = p.vane(&["checks", "daily"]).success().stdout;
+    assert!(
+        table.contains("\n11   2026-01-11  fail (marked good)  150"),
+        "{table}"
+    );
+    p.vane(&["mark-good", "99"])
+        .failure()
+        .stderr_contains("run 99 does not exist; `vane runs` lists runs");
+}
+
+#[test]
+fn editing_a_check_starts_a_new_series() {
+    let p = Project::new().dag("daily", DAILY);
+    write_rows(&p, "2026-01-01", 100);
+    p.vane(&["run", "daily", "--date", "2026-01-01"]).success();
+    write_rows(&p, "2026-01-02", 100);
+    p.vane(&["run", "daily", "--date", "2026-01-02"]).success();
+    assert!(
+        p.logs(2, "validate", None)
+            .contains("[auto: learning, 1 of the 10 good runs needed so far]")
+    );
+
+    p.write_dag(
+        "daily",
+        &DAILY.replace("rows = \"auto\"", "rows = { auto = true, k = 4 }"),
+    );
+    write_rows(&p, "2026-01-03", 100);
+    p.vane(&["run", "daily", "--date", "2026-01-03"]).success();
+    assert!(
+        p.logs(3, "validate", None)
+            .contains("[auto: learning, 0 of the 10 good runs needed so far]"),
+        "the edited check does not learn from the old one's values"
+    );
+    let history = p.vane(&["checks", "daily", "--json"]).success().json();
+    let hashes: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["definition_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(hashes.len(), 3);
+    assert_ne!(hashes[0], hashes[1], "run 3 measured the edited check");
+    assert_eq!(hashes[1], hashes[2]);
+}
+
+#[test]
+fn json_lines_labels_with_low_annotator_agreement_fail() {
+    let p = Project::new().dag(
+        "labels",
+        r#"
+[tasks.labels]
+kind = "validate"
+dataset = "data/labels.jsonl"
+agreement = { item = "id", annotator = "who", label = "label", method = "kappa", min = 0.6 }
+"#,
+    );
+    let mut jsonl = String::new();
+    for (id, a, b) in [
+        (1, "yes", "yes"),
+        (2, "no", "no"),
+        (3, "yes", "no"),
+        (4, "no", "yes"),
+    ] {
+        jsonl.push_str(&format!(
+            "{{\"id\": {id}, \"who\": \"alice\", \"label\": \"{a}\"}}\n{{\"id\": {id}, \"who\": \"bob\", \"label\": \"{b}\"}}\n"
+        ));
+    }
+    p.write("data/labels.jsonl", &jsonl);
+    p.vane(&["run", "labels"]).failure();
+    let log = p.logs(1, "labels", None);
+    for expected in [
+        "FAILED agreement (severity error)",
+        "seen:     Cohen's kappa 0 over 4 items labeled by two or more annotators (4 pairs); 2 with disagreement",
+        "bound:    >= 0.6",
+        "line 5: item 3: alice=yes, bob=no",
+    ] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+}
