@@ -29,6 +29,7 @@ CHAIN_TASKS = 200
 BIG_TASKS = 10_000
 MARK_COMMAND = 'date +%s%N >> "$VANE_WORK/marks"; true; date +%s%N >> "$VANE_WORK/marks"'
 
+CHECK_ROWS = 1_000_000
 TARGET_FANOUT_RATIO = 1.5
 TARGET_EDGE_ADDED_MS = 2.0
 
@@ -275,6 +276,95 @@ def fig_memory(a, out: dict) -> None:
     out["memory"] = (mr, mv)
 
 
+CHECKS_DAG = """
+[tasks.check]
+kind = "validate"
+dataset = "{data}"
+rows = {{ min = 1 }}
+[tasks.check.columns.id]
+type = "integer"
+unique = true
+[tasks.check.columns.age]
+type = "integer"
+min = 0
+max = 125
+[tasks.check.columns.plan]
+allowed = ["basic", "standard", "premium"]
+[tasks.check.columns.country]
+distinct = 7
+[tasks.check.columns.amount]
+type = "number"
+min = 0
+mean = {{ min = 0, max = 1000 }}
+[tasks.check.columns.tenure]
+completeness = 0.95
+"""
+
+# The same checks, hand-written in one pass over the file: what a team writes without vane.
+CHECKS_BASELINE = r"""
+import csv, sys
+rows = 0; ids = set(); bad = 0; plans = {"basic", "standard", "premium"}; countries = set()
+amount_sum = 0.0; tenure_missing = 0
+with open(sys.argv[1], newline="") as f:
+    for r in csv.DictReader(f):
+        rows += 1
+        i = int(r["id"])
+        if i in ids: bad += 1
+        ids.add(i)
+        age = int(r["age"])
+        if not 0 <= age <= 125: bad += 1
+        if r["plan"] not in plans: bad += 1
+        countries.add(r["country"])
+        a = float(r["amount"])
+        if a < 0: bad += 1
+        amount_sum += a
+        if r["tenure"] == "": tenure_missing += 1
+ok = bad == 0 and len(countries) == 7 and 0 <= amount_sum / rows <= 1000 and tenure_missing / rows <= 0.05
+sys.exit(0 if ok else 1)
+"""
+
+
+def write_check_data(path: Path) -> None:
+    import random
+    rng = random.Random(7)
+    plans = ["basic", "standard", "premium"]
+    countries = ["US", "GB", "DE", "FR", "IN", "BR", "JP"]
+    with open(path, "w") as f:
+        f.write("id,age,plan,country,amount,tenure\n")
+        for i in range(CHECK_ROWS):
+            tenure = "" if rng.random() < 0.01 else str(rng.randrange(3650))
+            f.write(f"{i},{rng.randrange(18, 95)},{rng.choice(plans)},{rng.choice(countries)},"
+                    f"{rng.random() * 200:.2f},{tenure}\n")
+
+
+def fig_checks(a, out: dict) -> None:
+    dags = a.tmp / "checks-dags"
+    dags.mkdir(exist_ok=True)
+    data = a.tmp / "checks.csv"
+    write_check_data(data)
+    (dags / "checks.toml").write_text(CHECKS_DAG.format(data=data))
+    db = a.tmp / "checks-db" / "vane.db"
+    log = a.tmp / "checks.log"
+    vane = [str(a.vane), "--dags", str(dags), "--db", str(db), "run", "checks"]
+    py = [sys.executable, "-c", CHECKS_BASELINE, str(data)]
+    run(vane, log=log, what="vane run checks (warm-up)")
+    run(py, log=log, what="python checks (warm-up)")
+    tv, tp = [], []
+    for _ in range(a.reps):
+        tv.append(run(vane, log=log, what="vane run checks"))
+        tp.append(run(py, log=log, what="python checks"))
+    rss = peak_rss_kib(vane, log=log, what="vane run checks") / 1024
+    mv, mp = median(tv), median(tp)
+    size = data.stat().st_size / 2**20
+    print(f"[5] Data checks: {CHECK_ROWS:,} rows x 6 columns of CSV ({size:.0f} MiB), 10 checks, wall clock")
+    print(f"    vane run (validate task)    raw s: {fmt_list(tv, '.3f')}   median {mv:.3f} s"
+          f"   ({CHECK_ROWS / mv / 1e6:.2f} M rows/s)")
+    print(f"    python3 csv, same checks    raw s: {fmt_list(tp, '.3f')}   median {mp:.3f} s")
+    print(f"    peak RSS of the validate task's vane run: {rss:.0f} MiB")
+    print()
+    out["checks"] = (mv, mp, rss)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -292,6 +382,9 @@ def summary(out: dict) -> None:
                  "PASS" if v < p else "MISS"))
     r, val = out["memory"]
     rows.append(("4 peak RSS, run 1k tasks", f"{r:.1f} MiB", f"{val:.1f} MiB validate", "none set", "INFO"))
+    cv, cp, crss = out["checks"]
+    rows.append((f"5 data checks, {CHECK_ROWS // 1000}k rows", f"{cv:.3f} s, {crss:.0f} MiB RSS",
+                 f"{cp:.3f} s python csv", "none set", "INFO"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     print("Summary (medians)")
     for n, row in enumerate(rows):
@@ -306,8 +399,8 @@ def main() -> int:
     ap.add_argument("--dags-root", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, required=True)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--only", choices=["fanout", "chain", "validate", "memory"], action="append",
-                    help="run only these figures (repeatable); the summary needs all four")
+    ap.add_argument("--only", choices=["fanout", "chain", "validate", "memory", "checks"], action="append",
+                    help="run only these figures (repeatable); the summary needs all five")
     a = ap.parse_args()
     a.vane = a.vane.resolve()
     for tool in ("sh", "bash", "seq", "xargs", "date"):
@@ -315,7 +408,8 @@ def main() -> int:
             print(f"bench: `{tool}` not found", file=sys.stderr)
             return 2
     out: dict = {}
-    figures = {"fanout": fig_fanout, "chain": fig_chain, "validate": fig_validate, "memory": fig_memory}
+    figures = {"fanout": fig_fanout, "chain": fig_chain, "validate": fig_validate, "memory": fig_memory,
+               "checks": fig_checks}
     try:
         for name, fig in figures.items():
             if not a.only or name in a.only:

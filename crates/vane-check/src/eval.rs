@@ -143,22 +143,26 @@ impl Outcome {
 }
 
 /// Rows of a column whose value fails `bad`: the first few shown, and how many in all.
-fn offending(
+fn offending<'c>(
     data: &Dataset,
-    column: &Column,
-    mut bad: impl FnMut(Option<&crate::dataset::Value>) -> bool,
+    column: &'c Column,
+    mut bad: impl FnMut(Option<&'c crate::dataset::Value>) -> bool,
+) -> (Vec<(u64, String)>, usize) {
+    shown_rows(data, column.values().enumerate().filter(|(_, v)| bad(*v)))
+}
+
+/// The first few of `rows` (offending rows, in order) as a person reads them, and how many.
+fn shown_rows<'c>(
+    data: &Dataset,
+    rows: impl Iterator<Item = (usize, Option<&'c crate::dataset::Value>)>,
 ) -> (Vec<(u64, String)>, usize) {
     let mut shown = Vec::new();
     let mut count = 0;
-    for (row, value) in column.values.iter().enumerate() {
-        if bad(value.as_ref()) {
-            count += 1;
-            if shown.len() < SHOWN_ROWS {
-                let text = value
-                    .as_ref()
-                    .map_or("(missing)".to_owned(), |v| v.text.clone());
-                shown.push((data.lines[row], text));
-            }
+    for (row, value) in rows {
+        count += 1;
+        if shown.len() < SHOWN_ROWS {
+            let text = value.map_or("(missing)".to_owned(), |v| v.text.clone());
+            shown.push((data.lines[row], text));
         }
     }
     (shown, count)
@@ -287,7 +291,7 @@ fn one(
     hash: &str,
 ) -> Result<Option<Outcome>, vane_store::StoreError> {
     let col_name = check.column.as_deref().unwrap_or("");
-    let present = |c: &Column| c.values.iter().flatten().count();
+    let present = |c: &Column| c.present().count();
     let outcome = match (&check.kind, column) {
         (CheckKind::Rows(bound), _) => {
             bounded(cx, check, bound, hash, data.rows() as f64, "row count")?
@@ -338,12 +342,7 @@ fn one(
         }
         (CheckKind::Min(bound) | CheckKind::Max(bound), Some(c)) => {
             let is_min = matches!(check.kind, CheckKind::Min(_));
-            let nums: Vec<f64> = c
-                .values
-                .iter()
-                .flatten()
-                .filter_map(|v| v.number())
-                .collect();
+            let nums: Vec<f64> = c.present().filter_map(|v| v.number()).collect();
             let (shown, count) = offending(data, c, |v| {
                 v.and_then(|v| v.number())
                     .is_some_and(|n| if is_min { n < *bound } else { n > *bound })
@@ -378,7 +377,7 @@ fn one(
             o
         }
         (CheckKind::Completeness(bound), Some(c)) => {
-            let total = c.values.len();
+            let total = c.len();
             let share = if total == 0 {
                 1.0
             } else {
@@ -397,9 +396,7 @@ fn one(
         }
         (CheckKind::Allowed(allowed), Some(c)) => {
             let set: HashSet<&str> = allowed.iter().map(String::as_str).collect();
-            let (shown, count) = offending(data, c, |v| {
-                v.is_some_and(|v| !set.contains(v.text.as_str()))
-            });
+            let (shown, count) = shown_rows(data, c.rows_where(|v| !set.contains(v.text.as_str())));
             let mut o = Outcome::simple(
                 count == 0,
                 Some(count as f64),
@@ -414,7 +411,11 @@ fn one(
             o
         }
         (CheckKind::Distinct(bound), Some(c)) => {
-            let seen: HashSet<&str> = c.values.iter().flatten().map(|v| v.text.as_str()).collect();
+            let seen: HashSet<&str> = c
+                .distinct_counts()
+                .into_iter()
+                .map(|(v, _)| v.text.as_str())
+                .collect();
             let mut o = bounded(cx, check, bound, hash, seen.len() as f64, "distinct values")?;
             if !o.passed {
                 // A dropped category is the usual cause: name it when `allowed` lists them.
@@ -440,9 +441,7 @@ fn one(
             o
         }
         (CheckKind::Unique, Some(c)) => {
-            let mut seen = HashSet::new();
-            let (shown, count) =
-                offending(data, c, |v| v.is_some_and(|v| !seen.insert(v.text.clone())));
+            let (shown, count) = shown_rows(data, c.repeats());
             let mut o = Outcome::simple(
                 count == 0,
                 Some(count as f64),
@@ -457,12 +456,7 @@ fn one(
             o
         }
         (CheckKind::Mean(bound) | CheckKind::Std(bound), Some(c)) => {
-            let nums: Vec<f64> = c
-                .values
-                .iter()
-                .flatten()
-                .filter_map(|v| v.number())
-                .collect();
+            let nums: Vec<f64> = c.present().filter_map(|v| v.number()).collect();
             if nums.is_empty() {
                 Outcome::simple(
                     false,

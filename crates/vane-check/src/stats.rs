@@ -45,19 +45,19 @@ fn histogram(values: &[f64], edges: &[f64]) -> Vec<f64> {
 /// The numbers of a column whose every value is a number; `None` otherwise.
 pub(crate) fn numbers(column: &Column) -> Option<Vec<f64>> {
     let mut out = Vec::new();
-    for v in column.values.iter().flatten() {
+    for v in column.present() {
         out.push(v.number()?);
     }
     (!out.is_empty()).then_some(out)
 }
 
 fn frequencies(column: &Column) -> (Vec<(String, f64)>, usize) {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for v in column.values.iter().flatten() {
-        *counts.entry(&v.text).or_default() += 1;
-    }
-    let present: usize = counts.values().sum();
-    let mut sorted: Vec<(&str, usize)> = counts.into_iter().collect();
+    let mut sorted: Vec<(&str, usize)> = column
+        .distinct_counts()
+        .into_iter()
+        .map(|(v, n)| (v.text.as_str(), n))
+        .collect();
+    let present: usize = sorted.iter().map(|(_, n)| n).sum();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let distinct = sorted.len();
     let shares = sorted
@@ -71,8 +71,8 @@ fn frequencies(column: &Column) -> (Vec<(String, f64)>, usize) {
 pub(crate) fn profile(data: &Dataset) -> Json {
     let mut columns = serde_json::Map::new();
     for column in &data.columns {
-        let nulls = column.values.iter().filter(|v| v.is_none()).count();
-        let mut entry = json!({ "count": column.values.len(), "nulls": nulls });
+        let nulls = column.values().filter(Option::is_none).count();
+        let mut entry = json!({ "count": column.len(), "nulls": nulls });
         if let Some(mut nums) = numbers(column) {
             nums.sort_by(f64::total_cmp);
             let deciles: Vec<f64> = (1..10).map(|i| quantile(&nums, i as f64 / 10.0)).collect();
@@ -123,12 +123,7 @@ pub(crate) fn distributions(baseline: &Json, column: &Column) -> Option<Distribu
             .iter()
             .filter_map(Json::as_f64)
             .collect();
-        let nums: Vec<f64> = column
-            .values
-            .iter()
-            .flatten()
-            .filter_map(|v| v.number())
-            .collect();
+        let nums: Vec<f64> = column.present().filter_map(|v| v.number()).collect();
         if nums.is_empty() || expected.len() != edges.len() + 1 {
             return None;
         }
@@ -148,9 +143,9 @@ pub(crate) fn distributions(baseline: &Json, column: &Column) -> Option<Distribu
     expected.push(baseline["other"].as_f64().unwrap_or(0.0));
     let mut counts = vec![0usize; expected.len()];
     let mut present = 0usize;
-    for v in column.values.iter().flatten() {
-        present += 1;
-        counts[*index.get(v.text.as_str()).unwrap_or(&(expected.len() - 1))] += 1;
+    for (v, n) in column.distinct_counts() {
+        present += n;
+        counts[*index.get(v.text.as_str()).unwrap_or(&(expected.len() - 1))] += n;
     }
     if present == 0 {
         return None;
@@ -222,11 +217,8 @@ pub(crate) fn agreement(
     // item -> (first line, annotator -> label); a later label by the same annotator wins.
     let mut items: BTreeMap<&str, (u64, BTreeMap<&str, &str>)> = BTreeMap::new();
     for row in 0..data.rows() {
-        let (Some(i), Some(a), Some(l)) = (
-            &item.values[row],
-            &annotator.values[row],
-            &label.values[row],
-        ) else {
+        let (Some(i), Some(a), Some(l)) = (item.get(row), annotator.get(row), label.get(row))
+        else {
             continue;
         };
         items
