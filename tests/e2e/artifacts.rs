@@ -288,3 +288,28 @@ outputs = { model = "{{ work }}/model.bin" }
         .failure()
         .stderr_contains("no artifact is named `model`");
 }
+
+#[test]
+fn a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment() {
+    let p = Project::new().dag(
+        "daily",
+        r#"
+[tasks.stamp]
+command = 'echo ran >> runs.log; mkdir -p "$VANE_WORK/out"; echo "$VANE_DS" > "$VANE_WORK/out/day.txt"'
+outputs = { day = "{{ work }}/out/day.txt" }
+cache = true
+"#,
+    );
+    let ran = |p: &Project| {
+        std::fs::read_to_string(p.path().join("runs.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    p.vane(&["run", "daily", "--date", "2026-03-01"]).success();
+    p.vane(&["run", "daily", "--date", "2026-03-02"]).success();
+    assert_eq!(ran(&p), 2, "a new day is not yesterday's cache hit");
+    assert_eq!(p.read_work("out/day.txt").trim(), "2026-03-02");
+    p.vane(&["clear", "2", "--foreground"]).success();
+    assert_eq!(ran(&p), 2, "the same day, unchanged: cached");
+}

@@ -672,7 +672,24 @@ impl Cx<'_> {
                     .filter(|&i| tasks[i].outputs.iter().any(|o| o.name == name))
                     .collect();
                 let id = tasks[index].id.clone();
-                let Some(&producer) = producers.first() else {
+                let upstream = ancestors(tasks, index);
+                let upstream_producers: Vec<usize> = producers
+                    .iter()
+                    .copied()
+                    .filter(|p| upstream.contains(p))
+                    .collect();
+                if let [first, second, ..] = upstream_producers[..] {
+                    self.error(
+                        format!(
+                            "task `{id}` reads `{name}`, which both `{}` and `{}` output upstream of it",
+                            tasks[first].id, tasks[second].id
+                        ),
+                        span,
+                        format!("name the path instead: inputs = {{ {name} = \"path\" }}, or give the outputs different names"),
+                    );
+                    continue;
+                }
+                let Some(&producer) = upstream_producers.first().or(producers.first()) else {
                     let outputs = tasks
                         .iter()
                         .flat_map(|t| t.outputs.iter().map(|o| o.name.as_str()));
@@ -689,7 +706,7 @@ impl Cx<'_> {
                     );
                     continue;
                 };
-                if !ancestors(tasks, index).contains(&producer) {
+                if !upstream.contains(&producer) {
                     self.error(
                         format!(
                             "task `{id}` reads `{name}`, an output of task `{}`, but does not depend on it",
@@ -808,6 +825,14 @@ impl Cx<'_> {
             }
         }
         let builtin_kind = matches!(kind, "validate" | "deploy");
+        if builtin_kind && let Some(entry) = keys.get("cache") {
+            self.error(
+                format!("a `{kind}` task cannot be cached: task `{id}` must look at today's data every time it runs"),
+                entry.span.clone(),
+                "remove `cache`",
+            );
+            return None;
+        }
         let command = match (builtin_kind, keys.get("command")) {
             (true, Some(entry)) => {
                 self.error(

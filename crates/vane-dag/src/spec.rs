@@ -257,7 +257,7 @@ pub(crate) const TASK_OWN: &[Field] = &[
         field(
             "cache",
             Ty::Bool,
-            "Skip the task when a successful attempt had the same command, env, params and input versions, and restore that attempt's outputs from the content store. `run_id` and `attempt` do not count as a change.",
+            "Skip the task when a successful attempt had the same command, env, params, day (`ds`) and input versions, and restore that attempt's outputs from the content store. `run_id` and `attempt` do not count as a change. Not for `validate` or `deploy` tasks.",
         ),
         "false",
     ),

@@ -412,3 +412,39 @@ drift = { method = "js", max = 0.1 }
         })
     );
 }
+
+#[test]
+fn builtin_tasks_cannot_be_cached() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.check]
+kind = "validate"
+dataset = "data.csv"
+rows = { min = 1 }
+cache = true
+"#
+    ));
+}
+
+#[test]
+fn an_input_named_by_two_upstream_outputs_is_ambiguous() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.a]
+command = "true"
+outputs = { x = "a.csv" }
+
+[tasks.b]
+command = "true"
+outputs = { x = "b.csv" }
+
+[tasks.c]
+command = "true"
+depends_on = ["a", "b"]
+inputs = ["x"]
+
+[tasks.d]
+command = "true"
+depends_on = ["b"]
+inputs = ["x"]
+"#
+    ));
+}

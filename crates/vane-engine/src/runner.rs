@@ -1101,10 +1101,19 @@ impl Ctx<'_, '_> {
             None => spec.command.render_shell(lookup),
             Some(builtin) => format!("builtin {builtin:?}"),
         };
-        let env: Vec<(String, String)> = spec
-            .env
-            .iter()
-            .map(|(name, value)| (name.clone(), value.render_plain(lookup)))
+        // The day counts even when no template names it: a script may read it from $VANE_DS
+        // and must not be handed yesterday's outputs. The exact logical time does not count,
+        // or two manual runs on the same day (stamped with the time they started) would
+        // never share a cache.
+        let env: Vec<(String, String)> = fixed
+            .env()
+            .into_iter()
+            .filter(|(name, _)| matches!(name.as_str(), "VANE_DS" | "VANE_DS_NODASH"))
+            .chain(
+                spec.env
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
+            )
             .collect();
         // Every param counts, not only those the templates name: a command reads any of them
         // from its environment ($VANE_PARAM_NAME).
