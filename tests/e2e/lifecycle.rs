@@ -268,3 +268,26 @@ fn too_little_canary_traffic_waits_for_a_person_and_the_ledger_keeps_who_approve
         "the numbers alice saw: {models}"
     );
 }
+
+#[test]
+fn careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_recorded() {
+    let p = examples();
+    run_day(&p, "2026-03-02", &[]).success();
+    let show = p.show(1);
+    let wait = &task(&show, "wait_for_labels")["attempts"][0]["metrics"]["wait_seconds"];
+    assert!(wait.as_f64().is_some_and(|s| s > 0.0), "{show:#}");
+    let delay = &task(&show, "collect_review")["attempts"][0]["metrics"]["feedback_delay_seconds"];
+    assert!(delay.as_f64().is_some(), "{show:#}");
+
+    run_day(&p, "2026-03-03", &["annotator_noise=0.45"]).failure();
+    let show = p.show(2);
+    assert_eq!(task(&show, "check_labels")["state"], "failed");
+    assert_eq!(task(&show, "build_training")["state"], "upstream_failed");
+    let report = p.logs(2, "check_labels", None);
+    assert!(report.contains("kappa"), "{report}");
+    assert_eq!(
+        production_version(&p),
+        "1",
+        "nothing trained on those labels"
+    );
+}
