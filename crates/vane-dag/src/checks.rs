@@ -1092,3 +1092,51 @@ impl Parser<'_, '_, '_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(values: &str) -> Check {
+        let source = format!(
+            "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n[tasks.v.columns.x]\nallowed = {values}\n"
+        );
+        let dag = crate::parse_dag(&source, "t").dag.expect("parses");
+        let Some(crate::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+            panic!("not a validate task");
+        };
+        spec.checks
+            .iter()
+            .find(|c| c.name == "x.allowed")
+            .expect("an allowed check")
+            .clone()
+    }
+
+    #[test]
+    fn allowed_numbers_keep_their_value_and_compare_numerically() {
+        let check = allowed(r#"[1.0, 2, "3", true]"#);
+        let CheckKind::Allowed(values) = &check.kind else {
+            panic!("{check:?}");
+        };
+        let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(texts, ["1", "2", "3", "true"]);
+        let numbers: Vec<Option<f64>> = values.iter().map(|v| v.number).collect();
+        assert_eq!(numbers, [Some(1.0), Some(2.0), None, None]);
+        assert!(values[0].matches("1.0", Some(1.0)));
+        assert!(values[0].matches("1", Some(1.0)));
+        assert!(!values[0].matches("1.5", Some(1.5)));
+        assert!(values[1].matches("2.00", Some(2.0)));
+        assert!(
+            !values[2].matches("3.0", Some(3.0)),
+            "a string compares as text"
+        );
+        assert!(values[2].matches("3", Some(3.0)));
+        assert!(values[3].matches("true", None));
+        // The definition (and so its series of results) is the texts, as before.
+        assert!(
+            check.canonical().ends_with(r#"|["1","2","3","true"]"#),
+            "{}",
+            check.canonical()
+        );
+    }
+}
