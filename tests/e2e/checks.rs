@@ -290,10 +290,7 @@ mean = { min = 0, max = 100 }
 allowed = [1.0, 2, 3]
 "#,
     );
-    p.write(
-        "data/scores.csv",
-        "score,grade\n 12 ,1.0\nn/a,2\n40,1\n",
-    );
+    p.write("data/scores.csv", "score,grade\n 12 ,1.0\nn/a,2\n40,1\n");
     p.vane(&["run", "scores"]).failure();
     let log = p.logs(1, "validate", None);
     for expected in [
