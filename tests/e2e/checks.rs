@@ -273,3 +273,71 @@ agreement = { item = "id", annotator = "who", label = "label", method = "kappa",
         assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
     }
 }
+
+#[test]
+fn values_that_are_not_numbers_and_numeric_allowed_values_are_judged_in_the_report() {
+    let p = Project::new().dag(
+        "scores",
+        r#"
+[tasks.validate]
+kind = "validate"
+dataset = "data/scores.csv"
+
+[tasks.validate.columns.score]
+min = 0
+mean = { min = 0, max = 100 }
+[tasks.validate.columns.grade]
+allowed = [1.0, 2, 3]
+"#,
+    );
+    p.write("data/scores.csv", "score,grade\n 12 ,1.0\nn/a,2\n40,1\n");
+    p.vane(&["run", "scores"]).failure();
+    let log = p.logs(1, "validate", None);
+    for expected in [
+        "FAILED score.min (severity error)",
+        "seen:     smallest value 12; 1 row not a number",
+        "line 3: n/a (not a number)",
+        "FAILED score.mean (severity error)",
+        "seen:     1 row not a number: no mean of the column",
+        "pass     grade.allowed: every value allowed",
+    ] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+}
+
+#[test]
+fn an_empty_or_header_only_dataset_fails_with_a_clear_report() {
+    let p = Project::new().dag(
+        "daily",
+        r#"
+[tasks.validate]
+kind = "validate"
+dataset = "data/day.csv"
+rows = { min = 1 }
+[tasks.validate.columns.id]
+min = 0
+mean = { min = 0 }
+"#,
+    );
+    p.write("data/day.csv", "id,name\n");
+    p.vane(&["run", "daily"]).failure();
+    let log = p.logs(1, "validate", None);
+    for expected in [
+        "validating data/day.csv (CSV, 0 rows, 2 columns)",
+        "FAILED rows (severity error)",
+        "seen:     row count 0 is below 1",
+        "FAILED id.mean",
+        "seen:     no numeric value to measure",
+    ] {
+        assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
+    }
+
+    p.write("data/day.csv", "");
+    p.vane(&["run", "daily"]).failure();
+    let log = p.logs(2, "validate", None);
+    assert!(
+        log.contains("the file is empty: a CSV dataset starts with a header line"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}

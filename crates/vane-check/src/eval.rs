@@ -156,16 +156,42 @@ fn shown_rows<'c>(
     data: &Dataset,
     rows: impl Iterator<Item = (usize, Option<&'c crate::dataset::Value>)>,
 ) -> (Vec<(u64, String)>, usize) {
+    shown_rows_as(data, rows, |v| v.text.clone())
+}
+
+/// [`shown_rows`], each value shown as `show` puts it.
+fn shown_rows_as<'c>(
+    data: &Dataset,
+    rows: impl Iterator<Item = (usize, Option<&'c crate::dataset::Value>)>,
+    show: impl Fn(&crate::dataset::Value) -> String,
+) -> (Vec<(u64, String)>, usize) {
     let mut shown = Vec::new();
     let mut count = 0;
     for (row, value) in rows {
         count += 1;
         if shown.len() < SHOWN_ROWS {
-            let text = value.map_or("(missing)".to_owned(), |v| v.text.clone());
+            let text = value.map_or("(missing)".to_owned(), &show);
             shown.push((data.lines[row], text));
         }
     }
     (shown, count)
+}
+
+/// A value as an offending row shows it: text, and `(not a number)` when it is none.
+fn shown_number(v: &crate::dataset::Value) -> String {
+    match v.number() {
+        Some(_) => v.text.clone(),
+        None => format!("{} (not a number)", v.text),
+    }
+}
+
+/// Rows holding a value that is not a number.
+fn non_numeric(c: &Column) -> usize {
+    c.distinct_counts()
+        .into_iter()
+        .filter(|(v, _)| v.number().is_none())
+        .map(|(_, n)| n)
+        .sum()
 }
 
 fn rows_word(n: usize) -> &'static str {
@@ -272,6 +298,20 @@ fn bounded(
     })
 }
 
+/// The smallest (or largest) number of a column, judged per distinct value; values that are
+/// not numbers left out.
+fn numeric_extreme(c: &Column, smallest: bool) -> Option<f64> {
+    let nums = c
+        .distinct_counts()
+        .into_iter()
+        .filter_map(|(v, _)| v.number());
+    if smallest {
+        nums.reduce(f64::min)
+    } else {
+        nums.reduce(f64::max)
+    }
+}
+
 fn type_ok(t: ColumnType, v: &crate::dataset::Value, data: &Dataset) -> bool {
     match t {
         ColumnType::Integer => v.kind == Kind::Int,
@@ -298,14 +338,16 @@ fn one(
         }
         (CheckKind::Present, None) => {
             let names: Vec<&str> = data.columns.iter().map(|c| c.name.as_str()).collect();
+            let has = if names.is_empty() {
+                "the dataset has no columns".to_owned()
+            } else {
+                format!("the dataset has: {}", names.join(", "))
+            };
             Outcome::simple(
                 false,
                 Some(0.0),
                 "present",
-                format!(
-                    "column `{col_name}` is missing; the dataset has: {}",
-                    names.join(", ")
-                ),
+                format!("column `{col_name}` is missing; {has}"),
             )
         }
         (CheckKind::Present, Some(_)) => Outcome::simple(
@@ -342,31 +384,40 @@ fn one(
         }
         (CheckKind::Min(bound) | CheckKind::Max(bound), Some(c)) => {
             let is_min = matches!(check.kind, CheckKind::Min(_));
-            let nums: Vec<f64> = c.present().filter_map(|v| v.number()).collect();
-            let (shown, count) = offending(data, c, |v| {
-                v.and_then(|v| v.number())
-                    .is_some_and(|n| if is_min { n < *bound } else { n > *bound })
-            });
-            let extreme = if is_min {
-                nums.iter().copied().reduce(f64::min)
-            } else {
-                nums.iter().copied().reduce(f64::max)
-            };
+            // Judged once per distinct value: a value that is not a number offends too.
+            let extreme = numeric_extreme(c, is_min);
+            let (shown, count) = shown_rows_as(
+                data,
+                c.rows_where(|v| match v.number() {
+                    None => true,
+                    Some(n) if is_min => n < *bound,
+                    Some(n) => n > *bound,
+                }),
+                shown_number,
+            );
+            let not_numbers = non_numeric(c);
+            let outside = count - not_numbers;
             let (word, op) = if is_min {
                 ("smallest", ">=")
             } else {
                 ("largest", "<=")
             };
-            let detail = match extreme {
+            let mut detail = match extreme {
                 None => "no numeric value".to_owned(),
-                Some(x) if count == 0 => format!("{word} value {}", num(x)),
+                Some(x) if outside == 0 => format!("{word} value {}", num(x)),
                 Some(x) => format!(
-                    "{word} value {}; {count} {} outside {op} {}",
+                    "{word} value {}; {outside} {} outside {op} {}",
                     num(x),
-                    rows_word(count),
+                    rows_word(outside),
                     num(*bound)
                 ),
             };
+            if not_numbers > 0 {
+                detail.push_str(&format!(
+                    "; {not_numbers} {} not a number",
+                    rows_word(not_numbers)
+                ));
+            }
             let mut o = Outcome::simple(
                 count == 0,
                 extreme,
@@ -395,12 +446,15 @@ fn one(
             o
         }
         (CheckKind::Allowed(allowed), Some(c)) => {
-            let set: HashSet<&str> = allowed.iter().map(String::as_str).collect();
-            let (shown, count) = shown_rows(data, c.rows_where(|v| !set.contains(v.text.as_str())));
+            let (shown, count) = shown_rows(
+                data,
+                c.rows_where(|v| !allowed.iter().any(|a| a.matches(&v.text, v.number()))),
+            );
+            let texts: Vec<&str> = allowed.iter().map(|a| a.text.as_str()).collect();
             let mut o = Outcome::simple(
                 count == 0,
                 Some(count as f64),
-                &format!("one of {}", allowed.join(", ")),
+                &format!("one of {}", texts.join(", ")),
                 if count == 0 {
                     "every value allowed".to_owned()
                 } else {
@@ -411,11 +465,8 @@ fn one(
             o
         }
         (CheckKind::Distinct(bound), Some(c)) => {
-            let seen: HashSet<&str> = c
-                .distinct_counts()
-                .into_iter()
-                .map(|(v, _)| v.text.as_str())
-                .collect();
+            let values = c.distinct_counts();
+            let seen: HashSet<&str> = values.iter().map(|(v, _)| v.text.as_str()).collect();
             let mut o = bounded(cx, check, bound, hash, seen.len() as f64, "distinct values")?;
             if !o.passed {
                 // A dropped category is the usual cause: name it when `allowed` lists them.
@@ -426,8 +477,8 @@ fn one(
                 let missing: Vec<&str> = allowed
                     .into_iter()
                     .flatten()
-                    .map(String::as_str)
-                    .filter(|a| !seen.contains(a))
+                    .filter(|a| !values.iter().any(|(v, _)| a.matches(&v.text, v.number())))
+                    .map(|a| a.text.as_str())
                     .collect();
                 if !missing.is_empty() {
                     o.detail
@@ -456,25 +507,41 @@ fn one(
             o
         }
         (CheckKind::Mean(bound) | CheckKind::Std(bound), Some(c)) => {
-            let nums: Vec<f64> = c.present().filter_map(|v| v.number()).collect();
-            if nums.is_empty() {
-                Outcome::simple(
+            let what = if matches!(check.kind, CheckKind::Mean(_)) {
+                "mean"
+            } else {
+                "standard deviation"
+            };
+            let not_numbers = non_numeric(c);
+            if not_numbers > 0 {
+                // The mean of the numbers alone would describe a different column.
+                let (shown, count) =
+                    shown_rows_as(data, c.rows_where(|v| v.number().is_none()), shown_number);
+                let mut o = Outcome::simple(
                     false,
                     None,
-                    "a number",
-                    "no numeric value to measure".into(),
-                )
-            } else if matches!(check.kind, CheckKind::Mean(_)) {
-                bounded(cx, check, bound, hash, stats::mean(&nums), "mean")?
+                    "every value a number",
+                    format!(
+                        "{count} {} not a number: no {what} of the column",
+                        rows_word(count)
+                    ),
+                );
+                o.offending = shown;
+                o
             } else {
-                bounded(
-                    cx,
-                    check,
-                    bound,
-                    hash,
-                    stats::std(&nums),
-                    "standard deviation",
-                )?
+                let nums: Vec<f64> = c.present().filter_map(|v| v.number()).collect();
+                if nums.is_empty() {
+                    Outcome::simple(
+                        false,
+                        None,
+                        "a number",
+                        "no numeric value to measure".into(),
+                    )
+                } else if matches!(check.kind, CheckKind::Mean(_)) {
+                    bounded(cx, check, bound, hash, stats::mean(&nums), what)?
+                } else {
+                    bounded(cx, check, bound, hash, stats::std(&nums), what)?
+                }
             }
         }
         (CheckKind::Drift { method, max }, Some(c)) => drift(cx, c, *method, *max),
@@ -572,4 +639,153 @@ fn drift(cx: &Context<'_>, c: &Column, method: DriftMethod, max: f64) -> Outcome
     );
     o.derivation = Some(format!("fixed; baseline: run {run}, the latest good run"));
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_store::SqliteStore;
+
+    /// The results of a validate task with `checks` (TOML under the task) over `data`.
+    fn results(checks: &str, data: &Dataset) -> Vec<CheckResult> {
+        let source = format!("[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n{checks}");
+        let parsed = vane_dag::parse_dag(&source, "t");
+        let dag = parsed.dag.expect("the DAG parses");
+        let Some(vane_dag::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+            panic!("not a validate task");
+        };
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cx = Context {
+            store: &store,
+            from: LearnFrom {
+                dag_id: "t",
+                task_id: "v",
+                exclude_run: 1,
+            },
+            baseline: None,
+        };
+        let results = evaluate(&cx, data, &spec.checks, crate::definition_hash).unwrap();
+        // The profile and the report of the same data must not fail either.
+        let _ = stats::profile(data);
+        let _ = crate::report::render(std::path::Path::new("d.csv"), data, &results, "rerun");
+        results
+    }
+
+    fn csv(checks: &str, text: &str) -> Vec<CheckResult> {
+        results(checks, &crate::dataset::read_csv(text).unwrap())
+    }
+
+    fn named<'r>(results: &'r [CheckResult], name: &str) -> &'r CheckResult {
+        results
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {results:?}"))
+    }
+
+    #[test]
+    fn min_and_max_count_values_that_are_not_numbers_as_offending() {
+        let r = csv(
+            "[tasks.v.columns.x]\nmin = 0\nmax = 10\n",
+            "x\n5\nabc\n7\n-1\n",
+        );
+        let min = named(&r, "x.min");
+        assert_eq!(min.status, CheckStatus::Fail);
+        assert_eq!(
+            min.detail,
+            "smallest value -1; 1 row outside >= 0; 1 row not a number"
+        );
+        assert_eq!(
+            min.offending,
+            vec![(3, "abc (not a number)".to_owned()), (5, "-1".to_owned())]
+        );
+        let max = named(&r, "x.max");
+        assert_eq!(max.status, CheckStatus::Fail);
+        assert_eq!(max.detail, "largest value 7; 1 row not a number");
+        assert_eq!(max.offending, vec![(3, "abc (not a number)".to_owned())]);
+        // No number at all.
+        let r = csv("[tasks.v.columns.x]\nmin = 0\n", "x\nabc\n");
+        let min = named(&r, "x.min");
+        assert_eq!(min.status, CheckStatus::Fail);
+        assert_eq!(min.detail, "no numeric value; 1 row not a number");
+    }
+
+    #[test]
+    fn mean_and_std_fail_when_values_are_not_numbers() {
+        let checks = "[tasks.v.columns.x]\nmean = { min = 0, max = 10 }\nstd = { max = 100 }\n";
+        let r = csv(checks, "x\n5\nn/a\n7\n\n");
+        for name in ["x.mean", "x.std"] {
+            let c = named(&r, name);
+            assert_eq!(c.status, CheckStatus::Fail, "{name}: {c:?}");
+            assert_eq!(c.observed, None);
+            assert_eq!(c.offending, vec![(3, "n/a (not a number)".to_owned())]);
+        }
+        assert_eq!(
+            named(&r, "x.mean").detail,
+            "1 row not a number: no mean of the column"
+        );
+        // Numbers only (missing values aside): measured.
+        let r = csv(checks, "x\n5\n\n7\n");
+        let mean = named(&r, "x.mean");
+        assert_eq!(mean.status, CheckStatus::Pass);
+        assert_eq!(mean.observed, Some(6.0));
+    }
+
+    #[test]
+    fn csv_numbers_with_surrounding_spaces_are_numbers() {
+        let r = csv(
+            "[tasks.v.columns.x]\ntype = \"integer\"\nmin = 0\n",
+            "x,y\n -5 ,a\n3,b\n",
+        );
+        assert_eq!(named(&r, "x.type").status, CheckStatus::Pass);
+        let min = named(&r, "x.min");
+        assert_eq!(min.detail, "smallest value -5; 1 row outside >= 0");
+        // Shown as written.
+        assert_eq!(min.offending, vec![(2, " -5 ".to_owned())]);
+    }
+
+    #[test]
+    fn allowed_numbers_compare_as_numbers_and_strings_as_text() {
+        let r = csv(
+            "[tasks.v.columns.x]\nallowed = [1.0, 2]\ndistinct = 3\n[tasks.v.columns.s]\nallowed = [\"1\"]\n",
+            "x,s\n1.0,1\n1,1.0\n2.00,1\n3,1\n",
+        );
+        let x = named(&r, "x.allowed");
+        assert_eq!(x.detail, "1 row with a value not allowed");
+        assert_eq!(x.offending, vec![(5, "3".to_owned())]);
+        let s = named(&r, "s.allowed");
+        assert_eq!(s.offending, vec![(3, "1.0".to_owned())], "strings are text");
+        // 1.0, 1, 2.00 and 3 are four texts, but `allowed` 1 and 2 were both seen.
+        let distinct = named(&r, "x.distinct");
+        assert!(
+            !distinct.detail.contains("never seen"),
+            "{}",
+            distinct.detail
+        );
+    }
+
+    #[test]
+    fn a_header_only_or_empty_dataset_gives_results_not_a_panic() {
+        let checks = "rows = { min = 1 }\n\
+            [tasks.v.columns.x]\ntype = \"integer\"\nmin = 0\nmax = 1\nmean = { min = 0 }\n\
+            std = { max = 1 }\ncompleteness = 0.9\nallowed = [1]\ndistinct = 1\nunique = true\n\
+            drift = { method = \"psi\", max = 0.1 }\n";
+        let r = csv(checks, "x,y\n");
+        let rows = named(&r, "rows");
+        assert_eq!(rows.status, CheckStatus::Fail);
+        assert_eq!(rows.detail, "row count 0 is below 1");
+        assert_eq!(named(&r, "x.mean").detail, "no numeric value to measure");
+        assert_eq!(named(&r, "x.present").status, CheckStatus::Pass);
+
+        let empty = crate::dataset::read_jsonl("").unwrap();
+        let r = results(checks, &empty);
+        assert_eq!(named(&r, "rows").detail, "row count 0 is below 1");
+        assert_eq!(
+            named(&r, "x.present").detail,
+            "column `x` is missing; the dataset has no columns"
+        );
+        assert_eq!(
+            crate::dataset::read_csv("").unwrap_err(),
+            "the file is empty: a CSV dataset starts with a header line"
+        );
+    }
 }

@@ -190,6 +190,27 @@ pub enum AgreementMethod {
     Percent,
 }
 
+/// A value `allowed` lists: its text, and its number when the DAG wrote a number, so that
+/// `allowed = [1.0]` accepts a `1` or `1.0` in the data while `allowed = ["1"]` compares text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowedValue {
+    /// A string as written; a number or boolean as it prints (`1.0` prints `1`).
+    pub text: String,
+    /// The value when the DAG wrote a number (not a string).
+    pub number: Option<f64>,
+}
+
+impl AllowedValue {
+    /// Whether a data value (its text, and its number when it is one) is this value:
+    /// numerically when both are numbers, else by text.
+    pub fn matches(&self, text: &str, number: Option<f64>) -> bool {
+        match (self.number, number) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.text == text,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum CheckKind {
     Rows(Bound),
@@ -200,7 +221,7 @@ pub enum CheckKind {
     Max(f64),
     /// Non-null fraction; a fixed bound has only `min`.
     Completeness(Bound),
-    Allowed(Vec<String>),
+    Allowed(Vec<AllowedValue>),
     Distinct(Bound),
     Unique,
     Mean(Bound),
@@ -242,7 +263,9 @@ impl CheckKind {
             CheckKind::Type(t) => t.as_str().into(),
             CheckKind::Min(v) | CheckKind::Max(v) => format!("{v:?}"),
             CheckKind::Allowed(values) => {
-                serde_json::to_string(values).unwrap_or_else(|_| values.join(","))
+                // The texts alone, as before numbers were kept: definitions keep their hash.
+                let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+                serde_json::to_string(&texts).unwrap_or_else(|_| texts.join(","))
             }
             CheckKind::Unique => "unique".into(),
             CheckKind::Drift { method, max } => format!("{}:{max:?}", method.as_str()),
@@ -865,7 +888,7 @@ impl Parser<'_, '_, '_> {
         }
     }
 
-    fn allowed(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<Vec<String>> {
+    fn allowed(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<Vec<AllowedValue>> {
         let DeValue::Array(items) = value.get_ref() else {
             self.error(
                 format!(
@@ -879,11 +902,24 @@ impl Parser<'_, '_, '_> {
         };
         let mut values = Vec::new();
         for item in items.iter() {
+            let text = |text: String| AllowedValue { text, number: None };
             match item.get_ref() {
-                DeValue::String(s) => values.push(s.to_string()),
-                DeValue::Integer(i) => values.push(crate::parse::integer(i)?.to_string()),
-                DeValue::Boolean(b) => values.push(b.to_string()),
-                DeValue::Float(_) => values.push(number(item.get_ref())?.to_string()),
+                DeValue::String(s) => values.push(text(s.to_string())),
+                DeValue::Boolean(b) => values.push(text(b.to_string())),
+                DeValue::Integer(i) => {
+                    let i = crate::parse::integer(i)?;
+                    values.push(AllowedValue {
+                        text: i.to_string(),
+                        number: Some(i as f64),
+                    });
+                }
+                DeValue::Float(_) => {
+                    let n = number(item.get_ref())?;
+                    values.push(AllowedValue {
+                        text: n.to_string(),
+                        number: Some(n),
+                    });
+                }
                 other => {
                     self.error(
                         format!(
@@ -1053,6 +1089,54 @@ impl Parser<'_, '_, '_> {
                 method,
                 min,
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(values: &str) -> Check {
+        let source = format!(
+            "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n[tasks.v.columns.x]\nallowed = {values}\n"
+        );
+        let dag = crate::parse_dag(&source, "t").dag.expect("parses");
+        let Some(crate::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+            panic!("not a validate task");
+        };
+        spec.checks
+            .iter()
+            .find(|c| c.name == "x.allowed")
+            .expect("an allowed check")
+            .clone()
+    }
+
+    #[test]
+    fn allowed_numbers_keep_their_value_and_compare_numerically() {
+        let check = allowed(r#"[1.0, 2, "3", true]"#);
+        let CheckKind::Allowed(values) = &check.kind else {
+            panic!("{check:?}");
+        };
+        let texts: Vec<&str> = values.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(texts, ["1", "2", "3", "true"]);
+        let numbers: Vec<Option<f64>> = values.iter().map(|v| v.number).collect();
+        assert_eq!(numbers, [Some(1.0), Some(2.0), None, None]);
+        assert!(values[0].matches("1.0", Some(1.0)));
+        assert!(values[0].matches("1", Some(1.0)));
+        assert!(!values[0].matches("1.5", Some(1.5)));
+        assert!(values[1].matches("2.00", Some(2.0)));
+        assert!(
+            !values[2].matches("3.0", Some(3.0)),
+            "a string compares as text"
+        );
+        assert!(values[2].matches("3", Some(3.0)));
+        assert!(values[3].matches("true", None));
+        // The definition (and so its series of results) is the texts, as before.
+        assert!(
+            check.canonical().ends_with(r#"|["1","2","3","true"]"#),
+            "{}",
+            check.canonical()
         );
     }
 }

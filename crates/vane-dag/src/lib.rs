@@ -32,8 +32,8 @@ mod spec;
 mod template;
 
 pub use checks::{
-    AgreementMethod, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType, DriftMethod,
-    Format, ValidateSpec,
+    AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
+    DriftMethod, Format, ValidateSpec,
 };
 pub use deploy::DeploySpec;
 pub use diag::{Diagnostic, Severity};
