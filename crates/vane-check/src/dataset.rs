@@ -571,12 +571,12 @@ mod tests {
         assert_eq!(values[0].text, " -5", "kept as written");
     }
 
-    /// Wide JSON Lines: each key is found by name once, and a row pads only what it lacks.
-    /// Looking every key up along the list of columns and padding every column every row took
-    /// rows × keys × columns steps: over 20 s here, against about 1 s.
+    /// Wide JSON Lines with keys missing from some rows: every column ends with one value per
+    /// row, missing where the row lacked the key. (Its speed is not asserted here: tests carry
+    /// no timing thresholds.)
     #[test]
-    fn jsonl_reading_is_linear_in_the_cells() {
-        let (rows, keys) = (100, 8_000);
+    fn wide_jsonl_with_missing_keys_pads_each_column_to_every_row() {
+        let (rows, keys) = (20, 500);
         let mut text = String::new();
         for r in 0..rows {
             text.push('{');
@@ -595,9 +595,7 @@ mod tests {
             }
             text.push_str("}\n");
         }
-        let started = std::time::Instant::now();
         let d = read_jsonl(&text).unwrap();
-        let took = started.elapsed();
         assert_eq!(d.rows(), rows);
         assert_eq!(d.columns.len(), keys + 1);
         assert!(d.columns.iter().all(|c| c.len() == rows));
@@ -605,9 +603,5 @@ mod tests {
         assert!(odd.get(0).is_some() && odd.get(1).is_none());
         let last = d.column("last").unwrap();
         assert!(last.get(rows - 2).is_none() && last.get(rows - 1).is_some());
-        assert!(
-            took < std::time::Duration::from_secs(6),
-            "reading {rows} rows of {keys} keys took {took:?}"
-        );
     }
 }
