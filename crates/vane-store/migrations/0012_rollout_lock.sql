@@ -30,3 +30,6 @@ CREATE TABLE rollout_locks (
     attempt INTEGER NOT NULL,
     since   TEXT NOT NULL
 );
+
+-- A registered model version takes its producer from the output with the same content.
+CREATE INDEX artifact_versions_by_hash ON artifact_versions (hash);

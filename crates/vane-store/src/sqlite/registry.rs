@@ -73,10 +73,16 @@ impl RegistryStore for SqliteStore {
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE name = ?1",
                     )?
                     .query_row(params![new.model], |r| r.get(0))?;
+                // The rollout read the candidate, it did not make it: the producer is the
+                // attempt that wrote the same content as an output, if one did, else unknown.
                 tx.prepare_cached(
                     "INSERT INTO artifact_versions
                        (name, version, hash, kind, size, path, stored, created_at, run_id, task_id, attempt)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, p.run_id, p.task_id, p.attempt
+                     FROM (SELECT 1) LEFT JOIN (
+                         SELECT run_id, task_id, attempt FROM artifact_versions
+                         WHERE hash = ?3 AND run_id IS NOT NULL ORDER BY id LIMIT 1
+                     ) p",
                 )?
                 .execute(params![
                     new.model,
@@ -86,10 +92,7 @@ impl RegistryStore for SqliteStore {
                     new.size as i64,
                     new.path,
                     new.stored,
-                    now,
-                    new.run,
-                    new.task_id,
-                    new.attempt
+                    now
                 ])?;
                 (tx.last_insert_rowid(), version)
             }
