@@ -284,7 +284,9 @@ fn decide(
 ) -> Result<Vec<RolloutStage>> {
     let store = open_store(g)?;
     let detail = store.run(run).map_err(|e| match e {
-        vane_store::StoreError::NotFound(_) => anyhow!("there is no run {run}: `vane runs` lists the runs"),
+        vane_store::StoreError::NotFound(_) => {
+            anyhow!("there is no run {run}: `vane runs` lists the runs")
+        }
         other => other.into(),
     })?;
     if detail.run.state != vane_store::RunState::Running {

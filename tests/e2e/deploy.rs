@@ -445,17 +445,26 @@ fn promote_accepts_only_declared_stages() {
     p.vane(&["promote", "churn", "1", "--stage", "canry", "--reason", "x"])
         .failure()
         .stderr_contains("churn has no stage `canry`: did you mean `canary`?");
-    p.vane(&["promote", "churn", "1", "--stage", "archived", "--reason", "retired"])
-        .success();
+    p.vane(&[
+        "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+    ])
+    .success();
 }
 
 #[test]
 fn rollback_to_the_production_version_puts_it_in_place_again() {
     let p = project("pass");
     run(&p, "v1", "2026-11-01").success();
-    p.vane(&["rollback", "churn", "--to", "1", "--reason", "serving lost it"])
-        .success()
-        .stdout_contains("churn v1 is in production and was put in place again");
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--to",
+        "1",
+        "--reason",
+        "serving lost it",
+    ])
+    .success()
+    .stdout_contains("churn v1 is in production and was put in place again");
     // Run as the engine runs it: the run's environment, from the project root.
     let log = serving(&p, "rollbacks.log");
     assert!(log.starts_with("restored v1 from "), "{log}");

@@ -438,11 +438,9 @@ impl Rollout<'_, '_> {
     fn wait(&self, stage: &str) -> Result<Decision, Error> {
         loop {
             let rows = self.store.rollout_stages(Some(self.job.run))?;
-            let row = rows
-                .iter()
-                .find(|r| {
-                    r.task_id == self.job.task_id && r.stage == stage && r.version == self.version
-                });
+            let row = rows.iter().find(|r| {
+                r.task_id == self.job.task_id && r.stage == stage && r.version == self.version
+            });
             match row.map(|r| r.status.as_str()) {
                 Some("approved") => {
                     let r = row.expect("found");
@@ -920,9 +918,10 @@ fn reapply(
     row: &RolloutStage,
 ) -> Result<(), Error> {
     let model = job.spec.model.as_str();
-    let applied = store.ledger(Some(model))?.iter().any(|e| {
-        e.version == version && e.to_stage == row.stage && e.run_id == Some(job.run)
-    });
+    let applied = store
+        .ledger(Some(model))?
+        .iter()
+        .any(|e| e.version == version && e.to_stage == row.stage && e.run_id == Some(job.run));
     if applied {
         return Ok(());
     }
@@ -932,7 +931,10 @@ fn reapply(
         let reason = approved_reason(&row.stage, &who, row.reason.as_deref(), why);
         (format!("user {who}"), reason)
     } else {
-        (format!("run {}", job.run), format!("{} gate passed", row.stage))
+        (
+            format!("run {}", job.run),
+            format!("{} gate passed", row.stage),
+        )
     };
     let mut evidence = row.evidence.clone();
     if row.status == "approved" {
