@@ -283,6 +283,18 @@ fn decide(
     reason: Option<&str>,
 ) -> Result<Vec<RolloutStage>> {
     let store = open_store(g)?;
+    let detail = store.run(run).map_err(|e| match e {
+        vane_store::StoreError::NotFound(_) => {
+            anyhow!("there is no run {run}: `vane runs` lists the runs")
+        }
+        other => other.into(),
+    })?;
+    if detail.run.state != vane_store::RunState::Running {
+        bail!(
+            "run {run} is {}, not running: only a running rollout can be approved or rejected; start a new run to roll the model out again",
+            detail.run.state
+        );
+    }
     let decided = store.decide_rollout(run, stage, status, by, reason)?;
     if decided.is_empty() {
         let stages = store.rollout_stages(Some(run))?;
@@ -342,6 +354,23 @@ pub(crate) fn promote(g: &Global, args: &PromoteArgs) -> Result<ExitCode> {
     if matches!(args.stage.as_str(), "registered") {
         bail!("`registered` is where versions start; promote to a stage, `archived` or `failed`");
     }
+    let mut stages = declared_stages(&store, &args.name)?;
+    stages.extend(["archived".to_owned(), "failed".to_owned()]);
+    if !stages.contains(&args.stage) {
+        let hint = did_you_mean(&args.stage, &stages)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        bail!(
+            "{} has no stage `{}`: {hint}its deploy tasks declare {}",
+            args.name,
+            args.stage,
+            stages
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     store
         .set_stage(&StageChange {
             model: &args.name,
@@ -366,27 +395,103 @@ pub(crate) fn promote(g: &Global, args: &PromoteArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The rollback command of the deploy task that last rolled `model` out, rendered as it was
-/// in that run, and the run's `$VANE_WORK`.
-fn rollback_command(
-    g: &Global,
-    store: &dyn Store,
-    model: &str,
-) -> Result<Option<(String, PathBuf)>> {
-    let Some(last) = store
+/// The deploy tasks of `model` in the DAG versions of the runs that rolled it out, newest
+/// run first, with the run they belong to.
+fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(i64, vane_dag::Dag, String)>> {
+    let mut runs: Vec<i64> = store
         .rollout_stages(None)?
         .into_iter()
-        .rev()
-        .find(|s| s.model == model)
-    else {
+        .filter(|s| s.model == model)
+        .map(|s| s.run_id)
+        .chain(
+            store
+                .ledger(Some(model))?
+                .into_iter()
+                .filter_map(|e| e.run_id),
+        )
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let mut out = Vec::new();
+    for run in runs.into_iter().rev() {
+        let detail = store.run(run)?;
+        let source = store.dag_source(detail.run.dag_version)?;
+        let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
+            continue;
+        };
+        let tasks: Vec<String> = dag
+            .tasks
+            .iter()
+            .filter(|t| matches!(&t.builtin, Some(Builtin::Deploy(spec)) if spec.model == model))
+            .map(|t| t.id.clone())
+            .collect();
+        for task in tasks {
+            out.push((run, dag.clone(), task));
+        }
+    }
+    Ok(out)
+}
+
+/// The stage names the deploy tasks of `model` declare, in every recorded DAG version.
+fn declared_stages(store: &dyn Store, model: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (_, dag, task) in deploy_tasks(store, model)? {
+        let Some(Builtin::Deploy(spec)) = dag
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .and_then(|t| t.builtin.as_ref())
+        else {
+            continue;
+        };
+        for stage in &spec.stages {
+            if !names.contains(&stage.name) {
+                names.push(stage.name.clone());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The closest of `candidates` to a mistyped `word`, if one is close enough to be a typo.
+fn did_you_mean<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), c.as_str()))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// How the deploy task that last rolled `model` out runs its `rollback` command: the command
+/// rendered as in that run, the folder the engine would run it in, and the environment the
+/// engine gives that task (`VANE_RUN_ID`, `VANE_DS`, ..., `VANE_WORK`, params, the task's `env`).
+struct RollbackCommand {
+    command: String,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+fn rollback_command(g: &Global, store: &dyn Store, model: &str) -> Result<Option<RollbackCommand>> {
+    let Some((run, dag, task_id)) = deploy_tasks(store, model)?.into_iter().next() else {
         return Ok(None);
     };
-    let detail = store.run(last.run_id)?;
-    let source = store.dag_source(detail.run.dag_version)?;
-    let dag = vane_dag::parse_dag(&source, &detail.run.dag_id)
-        .dag
-        .ok_or_else(|| anyhow!("the DAG version of run {} no longer parses", last.run_id))?;
-    let Some(task) = dag.tasks.iter().find(|t| t.id == last.task_id) else {
+    let Some(task) = dag.tasks.iter().find(|t| t.id == task_id) else {
         return Ok(None);
     };
     let Some(Builtin::Deploy(spec)) = &task.builtin else {
@@ -395,6 +500,7 @@ fn rollback_command(
     let Some(rollback) = &spec.rollback else {
         return Ok(None);
     };
+    let detail = store.run(run)?;
     let state_dir =
         g.db.parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -405,12 +511,29 @@ fn rollback_command(
         &dag,
         &params,
         detail.run.logical_date,
-        last.run_id,
+        run,
         &task.id,
         1,
         &work,
     );
-    Ok(Some((rollback.render_plain(|v| vars.lookup(v)), work)))
+    let lookup = |v: &vane_dag::Var| vars.lookup(v);
+    // Like `vane run`, the project root is the folder vane runs in.
+    let root = std::env::current_dir().context("cannot read the current folder")?;
+    let cwd = match &task.cwd {
+        Some(cwd) => root.join(cwd.render_plain(lookup)),
+        None => root,
+    };
+    let mut env = vars.env();
+    env.extend(
+        task.env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
+    );
+    Ok(Some(RollbackCommand {
+        command: rollback.render_plain(lookup),
+        cwd,
+        env,
+    }))
 }
 
 pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
@@ -442,31 +565,40 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     let Some(target_version) = versions.iter().find(|v| v.version == target) else {
         bail!("{model} has no version {target}: `vane models {model}` lists its versions");
     };
-    if current.is_some_and(|c| c.version == target) {
-        bail!("{model} v{target} is already in production");
-    }
+    // Naming the version in production runs the rollback command again: the way to put it
+    // back in place after a rollback command failed, with the registry already right.
+    let again = current.is_some_and(|c| c.version == target);
     let path = vane_deploy::model_path(target_version);
     match rollback_command(g, &store, model)? {
-        Some((command, work)) => {
-            println!("running the rollback command for {model} v{target}: {command}");
+        Some(rollback) => {
+            println!(
+                "running the rollback command for {model} v{target} in {}: {}",
+                rollback.cwd.display(),
+                rollback.command
+            );
+            let mut env = rollback.env;
+            env.extend(vane_deploy::model_env(model, target, &path, "rollback"));
             vane_deploy::shell(
                 "rollback",
-                &command,
-                &[
-                    ("VANE_MODEL", model.to_owned()),
-                    ("VANE_MODEL_VERSION", target.to_string()),
-                    ("VANE_MODEL_PATH", path.display().to_string()),
-                    ("VANE_STAGE", "rollback".to_owned()),
-                    ("VANE_WORK", work.display().to_string()),
-                ],
+                &rollback.command,
+                &env,
+                None,
+                Some(&rollback.cwd),
             )
             .map_err(|e| anyhow!("{e}; the registry is unchanged"))
             .context("rolling back")?;
         }
+        None if again => bail!(
+            "{model} v{target} is already in production, and no deploy task of {model} has a `rollback` command to put it in place again"
+        ),
         None => println!(
             "no deploy task of {model} has a `rollback` command: put v{target} ({}) in place yourself; recording it",
             path.display()
         ),
+    }
+    if again {
+        println!("{model} v{target} is in production and was put in place again");
+        return Ok(ExitCode::SUCCESS);
     }
     store.set_stage(&StageChange {
         model,

@@ -17,13 +17,13 @@ src = os.environ["VANE_MODEL_PATH"]
 if stage == "restore":
     shutil.copy(src, "serving/production.json")
     with open("serving/rollbacks.log", "a") as f:
-        f.write("restored v%s from %s\n" % (os.environ["VANE_MODEL_VERSION"], src))
+        f.write("restored v%s from %s ds=%s\n" % (os.environ["VANE_MODEL_VERSION"], src, os.environ.get("VANE_DS")))
     sys.exit(0)
 shutil.copy(src, "serving/%s.json" % stage)
 m = json.load(open(src))
 with open(os.environ["VANE_METRICS"], "w") as f:
     f.write("samples %s\n" % m.get("samples", 1000))
-    f.write("p95_latency_ms %s\n" % m.get("latency", 20))
+    f.write("p95_latency_ms %s\n" % m.get(stage + "_latency", m.get("latency", 20)))
 "#;
 
 const EVALUATE: &str = r#"import json, os
@@ -268,9 +268,10 @@ fn too_few_samples_wait_for_a_person_who_approves_or_rejects() {
     let m = models(&p);
     assert_eq!(stage_of(&m, 2), "production");
     assert_eq!(stage_of(&m, 3), "failed");
+    // The run has ended: its rollout can no longer be answered.
     p.vane(&["approve", "3"])
         .failure()
-        .stderr_contains("run 3 has no rollout waiting");
+        .stderr_contains("run 3 is failed, not running");
 }
 
 #[test]
@@ -336,4 +337,149 @@ fn models_at_a_time_and_a_rollback_by_hand() {
     let last = m["ledger"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["actor"], "user dana");
     assert_eq!(last["reason"], "rollback: latency complaints");
+}
+
+#[test]
+fn a_retried_rollout_of_another_candidate_goes_through_every_gate_again() {
+    let p = project("pass");
+    // v1 passes its canary and fails in production.
+    p.write(
+        "models/v1.json",
+        r#"{"accuracy": 0.9, "production_latency": 80}"#,
+    );
+    run(&p, "v1", "2026-11-01").failure();
+    // The candidate changes (a retrain) before the task is cleared: a new version whose canary
+    // is slow must be judged by its own canary, not by the one v1 passed.
+    p.write(
+        "models/v1.json",
+        r#"{"accuracy": 0.9, "canary_latency": 90}"#,
+    );
+    p.vane(&["clear", "1", "--task", "rollout", "--foreground"])
+        .failure();
+    let log = p.logs(1, "rollout", Some(2));
+    assert!(
+        log.contains("canary gate failed: p95_latency_ms 90 >= 50"),
+        "{log}"
+    );
+    assert!(!log.contains("already passed"), "{log}");
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "failed", "{m:#}");
+}
+
+#[test]
+fn a_retry_of_the_same_candidate_keeps_its_passed_stages() {
+    let p = project("pass");
+    p.write("tools/flaky.py", "import os, sys\nif not os.path.exists('flaked'):\n    open('flaked', 'w').close()\n    sys.exit(3)\n");
+    let dag = dag("pass").replace(
+        "command = \"python3 tools/serve.py production\"",
+        "command = \"python3 tools/flaky.py && python3 tools/serve.py production\"",
+    );
+    p.write("dags/churn.toml", &dag);
+    run(&p, "v1", "2026-11-01").failure();
+    p.vane(&["clear", "1", "--task", "rollout", "--foreground"])
+        .success();
+    let log = p.logs(1, "rollout", Some(2));
+    assert!(
+        log.contains("stage `canary` of v1 already passed in an earlier attempt of this run"),
+        "{log}"
+    );
+    assert_eq!(stage_of(&models(&p), 1), "production");
+}
+
+#[test]
+fn a_nan_sample_count_is_not_enough_samples() {
+    let p = project("pass");
+    p.write("models/nan.json", r#"{"accuracy": 0.9, "samples": "nan"}"#);
+    let mut child = start_waiting(&p, "nan", "2026-11-01", "canary");
+    let waiting = p.vane(&["models", "churn"]).success().stdout;
+    assert!(
+        waiting.contains("the stage reported no `samples` metric (min_samples = 100)"),
+        "{waiting}"
+    );
+    p.vane(&["reject", "1", "--reason", "no traffic", "--by", "eve"])
+        .success();
+    assert!(!child.wait().unwrap().success());
+    let log = p.logs(1, "rollout", None);
+    assert!(log.contains("ignoring metrics"), "{log}");
+}
+
+#[test]
+fn a_second_rollout_of_the_same_model_waits_for_the_first() {
+    let p = project("pass");
+    p.write("models/best.json", r#"{"accuracy": 0.99}"#);
+    let mut first = start_waiting(&p, "few", "2026-11-01", "canary");
+    let args = run_args("best", "2026-11-02");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut second = p
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    wait_for_every(
+        Duration::from_millis(100),
+        "the second rollout to wait for the first",
+        Duration::from_secs(60),
+        || {
+            let out = p.vane(&["logs", "2", "rollout"]);
+            out.stdout
+                .contains("waiting for the rollout of run 1 to finish")
+                .then_some(())
+        },
+    );
+    // It has not touched the serving folder or the registry while it waited.
+    let m = models(&p);
+    assert_eq!(m["versions"].as_array().unwrap().len(), 1, "{m:#}");
+    p.vane(&["approve", "1", "--by", "alice"]).success();
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "archived", "{m:#}");
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+}
+
+#[test]
+fn promote_accepts_only_declared_stages() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.vane(&["promote", "churn", "1", "--stage", "canry", "--reason", "x"])
+        .failure()
+        .stderr_contains("churn has no stage `canry`: did you mean `canary`?");
+    p.vane(&[
+        "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+    ])
+    .success();
+}
+
+#[test]
+fn rollback_to_the_production_version_puts_it_in_place_again() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--to",
+        "1",
+        "--reason",
+        "serving lost it",
+    ])
+    .success()
+    .stdout_contains("churn v1 is in production and was put in place again");
+    // Run as the engine runs it: the run's environment, from the project root.
+    let log = serving(&p, "rollbacks.log");
+    assert!(log.starts_with("restored v1 from "), "{log}");
+    assert!(log.contains("ds=2026-11-01"), "{log}");
+    assert_eq!(stage_of(&models(&p), 1), "production");
+}
+
+#[test]
+fn the_deploy_reads_the_candidate_and_does_not_claim_to_have_made_it() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    let out = p.vane(&["artifacts", "churn", "--json"]).success().json();
+    let v = &out.as_array().unwrap_or_else(|| panic!("{out:#}"))[0];
+    assert!(v["producer"].is_null(), "{out:#}");
+    let lineage = p.vane(&["lineage", "churn@1", "--json"]).success().json();
+    let text = lineage.to_string();
+    assert!(text.contains("\"rollout\""), "{lineage:#}");
 }

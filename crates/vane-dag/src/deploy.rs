@@ -284,6 +284,13 @@ fn tokens(text: &str) -> Result<Vec<(Tok, Range<usize>)>, GateError> {
                     || bytes[i] == b'_'
                     || ((bytes[i] == b'e' || bytes[i] == b'E') && i > start))
             {
+                // An exponent may be signed (`1e-3`, `2.5E+2`); elsewhere `-` is subtraction.
+                if matches!(bytes[i], b'e' | b'E')
+                    && matches!(bytes.get(i + 1), Some(b'+' | b'-'))
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_digit)
+                {
+                    i += 1;
+                }
                 i += 1;
             }
             let word = &text[start..i];
@@ -346,10 +353,15 @@ fn tokens(text: &str) -> Result<Vec<(Tok, Range<usize>)>, GateError> {
     Ok(out)
 }
 
+/// How deeply parentheses and signs may nest in one gate: far more than a gate needs, and
+/// few enough that a malformed gate cannot exhaust the stack of the parser's recursion.
+const MAX_NESTING: usize = 32;
+
 struct GateParser {
     toks: Vec<(Tok, Range<usize>)>,
     at: usize,
     len: usize,
+    depth: usize,
 }
 
 impl GateParser {
@@ -388,6 +400,25 @@ impl GateParser {
         let span = self.span();
         let tok = self.peek().cloned();
         self.at += 1;
+        let nests = matches!(tok, Some(Tok::Open | Tok::Arith('-')));
+        if nests {
+            if self.depth == MAX_NESTING {
+                return Err((
+                    format!("a gate nests parentheses or signs more than {MAX_NESTING} deep"),
+                    span,
+                    "write the arithmetic flatter".into(),
+                ));
+            }
+            self.depth += 1;
+        }
+        let out = self.factor_inner(tok, span);
+        if nests {
+            self.depth -= 1;
+        }
+        out
+    }
+
+    fn factor_inner(&mut self, tok: Option<Tok>, span: Range<usize>) -> Result<Expr, GateError> {
         match tok {
             Some(Tok::Num(n)) => Ok(Expr::Number(n)),
             Some(Tok::Arith('-')) => {
@@ -477,6 +508,7 @@ fn parse_gate(text: &str) -> Result<Gate, GateError> {
         let mut p = GateParser {
             toks: toks[range.clone()].to_vec(),
             at: 0,
+            depth: 0,
             len: if range.end < toks.len() {
                 toks[range.end].1.start
             } else {
@@ -864,6 +896,26 @@ mod tests {
                 .passed
         );
         assert_eq!(values("latency < 50", &m), Err("latency".to_owned()));
+    }
+
+    #[test]
+    fn gates_read_numbers_with_exponents() {
+        let m = [("error", 0.0005), ("qps", 300.0)];
+        assert!(values("error < 1e-3", &m).unwrap().passed);
+        assert!(values("qps > 2.5E+2", &m).unwrap().passed);
+        assert!((values("qps - 1e2 > 0", &m).unwrap().left - 200.0).abs() < 1e-9);
+        assert!(values("qps-1 > 0", &m).unwrap().passed);
+    }
+
+    #[test]
+    fn deeply_nested_gates_are_refused_not_overflowed() {
+        let deep = format!("{}1{} > 0", "(".repeat(100_000), ")".repeat(100_000));
+        let err = parse_gate(&deep).unwrap_err();
+        assert!(err.0.contains("more than 32 deep"), "{err:?}");
+        let signs = format!("{}1 > 0", "-".repeat(100_000));
+        assert!(parse_gate(&signs).unwrap_err().0.contains("deep"));
+        let ok = format!("{}1{} > 0", "(".repeat(32), ")".repeat(32));
+        assert!(parse_gate(&ok).is_ok());
     }
 
     #[test]

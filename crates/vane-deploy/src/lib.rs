@@ -18,7 +18,10 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use vane_dag::{DeploySpec, Template};
 use vane_engine::artifacts;
-use vane_store::{ModelVersion, NewModelVersion, RolloutStage, RunId, StageChange, Store};
+use vane_store::{
+    AttemptRef, Direction, ModelVersion, NewArtifact, NewModelVersion, RolloutStage, RunId,
+    StageChange, Store,
+};
 
 /// One attempt of a deploy task, as the engine started it.
 pub struct Job<'a> {
@@ -72,53 +75,53 @@ pub fn model_path(version: &ModelVersion) -> PathBuf {
 }
 
 /// Runs `command` with `sh -c` as a child of this process (so it shares the task's process
-/// group, and vane's timeout kills it too), its output going where ours goes. Returns the
-/// metrics it wrote to its own `$VANE_METRICS`.
+/// group, and vane's timeout kills it too), its output going where ours goes, in `cwd` if given.
+/// The step reports metrics in the file `metrics` (its `$VANE_METRICS`; without one the step
+/// has none), read with the engine's own protocol: a line that is not `name value` with a
+/// finite value is reported and ignored, so `nan` never reaches a gate.
 ///
 /// # Errors
 /// A sentence naming the step: it could not start, or exited non-zero.
 pub fn shell(
     step: &str,
     command: &str,
-    env: &[(&str, String)],
+    env: &[(String, String)],
+    metrics: Option<&Path>,
+    cwd: Option<&Path>,
 ) -> Result<BTreeMap<String, f64>, String> {
-    let metrics = std::env::temp_dir().join(format!(
-        "vane-deploy-{}-{}.metrics",
-        std::process::id(),
-        step.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-    ));
-    let _ = fs::remove_file(&metrics);
+    if let Some(path) = metrics {
+        let _ = fs::remove_file(path);
+    }
     let _ = std::io::stdout().flush();
-    let status = Command::new("/bin/sh")
-        .arg("-c")
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
         .arg(command)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("VANE_METRICS", &metrics)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match metrics {
+        Some(path) => cmd.env("VANE_METRICS", path),
+        // Not the attempt's own file: a step's metrics are reported with the stage's prefix.
+        None => cmd.env_remove("VANE_METRICS"),
+    };
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let status = cmd
         .status()
         .map_err(|e| format!("{step} could not start: {e}"))?;
-    let text = fs::read_to_string(&metrics).unwrap_or_default();
-    let _ = fs::remove_file(&metrics);
+    let report = metrics.map(vane_engine::metrics::read).unwrap_or_default();
+    if let Some(path) = metrics {
+        let _ = fs::remove_file(path);
+    }
     if !status.success() {
         let how = status
             .code()
             .map_or_else(|| "was killed".to_owned(), |c| format!("exited with {c}"));
         return Err(format!("{step} {how}"));
     }
-    let mut out = BTreeMap::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let mut parts = line.split_whitespace();
-        match (
-            parts.next(),
-            parts.next().map(str::parse::<f64>),
-            parts.next(),
-        ) {
-            (Some(name), Some(Ok(value)), None) => {
-                out.insert(name.to_owned(), value);
-            }
-            _ => println!("vane: {step}: ignoring metrics line `{line}`: write `name value`"),
-        }
+    for problem in &report.problems {
+        println!("vane: {step}: ignoring metrics: {problem}");
     }
-    Ok(out)
+    Ok(report.metrics.into_iter().collect())
 }
 
 /// How a stage's gates came out.
@@ -149,17 +152,30 @@ impl Rollout<'_, '_> {
         &self.job.spec.model
     }
 
-    fn env(&self, stage: &str, version: i64, path: &Path) -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("VANE_MODEL", self.model().to_owned()),
-            ("VANE_MODEL_VERSION", version.to_string()),
-            ("VANE_MODEL_PATH", path.display().to_string()),
-            ("VANE_STAGE", stage.to_owned()),
-        ];
+    fn env(&self, stage: &str, version: i64, path: &Path) -> Vec<(String, String)> {
+        let mut env = model_env(self.model(), version, path, stage);
         if let Some(data) = &self.eval_data {
-            env.push(("VANE_EVAL_DATA", data.display().to_string()));
+            env.push(("VANE_EVAL_DATA".into(), data.display().to_string()));
         }
         env
+    }
+
+    /// Runs one step of the rollout, its metrics file beside the attempt's log.
+    fn step(
+        &self,
+        step: &str,
+        command: &str,
+        env: &[(String, String)],
+    ) -> Result<BTreeMap<String, f64>, String> {
+        let slug = step.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let metrics = match &self.job.metrics {
+            Some(path) => path.with_extension(format!("{slug}.metrics")),
+            None => self.job.artifacts.with_file_name(format!(
+                "deploy-{}-{}-{}.{slug}.metrics",
+                self.job.run, self.job.task_id, self.job.attempt
+            )),
+        };
+        shell(step, command, env, Some(&metrics), None)
     }
 
     fn actor(&self) -> String {
@@ -186,7 +202,7 @@ impl Rollout<'_, '_> {
         };
         let command = (self.job.render)(evaluate);
         println!("vane: evaluating {} v{}", self.model(), self.version);
-        let metrics = shell(
+        let metrics = self.step(
             "evaluate",
             &command,
             &self.env("evaluate", self.version, &self.candidate),
@@ -226,7 +242,7 @@ impl Rollout<'_, '_> {
                 self.model(),
                 prod.version
             );
-            let metrics = shell(
+            let metrics = self.step(
                 "evaluate (production)",
                 &command,
                 &self.env("evaluate", prod.version, &path),
@@ -316,7 +332,14 @@ impl Rollout<'_, '_> {
                         };
                         let l = side(true);
                         let r = side(false);
-                        if v.passed {
+                        if !v.left.is_finite() || !v.right.is_finite() {
+                            let why = format!(
+                                "{l} {} {r}: not a finite number, so it cannot pass",
+                                gate.op
+                            );
+                            failed.push(why.clone());
+                            ("failed", why)
+                        } else if v.passed {
                             ("passed", format!("{l} {} {r}", gate.op))
                         } else {
                             let why = format!("{l} {} {r}", gate.negated_op());
@@ -358,6 +381,9 @@ impl Rollout<'_, '_> {
             match stage_metrics.get("samples") {
                 None => inconclusive.push(format!(
                     "the stage reported no `samples` metric (min_samples = {min})"
+                )),
+                Some(&n) if !n.is_finite() => inconclusive.push(format!(
+                    "the stage reported `samples` {n}, not a count (min_samples = {min})"
                 )),
                 Some(&n) if n < min as f64 => inconclusive.push(format!(
                     "only {} samples, fewer than min_samples = {min}",
@@ -412,9 +438,9 @@ impl Rollout<'_, '_> {
     fn wait(&self, stage: &str) -> Result<Decision, Error> {
         loop {
             let rows = self.store.rollout_stages(Some(self.job.run))?;
-            let row = rows
-                .iter()
-                .find(|r| r.task_id == self.job.task_id && r.stage == stage);
+            let row = rows.iter().find(|r| {
+                r.task_id == self.job.task_id && r.stage == stage && r.version == self.version
+            });
             match row.map(|r| r.status.as_str()) {
                 Some("approved") => {
                     let r = row.expect("found");
@@ -438,6 +464,21 @@ impl Rollout<'_, '_> {
     /// Puts the production version (or `fallback`) back, marks the candidate failed, and
     /// returns the sentence that ends the task's log.
     fn roll_back(&self, why: &str, evidence: &Value) -> Result<String, Error> {
+        self.store.set_stage(&StageChange {
+            model: self.model(),
+            version: self.version,
+            to_stage: "failed",
+            actor: &self.actor(),
+            run: Some(self.job.run),
+            reason: Some(why),
+            evidence,
+        })?;
+        Ok(format!("{why}; {}", self.restore(self.version, why)?))
+    }
+
+    /// Runs the `rollback` command with the production version (or `fallback`) after the
+    /// rollout of `failed` stopped; says what it did.
+    fn restore(&self, failed: i64, why: &str) -> Result<String, Error> {
         let restore = self.store.production(self.model())?;
         let spec = self.job.spec;
         let (target, path, version) = match &restore {
@@ -458,35 +499,35 @@ impl Rollout<'_, '_> {
                 None => (String::new(), None, 0),
             },
         };
-        self.store.set_stage(&StageChange {
-            model: self.model(),
-            version: self.version,
-            to_stage: "failed",
-            actor: &self.actor(),
-            run: Some(self.job.run),
-            reason: Some(why),
-            evidence,
-        })?;
         let Some(path) = path else {
             return Ok(format!(
-                "{why}; nothing to roll back to: {} has no production version and the task no `fallback`",
+                "nothing to roll back to: {} has no production version and the task no `fallback`",
                 self.model()
             ));
         };
         let restored = match &spec.rollback {
             Some(rollback) => {
                 println!("vane: rolling back to {target}");
-                match shell(
+                match self.step(
                     "rollback",
                     &(self.job.render)(rollback),
                     &self.env("rollback", version, &path),
                 ) {
                     Ok(_) => true,
                     Err(e) => {
-                        return Ok(format!(
-                            "{why}; rolling back to {target} failed: {e}: put it back by hand, then `vane rollback {}`",
-                            self.model()
-                        ));
+                        let fix = match &restore {
+                            Some(p) => format!(
+                                "the registry still has v{v} in production; put it back with `vane rollback {m} --to {v} --reason TEXT` (it runs the `rollback` command again), or run that command by hand with VANE_MODEL_PATH={path}",
+                                v = p.version,
+                                m = self.model(),
+                                path = path.display()
+                            ),
+                            None => format!(
+                                "run the `rollback` command by hand with VANE_MODEL_PATH={}",
+                                path.display()
+                            ),
+                        };
+                        return Ok(format!("rolling back to {target} failed: {e}: {fix}"));
                     }
                 }
             }
@@ -500,18 +541,82 @@ impl Rollout<'_, '_> {
                 actor: &self.actor(),
                 run: Some(self.job.run),
                 reason: Some(&format!(
-                    "restored after the failed rollout of v{}: {why}",
-                    self.version
+                    "restored after the failed rollout of v{failed}: {why}"
                 )),
                 evidence: &json!({}),
             })?;
         }
         Ok(if restored {
-            format!("{why}; rolled back to {target}")
+            format!("rolled back to {target}")
         } else {
-            format!("{why}; the task has no `rollback` command, so {target} was not put back")
+            format!("the task has no `rollback` command, so {target} was not put back")
         })
     }
+
+    /// An earlier attempt of this task that was killed (its timeout, `vane stop`, a crash)
+    /// left stages `running` or `waiting`: the stage command may have put its candidate in
+    /// place. Puts production back before this attempt starts again.
+    fn recover_killed(&self) -> Result<(), Error> {
+        let left: Vec<RolloutStage> = self
+            .store
+            .rollout_stages(Some(self.job.run))?
+            .into_iter()
+            .filter(|r| {
+                r.task_id == self.job.task_id && matches!(r.status.as_str(), "running" | "waiting")
+            })
+            .collect();
+        let Some(first) = left.first() else {
+            return Ok(());
+        };
+        let why = format!(
+            "an earlier attempt was stopped (timeout, `vane stop` or a crash) during stage `{}` of {} v{}",
+            first.stage,
+            self.model(),
+            first.version
+        );
+        println!("vane: {why}; rolling back before starting again");
+        for row in &left {
+            let mut row = row.clone();
+            row.status = "failed".into();
+            row.detail = Some(format!(
+                "{why}; rolled back by attempt {}",
+                self.job.attempt
+            ));
+            row.updated_at = Utc::now();
+            self.store.set_rollout_stage(&row)?;
+        }
+        let versions = self.store.model_versions(Some(self.model()))?;
+        for row in &left {
+            let stranded = versions.iter().any(|v| {
+                v.version == row.version
+                    && v.version != self.version
+                    && !matches!(v.stage.as_str(), "production" | "archived" | "failed")
+            });
+            if stranded {
+                self.store.set_stage(&StageChange {
+                    model: self.model(),
+                    version: row.version,
+                    to_stage: "failed",
+                    actor: &self.actor(),
+                    run: Some(self.job.run),
+                    reason: Some(&why),
+                    evidence: &json!({}),
+                })?;
+            }
+        }
+        println!("vane: {}", self.restore(first.version, &why)?);
+        Ok(())
+    }
+}
+
+/// The environment a step gets about the model it handles.
+pub fn model_env(model: &str, version: i64, path: &Path, stage: &str) -> Vec<(String, String)> {
+    vec![
+        ("VANE_MODEL".into(), model.to_owned()),
+        ("VANE_MODEL_VERSION".into(), version.to_string()),
+        ("VANE_MODEL_PATH".into(), path.display().to_string()),
+        ("VANE_STAGE".into(), stage.to_owned()),
+    ]
 }
 
 fn short(hash: &str) -> &str {
@@ -540,6 +645,9 @@ fn fail(reason: &str) -> Result<bool, Error> {
 /// Rolls the candidate out, stage by stage; prints what happens to stdout. `Ok(false)` when the
 /// rollout was stopped (a failed gate or a rejection) and rolled back.
 ///
+/// One rollout of a model runs at a time: another one (a second run of the DAG, a backfill)
+/// waits for the rollout lock of the model until the holder's run ends or lets go of it.
+///
 /// # Errors
 /// Fails when the store cannot be written or a command cannot be started.
 pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
@@ -552,6 +660,43 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
             job.task_id
         )));
     }
+    let mut told = false;
+    while let Some(holder) =
+        store.claim_rollout_lock(&spec.model, job.run, job.task_id, job.attempt)?
+    {
+        if !told {
+            println!(
+                "vane: waiting for the rollout of run {} to finish (task `{}`, attempt {}, rolling {} out since {})",
+                holder.run_id,
+                holder.task_id,
+                holder.attempt,
+                spec.model,
+                holder.since.to_rfc3339()
+            );
+            told = true;
+        }
+        std::thread::sleep(POLL);
+    }
+    let result = roll_out(store, job, candidate);
+    // Whatever happened, nobody's answer can reach this attempt any more.
+    let ended = format!(
+        "attempt {} of the rollout ended before an answer",
+        job.attempt
+    );
+    if let Err(e) = store.expire_waiting(job.run, job.task_id, &ended) {
+        println!("vane: could not close the stages waiting for an answer: {e}");
+    }
+    if let Err(e) = store.release_rollout_lock(&spec.model, job.run, job.task_id) {
+        println!(
+            "vane: could not release the rollout lock of {}: {e}; it is free once run {} ends",
+            spec.model, job.run
+        );
+    }
+    result
+}
+
+fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool, Error> {
+    let spec = job.spec;
     let content = artifacts::hash_path(&candidate).map_err(|e| {
         Error::Rollout(format!(
             "cannot read the candidate {}: {e}",
@@ -564,17 +709,37 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
             job.artifacts.display()
         ))
     })?;
+    let path = candidate.display().to_string();
+    let stored = stored.display().to_string();
     let version = store.register_model_version(&NewModelVersion {
         model: &spec.model,
         hash: &content.hash,
         kind: content.kind.as_str(),
         size: content.size,
-        path: &candidate.display().to_string(),
-        stored: Some(&stored.display().to_string()),
+        path: &path,
+        stored: Some(&stored),
         run: job.run,
         task_id: job.task_id,
         attempt: job.attempt,
     })?;
+    // The attempt read the candidate: lineage shows which version each rollout handled.
+    store.record_artifacts(
+        &AttemptRef {
+            run: job.run,
+            task: job.task_id.to_owned(),
+            attempt: job.attempt,
+        },
+        Direction::Input,
+        &[NewArtifact {
+            name: &spec.model,
+            hash: &content.hash,
+            kind: content.kind,
+            size: content.size,
+            path: &path,
+            stored: Some(&stored),
+        }],
+        Utc::now(),
+    )?;
     let production = store.production(&spec.model)?;
     println!(
         "vane: rolling out {} v{version} ({}) from {}",
@@ -582,17 +747,6 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
         short(&content.hash),
         candidate.display()
     );
-    match &production {
-        Some(p) if p.version == version => {
-            println!(
-                "vane: {} v{version} is already in production; nothing to roll out",
-                spec.model
-            );
-            return Ok(true);
-        }
-        Some(p) => println!("vane: production is {} v{}", spec.model, p.version),
-        None => println!("vane: {} has no production version yet", spec.model),
-    }
     let eval_data = spec
         .eval_data
         .as_ref()
@@ -615,31 +769,61 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
         eval_data,
         eval_hash,
         candidate_eval: BTreeMap::new(),
-        production,
+        production: production.clone(),
         production_eval: BTreeMap::new(),
         production_other_hash: None,
     };
+    rollout.recover_killed()?;
+    match &production {
+        Some(p) if p.version == version => {
+            println!(
+                "vane: {} v{version} is already in production; nothing to roll out",
+                spec.model
+            );
+            return Ok(true);
+        }
+        Some(p) => println!("vane: production is {} v{}", spec.model, p.version),
+        None => println!("vane: {} has no production version yet", spec.model),
+    }
     if let Err(e) = rollout.evaluate() {
         let reason = rollout.roll_back(&e, &json!({}))?;
         return fail(&reason);
     }
-    // A retried attempt keeps the decisions already made in this run (approvals included).
-    let done: Vec<String> = store
+    // A retried attempt keeps the decisions already made in this run about this same version
+    // (approvals included); a different candidate goes through every gate itself.
+    let earlier: Vec<RolloutStage> = store
         .rollout_stages(Some(job.run))?
         .into_iter()
-        .filter(|r| r.task_id == job.task_id && matches!(r.status.as_str(), "passed" | "approved"))
-        .map(|r| r.stage)
+        .filter(|r| r.task_id == job.task_id && r.version == version)
         .collect();
     for (index, stage) in spec.stages.iter().enumerate() {
         let name = stage.name.as_str();
-        if done.iter().any(|d| d == name) {
-            println!("vane: stage `{name}` already passed in an earlier attempt of this run");
-            continue;
+        if let Some(row) = earlier.iter().find(|r| r.stage == name) {
+            match row.status.as_str() {
+                "passed" | "approved" => {
+                    println!(
+                        "vane: stage `{name}` of v{version} already {} in an earlier attempt of this run",
+                        row.status
+                    );
+                    reapply(store, job, version, row)?;
+                    continue;
+                }
+                "rejected" => {
+                    let why = format!(
+                        "{name} stage of v{version} was rejected by {} in an earlier attempt of this run: {}",
+                        row.decided_by.as_deref().unwrap_or("unknown"),
+                        row.reason.as_deref().unwrap_or("")
+                    );
+                    let reason = rollout.roll_back(&why, &row.evidence)?;
+                    return fail(&reason);
+                }
+                _ => {}
+            }
         }
         println!("vane: stage `{name}`");
         rollout.record(name, "running", None, &json!({}));
         let env = rollout.env(name, version, &rollout.candidate);
-        let mut metrics = match shell(name, &(job.render)(&stage.command), &env) {
+        let mut metrics = match rollout.step(name, &(job.render)(&stage.command), &env) {
             Ok(m) => m,
             Err(e) => {
                 rollout.record(name, "failed", Some(e.clone()), &json!({}));
@@ -655,7 +839,7 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
             std::thread::sleep(stage.soak);
         }
         if let Some(monitor) = &stage.monitor {
-            match shell(&format!("{name} monitor"), &(job.render)(monitor), &env) {
+            match rollout.step(&format!("{name} monitor"), &(job.render)(monitor), &env) {
                 Ok(m) => metrics.extend(m),
                 Err(e) => {
                     rollout.record(name, "failed", Some(e.clone()), &json!({}));
@@ -684,18 +868,15 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
                     job.run, job.run
                 );
                 println!("vane: stage `{name}` is inconclusive: {waits}");
+                evidence["inconclusive"] = json!(why);
                 rollout.record(name, "waiting", Some(waits), &evidence);
                 match rollout.wait(name)? {
                     Decision::Approved { who, note } => {
                         println!("vane: stage `{name}` approved by {who}");
                         evidence["approved_by"] = json!(who);
-                        evidence["inconclusive"] = json!(why);
                         (
                             format!("user {who}"),
-                            match note {
-                                Some(n) => format!("{name} approved by {who}: {n}"),
-                                None => format!("{name} approved by {who} ({why})"),
-                            },
+                            approved_reason(name, &who, note.as_deref(), &why),
                         )
                     }
                     Decision::Rejected { who, note } => {
@@ -719,4 +900,54 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
     }
     println!("vane: {} v{version} is in production", spec.model);
     Ok(true)
+}
+
+fn approved_reason(stage: &str, who: &str, note: Option<&str>, why: &str) -> String {
+    match note {
+        Some(n) => format!("{stage} approved by {who}: {n}"),
+        None => format!("{stage} approved by {who} ({why})"),
+    }
+}
+
+/// Puts `version` in the stage an earlier attempt of this run decided, with that decision's
+/// evidence and author, unless the ledger already has it (the attempt got that far).
+fn reapply(
+    store: &dyn Store,
+    job: &Job<'_>,
+    version: i64,
+    row: &RolloutStage,
+) -> Result<(), Error> {
+    let model = job.spec.model.as_str();
+    let applied = store
+        .ledger(Some(model))?
+        .iter()
+        .any(|e| e.version == version && e.to_stage == row.stage && e.run_id == Some(job.run));
+    if applied {
+        return Ok(());
+    }
+    let (actor, reason) = if row.status == "approved" {
+        let who = row.decided_by.clone().unwrap_or_else(|| "unknown".into());
+        let why = row.evidence["inconclusive"].as_str().unwrap_or("");
+        let reason = approved_reason(&row.stage, &who, row.reason.as_deref(), why);
+        (format!("user {who}"), reason)
+    } else {
+        (
+            format!("run {}", job.run),
+            format!("{} gate passed", row.stage),
+        )
+    };
+    let mut evidence = row.evidence.clone();
+    if row.status == "approved" {
+        evidence["approved_by"] = json!(row.decided_by);
+    }
+    store.set_stage(&StageChange {
+        model,
+        version,
+        to_stage: &row.stage,
+        actor: &actor,
+        run: Some(job.run),
+        reason: Some(&reason),
+        evidence: &evidence,
+    })?;
+    Ok(())
 }

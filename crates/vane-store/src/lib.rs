@@ -31,8 +31,8 @@ pub use checks::{
 };
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use registry::{
-    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,
-    production_at,
+    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutLock, RolloutStage,
+    StageChange, production_at,
 };
 
 pub use sqlite::SqliteStore;

@@ -73,7 +73,8 @@ pub struct RolloutStage {
     pub stage: String,
     pub model: String,
     pub version: i64,
-    /// `waiting`, `passed`, `approved`, `rejected` or `failed`.
+    /// `running`, `waiting`, `passed`, `approved`, `rejected`, `failed`, or `expired` (it
+    /// waited, and the attempt waiting ended before anyone answered).
     pub status: String,
     /// What it waits for, or why it failed.
     pub detail: Option<String>,
@@ -81,6 +82,16 @@ pub struct RolloutStage {
     pub decided_by: Option<String>,
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The attempt rolling a model out now; others of the same model wait for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutLock {
+    pub model: String,
+    pub run_id: RunId,
+    pub task_id: String,
+    pub attempt: u32,
+    pub since: DateTime<Utc>,
 }
 
 /// Records and reads model stages, gate evidence and approvals.
@@ -136,7 +147,8 @@ pub trait RegistryStore {
     /// Fails when the database cannot be read.
     fn model_metrics(&self, model: &str, version: i64) -> Result<Vec<(String, String, f64)>>;
 
-    /// Records (or replaces) the decision of a rollout stage.
+    /// Records (or replaces) the decision of a rollout stage for one version. A person's answer
+    /// (`approved`, `rejected`) is never replaced: a retried attempt keeps it.
     ///
     /// # Errors
     /// Fails when the database cannot be written.
@@ -149,7 +161,8 @@ pub trait RegistryStore {
     fn rollout_stages(&self, run: Option<RunId>) -> Result<Vec<RolloutStage>>;
 
     /// A person's answer to waiting stages of run `run` (only `stage` if given): `status` is
-    /// `approved` or `rejected`. Returns the stages it answered.
+    /// `approved` or `rejected`. Only a running run's stages are answered. Returns the stages
+    /// it answered.
     ///
     /// # Errors
     /// Fails when the database cannot be written.
@@ -161,6 +174,33 @@ pub trait RegistryStore {
         by: &str,
         reason: Option<&str>,
     ) -> Result<Vec<RolloutStage>>;
+
+    /// Marks the stages of `run`'s task `task_id` still `waiting` as `expired` with `detail`:
+    /// the attempt that waited has ended, so nobody's answer can reach it. Returns how many.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn expire_waiting(&self, run: RunId, task_id: &str, detail: &str) -> Result<usize>;
+
+    /// Takes the rollout lock of `model` for this attempt, in one write transaction: when
+    /// nobody holds it, when the same run's task holds it (an earlier attempt of this one), or
+    /// when the holder's run is no longer running (it was killed). Otherwise returns the holder.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn claim_rollout_lock(
+        &self,
+        model: &str,
+        run: RunId,
+        task_id: &str,
+        attempt: u32,
+    ) -> Result<Option<RolloutLock>>;
+
+    /// Gives the rollout lock of `model` back, if this run's task holds it.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn release_rollout_lock(&self, model: &str, run: RunId, task_id: &str) -> Result<()>;
 }
 
 /// Which version of a model was in production at `at`, replaying its ledger.

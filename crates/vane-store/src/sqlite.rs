@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_checks.sql"),
     include_str!("../migrations/0010_registry.sql"),
     include_str!("../migrations/0011_cache.sql"),
+    include_str!("../migrations/0012_rollout_lock.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

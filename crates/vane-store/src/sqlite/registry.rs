@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use super::{SqliteStore, parse_ts, ts};
 use crate::registry::{
-    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutStage, StageChange,
+    LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutLock, RolloutStage,
+    StageChange,
 };
 use crate::{Result, RunId, StoreError};
 
@@ -72,10 +73,16 @@ impl RegistryStore for SqliteStore {
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE name = ?1",
                     )?
                     .query_row(params![new.model], |r| r.get(0))?;
+                // The rollout read the candidate, it did not make it: the producer is the
+                // attempt that wrote the same content as an output, if one did, else unknown.
                 tx.prepare_cached(
                     "INSERT INTO artifact_versions
                        (name, version, hash, kind, size, path, stored, created_at, run_id, task_id, attempt)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, p.run_id, p.task_id, p.attempt
+                     FROM (SELECT 1) LEFT JOIN (
+                         SELECT run_id, task_id, attempt FROM artifact_versions
+                         WHERE hash = ?3 AND run_id IS NOT NULL ORDER BY id LIMIT 1
+                     ) p",
                 )?
                 .execute(params![
                     new.model,
@@ -85,10 +92,7 @@ impl RegistryStore for SqliteStore {
                     new.size as i64,
                     new.path,
                     new.stored,
-                    now,
-                    new.run,
-                    new.task_id,
-                    new.attempt
+                    now
                 ])?;
                 (tx.last_insert_rowid(), version)
             }
@@ -278,9 +282,13 @@ impl RegistryStore for SqliteStore {
     fn set_rollout_stage(&self, s: &RolloutStage) -> Result<()> {
         let tx = self.write_tx()?;
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO rollout_stages
+            "INSERT INTO rollout_stages
                (run_id, task_id, stage, model, version, status, detail, evidence, decided_by, reason, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (run_id, task_id, stage, version) DO UPDATE SET
+               model = ?4, status = ?6, detail = ?7, evidence = ?8, decided_by = ?9, reason = ?10,
+               updated_at = ?11
+             WHERE rollout_stages.status NOT IN ('approved', 'rejected')",
         )?
         .execute(params![
             s.run_id,
@@ -325,6 +333,7 @@ impl RegistryStore for SqliteStore {
             let mut stmt = tx.prepare_cached(
                 "UPDATE rollout_stages SET status = ?3, decided_by = ?4, reason = ?5, updated_at = ?6
                  WHERE run_id = ?1 AND (?2 IS NULL OR stage = ?2) AND status = 'waiting'
+                   AND EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND state = 'running')
                  RETURNING *",
             )?;
             let mut rows = stmt.query(params![run, stage, status, by, reason, ts(&Utc::now())])?;
@@ -334,6 +343,73 @@ impl RegistryStore for SqliteStore {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    fn expire_waiting(&self, run: RunId, task_id: &str, detail: &str) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE rollout_stages SET status = 'expired', detail = ?3, updated_at = ?4
+                 WHERE run_id = ?1 AND task_id = ?2 AND status = 'waiting'",
+            )?
+            .execute(params![run, task_id, detail, ts(&Utc::now())])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn claim_rollout_lock(
+        &self,
+        model: &str,
+        run: RunId,
+        task_id: &str,
+        attempt: u32,
+    ) -> Result<Option<RolloutLock>> {
+        let tx = self.write_tx()?;
+        let holder = tx
+            .prepare_cached(
+                "SELECT l.model, l.run_id, l.task_id, l.attempt, l.since, r.state = 'running'
+                 FROM rollout_locks l LEFT JOIN runs r ON r.id = l.run_id WHERE l.model = ?1",
+            )?
+            .query_row(params![model], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, RunId>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+                ))
+            })
+            .optional()?;
+        if let Some((model, run_id, task, attempt, since, running)) = holder
+            && running
+            && !(run_id == run && task == task_id)
+        {
+            return Ok(Some(RolloutLock {
+                model,
+                run_id,
+                task_id: task,
+                attempt,
+                since: parse_ts(&since)?,
+            }));
+        }
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO rollout_locks (model, run_id, task_id, attempt, since)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![model, run, task_id, attempt, ts(&Utc::now())])?;
+        tx.commit()?;
+        Ok(None)
+    }
+
+    fn release_rollout_lock(&self, model: &str, run: RunId, task_id: &str) -> Result<()> {
+        let tx = self.write_tx()?;
+        tx.prepare_cached(
+            "DELETE FROM rollout_locks WHERE model = ?1 AND run_id = ?2 AND task_id = ?3",
+        )?
+        .execute(params![model, run, task_id])?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -348,6 +424,10 @@ mod tests {
     use crate::{SqliteStore, Store};
 
     fn run(store: &SqliteStore) -> RunId {
+        run_on(store, 23)
+    }
+
+    fn run_on(store: &SqliteStore, day: u32) -> RunId {
         let version = store
             .record_dag_version(&NewDagVersion {
                 dag_id: "churn",
@@ -360,7 +440,7 @@ mod tests {
             .create_run(&NewRun {
                 dag_id: "churn",
                 dag_version: version,
-                logical_date: Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap(),
+                logical_date: Utc.with_ymd_and_hms(2026, 11, day, 0, 0, 0).unwrap(),
                 trigger: Trigger::Manual,
                 params: json!({}),
                 git: None,
@@ -442,10 +522,125 @@ mod tests {
         ));
     }
 
+    fn set_state(store: &SqliteStore, run: RunId, state: crate::RunState) {
+        store
+            .apply(&[crate::Change::Run {
+                run,
+                state,
+                reason: None,
+                at: Utc::now(),
+            }])
+            .unwrap();
+    }
+
+    fn stage_row(run: RunId, version: i64, status: &str) -> RolloutStage {
+        RolloutStage {
+            run_id: run,
+            task_id: "rollout".into(),
+            stage: "canary".into(),
+            model: "churn".into(),
+            version,
+            status: status.into(),
+            detail: None,
+            evidence: json!({}),
+            decided_by: None,
+            reason: None,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn decisions_are_per_version_and_a_persons_answer_is_kept() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        set_state(&store, r, crate::RunState::Running);
+        store
+            .set_rollout_stage(&stage_row(r, 1, "waiting"))
+            .unwrap();
+        store
+            .decide_rollout(r, None, "approved", "alice", None)
+            .unwrap();
+        // A retry writing the same stage of the same version does not undo the approval.
+        store
+            .set_rollout_stage(&stage_row(r, 1, "running"))
+            .unwrap();
+        // Another version of the same stage is a row of its own.
+        store
+            .set_rollout_stage(&stage_row(r, 2, "waiting"))
+            .unwrap();
+        let rows = store.rollout_stages(Some(r)).unwrap();
+        let by: Vec<(i64, &str)> = rows
+            .iter()
+            .map(|s| (s.version, s.status.as_str()))
+            .collect();
+        assert_eq!(by, [(1, "approved"), (2, "waiting")]);
+        assert_eq!(store.expire_waiting(r, "rollout", "ended").unwrap(), 1);
+        assert!(
+            store
+                .decide_rollout(r, None, "approved", "bob", None)
+                .unwrap()
+                .is_empty(),
+            "an expired stage cannot be answered"
+        );
+    }
+
+    #[test]
+    fn a_stage_of_a_run_that_ended_cannot_be_answered() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let r = run(&store);
+        store
+            .set_rollout_stage(&stage_row(r, 1, "waiting"))
+            .unwrap();
+        set_state(&store, r, crate::RunState::Running);
+        set_state(&store, r, crate::RunState::Failed);
+        assert!(
+            store
+                .decide_rollout(r, None, "approved", "alice", None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn one_rollout_of_a_model_holds_the_lock() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let a = run_on(&store, 1);
+        let b = run_on(&store, 2);
+        set_state(&store, a, crate::RunState::Running);
+        set_state(&store, b, crate::RunState::Running);
+        assert_eq!(
+            store.claim_rollout_lock("churn", a, "rollout", 1).unwrap(),
+            None
+        );
+        let holder = store.claim_rollout_lock("churn", b, "rollout", 1).unwrap();
+        assert_eq!(holder.map(|h| (h.run_id, h.attempt)), Some((a, 1)));
+        // Another model is not held up, and a retry of the holder takes the lock over.
+        assert_eq!(
+            store.claim_rollout_lock("other", b, "rollout", 1).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.claim_rollout_lock("churn", a, "rollout", 2).unwrap(),
+            None
+        );
+        // Released, or held by a run that ended (killed), the lock is free again.
+        store.release_rollout_lock("churn", a, "rollout").unwrap();
+        assert_eq!(
+            store.claim_rollout_lock("churn", b, "rollout", 1).unwrap(),
+            None
+        );
+        set_state(&store, b, crate::RunState::Failed);
+        assert_eq!(
+            store.claim_rollout_lock("churn", a, "rollout", 3).unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn a_person_answers_only_a_waiting_stage() {
         let store = SqliteStore::open_in_memory().unwrap();
         let r = run(&store);
+        set_state(&store, r, crate::RunState::Running);
         let v = register(&store, r, "aa");
         let mut stage = RolloutStage {
             run_id: r,
