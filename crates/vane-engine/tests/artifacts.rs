@@ -43,8 +43,9 @@ impl Project {
         }
     }
 
-    /// Runs DAG `source` once for logical day `day`.
-    async fn run(&self, source: &str, day: u32) -> RunDetail {
+    /// Runs DAG `source` once, at hour `hour` of one day: the day is part of a cache key, so
+    /// runs meant to share a cache share their day.
+    async fn run(&self, source: &str, hour: u32) -> RunDetail {
         let dag = vane_dag::parse_dag(source, "ml").dag.unwrap();
         let engine = self.engine();
         let spec = RunSpec {
@@ -52,7 +53,7 @@ impl Project {
             source,
             path: Path::new("dags/ml.toml"),
             params: Vec::new(),
-            logical_date: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+            logical_date: Utc.with_ymd_and_hms(2026, 1, 5, hour, 0, 0).unwrap(),
             trigger: Trigger::Manual,
             git: None,
             backfill: None,
