@@ -52,7 +52,8 @@ def export(args):
 def annotate(args):
     batch = common.read_csv(args.batch)
     time.sleep(args.delay)
-    rng = random.Random(f"review:{args.batch}")
+    # Seeded by the batch itself, so the same day gets the same labels wherever it runs.
+    rng = random.Random("review:" + ",".join(r["customer_id"] for r in batch))
     out = []
     for i, row in enumerate(batch):
         truth = 1 if rule_risk(row) > label.THRESHOLD else 0
