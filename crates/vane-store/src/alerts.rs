@@ -147,6 +147,10 @@ pub struct AlertOccurrence<'a> {
     pub run: Option<RunId>,
     pub dag_version: Option<DagVersionId>,
     pub at: DateTime<Utc>,
+    /// An alert with the same key that a successful run resolved at or after this time is
+    /// reopened rather than a new one opened: a task that flaps between failing and passing
+    /// stays one alert with a count.
+    pub reopen_since: Option<DateTime<Utc>>,
 }
 
 /// Which alerts to list.
@@ -184,7 +188,7 @@ pub trait AlertStore {
     ) -> Result<Vec<String>>;
 
     /// Opens an alert, or counts one more occurrence of the unresolved alert with the same
-    /// rule, DAG, task and subject. Returns the alert after the change.
+    /// rule, DAG, task and subject (or of one auto-resolved since `reopen_since`). Returns the alert after the change.
     ///
     /// # Errors
     /// Fails when the database cannot be written.

@@ -262,6 +262,32 @@ impl AlertStore for SqliteStore {
             )?
             .query_row(params![o.rule, o.dag_id, task, subject], |r| r.get(0))
             .optional()?;
+        let existing = match (existing, o.reopen_since) {
+            (None, Some(since)) => {
+                let reopened: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT id FROM alerts WHERE rule = ?1 AND dag_id = ?2 AND task_id = ?3
+                         AND subject = ?4 AND state = 'resolved' AND resolved_by LIKE 'run %'
+                         AND resolved_at >= ?5
+                         ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row(params![o.rule, o.dag_id, task, subject, ts(&since)], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if let Some(id) = reopened {
+                    tx.prepare_cached(
+                        "UPDATE alerts SET state = CASE WHEN acked_at IS NULL THEN 'open'
+                                                        ELSE 'acknowledged' END,
+                            resolved_at = NULL, resolved_by = NULL
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![id])?;
+                }
+                reopened
+            }
+            (found, _) => found,
+        };
         let id = match existing {
             Some(id) => {
                 tx.prepare_cached(
@@ -271,7 +297,14 @@ impl AlertStore for SqliteStore {
                         last_dag_version = COALESCE(?6, last_dag_version)
                      WHERE id = ?1",
                 )?
-                .execute(params![id, o.summary, o.severity, at, o.run, o.dag_version])?;
+                .execute(params![
+                    id,
+                    o.summary,
+                    o.severity,
+                    at,
+                    o.run,
+                    o.dag_version
+                ])?;
                 id
             }
             None => {
