@@ -62,6 +62,10 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Reject(args) => crate::models::reject(g, &args),
         Command::Promote(args) => crate::models::promote(g, &args),
         Command::Rollback(args) => crate::models::rollback(g, &args),
+        Command::Alerts(args) => crate::alerts::alerts(g, &args),
+        Command::Ack(args) => crate::alerts::ack(g, &args),
+        Command::Resolve(args) => crate::alerts::resolve(g, &args),
+        Command::Snooze(args) => crate::alerts::snooze(g, &args),
         Command::ExecBuiltin => crate::builtin::exec_builtin(),
     }
 }
@@ -260,7 +264,7 @@ pub(crate) fn engine<'a>(
 }
 
 /// Pools and the global task limit from the scheduler config, when there is one.
-fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
+pub(crate) fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
     let source = match std::fs::read_to_string(&g.config) {
         Ok(source) => source,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
