@@ -102,7 +102,12 @@ fn alerts(p: &Project, all: bool) -> Vec<Value> {
     if all {
         args.push("--all");
     }
-    p.vane(&args).success().json().as_array().cloned().unwrap_or_default()
+    p.vane(&args)
+        .success()
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[test]
@@ -253,4 +258,39 @@ fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one() {
     p.vane(&["ack", "7", "--noise"])
         .code(2)
         .stderr_contains("there is no alert 7; `vane alerts --all` lists them");
+}
+
+#[test]
+fn a_burst_of_alerts_found_at_once_is_one_notification_per_channel() {
+    let hook = Hook::start();
+    let p = Project::new().dag(
+        "burst",
+        "[tasks.a]\ncommand = \"exit 1\"\n[tasks.b]\ncommand = \"exit 1\"\n[tasks.c]\ncommand = \"exit 1\"\n",
+    );
+    p.write(
+        "vane.toml",
+        &format!(
+            "[[alerts.rules]]\non = \"task_failed\"\nchannels = [\"hook\"]\n\
+             [alerts.channels.hook]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            hook.url()
+        ),
+    );
+    p.vane(&["run", "burst"]).failure();
+    p.vane(&["alerts", "--evaluate"]).success();
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let tasks: Vec<&str> = received[0]["alerts"]
+        .as_array()
+        .expect("a list of alerts")
+        .iter()
+        .filter_map(|a| a["task"].as_str())
+        .collect();
+    assert_eq!(tasks, ["a", "b", "c"]);
+    assert!(
+        received[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("3 alerts")),
+        "{}",
+        received[0]["title"]
+    );
 }
