@@ -25,7 +25,7 @@ pub(crate) struct Global {
     /// SQLite database; logs and the work folder live beside it.
     #[arg(long, global = true, env = "VANE_DB", default_value = ".vane/vane.db")]
     pub(crate) db: PathBuf,
-    /// Scheduler config: pools and the global task limit. Optional; read when it exists.
+    /// Scheduler config: pools, the global task limit, alerts. Optional; read when it exists.
     #[arg(long, global = true, env = "VANE_CONFIG", default_value = "vane.toml")]
     pub(crate) config: PathBuf,
     /// Work folder for what runs produce, given to tasks as $VANE_WORK [default: beside the database].

@@ -290,10 +290,8 @@ const ONCALL: &[Field] = &[
     with_default(
         field(
             "every",
-            Ty::Duration {
-                max_secs: 366 * DAY_SECS,
-            },
-            "How long each turn lasts.",
+            Ty::Str,
+            "How long each turn lasts: `1w`, `2w`, or any duration such as `3d` or `12h`.",
         ),
         "1w",
     ),
@@ -517,13 +515,37 @@ fn oncall(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
     if people.is_empty() {
         return None;
     }
+    let every = match (keys.str("every"), keys.get("every")) {
+        (Some(text), Some(entry)) => match turn_length(text) {
+            Ok(d) => d,
+            Err(problem) => {
+                cx.error(
+                    format!("invalid turn length `{text}` for `every`: {problem}"),
+                    entry.span.clone(),
+                    "write a number of weeks (\"1w\") or a duration such as \"3d\" or \"12h\"",
+                );
+                return None;
+            }
+        },
+        _ => Duration::from_secs(7 * DAY_SECS),
+    };
     Some(OnCall {
         people,
         start,
-        every: keys
-            .dur("every")
-            .unwrap_or(Duration::from_secs(7 * DAY_SECS)),
+        every,
     })
+}
+
+/// Turns are counted in weeks (`1w`), which DAG durations do not offer, or any duration.
+fn turn_length(text: &str) -> Result<Duration, String> {
+    let length = match text.trim().strip_suffix('w').map(str::parse::<u64>) {
+        Some(Ok(weeks)) => Duration::from_secs(weeks.saturating_mul(7 * DAY_SECS)),
+        _ => crate::parse_duration(text)?,
+    };
+    if length.is_zero() || length.as_secs() > 366 * DAY_SECS {
+        return Err("a turn lasts from 1s to 52w".to_owned());
+    }
+    Ok(length)
 }
 
 #[cfg(test)]

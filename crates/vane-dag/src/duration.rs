@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, `1d`, `1w` and sums of them (`1h30m`).
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1d` and sums of them (`1h30m`).
 ///
 /// # Errors
 /// Returns a sentence saying what is wrong with `text`.
@@ -32,8 +32,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            // On-call turns are counted in weeks.
-            "w" => 604_800_000,
             "" => return Err(format!("`{number}` has no unit")),
             other => return Err(format!("unknown unit `{}`", other.trim())),
         };
