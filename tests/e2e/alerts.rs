@@ -294,3 +294,27 @@ fn a_burst_of_alerts_found_at_once_is_one_notification_per_channel() {
         received[0]["title"]
     );
 }
+
+#[test]
+fn mistakes_in_the_alert_config_are_reported_like_a_compiler_with_fixes() {
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        r#"[[alerts.rules]]
+on = "task_fialed"
+channels = ["pagr"]
+cooldown = "soon"
+
+[alerts.channels.pager]
+kind = "webhook"
+url = "https://events.pagerduty.com/v2/enqueue"
+
+[alerts.oncall]
+people = ["alice"]
+start = "2026-01-05"
+every = "fortnight"
+"#,
+    );
+    let out = p.vane(&["alerts"]).code(2);
+    insta::assert_snapshot!("alerts_config_errors", out.stderr);
+}

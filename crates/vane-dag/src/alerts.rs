@@ -341,9 +341,14 @@ pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> AlertsConf
             }
         }
     }
+    // A channel with a mistake of its own is still declared: one error is enough.
+    let mut declared: Vec<String> = config.channels.keys().cloned().collect();
+    if let Some(DeValue::Table(channels)) = table.get("channels").map(|c| c.get_ref()) {
+        declared.extend(channels.keys().map(|k| k.get_ref().to_string()));
+    }
     for (name, span) in referenced {
-        if !config.channels.contains_key(&name) {
-            let hint = match suggestion(&name, config.channels.keys().map(String::as_str)) {
+        if !declared.contains(&name) {
+            let hint = match suggestion(&name, declared.iter().map(String::as_str)) {
                 h if h.starts_with("did you mean") => h,
                 _ => format!("declare it as [alerts.channels.{name}] with a `kind`"),
             };
@@ -452,6 +457,9 @@ fn rules(
     };
     for item in items {
         let keys = cx.table(item, &[RULE], "[[alerts.rules]]");
+        if keys.get("channels").is_some() {
+            referenced.extend(keys.list("channels").iter().cloned());
+        }
         let Some(on) = keys.str("on").and_then(AlertOn::parse) else {
             continue;
         };
@@ -479,9 +487,10 @@ fn rules(
             continue;
         }
         let channels: Vec<String> = if keys.get("channels").is_some() {
-            let list = keys.list("channels");
-            referenced.extend(list.iter().cloned());
-            list.iter().map(|(n, _)| n.clone()).collect()
+            keys.list("channels")
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect()
         } else {
             vec!["log".to_owned()]
         };

@@ -135,6 +135,8 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
             }
         }
     }
+    cx.diags
+        .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     if cx.diags.iter().any(Diagnostic::is_error) {
         Err(cx.diags)
     } else {
