@@ -142,20 +142,7 @@ pub fn evaluate<S: Store + ?Sized>(
         report.events += 1;
         match event.kind {
             EventKind::RunSucceeded | EventKind::TaskSucceeded | EventKind::CheckPassed => {
-                let Some(run) = event.run else { continue };
-                let subject = match event.kind {
-                    EventKind::CheckPassed => event.subject.as_deref(),
-                    _ => None,
-                };
-                report.resolved.extend(store.resolve_after_success(
-                    &event.dag_id,
-                    event.task_id.as_deref(),
-                    subject,
-                    run,
-                    event.dag_version,
-                    &format!("run {run}"),
-                    event.at,
-                )?);
+                report.resolved.extend(store.resolve_after_success(event)?);
             }
             EventKind::TaskCleared => {
                 store.credit_action(event.run, event.task_id.as_deref(), None, "clear")?;

@@ -194,24 +194,14 @@ pub trait AlertStore {
     /// Fails when the database cannot be written.
     fn raise_alert(&self, occurrence: &AlertOccurrence<'_>) -> Result<AlertRecord>;
 
-    /// Resolves the unresolved alerts of `dag_id` last seen in a run before `run` (only those
-    /// of `task_id` when given, and never those `except_kinds` names), as `by`. An alert
-    /// without a verdict whose last run had another DAG version than `dag_version` is marked
-    /// real: a fix made the run pass. Returns the alerts resolved.
+    /// Resolves what a success answered: the unresolved alerts of the event's DAG last seen in
+    /// an earlier run (or earlier in the same run), only those of its task and subject when it
+    /// names them. An alert without a verdict whose last run had another DAG version than the
+    /// successful one is marked real: a fix made the run pass. Returns the alerts resolved.
     ///
     /// # Errors
     /// Fails when the database cannot be written.
-    #[allow(clippy::too_many_arguments)]
-    fn resolve_after_success(
-        &self,
-        dag_id: &str,
-        task_id: Option<&str>,
-        subject: Option<&str>,
-        run: RunId,
-        dag_version: Option<DagVersionId>,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<AlertRecord>>;
+    fn resolve_after_success(&self, success: &HistoryEvent) -> Result<Vec<AlertRecord>>;
 
     /// Marks real (as `source`) the alerts without a verdict that a person acted on: those of
     /// run `run` (and task `task_id`, or the whole run), or those about `subject` (a model).

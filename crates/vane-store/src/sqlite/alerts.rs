@@ -5,7 +5,7 @@ use super::{SqliteStore, parse_enum, parse_ts, ts};
 use crate::alerts::{
     AlertFilter, AlertOccurrence, AlertRecord, AlertStore, EventKind, HistoryEvent, Verdict,
 };
-use crate::{DagVersionId, Result, RunId, StoreError};
+use crate::{Result, RunId, StoreError};
 
 const ALERT_COLUMNS: &str = "id, rule, kind, severity, dag_id, task_id, subject, state, summary,
     count, first_seen, last_seen, first_run, last_run, last_dag_version, snoozed_until, acked_by,
@@ -333,16 +333,17 @@ impl AlertStore for SqliteStore {
         Ok(alert)
     }
 
-    fn resolve_after_success(
-        &self,
-        dag_id: &str,
-        task_id: Option<&str>,
-        subject: Option<&str>,
-        run: RunId,
-        dag_version: Option<DagVersionId>,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<AlertRecord>> {
+    fn resolve_after_success(&self, success: &HistoryEvent) -> Result<Vec<AlertRecord>> {
+        let Some(run) = success.run else {
+            return Ok(Vec::new());
+        };
+        let by = format!("run {run}");
+        let (dag_id, task_id, subject) = (
+            &success.dag_id,
+            success.task_id.as_deref(),
+            success.subject.as_deref(),
+        );
+        let (dag_version, at) = (success.dag_version, success.at);
         let tx = self.write_tx()?;
         // A success later in the same run (a cleared task that passed) resolves too, except a
         // `check_warn`: a validate task succeeds with its warnings, so its own success says
