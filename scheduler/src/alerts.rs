@@ -290,7 +290,7 @@ pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {
     println!(
         "alert {} snoozed until {}: it keeps counting, and notifies again after that",
         alert.id,
-        until.to_rfc3339()
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(ExitCode::SUCCESS)
 }
