@@ -25,7 +25,7 @@ pub(crate) struct Global {
     /// SQLite database; logs and the work folder live beside it.
     #[arg(long, global = true, env = "VANE_DB", default_value = ".vane/vane.db")]
     pub(crate) db: PathBuf,
-    /// Scheduler config: pools and the global task limit. Optional; read when it exists.
+    /// Scheduler config: pools, the global task limit, alerts. Optional; read when it exists.
     #[arg(long, global = true, env = "VANE_CONFIG", default_value = "vane.toml")]
     pub(crate) config: PathBuf,
     /// Work folder for what runs produce, given to tasks as $VANE_WORK [default: beside the database].
@@ -113,6 +113,15 @@ pub(crate) enum Command {
     Promote(crate::models::PromoteArgs),
     /// Put the previous (or a given) production version of a model back, recording who and why.
     Rollback(crate::models::RollbackArgs),
+    /// List alerts (open ones by default); --evaluate reads new history first, --stats shows
+    /// each rule's precision.
+    Alerts(crate::alerts::AlertsArgs),
+    /// Acknowledge an alert, and say whether it was real or noise.
+    Ack(crate::alerts::AckArgs),
+    /// Resolve an alert by hand.
+    Resolve(crate::alerts::ResolveArgs),
+    /// Silence an alert's notifications for a while (at most 7d); it keeps counting.
+    Snooze(crate::alerts::SnoozeArgs),
     /// Run the work of a `validate` or `deploy` task; the engine starts this as the task's process.
     #[command(hide = true)]
     ExecBuiltin,

@@ -62,6 +62,10 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Reject(args) => crate::models::reject(g, &args),
         Command::Promote(args) => crate::models::promote(g, &args),
         Command::Rollback(args) => crate::models::rollback(g, &args),
+        Command::Alerts(args) => crate::alerts::alerts(g, &args),
+        Command::Ack(args) => crate::alerts::ack(g, &args),
+        Command::Resolve(args) => crate::alerts::resolve(g, &args),
+        Command::Snooze(args) => crate::alerts::snooze(g, &args),
         Command::ExecBuiltin => crate::builtin::exec_builtin(),
     }
 }
@@ -260,7 +264,7 @@ pub(crate) fn engine<'a>(
 }
 
 /// Pools and the global task limit from the scheduler config, when there is one.
-fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
+pub(crate) fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
     let source = match std::fs::read_to_string(&g.config) {
         Ok(source) => source,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
@@ -398,8 +402,49 @@ fn scheduler(g: &Global, grace: u64, kill_grace: u64, json_logs: bool) -> Result
         shutdown_grace: Duration::from_secs(grace),
         poll: Duration::from_millis(500),
     };
+    let alerts = limits(g)?.alerts;
+    if !alerts.rules.is_empty() {
+        evaluate_alerts_every(ALERTS_EVERY, absolute(&g.db)?, alerts);
+    }
     runtime.block_on(vane_daemon::run(engine, config, stop))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often the scheduler turns newly recorded history into alerts.
+const ALERTS_EVERY: Duration = Duration::from_secs(10);
+
+/// Evaluates the alert rules on a thread of its own, with its own database connection:
+/// delivering to a slow webhook (timeouts, retries) must never hold up scheduling. Alerts are
+/// derived from what is recorded, so one that is cut off by a shutdown is found again by the
+/// next evaluation.
+fn evaluate_alerts_every(every: Duration, db: PathBuf, config: vane_dag::AlertsConfig) {
+    std::thread::spawn(move || {
+        let store = match SqliteStore::open(&db) {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::error!(%error, "Alerts are off: cannot open the database.");
+                return;
+            }
+        };
+        loop {
+            std::thread::sleep(every);
+            match vane_alerts::evaluate(&store, &config, Utc::now()) {
+                Ok(report) => {
+                    for n in report.notifications.iter().filter(|n| n.error.is_some()) {
+                        tracing::warn!(channel = %n.channel, alerts = n.alerts.len(), error = n.error.as_deref(), "Alert notification not delivered.");
+                    }
+                    if !report.raised.is_empty() {
+                        tracing::info!(
+                            raised = report.raised.len(),
+                            resolved = report.resolved.len(),
+                            "Alerts evaluated."
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "Alert evaluation failed; trying again."),
+            }
+        }
+    });
 }
 
 fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> {

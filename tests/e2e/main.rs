@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod alerts;
 mod artifacts;
 mod backfill;
 mod checks;

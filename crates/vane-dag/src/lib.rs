@@ -20,6 +20,7 @@
 //! assert_eq!(dag.tasks[1].depends_on, vec![0]);
 //! ```
 
+mod alerts;
 mod checks;
 mod deploy;
 mod diag;
@@ -31,6 +32,7 @@ mod schedule;
 mod spec;
 mod template;
 
+pub use alerts::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind, OnCall};
 pub use checks::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
     DriftMethod, Format, ValidateSpec,

@@ -67,6 +67,8 @@ pub struct SchedulerConfig {
     pub max_active_tasks: Option<usize>,
     /// Named pools and how many tasks of each may run at once.
     pub pools: std::collections::BTreeMap<String, usize>,
+    /// `[alerts]`: rules, channels and the on-call rotation.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// Parses and checks a scheduler config file:
@@ -122,8 +124,9 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
                     }
                 }
             }
+            "alerts" => config.alerts = crate::alerts::parse(&mut cx, value),
             other => {
-                let hint = suggestion(other, ["scheduler", "pools"]);
+                let hint = suggestion(other, ["scheduler", "pools", "alerts"]);
                 cx.error(
                     format!("unknown table `{other}` in the scheduler config"),
                     key.span(),
@@ -132,6 +135,8 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
             }
         }
     }
+    cx.diags
+        .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     if cx.diags.iter().any(Diagnostic::is_error) {
         Err(cx.diags)
     } else {
@@ -140,7 +145,7 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
 }
 
 /// A checked value of one key.
-enum Val {
+pub(crate) enum Val {
     Str(String),
     Int(i64),
     Dur(Duration),
@@ -172,44 +177,44 @@ fn parse_date_text(text: &str) -> Option<Val> {
         .map(Val::Local)
 }
 
-struct Entry {
+pub(crate) struct Entry {
     val: Val,
-    span: Range<usize>,
+    pub(crate) span: Range<usize>,
 }
 
 /// The keys of one table that passed their type checks.
 #[derive(Default)]
-struct Checked {
+pub(crate) struct Checked {
     entries: HashMap<&'static str, Entry>,
 }
 
 impl Checked {
-    fn get(&self, name: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.get(name)
     }
 
-    fn str(&self, name: &str) -> Option<&str> {
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
         match self.get(name)?.val {
             Val::Str(ref s) => Some(s),
             _ => None,
         }
     }
 
-    fn int(&self, name: &str) -> Option<i64> {
+    pub(crate) fn int(&self, name: &str) -> Option<i64> {
         match self.get(name)?.val {
             Val::Int(i) => Some(i),
             _ => None,
         }
     }
 
-    fn dur(&self, name: &str) -> Option<Duration> {
+    pub(crate) fn dur(&self, name: &str) -> Option<Duration> {
         match self.get(name)?.val {
             Val::Dur(d) => Some(d),
             _ => None,
         }
     }
 
-    fn bool(&self, name: &str) -> Option<bool> {
+    pub(crate) fn bool(&self, name: &str) -> Option<bool> {
         match self.get(name)?.val {
             Val::Bool(b) => Some(b),
             _ => None,
@@ -218,7 +223,11 @@ impl Checked {
 
     /// A date key resolved in `tz`; a wall-clock time that does not exist there (a
     /// daylight-saving gap) moves to the first valid time after it.
-    fn date(&self, name: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    pub(crate) fn date(
+        &self,
+        name: &str,
+        tz: chrono_tz::Tz,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
         match self.get(name)?.val {
             Val::Instant(t) => Some(t),
             Val::Local(local) => crate::schedule::resolve_local(local, tz),
@@ -226,7 +235,7 @@ impl Checked {
         }
     }
 
-    fn list(&self, name: &str) -> &[(String, Range<usize>)] {
+    pub(crate) fn list(&self, name: &str) -> &[(String, Range<usize>)] {
         match self.get(name).map(|e| &e.val) {
             Some(Val::List(items)) => items,
             _ => &[],
@@ -237,9 +246,9 @@ impl Checked {
 /// Inputs named by artifact name (`inputs = ["raw"]`), with where each name is written.
 type InputNames = Vec<(String, Range<usize>)>;
 
-struct Cx<'s> {
-    source: &'s str,
-    diags: Vec<Diagnostic>,
+pub(crate) struct Cx<'s> {
+    pub(crate) source: &'s str,
+    pub(crate) diags: Vec<Diagnostic>,
 }
 
 /// A number written as a TOML integer or float.
@@ -362,7 +371,12 @@ impl Cx<'_> {
         }
     }
 
-    fn error(&mut self, message: impl Into<String>, span: Range<usize>, hint: impl Into<String>) {
+    pub(crate) fn error(
+        &mut self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        hint: impl Into<String>,
+    ) {
         self.diags
             .push(Diagnostic::error(message, Some(span)).hint(hint));
     }
@@ -1034,7 +1048,7 @@ impl Cx<'_> {
     }
 
     /// Checks every key of a table against its spec: unknown keys, types and bounds.
-    fn table(
+    pub(crate) fn table(
         &mut self,
         value: &Spanned<DeValue<'_>>,
         groups: &[&'static [Field]],

@@ -15,6 +15,7 @@
 //! }).unwrap());
 //! ```
 
+mod alerts;
 mod artifacts;
 mod checks;
 mod metrics;
@@ -22,6 +23,10 @@ mod registry;
 mod sqlite;
 mod types;
 
+pub use alerts::{
+    AlertFilter, AlertOccurrence, AlertRecord, AlertState, AlertStore, EventKind, HistoryEvent,
+    Verdict,
+};
 pub use artifacts::{
     ArtifactKind, ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,
 };
@@ -76,7 +81,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// call knows the record survives a crash.
 ///
 /// Each ML capability has its own trait, so a backend implements them one at a time.
-pub trait Store: ArtifactStore + CheckStore + MetricStore + RegistryStore {
+pub trait Store: AlertStore + ArtifactStore + CheckStore + MetricStore + RegistryStore {
     /// Records a DAG file content, or returns the id it already has.
     ///
     /// # Errors

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+mod alerts;
 mod artifacts;
 mod checks;
 mod metrics;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_registry.sql"),
     include_str!("../migrations/0011_cache.sql"),
     include_str!("../migrations/0012_rollout_lock.sql"),
+    include_str!("../migrations/0013_alerts.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

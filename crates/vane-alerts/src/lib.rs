@@ -1,0 +1,346 @@
+//! Alerts derived from what vane recorded, built to be few and worth reading.
+//!
+//! Nothing pushes alerts: [`evaluate`] reads the events recorded since its cursor (runs that
+//! failed, tasks that failed after their last retry, SLA misses, data checks that warned or
+//! failed, rollouts whose gate failed, sensors that timed out), matches them against the rules
+//! of `[alerts]` in `vane.toml`, and keeps one alert per rule, DAG, task and subject with a
+//! count. Successes found in the same history resolve alerts; clears and manual rollbacks
+//! count them as real. Because the cursor and the claimed events live in the database, one
+//! scheduler or several processes on the same database evaluate the same way and never count
+//! an event twice.
+//!
+//! ```
+//! use vane_store::{AlertFilter, AlertStore, SqliteStore};
+//! let store = SqliteStore::open_in_memory().unwrap();
+//! let config = vane_dag::parse_config("[[alerts.rules]]\non = \"run_failed\"\n").unwrap();
+//! let report = vane_alerts::evaluate(&store, &config.alerts, chrono::Utc::now()).unwrap();
+//! assert!(report.raised.is_empty());
+//! assert!(store.alerts(AlertFilter::default()).unwrap().is_empty());
+//! ```
+
+mod notify;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vane_dag::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind};
+use vane_store::{AlertOccurrence, AlertRecord, AlertState, EventKind, HistoryEvent, Store};
+
+pub use notify::deliver;
+pub use stats::{RuleStats, stats};
+
+/// An alert evaluation failed because the database could not be read or written. Delivery
+/// failures are not errors: they are in the [`Report`] and recorded with the notification.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlertError {
+    #[error(transparent)]
+    Store(#[from] vane_store::StoreError),
+}
+
+pub type Result<T, E = AlertError> = std::result::Result<T, E>;
+
+/// History written this long before the cursor is read again: a process that stamped an event
+/// just before the cursor moved may commit it just after. Claimed keys make the overlap free.
+const OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// How far back the first evaluation on a database looks: alerting on years of history the
+/// day alerts are switched on would bury the one alert that matters.
+const FIRST_LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// What one evaluation did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Events read that no evaluation had read before.
+    pub events: usize,
+    /// Alerts opened or counted again, as they are after the evaluation.
+    pub raised: Vec<AlertRecord>,
+    /// Alerts a later success resolved.
+    pub resolved: Vec<AlertRecord>,
+    /// Alerts found but not sent, and why (`cooldown`, `snoozed until ...`, ...).
+    pub held: Vec<(i64, String)>,
+    pub notifications: Vec<Notification>,
+}
+
+/// One grouped notification to one channel.
+#[derive(Debug)]
+pub struct Notification {
+    pub channel: String,
+    pub alerts: Vec<i64>,
+    /// Who was on call, named in the payload.
+    pub oncall: Option<String>,
+    /// `None` when delivered.
+    pub error: Option<String>,
+}
+
+fn rule_kind(kind: EventKind) -> Option<AlertOn> {
+    Some(match kind {
+        EventKind::RunFailed => AlertOn::RunFailed,
+        EventKind::TaskFailed => AlertOn::TaskFailed,
+        EventKind::SlaMissed => AlertOn::SlaMissed,
+        EventKind::CheckWarn => AlertOn::CheckWarn,
+        EventKind::CheckFailed => AlertOn::CheckFailed,
+        EventKind::GateFailed => AlertOn::GateFailed,
+        EventKind::SensorTimeout => AlertOn::SensorTimeout,
+        EventKind::RunSucceeded
+        | EventKind::TaskSucceeded
+        | EventKind::CheckPassed
+        | EventKind::TaskCleared
+        | EventKind::ManualRollback => return None,
+    })
+}
+
+fn matches(rule: &AlertRule, event: &HistoryEvent, on: AlertOn) -> bool {
+    rule.on == on
+        && rule.dag.as_ref().is_none_or(|d| *d == event.dag_id)
+        && rule
+            .task
+            .as_ref()
+            .is_none_or(|t| event.task_id.as_ref() == Some(t))
+}
+
+fn span(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Reads the history recorded since the last evaluation, turns it into alerts, resolves
+/// alerts a later success answered, and sends what deserves sending, one grouped notification
+/// per channel. Call it once per scheduler pass or by hand (`vane alerts --evaluate`); it
+/// blocks while it delivers (each webhook or command within its channel's timeout).
+///
+/// # Errors
+/// Fails when the database cannot be read or written.
+pub fn evaluate<S: Store + ?Sized>(
+    store: &S,
+    config: &AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<Report> {
+    let cursor = store
+        .alert_cursor()?
+        .unwrap_or(now - FIRST_LOOKBACK)
+        .min(now);
+    let since = cursor - OVERLAP;
+    let events = store.history_events(since)?;
+    let next_cursor = events
+        .iter()
+        .map(|e| e.at)
+        .chain([cursor, now - OVERLAP])
+        .max()
+        .unwrap_or(cursor);
+    let keys: Vec<_> = events.iter().map(|e| (e.key.clone(), e.at)).collect();
+    // Keys older than any window a later evaluation reads can go.
+    let claimed = store.claim_events(&keys, next_cursor, since - OVERLAP)?;
+    let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+
+    let mut report = Report::default();
+    // Alert id -> index of the rule that raised it, in the order first raised.
+    let mut touched: Vec<(i64, usize)> = Vec::new();
+    for event in events.iter().filter(|e| claimed.contains(&e.key)) {
+        report.events += 1;
+        match event.kind {
+            EventKind::RunSucceeded | EventKind::TaskSucceeded | EventKind::CheckPassed => {
+                report.resolved.extend(store.resolve_after_success(event)?);
+            }
+            EventKind::TaskCleared => {
+                store.credit_action(event.run, event.task_id.as_deref(), None, "clear")?;
+            }
+            EventKind::ManualRollback => {
+                store.credit_action(None, None, event.subject.as_deref(), "rollback")?;
+            }
+            kind => {
+                let Some(on) = rule_kind(kind) else { continue };
+                for (index, rule) in config.rules.iter().enumerate() {
+                    if !matches(rule, event, on) {
+                        continue;
+                    }
+                    let alert = store.raise_alert(&AlertOccurrence {
+                        rule: &rule.name,
+                        kind: on.as_str(),
+                        severity: rule.severity.as_str(),
+                        dag_id: &event.dag_id,
+                        task_id: event.task_id.as_deref(),
+                        subject: event.subject.as_deref(),
+                        summary: &event.detail,
+                        run: event.run,
+                        dag_version: event.dag_version,
+                        at: event.at,
+                        reopen_since: Some(event.at - span(rule.cooldown)),
+                    })?;
+                    if !touched.iter().any(|(id, _)| *id == alert.id) {
+                        touched.push((alert.id, index));
+                    }
+                }
+            }
+        }
+    }
+
+    // Decide from each alert's state after the whole history was read: one that failed and
+    // recovered between two evaluations needs nobody.
+    let mut by_channel: BTreeMap<String, Vec<(AlertRecord, usize)>> = BTreeMap::new();
+    let mut planned_per_rule: BTreeMap<usize, usize> = BTreeMap::new();
+    for (id, index) in touched {
+        let alert = store.alert(id)?;
+        let rule = &config.rules[index];
+        if let Some(reason) = held_because(
+            store,
+            &alert,
+            rule,
+            planned_per_rule.get(&index).copied().unwrap_or(0),
+            now,
+        )? {
+            report.held.push((id, reason));
+            report.raised.push(alert);
+            continue;
+        }
+        *planned_per_rule.entry(index).or_default() += 1;
+        let severity = AlertSeverity::parse(&alert.severity).unwrap_or(AlertSeverity::Warning);
+        for name in &rule.channels {
+            let min = config
+                .channels
+                .get(name)
+                .map_or(AlertSeverity::Info, |c| c.min_severity);
+            if severity >= min {
+                by_channel
+                    .entry(name.clone())
+                    .or_default()
+                    .push((alert.clone(), index));
+            }
+        }
+        report.raised.push(alert);
+    }
+
+    let oncall = config
+        .oncall
+        .as_ref()
+        .and_then(|o| o.at(now))
+        .map(str::to_owned);
+    let log = Channel {
+        name: "log".to_owned(),
+        kind: ChannelKind::Log,
+        min_severity: AlertSeverity::Info,
+    };
+    for (name, alerts) in by_channel {
+        let channel = config.channels.get(&name).unwrap_or(&log);
+        let records: Vec<&AlertRecord> = alerts.iter().map(|(a, _)| a).collect();
+        let body = payload(&records, oncall.as_deref(), now);
+        let error = notify::deliver(channel, &body).err();
+        let rows: Vec<(i64, &str)> = alerts
+            .iter()
+            .map(|(a, i)| (a.id, config.rules[*i].name.as_str()))
+            .collect();
+        store.record_notification(&rows, &name, now, error.as_deref())?;
+        report.notifications.push(Notification {
+            channel: name,
+            alerts: rows.iter().map(|(id, _)| *id).collect(),
+            oncall: oncall.clone(),
+            error,
+        });
+    }
+    Ok(report)
+}
+
+/// Why an alert is not sent now, if it is not.
+fn held_because<S: Store + ?Sized>(
+    store: &S,
+    alert: &AlertRecord,
+    rule: &AlertRule,
+    planned: usize,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    if alert.state == AlertState::Resolved {
+        return Ok(Some("resolved before anyone needed to look".to_owned()));
+    }
+    if alert.state == AlertState::Acknowledged {
+        return Ok(Some(format!(
+            "acknowledged by {}",
+            alert.acked_by.as_deref().unwrap_or("someone")
+        )));
+    }
+    if let Some(until) = alert.snoozed_until.filter(|u| *u > now) {
+        return Ok(Some(format!("snoozed until {}", until.to_rfc3339())));
+    }
+    if let Some(last) = alert.last_notified_at
+        && now - last < span(rule.cooldown)
+    {
+        return Ok(Some(format!(
+            "cooldown: notified at {}, again after {}",
+            last.to_rfc3339(),
+            vane_dag::format_duration(rule.cooldown)
+        )));
+    }
+    if let Some(max) = rule.max_per_hour {
+        let sent = store.alerts_notified_since(&rule.name, now - chrono::TimeDelta::hours(1))?;
+        if sent + planned >= max as usize {
+            return Ok(Some(format!(
+                "rate limit: rule `{}` may notify {max} alerts an hour",
+                rule.name
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The JSON every channel gets: who is on call, and each alert.
+fn payload(alerts: &[&AlertRecord], oncall: Option<&str>, now: DateTime<Utc>) -> Value {
+    let top = alerts
+        .iter()
+        .filter_map(|a| AlertSeverity::parse(&a.severity))
+        .max()
+        .unwrap_or(AlertSeverity::Warning);
+    let title = match alerts {
+        [one] => title_of(one),
+        many => format!(
+            "{} alerts: {}",
+            many.len(),
+            many.iter()
+                .map(|a| title_of(a))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    let items: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "rule": a.rule,
+                "on": a.kind,
+                "severity": a.severity,
+                "dag": a.dag_id,
+                "task": a.task_id,
+                "subject": a.subject,
+                "state": a.state.as_str(),
+                "summary": a.summary,
+                "count": a.count,
+                "first_seen": a.first_seen.to_rfc3339(),
+                "last_seen": a.last_seen.to_rfc3339(),
+                "run": a.last_run,
+                "ack": format!("vane ack {} --real|--noise", a.id),
+            })
+        })
+        .collect();
+    json!({
+        "source": "vane",
+        "title": title,
+        "severity": top.as_str(),
+        "oncall": oncall,
+        "at": now.to_rfc3339(),
+        "alerts": items,
+    })
+}
+
+fn title_of(a: &AlertRecord) -> String {
+    let what = match &a.task_id {
+        Some(t) => format!("{}.{t}", a.dag_id),
+        None => a.dag_id.clone(),
+    };
+    let times = if a.count > 1 {
+        format!(" ({} times)", a.count)
+    } else {
+        String::new()
+    };
+    format!("[{}] {} {what}{times}: {}", a.severity, a.kind, a.summary)
+}

@@ -1,0 +1,307 @@
+//! Evaluations against a real SQLite history written through the store, the way the engine
+//! writes it: which recorded events become alerts, and what is held back.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use vane_store::*;
+
+enum Outcome {
+    Ok,
+    Fail,
+    /// A sensor that waited past its timeout.
+    SensorTimeout,
+}
+
+fn history() -> SqliteStore {
+    SqliteStore::open_in_memory().unwrap()
+}
+
+fn run(store: &SqliteStore, dag: &str, day: u32, tasks: &[(&str, Outcome)]) -> RunId {
+    run_at(store, dag, day, tasks, Utc::now())
+}
+
+/// A run that ended at `at`, as the engine would have recorded it then.
+fn run_at(
+    store: &SqliteStore,
+    dag: &str,
+    day: u32,
+    tasks: &[(&str, Outcome)],
+    at: DateTime<Utc>,
+) -> RunId {
+    let version = store
+        .record_dag_version(&NewDagVersion {
+            dag_id: dag,
+            content_hash: "h1",
+            path: "dags/x.toml",
+            source: "",
+        })
+        .unwrap();
+    let ids: Vec<&str> = tasks.iter().map(|(t, _)| *t).collect();
+    let run = store
+        .create_run(&NewRun {
+            dag_id: dag,
+            dag_version: version,
+            logical_date: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+            trigger: Trigger::Manual,
+            params: serde_json::json!({}),
+            git: None,
+            host: "box",
+            tasks: &ids,
+            at,
+            records_tick: false,
+            backfill: None,
+        })
+        .unwrap();
+    let mut changes = Vec::new();
+    let mut failed = false;
+    for (task, outcome) in tasks {
+        let ok = matches!(outcome, Outcome::Ok);
+        failed |= !ok;
+        changes.push(Change::AttemptStarted {
+            run,
+            task: (*task).into(),
+            attempt: 1,
+            command: "true".into(),
+            host: "box".into(),
+            log_path: "x.log".into(),
+            at,
+        });
+        if let Outcome::SensorTimeout = outcome {
+            changes.push(Change::Metric {
+                run,
+                task: (*task).into(),
+                attempt: 1,
+                name: "wait_seconds".into(),
+                value: 60.0,
+                at,
+            });
+        }
+        changes.push(Change::AttemptFinished {
+            run,
+            task: (*task).into(),
+            attempt: 1,
+            success: ok,
+            exit_code: (!matches!(outcome, Outcome::SensorTimeout)).then_some(i32::from(!ok)),
+            signal: None,
+            reason: matches!(outcome, Outcome::SensorTimeout).then(|| "timed out after 1m".into()),
+            at,
+        });
+        changes.push(Change::Task {
+            run,
+            task: (*task).into(),
+            state: if ok {
+                TaskState::Success
+            } else {
+                TaskState::Failed
+            },
+            reason: None,
+            at,
+        });
+    }
+    changes.push(Change::Run {
+        run,
+        state: if failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        },
+        reason: None,
+        at,
+    });
+    store.apply(&changes).unwrap();
+    run
+}
+
+fn config(text: &str) -> vane_dag::AlertsConfig {
+    match vane_dag::parse_config(text) {
+        Ok(c) => c.alerts,
+        Err(d) => panic!("{d:#?}"),
+    }
+}
+
+fn open(store: &SqliteStore) -> Vec<AlertRecord> {
+    store.alerts(AlertFilter::default()).unwrap()
+}
+
+#[test]
+fn a_sensor_past_its_deadline_raises_sensor_timeout_and_an_ordinary_failure_does_not() {
+    let store = history();
+    run(
+        &store,
+        "labels",
+        1,
+        &[
+            ("wait_labels", Outcome::SensorTimeout),
+            ("crash", Outcome::Fail),
+        ],
+    );
+    let cfg = config("[[alerts.rules]]\non = \"sensor_timeout\"\n");
+    vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    let alerts = open(&store);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].task_id.as_deref(), Some("wait_labels"));
+    assert!(
+        alerts[0].summary.contains("timed out after 1m"),
+        "{}",
+        alerts[0].summary
+    );
+}
+
+#[test]
+fn evaluating_again_never_counts_an_event_twice_even_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vane.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    run(&first, "etl", 1, &[("load", Outcome::Fail)]);
+    let cfg = config("[[alerts.rules]]\non = \"task_failed\"\n");
+    vane_alerts::evaluate(&first, &cfg, Utc::now()).unwrap();
+    let again = vane_alerts::evaluate(&second, &cfg, Utc::now()).unwrap();
+    assert_eq!(again.events, 0);
+    let alerts = open(&first);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].count, 1);
+}
+
+#[test]
+fn max_per_hour_holds_the_alerts_beyond_the_limit() {
+    let store = history();
+    for (day, dag) in ["a", "b", "c"].into_iter().enumerate() {
+        run(&store, dag, day as u32 + 1, &[("t", Outcome::Fail)]);
+    }
+    let cfg = config("[[alerts.rules]]\non = \"run_failed\"\nmax_per_hour = 2\n");
+    let report = vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    assert_eq!(report.notifications.len(), 1, "grouped into one");
+    assert_eq!(report.notifications[0].alerts.len(), 2);
+    assert_eq!(report.held.len(), 1);
+    assert!(
+        report.held[0].1.starts_with("rate limit"),
+        "{:?}",
+        report.held
+    );
+    assert_eq!(
+        open(&store).len(),
+        3,
+        "held alerts are recorded all the same"
+    );
+}
+
+#[test]
+fn a_snoozed_alert_stays_quiet_until_the_snooze_ends() {
+    let store = history();
+    run(&store, "etl", 1, &[("load", Outcome::Fail)]);
+    let cfg = config("[[alerts.rules]]\non = \"task_failed\"\ncooldown = \"0s\"\n");
+    let now = Utc::now();
+    vane_alerts::evaluate(&store, &cfg, now).unwrap();
+    let id = open(&store)[0].id;
+    store.snooze_alert(id, now + TimeDelta::hours(2)).unwrap();
+
+    let later = |minutes| now + TimeDelta::minutes(minutes);
+    run_at(&store, "etl", 2, &[("load", Outcome::Fail)], later(59));
+    let during = vane_alerts::evaluate(&store, &cfg, now + TimeDelta::hours(1)).unwrap();
+    assert!(during.notifications.is_empty());
+    assert!(
+        during.held[0].1.starts_with("snoozed until"),
+        "{:?}",
+        during.held
+    );
+
+    run_at(&store, "etl", 3, &[("load", Outcome::Fail)], later(179));
+    let after = vane_alerts::evaluate(&store, &cfg, now + TimeDelta::hours(3)).unwrap();
+    assert_eq!(after.notifications.len(), 1);
+    assert_eq!(open(&store)[0].count, 3);
+}
+
+#[test]
+fn a_channel_takes_only_alerts_at_or_above_its_severity() {
+    let store = history();
+    run(&store, "etl", 1, &[("load", Outcome::Fail)]);
+    let cfg = config(
+        r#"
+[[alerts.rules]]
+on = "task_failed"
+severity = "info"
+channels = ["pager", "log"]
+
+[alerts.channels.pager]
+kind = "command"
+command = "cat > /dev/null"
+min_severity = "critical"
+"#,
+    );
+    let report = vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    let channels: Vec<&str> = report
+        .notifications
+        .iter()
+        .map(|n| n.channel.as_str())
+        .collect();
+    assert_eq!(channels, ["log"]);
+}
+
+#[test]
+fn clearing_the_run_counts_its_alert_as_real() {
+    let store = history();
+    let failed = run(&store, "etl", 1, &[("load", Outcome::Fail)]);
+    let cfg = config("[[alerts.rules]]\non = \"task_failed\"\n");
+    vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    store
+        .apply(&[Change::TaskCleared {
+            run: failed,
+            task: "load".into(),
+            reason: "cleared by dana".into(),
+            at: Utc::now(),
+        }])
+        .unwrap();
+    vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    let alert = &open(&store)[0];
+    assert_eq!(alert.verdict, Some(Verdict::Real));
+    assert_eq!(alert.verdict_source.as_deref(), Some("clear"));
+}
+
+#[test]
+fn a_noisy_warning_check_gets_a_suggestion_naming_the_check() {
+    let store = history();
+    let cfg = config("[[alerts.rules]]\non = \"check_warn\"\ncooldown = \"0s\"\n");
+    let now: DateTime<Utc> = Utc::now();
+    for day in 1..=4 {
+        let run = run(&store, "churn", day, &[("validate", Outcome::Ok)]);
+        store
+            .record_check_evaluation(&NewCheckEvaluation {
+                run,
+                dag_id: "churn",
+                task_id: "validate",
+                attempt: 1,
+                passed: true,
+                profile: "{}",
+                results: &[CheckResult {
+                    name: "rows".into(),
+                    column: None,
+                    severity: "warn".into(),
+                    status: CheckStatus::Warn,
+                    observed: Some(90.0),
+                    bound: Some(">= 100".into()),
+                    derivation: Some("fixed".into()),
+                    detail: "90 rows, fewer than 100".into(),
+                    offending: vec![],
+                    definition_hash: "d".into(),
+                }],
+                at: now,
+            })
+            .unwrap();
+        vane_alerts::evaluate(&store, &cfg, now).unwrap();
+        let id = open(&store)[0].id;
+        store
+            .acknowledge_alert(id, "dana", Some(Verdict::Noise), now)
+            .unwrap();
+        store.resolve_alert(id, "user dana", now).unwrap();
+    }
+    let all = store.alerts(AlertFilter { all: true }).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].subject.as_deref(), Some("rows"));
+    let stats = vane_alerts::stats(&all, &cfg);
+    assert_eq!(stats[0].precision, Some(0.0));
+    let suggestion = stats[0].suggestion.as_deref().expect("a suggestion");
+    assert!(
+        suggestion.contains("widen the bound of check `rows` in [tasks.validate] of DAG `churn`"),
+        "{suggestion}"
+    );
+}

@@ -1,0 +1,296 @@
+//! `vane alerts`, `ack`, `resolve` and `snooze`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use chrono::Utc;
+use clap::Args;
+use serde_json::{Value, json};
+use vane_store::{AlertFilter, AlertRecord, AlertStore, StoreError, Verdict};
+
+use crate::cli::Global;
+use crate::commands::{init_tracing, limits, open_store};
+use crate::output::table;
+
+/// The longest snooze: anything longer is muting, which `resolve` or a tuned rule does honestly.
+const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
+
+#[derive(Debug, Args)]
+pub(crate) struct AlertsArgs {
+    /// Resolved alerts too.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Read the history recorded since the last evaluation, raise and resolve alerts, and
+    /// send notifications (what the scheduler does every pass), then list.
+    #[arg(long)]
+    pub(crate) evaluate: bool,
+    /// Per rule: how often it fired, how often people judged it real, and what would quiet a
+    /// noisy one.
+    #[arg(long, conflicts_with = "all")]
+    pub(crate) stats: bool,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AckArgs {
+    pub(crate) id: i64,
+    /// It deserved attention.
+    #[arg(long, conflicts_with = "noise")]
+    pub(crate) real: bool,
+    /// It did not: counts against its rule in `vane alerts --stats`.
+    #[arg(long)]
+    pub(crate) noise: bool,
+    /// Who [default: $USER].
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResolveArgs {
+    pub(crate) id: i64,
+    /// Who [default: $USER].
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SnoozeArgs {
+    pub(crate) id: i64,
+    /// How long to stay quiet, e.g. `2h` (at most 7d): snoozes always expire.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub(crate) for_: String,
+}
+
+fn who(by: &Option<String>) -> String {
+    by.clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
+    move |e| match e {
+        StoreError::NotFound(_) => {
+            anyhow::anyhow!("there is no alert {id}; `vane alerts --all` lists them")
+        }
+        other => other.into(),
+    }
+}
+
+fn alert_json(a: &AlertRecord) -> Value {
+    json!({
+        "id": a.id,
+        "rule": a.rule,
+        "on": a.kind,
+        "severity": a.severity,
+        "dag": a.dag_id,
+        "task": a.task_id,
+        "subject": a.subject,
+        "state": a.state.as_str(),
+        "summary": a.summary,
+        "count": a.count,
+        "first_seen": a.first_seen.to_rfc3339(),
+        "last_seen": a.last_seen.to_rfc3339(),
+        "first_run": a.first_run,
+        "last_run": a.last_run,
+        "snoozed_until": a.snoozed_until.map(|t| t.to_rfc3339()),
+        "acked_by": a.acked_by,
+        "verdict": a.verdict.map(Verdict::as_str),
+        "verdict_source": a.verdict_source,
+        "resolved_by": a.resolved_by,
+        "last_notified_at": a.last_notified_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let config = limits(g)?.alerts;
+    let now = Utc::now();
+    if args.evaluate {
+        init_tracing();
+        let report = vane_alerts::evaluate(&store, &config, now)?;
+        for n in &report.notifications {
+            let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
+            match &n.error {
+                None => eprintln!("notified {}: {}", n.channel, ids.join(", ")),
+                Some(e) => eprintln!("could not notify {}: {e}", n.channel),
+            }
+        }
+        for (id, why) in &report.held {
+            eprintln!("#{id} not sent: {why}");
+        }
+        if report.notifications.iter().any(|n| n.error.is_some()) {
+            // The alerts are recorded; the exit code tells a cron job or CI that a channel is down.
+            list(&store, args, now)?;
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if args.stats {
+        let all = store.alerts(AlertFilter { all: true })?;
+        let stats = vane_alerts::stats(&all, &config);
+        if args.json {
+            let rows: Vec<Value> = stats
+                .iter()
+                .map(|s| {
+                    json!({
+                        "rule": s.rule, "on": s.kind, "fired": s.fired,
+                        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
+                        "precision": s.precision, "suggestion": s.suggestion,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let rows: Vec<Vec<String>> = stats
+            .iter()
+            .map(|s| {
+                vec![
+                    s.rule.clone(),
+                    s.kind.clone(),
+                    s.fired.to_string(),
+                    s.occurrences.to_string(),
+                    s.real.to_string(),
+                    s.noise.to_string(),
+                    s.precision
+                        .map_or("-".to_owned(), |p| format!("{:.0}%", p * 100.0)),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "rule",
+                    "on",
+                    "fired",
+                    "events",
+                    "real",
+                    "noise",
+                    "precision"
+                ],
+                &rows
+            )
+        );
+        for s in stats.iter().filter_map(|s| s.suggestion.as_ref()) {
+            println!("\nsuggestion: {s}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    list(&store, args, now)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(
+    store: &vane_store::SqliteStore,
+    args: &AlertsArgs,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let list = store.alerts(AlertFilter { all: args.all })?;
+    if args.json {
+        let rows: Vec<Value> = list.iter().map(alert_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no {}alerts", if args.all { "" } else { "open " });
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            let mut state = a.state.as_str().to_owned();
+            if let Some(until) = a.snoozed_until.filter(|u| *u > now) {
+                state = format!("{state}, snoozed until {}", until.format("%Y-%m-%d %H:%M"));
+            }
+            let place = match &a.task_id {
+                Some(t) => format!("{}.{t}", a.dag_id),
+                None => a.dag_id.clone(),
+            };
+            vec![
+                a.id.to_string(),
+                a.severity.clone(),
+                a.rule.clone(),
+                place,
+                state,
+                a.count.to_string(),
+                a.last_seen.format("%Y-%m-%d %H:%M:%S").to_string(),
+                a.summary.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "id",
+                "severity",
+                "rule",
+                "where",
+                "state",
+                "count",
+                "last seen",
+                "what"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+pub(crate) fn ack(g: &Global, args: &AckArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let verdict = match (args.real, args.noise) {
+        (true, _) => Some(Verdict::Real),
+        (_, true) => Some(Verdict::Noise),
+        _ => None,
+    };
+    let by = who(&args.by);
+    let alert = store
+        .acknowledge_alert(args.id, &by, verdict, Utc::now())
+        .map_err(not_found(args.id))?;
+    let judged = verdict.map_or(String::new(), |v| format!(" as {}", v.as_str()));
+    println!(
+        "alert {} acknowledged by {by}{judged}; it stays acknowledged until it resolves",
+        alert.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let by = format!("user {}", who(&args.by));
+    let alert = store
+        .resolve_alert(args.id, &by, Utc::now())
+        .map_err(not_found(args.id))?;
+    println!(
+        "alert {} resolved; if it happens again it opens a new alert",
+        alert.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {
+    let length = vane_dag::parse_duration(&args.for_)
+        .map_err(|e| anyhow::anyhow!("--for {}: {e}; write e.g. --for 2h", args.for_))?;
+    if length > MAX_SNOOZE || length.is_zero() {
+        bail!(
+            "--for {} is not between 1s and 7d: a snooze always ends; to stop an alert for good, \
+             resolve it (`vane resolve {}`) or tune its rule (`vane alerts --stats` suggests how)",
+            args.for_,
+            args.id
+        );
+    }
+    let store = open_store(g)?;
+    let until = Utc::now() + chrono::TimeDelta::from_std(length)?;
+    let alert = store
+        .snooze_alert(args.id, until)
+        .map_err(not_found(args.id))?;
+    println!(
+        "alert {} snoozed until {}: it keeps counting, and notifies again after that",
+        alert.id,
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,355 @@
+//! Alerts: derived from the recorded history by `vane alerts --evaluate`, deduplicated,
+//! cooled down, resolved by the next success, judged by people, and sent to a real webhook.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::harness::Project;
+
+/// A task that fails when run with `--param fail=true`.
+const FLAPPY: &str = r#"
+[params]
+fail = false
+
+[tasks.work]
+command = "test {{ params.fail }} != true"
+"#;
+
+/// A local HTTP server that answers 200 to every request and keeps each JSON body.
+struct Hook {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        let port = listener.local_addr().expect("local address").port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        assert!(head.starts_with("POST "), "a webhook POSTs: {head}");
+                        break Some(body[..length].to_owned());
+                    }
+                };
+                if let Some(body) = body {
+                    let value = serde_json::from_str(&body).expect("the body is JSON");
+                    seen.lock().expect("lock").push(value);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        Hook { port, bodies }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn received(&self) -> Vec<Value> {
+        self.bodies.lock().expect("lock").clone()
+    }
+}
+
+fn date(day: usize) -> String {
+    format!("2026-01-{:02}", day + 1)
+}
+
+fn run(p: &Project, day: usize, fail: bool) {
+    let out = p.vane(&[
+        "run",
+        "flappy",
+        "--date",
+        &date(day),
+        "--param",
+        &format!("fail={fail}"),
+    ]);
+    if fail {
+        out.failure();
+    } else {
+        out.success();
+    }
+}
+
+fn alerts(p: &Project, all: bool) -> Vec<Value> {
+    let mut args = vec!["alerts", "--json"];
+    if all {
+        args.push("--all");
+    }
+    p.vane(&args)
+        .success()
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_flapping_task_is_one_alert_with_a_count_and_one_notification_naming_who_is_on_call() {
+    let hook = Hook::start();
+    // The rotation started two weeks and a day ago with alice: this week is carol's.
+    let start = (chrono::Utc::now() - chrono::TimeDelta::days(15))
+        .format("%Y-%m-%d")
+        .to_string();
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        &format!(
+            r#"
+[[alerts.rules]]
+on = "task_failed"
+severity = "critical"
+channels = ["hook"]
+cooldown = "1h"
+
+[alerts.channels.hook]
+kind = "webhook"
+url = "{}"
+
+[alerts.oncall]
+people = ["alice", "bob", "carol"]
+start = "{start}"
+every = "1w"
+"#,
+            hook.url()
+        ),
+    );
+    // Fails, recovers, fails again: five failures with an evaluation after every run.
+    for day in 0..9 {
+        run(&p, day, day % 2 == 0);
+        p.vane(&["alerts", "--evaluate"]).success();
+    }
+
+    let open = alerts(&p, false);
+    assert_eq!(open.len(), 1, "one alert, not five: {open:#?}");
+    assert_eq!(open[0]["count"], 5);
+    assert_eq!(open[0]["task"], "work");
+    assert_eq!(open[0]["state"], "open");
+    assert_eq!(alerts(&p, true).len(), 1, "no closed duplicates either");
+
+    let received = hook.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "the cooldown holds the other four: {received:#?}"
+    );
+    let payload = &received[0];
+    assert_eq!(payload["oncall"], "carol");
+    assert_eq!(payload["severity"], "critical");
+    assert_eq!(payload["alerts"][0]["dag"], "flappy");
+    assert_eq!(payload["alerts"][0]["on"], "task_failed");
+}
+
+#[test]
+fn a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change() {
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        "[[alerts.rules]]\non = \"task_failed\"\ncooldown = \"0s\"\n",
+    );
+    for round in 0..6 {
+        run(&p, 2 * round, true);
+        p.vane(&["alerts", "--evaluate"]).success();
+        let open = alerts(&p, false);
+        assert_eq!(open.len(), 1, "{open:#?}");
+        let id = open[0]["id"].to_string();
+        let verdict = if round == 0 { "--real" } else { "--noise" };
+        p.vane(&["ack", &id, verdict, "--by", "dana"])
+            .success()
+            .stdout_contains("acknowledged by dana");
+        run(&p, 2 * round + 1, false);
+        p.vane(&["alerts", "--evaluate"]).success();
+    }
+
+    let stats = p.vane(&["alerts", "--stats", "--json"]).success().json();
+    let rule = &stats[0];
+    assert_eq!(rule["rule"], "task_failed");
+    assert_eq!(rule["fired"], 6);
+    assert_eq!(rule["real"], 1);
+    assert_eq!(rule["noise"], 5);
+    let precision = rule["precision"].as_f64().expect("a precision");
+    assert!((precision - 1.0 / 6.0).abs() < 1e-9, "{precision}");
+    p.vane(&["alerts", "--stats"])
+        .success()
+        .stdout_contains("17%")
+        .stdout_contains("rule `task_failed` is mostly noise")
+        .stdout_contains("add `retries = 2`")
+        .stdout_contains("[tasks.work] of DAG `flappy`");
+}
+
+#[test]
+fn the_next_successful_run_resolves_an_alert_and_a_fixed_dag_counts_it_as_real() {
+    let p = Project::new().dag("flappy", "[tasks.work]\ncommand = \"exit 3\"\n");
+    p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
+    p.vane(&["run", "flappy", "--date", "2026-01-01"]).failure();
+    p.vane(&["alerts", "--evaluate"]).success();
+    p.vane(&["alerts"])
+        .success()
+        .stdout_contains("run_failed")
+        .stdout_contains("open");
+
+    p.write_dag("flappy", "[tasks.work]\ncommand = \"exit 0\"\n");
+    p.vane(&["run", "flappy", "--date", "2026-01-02"]).success();
+    p.vane(&["alerts", "--evaluate"]).success();
+    p.vane(&["alerts"])
+        .success()
+        .stdout_contains("no open alerts");
+    let all = alerts(&p, true);
+    assert_eq!(all[0]["state"], "resolved");
+    assert_eq!(all[0]["resolved_by"], "run 2");
+    assert_eq!(all[0]["verdict"], "real", "a change to the DAG fixed it");
+    assert_eq!(all[0]["verdict_source"], "fix");
+}
+
+#[test]
+fn a_webhook_that_is_down_is_reported_and_the_alert_is_kept() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        &format!(
+            "[[alerts.rules]]\non = \"run_failed\"\nchannels = [\"hook\"]\n\
+             [alerts.channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nretries = 0\n"
+        ),
+    );
+    run(&p, 0, true);
+    p.vane(&["alerts", "--evaluate"])
+        .code(1)
+        .stderr_contains("could not notify hook")
+        .stderr_contains("cannot connect");
+    assert_eq!(alerts(&p, false).len(), 1);
+}
+
+#[test]
+fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one() {
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.vane(&["snooze", "1", "--for", "30d"])
+        .code(2)
+        .stderr_contains("a snooze always ends");
+    p.vane(&["ack", "7", "--noise"])
+        .code(2)
+        .stderr_contains("there is no alert 7; `vane alerts --all` lists them");
+}
+
+#[test]
+fn a_burst_of_alerts_found_at_once_is_one_notification_per_channel() {
+    let hook = Hook::start();
+    let p = Project::new().dag(
+        "burst",
+        "[tasks.a]\ncommand = \"exit 1\"\n[tasks.b]\ncommand = \"exit 1\"\n[tasks.c]\ncommand = \"exit 1\"\n",
+    );
+    p.write(
+        "vane.toml",
+        &format!(
+            "[[alerts.rules]]\non = \"task_failed\"\nchannels = [\"hook\"]\n\
+             [alerts.channels.hook]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            hook.url()
+        ),
+    );
+    p.vane(&["run", "burst"]).failure();
+    p.vane(&["alerts", "--evaluate"]).success();
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let mut tasks: Vec<&str> = received[0]["alerts"]
+        .as_array()
+        .expect("a list of alerts")
+        .iter()
+        .filter_map(|a| a["task"].as_str())
+        .collect();
+    // The three tasks run at once; they fail in any order.
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["a", "b", "c"]);
+    assert!(
+        received[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("3 alerts")),
+        "{}",
+        received[0]["title"]
+    );
+}
+
+#[test]
+fn mistakes_in_the_alert_config_are_reported_like_a_compiler_with_fixes() {
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        r#"[[alerts.rules]]
+on = "task_fialed"
+channels = ["pagr"]
+cooldown = "soon"
+
+[alerts.channels.pager]
+kind = "webhook"
+url = "https://events.pagerduty.com/v2/enqueue"
+
+[alerts.oncall]
+people = ["alice"]
+start = "2026-01-05"
+every = "fortnight"
+"#,
+    );
+    let out = p.vane(&["alerts"]).code(2);
+    insta::assert_snapshot!("alerts_config_errors", out.stderr);
+}
+
+#[test]
+fn the_scheduler_sends_the_alert_of_a_run_that_failed_without_being_asked() {
+    let hook = Hook::start();
+    let p = Project::new().dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        &format!(
+            r#"
+[[alerts.rules]]
+on = "run_failed"
+channels = ["hook"]
+
+[alerts.channels.hook]
+kind = "webhook"
+url = "{}"
+"#,
+            hook.url()
+        ),
+    );
+    let mut daemon = p.scheduler(&[]);
+    daemon.wait_for_log(&["Scheduler starting."], std::time::Duration::from_secs(30));
+    p.vane(&["trigger", "flappy", "--param", "fail=true"])
+        .success();
+    let bodies = crate::harness::wait_for(
+        "the scheduler to deliver the alert",
+        std::time::Duration::from_secs(60),
+        || Some(hook.received()).filter(|b| !b.is_empty()),
+    );
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].to_string().contains("flappy"), "{bodies:?}");
+    daemon.terminate(std::time::Duration::from_secs(30));
+}
