@@ -17,7 +17,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Global {
     /// Folder of DAG files.
     #[arg(long, global = true, env = "VANE_DAGS", default_value = "dags")]
@@ -69,6 +69,11 @@ pub(crate) enum Command {
     /// starts no new task, gives running tasks --grace seconds, then kills them; unfinished
     /// runs resume on the next start.
     Scheduler(SchedulerArgs),
+    /// Serve the HTTP API and Prometheus /metrics on the same database, without scheduling.
+    ///
+    /// Reads are open on a loopback address; actions (trigger, clear, pause, approve, ...)
+    /// need `Authorization: Bearer TOKEN` with the token from --token-file or VANE_API_TOKEN.
+    Serve(crate::http::ServeArgs),
     /// Queue a manual run for the scheduler daemon to start; prints its run id.
     Trigger(ManualRunArgs),
     /// Run tasks of a finished run again, as new attempts with their full retry budget.
@@ -138,6 +143,11 @@ pub(crate) struct SchedulerArgs {
     /// Log format: human-readable lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub(crate) log_format: LogFormat,
+    /// Also serve the HTTP API and /metrics on this address (e.g. 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) auth: crate::http::HttpArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

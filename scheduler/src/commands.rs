@@ -38,12 +38,8 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => show(g, args.run_id, args.json.json),
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
-        Command::Scheduler(args) => scheduler(
-            g,
-            args.grace,
-            args.kill_grace,
-            args.log_format == LogFormat::Json,
-        ),
+        Command::Scheduler(args) => scheduler(g, &args),
+        Command::Serve(args) => crate::http::serve(g, &args),
         Command::Trigger(args) => trigger(g, &args),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
@@ -200,7 +196,7 @@ pub(crate) fn find_dag<'a>(
 
 fn unknown_dag(set: &DagSet, id: &str, g: &Global) -> anyhow::Error {
     let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
-    anyhow!(
+    crate::http::Missing(format!(
         "no DAG `{id}` in {}; known DAGs: {}",
         g.dags.display(),
         if ids.is_empty() {
@@ -208,7 +204,8 @@ fn unknown_dag(set: &DagSet, id: &str, g: &Global) -> anyhow::Error {
         } else {
             ids.join(", ")
         }
-    )
+    ))
+    .into()
 }
 
 fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
@@ -287,23 +284,23 @@ fn created(
 ) -> Result<i64> {
     match result {
         Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
-            bail!(
+            Err(crate::http::Conflict(format!(
                 "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
                 dag.id,
                 at.to_rfc3339()
-            )
+            )).into())
         }
         other => Ok(other?),
     }
 }
 
 /// A manual run of `dag_id`, created and handed to `then` with its engine and spec.
-fn with_manual_run(
+pub(crate) fn with_manual_run<T>(
     g: &Global,
     target: &ManualRunArgs,
     kill_grace: Duration,
-    then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<ExitCode>,
-) -> Result<ExitCode> {
+    then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<T>,
+) -> Result<T> {
     let set = load_dags(g)?;
     let (dag, file) = find_dag(&set, &target.dag_id, g)?;
     let params = dag.resolve_params(&target.params).map_err(|e| anyhow!(e))?;
@@ -373,12 +370,21 @@ fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
+/// Flips a DAG's pause switch.
+///
+/// # Errors
+/// [`crate::http::Missing`] when no file in the DAG folder has that id.
+pub(crate) fn set_paused(g: &Global, dag_id: &str, paused: bool) -> Result<()> {
     let set = load_dags(g)?;
     if set.find(dag_id).is_none() {
         return Err(unknown_dag(&set, dag_id, g));
     }
     open_store(g)?.set_paused(dag_id, paused)?;
+    Ok(())
+}
+
+fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
+    set_paused(g, dag_id, paused)?;
     eprintln!(
         "{dag_id} {}",
         if paused {
@@ -390,8 +396,12 @@ fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn scheduler(g: &Global, grace: u64, kill_grace: u64, json_logs: bool) -> Result<ExitCode> {
-    init_tracing_format(json_logs);
+fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
+    let (grace, kill_grace) = (args.grace, args.kill_grace);
+    init_tracing_format(args.log_format == LogFormat::Json);
+    if let Some(addr) = args.http {
+        crate::http::spawn(g, addr, &args.auth)?;
+    }
     // Handlers first: a SIGTERM while the database is being opened is a clean stop too.
     let (runtime, stop) = runtime_with_stop()?;
     // The daemon's store and engine live as long as the process.
@@ -683,15 +693,23 @@ fn task_table(detail: &RunDetail) -> String {
     )
 }
 
-fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let detail = store.run(run_id)?;
+/// The attempt `vane logs` and the logs route read: the given one or the latest.
+///
+/// # Errors
+/// [`crate::http::Missing`] naming the task or attempt that does not exist.
+pub(crate) fn find_attempt<'a>(
+    detail: &'a RunDetail,
+    task: &str,
+    attempt: Option<u32>,
+) -> Result<&'a vane_store::AttemptRecord> {
+    let run_id = detail.run.id;
     let Some(record) = detail.tasks.iter().find(|t| t.task_id == task) else {
         let ids: Vec<&str> = detail.tasks.iter().map(|t| t.task_id.as_str()).collect();
-        bail!(
+        return Err(crate::http::Missing(format!(
             "run {run_id} has no task `{task}`; its tasks: {}",
             ids.join(", ")
-        );
+        ))
+        .into());
     };
     let chosen = match attempt {
         Some(n) => record.attempts.iter().find(|a| a.attempt == n),
@@ -699,17 +717,26 @@ fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<Exi
     };
     let Some(chosen) = chosen else {
         if record.attempts.is_empty() {
-            bail!(
+            return Err(crate::http::Missing(format!(
                 "task `{task}` of run {run_id} never started (state: {})",
                 record.state
-            );
+            ))
+            .into());
         }
-        bail!(
+        return Err(crate::http::Missing(format!(
             "task `{task}` of run {run_id} has no attempt {}; it has attempts 1 to {}",
             attempt.unwrap_or(0),
             record.attempts.len()
-        );
+        ))
+        .into());
     };
+    Ok(chosen)
+}
+
+fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let detail = store.run(run_id)?;
+    let chosen = find_attempt(&detail, task, attempt)?;
     let text = std::fs::read(&chosen.log_path)
         .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
     use std::io::Write;
@@ -717,42 +744,66 @@ fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
-    let set = load_dags(g)?;
-    let store = open_store(g)?;
-    let mut last: BTreeMap<String, RunRecord> = BTreeMap::new();
-    for (dag, _) in set.dags() {
-        if let Some(run) = store
-            .runs(&RunFilter {
-                dag_id: Some(&dag.id),
-                limit: 1,
-                ..RunFilter::default()
-            })?
-            .into_iter()
-            .next()
-        {
-            last.insert(dag.id.clone(), run);
+/// What `vane dags` and `GET /api/dags` show: each DAG with its last run, pause switch and
+/// next tick, and the files that do not validate.
+pub(crate) struct Overview {
+    set: DagSet,
+    last: BTreeMap<String, RunRecord>,
+    switches: BTreeMap<String, bool>,
+    now: DateTime<Utc>,
+}
+
+impl Overview {
+    pub(crate) fn load(g: &Global) -> Result<Self> {
+        let set = load_dags(g)?;
+        let store = open_store(g)?;
+        let mut last: BTreeMap<String, RunRecord> = BTreeMap::new();
+        for (dag, _) in set.dags() {
+            if let Some(run) = store
+                .runs(&RunFilter {
+                    dag_id: Some(&dag.id),
+                    limit: 1,
+                    ..RunFilter::default()
+                })?
+                .into_iter()
+                .next()
+            {
+                last.insert(dag.id.clone(), run);
+            }
         }
+        let switches = store.pause_switches()?;
+        Ok(Self {
+            set,
+            last,
+            switches,
+            now: Utc::now(),
+        })
     }
-    let invalid: Vec<_> = set
-        .files
-        .iter()
-        .filter(|f| f.parsed.dag.is_none())
-        .collect();
-    let switches = store.pause_switches()?;
-    let paused = |dag: &Dag| switches.get(&dag.id).copied().unwrap_or(dag.cadence.paused);
-    let now = Utc::now();
-    let next = |dag: &Dag| {
+
+    fn invalid(&self) -> impl Iterator<Item = &vane_dag::DagFile> {
+        self.set.files.iter().filter(|f| f.parsed.dag.is_none())
+    }
+
+    fn paused(&self, dag: &Dag) -> bool {
+        self.switches
+            .get(&dag.id)
+            .copied()
+            .unwrap_or(dag.cadence.paused)
+    }
+
+    fn next(&self, dag: &Dag) -> Option<String> {
         dag.schedule
             .as_ref()
-            .and_then(|s| s.next_after(now))
+            .and_then(|s| s.next_after(self.now))
             .map(|t| {
                 t.with_timezone(&dag.timezone)
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
             })
-    };
-    if as_json {
-        let mut items: Vec<serde_json::Value> = set
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let mut items: Vec<serde_json::Value> = self
+            .set
             .dags()
             .map(|(dag, file)| {
                 json!({
@@ -762,15 +813,15 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
                     "schedule": dag.schedule.as_ref().map(|s| &s.expression),
                     "timezone": dag.timezone.name(),
                     "tasks": dag.tasks.len(),
-                    "paused": paused(dag),
-                    "next_run": next(dag),
+                    "paused": self.paused(dag),
+                    "next_run": self.next(dag),
                     "valid": true,
                     "errors": [],
-                    "last_run": last.get(&dag.id).map(run_json),
+                    "last_run": self.last.get(&dag.id).map(run_json),
                 })
             })
             .collect();
-        for file in &invalid {
+        for file in self.invalid() {
             let errors: Vec<String> = file
                 .parsed
                 .diagnostics
@@ -788,23 +839,31 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
                 "errors": errors,
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        serde_json::Value::Array(items)
+    }
+}
+
+fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
+    let view = Overview::load(g)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&view.json())?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = set
+    let rows: Vec<Vec<String>> = view
+        .set
         .dags()
         .map(|(dag, _)| {
-            let run = last.get(&dag.id);
+            let run = view.last.get(&dag.id);
             vec![
                 dag.id.clone(),
                 dag.schedule
                     .as_ref()
                     .map_or_else(|| "manual".into(), |s| s.expression.clone()),
                 dag.tasks.len().to_string(),
-                if paused(dag) {
+                if view.paused(dag) {
                     "paused".into()
                 } else {
-                    next(dag).unwrap_or_else(|| "-".into())
+                    view.next(dag).unwrap_or_else(|| "-".into())
                 },
                 run.map_or_else(
                     || "-".into(),
@@ -817,7 +876,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         "{}",
         table(&["DAG", "SCHEDULE", "TASKS", "NEXT RUN", "LAST RUN"], &rows)
     );
-    for file in invalid {
+    for file in view.invalid() {
         let errors = file.error_count();
         println!(
             "invalid: {} ({errors} error{}; run `vane validate {}`)",
@@ -829,7 +888,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_json(run: &RunRecord) -> serde_json::Value {
+pub(crate) fn run_json(run: &RunRecord) -> serde_json::Value {
     json!({
         "id": run.id,
         "dag_id": run.dag_id,
@@ -891,39 +950,44 @@ fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// A run with its tasks and attempts, as `vane show --json` and `GET /api/runs/{id}` give it.
+pub(crate) fn show_json(detail: &RunDetail) -> serde_json::Value {
+    let mut value = run_json(&detail.run);
+    value["tasks"] = detail
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.task_id,
+                "state": t.state.as_str(),
+                "reason": t.reason,
+                "attempts": t.attempts.iter().map(|a| json!({
+                    "attempt": a.attempt,
+                    "state": a.state.as_str(),
+                    "command": a.command,
+                    "dag_version": a.dag_version,
+                    "metrics": a.metrics.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                    "exit_code": a.exit_code,
+                    "signal": a.signal,
+                    "reason": a.reason,
+                    "pid": a.pid,
+                    "host": a.host,
+                    "log_path": a.log_path,
+                    "started_at": a.started_at.to_rfc3339(),
+                    "ended_at": a.ended_at.map(|t| t.to_rfc3339()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    value
+}
+
 fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
     let run = &detail.run;
     if as_json {
-        let mut value = run_json(run);
-        value["tasks"] = detail
-            .tasks
-            .iter()
-            .map(|t| {
-                json!({
-                    "id": t.task_id,
-                    "state": t.state.as_str(),
-                    "reason": t.reason,
-                    "attempts": t.attempts.iter().map(|a| json!({
-                        "attempt": a.attempt,
-                        "state": a.state.as_str(),
-                        "command": a.command,
-                        "dag_version": a.dag_version,
-                        "metrics": a.metrics.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                        "exit_code": a.exit_code,
-                        "signal": a.signal,
-                        "reason": a.reason,
-                        "pid": a.pid,
-                        "host": a.host,
-                        "log_path": a.log_path,
-                        "started_at": a.started_at.to_rfc3339(),
-                        "ended_at": a.ended_at.map(|t| t.to_rfc3339()),
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&show_json(&detail))?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("run {} of {}: {}", run.id, run.dag_id, run.state);

@@ -7,6 +7,7 @@ mod builtin;
 mod checks;
 mod cli;
 mod commands;
+mod http;
 mod lineage;
 mod metrics;
 mod models;

@@ -12,6 +12,7 @@ mod checks;
 mod clear;
 mod deploy;
 mod examples;
+mod http;
 mod lifecycle;
 mod logs;
 mod metrics;

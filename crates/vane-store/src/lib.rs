@@ -19,6 +19,7 @@ mod alerts;
 mod artifacts;
 mod checks;
 mod metrics;
+mod observe;
 mod registry;
 mod sqlite;
 mod types;
@@ -35,6 +36,7 @@ pub use checks::{
     NewCheckEvaluation,
 };
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
+pub use observe::{Histogram, Observation, ObserveStore};
 pub use registry::{
     LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutLock, RolloutStage,
     StageChange, production_at,
@@ -81,7 +83,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// call knows the record survives a crash.
 ///
 /// Each ML capability has its own trait, so a backend implements them one at a time.
-pub trait Store: AlertStore + ArtifactStore + CheckStore + MetricStore + RegistryStore {
+pub trait Store:
+    AlertStore + ArtifactStore + CheckStore + MetricStore + ObserveStore + RegistryStore
+{
     /// Records a DAG file content, or returns the id it already has.
     ///
     /// # Errors

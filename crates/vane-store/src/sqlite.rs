@@ -11,6 +11,7 @@ mod alerts;
 mod artifacts;
 mod checks;
 mod metrics;
+mod observe;
 mod registry;
 
 use crate::types::*;

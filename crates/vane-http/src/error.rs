@@ -1,0 +1,61 @@
+//! Errors of the API, each with the status code it is answered with.
+
+/// Why a request failed. The message is shown to the caller as `{"error": "..."}`, so it says
+/// what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Input the request got wrong: a malformed id, body or query.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No token, or not the right one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The server takes no actions at all (it has no token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The run, DAG, task, model, artifact or alert asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A path the router knows, with a method it does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The thing exists but is not in a state that allows the action.
+    #[error("{0}")]
+    Conflict(String),
+    /// vane's own failure (the database cannot be read, a log file is gone).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status code and reason phrase.
+    #[must_use]
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            Self::BadRequest(_) => (400, "Bad Request"),
+            Self::Unauthorized(_) => (401, "Unauthorized"),
+            Self::Forbidden(_) => (403, "Forbidden"),
+            Self::NotFound(_) => (404, "Not Found"),
+            Self::MethodNotAllowed(_) => (405, "Method Not Allowed"),
+            Self::Conflict(_) => (409, "Conflict"),
+            Self::Internal(_) => (500, "Internal Server Error"),
+        }
+    }
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to serve on {addr} without a token: anyone who can reach it could read and act on your pipelines; give one with --token-file or VANE_API_TOKEN, or bind 127.0.0.1"
+    )]
+    TokenRequired { addr: std::net::SocketAddr },
+}

@@ -1,0 +1,26 @@
+//! vane's HTTP API and Prometheus endpoint.
+//!
+//! This crate knows HTTP: the routes, who may call them, how errors become status codes, the
+//! OpenAPI document, and the Prometheus text format. What a route answers comes from an
+//! [`Api`] the `vane` binary implements with the same functions that print `--json`, so the
+//! API and the command line never disagree.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! # fn api() -> Arc<dyn vane_http::Api> { unimplemented!() }
+//! let server = vane_http::Server::bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
+//! eprintln!("listening on http://{}", server.local_addr());
+//! server.serve(api());
+//! ```
+
+mod error;
+mod openapi;
+mod prometheus;
+mod route;
+mod server;
+
+pub use error::{ApiError, ServerError};
+pub use openapi::openapi;
+pub use prometheus::{DURATION_BUCKETS, LAG_BUCKETS, render as render_metrics};
+pub use route::{ROUTES, Route};
+pub use server::{Api, LogStream, Reply, Server};

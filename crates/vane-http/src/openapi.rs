@@ -1,0 +1,275 @@
+//! The OpenAPI 3.1 document of the API, written as data.
+
+use serde_json::{Map, Value, json};
+
+/// (method, path, summary, query parameters, body fields of an action).
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
+);
+
+const OPERATIONS: &[Operation] = &[
+    (
+        "GET",
+        "/api/dags",
+        "DAGs with schedule, next run, last run, paused; files that do not validate with their errors (as `vane dags --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/runs",
+        "Runs, newest first (as `vane runs --json`).",
+        &[
+            ("dag", "only runs of this DAG"),
+            ("state", "queued, running, success or failed"),
+            ("limit", "how many, default 20; 0 for all"),
+        ],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/runs/{id}",
+        "A run with its tasks and their attempts (as `vane show ID --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/runs/{id}/tasks/{task}/logs",
+        "The log of a task attempt, as text. With follow=1 new bytes are sent while the attempt runs; the response ends when it ends.",
+        &[
+            ("attempt", "attempt number, default the latest"),
+            ("follow", "1 to stream while the attempt runs"),
+        ],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/dags/{id}/metrics",
+        "Numbers tasks reported, as series over runs (as `vane metrics DAG --json`).",
+        &[
+            ("task", "only this task"),
+            ("name", "only this metric"),
+            ("last", "the last N points of each series; 0 for all"),
+        ],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/dags/{id}/checks",
+        "History of data checks (as `vane checks DAG --json`).",
+        &[
+            ("task", "only this validate task"),
+            ("check", "only this check"),
+            ("last", "the last N evaluations; 0 for all"),
+        ],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/artifacts",
+        "Artifacts with their versions (as `vane artifacts --json`).",
+        &[("name", "every version of this artifact")],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/artifacts/{name}/lineage",
+        "What an artifact version was built from and what was built from it; name may be NAME@VERSION (as `vane lineage --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/models",
+        "Models with their versions, stages, waiting rollouts and ledger (as `vane models --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/models/{name}",
+        "One model's versions, stages, waiting rollouts and ledger (as `vane models NAME --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/alerts",
+        "Open alerts (as `vane alerts --json`).",
+        &[("all", "1 to include resolved ones")],
+        &[],
+    ),
+    (
+        "POST",
+        "/api/dags/{id}/trigger",
+        "Queue a manual run for the scheduler; answers its run id.",
+        &[],
+        &[
+            ("params", "object of parameter overrides, KEY: VALUE"),
+            ("date", "logical date, YYYY-MM-DD or RFC 3339; default now"),
+        ],
+    ),
+    (
+        "POST",
+        "/api/dags/{id}/pause",
+        "Stop creating scheduled runs of a DAG.",
+        &[],
+        &[],
+    ),
+    (
+        "POST",
+        "/api/dags/{id}/unpause",
+        "Resume scheduling a DAG.",
+        &[],
+        &[],
+    ),
+    (
+        "POST",
+        "/api/runs/{id}/clear",
+        "Queue tasks of a finished run to run again.",
+        &[],
+        &[
+            ("tasks", "list of task ids; default every task"),
+            ("downstream", "also every task downstream"),
+            ("failed_only", "only failed or upstream_failed tasks"),
+        ],
+    ),
+    (
+        "POST",
+        "/api/runs/{id}/approve",
+        "Approve a rollout waiting at a stage.",
+        &[],
+        &[("by", "who approves"), ("note", "what they saw")],
+    ),
+    (
+        "POST",
+        "/api/runs/{id}/reject",
+        "Reject a rollout waiting at a stage; it rolls back.",
+        &[],
+        &[("by", "who rejects"), ("reason", "why")],
+    ),
+    (
+        "POST",
+        "/api/models/{name}/rollback",
+        "Put the previous (or a given) production version back.",
+        &[],
+        &[
+            ("to", "version number; default the previous one"),
+            ("by", "who"),
+            ("reason", "why"),
+        ],
+    ),
+    (
+        "POST",
+        "/api/alerts/{id}/ack",
+        "Acknowledge an alert and say whether it was real.",
+        &[],
+        &[("verdict", "real or noise"), ("by", "who")],
+    ),
+    ("GET", "/api/openapi.json", "This document.", &[], &[]),
+    (
+        "GET",
+        "/metrics",
+        "Prometheus metrics, text format 0.0.4.",
+        &[],
+        &[],
+    ),
+];
+
+/// The OpenAPI document served at `/api/openapi.json`.
+#[must_use]
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, query, body) in OPERATIONS {
+        let mut parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        parameters.extend(query.iter().map(|(name, description)| {
+            json!({ "name": name, "in": "query", "description": description, "schema": { "type": "string" } })
+        }));
+        let action = *method == "POST";
+        let mut operation = json!({
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": { "description": "OK" },
+                "400": { "$ref": "#/components/responses/Error" },
+                "404": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        if action {
+            operation["security"] = json!([{ "bearer": [] }]);
+            for code in ["401", "403", "409"] {
+                operation["responses"][code] = json!({ "$ref": "#/components/responses/Error" });
+            }
+            let properties: Map<String, Value> = body
+                .iter()
+                .map(|(name, description)| {
+                    ((*name).to_owned(), json!({ "description": description }))
+                })
+                .collect();
+            operation["requestBody"] = json!({
+                "required": false,
+                "content": { "application/json": { "schema": { "type": "object", "properties": properties } } },
+            });
+        }
+        let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
+        entry[method.to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vane",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "DAGs, runs, logs, checks, artifacts, models and alerts of a vane project. Actions need `Authorization: Bearer TOKEN`; reads are open on a loopback address and need the token elsewhere.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "What went wrong and what to do",
+                    "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["error"],
+                        "properties": { "error": { "type": "string" } },
+                    } } },
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ROUTES;
+
+    #[test]
+    fn every_route_the_router_knows_is_documented() {
+        let doc = openapi();
+        for (method, path) in ROUTES {
+            assert!(
+                doc["paths"][path][method.to_lowercase()].is_object(),
+                "{method} {path} is routed but not in openapi.json"
+            );
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum();
+        assert_eq!(
+            documented,
+            ROUTES.len(),
+            "openapi.json documents a route the router does not have"
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! What a request asks for, parsed from its method, path and query.
+
+use crate::ApiError;
+
+/// Every route the server answers, as (method, path pattern); `{name}` is one path segment.
+/// The OpenAPI document must describe each (a test checks it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/dags"),
+    ("GET", "/api/runs"),
+    ("GET", "/api/runs/{id}"),
+    ("GET", "/api/runs/{id}/tasks/{task}/logs"),
+    ("GET", "/api/dags/{id}/metrics"),
+    ("GET", "/api/dags/{id}/checks"),
+    ("GET", "/api/artifacts"),
+    ("GET", "/api/artifacts/{name}/lineage"),
+    ("GET", "/api/models"),
+    ("GET", "/api/models/{name}"),
+    ("GET", "/api/alerts"),
+    ("POST", "/api/dags/{id}/trigger"),
+    ("POST", "/api/dags/{id}/pause"),
+    ("POST", "/api/dags/{id}/unpause"),
+    ("POST", "/api/runs/{id}/clear"),
+    ("POST", "/api/runs/{id}/approve"),
+    ("POST", "/api/runs/{id}/reject"),
+    ("POST", "/api/models/{name}/rollback"),
+    ("POST", "/api/alerts/{id}/ack"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/metrics"),
+];
+
+/// A parsed request. Actions carry their JSON body separately (see [`crate::Api`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    Dags,
+    Runs {
+        dag: Option<String>,
+        state: Option<String>,
+        limit: usize,
+    },
+    Run {
+        id: i64,
+    },
+    Logs {
+        run: i64,
+        task: String,
+        attempt: Option<u32>,
+        follow: bool,
+    },
+    DagMetrics {
+        dag: String,
+        task: Option<String>,
+        name: Option<String>,
+        last: usize,
+    },
+    DagChecks {
+        dag: String,
+        task: Option<String>,
+        check: Option<String>,
+        last: usize,
+    },
+    /// Every artifact, or every version of one.
+    Artifacts {
+        name: Option<String>,
+    },
+    Lineage {
+        artifact: String,
+    },
+    Models,
+    Model {
+        name: String,
+    },
+    Alerts {
+        all: bool,
+    },
+    Trigger {
+        dag: String,
+    },
+    Pause {
+        dag: String,
+        paused: bool,
+    },
+    Clear {
+        run: i64,
+    },
+    Approve {
+        run: i64,
+    },
+    Reject {
+        run: i64,
+    },
+    Rollback {
+        model: String,
+    },
+    Ack {
+        alert: i64,
+    },
+    OpenApi,
+    Metrics,
+}
+
+impl Route {
+    /// Whether the route changes something, and so needs the token.
+    #[must_use]
+    pub fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Self::Trigger { .. }
+                | Self::Pause { .. }
+                | Self::Clear { .. }
+                | Self::Approve { .. }
+                | Self::Reject { .. }
+                | Self::Rollback { .. }
+                | Self::Ack { .. }
+        )
+    }
+
+    /// Parses a request target (`/api/runs?dag=x&limit=5`).
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] for a path no route has, [`ApiError::MethodNotAllowed`] for a
+    /// known path with another method, [`ApiError::BadRequest`] for a malformed id or query.
+    pub fn parse(method: &str, target: &str) -> Result<Self, ApiError> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let segments: Vec<String> = path
+            .trim_end_matches('/')
+            .split('/')
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        let mut known_path = false;
+        for (route_method, pattern) in ROUTES {
+            let Some(captures) = captures(pattern, &segments) else {
+                continue;
+            };
+            known_path = true;
+            if *route_method != method {
+                continue;
+            }
+            let query = Query::parse(query)?;
+            return build(pattern, &captures, &query);
+        }
+        if known_path {
+            let allowed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, p)| captures(p, &segments).is_some())
+                .map(|(m, _)| *m)
+                .collect();
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{path} does not take {method}; use {}",
+                allowed.join(" or ")
+            )));
+        }
+        Err(ApiError::NotFound(format!(
+            "no route {path}; GET /api/openapi.json lists them"
+        )))
+    }
+}
+
+/// The `{name}` segments of `segments` when they match `pattern`.
+fn captures<'a>(pattern: &str, segments: &'a [String]) -> Option<Vec<&'a str>> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if part.starts_with('{') {
+            if segment.is_empty() {
+                return None;
+            }
+            out.push(segment.as_str());
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiError> {
+    let text = |i: usize| captures[i].to_owned();
+    let id = |i: usize, what: &str| -> Result<i64, ApiError> {
+        captures[i].parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{what} id `{}` is not a number; ids are whole numbers (e.g. /api/runs/12)",
+                captures[i]
+            ))
+        })
+    };
+    Ok(match pattern {
+        "/api/dags" => Route::Dags,
+        "/api/runs" => Route::Runs {
+            dag: query.text("dag"),
+            state: query.text("state"),
+            limit: query.number("limit")?.unwrap_or(20),
+        },
+        "/api/runs/{id}" => Route::Run { id: id(0, "run")? },
+        "/api/runs/{id}/tasks/{task}/logs" => Route::Logs {
+            run: id(0, "run")?,
+            task: text(1),
+            attempt: query.number("attempt")?,
+            follow: query.flag("follow")?,
+        },
+        "/api/dags/{id}/metrics" => Route::DagMetrics {
+            dag: text(0),
+            task: query.text("task"),
+            name: query.text("name"),
+            last: query.number("last")?.unwrap_or(0),
+        },
+        "/api/dags/{id}/checks" => Route::DagChecks {
+            dag: text(0),
+            task: query.text("task"),
+            check: query.text("check"),
+            last: query.number("last")?.unwrap_or(0),
+        },
+        "/api/artifacts" => Route::Artifacts {
+            name: query.text("name"),
+        },
+        "/api/artifacts/{name}/lineage" => Route::Lineage { artifact: text(0) },
+        "/api/models" => Route::Models,
+        "/api/models/{name}" => Route::Model { name: text(0) },
+        "/api/alerts" => Route::Alerts {
+            all: query.flag("all")?,
+        },
+        "/api/dags/{id}/trigger" => Route::Trigger { dag: text(0) },
+        "/api/dags/{id}/pause" => Route::Pause {
+            dag: text(0),
+            paused: true,
+        },
+        "/api/dags/{id}/unpause" => Route::Pause {
+            dag: text(0),
+            paused: false,
+        },
+        "/api/runs/{id}/clear" => Route::Clear { run: id(0, "run")? },
+        "/api/runs/{id}/approve" => Route::Approve { run: id(0, "run")? },
+        "/api/runs/{id}/reject" => Route::Reject { run: id(0, "run")? },
+        "/api/models/{name}/rollback" => Route::Rollback { model: text(0) },
+        "/api/alerts/{id}/ack" => Route::Ack {
+            alert: id(0, "alert")?,
+        },
+        "/api/openapi.json" => Route::OpenApi,
+        "/metrics" => Route::Metrics,
+        other => {
+            return Err(ApiError::Internal(format!(
+                "route {other} is listed but not built; this is a bug in vane"
+            )));
+        }
+    })
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut pairs = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            pairs.push((decode(key)?, decode(value)?));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.text(key)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "`{key}={v}` is not a whole number; give e.g. `{key}=5`"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self
+            .0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("0" | "false") => Ok(false),
+            Some("" | "1" | "true") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "`{key}={other}` is not a flag; give `{key}=1` or `{key}=0`"
+            ))),
+        }
+    }
+}
+
+/// Percent-decoding of a path segment or query part (`+` is a space in a query, as browsers
+/// send forms).
+fn decode(text: &str) -> Result<String, ApiError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "`{text}` has a malformed percent escape; encode `%` as %25"
+                        ))
+                    })?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| ApiError::BadRequest(format!("`{text}` does not decode to UTF-8 text")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_ids_names_and_queries() {
+        assert_eq!(
+            Route::parse(
+                "GET",
+                "/api/runs/7/tasks/train%20model/logs?attempt=2&follow=1"
+            )
+            .unwrap(),
+            Route::Logs {
+                run: 7,
+                task: "train model".into(),
+                attempt: Some(2),
+                follow: true
+            }
+        );
+        assert_eq!(
+            Route::parse("GET", "/api/runs?dag=etl&state=failed").unwrap(),
+            Route::Runs {
+                dag: Some("etl".into()),
+                state: Some("failed".into()),
+                limit: 20
+            }
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_to_send() {
+        let err = Route::parse("GET", "/api/runs/abc").unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("`abc` is not a number")));
+        let err = Route::parse("GET", "/api/runs?limit=lots").unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("limit=lots")));
+        let err = Route::parse("GET", "/api/dags/etl/trigger").unwrap_err();
+        assert!(matches!(err, ApiError::MethodNotAllowed(ref m) if m.contains("use POST")));
+        let err = Route::parse("GET", "/api/nothing").unwrap_err();
+        assert!(matches!(err, ApiError::NotFound(ref m) if m.contains("/api/nothing")));
+    }
+
+    #[test]
+    fn every_listed_route_builds() {
+        for (method, pattern) in ROUTES {
+            let target = pattern
+                .replace("{id}", "1")
+                .replace("{task}", "t")
+                .replace("{name}", "m");
+            assert!(
+                Route::parse(method, &target).is_ok(),
+                "{method} {target} does not parse"
+            );
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! A small HTTP/1.1 server on std::net: one thread per connection, one request per connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vane_store::Observation;
+
+use crate::{ApiError, Route, ServerError};
+
+/// What the routes answer; implemented by the `vane` binary.
+pub trait Api: Send + Sync {
+    /// Answers a route; `body` is the request's JSON body (`null` when it had none).
+    ///
+    /// # Errors
+    /// An [`ApiError`] whose variant picks the status code.
+    fn handle(&self, route: Route, body: Value) -> Result<Reply, ApiError>;
+
+    /// The monitoring totals, with histograms over the given bucket bounds.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] when the database cannot be read.
+    fn observe(&self, duration_bounds: &[f64], lag_bounds: &[f64])
+    -> Result<Observation, ApiError>;
+}
+
+/// A successful answer.
+#[non_exhaustive]
+pub enum Reply {
+    Json(Value),
+    /// A task log; streamed while `running` says the attempt still runs.
+    Log(LogStream),
+}
+
+pub struct LogStream {
+    pub path: PathBuf,
+    /// Whether to keep sending new bytes: `follow` was asked and the attempt has not ended.
+    pub running: Box<dyn FnMut() -> bool + Send>,
+}
+
+/// A bound listener, not yet answering.
+pub struct Server {
+    listener: TcpListener,
+    token: Option<String>,
+    /// Reads need the token too when the server is reachable from other machines.
+    reads_need_token: bool,
+}
+
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: u64 = 1024 * 1024;
+/// A client that goes quiet this long mid-request is dropped, so it cannot hold a thread.
+const IDLE: Duration = Duration::from_secs(30);
+/// How often a followed log is checked for new bytes.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+impl Server {
+    /// Listens on `addr`. A non-loopback address needs a token.
+    ///
+    /// # Errors
+    /// [`ServerError::TokenRequired`] for a non-loopback address without a token,
+    /// [`ServerError::Bind`] when the address cannot be listened on.
+    pub fn bind(addr: SocketAddr, token: Option<String>) -> Result<Self, ServerError> {
+        let token = token.filter(|t| !t.is_empty());
+        let loopback = addr.ip().is_loopback();
+        if !loopback && token.is_none() {
+            return Err(ServerError::TokenRequired { addr });
+        }
+        let listener =
+            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            token,
+            reads_need_token: !loopback,
+        })
+    }
+
+    /// The address listened on (with the port chosen when 0 was asked).
+    ///
+    /// # Panics
+    /// Never in practice: a bound listener has an address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Answers requests forever, each connection on its own thread.
+    pub fn serve(self, api: Arc<dyn Api>) {
+        let shared = Arc::new(self);
+        for stream in shared.listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (server, api) = (Arc::clone(&shared), Arc::clone(&api));
+            std::thread::spawn(move || server.connection(stream, api.as_ref()));
+        }
+    }
+
+    fn connection(&self, mut stream: TcpStream, api: &dyn Api) {
+        let _ = stream.set_read_timeout(Some(IDLE));
+        let _ = stream.set_write_timeout(Some(IDLE));
+        let outcome = match read_request(&stream) {
+            Ok(request) => self.answer(&request, api, &mut stream),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            let _ = write_error(&mut stream, &error);
+        }
+    }
+
+    /// Writes the answer; an `Err` is written by the caller as a JSON error.
+    fn answer(
+        &self,
+        request: &Request,
+        api: &dyn Api,
+        stream: &mut TcpStream,
+    ) -> Result<(), ApiError> {
+        let route = Route::parse(&request.method, &request.target)?;
+        if route.is_action() || self.reads_need_token {
+            self.authorize(request, route.is_action())?;
+        }
+        let reply = match route {
+            Route::OpenApi => Reply::Json(crate::openapi()),
+            Route::Metrics => {
+                let observed = api.observe(crate::DURATION_BUCKETS, crate::LAG_BUCKETS)?;
+                let text = crate::render_metrics(&observed);
+                let _ = write_head(
+                    stream,
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    Some(text.len()),
+                )
+                .and_then(|()| stream.write_all(text.as_bytes()));
+                return Ok(());
+            }
+            route => {
+                let body = if request.body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&request.body).map_err(|e| {
+                        ApiError::BadRequest(format!("the request body is not JSON: {e}"))
+                    })?
+                };
+                api.handle(route, body)?
+            }
+        };
+        match reply {
+            Reply::Json(value) => {
+                let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+                let _ = write_head(stream, "200 OK", "application/json", Some(text.len()))
+                    .and_then(|()| stream.write_all(text.as_bytes()));
+            }
+            Reply::Log(log) => stream_log(stream, log)?,
+        }
+        Ok(())
+    }
+
+    fn authorize(&self, request: &Request, action: bool) -> Result<(), ApiError> {
+        let Some(token) = &self.token else {
+            return Err(ApiError::Forbidden(
+                "this server takes no actions: it was started without a token; start it with --token-file FILE or VANE_API_TOKEN set".into(),
+            ));
+        };
+        let given = request
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim);
+        let what = if action {
+            "actions"
+        } else {
+            "requests to this address"
+        };
+        match given {
+            None => Err(ApiError::Unauthorized(format!(
+                "{what} need the API token: send `Authorization: Bearer TOKEN`"
+            ))),
+            Some(given) if !same(given.as_bytes(), token.as_bytes()) => Err(
+                ApiError::Unauthorized("the token sent is not this server's API token".into()),
+            ),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Compares in time independent of where the first difference is, so the token cannot be
+/// guessed byte by byte from response times.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Result<Request, ApiError> {
+    let bad = |m: &str| ApiError::BadRequest(m.to_owned());
+    let mut reader = BufReader::new(stream);
+    let mut head = 0;
+    let mut next_line = |reader: &mut BufReader<&TcpStream>| -> Result<String, ApiError> {
+        let mut line = String::new();
+        let n = reader
+            .by_ref()
+            .take((MAX_HEAD - head) as u64)
+            .read_line(&mut line)
+            .map_err(|_| bad("the request head is not text"))?;
+        head += n;
+        if n == 0 || !line.ends_with('\n') {
+            return Err(bad("the request head is cut off or larger than 16 KiB"));
+        }
+        Ok(line)
+    };
+    let line = next_line(&mut reader)?;
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad(
+            "expected a request line such as `GET /api/runs HTTP/1.1`",
+        ));
+    };
+    let (method, target) = (method.to_owned(), target.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let line = next_line(&mut reader)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let mut request = Request {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    if request.header("transfer-encoding").is_some() {
+        return Err(bad("send the body with Content-Length, not chunked"));
+    }
+    let length: u64 = match request.header("content-length") {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad("Content-Length is not a number"))?,
+    };
+    if length > MAX_BODY {
+        return Err(bad("the body is larger than 1 MiB"));
+    }
+    reader
+        .take(length)
+        .read_to_end(&mut request.body)
+        .map_err(|_| bad("the body ended before its Content-Length"))?;
+    Ok(request)
+}
+
+fn write_head(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    length: Option<usize>,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\nCache-Control: no-store\r\n"
+    );
+    if let Some(length) = length {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())
+}
+
+fn write_error(stream: &mut TcpStream, error: &ApiError) -> std::io::Result<()> {
+    let (code, reason) = error.status();
+    let body = json!({ "error": error.to_string() }).to_string();
+    let mut head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if code == 401 {
+        head.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())
+}
+
+/// Sends a log file. While the attempt runs the body has no length and ends when the
+/// connection closes (HTTP/1.1 allows it with `Connection: close`): new bytes are sent as
+/// they are written, and the stream ends once the attempt has ended and its last bytes are out.
+fn stream_log(stream: &mut TcpStream, mut log: LogStream) -> Result<(), ApiError> {
+    let mut file = std::fs::File::open(&log.path).map_err(|e| {
+        ApiError::Internal(format!("cannot read the log {}: {e}", log.path.display()))
+    })?;
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if !(log.running)() {
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(|e| {
+            ApiError::Internal(format!("cannot read the log {}: {e}", log.path.display()))
+        })?;
+        let _ = write_head(stream, "200 OK", TEXT, Some(text.len()))
+            .and_then(|()| stream.write_all(&text));
+        return Ok(());
+    }
+    if write_head(stream, "200 OK", TEXT, None).is_err() {
+        return Ok(());
+    }
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        // Read "still running?" before draining: bytes written just before the end are
+        // then read by this pass or the next, never lost.
+        let running = (log.running)();
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if stream.write_all(&buffer[..n]).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if !running {
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}

@@ -1,0 +1,225 @@
+//! `vane serve` and `vane scheduler --http`: the HTTP API answered by the same functions that
+//! print `--json`, so the API and the command line agree.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::{Value, json};
+use vane_http::{ApiError, LogStream, Reply, Route};
+use vane_store::{
+    AttemptState, Observation, ObserveStore, RunFilter, RunState, SqliteStore, Store, StoreError,
+};
+
+use crate::cli::{Global, ManualRunArgs};
+use crate::commands::{find_attempt, open_store, run_json, show_json};
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpArgs {
+    /// Token file for the API: actions need `Authorization: Bearer TOKEN` [env: VANE_API_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to serve the API and /metrics on; non-loopback addresses need a token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) http: SocketAddr,
+    #[command(flatten)]
+    pub(crate) auth: HttpArgs,
+}
+
+/// Something asked for that does not exist; the API answers 404 with the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Missing(pub(crate) String);
+
+/// An action on something not in a state that allows it; the API answers 409.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Conflict(pub(crate) String);
+
+/// `vane serve`: the API alone, in the foreground.
+pub(crate) fn serve(g: &Global, args: &ServeArgs) -> Result<ExitCode> {
+    crate::commands::init_tracing();
+    let server = bind(args.http, &args.auth)?;
+    server.serve(api(g)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the API on threads of its own, beside the scheduler's loop.
+pub(crate) fn spawn(g: &Global, addr: SocketAddr, auth: &HttpArgs) -> Result<()> {
+    let server = bind(addr, auth)?;
+    let api = api(g)?;
+    std::thread::spawn(move || server.serve(api));
+    Ok(())
+}
+
+fn bind(addr: SocketAddr, auth: &HttpArgs) -> Result<vane_http::Server> {
+    let token = match &auth.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("VANE_API_TOKEN").ok(),
+    };
+    let server = vane_http::Server::bind(addr, token)?;
+    // Printed so that a script (or a test) that asked for port 0 learns the port.
+    eprintln!("vane: serving the API on http://{}", server.local_addr());
+    Ok(server)
+}
+
+fn api(g: &Global) -> Result<Arc<dyn vane_http::Api>> {
+    // Fail now, not on the first request, when the database cannot be opened.
+    open_store(g)?;
+    Ok(Arc::new(VaneApi { g: g.clone() }))
+}
+
+struct VaneApi {
+    g: Global,
+}
+
+impl vane_http::Api for VaneApi {
+    fn handle(&self, route: Route, body: Value) -> Result<Reply, ApiError> {
+        self.answer(route, &body).map_err(classify)
+    }
+
+    fn observe(&self, duration: &[f64], lag: &[f64]) -> Result<Observation, ApiError> {
+        // Each request opens its own connection: WAL lets it read while the scheduler writes.
+        let store = open_store(&self.g).map_err(classify)?;
+        store.observe(duration, lag).map_err(|e| classify(e.into()))
+    }
+}
+
+impl VaneApi {
+    fn answer(&self, route: Route, body: &Value) -> Result<Reply> {
+        let g = &self.g;
+        let json = |value: Value| Ok(Reply::Json(value));
+        match route {
+            Route::Dags => json(crate::commands::Overview::load(g)?.json()),
+            Route::Runs { dag, state, limit } => {
+                let states = match state.as_deref() {
+                    None => vec![],
+                    Some(text) => vec![text.parse::<RunState>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "no run state `{text}`; use queued, running, success or failed"
+                        )
+                    })?],
+                };
+                let runs = open_store(g)?.runs(&RunFilter {
+                    dag_id: dag.as_deref(),
+                    states: &states,
+                    limit,
+                    ..RunFilter::default()
+                })?;
+                json(runs.iter().map(run_json).collect())
+            }
+            Route::Run { id } => json(show_json(&open_store(g)?.run(id)?)),
+            Route::Logs {
+                run,
+                task,
+                attempt,
+                follow,
+            } => {
+                let store = open_store(g)?;
+                let detail = store.run(run)?;
+                let chosen = find_attempt(&detail, &task, attempt)?;
+                let number = chosen.attempt;
+                let mut live = follow && chosen.state == AttemptState::Running;
+                Ok(Reply::Log(LogStream {
+                    path: chosen.log_path.clone().into(),
+                    running: Box::new(move || {
+                        if live {
+                            live = attempt_running(&store, run, &task, number);
+                        }
+                        live
+                    }),
+                }))
+            }
+            Route::Trigger { dag } => {
+                let target = ManualRunArgs {
+                    dag_id: dag,
+                    params: params(body)?,
+                    date: field(body, "date")?,
+                };
+                let run = crate::commands::with_manual_run(
+                    g,
+                    &target,
+                    std::time::Duration::from_secs(10),
+                    |_, _, run| Ok(run),
+                )?;
+                json(json!({ "run_id": run, "state": "queued" }))
+            }
+            Route::Pause { dag, paused } => {
+                crate::commands::set_paused(g, &dag, paused)?;
+                json(json!({ "dag_id": dag, "paused": paused }))
+            }
+            other => Err(Missing(format!("{other:?} is not answered by this vane")).into()),
+        }
+    }
+}
+
+/// Whether an attempt still runs; a database hiccup ends the stream rather than hanging it.
+fn attempt_running(store: &SqliteStore, run: i64, task: &str, attempt: u32) -> bool {
+    store.run(run).is_ok_and(|d| {
+        d.tasks
+            .iter()
+            .filter(|t| t.task_id == task)
+            .flat_map(|t| &t.attempts)
+            .any(|a| a.attempt == attempt && a.state == AttemptState::Running)
+    })
+}
+
+/// A string field of an action's body, if given.
+fn field(body: &Value, key: &str) -> Result<Option<String>> {
+    match &body[key] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => anyhow::bail!("`{key}` must be a string, got {other}"),
+    }
+}
+
+/// `{"params": {"KEY": VALUE}}`; numbers and booleans are taken as their text, as on the
+/// command line.
+fn params(body: &Value) -> Result<Vec<(String, String)>> {
+    match &body["params"] {
+        Value::Null => Ok(vec![]),
+        Value::Object(map) => Ok(map
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()),
+        other => anyhow::bail!("`params` must be an object of KEY: VALUE, got {other}"),
+    }
+}
+
+/// Chooses the status for an error of the shared command functions: typed not-found and
+/// conflict errors, the store's own, and otherwise a bad request, since what those functions
+/// refuse is input (an unknown parameter, a malformed date) and their messages say how to fix it.
+fn classify(error: anyhow::Error) -> ApiError {
+    let message = format!("{error:#}");
+    if error.downcast_ref::<Missing>().is_some() {
+        return ApiError::NotFound(message);
+    }
+    if error.downcast_ref::<Conflict>().is_some() {
+        return ApiError::Conflict(message);
+    }
+    match error.downcast_ref::<StoreError>() {
+        Some(StoreError::NotFound(_)) => ApiError::NotFound(message),
+        Some(StoreError::RunExists { .. }) => ApiError::Conflict(message),
+        Some(_) => ApiError::Internal(message),
+        None if error.downcast_ref::<std::io::Error>().is_some() => ApiError::Internal(message),
+        None => ApiError::BadRequest(message),
+    }
+}

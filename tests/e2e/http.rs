@@ -1,0 +1,295 @@
+//! `vane serve`: the HTTP API answers what the command line says, actions need the token,
+//! and /metrics counts the runs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::Project;
+
+const DAG: &str = r#"
+[params]
+size = "small"
+
+[tasks.speak]
+command = "echo said {{ params.size }}"
+
+[tasks.fail]
+command = "exit 3"
+"#;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A `vane serve` on a free port, killed when dropped.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(p: &Project) -> Served {
+    let mut child = p
+        .command(&["serve", "--http", "127.0.0.1:0"])
+        .env("VANE_API_TOKEN", TOKEN)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vane serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read stderr") > 0,
+            "vane serve exited without saying where it listens"
+        );
+        if let Some(addr) = line.trim().strip_prefix("vane: serving the API on http://") {
+            let addr = addr.to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            return Served { child, addr };
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request; the server closes the connection after answering.
+fn request(s: &Served, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
+    let mut stream = TcpStream::connect(&s.addr).expect("connect to vane serve");
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        s.addr,
+        body.len()
+    )
+    .expect("send the request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .expect("a status")
+        .parse()
+        .expect("a number");
+    Response {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+fn get(s: &Served, path: &str) -> Response {
+    request(s, "GET", path, None, "")
+}
+
+#[test]
+fn reads_answer_what_the_command_line_says() {
+    let p = Project::new().dag("talk", DAG);
+    p.vane(&["run", "talk"]).code(1);
+    let s = serve(&p);
+
+    let runs = get(&s, "/api/runs");
+    assert_eq!(runs.status, 200, "{}", runs.body);
+    assert_eq!(runs.json(), Value::Array(p.runs()));
+
+    let run = get(&s, "/api/runs/1");
+    assert_eq!(run.status, 200);
+    assert_eq!(run.json(), p.show(1));
+
+    let dags = get(&s, "/api/dags").json();
+    assert_eq!(dags, p.vane(&["dags", "--json"]).success().json());
+
+    let failed = get(&s, "/api/runs?dag=talk&state=failed").json();
+    assert_eq!(failed.as_array().map(Vec::len), Some(1));
+    let succeeded = get(&s, "/api/runs?state=success").json();
+    assert_eq!(succeeded, Value::Array(vec![]));
+
+    let log = get(&s, "/api/runs/1/tasks/speak/logs");
+    assert_eq!((log.status, log.body.as_str()), (200, "said small\n"));
+}
+
+#[test]
+fn errors_are_json_naming_what_is_missing() {
+    let p = Project::new().dag("talk", DAG);
+    p.vane(&["run", "talk"]).code(1);
+    let s = serve(&p);
+
+    let missing = get(&s, "/api/runs/99");
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.json()["error"].as_str().unwrap().contains("99"),
+        "{}",
+        missing.body
+    );
+
+    let no_task = get(&s, "/api/runs/1/tasks/nope/logs");
+    assert_eq!(no_task.status, 404);
+    let message = no_task.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("no task `nope`") && message.contains("speak"),
+        "{message}"
+    );
+
+    let bad = get(&s, "/api/runs/one");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("`one` is not a number")
+    );
+
+    let unknown_dag = request(&s, "POST", "/api/dags/nope/trigger", Some(TOKEN), "{}");
+    assert_eq!(unknown_dag.status, 404);
+    assert!(
+        unknown_dag.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no DAG `nope`")
+    );
+}
+
+#[test]
+fn actions_need_the_token_and_then_work() {
+    let p = Project::new().dag("talk", DAG);
+    let s = serve(&p);
+
+    let refused = request(&s, "POST", "/api/dags/talk/trigger", None, "{}");
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    let wrong = request(&s, "POST", "/api/dags/talk/trigger", Some("guess"), "{}");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        p.runs(),
+        Vec::<Value>::new(),
+        "a refused action changes nothing"
+    );
+
+    let body = r#"{"params": {"size": "large"}, "date": "2026-01-02"}"#;
+    let queued = request(&s, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    let run = queued.json()["run_id"].as_i64().expect("a run id");
+    let shown = p.show(run);
+    assert_eq!(shown["state"], "queued");
+    assert_eq!(shown["params"]["size"], "large");
+
+    let again = request(&s, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
+    assert_eq!(
+        again.status, 409,
+        "one run per logical date: {}",
+        again.body
+    );
+
+    let paused = request(&s, "POST", "/api/dags/talk/pause", Some(TOKEN), "");
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    assert_eq!(get(&s, "/api/dags").json()[0]["paused"], true);
+}
+
+#[test]
+fn metrics_count_the_runs_in_prometheus_text() {
+    let p = Project::new().dag("talk", DAG);
+    p.vane(&["run", "talk"]).code(1);
+    p.vane(&["run", "talk", "--date", "2026-01-01"]).code(1);
+    p.vane(&["trigger", "talk", "--date", "2026-01-02"])
+        .success();
+    let s = serve(&p);
+
+    let metrics = get(&s, "/metrics");
+    assert_eq!(metrics.status, 200);
+    let mut samples = std::collections::HashMap::new();
+    for line in metrics.body.lines() {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "not a comment Prometheus reads: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a series and a value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    assert_eq!(
+        samples[r#"vane_runs_total{dag="talk",state="failed"}"#],
+        2.0
+    );
+    assert_eq!(
+        samples[r#"vane_task_attempts_total{dag="talk",state="success"}"#],
+        2.0
+    );
+    assert_eq!(
+        samples[r#"vane_task_attempts_total{dag="talk",state="failed"}"#],
+        2.0
+    );
+    assert_eq!(
+        samples[r#"vane_task_duration_seconds_count{dag="talk"}"#],
+        4.0
+    );
+    assert_eq!(
+        samples[r#"vane_task_duration_seconds_bucket{dag="talk",le="+Inf"}"#],
+        4.0
+    );
+    assert_eq!(samples["vane_queued_runs"], 1.0);
+    assert_eq!(samples["vane_running_tasks"], 0.0);
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let p = Project::new().dag("talk", DAG);
+    let s = serve(&p);
+    let doc = get(&s, "/api/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path) in [
+        ("get", "/api/runs"),
+        ("get", "/api/runs/{id}/tasks/{task}/logs"),
+        ("post", "/api/dags/{id}/trigger"),
+        ("post", "/api/alerts/{id}/ack"),
+        ("get", "/metrics"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+}
+
+#[test]
+fn a_public_address_without_a_token_is_refused() {
+    let p = Project::new().dag("talk", DAG);
+    let out = p
+        .command(&["serve", "--http", "0.0.0.0:0"])
+        .env_remove("VANE_API_TOKEN")
+        .output()
+        .expect("run vane serve");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without a token") && stderr.contains("--token-file"),
+        "{stderr}"
+    );
+}
