@@ -36,13 +36,18 @@ impl Drop for Served {
 }
 
 fn serve(p: &Project) -> Served {
-    let mut child = p
+    let child = p
         .command(&["serve", "--http", "127.0.0.1:0"])
         .env("VANE_API_TOKEN", TOKEN)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start vane serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    // Owned by `Served` at once, so any failure below still kills and reaps it.
+    let mut served = Served {
+        child,
+        addr: String::new(),
+    };
+    let mut stderr = BufReader::new(served.child.stderr.take().expect("piped stderr"));
     let mut line = String::new();
     loop {
         line.clear();
@@ -51,10 +56,10 @@ fn serve(p: &Project) -> Served {
             "vane serve exited without saying where it listens"
         );
         if let Some(addr) = line.trim().strip_prefix("vane: serving the API on http://") {
-            let addr = addr.to_owned();
+            served.addr = addr.to_owned();
             // Keep draining stderr so the server never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return Served { child, addr };
+            return served;
         }
     }
 }
