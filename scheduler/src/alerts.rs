@@ -63,22 +63,23 @@ pub(crate) struct SnoozeArgs {
     pub(crate) for_: String,
 }
 
-fn who(by: &Option<String>) -> String {
+pub(crate) fn who(by: &Option<String>) -> String {
     by.clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
+pub(crate) fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
     move |e| match e {
-        StoreError::NotFound(_) => {
-            anyhow::anyhow!("there is no alert {id}; `vane alerts --all` lists them")
-        }
+        StoreError::NotFound(_) => crate::http::Missing(format!(
+            "there is no alert {id}; `vane alerts --all` lists them"
+        ))
+        .into(),
         other => other.into(),
     }
 }
 
-fn alert_json(a: &AlertRecord) -> Value {
+pub(crate) fn alert_json(a: &AlertRecord) -> Value {
     json!({
         "id": a.id,
         "rule": a.rule,

@@ -54,39 +54,52 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let history: Vec<CheckHistoryEntry> = store
+/// The check history `vane checks` shows: of a DAG, optionally one task and one check.
+pub(crate) fn history(
+    store: &vane_store::SqliteStore,
+    args: &ChecksArgs,
+) -> Result<Vec<CheckHistoryEntry>> {
+    Ok(store
         .check_history(&args.dag_id, args.task.as_deref(), args.last)?
         .into_iter()
         .filter(|e| args.check.as_ref().is_none_or(|c| *c == e.result.name))
-        .collect();
-    if args.json.json {
-        let items: Vec<serde_json::Value> = history
-            .iter()
-            .map(|e| {
-                let r = &e.result;
-                json!({
-                    "run_id": e.run,
-                    "logical_date": e.logical_date.to_rfc3339(),
-                    "task_id": e.task_id,
-                    "attempt": e.attempt,
-                    "evaluated_at": e.evaluated_at.to_rfc3339(),
-                    "marked_good": e.marked_good,
-                    "check": r.name,
-                    "column": r.column,
-                    "severity": r.severity,
-                    "status": r.status.as_str(),
-                    "observed": r.observed,
-                    "bound": r.bound,
-                    "derivation": r.derivation,
-                    "detail": r.detail,
-                    "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
-                    "definition_hash": r.definition_hash,
-                })
+        .collect())
+}
+
+/// Check results as `vane checks --json` and `GET /api/dags/{id}/checks` give them.
+pub(crate) fn history_json(history: &[CheckHistoryEntry]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = history
+        .iter()
+        .map(|e| {
+            let r = &e.result;
+            json!({
+                "run_id": e.run,
+                "logical_date": e.logical_date.to_rfc3339(),
+                "task_id": e.task_id,
+                "attempt": e.attempt,
+                "evaluated_at": e.evaluated_at.to_rfc3339(),
+                "marked_good": e.marked_good,
+                "check": r.name,
+                "column": r.column,
+                "severity": r.severity,
+                "status": r.status.as_str(),
+                "observed": r.observed,
+                "bound": r.bound,
+                "derivation": r.derivation,
+                "detail": r.detail,
+                "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
+                "definition_hash": r.definition_hash,
             })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}
+
+pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let history = history(&store, args)?;
+    if args.json.json {
+        println!("{}", serde_json::to_string_pretty(&history_json(&history))?);
         return Ok(ExitCode::SUCCESS);
     }
     if history.is_empty() {

@@ -557,7 +557,7 @@ pub(crate) fn runtime_with_signals() -> Result<(
     Ok((runtime, receiver))
 }
 
-fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
+pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let mut detail = store.run(args.run_id)?;
     // A run left `running` by a vane process that is gone is adopted first: its lost

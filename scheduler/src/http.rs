@@ -11,7 +11,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use vane_http::{ApiError, LogStream, Reply, Route};
 use vane_store::{
-    AttemptState, Observation, ObserveStore, RunFilter, RunState, SqliteStore, Store, StoreError,
+    AlertStore, AttemptState, MetricStore, Observation, ObserveStore, RunFilter, RunState,
+    SqliteStore, Store, StoreError,
 };
 
 use crate::cli::{Global, ManualRunArgs};
@@ -160,7 +161,128 @@ impl VaneApi {
                 crate::commands::set_paused(g, &dag, paused)?;
                 json(json!({ "dag_id": dag, "paused": paused }))
             }
-            other => Err(Missing(format!("{other:?} is not answered by this vane")).into()),
+            Route::DagMetrics {
+                dag,
+                task,
+                name,
+                last,
+            } => {
+                let store = open_store(g)?;
+                known_dag(g, &store, &dag)?;
+                let points = store.metric_series(&vane_store::MetricFilter {
+                    dag_id: &dag,
+                    task: task.as_deref(),
+                    name: name.as_deref(),
+                    last,
+                })?;
+                json(crate::metrics::points_json(&points))
+            }
+            Route::DagChecks {
+                dag,
+                task,
+                check,
+                last,
+            } => {
+                let store = open_store(g)?;
+                known_dag(g, &store, &dag)?;
+                let args = crate::checks::ChecksArgs {
+                    dag_id: dag,
+                    task,
+                    check,
+                    last,
+                    json: crate::cli::JsonFlag { json: true },
+                };
+                json(crate::checks::history_json(&crate::checks::history(
+                    &store, &args,
+                )?))
+            }
+            Route::Artifacts { name } => json(
+                crate::lineage::versions(g, name.as_deref())?
+                    .iter()
+                    .map(crate::lineage::version_json)
+                    .collect(),
+            ),
+            Route::Lineage { artifact } => json(crate::lineage::lineage_tree(g, &artifact)?),
+            Route::Models => json(crate::models::models_json(g, None)?),
+            Route::Model { name } => json(crate::models::models_json(g, Some(&name))?),
+            Route::Alerts { all } => json(
+                open_store(g)?
+                    .alerts(vane_store::AlertFilter { all })?
+                    .iter()
+                    .map(crate::alerts::alert_json)
+                    .collect(),
+            ),
+            Route::Clear { run } => {
+                let args = crate::cli::ClearArgs {
+                    run_id: run,
+                    tasks: strings(body, "tasks")?,
+                    downstream: flag(body, "downstream")?,
+                    failed_only: flag(body, "failed_only")?,
+                    foreground: false,
+                };
+                crate::commands::clear(g, &args)?;
+                json(show_json(&open_store(g)?.run(run)?))
+            }
+            Route::Approve { run } => {
+                let by = crate::models::who(field(body, "by")?.as_ref());
+                let stage = field(body, "stage")?;
+                let note = field(body, "note")?;
+                let decided = crate::models::decide(
+                    g,
+                    run,
+                    stage.as_deref(),
+                    "approved",
+                    &by,
+                    note.as_deref(),
+                )?;
+                json(decided.iter().map(crate::models::stage_json).collect())
+            }
+            Route::Reject { run } => {
+                let by = crate::models::who(field(body, "by")?.as_ref());
+                let stage = field(body, "stage")?;
+                let reason = required(body, "reason")?;
+                let decided = crate::models::decide(
+                    g,
+                    run,
+                    stage.as_deref(),
+                    "rejected",
+                    &by,
+                    Some(&reason),
+                )?;
+                json(decided.iter().map(crate::models::stage_json).collect())
+            }
+            Route::Rollback { model } => {
+                let to = match &body["to"] {
+                    Value::Null => None,
+                    v => Some(v.as_i64().context("`to` must be a version number")?),
+                };
+                let args = crate::models::RollbackArgs {
+                    name: model.clone(),
+                    to,
+                    reason: required(body, "reason")?,
+                    by: field(body, "by")?,
+                };
+                crate::models::rollback(g, &args)?;
+                json(crate::models::models_json(g, Some(&model))?)
+            }
+            Route::Ack { alert } => {
+                let verdict = match field(body, "verdict")?.as_deref() {
+                    None => None,
+                    Some("real") => Some(vane_store::Verdict::Real),
+                    Some("noise") => Some(vane_store::Verdict::Noise),
+                    Some(other) => {
+                        anyhow::bail!("`verdict` is `real` or `noise`, not `{other}`")
+                    }
+                };
+                let by = crate::alerts::who(&field(body, "by")?);
+                let acked = open_store(g)?
+                    .acknowledge_alert(alert, &by, verdict, chrono::Utc::now())
+                    .map_err(crate::alerts::not_found(alert))?;
+                json(crate::alerts::alert_json(&acked))
+            }
+            // Answered by the server itself, never passed on.
+            Route::OpenApi | Route::Metrics => json(Value::Null),
+            other => Err(Missing(format!("no answer for {other:?}")).into()),
         }
     }
 }
@@ -174,6 +296,55 @@ fn attempt_running(store: &SqliteStore, run: i64, task: &str, attempt: u32) -> b
             .flat_map(|t| &t.attempts)
             .any(|a| a.attempt == attempt && a.state == AttemptState::Running)
     })
+}
+
+/// 404 for a DAG that is neither in the DAG folder nor in the history, rather than an empty
+/// list that looks like "no data yet".
+fn known_dag(g: &Global, store: &SqliteStore, dag: &str) -> Result<()> {
+    let in_folder = crate::commands::load_dags(g).is_ok_and(|set| set.find(dag).is_some());
+    let in_history = !store
+        .runs(&RunFilter {
+            dag_id: Some(dag),
+            limit: 1,
+            ..RunFilter::default()
+        })?
+        .is_empty();
+    if in_folder || in_history {
+        return Ok(());
+    }
+    Err(Missing(format!(
+        "no DAG `{dag}` in {} or in the history; GET /api/dags lists them",
+        g.dags.display()
+    ))
+    .into())
+}
+
+fn required(body: &Value, key: &str) -> Result<String> {
+    field(body, key)?
+        .with_context(|| format!("the body needs `{key}` (a string), e.g. {{\"{key}\": \"...\"}}"))
+}
+
+fn flag(body: &Value, key: &str) -> Result<bool> {
+    match &body[key] {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        other => anyhow::bail!("`{key}` must be true or false, got {other}"),
+    }
+}
+
+fn strings(body: &Value, key: &str) -> Result<Vec<String>> {
+    match &body[key] {
+        Value::Null => Ok(vec![]),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("`{key}` must be a list of strings, got {v}"))
+            })
+            .collect(),
+        other => anyhow::bail!("`{key}` must be a list of strings, got {other}"),
+    }
 }
 
 /// A string field of an action's body, if given.

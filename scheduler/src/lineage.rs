@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
 use vane_store::{
@@ -44,7 +44,7 @@ fn short(hash: &str) -> &str {
     &hash[..12.min(hash.len())]
 }
 
-fn version_json(v: &ArtifactVersion) -> Value {
+pub(crate) fn version_json(v: &ArtifactVersion) -> Value {
     json!({
         "name": v.name,
         "version": v.version,
@@ -67,14 +67,24 @@ fn producer_text(v: &ArtifactVersion) -> String {
     )
 }
 
-pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
+/// Every artifact version, or those of one artifact.
+///
+/// # Errors
+/// [`crate::http::Missing`] when no artifact has that name.
+pub(crate) fn versions(g: &Global, name: Option<&str>) -> Result<Vec<ArtifactVersion>> {
     let store = crate::commands::open_store(g)?;
-    let versions = store.artifact_versions(args.name.as_deref())?;
-    if let (Some(name), true) = (&args.name, versions.is_empty()) {
-        bail!(
+    let versions = store.artifact_versions(name)?;
+    if let (Some(name), true) = (name, versions.is_empty()) {
+        return Err(crate::http::Missing(format!(
             "no artifact is named `{name}`; `vane artifacts` lists them (artifacts are recorded from the `inputs` and `outputs` of tasks)"
-        );
+        ))
+        .into());
     }
+    Ok(versions)
+}
+
+pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
+    let versions = versions(g, args.name.as_deref())?;
     if args.json.json {
         let items: Vec<Value> = versions.iter().map(version_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -311,13 +321,21 @@ fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
     }
 }
 
-pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
+/// What `NAME[@VERSION]` was built from (`built_from`, recursively) and what used it
+/// (`used_by`), as `vane lineage --json` and `GET /api/artifacts/{name}/lineage` give it.
+///
+/// # Errors
+/// [`crate::http::Missing`] when that artifact version is not recorded.
+pub(crate) fn lineage_tree(g: &Global, artifact: &str) -> Result<Value> {
     let store = crate::commands::open_store(g)?;
-    let (name, number) = parse_artifact(&args.artifact)?;
+    let (name, number) = parse_artifact(artifact)?;
     let version = match store.artifact_version(name, number) {
-        Err(StoreError::NotFound(what)) => bail!(
-            "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
-        ),
+        Err(StoreError::NotFound(what)) => {
+            return Err(crate::http::Missing(format!(
+                "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
+            ))
+            .into());
+        }
         other => other?,
     };
     let mut runs = Runs {
@@ -327,6 +345,11 @@ pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
     };
     let mut tree = runs.upstream(&version, &mut HashSet::new())?;
     tree["used_by"] = runs.downstream(&version, &mut HashSet::new())?;
+    Ok(tree)
+}
+
+pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
+    let tree = lineage_tree(g, &args.artifact)?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&tree)?);
         return Ok(ExitCode::SUCCESS);

@@ -28,6 +28,26 @@ pub(crate) struct MetricsArgs {
     pub(crate) json: JsonFlag,
 }
 
+/// Metric points as `vane metrics --json` and `GET /api/dags/{id}/metrics` give them.
+pub(crate) fn points_json(points: &[vane_store::MetricPoint]) -> serde_json::Value {
+    let items: Vec<_> = points
+        .iter()
+        .map(|p| {
+            json!({
+                "run_id": p.run,
+                "logical_date": p.logical_date.to_rfc3339(),
+                "run_state": p.run_state.to_string(),
+                "task": p.task_id,
+                "attempt": p.attempt,
+                "name": p.name,
+                "value": p.value,
+                "recorded_at": p.recorded_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}
+
 pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let points = store.metric_series(&MetricFilter {
@@ -37,22 +57,7 @@ pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
         last: args.last,
     })?;
     if args.json.json {
-        let items: Vec<_> = points
-            .iter()
-            .map(|p| {
-                json!({
-                    "run_id": p.run,
-                    "logical_date": p.logical_date.to_rfc3339(),
-                    "run_state": p.run_state.to_string(),
-                    "task": p.task_id,
-                    "attempt": p.attempt,
-                    "name": p.name,
-                    "value": p.value,
-                    "recorded_at": p.recorded_at.to_rfc3339(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        println!("{}", serde_json::to_string_pretty(&points_json(&points))?);
         return Ok(ExitCode::SUCCESS);
     }
     if points.is_empty() {

@@ -87,7 +87,7 @@ pub(crate) struct RollbackArgs {
     pub(crate) by: Option<String>,
 }
 
-fn who(by: Option<&String>) -> String {
+pub(crate) fn who(by: Option<&String>) -> String {
     by.cloned()
         .or_else(|| std::env::var("USER").ok())
         .filter(|u| !u.is_empty())
@@ -110,7 +110,7 @@ fn ledger_json(e: &LedgerEntry) -> Value {
     })
 }
 
-fn stage_json(s: &RolloutStage) -> Value {
+pub(crate) fn stage_json(s: &RolloutStage) -> Value {
     json!({
         "run_id": s.run_id, "task_id": s.task_id, "stage": s.stage, "model": s.model,
         "version": s.version, "status": s.status, "detail": s.detail, "evidence": s.evidence,
@@ -148,18 +148,51 @@ fn parse_at(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| anyhow!("--at `{text}`: {e}; write a date (2026-11-23) or an RFC 3339 time"))
 }
 
-pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let name = args.name.as_deref();
+/// Model versions and the ledger, of every model or of one.
+///
+/// # Errors
+/// [`crate::http::Missing`] when no model has that name.
+fn registry(
+    store: &vane_store::SqliteStore,
+    name: Option<&str>,
+) -> Result<(Vec<ModelVersion>, Vec<LedgerEntry>)> {
     let versions = store.model_versions(name)?;
-    let ledger = store.ledger(name)?;
     if let Some(name) = name
         && versions.is_empty()
     {
-        bail!(
+        return Err(crate::http::Missing(format!(
             "no model `{name}` in the registry: a `kind = \"deploy\"` task with `model = \"{name}\"` registers it when it runs"
-        );
+        ))
+        .into());
     }
+    Ok((versions, store.ledger(name)?))
+}
+
+fn waiting(store: &vane_store::SqliteStore, name: Option<&str>) -> Result<Vec<RolloutStage>> {
+    Ok(store
+        .rollout_stages(None)?
+        .into_iter()
+        .filter(|s| s.status == "waiting" && name.is_none_or(|n| s.model == n))
+        .collect())
+}
+
+/// Versions, waiting rollouts and the ledger, as `vane models [NAME] --json` and
+/// `GET /api/models[/{name}]` give them.
+pub(crate) fn models_json(g: &Global, name: Option<&str>) -> Result<Value> {
+    let store = open_store(g)?;
+    let (versions, ledger) = registry(&store, name)?;
+    let waiting = waiting(&store, name)?;
+    Ok(json!({
+        "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
+        "waiting": waiting.iter().map(stage_json).collect::<Vec<_>>(),
+        "ledger": ledger.iter().map(ledger_json).collect::<Vec<_>>(),
+    }))
+}
+
+pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let name = args.name.as_deref();
+    let (versions, ledger) = registry(&store, name)?;
     let mut names: Vec<&str> = versions.iter().map(|v| v.model.as_str()).collect();
     names.dedup();
     if let Some(at) = &args.at {
@@ -184,20 +217,11 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let waiting: Vec<RolloutStage> = store
-        .rollout_stages(None)?
-        .into_iter()
-        .filter(|s| s.status == "waiting" && name.is_none_or(|n| s.model == n))
-        .collect();
     if args.json.json {
-        let out = json!({
-            "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-            "waiting": waiting.iter().map(stage_json).collect::<Vec<_>>(),
-            "ledger": ledger.iter().map(ledger_json).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&models_json(g, name)?)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let waiting = waiting(&store, name)?;
     if name.is_none() {
         let rows: Vec<Vec<String>> = names
             .iter()
@@ -274,7 +298,7 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn decide(
+pub(crate) fn decide(
     g: &Global,
     run: i64,
     stage: Option<&str>,
@@ -284,16 +308,17 @@ fn decide(
 ) -> Result<Vec<RolloutStage>> {
     let store = open_store(g)?;
     let detail = store.run(run).map_err(|e| match e {
-        vane_store::StoreError::NotFound(_) => {
-            anyhow!("there is no run {run}: `vane runs` lists the runs")
-        }
+        vane_store::StoreError::NotFound(_) => anyhow::Error::from(crate::http::Missing(format!(
+            "there is no run {run}: `vane runs` lists the runs"
+        ))),
         other => other.into(),
     })?;
     if detail.run.state != vane_store::RunState::Running {
-        bail!(
+        return Err(crate::http::Conflict(format!(
             "run {run} is {}, not running: only a running rollout can be approved or rejected; start a new run to roll the model out again",
             detail.run.state
-        );
+        ))
+        .into());
     }
     let decided = store.decide_rollout(run, stage, status, by, reason)?;
     if decided.is_empty() {
@@ -305,13 +330,15 @@ fn decide(
         let at = stage
             .map(|s| format!(" at stage `{s}`"))
             .unwrap_or_default();
-        if known.is_empty() {
-            bail!("run {run} has no rollout: only a `kind = \"deploy\"` task waits for approval");
-        }
-        bail!(
-            "run {run} has no rollout waiting{at}; its stages: {}",
-            known.join(", ")
-        );
+        let why = if known.is_empty() {
+            format!("run {run} has no rollout: only a `kind = \"deploy\"` task waits for approval")
+        } else {
+            format!(
+                "run {run} has no rollout waiting{at}; its stages: {}",
+                known.join(", ")
+            )
+        };
+        return Err(crate::http::Conflict(why).into());
     }
     Ok(decided)
 }
@@ -542,7 +569,10 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     let model = args.name.as_str();
     let versions = store.model_versions(Some(model))?;
     if versions.is_empty() {
-        bail!("no model `{model}` in the registry: `vane models` lists the models");
+        return Err(crate::http::Missing(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        ))
+        .into());
     }
     let current = versions.iter().find(|v| v.stage == "production");
     let target = match args.to {

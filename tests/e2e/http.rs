@@ -298,3 +298,112 @@ fn a_public_address_without_a_token_is_refused() {
         "{stderr}"
     );
 }
+
+const LAB: &str = r#"
+[tasks.train]
+command = 'echo "accuracy 0.9" >> "$VANE_METRICS"; echo weights > "$VANE_WORK/model.txt"'
+outputs = { model = "{{ work }}/model.txt" }
+
+[tasks.report]
+depends_on = ["train"]
+command = "exit 4"
+"#;
+
+/// `vane ARGS... --json`, parsed.
+fn cli_json(p: &Project, args: &[&str]) -> Value {
+    let mut full = args.to_vec();
+    full.push("--json");
+    p.vane(&full).success().json()
+}
+
+#[test]
+fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
+    let p = Project::new().dag("lab", LAB);
+    p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
+    p.vane(&["run", "lab"]).code(1);
+    p.vane(&["alerts", "--evaluate"]).success();
+    let s = serve(&p);
+
+    let metrics = get(&s, "/api/dags/lab/metrics").json();
+    assert_eq!(metrics, cli_json(&p, &["metrics", "lab"]));
+    assert_eq!(metrics[0]["value"], 0.9);
+    assert_eq!(
+        get(&s, "/api/dags/lab/checks").json(),
+        cli_json(&p, &["checks", "lab"])
+    );
+    let artifacts = get(&s, "/api/artifacts").json();
+    assert_eq!(artifacts, cli_json(&p, &["artifacts"]));
+    assert_eq!(artifacts[0]["name"], "model");
+    assert_eq!(
+        get(&s, "/api/artifacts/model/lineage").json(),
+        cli_json(&p, &["lineage", "model"])
+    );
+    assert_eq!(get(&s, "/api/models").json(), cli_json(&p, &["models"]));
+    let alerts = get(&s, "/api/alerts").json();
+    assert_eq!(alerts, cli_json(&p, &["alerts"]));
+    assert_eq!(alerts[0]["rule"], "run_failed");
+
+    for (path, named) in [
+        ("/api/dags/ghost/metrics", "`ghost`"),
+        ("/api/models/nope", "`nope`"),
+        ("/api/artifacts/nope/lineage", "nope"),
+        ("/api/runs/1/tasks/train/logs?attempt=7", "no attempt 7"),
+    ] {
+        let answer = get(&s, path);
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+        let message = answer.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(named), "{path}: {message}");
+    }
+}
+
+#[test]
+fn acknowledging_clearing_and_refused_rollout_decisions() {
+    let p = Project::new().dag("lab", LAB);
+    p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
+    p.vane(&["run", "lab"]).code(1);
+    p.vane(&["alerts", "--evaluate"]).success();
+    let s = serve(&p);
+    let post = |path: &str, body: &str| request(&s, "POST", path, Some(TOKEN), body);
+
+    let id = get(&s, "/api/alerts").json()[0]["id"].as_i64().unwrap();
+    let acked = post(
+        &format!("/api/alerts/{id}/ack"),
+        r#"{"verdict": "real", "by": "ana"}"#,
+    );
+    assert_eq!(acked.status, 200, "{}", acked.body);
+    let all = cli_json(&p, &["alerts", "--all"]);
+    assert_eq!(all[0]["state"], "acknowledged");
+    assert_eq!(all[0]["acked_by"], "ana");
+    assert_eq!(all[0]["verdict"], "real");
+    let bad = post(&format!("/api/alerts/{id}/ack"), r#"{"verdict": "maybe"}"#);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(post("/api/alerts/99/ack", "{}").status, 404);
+
+    let cleared = post("/api/runs/1/clear", r#"{"failed_only": true}"#);
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let run = p.show(1);
+    assert_eq!(run["state"], "queued", "queued for the scheduler to rerun");
+    assert_eq!(crate::harness::task(&run, "report")["state"], "queued");
+    assert_eq!(crate::harness::task(&run, "train")["state"], "success");
+
+    let approve = post("/api/runs/1/approve", "{}");
+    assert_eq!(approve.status, 409, "{}", approve.body);
+    assert!(
+        approve.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not running")
+    );
+    let reject = post("/api/runs/1/reject", "{}");
+    assert_eq!(
+        reject.status, 400,
+        "a rejection needs a reason: {}",
+        reject.body
+    );
+    assert!(
+        reject.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("`reason`")
+    );
+}
