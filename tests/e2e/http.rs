@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -76,13 +77,13 @@ impl Response {
 }
 
 /// One HTTP/1.1 request; the server closes the connection after answering.
-fn request(s: &Served, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
-    let mut stream = TcpStream::connect(&s.addr).expect("connect to vane serve");
+fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to vane serve");
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        s.addr,
+        addr,
         body.len()
     )
     .expect("send the request");
@@ -101,8 +102,8 @@ fn request(s: &Served, method: &str, path: &str, token: Option<&str>, body: &str
     }
 }
 
-fn get(s: &Served, path: &str) -> Response {
-    request(s, "GET", path, None, "")
+fn get(addr: &str, path: &str) -> Response {
+    request(addr, "GET", path, None, "")
 }
 
 #[test]
@@ -111,23 +112,23 @@ fn reads_answer_what_the_command_line_says() {
     p.vane(&["run", "talk"]).code(1);
     let s = serve(&p);
 
-    let runs = get(&s, "/api/runs");
+    let runs = get(&s.addr, "/api/runs");
     assert_eq!(runs.status, 200, "{}", runs.body);
     assert_eq!(runs.json(), Value::Array(p.runs()));
 
-    let run = get(&s, "/api/runs/1");
+    let run = get(&s.addr, "/api/runs/1");
     assert_eq!(run.status, 200);
     assert_eq!(run.json(), p.show(1));
 
-    let dags = get(&s, "/api/dags").json();
+    let dags = get(&s.addr, "/api/dags").json();
     assert_eq!(dags, p.vane(&["dags", "--json"]).success().json());
 
-    let failed = get(&s, "/api/runs?dag=talk&state=failed").json();
+    let failed = get(&s.addr, "/api/runs?dag=talk&state=failed").json();
     assert_eq!(failed.as_array().map(Vec::len), Some(1));
-    let succeeded = get(&s, "/api/runs?state=success").json();
+    let succeeded = get(&s.addr, "/api/runs?state=success").json();
     assert_eq!(succeeded, Value::Array(vec![]));
 
-    let log = get(&s, "/api/runs/1/tasks/speak/logs");
+    let log = get(&s.addr, "/api/runs/1/tasks/speak/logs");
     assert_eq!((log.status, log.body.as_str()), (200, "said small\n"));
 }
 
@@ -137,7 +138,7 @@ fn errors_are_json_naming_what_is_missing() {
     p.vane(&["run", "talk"]).code(1);
     let s = serve(&p);
 
-    let missing = get(&s, "/api/runs/99");
+    let missing = get(&s.addr, "/api/runs/99");
     assert_eq!(missing.status, 404);
     assert!(
         missing.json()["error"].as_str().unwrap().contains("99"),
@@ -145,7 +146,7 @@ fn errors_are_json_naming_what_is_missing() {
         missing.body
     );
 
-    let no_task = get(&s, "/api/runs/1/tasks/nope/logs");
+    let no_task = get(&s.addr, "/api/runs/1/tasks/nope/logs");
     assert_eq!(no_task.status, 404);
     let message = no_task.json()["error"].as_str().unwrap().to_owned();
     assert!(
@@ -153,7 +154,7 @@ fn errors_are_json_naming_what_is_missing() {
         "{message}"
     );
 
-    let bad = get(&s, "/api/runs/one");
+    let bad = get(&s.addr, "/api/runs/one");
     assert_eq!(bad.status, 400);
     assert!(
         bad.json()["error"]
@@ -162,7 +163,7 @@ fn errors_are_json_naming_what_is_missing() {
             .contains("`one` is not a number")
     );
 
-    let unknown_dag = request(&s, "POST", "/api/dags/nope/trigger", Some(TOKEN), "{}");
+    let unknown_dag = request(&s.addr, "POST", "/api/dags/nope/trigger", Some(TOKEN), "{}");
     assert_eq!(unknown_dag.status, 404);
     assert!(
         unknown_dag.json()["error"]
@@ -177,7 +178,7 @@ fn actions_need_the_token_and_then_work() {
     let p = Project::new().dag("talk", DAG);
     let s = serve(&p);
 
-    let refused = request(&s, "POST", "/api/dags/talk/trigger", None, "{}");
+    let refused = request(&s.addr, "POST", "/api/dags/talk/trigger", None, "{}");
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(
         refused.json()["error"]
@@ -185,7 +186,13 @@ fn actions_need_the_token_and_then_work() {
             .unwrap()
             .contains("Authorization: Bearer")
     );
-    let wrong = request(&s, "POST", "/api/dags/talk/trigger", Some("guess"), "{}");
+    let wrong = request(
+        &s.addr,
+        "POST",
+        "/api/dags/talk/trigger",
+        Some("guess"),
+        "{}",
+    );
     assert_eq!(wrong.status, 401);
     assert_eq!(
         p.runs(),
@@ -194,23 +201,23 @@ fn actions_need_the_token_and_then_work() {
     );
 
     let body = r#"{"params": {"size": "large"}, "date": "2026-01-02"}"#;
-    let queued = request(&s, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
+    let queued = request(&s.addr, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
     assert_eq!(queued.status, 200, "{}", queued.body);
     let run = queued.json()["run_id"].as_i64().expect("a run id");
     let shown = p.show(run);
     assert_eq!(shown["state"], "queued");
     assert_eq!(shown["params"]["size"], "large");
 
-    let again = request(&s, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
+    let again = request(&s.addr, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
     assert_eq!(
         again.status, 409,
         "one run per logical date: {}",
         again.body
     );
 
-    let paused = request(&s, "POST", "/api/dags/talk/pause", Some(TOKEN), "");
+    let paused = request(&s.addr, "POST", "/api/dags/talk/pause", Some(TOKEN), "");
     assert_eq!(paused.status, 200, "{}", paused.body);
-    assert_eq!(get(&s, "/api/dags").json()[0]["paused"], true);
+    assert_eq!(get(&s.addr, "/api/dags").json()[0]["paused"], true);
 }
 
 #[test]
@@ -222,7 +229,7 @@ fn metrics_count_the_runs_in_prometheus_text() {
         .success();
     let s = serve(&p);
 
-    let metrics = get(&s, "/metrics");
+    let metrics = get(&s.addr, "/metrics");
     assert_eq!(metrics.status, 200);
     let mut samples = std::collections::HashMap::new();
     for line in metrics.body.lines() {
@@ -267,7 +274,7 @@ fn metrics_count_the_runs_in_prometheus_text() {
 fn openapi_lists_every_route() {
     let p = Project::new().dag("talk", DAG);
     let s = serve(&p);
-    let doc = get(&s, "/api/openapi.json").json();
+    let doc = get(&s.addr, "/api/openapi.json").json();
     assert_eq!(doc["openapi"], "3.1.0");
     for (method, path) in [
         ("get", "/api/runs"),
@@ -324,22 +331,25 @@ fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
     p.vane(&["alerts", "--evaluate"]).success();
     let s = serve(&p);
 
-    let metrics = get(&s, "/api/dags/lab/metrics").json();
+    let metrics = get(&s.addr, "/api/dags/lab/metrics").json();
     assert_eq!(metrics, cli_json(&p, &["metrics", "lab"]));
     assert_eq!(metrics[0]["value"], 0.9);
     assert_eq!(
-        get(&s, "/api/dags/lab/checks").json(),
+        get(&s.addr, "/api/dags/lab/checks").json(),
         cli_json(&p, &["checks", "lab"])
     );
-    let artifacts = get(&s, "/api/artifacts").json();
+    let artifacts = get(&s.addr, "/api/artifacts").json();
     assert_eq!(artifacts, cli_json(&p, &["artifacts"]));
     assert_eq!(artifacts[0]["name"], "model");
     assert_eq!(
-        get(&s, "/api/artifacts/model/lineage").json(),
+        get(&s.addr, "/api/artifacts/model/lineage").json(),
         cli_json(&p, &["lineage", "model"])
     );
-    assert_eq!(get(&s, "/api/models").json(), cli_json(&p, &["models"]));
-    let alerts = get(&s, "/api/alerts").json();
+    assert_eq!(
+        get(&s.addr, "/api/models").json(),
+        cli_json(&p, &["models"])
+    );
+    let alerts = get(&s.addr, "/api/alerts").json();
     assert_eq!(alerts, cli_json(&p, &["alerts"]));
     assert_eq!(alerts[0]["rule"], "run_failed");
 
@@ -349,7 +359,7 @@ fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
         ("/api/artifacts/nope/lineage", "nope"),
         ("/api/runs/1/tasks/train/logs?attempt=7", "no attempt 7"),
     ] {
-        let answer = get(&s, path);
+        let answer = get(&s.addr, path);
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
         let message = answer.json()["error"].as_str().unwrap().to_owned();
         assert!(message.contains(named), "{path}: {message}");
@@ -363,9 +373,11 @@ fn acknowledging_clearing_and_refused_rollout_decisions() {
     p.vane(&["run", "lab"]).code(1);
     p.vane(&["alerts", "--evaluate"]).success();
     let s = serve(&p);
-    let post = |path: &str, body: &str| request(&s, "POST", path, Some(TOKEN), body);
+    let post = |path: &str, body: &str| request(&s.addr, "POST", path, Some(TOKEN), body);
 
-    let id = get(&s, "/api/alerts").json()[0]["id"].as_i64().unwrap();
+    let id = get(&s.addr, "/api/alerts").json()[0]["id"]
+        .as_i64()
+        .unwrap();
     let acked = post(
         &format!("/api/alerts/{id}/ack"),
         r#"{"verdict": "real", "by": "ana"}"#,
@@ -405,5 +417,54 @@ fn acknowledging_clearing_and_refused_rollout_decisions() {
             .as_str()
             .unwrap()
             .contains("`reason`")
+    );
+}
+
+#[test]
+fn a_followed_log_streams_while_the_attempt_runs_from_the_scheduler() {
+    let p = Project::new();
+    let go = p.path().join("go");
+    p.write_dag(
+        "slow",
+        &format!(
+            "[tasks.talk]\ncommand = 'echo one; while [ ! -f {} ]; do sleep 0.05; done; echo two'\n",
+            go.display()
+        ),
+    );
+    let mut daemon = p.scheduler(&["--http", "127.0.0.1:0"]);
+    let line = daemon.wait_for_log(&["serving the API on http://"], Duration::from_secs(30));
+    let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
+    p.vane(&["trigger", "slow"]).success();
+    daemon.wait_for(
+        "the task to print its first line",
+        Duration::from_secs(30),
+        || (get(&addr, "/api/runs/1/tasks/talk/logs").body == "one\n").then_some(()),
+    );
+
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    write!(
+        stream,
+        "GET /api/runs/1/tasks/talk/logs?follow=1 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).expect("read the head");
+    }
+    line.clear();
+    reader
+        .read_line(&mut line)
+        .expect("read the first log line");
+    assert_eq!(line, "one\n", "what was logged so far comes at once");
+
+    // The attempt is still running: the response goes on until it ends.
+    std::fs::write(&go, "").expect("let the task finish");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).expect("read to the end");
+    assert_eq!(
+        rest, "two\n",
+        "new bytes arrive, and the response ends with the attempt"
     );
 }
