@@ -11,8 +11,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use vane_http::{ApiError, LogStream, Reply, Route};
 use vane_store::{
-    AlertStore, AttemptState, MetricStore, Observation, ObserveStore, RunFilter, RunState,
-    SqliteStore, Store, StoreError,
+    AlertStore, AttemptState, MetricStore, ObserveStore, RunFilter, RunState, SqliteStore, Store,
+    StoreError,
 };
 
 use crate::cli::{Global, ManualRunArgs};
@@ -89,12 +89,6 @@ struct VaneApi {
 impl vane_http::Api for VaneApi {
     fn handle(&self, route: Route, body: Value) -> Result<Reply, ApiError> {
         self.answer(route, &body).map_err(classify)
-    }
-
-    fn observe(&self, duration: &[f64], lag: &[f64]) -> Result<Observation, ApiError> {
-        // Each request opens its own connection: WAL lets it read while the scheduler writes.
-        let store = open_store(&self.g).map_err(classify)?;
-        store.observe(duration, lag).map_err(|e| classify(e.into()))
     }
 }
 
@@ -280,9 +274,12 @@ impl VaneApi {
                     .map_err(crate::alerts::not_found(alert))?;
                 json(crate::alerts::alert_json(&acked))
             }
-            // Answered by the server itself, never passed on.
-            Route::OpenApi | Route::Metrics => json(Value::Null),
-            other => Err(Missing(format!("no answer for {other:?}")).into()),
+            Route::OpenApi => json(vane_http::openapi()),
+            // Each request opens its own connection: WAL lets it read while the scheduler
+            // writes.
+            Route::Metrics => Ok(Reply::Metrics(
+                open_store(g)?.observe(vane_http::DURATION_BUCKETS, vane_http::LAG_BUCKETS)?,
+            )),
         }
     }
 }

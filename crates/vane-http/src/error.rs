@@ -26,6 +26,9 @@ pub enum ApiError {
     /// vane's own failure (the database cannot be read, a log file is gone).
     #[error("{0}")]
     Internal(String),
+    /// Too many connections at once; the client should try again shortly.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ApiError {
@@ -40,6 +43,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (405, "Method Not Allowed"),
             Self::Conflict(_) => (409, "Conflict"),
             Self::Internal(_) => (500, "Internal Server Error"),
+            Self::Busy(_) => (503, "Service Unavailable"),
         }
     }
 }

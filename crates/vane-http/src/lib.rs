@@ -7,10 +7,21 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! # fn api() -> Arc<dyn vane_http::Api> { unimplemented!() }
+//! use vane_http::{Api, ApiError, Reply, Route};
+//!
+//! struct Hello;
+//! impl Api for Hello {
+//!     fn handle(&self, route: Route, _body: serde_json::Value) -> Result<Reply, ApiError> {
+//!         match route {
+//!             Route::OpenApi => Ok(Reply::Json(vane_http::openapi())),
+//!             other => Err(ApiError::NotFound(format!("{other:?} is not served here"))),
+//!         }
+//!     }
+//! }
+//!
 //! let server = vane_http::Server::bind("127.0.0.1:0".parse().unwrap(), None).unwrap();
 //! eprintln!("listening on http://{}", server.local_addr());
-//! server.serve(api());
+//! server.serve(Arc::new(Hello));
 //! ```
 
 mod error;

@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,13 +19,6 @@ pub trait Api: Send + Sync {
     /// # Errors
     /// An [`ApiError`] whose variant picks the status code.
     fn handle(&self, route: Route, body: Value) -> Result<Reply, ApiError>;
-
-    /// The monitoring totals, with histograms over the given bucket bounds.
-    ///
-    /// # Errors
-    /// [`ApiError::Internal`] when the database cannot be read.
-    fn observe(&self, duration_bounds: &[f64], lag_bounds: &[f64])
-    -> Result<Observation, ApiError>;
 }
 
 /// A successful answer.
@@ -33,6 +27,9 @@ pub enum Reply {
     Json(Value),
     /// A task log; streamed while `running` says the attempt still runs.
     Log(LogStream),
+    /// The answer to `/metrics`: totals with histograms over [`crate::DURATION_BUCKETS`]
+    /// and [`crate::LAG_BUCKETS`], sent in the Prometheus text format.
+    Metrics(Observation),
 }
 
 pub struct LogStream {
@@ -49,10 +46,15 @@ pub struct Server {
     reads_need_token: bool,
 }
 
+/// Followed logs hold a connection for as long as a task runs; this bounds the threads they
+/// and everything else can take.
+const MAX_CONNECTIONS: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: u64 = 1024 * 1024;
 /// A client that goes quiet this long mid-request is dropped, so it cannot hold a thread.
 const IDLE: Duration = Duration::from_secs(30);
+/// How long a refused request's unread rest is drained before the connection closes.
+const LINGER: Duration = Duration::from_secs(2);
 /// How often a followed log is checked for new bytes.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
@@ -88,13 +90,26 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Answers requests forever, each connection on its own thread.
+    /// Answers requests forever, each connection on its own thread, at most
+    /// [`MAX_CONNECTIONS`] at once (more are answered 503 at once, not queued).
     pub fn serve(self, api: Arc<dyn Api>) {
         let shared = Arc::new(self);
+        let open = Arc::new(AtomicUsize::new(0));
         for stream in shared.listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let (server, api) = (Arc::clone(&shared), Arc::clone(&api));
-            std::thread::spawn(move || server.connection(stream, api.as_ref()));
+            let Ok(mut stream) = stream else { continue };
+            if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                open.fetch_sub(1, Ordering::SeqCst);
+                let busy = ApiError::Busy(format!(
+                    "more than {MAX_CONNECTIONS} requests at once; try again in a moment"
+                ));
+                let _ = write_error(&mut stream, &busy);
+                continue;
+            }
+            let (server, api, open) = (Arc::clone(&shared), Arc::clone(&api), Arc::clone(&open));
+            std::thread::spawn(move || {
+                server.connection(stream, api.as_ref());
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
         }
     }
 
@@ -107,6 +122,12 @@ impl Server {
         };
         if let Err(error) = outcome {
             let _ = write_error(&mut stream, &error);
+            // A refused request may not have been read to its end; closing with unread
+            // bytes makes the kernel reset the connection, which can discard the answer
+            // before the client reads it. Close our side, then drain what is left (bounded).
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.set_read_timeout(Some(LINGER));
+            let _ = std::io::copy(&mut (&stream).take(MAX_BODY), &mut std::io::sink());
         }
     }
 
@@ -121,10 +142,14 @@ impl Server {
         if route.is_action() || self.reads_need_token {
             self.authorize(request, route.is_action())?;
         }
-        let reply = match route {
-            Route::OpenApi => Reply::Json(crate::openapi()),
-            Route::Metrics => {
-                let observed = api.observe(crate::DURATION_BUCKETS, crate::LAG_BUCKETS)?;
+        let body = if request.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&request.body)
+                .map_err(|e| ApiError::BadRequest(format!("the request body is not JSON: {e}")))?
+        };
+        match api.handle(route, body)? {
+            Reply::Metrics(observed) => {
                 let text = crate::render_metrics(&observed);
                 let _ = write_head(
                     stream,
@@ -133,20 +158,7 @@ impl Server {
                     Some(text.len()),
                 )
                 .and_then(|()| stream.write_all(text.as_bytes()));
-                return Ok(());
             }
-            route => {
-                let body = if request.body.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&request.body).map_err(|e| {
-                        ApiError::BadRequest(format!("the request body is not JSON: {e}"))
-                    })?
-                };
-                api.handle(route, body)?
-            }
-        };
-        match reply {
             Reply::Json(value) => {
                 let text = serde_json::to_string_pretty(&value).unwrap_or_default();
                 let _ = write_head(stream, "200 OK", "application/json", Some(text.len()))
@@ -338,5 +350,108 @@ fn stream_log(stream: &mut TcpStream, mut log: LogStream) -> Result<(), ApiError
             return Ok(());
         }
         std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every route with its own debug text, so a test sees what was asked.
+    struct Echo;
+
+    impl Api for Echo {
+        fn handle(&self, route: Route, body: Value) -> Result<Reply, ApiError> {
+            Ok(Reply::Json(
+                json!({ "route": format!("{route:?}"), "body": body }),
+            ))
+        }
+    }
+
+    fn start(token: Option<&str>) -> SocketAddr {
+        let server =
+            Server::bind("127.0.0.1:0".parse().unwrap(), token.map(str::to_owned)).expect("bind");
+        let addr = server.local_addr();
+        std::thread::spawn(move || server.serve(Arc::new(Echo)));
+        addr
+    }
+
+    /// Sends `raw` as is; the status code and body of the answer.
+    fn send(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        // The server may answer (and close) before reading an oversized request to the end.
+        let _ = stream.write_all(raw);
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, body.to_owned())
+    }
+
+    fn post(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, String) {
+        let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        let raw = format!(
+            "POST /api/alerts/3/ack HTTP/1.1\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        send(addr, raw.as_bytes())
+    }
+
+    #[test]
+    fn actions_need_the_token_reads_on_loopback_do_not() {
+        let addr = start(Some("t0ken"));
+        let (status, body) = post(addr, None, "{}");
+        assert_eq!(status, 401);
+        assert!(body.contains("Authorization: Bearer TOKEN"), "{body}");
+        assert_eq!(post(addr, Some("wrong"), "{}").0, 401);
+        let (status, body) = post(addr, Some("t0ken"), r#"{"verdict": "real"}"#);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("Ack") && body.contains("real"), "{body}");
+        let (status, _) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 200);
+    }
+
+    #[test]
+    fn a_server_without_a_token_refuses_every_action() {
+        let addr = start(None);
+        let (status, body) = post(addr, Some("anything"), "{}");
+        assert_eq!(status, 403);
+        assert!(body.contains("--token-file"), "{body}");
+    }
+
+    #[test]
+    fn other_addresses_need_a_token_to_start() {
+        let refused = Server::bind("0.0.0.0:0".parse().unwrap(), None);
+        assert!(matches!(refused, Err(ServerError::TokenRequired { .. })));
+        let empty = Server::bind("0.0.0.0:0".parse().unwrap(), Some(String::new()));
+        assert!(
+            matches!(empty, Err(ServerError::TokenRequired { .. })),
+            "an empty token is none"
+        );
+    }
+
+    #[test]
+    fn malformed_and_oversized_requests_are_400_with_a_json_reason() {
+        let addr = start(Some("t"));
+        let (status, body) = post(addr, Some("t"), "{not json");
+        assert_eq!(status, 400);
+        assert!(
+            body.starts_with("{\"error\":\"the request body is not JSON"),
+            "{body}"
+        );
+
+        let mut huge = b"GET /api/runs HTTP/1.1\r\nX-Filler: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_HEAD + 1));
+        let (status, body) = send(addr, &huge);
+        assert_eq!(status, 400);
+        assert!(body.contains("larger than 16 KiB"), "{body}");
+
+        let raw = format!(
+            "POST /api/alerts/3/ack HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        let (status, body) = send(addr, raw.as_bytes());
+        assert_eq!(status, 400);
+        assert!(body.contains("larger than 1 MiB"), "{body}");
     }
 }
