@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -110,10 +109,7 @@ pub fn record_version(
 
 /// Hex SHA-256 of a DAG file's text: the identity of a DAG version.
 pub fn content_hash(source: &str) -> String {
-    Sha256::digest(source.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    artifacts::sha256(source.as_bytes())
 }
 
 type Joined = (
