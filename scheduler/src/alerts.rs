@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::Args;
 use serde_json::{Value, json};
-use vane_store::{AlertFilter, AlertRecord, AlertStore, StoreError, Verdict};
+use vane_store::{AlertFilter, AlertStore, StoreError, Verdict};
 
 use crate::cli::Global;
 use crate::commands::{init_tracing, limits, open_store};
@@ -77,31 +77,6 @@ pub(crate) fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
         .into(),
         other => other.into(),
     }
-}
-
-pub(crate) fn alert_json(a: &AlertRecord) -> Value {
-    json!({
-        "id": a.id,
-        "rule": a.rule,
-        "on": a.kind,
-        "severity": a.severity,
-        "dag": a.dag_id,
-        "task": a.task_id,
-        "subject": a.subject,
-        "state": a.state.as_str(),
-        "summary": a.summary,
-        "count": a.count,
-        "first_seen": a.first_seen.to_rfc3339(),
-        "last_seen": a.last_seen.to_rfc3339(),
-        "first_run": a.first_run,
-        "last_run": a.last_run,
-        "snoozed_until": a.snoozed_until.map(|t| t.to_rfc3339()),
-        "acked_by": a.acked_by,
-        "verdict": a.verdict.map(Verdict::as_str),
-        "verdict_source": a.verdict_source,
-        "resolved_by": a.resolved_by,
-        "last_notified_at": a.last_notified_at.map(|t| t.to_rfc3339()),
-    })
 }
 
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
@@ -190,7 +165,7 @@ fn list(
 ) -> Result<()> {
     let list = store.alerts(AlertFilter { all: args.all })?;
     if args.json {
-        let rows: Vec<Value> = list.iter().map(alert_json).collect();
+        let rows: Vec<Value> = list.iter().map(vane_alerts::alert_json).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }

@@ -203,7 +203,7 @@ impl VaneApi {
                 open_store(g)?
                     .alerts(vane_store::AlertFilter { all })?
                     .iter()
-                    .map(crate::alerts::alert_json)
+                    .map(vane_alerts::alert_json)
                     .collect(),
             ),
             Route::Clear { run } => {
@@ -272,7 +272,7 @@ impl VaneApi {
                 let acked = open_store(g)?
                     .acknowledge_alert(alert, &by, verdict, chrono::Utc::now())
                     .map_err(crate::alerts::not_found(alert))?;
-                json(crate::alerts::alert_json(&acked))
+                json(vane_alerts::alert_json(&acked))
             }
             Route::OpenApi => json(vane_http::openapi()),
             // Each request opens its own connection: WAL lets it read while the scheduler

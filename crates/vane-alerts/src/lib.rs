@@ -27,7 +27,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vane_dag::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind};
-use vane_store::{AlertOccurrence, AlertRecord, AlertState, EventKind, HistoryEvent, Store};
+use vane_store::{
+    AlertOccurrence, AlertRecord, AlertState, EventKind, HistoryEvent, Store, Verdict,
+};
 
 pub use notify::deliver;
 pub use stats::{RuleStats, stats};
@@ -283,6 +285,32 @@ fn held_because<S: Store + ?Sized>(
     Ok(None)
 }
 
+/// An alert as JSON: what `vane alerts --json`, the API and every notification show.
+pub fn alert_json(a: &AlertRecord) -> Value {
+    json!({
+        "id": a.id,
+        "rule": a.rule,
+        "on": a.kind,
+        "severity": a.severity,
+        "dag": a.dag_id,
+        "task": a.task_id,
+        "subject": a.subject,
+        "state": a.state.as_str(),
+        "summary": a.summary,
+        "count": a.count,
+        "first_seen": a.first_seen.to_rfc3339(),
+        "last_seen": a.last_seen.to_rfc3339(),
+        "first_run": a.first_run,
+        "last_run": a.last_run,
+        "snoozed_until": a.snoozed_until.map(|t| t.to_rfc3339()),
+        "acked_by": a.acked_by,
+        "verdict": a.verdict.map(Verdict::as_str),
+        "verdict_source": a.verdict_source,
+        "resolved_by": a.resolved_by,
+        "last_notified_at": a.last_notified_at.map(|t| t.to_rfc3339()),
+    })
+}
+
 /// The JSON every channel gets: who is on call, and each alert.
 fn payload(alerts: &[&AlertRecord], oncall: Option<&str>, now: DateTime<Utc>) -> Value {
     let top = alerts
@@ -304,22 +332,10 @@ fn payload(alerts: &[&AlertRecord], oncall: Option<&str>, now: DateTime<Utc>) ->
     let items: Vec<Value> = alerts
         .iter()
         .map(|a| {
-            json!({
-                "id": a.id,
-                "rule": a.rule,
-                "on": a.kind,
-                "severity": a.severity,
-                "dag": a.dag_id,
-                "task": a.task_id,
-                "subject": a.subject,
-                "state": a.state.as_str(),
-                "summary": a.summary,
-                "count": a.count,
-                "first_seen": a.first_seen.to_rfc3339(),
-                "last_seen": a.last_seen.to_rfc3339(),
-                "run": a.last_run,
-                "ack": format!("vane ack {} --real|--noise", a.id),
-            })
+            let mut item = alert_json(a);
+            item["run"] = json!(a.last_run);
+            item["ack"] = json!(format!("vane ack {} --real|--noise", a.id));
+            item
         })
         .collect();
     json!({
