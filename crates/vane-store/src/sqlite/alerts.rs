@@ -57,6 +57,24 @@ struct Source {
     sql: &'static str,
 }
 
+/// The check results of one status as events; `$detail` is the SQL of the event's text.
+macro_rules! check_events {
+    ($status:literal, $detail:literal) => {
+        concat!(
+            "SELECT 'check:' || c.run_id || ':' || c.task_id || ':' || c.attempt || ':' || c.name,
+                    e.dag_id, c.task_id, c.name, c.run_id, r.dag_version_id, ",
+            $detail,
+            ", e.evaluated_at
+             FROM check_results c
+             JOIN check_evaluations e USING (run_id, task_id, attempt)
+             JOIN runs r ON r.id = c.run_id
+             WHERE c.status = '",
+            $status,
+            "' AND e.evaluated_at >= ?1"
+        )
+    };
+}
+
 const SOURCES: &[Source] = &[
     Source {
         kind: EventKind::RunFailed,
@@ -115,33 +133,15 @@ const SOURCES: &[Source] = &[
     },
     Source {
         kind: EventKind::CheckWarn,
-        sql: "SELECT 'check:' || c.run_id || ':' || c.task_id || ':' || c.attempt || ':' || c.name,
-                     e.dag_id, c.task_id, c.name, c.run_id, r.dag_version_id,
-                     c.name || ': ' || c.detail, e.evaluated_at
-              FROM check_results c
-              JOIN check_evaluations e USING (run_id, task_id, attempt)
-              JOIN runs r ON r.id = c.run_id
-              WHERE c.status = 'warn' AND e.evaluated_at >= ?1",
+        sql: check_events!("warn", "c.name || ': ' || c.detail"),
     },
     Source {
         kind: EventKind::CheckFailed,
-        sql: "SELECT 'check:' || c.run_id || ':' || c.task_id || ':' || c.attempt || ':' || c.name,
-                     e.dag_id, c.task_id, c.name, c.run_id, r.dag_version_id,
-                     c.name || ': ' || c.detail, e.evaluated_at
-              FROM check_results c
-              JOIN check_evaluations e USING (run_id, task_id, attempt)
-              JOIN runs r ON r.id = c.run_id
-              WHERE c.status = 'fail' AND e.evaluated_at >= ?1",
+        sql: check_events!("fail", "c.name || ': ' || c.detail"),
     },
     Source {
         kind: EventKind::CheckPassed,
-        sql: "SELECT 'check:' || c.run_id || ':' || c.task_id || ':' || c.attempt || ':' || c.name,
-                     e.dag_id, c.task_id, c.name, c.run_id, r.dag_version_id,
-                     c.name || ' passed', e.evaluated_at
-              FROM check_results c
-              JOIN check_evaluations e USING (run_id, task_id, attempt)
-              JOIN runs r ON r.id = c.run_id
-              WHERE c.status = 'pass' AND e.evaluated_at >= ?1",
+        sql: check_events!("pass", "c.name || ' passed'"),
     },
     Source {
         kind: EventKind::GateFailed,
