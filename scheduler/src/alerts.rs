@@ -4,10 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
-use vane_store::{AlertFilter, AlertStore, StoreError, Verdict};
+use vane_store::{AlertFilter, AlertRecord, AlertStore, StoreError, Verdict};
 
 use crate::cli::Global;
 use crate::commands::{init_tracing, limits, open_store};
@@ -106,17 +106,10 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         let all = store.alerts(AlertFilter { all: true })?;
         let stats = vane_alerts::stats(&all, &config);
         if args.json {
-            let rows: Vec<Value> = stats
-                .iter()
-                .map(|s| {
-                    json!({
-                        "rule": s.rule, "on": s.kind, "fired": s.fired,
-                        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
-                        "precision": s.precision, "suggestion": s.suggestion,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stats.iter().map(stat_json).collect::<Vec<_>>())?
+            );
             return Ok(ExitCode::SUCCESS);
         }
         let rows: Vec<Vec<String>> = stats
@@ -156,6 +149,24 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     }
     list(&store, args, now)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn stat_json(s: &vane_alerts::RuleStats) -> Value {
+    json!({
+        "rule": s.rule, "on": s.kind, "fired": s.fired,
+        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
+        "precision": s.precision, "suggestion": s.suggestion,
+    })
+}
+
+/// What `vane alerts --stats --json` prints.
+pub(crate) fn stats_json(g: &Global) -> Result<Value> {
+    let all = open_store(g)?.alerts(AlertFilter { all: true })?;
+    let config = limits(g)?.alerts;
+    Ok(vane_alerts::stats(&all, &config)
+        .iter()
+        .map(stat_json)
+        .collect())
 }
 
 fn list(
@@ -235,11 +246,7 @@ pub(crate) fn ack(g: &Global, args: &AckArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let by = format!("user {}", who(&args.by));
-    let alert = store
-        .resolve_alert(args.id, &by, Utc::now())
-        .map_err(not_found(args.id))?;
+    let alert = resolve_alert(g, args.id, &who(&args.by))?;
     println!(
         "alert {} resolved; if it happens again it opens a new alert",
         alert.id
@@ -247,26 +254,41 @@ pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) fn resolve_alert(g: &Global, id: i64, by: &str) -> Result<AlertRecord> {
+    Ok(open_store(g)?
+        .resolve_alert(id, &format!("user {by}"), Utc::now())
+        .map_err(not_found(id))?)
+}
+
 pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {
-    let length = vane_dag::parse_duration(&args.for_)
-        .map_err(|e| anyhow::anyhow!("--for {}: {e}; write e.g. --for 2h", args.for_))?;
-    if length > MAX_SNOOZE || length.is_zero() {
-        bail!(
-            "--for {} is not between 1s and 7d: a snooze always ends; to stop an alert for good, \
-             resolve it (`vane resolve {}`) or tune its rule (`vane alerts --stats` suggests how)",
-            args.for_,
-            args.id
-        );
-    }
-    let store = open_store(g)?;
-    let until = Utc::now() + chrono::TimeDelta::from_std(length)?;
-    let alert = store
-        .snooze_alert(args.id, until)
-        .map_err(not_found(args.id))?;
+    let (alert, until) = snooze_alert(g, args.id, &args.for_)?;
     println!(
         "alert {} snoozed until {}: it keeps counting, and notifies again after that",
         alert.id,
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Snoozes alert `id` for `length` (text such as `2h`), refusing anything longer than
+/// [`MAX_SNOOZE`]; the alert and when the snooze ends.
+pub(crate) fn snooze_alert(
+    g: &Global,
+    id: i64,
+    length: &str,
+) -> Result<(AlertRecord, DateTime<Utc>)> {
+    let parsed = vane_dag::parse_duration(length)
+        .map_err(|e| anyhow::anyhow!("snooze for `{length}`: {e}; write e.g. 2h"))?;
+    if parsed > MAX_SNOOZE || parsed.is_zero() {
+        bail!(
+            "snooze for `{length}` is not between 1s and 7d: a snooze always ends; to stop an \
+             alert for good, resolve it (`vane resolve {id}`) or tune its rule (`vane alerts \
+             --stats` suggests how)"
+        );
+    }
+    let until = Utc::now() + chrono::TimeDelta::from_std(parsed)?;
+    let alert = open_store(g)?
+        .snooze_alert(id, until)
+        .map_err(not_found(id))?;
+    Ok((alert, until))
 }

@@ -746,9 +746,14 @@ fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<Exi
 
 /// What `vane dags` and `GET /api/dags` show: each DAG with its last run, pause switch and
 /// next tick, and the files that do not validate.
+/// How many runs of each DAG `vane dags --json` lists under `recent`, for a glance at whether
+/// it has been failing.
+const RECENT_RUNS: usize = 10;
+
 pub(crate) struct Overview {
     set: DagSet,
-    last: BTreeMap<String, RunRecord>,
+    /// Newest first.
+    recent: BTreeMap<String, Vec<RunRecord>>,
     switches: BTreeMap<String, bool>,
     now: DateTime<Utc>,
 }
@@ -757,27 +762,28 @@ impl Overview {
     pub(crate) fn load(g: &Global) -> Result<Self> {
         let set = load_dags(g)?;
         let store = open_store(g)?;
-        let mut last: BTreeMap<String, RunRecord> = BTreeMap::new();
+        let mut recent: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
         for (dag, _) in set.dags() {
-            if let Some(run) = store
-                .runs(&RunFilter {
-                    dag_id: Some(&dag.id),
-                    limit: 1,
-                    ..RunFilter::default()
-                })?
-                .into_iter()
-                .next()
-            {
-                last.insert(dag.id.clone(), run);
+            let runs = store.runs(&RunFilter {
+                dag_id: Some(&dag.id),
+                limit: RECENT_RUNS,
+                ..RunFilter::default()
+            })?;
+            if !runs.is_empty() {
+                recent.insert(dag.id.clone(), runs);
             }
         }
         let switches = store.pause_switches()?;
         Ok(Self {
             set,
-            last,
+            recent,
             switches,
             now: Utc::now(),
         })
+    }
+
+    fn last(&self, dag: &str) -> Option<&RunRecord> {
+        self.recent.get(dag).and_then(|runs| runs.first())
     }
 
     fn invalid(&self) -> impl Iterator<Item = &vane_dag::DagFile> {
@@ -817,7 +823,12 @@ impl Overview {
                     "next_run": self.next(dag),
                     "valid": true,
                     "errors": [],
-                    "last_run": self.last.get(&dag.id).map(run_json),
+                    "last_run": self.last(&dag.id).map(run_json),
+                    "recent": self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
+                        runs.iter()
+                            .map(|r| json!({ "id": r.id, "state": r.state.as_str(), "logical_date": r.logical_date.to_rfc3339() }))
+                            .collect()
+                    }),
                 })
             })
             .collect();
@@ -853,7 +864,7 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
         .set
         .dags()
         .map(|(dag, _)| {
-            let run = view.last.get(&dag.id);
+            let run = view.last(&dag.id);
             vec![
                 dag.id.clone(),
                 dag.schedule

@@ -98,6 +98,7 @@ impl VaneApi {
         let json = |value: Value| Ok(Reply::Json(value));
         match route {
             Route::Dags => json(crate::commands::Overview::load(g)?.json()),
+            Route::Dag { dag, runs } => json(dag_json(g, &dag, runs)?),
             Route::Runs { dag, state, limit } => {
                 let states = match state.as_deref() {
                     None => vec![],
@@ -274,6 +275,19 @@ impl VaneApi {
                     .map_err(crate::alerts::not_found(alert))?;
                 json(vane_alerts::alert_json(&acked))
             }
+            Route::Resolve { alert } => {
+                let by = crate::alerts::who(&field(body, "by")?);
+                json(vane_alerts::alert_json(&crate::alerts::resolve_alert(
+                    g, alert, &by,
+                )?))
+            }
+            Route::Snooze { alert } => {
+                let length = required(body, "for")?;
+                let (alert, _) = crate::alerts::snooze_alert(g, alert, &length)?;
+                json(vane_alerts::alert_json(&alert))
+            }
+            Route::AlertStats => json(crate::alerts::stats_json(g)?),
+            Route::OnCall { turns } => json(oncall_json(g, turns, chrono::Utc::now())?),
             Route::OpenApi => json(vane_http::openapi()),
             // Each request opens its own connection: WAL lets it read while the scheduler
             // writes.
@@ -282,6 +296,116 @@ impl VaneApi {
             )),
         }
     }
+}
+
+/// A DAG as the UI draws it: tasks with their upstream tasks, and its last `limit` runs with
+/// the state of each task. A DAG file that does not parse answers its errors, so the UI can
+/// show why rather than a 404; a DAG that is only in the history answers its runs.
+fn dag_json(g: &Global, dag_id: &str, limit: usize) -> Result<Value> {
+    let store = open_store(g)?;
+    known_dag(g, &store, dag_id)?;
+    let overview = crate::commands::Overview::load(g)?;
+    let mut out = overview
+        .json()
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["id"] == dag_id))
+        .cloned()
+        .unwrap_or_else(|| json!({ "id": dag_id, "valid": false, "errors": [] }));
+    let set = crate::commands::load_dags(g)?;
+    if let Some(dag) = set.dags().map(|(d, _)| d).find(|d| d.id == dag_id) {
+        out["params"] = dag
+            .params
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_json()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        out["task_list"] = dag
+            .tasks
+            .iter()
+            .map(|t| {
+                let kind = match (&t.builtin, t.sensor) {
+                    (Some(vane_dag::Builtin::Validate(_)), _) => "validate",
+                    (Some(vane_dag::Builtin::Deploy(_)), _) => "deploy",
+                    (None, Some(_)) => "sensor",
+                    (None, None) => "command",
+                };
+                json!({
+                    "id": t.id,
+                    "description": t.description,
+                    "kind": kind,
+                    "upstream": t.depends_on.iter().map(|&i| &dag.tasks[i].id).collect::<Vec<_>>(),
+                    "trigger_rule": t.trigger_rule.name(),
+                    "retries": t.retry.retries,
+                    "pool": t.pool,
+                    "timeout": t.timeout.map(vane_dag::format_duration),
+                    "sla": t.sla.map(vane_dag::format_duration),
+                })
+            })
+            .collect();
+    }
+    let runs = store.runs(&RunFilter {
+        dag_id: Some(dag_id),
+        limit,
+        ..RunFilter::default()
+    })?;
+    out["runs"] = runs
+        .iter()
+        .map(|run| -> Result<Value> {
+            let detail = store.run(run.id)?;
+            let tasks: serde_json::Map<String, Value> = detail
+                .tasks
+                .iter()
+                .map(|t| {
+                    let last = t.attempts.last();
+                    let cell = json!({
+                        "state": t.state.as_str(),
+                        "attempts": t.attempts.len(),
+                        "started_at": last.map(|a| a.started_at.to_rfc3339()),
+                        "ended_at": last.and_then(|a| a.ended_at).map(|e| e.to_rfc3339()),
+                    });
+                    (t.task_id.clone(), cell)
+                })
+                .collect();
+            let mut row = run_json(run);
+            row["tasks"] = tasks.into();
+            Ok(row)
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into();
+    Ok(out)
+}
+
+/// The rotation from the turn under way at `now`: each turn's person, start and end.
+fn oncall_json(g: &Global, turns: usize, now: chrono::DateTime<chrono::Utc>) -> Result<Value> {
+    let Some(rotation) = crate::commands::limits(g)?.alerts.oncall else {
+        return Ok(json!({ "configured": false, "now": null, "turns": [] }));
+    };
+    let every = chrono::TimeDelta::from_std(rotation.every)?;
+    let started = now >= rotation.start;
+    // Before the rotation begins, list from its first turn.
+    let elapsed = if started {
+        (now - rotation.start).num_seconds() / every.num_seconds().max(1)
+    } else {
+        0
+    };
+    let first = rotation.start + every * i32::try_from(elapsed)?;
+    let list: Vec<Value> = (0..turns)
+        .map(|k| {
+            let from = first + every * i32::try_from(k).unwrap_or(i32::MAX);
+            json!({
+                "person": rotation.at(from),
+                "from": from.to_rfc3339(),
+                "to": (from + every).to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "configured": true,
+        "now": rotation.at(now),
+        "every": vane_dag::format_duration(rotation.every),
+        "people": rotation.people,
+        "turns": list,
+    }))
 }
 
 /// Whether an attempt still runs; a database hiccup ends the stream rather than hanging it.

@@ -29,6 +29,7 @@ mod openapi;
 mod prometheus;
 mod route;
 mod server;
+mod ui;
 
 pub use error::{ApiError, ServerError};
 pub use openapi::openapi;

@@ -21,6 +21,13 @@ const OPERATIONS: &[Operation] = &[
     ),
     (
         "GET",
+        "/api/dags/{id}",
+        "One DAG: schedule, params, tasks with their upstream tasks and kind, and a grid of its recent runs with each task's state.",
+        &[("runs", "how many recent runs in the grid, default 25")],
+        &[],
+    ),
+    (
+        "GET",
         "/api/runs",
         "Runs, newest first (as `vane runs --json`).",
         &[
@@ -105,6 +112,20 @@ const OPERATIONS: &[Operation] = &[
         &[],
     ),
     (
+        "GET",
+        "/api/alerts/stats",
+        "Per rule: how often it fired, verdicts, precision, and the change that would quiet a noisy rule (as `vane alerts --stats --json`).",
+        &[],
+        &[],
+    ),
+    (
+        "GET",
+        "/api/oncall",
+        "The on-call rotation: who is on call now, and the coming turns.",
+        &[("turns", "how many turns from the current one, default 6")],
+        &[],
+    ),
+    (
         "POST",
         "/api/dags/{id}/trigger",
         "Queue a manual run for the scheduler; answers its run id.",
@@ -170,6 +191,20 @@ const OPERATIONS: &[Operation] = &[
         "Acknowledge an alert and say whether it was real.",
         &[],
         &[("verdict", "real or noise"), ("by", "who")],
+    ),
+    (
+        "POST",
+        "/api/alerts/{id}/resolve",
+        "Resolve an alert by hand; a recurrence opens a new one.",
+        &[],
+        &[("by", "who")],
+    ),
+    (
+        "POST",
+        "/api/alerts/{id}/snooze",
+        "Silence an alert's notifications for a while; it keeps counting.",
+        &[],
+        &[("for", "how long, e.g. 2h; at most 7d")],
     ),
     ("GET", "/api/openapi.json", "This document.", &[], &[]),
     (

@@ -6,6 +6,7 @@ use crate::ApiError;
 /// The OpenAPI document must describe each (a test checks it).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/dags"),
+    ("GET", "/api/dags/{id}"),
     ("GET", "/api/runs"),
     ("GET", "/api/runs/{id}"),
     ("GET", "/api/runs/{id}/tasks/{task}/logs"),
@@ -16,6 +17,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/models"),
     ("GET", "/api/models/{name}"),
     ("GET", "/api/alerts"),
+    ("GET", "/api/alerts/stats"),
+    ("GET", "/api/oncall"),
     ("POST", "/api/dags/{id}/trigger"),
     ("POST", "/api/dags/{id}/pause"),
     ("POST", "/api/dags/{id}/unpause"),
@@ -24,6 +27,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/runs/{id}/reject"),
     ("POST", "/api/models/{name}/rollback"),
     ("POST", "/api/alerts/{id}/ack"),
+    ("POST", "/api/alerts/{id}/resolve"),
+    ("POST", "/api/alerts/{id}/snooze"),
     ("GET", "/api/openapi.json"),
     ("GET", "/metrics"),
 ];
@@ -34,6 +39,11 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Dags,
+    /// One DAG: its tasks and edges, and a grid of its last `runs` runs by task.
+    Dag {
+        dag: String,
+        runs: usize,
+    },
     Runs {
         dag: Option<String>,
         state: Option<String>,
@@ -74,6 +84,11 @@ pub enum Route {
     Alerts {
         all: bool,
     },
+    AlertStats,
+    /// The rotation: who is on call now and the next `turns` turns.
+    OnCall {
+        turns: usize,
+    },
     Trigger {
         dag: String,
     },
@@ -96,6 +111,12 @@ pub enum Route {
     Ack {
         alert: i64,
     },
+    Resolve {
+        alert: i64,
+    },
+    Snooze {
+        alert: i64,
+    },
     OpenApi,
     Metrics,
 }
@@ -113,6 +134,8 @@ impl Route {
                 | Self::Reject { .. }
                 | Self::Rollback { .. }
                 | Self::Ack { .. }
+                | Self::Resolve { .. }
+                | Self::Snooze { .. }
         )
     }
 
@@ -189,6 +212,10 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
     };
     Ok(match pattern {
         "/api/dags" => Route::Dags,
+        "/api/dags/{id}" => Route::Dag {
+            dag: text(0),
+            runs: query.number("runs")?.unwrap_or(25),
+        },
         "/api/runs" => Route::Runs {
             dag: query.text("dag"),
             state: query.text("state"),
@@ -222,6 +249,10 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         "/api/alerts" => Route::Alerts {
             all: query.flag("all")?,
         },
+        "/api/alerts/stats" => Route::AlertStats,
+        "/api/oncall" => Route::OnCall {
+            turns: query.number("turns")?.unwrap_or(6),
+        },
         "/api/dags/{id}/trigger" => Route::Trigger { dag: text(0) },
         "/api/dags/{id}/pause" => Route::Pause {
             dag: text(0),
@@ -236,6 +267,12 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         "/api/runs/{id}/reject" => Route::Reject { run: id(0, "run")? },
         "/api/models/{name}/rollback" => Route::Rollback { model: text(0) },
         "/api/alerts/{id}/ack" => Route::Ack {
+            alert: id(0, "alert")?,
+        },
+        "/api/alerts/{id}/resolve" => Route::Resolve {
+            alert: id(0, "alert")?,
+        },
+        "/api/alerts/{id}/snooze" => Route::Snooze {
             alert: id(0, "alert")?,
         },
         "/api/openapi.json" => Route::OpenApi,

@@ -138,6 +138,22 @@ impl Server {
         api: &dyn Api,
         stream: &mut TcpStream,
     ) -> Result<(), ApiError> {
+        // The UI's files hold no data, so they are served without the token: on a non-loopback
+        // address the page asks for it before it reads the API.
+        let path = request.target.split('?').next().unwrap_or_default();
+        if request.method == "GET"
+            && let Some(asset) = crate::ui::asset(path)
+        {
+            let _ = write_head_with(
+                stream,
+                "200 OK",
+                asset.content_type,
+                Some(asset.body.len()),
+                crate::ui::SECURITY_HEADERS,
+            )
+            .and_then(|()| stream.write_all(asset.body));
+            return Ok(());
+        }
         let route = Route::parse(&request.method, &request.target)?;
         if route.is_action() || self.reads_need_token {
             self.authorize(request, route.is_action())?;
@@ -286,8 +302,19 @@ fn write_head(
     content_type: &str,
     length: Option<usize>,
 ) -> std::io::Result<()> {
+    write_head_with(stream, status, content_type, length, "")
+}
+
+/// `extra`: more header lines, each ending in CRLF.
+fn write_head_with(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    length: Option<usize>,
+    extra: &str,
+) -> std::io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\nCache-Control: no-store\r\n"
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}"
     );
     if let Some(length) = length {
         head.push_str(&format!("Content-Length: {length}\r\n"));
