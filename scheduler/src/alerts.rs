@@ -255,9 +255,9 @@ pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn resolve_alert(g: &Global, id: i64, by: &str) -> Result<AlertRecord> {
-    Ok(open_store(g)?
+    open_store(g)?
         .resolve_alert(id, &format!("user {by}"), Utc::now())
-        .map_err(not_found(id))?)
+        .map_err(not_found(id))
 }
 
 pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {
