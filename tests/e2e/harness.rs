@@ -10,8 +10,9 @@
 //! `--dags dags` and `--db .vane/vane.db` apply, exactly as for a person in a project.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -510,4 +511,50 @@ pub(crate) fn catches(pid: u32, signo: u32) -> bool {
             u64::from_str_radix(mask.trim(), 16).ok()
         })
         .is_some_and(|mask| mask & (1 << (signo - 1)) != 0)
+}
+
+/// A `vane serve` on a free port, killed when dropped.
+pub(crate) struct Served {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub(crate) addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Project {
+    /// `vane serve` on a free port with API token `token`.
+    pub(crate) fn serve(&self, token: &str) -> Served {
+        let child = self
+            .command(&["serve", "--http", "127.0.0.1:0"])
+            .env("VANE_API_TOKEN", token)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vane serve");
+        // Owned by `Served` at once, so any failure below still kills and reaps it.
+        let mut served = Served {
+            child,
+            addr: String::new(),
+        };
+        let mut stderr = BufReader::new(served.child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).expect("read stderr") > 0,
+                "vane serve exited without saying where it listens"
+            );
+            if let Some(addr) = line.trim().strip_prefix("vane: serving the API on http://") {
+                served.addr = addr.to_owned();
+                // Keep draining stderr so the server never blocks on a full pipe.
+                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                return served;
+            }
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,48 +21,6 @@ command = "exit 3"
 "#;
 
 const TOKEN: &str = "s3cret-token";
-
-/// A `vane serve` on a free port, killed when dropped.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(p: &Project) -> Served {
-    let child = p
-        .command(&["serve", "--http", "127.0.0.1:0"])
-        .env("VANE_API_TOKEN", TOKEN)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vane serve");
-    // Owned by `Served` at once, so any failure below still kills and reaps it.
-    let mut served = Served {
-        child,
-        addr: String::new(),
-    };
-    let mut stderr = BufReader::new(served.child.stderr.take().expect("piped stderr"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).expect("read stderr") > 0,
-            "vane serve exited without saying where it listens"
-        );
-        if let Some(addr) = line.trim().strip_prefix("vane: serving the API on http://") {
-            served.addr = addr.to_owned();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return served;
-        }
-    }
-}
 
 struct Response {
     status: u16,
@@ -110,7 +67,7 @@ fn get(addr: &str, path: &str) -> Response {
 fn reads_answer_what_the_command_line_says() {
     let p = Project::new().dag("talk", DAG);
     p.vane(&["run", "talk"]).code(1);
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
 
     let runs = get(&s.addr, "/api/runs");
     assert_eq!(runs.status, 200, "{}", runs.body);
@@ -136,7 +93,7 @@ fn reads_answer_what_the_command_line_says() {
 fn errors_are_json_naming_what_is_missing() {
     let p = Project::new().dag("talk", DAG);
     p.vane(&["run", "talk"]).code(1);
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
 
     let missing = get(&s.addr, "/api/runs/99");
     assert_eq!(missing.status, 404);
@@ -176,7 +133,7 @@ fn errors_are_json_naming_what_is_missing() {
 #[test]
 fn actions_need_the_token_and_then_work() {
     let p = Project::new().dag("talk", DAG);
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
 
     let refused = request(&s.addr, "POST", "/api/dags/talk/trigger", None, "{}");
     assert_eq!(refused.status, 401, "{}", refused.body);
@@ -227,7 +184,7 @@ fn metrics_count_the_runs_in_prometheus_text() {
     p.vane(&["run", "talk", "--date", "2026-01-01"]).code(1);
     p.vane(&["trigger", "talk", "--date", "2026-01-02"])
         .success();
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
 
     let metrics = get(&s.addr, "/metrics");
     assert_eq!(metrics.status, 200);
@@ -273,7 +230,7 @@ fn metrics_count_the_runs_in_prometheus_text() {
 #[test]
 fn openapi_lists_every_route() {
     let p = Project::new().dag("talk", DAG);
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
     let doc = get(&s.addr, "/api/openapi.json").json();
     assert_eq!(doc["openapi"], "3.1.0");
     for (method, path) in [
@@ -329,7 +286,7 @@ fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
     p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
     p.vane(&["run", "lab"]).code(1);
     p.vane(&["alerts", "--evaluate"]).success();
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
 
     let metrics = get(&s.addr, "/api/dags/lab/metrics").json();
     assert_eq!(metrics, cli_json(&p, &["metrics", "lab"]));
@@ -372,7 +329,7 @@ fn acknowledging_clearing_and_refused_rollout_decisions() {
     p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
     p.vane(&["run", "lab"]).code(1);
     p.vane(&["alerts", "--evaluate"]).success();
-    let s = serve(&p);
+    let s = p.serve(TOKEN);
     let post = |path: &str, body: &str| request(&s.addr, "POST", path, Some(TOKEN), body);
 
     let id = get(&s.addr, "/api/alerts").json()[0]["id"]

@@ -3,6 +3,7 @@
 //! Each test builds its own folder (see [`harness::Project`]), so tests run in parallel.
 //! Snapshots live in `tests/e2e/snapshots/`.
 
+mod browser;
 mod harness;
 
 mod alerts;
@@ -22,4 +23,5 @@ mod running;
 mod scheduler;
 mod stopping;
 mod templates;
+mod ui;
 mod validation;

@@ -1,0 +1,276 @@
+//! The web UI in a real headless Chromium, against databases with real runs: what a person
+//! sees on each page, and what the buttons do. Screenshots of every page are kept (see
+//! [`crate::browser`]).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::browser::Browser;
+use crate::examples::examples;
+use crate::harness::{Project, wait_for};
+
+const TOKEN: &str = "ui-test-token";
+
+const PIPELINE: &str = r#"
+[dag]
+description = "A small pipeline the UI tests look at"
+schedule = "0 3 * * *"
+
+[params]
+fail = "no"
+
+[tasks.extract]
+command = "echo extracted 42 rows"
+
+[tasks.train]
+depends_on = ["extract"]
+command = '''
+echo "training on 42 rows"
+echo "accuracy 0.91" >> "$VANE_METRICS"
+if [ {{ params.fail }} = yes ]; then echo "loss exploded at epoch 3" >&2; exit 3; fi
+'''
+
+[tasks.publish]
+depends_on = ["train"]
+command = "echo published"
+"#;
+
+#[test]
+fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
+    let p = Project::new()
+        .dag("train_daily", PIPELINE)
+        .dag("broken", "[tasks.a]\ncomand = \"true\"\n");
+    p.vane(&["run", "train_daily"]).success();
+    p.vane(&["run", "train_daily", "--param", "fail=yes"])
+        .failure();
+    let served = p.serve(TOKEN);
+    let base = format!("http://{}", served.addr);
+    let b = Browser::start();
+
+    // The DAG list: the DAG, its cadence and recent runs, and the file that does not
+    // validate with the position of its error.
+    b.goto(&format!("{base}/#/"));
+    let row = b.wait_text(
+        "tr[data-dag=train_daily]",
+        &["train_daily", "0 3 * * *", "failed"],
+    );
+    assert!(
+        row.contains("A small pipeline the UI tests look at"),
+        "{row}"
+    );
+    assert_eq!(b.wait_count("tr[data-dag=train_daily] .dot", 2), 2);
+    assert_eq!(
+        b.texts("tr[data-dag=train_daily] .dot.state-failed").len(),
+        1
+    );
+    let invalid = b.wait_text(".invalid-dag", &["broken.toml"]);
+    assert!(
+        invalid.contains("broken.toml:2:1"),
+        "the error names file, line and column: {invalid}"
+    );
+    b.wait_text(".card.bad", &["last run failed"]);
+    b.screenshot("dags");
+
+    // The grid: a row per task, a column per run; the failed task is red in run 2 and
+    // its downstream task is upstream_failed.
+    b.goto(&format!("{base}/#/dags/train_daily"));
+    b.wait_count("tr[data-task=train] .cell", 2);
+    assert_eq!(
+        b.texts("tr[data-task=train] .cell.state-success[data-run='1']")
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.texts("tr[data-task=train] .cell.state-failed[data-run='2']")
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.texts("tr[data-task=publish] .cell.state-upstream_failed[data-run='2']")
+            .len(),
+        1
+    );
+    b.screenshot("grid");
+
+    // The graph: every task with an edge per dependency, colored by the chosen run.
+    b.goto(&format!("{base}/#/dags/train_daily/graph?run=2"));
+    b.wait_count("svg.graph g.node", 3);
+    assert_eq!(b.texts("svg.graph path.edge").len(), 2);
+    assert_eq!(
+        b.texts("svg.graph g.node.state-failed[data-task=train]")
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.texts("svg.graph g.node.state-success[data-task=extract]")
+            .len(),
+        1
+    );
+    b.screenshot("graph");
+
+    // A click on the red cell opens the attempt: exit code, params, metrics and the log,
+    // with the line that says why.
+    b.goto(&format!("{base}/#/dags/train_daily"));
+    b.click("tr[data-task=train] .cell.state-failed");
+    let meta = b.wait_text("main .kv", &["Exit code", "3"]);
+    assert!(meta.contains(r#""fail":"yes""#), "params are shown: {meta}");
+    b.wait_text("table.metrics", &["accuracy", "0.91"]);
+    b.wait_text(
+        "pre.log",
+        &["training on 42 rows", "loss exploded at epoch 3"],
+    );
+    b.screenshot("attempt");
+
+    // The run page lists every task with its state and offers to clear the failed ones.
+    b.goto(&format!("{base}/#/runs/2"));
+    b.wait_text("tr[data-task=publish]", &["upstream failed"]);
+    b.wait_text("main button", &["Clear failed tasks"]);
+    b.screenshot("run");
+}
+
+#[test]
+fn an_attempt_page_follows_a_running_task_and_turns_green_when_it_ends() {
+    let p = Project::new().dag(
+        "slow",
+        r#"
+[tasks.wait]
+command = 'echo "waiting for the go file"; while [ ! -f go ]; do sleep 0.1; done; echo "got it, done"'
+"#,
+    );
+    let mut run = p.command(&["run", "slow"]).spawn().expect("start vane run");
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    wait_for("the attempt to start", Duration::from_secs(30), || {
+        (p.show(1)["tasks"][0]["attempts"][0]["state"] == "running").then_some(())
+    });
+    b.goto(&format!("http://{}/#/runs/1/tasks/wait/1", served.addr));
+    b.wait_text("main h1 + .badge", &["running"]);
+    b.wait_text("pre.log", &["waiting for the go file"]);
+    b.screenshot("attempt-running");
+
+    // The log is followed as it grows, and the page redraws itself when the task ends.
+    p.write("go", "");
+    b.wait_text("pre.log", &["got it, done"]);
+    b.wait_text("main h1 + .badge", &["success"]);
+    assert!(run.wait().expect("vane run ends").success());
+    b.screenshot("attempt-done");
+}
+
+#[test]
+fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
+    let p = examples();
+    p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
+        .success();
+    p.vane(&[
+        "run",
+        "churn_retrain",
+        "--date",
+        "2026-03-03",
+        "--param",
+        "candidate_quality=worse",
+    ])
+    .failure();
+    let served = p.serve(TOKEN);
+    let base = format!("http://{}", served.addr);
+    let b = Browser::start();
+
+    // A chart per check, a point per run, the bound drawn beside the values.
+    b.goto(&format!("{base}/#/dags/churn_retrain/checks"));
+    let agreement = b.wait_text("[data-check='check_labels · agreement']", &["pass"]);
+    assert!(agreement.contains("bound >= 0.6"), "{agreement}");
+    assert_eq!(
+        b.wait_count(
+            "[data-check='check_labels · agreement'] svg.chart circle",
+            2
+        ),
+        2
+    );
+    assert_eq!(
+        b.texts("[data-check='check_labels · agreement'] svg.chart line.bound")
+            .len(),
+        1
+    );
+    b.screenshot("checks");
+
+    // The model page: v1 stayed in production, v2 failed at the canary gate, and the
+    // timeline says so with the numbers the gate saw.
+    b.goto(&format!("{base}/#/models/churn_model"));
+    b.wait_text("tr[data-version='1']", &["production"]);
+    b.wait_text("tr[data-version='2']", &["failed"]);
+    let timeline = b.wait_text(".timeline", &["canary gate failed", "restored"]);
+    assert!(timeline.contains("production.accuracy"), "{timeline}");
+    b.wait_text("h1 + .badge", &["v1 in production"]);
+    b.screenshot("model");
+
+    b.goto(&format!("{base}/#/models"));
+    b.wait_text("tr[data-model=churn_model]", &["v1", "v2", "failed"]);
+}
+
+#[test]
+fn the_alerts_inbox_names_who_is_on_call_and_acknowledges_with_the_token() {
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let p = Project::new()
+        .dag(
+            "flaky",
+            "[tasks.fetch]\ncommand = \"echo 'upstream API answered 503' >&2; exit 1\"\n",
+        )
+        .dag("steady", "[tasks.ok]\ncommand = \"true\"\n");
+    p.write(
+        "vane.toml",
+        &format!(
+            r#"
+[[alerts.rules]]
+on = "task_failed"
+severity = "critical"
+
+[alerts.oncall]
+people = ["dana", "eli"]
+start = "{today}"
+every = "1w"
+"#
+        ),
+    );
+    p.vane(&["alerts", "--evaluate"]).success();
+    for _ in 0..3 {
+        p.vane(&["run", "flaky"]).failure();
+    }
+    p.vane(&["alerts", "--evaluate"]).success();
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+
+    b.goto(&format!("http://{}/#/alerts", served.addr));
+    // Three failures are one alert with a count, and the rotation names who is on call.
+    let row = b.wait_text("tr[data-alert='1']", &["critical", "flaky", "×3", "open"]);
+    assert!(row.contains("task_failed"), "{row}");
+    assert_eq!(b.texts("table.alerts tbody tr").len(), 1);
+    b.wait_text(".oncall-now", &["On call now: dana"]);
+    b.wait_text("table.rotation", &["dana", "eli"]);
+    b.wait_text("#oncall", &["on call: dana"]);
+    b.wait_text("#alert-count", &["1"]);
+    b.screenshot("alerts");
+
+    // Acknowledging asks for the token first, then records who and the verdict.
+    b.click("tr[data-alert='1'] button[title^='acknowledge: it did not']");
+    b.wait_count("dialog[open]", 1);
+    b.type_into("#token-input", TOKEN);
+    b.type_into("#user-input", "dana");
+    b.click("#token-save");
+    b.wait_text("tr[data-alert='1']", &["acknowledged", "by dana, noise"]);
+    b.wait_text("#banner", &["acknowledged as noise"]);
+    b.screenshot("alerts-acknowledged");
+    let listed = p.vane(&["alerts", "--json"]).success().json();
+    assert_eq!(listed[0]["acked_by"], "dana", "{listed:#}");
+    assert_eq!(listed[0]["verdict"], "noise", "{listed:#}");
+
+    // Snoozing and resolving from the inbox, with the token now remembered.
+    b.click("tr[data-alert='1'] button:nth-of-type(2)");
+    b.wait_text("#banner", &["snoozed until"]);
+    b.wait_text("tr[data-alert='1']", &["snoozed until"]);
+    b.click("tr[data-alert='1'] button:nth-of-type(1)");
+    b.wait_text("#banner", &["Alert 1 resolved"]);
+    b.wait_text("main", &["No open alerts"]);
+    let all = p.vane(&["alerts", "--all", "--json"]).success().json();
+    assert_eq!(all[0]["state"], "resolved", "{all:#}");
+    assert_eq!(all[0]["resolved_by"], json!("user dana"), "{all:#}");
+}
