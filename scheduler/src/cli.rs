@@ -74,6 +74,12 @@ pub(crate) enum Command {
     /// Reads are open on a loopback address; actions (trigger, clear, pause, approve, ...)
     /// need `Authorization: Bearer TOKEN` with the token from --token-file or VANE_API_TOKEN.
     Serve(crate::http::ServeArgs),
+    /// Show the schedulers working on the database, from their heartbeats, and its path.
+    ///
+    /// Each scheduler records a heartbeat every 10 s with how many passes it made and how long
+    /// they took. `up`: heard from within 30 s; `stale`: not stopped, but silent for longer
+    /// (hung, killed with -9, or its host down); `stopped`: shut down cleanly.
+    Status(crate::status::StatusArgs),
     /// Queue a manual run for the scheduler daemon to start; prints its run id.
     Trigger(ManualRunArgs),
     /// Run tasks of a finished run again, as new attempts with their full retry budget.

@@ -40,6 +40,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
         Command::Scheduler(args) => scheduler(g, &args),
         Command::Serve(args) => crate::http::serve(g, &args),
+        Command::Status(args) => crate::status::status(g, &args),
         Command::Trigger(args) => trigger(g, &args),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),

@@ -12,6 +12,7 @@ mod lineage;
 mod metrics;
 mod models;
 mod output;
+mod status;
 
 use std::process::ExitCode;
 

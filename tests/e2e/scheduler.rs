@@ -551,3 +551,72 @@ command = "true"
         }
     }
 }
+
+/// `GET /metrics` from a vane on `addr`: each sample's series (name and labels) and value.
+fn scrape(addr: &str) -> std::collections::HashMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the scheduler's API");
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send the request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the response");
+    let (_, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The scheduler of `vane status --json` with this pid.
+#[track_caller]
+fn scheduler_status(p: &Project, pid: u32) -> Value {
+    let status = vane(p, &["status", "--json"]).success().json();
+    status["schedulers"]
+        .as_array()
+        .expect("`schedulers` is a list")
+        .iter()
+        .find(|s| s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no scheduler with pid {pid} in {status:#}"))
+        .clone()
+}
+
+/// The heartbeat is in the database, so /metrics (here the scheduler's own) and `vane status`
+/// see the scheduler's passes; a clean stop is recorded as such, not left to go stale.
+#[test]
+fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops() {
+    let p = Project::new().dag("tick", EVERY_SECOND);
+    let mut daemon = start_scheduler(&p, &["--http", "127.0.0.1:0"]);
+    let line = daemon.wait_for_log(&["serving the API on http://"], PATIENCE);
+    let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
+    let samples = daemon.wait_for("a pass and a live scheduler in /metrics", PATIENCE, || {
+        let samples = scrape(&addr);
+        let passes = samples.get("vane_scheduler_pass_seconds_count").copied();
+        let up = samples.get("vane_schedulers_up").copied();
+        (passes > Some(0.0) && up == Some(1.0)).then_some(samples)
+    });
+    let inf = samples[r#"vane_scheduler_pass_seconds_bucket{le="+Inf"}"#];
+    assert_eq!(inf, samples["vane_scheduler_pass_seconds_count"]);
+    assert!(samples.contains_key(r#"vane_scheduler_pass_seconds_bucket{le="0.001"}"#));
+    let pid = daemon.pid();
+    let heartbeat = samples
+        .keys()
+        .find(|k| k.starts_with("vane_scheduler_heartbeat_timestamp_seconds{"))
+        .unwrap_or_else(|| panic!("no heartbeat sample in {samples:?}"));
+    assert!(heartbeat.contains(&format!(":{pid}:")), "{heartbeat}");
+
+    let running = scheduler_status(&p, pid);
+    assert_eq!(running["status"], "up", "{running:#}");
+    assert!(running["passes"].as_u64() > Some(0), "{running:#}");
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+
+    let stopped = scheduler_status(&p, pid);
+    assert_eq!(stopped["status"], "stopped", "{stopped:#}");
+    assert!(stopped["stopped_at"].is_string(), "{stopped:#}");
+    let table = vane(&p, &["status"]).success().stdout;
+    assert!(
+        table.contains("stopped") && table.contains(".vane/vane.db"),
+        "{table}"
+    );
+}

@@ -14,8 +14,8 @@ use tracing::{debug, error, info, warn};
 use vane_dag::{Dag, Overlap};
 use vane_engine::{Control, Engine, EngineError, RunSpec, StopReason};
 use vane_store::{
-    BackfillState, Change, RunFilter, RunId, RunRecord, RunState, Store, StoreError, TickDecision,
-    Trigger,
+    BackfillState, Change, HEARTBEAT_EVERY, Heartbeat, PassStats, RunFilter, RunId, RunRecord,
+    RunState, Store, StoreError, TickDecision, Trigger,
 };
 
 use crate::cadence::{Plan, due_ticks};
@@ -97,6 +97,9 @@ struct Scheduler {
     up_since: DateTime<Utc>,
     /// Signalled by every run execution that ends.
     finished: Rc<tokio::sync::Notify>,
+    /// How long this scheduler's passes took, for its heartbeat.
+    passes: PassStats,
+    last_beat: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -109,6 +112,8 @@ impl Scheduler {
             active: HashMap::new(),
             up_since: Utc::now(),
             finished: Rc::new(tokio::sync::Notify::new()),
+            passes: PassStats::default(),
+            last_beat: None,
         }
     }
 
@@ -118,6 +123,16 @@ impl Scheduler {
 
     async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         info!(dags = %self.config.dags_dir.display(), "Scheduler starting.");
+        // Before anything that may take long (adopting orphaned runs): `vane status` shows
+        // the scheduler up from its first moment.
+        self.beat(false);
+        let served = self.schedule(shutdown).await;
+        // Failed or not, this process schedules no more: say so rather than go stale.
+        self.beat(true);
+        served
+    }
+
+    async fn schedule(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         self.reload(Utc::now())?;
         self.recover().await?;
         let mut last_recovery = std::time::Instant::now();
@@ -153,12 +168,23 @@ impl Scheduler {
                 error!(error = %e, "Could not start queued runs; retrying on the next pass.");
             }
             // The cost of one pass, for the scale benchmark and for anyone wondering.
+            let took = pass.elapsed();
             debug!(
-                pass_us = pass.elapsed().as_micros() as u64,
+                pass_us = took.as_micros() as u64,
                 dags = self.dags.len(),
                 active_runs = self.active.len(),
                 "Scheduler pass."
             );
+            self.passes.record(took.as_secs_f64());
+            // The first pass is written at once, so /metrics has a pass from the start; then
+            // at most one write per interval, whatever the pass rate.
+            if self.passes.count == 1
+                || self
+                    .last_beat
+                    .is_none_or(|at| at.elapsed() >= HEARTBEAT_EVERY)
+            {
+                self.beat(false);
+            }
             let wake = self.next_wake(now);
             tokio::select! {
                 () = tokio::time::sleep(wake) => {}
@@ -170,6 +196,23 @@ impl Scheduler {
         self.drain().await;
         info!("Scheduler stopped.");
         Ok(())
+    }
+
+    /// Writes this scheduler's heartbeat row. A failed write stops nothing: scheduling matters
+    /// more than being seen, and the next heartbeat tries again.
+    fn beat(&mut self, stopped: bool) {
+        self.last_beat = Some(std::time::Instant::now());
+        let beat = Heartbeat {
+            host: &self.engine.host,
+            pid: std::process::id(),
+            started_at: self.up_since,
+            at: Utc::now(),
+            passes: &self.passes,
+            stopped,
+        };
+        if let Err(e) = self.store().record_heartbeat(&beat) {
+            warn!(error = %e, "Could not record the scheduler's heartbeat; retrying later.");
+        }
     }
 
     /// Loads the DAG folder again when a file was added, changed or removed. A file that no

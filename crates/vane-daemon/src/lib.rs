@@ -5,7 +5,8 @@
 //! - [`run`] is the loop: it reloads edited DAG files (a file that stops validating keeps its
 //!   last good version running), records every tick with its decision, applies the overlap
 //!   policy, starts queued runs (scheduled or triggered) within `max_active_runs`, adopts runs
-//!   orphaned by a crashed scheduler, and on shutdown lets running tasks finish within a grace
+//!   orphaned by a crashed scheduler, times every pass for its heartbeat (written to the store
+//!   at start, every `HEARTBEAT_EVERY` and at shutdown), and on shutdown lets running tasks finish within a grace
 //!   period before killing them, leaving unfinished runs to resume on the next start.
 //!
 //! One run per (DAG, logical date) is enforced by the store, so two schedulers started by

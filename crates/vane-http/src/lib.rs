@@ -33,6 +33,6 @@ mod ui;
 
 pub use error::{ApiError, ServerError};
 pub use openapi::openapi;
-pub use prometheus::{DURATION_BUCKETS, LAG_BUCKETS, render as render_metrics};
+pub use prometheus::{DURATION_BUCKETS, LAG_BUCKETS, PASS_BUCKETS, render as render_metrics};
 pub use route::{ROUTES, Route};
 pub use server::{Api, LogStream, Reply, Server};

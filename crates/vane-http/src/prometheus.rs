@@ -14,6 +14,10 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// within its half-second poll; minutes mean it was busy or down, hours that it caught up.
 pub const LAG_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.0];
 
+/// Upper bounds (seconds) of `vane_scheduler_pass_seconds`. A scheduler counts its passes into
+/// them as it goes (a pass is not recorded on its own), so they are the store's.
+pub use vane_store::PASS_BUCKETS;
+
 /// The metrics page for one scrape.
 #[must_use]
 pub fn render(o: &Observation) -> String {
@@ -108,6 +112,48 @@ pub fn render(o: &Observation) -> String {
             *n as f64,
         );
     }
+    let schedulers = &o.schedulers;
+    family(
+        &mut out,
+        "vane_scheduler_pass_seconds",
+        "histogram",
+        "Seconds scheduler passes took, summed over schedulers not stopped.",
+    );
+    let pass = &schedulers.pass_seconds;
+    let bucket = "vane_scheduler_pass_seconds_bucket";
+    for (i, bound) in PASS_BUCKETS.iter().enumerate() {
+        let count = pass.counts.get(i).copied().unwrap_or(0);
+        sample(
+            &mut out,
+            bucket,
+            &[("le", &bound.to_string())],
+            count as f64,
+        );
+    }
+    sample(&mut out, bucket, &[("le", "+Inf")], pass.count as f64);
+    sample(&mut out, "vane_scheduler_pass_seconds_sum", &[], pass.sum);
+    let count = pass.count as f64;
+    sample(&mut out, "vane_scheduler_pass_seconds_count", &[], count);
+    family(
+        &mut out,
+        "vane_scheduler_heartbeat_timestamp_seconds",
+        "gauge",
+        "Unix time of each scheduler's latest heartbeat, for schedulers not stopped.",
+    );
+    for (scheduler, at) in &schedulers.heartbeats {
+        sample(
+            &mut out,
+            "vane_scheduler_heartbeat_timestamp_seconds",
+            &[("scheduler", scheduler)],
+            *at,
+        );
+    }
+    let help = format!(
+        "Schedulers not stopped whose heartbeat is at most {} s old.",
+        vane_store::STALE_AFTER.as_secs()
+    );
+    family(&mut out, "vane_schedulers_up", "gauge", &help);
+    sample(&mut out, "vane_schedulers_up", &[], schedulers.up as f64);
     out
 }
 
@@ -194,5 +240,36 @@ mod tests {
         );
         assert!(text.contains("# TYPE vane_task_duration_seconds histogram\n"));
         assert!(text.contains("vane_queued_runs 0\n"));
+    }
+
+    #[test]
+    fn scheduler_passes_are_one_histogram_beside_heartbeats_and_the_up_count() {
+        let o = Observation {
+            schedulers: Box::new(vane_store::SchedulerSummary {
+                pass_seconds: Histogram {
+                    dag_id: String::new(),
+                    counts: vec![2, 3, 3, 3, 3, 3, 3, 3],
+                    count: 3,
+                    sum: 0.0045,
+                },
+                heartbeats: vec![("box:42:20260102T030405Z".into(), 1_767_323_045.5)],
+                up: 1,
+            }),
+            ..Observation::default()
+        };
+        let text = render(&o);
+        assert!(text.contains("# TYPE vane_scheduler_pass_seconds histogram\n"));
+        assert!(text.contains("vane_scheduler_pass_seconds_bucket{le=\"0.001\"} 2\n"));
+        assert!(text.contains("vane_scheduler_pass_seconds_bucket{le=\"5\"} 3\n"));
+        assert!(text.contains("vane_scheduler_pass_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("vane_scheduler_pass_seconds_count 3\n"));
+        assert!(text.contains(
+            "vane_scheduler_heartbeat_timestamp_seconds{scheduler=\"box:42:20260102T030405Z\"} 1767323045.5\n"
+        ));
+        assert!(text.contains("vane_schedulers_up 1\n"));
+        // With no scheduler yet, the histogram is there, empty.
+        let empty = render(&Observation::default());
+        assert!(empty.contains("vane_scheduler_pass_seconds_bucket{le=\"0.1\"} 0\n"));
+        assert!(empty.contains("vane_schedulers_up 0\n"));
     }
 }

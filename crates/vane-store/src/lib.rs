@@ -18,6 +18,7 @@
 mod alerts;
 mod artifacts;
 mod checks;
+mod heartbeat;
 mod metrics;
 mod observe;
 mod registry;
@@ -34,6 +35,10 @@ pub use artifacts::{
 pub use checks::{
     CheckHistoryEntry, CheckResult, CheckStatus, CheckStore, GoodMark, LearnFrom,
     NewCheckEvaluation,
+};
+pub use heartbeat::{
+    FORGET_AFTER, HEARTBEAT_EVERY, Heartbeat, HeartbeatStore, PASS_BUCKETS, PassStats, STALE_AFTER,
+    SchedulerRecord, SchedulerStatus, SchedulerSummary, scheduler_id,
 };
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use observe::{Histogram, Observation, ObserveStore};
@@ -84,7 +89,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 ///
 /// Each ML capability has its own trait, so a backend implements them one at a time.
 pub trait Store:
-    AlertStore + ArtifactStore + CheckStore + MetricStore + ObserveStore + RegistryStore
+    AlertStore
+    + ArtifactStore
+    + CheckStore
+    + HeartbeatStore
+    + MetricStore
+    + ObserveStore
+    + RegistryStore
 {
     /// Records a DAG file content, or returns the id it already has.
     ///

@@ -1,6 +1,7 @@
 //! Totals for monitoring: what a Prometheus scrape of vane reports, counted from the history.
 
 use crate::Result;
+use crate::heartbeat::SchedulerSummary;
 
 /// Counts since the database began (Prometheus counters), and what is going on now (gauges).
 /// Rows with a count of zero are left out.
@@ -22,6 +23,9 @@ pub struct Observation {
     pub check_failures: Vec<(String, String, u64)>,
     /// (rule, occurrences), every occurrence of an alert counted, deduplicated or not.
     pub alerts_fired: Vec<(String, u64)>,
+    /// Pass durations and heartbeats of the schedulers on this database. Boxed: an observation
+    /// travels by value in the HTTP server's reply, whose variants are kept alike in size.
+    pub schedulers: Box<SchedulerSummary>,
 }
 
 /// A cumulative histogram: `counts[i]` observations were at most `bounds[i]` (the bounds the

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 mod alerts;
 mod artifacts;
 mod checks;
+mod heartbeat;
 mod metrics;
 mod observe;
 mod registry;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_cache.sql"),
     include_str!("../migrations/0012_rollout_lock.sql"),
     include_str!("../migrations/0013_alerts.sql"),
+    include_str!("../migrations/0014_scheduler_heartbeat.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

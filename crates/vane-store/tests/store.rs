@@ -360,3 +360,58 @@ fn pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs()
     assert!(ask("a", 1, 0, &gone, 30));
     assert!(ask("b", 0, 0, &me, 40));
 }
+
+#[test]
+fn heartbeats_rewrite_one_row_per_scheduler_and_metrics_sum_the_live_ones() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    // Recorded to the microsecond.
+    let now = Utc.timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let started = now - chrono::Duration::minutes(5);
+    let mut passes = PassStats::default();
+    let beat = |passes: &PassStats, pid, at, stopped| {
+        store
+            .record_heartbeat(&Heartbeat {
+                host: "box",
+                pid,
+                started_at: started,
+                at,
+                passes,
+                stopped,
+            })
+            .unwrap();
+    };
+    beat(&passes, 10, started, false);
+    for seconds in [0.0005, 0.002, 0.3] {
+        passes.record(seconds);
+    }
+    beat(&passes, 10, now, false);
+    // Another scheduler that ran earlier and shut down cleanly.
+    let mut old = PassStats::default();
+    old.record(0.0001);
+    beat(&old, 9, now - chrono::Duration::minutes(1), true);
+
+    let schedulers = store.schedulers().unwrap();
+    assert_eq!(schedulers.len(), 2);
+    let live = &schedulers[0];
+    assert_eq!(live.id, scheduler_id("box", 10, started));
+    assert_eq!((live.pid, live.last_heartbeat), (10, now));
+    assert_eq!(live.passes, passes);
+    assert_eq!(live.passes.counts, vec![1, 2, 2, 2, 2, 3, 3, 3]);
+    assert_eq!(live.status(now), SchedulerStatus::Up);
+    assert_eq!(
+        live.status(now + chrono::Duration::seconds(31)),
+        SchedulerStatus::Stale
+    );
+    assert_eq!(schedulers[1].status(now), SchedulerStatus::Stopped);
+    assert!(schedulers[1].stopped_at.is_some());
+
+    let summary = store.observe(&[], &[]).unwrap().schedulers;
+    assert_eq!(summary.up, 1);
+    assert_eq!(
+        summary.heartbeats,
+        vec![(live.id.clone(), now.timestamp_micros() as f64 / 1e6)]
+    );
+    assert_eq!(summary.pass_seconds.counts, passes.counts);
+    assert_eq!(summary.pass_seconds.count, 3);
+    assert!((summary.pass_seconds.sum - 0.3025).abs() < 1e-9);
+}

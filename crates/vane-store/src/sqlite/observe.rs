@@ -2,6 +2,7 @@ use rusqlite::{Connection, Row};
 
 use super::SqliteStore;
 use crate::Result;
+use crate::heartbeat::SchedulerSummary;
 use crate::observe::{Histogram, Observation, ObserveStore};
 
 impl ObserveStore for SqliteStore {
@@ -65,6 +66,10 @@ fn read(conn: &Connection, duration_bounds: &[f64], lag_bounds: &[f64]) -> Resul
             conn,
             "SELECT rule, sum(count) FROM alerts GROUP BY rule ORDER BY rule",
         )?,
+        schedulers: Box::new(SchedulerSummary::of(
+            &super::heartbeat::read(conn)?,
+            chrono::Utc::now(),
+        )),
     })
 }
 

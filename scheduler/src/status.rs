@@ -1,0 +1,137 @@
+//! `vane status`: the schedulers working on this database, from their heartbeats.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde_json::{Value, json};
+use vane_store::{HeartbeatStore, SchedulerRecord};
+
+use crate::cli::{Global, JsonFlag};
+use crate::commands::open_store;
+use crate::output::{table, time};
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// How many schedulers to show: running ones first, then the latest stopped (0: all).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) limit: usize,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+/// The database and its schedulers as `vane status --json` gives them; `now` decides which
+/// heartbeats are stale.
+pub(crate) fn status_json(
+    g: &Global,
+    schedulers: &[SchedulerRecord],
+    now: DateTime<Utc>,
+) -> Result<Value> {
+    let items: Vec<_> = schedulers
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "host": s.host,
+                "pid": s.pid,
+                "status": s.status(now).as_str(),
+                "started_at": s.started_at.to_rfc3339(),
+                "last_heartbeat": s.last_heartbeat.to_rfc3339(),
+                "heartbeat_age_seconds": s.age(now).as_secs_f64(),
+                "stopped_at": s.stopped_at.map(|t| t.to_rfc3339()),
+                "passes": s.passes.count,
+                "mean_pass_ms": s.passes.mean().map(|p| p * 1000.0),
+                "last_pass_ms": s.passes.last.map(|p| p * 1000.0),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "database": std::path::absolute(&g.db)?.display().to_string(),
+        "schedulers": items,
+    }))
+}
+
+pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
+    let mut schedulers = open_store(g)?.schedulers()?;
+    if args.limit > 0 {
+        schedulers.truncate(args.limit);
+    }
+    let now = Utc::now();
+    if args.json.json {
+        let value = status_json(g, &schedulers, now)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("database: {}", std::path::absolute(&g.db)?.display());
+    if schedulers.is_empty() {
+        println!("no scheduler has run on this database; start one with `vane scheduler`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = schedulers
+        .iter()
+        .map(|s| {
+            let ms = |seconds: Option<f64>| seconds.map_or_else(|| "-".into(), millis);
+            vec![
+                s.host.clone(),
+                s.pid.to_string(),
+                time(Some(s.started_at)),
+                ago(s.age(now)),
+                s.passes.count.to_string(),
+                ms(s.passes.mean()),
+                ms(s.passes.last),
+                s.status(now).to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "HOST",
+        "PID",
+        "STARTED",
+        "LAST HEARTBEAT",
+        "PASSES",
+        "MEAN PASS",
+        "LAST PASS",
+        "STATUS",
+    ];
+    print!("{}", table(&header, &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Passes take from microseconds to seconds: three significant digits either way.
+fn millis(seconds: f64) -> String {
+    let ms = seconds * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2}ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1}ms")
+    } else {
+        format!("{ms:.0}ms")
+    }
+}
+
+fn ago(age: Duration) -> String {
+    let secs = age.as_secs();
+    match secs {
+        0..120 => format!("{secs}s ago"),
+        120..7200 => format!("{}m ago", secs / 60),
+        7200..172_800 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_pass_times_read_at_a_glance() {
+        assert_eq!(ago(Duration::from_secs(7)), "7s ago");
+        assert_eq!(ago(Duration::from_secs(600)), "10m ago");
+        assert_eq!(ago(Duration::from_secs(3 * 86_400)), "3d ago");
+        assert_eq!(millis(0.000_42), "0.42ms");
+        assert_eq!(millis(0.0451), "45.1ms");
+        assert_eq!(millis(1.5), "1500ms");
+    }
+}
