@@ -1,5 +1,6 @@
 //! `vane alerts`, `ack`, `resolve` and `snooze`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::Args;
 use serde_json::{Value, json};
+use vane_dag::{AlertsConfig, DagRuleProblem};
 use vane_store::{AlertFilter, AlertStore, StoreError, Verdict};
 
 use crate::cli::Global;
@@ -79,12 +81,39 @@ pub(crate) fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
     }
 }
 
+/// The config's rules with those of every valid DAG file in `dags`, and what keeps a DAG's rule
+/// from being evaluated as written.
+///
+/// # Errors
+/// The DAG folder cannot be read.
+pub(crate) fn with_dag_rules(
+    config: &AlertsConfig,
+    dags: &Path,
+) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
+    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
+}
+
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let config = limits(g)?.alerts;
+    // The config's rules do not depend on the DAG folder: they are evaluated without it.
+    let (config, problems, unread) = match with_dag_rules(&config, &g.dags) {
+        Ok((merged, problems)) => (merged, problems, None),
+        Err(e) => (config, Vec::new(), Some(e)),
+    };
     let now = Utc::now();
     if args.evaluate {
         init_tracing();
+        // Reported, not fatal: the other rules must still be evaluated.
+        for p in &problems {
+            eprintln!("{}", p.rendered);
+        }
+        if let Some(e) = unread {
+            eprintln!(
+                "warning: cannot read the DAG folder {} ({e}): only the scheduler config's alert rules apply\n  = hint: set the folder with --dags or VANE_DAGS\n",
+                g.dags.display()
+            );
+        }
         let report = vane_alerts::evaluate(&store, &config, now)?;
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
