@@ -1,5 +1,6 @@
 //! `vane alerts`, `ack`, `resolve` and `snooze`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
+use vane_dag::{AlertsConfig, DagRuleProblem};
 use vane_store::{AlertFilter, AlertRecord, AlertStore, StoreError, Verdict};
 
 use crate::cli::Global;
@@ -79,12 +81,44 @@ pub(crate) fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
     }
 }
 
+/// The config's rules with those of every valid DAG file in `dags`, and what keeps a DAG's rule
+/// from being evaluated as written.
+///
+/// # Errors
+/// The DAG folder cannot be read.
+pub(crate) fn with_dag_rules(
+    config: &AlertsConfig,
+    dags: &Path,
+) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
+    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
+}
+
+/// The config's rules with every DAG's, the problems of DAG rules, and why the DAG folder
+/// could not be read (then the config's rules alone apply: they do not depend on it).
+fn rules(g: &Global) -> Result<(AlertsConfig, Vec<DagRuleProblem>, Option<std::io::Error>)> {
+    let config = limits(g)?.alerts;
+    Ok(match with_dag_rules(&config, &g.dags) {
+        Ok((merged, problems)) => (merged, problems, None),
+        Err(e) => (config, Vec::new(), Some(e)),
+    })
+}
+
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let config = limits(g)?.alerts;
+    let (config, problems, unread) = rules(g)?;
     let now = Utc::now();
     if args.evaluate {
         init_tracing();
+        // Reported, not fatal: the other rules must still be evaluated.
+        for p in &problems {
+            eprintln!("{}", p.rendered);
+        }
+        if let Some(e) = unread {
+            eprintln!(
+                "warning: cannot read the DAG folder {} ({e}): only the scheduler config's alert rules apply\n  = hint: set the folder with --dags or VANE_DAGS\n",
+                g.dags.display()
+            );
+        }
         let report = vane_alerts::evaluate(&store, &config, now)?;
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
@@ -162,7 +196,7 @@ fn stat_json(s: &vane_alerts::RuleStats) -> Value {
 /// What `vane alerts --stats --json` prints.
 pub(crate) fn stats_json(g: &Global) -> Result<Value> {
     let all = open_store(g)?.alerts(AlertFilter { all: true })?;
-    let config = limits(g)?.alerts;
+    let (config, _, _) = rules(g)?;
     Ok(vane_alerts::stats(&all, &config)
         .iter()
         .map(stat_json)

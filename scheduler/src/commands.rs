@@ -413,10 +413,12 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
         shutdown_grace: Duration::from_secs(grace),
         poll: Duration::from_millis(500),
     };
-    let alerts = limits(g)?.alerts;
-    if !alerts.rules.is_empty() {
-        evaluate_alerts_every(ALERTS_EVERY, absolute(&g.db)?, alerts);
-    }
+    evaluate_alerts_every(
+        ALERTS_EVERY,
+        absolute(&g.db)?,
+        limits(g)?.alerts,
+        config.dags_dir.clone(),
+    );
     runtime.block_on(vane_daemon::run(engine, config, stop))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -428,7 +430,19 @@ const ALERTS_EVERY: Duration = Duration::from_secs(10);
 /// delivering to a slow webhook (timeouts, retries) must never hold up scheduling. Alerts are
 /// derived from what is recorded, so one that is cut off by a shutdown is found again by the
 /// next evaluation.
-fn evaluate_alerts_every(every: Duration, db: PathBuf, config: vane_dag::AlertsConfig) {
+///
+/// The config is read once; DAG files are read again before every evaluation, as the
+/// scheduler picks up their changes. While no rule exists at all nothing is evaluated, so the
+/// first rule added later still sees the history of the day before.
+fn evaluate_alerts_every(
+    every: Duration,
+    db: PathBuf,
+    config: vane_dag::AlertsConfig,
+    dags_dir: PathBuf,
+) {
+    let mut logged = Logged::default();
+    let mut rules =
+        reload_alert_rules(&config, &dags_dir, &mut logged).unwrap_or_else(|| config.clone());
     std::thread::spawn(move || {
         let store = match SqliteStore::open(&db) {
             Ok(store) => store,
@@ -439,7 +453,13 @@ fn evaluate_alerts_every(every: Duration, db: PathBuf, config: vane_dag::AlertsC
         };
         loop {
             std::thread::sleep(every);
-            match vane_alerts::evaluate(&store, &config, Utc::now()) {
+            if let Some(fresh) = reload_alert_rules(&config, &dags_dir, &mut logged) {
+                rules = fresh;
+            }
+            if rules.rules.is_empty() {
+                continue;
+            }
+            match vane_alerts::evaluate(&store, &rules, Utc::now()) {
                 Ok(report) => {
                     for n in report.notifications.iter().filter(|n| n.error.is_some()) {
                         tracing::warn!(channel = %n.channel, alerts = n.alerts.len(), error = n.error.as_deref(), "Alert notification not delivered.");
@@ -456,6 +476,41 @@ fn evaluate_alerts_every(every: Duration, db: PathBuf, config: vane_dag::AlertsC
             }
         }
     });
+}
+
+/// What the alerts thread last logged about DAG files' rules: a problem is logged when it
+/// appears, not every pass.
+#[derive(Default)]
+struct Logged {
+    problems: Vec<vane_dag::DagRuleProblem>,
+    unreadable: bool,
+}
+
+/// The config's alert rules with the DAG files' own; `None` when the DAG folder cannot be
+/// read, so that the last rules read stay.
+fn reload_alert_rules(
+    config: &vane_dag::AlertsConfig,
+    dags_dir: &Path,
+    logged: &mut Logged,
+) -> Option<vane_dag::AlertsConfig> {
+    let (rules, problems) = match crate::alerts::with_dag_rules(config, dags_dir) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            if !logged.unreadable {
+                tracing::warn!(path = %dags_dir.display(), %error, "Cannot read the DAG folder; the alert rules stay as last read.");
+            }
+            logged.unreadable = true;
+            return None;
+        }
+    };
+    for p in problems.iter().filter(|p| !logged.problems.contains(p)) {
+        tracing::warn!(at = %p.at, rule = %p.rule, hint = %p.hint, "{}", p.message);
+    }
+    *logged = Logged {
+        problems,
+        unreadable: false,
+    };
+    Some(rules)
 }
 
 fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> {

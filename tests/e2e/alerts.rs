@@ -353,3 +353,94 @@ url = "{}"
     assert!(bodies[0].to_string().contains("flappy"), "{bodies:?}");
     daemon.terminate(std::time::Duration::from_secs(30));
 }
+
+/// Fails like FLAPPY, and says in its own file who should hear about it.
+const FLAPPY_WITH_RULE: &str = r#"
+[params]
+fail = false
+
+[tasks.work]
+command = "test {{ params.fail }} != true"
+
+[[alerts]]
+on = "task_failed"
+task = "work"
+severity = "critical"
+"#;
+
+#[test]
+fn a_rule_in_a_dag_file_alerts_on_that_dag_with_no_rule_in_the_config() {
+    let p = Project::new()
+        .dag("flappy", FLAPPY_WITH_RULE)
+        .dag("quiet", "[tasks.work]\ncommand = \"exit 1\"\n")
+        .dag("broken", "[tasks.work]\ncomand = \"true\"\n");
+    run(&p, 0, true);
+    p.vane(&["run", "quiet"]).failure();
+    p.vane(&["alerts", "--evaluate"]).success();
+
+    let open = alerts(&p, false);
+    assert_eq!(open.len(), 1, "only flappy has a rule: {open:#?}");
+    assert_eq!(open[0]["rule"], "task_failed:flappy.work");
+    assert_eq!(open[0]["dag"], "flappy");
+    assert_eq!(open[0]["task"], "work");
+    assert_eq!(open[0]["severity"], "critical");
+    p.vane(&["alerts", "--stats"])
+        .success()
+        .stdout_contains("task_failed:flappy.work");
+}
+
+#[test]
+fn a_dag_rule_naming_a_channel_the_config_lacks_is_reported_and_every_rule_still_fires() {
+    let hook = Hook::start();
+    let p = Project::new()
+        .dag(
+            "typo",
+            "[tasks.work]\ncommand = \"exit 1\"\n\n[[alerts]]\non = \"run_failed\"\nchannels = [\"hoook\"]\n",
+        )
+        .dag(
+            "routed",
+            "[tasks.work]\ncommand = \"exit 1\"\n\n[[alerts]]\non = \"run_failed\"\nchannels = [\"hook\"]\n",
+        );
+    p.write(
+        "vane.toml",
+        &format!(
+            "[alerts.channels.hook]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            hook.url()
+        ),
+    );
+    // `vane validate` reads DAG files alone: it cannot know the config's channels.
+    p.vane(&["validate"]).success();
+    p.vane(&["run", "typo"]).failure();
+    p.vane(&["run", "routed"]).failure();
+    p.vane(&["alerts", "--evaluate"])
+        .success()
+        .stderr_contains("rule `run_failed:typo` of DAG `typo` names channel `hoook`")
+        .stderr_contains("dags/typo.toml:6:13")
+        .stderr_contains("did you mean `hook`?");
+
+    let mut dags: Vec<String> = alerts(&p, false)
+        .iter()
+        .filter_map(|a| a["dag"].as_str().map(str::to_owned))
+        .collect();
+    dags.sort();
+    assert_eq!(dags, ["routed", "typo"], "the typo's alert is recorded too");
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0]["alerts"][0]["dag"], "routed");
+}
+
+#[test]
+fn the_scheduler_evaluates_dag_file_rules_without_an_alerts_config() {
+    let p = Project::new().dag("flappy", FLAPPY_WITH_RULE);
+    let mut daemon = p.scheduler(&[]);
+    daemon.wait_for_log(&["Scheduler starting."], std::time::Duration::from_secs(30));
+    p.vane(&["trigger", "flappy", "--param", "fail=true"])
+        .success();
+    let open = daemon.wait_for(
+        "the scheduler to raise the DAG's alert",
+        std::time::Duration::from_secs(60),
+        || Some(alerts(&p, false)).filter(|a| !a.is_empty()),
+    );
+    assert_eq!(open[0]["rule"], "task_failed:flappy.work", "{open:#?}");
+    daemon.terminate(std::time::Duration::from_secs(30));
+}

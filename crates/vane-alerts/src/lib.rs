@@ -3,7 +3,8 @@
 //! Nothing pushes alerts: [`evaluate`] reads the events recorded since its cursor (runs that
 //! failed, tasks that failed after their last retry, SLA misses, data checks that warned or
 //! failed, rollouts whose gate failed, sensors that timed out), matches them against the rules
-//! of `[alerts]` in `vane.toml`, and keeps one alert per rule, DAG, task and subject with a
+//! of `[alerts]` in `vane.toml` and of DAG files (see [`AlertsConfig::with_dag_rules`]), and
+//! keeps one alert per rule, DAG, task and subject with a
 //! count. Successes found in the same history resolve alerts; clears and manual rollbacks
 //! count them as real. Because the cursor and the claimed events live in the database, one
 //! scheduler or several processes on the same database evaluate the same way and never count

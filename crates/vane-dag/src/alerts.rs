@@ -1,8 +1,9 @@
 //! `[alerts]` of the scheduler config file: which recorded events become alerts, where they are
-//! sent, and who is on call.
+//! sent, and who is on call; and `[[alerts]]` of a DAG file, rules about that DAG alone.
 //!
 //! It lives beside the rest of `vane.toml`'s parser so a mistake in an alert rule is reported
-//! like any other config mistake: every problem at once, with line, column and a hint.
+//! like any other config mistake: every problem at once, with line, column and a hint. Both
+//! kinds of rule go through one reader, so they cannot drift apart.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -12,6 +13,8 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 use toml::de::DeValue;
 
+use crate::diag::Diagnostic;
+use crate::load::DagSet;
 use crate::parse::{Cx, suggestion, type_name};
 use crate::spec::{DAY_SECS, Field, Ty, field, with_default};
 
@@ -102,7 +105,8 @@ impl std::fmt::Display for AlertSeverity {
     }
 }
 
-/// One `[[alerts.rules]]` entry.
+/// One `[[alerts.rules]]` entry of the config, or `[[alerts]]` of a DAG file (with `dag` set to
+/// that DAG).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRule {
     /// Stable name used in the database and `vane alerts --stats`: `name`, or `on` with the
@@ -112,7 +116,7 @@ pub struct AlertRule {
     pub dag: Option<String>,
     pub task: Option<String>,
     pub severity: AlertSeverity,
-    /// Channel names; every one exists in [`AlertsConfig::channels`].
+    /// Channel names; every one is `log` or exists in [`AlertsConfig::channels`].
     pub channels: Vec<String>,
     /// An open alert is notified again at most this often.
     pub cooldown: Duration,
@@ -185,7 +189,8 @@ const ON_NAMES: &[&str] = &[
 ];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
-const RULE: &[Field] = &[
+/// The keys every rule has, wherever it is written.
+const RULE_ON: &[Field] = &[
     Field {
         required: true,
         ..field(
@@ -197,16 +202,29 @@ const RULE: &[Field] = &[
     field(
         "name",
         Ty::Ident,
-        "Name of the rule in `vane alerts` and its statistics; defaults to `on` with the filters.",
+        "Name of the rule in `vane alerts` and its statistics; defaults to `on` with the DAG and task, e.g. `task_failed:churn.train`.",
     ),
-    field("dag", Ty::Ident, "Only events of this DAG."),
-    field("task", Ty::Ident, "Only events of this task."),
+];
+
+/// Only a config rule chooses its DAG: a DAG file's rule watches that DAG.
+const DAG_FILTER: &[Field] = &[field("dag", Ty::Ident, "Only events of this DAG.")];
+
+const RULE_REST: &[Field] = &[
+    field(
+        "task",
+        Ty::Ident,
+        "Only events of this task; in a DAG file, one of its tasks.",
+    ),
     with_default(
         field("severity", Ty::Enum(SEVERITIES), "How urgent the alert is."),
         "warning",
     ),
     with_default(
-        field("channels", Ty::StrList, "Names of the channels notified."),
+        field(
+            "channels",
+            Ty::StrList,
+            "Names of the channels notified, declared as `[alerts.channels.NAME]` in the scheduler config (`log` always exists).",
+        ),
         "[\"log\"]",
     ),
     with_default(
@@ -228,6 +246,10 @@ const RULE: &[Field] = &[
         "Most alerts of this rule notified in any hour; the rest are recorded, not sent.",
     ),
 ];
+
+const CONFIG_RULE: &[&[Field]] = &[RULE_ON, DAG_FILTER, RULE_REST];
+/// Keys of a DAG file's `[[alerts]]`, for the parser and the generated reference.
+pub(crate) const DAG_RULE: &[&[Field]] = &[RULE_ON, RULE_REST];
 
 const CHANNEL: &[Field] = &[
     Field {
@@ -456,57 +478,252 @@ fn rules(
         return;
     };
     for item in items {
-        let keys = cx.table(item, &[RULE], "[[alerts.rules]]");
-        if keys.get("channels").is_some() {
-            referenced.extend(keys.list("channels").iter().cloned());
-        }
-        let Some(on) = keys.str("on").and_then(AlertOn::parse) else {
-            continue;
-        };
-        let dag = keys.str("dag").map(str::to_owned);
-        let task = keys.str("task").map(str::to_owned);
-        let name = match keys.str("name") {
-            Some(n) => n.to_owned(),
-            None => {
-                let mut name = on.as_str().to_owned();
-                if let Some(d) = &dag {
-                    name = format!("{name}:{d}");
-                }
-                if let Some(t) = &task {
-                    name = format!("{name}.{t}");
-                }
-                name
+        // Channels named by a rule with a mistake are checked too: every problem at once.
+        let (rule, channels) = rule(cx, item, Scope::Config, &config.rules);
+        referenced.extend(channels);
+        config.rules.extend(rule);
+    }
+}
+
+/// Where a rule is written.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// `[[alerts.rules]]` of the scheduler config: any DAG, or the one `dag` names.
+    Config,
+    /// `[[alerts]]` of a DAG file: that DAG only, and only its tasks.
+    Dag { id: &'a str, tasks: &'a [&'a str] },
+}
+
+/// Where a DAG file's rule is written. A DAG file is checked alone, so whether the scheduler
+/// config declares its channels, and whether a config rule has its name, is known only when
+/// both are loaded together; this is what such a problem points at.
+#[derive(Debug, Clone)]
+pub(crate) struct RulePlace {
+    /// The rule's `name`, or the rule when it has none.
+    pub(crate) name: Range<usize>,
+    pub(crate) channels: Vec<(String, Range<usize>)>,
+}
+
+/// One rule (`None` when it has an error) and the channels it names, with where.
+fn rule(
+    cx: &mut Cx<'_>,
+    item: &Spanned<DeValue<'_>>,
+    scope: Scope<'_>,
+    taken: &[AlertRule],
+) -> (Option<AlertRule>, Vec<(String, Range<usize>)>) {
+    let label = match scope {
+        Scope::Config => "[[alerts.rules]]",
+        Scope::Dag { .. } => "[[alerts]]",
+    };
+    // `dag` is checked as a config rule's would be, then refused with a reason of its own
+    // rather than as an unknown key.
+    let keys = cx.table(item, CONFIG_RULE, label);
+    let referenced = keys.list("channels").to_vec();
+    let mut valid = true;
+    let (dag, task) = match scope {
+        Scope::Config => (keys.str("dag"), keys.str("task")),
+        Scope::Dag { id, tasks } => {
+            if let DeValue::Table(table) = item.get_ref()
+                && let Some((key, _)) = table.iter().find(|(k, _)| k.get_ref() == "dag")
+            {
+                cx.error(
+                    format!("a rule in the file of DAG `{id}` watches that DAG: it cannot set `dag`"),
+                    key.span(),
+                    "remove `dag`; to watch another DAG, put the rule in that DAG's file, or under [[alerts.rules]] in the scheduler config",
+                );
+                valid = false;
             }
-        };
-        if config.rules.iter().any(|r| r.name == name) {
-            cx.error(
-                format!("two rules are named `{name}`"),
-                item.span(),
-                "give one of them a distinct `name = \"...\"`: statistics are kept per name",
-            );
-            continue;
+            let task = keys.str("task");
+            if let (Some(t), Some(entry)) = (task, keys.get("task"))
+                && !tasks.contains(&t)
+            {
+                cx.error(
+                    format!("the rule watches task `{t}`, which is not a task of DAG `{id}`"),
+                    entry.span.clone(),
+                    suggestion(t, tasks.iter().copied()),
+                );
+                valid = false;
+            }
+            (Some(id), task)
         }
-        let channels: Vec<String> = if keys.get("channels").is_some() {
-            keys.list("channels")
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect()
-        } else {
-            vec!["log".to_owned()]
-        };
-        config.rules.push(AlertRule {
-            name,
-            on,
-            dag,
-            task,
-            severity: keys
-                .str("severity")
-                .and_then(AlertSeverity::parse)
-                .unwrap_or(AlertSeverity::Warning),
-            channels,
-            cooldown: keys.dur("cooldown").unwrap_or(Duration::from_secs(3600)),
-            max_per_hour: keys.int("max_per_hour").map(|n| n as u32),
-        });
+    };
+    let Some(on) = keys.str("on").and_then(AlertOn::parse) else {
+        return (None, referenced);
+    };
+    let name = match keys.str("name") {
+        Some(n) => n.to_owned(),
+        None => {
+            let mut name = on.as_str().to_owned();
+            if let Some(d) = dag {
+                name = format!("{name}:{d}");
+            }
+            if let Some(t) = task {
+                name = format!("{name}.{t}");
+            }
+            name
+        }
+    };
+    if taken.iter().any(|r| r.name == name) {
+        cx.error(
+            format!("two rules are named `{name}`"),
+            item.span(),
+            "give one of them a distinct `name = \"...\"`: statistics are kept per name",
+        );
+        return (None, referenced);
+    }
+    let channels: Vec<String> = if keys.get("channels").is_some() {
+        referenced.iter().map(|(n, _)| n.clone()).collect()
+    } else {
+        vec!["log".to_owned()]
+    };
+    let rule = AlertRule {
+        name,
+        on,
+        dag: dag.map(str::to_owned),
+        task: task.map(str::to_owned),
+        severity: keys
+            .str("severity")
+            .and_then(AlertSeverity::parse)
+            .unwrap_or(AlertSeverity::Warning),
+        channels,
+        cooldown: keys.dur("cooldown").unwrap_or(Duration::from_secs(3600)),
+        max_per_hour: keys.int("max_per_hour").map(|n| n as u32),
+    };
+    (valid.then_some(rule), referenced)
+}
+
+/// Reads a DAG file's `[[alerts]]`: rules like the config's, for DAG `dag_id` and its `tasks`.
+pub(crate) fn dag_rules(
+    cx: &mut Cx<'_>,
+    value: &Spanned<DeValue<'_>>,
+    dag_id: &str,
+    tasks: &[&str],
+) -> (Vec<AlertRule>, Vec<RulePlace>) {
+    let (mut rules, mut places) = (Vec::new(), Vec::new());
+    let DeValue::Array(items) = value.get_ref() else {
+        cx.error(
+            format!(
+                "`alerts` must be a list of rules, found {}",
+                type_name(value.get_ref())
+            ),
+            value.span(),
+            "write each rule as [[alerts]] followed by `on = \"task_failed\"` and its settings",
+        );
+        return (rules, places);
+    };
+    let scope = Scope::Dag { id: dag_id, tasks };
+    for item in items {
+        if let (Some(rule), channels) = rule(cx, item, scope, &rules) {
+            let name = match item.get_ref() {
+                DeValue::Table(t) => t.get("name").map(Spanned::span),
+                _ => None,
+            };
+            places.push(RulePlace {
+                name: name.unwrap_or_else(|| item.span()),
+                channels,
+            });
+            rules.push(rule);
+        }
+    }
+    (rules, places)
+}
+
+/// A DAG file's rule that cannot be evaluated as written, found when the DAGs and the scheduler
+/// config are loaded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagRuleProblem {
+    /// The DAG file and the place in it: `dags/etl.toml:31:12`.
+    pub at: String,
+    pub rule: String,
+    pub message: String,
+    pub hint: String,
+    /// The whole problem as a compiler shows it, with the offending line.
+    pub rendered: String,
+}
+
+impl AlertsConfig {
+    /// These rules with every valid DAG's own added (the DAG's file is where they are fixed,
+    /// so problems name it). A DAG rule naming a channel this config does not declare still
+    /// records its alerts and sends them to `log` instead; one whose name another rule already
+    /// has is left out, since statistics and rate limits are kept per name. Either way the
+    /// other rules go on.
+    pub fn with_dag_rules(&self, dags: &DagSet) -> (AlertsConfig, Vec<DagRuleProblem>) {
+        let mut merged = self.clone();
+        let mut problems = Vec::new();
+        for (dag, file) in dags.dags() {
+            let path = file.path.display().to_string();
+            let mut report = |rule: &AlertRule, diagnostic: Diagnostic| {
+                let (line, col) = diagnostic.line_col(&file.source).unwrap_or((1, 1));
+                problems.push(DagRuleProblem {
+                    at: format!("{path}:{line}:{col}"),
+                    rule: rule.name.clone(),
+                    message: diagnostic.message.clone(),
+                    hint: diagnostic.hint.clone().unwrap_or_default(),
+                    rendered: diagnostic.render(&path, &file.source),
+                });
+            };
+            for (rule, place) in dag.alerts.iter().zip(&dag.alert_places) {
+                let mut rule = rule.clone();
+                if let Some(at) = merged.rules.iter().position(|r| r.name == rule.name) {
+                    let other = match &merged.rules[at].dag {
+                        Some(d) if at >= self.rules.len() => format!("a rule of DAG `{d}`"),
+                        _ => "a rule of the scheduler config".to_owned(),
+                    };
+                    let diagnostic = Diagnostic::error(
+                        format!(
+                            "rule `{}` of DAG `{}` is not evaluated: {other} has the same name",
+                            rule.name, dag.id
+                        ),
+                        Some(place.name.clone()),
+                    )
+                    .hint(
+                        "give it a distinct `name = \"...\"` under [[alerts]]: statistics and rate limits are kept per name",
+                    );
+                    report(&rule, diagnostic);
+                    continue;
+                }
+                for (channel, span) in &place.channels {
+                    if channel == "log" || self.channels.contains_key(channel) {
+                        continue;
+                    }
+                    let declared = self
+                        .channels
+                        .keys()
+                        .map(String::as_str)
+                        .chain(["log"])
+                        .filter(|c| *c != channel.as_str());
+                    let close = match suggestion(channel, declared) {
+                        h if h.starts_with("did you mean") => format!("{h} Or declare"),
+                        _ => "declare".to_owned(),
+                    };
+                    let diagnostic = Diagnostic::warning(
+                        format!(
+                            "rule `{}` of DAG `{}` names channel `{channel}`, which the scheduler config does not declare; its alerts go to `log` instead",
+                            rule.name, dag.id
+                        ),
+                        Some(span.clone()),
+                    )
+                    .hint(format!(
+                        "{close} [alerts.channels.{channel}] with a `kind` in the scheduler config"
+                    ));
+                    report(&rule, diagnostic);
+                    for name in &mut rule.channels {
+                        if name == channel {
+                            "log".clone_into(name);
+                        }
+                    }
+                }
+                // One notification per channel, however many unknown names became `log`.
+                let mut seen = Vec::new();
+                rule.channels.retain(|c| {
+                    let first = !seen.contains(c);
+                    seen.push(c.clone());
+                    first
+                });
+                merged.rules.push(rule);
+            }
+        }
+        (merged, problems)
     }
 }
 
@@ -640,5 +857,139 @@ url = "https://hooks.example.com/x"
         assert!(all.contains("plain HTTP only"), "{all}");
         assert!(all.contains("local relay"), "{all}");
         assert!(all.contains("vane.toml:12:7"), "{all}");
+    }
+
+    const TWO_TASKS: &str = r#"
+[tasks.train]
+command = "true"
+
+[tasks.publish]
+command = "true"
+depends_on = ["train"]
+"#;
+
+    fn dag_errors(alerts: &str) -> String {
+        let source = format!("{TWO_TASKS}{alerts}");
+        let parsed = crate::parse_dag(&source, "churn");
+        assert!(parsed.dag.is_none(), "{alerts} should not validate");
+        parsed
+            .diagnostics
+            .iter()
+            .map(|d| d.render("dags/churn.toml", &source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_dag_file_rule_watches_its_own_dag() {
+        let source = format!(
+            "{TWO_TASKS}{}",
+            r#"
+[[alerts]]
+on = "task_failed"
+task = "train"
+severity = "critical"
+channels = ["pager"]
+cooldown = "30m"
+max_per_hour = 3
+
+[[alerts]]
+on = "run_failed"
+"#
+        );
+        let parsed = crate::parse_dag(&source, "churn");
+        let dag = parsed.dag.expect("valid");
+        assert_eq!(dag.alerts.len(), 2);
+        let rule = &dag.alerts[0];
+        assert_eq!(rule.name, "task_failed:churn.train");
+        assert_eq!(rule.dag.as_deref(), Some("churn"));
+        assert_eq!(rule.task.as_deref(), Some("train"));
+        assert_eq!(rule.severity, AlertSeverity::Critical);
+        assert_eq!(rule.channels, ["pager"]);
+        assert_eq!(rule.cooldown, Duration::from_secs(1800));
+        assert_eq!(rule.max_per_hour, Some(3));
+        assert_eq!(dag.alerts[1].name, "run_failed:churn");
+        assert_eq!(dag.alerts[1].channels, ["log"]);
+    }
+
+    #[test]
+    fn a_dag_file_rule_on_a_task_the_dag_lacks_is_an_error_where_it_is_written() {
+        let all = dag_errors("\n[[alerts]]\non = \"task_failed\"\ntask = \"trainn\"\n");
+        assert!(
+            all.contains("the rule watches task `trainn`, which is not a task of DAG `churn`"),
+            "{all}"
+        );
+        assert!(all.contains("dags/churn.toml:11:8"), "{all}");
+        assert!(all.contains("did you mean `train`?"), "{all}");
+    }
+
+    #[test]
+    fn a_dag_file_rule_cannot_choose_another_dag() {
+        let all = dag_errors("\n[[alerts]]\non = \"run_failed\"\ndag = \"fraud\"\n");
+        assert!(all.contains("cannot set `dag`"), "{all}");
+        assert!(all.contains("dags/churn.toml:11:1"), "{all}");
+        assert!(all.contains("put the rule in that DAG's file"), "{all}");
+        assert!(!all.contains("unknown key"), "one error, not two: {all}");
+    }
+
+    #[test]
+    fn dag_file_rules_keep_the_config_rule_checks() {
+        let all = dag_errors(
+            "\n[[alerts]]\non = \"task_fialed\"\n\n[[alerts]]\non = \"run_failed\"\n\n[[alerts]]\non = \"run_failed\"\n",
+        );
+        assert!(all.contains("did you mean `task_failed`?"), "{all}");
+        assert!(
+            all.contains("two rules are named `run_failed:churn`"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn merged_with_the_config_a_dag_rule_with_an_undeclared_channel_goes_to_the_log() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
+        std::fs::write(
+            dir.join("churn.toml"),
+            format!(
+                "{TWO_TASKS}\n[[alerts]]\non = \"run_failed\"\nchannels = [\"pagr\", \"log\"]\n\n[[alerts]]\non = \"task_failed\"\nchannels = [\"pager\"]\n"
+            ),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("fraud.toml"),
+            format!("{TWO_TASKS}\n[[alerts]]\non = \"run_failed\"\nname = \"taken\"\n"),
+        )
+        .expect("write");
+        let config = parse_config(
+            "[[alerts.rules]]\non = \"sla_missed\"\nname = \"taken\"\n\n[alerts.channels.pager]\nkind = \"log\"\n",
+        )
+        .expect("valid");
+        let set = crate::load_dir(dir).expect("load");
+        let (merged, problems) = config.alerts.with_dag_rules(&set);
+        let names: Vec<&str> = merged.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["taken", "run_failed:churn", "task_failed:churn"]);
+        assert_eq!(merged.rules[1].channels, ["log"]);
+        assert_eq!(merged.rules[2].channels, ["pager"]);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        let channel = &problems[0];
+        assert_eq!(channel.rule, "run_failed:churn");
+        assert!(channel.at.ends_with("churn.toml:11:13"), "{}", channel.at);
+        assert!(
+            channel.message.contains("channel `pagr`"),
+            "{}",
+            channel.message
+        );
+        assert!(
+            channel.hint.contains("did you mean `pager`?"),
+            "{}",
+            channel.hint
+        );
+        let name = &problems[1];
+        assert!(name.at.ends_with("fraud.toml:11:8"), "{}", name.at);
+        assert!(
+            name.message.contains("a rule of the scheduler config"),
+            "{}",
+            name.message
+        );
     }
 }

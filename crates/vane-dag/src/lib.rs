@@ -32,7 +32,9 @@ mod schedule;
 mod spec;
 mod template;
 
-pub use alerts::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind, OnCall};
+pub use alerts::{
+    AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind, DagRuleProblem, OnCall,
+};
 pub use checks::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
     DriftMethod, Format, ValidateSpec,

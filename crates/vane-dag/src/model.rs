@@ -21,6 +21,11 @@ pub struct Dag {
     pub params: Vec<(String, ParamValue)>,
     /// Tasks in file order; `depends_on` holds indices into this list.
     pub tasks: Vec<Task>,
+    /// `[[alerts]]`: rules that watch this DAG, evaluated with the scheduler config's
+    /// (see [`crate::AlertsConfig::with_dag_rules`]); each has `dag` set to this DAG.
+    pub alerts: Vec<crate::alerts::AlertRule>,
+    /// Where each rule of `alerts` is written, in the same order.
+    pub(crate) alert_places: Vec<crate::alerts::RulePlace>,
 }
 
 impl Dag {

@@ -462,6 +462,17 @@ impl Cx<'_> {
                 .hint("swap them, or remove `end_date`"),
             );
         }
+        let (alerts, alert_places) = match sections.get("alerts") {
+            Some(v) => {
+                // Names as written: a rule is checked even when a task has a mistake.
+                let task_ids: Vec<&str> = match sections.get("tasks").map(|t| t.get_ref()) {
+                    Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
+                    _ => Vec::new(),
+                };
+                crate::alerts::dag_rules(self, v, &id, &task_ids)
+            }
+            None => Default::default(),
+        };
         let tasks = tasks?;
         Some(Dag {
             id,
@@ -494,6 +505,8 @@ impl Cx<'_> {
             },
             params,
             tasks,
+            alerts,
+            alert_places,
         })
     }
 

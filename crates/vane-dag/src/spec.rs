@@ -368,6 +368,10 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
         "tasks",
         "One table per task: `[tasks.ID]`. At least one task is required.",
     ),
+    (
+        "alerts",
+        "Alert rules that watch this DAG, one `[[alerts]]` table each: the keys of a rule of the scheduler config (see Alerts) except `dag`. `task` must be a task of this DAG. Channels are declared in the scheduler config; `log` always exists.",
+    ),
 ];
 
 fn ty_schema(ty: Ty) -> Value {
@@ -469,6 +473,11 @@ pub fn json_schema() -> Value {
                 "minProperties": 1,
                 "propertyNames": { "pattern": crate::parse::IDENT_PATTERN },
                 "additionalProperties": { "$ref": "#/$defs/task" }
+            },
+            "alerts": {
+                "type": "array",
+                "description": section_doc("alerts"),
+                "items": table_schema(crate::alerts::DAG_RULE, "An alert rule for this DAG.")
             }
         },
         "$defs": { "task": task_schema() }
@@ -507,12 +516,13 @@ pub fn reference_markdown() -> String {
             "dag" => &[DAG],
             "defaults" => DEFAULTS,
             "tasks" => TASK,
+            "alerts" => crate::alerts::DAG_RULE,
             _ => &[],
         };
-        let header = if *section == "tasks" {
-            "[tasks.ID]"
-        } else {
-            &format!("[{section}]")
+        let header = match *section {
+            "tasks" => "[tasks.ID]",
+            "alerts" => "[[alerts]]",
+            _ => &format!("[{section}]"),
         };
         out.push_str(&format!("#### `{header}`\n\n{doc}\n\n"));
         if groups.is_empty() {
