@@ -69,9 +69,11 @@ pub(crate) enum Command {
     /// starts no new task, gives running tasks --grace seconds, then kills them; unfinished
     /// runs resume on the next start.
     Scheduler(SchedulerArgs),
-    /// Serve the HTTP API and Prometheus /metrics on the same database, without scheduling.
+    /// Serve the web UI, the HTTP API and Prometheus /metrics on the same database, without
+    /// scheduling.
     ///
-    /// Reads are open on a loopback address; actions (trigger, clear, pause, approve, ...)
+    /// Open the address in a browser for the UI (DAGs, grid, graph, runs, logs, checks,
+    /// models, alerts). Reads are open on a loopback address; actions (trigger, clear, pause, approve, ...)
     /// need `Authorization: Bearer TOKEN` with the token from --token-file or VANE_API_TOKEN.
     Serve(crate::http::ServeArgs),
     /// Show the schedulers working on the database, from their heartbeats, and its path.
@@ -149,7 +151,7 @@ pub(crate) struct SchedulerArgs {
     /// Log format: human-readable lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub(crate) log_format: LogFormat,
-    /// Also serve the HTTP API and /metrics on this address (e.g. 127.0.0.1:8080).
+    /// Also serve the web UI, the HTTP API and /metrics on this address (e.g. 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<std::net::SocketAddr>,
     #[command(flatten)]

@@ -11,8 +11,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use vane_http::{ApiError, LogStream, Reply, Route};
 use vane_store::{
-    AlertStore, AttemptState, MetricStore, ObserveStore, RunFilter, RunState, SqliteStore, Store,
-    StoreError,
+    AlertStore, AttemptState, HeartbeatStore, MetricStore, ObserveStore, RunFilter, RunState,
+    SqliteStore, Store, StoreError,
 };
 
 use crate::cli::{Global, ManualRunArgs};
@@ -27,7 +27,7 @@ pub(crate) struct HttpArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to serve the API and /metrics on; non-loopback addresses need a token.
+    /// Address to serve the UI, the API and /metrics on; non-loopback addresses need a token.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub(crate) http: SocketAddr,
     #[command(flatten)]
@@ -288,6 +288,15 @@ impl VaneApi {
             }
             Route::AlertStats => json(crate::alerts::stats_json(g)?),
             Route::OnCall { turns } => json(oncall_json(g, turns, chrono::Utc::now())?),
+            Route::Status => {
+                let mut schedulers = open_store(g)?.schedulers()?;
+                schedulers.truncate(10);
+                json(crate::status::status_json(
+                    g,
+                    &schedulers,
+                    chrono::Utc::now(),
+                )?)
+            }
             Route::OpenApi => json(vane_http::openapi()),
             // Each request opens its own connection: WAL lets it read while the scheduler
             // writes.

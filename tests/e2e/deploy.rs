@@ -60,7 +60,7 @@ gate = ["p95_latency_ms < 50"]
     )
 }
 
-fn project(on_no_baseline: &str) -> Project {
+pub(crate) fn project(on_no_baseline: &str) -> Project {
     let p = Project::new().dag("churn", &dag(on_no_baseline));
     p.write("tools/serve.py", SERVE);
     p.write("tools/evaluate.py", EVALUATE);
@@ -88,7 +88,7 @@ fn run_args(model: &str, date: &str) -> Vec<String> {
     .collect()
 }
 
-fn run(p: &Project, model: &str, date: &str) -> crate::harness::Output {
+pub(crate) fn run(p: &Project, model: &str, date: &str) -> crate::harness::Output {
     let args = run_args(model, date);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     p.vane(&args)
@@ -191,7 +191,12 @@ fn a_worse_candidate_fails_its_canary_gate_and_is_rolled_back() {
 }
 
 /// Starts `vane run` in the background and waits until its rollout waits at `stage`.
-fn start_waiting(p: &Project, model: &str, date: &str, stage: &str) -> std::process::Child {
+pub(crate) fn start_waiting(
+    p: &Project,
+    model: &str,
+    date: &str,
+    stage: &str,
+) -> std::process::Child {
     let args = run_args(model, date);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = p

@@ -70,6 +70,8 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
         "the error names file, line and column: {invalid}"
     );
     b.wait_text(".card.bad", &["last run failed"]);
+    // Only `vane run` ran here: the header warns that nothing starts scheduled runs.
+    b.wait_text("#scheduler", &["no scheduler running"]);
     b.screenshot("dags");
 
     // The grid: a row per task, a column per run; the failed task is red in run 2 and
@@ -273,4 +275,34 @@ every = "1w"
     let all = p.vane(&["alerts", "--all", "--json"]).success().json();
     assert_eq!(all[0]["state"], "resolved", "{all:#}");
     assert_eq!(all[0]["resolved_by"], json!("user dana"), "{all:#}");
+}
+
+#[test]
+fn a_rollout_waiting_for_a_person_is_approved_from_the_model_page() {
+    let p = crate::deploy::project("pass");
+    crate::deploy::run(&p, "v1", "2026-11-01").success();
+    let mut waiting = crate::deploy::start_waiting(&p, "few", "2026-11-02", "canary");
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#/models/churn", served.addr));
+    // The token was pasted earlier in this browser (the alerts test goes through the dialog).
+    b.eval(
+        "localStorage.setItem('vane-token', arguments[0]); localStorage.setItem('vane-user', 'fay');",
+        json!([TOKEN]),
+    );
+    let panel = b.wait_text(".waiting", &["Run 2 waits at stage canary", "v2"]);
+    assert!(
+        panel.contains("fewer than min_samples = 100"),
+        "says why it waits: {panel}"
+    );
+    b.screenshot("model-waiting");
+
+    b.click(".waiting button");
+    b.wait_text("#banner", &["Approved canary of run 2"]);
+    assert!(waiting.wait().expect("the run ends").success());
+    b.wait_text("tr[data-version='2']", &["production"]);
+    let timeline = b.wait_text(".timeline", &["approved by fay"]);
+    assert!(timeline.contains("v2"), "{timeline}");
+    assert!(b.texts(".waiting").is_empty(), "nothing waits any more");
+    b.screenshot("model-approved");
 }

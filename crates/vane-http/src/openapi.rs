@@ -206,6 +206,13 @@ const OPERATIONS: &[Operation] = &[
         &[],
         &[("for", "how long, e.g. 2h; at most 7d")],
     ),
+    (
+        "GET",
+        "/api/status",
+        "The database, and the schedulers that use it: up, stale or stopped, last heartbeat, pass durations (as `vane status --json`).",
+        &[],
+        &[],
+    ),
     ("GET", "/api/openapi.json", "This document.", &[], &[]),
     (
         "GET",

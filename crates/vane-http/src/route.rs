@@ -19,6 +19,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/alerts"),
     ("GET", "/api/alerts/stats"),
     ("GET", "/api/oncall"),
+    ("GET", "/api/status"),
     ("POST", "/api/dags/{id}/trigger"),
     ("POST", "/api/dags/{id}/pause"),
     ("POST", "/api/dags/{id}/unpause"),
@@ -89,6 +90,8 @@ pub enum Route {
     OnCall {
         turns: usize,
     },
+    /// The schedulers that use this database, with their heartbeats.
+    Status,
     Trigger {
         dag: String,
     },
@@ -275,6 +278,7 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         "/api/alerts/{id}/snooze" => Route::Snooze {
             alert: id(0, "alert")?,
         },
+        "/api/status" => Route::Status,
         "/api/openapi.json" => Route::OpenApi,
         "/metrics" => Route::Metrics,
         other => {

@@ -238,12 +238,19 @@ function live(ok) {
 // Counts and on-call in the header, on every page.
 async function header() {
   try {
-    const [alerts, oncall] = await Promise.all([api('/api/alerts'), api('/api/oncall?turns=1')]);
+    const [alerts, oncall, status] = await Promise.all([api('/api/alerts'), api('/api/oncall?turns=1'), api('/api/status')]);
     const count = document.getElementById('alert-count');
     const open = alerts.filter((a) => a.state === 'open').length;
     count.textContent = open;
     count.hidden = open === 0;
     document.getElementById('oncall').textContent = oncall.now ? `on call: ${oncall.now}` : '';
+    const up = status.schedulers.filter((x) => x.status === 'up');
+    const el = document.getElementById('scheduler');
+    el.textContent = up.length ? `scheduler up · ${up.map((x) => x.host).join(', ')}` : 'no scheduler running';
+    el.className = up.length ? 'scheduler ok' : 'scheduler down';
+    el.title = up.length
+      ? up.map((x) => `${x.host} pid ${x.pid}: heartbeat ${Math.round(x.heartbeat_age_seconds)} s ago, ${x.passes} passes, last ${x.last_pass_ms === null ? '–' : x.last_pass_ms.toFixed(1)} ms`).join('\n')
+      : `Runs are not started on their schedule: start \`vane scheduler\` on ${status.database}.`;
   } catch (_) { /* the page itself says when the API is down */ }
 }
 
