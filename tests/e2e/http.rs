@@ -425,3 +425,83 @@ fn a_followed_log_streams_while_the_attempt_runs_from_the_scheduler() {
         "new bytes arrive, and the response ends with the attempt"
     );
 }
+
+#[test]
+fn one_dag_answers_its_tasks_edges_and_a_grid_of_runs() {
+    let p = Project::new().dag(
+        "chain",
+        "[tasks.a]\ncommand = \"true\"\n\n[tasks.b]\ndepends_on = [\"a\"]\ncommand = \"exit 4\"\n",
+    );
+    p.vane(&["run", "chain"]).code(1);
+    let s = p.serve(TOKEN);
+
+    let dag = get(&s.addr, "/api/dags/chain");
+    assert_eq!(dag.status, 200, "{}", dag.body);
+    let dag = dag.json();
+    assert_eq!(dag["task_list"][1]["id"], "b");
+    assert_eq!(dag["task_list"][1]["upstream"], serde_json::json!(["a"]));
+    assert_eq!(dag["task_list"][1]["kind"], "command");
+    assert_eq!(dag["runs"][0]["tasks"]["a"]["state"], "success");
+    assert_eq!(dag["runs"][0]["tasks"]["b"]["state"], "failed");
+    assert_eq!(dag["recent"][0]["state"], "failed");
+
+    let missing = get(&s.addr, "/api/dags/nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("no DAG `nope`"), "{}", missing.body);
+
+    // Without [alerts.oncall] the rotation says it is not configured rather than failing.
+    let oncall = get(&s.addr, "/api/oncall").json();
+    assert_eq!(oncall["configured"], false);
+    let status = get(&s.addr, "/api/status").json();
+    assert_eq!(status["schedulers"], serde_json::json!([]));
+}
+
+#[test]
+fn resolving_and_snoozing_alerts_need_the_token_and_say_what_is_wrong() {
+    let p = Project::new().dag("talk", DAG);
+    p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
+    p.vane(&["alerts", "--evaluate"]).success();
+    p.vane(&["run", "talk"]).code(1);
+    p.vane(&["alerts", "--evaluate"]).success();
+    let s = p.serve(TOKEN);
+
+    let unauthorized = request(&s.addr, "POST", "/api/alerts/1/resolve", None, "{}");
+    assert_eq!(unauthorized.status, 401);
+    let too_long = request(
+        &s.addr,
+        "POST",
+        "/api/alerts/1/snooze",
+        Some(TOKEN),
+        r#"{"for": "30d"}"#,
+    );
+    assert_eq!(too_long.status, 400);
+    assert!(
+        too_long.body.contains("a snooze always ends"),
+        "{}",
+        too_long.body
+    );
+    let snoozed = request(
+        &s.addr,
+        "POST",
+        "/api/alerts/1/snooze",
+        Some(TOKEN),
+        r#"{"for": "2h"}"#,
+    );
+    assert_eq!(snoozed.status, 200, "{}", snoozed.body);
+    assert!(snoozed.json()["snoozed_until"].is_string());
+
+    let unknown = request(&s.addr, "POST", "/api/alerts/99/resolve", Some(TOKEN), "{}");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let resolved = request(
+        &s.addr,
+        "POST",
+        "/api/alerts/1/resolve",
+        Some(TOKEN),
+        r#"{"by": "gil"}"#,
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    assert_eq!(resolved.json()["resolved_by"], "user gil");
+    let stats = get(&s.addr, "/api/alerts/stats").json();
+    assert_eq!(stats[0]["rule"], "run_failed");
+    assert_eq!(stats[0]["fired"], 1);
+}
