@@ -815,9 +815,8 @@ pub(crate) struct Overview {
 }
 
 impl Overview {
-    pub(crate) fn load(g: &Global) -> Result<Self> {
+    pub(crate) fn load(g: &Global, store: &SqliteStore) -> Result<Self> {
         let set = load_dags(g)?;
-        let store = open_store(g)?;
         let mut recent: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
         for (dag, _) in set.dags() {
             let runs = store.runs(&RunFilter {
@@ -836,6 +835,10 @@ impl Overview {
             switches,
             now: Utc::now(),
         })
+    }
+
+    pub(crate) fn set(&self) -> &DagSet {
+        &self.set
     }
 
     fn last(&self, dag: &str) -> Option<&RunRecord> {
@@ -911,7 +914,7 @@ impl Overview {
 }
 
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
-    let view = Overview::load(g)?;
+    let view = Overview::load(g, &open_store(g)?)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&view.json())?);
         return Ok(ExitCode::SUCCESS);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -78,12 +78,64 @@ fn bind(addr: SocketAddr, auth: &HttpArgs) -> Result<vane_http::Server> {
 
 fn api(g: &Global) -> Result<Arc<dyn vane_http::Api>> {
     // Fail now, not on the first request, when the database cannot be opened.
-    open_store(g)?;
-    Ok(Arc::new(VaneApi { g: g.clone() }))
+    let first = open_store(g)?;
+    Ok(Arc::new(VaneApi {
+        g: g.clone(),
+        idle: Mutex::new(vec![first]),
+    }))
 }
 
 struct VaneApi {
     g: Global,
+    /// Connections between requests. Opening one reads the schema, and closing the last one
+    /// checkpoints the WAL: on a large database that was most of what a UI refresh cost.
+    /// Each request still has a connection of its own, so reads never wait for each other.
+    idle: Mutex<Vec<SqliteStore>>,
+}
+
+/// Most connections kept between requests; a burst beyond it opens (and then closes) more.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// A connection lent to one request, given back when it is dropped.
+struct Lent<'a> {
+    api: &'a VaneApi,
+    store: Option<SqliteStore>,
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        self.store
+            .as_ref()
+            .expect("a lent connection is there until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let mut idle = self.api.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(store);
+        }
+    }
+}
+
+impl VaneApi {
+    fn store(&self) -> Result<Lent<'_>> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match pooled {
+            Some(store) => store,
+            None => open_store(&self.g)?,
+        };
+        Ok(Lent {
+            api: self,
+            store: Some(store),
+        })
+    }
 }
 
 impl vane_http::Api for VaneApi {
@@ -97,8 +149,8 @@ impl VaneApi {
         let g = &self.g;
         let json = |value: Value| Ok(Reply::Json(value));
         match route {
-            Route::Dags => json(crate::commands::Overview::load(g)?.json()),
-            Route::Dag { dag, runs } => json(dag_json(g, &dag, runs)?),
+            Route::Dags => json(crate::commands::Overview::load(g, &*self.store()?)?.json()),
+            Route::Dag { dag, runs } => json(dag_json(g, &*self.store()?, &dag, runs)?),
             Route::Runs { dag, state, limit } => {
                 let states = match state.as_deref() {
                     None => vec![],
@@ -108,7 +160,7 @@ impl VaneApi {
                         )
                     })?],
                 };
-                let runs = open_store(g)?.runs(&RunFilter {
+                let runs = self.store()?.runs(&RunFilter {
                     dag_id: dag.as_deref(),
                     states: &states,
                     limit,
@@ -116,7 +168,7 @@ impl VaneApi {
                 })?;
                 json(runs.iter().map(run_json).collect())
             }
-            Route::Run { id } => json(show_json(&open_store(g)?.run(id)?)),
+            Route::Run { id } => json(show_json(&self.store()?.run(id)?)),
             Route::Logs {
                 run,
                 task,
@@ -162,7 +214,7 @@ impl VaneApi {
                 name,
                 last,
             } => {
-                let store = open_store(g)?;
+                let store = self.store()?;
                 known_dag(g, &store, &dag)?;
                 let points = store.metric_series(&vane_store::MetricFilter {
                     dag_id: &dag,
@@ -178,7 +230,7 @@ impl VaneApi {
                 check,
                 last,
             } => {
-                let store = open_store(g)?;
+                let store = self.store()?;
                 known_dag(g, &store, &dag)?;
                 let args = crate::checks::ChecksArgs {
                     dag_id: dag,
@@ -201,7 +253,7 @@ impl VaneApi {
             Route::Models => json(crate::models::models_json(g, None)?),
             Route::Model { name } => json(crate::models::models_json(g, Some(&name))?),
             Route::Alerts { all } => json(
-                open_store(g)?
+                self.store()?
                     .alerts(vane_store::AlertFilter { all })?
                     .iter()
                     .map(vane_alerts::alert_json)
@@ -216,7 +268,7 @@ impl VaneApi {
                     foreground: false,
                 };
                 crate::commands::clear(g, &args)?;
-                json(show_json(&open_store(g)?.run(run)?))
+                json(show_json(&self.store()?.run(run)?))
             }
             Route::Approve { run } => {
                 let by = crate::models::who(field(body, "by")?.as_ref());
@@ -270,7 +322,8 @@ impl VaneApi {
                     }
                 };
                 let by = crate::alerts::who(&field(body, "by")?);
-                let acked = open_store(g)?
+                let acked = self
+                    .store()?
                     .acknowledge_alert(alert, &by, verdict, chrono::Utc::now())
                     .map_err(crate::alerts::not_found(alert))?;
                 json(vane_alerts::alert_json(&acked))
@@ -289,7 +342,7 @@ impl VaneApi {
             Route::AlertStats => json(crate::alerts::stats_json(g)?),
             Route::OnCall { turns } => json(oncall_json(g, turns, chrono::Utc::now())?),
             Route::Status => {
-                let mut schedulers = open_store(g)?.schedulers()?;
+                let mut schedulers = self.store()?.schedulers()?;
                 schedulers.truncate(10);
                 json(crate::status::status_json(
                     g,
@@ -301,26 +354,37 @@ impl VaneApi {
             // Each request opens its own connection: WAL lets it read while the scheduler
             // writes.
             Route::Metrics => Ok(Reply::Metrics(
-                open_store(g)?.observe(vane_http::DURATION_BUCKETS, vane_http::LAG_BUCKETS)?,
+                self.store()?
+                    .observe(vane_http::DURATION_BUCKETS, vane_http::LAG_BUCKETS)?,
             )),
         }
     }
 }
 
+/// Each run of the grid is read in full; a page of 40,000 runs is what /api/runs is for.
+const MAX_GRID_RUNS: usize = 200;
+
 /// A DAG as the UI draws it: tasks with their upstream tasks, and its last `limit` runs with
 /// the state of each task. A DAG file that does not parse answers its errors, so the UI can
 /// show why rather than a 404; a DAG that is only in the history answers its runs.
-fn dag_json(g: &Global, dag_id: &str, limit: usize) -> Result<Value> {
-    let store = open_store(g)?;
-    known_dag(g, &store, dag_id)?;
-    let overview = crate::commands::Overview::load(g)?;
+fn dag_json(g: &Global, store: &SqliteStore, dag_id: &str, limit: usize) -> Result<Value> {
+    if limit > MAX_GRID_RUNS {
+        anyhow::bail!(
+            "runs={limit}: the grid shows at most {MAX_GRID_RUNS} runs; page older ones with /api/runs?dag={dag_id}&limit=0"
+        );
+    }
+    let overview = crate::commands::Overview::load(g, store)?;
+    let set = overview.set();
+    if set.find(dag_id).is_none() {
+        // Only in the history (its file was deleted or renamed): its runs, or a 404.
+        known_dag(g, store, dag_id)?;
+    }
     let mut out = overview
         .json()
         .as_array()
         .and_then(|all| all.iter().find(|d| d["id"] == dag_id))
         .cloned()
         .unwrap_or_else(|| json!({ "id": dag_id, "valid": false, "errors": [] }));
-    let set = crate::commands::load_dags(g)?;
     if let Some(dag) = set.dags().map(|(d, _)| d).find(|d| d.id == dag_id) {
         out["params"] = dag
             .params
