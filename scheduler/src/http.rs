@@ -73,6 +73,7 @@ fn bind(addr: SocketAddr, auth: &HttpArgs) -> Result<vane_http::Server> {
     let server = vane_http::Server::bind(addr, token)?;
     // Printed so that a script (or a test) that asked for port 0 learns the port.
     eprintln!("vane: serving the API on http://{}", server.local_addr());
+    eprintln!("vane: web UI at http://{}/", server.local_addr());
     Ok(server)
 }
 

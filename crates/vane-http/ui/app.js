@@ -577,8 +577,8 @@ async function pageRun(id) {
   });
   return h('div', {},
     h('div', { class: 'row' }, h('h1', {}, `Run ${run.id}`), badge(run.state), h('span', { class: 'spacer' }),
-      finished && anyFailed ? h('button', { type: 'button', onclick: () => act(`/api/runs/${run.id}/clear`, { failed_only: true }, `Cleared the failed tasks of run ${run.id}; they run again.`) }, 'Clear failed tasks') : null,
-      finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}; every task runs again.`) }, 'Clear all') : null),
+      finished && anyFailed ? h('button', { type: 'button', onclick: () => act(`/api/runs/${run.id}/clear`, { failed_only: true }, `Cleared the failed tasks of run ${run.id}: the scheduler runs them again.`) }, 'Clear failed tasks') : null,
+      finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null),
     h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${when(run.logical_date)}`),
     run.reason ? panel(h('strong', {}, 'Why: '), run.reason) : null,
     panel(kv([
