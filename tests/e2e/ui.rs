@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::browser::Browser;
 use crate::examples::examples;
-use crate::harness::{Project, wait_for};
+use crate::harness::{KillOnDrop, Project, wait_for};
 
 const TOKEN: &str = "ui-test-token";
 
@@ -137,10 +137,16 @@ fn an_attempt_page_follows_a_running_task_and_turns_green_when_it_ends() {
         "slow",
         r#"
 [tasks.wait]
-command = 'echo "waiting for the go file"; while [ ! -f go ]; do sleep 0.1; done; echo "got it, done"'
+# Bounded, so that a failed test leaves no shell polling forever.
+command = 'echo "waiting for the go file"; for i in $(seq 600); do [ -f go ] && break; sleep 0.1; done; echo "got it, done"'
 "#,
     );
     let mut run = p.command(&["run", "slow"]).spawn().expect("start vane run");
+    // A failed assertion must not leave the run behind.
+    let _guard = KillOnDrop {
+        pid: run.id(),
+        comm: "vane",
+    };
     let served = p.serve(TOKEN);
     let b = Browser::start();
     wait_for("the attempt to start", Duration::from_secs(30), || {
@@ -150,6 +156,24 @@ command = 'echo "waiting for the go file"; while [ ! -f go ]; do sleep 0.1; done
     b.wait_text("main h1 + .badge", &["running"]);
     b.wait_text("pre.log", &["waiting for the go file"]);
     b.screenshot("attempt-running");
+
+    // The page redraws every few seconds; the log box (and where the reader scrolled to) is
+    // kept, not fetched again.
+    b.eval(
+        "document.querySelector('pre.log').dataset.mark = 'kept';",
+        json!([]),
+    );
+    let before = b.texts("#live").join("");
+    wait_for("the page to redraw", Duration::from_secs(30), || {
+        (b.texts("#live").join("") != before).then_some(())
+    });
+    assert_eq!(
+        b.eval(
+            "return document.querySelector('pre.log').dataset.mark || null;",
+            json!([])
+        ),
+        json!("kept")
+    );
 
     // The log is followed as it grows, and the page redraws itself when the task ends.
     p.write("go", "");

@@ -625,14 +625,15 @@ async function pageAttempt(runId, task, number_) {
 // attempt runs, so a person reading it never loses their place.
 const logs = new Map();
 function logBox(runId, task, n, running, key) {
-  const cached = logs.get(key);
-  if (cached && keep.key === key) return cached;
+  const path = decodeURI(key.replace(/^#/, ''));
+  const cached = logs.get(path);
+  if (cached && keep.key === path) return cached;
   const pre = h('pre', { class: 'log' }, 'loading the log…');
   logs.clear();
-  logs.set(key, pre);
+  logs.set(path, pre);
   const controller = new AbortController();
   if (keep.stop) keep.stop();
-  keep = { key: key.replace(/^#/, ''), stop: () => controller.abort() };
+  keep = { key: path, stop: () => controller.abort() };
   const url = `/api/runs/${runId}/tasks/${enc(task)}/logs?attempt=${n}${running ? '&follow=1' : ''}`;
   (async () => {
     try {
