@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vane_dag::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind};
 use vane_store::{
-    AlertOccurrence, AlertRecord, AlertState, EventKind, HistoryEvent, Store, Verdict,
+    AlertOccurrence, AlertRecord, AlertState, AlertStore, EventKind, HistoryEvent, Verdict,
 };
 
 pub use notify::deliver;
@@ -112,11 +112,13 @@ fn span(d: Duration) -> chrono::TimeDelta {
 /// Reads the history recorded since the last evaluation, turns it into alerts, resolves
 /// alerts a later success answered, and sends what deserves sending, one grouped notification
 /// per channel. Call it once per scheduler pass or by hand (`vane alerts --evaluate`); it
-/// blocks while it delivers (each webhook or command within its channel's timeout).
+/// blocks while it delivers (each webhook or command within its channel's timeout). The events
+/// it claims and the alerts they raise commit together, before any delivery: after a failure
+/// the next evaluation reads the same events again.
 ///
 /// # Errors
 /// Fails when the database cannot be read or written.
-pub fn evaluate<S: Store + ?Sized>(
+pub fn evaluate<S: AlertStore + ?Sized>(
     store: &S,
     config: &AlertsConfig,
     now: DateTime<Utc>,
@@ -134,51 +136,59 @@ pub fn evaluate<S: Store + ?Sized>(
         .max()
         .unwrap_or(cursor);
     let keys: Vec<_> = events.iter().map(|e| (e.key.clone(), e.at)).collect();
-    // Keys older than any window a later evaluation reads can go.
-    let claimed = store.claim_events(&keys, next_cursor, since - OVERLAP)?;
-    let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
 
     let mut report = Report::default();
     // Alert id -> index of the rule that raised it, in the order first raised.
     let mut touched: Vec<(i64, usize)> = Vec::new();
-    for event in events.iter().filter(|e| claimed.contains(&e.key)) {
-        report.events += 1;
-        match event.kind {
-            EventKind::RunSucceeded | EventKind::TaskSucceeded | EventKind::CheckPassed => {
-                report.resolved.extend(store.resolve_after_success(event)?);
-            }
-            EventKind::TaskCleared => {
-                store.credit_action(event.run, event.task_id.as_deref(), None, "clear")?;
-            }
-            EventKind::ManualRollback => {
-                store.credit_action(None, None, event.subject.as_deref(), "rollback")?;
-            }
-            kind => {
-                let Some(on) = rule_kind(kind) else { continue };
-                for (index, rule) in config.rules.iter().enumerate() {
-                    if !matches(rule, event, on) {
-                        continue;
-                    }
-                    let alert = store.raise_alert(&AlertOccurrence {
-                        rule: &rule.name,
-                        kind: on.as_str(),
-                        severity: rule.severity.as_str(),
-                        dag_id: &event.dag_id,
-                        task_id: event.task_id.as_deref(),
-                        subject: event.subject.as_deref(),
-                        summary: &event.detail,
-                        run: event.run,
-                        dag_version: event.dag_version,
-                        at: event.at,
-                        reopen_since: Some(event.at - span(rule.cooldown)),
-                    })?;
-                    if !touched.iter().any(|(id, _)| *id == alert.id) {
-                        touched.push((alert.id, index));
+    // Claimed events and what they did commit together: a crash or a failed write in between
+    // leaves the events unclaimed for the next evaluation instead of claimed and lost.
+    store.atomically(&mut || {
+        // A backend may run this again after a conflict: only the last run counts.
+        report = Report::default();
+        touched.clear();
+        // Keys older than any window a later evaluation reads can go.
+        let claimed = store.claim_events(&keys, next_cursor, since - OVERLAP)?;
+        let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+        for event in events.iter().filter(|e| claimed.contains(&e.key)) {
+            report.events += 1;
+            match event.kind {
+                EventKind::RunSucceeded | EventKind::TaskSucceeded | EventKind::CheckPassed => {
+                    report.resolved.extend(store.resolve_after_success(event)?);
+                }
+                EventKind::TaskCleared => {
+                    store.credit_action(event.run, event.task_id.as_deref(), None, "clear")?;
+                }
+                EventKind::ManualRollback => {
+                    store.credit_action(None, None, event.subject.as_deref(), "rollback")?;
+                }
+                kind => {
+                    let Some(on) = rule_kind(kind) else { continue };
+                    for (index, rule) in config.rules.iter().enumerate() {
+                        if !matches(rule, event, on) {
+                            continue;
+                        }
+                        let alert = store.raise_alert(&AlertOccurrence {
+                            rule: &rule.name,
+                            kind: on.as_str(),
+                            severity: rule.severity.as_str(),
+                            dag_id: &event.dag_id,
+                            task_id: event.task_id.as_deref(),
+                            subject: event.subject.as_deref(),
+                            summary: &event.detail,
+                            run: event.run,
+                            dag_version: event.dag_version,
+                            at: event.at,
+                            reopen_since: Some(event.at - span(rule.cooldown)),
+                        })?;
+                        if !touched.iter().any(|(id, _)| *id == alert.id) {
+                            touched.push((alert.id, index));
+                        }
                     }
                 }
             }
         }
-    }
+        Ok(())
+    })?;
 
     // Decide from each alert's state after the whole history was read: one that failed and
     // recovered between two evaluations needs nobody.
@@ -246,7 +256,7 @@ pub fn evaluate<S: Store + ?Sized>(
 }
 
 /// Why an alert is not sent now, if it is not.
-fn held_because<S: Store + ?Sized>(
+fn held_because<S: AlertStore + ?Sized>(
     store: &S,
     alert: &AlertRecord,
     rule: &AlertRule,

@@ -305,3 +305,119 @@ fn a_noisy_warning_check_gets_a_suggestion_naming_the_check() {
         "{suggestion}"
     );
 }
+
+/// The SQLite store, except that one `raise_alert` call fails: a crash or a failed write
+/// between claiming events and raising their alerts.
+struct FailingRaise {
+    inner: SqliteStore,
+    /// Which call fails, counting from 1; 0 once it has failed.
+    fail_call: std::cell::Cell<usize>,
+}
+
+impl AlertStore for FailingRaise {
+    fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.inner.history_events(since)
+    }
+    fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
+        self.inner.alert_cursor()
+    }
+    fn atomically(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.inner.atomically(work)
+    }
+    fn claim_events(
+        &self,
+        keys: &[(String, DateTime<Utc>)],
+        cursor: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        self.inner.claim_events(keys, cursor, forget_before)
+    }
+    fn raise_alert(&self, occurrence: &AlertOccurrence<'_>) -> Result<AlertRecord> {
+        match self.fail_call.get() {
+            0 => {}
+            1 => {
+                self.fail_call.set(0);
+                return Err(StoreError::Backend("disk I/O error".into()));
+            }
+            n => self.fail_call.set(n - 1),
+        }
+        self.inner.raise_alert(occurrence)
+    }
+    fn resolve_after_success(&self, success: &HistoryEvent) -> Result<Vec<AlertRecord>> {
+        self.inner.resolve_after_success(success)
+    }
+    fn credit_action(
+        &self,
+        run: Option<RunId>,
+        task_id: Option<&str>,
+        subject: Option<&str>,
+        source: &str,
+    ) -> Result<usize> {
+        self.inner.credit_action(run, task_id, subject, source)
+    }
+    fn alerts(&self, filter: AlertFilter) -> Result<Vec<AlertRecord>> {
+        self.inner.alerts(filter)
+    }
+    fn alert(&self, id: i64) -> Result<AlertRecord> {
+        self.inner.alert(id)
+    }
+    fn acknowledge_alert(
+        &self,
+        id: i64,
+        by: &str,
+        verdict: Option<Verdict>,
+        at: DateTime<Utc>,
+    ) -> Result<AlertRecord> {
+        self.inner.acknowledge_alert(id, by, verdict, at)
+    }
+    fn resolve_alert(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<AlertRecord> {
+        self.inner.resolve_alert(id, by, at)
+    }
+    fn snooze_alert(&self, id: i64, until: DateTime<Utc>) -> Result<AlertRecord> {
+        self.inner.snooze_alert(id, until)
+    }
+    fn record_notification(
+        &self,
+        alerts: &[(i64, &str)],
+        channel: &str,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.inner.record_notification(alerts, channel, at, error)
+    }
+    fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize> {
+        self.inner.alerts_notified_since(rule, since)
+    }
+}
+
+#[test]
+fn a_failure_after_claiming_events_loses_no_alert_and_counts_none_twice() {
+    let store = FailingRaise {
+        inner: history(),
+        fail_call: 2.into(),
+    };
+    run(
+        &store.inner,
+        "etl",
+        1,
+        &[("load", Outcome::Fail), ("publish", Outcome::Fail)],
+    );
+    let cfg = config("[[alerts.rules]]\non = \"task_failed\"\n");
+    // The first alert is raised, then raising the second fails.
+    assert!(vane_alerts::evaluate(&store, &cfg, Utc::now()).is_err());
+    assert!(open(&store.inner).is_empty());
+
+    let report = vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    assert_eq!(report.raised.len(), 2, "{report:#?}");
+    let again = vane_alerts::evaluate(&store, &cfg, Utc::now()).unwrap();
+    assert_eq!(again.events, 0);
+    let mut alerts: Vec<_> = open(&store.inner)
+        .into_iter()
+        .map(|a| (a.task_id, a.count))
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        vec![(Some("load".into()), 1), (Some("publish".into()), 1)]
+    );
+}

@@ -174,6 +174,18 @@ pub trait AlertStore {
     /// Fails when the database cannot be read.
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>>;
 
+    /// Runs `work` in one write transaction: every write it makes through this store commits
+    /// when it returns `Ok`, or none does. The methods it calls commit with it rather than on
+    /// their own, so an evaluation that claims events and raises their alerts never leaves the
+    /// events claimed without the alerts. A failing method called inside still undoes its own
+    /// writes, and calls nest. Keep slow work (delivery) outside: other writers wait for it.
+    /// A backend may run `work` again after a conflict, so `work` starts over each time.
+    ///
+    /// # Errors
+    /// What `work` returned, or a failure to begin or commit the transaction; either way
+    /// nothing it wrote remains.
+    fn atomically(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()>;
+
     /// Claims events for this evaluation in one transaction: returns the keys no evaluation
     /// claimed before, moves the cursor to `cursor` (never backwards) and forgets keys seen
     /// before `forget_before`.

@@ -85,7 +85,8 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What vane records. Every method commits before returning, so a caller that acts after a
-/// call knows the record survives a crash.
+/// call knows the record survives a crash; inside [`AlertStore::atomically`] it commits with
+/// the rest of the work instead.
 ///
 /// Each ML capability has its own trait, so a backend implements them one at a time.
 pub trait Store:

@@ -85,6 +85,54 @@ pub(super) fn parse_enum<T: FromStr<Err = String>>(text: &str) -> Result<T> {
     text.parse().map_err(StoreError::Corrupt)
 }
 
+/// A write transaction from [`SqliteStore::write_tx`]: the whole transaction when it began
+/// one, a savepoint inside the caller's when it did not. Dropped without [`WriteTx::commit`],
+/// it undoes its writes.
+pub(super) struct WriteTx<'c> {
+    conn: &'c Connection,
+    outer: bool,
+    ended: bool,
+}
+
+impl WriteTx<'_> {
+    /// Commits the transaction, or, nested, keeps the writes for the outer one to commit.
+    pub(super) fn commit(mut self) -> Result<()> {
+        self.conn.execute_batch(if self.outer {
+            "COMMIT"
+        } else {
+            "RELEASE nested"
+        })?;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        // Errors are ignored: some failures (a full disk, an interrupted statement) make
+        // SQLite roll the transaction back itself, leaving nothing to undo here.
+        if self.outer {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        } else {
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO nested; RELEASE nested");
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
@@ -140,11 +188,22 @@ impl SqliteStore {
     /// first and writes later cannot wait for another writer (SQLite answers "database is
     /// locked" at once instead of honouring the busy timeout), and vane processes share the
     /// database: a scheduler, CLI commands, backfills.
-    pub(super) fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?)
+    ///
+    /// Inside a transaction already (see [`crate::AlertStore::atomically`]) it opens a
+    /// savepoint instead, so the caller's work commits with the outer transaction or not at
+    /// all, while a failure inside still undoes only this part.
+    pub(super) fn write_tx(&self) -> Result<WriteTx<'_>> {
+        let outer = self.conn.is_autocommit();
+        self.conn.execute_batch(if outer {
+            "BEGIN IMMEDIATE"
+        } else {
+            "SAVEPOINT nested"
+        })?;
+        Ok(WriteTx {
+            conn: &self.conn,
+            outer,
+            ended: false,
+        })
     }
 
     fn migrate(&self) -> Result<()> {
@@ -281,7 +340,7 @@ impl SqliteStore {
 
     /// Statements are cached: the same handful run for every task, and preparing them each
     /// time costs more than executing them.
-    fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
+    fn apply_one(tx: &Connection, change: &Change) -> Result<()> {
         let changed = match change {
             Change::Run {
                 run,
@@ -766,9 +825,12 @@ impl Store for SqliteStore {
         // recorded process is gone anyway. So a batch of nothing but pids skips the fsync
         // (WAL with synchronous=NORMAL still survives a crash of vane itself), which halves
         // the fsyncs per task; every state transition keeps synchronous=FULL.
-        let volatile = changes
-            .iter()
-            .all(|c| matches!(c, Change::AttemptProcess { .. }));
+        // SQLite refuses to change the safety level inside a transaction; nested in one, the
+        // batch commits with it anyway.
+        let volatile = self.conn.is_autocommit()
+            && changes
+                .iter()
+                .all(|c| matches!(c, Change::AttemptProcess { .. }));
         if volatile {
             self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }

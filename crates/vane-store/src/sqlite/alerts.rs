@@ -188,6 +188,12 @@ impl SqliteStore {
 }
 
 impl AlertStore for SqliteStore {
+    fn atomically(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        let tx = self.write_tx()?;
+        work()?;
+        tx.commit()
+    }
+
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         let since = ts(&since);
         let mut out = Vec::new();
