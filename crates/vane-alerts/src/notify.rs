@@ -16,6 +16,7 @@ use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use serde_json::Value;
 use vane_dag::{CaFile, Channel, ChannelKind};
+
 /// Sends `payload` to `channel`; the error says what went wrong, for the record and the person
 /// reading `vane alerts`.
 ///
