@@ -268,7 +268,8 @@ pub(crate) fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(anyhow!("cannot read {}: {e}", g.config.display())),
     };
-    vane_dag::parse_config(&source).map_err(|diagnostics| {
+    let dir = g.config.parent().unwrap_or(std::path::Path::new(""));
+    vane_dag::parse_config_in(&source, dir).map_err(|diagnostics| {
         let path = g.config.display().to_string();
         for d in &diagnostics {
             eprint!("{}", d.render(&path, &source));

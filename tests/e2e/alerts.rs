@@ -310,6 +310,7 @@ cooldown = "soon"
 [alerts.channels.pager]
 kind = "webhook"
 url = "https://events.pagerduty.com/v2/enqueue"
+ca_file = "certs/pagerduty-ca.pem"
 
 [alerts.oncall]
 people = ["alice"]
@@ -319,6 +320,25 @@ every = "fortnight"
     );
     let out = p.vane(&["alerts"]).code(2);
     insta::assert_snapshot!("alerts_config_errors", out.stderr);
+}
+
+#[test]
+fn a_ca_file_is_read_from_the_folder_of_the_config_that_names_it() {
+    let p = Project::new().dag("flappy", FLAPPY);
+    let config = "[alerts.channels.pager]\nkind = \"webhook\"\nurl = \"https://alerts.internal/hook\"\nca_file = \"ca.pem\"\n";
+    p.write("ops/vane.toml", config);
+    p.write(
+        "ops/ca.pem",
+        include_str!("../../crates/vane-alerts/tests/fixtures/ca.pem"),
+    );
+    p.vane(&["alerts", "--config", "ops/vane.toml"]).success();
+    p.write("vane.toml", config);
+    let out = p.vane(&["alerts"]).code(2);
+    assert!(
+        out.stderr.contains("ca_file `ca.pem` does not exist"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -1,16 +1,21 @@
-//! Delivery: a JSON POST over plain HTTP/1.1, a command reading the JSON on stdin, or the log.
+//! Delivery: a JSON POST over HTTP/1.1 (plain or TLS), a command reading the JSON on stdin, or
+//! the log.
 //!
-//! The webhook client is a few dozen lines over `std::net::TcpStream` rather than an HTTP
-//! crate: a POST with a timeout is all alerts need, and it keeps the binary free of a TLS
-//! stack. `https://` URLs go through a local relay (see the README).
+//! The webhook client is a few dozen lines over `std::net::TcpStream`, with `rustls` in between
+//! for `https://`, rather than an HTTP crate: a POST with a timeout is all alerts need. Plain
+//! and TLS share everything but the handshake, so timeouts, retries and error messages cannot
+//! drift apart.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use serde_json::Value;
-use vane_dag::{Channel, ChannelKind};
+use vane_dag::{CaFile, Channel, ChannelKind};
 
 /// Sends `payload` to `channel`; the error says what went wrong, for the record and the person
 /// reading `vane alerts`.
@@ -33,17 +38,18 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
             url,
             timeout,
             retries,
+            ca,
         } => {
             let body = payload.to_string();
             let mut delay = Duration::from_millis(500);
-            let mut result = post(url, &body, *timeout);
+            let mut result = post(url, &body, *timeout, ca.as_ref());
             for _ in 0..*retries {
                 if result.is_ok() {
                     break;
                 }
                 std::thread::sleep(delay);
                 delay *= 2;
-                result = post(url, &body, *timeout);
+                result = post(url, &body, *timeout, ca.as_ref());
             }
             result.map_err(|e| format!("webhook {url}: {e}"))
         }
@@ -53,11 +59,26 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
     }
 }
 
-/// `http://host[:port][/path]` split into (host, port, path).
-fn split_url(url: &str) -> Result<(&str, u16, &str), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported; use a local relay for https")?;
+/// A webhook URL taken apart.
+#[derive(Debug, PartialEq, Eq)]
+struct Target<'u> {
+    tls: bool,
+    host: &'u str,
+    port: u16,
+    path: &'u str,
+}
+
+/// `http[s]://host[:port][/path]`.
+fn split_url(url: &str) -> Result<Target<'_>, String> {
+    let (tls, rest, default_port) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest, 443),
+        None => (
+            false,
+            url.strip_prefix("http://")
+                .ok_or("only https:// and http:// URLs are supported")?,
+            80,
+        ),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -68,43 +89,121 @@ fn split_url(url: &str) -> Result<(&str, u16, &str), String> {
             p.parse()
                 .map_err(|_| format!("`{p}` is not a port number"))?,
         ),
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     if host.is_empty() {
         return Err("the URL has no host".to_owned());
     }
-    Ok((host, port, path))
+    Ok(Target {
+        tls,
+        host,
+        port,
+        path,
+    })
 }
 
-fn post(url: &str, body: &str, timeout: Duration) -> Result<(), String> {
-    let (host, port, path) = split_url(url)?;
-    let addrs: Vec<_> = (host.trim_matches(['[', ']']), port)
+/// A socket whose reads and writes all end by one deadline, so the channel's `timeout` bounds
+/// the whole exchange, TLS handshake included, and a server trickling bytes cannot stretch it.
+struct Deadlined {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the channel's timeout is used up",
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+fn post(url: &str, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result<(), String> {
+    let Target {
+        tls,
+        host,
+        port,
+        path,
+    } = split_url(url)?;
+    let deadline = Instant::now() + timeout;
+    let bare_host = host.trim_matches(['[', ']']);
+    let addrs: Vec<_> = (bare_host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
     let mut last = format!("{host} has no address");
     let mut stream = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = format!("cannot connect to {addr}: no time left of {timeout:?}");
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(tcp) => {
+                stream = Some(Deadlined { tcp, deadline });
                 break;
             }
             Err(e) => last = format!("cannot connect to {addr}: {e}"),
         }
     }
     let mut stream = stream.ok_or(last)?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: vane\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    if !tls {
+        return exchange(&mut stream, &request, timeout);
+    }
+    let name = ServerName::try_from(bare_host.to_owned())
+        .map_err(|e| format!("`{host}` is not a host name TLS can check: {e}"))?;
+    let mut tls = ClientConnection::new(client_config(ca)?, name)
+        .map_err(|e| format!("cannot start TLS: {e}"))?;
+    // The handshake on its own first, so a refused certificate is reported as that and not as
+    // a failure to send.
+    while tls.is_handshaking() {
+        tls.complete_io(&mut stream)
+            .map_err(|e| handshake_error(&e, host, timeout, ca))?;
+    }
+    exchange(
+        &mut rustls::Stream::new(&mut tls, &mut stream),
+        &request,
+        timeout,
+    )
+}
+
+/// Sends the request and reads the status line, over plain TCP or TLS alike.
+fn exchange(
+    stream: &mut (impl Read + Write),
+    request: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     stream
         .write_all(request.as_bytes())
+        .and_then(|()| stream.flush())
         .map_err(|e| format!("sending: {e}"))?;
     // The status line is all that matters; the body of the answer is not read.
     let mut answer = Vec::new();
@@ -128,6 +227,88 @@ fn post(url: &str, body: &str, timeout: Duration) -> Result<(), String> {
         Some(200..=299) => Ok(()),
         Some(_) => Err(format!("answered `{status_line}`")),
         None => Err("the server closed the connection without an HTTP answer".to_owned()),
+    }
+}
+
+/// Trust for one channel: its `ca_file` alone when it has one, or else the system's store, which
+/// is where a corporate network's own CA is installed and what curl on the same host trusts.
+fn client_config(ca: Option<&CaFile>) -> Result<Arc<ClientConfig>, String> {
+    if let Some(ca) = ca {
+        let mut roots = RootCertStore::empty();
+        for (i, cert) in ca.certs.iter().enumerate() {
+            roots.add(cert.clone()).map_err(|e| {
+                format!(
+                    "certificate {} of ca_file {} cannot be trusted: {e}",
+                    i + 1,
+                    ca.path.display()
+                )
+            })?;
+        }
+        return build_config(roots);
+    }
+    // The store is read once per process: a few hundred files, not worth reading every try.
+    static SYSTEM: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = SYSTEM.get() {
+        return Ok(Arc::clone(config));
+    }
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_owned(), ToString::to_string);
+        return Err(format!(
+            "no trusted CA certificates in the system store ({why}): install the ca-certificates package, point SSL_CERT_FILE at a PEM bundle, or set ca_file on the channel"
+        ));
+    }
+    let config = build_config(roots)?;
+    Ok(Arc::clone(SYSTEM.get_or_init(|| config)))
+}
+
+fn build_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    // The provider is named rather than taken from the process default, which would be
+    // ambiguous (and panic) should another crate ever enable aws-lc-rs too.
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A failed handshake in terms of what to change: a certificate problem says which, and whether
+/// `ca_file` is the fix.
+fn handshake_error(e: &io::Error, host: &str, timeout: Duration, ca: Option<&CaFile>) -> String {
+    let Some(rustls::Error::InvalidCertificate(problem)) =
+        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                format!("no TLS handshake within {timeout:?}: {e}")
+            }
+            _ => format!("TLS handshake with {host} failed: {e}"),
+        };
+    };
+    let unknown_issuer = match ca {
+        Some(ca) => format!(
+            "none of the CAs in ca_file {} signed it, and they replace the system's; point ca_file at the CA that did",
+            ca.path.display()
+        ),
+        None => "none of the system's CAs signed it; if a private CA did, set ca_file = \"path/to/ca.pem\" on the channel to that CA's certificate".to_owned(),
+    };
+    match problem {
+        CertificateError::UnknownIssuer => {
+            format!("the certificate of {host} has an unknown issuer: {unknown_issuer}")
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "the certificate of {host} is not valid for that name ({problem}); write the host name it was issued for in url"
+            )
+        }
+        _ => format!("the certificate of {host} is refused: {problem}"),
     }
 }
 
@@ -175,16 +356,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_host_port_and_path() {
+    fn urls_split_into_scheme_host_port_and_path() {
+        let target = |tls, host, port, path| Target {
+            tls,
+            host,
+            port,
+            path,
+        };
         assert_eq!(
             split_url("http://127.0.0.1:9000/hook"),
-            Ok(("127.0.0.1", 9000, "/hook"))
+            Ok(target(false, "127.0.0.1", 9000, "/hook"))
         );
         assert_eq!(
             split_url("http://relay.local"),
-            Ok(("relay.local", 80, "/"))
+            Ok(target(false, "relay.local", 80, "/"))
         );
-        assert!(split_url("https://x").is_err());
+        assert_eq!(
+            split_url("https://hooks.slack.com/services/T0/B0/x"),
+            Ok(target(true, "hooks.slack.com", 443, "/services/T0/B0/x"))
+        );
+        assert_eq!(
+            split_url("https://[::1]:8443"),
+            Ok(target(true, "[::1]", 8443, "/"))
+        );
+        assert!(split_url("ftp://x").is_err());
     }
 
     #[test]
@@ -196,6 +391,7 @@ mod tests {
             &format!("http://127.0.0.1:{port}/"),
             "{}",
             Duration::from_secs(5),
+            None,
         )
         .expect_err("nobody listens");
         assert!(err.contains("cannot connect"), "{err}");

@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -127,16 +130,64 @@ pub struct AlertRule {
 /// Where a channel delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelKind {
-    /// JSON POST to an `http://` URL.
+    /// JSON POST to an `http://` or `https://` URL.
     Webhook {
         url: String,
         timeout: Duration,
         retries: u32,
+        /// `ca_file`: an https webhook trusts these CAs instead of the system's.
+        ca: Option<CaFile>,
     },
     /// A shell command that reads the JSON payload on stdin.
     Command { command: String, timeout: Duration },
     /// vane's own log (stderr of the process evaluating).
     Log,
+}
+
+/// A webhook's `ca_file`, read when the config is loaded so that a missing or malformed file is
+/// reported then, with its place in the config, rather than when the first alert is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    /// As resolved against the config file's folder, for messages.
+    pub path: PathBuf,
+    /// In the order of the file; never empty.
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+impl CaFile {
+    /// Reads the PEM certificates of `path`; the error is (problem, hint).
+    fn read(path: &Path) -> Result<CaFile, (String, String)> {
+        let shown = path.display();
+        let pem_hint = "it must hold the CA certificate in PEM form (-----BEGIN CERTIFICATE-----); convert a DER file with `openssl x509 -inform der -in ca.der -out ca.pem`";
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                format!("ca_file `{shown}` does not exist"),
+                "write the path of the CA's PEM certificate, relative to the folder of the config file".to_owned(),
+            ),
+            _ => (
+                format!("cannot read ca_file `{shown}`: {e}"),
+                "make it a file vane's user can read".to_owned(),
+            ),
+        })?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                (
+                    format!("ca_file `{shown}` is not valid PEM: {e}"),
+                    pem_hint.to_owned(),
+                )
+            })?;
+        if certs.is_empty() {
+            return Err((
+                format!("ca_file `{shown}` holds no certificate"),
+                pem_hint.to_owned(),
+            ));
+        }
+        Ok(CaFile {
+            path: path.to_owned(),
+            certs,
+        })
+    }
 }
 
 /// One `[alerts.channels.NAME]` table.
@@ -263,7 +314,12 @@ const CHANNEL: &[Field] = &[
     field(
         "url",
         Ty::Str,
-        "Webhook: the `http://` URL the JSON is POSTed to.",
+        "Webhook: the `https://` or `http://` URL the JSON is POSTed to.",
+    ),
+    field(
+        "ca_file",
+        Ty::Str,
+        "Webhook over https: a PEM file of the CA certificates trusted instead of the system's, for a server with a certificate from a private CA; relative to the config file's folder.",
     ),
     field(
         "command",
@@ -322,7 +378,8 @@ const ONCALL: &[Field] = &[
 const SECTIONS: &[&str] = &["rules", "channels", "oncall"];
 
 /// Reads `[alerts]`, reporting every problem into `cx`.
-pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> AlertsConfig {
+/// `dir`: the config file's folder, which a relative `ca_file` is read from.
+pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> AlertsConfig {
     let mut config = AlertsConfig::default();
     config.channels.insert(
         "log".to_owned(),
@@ -345,7 +402,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> AlertsConf
     };
     // Channels first: rules name them.
     if let Some(channels) = table.get("channels") {
-        channel_tables(cx, channels, &mut config);
+        channel_tables(cx, channels, dir, &mut config);
     }
     let mut referenced: Vec<(String, Range<usize>)> = Vec::new();
     for (key, value) in table {
@@ -380,7 +437,12 @@ pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> AlertsConf
     config
 }
 
-fn channel_tables(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, config: &mut AlertsConfig) {
+fn channel_tables(
+    cx: &mut Cx<'_>,
+    value: &Spanned<DeValue<'_>>,
+    dir: &Path,
+    config: &mut AlertsConfig,
+) {
     let DeValue::Table(channels) = value.get_ref() else {
         cx.error(
             "[alerts.channels] must be a table of channels",
@@ -409,30 +471,40 @@ fn channel_tables(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, config: &mut Al
                     );
                     continue;
                 };
-                if let Some(rest) = url.strip_prefix("https://") {
+                let https = url.starts_with("https://");
+                if !https && !url.starts_with("http://") {
                     let at = keys.get("url").map_or(span.clone(), |e| e.span.clone());
                     cx.error(
-                        format!("vane cannot send to `{url}`: it speaks plain HTTP only"),
+                        format!("`{url}` is not an https:// or http:// URL"),
                         at,
-                        format!(
-                            "run a local relay that forwards to https://{rest} and point url at it, e.g. http://127.0.0.1:8099/"
-                        ),
+                        "write url = \"https://HOST/PATH\" (or http://HOST:PORT/PATH)",
                     );
                     continue;
                 }
-                if !url.starts_with("http://") {
-                    let at = keys.get("url").map_or(span.clone(), |e| e.span.clone());
-                    cx.error(
-                        format!("`{url}` is not an http:// URL"),
-                        at,
-                        "write url = \"http://HOST:PORT/PATH\"",
-                    );
-                    continue;
-                }
+                let ca = match (keys.str("ca_file"), keys.get("ca_file")) {
+                    (Some(_), Some(entry)) if !https => {
+                        // A certificate nobody checks would only look like security.
+                        cx.error(
+                            format!("{label} has a `ca_file` but its url `{url}` is plain http"),
+                            entry.span.clone(),
+                            "use the endpoint's https:// URL, or remove ca_file",
+                        );
+                        continue;
+                    }
+                    (Some(file), Some(entry)) => match CaFile::read(&dir.join(file)) {
+                        Ok(ca) => Some(ca),
+                        Err((problem, hint)) => {
+                            cx.error(problem, entry.span.clone(), hint);
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 ChannelKind::Webhook {
                     url: url.to_owned(),
                     timeout,
                     retries: keys.int("retries").unwrap_or(2) as u32,
+                    ca,
                 }
             }
             Some("command") => {
@@ -846,7 +918,7 @@ channels = ["pagr"]
 
 [alerts.channels.pager]
 kind = "webhook"
-url = "https://hooks.example.com/x"
+url = "ftp://hooks.example.com/x"
 "#,
         );
         let all = errors.join("\n");
@@ -854,9 +926,77 @@ url = "https://hooks.example.com/x"
         assert!(all.contains("unknown key `chanels`"), "{all}");
         assert!(all.contains("did you mean `channels`?"), "{all}");
         assert!(all.contains("no channel named `pagr`"), "{all}");
-        assert!(all.contains("plain HTTP only"), "{all}");
-        assert!(all.contains("local relay"), "{all}");
+        assert!(all.contains("not an https:// or http:// URL"), "{all}");
         assert!(all.contains("vane.toml:12:7"), "{all}");
+    }
+
+    fn webhook(url: &str, ca_file: &str) -> String {
+        format!("[alerts.channels.pager]\nkind = \"webhook\"\nurl = \"{url}\"\n{ca_file}")
+    }
+
+    #[test]
+    fn an_https_webhook_is_accepted_and_trusts_the_system_store_unless_given_a_ca_file() {
+        let config =
+            parse_config(&webhook("https://hooks.slack.com/services/T0/B0/x", "")).expect("valid");
+        assert!(matches!(
+            &config.alerts.channels["pager"].kind,
+            ChannelKind::Webhook { url, ca: None, .. } if url.starts_with("https://")
+        ));
+
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let pem = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+        std::fs::write(tmp.path().join("ca.pem"), pem).expect("write");
+        let source = webhook("https://alerts.internal/hook", "ca_file = \"ca.pem\"\n");
+        let config = crate::parse_config_in(&source, tmp.path()).expect("valid");
+        let ChannelKind::Webhook { ca: Some(ca), .. } = &config.alerts.channels["pager"].kind
+        else {
+            panic!("{config:?}");
+        };
+        assert_eq!(ca.path, tmp.path().join("ca.pem"));
+        assert_eq!(ca.certs.len(), 1);
+        assert_eq!(ca.certs[0].as_ref(), [0x30, 0x03, 0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_is_an_error_at_its_place() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let in_dir = |source: &str| {
+            crate::parse_config_in(source, tmp.path())
+                .expect_err("invalid")
+                .iter()
+                .map(|d| d.render("vane.toml", source))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let missing = in_dir(&webhook(
+            "https://alerts.internal/hook",
+            "ca_file = \"certs/ca.pem\"\n",
+        ));
+        let shown = tmp.path().join("certs/ca.pem").display().to_string();
+        assert!(
+            missing.contains(&format!("ca_file `{shown}` does not exist")),
+            "{missing}"
+        );
+        assert!(missing.contains("vane.toml:4:11"), "{missing}");
+        assert!(
+            missing.contains("relative to the folder of the config file"),
+            "{missing}"
+        );
+
+        std::fs::write(tmp.path().join("key.pem"), "not a certificate\n").expect("write");
+        let empty = in_dir(&webhook(
+            "https://alerts.internal/hook",
+            "ca_file = \"key.pem\"\n",
+        ));
+        assert!(empty.contains("holds no certificate"), "{empty}");
+        assert!(empty.contains("BEGIN CERTIFICATE"), "{empty}");
+
+        let plain = in_dir(&webhook(
+            "http://127.0.0.1:9000/hook",
+            "ca_file = \"key.pem\"\n",
+        ));
+        assert!(plain.contains("is plain http"), "{plain}");
+        assert!(plain.contains("vane.toml:4:11"), "{plain}");
     }
 
     const TWO_TASKS: &str = r#"

@@ -33,7 +33,8 @@ mod spec;
 mod template;
 
 pub use alerts::{
-    AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind, DagRuleProblem, OnCall,
+    AlertOn, AlertRule, AlertSeverity, AlertsConfig, CaFile, Channel, ChannelKind, DagRuleProblem,
+    OnCall,
 };
 pub use checks::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
@@ -47,7 +48,7 @@ pub use model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,
 };
-pub use parse::{Parsed, SchedulerConfig, parse_config, parse_dag};
+pub use parse::{Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

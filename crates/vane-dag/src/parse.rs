@@ -81,9 +81,24 @@ pub struct SchedulerConfig {
 /// gpu = 1
 /// ```
 ///
+/// Relative paths in it (a channel's `ca_file`) are read from the current directory; see
+/// [`parse_config_in`] for a file elsewhere.
+///
 /// # Errors
 /// Every problem, as diagnostics with spans, like a DAG file's.
 pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
+    parse_config_in(source, std::path::Path::new(""))
+}
+
+/// [`parse_config`] for a config file in folder `dir`: a relative `ca_file` is read from there,
+/// so `--config` from another directory finds the same files.
+///
+/// # Errors
+/// Every problem, as diagnostics with spans, like a DAG file's.
+pub fn parse_config_in(
+    source: &str,
+    dir: &std::path::Path,
+) -> Result<SchedulerConfig, Vec<Diagnostic>> {
     let mut cx = Cx {
         source,
         diags: Vec::new(),
@@ -124,7 +139,7 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
                     }
                 }
             }
-            "alerts" => config.alerts = crate::alerts::parse(&mut cx, value),
+            "alerts" => config.alerts = crate::alerts::parse(&mut cx, value, dir),
             other => {
                 let hint = suggestion(other, ["scheduler", "pools", "alerts"]);
                 cx.error(
