@@ -903,11 +903,22 @@ impl Overview {
                     None => format!("{}: {}", file.path.display(), d.message),
                 })
                 .collect();
+            let diagnostics: Vec<serde_json::Value> = file
+                .parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| {
+                    let (line, column) = d.line_col(&file.source).unzip();
+                    json!({ "line": line, "column": column, "message": d.message, "hint": d.hint })
+                })
+                .collect();
             items.push(json!({
                 "id": file.path.file_stem().map(|s| s.to_string_lossy()),
                 "path": file.path,
                 "valid": false,
                 "errors": errors,
+                "diagnostics": diagnostics,
             }));
         }
         serde_json::Value::Array(items)

@@ -69,6 +69,10 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
         invalid.contains("broken.toml:2:1"),
         "the error names file, line and column: {invalid}"
     );
+    assert!(
+        invalid.contains("hint: add `command = \"...\"`"),
+        "and how to fix it: {invalid}"
+    );
     b.wait_text(".card.bad", &["last run failed"]);
     // Only `vane run` ran here: the header warns that nothing starts scheduled runs.
     b.wait_text("#scheduler", &["no scheduler running"]);

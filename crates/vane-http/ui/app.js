@@ -299,7 +299,10 @@ async function pageDags() {
     invalid.length ? panel(h('h3', {}, 'Files that do not validate'),
       h('p', { class: 'muted' }, 'These DAGs are not scheduled until fixed; the others run as usual. `vane validate` prints the same.'),
       invalid.map((d) => h('div', { class: 'invalid-dag' }, h('strong', {}, d.path),
-        h('ul', { class: 'errors' }, d.errors.map((e) => h('li', {}, e)))))) : null,
+        h('ul', { class: 'errors' }, d.errors.map((e, i) => {
+          const hint = d.diagnostics && d.diagnostics[i] && d.diagnostics[i].hint;
+          return h('li', {}, e, hint ? h('div', { class: 'hint' }, `hint: ${hint}`) : null);
+        }))))) : null,
     panel(valid.length
       ? table(['DAG', 'Schedule', 'Next run', 'Recent runs', 'Last run', ''], rows, { class: 'dags' })
       : empty('No DAG files in the DAG folder yet.')));
