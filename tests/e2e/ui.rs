@@ -133,6 +133,20 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
     b.wait_text("tr[data-task=publish]", &["upstream failed"]);
     b.wait_text("main button", &["Clear failed tasks"]);
     b.screenshot("run");
+
+    // Trigger and Pause from the DAG list (the token was pasted in this browser before).
+    b.goto(&format!("{base}/#/"));
+    b.eval(
+        "localStorage.setItem('vane-token', arguments[0]);",
+        json!([TOKEN]),
+    );
+    b.click("tr[data-dag=train_daily] button");
+    b.wait_text("#banner", &["Queued run 3 of train_daily"]);
+    assert_eq!(p.show(3)["state"], "queued");
+    b.click("tr[data-dag=train_daily] button.quiet");
+    b.wait_text("tr[data-dag=train_daily]", &["paused", "Unpause"]);
+    let dags = p.vane(&["dags", "--json"]).success().json();
+    assert_eq!(dags[0]["paused"], true, "{dags:#}");
 }
 
 #[test]
@@ -333,4 +347,16 @@ fn a_rollout_waiting_for_a_person_is_approved_from_the_model_page() {
     assert!(timeline.contains("v2"), "{timeline}");
     assert!(b.texts(".waiting").is_empty(), "nothing waits any more");
     b.screenshot("model-approved");
+
+    // Rolling back needs a reason; with one, the rollback command runs and v1 is back.
+    b.click("button.danger");
+    b.wait_text("#banner", &["Say why you roll back"]);
+    b.type_into("input[placeholder=why]", "canary metrics looked off");
+    b.click("button.danger");
+    b.wait_text("#banner", &["Rolled churn back"]);
+    b.wait_text("tr[data-version='1']", &["production"]);
+    b.wait_text(".timeline", &["canary metrics looked off", "user fay"]);
+    let restored = std::fs::read_to_string(p.path().join("serving/rollbacks.log"))
+        .expect("the rollback command ran");
+    assert!(restored.contains("restored v1"), "{restored}");
 }
