@@ -147,6 +147,11 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
     b.wait_text("tr[data-dag=train_daily]", &["paused", "Unpause"]);
     let dags = p.vane(&["dags", "--json"]).success().json();
     assert_eq!(dags[0]["paused"], true, "{dags:#}");
+
+    // When vane goes away the page says so on its next refresh, rather than showing old news.
+    drop(served);
+    b.wait_text("#live", &["cannot reach vane"]);
+    b.wait_text("main", &["No answer from vane", "still running?"]);
 }
 
 #[test]

@@ -52,7 +52,9 @@ impl ApiError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr} (if another vane holds the port, pick another with --http, or port 0 for a free one)"
+    )]
     Bind {
         addr: std::net::SocketAddr,
         #[source]

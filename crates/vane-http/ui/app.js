@@ -220,7 +220,11 @@ async function render() {
     live(true);
   } catch (error) {
     live(false);
-    content = h('div', {}, h('h1', {}, 'Cannot show this page'), h('p', { class: 'errors' }, error.message));
+    // fetch() rejects with a TypeError only when no answer came at all.
+    const message = error instanceof TypeError
+      ? `No answer from vane at ${location.host}: is \`vane serve\` or \`vane scheduler --http\` still running? This page retries every few seconds.`
+      : error.message;
+    content = h('div', {}, h('h1', {}, 'Cannot show this page'), h('p', { class: 'errors' }, message));
   }
   // A slower, older draw must not replace a newer one.
   if (ticket !== drawing) return;
