@@ -122,9 +122,14 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         let report = vane_alerts::evaluate(&store, &config, now)?;
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
-            match &n.error {
-                None => eprintln!("notified {}: {}", n.channel, ids.join(", ")),
-                Some(e) => eprintln!("could not notify {}: {e}", n.channel),
+            let ids = ids.join(", ");
+            match (&n.error, n.resolves) {
+                (None, false) => eprintln!("notified {}: {ids}", n.channel),
+                (None, true) => eprintln!("told {} that {ids} resolved", n.channel),
+                (Some(e), false) => eprintln!("could not notify {}: {e}", n.channel),
+                (Some(e), true) => {
+                    eprintln!("could not tell {} that {ids} resolved: {e}", n.channel);
+                }
             }
         }
         for (id, why) in &report.held {

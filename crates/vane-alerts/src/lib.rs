@@ -19,6 +19,7 @@
 //! assert!(store.alerts(AlertFilter::default()).unwrap().is_empty());
 //! ```
 
+mod format;
 mod notify;
 mod stats;
 
@@ -75,6 +76,9 @@ pub struct Notification {
     pub alerts: Vec<i64>,
     /// Who was on call, named in the payload.
     pub oncall: Option<String>,
+    /// The alerts were resolved and the channel was told so, to close what it opened for them
+    /// (a PagerDuty incident); otherwise they were raised.
+    pub resolves: bool,
     /// `None` when delivered.
     pub error: Option<String>,
 }
@@ -249,10 +253,63 @@ pub fn evaluate<S: AlertStore + ?Sized>(
             channel: name,
             alerts: rows.iter().map(|(id, _)| *id).collect(),
             oncall: oncall.clone(),
+            resolves: false,
             error,
         });
     }
+    tell_resolved(store, config, oncall.as_deref(), now, &mut report)?;
     Ok(report)
+}
+
+/// Tells the channels that keep an incident open per alert (PagerDuty) about the alerts this
+/// evaluation resolved, so the incident closes with the alert. Only alerts that were notified
+/// are told, to the channels their rule sends them to; these resolutions are not recorded as
+/// notifications, which count towards cooldowns and rate limits of raised alerts.
+fn tell_resolved<S: AlertStore + ?Sized>(
+    store: &S,
+    config: &AlertsConfig,
+    oncall: Option<&str>,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut by_channel: BTreeMap<&str, Vec<AlertRecord>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for resolved in &report.resolved {
+        if resolved.last_notified_at.is_none() || !seen.insert(resolved.id) {
+            continue;
+        }
+        // Read again: the same evaluation may have seen it fail again after the success.
+        let alert = store.alert(resolved.id)?;
+        if alert.state != AlertState::Resolved {
+            continue;
+        }
+        let Some(rule) = config.rules.iter().find(|r| r.name == alert.rule) else {
+            continue;
+        };
+        let severity = AlertSeverity::parse(&alert.severity).unwrap_or(AlertSeverity::Warning);
+        for name in &rule.channels {
+            if let Some(channel) = config.channels.get(name)
+                && severity >= channel.min_severity
+                && let ChannelKind::Webhook { format, .. } = &channel.kind
+                && format::closes_incidents(format)
+            {
+                by_channel.entry(name).or_default().push(alert.clone());
+            }
+        }
+    }
+    for (name, alerts) in by_channel {
+        let records: Vec<&AlertRecord> = alerts.iter().collect();
+        let body = payload(&records, oncall, now);
+        let error = notify::deliver(&config.channels[name], &body).err();
+        report.notifications.push(Notification {
+            channel: name.to_owned(),
+            alerts: alerts.iter().map(|a| a.id).collect(),
+            oncall: oncall.map(str::to_owned),
+            resolves: true,
+            error,
+        });
+    }
+    Ok(())
 }
 
 /// Why an alert is not sent now, if it is not.

@@ -1,5 +1,5 @@
-//! Delivery: a JSON POST over HTTP/1.1 (plain or TLS), a command reading the JSON on stdin, or
-//! the log.
+//! Delivery: a JSON POST over HTTP/1.1 (plain or TLS) in the webhook's `format`, a command
+//! reading the JSON on stdin, or the log.
 //!
 //! The webhook client is a few dozen lines over `std::net::TcpStream`, with `rustls` in between
 //! for `https://`, rather than an HTTP crate: a POST with a timeout is all alerts need. Plain
@@ -17,11 +17,13 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use serde_json::Value;
 use vane_dag::{CaFile, Channel, ChannelKind};
 
-/// Sends `payload` to `channel`; the error says what went wrong, for the record and the person
-/// reading `vane alerts`.
+/// Sends `payload` (vane's JSON, see [`crate::evaluate`]) to `channel`, reshaped into the
+/// webhook's `format`; the error says what went wrong, for the record and the person reading
+/// `vane alerts`.
 ///
 /// # Errors
-/// The last try's failure: unreachable host, timeout, a non-2xx answer, a command that failed.
+/// The last try's failure: unreachable host, timeout, a non-2xx answer, a command that failed,
+/// a PagerDuty routing key whose environment variable is not set.
 pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
     match &channel.kind {
         ChannelKind::Log => {
@@ -39,19 +41,28 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
             timeout,
             retries,
             ca,
+            format,
         } => {
-            let body = payload.to_string();
-            let mut delay = Duration::from_millis(500);
-            let mut result = post(url, &body, *timeout, ca.as_ref());
-            for _ in 0..*retries {
-                if result.is_ok() {
-                    break;
+            let bodies = crate::format::bodies(format, payload)
+                .map_err(|e| format!("webhook {url}: {e}"))?;
+            // One after the other, each with its retries. After one that failed them all the
+            // rest are not tried: the endpoint is down or refuses vane, and trying each would
+            // multiply the wait by the number of alerts.
+            for (i, body) in bodies.iter().enumerate() {
+                if let Err(e) =
+                    post_retrying(url, &body.to_string(), *timeout, *retries, ca.as_ref())
+                {
+                    return Err(match bodies.len() {
+                        1 => format!("webhook {url}: {e}"),
+                        n => format!(
+                            "webhook {url}: event {} of {n} not delivered, and the {} after it not tried: {e}",
+                            i + 1,
+                            n - i - 1
+                        ),
+                    });
                 }
-                std::thread::sleep(delay);
-                delay *= 2;
-                result = post(url, &body, *timeout, ca.as_ref());
             }
-            result.map_err(|e| format!("webhook {url}: {e}"))
+            Ok(())
         }
         ChannelKind::Command { command, timeout } => {
             run_command(command, payload, *timeout).map_err(|e| format!("command `{command}`: {e}"))
@@ -138,6 +149,27 @@ impl Write for Deadlined {
     fn flush(&mut self) -> io::Result<()> {
         self.tcp.flush()
     }
+}
+
+/// [`post`], tried again `retries` times after a failure with a doubling delay.
+fn post_retrying(
+    url: &str,
+    body: &str,
+    timeout: Duration,
+    retries: u32,
+    ca: Option<&CaFile>,
+) -> Result<(), String> {
+    let mut delay = Duration::from_millis(500);
+    let mut result = post(url, body, timeout, ca);
+    for _ in 0..retries {
+        if result.is_ok() {
+            break;
+        }
+        std::thread::sleep(delay);
+        delay *= 2;
+        result = post(url, body, timeout, ca);
+    }
+    result
 }
 
 fn post(url: &str, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result<(), String> {
@@ -395,5 +427,34 @@ mod tests {
         )
         .expect_err("nobody listens");
         assert!(err.contains("cannot connect"), "{err}");
+    }
+
+    #[test]
+    fn pagerduty_events_after_one_that_failed_are_not_tried() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let channel = Channel {
+            name: "pd".to_owned(),
+            kind: ChannelKind::Webhook {
+                url: format!("http://127.0.0.1:{port}/v2/enqueue"),
+                timeout: Duration::from_secs(5),
+                retries: 0,
+                ca: None,
+                format: vane_dag::WebhookFormat::PagerDuty {
+                    routing_key: vane_dag::RoutingKey::Inline("K".to_owned()),
+                },
+            },
+            min_severity: vane_dag::AlertSeverity::Info,
+        };
+        let alert = |id: i64| serde_json::json!({"id": id, "severity": "critical", "dag": "etl"});
+        let payload = serde_json::json!({"alerts": [alert(1), alert(2), alert(3)]});
+        let err = deliver(&channel, &payload).expect_err("nobody listens");
+        assert!(
+            err.contains(
+                "event 1 of 3 not delivered, and the 2 after it not tried: cannot connect"
+            ),
+            "{err}"
+        );
     }
 }

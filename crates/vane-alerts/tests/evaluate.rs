@@ -1,8 +1,15 @@
 //! Evaluations against a real SQLite history written through the store, the way the engine
 //! writes it: which recorded events become alerts, and what is held back.
 
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::mpsc::Receiver;
+
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use serde_json::Value;
 use vane_store::*;
+
+mod common;
 
 enum Outcome {
     Ok,
@@ -420,4 +427,129 @@ fn a_failure_after_claiming_events_loses_no_alert_and_counts_none_twice() {
         alerts,
         vec![(Some("load".into()), 1), (Some("publish".into()), 1)]
     );
+}
+
+/// A plain-HTTP server on 127.0.0.1 that answers 200 to every POST; each body arrives on the
+/// receiver before its answer is sent, so once a delivery returned its bodies are all there.
+fn serve_http() -> (u16, Receiver<Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (sender, bodies) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { continue };
+            let Ok(body) = common::read_body(&mut tcp) else {
+                continue;
+            };
+            if sender
+                .send(serde_json::from_str(&body).expect("JSON"))
+                .is_err()
+            {
+                return;
+            }
+            let _ = tcp.write_all(common::OK);
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn a_pagerduty_channel_gets_one_event_per_alert_keyed_by_the_alert_and_resolves_it() {
+    let (port, received) = serve_http();
+    let store = history();
+    let cfg = config(&format!(
+        r#"
+[[alerts.rules]]
+on = "task_failed"
+severity = "critical"
+channels = ["pd"]
+cooldown = "0s"
+
+[alerts.channels.pd]
+kind = "webhook"
+url = "http://127.0.0.1:{port}/v2/enqueue"
+format = "pagerduty"
+routing_key = "R0KEY"
+retries = 0
+"#
+    ));
+    let events = || received.try_iter().collect::<Vec<Value>>();
+    let t0 = Utc::now();
+    let at = |minutes| t0 + TimeDelta::minutes(minutes);
+    let failed = run_at(
+        &store,
+        "etl",
+        1,
+        &[("load", Outcome::Fail), ("train", Outcome::Fail)],
+        t0,
+    );
+
+    let report = vane_alerts::evaluate(&store, &cfg, at(1)).unwrap();
+    assert_eq!(report.notifications.len(), 1, "{:?}", report.notifications);
+    assert_eq!(report.notifications[0].error, None);
+    let mut alerts = open(&store);
+    // Sent in the order raised.
+    alerts.sort_by_key(|a| a.id);
+    let keys: Vec<String> = alerts
+        .iter()
+        .map(|a| format!("vane-alert-{}", a.id))
+        .collect();
+    let sent = events();
+    assert_eq!(sent.len(), 2, "one event per alert: {sent:#?}");
+    for (event, alert) in sent.iter().zip(&alerts) {
+        assert_eq!(event["routing_key"], "R0KEY");
+        assert_eq!(event["event_action"], "trigger");
+        assert_eq!(event["dedup_key"], format!("vane-alert-{}", alert.id));
+        assert_eq!(event["payload"]["severity"], "critical");
+        assert_eq!(event["payload"]["source"], "vane");
+        assert_eq!(event["payload"]["custom_details"]["run"], failed);
+        let summary = event["payload"]["summary"].as_str().expect("summary");
+        let task = alert.task_id.as_deref().expect("task");
+        assert!(
+            summary.starts_with(&format!("task_failed etl.{task}")),
+            "{summary}"
+        );
+    }
+
+    // The same failures again: vane counts them into the same alerts, so the same keys.
+    run_at(
+        &store,
+        "etl",
+        2,
+        &[("load", Outcome::Fail), ("train", Outcome::Fail)],
+        at(2),
+    );
+    vane_alerts::evaluate(&store, &cfg, at(3)).unwrap();
+    let again = events();
+    let again_keys: Vec<&str> = again
+        .iter()
+        .filter_map(|e| e["dedup_key"].as_str())
+        .collect();
+    assert_eq!(again_keys, keys, "{again:#?}");
+    assert_eq!(again[0]["payload"]["custom_details"]["count"], 2);
+
+    // A later success resolves both in vane, and so in PagerDuty.
+    run_at(
+        &store,
+        "etl",
+        3,
+        &[("load", Outcome::Ok), ("train", Outcome::Ok)],
+        at(4),
+    );
+    let report = vane_alerts::evaluate(&store, &cfg, at(5)).unwrap();
+    let mut resolves = events();
+    resolves.sort_by_key(|e| e["dedup_key"].as_str().map(str::to_owned));
+    assert_eq!(resolves.len(), 2, "{resolves:#?}");
+    for (event, key) in resolves.iter().zip(&keys) {
+        assert_eq!(
+            *event,
+            serde_json::json!({"routing_key": "R0KEY", "event_action": "resolve", "dedup_key": key})
+        );
+    }
+    assert_eq!(report.notifications.len(), 1);
+    assert!(report.notifications[0].resolves);
+
+    // Nothing new: nothing sent, resolved alerts are not resolved twice.
+    vane_alerts::evaluate(&store, &cfg, at(6)).unwrap();
+    assert!(events().is_empty());
 }

@@ -1,7 +1,7 @@
 //! Webhooks over https, against a TLS server on 127.0.0.1 whose certificate comes from the test
 //! CA in `fixtures/` (see its README): no network beyond the loopback.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{Value, json};
+
+mod common;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -39,29 +41,8 @@ fn serve_once() -> (u16, JoinHandle<Result<String, String>>) {
         let (tcp, _) = listener.accept().map_err(|e| e.to_string())?;
         let tls = ServerConnection::new(config).map_err(|e| e.to_string())?;
         let mut stream = StreamOwned::new(tls, tcp);
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        let body = loop {
-            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("closed before a whole request".to_owned());
-            }
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or("no Content-Length")?;
-                if body.len() >= length {
-                    break body.to_owned();
-                }
-            }
-        };
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
+        let body = common::read_body(&mut stream)?;
+        stream.write_all(common::OK).map_err(|e| e.to_string())?;
         stream.conn.send_close_notify();
         let _ = stream.flush();
         Ok(body)

@@ -18,7 +18,7 @@ use toml::de::DeValue;
 
 use crate::diag::Diagnostic;
 use crate::load::DagSet;
-use crate::parse::{Cx, suggestion, type_name};
+use crate::parse::{Checked, Cx, suggestion, type_name};
 use crate::spec::{DAY_SECS, Field, Ty, field, with_default};
 
 /// What a rule fires on: a kind of event found in the recorded history.
@@ -137,12 +137,70 @@ pub enum ChannelKind {
         retries: u32,
         /// `ca_file`: an https webhook trusts these CAs instead of the system's.
         ca: Option<CaFile>,
+        /// The shape of the body: the endpoint decides, not vane.
+        format: WebhookFormat,
     },
     /// A shell command that reads the JSON payload on stdin.
     Command { command: String, timeout: Duration },
     /// vane's own log (stderr of the process evaluating).
     Log,
 }
+
+/// `format` of a webhook: what the endpoint at `url` accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// vane's own JSON, one POST per notification.
+    Vane,
+    /// A Slack incoming webhook: one `{"text": ...}` message per notification.
+    Slack,
+    /// PagerDuty's Events API v2: one event per alert.
+    PagerDuty { routing_key: RoutingKey },
+}
+
+/// Where a PagerDuty channel's routing key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RoutingKey {
+    /// `routing_key`: written in the config file.
+    Inline(String),
+    /// `routing_key_env`: the name of an environment variable, read when an event is sent. Not
+    /// at load time: every vane command reads the config (pools, limits), and only the process
+    /// that sends alerts needs the secret in its environment.
+    Env(String),
+}
+
+impl RoutingKey {
+    /// The key itself; the error says which variable is missing and where to set it.
+    ///
+    /// # Errors
+    /// `routing_key_env` names a variable that is unset, empty or not Unicode.
+    pub fn value(&self) -> Result<String, String> {
+        match self {
+            RoutingKey::Inline(key) => Ok(key.clone()),
+            RoutingKey::Env(name) => match std::env::var(name) {
+                Ok(key) if !key.trim().is_empty() => Ok(key.trim().to_owned()),
+                Ok(_) | Err(std::env::VarError::NotPresent) => Err(format!(
+                    "environment variable {name} (routing_key_env) is not set: export the PagerDuty integration's routing key in it, in the environment of the process sending alerts (the scheduler's service, or the shell running `vane alerts --evaluate`)"
+                )),
+                Err(e) => Err(format!(
+                    "environment variable {name} (routing_key_env): {e}"
+                )),
+            },
+        }
+    }
+}
+
+// By hand so a channel printed with `{:?}` (a test failure, a debug log) never shows the secret.
+impl std::fmt::Debug for RoutingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoutingKey::Inline(_) => f.write_str("Inline(..)"),
+            RoutingKey::Env(name) => f.debug_tuple("Env").field(name).finish(),
+        }
+    }
+}
+
+/// PagerDuty's Events API v2, where a `format = "pagerduty"` channel without a `url` sends.
+const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// A webhook's `ca_file`, read when the config is loaded so that a missing or malformed file is
 /// reported then, with its place in the config, rather than when the first alert is sent.
@@ -239,6 +297,7 @@ const ON_NAMES: &[&str] = &[
     "sensor_timeout",
 ];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
+const FORMATS: &[&str] = &["vane", "slack", "pagerduty"];
 
 /// The keys every rule has, wherever it is written.
 const RULE_ON: &[Field] = &[
@@ -314,7 +373,25 @@ const CHANNEL: &[Field] = &[
     field(
         "url",
         Ty::Str,
-        "Webhook: the `https://` or `http://` URL the JSON is POSTed to.",
+        "Webhook: the `https://` or `http://` URL the JSON is POSTed to; with `format = \"pagerduty\"` it defaults to PagerDuty's Events API v2.",
+    ),
+    with_default(
+        field(
+            "format",
+            Ty::Enum(FORMATS),
+            "Webhook: the body's shape: `vane` (vane's JSON), `slack` (a Slack incoming webhook's message), `pagerduty` (one PagerDuty Events API v2 event per alert).",
+        ),
+        "vane",
+    ),
+    field(
+        "routing_key",
+        Ty::Str,
+        "Webhook with `format = \"pagerduty\"`: the integration's routing key, written in the file; prefer `routing_key_env`.",
+    ),
+    field(
+        "routing_key_env",
+        Ty::Str,
+        "Webhook with `format = \"pagerduty\"`: the environment variable holding the routing key, read when an event is sent.",
     ),
     field(
         "ca_file",
@@ -461,9 +538,16 @@ fn channel_tables(
             .and_then(AlertSeverity::parse)
             .unwrap_or(AlertSeverity::Info);
         let span = value.span();
+        let Some(format) = webhook_format(cx, &keys, &label, span.clone()) else {
+            continue;
+        };
         let kind = match keys.str("kind") {
             Some("webhook") => {
-                let Some(url) = keys.str("url") else {
+                let default_url = match format {
+                    WebhookFormat::PagerDuty { .. } => Some(PAGERDUTY_EVENTS_URL),
+                    _ => None,
+                };
+                let Some(url) = keys.str("url").or(default_url) else {
                     cx.error(
                         format!("{label} is a webhook without a `url`"),
                         span,
@@ -505,6 +589,7 @@ fn channel_tables(
                     timeout,
                     retries: keys.int("retries").unwrap_or(2) as u32,
                     ca,
+                    format,
                 }
             }
             Some("command") => {
@@ -532,6 +617,105 @@ fn channel_tables(
                 min_severity,
             },
         );
+    }
+}
+
+/// A channel's `format` with its routing key; `None` after reporting a mistake. Checked on every
+/// kind of channel, so a `format` or key that would be ignored is reported rather than
+/// silently doing nothing.
+fn webhook_format(
+    cx: &mut Cx<'_>,
+    keys: &Checked,
+    label: &str,
+    span: Range<usize>,
+) -> Option<WebhookFormat> {
+    let place = |key: &str| keys.get(key).map(|e| e.span.clone());
+    let kind = keys.str("kind");
+    if let (Some(at), Some(kind)) = (place("format"), kind)
+        && kind != "webhook"
+    {
+        // A command gets vane's JSON on stdin and can reshape it itself.
+        cx.error(
+            format!("{label} has a `format`, which only a webhook takes; it is a {kind} channel"),
+            at,
+            "remove format, or make it kind = \"webhook\" with a url",
+        );
+        return None;
+    }
+    let inline = keys.str("routing_key").zip(place("routing_key"));
+    let env = keys.str("routing_key_env").zip(place("routing_key_env"));
+    let format = keys.str("format").unwrap_or("vane");
+    if format != "pagerduty" {
+        if let Some((_, at)) = inline.as_ref().or(env.as_ref()) {
+            cx.error(
+                format!("{label} has a routing key but is not a PagerDuty channel"),
+                at.clone(),
+                "add format = \"pagerduty\" (with kind = \"webhook\"), or remove the routing key",
+            );
+            return None;
+        }
+        return Some(match format {
+            "slack" => WebhookFormat::Slack,
+            _ => WebhookFormat::Vane,
+        });
+    }
+    let routing_key = match (inline, env) {
+        (Some(_), Some((_, at))) => {
+            cx.error(
+                format!("{label} has both `routing_key` and `routing_key_env`"),
+                at,
+                "keep one: routing_key_env, so the key stays out of the file",
+            );
+            return None;
+        }
+        (Some((key, at)), None) => {
+            if key.trim().is_empty() {
+                cx.error(
+                    format!("{label} has an empty `routing_key`"),
+                    at,
+                    "copy the Integration Key of the service's Events API v2 integration, or use routing_key_env = \"PD_ROUTING_KEY\"",
+                );
+                return None;
+            }
+            RoutingKey::Inline(key.trim().to_owned())
+        }
+        (None, Some((name, at))) => {
+            if let Some(problem) = env_name_problem(name) {
+                cx.error(
+                    format!("`{name}` is not an environment variable name: {problem}"),
+                    at,
+                    "write the variable's name alone, e.g. routing_key_env = \"PD_ROUTING_KEY\"",
+                );
+                return None;
+            }
+            RoutingKey::Env(name.to_owned())
+        }
+        (None, None) => {
+            cx.error(
+                format!("{label} has format = \"pagerduty\" but no routing key"),
+                place("format").unwrap_or(span),
+                "add routing_key_env = \"PD_ROUTING_KEY\" and export the Integration Key of the service's Events API v2 integration in that variable (or write it as routing_key = \"...\", in a file kept out of version control)",
+            );
+            return None;
+        }
+    };
+    Some(WebhookFormat::PagerDuty { routing_key })
+}
+
+/// Why `name` cannot be an environment variable's name, if it cannot: a `$` or a key pasted in
+/// its place would otherwise surface only when the first alert is sent.
+fn env_name_problem(name: &str) -> Option<&'static str> {
+    if name.starts_with('$') {
+        return Some("it starts with `$`");
+    }
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Some("it is empty"),
+        Some(c) if c.is_ascii_digit() => Some("it starts with a digit"),
+        _ if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Some("only letters, digits and `_` may be in it")
+        }
+        _ => None,
     }
 }
 
@@ -997,6 +1181,143 @@ url = "ftp://hooks.example.com/x"
         ));
         assert!(plain.contains("is plain http"), "{plain}");
         assert!(plain.contains("vane.toml:4:11"), "{plain}");
+    }
+
+    #[test]
+    fn a_webhook_takes_a_format_and_pagerduty_a_routing_key_from_the_file_or_the_environment() {
+        let config = parse_config(
+            r#"
+[alerts.channels.chat]
+kind = "webhook"
+url = "https://hooks.slack.com/services/T0/B0/x"
+format = "slack"
+
+[alerts.channels.pd]
+kind = "webhook"
+format = "pagerduty"
+routing_key_env = "PD_ROUTING_KEY"
+
+[alerts.channels.pd_inline]
+kind = "webhook"
+url = "http://127.0.0.1:9000/enqueue"
+format = "pagerduty"
+routing_key = "R0KEY"
+
+[alerts.channels.plain]
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+"#,
+        )
+        .expect("valid");
+        let kind = |name: &str| config.alerts.channels[name].kind.clone();
+        assert!(matches!(
+            kind("chat"),
+            ChannelKind::Webhook {
+                format: WebhookFormat::Slack,
+                ..
+            }
+        ));
+        let ChannelKind::Webhook { url, format, .. } = kind("pd") else {
+            panic!("{config:?}");
+        };
+        assert_eq!(
+            url, "https://events.pagerduty.com/v2/enqueue",
+            "the default"
+        );
+        assert_eq!(
+            format,
+            WebhookFormat::PagerDuty {
+                routing_key: RoutingKey::Env("PD_ROUTING_KEY".to_owned())
+            }
+        );
+        let ChannelKind::Webhook { format, .. } = kind("pd_inline") else {
+            panic!("{config:?}");
+        };
+        assert_eq!(
+            format,
+            WebhookFormat::PagerDuty {
+                routing_key: RoutingKey::Inline("R0KEY".to_owned())
+            }
+        );
+        assert!(!format!("{format:?}").contains("R0KEY"), "never printed");
+        assert!(matches!(
+            kind("plain"),
+            ChannelKind::Webhook {
+                format: WebhookFormat::Vane,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_pagerduty_channel_without_a_routing_key_is_an_error_at_its_format() {
+        let all = errors(
+            "[alerts.channels.pd]\nkind = \"webhook\"\nurl = \"https://events.pagerduty.com/v2/enqueue\"\nformat = \"pagerduty\"\n",
+        )
+        .join("\n");
+        assert!(
+            all.contains("[alerts.channels.pd] has format = \"pagerduty\" but no routing key"),
+            "{all}"
+        );
+        assert!(all.contains("vane.toml:4:10"), "{all}");
+        assert!(
+            all.contains("add routing_key_env = \"PD_ROUTING_KEY\""),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn format_and_routing_keys_where_they_would_be_ignored_are_errors() {
+        let all = errors(
+            r#"
+[alerts.channels.chat]
+kind = "command"
+command = "cat"
+format = "slack"
+
+[alerts.channels.hook]
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+routing_key_env = "PD_ROUTING_KEY"
+
+[alerts.channels.pd]
+kind = "webhook"
+format = "pagerduty"
+routing_key = "R0KEY"
+routing_key_env = "PD_ROUTING_KEY"
+
+[alerts.channels.pd2]
+kind = "webhook"
+format = "pagerduty"
+routing_key_env = "$PD_ROUTING_KEY"
+
+[alerts.channels.typo]
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+format = "pagerduty_v2"
+"#,
+        )
+        .join("\n");
+        assert!(
+            all.contains("[alerts.channels.chat] has a `format`, which only a webhook takes; it is a command channel"),
+            "{all}"
+        );
+        assert!(all.contains("vane.toml:5:10"), "{all}");
+        assert!(
+            all.contains("remove format, or make it kind = \"webhook\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("[alerts.channels.hook] has a routing key but is not a PagerDuty channel"),
+            "{all}"
+        );
+        assert!(all.contains("vane.toml:10:19"), "{all}");
+        assert!(
+            all.contains("has both `routing_key` and `routing_key_env`"),
+            "{all}"
+        );
+        assert!(all.contains("it starts with `$`"), "{all}");
+        assert!(all.contains("did you mean `pagerduty`?"), "{all}");
     }
 
     const TWO_TASKS: &str = r#"

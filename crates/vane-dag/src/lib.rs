@@ -34,7 +34,7 @@ mod template;
 
 pub use alerts::{
     AlertOn, AlertRule, AlertSeverity, AlertsConfig, CaFile, Channel, ChannelKind, DagRuleProblem,
-    OnCall,
+    OnCall, RoutingKey, WebhookFormat,
 };
 pub use checks::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
