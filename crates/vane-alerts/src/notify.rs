@@ -43,8 +43,9 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
             ca,
             format,
         } => {
+            let shown = without_path(url);
             let bodies = crate::format::bodies(format, payload)
-                .map_err(|e| format!("webhook {url}: {e}"))?;
+                .map_err(|e| format!("webhook {shown}: {e}"))?;
             // One after the other, each with its retries. After one that failed them all the
             // rest are not tried: the endpoint is down or refuses vane, and trying each would
             // multiply the wait by the number of alerts.
@@ -53,9 +54,9 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
                     post_retrying(url, &body.to_string(), *timeout, *retries, ca.as_ref())
                 {
                     return Err(match bodies.len() {
-                        1 => format!("webhook {url}: {e}"),
+                        1 => format!("webhook {shown}: {e}"),
                         n => format!(
-                            "webhook {url}: event {} of {n} not delivered, and the {} after it not tried: {e}",
+                            "webhook {shown}: event {} of {n} not delivered, and the {} after it not tried: {e}",
                             i + 1,
                             n - i - 1
                         ),
@@ -67,6 +68,16 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
         ChannelKind::Command { command, timeout } => {
             run_command(command, payload, *timeout).map_err(|e| format!("command `{command}`: {e}"))
         }
+    }
+}
+
+/// The URL as errors show it: Slack and similar services put the secret in the path, and
+/// errors go to the log and `vane alerts`, where anyone reading them could post as vane.
+fn without_path(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) if url.len() > after_scheme + i + 1 => format!("{}/…", &url[..after_scheme + i]),
+        _ => url.to_owned(),
     }
 }
 
@@ -386,6 +397,19 @@ fn run_command(command: &str, payload: &Value, timeout: Duration) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_a_webhook_url_without_its_secret_path() {
+        assert_eq!(
+            without_path("https://hooks.slack.com/services/T00/B00/XXXX"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            without_path("http://127.0.0.1:8099/"),
+            "http://127.0.0.1:8099/"
+        );
+        assert_eq!(without_path("http://relay:8099"), "http://relay:8099");
+    }
 
     #[test]
     fn urls_split_into_scheme_host_port_and_path() {
