@@ -134,6 +134,12 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
     b.wait_text("main button", &["Clear failed tasks"]);
     b.screenshot("run");
 
+    // What failed, across DAGs.
+    b.goto(&format!("{base}/#/runs?state=failed"));
+    b.wait_text("main", &["The last 50 failed runs"]);
+    let listed: Vec<String> = b.texts("main td[data-run]");
+    assert_eq!(listed, vec!["#2".to_owned()]);
+
     // Trigger and Pause from the DAG list (the token was pasted in this browser before).
     b.goto(&format!("{base}/#/"));
     b.eval(

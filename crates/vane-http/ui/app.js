@@ -327,15 +327,19 @@ function recentDots(d) {
 // ---- pages: runs ----------------------------------------------------------------------
 
 async function pageRuns() {
-  const runs = await api('/api/runs?limit=50');
-  return h('div', {}, h('h1', {}, 'Runs'), h('p', { class: 'sub' }, 'The last 50 runs of every DAG, newest first.'),
-    panel(runs.length ? runsTable(runs, true) : empty('No runs yet. Start one with `vane run DAG` or the Trigger button.')));
+  const state = new URLSearchParams(location.hash.split('?')[1] || '').get('state') || '';
+  const runs = await api(`/api/runs?limit=50${state ? `&state=${enc(state)}` : ''}`);
+  const filter = h('div', { class: 'tabs' }, [['', 'All'], ['failed', 'Failed'], ['running', 'Running'], ['queued', 'Queued'], ['success', 'Succeeded']].map(([key, text]) =>
+    h('a', { href: key ? `#/runs?state=${key}` : '#/runs', class: state === key ? 'active' : null }, text)));
+  return h('div', {}, h('h1', {}, 'Runs'), h('p', { class: 'sub' }, `The last 50 ${state ? `${label(state)} ` : ''}runs of every DAG, newest first.`),
+    filter,
+    panel(runs.length ? runsTable(runs, true) : empty(state ? `No ${label(state)} runs.` : 'No runs yet. Start one with `vane run DAG` or the Trigger button.')));
 }
 
 function runsTable(runs, withDag) {
   return table(['Run', withDag ? 'DAG' : null, 'State', 'Trigger', 'Logical date', 'Started', 'Duration'].filter(Boolean),
     runs.map((r) => h('tr', {},
-      h('td', {}, link(`#/runs/${r.id}`, `#${r.id}`)),
+      h('td', { 'data-run': r.id }, link(`#/runs/${r.id}`, `#${r.id}`)),
       withDag ? h('td', {}, link(`#/dags/${enc(r.dag_id)}`, r.dag_id)) : null,
       h('td', {}, badge(r.state), r.reason ? h('div', { class: 'muted' }, r.reason) : null),
       h('td', {}, r.trigger),
