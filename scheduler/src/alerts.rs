@@ -285,18 +285,42 @@ pub(crate) fn ack(g: &Global, args: &AckArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
-    let alert = resolve_alert(g, args.id, &who(&args.by))?;
+    let (alert, told) = resolve_alert(g, args.id, &who(&args.by))?;
     println!(
         "alert {} resolved; if it happens again it opens a new alert",
         alert.id
     );
-    Ok(ExitCode::SUCCESS)
+    let mut code = ExitCode::SUCCESS;
+    for n in &told {
+        match &n.error {
+            None => println!("told {} that #{} resolved", n.channel, alert.id),
+            Some(e) => {
+                eprintln!(
+                    "could not tell {} that #{} resolved: {e}",
+                    n.channel, alert.id
+                );
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
 }
 
-pub(crate) fn resolve_alert(g: &Global, id: i64, by: &str) -> Result<AlertRecord> {
-    open_store(g)?
-        .resolve_alert(id, &format!("user {by}"), Utc::now())
-        .map_err(not_found(id))
+/// Resolves alert `id` and tells the channels that opened an incident for it (PagerDuty), as
+/// a success would; the alert, and what was sent.
+pub(crate) fn resolve_alert(
+    g: &Global,
+    id: i64,
+    by: &str,
+) -> Result<(AlertRecord, Vec<vane_alerts::Notification>)> {
+    let store = open_store(g)?;
+    let now = Utc::now();
+    let alert = store
+        .resolve_alert(id, &format!("user {by}"), now)
+        .map_err(not_found(id))?;
+    let (config, _, _) = rules(g)?;
+    let told = vane_alerts::tell_resolved_by_hand(&store, &config, &alert, now)?;
+    Ok((alert, told))
 }
 
 pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {

@@ -331,9 +331,11 @@ impl VaneApi {
             }
             Route::Resolve { alert } => {
                 let by = crate::alerts::who(&field(body, "by")?);
-                json(vane_alerts::alert_json(&crate::alerts::resolve_alert(
-                    g, alert, &by,
-                )?))
+                let (alert, told) = crate::alerts::resolve_alert(g, alert, &by)?;
+                for n in told.iter().filter(|n| n.error.is_some()) {
+                    tracing::warn!(channel = %n.channel, alert = alert.id, error = n.error.as_deref().unwrap_or(""), "Could not tell the channel the alert was resolved.");
+                }
+                json(vane_alerts::alert_json(&alert))
             }
             Route::Snooze { alert } => {
                 let length = required(body, "for")?;

@@ -261,6 +261,27 @@ pub fn evaluate<S: AlertStore + ?Sized>(
     Ok(report)
 }
 
+/// Tells the channels that keep an incident open per alert (PagerDuty) that a person resolved
+/// `alert` (`vane resolve`, the UI or the API), so the incident closes with it as it does when
+/// a success resolves it. The answer lists what was sent, with any delivery error.
+///
+/// # Errors
+/// Fails when the database cannot be read.
+pub fn tell_resolved_by_hand<S: AlertStore + ?Sized>(
+    store: &S,
+    config: &AlertsConfig,
+    alert: &AlertRecord,
+    now: DateTime<Utc>,
+) -> Result<Vec<Notification>> {
+    let mut report = Report {
+        resolved: vec![alert.clone()],
+        ..Report::default()
+    };
+    let oncall = config.oncall.as_ref().and_then(|o| o.at(now));
+    tell_resolved(store, config, oncall, now, &mut report)?;
+    Ok(report.notifications)
+}
+
 /// Tells the channels that keep an incident open per alert (PagerDuty) about the alerts this
 /// evaluation resolved, so the incident closes with the alert. Only alerts that were notified
 /// are told, to the channels their rule sends them to; these resolutions are not recorded as

@@ -553,3 +553,46 @@ retries = 0
     vane_alerts::evaluate(&store, &cfg, at(6)).unwrap();
     assert!(events().is_empty());
 }
+
+#[test]
+fn resolving_an_alert_by_hand_closes_its_pagerduty_incident() {
+    let (port, received) = serve_http();
+    let store = history();
+    let cfg = config(&format!(
+        r#"
+[[alerts.rules]]
+on = "run_failed"
+channels = ["pd", "log"]
+
+[alerts.channels.pd]
+kind = "webhook"
+url = "http://127.0.0.1:{port}/v2/enqueue"
+format = "pagerduty"
+routing_key = "R0KEY"
+retries = 0
+"#
+    ));
+    let t0 = Utc::now();
+    run_at(&store, "etl", 1, &[("load", Outcome::Fail)], t0);
+    vane_alerts::evaluate(&store, &cfg, t0 + TimeDelta::minutes(1)).unwrap();
+    let triggered: Vec<Value> = received.try_iter().collect();
+    assert_eq!(triggered.len(), 1, "{triggered:#?}");
+    let id = open(&store)[0].id;
+
+    let resolved = store
+        .resolve_alert(id, "user alice", t0 + TimeDelta::minutes(2))
+        .unwrap();
+    let sent =
+        vane_alerts::tell_resolved_by_hand(&store, &cfg, &resolved, t0 + TimeDelta::minutes(2))
+            .unwrap();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the channel that opens incidents: {sent:?}"
+    );
+    assert!(sent[0].resolves && sent[0].error.is_none(), "{sent:?}");
+    let events: Vec<Value> = received.try_iter().collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event_action"], "resolve");
+    assert_eq!(events[0]["dedup_key"], format!("vane-alert-{id}"));
+}
