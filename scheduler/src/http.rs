@@ -456,23 +456,10 @@ fn oncall_json(g: &Global, turns: usize, now: chrono::DateTime<chrono::Utc>) -> 
     let Some(rotation) = crate::commands::limits(g)?.alerts.oncall else {
         return Ok(json!({ "configured": false, "now": null, "turns": [] }));
     };
-    let every = chrono::TimeDelta::from_std(rotation.every)?;
-    let started = now >= rotation.start;
-    // Before the rotation begins, list from its first turn.
-    let elapsed = if started {
-        (now - rotation.start).num_seconds() / every.num_seconds().max(1)
-    } else {
-        0
-    };
-    let first = rotation.start + every * i32::try_from(elapsed)?;
-    let list: Vec<Value> = (0..turns)
-        .map(|k| {
-            let from = first + every * i32::try_from(k).unwrap_or(i32::MAX);
-            json!({
-                "person": rotation.at(from),
-                "from": from.to_rfc3339(),
-                "to": (from + every).to_rfc3339(),
-            })
+    let list: Vec<Value> = rotation
+        .turns(now, turns)
+        .map(|(from, to, person)| {
+            json!({ "person": person, "from": from.to_rfc3339(), "to": to.to_rfc3339() })
         })
         .collect();
     Ok(json!({

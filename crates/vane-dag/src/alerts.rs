@@ -266,15 +266,43 @@ pub struct OnCall {
 }
 
 impl OnCall {
+    fn every_secs(&self) -> i64 {
+        self.every.as_secs().max(1) as i64
+    }
+
+    /// The number of the turn under way at `at`; `None` before the rotation begins.
+    fn turn(&self, at: DateTime<Utc>) -> Option<i64> {
+        let since = (at - self.start).num_seconds();
+        (since >= 0).then(|| since / self.every_secs())
+    }
+
+    fn person(&self, turn: i64) -> Option<&str> {
+        let n = self.people.len() as i64;
+        (n > 0).then(|| self.people[turn.rem_euclid(n) as usize].as_str())
+    }
+
     /// Who is on call at `at`; before `start` the rotation has not begun.
     pub fn at(&self, at: DateTime<Utc>) -> Option<&str> {
-        let since = (at - self.start).num_seconds();
-        let every = self.every.as_secs().max(1) as i64;
-        if since < 0 || self.people.is_empty() {
-            return None;
-        }
-        let turn = (since / every) as usize % self.people.len();
-        Some(&self.people[turn])
+        self.person(self.turn(at)?)
+    }
+
+    /// `count` turns as (start, end, person), from the one under way at `at` (or the first,
+    /// before the rotation begins).
+    pub fn turns(
+        &self,
+        at: DateTime<Utc>,
+        count: usize,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>, Option<&str>)> {
+        let first = self.turn(at).unwrap_or(0);
+        let every = self.every_secs();
+        (first..).take(count).map(move |k| {
+            let from = self.start + chrono::TimeDelta::seconds(k * every);
+            (
+                from,
+                from + chrono::TimeDelta::seconds(every),
+                self.person(k),
+            )
+        })
     }
 }
 
@@ -1086,6 +1114,28 @@ every = "1w"
         assert_eq!(oncall.at(day("2026-01-13T00:00:00Z")), Some("bob"));
         assert_eq!(oncall.at(day("2026-01-20T00:00:00Z")), Some("alice"));
         assert_eq!(oncall.at(day("2026-01-01T00:00:00Z")), None);
+        let turns: Vec<_> = oncall.turns(day("2026-01-14T12:00:00Z"), 2).collect();
+        assert_eq!(
+            turns,
+            vec![
+                (
+                    day("2026-01-12T00:00:00Z"),
+                    day("2026-01-19T00:00:00Z"),
+                    Some("bob")
+                ),
+                (
+                    day("2026-01-19T00:00:00Z"),
+                    day("2026-01-26T00:00:00Z"),
+                    Some("alice")
+                ),
+            ]
+        );
+        let before = oncall.turns(day("2026-01-01T00:00:00Z"), 1).next();
+        assert_eq!(
+            before.map(|t| t.2),
+            Some(Some("alice")),
+            "listed from the first turn"
+        );
     }
 
     #[test]
