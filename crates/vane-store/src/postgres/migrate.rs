@@ -6,7 +6,22 @@ use crate::{Result, StoreError};
 
 /// Schema migrations, applied in order; `vane_schema.version` holds how many ran. Each has the
 /// number of the SQLite migration that makes the same change.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_scheduler.sql"),
+    include_str!("../../migrations/postgres/0003_clear.sql"),
+    include_str!("../../migrations/postgres/0004_backfill.sql"),
+    include_str!("../../migrations/postgres/0005_sla.sql"),
+    include_str!("../../migrations/postgres/0006_metrics.sql"),
+    include_str!("../../migrations/postgres/0007_slots.sql"),
+    include_str!("../../migrations/postgres/0008_artifacts.sql"),
+    include_str!("../../migrations/postgres/0009_checks.sql"),
+    include_str!("../../migrations/postgres/0010_registry.sql"),
+    include_str!("../../migrations/postgres/0011_cache.sql"),
+    include_str!("../../migrations/postgres/0012_rollout_lock.sql"),
+    include_str!("../../migrations/postgres/0013_alerts.sql"),
+    include_str!("../../migrations/postgres/0014_scheduler_heartbeat.sql"),
+];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new
 /// database would otherwise create the same tables at once. ASCII "vanemigr".
@@ -51,5 +66,39 @@ impl super::PgStore {
             c.execute("INSERT INTO vane_schema (version) VALUES ($1)", &[&known])?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// The version numbers of the migration files in `dir` of this crate, in order.
+    fn numbers(dir: &str) -> Vec<String> {
+        let dir = format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| n.split('_').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// A database's version means the same schema on both backends, so a change made to one
+    /// must be made to the other under the same number.
+    #[test]
+    fn both_backends_migrate_through_the_same_versions() {
+        let sqlite = numbers("migrations");
+        assert_eq!(numbers("migrations/postgres"), sqlite);
+        assert_eq!(MIGRATIONS.len(), sqlite.len());
+        let sqlite_version = crate::SqliteStore::open_in_memory()
+            .unwrap()
+            .schema_version()
+            .unwrap();
+        assert_eq!(MIGRATIONS.len() as i64, sqlite_version);
     }
 }
