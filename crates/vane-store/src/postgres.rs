@@ -29,7 +29,9 @@ use ::postgres::{Client, NoTls};
 
 use crate::{Result, StoreError};
 
+mod heartbeat;
 mod migrate;
+mod store;
 
 /// How many times a transaction that lost a serialization conflict or a deadlock starts over
 /// before the error reaches the caller. Conflicts need two schedulers touching the same rows in
@@ -77,6 +79,11 @@ fn is_conflict(error: &StoreError) -> bool {
     let code = e.downcast_ref::<::postgres::Error>().and_then(|e| e.code());
     code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
         || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// A number PostgreSQL keeps as `bigint` that vane holds as `u32` (attempt numbers, pids).
+pub(crate) fn to_u32(value: i64, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what}: {value}")))
 }
 
 /// `url` without its password, for messages: the password may sit in the user-info part
