@@ -2,7 +2,8 @@
 //!
 //! The engine and the CLI never write SQL; they call [`Store`]. [`SqliteStore`] is the embedded
 //! default (WAL mode, `synchronous = FULL`, versioned migrations); a PostgreSQL backend can
-//! implement the same trait for several schedulers sharing one history.
+//! implement the same trait for several schedulers sharing one history. Async code calls a
+//! store through [`StoreThreads`], which runs each call on a thread of its own.
 //!
 //! ```
 //! use vane_store::{Store, SqliteStore, NewDagVersion};
@@ -23,6 +24,7 @@ mod metrics;
 mod observe;
 mod registry;
 mod sqlite;
+mod threads;
 mod types;
 
 pub use alerts::{
@@ -48,6 +50,7 @@ pub use registry::{
 };
 
 pub use sqlite::SqliteStore;
+pub use threads::{Opener, StoreThreads};
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
     NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
