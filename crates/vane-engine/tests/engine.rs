@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::oneshot;
-use vane_engine::{Control, Engine, Paths, RunSpec};
+use vane_engine::{BlockingPool, Control, Engine, Paths, RunSpec};
 use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
-use vane_store::{AttemptState, RunState, SqliteStore, Store, TaskState, Trigger};
+use vane_store::{AttemptState, RunState, SqliteStore, Store, StoreThreads, TaskState, Trigger};
 
 /// What a scripted task does on each attempt.
 #[derive(Clone, Copy)]
@@ -144,10 +144,13 @@ fn spec(f: &Fixture) -> RunSpec<'_> {
     }
 }
 
-fn engine<'a>(f: &Fixture, store: &'a SqliteStore, executor: &'a FakeExecutor) -> Engine<'a> {
+/// The engine on its own connection, called inline: on the paused clock, waiting for a store
+/// thread would let time jump ahead.
+fn engine<'a>(f: &Fixture, executor: &'a FakeExecutor) -> Engine<'a> {
     Engine {
-        store,
+        store: StoreThreads::inline(Box::new(SqliteStore::open(&f.db).unwrap())),
         executor,
+        offload: &BlockingPool,
         paths: Paths {
             logs: f.root.join("logs"),
             work: f.root.join("work"),
@@ -169,9 +172,9 @@ async fn a_flaky_task_is_retried_after_its_backoff_and_the_run_succeeds() {
         &f.db,
         &[("extract", &[Step::Exit(1), Step::Exit(1), Step::Exit(0)])],
     );
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let started = tokio::time::Instant::now();
     let (_keep, control) = tokio::sync::watch::channel(Control::Run);
     let state = engine.execute(run, &spec, control).await.unwrap();
@@ -207,9 +210,9 @@ async fn stopping_a_run_kills_running_tasks_and_records_it() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -241,9 +244,9 @@ async fn a_drained_run_finishes_what_runs_and_resumes_later() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         // extract runs from 0s to 1s; draining at 0.5s lets it finish but starts nothing else.
@@ -333,7 +336,7 @@ async fn run_dag(
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, script);
     let detail = {
-        let engine = engine(&f, &store, &executor);
+        let engine = engine(&f, &executor);
         let spec = RunSpec {
             dag: &dag,
             source,
@@ -344,7 +347,7 @@ async fn run_dag(
             git: None,
             backfill: None,
         };
-        let run = engine.create_run(&spec).unwrap();
+        let run = engine.create_run(&spec).await.unwrap();
         let (_keep, control) = tokio::sync::watch::channel(Control::Run);
         engine.execute(run, &spec, control).await.unwrap();
         store.run(run).unwrap()
@@ -418,9 +421,9 @@ async fn a_task_killed_after_the_drain_grace_runs_again_when_the_run_resumes() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -469,7 +472,7 @@ async fn a_pool_of_one_runs_its_tasks_one_at_a_time() {
     let dag = vane_dag::parse_dag(GPU, "gpu").dag.unwrap();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[]);
-    let mut engine = engine(&f, &store, &executor);
+    let mut engine = engine(&f, &executor);
     engine.limits.pools.insert("gpu".into(), 1);
     let spec = RunSpec {
         dag: &dag,
@@ -481,7 +484,7 @@ async fn a_pool_of_one_runs_its_tasks_one_at_a_time() {
         git: None,
         backfill: None,
     };
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let started = tokio::time::Instant::now();
     let (_keep, control) = tokio::sync::watch::channel(Control::Run);
     assert_eq!(
