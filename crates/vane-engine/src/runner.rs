@@ -247,6 +247,11 @@ impl Engine<'_> {
             joins: JoinSet::new(),
             sensing: HashMap::new(),
             keeping: JoinSet::new(),
+            starting: HashMap::new(),
+            preparing: JoinSet::new(),
+            restoring: JoinSet::new(),
+            ready: Vec::new(),
+            unstartable: Vec::new(),
         };
         let ctx = Ctx {
             engine: self,
@@ -355,6 +360,16 @@ impl Engine<'_> {
                         }
                         (actions, changes)
                     }
+                    Some(prepared) = procs.preparing.join_next() => {
+                        let (task, attempt, job, prepared) =
+                            prepared.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        ctx.prepared(&mut machine, &mut procs, task, attempt, job, prepared?).await?
+                    }
+                    Some(restored) = procs.restoring.join_next() => {
+                        let (task, attempt, job, prepared, restored) =
+                            restored.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        ctx.restored(&mut machine, &mut procs, (task, attempt, job), prepared, restored).await?
+                    }
                     Some(kept) = procs.keeping.join_next() => {
                         let (ending, kept) = kept.map_err(|e| EngineError::Internal(e.to_string()))?;
                         let ending = ctx.outputs_kept(ending, kept).await;
@@ -457,7 +472,32 @@ struct Processes {
     sensing: HashMap<usize, Sensing>,
     /// Attempts that succeeded whose outputs are being hashed and copied off the loop.
     keeping: JoinSet<(Ending, Result<Vec<Kept>, String>)>,
+    /// Attempts started but with no process yet: their inputs are being hashed, their cache
+    /// looked up or restored, off the loop. Whether the run stopped them meanwhile.
+    starting: HashMap<usize, bool>,
+    preparing: JoinSet<Preparing>,
+    restoring: JoinSet<Restoring>,
+    /// Attempts whose preparation came back: to launch, or to fail and why.
+    ready: Vec<(usize, u32, Job)>,
+    unstartable: Vec<(usize, u32, String)>,
 }
+
+/// A prepared attempt: task, attempt, its job, and what its preparation found.
+type Preparing = (
+    usize,
+    u32,
+    Job,
+    Result<Result<Prepared, String>, EngineError>,
+);
+
+/// A cache hit being put back: task, attempt, job, the hit, and each output restored where.
+type Restoring = (
+    usize,
+    u32,
+    Job,
+    Prepared,
+    Result<Vec<(ArtifactLink, String)>, String>,
+);
 
 impl Processes {
     /// Watches a process just started for `task`: its kill switch, and its end as an event.
@@ -831,13 +871,13 @@ impl Ctx<'_, '_> {
         procs: &mut Processes,
     ) -> Result<(), EngineError> {
         loop {
-            let mut launches = Vec::new();
+            // Starts an event of the run decided: inputs hashed, cache looked up or restored.
+            let mut launches: Vec<_> = procs.ready.drain(..).collect();
+            let mut failed_launches: Vec<_> = procs.unstartable.drain(..).collect();
             let mut stopped_sensors = Vec::new();
-            let mut failed_launches = Vec::new();
-            // Attempts of tasks with inputs or a cache key, and cache hits, to record once
-            // their start is.
-            let mut started = Vec::new();
-            let mut cached = Vec::new();
+            // Attempts of tasks with inputs or a cache key: prepared off the loop once their
+            // start is recorded.
+            let mut to_prepare = Vec::new();
             for action in actions.drain(..) {
                 match action {
                     Action::SetState {
@@ -857,6 +897,9 @@ impl Ctx<'_, '_> {
                         } else if let Some(sensing) = procs.sensing.remove(&task) {
                             // Waiting between two checks: nothing to kill, it just stops.
                             stopped_sensors.push((task, sensing.attempt));
+                        } else if let Some(stopped) = procs.starting.get_mut(&task) {
+                            // No process yet: it stops when its preparation comes back.
+                            *stopped = true;
                         }
                     }
                     Action::Launch { task, attempt } => {
@@ -869,17 +912,6 @@ impl Ctx<'_, '_> {
                         }
                         let job = self.job(task, attempt);
                         let spec = &self.spec.dag.tasks[task];
-                        // Tasks that declare no inputs and no cache (most) cost nothing here.
-                        let prepared = if spec.builtin.is_some() && self.engine.builtin.is_none() {
-                            Some(Err(format!(
-                                "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
-                                spec.id
-                            )))
-                        } else if spec.inputs.is_empty() && !spec.cache {
-                            None
-                        } else {
-                            Some(self.prepare(task, attempt).await?)
-                        };
                         changes.push(Change::AttemptStarted {
                             run: self.run,
                             task: spec.id.clone(),
@@ -889,19 +921,18 @@ impl Ctx<'_, '_> {
                             log_path: job.log_path.display().to_string(),
                             at: Utc::now(),
                         });
-                        match prepared {
-                            None => launches.push((task, attempt, job)),
-                            Some(Err(reason)) => {
-                                write_log(&job.log_path, &format!("vane: {reason}\n"));
-                                failed_launches.push((task, attempt, reason));
-                            }
-                            Some(Ok(prepared)) if prepared.hit.is_some() => {
-                                cached.push((task, attempt, job, prepared));
-                            }
-                            Some(Ok(prepared)) => {
-                                started.push((task, attempt, prepared));
-                                launches.push((task, attempt, job));
-                            }
+                        if spec.builtin.is_some() && self.engine.builtin.is_none() {
+                            let reason = format!(
+                                "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
+                                spec.id
+                            );
+                            write_log(&job.log_path, &format!("vane: {reason}\n"));
+                            failed_launches.push((task, attempt, reason));
+                        } else if spec.inputs.is_empty() && !spec.cache {
+                            // Tasks that declare no inputs and no cache (most) start at once.
+                            launches.push((task, attempt, job));
+                        } else {
+                            to_prepare.push((task, attempt, job));
                         }
                     }
                 }
@@ -909,32 +940,9 @@ impl Ctx<'_, '_> {
             if !changes.is_empty() {
                 self.engine.apply(std::mem::take(&mut changes)).await?;
             }
-            for (task, attempt, prepared) in started {
-                self.record_start(task, attempt, &prepared).await?;
-            }
-            for (task, attempt, job, prepared) in cached {
-                match self.reuse(task, attempt, &job, &prepared).await? {
-                    Ok(recorded) => {
-                        changes.extend(recorded);
-                        if self.uses_slots() {
-                            changes.push(Change::ReleaseSlots {
-                                run: self.run,
-                                task: Some(self.spec.dag.tasks[task].id.clone()),
-                            });
-                        }
-                        actions.extend(machine.finished(task, Finish::Success, now()));
-                    }
-                    Err(why) => {
-                        // The outputs cannot be put back: running the task makes them again.
-                        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
-                        write_log(
-                            &job.log_path,
-                            &format!("vane: cache not used: {why}; running the task\n"),
-                        );
-                        self.record_start(task, attempt, &prepared).await?;
-                        launches.push((task, attempt, job));
-                    }
-                }
+            for (task, attempt, job) in to_prepare {
+                procs.starting.insert(task, false);
+                procs.preparing.spawn(self.prepare(task, attempt, job));
             }
             for (task, attempt, job) in launches {
                 let id = &self.spec.dag.tasks[task].id;
@@ -1143,13 +1151,16 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Hashes the inputs of an attempt about to start and, for a cached task, computes its key
-    /// and looks for an attempt to reuse. `Ok(Err(reason))` when an input cannot be read.
-    async fn prepare(
+    /// Hashes the inputs of an attempt whose start is recorded and, for a cached task,
+    /// computes its key and looks for an attempt to reuse, all off the loop; the future owns
+    /// what it needs, so it waits beside the run's other events. `Ok(Err(reason))` when an
+    /// input cannot be read.
+    fn prepare(
         &self,
         task: usize,
         attempt: u32,
-    ) -> Result<Result<Prepared, String>, EngineError> {
+        job: Job,
+    ) -> impl std::future::Future<Output = Preparing> + Send + 'static {
         let spec = &self.spec.dag.tasks[task];
         let vars = self.vars(task, self.run, attempt);
         let declared: Vec<(String, PathBuf)> = spec
@@ -1157,41 +1168,86 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|input| (input.name.clone(), self.artifact_path(&vars, input)))
             .collect();
-        let hashed = self
-            .engine
-            .blocking(move || {
-                let mut inputs = Vec::with_capacity(declared.len());
-                for (name, path) in declared {
-                    match artifacts::hash_path(&path) {
-                        Ok(hashed) => inputs.push((name, path, hashed)),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Err(format!(
-                                "declared input `{name}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
-                                path.display()
-                            ));
-                        }
-                        Err(e) => {
-                            return Err(format!(
-                                "declared input `{name}` cannot be read at {}: {e}",
-                                path.display()
-                            ));
-                        }
+        let hashing = offload(self.engine.offload, move || {
+            let mut inputs = Vec::with_capacity(declared.len());
+            for (name, path) in declared {
+                match artifacts::hash_path(&path) {
+                    Ok(hashed) => inputs.push((name, path, hashed)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(format!(
+                            "declared input `{name}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
+                            path.display()
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "declared input `{name}` cannot be read at {}: {e}",
+                            path.display()
+                        ));
                     }
                 }
-                Ok(inputs)
-            })
-            .await;
-        let inputs = match hashed {
-            Ok(inputs) => inputs,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        if !spec.cache {
-            return Ok(Ok(Prepared {
-                inputs,
-                key: None,
-                hit: None,
-            }));
+            }
+            Ok(inputs)
+        });
+        let cache = spec.cache.then(|| self.cache_inputs(task));
+        let store = self.engine.store.clone();
+        async move {
+            let prepared = async {
+                let inputs = match hashing.await {
+                    Ok(inputs) => inputs,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+                let Some(cache) = cache else {
+                    return Ok(Ok(Prepared {
+                        inputs,
+                        key: None,
+                        hit: None,
+                    }));
+                };
+                let hashes: Vec<(String, String)> = inputs
+                    .iter()
+                    .map(|(name, _, hashed)| (name.clone(), hashed.hash.clone()))
+                    .collect();
+                let key = artifacts::cache_key(&CacheInputs {
+                    command: &cache.command,
+                    env: &cache.env,
+                    params: &cache.params,
+                    inputs: &hashes,
+                    outputs: &cache.outputs,
+                });
+                let lookup = key.clone();
+                let hit = store
+                    .call(move |s| {
+                        let hit = s.cache_hit(&cache.dag_id, &cache.task_id, &lookup)?;
+                        // Reusable only when every output declared now was recorded and kept.
+                        // On this thread, off the loop: each check looks at the file system.
+                        Ok::<_, EngineError>(hit.filter(|(_, links)| {
+                            cache.outputs.iter().all(|o| {
+                                links.iter().any(|l| {
+                                    l.artifact.name == *o
+                                        && l.artifact
+                                            .stored
+                                            .as_deref()
+                                            .is_some_and(|s| Path::new(s).exists())
+                                })
+                            })
+                        }))
+                    })
+                    .await?;
+                Ok(Ok(Prepared {
+                    inputs,
+                    key: Some(key),
+                    hit,
+                }))
+            };
+            let prepared = prepared.await;
+            (task, attempt, job, prepared)
         }
+    }
+
+    /// What a cached task's key is computed from, besides its inputs' hashes.
+    fn cache_inputs(&self, task: usize) -> CacheParts {
+        let spec = &self.spec.dag.tasks[task];
         // Run id and attempt differ on every attempt; rendered as fixed placeholders, a
         // command that only names them in paths still finds its cache.
         let fixed = self.vars(task, 0, 0);
@@ -1222,45 +1278,111 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|(name, value)| (name.clone(), value.to_string()))
             .collect();
-        let hashes: Vec<(String, String)> = inputs
-            .iter()
-            .map(|(name, _, hashed)| (name.clone(), hashed.hash.clone()))
-            .collect();
-        let outputs: Vec<String> = spec.outputs.iter().map(|o| o.name.clone()).collect();
-        let key = artifacts::cache_key(&CacheInputs {
-            command: &command,
-            env: &env,
-            params: &params,
-            inputs: &hashes,
-            outputs: &outputs,
-        });
-        let (dag_id, task_id, lookup_key) =
-            (self.spec.dag.id.clone(), spec.id.clone(), key.clone());
-        let hit = self
-            .engine
-            .store
-            .call(move |s| {
-                let hit = s.cache_hit(&dag_id, &task_id, &lookup_key)?;
-                // Reusable only when every output declared now was recorded and kept. On
-                // this thread, off the loop: each check is a look at the file system.
-                Ok::<_, EngineError>(hit.filter(|(_, links)| {
-                    outputs.iter().all(|o| {
-                        links.iter().any(|l| {
-                            l.artifact.name == *o
-                                && l.artifact
-                                    .stored
-                                    .as_deref()
-                                    .is_some_and(|s| Path::new(s).exists())
-                        })
-                    })
-                }))
-            })
+        CacheParts {
+            command,
+            env,
+            params,
+            outputs: spec.outputs.iter().map(|o| o.name.clone()).collect(),
+            dag_id: self.spec.dag.id.clone(),
+            task_id: spec.id.clone(),
+        }
+    }
+
+    /// An attempt's preparation came back: it fails, is put back from the cache, or starts.
+    async fn prepared(
+        &self,
+        machine: &mut RunMachine,
+        procs: &mut Processes,
+        task: usize,
+        attempt: u32,
+        job: Job,
+        prepared: Result<Prepared, String>,
+    ) -> Result<(Vec<Action>, Vec<Change>), EngineError> {
+        if procs.starting.get(&task) == Some(&true) {
+            procs.starting.remove(&task);
+            let ending = self.ending(task, attempt, Ok(Outcome::Cancelled));
+            return Ok(self.finished(machine, ending));
+        }
+        match prepared {
+            Err(reason) => {
+                procs.starting.remove(&task);
+                write_log(&job.log_path, &format!("vane: {reason}\n"));
+                procs.unstartable.push((task, attempt, reason));
+            }
+            Ok(prepared) if prepared.hit.is_some() => {
+                match self.restore(task, attempt, &prepared) {
+                    Ok(restoring) => {
+                        procs.restoring.spawn(async move {
+                            let restored = restoring.await;
+                            (task, attempt, job, prepared, restored)
+                        });
+                    }
+                    Err(why) => {
+                        procs.starting.remove(&task);
+                        self.not_cached(procs, (task, attempt, job), &prepared, &why)
+                            .await?;
+                    }
+                }
+            }
+            Ok(prepared) => {
+                procs.starting.remove(&task);
+                self.record_start(task, attempt, &prepared).await?;
+                procs.ready.push((task, attempt, job));
+            }
+        }
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    /// A cache hit's outputs were put back (the attempt succeeds) or could not be (the task
+    /// runs after all).
+    async fn restored(
+        &self,
+        machine: &mut RunMachine,
+        procs: &mut Processes,
+        (task, attempt, job): (usize, u32, Job),
+        prepared: Prepared,
+        restored: Result<Vec<(ArtifactLink, String)>, String>,
+    ) -> Result<(Vec<Action>, Vec<Change>), EngineError> {
+        if procs.starting.remove(&task) == Some(true) {
+            let ending = self.ending(task, attempt, Ok(Outcome::Cancelled));
+            return Ok(self.finished(machine, ending));
+        }
+        let restored = match restored {
+            Ok(restored) => restored,
+            Err(why) => {
+                self.not_cached(procs, (task, attempt, job), &prepared, &why)
+                    .await?;
+                return Ok((Vec::new(), Vec::new()));
+            }
+        };
+        let mut changes = self
+            .reused(task, attempt, &job, &prepared, restored)
             .await?;
-        Ok(Ok(Prepared {
-            inputs,
-            key: Some(key),
-            hit,
-        }))
+        if self.uses_slots() {
+            changes.push(Change::ReleaseSlots {
+                run: self.run,
+                task: Some(self.spec.dag.tasks[task].id.clone()),
+            });
+        }
+        Ok((machine.finished(task, Finish::Success, now()), changes))
+    }
+
+    /// The outputs of a cache hit cannot be put back: running the task makes them again.
+    async fn not_cached(
+        &self,
+        procs: &mut Processes,
+        (task, attempt, job): (usize, u32, Job),
+        prepared: &Prepared,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
+        write_log(
+            &job.log_path,
+            &format!("vane: cache not used: {why}; running the task\n"),
+        );
+        self.record_start(task, attempt, prepared).await?;
+        procs.ready.push((task, attempt, job));
+        Ok(())
     }
 
     /// Links the inputs of an attempt that started, and records its cache key.
@@ -1301,49 +1423,60 @@ impl Ctx<'_, '_> {
             .collect()
     }
 
-    /// Puts back the outputs of the attempt a cache hit found and records this attempt as a
-    /// success that reused them. `Ok(Err(reason))` when they cannot be put back.
-    async fn reuse(
+    /// Puts back the outputs of the attempt a cache hit found, off the loop; the future owns
+    /// what it needs. `Err(reason)` when they cannot be put back.
+    fn restore(
         &self,
         task: usize,
         attempt: u32,
-        job: &Job,
         prepared: &Prepared,
-    ) -> Result<Result<Vec<Change>, String>, EngineError> {
-        let Some((source, links)) = &prepared.hit else {
-            return Ok(Err("no attempt to reuse".into()));
+    ) -> Result<
+        impl std::future::Future<Output = Result<Vec<(ArtifactLink, String)>, String>> + Send + 'static,
+        String,
+    > {
+        let Some((_, links)) = &prepared.hit else {
+            return Err("no attempt to reuse".into());
         };
         let spec = &self.spec.dag.tasks[task];
         let vars = self.vars(task, self.run, attempt);
         let mut wanted = Vec::new();
         for output in &spec.outputs {
             let Some(link) = links.iter().find(|l| l.artifact.name == output.name) else {
-                return Ok(Err(format!("output `{}` was not recorded", output.name)));
+                return Err(format!("output `{}` was not recorded", output.name));
             };
             wanted.push((link.clone(), self.artifact_path(&vars, output)));
         }
-        let restored = self
-            .engine
-            .blocking(move || {
-                let mut restored = Vec::with_capacity(wanted.len());
-                for (link, path) in wanted {
-                    let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
-                    if let Err(e) = artifacts::restore(stored, &path) {
-                        return Err(format!(
-                            "cannot restore output `{}` to {}: {e}",
-                            link.artifact.name,
-                            path.display()
-                        ));
-                    }
-                    restored.push((link, path.display().to_string()));
+        Ok(offload(self.engine.offload, move || {
+            let mut restored = Vec::with_capacity(wanted.len());
+            for (link, path) in wanted {
+                let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
+                if let Err(e) = artifacts::restore(stored, &path) {
+                    return Err(format!(
+                        "cannot restore output `{}` to {}: {e}",
+                        link.artifact.name,
+                        path.display()
+                    ));
                 }
-                Ok(restored)
-            })
-            .await;
-        let restored = match restored {
-            Ok(restored) => restored,
-            Err(reason) => return Ok(Err(reason)),
+                restored.push((link, path.display().to_string()));
+            }
+            Ok(restored)
+        }))
+    }
+
+    /// Records an attempt whose outputs a cache hit put back as a success that reused them;
+    /// returns what is left to record of it.
+    async fn reused(
+        &self,
+        task: usize,
+        attempt: u32,
+        job: &Job,
+        prepared: &Prepared,
+        restored: Vec<(ArtifactLink, String)>,
+    ) -> Result<Vec<Change>, EngineError> {
+        let Some((source, _)) = &prepared.hit else {
+            return Err(EngineError::Internal("reused without a cache hit".into()));
         };
+        let spec = &self.spec.dag.tasks[task];
         let at = self.attempt_ref(task, attempt);
         let inputs = self.input_links(prepared);
         let outputs: Vec<Kept> = restored
@@ -1410,7 +1543,7 @@ impl Ctx<'_, '_> {
             value: *value,
             at: now,
         }));
-        Ok(Ok(changes))
+        Ok(changes)
     }
 
     /// Hashes the declared outputs of an attempt that succeeded and keeps a copy of each in
@@ -1493,6 +1626,16 @@ impl Ctx<'_, '_> {
             }
         }
     }
+}
+
+/// What a cached task's key is computed from, besides its inputs' hashes.
+struct CacheParts {
+    command: String,
+    env: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    outputs: Vec<String>,
+    dag_id: String,
+    task_id: String,
 }
 
 /// How an attempt ended, as it is to be recorded.

@@ -656,3 +656,58 @@ async fn another_runs_timeout_fires_and_is_recorded_while_an_output_is_being_kep
         .collect();
     assert_eq!(launched, vec!["train", "stuck", "deploy"]);
 }
+
+const PREPARED: &str = r#"
+[tasks.train]
+command = "train"
+inputs = { data = "data.csv" }
+[tasks.deploy]
+command = "deploy"
+depends_on = ["train"]
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_run_stopped_while_an_input_is_hashed_never_starts_that_task() {
+    let f = fixture();
+    std::fs::write(f.root.join("data.csv"), "rows").unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[]);
+    let gate = Gate::default();
+    let mut engine = engine(&f, &executor);
+    engine.offload = &gate;
+    let dag = vane_dag::parse_dag(PREPARED, "prepared").dag.unwrap();
+    let spec = RunSpec {
+        dag: &dag,
+        source: PREPARED,
+        path: Path::new("dags/prepared.toml"),
+        params: Vec::new(),
+        logical_date: "2026-11-23T02:00:00Z".parse().unwrap(),
+        trigger: Trigger::Manual,
+        git: None,
+        backfill: None,
+    };
+    let run = engine.create_run(&spec).await.unwrap();
+    let (control, watch) = tokio::sync::watch::channel(Control::Run);
+    let test = async {
+        gate.arrived.notified().await;
+        control
+            .send(Control::Stop(vane_engine::StopReason::User))
+            .unwrap();
+        // The stop is recorded (deploy skipped) while train's input is still being hashed.
+        while store.run(run).unwrap().tasks[1].state != TaskState::Skipped {
+            tokio::task::yield_now().await;
+        }
+        gate.release();
+    };
+    let (state, ()) = tokio::join!(engine.execute(run, &spec, watch), test);
+
+    assert_eq!(state.unwrap(), RunState::Failed);
+    assert!(executor.launched.lock().unwrap().is_empty());
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.reason.as_deref(), Some("stopped by the user"));
+    assert_eq!(detail.tasks[0].attempts.len(), 1);
+    assert_eq!(
+        detail.tasks[0].attempts[0].reason.as_deref(),
+        Some("killed: the run was stopped")
+    );
+}
