@@ -35,9 +35,9 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     if from > to {
         bail!("--from {} is after --to {}", args.from, args.to);
     }
-    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
-    let engine = engine(g, store, std::time::Duration::from_secs(10))?;
-    let existing = vane_daemon::existing_runs(&engine, &dag.id)?;
+    let store = &open_store(g)?;
+    let engine = engine(g, std::time::Duration::from_secs(10))?;
+    let existing = vane_daemon::existing_runs(store, &dag.id)?;
     let plan =
         vane_daemon::plan_backfill(dag, from, to, args.reverse, args.rerun_failed, &existing);
     if plan.is_empty() {
@@ -100,7 +100,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
                     git: git.clone(),
                     backfill: Some(id),
                 };
-                match engine.create_run(&spec) {
+                match engine.create_run_blocking(&spec) {
                     Ok(run) => runs.push(run),
                     // The scheduler created it a moment ago: it is not the backfill's.
                     Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
@@ -144,13 +144,13 @@ fn drive(
     id: i64,
     interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<ExitCode> {
-    let store = engine.store;
+    let store = engine.store.clone();
     let mut bar = Progress::new();
     let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupts, |b| {
         bar.show(b)
     }))?;
     bar.finish();
-    let record = store.backfill(id)?;
+    let record = store.call_blocking(move |s| s.backfill(id))?;
     let failed = record.count(RunState::Failed);
     match state {
         BackfillState::Done if failed == 0 => {
@@ -246,8 +246,7 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
                 bail!("backfill {id} is {} already", record.state);
             }
             store.set_backfill_state(*id, BackfillState::Cancelled)?;
-            let engine = engine(g, store, std::time::Duration::from_secs(10))?;
-            vane_daemon::fail_unstarted(&engine, &record)?;
+            vane_daemon::fail_unstarted(store, &record)?;
             eprintln!("backfill {id} cancelled");
             Ok(ExitCode::SUCCESS)
         }
@@ -262,7 +261,7 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
             init_tracing();
             let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;
-            let engine = engine(g, store, std::time::Duration::from_secs(10))?;
+            let engine = engine(g, std::time::Duration::from_secs(10))?;
             drive(&runtime, engine, *id, interrupts)
         }
     }

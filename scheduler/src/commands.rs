@@ -11,7 +11,9 @@ use serde_json::json;
 use vane_dag::{Dag, DagSet};
 use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
-use vane_store::{RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, Trigger};
+use vane_store::{
+    RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, StoreThreads, Trigger,
+};
 
 use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat, ManualRunArgs};
 use crate::output::{duration, table, time};
@@ -232,12 +234,17 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
-/// The engine with the paths of this project: logs and work folder beside the database.
-pub(crate) fn engine<'a>(
-    g: &Global,
-    store: &'a SqliteStore,
-    kill_grace: Duration,
-) -> Result<Engine<'a>> {
+/// How many connections the engine's store threads hold. SQLite writes one at a time; a
+/// second connection lets a read go on beside a write.
+const STORE_THREADS: usize = 2;
+
+/// The engine with the paths of this project: logs and work folder beside the database, and
+/// connections of its own on threads of their own.
+pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>> {
+    let db = g.db.clone();
+    let store = StoreThreads::open(STORE_THREADS, move || {
+        Ok(Box::new(SqliteStore::open(&db)?) as Box<dyn Store + Send>)
+    })?;
     let state_dir = absolute(&state_dir(g))?;
     let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     std::fs::create_dir_all(&work)
@@ -246,6 +253,7 @@ pub(crate) fn engine<'a>(
         limits: limits(g)?,
         store,
         executor: &ProcessExecutor,
+        offload: &vane_engine::BlockingPool,
         paths: Paths {
             logs: state_dir.join("logs"),
             work,
@@ -307,8 +315,7 @@ pub(crate) fn with_manual_run<T>(
     let (dag, file) = find_dag(&set, &target.dag_id, g)?;
     let params = dag.resolve_params(&target.params).map_err(|e| anyhow!(e))?;
     let logical_date = parse_date(target.date.as_deref(), dag)?;
-    let store = open_store(g)?;
-    let engine = engine(g, &store, kill_grace)?;
+    let engine = engine(g, kill_grace)?;
     let spec = RunSpec {
         dag,
         source: &file.source,
@@ -319,7 +326,7 @@ pub(crate) fn with_manual_run<T>(
         git: vane_engine::git_state(&file.path),
         backfill: None,
     };
-    let run_id = created(engine.create_run(&spec), dag, logical_date)?;
+    let run_id = created(engine.create_run_blocking(&spec), dag, logical_date)?;
     then(&engine, &spec, run_id)
 }
 
@@ -406,9 +413,7 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     }
     // Handlers first: a SIGTERM while the database is being opened is a clean stop too.
     let (runtime, stop) = runtime_with_stop()?;
-    // The daemon's store and engine live as long as the process.
-    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
-    let engine = engine(g, store, Duration::from_secs(kill_grace))?;
+    let engine = engine(g, Duration::from_secs(kill_grace))?;
     let config = vane_daemon::Config {
         dags_dir: absolute(&g.dags)?,
         shutdown_grace: Duration::from_secs(grace),
@@ -556,7 +561,7 @@ fn foreground(
             }
         }
     })?;
-    let detail = engine.store.run(run_id)?;
+    let detail = engine.store.call_blocking(move |s| s.run(run_id))?;
     eprint!("{}", task_table(&detail));
     if state == RunState::Success {
         eprintln!("run {run_id} succeeded");
@@ -623,7 +628,7 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
         && detail.run.state == RunState::Running
         && vane_engine::orphaned(owner, &host(), false)
     {
-        let engine = engine(g, &store, Duration::from_secs(10))?;
+        let engine = engine(g, Duration::from_secs(10))?;
         let (runtime, _) = runtime_with_stop()?;
         runtime.block_on(vane_engine::adopt(&engine, args.run_id))?;
         detail = store.run(args.run_id)?;
@@ -686,7 +691,7 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
     init_tracing();
     let (runtime, stop) = runtime_with_stop()?;
     store.apply(&changes)?;
-    let engine = engine(g, &store, Duration::from_secs(10))?;
+    let engine = engine(g, Duration::from_secs(10))?;
     let spec = RunSpec {
         dag: &dag,
         source: &source,

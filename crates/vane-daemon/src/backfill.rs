@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, LocalSet};
 use tracing::{info, warn};
 use vane_dag::Dag;
 use vane_engine::{Control, Engine, EngineError, StopReason};
-use vane_store::{BackfillRecord, BackfillState, RunFilter, RunId, RunState};
+use vane_store::{BackfillRecord, BackfillState, RunFilter, RunId, RunState, Store};
 
 use crate::daemon::{DaemonError, execute};
 
@@ -67,11 +67,10 @@ pub fn plan(
 /// # Errors
 /// Fails when the database cannot be read.
 pub fn existing_runs(
-    engine: &Engine<'_>,
+    store: &dyn Store,
     dag_id: &str,
 ) -> Result<HashMap<DateTime<Utc>, (RunId, RunState)>, DaemonError> {
-    Ok(engine
-        .store
+    Ok(store
         .runs(&RunFilter {
             dag_id: Some(dag_id),
             ..RunFilter::default()
@@ -100,7 +99,7 @@ pub async fn drive(
     let engine = Rc::new(engine);
     LocalSet::new()
         .run_until(async move {
-            let store = engine.store;
+            let store = engine.store.clone();
             let mut active: HashMap<RunId, (watch::Sender<Control>, JoinHandle<()>)> =
                 HashMap::new();
             let mut interrupted = false;
@@ -108,7 +107,7 @@ pub async fn drive(
             let mut shown = None;
             loop {
                 active.retain(|_, (_, handle)| !handle.is_finished());
-                let backfill = store.backfill(id)?;
+                let backfill = store.call(move |s| s.backfill(id)).await?;
                 if shown.as_ref() != Some(&backfill) {
                     progress(&backfill);
                     shown = Some(backfill.clone());
@@ -144,29 +143,41 @@ pub async fn drive(
                             }
                         }
                         active.clear();
-                        if state == BackfillState::Cancelled {
-                            fail_unstarted(&engine, &backfill)?;
-                        }
-                        progress(&store.backfill(id)?);
+                        let cancelled = state == BackfillState::Cancelled;
+                        let ended = store
+                            .call(move |s| {
+                                if cancelled {
+                                    fail_unstarted(s, &backfill)?;
+                                }
+                                Ok::<_, DaemonError>(s.backfill(id)?)
+                            })
+                            .await?;
+                        progress(&ended);
                         return Ok(state);
                     }
                 }
                 if backfill.runs.iter().all(|(_, s)| s.is_finished()) && active.is_empty() {
-                    store.set_backfill_state(id, BackfillState::Done)?;
-                    progress(&store.backfill(id)?);
+                    let done = store
+                        .call(move |s| {
+                            s.set_backfill_state(id, BackfillState::Done)?;
+                            s.backfill(id)
+                        })
+                        .await?;
+                    progress(&done);
                     info!(backfill = id, "Backfill done.");
                     return Ok(BackfillState::Done);
                 }
                 for (run, run_state) in &backfill.runs {
                     // A run whose driver died (`kill -9`, a closed terminal) is adopted.
                     if *run_state == RunState::Running && !active.contains_key(run) {
-                        let record = store.run(*run)?.run;
+                        let run = *run;
+                        let record = store.call(move |s| s.run(run)).await?.run;
                         if record
                             .owner
                             .as_ref()
                             .is_some_and(|o| vane_engine::orphaned(o, &engine.host, false))
                         {
-                            vane_engine::adopt(&engine, *run).await?;
+                            vane_engine::adopt(&engine, run).await?;
                         }
                     }
                 }
@@ -177,7 +188,8 @@ pub async fn drive(
                     if *run_state != RunState::Queued || active.contains_key(run) {
                         continue;
                     }
-                    let record = store.run(*run)?.run;
+                    let run_id = *run;
+                    let record = store.call(move |s| s.run(run_id)).await?.run;
                     let (sender, receiver) = watch::channel(Control::Run);
                     let engine = Rc::clone(&engine);
                     let finished = Rc::clone(&finished);
@@ -197,7 +209,7 @@ pub async fn drive(
                     () = tokio::time::sleep(POLL) => {}
                     Some(()) = interrupts.recv() => {
                         interrupted = true;
-                        store.set_backfill_state(id, BackfillState::Paused)?;
+                        store.call(move |s| s.set_backfill_state(id, BackfillState::Paused)).await?;
                         info!(backfill = id, "Backfill interrupted: finishing running tasks; `vane backfills resume` continues it.");
                     }
                 }
@@ -210,11 +222,11 @@ pub async fn drive(
 ///
 /// # Errors
 /// Fails when the database cannot be written.
-pub fn fail_unstarted(engine: &Engine<'_>, backfill: &BackfillRecord) -> Result<(), DaemonError> {
+pub fn fail_unstarted(store: &dyn Store, backfill: &BackfillRecord) -> Result<(), DaemonError> {
     let reason = format!("backfill {} was cancelled", backfill.id);
     for (run, _) in backfill.runs.iter().filter(|(_, s)| *s == RunState::Queued) {
-        let changes = vane_engine::abandon_changes(engine.store, *run, &reason)?;
-        engine.store.apply(&changes)?;
+        let changes = vane_engine::abandon_changes(store, *run, &reason)?;
+        store.apply(&changes)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use vane_dag::{Dag, Overlap};
 use vane_engine::{Control, Engine, EngineError, RunSpec, StopReason};
 use vane_store::{
     BackfillState, Change, HEARTBEAT_EVERY, Heartbeat, PassStats, RunFilter, RunId, RunRecord,
-    RunState, Store, StoreError, TickDecision, Trigger,
+    RunState, StoreError, StoreThreads, TickDecision, Trigger,
 };
 
 use crate::cadence::{Plan, due_ticks};
@@ -117,23 +117,25 @@ impl Scheduler {
         }
     }
 
-    fn store(&self) -> &'static dyn Store {
-        self.engine.store
+    /// Every call goes to the store's own threads: a database round trip never holds up the
+    /// runs this loop drives.
+    fn store(&self) -> StoreThreads {
+        self.engine.store.clone()
     }
 
     async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         info!(dags = %self.config.dags_dir.display(), "Scheduler starting.");
         // Before anything that may take long (adopting orphaned runs): `vane status` shows
         // the scheduler up from its first moment.
-        self.beat(false);
+        self.beat(false).await;
         let served = self.schedule(shutdown).await;
         // Failed or not, this process schedules no more: say so rather than go stale.
-        self.beat(true);
+        self.beat(true).await;
         served
     }
 
     async fn schedule(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-        self.reload(Utc::now())?;
+        self.reload(Utc::now()).await?;
         self.recover().await?;
         let mut last_recovery = std::time::Instant::now();
         let mut last_reload = std::time::Instant::now();
@@ -145,13 +147,13 @@ impl Scheduler {
             // come: with a thousand DAG files that look is most of a pass.
             if last_reload.elapsed() >= self.config.poll {
                 last_reload = std::time::Instant::now();
-                if let Err(e) = self.reload(now) {
+                if let Err(e) = self.reload(now).await {
                     error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
                 }
             }
             // A database error here (a long lock, a full disk) ends nothing: the next pass
             // tries again, and runs in flight go on.
-            if let Err(e) = self.decide_ticks(now) {
+            if let Err(e) = self.decide_ticks(now).await {
                 error!(error = %e, "Could not decide due ticks; retrying on the next pass.");
             }
             // Runs orphaned while this scheduler is up (a `vane run` killed with -9, a run whose
@@ -164,7 +166,7 @@ impl Scheduler {
             }
             // Finished executions free their DAG's places before queued runs are looked at.
             self.reap();
-            if let Err(e) = self.start_queued() {
+            if let Err(e) = self.start_queued().await {
                 error!(error = %e, "Could not start queued runs; retrying on the next pass.");
             }
             // The cost of one pass, for the scale benchmark and for anyone wondering.
@@ -183,7 +185,7 @@ impl Scheduler {
                     .last_beat
                     .is_none_or(|at| at.elapsed() >= HEARTBEAT_EVERY)
             {
-                self.beat(false);
+                self.beat(false).await;
             }
             let wake = self.next_wake(now);
             tokio::select! {
@@ -200,24 +202,31 @@ impl Scheduler {
 
     /// Writes this scheduler's heartbeat row. A failed write stops nothing: scheduling matters
     /// more than being seen, and the next heartbeat tries again.
-    fn beat(&mut self, stopped: bool) {
+    async fn beat(&mut self, stopped: bool) {
         self.last_beat = Some(std::time::Instant::now());
-        let beat = Heartbeat {
-            host: &self.engine.host,
-            pid: std::process::id(),
-            started_at: self.up_since,
-            at: Utc::now(),
-            passes: &self.passes,
-            stopped,
-        };
-        if let Err(e) = self.store().record_heartbeat(&beat) {
+        let (host, started_at, at) = (self.engine.host.clone(), self.up_since, Utc::now());
+        let passes = self.passes.clone();
+        let recorded = self
+            .store()
+            .call(move |s| {
+                s.record_heartbeat(&Heartbeat {
+                    host: &host,
+                    pid: std::process::id(),
+                    started_at,
+                    at,
+                    passes: &passes,
+                    stopped,
+                })
+            })
+            .await;
+        if let Err(e) = recorded {
             warn!(error = %e, "Could not record the scheduler's heartbeat; retrying later.");
         }
     }
 
     /// Loads the DAG folder again when a file was added, changed or removed. A file that no
     /// longer validates keeps its last good version running.
-    fn reload(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+    async fn reload(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
         let dir = &self.config.dags_dir;
         let folder_error = |source| DaemonError::DagFolder {
             path: dir.clone(),
@@ -272,7 +281,10 @@ impl Scheduler {
             let previous = self.dags.remove(&dag.id);
             let last_decided = match &previous {
                 Some(l) => l.last_decided,
-                None => store.last_tick(&dag.id)?,
+                None => {
+                    let id = dag.id.clone();
+                    store.call(move |s| s.last_tick(&id)).await?
+                }
             };
             info!(dag = %dag.id, path = %file.path.display(), new = previous.is_none(), "DAG loaded.");
             self.dags.insert(
@@ -301,9 +313,9 @@ impl Scheduler {
     }
 
     /// Decides every due tick of every unpaused DAG.
-    fn decide_ticks(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
+    async fn decide_ticks(&mut self, now: DateTime<Utc>) -> Result<(), DaemonError> {
         let store = self.store();
-        let switches = store.pause_switches()?;
+        let switches = store.call(|s| s.pause_switches()).await?;
         let ids: Vec<String> = self.dags.keys().cloned().collect();
         for id in ids {
             let loaded = &self.dags[&id];
@@ -344,9 +356,11 @@ impl Scheduler {
                         continue;
                     }
                     Plan::Run => {
-                        store.record_ticks(&id, &std::mem::take(&mut skipped))?;
+                        let (dag_id, ticks) = (id.clone(), std::mem::take(&mut skipped));
+                        store.call(move |s| s.record_ticks(&dag_id, &ticks)).await?;
                         let catching_up = tick < on_time_since;
-                        self.run_tick(&dag, &source, &path, tick, catching_up)?;
+                        self.run_tick(&dag, &source, &path, tick, catching_up)
+                            .await?;
                     }
                 }
                 if let Some(l) = self.dags.get_mut(&id) {
@@ -354,7 +368,10 @@ impl Scheduler {
                 }
             }
             if let Some(&(last, _)) = skipped.last() {
-                store.record_ticks(&id, &skipped)?;
+                let dag_id = id.clone();
+                store
+                    .call(move |s| s.record_ticks(&dag_id, &skipped))
+                    .await?;
                 if let Some(l) = self.dags.get_mut(&id) {
                     l.last_decided = Some(last);
                 }
@@ -372,7 +389,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn run_tick(
+    async fn run_tick(
         &mut self,
         dag: &Dag,
         source: &str,
@@ -382,12 +399,16 @@ impl Scheduler {
     ) -> Result<(), DaemonError> {
         let store = self.store();
         // Backfill runs belong to their backfill; they never make a tick overlap.
+        let dag_id = dag.id.clone();
         let active: Vec<RunRecord> = store
-            .runs(&RunFilter {
-                dag_id: Some(&dag.id),
-                states: &[RunState::Queued, RunState::Running],
-                ..RunFilter::default()
-            })?
+            .call(move |s| {
+                s.runs(&RunFilter {
+                    dag_id: Some(&dag_id),
+                    states: &[RunState::Queued, RunState::Running],
+                    ..RunFilter::default()
+                })
+            })
+            .await?
             .into_iter()
             .filter(|r| r.trigger != Trigger::Backfill)
             .collect();
@@ -397,7 +418,12 @@ impl Scheduler {
                 Overlap::Skip => {
                     let reason = format!("overlap: run {} is still {}", newest.id, newest.state);
                     info!(dag = %dag.id, tick = %tick.to_rfc3339(), %reason, "Tick skipped.");
-                    store.record_ticks(&dag.id, &[(tick, TickDecision::Skipped(reason))])?;
+                    let dag_id = dag.id.clone();
+                    store
+                        .call(move |s| {
+                            s.record_ticks(&dag_id, &[(tick, TickDecision::Skipped(reason))])
+                        })
+                        .await?;
                     return Ok(());
                 }
                 Overlap::CancelPrevious => {
@@ -405,7 +431,8 @@ impl Scheduler {
                         self.cancel(
                             run,
                             "superseded by a newer tick (overlap = \"cancel_previous\")",
-                        )?;
+                        )
+                        .await?;
                     }
                 }
                 Overlap::Queue | Overlap::Allow => {}
@@ -418,10 +445,16 @@ impl Scheduler {
             params: dag.params.clone(),
             logical_date: tick,
             trigger: Trigger::Scheduled,
-            git: vane_engine::git_state(path),
+            // Three `git` processes: off the loop, like every other wait.
+            git: {
+                let path = path.to_path_buf();
+                self.engine
+                    .blocking(move || vane_engine::git_state(&path))
+                    .await
+            },
             backfill: None,
         };
-        match self.engine.create_run(&spec) {
+        match self.engine.create_run(&spec).await {
             Ok(run) => {
                 info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Run created.");
                 Ok(())
@@ -436,32 +469,46 @@ impl Scheduler {
     }
 
     /// Stops an active run (its tasks are killed) or fails a queued one that never started.
-    fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
+    async fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
         if let Some(active) = self.active.get(&run.id) {
             info!(run_id = run.id, %reason, "Stopping run.");
             let _ = active.control.send(Control::Stop(StopReason::Superseded));
             return Ok(());
         }
         if run.state == RunState::Queued {
-            let store = self.store();
-            store.apply(&vane_engine::abandon_changes(store, run.id, reason)?)?;
+            let (id, reason) = (run.id, reason.to_owned());
+            self.store()
+                .call(move |s| {
+                    s.apply(&vane_engine::abandon_changes(s, id, &reason)?)?;
+                    Ok::<_, DaemonError>(())
+                })
+                .await?;
         }
         Ok(())
     }
 
     /// Starts queued runs, oldest first, as far as each DAG's `max_active_runs` allows.
-    fn start_queued(&mut self) -> Result<(), DaemonError> {
-        let store = self.store();
-        let queued = store.runs(&RunFilter {
-            states: &[RunState::Queued],
-            oldest_first: true,
-            ..RunFilter::default()
-        })?;
-        for run in queued {
-            // A backfill's runs are driven by its own `vane backfill` process while the backfill
-            // goes on; a run cleared after its backfill ended is the scheduler's to run.
+    async fn start_queued(&mut self) -> Result<(), DaemonError> {
+        // A backfill's runs are driven by its own `vane backfill` process while the backfill
+        // goes on; a run cleared after its backfill ended is the scheduler's to run. Looked
+        // up in the same round trip as the queue.
+        let queued = self
+            .store()
+            .call(|s| {
+                let queued = s.runs(&RunFilter {
+                    states: &[RunState::Queued],
+                    oldest_first: true,
+                    ..RunFilter::default()
+                })?;
+                queued
+                    .into_iter()
+                    .map(|run| Ok((s.backfill_of(run.id)?, run)))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?;
+        for (backfill, run) in queued {
             let driven = matches!(
-                store.backfill_of(run.id)?,
+                backfill,
                 Some((_, BackfillState::Running | BackfillState::Paused))
             );
             if self.active.contains_key(&run.id) || driven {
@@ -530,12 +577,16 @@ impl Scheduler {
     /// when the pid still names the same process), is recorded failed as "scheduler lost", and
     /// the task is retried per its policy when the run resumes.
     async fn recover(&mut self) -> Result<(), DaemonError> {
-        let store = self.store();
-        let candidates = store.runs(&RunFilter {
-            states: &[RunState::Running, RunState::Queued],
-            oldest_first: true,
-            ..RunFilter::default()
-        })?;
+        let candidates = self
+            .store()
+            .call(|s| {
+                s.runs(&RunFilter {
+                    states: &[RunState::Running, RunState::Queued],
+                    oldest_first: true,
+                    ..RunFilter::default()
+                })
+            })
+            .await?;
         for run in candidates {
             let Some(owner) = &run.owner else { continue };
             let ours_active = self.active.contains_key(&run.id);
@@ -578,17 +629,18 @@ pub(crate) async fn execute(
     run: &RunRecord,
     control: watch::Receiver<Control>,
 ) -> Result<RunState, DaemonError> {
-    let store = engine.store;
-    let source = store.dag_source(run.dag_version)?;
+    let version = run.dag_version;
+    let source = engine.store.call(move |s| s.dag_source(version)).await?;
     let parsed = vane_dag::parse_dag(&source, &run.dag_id);
     let Some(dag) = parsed.dag else {
         let reason = "its recorded DAG version no longer parses with this vane";
-        store.apply(&[Change::Run {
+        let failed = Change::Run {
             run: run.id,
             state: RunState::Failed,
             reason: Some(reason.into()),
             at: Utc::now(),
-        }])?;
+        };
+        engine.store.call(move |s| s.apply(&[failed])).await?;
         return Ok(RunState::Failed);
     };
     let spec = RunSpec {

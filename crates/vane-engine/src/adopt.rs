@@ -27,9 +27,14 @@ pub fn orphaned(owner: &vane_store::Owner, host: &str, ours_active: bool) -> boo
 /// # Errors
 /// Fails when the store cannot be used.
 pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
-    let store: &dyn Store = engine.store;
-    let detail = store.run(run)?;
-    let source = store.dag_source(detail.run.dag_version)?;
+    let (detail, source) = engine
+        .store
+        .call(move |s| {
+            let detail = s.run(run)?;
+            let source = s.dag_source(detail.run.dag_version)?;
+            Ok::<_, EngineError>((detail, source))
+        })
+        .await?;
     let dag = vane_dag::parse_dag(&source, &detail.run.dag_id).dag;
     warn!(run_id = run, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
     let at = Utc::now();
@@ -90,7 +95,7 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
     changes.push(Change::RunOwner { run, owner: None });
     // Its slots and places in line went with its process.
     changes.push(Change::ReleaseSlots { run, task: None });
-    store.apply(&changes)?;
+    engine.store.call(move |s| s.apply(&changes)).await?;
     Ok(())
 }
 

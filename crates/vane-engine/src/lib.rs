@@ -3,7 +3,8 @@
 //! [`RunMachine`] is the pure state machine (dependencies, concurrency limit, retries with
 //! backoff, `upstream_failed`, cancellation). [`Engine`] drives it against any
 //! [`vane_store::Store`] and [`vane_exec::Executor`], so it runs the same with SQLite and real
-//! processes as with fakes in tests.
+//! processes as with fakes in tests. The thread that drives runs never blocks: store calls go
+//! through [`vane_store::StoreThreads`], hashing, copying and `git` through an [`Offload`].
 //!
 //! ```
 //! use std::time::Instant;
@@ -26,12 +27,14 @@ mod clear;
 mod git;
 mod machine;
 pub mod metrics;
+mod offload;
 mod runner;
 
 pub use adopt::{abandon_changes, adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
 pub use machine::{Action, Finish, Recorded, RunMachine};
+pub use offload::{BlockingPool, Offload};
 pub use runner::{
     BuiltinCommand, Control, Engine, Paths, RunSpec, StopReason, TemplateVars, content_hash,
     log_name, metrics_path, record_version,

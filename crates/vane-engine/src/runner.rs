@@ -12,12 +12,13 @@ use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
     ArtifactLink, AttemptRef, Change, Direction, GitState, NewArtifact, NewDagVersion, NewRun,
-    Owner, RunId, RunState, Store, TaskState, Trigger,
+    Owner, RunId, RunState, Store, StoreThreads, TaskState, Trigger,
 };
 
 use crate::EngineError;
 use crate::artifacts::{self, CacheInputs, Hashed};
 use crate::machine::{Action, Finish, Recorded, RunMachine};
+use crate::offload::{Offload, offload};
 
 /// What the owner of a run wants from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +77,15 @@ pub struct RunSpec<'a> {
 }
 
 /// Runs DAG runs against a store and an executor.
+///
+/// Nothing that blocks runs on the thread driving the runs: store calls go to the store's own
+/// threads, hashing, copying and `git` to `offload`; each run awaits their answers beside its
+/// other events, so one slow database round trip or one huge output stalls no other run.
 pub struct Engine<'a> {
-    pub store: &'a dyn Store,
+    pub store: StoreThreads,
     pub executor: &'a dyn Executor,
+    /// Where hashing and copying artifacts, cache restores and `git` run.
+    pub offload: &'a dyn Offload,
     pub paths: Paths,
     pub host: String,
     /// How long a killed task gets between SIGTERM and SIGKILL.
@@ -123,28 +130,64 @@ impl Engine<'_> {
     ///
     /// # Errors
     /// Fails when the store cannot be written.
-    pub fn create_run(&self, spec: &RunSpec<'_>) -> Result<RunId, EngineError> {
-        let version = record_version(self.store, &spec.dag.id, spec.source, spec.path)?;
-        let tasks: Vec<&str> = spec.dag.tasks.iter().map(|t| t.id.as_str()).collect();
+    pub async fn create_run(&self, spec: &RunSpec<'_>) -> Result<RunId, EngineError> {
+        self.store.call(self.new_run(spec)).await
+    }
+
+    /// [`create_run`](Self::create_run) for a caller outside any runtime.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be written.
+    pub fn create_run_blocking(&self, spec: &RunSpec<'_>) -> Result<RunId, EngineError> {
+        self.store.call_blocking(self.new_run(spec))
+    }
+
+    fn new_run(
+        &self,
+        spec: &RunSpec<'_>,
+    ) -> impl FnOnce(&dyn Store) -> Result<RunId, EngineError> + Send + 'static {
+        let dag_id = spec.dag.id.clone();
+        let source = spec.source.to_owned();
+        let path = spec.path.to_path_buf();
+        let tasks: Vec<String> = spec.dag.tasks.iter().map(|t| t.id.clone()).collect();
         let params = serde_json::Value::Object(
             spec.params
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_json()))
                 .collect(),
         );
-        Ok(self.store.create_run(&NewRun {
-            dag_id: &spec.dag.id,
-            dag_version: version,
-            logical_date: spec.logical_date,
-            trigger: spec.trigger,
-            params,
-            git: spec.git.clone(),
-            host: &self.host,
-            tasks: &tasks,
-            at: Utc::now(),
-            records_tick: spec.trigger == Trigger::Scheduled,
-            backfill: spec.backfill,
-        })?)
+        let (logical_date, trigger, backfill) = (spec.logical_date, spec.trigger, spec.backfill);
+        let git = spec.git.clone();
+        let host = self.host.clone();
+        let at = Utc::now();
+        move |store| {
+            let version = record_version(store, &dag_id, &source, &path)?;
+            let tasks: Vec<&str> = tasks.iter().map(String::as_str).collect();
+            Ok(store.create_run(&NewRun {
+                dag_id: &dag_id,
+                dag_version: version,
+                logical_date,
+                trigger,
+                params,
+                git,
+                host: &host,
+                tasks: &tasks,
+                at,
+                records_tick: trigger == Trigger::Scheduled,
+                backfill,
+            })?)
+        }
+    }
+
+    /// Records `changes` in one transaction, off the loop.
+    async fn apply(&self, changes: Vec<Change>) -> Result<(), EngineError> {
+        Ok(self.store.call(move |s| s.apply(&changes)).await?)
+    }
+
+    /// Runs blocking work (a file read, a `git` call) on the engine's offload threads and
+    /// returns its result, so the loop goes on meanwhile.
+    pub async fn blocking<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        offload(self.offload, f).await
     }
 
     /// Runs every task of run `run` to the end, or from where its record left off, and records
@@ -173,10 +216,15 @@ impl Engine<'_> {
             pid,
             start_time: vane_exec::process_start_time(pid),
         };
-        if !self.store.claim_run(run, &owner, Utc::now())? {
+        let (claimant, at) = (owner.clone(), Utc::now());
+        if !self
+            .store
+            .call(move |s| s.claim_run(run, &claimant, at))
+            .await?
+        {
             return Err(EngineError::Claimed(run));
         }
-        let record = self.store.run(run)?;
+        let record = self.store.call(move |s| s.run(run)).await?;
         let recorded: Vec<Recorded> = dag
             .tasks
             .iter()
@@ -198,6 +246,12 @@ impl Engine<'_> {
             running: (0..dag.tasks.len()).map(|_| None).collect(),
             joins: JoinSet::new(),
             sensing: HashMap::new(),
+            keeping: JoinSet::new(),
+            starting: HashMap::new(),
+            preparing: JoinSet::new(),
+            restoring: JoinSet::new(),
+            ready: Vec::new(),
+            unstartable: Vec::new(),
         };
         let ctx = Ctx {
             engine: self,
@@ -215,9 +269,14 @@ impl Engine<'_> {
             let reason = format!(
                 "task `{task}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
             );
+            let abandoned = reason.clone();
             self.store
-                .apply(&crate::adopt::abandon_changes(self.store, run, &reason)?)?;
-            self.store.apply(&[Change::RunOwner { run, owner: None }])?;
+                .call(move |s| {
+                    s.apply(&crate::adopt::abandon_changes(s, run, &abandoned)?)?;
+                    s.apply(&[Change::RunOwner { run, owner: None }])?;
+                    Ok::<_, EngineError>(())
+                })
+                .await?;
             warn!(run_id = run, %reason, "Run cannot start.");
             return Ok(RunState::Failed);
         }
@@ -237,11 +296,11 @@ impl Engine<'_> {
         let mut first = settled;
         first.extend(machine.start(now()));
         let result = async {
-            ctx.carry_out(&mut machine, first, Vec::new(), &mut procs)?;
+            ctx.carry_out(&mut machine, first, Vec::new(), &mut procs).await?;
             loop {
                 if machine.drained() {
                     let reason = "the scheduler stopped before the run finished; it resumes when the scheduler starts again";
-                    self.store.apply(&[
+                    self.apply(vec![
                         Change::Run {
                             run,
                             state: RunState::Queued,
@@ -250,13 +309,14 @@ impl Engine<'_> {
                         },
                         Change::RunOwner { run, owner: None },
                         Change::ReleaseSlots { run, task: None },
-                    ])?;
+                    ])
+                    .await?;
                     info!(run_id = run, dag = %dag.id, "Run put aside.");
                     return Ok(RunState::Queued);
                 }
                 if let Some(state) = machine.outcome() {
                     let reason = run_reason(&machine, dag, stopping);
-                    self.store.apply(&[
+                    self.apply(vec![
                         Change::Run {
                             run,
                             state,
@@ -265,7 +325,8 @@ impl Engine<'_> {
                         },
                         Change::RunOwner { run, owner: None },
                         Change::ReleaseSlots { run, task: None },
-                    ])?;
+                    ])
+                    .await?;
                     info!(run_id = run, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
                     return Ok(state);
                 }
@@ -284,13 +345,35 @@ impl Engine<'_> {
                                 joined.map_err(|e| EngineError::Internal(e.to_string()))?;
                             procs.running[task] = None;
                             if let Some(outcome) = ctx.sensed(&mut procs, task, attempt, outcome, &mut changes) {
-                                let (a, c) = ctx.finished(&mut machine, task, attempt, outcome);
-                                actions.extend(a);
-                                changes.extend(c);
+                                let ending = ctx.ending(task, attempt, outcome);
+                                if ending.finish == Finish::Success && !dag.tasks[task].outputs.is_empty() {
+                                    // The attempt succeeds once its outputs are kept: until then the
+                                    // machine sees it running, so nothing downstream starts early.
+                                    procs.keeping.spawn(ctx.keep_outputs(ending));
+                                } else {
+                                    let (a, c) = ctx.finished(&mut machine, ending);
+                                    actions.extend(a);
+                                    changes.extend(c);
+                                }
                             }
                             next = procs.joins.try_join_next();
                         }
                         (actions, changes)
+                    }
+                    Some(prepared) = procs.preparing.join_next() => {
+                        let (task, attempt, job, prepared) =
+                            prepared.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        ctx.prepared(&mut machine, &mut procs, task, attempt, job, prepared?).await?
+                    }
+                    Some(restored) = procs.restoring.join_next() => {
+                        let (task, attempt, job, prepared, restored) =
+                            restored.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        ctx.restored(&mut machine, &mut procs, (task, attempt, job), prepared, restored).await?
+                    }
+                    Some(kept) = procs.keeping.join_next() => {
+                        let (ending, kept) = kept.map_err(|e| EngineError::Internal(e.to_string()))?;
+                        let ending = ctx.outputs_kept(ending, kept).await;
+                        ctx.finished(&mut machine, ending)
                     }
                     () = sleep_until(slot_poll), if slot_poll.is_some() => {
                         procs.slot_retry_at = None;
@@ -329,7 +412,7 @@ impl Engine<'_> {
                         }
                     }
                 };
-                ctx.carry_out(&mut machine, actions, changes, &mut procs)?;
+                ctx.carry_out(&mut machine, actions, changes, &mut procs).await?;
             }
         }
         .await;
@@ -341,8 +424,8 @@ impl Engine<'_> {
             while procs.joins.join_next().await.is_some() {}
             // Best effort: the store just failed. Slots left behind are freed by adoption.
             let _ = self
-                .store
-                .apply(&[Change::ReleaseSlots { run, task: None }]);
+                .apply(vec![Change::ReleaseSlots { run, task: None }])
+                .await;
         }
         result
     }
@@ -387,7 +470,34 @@ struct Processes {
     running: Vec<Option<KillSwitch>>,
     joins: JoinSet<Joined>,
     sensing: HashMap<usize, Sensing>,
+    /// Attempts that succeeded whose outputs are being hashed and copied off the loop.
+    keeping: JoinSet<(Ending, Result<Vec<Kept>, String>)>,
+    /// Attempts started but with no process yet: their inputs are being hashed, their cache
+    /// looked up or restored, off the loop. Whether the run stopped them meanwhile.
+    starting: HashMap<usize, bool>,
+    preparing: JoinSet<Preparing>,
+    restoring: JoinSet<Restoring>,
+    /// Attempts whose preparation came back: to launch, or to fail and why.
+    ready: Vec<(usize, u32, Job)>,
+    unstartable: Vec<(usize, u32, String)>,
 }
+
+/// A prepared attempt: task, attempt, its job, and what its preparation found.
+type Preparing = (
+    usize,
+    u32,
+    Job,
+    Result<Result<Prepared, String>, EngineError>,
+);
+
+/// A cache hit being put back: task, attempt, job, the hit, and each output restored where.
+type Restoring = (
+    usize,
+    u32,
+    Job,
+    Prepared,
+    Result<Vec<(ArtifactLink, String)>, String>,
+);
 
 impl Processes {
     /// Watches a process just started for `task`: its kill switch, and its end as an event.
@@ -448,7 +558,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Takes the slots task `task` needs (the global limit's, its pool's) or puts it in line.
-    fn slots_granted(&self, task: usize) -> Result<bool, EngineError> {
+    async fn slots_granted(&self, task: usize) -> Result<bool, EngineError> {
         let limits = &self.engine.limits;
         let spec = &self.spec.dag.tasks[task];
         let mut pools: Vec<(String, usize)> = Vec::new();
@@ -461,19 +571,28 @@ impl Ctx<'_, '_> {
         if pools.is_empty() {
             return Ok(true);
         }
-        let host = &self.engine.host;
-        let granted = self.engine.store.request_slots(
-            &vane_store::SlotRequest {
-                pools: &pools,
-                run: self.run,
-                task: &spec.id,
-                class: i64::from(self.spec.trigger != Trigger::Backfill),
-                priority: spec.priority,
-                holder: self.owner,
-                at: Utc::now(),
-            },
-            &|owner| crate::owner_alive(owner, host),
-        )?;
+        let host = self.engine.host.clone();
+        let (run, id, holder) = (self.run, spec.id.clone(), self.owner.clone());
+        let class = i64::from(self.spec.trigger != Trigger::Backfill);
+        let (priority, at) = (spec.priority, Utc::now());
+        let granted = self
+            .engine
+            .store
+            .call(move |s| {
+                s.request_slots(
+                    &vane_store::SlotRequest {
+                        pools: &pools,
+                        run,
+                        task: &id,
+                        class,
+                        priority,
+                        holder: &holder,
+                        at,
+                    },
+                    &|owner| crate::owner_alive(owner, &host),
+                )
+            })
+            .await?;
         if !granted {
             debug!(run_id = self.run, task = %spec.id, "Waiting for a slot.");
         }
@@ -590,15 +709,13 @@ impl Ctx<'_, '_> {
         changes
     }
 
-    /// Records how an attempt ended and returns what the machine decides next.
-    fn finished(
+    /// How an attempt whose process ended is to be recorded, before its outputs are kept.
+    fn ending(
         &self,
-        machine: &mut RunMachine,
         task: usize,
         attempt: u32,
         outcome: Result<Outcome, tokio::sync::oneshot::error::RecvError>,
-    ) -> (Vec<Action>, Vec<Change>) {
-        let id = &self.spec.dag.tasks[task].id;
+    ) -> Ending {
         let (finish, exit_code, signal, reason) = match outcome {
             Ok(Outcome::Exited { code }) => (
                 if code == 0 {
@@ -644,18 +761,27 @@ impl Ctx<'_, '_> {
                 Some("the executor lost track of the process".to_owned()),
             ),
         };
-        let (finish, reason) =
-            if finish == Finish::Success && !self.spec.dag.tasks[task].outputs.is_empty() {
-                match self.record_outputs(task, attempt) {
-                    Ok(()) => (finish, reason),
-                    Err(why) => {
-                        self.append_log(task, attempt, &format!("vane: {why}\n"));
-                        (Finish::Failed, Some(why))
-                    }
-                }
-            } else {
-                (finish, reason)
-            };
+        Ending {
+            task,
+            attempt,
+            finish,
+            exit_code,
+            signal,
+            reason,
+        }
+    }
+
+    /// Records how an attempt ended and returns what the machine decides next.
+    fn finished(&self, machine: &mut RunMachine, ending: Ending) -> (Vec<Action>, Vec<Change>) {
+        let Ending {
+            task,
+            attempt,
+            finish,
+            exit_code,
+            signal,
+            reason,
+        } = ending;
+        let id = &self.spec.dag.tasks[task].id;
         info!(
             run_id = self.run,
             task = %id,
@@ -737,7 +863,7 @@ impl Ctx<'_, '_> {
     /// Records `changes` and the machine's `actions` in one transaction, then launches the
     /// processes. A launch that fails is recorded and fed back to the machine, until nothing
     /// is left to do.
-    fn carry_out(
+    async fn carry_out(
         &self,
         machine: &mut RunMachine,
         mut actions: Vec<Action>,
@@ -745,13 +871,13 @@ impl Ctx<'_, '_> {
         procs: &mut Processes,
     ) -> Result<(), EngineError> {
         loop {
-            let mut launches = Vec::new();
+            // Starts an event of the run decided: inputs hashed, cache looked up or restored.
+            let mut launches: Vec<_> = procs.ready.drain(..).collect();
+            let mut failed_launches: Vec<_> = procs.unstartable.drain(..).collect();
             let mut stopped_sensors = Vec::new();
-            let mut failed_launches = Vec::new();
-            // Attempts of tasks with inputs or a cache key, and cache hits, to record once
-            // their start is.
-            let mut started = Vec::new();
-            let mut cached = Vec::new();
+            // Attempts of tasks with inputs or a cache key: prepared off the loop once their
+            // start is recorded.
+            let mut to_prepare = Vec::new();
             for action in actions.drain(..) {
                 match action {
                     Action::SetState {
@@ -771,10 +897,13 @@ impl Ctx<'_, '_> {
                         } else if let Some(sensing) = procs.sensing.remove(&task) {
                             // Waiting between two checks: nothing to kill, it just stops.
                             stopped_sensors.push((task, sensing.attempt));
+                        } else if let Some(stopped) = procs.starting.get_mut(&task) {
+                            // No process yet: it stops when its preparation comes back.
+                            *stopped = true;
                         }
                     }
                     Action::Launch { task, attempt } => {
-                        if !self.slots_granted(task)? {
+                        if !self.slots_granted(task).await? {
                             machine.unlaunch(task);
                             procs
                                 .slot_retry_at
@@ -783,17 +912,6 @@ impl Ctx<'_, '_> {
                         }
                         let job = self.job(task, attempt);
                         let spec = &self.spec.dag.tasks[task];
-                        // Tasks that declare no inputs and no cache (most) cost nothing here.
-                        let prepared = if spec.builtin.is_some() && self.engine.builtin.is_none() {
-                            Some(Err(format!(
-                                "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
-                                spec.id
-                            )))
-                        } else if spec.inputs.is_empty() && !spec.cache {
-                            None
-                        } else {
-                            Some(self.prepare(task, attempt)?)
-                        };
                         changes.push(Change::AttemptStarted {
                             run: self.run,
                             task: spec.id.clone(),
@@ -803,53 +921,28 @@ impl Ctx<'_, '_> {
                             log_path: job.log_path.display().to_string(),
                             at: Utc::now(),
                         });
-                        match prepared {
-                            None => launches.push((task, attempt, job)),
-                            Some(Err(reason)) => {
-                                write_log(&job.log_path, &format!("vane: {reason}\n"));
-                                failed_launches.push((task, attempt, reason));
-                            }
-                            Some(Ok(prepared)) if prepared.hit.is_some() => {
-                                cached.push((task, attempt, job, prepared));
-                            }
-                            Some(Ok(prepared)) => {
-                                started.push((task, attempt, prepared));
-                                launches.push((task, attempt, job));
-                            }
+                        if spec.builtin.is_some() && self.engine.builtin.is_none() {
+                            let reason = format!(
+                                "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
+                                spec.id
+                            );
+                            write_log(&job.log_path, &format!("vane: {reason}\n"));
+                            failed_launches.push((task, attempt, reason));
+                        } else if spec.inputs.is_empty() && !spec.cache {
+                            // Tasks that declare no inputs and no cache (most) start at once.
+                            launches.push((task, attempt, job));
+                        } else {
+                            to_prepare.push((task, attempt, job));
                         }
                     }
                 }
             }
             if !changes.is_empty() {
-                self.engine.store.apply(&changes)?;
-                changes.clear();
+                self.engine.apply(std::mem::take(&mut changes)).await?;
             }
-            for (task, attempt, prepared) in started {
-                self.record_start(task, attempt, &prepared)?;
-            }
-            for (task, attempt, job, prepared) in cached {
-                match self.reuse(task, attempt, &job, &prepared)? {
-                    Ok(recorded) => {
-                        changes.extend(recorded);
-                        if self.uses_slots() {
-                            changes.push(Change::ReleaseSlots {
-                                run: self.run,
-                                task: Some(self.spec.dag.tasks[task].id.clone()),
-                            });
-                        }
-                        actions.extend(machine.finished(task, Finish::Success, now()));
-                    }
-                    Err(why) => {
-                        // The outputs cannot be put back: running the task makes them again.
-                        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
-                        write_log(
-                            &job.log_path,
-                            &format!("vane: cache not used: {why}; running the task\n"),
-                        );
-                        self.record_start(task, attempt, &prepared)?;
-                        launches.push((task, attempt, job));
-                    }
-                }
+            for (task, attempt, job) in to_prepare {
+                procs.starting.insert(task, false);
+                procs.preparing.spawn(self.prepare(task, attempt, job));
             }
             for (task, attempt, job) in launches {
                 let id = &self.spec.dag.tasks[task].id;
@@ -892,7 +985,8 @@ impl Ctx<'_, '_> {
                 }
             }
             for (task, attempt) in stopped_sensors {
-                let (a, c) = self.finished(machine, task, attempt, Ok(Outcome::Cancelled));
+                let ending = self.ending(task, attempt, Ok(Outcome::Cancelled));
+                let (a, c) = self.finished(machine, ending);
                 changes.extend(c);
                 actions.extend(a);
             }
@@ -917,7 +1011,7 @@ impl Ctx<'_, '_> {
             }
             if actions.is_empty() {
                 if !changes.is_empty() {
-                    self.engine.store.apply(&changes)?;
+                    self.engine.apply(changes).await?;
                 }
                 return Ok(());
             }
@@ -1015,8 +1109,9 @@ fn write_log(log_path: &Path, text: &str) {
     }
 }
 
-/// Artifacts and the cache. Hashing and copying files block the engine's loop while they run;
-/// that is accepted for now, and only tasks that declare inputs, outputs or `cache` pay it.
+/// Artifacts and the cache. Hashing, copying and restoring files run off the loop (on the
+/// engine's offload threads) and record through the store's threads, so a multi-gigabyte
+/// model holds up only the attempt it belongs to.
 impl Ctx<'_, '_> {
     fn vars(&self, task: usize, run: RunId, attempt: u32) -> TemplateVars {
         let spec = self.spec;
@@ -1056,39 +1151,103 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Hashes the inputs of an attempt about to start and, for a cached task, computes its key
-    /// and looks for an attempt to reuse. `Ok(Err(reason))` when an input cannot be read.
-    fn prepare(&self, task: usize, attempt: u32) -> Result<Result<Prepared, String>, EngineError> {
+    /// Hashes the inputs of an attempt whose start is recorded and, for a cached task,
+    /// computes its key and looks for an attempt to reuse, all off the loop; the future owns
+    /// what it needs, so it waits beside the run's other events. `Ok(Err(reason))` when an
+    /// input cannot be read.
+    fn prepare(
+        &self,
+        task: usize,
+        attempt: u32,
+        job: Job,
+    ) -> impl std::future::Future<Output = Preparing> + Send + 'static {
         let spec = &self.spec.dag.tasks[task];
         let vars = self.vars(task, self.run, attempt);
-        let mut inputs = Vec::with_capacity(spec.inputs.len());
-        for input in &spec.inputs {
-            let path = self.artifact_path(&vars, input);
-            match artifacts::hash_path(&path) {
-                Ok(hashed) => inputs.push((input.name.clone(), path, hashed)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(Err(format!(
-                        "declared input `{}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
-                        input.name,
-                        path.display()
-                    )));
-                }
-                Err(e) => {
-                    return Ok(Err(format!(
-                        "declared input `{}` cannot be read at {}: {e}",
-                        input.name,
-                        path.display()
-                    )));
+        let declared: Vec<(String, PathBuf)> = spec
+            .inputs
+            .iter()
+            .map(|input| (input.name.clone(), self.artifact_path(&vars, input)))
+            .collect();
+        let hashing = offload(self.engine.offload, move || {
+            let mut inputs = Vec::with_capacity(declared.len());
+            for (name, path) in declared {
+                match artifacts::hash_path(&path) {
+                    Ok(hashed) => inputs.push((name, path, hashed)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(format!(
+                            "declared input `{name}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
+                            path.display()
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "declared input `{name}` cannot be read at {}: {e}",
+                            path.display()
+                        ));
+                    }
                 }
             }
+            Ok(inputs)
+        });
+        let cache = spec.cache.then(|| self.cache_inputs(task));
+        let store = self.engine.store.clone();
+        async move {
+            let prepared = async {
+                let inputs = match hashing.await {
+                    Ok(inputs) => inputs,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+                let Some(cache) = cache else {
+                    return Ok(Ok(Prepared {
+                        inputs,
+                        key: None,
+                        hit: None,
+                    }));
+                };
+                let hashes: Vec<(String, String)> = inputs
+                    .iter()
+                    .map(|(name, _, hashed)| (name.clone(), hashed.hash.clone()))
+                    .collect();
+                let key = artifacts::cache_key(&CacheInputs {
+                    command: &cache.command,
+                    env: &cache.env,
+                    params: &cache.params,
+                    inputs: &hashes,
+                    outputs: &cache.outputs,
+                });
+                let lookup = key.clone();
+                let hit = store
+                    .call(move |s| {
+                        let hit = s.cache_hit(&cache.dag_id, &cache.task_id, &lookup)?;
+                        // Reusable only when every output declared now was recorded and kept.
+                        // On this thread, off the loop: each check looks at the file system.
+                        Ok::<_, EngineError>(hit.filter(|(_, links)| {
+                            cache.outputs.iter().all(|o| {
+                                links.iter().any(|l| {
+                                    l.artifact.name == *o
+                                        && l.artifact
+                                            .stored
+                                            .as_deref()
+                                            .is_some_and(|s| Path::new(s).exists())
+                                })
+                            })
+                        }))
+                    })
+                    .await?;
+                Ok(Ok(Prepared {
+                    inputs,
+                    key: Some(key),
+                    hit,
+                }))
+            };
+            let prepared = prepared.await;
+            (task, attempt, job, prepared)
         }
-        if !spec.cache {
-            return Ok(Ok(Prepared {
-                inputs,
-                key: None,
-                hit: None,
-            }));
-        }
+    }
+
+    /// What a cached task's key is computed from, besides its inputs' hashes.
+    fn cache_inputs(&self, task: usize) -> CacheParts {
+        let spec = &self.spec.dag.tasks[task];
         // Run id and attempt differ on every attempt; rendered as fixed placeholders, a
         // command that only names them in paths still finds its cache.
         let fixed = self.vars(task, 0, 0);
@@ -1119,133 +1278,232 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|(name, value)| (name.clone(), value.to_string()))
             .collect();
-        let hashes: Vec<(String, String)> = inputs
-            .iter()
-            .map(|(name, _, hashed)| (name.clone(), hashed.hash.clone()))
-            .collect();
-        let outputs: Vec<String> = spec.outputs.iter().map(|o| o.name.clone()).collect();
-        let key = artifacts::cache_key(&CacheInputs {
-            command: &command,
-            env: &env,
-            params: &params,
-            inputs: &hashes,
-            outputs: &outputs,
-        });
-        let hit = self
-            .engine
-            .store
-            .cache_hit(&self.spec.dag.id, &spec.id, &key)?
-            .filter(|(_, links)| {
-                // Reusable only when every output declared now was recorded and kept.
-                spec.outputs.iter().all(|o| {
-                    links.iter().any(|l| {
-                        l.artifact.name == o.name
-                            && l.artifact
-                                .stored
-                                .as_deref()
-                                .is_some_and(|s| Path::new(s).exists())
-                    })
-                })
+        CacheParts {
+            command,
+            env,
+            params,
+            outputs: spec.outputs.iter().map(|o| o.name.clone()).collect(),
+            dag_id: self.spec.dag.id.clone(),
+            task_id: spec.id.clone(),
+        }
+    }
+
+    /// An attempt's preparation came back: it fails, is put back from the cache, or starts.
+    async fn prepared(
+        &self,
+        machine: &mut RunMachine,
+        procs: &mut Processes,
+        task: usize,
+        attempt: u32,
+        job: Job,
+        prepared: Result<Prepared, String>,
+    ) -> Result<(Vec<Action>, Vec<Change>), EngineError> {
+        if procs.starting.get(&task) == Some(&true) {
+            procs.starting.remove(&task);
+            let ending = self.ending(task, attempt, Ok(Outcome::Cancelled));
+            return Ok(self.finished(machine, ending));
+        }
+        match prepared {
+            Err(reason) => {
+                procs.starting.remove(&task);
+                write_log(&job.log_path, &format!("vane: {reason}\n"));
+                procs.unstartable.push((task, attempt, reason));
+            }
+            Ok(prepared) if prepared.hit.is_some() => {
+                match self.restore(task, attempt, &prepared) {
+                    Ok(restoring) => {
+                        procs.restoring.spawn(async move {
+                            let restored = restoring.await;
+                            (task, attempt, job, prepared, restored)
+                        });
+                    }
+                    Err(why) => {
+                        procs.starting.remove(&task);
+                        self.not_cached(procs, (task, attempt, job), &prepared, &why)
+                            .await?;
+                    }
+                }
+            }
+            Ok(prepared) => {
+                procs.starting.remove(&task);
+                self.record_start(task, attempt, &prepared).await?;
+                procs.ready.push((task, attempt, job));
+            }
+        }
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    /// A cache hit's outputs were put back (the attempt succeeds) or could not be (the task
+    /// runs after all).
+    async fn restored(
+        &self,
+        machine: &mut RunMachine,
+        procs: &mut Processes,
+        (task, attempt, job): (usize, u32, Job),
+        prepared: Prepared,
+        restored: Result<Vec<(ArtifactLink, String)>, String>,
+    ) -> Result<(Vec<Action>, Vec<Change>), EngineError> {
+        if procs.starting.remove(&task) == Some(true) {
+            let ending = self.ending(task, attempt, Ok(Outcome::Cancelled));
+            return Ok(self.finished(machine, ending));
+        }
+        let restored = match restored {
+            Ok(restored) => restored,
+            Err(why) => {
+                self.not_cached(procs, (task, attempt, job), &prepared, &why)
+                    .await?;
+                return Ok((Vec::new(), Vec::new()));
+            }
+        };
+        let mut changes = self
+            .reused(task, attempt, &job, &prepared, restored)
+            .await?;
+        if self.uses_slots() {
+            changes.push(Change::ReleaseSlots {
+                run: self.run,
+                task: Some(self.spec.dag.tasks[task].id.clone()),
             });
-        Ok(Ok(Prepared {
-            inputs,
-            key: Some(key),
-            hit,
-        }))
+        }
+        Ok((machine.finished(task, Finish::Success, now()), changes))
+    }
+
+    /// The outputs of a cache hit cannot be put back: running the task makes them again.
+    async fn not_cached(
+        &self,
+        procs: &mut Processes,
+        (task, attempt, job): (usize, u32, Job),
+        prepared: &Prepared,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
+        write_log(
+            &job.log_path,
+            &format!("vane: cache not used: {why}; running the task\n"),
+        );
+        self.record_start(task, attempt, prepared).await?;
+        procs.ready.push((task, attempt, job));
+        Ok(())
     }
 
     /// Links the inputs of an attempt that started, and records its cache key.
-    fn record_start(
+    async fn record_start(
         &self,
         task: usize,
         attempt: u32,
         prepared: &Prepared,
     ) -> Result<(), EngineError> {
         let at = self.attempt_ref(task, attempt);
-        self.record_inputs(&at, prepared)?;
-        if let Some(key) = &prepared.key {
-            self.engine
-                .store
-                .record_cache_key(&at, &self.spec.dag.id, key)?;
-        }
-        Ok(())
-    }
-
-    fn record_inputs(&self, at: &AttemptRef, prepared: &Prepared) -> Result<(), EngineError> {
-        if prepared.inputs.is_empty() {
-            return Ok(());
-        }
-        let paths: Vec<String> = prepared
-            .inputs
-            .iter()
-            .map(|(_, path, _)| path.display().to_string())
-            .collect();
-        let new: Vec<NewArtifact<'_>> = prepared
-            .inputs
-            .iter()
-            .zip(&paths)
-            .map(|((name, _, hashed), path)| NewArtifact {
-                name,
-                hash: &hashed.hash,
-                kind: hashed.kind,
-                size: hashed.size,
-                path,
-                // Inputs are not copied: their producer's output copy, if any, is the one kept.
-                stored: None,
-            })
-            .collect();
+        let inputs = self.input_links(prepared);
+        let key = prepared.key.clone();
+        let (dag_id, now) = (self.spec.dag.id.clone(), Utc::now());
         self.engine
             .store
-            .record_artifacts(at, Direction::Input, &new, Utc::now())?;
-        Ok(())
+            .call(move |s| {
+                record_links(s, &at, Direction::Input, &inputs, now)?;
+                if let Some(key) = &key {
+                    s.record_cache_key(&at, &dag_id, key)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
-    /// Puts back the outputs of the attempt a cache hit found and records this attempt as a
-    /// success that reused them. `Ok(Err(reason))` when they cannot be put back.
-    fn reuse(
+    /// The inputs of an attempt as they are linked to it. Inputs are not copied: their
+    /// producer's output copy, if any, is the one kept.
+    fn input_links(&self, prepared: &Prepared) -> Vec<Kept> {
+        prepared
+            .inputs
+            .iter()
+            .map(|(name, path, hashed)| Kept {
+                name: name.clone(),
+                path: path.display().to_string(),
+                stored: None,
+                hashed: hashed.clone(),
+            })
+            .collect()
+    }
+
+    /// Puts back the outputs of the attempt a cache hit found, off the loop; the future owns
+    /// what it needs. `Err(reason)` when they cannot be put back.
+    fn restore(
+        &self,
+        task: usize,
+        attempt: u32,
+        prepared: &Prepared,
+    ) -> Result<
+        impl std::future::Future<Output = Result<Vec<(ArtifactLink, String)>, String>> + Send + 'static,
+        String,
+    > {
+        let Some((_, links)) = &prepared.hit else {
+            return Err("no attempt to reuse".into());
+        };
+        let spec = &self.spec.dag.tasks[task];
+        let vars = self.vars(task, self.run, attempt);
+        let mut wanted = Vec::new();
+        for output in &spec.outputs {
+            let Some(link) = links.iter().find(|l| l.artifact.name == output.name) else {
+                return Err(format!("output `{}` was not recorded", output.name));
+            };
+            wanted.push((link.clone(), self.artifact_path(&vars, output)));
+        }
+        Ok(offload(self.engine.offload, move || {
+            let mut restored = Vec::with_capacity(wanted.len());
+            for (link, path) in wanted {
+                let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
+                if let Err(e) = artifacts::restore(stored, &path) {
+                    return Err(format!(
+                        "cannot restore output `{}` to {}: {e}",
+                        link.artifact.name,
+                        path.display()
+                    ));
+                }
+                restored.push((link, path.display().to_string()));
+            }
+            Ok(restored)
+        }))
+    }
+
+    /// Records an attempt whose outputs a cache hit put back as a success that reused them;
+    /// returns what is left to record of it.
+    async fn reused(
         &self,
         task: usize,
         attempt: u32,
         job: &Job,
         prepared: &Prepared,
-    ) -> Result<Result<Vec<Change>, String>, EngineError> {
-        let Some((source, links)) = &prepared.hit else {
-            return Ok(Err("no attempt to reuse".into()));
+        restored: Vec<(ArtifactLink, String)>,
+    ) -> Result<Vec<Change>, EngineError> {
+        let Some((source, _)) = &prepared.hit else {
+            return Err(EngineError::Internal("reused without a cache hit".into()));
         };
         let spec = &self.spec.dag.tasks[task];
-        let vars = self.vars(task, self.run, attempt);
-        let mut restored = Vec::new();
-        for output in &spec.outputs {
-            let Some(link) = links.iter().find(|l| l.artifact.name == output.name) else {
-                return Ok(Err(format!("output `{}` was not recorded", output.name)));
-            };
-            let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
-            let path = self.artifact_path(&vars, output);
-            if let Err(e) = artifacts::restore(stored, &path) {
-                return Ok(Err(format!(
-                    "cannot restore output `{}` to {}: {e}",
-                    output.name,
-                    path.display()
-                )));
-            }
-            restored.push((link, path.display().to_string()));
-        }
         let at = self.attempt_ref(task, attempt);
-        self.record_inputs(&at, prepared)?;
-        let new: Vec<NewArtifact<'_>> = restored
+        let inputs = self.input_links(prepared);
+        let outputs: Vec<Kept> = restored
             .iter()
-            .map(|(link, path)| NewArtifact {
-                name: &link.artifact.name,
-                hash: &link.artifact.hash,
-                kind: link.artifact.kind,
-                size: link.artifact.size,
-                path,
-                stored: link.artifact.stored.as_deref(),
+            .map(|(link, path)| Kept {
+                name: link.artifact.name.clone(),
+                path: path.clone(),
+                stored: link.artifact.stored.clone(),
+                hashed: Hashed {
+                    hash: link.artifact.hash.clone(),
+                    kind: link.artifact.kind,
+                    size: link.artifact.size,
+                },
             })
             .collect();
-        self.engine
+        let (source_run, now) = (source.run, Utc::now());
+        // The outputs are the same, so are the numbers measured on them: `vane diff` and
+        // metric histories keep seeing them.
+        let earlier = self
+            .engine
             .store
-            .record_artifacts(&at, Direction::Output, &new, Utc::now())?;
+            .call(move |s| {
+                record_links(s, &at, Direction::Input, &inputs, now)?;
+                record_links(s, &at, Direction::Output, &outputs, now)?;
+                Ok::<_, EngineError>(s.run(source_run)?)
+            })
+            .await?;
         let reason = format!("cached: reused outputs of run {}", source.run);
         let mut text = format!(
             "vane: {reason} (task `{}`, attempt {}); the command did not run\n",
@@ -1270,9 +1528,6 @@ impl Ctx<'_, '_> {
             reason: Some(reason),
             at: now,
         }];
-        // The outputs are the same, so are the numbers measured on them: `vane diff` and
-        // metric histories keep seeing them.
-        let earlier = self.engine.store.run(source.run)?;
         let metrics = earlier
             .tasks
             .iter()
@@ -1288,72 +1543,143 @@ impl Ctx<'_, '_> {
             value: *value,
             at: now,
         }));
-        Ok(Ok(changes))
+        Ok(changes)
     }
 
-    /// Hashes the declared outputs of an attempt that succeeded, keeps a copy of each in the
-    /// content store, and records them. `Err(reason)` fails the attempt: an output missing, or
-    /// one that cannot be kept.
-    fn record_outputs(&self, task: usize, attempt: u32) -> Result<(), String> {
-        let spec = &self.spec.dag.tasks[task];
-        let vars = self.vars(task, self.run, attempt);
-        let store_dir = &self.engine.paths.artifacts;
-        let mut found = Vec::with_capacity(spec.outputs.len());
-        for output in &spec.outputs {
-            let path = self.artifact_path(&vars, output);
-            let hashed = match artifacts::hash_path(&path) {
-                Ok(hashed) => hashed,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(format!(
-                        "declared output `{}` was not written: {} does not exist",
-                        output.name,
-                        path.display()
-                    ));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "declared output `{}` cannot be read at {}: {e}",
-                        output.name,
-                        path.display()
-                    ));
-                }
-            };
-            let stored = artifacts::store_copy(store_dir, &path, &hashed.hash).map_err(|e| {
-                format!(
-                    "cannot keep a copy of output `{}` in the content store {}: {e}",
-                    output.name,
-                    store_dir.display()
-                )
-            })?;
-            found.push((
-                output.name.as_str(),
-                path.display().to_string(),
-                stored.display().to_string(),
-                hashed,
-            ));
-        }
-        let new: Vec<NewArtifact<'_>> = found
+    /// Hashes the declared outputs of an attempt that succeeded and keeps a copy of each in
+    /// the content store, off the loop; the future owns all it needs, so it waits beside the
+    /// run's other events. `Err(reason)` fails the attempt: an output missing, or one that
+    /// cannot be kept.
+    fn keep_outputs(
+        &self,
+        ending: Ending,
+    ) -> impl std::future::Future<Output = (Ending, Result<Vec<Kept>, String>)> + Send + 'static
+    {
+        let spec = &self.spec.dag.tasks[ending.task];
+        let vars = self.vars(ending.task, self.run, ending.attempt);
+        let store_dir = self.engine.paths.artifacts.clone();
+        let declared: Vec<(String, PathBuf)> = spec
+            .outputs
             .iter()
-            .map(|(name, path, stored, hashed)| NewArtifact {
-                name,
-                hash: &hashed.hash,
-                kind: hashed.kind,
-                size: hashed.size,
-                path,
-                stored: Some(stored),
-            })
+            .map(|output| (output.name.clone(), self.artifact_path(&vars, output)))
             .collect();
-        self.engine
-            .store
-            .record_artifacts(
-                &self.attempt_ref(task, attempt),
-                Direction::Output,
-                &new,
-                Utc::now(),
-            )
-            .map_err(|e| format!("cannot record the outputs: {e}"))?;
-        Ok(())
+        let kept = offload(self.engine.offload, move || {
+            let mut found = Vec::with_capacity(declared.len());
+            for (name, path) in declared {
+                let hashed = match artifacts::hash_path(&path) {
+                    Ok(hashed) => hashed,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(format!(
+                            "declared output `{name}` was not written: {} does not exist",
+                            path.display()
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "declared output `{name}` cannot be read at {}: {e}",
+                            path.display()
+                        ));
+                    }
+                };
+                let stored =
+                    artifacts::store_copy(&store_dir, &path, &hashed.hash).map_err(|e| {
+                        format!(
+                            "cannot keep a copy of output `{name}` in the content store {}: {e}",
+                            store_dir.display()
+                        )
+                    })?;
+                found.push(Kept {
+                    name,
+                    path: path.display().to_string(),
+                    stored: Some(stored.display().to_string()),
+                    hashed,
+                });
+            }
+            Ok(found)
+        });
+        async move { (ending, kept.await) }
     }
+
+    /// Records the outputs [`keep_outputs`](Self::keep_outputs) kept; the attempt fails
+    /// instead when they could not be kept or recorded.
+    async fn outputs_kept(&self, ending: Ending, kept: Result<Vec<Kept>, String>) -> Ending {
+        let at = self.attempt_ref(ending.task, ending.attempt);
+        let now = Utc::now();
+        let recorded = match kept {
+            Ok(found) => self
+                .engine
+                .store
+                .call(move |s| record_links(s, &at, Direction::Output, &found, now))
+                .await
+                .map_err(|e| format!("cannot record the outputs: {e}")),
+            Err(why) => Err(why),
+        };
+        match recorded {
+            Ok(()) => ending,
+            Err(why) => {
+                self.append_log(ending.task, ending.attempt, &format!("vane: {why}\n"));
+                Ending {
+                    finish: Finish::Failed,
+                    reason: Some(why),
+                    ..ending
+                }
+            }
+        }
+    }
+}
+
+/// What a cached task's key is computed from, besides its inputs' hashes.
+struct CacheParts {
+    command: String,
+    env: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    outputs: Vec<String>,
+    dag_id: String,
+    task_id: String,
+}
+
+/// How an attempt ended, as it is to be recorded.
+struct Ending {
+    task: usize,
+    attempt: u32,
+    finish: Finish,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    reason: Option<String>,
+}
+
+/// An artifact an attempt read or wrote, hashed, and where its copy is kept if it is.
+struct Kept {
+    name: String,
+    path: String,
+    stored: Option<String>,
+    hashed: Hashed,
+}
+
+/// Links artifacts to an attempt; nothing to record is no write.
+fn record_links(
+    store: &dyn Store,
+    at: &AttemptRef,
+    direction: Direction,
+    artifacts: &[Kept],
+    now: DateTime<Utc>,
+) -> Result<(), vane_store::StoreError> {
+    if artifacts.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewArtifact<'_>> = artifacts
+        .iter()
+        .map(|a| NewArtifact {
+            name: &a.name,
+            hash: &a.hashed.hash,
+            kind: a.hashed.kind,
+            size: a.hashed.size,
+            path: &a.path,
+            stored: a.stored.as_deref(),
+        })
+        .collect();
+    store.record_artifacts(at, direction, &new, now)?;
+    Ok(())
 }
 
 /// How the engine starts the process of a built-in task kind (`validate`, `deploy`): the

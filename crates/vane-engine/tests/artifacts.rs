@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use vane_engine::{Control, Engine, Paths, RunSpec};
+use vane_engine::{BlockingPool, Control, Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
-use vane_store::{ArtifactStore, RunDetail, RunState, SqliteStore, Store, Trigger};
+use vane_store::{ArtifactStore, RunDetail, RunState, SqliteStore, Store, StoreThreads, Trigger};
 
 struct Project {
     _dir: tempfile::TempDir,
@@ -26,10 +26,15 @@ impl Project {
         }
     }
 
-    fn engine(&self) -> Engine<'_> {
+    fn engine(&self) -> Engine<'static> {
+        let db = self.root.join("vane.db");
         Engine {
-            store: &self.store,
+            store: StoreThreads::open(1, move || {
+                Ok(Box::new(SqliteStore::open(&db)?) as Box<dyn Store + Send>)
+            })
+            .unwrap(),
             executor: &ProcessExecutor,
+            offload: &BlockingPool,
             paths: Paths {
                 logs: self.root.join("logs"),
                 work: self.root.join("work"),
@@ -58,7 +63,7 @@ impl Project {
             git: None,
             backfill: None,
         };
-        let run = engine.create_run(&spec).unwrap();
+        let run = engine.create_run(&spec).await.unwrap();
         let (_keep, control) = tokio::sync::watch::channel(Control::Run);
         engine.execute(run, &spec, control).await.unwrap();
         self.store.run(run).unwrap()

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::oneshot;
-use vane_engine::{Control, Engine, Paths, RunSpec};
+use vane_engine::{BlockingPool, Control, Engine, Offload, Paths, RunSpec};
 use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
-use vane_store::{AttemptState, RunState, SqliteStore, Store, TaskState, Trigger};
+use vane_store::{
+    ArtifactStore, AttemptState, RunState, SqliteStore, Store, StoreThreads, TaskState, Trigger,
+};
 
 /// What a scripted task does on each attempt.
 #[derive(Clone, Copy)]
@@ -70,6 +72,7 @@ impl Executor for FakeExecutor {
             .get_mut(&task)
             .and_then(|s| s.pop_front())
             .unwrap_or(Step::Exit(0));
+        let timeout = job.timeout;
         let (tx, done) = oneshot::channel();
         let kill = KillSwitch::new();
         let watcher = kill.clone();
@@ -79,10 +82,17 @@ impl Executor for FakeExecutor {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     Outcome::Exited { code }
                 }
-                Step::Hang => {
-                    watcher.killed().await;
-                    Outcome::Cancelled
-                }
+                // As the real executor: killed, or past the job's timeout.
+                Step::Hang => match timeout {
+                    Some(limit) => tokio::select! {
+                        () = watcher.killed() => Outcome::Cancelled,
+                        () = tokio::time::sleep(limit) => Outcome::TimedOut,
+                    },
+                    None => {
+                        watcher.killed().await;
+                        Outcome::Cancelled
+                    }
+                },
             };
             let _ = tx.send(outcome);
         });
@@ -144,10 +154,13 @@ fn spec(f: &Fixture) -> RunSpec<'_> {
     }
 }
 
-fn engine<'a>(f: &Fixture, store: &'a SqliteStore, executor: &'a FakeExecutor) -> Engine<'a> {
+/// The engine on its own connection, called inline: on the paused clock, waiting for a store
+/// thread would let time jump ahead.
+fn engine<'a>(f: &Fixture, executor: &'a FakeExecutor) -> Engine<'a> {
     Engine {
-        store,
+        store: StoreThreads::inline(Box::new(SqliteStore::open(&f.db).unwrap())),
         executor,
+        offload: &BlockingPool,
         paths: Paths {
             logs: f.root.join("logs"),
             work: f.root.join("work"),
@@ -169,9 +182,9 @@ async fn a_flaky_task_is_retried_after_its_backoff_and_the_run_succeeds() {
         &f.db,
         &[("extract", &[Step::Exit(1), Step::Exit(1), Step::Exit(0)])],
     );
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let started = tokio::time::Instant::now();
     let (_keep, control) = tokio::sync::watch::channel(Control::Run);
     let state = engine.execute(run, &spec, control).await.unwrap();
@@ -207,9 +220,9 @@ async fn stopping_a_run_kills_running_tasks_and_records_it() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -241,9 +254,9 @@ async fn a_drained_run_finishes_what_runs_and_resumes_later() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         // extract runs from 0s to 1s; draining at 0.5s lets it finish but starts nothing else.
@@ -333,7 +346,7 @@ async fn run_dag(
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, script);
     let detail = {
-        let engine = engine(&f, &store, &executor);
+        let engine = engine(&f, &executor);
         let spec = RunSpec {
             dag: &dag,
             source,
@@ -344,7 +357,7 @@ async fn run_dag(
             git: None,
             backfill: None,
         };
-        let run = engine.create_run(&spec).unwrap();
+        let run = engine.create_run(&spec).await.unwrap();
         let (_keep, control) = tokio::sync::watch::channel(Control::Run);
         engine.execute(run, &spec, control).await.unwrap();
         store.run(run).unwrap()
@@ -418,9 +431,9 @@ async fn a_task_killed_after_the_drain_grace_runs_again_when_the_run_resumes() {
     let f = fixture();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
-    let engine = engine(&f, &store, &executor);
+    let engine = engine(&f, &executor);
     let spec = spec(&f);
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let (tx, control) = tokio::sync::watch::channel(Control::Run);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -469,7 +482,7 @@ async fn a_pool_of_one_runs_its_tasks_one_at_a_time() {
     let dag = vane_dag::parse_dag(GPU, "gpu").dag.unwrap();
     let store = SqliteStore::open(&f.db).unwrap();
     let executor = FakeExecutor::new(&f.db, &[]);
-    let mut engine = engine(&f, &store, &executor);
+    let mut engine = engine(&f, &executor);
     engine.limits.pools.insert("gpu".into(), 1);
     let spec = RunSpec {
         dag: &dag,
@@ -481,7 +494,7 @@ async fn a_pool_of_one_runs_its_tasks_one_at_a_time() {
         git: None,
         backfill: None,
     };
-    let run = engine.create_run(&spec).unwrap();
+    let run = engine.create_run(&spec).await.unwrap();
     let started = tokio::time::Instant::now();
     let (_keep, control) = tokio::sync::watch::channel(Control::Run);
     assert_eq!(
@@ -522,4 +535,179 @@ async fn a_pool_the_config_does_not_define_fails_the_run_with_the_fix() {
     assert!(executor.launched.lock().unwrap().is_empty());
     assert!(detail.tasks.iter().all(|t| t.state == TaskState::Skipped));
     drop(store);
+}
+
+/// Offloaded work waits here, not running anywhere, until the test lets it go.
+#[derive(Default)]
+struct Gate {
+    held: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Offload for Gate {
+    fn spawn(&self, work: Box<dyn FnOnce() + Send>) {
+        self.held.lock().unwrap().push(work);
+        self.arrived.notify_one();
+    }
+}
+
+impl Gate {
+    fn release(&self) {
+        for work in self.held.lock().unwrap().drain(..) {
+            std::thread::spawn(work);
+        }
+    }
+}
+
+const MODEL: &str = r#"
+[tasks.train]
+command = "train"
+outputs = { model = "model.bin" }
+[tasks.deploy]
+command = "deploy"
+depends_on = ["train"]
+"#;
+
+const STUCK: &str = r#"
+[tasks.stuck]
+command = "stuck"
+timeout = "10s"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn another_runs_timeout_fires_and_is_recorded_while_an_output_is_being_kept() {
+    let f = fixture();
+    std::fs::write(f.root.join("model.bin"), "weights").unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[("stuck", &[Step::Hang])]);
+    let gate = Gate::default();
+    let mut engine = engine(&f, &executor);
+    engine.offload = &gate;
+    let (model, stuck) = (
+        vane_dag::parse_dag(MODEL, "model").dag.unwrap(),
+        vane_dag::parse_dag(STUCK, "stuck").dag.unwrap(),
+    );
+    let spec = |dag, source| RunSpec {
+        dag,
+        source,
+        path: Path::new("dags/x.toml"),
+        params: Vec::new(),
+        logical_date: "2026-11-23T02:00:00Z".parse().unwrap(),
+        trigger: Trigger::Manual,
+        git: None,
+        backfill: None,
+    };
+    let (model_spec, stuck_spec) = (spec(&model, MODEL), spec(&stuck, STUCK));
+    let model_run = engine.create_run(&model_spec).await.unwrap();
+    let stuck_run = engine.create_run(&stuck_spec).await.unwrap();
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    let started = tokio::time::Instant::now();
+    let stuck_done = tokio::sync::Notify::new();
+    let model_done = tokio::sync::Notify::new();
+
+    let modelling = async {
+        let state = engine
+            .execute(model_run, &model_spec, control.clone())
+            .await;
+        model_done.notify_one();
+        state
+    };
+    let timing_out = async {
+        let state = engine
+            .execute(stuck_run, &stuck_spec, control.clone())
+            .await;
+        stuck_done.notify_one();
+        state
+    };
+    let test = async {
+        tokio::select! {
+            () = gate.arrived.notified() => {}
+            () = model_done.notified() => panic!("train's output was kept on the loop"),
+        }
+        // train ended at 1s; its output is held mid-keeping. The other run goes on.
+        stuck_done.notified().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        let held = store.run(model_run).unwrap();
+        assert_eq!(
+            (held.tasks[0].state, held.tasks[1].state),
+            (TaskState::Running, TaskState::Queued),
+            "train is a success only once its output is kept, and deploy waits for that"
+        );
+        gate.release();
+    };
+    let (modelled, timed_out, ()) = tokio::join!(modelling, timing_out, test);
+
+    assert_eq!(timed_out.unwrap(), RunState::Failed);
+    let stuck = store.run(stuck_run).unwrap();
+    assert_eq!(
+        stuck.tasks[0].attempts[0].reason.as_deref(),
+        Some("timed out after 10s")
+    );
+    assert_eq!(modelled.unwrap(), RunState::Success);
+    let kept = store.attempt_links(model_run, Some("train")).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].artifact.size, 7);
+    let launched: Vec<_> = executor
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(launched, vec!["train", "stuck", "deploy"]);
+}
+
+const PREPARED: &str = r#"
+[tasks.train]
+command = "train"
+inputs = { data = "data.csv" }
+[tasks.deploy]
+command = "deploy"
+depends_on = ["train"]
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_run_stopped_while_an_input_is_hashed_never_starts_that_task() {
+    let f = fixture();
+    std::fs::write(f.root.join("data.csv"), "rows").unwrap();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[]);
+    let gate = Gate::default();
+    let mut engine = engine(&f, &executor);
+    engine.offload = &gate;
+    let dag = vane_dag::parse_dag(PREPARED, "prepared").dag.unwrap();
+    let spec = RunSpec {
+        dag: &dag,
+        source: PREPARED,
+        path: Path::new("dags/prepared.toml"),
+        params: Vec::new(),
+        logical_date: "2026-11-23T02:00:00Z".parse().unwrap(),
+        trigger: Trigger::Manual,
+        git: None,
+        backfill: None,
+    };
+    let run = engine.create_run(&spec).await.unwrap();
+    let (control, watch) = tokio::sync::watch::channel(Control::Run);
+    let test = async {
+        gate.arrived.notified().await;
+        control
+            .send(Control::Stop(vane_engine::StopReason::User))
+            .unwrap();
+        // The stop is recorded (deploy skipped) while train's input is still being hashed.
+        while store.run(run).unwrap().tasks[1].state != TaskState::Skipped {
+            tokio::task::yield_now().await;
+        }
+        gate.release();
+    };
+    let (state, ()) = tokio::join!(engine.execute(run, &spec, watch), test);
+
+    assert_eq!(state.unwrap(), RunState::Failed);
+    assert!(executor.launched.lock().unwrap().is_empty());
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.reason.as_deref(), Some("stopped by the user"));
+    assert_eq!(detail.tasks[0].attempts.len(), 1);
+    assert_eq!(
+        detail.tasks[0].attempts[0].reason.as_deref(),
+        Some("killed: the run was stopped")
+    );
 }

@@ -3,7 +3,8 @@
 //! The engine and the CLI never write SQL; they call [`Store`]. [`SqliteStore`] is the embedded
 //! default (WAL mode, `synchronous = FULL`, versioned migrations); [`PgStore`] keeps the same
 //! records in PostgreSQL, for several schedulers sharing one history. Both migrate through the
-//! same schema versions, and one conformance suite (`tests/conformance`) runs on both.
+//! same schema versions, and one conformance suite (`tests/conformance`) runs on both. Async
+//! code calls a store through [`StoreThreads`], which runs each call on a thread of its own.
 //!
 //! ```
 //! use vane_store::{Store, SqliteStore, NewDagVersion};
@@ -27,6 +28,7 @@ mod registry;
 mod sqlite;
 #[cfg(feature = "pg-test")]
 pub mod testing;
+mod threads;
 mod types;
 
 pub use alerts::{
@@ -53,6 +55,7 @@ pub use registry::{
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use threads::{Opener, StoreThreads};
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
     NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
