@@ -14,8 +14,8 @@ use vane_daemon::{Clock, Config};
 use vane_engine::{Engine, Paths};
 use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
 use vane_store::{
-    RunFilter, RunRecord, RunState, SqliteStore, Store, TaskState, TickDecision, TickRecord,
-    Trigger,
+    HeartbeatStore, RunFilter, RunRecord, RunState, SchedulerRecord, SqliteStore, Store, TaskState,
+    TickDecision, TickRecord, Trigger,
 };
 
 /// How long a scripted task runs before it exits with `code`, unless it is killed first.
@@ -185,6 +185,10 @@ impl Harness {
     }
 
     /// Recorded ticks of `dag`, oldest first.
+    fn schedulers(&self) -> Vec<SchedulerRecord> {
+        self.store.schedulers().unwrap()
+    }
+
     fn ticks(&self, dag: &str) -> Vec<TickRecord> {
         let mut ticks = self.store.ticks(dag, 0).unwrap();
         ticks.reverse();
@@ -451,5 +455,119 @@ async fn a_paused_dag_makes_no_runs_and_on_unpause_its_missed_ticks_follow_catch
     assert_eq!(
         skipped,
         every_five_minutes("2026-11-23T10:05:00Z", "2026-11-23T10:55:00Z")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_is_rewritten_every_heartbeat_interval_and_marked_stopped_at_shutdown() {
+    assert_eq!(vane_store::HEARTBEAT_EVERY, Duration::from_secs(10));
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let executor = FakeExecutor::new(&[], SECOND);
+    let last_heartbeat = || {
+        let schedulers = h.schedulers();
+        assert_eq!(schedulers.len(), 1, "{schedulers:?}");
+        let s = &schedulers[0];
+        assert_eq!(s.started_at, at("2026-11-23T10:00:00Z"));
+        assert_eq!(s.stopped_at, None);
+        s.last_heartbeat
+    };
+    h.scheduling(executor, h.config(POLL), async {
+        // Written at start, then only once the interval has passed, however often passes run.
+        h.until("2026-11-23T10:00:00.200Z").await;
+        assert_eq!(last_heartbeat(), at("2026-11-23T10:00:00Z"));
+        h.until("2026-11-23T10:00:09.800Z").await;
+        assert_eq!(last_heartbeat(), at("2026-11-23T10:00:00Z"));
+        h.until("2026-11-23T10:00:10.200Z").await;
+        assert_eq!(last_heartbeat(), at("2026-11-23T10:00:10Z"));
+        h.until("2026-11-23T10:00:25.200Z").await;
+        assert_eq!(last_heartbeat(), at("2026-11-23T10:00:20Z"));
+    })
+    .await;
+
+    let stopped = at("2026-11-23T10:00:25.200Z");
+    let schedulers = h.schedulers();
+    assert_eq!(
+        schedulers
+            .iter()
+            .map(|s| (s.last_heartbeat, s.stopped_at))
+            .collect::<Vec<_>>(),
+        vec![(stopped, Some(stopped))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_running_tasks_finish_then_leaves_the_run_to_resume_on_the_next_start() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    h.dag(
+        "two",
+        "[dag]\nschedule = \"*/5 * * * *\"\n[tasks.a]\ncommand = \"true\"\n\
+         [tasks.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+    );
+    let executor = FakeExecutor::new(&[], succeeds_after(Duration::from_secs(90)));
+    let config = Config {
+        shutdown_grace: Duration::from_secs(300),
+        ..h.config(POLL)
+    };
+    // Task a runs from 10:05 to 10:06:30; the stop comes at 10:06.
+    h.scheduling(executor, config.clone(), h.until("2026-11-23T10:06:00Z"))
+        .await;
+    assert_eq!(
+        h.clock.now(),
+        at("2026-11-23T10:06:30Z"),
+        "the scheduler stops once the running task is done, not at the end of the grace period"
+    );
+    let run = &h.runs("two")[0];
+    assert_eq!((run.state, &run.owner), (RunState::Queued, &None));
+    let tasks = h.store.run(run.id).unwrap().tasks;
+    let tasks: Vec<_> = tasks
+        .iter()
+        .map(|t| (t.task_id.as_str(), t.state, t.attempts.len()))
+        .collect();
+    assert_eq!(
+        tasks,
+        vec![("a", TaskState::Success, 1), ("b", TaskState::Queued, 0)],
+        "b did not start after the stop"
+    );
+
+    h.until("2026-11-23T10:07:00Z").await;
+    h.scheduling(executor, config, h.until("2026-11-23T10:09:00Z"))
+        .await;
+    let run = &h.runs("two")[0];
+    assert_eq!(run.state, RunState::Success);
+    let tasks = h.store.run(run.id).unwrap().tasks;
+    assert_eq!(
+        tasks.iter().map(|t| t.attempts.len()).collect::<Vec<_>>(),
+        vec![1, 1],
+        "the resumed run ran b only"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_kills_a_task_still_running_after_the_grace_period_and_the_run_resumes() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    h.dag("every5", &five_minutely(""));
+    let executor = FakeExecutor::new(&[succeeds_after(Duration::from_secs(600))], SECOND);
+    // The 10:05 run's task would run until 10:15; the stop comes at 10:06.
+    h.scheduling(executor, h.config(POLL), h.until("2026-11-23T10:06:00Z"))
+        .await;
+    assert_eq!(
+        h.clock.now(),
+        at("2026-11-23T10:07:00Z"),
+        "killed when the 60 s grace period is over"
+    );
+    let run = &h.runs("every5")[0];
+    assert_eq!((run.state, &run.owner), (RunState::Queued, &None));
+    assert!(h.schedulers().iter().all(|s| s.stopped_at.is_some()));
+
+    h.until("2026-11-23T10:08:00Z").await;
+    h.scheduling(executor, h.config(POLL), h.until("2026-11-23T10:08:30Z"))
+        .await;
+    let run = &h.runs("every5")[0];
+    assert_eq!(run.state, RunState::Success);
+    let task = &h.store.run(run.id).unwrap().tasks[0];
+    assert_eq!(
+        task.attempts.len(),
+        2,
+        "the killed task ran again: {task:?}"
     );
 }
