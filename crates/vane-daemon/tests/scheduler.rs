@@ -571,3 +571,54 @@ async fn shutdown_kills_a_task_still_running_after_the_grace_period_and_the_run_
         "the killed task ran again: {task:?}"
     );
 }
+
+const BERLIN_DAILY: &str = "[dag]\nschedule = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+                            [tasks.a]\ncommand = \"true\"\n";
+
+/// Three days of a daily 02:30 Europe/Berlin DAG, from `start`.
+async fn three_berlin_days(start: &str) -> Harness {
+    let h = Harness::new(start);
+    h.dag("nightly", BERLIN_DAILY);
+    let executor = FakeExecutor::new(&[], SECOND);
+    let hours = Duration::from_secs(72 * 3600);
+    // The loop wakes for each tick whatever the poll; a long one keeps three days of passes
+    // cheap.
+    let poll = Duration::from_secs(600);
+    h.scheduling(executor, h.config(poll), tokio::time::sleep(hours))
+        .await;
+    assert_eq!(h.states("nightly"), vec![RunState::Success; 3]);
+    assert!(
+        h.ticks("nightly")
+            .iter()
+            .all(|t| matches!(t.decision, TickDecision::Run(_)))
+    );
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daily_job_in_the_spring_forward_gap_runs_once_at_the_first_valid_time() {
+    // 2026-03-29 02:00 CET jumps to 03:00 CEST: 02:30 does not exist that day.
+    let h = three_berlin_days("2026-03-28T00:00:00Z").await;
+    assert_eq!(
+        h.run_dates("nightly"),
+        vec![
+            at("2026-03-28T02:30:00+01:00"),
+            at("2026-03-29T03:00:00+02:00"),
+            at("2026-03-30T02:30:00+02:00"),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daily_job_in_the_fall_back_hour_runs_once_at_the_first_of_the_repeated_times() {
+    // 2026-10-25 03:00 CEST falls back to 02:00 CET: 02:30 happens twice that day.
+    let h = three_berlin_days("2026-10-24T00:00:00Z").await;
+    assert_eq!(
+        h.run_dates("nightly"),
+        vec![
+            at("2026-10-24T02:30:00+02:00"),
+            at("2026-10-25T02:30:00+02:00"),
+            at("2026-10-26T02:30:00+01:00"),
+        ]
+    );
+}
