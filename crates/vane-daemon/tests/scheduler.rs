@@ -622,3 +622,42 @@ async fn a_daily_job_in_the_fall_back_hour_runs_once_at_the_first_of_the_repeate
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_orphaned_while_the_scheduler_is_up_is_adopted_and_completed() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = "[tasks.a]\ncommand = \"true\"\n";
+    h.dag("manual", source);
+    let executor = FakeExecutor::new(&[], SECOND);
+    let dag = vane_dag::parse_dag(source, "manual").dag.unwrap();
+    h.scheduling(executor, h.config(POLL), async {
+        h.until("2026-11-23T10:00:01Z").await;
+        // A `vane run` on this host claimed the run, then died (`kill -9`).
+        let run = h
+            .engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source,
+                path: &h.dags().join("manual.toml"),
+                params: Vec::new(),
+                logical_date: h.clock.now(),
+                trigger: Trigger::Manual,
+                git: None,
+                backfill: None,
+            })
+            .unwrap();
+        let gone = vane_store::Owner {
+            host: "test-host".into(),
+            // Never a Linux pid.
+            pid: u32::MAX,
+            start_time: Some(1),
+        };
+        assert!(h.store.claim_run(run, &gone, h.clock.now()).unwrap());
+        // Orphans are looked for every 5 s; the adopted run's task takes 1 s.
+        h.until("2026-11-23T10:00:06.500Z").await;
+    })
+    .await;
+
+    let run = &h.runs("manual")[0];
+    assert_eq!(run.state, RunState::Success, "{run:?}");
+}
