@@ -418,6 +418,7 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
         dags_dir: absolute(&g.dags)?,
         shutdown_grace: Duration::from_secs(grace),
         poll: Duration::from_millis(500),
+        clock: vane_daemon::Clock::system(),
     };
     evaluate_alerts_every(
         ALERTS_EVERY,

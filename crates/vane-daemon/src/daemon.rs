@@ -19,6 +19,7 @@ use vane_store::{
 };
 
 use crate::cadence::{Plan, due_ticks};
+use crate::clock::Clock;
 
 /// How often the scheduler looks for runs whose vane process died.
 const RECOVERY_EVERY: Duration = Duration::from_secs(5);
@@ -31,6 +32,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How often the DAG folder and the queue of triggered runs are looked at.
     pub poll: Duration,
+    /// Where the loop reads the time: [`Clock::system`] but in tests.
+    pub clock: Clock,
 }
 
 /// Why the daemon stopped.
@@ -99,21 +102,24 @@ struct Scheduler {
     finished: Rc<tokio::sync::Notify>,
     /// How long this scheduler's passes took, for its heartbeat.
     passes: PassStats,
-    last_beat: Option<std::time::Instant>,
+    last_beat: Option<tokio::time::Instant>,
+    clock: Clock,
 }
 
 impl Scheduler {
     fn new(engine: Engine<'static>, config: Config) -> Self {
+        let clock = config.clock;
         Self {
             engine: Rc::new(engine),
             config,
             dags: HashMap::new(),
             fingerprint: Vec::new(),
             active: HashMap::new(),
-            up_since: Utc::now(),
+            up_since: clock.now(),
             finished: Rc::new(tokio::sync::Notify::new()),
             passes: PassStats::default(),
             last_beat: None,
+            clock,
         }
     }
 
@@ -135,18 +141,19 @@ impl Scheduler {
     }
 
     async fn schedule(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-        self.reload(Utc::now()).await?;
+        let clock = self.clock;
+        self.reload(clock.now()).await?;
         self.recover().await?;
-        let mut last_recovery = std::time::Instant::now();
-        let mut last_reload = std::time::Instant::now();
+        let mut last_recovery = clock.instant();
+        let mut last_reload = clock.instant();
         tokio::pin!(shutdown);
         loop {
-            let now = Utc::now();
-            let pass = std::time::Instant::now();
+            let now = clock.now();
+            let pass = clock.instant();
             // The folder is looked at once per poll interval, however often runs end or ticks
             // come: with a thousand DAG files that look is most of a pass.
-            if last_reload.elapsed() >= self.config.poll {
-                last_reload = std::time::Instant::now();
+            if pass - last_reload >= self.config.poll {
+                last_reload = pass;
                 if let Err(e) = self.reload(now).await {
                     error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
                 }
@@ -158,8 +165,8 @@ impl Scheduler {
             }
             // Runs orphaned while this scheduler is up (a `vane run` killed with -9, a run whose
             // execution here failed) are adopted too, not only at start.
-            if last_recovery.elapsed() >= RECOVERY_EVERY {
-                last_recovery = std::time::Instant::now();
+            if clock.instant() - last_recovery >= RECOVERY_EVERY {
+                last_recovery = clock.instant();
                 if let Err(e) = self.recover().await {
                     error!(error = %e, "Could not adopt orphaned runs; retrying later.");
                 }
@@ -170,7 +177,7 @@ impl Scheduler {
                 error!(error = %e, "Could not start queued runs; retrying on the next pass.");
             }
             // The cost of one pass, for the scale benchmark and for anyone wondering.
-            let took = pass.elapsed();
+            let took = clock.instant() - pass;
             debug!(
                 pass_us = took.as_micros() as u64,
                 dags = self.dags.len(),
@@ -183,7 +190,7 @@ impl Scheduler {
             if self.passes.count == 1
                 || self
                     .last_beat
-                    .is_none_or(|at| at.elapsed() >= HEARTBEAT_EVERY)
+                    .is_none_or(|at| clock.instant() - at >= HEARTBEAT_EVERY)
             {
                 self.beat(false).await;
             }
@@ -203,8 +210,8 @@ impl Scheduler {
     /// Writes this scheduler's heartbeat row. A failed write stops nothing: scheduling matters
     /// more than being seen, and the next heartbeat tries again.
     async fn beat(&mut self, stopped: bool) {
-        self.last_beat = Some(std::time::Instant::now());
-        let (host, started_at, at) = (self.engine.host.clone(), self.up_since, Utc::now());
+        self.last_beat = Some(self.clock.instant());
+        let (host, started_at, at) = (self.engine.host.clone(), self.up_since, self.clock.now());
         let passes = self.passes.clone();
         let recorded = self
             .store()
@@ -607,7 +614,7 @@ impl Scheduler {
         for active in self.active.values() {
             let _ = active.control.send(Control::Drain);
         }
-        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        let deadline = self.clock.instant() + self.config.shutdown_grace;
         for active in self.active.values_mut() {
             if tokio::time::timeout_at(deadline, &mut active.handle)
                 .await

@@ -67,6 +67,7 @@ outputs = {{ export = "{{{{ work }}}}/export-{{{{ ds }}}}.txt" }}
         dags_dir: dags,
         shutdown_grace: Duration::from_secs(5),
         poll: Duration::from_millis(50),
+        clock: vane_daemon::Clock::system(),
     };
     // The test's own connection, read from the test's side: it is not the daemon's store.
     let watcher = SqliteStore::open(&db).unwrap();
