@@ -10,7 +10,7 @@ use vane_daemon::TickAction;
 use vane_dag::Dag;
 use vane_engine::{ClearRequest, Engine, RunSpec};
 use vane_store::{
-    BackfillRecord, BackfillState, NewBackfill, RunState, SqliteStore, Store, StoreError, Trigger,
+    BackfillRecord, BackfillState, NewBackfill, RunState, Store, StoreError, Trigger,
 };
 
 use crate::cli::{BackfillAction, BackfillArgs, BackfillsArgs, Global};
@@ -35,7 +35,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     if from > to {
         bail!("--from {} is after --to {}", args.from, args.to);
     }
-    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    let store: &'static dyn Store = Box::leak(open_store(g)?);
     let engine = engine(g, store, std::time::Duration::from_secs(10))?;
     let existing = vane_daemon::existing_runs(&engine, &dag.id)?;
     let plan =
@@ -226,7 +226,7 @@ impl Progress {
 }
 
 pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
-    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    let store: &'static dyn Store = Box::leak(open_store(g)?);
     match &args.action {
         None => list(g, store, args),
         Some(BackfillAction::Pause { id }) => {
@@ -268,7 +268,7 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
     }
 }
 
-fn list(g: &Global, store: &SqliteStore, args: &BackfillsArgs) -> Result<ExitCode> {
+fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
     let backfills = store.backfills(args.dag.as_deref())?;
     // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
