@@ -99,6 +99,7 @@ impl AppError {
             Self::Store(e) => match e {
                 StoreError::NotFound(_) => ApiError::NotFound(message),
                 StoreError::RunExists { .. } => ApiError::Conflict(message),
+                StoreError::Busy(_) => ApiError::Busy(message),
                 StoreError::Open { .. }
                 | StoreError::TooNew { .. }
                 | StoreError::Backend(_)
@@ -113,5 +114,32 @@ impl AppError {
                 _ => ApiError::Internal(message),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: AppError) -> u16 {
+        e.to_api().status().0
+    }
+
+    #[test]
+    fn store_failures_are_the_servers_and_a_busy_database_says_try_again() {
+        let cause = || -> Box<dyn std::error::Error + Send + Sync> { "disk I/O error".into() };
+        assert_eq!(status(StoreError::Backend(cause()).into()), 500);
+        assert_eq!(status(StoreError::Corrupt("x".into()).into()), 500);
+        assert_eq!(status(StoreError::Busy(cause()).into()), 503);
+        assert_eq!(status(StoreError::NotFound("run 9".into()).into()), 404);
+        let exists = StoreError::RunExists {
+            dag_id: "d".into(),
+            logical_date: "2026-01-01".into(),
+            run: 1,
+        };
+        assert_eq!(status(exists.into()), 409);
+        let wrapped = vane_engine::EngineError::Store(StoreError::Backend(cause()));
+        assert_eq!(status(wrapped.into()), 500);
+        assert_eq!(status(AppError::Invalid("bad".into())), 400);
     }
 }
