@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use vane_daemon::TickAction;
 use vane_dag::Dag;
 use vane_engine::{ClearRequest, Engine, RunSpec};
@@ -269,7 +268,7 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
 }
 
 fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
-    let backfills = store.backfills(args.dag.as_deref())?;
+    let backfills = vane_app::reads::backfills(store, args.dag.as_deref())?;
     // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
     let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
@@ -282,21 +281,7 @@ fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode>
     if args.json.json {
         let items: Vec<_> = backfills
             .iter()
-            .map(|b| {
-                json!({
-                    "id": b.id,
-                    "dag_id": b.dag_id,
-                    "from": b.from.to_rfc3339(),
-                    "to": b.to.to_rfc3339(),
-                    "state": b.state.as_str(),
-                    "max_active": b.max_active,
-                    "runs": b.runs.len(),
-                    "success": b.count(RunState::Success),
-                    "failed": b.count(RunState::Failed),
-                    "running": b.count(RunState::Running),
-                    "queued": b.count(RunState::Queued),
-                })
-            })
+            .map(vane_app::reads::backfill_json)
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use chrono::{DateTime, Timelike, Utc};
 use clap::Args;
-use vane_store::{CheckHistoryEntry, GoodMark, StoreError};
+use vane_store::CheckHistoryEntry;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -155,17 +155,7 @@ pub(crate) fn mark_good(g: &Global, args: &MarkGoodArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "unknown".into());
-    match store.mark_good(&GoodMark {
-        run: args.run_id,
-        by: by.clone(),
-        at: Utc::now(),
-        reason: args.reason.clone(),
-    }) {
-        Err(StoreError::NotFound(_)) => {
-            bail!("run {} does not exist; `vane runs` lists runs", args.run_id)
-        }
-        other => other?,
-    }
+    vane_app::reads::mark_good(&*store, args.run_id, &by, args.reason.as_deref())?;
     let why = args
         .reason
         .as_deref()

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use serde_json::json;
 use vane_app::dags::Overview;
 use vane_app::runs::{ManualRun, run_json, show_json};
 use vane_dag::{Dag, DagSet};
@@ -271,21 +270,9 @@ fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
 }
 
 fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
-    let misses = open_store(g)?.sla_misses(dag_id, limit)?;
+    let misses = vane_app::reads::sla_misses(&*open_store(g)?, dag_id, limit)?;
     if as_json {
-        let items: Vec<_> = misses
-            .iter()
-            .map(|m| {
-                json!({
-                    "run_id": m.run,
-                    "dag_id": m.dag_id,
-                    "task": m.task,
-                    "logical_date": m.logical_date.to_rfc3339(),
-                    "deadline": m.deadline.to_rfc3339(),
-                    "detected_at": m.detected_at.to_rfc3339(),
-                })
-            })
-            .collect();
+        let items = vane_app::reads::sla_json(&misses);
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }

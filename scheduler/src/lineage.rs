@@ -1,13 +1,13 @@
 //! `vane artifacts`, `vane lineage` and `vane diff`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vane_app::lineage::{lineage_tree, version_json};
-use vane_store::{ArtifactVersion, Direction, RunDetail, RunId, Store};
+use vane_store::ArtifactVersion;
 
 use crate::cli::{Global, JsonFlag};
 use crate::output::{table, time};
@@ -197,112 +197,14 @@ pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Per task, what its latest attempt with recorded artifacts read and wrote:
-/// (task, direction, name) → version.
-fn run_artifacts(
-    store: &dyn Store,
-    run: RunId,
-) -> Result<BTreeMap<(String, Direction, String), ArtifactVersion>> {
-    let links = store.attempt_links(run, None)?;
-    let mut latest: HashMap<&str, u32> = HashMap::new();
-    for l in &links {
-        let n = latest.entry(&l.attempt.task).or_default();
-        *n = (*n).max(l.attempt.attempt);
-    }
-    Ok(links
-        .iter()
-        .filter(|l| latest[l.attempt.task.as_str()] == l.attempt.attempt)
-        .map(|l| {
-            (
-                (l.attempt.task.clone(), l.direction, l.artifact.name.clone()),
-                l.artifact.clone(),
-            )
-        })
-        .collect())
-}
-
-/// Per task, the metrics of its latest attempt.
-fn run_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
-    detail
-        .tasks
-        .iter()
-        .filter_map(|t| t.attempts.last().map(|a| (t, a)))
-        .flat_map(|(t, a)| {
-            a.metrics
-                .iter()
-                .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
-        })
-        .collect()
-}
-
 pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
-    let store = crate::commands::open_store(g)?;
-    let (a, b) = (store.run(args.run_a)?, store.run(args.run_b)?);
-    let (ra, rb) = (&a.run, &b.run);
-
-    let empty = serde_json::Map::new();
-    let pa = ra.params.as_object().unwrap_or(&empty);
-    let pb = rb.params.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
-    let params: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let (va, vb) = (pa.get(*k), pb.get(*k));
-            json!({ "name": k, "a": va, "b": vb, "changed": va != vb })
-        })
-        .collect();
-
-    let (aa, ab) = (
-        run_artifacts(&*store, ra.id)?,
-        run_artifacts(&*store, rb.id)?,
-    );
-    let slots: BTreeSet<&(String, Direction, String)> = aa.keys().chain(ab.keys()).collect();
-    let artifacts: Vec<Value> = slots
-        .iter()
-        .map(|key| {
-            let (va, vb) = (aa.get(*key), ab.get(*key));
-            json!({
-                "task": key.0,
-                "direction": key.1.as_str(),
-                "name": key.2,
-                "a": va.map(|v| json!({ "version": v.version, "hash": v.hash })),
-                "b": vb.map(|v| json!({ "version": v.version, "hash": v.hash })),
-                "changed": va.map(|v| v.id) != vb.map(|v| v.id),
-            })
-        })
-        .collect();
-
-    let (ma, mb) = (run_metrics(&a), run_metrics(&b));
-    let names: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
-    let metrics: Vec<Value> = names
-        .iter()
-        .map(|key| {
-            let (va, vb) = (ma.get(*key), mb.get(*key));
-            let delta = va.zip(vb).map(|(x, y)| y - x);
-            json!({ "task": key.0, "name": key.1, "a": va, "b": vb, "delta": delta })
-        })
-        .collect();
-
-    let dag_changed = ra.dag_version != rb.dag_version;
+    let d = vane_app::lineage::diff(&*crate::commands::open_store(g)?, args.run_a, args.run_b)?;
     if args.json.json {
-        let run = |r: &vane_store::RunRecord| {
-            json!({
-                "id": r.id, "dag_id": r.dag_id, "state": r.state.as_str(),
-                "logical_date": r.logical_date.to_rfc3339(),
-                "dag_version": { "id": r.dag_version, "hash": r.dag_hash },
-            })
-        };
-        let value = json!({
-            "a": run(ra),
-            "b": run(rb),
-            "dag_version_changed": dag_changed,
-            "params": params,
-            "artifacts": artifacts,
-            "metrics": metrics,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&d.json())?);
         return Ok(ExitCode::SUCCESS);
     }
+    let (ra, rb, dag_changed) = (&d.a, &d.b, d.dag_version_changed);
+    let (params, artifacts, metrics) = (&d.params, &d.artifacts, &d.metrics);
 
     let mark = |changed: bool| if changed { "*" } else { "" }.to_owned();
     println!(
@@ -326,10 +228,10 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
             .iter()
             .map(|p| {
                 vec![
-                    str_of(&p["name"]),
-                    show(p.get("a").filter(|v| !v.is_null())),
-                    show(p.get("b").filter(|v| !v.is_null())),
-                    mark(p["changed"] == true),
+                    p.name.clone(),
+                    show(p.a.as_ref().filter(|v| !v.is_null())),
+                    show(p.b.as_ref().filter(|v| !v.is_null())),
+                    mark(p.changed),
                 ]
             })
             .collect();
@@ -339,27 +241,22 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
     if artifacts.is_empty() {
         println!("  none recorded");
     } else {
-        let version = |v: &Value| {
-            if v.is_null() {
-                "-".to_owned()
-            } else {
-                format!(
-                    "v{} ({})",
-                    v["version"],
-                    short(v["hash"].as_str().unwrap_or_default())
-                )
-            }
+        let version = |v: &Option<ArtifactVersion>| {
+            v.as_ref().map_or_else(
+                || "-".to_owned(),
+                |v| format!("v{} ({})", v.version, short(&v.hash)),
+            )
         };
         let rows: Vec<Vec<String>> = artifacts
             .iter()
             .map(|x| {
                 vec![
-                    str_of(&x["task"]),
-                    str_of(&x["direction"]),
-                    str_of(&x["name"]),
-                    version(&x["a"]),
-                    version(&x["b"]),
-                    mark(x["changed"] == true),
+                    x.task.clone(),
+                    x.direction.as_str().to_owned(),
+                    x.name.clone(),
+                    version(&x.a),
+                    version(&x.b),
+                    mark(x.changed),
                 ]
             })
             .collect();
@@ -375,18 +272,16 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
     if metrics.is_empty() {
         println!("  none recorded");
     } else {
-        let number = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |n| format!("{n}"));
+        let number = |v: Option<f64>| v.map_or_else(|| "-".into(), |n| format!("{n}"));
         let rows: Vec<Vec<String>> = metrics
             .iter()
             .map(|m| {
                 vec![
-                    str_of(&m["task"]),
-                    str_of(&m["name"]),
-                    number(&m["a"]),
-                    number(&m["b"]),
-                    m["delta"]
-                        .as_f64()
-                        .map_or_else(|| "-".into(), |d| format!("{d:+}")),
+                    m.task.clone(),
+                    m.name.clone(),
+                    number(m.a),
+                    number(m.b),
+                    m.delta.map_or_else(|| "-".into(), |d| format!("{d:+}")),
                 ]
             })
             .collect();

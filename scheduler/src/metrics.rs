@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use vane_app::reads::points_json;
-use vane_store::MetricFilter;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -30,12 +29,15 @@ pub(crate) struct MetricsArgs {
 
 pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let points = store.metric_series(&MetricFilter {
-        dag_id: &args.dag_id,
-        task: args.task.as_deref(),
-        name: args.name.as_deref(),
-        last: args.last,
-    })?;
+    let points = vane_app::reads::metric_series(
+        &*store,
+        &vane_app::reads::MetricQuery {
+            dag_id: args.dag_id.clone(),
+            task: args.task.clone(),
+            name: args.name.clone(),
+            last: args.last,
+        },
+    )?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&points_json(&points))?);
         return Ok(ExitCode::SUCCESS);

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vane_app::models::{Decision, decide, models_json, registry, waiting};
-use vane_store::{ModelVersion, production_at};
+use vane_store::ModelVersion;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::{app, open_store};
@@ -120,24 +120,18 @@ fn parse_at(text: &str) -> Result<DateTime<Utc>> {
 pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let name = args.name.as_deref();
-    let (versions, ledger) = registry(&*store, name)?;
-    let mut names: Vec<&str> = versions.iter().map(|v| v.model.as_str()).collect();
-    names.dedup();
     if let Some(at) = &args.at {
         let at = parse_at(at)?;
-        let answers: Vec<(&str, Option<i64>)> = names
-            .iter()
-            .map(|m| (*m, production_at(&ledger, m, at)))
-            .collect();
+        let answers = vane_app::models::production_at(&*store, name, at)?;
         if args.json.json {
-            let list: Vec<Value> = answers
-                .iter()
-                .map(|(m, v)| json!({ "model": m, "at": at.to_rfc3339(), "production": v }))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::to_value(&answers)?)?
+            );
         } else {
-            for (m, v) in answers {
-                match v {
+            for a in answers {
+                let m = &a.model;
+                match a.production {
                     Some(v) => println!("{m}: v{v} was in production at {}", time(Some(at))),
                     None => println!("{m}: nothing was in production at {}", time(Some(at))),
                 }
@@ -145,6 +139,9 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let (versions, ledger) = registry(&*store, name)?;
+    let mut names: Vec<&str> = versions.iter().map(|v| v.model.as_str()).collect();
+    names.dedup();
     if args.json.json {
         println!(
             "{}",

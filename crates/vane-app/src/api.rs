@@ -162,12 +162,15 @@ impl HttpApi {
             } => {
                 let store = self.store()?;
                 app.known_dag(&*store, &dag)?;
-                let points = store.metric_series(&vane_store::MetricFilter {
-                    dag_id: &dag,
-                    task: task.as_deref(),
-                    name: name.as_deref(),
-                    last,
-                })?;
+                let points = crate::reads::metric_series(
+                    &*store,
+                    &crate::reads::MetricQuery {
+                        dag_id: dag,
+                        task,
+                        name,
+                        last,
+                    },
+                )?;
                 json(crate::reads::points_json(&points))
             }
             Route::DagChecks {

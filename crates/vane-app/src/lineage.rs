@@ -182,3 +182,184 @@ pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Value> {
     tree["used_by"] = runs.downstream(&version, &mut HashSet::new())?;
     Ok(tree)
 }
+
+/// How two runs differ, as `vane diff` shows it.
+#[derive(Debug)]
+pub struct RunDiff {
+    pub a: vane_store::RunRecord,
+    pub b: vane_store::RunRecord,
+    pub dag_version_changed: bool,
+    /// Every param of either run, by name.
+    pub params: Vec<ParamDiff>,
+    /// Every (task, direction, artifact) slot of either run's latest attempts.
+    pub artifacts: Vec<ArtifactDiff>,
+    /// Every (task, metric) of either run's latest attempts.
+    pub metrics: Vec<MetricDiff>,
+}
+
+/// One param in two runs; `None` where a run does not have it.
+#[derive(Debug)]
+pub struct ParamDiff {
+    pub name: String,
+    pub a: Option<Value>,
+    pub b: Option<Value>,
+    pub changed: bool,
+}
+
+/// One artifact slot in two runs.
+#[derive(Debug)]
+pub struct ArtifactDiff {
+    pub task: String,
+    pub direction: Direction,
+    pub name: String,
+    pub a: Option<ArtifactVersion>,
+    pub b: Option<ArtifactVersion>,
+    pub changed: bool,
+}
+
+/// One metric in two runs, and `b - a` when both have it.
+#[derive(Debug)]
+pub struct MetricDiff {
+    pub task: String,
+    pub name: String,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    pub delta: Option<f64>,
+}
+
+/// Compares two runs: DAG version, params, artifacts read and written, metrics.
+///
+/// # Errors
+/// Either run does not exist, or the store cannot be read.
+pub fn diff(store: &dyn Store, run_a: RunId, run_b: RunId) -> Result<RunDiff> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let (a, b) = (store.run(run_a)?, store.run(run_b)?);
+    let empty = serde_json::Map::new();
+    let pa = a.run.params.as_object().unwrap_or(&empty);
+    let pb = b.run.params.as_object().unwrap_or(&empty);
+    let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
+    let params = keys
+        .into_iter()
+        .map(|k| {
+            let (va, vb) = (pa.get(k), pb.get(k));
+            ParamDiff {
+                name: k.clone(),
+                changed: va != vb,
+                a: va.cloned(),
+                b: vb.cloned(),
+            }
+        })
+        .collect();
+    let (aa, ab) = (
+        run_artifacts(store, a.run.id)?,
+        run_artifacts(store, b.run.id)?,
+    );
+    let slots: BTreeSet<&(String, Direction, String)> = aa.keys().chain(ab.keys()).collect();
+    let artifacts = slots
+        .into_iter()
+        .map(|key| {
+            let (va, vb) = (aa.get(key), ab.get(key));
+            ArtifactDiff {
+                task: key.0.clone(),
+                direction: key.1,
+                name: key.2.clone(),
+                changed: va.map(|v| v.id) != vb.map(|v| v.id),
+                a: va.cloned(),
+                b: vb.cloned(),
+            }
+        })
+        .collect();
+    let (ma, mb) = (run_metrics(&a), run_metrics(&b));
+    let names: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
+    let metrics = names
+        .into_iter()
+        .map(|key| {
+            let (va, vb) = (ma.get(key).copied(), mb.get(key).copied());
+            MetricDiff {
+                task: key.0.clone(),
+                name: key.1.clone(),
+                a: va,
+                b: vb,
+                delta: va.zip(vb).map(|(x, y)| y - x),
+            }
+        })
+        .collect();
+    return Ok(RunDiff {
+        dag_version_changed: a.run.dag_version != b.run.dag_version,
+        a: a.run,
+        b: b.run,
+        params,
+        artifacts,
+        metrics,
+    });
+
+    /// Per task, what its latest attempt with recorded artifacts read and wrote.
+    fn run_artifacts(
+        store: &dyn Store,
+        run: RunId,
+    ) -> Result<BTreeMap<(String, Direction, String), ArtifactVersion>> {
+        let links = store.attempt_links(run, None)?;
+        let mut latest: HashMap<&str, u32> = HashMap::new();
+        for l in &links {
+            let n = latest.entry(&l.attempt.task).or_default();
+            *n = (*n).max(l.attempt.attempt);
+        }
+        Ok(links
+            .iter()
+            .filter(|l| latest[l.attempt.task.as_str()] == l.attempt.attempt)
+            .map(|l| {
+                (
+                    (l.attempt.task.clone(), l.direction, l.artifact.name.clone()),
+                    l.artifact.clone(),
+                )
+            })
+            .collect())
+    }
+
+    /// Per task, the metrics of its latest attempt.
+    fn run_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
+        detail
+            .tasks
+            .iter()
+            .filter_map(|t| t.attempts.last().map(|a| (t, a)))
+            .flat_map(|(t, a)| {
+                a.metrics
+                    .iter()
+                    .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
+            })
+            .collect()
+    }
+}
+
+impl RunDiff {
+    /// As `vane diff --json` gives it.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        let run = |r: &vane_store::RunRecord| {
+            json!({
+                "id": r.id, "dag_id": r.dag_id, "state": r.state.as_str(),
+                "logical_date": r.logical_date.to_rfc3339(),
+                "dag_version": { "id": r.dag_version, "hash": r.dag_hash },
+            })
+        };
+        let version = |v: &Option<ArtifactVersion>| {
+            v.as_ref()
+                .map(|v| json!({ "version": v.version, "hash": v.hash }))
+        };
+        json!({
+            "a": run(&self.a),
+            "b": run(&self.b),
+            "dag_version_changed": self.dag_version_changed,
+            "params": self.params.iter().map(|p| json!({ "name": p.name, "a": p.a, "b": p.b, "changed": p.changed })).collect::<Vec<_>>(),
+            "artifacts": self.artifacts.iter().map(|x| json!({
+                "task": x.task,
+                "direction": x.direction.as_str(),
+                "name": x.name,
+                "a": version(&x.a),
+                "b": version(&x.b),
+                "changed": x.changed,
+            })).collect::<Vec<_>>(),
+            "metrics": self.metrics.iter().map(|m| json!({ "task": m.task, "name": m.name, "a": m.a, "b": m.b, "delta": m.delta })).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -474,3 +474,35 @@ impl RollbackPlan {
         Ok(())
     }
 }
+
+/// Which version of a model was in production at a time, from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProductionAt {
+    pub model: String,
+    /// RFC 3339.
+    pub at: String,
+    /// `None`: nothing was.
+    pub production: Option<i64>,
+}
+
+/// For every model (or one), the version in production at `at`.
+///
+/// # Errors
+/// As [`registry`].
+pub fn production_at(
+    store: &dyn Store,
+    name: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<ProductionAt>> {
+    let (versions, ledger) = registry(store, name)?;
+    let mut names: Vec<&str> = versions.iter().map(|v| v.model.as_str()).collect();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|m| ProductionAt {
+            model: m.to_owned(),
+            at: at.to_rfc3339(),
+            production: vane_store::production_at(&ledger, m, at),
+        })
+        .collect())
+}

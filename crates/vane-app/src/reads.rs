@@ -115,6 +115,29 @@ pub fn history_json(history: &[CheckHistoryEntry]) -> Value {
     Value::Array(items)
 }
 
+/// Which metric points to read: of a DAG, optionally one task and one name, the last `last`
+/// runs of each series.
+#[derive(Debug, Clone, Default)]
+pub struct MetricQuery {
+    pub dag_id: String,
+    pub task: Option<String>,
+    pub name: Option<String>,
+    pub last: usize,
+}
+
+/// Metric series, oldest point first within each series.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn metric_series(store: &dyn Store, q: &MetricQuery) -> Result<Vec<MetricPoint>> {
+    Ok(store.metric_series(&vane_store::MetricFilter {
+        dag_id: &q.dag_id,
+        task: q.task.as_deref(),
+        name: q.name.as_deref(),
+        last: q.last,
+    })?)
+}
+
 /// Metric points as `vane metrics --json` and `GET /api/dags/{id}/metrics` give them.
 #[must_use]
 pub fn points_json(points: &[MetricPoint]) -> Value {
@@ -134,4 +157,84 @@ pub fn points_json(points: &[MetricPoint]) -> Value {
         })
         .collect();
     Value::Array(items)
+}
+
+/// SLA misses as `vane sla --json` gives them.
+#[must_use]
+pub fn sla_json(misses: &[vane_store::SlaMiss]) -> Value {
+    misses
+        .iter()
+        .map(|m| {
+            json!({
+                "run_id": m.run,
+                "dag_id": m.dag_id,
+                "task": m.task,
+                "logical_date": m.logical_date.to_rfc3339(),
+                "deadline": m.deadline.to_rfc3339(),
+                "detected_at": m.detected_at.to_rfc3339(),
+            })
+        })
+        .collect()
+}
+
+/// Scheduled runs or tasks not finished by their deadline, newest first; `limit` 0 is all.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn sla_misses(
+    store: &dyn Store,
+    dag_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<vane_store::SlaMiss>> {
+    Ok(store.sla_misses(dag_id, limit)?)
+}
+
+/// Backfills with their progress, of one DAG or all.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn backfills(
+    store: &dyn Store,
+    dag_id: Option<&str>,
+) -> Result<Vec<vane_store::BackfillRecord>> {
+    Ok(store.backfills(dag_id)?)
+}
+
+/// A backfill as `vane backfills --json` gives it.
+#[must_use]
+pub fn backfill_json(b: &vane_store::BackfillRecord) -> Value {
+    use vane_store::RunState;
+    json!({
+        "id": b.id,
+        "dag_id": b.dag_id,
+        "from": b.from.to_rfc3339(),
+        "to": b.to.to_rfc3339(),
+        "state": b.state.as_str(),
+        "max_active": b.max_active,
+        "runs": b.runs.len(),
+        "success": b.count(RunState::Success),
+        "failed": b.count(RunState::Failed),
+        "running": b.count(RunState::Running),
+        "queued": b.count(RunState::Queued),
+    })
+}
+
+/// Marks a run good: `auto` bounds and drift baselines of its validate tasks learn from it.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown run.
+pub fn mark_good(store: &dyn Store, run: i64, by: &str, reason: Option<&str>) -> Result<()> {
+    store
+        .mark_good(&vane_store::GoodMark {
+            run,
+            by: by.to_owned(),
+            at: Utc::now(),
+            reason: reason.map(str::to_owned),
+        })
+        .map_err(|e| match e {
+            vane_store::StoreError::NotFound(_) => {
+                AppError::NotFound(format!("run {run} does not exist; `vane runs` lists runs"))
+            }
+            other => other.into(),
+        })
 }
