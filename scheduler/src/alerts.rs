@@ -62,25 +62,22 @@ pub(crate) struct SnoozeArgs {
 
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let vane_app::alerts::Rules {
-        config,
-        problems,
-        unread,
-    } = app(g).alert_rules()?;
+    let app = app(g);
+    let rules = app.alert_rules()?;
     let now = Utc::now();
     if args.evaluate {
         init_tracing();
         // Reported, not fatal: the other rules must still be evaluated.
-        for p in &problems {
+        for p in &rules.problems {
             eprintln!("{}", p.rendered);
         }
-        if let Some(e) = unread {
+        if let Some(e) = &rules.unread {
             eprintln!(
                 "warning: cannot read the DAG folder {} ({e}): only the scheduler config's alert rules apply\n  = hint: set the folder with --dags or VANE_DAGS\n",
                 g.dags.display()
             );
         }
-        let report = vane_alerts::evaluate(&*store, &config, now)?;
+        let report = app.evaluate_alerts(&*store, &rules, now)?;
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
             let ids = ids.join(", ");
@@ -104,7 +101,7 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     }
     if args.stats {
         let all = vane_app::alerts::list(&*store, true)?;
-        let stats = vane_alerts::stats(&all, &config);
+        let stats = vane_alerts::stats(&all, &rules.config);
         if args.json {
             println!(
                 "{}",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::Utc;
 use vane_app::dags::Overview;
 use vane_app::runs::{ManualRun, run_json, show_json};
@@ -755,24 +755,8 @@ fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
 }
 
 fn next(g: &Global, dag_id: &str, count: usize, after: Option<&str>) -> Result<ExitCode> {
-    let set = load_dags(g)?;
-    let (dag, _) = find_dag(&set, dag_id, g)?;
-    let Some(schedule) = &dag.schedule else {
-        bail!(
-            "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
-        );
-    };
-    let mut at = vane_app::runs::logical_date(after, dag)?;
-    for _ in 0..count {
-        let Some(tick) = schedule.next_after(at) else {
-            break;
-        };
-        println!(
-            "{}",
-            tick.with_timezone(&dag.timezone)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-        );
-        at = tick;
+    for tick in app(g).next_ticks(dag_id, count, after)? {
+        println!("{tick}");
     }
     Ok(ExitCode::SUCCESS)
 }

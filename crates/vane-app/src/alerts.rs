@@ -75,6 +75,21 @@ impl App {
         })
     }
 
+    /// Reads the history recorded since the last evaluation, raises and resolves alerts and
+    /// sends notifications, as the scheduler does every pass. Delivery failures are in the
+    /// report, not errors.
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    pub fn evaluate_alerts(
+        &self,
+        store: &dyn Store,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<vane_alerts::Report> {
+        Ok(vane_alerts::evaluate(store, &rules.config, now)?)
+    }
+
     /// Per rule, how often it fired and how people judged it, as `vane alerts --stats --json`
     /// and `GET /api/alerts/stats` give it.
     ///

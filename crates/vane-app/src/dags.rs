@@ -241,6 +241,40 @@ impl App {
         Ok(out)
     }
 
+    /// The next `count` ticks of a DAG's schedule after `after` (now when absent), in its time
+    /// zone, as RFC 3339.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a DAG without a schedule or a date that does not parse; as
+    /// [`App::find_dag`].
+    pub fn next_ticks(
+        &self,
+        dag_id: &str,
+        count: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, AppError> {
+        let set = self.load_dags()?;
+        let (dag, _) = self.find_dag(&set, dag_id)?;
+        let Some(schedule) = &dag.schedule else {
+            return Err(AppError::Invalid(format!(
+                "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
+            )));
+        };
+        let mut at = crate::runs::logical_date(after, dag)?;
+        let mut ticks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some(tick) = schedule.next_after(at) else {
+                break;
+            };
+            ticks.push(
+                tick.with_timezone(&dag.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            );
+            at = tick;
+        }
+        Ok(ticks)
+    }
+
     /// A 404 for a DAG that is neither in the DAG folder nor in the history, rather than an
     /// empty list that looks like "no data yet".
     ///
