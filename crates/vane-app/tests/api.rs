@@ -257,3 +257,65 @@ fn a_scheduler_config_that_does_not_validate_is_the_servers_fault() {
     assert!(matches!(error, AppError::Config { .. }), "{error:?}");
     assert!(error.diagnostics().is_some_and(|d| d.contains("vane.toml")));
 }
+
+#[test]
+fn model_and_artifact_actions_on_what_is_not_recorded_are_not_found_or_bad_input() {
+    let p = project();
+    let rollback = call(
+        &p.api,
+        Route::Rollback {
+            model: "churn".into(),
+        },
+        json!({ "reason": "bad numbers" }),
+    );
+    assert_eq!(rollback.0, 404, "{}", rollback.1);
+    let no_reason = call(
+        &p.api,
+        Route::Rollback {
+            model: "churn".into(),
+        },
+        json!({}),
+    );
+    assert_eq!(no_reason.0, 400, "{}", no_reason.1);
+    assert!(no_reason.1["error"].as_str().unwrap().contains("`reason`"));
+    assert_eq!(trigger(&p.api, Value::Null).0, 200);
+    let reject = call(&p.api, Route::Reject { run: 1 }, json!({}));
+    assert_eq!(reject.0, 400, "a rejection needs a reason: {}", reject.1);
+    let lineage = Route::Lineage {
+        artifact: "features@2".into(),
+    };
+    assert_eq!(call(&p.api, lineage, Value::Null).0, 404);
+    let lineage = Route::Lineage {
+        artifact: "features@two".into(),
+    };
+    assert_eq!(call(&p.api, lineage, Value::Null).0, 400);
+}
+
+#[test]
+fn status_names_the_database_and_metrics_count_the_runs() {
+    let p = project();
+    let (status, body) = call(&p.api, Route::Status, Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["database"].as_str().unwrap().ends_with("vane.db"),
+        "{body}"
+    );
+    assert_eq!(body["schedulers"], json!([]));
+    assert_eq!(trigger(&p.api, Value::Null).0, 200);
+    assert!(matches!(
+        p.api.handle(Route::Metrics, Value::Null),
+        Ok(Reply::Metrics(_))
+    ));
+    let (status, runs) = call(
+        &p.api,
+        Route::Runs {
+            dag: Some("talk".into()),
+            state: Some("queued".into()),
+            limit: 10,
+        },
+        Value::Null,
+    );
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["trigger"], "manual");
+}
