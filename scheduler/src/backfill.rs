@@ -229,35 +229,19 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
     match &args.action {
         None => list(g, store, args),
         Some(BackfillAction::Pause { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!("backfill {id} is {} already", record.state);
-            }
-            store.set_backfill_state(*id, BackfillState::Paused)?;
+            vane_app::backfills::pause(store, *id)?;
             eprintln!(
                 "backfill {id} paused: no new run starts; `vane backfills resume {id}` continues it"
             );
             Ok(ExitCode::SUCCESS)
         }
         Some(BackfillAction::Cancel { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!("backfill {id} is {} already", record.state);
-            }
-            store.set_backfill_state(*id, BackfillState::Cancelled)?;
-            let engine = engine(g, store, std::time::Duration::from_secs(10))?;
-            vane_daemon::fail_unstarted(&engine, &record)?;
+            crate::commands::app(g).cancel_backfill(store, *id)?;
             eprintln!("backfill {id} cancelled");
             Ok(ExitCode::SUCCESS)
         }
         Some(BackfillAction::Resume { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!(
-                    "backfill {id} is {}; start a new one with `vane backfill`",
-                    record.state
-                );
-            }
+            vane_app::backfills::resumable(store, *id)?;
             init_tracing();
             let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;

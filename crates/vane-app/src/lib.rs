@@ -21,6 +21,7 @@
 
 pub mod alerts;
 mod api;
+pub mod backfills;
 pub mod dags;
 mod error;
 pub mod lineage;
