@@ -1,22 +1,17 @@
 //! `vane alerts`, `ack`, `resolve` and `snooze`.
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Result, bail};
-use chrono::{DateTime, Utc};
+use anyhow::Result;
+use chrono::Utc;
 use clap::Args;
-use serde_json::{Value, json};
-use vane_dag::{AlertsConfig, DagRuleProblem};
-use vane_store::{AlertFilter, AlertRecord, AlertStore, StoreError, Verdict};
+use serde_json::Value;
+use vane_app::alerts::{stat_json, who};
+use vane_store::{Store, Verdict};
 
 use crate::cli::Global;
-use crate::commands::{init_tracing, limits, open_store};
+use crate::commands::{app, init_tracing, open_store};
 use crate::output::table;
-
-/// The longest snooze: anything longer is muting, which `resolve` or a tuned rule does honestly.
-const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Debug, Args)]
 pub(crate) struct AlertsArgs {
@@ -65,61 +60,24 @@ pub(crate) struct SnoozeArgs {
     pub(crate) for_: String,
 }
 
-pub(crate) fn who(by: &Option<String>) -> String {
-    by.clone()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-pub(crate) fn not_found(id: i64) -> impl FnOnce(StoreError) -> anyhow::Error {
-    move |e| match e {
-        StoreError::NotFound(_) => crate::http::Missing(format!(
-            "there is no alert {id}; `vane alerts --all` lists them"
-        ))
-        .into(),
-        other => other.into(),
-    }
-}
-
-/// The config's rules with those of every valid DAG file in `dags`, and what keeps a DAG's rule
-/// from being evaluated as written.
-///
-/// # Errors
-/// The DAG folder cannot be read.
-pub(crate) fn with_dag_rules(
-    config: &AlertsConfig,
-    dags: &Path,
-) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
-    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
-}
-
-/// The config's rules with every DAG's, the problems of DAG rules, and why the DAG folder
-/// could not be read (then the config's rules alone apply: they do not depend on it).
-fn rules(g: &Global) -> Result<(AlertsConfig, Vec<DagRuleProblem>, Option<std::io::Error>)> {
-    let config = limits(g)?.alerts;
-    Ok(match with_dag_rules(&config, &g.dags) {
-        Ok((merged, problems)) => (merged, problems, None),
-        Err(e) => (config, Vec::new(), Some(e)),
-    })
-}
-
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let (config, problems, unread) = rules(g)?;
+    let app = app(g);
+    let rules = app.alert_rules()?;
     let now = Utc::now();
     if args.evaluate {
         init_tracing();
         // Reported, not fatal: the other rules must still be evaluated.
-        for p in &problems {
+        for p in &rules.problems {
             eprintln!("{}", p.rendered);
         }
-        if let Some(e) = unread {
+        if let Some(e) = &rules.unread {
             eprintln!(
                 "warning: cannot read the DAG folder {} ({e}): only the scheduler config's alert rules apply\n  = hint: set the folder with --dags or VANE_DAGS\n",
                 g.dags.display()
             );
         }
-        let report = vane_alerts::evaluate(&store, &config, now)?;
+        let report = app.evaluate_alerts(&*store, &rules, now)?;
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
             let ids = ids.join(", ");
@@ -137,13 +95,13 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         }
         if report.notifications.iter().any(|n| n.error.is_some()) {
             // The alerts are recorded; the exit code tells a cron job or CI that a channel is down.
-            list(&store, args, now)?;
+            list(&*store, args, now)?;
             return Ok(ExitCode::from(1));
         }
     }
     if args.stats {
-        let all = store.alerts(AlertFilter { all: true })?;
-        let stats = vane_alerts::stats(&all, &config);
+        let all = vane_app::alerts::list(&*store, true)?;
+        let stats = vane_alerts::stats(&all, &rules.config);
         if args.json {
             println!(
                 "{}",
@@ -186,34 +144,12 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    list(&store, args, now)?;
+    list(&*store, args, now)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn stat_json(s: &vane_alerts::RuleStats) -> Value {
-    json!({
-        "rule": s.rule, "on": s.kind, "fired": s.fired,
-        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
-        "precision": s.precision, "suggestion": s.suggestion,
-    })
-}
-
-/// What `vane alerts --stats --json` prints.
-pub(crate) fn stats_json(g: &Global) -> Result<Value> {
-    let all = open_store(g)?.alerts(AlertFilter { all: true })?;
-    let (config, _, _) = rules(g)?;
-    Ok(vane_alerts::stats(&all, &config)
-        .iter()
-        .map(stat_json)
-        .collect())
-}
-
-fn list(
-    store: &vane_store::SqliteStore,
-    args: &AlertsArgs,
-    now: chrono::DateTime<Utc>,
-) -> Result<()> {
-    let list = store.alerts(AlertFilter { all: args.all })?;
+fn list(store: &dyn Store, args: &AlertsArgs, now: chrono::DateTime<Utc>) -> Result<()> {
+    let list = vane_app::alerts::list(store, args.all)?;
     if args.json {
         let rows: Vec<Value> = list.iter().map(vane_alerts::alert_json).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -272,10 +208,8 @@ pub(crate) fn ack(g: &Global, args: &AckArgs) -> Result<ExitCode> {
         (_, true) => Some(Verdict::Noise),
         _ => None,
     };
-    let by = who(&args.by);
-    let alert = store
-        .acknowledge_alert(args.id, &by, verdict, Utc::now())
-        .map_err(not_found(args.id))?;
+    let by = who(args.by.as_deref());
+    let alert = vane_app::alerts::ack(&*store, args.id, &by, verdict)?;
     let judged = verdict.map_or(String::new(), |v| format!(" as {}", v.as_str()));
     println!(
         "alert {} acknowledged by {by}{judged}; it stays acknowledged until it resolves",
@@ -285,7 +219,8 @@ pub(crate) fn ack(g: &Global, args: &AckArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
-    let (alert, told) = resolve_alert(g, args.id, &who(&args.by))?;
+    let (alert, told) =
+        app(g).resolve_alert(&*open_store(g)?, args.id, &who(args.by.as_deref()))?;
     println!(
         "alert {} resolved; if it happens again it opens a new alert",
         alert.id
@@ -306,52 +241,12 @@ pub(crate) fn resolve(g: &Global, args: &ResolveArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// Resolves alert `id` and tells the channels that opened an incident for it (PagerDuty), as
-/// a success would; the alert, and what was sent.
-pub(crate) fn resolve_alert(
-    g: &Global,
-    id: i64,
-    by: &str,
-) -> Result<(AlertRecord, Vec<vane_alerts::Notification>)> {
-    let store = open_store(g)?;
-    let now = Utc::now();
-    let alert = store
-        .resolve_alert(id, &format!("user {by}"), now)
-        .map_err(not_found(id))?;
-    let (config, _, _) = rules(g)?;
-    let told = vane_alerts::tell_resolved_by_hand(&store, &config, &alert, now)?;
-    Ok((alert, told))
-}
-
 pub(crate) fn snooze(g: &Global, args: &SnoozeArgs) -> Result<ExitCode> {
-    let (alert, until) = snooze_alert(g, args.id, &args.for_)?;
+    let (alert, until) = vane_app::alerts::snooze(&*open_store(g)?, args.id, &args.for_)?;
     println!(
         "alert {} snoozed until {}: it keeps counting, and notifies again after that",
         alert.id,
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Snoozes alert `id` for `length` (text such as `2h`), refusing anything longer than
-/// [`MAX_SNOOZE`]; the alert and when the snooze ends.
-pub(crate) fn snooze_alert(
-    g: &Global,
-    id: i64,
-    length: &str,
-) -> Result<(AlertRecord, DateTime<Utc>)> {
-    let parsed = vane_dag::parse_duration(length)
-        .map_err(|e| anyhow::anyhow!("snooze for `{length}`: {e}; write e.g. 2h"))?;
-    if parsed > MAX_SNOOZE || parsed.is_zero() {
-        bail!(
-            "snooze for `{length}` is not between 1s and 7d: a snooze always ends; to stop an \
-             alert for good, resolve it (`vane resolve {id}`) or tune its rule (`vane alerts \
-             --stats` suggests how)"
-        );
-    }
-    let until = Utc::now() + chrono::TimeDelta::from_std(parsed)?;
-    let alert = open_store(g)?
-        .snooze_alert(id, until)
-        .map_err(not_found(id))?;
-    Ok((alert, until))
 }

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use vane_daemon::TickAction;
 use vane_dag::Dag;
 use vane_engine::{ClearRequest, Engine, RunSpec};
 use vane_store::{
-    BackfillRecord, BackfillState, NewBackfill, RunState, SqliteStore, Store, StoreError, Trigger,
+    BackfillRecord, BackfillState, NewBackfill, RunState, Store, StoreError, Trigger,
 };
 
 use crate::cli::{BackfillAction, BackfillArgs, BackfillsArgs, Global};
@@ -35,7 +34,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     if from > to {
         bail!("--from {} is after --to {}", args.from, args.to);
     }
-    let store = &open_store(g)?;
+    let store: &dyn Store = &*open_store(g)?;
     let engine = engine(g, std::time::Duration::from_secs(10))?;
     let existing = vane_daemon::existing_runs(store, &dag.id)?;
     let plan =
@@ -226,38 +225,23 @@ impl Progress {
 }
 
 pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
-    let store: &'static SqliteStore = Box::leak(Box::new(open_store(g)?));
+    let store: &'static dyn Store = Box::leak(open_store(g)?);
     match &args.action {
         None => list(g, store, args),
         Some(BackfillAction::Pause { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!("backfill {id} is {} already", record.state);
-            }
-            store.set_backfill_state(*id, BackfillState::Paused)?;
+            vane_app::backfills::pause(store, *id)?;
             eprintln!(
                 "backfill {id} paused: no new run starts; `vane backfills resume {id}` continues it"
             );
             Ok(ExitCode::SUCCESS)
         }
         Some(BackfillAction::Cancel { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!("backfill {id} is {} already", record.state);
-            }
-            store.set_backfill_state(*id, BackfillState::Cancelled)?;
-            vane_daemon::fail_unstarted(store, &record)?;
+            crate::commands::app(g).cancel_backfill(store, *id)?;
             eprintln!("backfill {id} cancelled");
             Ok(ExitCode::SUCCESS)
         }
         Some(BackfillAction::Resume { id }) => {
-            let record = store.backfill(*id)?;
-            if matches!(record.state, BackfillState::Cancelled | BackfillState::Done) {
-                bail!(
-                    "backfill {id} is {}; start a new one with `vane backfill`",
-                    record.state
-                );
-            }
+            vane_app::backfills::resumable(store, *id)?;
             init_tracing();
             let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;
@@ -267,8 +251,8 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
     }
 }
 
-fn list(g: &Global, store: &SqliteStore, args: &BackfillsArgs) -> Result<ExitCode> {
-    let backfills = store.backfills(args.dag.as_deref())?;
+fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
+    let backfills = vane_app::reads::backfills(store, args.dag.as_deref())?;
     // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
     let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
@@ -281,21 +265,7 @@ fn list(g: &Global, store: &SqliteStore, args: &BackfillsArgs) -> Result<ExitCod
     if args.json.json {
         let items: Vec<_> = backfills
             .iter()
-            .map(|b| {
-                json!({
-                    "id": b.id,
-                    "dag_id": b.dag_id,
-                    "from": b.from.to_rfc3339(),
-                    "to": b.to.to_rfc3339(),
-                    "state": b.state.as_str(),
-                    "max_active": b.max_active,
-                    "runs": b.runs.len(),
-                    "success": b.count(RunState::Success),
-                    "failed": b.count(RunState::Failed),
-                    "running": b.count(RunState::Running),
-                    "queued": b.count(RunState::Queued),
-                })
-            })
+            .map(vane_app::reads::backfill_json)
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);

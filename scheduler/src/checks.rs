@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use chrono::{DateTime, Timelike, Utc};
 use clap::Args;
-use serde_json::json;
-use vane_store::{CheckHistoryEntry, CheckStore, GoodMark, StoreError};
+use vane_store::CheckHistoryEntry;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
 use crate::output::table;
+use vane_app::reads::history_json;
 
 #[derive(Debug, Args)]
 pub(crate) struct ChecksArgs {
@@ -54,50 +54,17 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-/// The check history `vane checks` shows: of a DAG, optionally one task and one check.
-pub(crate) fn history(
-    store: &vane_store::SqliteStore,
-    args: &ChecksArgs,
-) -> Result<Vec<CheckHistoryEntry>> {
-    Ok(store
-        .check_history(&args.dag_id, args.task.as_deref(), args.last)?
-        .into_iter()
-        .filter(|e| args.check.as_ref().is_none_or(|c| *c == e.result.name))
-        .collect())
-}
-
-/// Check results as `vane checks --json` and `GET /api/dags/{id}/checks` give them.
-pub(crate) fn history_json(history: &[CheckHistoryEntry]) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = history
-        .iter()
-        .map(|e| {
-            let r = &e.result;
-            json!({
-                "run_id": e.run,
-                "logical_date": e.logical_date.to_rfc3339(),
-                "task_id": e.task_id,
-                "attempt": e.attempt,
-                "evaluated_at": e.evaluated_at.to_rfc3339(),
-                "marked_good": e.marked_good,
-                "check": r.name,
-                "column": r.column,
-                "severity": r.severity,
-                "status": r.status.as_str(),
-                "observed": r.observed,
-                "bound": r.bound,
-                "derivation": r.derivation,
-                "detail": r.detail,
-                "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
-                "definition_hash": r.definition_hash,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(items)
-}
-
 pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let history = history(&store, args)?;
+    let history = vane_app::reads::check_history(
+        &*store,
+        &vane_app::reads::CheckQuery {
+            dag_id: args.dag_id.clone(),
+            task: args.task.clone(),
+            check: args.check.clone(),
+            last: args.last,
+        },
+    )?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&history_json(&history))?);
         return Ok(ExitCode::SUCCESS);
@@ -188,17 +155,7 @@ pub(crate) fn mark_good(g: &Global, args: &MarkGoodArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "unknown".into());
-    match store.mark_good(&GoodMark {
-        run: args.run_id,
-        by: by.clone(),
-        at: Utc::now(),
-        reason: args.reason.clone(),
-    }) {
-        Err(StoreError::NotFound(_)) => {
-            bail!("run {} does not exist; `vane runs` lists runs", args.run_id)
-        }
-        other => other?,
-    }
+    vane_app::reads::mark_good(&*store, args.run_id, &by, args.reason.as_deref())?;
     let why = args
         .reason
         .as_deref()

@@ -1,19 +1,18 @@
 //! One function per subcommand.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use chrono::{DateTime, Utc};
-use serde_json::json;
+use anyhow::{Context, Result};
+use chrono::Utc;
+use vane_app::dags::Overview;
+use vane_app::runs::{ManualRun, run_json, show_json};
 use vane_dag::{Dag, DagSet};
 use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
-use vane_store::{
-    RunDetail, RunFilter, RunRecord, RunState, SqliteStore, Store, StoreThreads, Trigger,
-};
+use vane_store::{RunDetail, RunState, SqliteStore, Store, StoreThreads};
 
 use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat, ManualRunArgs};
 use crate::output::{duration, table, time};
@@ -69,8 +68,29 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn open_store(g: &Global) -> Result<SqliteStore> {
-    Ok(SqliteStore::open(&g.db)?)
+/// Opens the store through the application layer, the one place that picks a backend.
+pub(crate) fn open_store(g: &Global) -> Result<vane_app::BoxStore> {
+    Ok(app(g).open_store()?)
+}
+
+/// The application layer for these arguments, building engines as the binary wires them.
+pub(crate) fn app(g: &Global) -> vane_app::App {
+    let wiring = g.clone();
+    vane_app::App::new(vane_app::Paths {
+        dags: g.dags.clone(),
+        db: g.db.clone(),
+        config: g.config.clone(),
+        work: g.work.clone(),
+    })
+    .with_engine(std::sync::Arc::new(move |kill_grace| {
+        engine(&wiring, kill_grace).map_err(|e| match e.downcast::<vane_app::AppError>() {
+            Ok(app) => app,
+            Err(other) => vane_app::AppError::Io {
+                context: "cannot set up the engine".into(),
+                source: std::io::Error::other(format!("{other:#}")),
+            },
+        })
+    }))
 }
 
 /// The folder the database lives in; logs and the work folder go beside it.
@@ -81,12 +101,7 @@ fn state_dir(g: &Global) -> PathBuf {
 }
 
 pub(crate) fn load_dags(g: &Global) -> Result<DagSet> {
-    vane_dag::load_dir(&g.dags).with_context(|| {
-        format!(
-            "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
-            g.dags.display()
-        )
-    })
+    Ok(app(g).load_dags()?)
 }
 
 fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCode> {
@@ -183,52 +198,10 @@ pub(crate) fn find_dag<'a>(
     id: &str,
     g: &Global,
 ) -> Result<(&'a Dag, &'a vane_dag::DagFile)> {
-    if let Some(found) = set.dags().find(|(d, _)| d.id == id) {
-        return Ok(found);
-    }
-    if let Some(file) = set.find(id) {
-        eprint!("{}", file.render_diagnostics());
-        bail!(
-            "DAG `{id}` in {} does not validate; fix the errors above (vane validate {})",
-            file.path.display(),
-            file.path.display()
-        );
-    }
-    Err(unknown_dag(set, id, g))
+    Ok(app(g).find_dag(set, id)?)
 }
 
-fn unknown_dag(set: &DagSet, id: &str, g: &Global) -> anyhow::Error {
-    let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
-    crate::http::Missing(format!(
-        "no DAG `{id}` in {}; known DAGs: {}",
-        g.dags.display(),
-        if ids.is_empty() {
-            "none".to_owned()
-        } else {
-            ids.join(", ")
-        }
-    ))
-    .into()
-}
-
-fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>> {
-    let Some(text) = text else {
-        // Microseconds, as stored: two manual runs a moment apart get distinct logical dates.
-        let now = Utc::now();
-        return Ok(
-            now - chrono::Duration::nanoseconds((now.timestamp_subsec_nanos() % 1000).into())
-        );
-    };
-    vane_dag::parse_when(text, dag.timezone, false).map_err(|e| anyhow!("--date {e}"))
-}
-
-pub(crate) fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub(crate) use vane_app::host;
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
@@ -271,37 +244,7 @@ pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>
 
 /// Pools and the global task limit from the scheduler config, when there is one.
 pub(crate) fn limits(g: &Global) -> Result<vane_dag::SchedulerConfig> {
-    let source = match std::fs::read_to_string(&g.config) {
-        Ok(source) => source,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", g.config.display())),
-    };
-    let dir = g.config.parent().unwrap_or(std::path::Path::new(""));
-    vane_dag::parse_config_in(&source, dir).map_err(|diagnostics| {
-        let path = g.config.display().to_string();
-        for d in &diagnostics {
-            eprint!("{}", d.render(&path, &source));
-        }
-        anyhow!("{path} does not validate; fix the errors above")
-    })
-}
-
-/// Explains a refused run creation in terms of what the person can do.
-fn created(
-    result: Result<i64, vane_engine::EngineError>,
-    dag: &Dag,
-    at: DateTime<Utc>,
-) -> Result<i64> {
-    match result {
-        Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
-            Err(crate::http::Conflict(format!(
-                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
-                dag.id,
-                at.to_rfc3339()
-            )).into())
-        }
-        other => Ok(other?),
-    }
+    Ok(app(g).config()?)
 }
 
 /// A manual run of `dag_id`, created and handed to `then` with its engine and spec.
@@ -311,52 +254,31 @@ pub(crate) fn with_manual_run<T>(
     kill_grace: Duration,
     then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<T>,
 ) -> Result<T> {
-    let set = load_dags(g)?;
-    let (dag, file) = find_dag(&set, &target.dag_id, g)?;
-    let params = dag.resolve_params(&target.params).map_err(|e| anyhow!(e))?;
-    let logical_date = parse_date(target.date.as_deref(), dag)?;
-    let engine = engine(g, kill_grace)?;
-    let spec = RunSpec {
-        dag,
-        source: &file.source,
-        path: &file.path,
-        params,
-        logical_date,
-        trigger: Trigger::Manual,
-        git: vane_engine::git_state(&file.path),
-        backfill: None,
-    };
-    let run_id = created(engine.create_run_blocking(&spec), dag, logical_date)?;
-    then(&engine, &spec, run_id)
+    app(g).with_manual_run(&manual_run(target), kill_grace, then)
+}
+
+fn manual_run(target: &ManualRunArgs) -> ManualRun {
+    ManualRun {
+        dag_id: target.dag_id.clone(),
+        params: target.params.clone(),
+        date: target.date.clone(),
+    }
 }
 
 fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
-    with_manual_run(g, target, Duration::from_secs(10), |_, spec, run_id| {
-        println!("{run_id}");
-        eprintln!(
-            "run {run_id} of {} queued; a running `vane scheduler` starts it",
-            spec.dag.id
-        );
-        Ok(ExitCode::SUCCESS)
-    })
+    let queued = app(g).trigger(&manual_run(target))?;
+    println!("{}", queued.run_id);
+    eprintln!(
+        "run {} of {} queued; a running `vane scheduler` starts it",
+        queued.run_id, target.dag_id
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
-    let misses = open_store(g)?.sla_misses(dag_id, limit)?;
+    let misses = vane_app::reads::sla_misses(&*open_store(g)?, dag_id, limit)?;
     if as_json {
-        let items: Vec<_> = misses
-            .iter()
-            .map(|m| {
-                json!({
-                    "run_id": m.run,
-                    "dag_id": m.dag_id,
-                    "task": m.task,
-                    "logical_date": m.logical_date.to_rfc3339(),
-                    "deadline": m.deadline.to_rfc3339(),
-                    "detected_at": m.detected_at.to_rfc3339(),
-                })
-            })
-            .collect();
+        let items = vane_app::reads::sla_json(&misses);
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -379,21 +301,8 @@ fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Flips a DAG's pause switch.
-///
-/// # Errors
-/// [`crate::http::Missing`] when no file in the DAG folder has that id.
-pub(crate) fn set_paused(g: &Global, dag_id: &str, paused: bool) -> Result<()> {
-    let set = load_dags(g)?;
-    if set.find(dag_id).is_none() {
-        return Err(unknown_dag(&set, dag_id, g));
-    }
-    open_store(g)?.set_paused(dag_id, paused)?;
-    Ok(())
-}
-
 fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
-    set_paused(g, dag_id, paused)?;
+    app(g).set_paused(&*open_store(g)?, dag_id, paused)?;
     eprintln!(
         "{dag_id} {}",
         if paused {
@@ -500,7 +409,7 @@ fn reload_alert_rules(
     dags_dir: &Path,
     logged: &mut Logged,
 ) -> Option<vane_dag::AlertsConfig> {
-    let (rules, problems) = match crate::alerts::with_dag_rules(config, dags_dir) {
+    let (rules, problems) = match vane_app::alerts::with_dag_rules(config, dags_dir) {
         Ok(loaded) => loaded,
         Err(error) => {
             if !logged.unreadable {
@@ -622,81 +531,45 @@ pub(crate) fn runtime_with_signals() -> Result<(
 
 pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let mut detail = store.run(args.run_id)?;
-    // A run left `running` by a vane process that is gone is adopted first: its lost
-    // attempts are closed and their processes killed, so a rerun never runs beside them.
-    if let Some(owner) = &detail.run.owner
-        && detail.run.state == RunState::Running
-        && vane_engine::orphaned(owner, &host(), false)
-    {
-        let engine = engine(g, Duration::from_secs(10))?;
-        let (runtime, _) = runtime_with_stop()?;
-        runtime.block_on(vane_engine::adopt(&engine, args.run_id))?;
-        detail = store.run(args.run_id)?;
-    }
-    // The rerun uses the DAG file as it is now (the usual reason to clear is a fix), or the
-    // version the run recorded when the file is gone or broken.
-    let set = load_dags(g).ok();
-    let current = set
-        .as_ref()
-        .and_then(|s| s.dags().find(|(d, _)| d.id == detail.run.dag_id));
-    let (source, path) = match current {
-        Some((_, file)) => (file.source.clone(), file.path.clone()),
-        None => {
-            eprintln!(
-                "note: DAG `{}` is not in {} or does not validate; rerunning the version run {} recorded",
-                detail.run.dag_id,
-                g.dags.display(),
-                args.run_id
-            );
-            (store.dag_source(detail.run.dag_version)?, PathBuf::new())
-        }
-    };
-    let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
-        bail!(
-            "run {}'s recorded DAG version does not parse with this vane",
+    let plan = app(g).plan_clear(
+        &*store,
+        &vane_app::runs::ClearArgs {
+            run_id: args.run_id,
+            tasks: args.tasks.clone(),
+            downstream: args.downstream,
+            failed_only: args.failed_only,
+        },
+    )?;
+    if plan.recorded_version {
+        eprintln!(
+            "note: DAG `{}` is not in {} or does not validate; rerunning the version run {} recorded",
+            plan.detail.run.dag_id,
+            g.dags.display(),
             args.run_id
         );
-    };
-    let version = if current.is_some() {
-        vane_engine::record_version(&store, &dag.id, &source, &path)?
-    } else {
-        detail.run.dag_version
-    };
-    let request = vane_engine::ClearRequest {
-        tasks: &args.tasks,
-        downstream: args.downstream,
-        failed_only: args.failed_only,
-    };
-    let changes = vane_engine::clear_changes(&dag, version, &detail, &request, &host())?;
-    let cleared: Vec<&str> = changes
-        .iter()
-        .filter_map(|c| match c {
-            vane_store::Change::TaskCleared { task, .. } => Some(task.as_str()),
-            _ => None,
-        })
-        .collect();
-    let waiting = detail.run.state == RunState::Queued;
-    if cleared.is_empty() && !(args.foreground && waiting) {
+    }
+    let waiting = plan.detail.run.state == RunState::Queued;
+    if plan.cleared.is_empty() && !(args.foreground && waiting) {
         eprintln!("nothing to clear in run {}", args.run_id);
         return Ok(ExitCode::SUCCESS);
     }
-    if !cleared.is_empty() {
-        eprintln!("run {}: cleared {}", args.run_id, cleared.join(", "));
+    if !plan.cleared.is_empty() {
+        eprintln!("run {}: cleared {}", args.run_id, plan.cleared.join(", "));
     }
     if !args.foreground {
-        store.apply(&changes)?;
+        store.apply(&plan.changes)?;
         eprintln!("  a running `vane scheduler` reruns them; or rerun here with --foreground");
         return Ok(ExitCode::SUCCESS);
     }
     init_tracing();
     let (runtime, stop) = runtime_with_stop()?;
-    store.apply(&changes)?;
+    store.apply(&plan.changes)?;
     let engine = engine(g, Duration::from_secs(10))?;
+    let (dag, detail) = (&plan.dag, &plan.detail);
     let spec = RunSpec {
-        dag: &dag,
-        source: &source,
-        path: &path,
+        dag,
+        source: &plan.source,
+        path: &plan.path,
         params: dag.params_from_json(&detail.run.params),
         logical_date: detail.run.logical_date,
         trigger: detail.run.trigger,
@@ -756,50 +629,10 @@ fn task_table(detail: &RunDetail) -> String {
     )
 }
 
-/// The attempt `vane logs` and the logs route read: the given one or the latest.
-///
-/// # Errors
-/// [`crate::http::Missing`] naming the task or attempt that does not exist.
-pub(crate) fn find_attempt<'a>(
-    detail: &'a RunDetail,
-    task: &str,
-    attempt: Option<u32>,
-) -> Result<&'a vane_store::AttemptRecord> {
-    let run_id = detail.run.id;
-    let Some(record) = detail.tasks.iter().find(|t| t.task_id == task) else {
-        let ids: Vec<&str> = detail.tasks.iter().map(|t| t.task_id.as_str()).collect();
-        return Err(crate::http::Missing(format!(
-            "run {run_id} has no task `{task}`; its tasks: {}",
-            ids.join(", ")
-        ))
-        .into());
-    };
-    let chosen = match attempt {
-        Some(n) => record.attempts.iter().find(|a| a.attempt == n),
-        None => record.attempts.last(),
-    };
-    let Some(chosen) = chosen else {
-        if record.attempts.is_empty() {
-            return Err(crate::http::Missing(format!(
-                "task `{task}` of run {run_id} never started (state: {})",
-                record.state
-            ))
-            .into());
-        }
-        return Err(crate::http::Missing(format!(
-            "task `{task}` of run {run_id} has no attempt {}; it has attempts 1 to {}",
-            attempt.unwrap_or(0),
-            record.attempts.len()
-        ))
-        .into());
-    };
-    Ok(chosen)
-}
-
 fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<ExitCode> {
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
-    let chosen = find_attempt(&detail, task, attempt)?;
+    let chosen = vane_app::runs::find_attempt(&detail, task, attempt)?;
     let text = std::fs::read(&chosen.log_path)
         .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
     use std::io::Write;
@@ -807,132 +640,8 @@ fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `vane dags` and `GET /api/dags` show: each DAG with its last run, pause switch and
-/// next tick, and the files that do not validate.
-/// How many runs of each DAG `vane dags --json` lists under `recent`, for a glance at whether
-/// it has been failing.
-const RECENT_RUNS: usize = 10;
-
-pub(crate) struct Overview {
-    set: DagSet,
-    /// Newest first.
-    recent: BTreeMap<String, Vec<RunRecord>>,
-    switches: BTreeMap<String, bool>,
-    now: DateTime<Utc>,
-}
-
-impl Overview {
-    pub(crate) fn load(g: &Global, store: &SqliteStore) -> Result<Self> {
-        let set = load_dags(g)?;
-        let mut recent: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
-        for (dag, _) in set.dags() {
-            let runs = store.runs(&RunFilter {
-                dag_id: Some(&dag.id),
-                limit: RECENT_RUNS,
-                ..RunFilter::default()
-            })?;
-            if !runs.is_empty() {
-                recent.insert(dag.id.clone(), runs);
-            }
-        }
-        let switches = store.pause_switches()?;
-        Ok(Self {
-            set,
-            recent,
-            switches,
-            now: Utc::now(),
-        })
-    }
-
-    pub(crate) fn set(&self) -> &DagSet {
-        &self.set
-    }
-
-    fn last(&self, dag: &str) -> Option<&RunRecord> {
-        self.recent.get(dag).and_then(|runs| runs.first())
-    }
-
-    fn invalid(&self) -> impl Iterator<Item = &vane_dag::DagFile> {
-        self.set.files.iter().filter(|f| f.parsed.dag.is_none())
-    }
-
-    fn paused(&self, dag: &Dag) -> bool {
-        self.switches
-            .get(&dag.id)
-            .copied()
-            .unwrap_or(dag.cadence.paused)
-    }
-
-    fn next(&self, dag: &Dag) -> Option<String> {
-        dag.schedule
-            .as_ref()
-            .and_then(|s| s.next_after(self.now))
-            .map(|t| {
-                t.with_timezone(&dag.timezone)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-            })
-    }
-
-    pub(crate) fn json(&self) -> serde_json::Value {
-        let mut items: Vec<serde_json::Value> = self
-            .set
-            .dags()
-            .map(|(dag, file)| {
-                json!({
-                    "id": dag.id,
-                    "path": file.path,
-                    "description": dag.description,
-                    "schedule": dag.schedule.as_ref().map(|s| &s.expression),
-                    "timezone": dag.timezone.name(),
-                    "tasks": dag.tasks.len(),
-                    "paused": self.paused(dag),
-                    "next_run": self.next(dag),
-                    "valid": true,
-                    "errors": [],
-                    "last_run": self.last(&dag.id).map(run_json),
-                    "recent": self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
-                        runs.iter()
-                            .map(|r| json!({ "id": r.id, "state": r.state.as_str(), "logical_date": r.logical_date.to_rfc3339() }))
-                            .collect()
-                    }),
-                })
-            })
-            .collect();
-        for file in self.invalid() {
-            let errors: Vec<String> = file
-                .parsed
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| match d.line_col(&file.source) {
-                    Some((l, c)) => format!("{}:{l}:{c}: {}", file.path.display(), d.message),
-                    None => format!("{}: {}", file.path.display(), d.message),
-                })
-                .collect();
-            let diagnostics: Vec<serde_json::Value> = file
-                .parsed
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| {
-                    let (line, column) = d.line_col(&file.source).unzip();
-                    json!({ "line": line, "column": column, "message": d.message, "hint": d.hint })
-                })
-                .collect();
-            items.push(json!({
-                "id": file.path.file_stem().map(|s| s.to_string_lossy()),
-                "path": file.path,
-                "valid": false,
-                "errors": errors,
-                "diagnostics": diagnostics,
-            }));
-        }
-        serde_json::Value::Array(items)
-    }
-}
-
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
-    let view = Overview::load(g, &open_store(g)?)?;
+    let view = Overview::load(&app(g), &*open_store(g)?)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&view.json())?);
         return Ok(ExitCode::SUCCESS);
@@ -976,31 +685,8 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run_json(run: &RunRecord) -> serde_json::Value {
-    json!({
-        "id": run.id,
-        "dag_id": run.dag_id,
-        "state": run.state.as_str(),
-        "reason": run.reason,
-        "trigger": run.trigger.as_str(),
-        "logical_date": run.logical_date.to_rfc3339(),
-        "params": run.params,
-        "dag_version": { "id": run.dag_version, "hash": run.dag_hash },
-        "git": run.git.as_ref().map(|g| json!({ "commit": g.commit, "dirty": g.dirty })),
-        "host": run.host,
-        "queued_at": run.queued_at.to_rfc3339(),
-        "started_at": run.started_at.map(|t| t.to_rfc3339()),
-        "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
-    })
-}
-
 fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let runs = store.runs(&RunFilter {
-        dag_id,
-        limit,
-        ..RunFilter::default()
-    })?;
+    let runs = vane_app::runs::list(&*open_store(g)?, dag_id, &[], limit)?;
     if as_json {
         let items: Vec<_> = runs.iter().map(run_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -1036,38 +722,6 @@ fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result
         )
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A run with its tasks and attempts, as `vane show --json` and `GET /api/runs/{id}` give it.
-pub(crate) fn show_json(detail: &RunDetail) -> serde_json::Value {
-    let mut value = run_json(&detail.run);
-    value["tasks"] = detail
-        .tasks
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.task_id,
-                "state": t.state.as_str(),
-                "reason": t.reason,
-                "attempts": t.attempts.iter().map(|a| json!({
-                    "attempt": a.attempt,
-                    "state": a.state.as_str(),
-                    "command": a.command,
-                    "dag_version": a.dag_version,
-                    "metrics": a.metrics.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                    "exit_code": a.exit_code,
-                    "signal": a.signal,
-                    "reason": a.reason,
-                    "pid": a.pid,
-                    "host": a.host,
-                    "log_path": a.log_path,
-                    "started_at": a.started_at.to_rfc3339(),
-                    "ended_at": a.ended_at.map(|t| t.to_rfc3339()),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    value
 }
 
 fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
@@ -1106,24 +760,8 @@ fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
 }
 
 fn next(g: &Global, dag_id: &str, count: usize, after: Option<&str>) -> Result<ExitCode> {
-    let set = load_dags(g)?;
-    let (dag, _) = find_dag(&set, dag_id, g)?;
-    let Some(schedule) = &dag.schedule else {
-        bail!(
-            "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
-        );
-    };
-    let mut at = parse_date(after, dag)?;
-    for _ in 0..count {
-        let Some(tick) = schedule.next_after(at) else {
-            break;
-        };
-        println!(
-            "{}",
-            tick.with_timezone(&dag.timezone)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-        );
-        at = tick;
+    for tick in app(g).next_ticks(dag_id, count, after)? {
+        println!("{tick}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,13 @@
 //! `vane artifacts`, `vane lineage` and `vane diff`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use serde_json::{Value, json};
-use vane_store::{
-    ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, RunDetail, RunId,
-    SqliteStore, Store, StoreError,
-};
+use serde_json::Value;
+use vane_app::lineage::{lineage_tree, version_json};
+use vane_store::ArtifactVersion;
 
 use crate::cli::{Global, JsonFlag};
 use crate::output::{table, time};
@@ -44,22 +42,6 @@ fn short(hash: &str) -> &str {
     &hash[..12.min(hash.len())]
 }
 
-pub(crate) fn version_json(v: &ArtifactVersion) -> Value {
-    json!({
-        "name": v.name,
-        "version": v.version,
-        "hash": v.hash,
-        "kind": v.kind.as_str(),
-        "size": v.size,
-        "path": v.path,
-        "stored": v.stored,
-        "created_at": v.created_at.to_rfc3339(),
-        "producer": v.producer.as_ref().map(|p| json!({
-            "run": p.run, "task": p.task, "attempt": p.attempt,
-        })),
-    })
-}
-
 fn producer_text(v: &ArtifactVersion) -> String {
     v.producer.as_ref().map_or_else(
         || "- (read, never written)".into(),
@@ -67,24 +49,9 @@ fn producer_text(v: &ArtifactVersion) -> String {
     )
 }
 
-/// Every artifact version, or those of one artifact.
-///
-/// # Errors
-/// [`crate::http::Missing`] when no artifact has that name.
-pub(crate) fn versions(g: &Global, name: Option<&str>) -> Result<Vec<ArtifactVersion>> {
-    let store = crate::commands::open_store(g)?;
-    let versions = store.artifact_versions(name)?;
-    if let (Some(name), true) = (name, versions.is_empty()) {
-        return Err(crate::http::Missing(format!(
-            "no artifact is named `{name}`; `vane artifacts` lists them (artifacts are recorded from the `inputs` and `outputs` of tasks)"
-        ))
-        .into());
-    }
-    Ok(versions)
-}
-
 pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
-    let versions = versions(g, args.name.as_deref())?;
+    let versions =
+        vane_app::lineage::versions(&*crate::commands::open_store(g)?, args.name.as_deref())?;
     if args.json.json {
         let items: Vec<Value> = versions.iter().map(version_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -147,115 +114,6 @@ pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
         )
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs read once each while walking a lineage.
-struct Runs<'s> {
-    store: &'s SqliteStore,
-    runs: HashMap<RunId, RunDetail>,
-    links: HashMap<(RunId, String), Vec<ArtifactLink>>,
-}
-
-impl Runs<'_> {
-    fn run(&mut self, id: RunId) -> Result<&RunDetail> {
-        if !self.runs.contains_key(&id) {
-            let detail = self.store.run(id)?;
-            self.runs.insert(id, detail);
-        }
-        Ok(&self.runs[&id])
-    }
-
-    /// What one attempt read or wrote.
-    fn links(&mut self, at: &AttemptRef, direction: Direction) -> Result<Vec<ArtifactLink>> {
-        let key = (at.run, at.task.clone());
-        if !self.links.contains_key(&key) {
-            let links = self.store.attempt_links(at.run, Some(&at.task))?;
-            self.links.insert(key.clone(), links);
-        }
-        Ok(self.links[&key]
-            .iter()
-            .filter(|l| l.attempt.attempt == at.attempt && l.direction == direction)
-            .cloned()
-            .collect())
-    }
-
-    /// The attempt with its run's DAG version, params and logical date.
-    fn attempt_json(&mut self, at: &AttemptRef) -> Result<Value> {
-        let detail = self.run(at.run)?;
-        let attempt = detail
-            .tasks
-            .iter()
-            .find(|t| t.task_id == at.task)
-            .and_then(|t| t.attempts.iter().find(|a| a.attempt == at.attempt));
-        let run = &detail.run;
-        Ok(json!({
-            "run": at.run,
-            "task": at.task,
-            "attempt": at.attempt,
-            "dag_id": run.dag_id,
-            "dag_version": attempt.and_then(|a| a.dag_version).unwrap_or(run.dag_version),
-            "dag_hash": run.dag_hash,
-            "params": run.params,
-            "logical_date": run.logical_date.to_rfc3339(),
-            "state": attempt.map(|a| a.state.as_str()),
-            "reason": attempt.and_then(|a| a.reason.clone()),
-        }))
-    }
-
-    /// What `version` was built from, recursively.
-    fn upstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
-        let mut node = json!({ "artifact": version_json(version) });
-        let Some(producer) = &version.producer else {
-            node["produced_by"] = Value::Null;
-            node["built_from"] = json!([]);
-            return Ok(node);
-        };
-        node["produced_by"] = self.attempt_json(producer)?;
-        let mut from = Vec::new();
-        if seen.insert(version.id) {
-            for input in self.links(producer, Direction::Input)? {
-                from.push(self.upstream(&input.artifact, seen)?);
-            }
-        }
-        node["built_from"] = Value::Array(from);
-        Ok(node)
-    }
-
-    /// The attempts that read `version`, and what they wrote, recursively.
-    fn downstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
-        let mut used_by = Vec::new();
-        if seen.insert(version.id) {
-            let readers = self.store.artifact_links(version.id)?;
-            for reader in readers.iter().filter(|l| l.direction == Direction::Input) {
-                let mut entry = self.attempt_json(&reader.attempt)?;
-                let mut outputs = Vec::new();
-                for output in self.links(&reader.attempt, Direction::Output)? {
-                    let mut child = json!({ "artifact": version_json(&output.artifact) });
-                    // A version reached twice (the same data rebuilt by later runs) lists
-                    // its readers once.
-                    child["shown_above"] = seen.contains(&output.artifact.id).into();
-                    child["used_by"] = self.downstream(&output.artifact, seen)?;
-                    outputs.push(child);
-                }
-                entry["wrote"] = Value::Array(outputs);
-                used_by.push(entry);
-            }
-        }
-        Ok(Value::Array(used_by))
-    }
-}
-
-fn parse_artifact(text: &str) -> Result<(&str, Option<u32>)> {
-    match text.split_once('@') {
-        None => Ok((text, None)),
-        Some((name, version)) => {
-            let version = version.trim_start_matches('v');
-            let number = version.parse().with_context(|| {
-                format!("`{text}`: the version after `@` must be a number, as in `{name}@3`")
-            })?;
-            Ok((name, Some(number)))
-        }
-    }
 }
 
 fn attempt_line(a: &Value) -> String {
@@ -321,35 +179,8 @@ fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
     }
 }
 
-/// What `NAME[@VERSION]` was built from (`built_from`, recursively) and what used it
-/// (`used_by`), as `vane lineage --json` and `GET /api/artifacts/{name}/lineage` give it.
-///
-/// # Errors
-/// [`crate::http::Missing`] when that artifact version is not recorded.
-pub(crate) fn lineage_tree(g: &Global, artifact: &str) -> Result<Value> {
-    let store = crate::commands::open_store(g)?;
-    let (name, number) = parse_artifact(artifact)?;
-    let version = match store.artifact_version(name, number) {
-        Err(StoreError::NotFound(what)) => {
-            return Err(crate::http::Missing(format!(
-                "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
-            ))
-            .into());
-        }
-        other => other?,
-    };
-    let mut runs = Runs {
-        store: &store,
-        runs: HashMap::new(),
-        links: HashMap::new(),
-    };
-    let mut tree = runs.upstream(&version, &mut HashSet::new())?;
-    tree["used_by"] = runs.downstream(&version, &mut HashSet::new())?;
-    Ok(tree)
-}
-
 pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
-    let tree = lineage_tree(g, &args.artifact)?;
+    let tree = lineage_tree(&*crate::commands::open_store(g)?, &args.artifact)?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&tree)?);
         return Ok(ExitCode::SUCCESS);
@@ -366,109 +197,14 @@ pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Per task, what its latest attempt with recorded artifacts read and wrote:
-/// (task, direction, name) → version.
-fn run_artifacts(
-    store: &SqliteStore,
-    run: RunId,
-) -> Result<BTreeMap<(String, Direction, String), ArtifactVersion>> {
-    let links = store.attempt_links(run, None)?;
-    let mut latest: HashMap<&str, u32> = HashMap::new();
-    for l in &links {
-        let n = latest.entry(&l.attempt.task).or_default();
-        *n = (*n).max(l.attempt.attempt);
-    }
-    Ok(links
-        .iter()
-        .filter(|l| latest[l.attempt.task.as_str()] == l.attempt.attempt)
-        .map(|l| {
-            (
-                (l.attempt.task.clone(), l.direction, l.artifact.name.clone()),
-                l.artifact.clone(),
-            )
-        })
-        .collect())
-}
-
-/// Per task, the metrics of its latest attempt.
-fn run_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
-    detail
-        .tasks
-        .iter()
-        .filter_map(|t| t.attempts.last().map(|a| (t, a)))
-        .flat_map(|(t, a)| {
-            a.metrics
-                .iter()
-                .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
-        })
-        .collect()
-}
-
 pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
-    let store = crate::commands::open_store(g)?;
-    let (a, b) = (store.run(args.run_a)?, store.run(args.run_b)?);
-    let (ra, rb) = (&a.run, &b.run);
-
-    let empty = serde_json::Map::new();
-    let pa = ra.params.as_object().unwrap_or(&empty);
-    let pb = rb.params.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
-    let params: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let (va, vb) = (pa.get(*k), pb.get(*k));
-            json!({ "name": k, "a": va, "b": vb, "changed": va != vb })
-        })
-        .collect();
-
-    let (aa, ab) = (run_artifacts(&store, ra.id)?, run_artifacts(&store, rb.id)?);
-    let slots: BTreeSet<&(String, Direction, String)> = aa.keys().chain(ab.keys()).collect();
-    let artifacts: Vec<Value> = slots
-        .iter()
-        .map(|key| {
-            let (va, vb) = (aa.get(*key), ab.get(*key));
-            json!({
-                "task": key.0,
-                "direction": key.1.as_str(),
-                "name": key.2,
-                "a": va.map(|v| json!({ "version": v.version, "hash": v.hash })),
-                "b": vb.map(|v| json!({ "version": v.version, "hash": v.hash })),
-                "changed": va.map(|v| v.id) != vb.map(|v| v.id),
-            })
-        })
-        .collect();
-
-    let (ma, mb) = (run_metrics(&a), run_metrics(&b));
-    let names: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
-    let metrics: Vec<Value> = names
-        .iter()
-        .map(|key| {
-            let (va, vb) = (ma.get(*key), mb.get(*key));
-            let delta = va.zip(vb).map(|(x, y)| y - x);
-            json!({ "task": key.0, "name": key.1, "a": va, "b": vb, "delta": delta })
-        })
-        .collect();
-
-    let dag_changed = ra.dag_version != rb.dag_version;
+    let d = vane_app::lineage::diff(&*crate::commands::open_store(g)?, args.run_a, args.run_b)?;
     if args.json.json {
-        let run = |r: &vane_store::RunRecord| {
-            json!({
-                "id": r.id, "dag_id": r.dag_id, "state": r.state.as_str(),
-                "logical_date": r.logical_date.to_rfc3339(),
-                "dag_version": { "id": r.dag_version, "hash": r.dag_hash },
-            })
-        };
-        let value = json!({
-            "a": run(ra),
-            "b": run(rb),
-            "dag_version_changed": dag_changed,
-            "params": params,
-            "artifacts": artifacts,
-            "metrics": metrics,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&d.json())?);
         return Ok(ExitCode::SUCCESS);
     }
+    let (ra, rb, dag_changed) = (&d.a, &d.b, d.dag_version_changed);
+    let (params, artifacts, metrics) = (&d.params, &d.artifacts, &d.metrics);
 
     let mark = |changed: bool| if changed { "*" } else { "" }.to_owned();
     println!(
@@ -492,10 +228,10 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
             .iter()
             .map(|p| {
                 vec![
-                    str_of(&p["name"]),
-                    show(p.get("a").filter(|v| !v.is_null())),
-                    show(p.get("b").filter(|v| !v.is_null())),
-                    mark(p["changed"] == true),
+                    p.name.clone(),
+                    show(p.a.as_ref().filter(|v| !v.is_null())),
+                    show(p.b.as_ref().filter(|v| !v.is_null())),
+                    mark(p.changed),
                 ]
             })
             .collect();
@@ -505,27 +241,22 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
     if artifacts.is_empty() {
         println!("  none recorded");
     } else {
-        let version = |v: &Value| {
-            if v.is_null() {
-                "-".to_owned()
-            } else {
-                format!(
-                    "v{} ({})",
-                    v["version"],
-                    short(v["hash"].as_str().unwrap_or_default())
-                )
-            }
+        let version = |v: &Option<ArtifactVersion>| {
+            v.as_ref().map_or_else(
+                || "-".to_owned(),
+                |v| format!("v{} ({})", v.version, short(&v.hash)),
+            )
         };
         let rows: Vec<Vec<String>> = artifacts
             .iter()
             .map(|x| {
                 vec![
-                    str_of(&x["task"]),
-                    str_of(&x["direction"]),
-                    str_of(&x["name"]),
-                    version(&x["a"]),
-                    version(&x["b"]),
-                    mark(x["changed"] == true),
+                    x.task.clone(),
+                    x.direction.as_str().to_owned(),
+                    x.name.clone(),
+                    version(&x.a),
+                    version(&x.b),
+                    mark(x.changed),
                 ]
             })
             .collect();
@@ -541,18 +272,16 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
     if metrics.is_empty() {
         println!("  none recorded");
     } else {
-        let number = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |n| format!("{n}"));
+        let number = |v: Option<f64>| v.map_or_else(|| "-".into(), |n| format!("{n}"));
         let rows: Vec<Vec<String>> = metrics
             .iter()
             .map(|m| {
                 vec![
-                    str_of(&m["task"]),
-                    str_of(&m["name"]),
-                    number(&m["a"]),
-                    number(&m["b"]),
-                    m["delta"]
-                        .as_f64()
-                        .map_or_else(|| "-".into(), |d| format!("{d:+}")),
+                    m.task.clone(),
+                    m.name.clone(),
+                    number(m.a),
+                    number(m.b),
+                    m.delta.map_or_else(|| "-".into(), |d| format!("{d:+}")),
                 ]
             })
             .collect();

@@ -24,6 +24,14 @@ fn main() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
+            // A DAG file or config that does not validate: its diagnostics first, as a
+            // compiler shows them, then what could not be done.
+            if let Some(diagnostics) = error
+                .downcast_ref::<vane_app::AppError>()
+                .and_then(vane_app::AppError::diagnostics)
+            {
+                eprint!("{diagnostics}");
+            }
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use serde_json::json;
-use vane_store::{MetricFilter, MetricStore};
+use vane_app::reads::points_json;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -28,34 +27,17 @@ pub(crate) struct MetricsArgs {
     pub(crate) json: JsonFlag,
 }
 
-/// Metric points as `vane metrics --json` and `GET /api/dags/{id}/metrics` give them.
-pub(crate) fn points_json(points: &[vane_store::MetricPoint]) -> serde_json::Value {
-    let items: Vec<_> = points
-        .iter()
-        .map(|p| {
-            json!({
-                "run_id": p.run,
-                "logical_date": p.logical_date.to_rfc3339(),
-                "run_state": p.run_state.to_string(),
-                "task": p.task_id,
-                "attempt": p.attempt,
-                "name": p.name,
-                "value": p.value,
-                "recorded_at": p.recorded_at.to_rfc3339(),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(items)
-}
-
 pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let points = store.metric_series(&MetricFilter {
-        dag_id: &args.dag_id,
-        task: args.task.as_deref(),
-        name: args.name.as_deref(),
-        last: args.last,
-    })?;
+    let points = vane_app::reads::metric_series(
+        &*store,
+        &vane_app::reads::MetricQuery {
+            dag_id: args.dag_id.clone(),
+            task: args.task.clone(),
+            name: args.name.clone(),
+            last: args.last,
+        },
+    )?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&points_json(&points))?);
         return Ok(ExitCode::SUCCESS);

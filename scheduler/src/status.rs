@@ -4,10 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Args;
-use serde_json::{Value, json};
-use vane_store::{HeartbeatStore, SchedulerRecord};
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -22,49 +20,16 @@ pub(crate) struct StatusArgs {
     pub(crate) json: JsonFlag,
 }
 
-/// The database and its schedulers as `vane status --json` gives them; `now` decides which
-/// heartbeats are stale.
-pub(crate) fn status_json(
-    g: &Global,
-    schedulers: &[SchedulerRecord],
-    now: DateTime<Utc>,
-) -> Result<Value> {
-    let items: Vec<_> = schedulers
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "host": s.host,
-                "pid": s.pid,
-                "status": s.status(now).as_str(),
-                "started_at": s.started_at.to_rfc3339(),
-                "last_heartbeat": s.last_heartbeat.to_rfc3339(),
-                "heartbeat_age_seconds": s.age(now).as_secs_f64(),
-                "stopped_at": s.stopped_at.map(|t| t.to_rfc3339()),
-                "passes": s.passes.count,
-                "mean_pass_ms": s.passes.mean().map(|p| p * 1000.0),
-                "last_pass_ms": s.passes.last.map(|p| p * 1000.0),
-            })
-        })
-        .collect();
-    Ok(json!({
-        "database": std::path::absolute(&g.db)?.display().to_string(),
-        "schedulers": items,
-    }))
-}
-
 pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
-    let mut schedulers = open_store(g)?.schedulers()?;
-    if args.limit > 0 {
-        schedulers.truncate(args.limit);
-    }
+    let app = crate::commands::app(g);
+    let schedulers = vane_app::reads::schedulers(&*open_store(g)?, args.limit)?;
     let now = Utc::now();
     if args.json.json {
-        let value = status_json(g, &schedulers, now)?;
+        let value = app.status_json(&schedulers, now)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("database: {}", std::path::absolute(&g.db)?.display());
+    println!("database: {}", app.database()?);
     if schedulers.is_empty() {
         println!("no scheduler has run on this database; start one with `vane scheduler`");
         return Ok(ExitCode::SUCCESS);

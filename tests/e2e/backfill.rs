@@ -141,3 +141,27 @@ fn a_dag_without_a_schedule_cannot_be_backfilled() {
     .failure()
     .stderr_contains("has no schedule");
 }
+
+#[test]
+fn a_finished_backfill_cannot_be_paused_cancelled_or_resumed() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+    ])
+    .success();
+    for action in ["pause", "cancel"] {
+        p.vane(&["backfills", action, "1"])
+            .failure()
+            .stderr_contains("backfill 1 is done already");
+    }
+    p.vane(&["backfills", "resume", "1"])
+        .failure()
+        .stderr_contains("start a new one with `vane backfill`");
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert_eq!(list[0]["state"], "done");
+}

@@ -78,6 +78,10 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database stayed busy (locked by another writer) past the wait: trying again later
+    /// can succeed, which is why callers tell it apart from other failures (HTTP 503).
+    #[error("the database is busy: {0}")]
+    Busy(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the database holds a value this vane cannot read: {0}")]
     Corrupt(String),
     #[error("{0} not found")]

@@ -53,6 +53,9 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
+    if is_busy(&e) {
+        return StoreError::Busy(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }
 
@@ -167,7 +170,7 @@ impl SqliteStore {
         let started = std::time::Instant::now();
         loop {
             match store.prepare() {
-                Err(StoreError::Backend(e)) if is_busy(&*e) && started.elapsed() < BUSY_TIMEOUT => {
+                Err(StoreError::Busy(_)) if started.elapsed() < BUSY_TIMEOUT => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 other => return other.map(|()| store),

@@ -1,0 +1,211 @@
+//! Alerts: listing, statistics, who is on call, and what people do to an alert (ack,
+//! resolve, snooze).
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vane_dag::{AlertsConfig, DagRuleProblem};
+use vane_store::{AlertFilter, AlertRecord, Store, StoreError, Verdict};
+
+use crate::{App, AppError};
+
+type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The longest snooze: anything longer is muting, which `resolve` or a tuned rule does honestly.
+const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
+
+/// The name a person acts under on an alert: the one given, or $USER.
+#[must_use]
+pub fn who(by: Option<&str>) -> String {
+    by.map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn not_found(id: i64) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound(_) => AppError::NotFound(format!(
+            "there is no alert {id}; `vane alerts --all` lists them"
+        )),
+        other => other.into(),
+    }
+}
+
+/// The config's rules with those of every valid DAG file in `dags`, and what keeps a DAG's rule
+/// from being evaluated as written.
+///
+/// # Errors
+/// The DAG folder cannot be read.
+pub fn with_dag_rules(
+    config: &AlertsConfig,
+    dags: &Path,
+) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
+    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
+}
+
+/// The alert rules in force, the problems of DAG rules, and why the DAG folder could not be
+/// read (then the config's rules alone apply: they do not depend on it).
+#[derive(Debug)]
+pub struct Rules {
+    pub config: AlertsConfig,
+    pub problems: Vec<DagRuleProblem>,
+    pub unread: Option<std::io::Error>,
+}
+
+impl App {
+    /// The config's alert rules with every DAG's.
+    ///
+    /// # Errors
+    /// The scheduler config does not validate.
+    pub fn alert_rules(&self) -> Result<Rules> {
+        let config = self.config()?.alerts;
+        Ok(match with_dag_rules(&config, &self.paths.dags) {
+            Ok((merged, problems)) => Rules {
+                config: merged,
+                problems,
+                unread: None,
+            },
+            Err(e) => Rules {
+                config,
+                problems: Vec::new(),
+                unread: Some(e),
+            },
+        })
+    }
+
+    /// Reads the history recorded since the last evaluation, raises and resolves alerts and
+    /// sends notifications, as the scheduler does every pass. Delivery failures are in the
+    /// report, not errors.
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    pub fn evaluate_alerts(
+        &self,
+        store: &dyn Store,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<vane_alerts::Report> {
+        Ok(vane_alerts::evaluate(store, &rules.config, now)?)
+    }
+
+    /// Per rule, how often it fired and how people judged it, as `vane alerts --stats --json`
+    /// and `GET /api/alerts/stats` give it.
+    ///
+    /// # Errors
+    /// The store cannot be read or the config does not validate.
+    pub fn alert_stats(&self, store: &dyn Store) -> Result<Vec<vane_alerts::RuleStats>> {
+        let all = store.alerts(AlertFilter { all: true })?;
+        Ok(vane_alerts::stats(&all, &self.alert_rules()?.config))
+    }
+
+    /// Resolves alert `id` and tells the channels that opened an incident for it (PagerDuty),
+    /// as a success would; the alert, and what was sent.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown alert, or the store cannot be written.
+    pub fn resolve_alert(
+        &self,
+        store: &dyn Store,
+        id: i64,
+        by: &str,
+    ) -> Result<(AlertRecord, Vec<vane_alerts::Notification>)> {
+        let now = Utc::now();
+        let alert = store
+            .resolve_alert(id, &format!("user {by}"), now)
+            .map_err(not_found(id))?;
+        let rules = self.alert_rules()?;
+        let told = vane_alerts::tell_resolved_by_hand(store, &rules.config, &alert, now)?;
+        Ok((alert, told))
+    }
+
+    /// The on-call rotation from the turn under way at `now`: each turn's person, start and
+    /// end, as `GET /api/oncall` gives it.
+    ///
+    /// # Errors
+    /// The scheduler config does not validate.
+    pub fn oncall_json(&self, turns: usize, now: DateTime<Utc>) -> Result<Value> {
+        let Some(rotation) = self.config()?.alerts.oncall else {
+            return Ok(json!({ "configured": false, "now": null, "turns": [] }));
+        };
+        let list: Vec<Value> = rotation
+            .turns(now, turns)
+            .map(|(from, to, person)| {
+                json!({ "person": person, "from": from.to_rfc3339(), "to": to.to_rfc3339() })
+            })
+            .collect();
+        Ok(json!({
+            "configured": true,
+            "now": rotation.at(now),
+            "every": vane_dag::format_duration(rotation.every),
+            "people": rotation.people,
+            "turns": list,
+        }))
+    }
+}
+
+/// A rule's statistics as `vane alerts --stats --json` gives them.
+#[must_use]
+pub fn stat_json(s: &vane_alerts::RuleStats) -> Value {
+    json!({
+        "rule": s.rule, "on": s.kind, "fired": s.fired,
+        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
+        "precision": s.precision, "suggestion": s.suggestion,
+    })
+}
+
+/// Open alerts, or all of them.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn list(store: &dyn Store, all: bool) -> Result<Vec<AlertRecord>> {
+    Ok(store.alerts(AlertFilter { all })?)
+}
+
+/// A verdict as a person writes it.
+///
+/// # Errors
+/// [`AppError::Invalid`] for anything but `real` or `noise`.
+pub fn parse_verdict(text: &str) -> Result<Verdict> {
+    match text {
+        "real" => Ok(Verdict::Real),
+        "noise" => Ok(Verdict::Noise),
+        other => Err(AppError::Invalid(format!(
+            "`verdict` is `real` or `noise`, not `{other}`"
+        ))),
+    }
+}
+
+/// Acknowledges alert `id`, with a verdict on whether it deserved attention.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown alert.
+pub fn ack(store: &dyn Store, id: i64, by: &str, verdict: Option<Verdict>) -> Result<AlertRecord> {
+    store
+        .acknowledge_alert(id, by, verdict, Utc::now())
+        .map_err(not_found(id))
+}
+
+/// Snoozes alert `id` for `length` (text such as `2h`), refusing anything longer than
+/// seven days; the alert and when the snooze ends.
+///
+/// # Errors
+/// [`AppError::Invalid`] for a length that does not parse or is out of bounds,
+/// [`AppError::NotFound`] for an unknown alert.
+pub fn snooze(store: &dyn Store, id: i64, length: &str) -> Result<(AlertRecord, DateTime<Utc>)> {
+    let parsed = vane_dag::parse_duration(length)
+        .map_err(|e| AppError::Invalid(format!("snooze for `{length}`: {e}; write e.g. 2h")))?;
+    if parsed > MAX_SNOOZE || parsed.is_zero() {
+        return Err(AppError::Invalid(format!(
+            "snooze for `{length}` is not between 1s and 7d: a snooze always ends; to stop an \
+             alert for good, resolve it (`vane resolve {id}`) or tune its rule (`vane alerts \
+             --stats` suggests how)"
+        )));
+    }
+    let until = Utc::now()
+        + chrono::TimeDelta::from_std(parsed)
+            .map_err(|e| AppError::Invalid(format!("snooze for `{length}`: {e}")))?;
+    let alert = store.snooze_alert(id, until).map_err(not_found(id))?;
+    Ok((alert, until))
+}

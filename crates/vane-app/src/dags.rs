@@ -1,0 +1,300 @@
+//! DAGs: the overview `vane dags` and `GET /api/dags` show, and one DAG with its grid.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vane_dag::{Dag, DagFile, DagSet};
+use vane_store::{RunFilter, RunRecord, Store};
+
+use crate::runs::run_json;
+use crate::{App, AppError};
+
+/// How many runs of each DAG `vane dags --json` lists under `recent`, for a glance at whether
+/// it has been failing.
+const RECENT_RUNS: usize = 10;
+
+/// Each run of the grid is read in full; a page of 40,000 runs is what /api/runs is for.
+pub const MAX_GRID_RUNS: usize = 200;
+
+/// Each DAG with its last runs, pause switch and next tick, and the files that do not
+/// validate.
+#[derive(Debug)]
+pub struct Overview {
+    pub set: DagSet,
+    /// Newest first.
+    recent: BTreeMap<String, Vec<RunRecord>>,
+    switches: BTreeMap<String, bool>,
+    now: DateTime<Utc>,
+}
+
+impl Overview {
+    /// Reads the DAG folder and each DAG's recent runs.
+    ///
+    /// # Errors
+    /// The DAG folder or the store cannot be read.
+    pub fn load(app: &App, store: &dyn Store) -> Result<Self, AppError> {
+        let set = app.load_dags()?;
+        let mut recent: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
+        for (dag, _) in set.dags() {
+            let runs = store.runs(&RunFilter {
+                dag_id: Some(&dag.id),
+                limit: RECENT_RUNS,
+                ..RunFilter::default()
+            })?;
+            if !runs.is_empty() {
+                recent.insert(dag.id.clone(), runs);
+            }
+        }
+        let switches = store.pause_switches()?;
+        Ok(Self {
+            set,
+            recent,
+            switches,
+            now: Utc::now(),
+        })
+    }
+
+    /// The DAG's latest run.
+    #[must_use]
+    pub fn last(&self, dag: &str) -> Option<&RunRecord> {
+        self.recent.get(dag).and_then(|runs| runs.first())
+    }
+
+    /// The files that do not validate.
+    pub fn invalid(&self) -> impl Iterator<Item = &DagFile> {
+        self.set.files.iter().filter(|f| f.parsed.dag.is_none())
+    }
+
+    /// The pause switch, or the DAG file's `paused` when nobody flipped it.
+    #[must_use]
+    pub fn paused(&self, dag: &Dag) -> bool {
+        self.switches
+            .get(&dag.id)
+            .copied()
+            .unwrap_or(dag.cadence.paused)
+    }
+
+    /// The next tick, in the DAG's time zone.
+    #[must_use]
+    pub fn next(&self, dag: &Dag) -> Option<String> {
+        dag.schedule
+            .as_ref()
+            .and_then(|s| s.next_after(self.now))
+            .map(|t| {
+                t.with_timezone(&dag.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
+    }
+
+    /// As `vane dags --json` and `GET /api/dags` give it.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        let mut items: Vec<Value> = self
+            .set
+            .dags()
+            .map(|(dag, file)| {
+                json!({
+                    "id": dag.id,
+                    "path": file.path,
+                    "description": dag.description,
+                    "schedule": dag.schedule.as_ref().map(|s| &s.expression),
+                    "timezone": dag.timezone.name(),
+                    "tasks": dag.tasks.len(),
+                    "paused": self.paused(dag),
+                    "next_run": self.next(dag),
+                    "valid": true,
+                    "errors": [],
+                    "last_run": self.last(&dag.id).map(run_json),
+                    "recent": self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
+                        runs.iter()
+                            .map(|r| json!({ "id": r.id, "state": r.state.as_str(), "logical_date": r.logical_date.to_rfc3339() }))
+                            .collect()
+                    }),
+                })
+            })
+            .collect();
+        for file in self.invalid() {
+            let errors: Vec<String> = file
+                .parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| match d.line_col(&file.source) {
+                    Some((l, c)) => format!("{}:{l}:{c}: {}", file.path.display(), d.message),
+                    None => format!("{}: {}", file.path.display(), d.message),
+                })
+                .collect();
+            let diagnostics: Vec<Value> = file
+                .parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| {
+                    let (line, column) = d.line_col(&file.source).unzip();
+                    json!({ "line": line, "column": column, "message": d.message, "hint": d.hint })
+                })
+                .collect();
+            items.push(json!({
+                "id": file.path.file_stem().map(|s| s.to_string_lossy()),
+                "path": file.path,
+                "valid": false,
+                "errors": errors,
+                "diagnostics": diagnostics,
+            }));
+        }
+        Value::Array(items)
+    }
+}
+
+impl App {
+    /// A DAG as the UI draws it: tasks with their upstream tasks, and its last `limit` runs
+    /// with the state of each task. A DAG file that does not parse answers its errors, so the
+    /// UI can show why rather than a 404; a DAG that is only in the history answers its runs.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for more than [`MAX_GRID_RUNS`] runs, [`AppError::NotFound`] for
+    /// a DAG neither in the folder nor in the history.
+    pub fn dag_grid(
+        &self,
+        store: &dyn Store,
+        dag_id: &str,
+        limit: usize,
+    ) -> Result<Value, AppError> {
+        if limit > MAX_GRID_RUNS {
+            return Err(AppError::Invalid(format!(
+                "runs={limit}: the grid shows at most {MAX_GRID_RUNS} runs; page older ones with /api/runs?dag={dag_id}&limit=0"
+            )));
+        }
+        let overview = Overview::load(self, store)?;
+        let set = &overview.set;
+        if set.find(dag_id).is_none() {
+            // Only in the history (its file was deleted or renamed): its runs, or a 404.
+            self.known_dag(store, dag_id)?;
+        }
+        let mut out = overview
+            .json()
+            .as_array()
+            .and_then(|all| all.iter().find(|d| d["id"] == dag_id))
+            .cloned()
+            .unwrap_or_else(|| json!({ "id": dag_id, "valid": false, "errors": [] }));
+        if let Some(dag) = set.dags().map(|(d, _)| d).find(|d| d.id == dag_id) {
+            out["params"] = dag
+                .params
+                .iter()
+                .map(|(name, value)| (name.clone(), value.to_json()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            out["task_list"] = dag
+                .tasks
+                .iter()
+                .map(|t| {
+                    let kind = match (&t.builtin, t.sensor) {
+                        (Some(vane_dag::Builtin::Validate(_)), _) => "validate",
+                        (Some(vane_dag::Builtin::Deploy(_)), _) => "deploy",
+                        (None, Some(_)) => "sensor",
+                        (None, None) => "command",
+                    };
+                    json!({
+                        "id": t.id,
+                        "description": t.description,
+                        "kind": kind,
+                        "upstream": t.depends_on.iter().map(|&i| &dag.tasks[i].id).collect::<Vec<_>>(),
+                        "trigger_rule": t.trigger_rule.name(),
+                        "retries": t.retry.retries,
+                        "pool": t.pool,
+                        "timeout": t.timeout.map(vane_dag::format_duration),
+                        "sla": t.sla.map(vane_dag::format_duration),
+                    })
+                })
+                .collect();
+        }
+        let runs = store.runs(&RunFilter {
+            dag_id: Some(dag_id),
+            limit,
+            ..RunFilter::default()
+        })?;
+        out["runs"] = runs
+            .iter()
+            .map(|run| -> Result<Value, AppError> {
+                let detail = store.run(run.id)?;
+                let tasks: serde_json::Map<String, Value> = detail
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        let last = t.attempts.last();
+                        let cell = json!({
+                            "state": t.state.as_str(),
+                            "attempts": t.attempts.len(),
+                            "started_at": last.map(|a| a.started_at.to_rfc3339()),
+                            "ended_at": last.and_then(|a| a.ended_at).map(|e| e.to_rfc3339()),
+                        });
+                        (t.task_id.clone(), cell)
+                    })
+                    .collect();
+                let mut row = run_json(run);
+                row["tasks"] = tasks.into();
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        Ok(out)
+    }
+
+    /// The next `count` ticks of a DAG's schedule after `after` (now when absent), in its time
+    /// zone, as RFC 3339.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a DAG without a schedule or a date that does not parse; as
+    /// [`App::find_dag`].
+    pub fn next_ticks(
+        &self,
+        dag_id: &str,
+        count: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, AppError> {
+        let set = self.load_dags()?;
+        let (dag, _) = self.find_dag(&set, dag_id)?;
+        let Some(schedule) = &dag.schedule else {
+            return Err(AppError::Invalid(format!(
+                "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
+            )));
+        };
+        let mut at = crate::runs::logical_date(after, dag)?;
+        let mut ticks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some(tick) = schedule.next_after(at) else {
+                break;
+            };
+            ticks.push(
+                tick.with_timezone(&dag.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            );
+            at = tick;
+        }
+        Ok(ticks)
+    }
+
+    /// A 404 for a DAG that is neither in the DAG folder nor in the history, rather than an
+    /// empty list that looks like "no data yet".
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`], or the store cannot be read.
+    pub fn known_dag(&self, store: &dyn Store, dag: &str) -> Result<(), AppError> {
+        let in_folder = self.load_dags().is_ok_and(|set| set.find(dag).is_some());
+        let in_history = !store
+            .runs(&RunFilter {
+                dag_id: Some(dag),
+                limit: 1,
+                ..RunFilter::default()
+            })?
+            .is_empty();
+        if in_folder || in_history {
+            return Ok(());
+        }
+        Err(AppError::NotFound(format!(
+            "no DAG `{dag}` in {} or in the history; GET /api/dags lists them",
+            self.paths.dags.display()
+        )))
+    }
+}

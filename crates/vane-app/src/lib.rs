@@ -1,0 +1,215 @@
+//! vane's application layer: every operation a person or the API can perform (trigger, pause,
+//! clear, approve, reject, rollback, ack, resolve, snooze, ...) and every read behind `--json`
+//! and the API, as typed functions that return a typed value or an [`AppError`].
+//!
+//! The `vane` binary prints these values; [`HttpApi`] serialises them. Neither calls the
+//! other, so an HTTP request never prints and a status code never depends on a message.
+//!
+//! ```no_run
+//! let app = vane_app::App::new(vane_app::Paths {
+//!     dags: "dags".into(),
+//!     db: ".vane/vane.db".into(),
+//!     config: "vane.toml".into(),
+//!     work: None,
+//! });
+//! let store = app.open_store()?;
+//! for run in vane_app::runs::list(&*store, None, &[], 10)? {
+//!     println!("{} {}", run.id, run.state);
+//! }
+//! # Ok::<(), vane_app::AppError>(())
+//! ```
+
+pub mod alerts;
+mod api;
+pub mod backfills;
+pub mod dags;
+mod error;
+pub mod lineage;
+pub mod models;
+pub mod reads;
+pub mod runs;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use api::HttpApi;
+pub use error::AppError;
+use vane_dag::{Dag, DagFile, DagSet};
+use vane_engine::Engine;
+use vane_store::{SqliteStore, Store};
+
+/// Where this project's DAG files, database, config and work folder are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dags: PathBuf,
+    pub db: PathBuf,
+    pub config: PathBuf,
+    pub work: Option<PathBuf>,
+}
+
+/// Builds the engine for a store: the binary owns its wiring (executor, task paths, the
+/// built-in command), the application layer only asks for one when an action needs it
+/// (creating a run, adopting an orphaned one before a clear).
+pub type EngineFactory = dyn Fn(Duration) -> Result<Engine<'static>, AppError> + Send + Sync;
+
+/// The application: the project's paths and how to build an engine.
+#[derive(Clone)]
+pub struct App {
+    pub paths: Paths,
+    engine: Option<Arc<EngineFactory>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("paths", &self.paths).finish()
+    }
+}
+
+/// A store as the application layer holds it: any backend, movable to a request's thread.
+pub type BoxStore = Box<dyn Store + Send>;
+
+impl App {
+    /// An application without an engine: reads, and actions that need no engine.
+    #[must_use]
+    pub fn new(paths: Paths) -> Self {
+        Self {
+            paths,
+            engine: None,
+        }
+    }
+
+    /// With the engine factory that triggering and clearing need.
+    #[must_use]
+    pub fn with_engine(mut self, engine: Arc<EngineFactory>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// An engine with store threads of its own: it never shares the caller's connection.
+    pub(crate) fn engine(&self, kill_grace: Duration) -> Result<Engine<'static>, AppError> {
+        match &self.engine {
+            Some(build) => build(kill_grace),
+            None => Err(AppError::Engine(vane_engine::EngineError::Internal(
+                "this vane was wired without an engine".into(),
+            ))),
+        }
+    }
+
+    /// Opens the store. The one place that names a backend.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated.
+    pub fn open_store(&self) -> Result<BoxStore, AppError> {
+        Ok(Box::new(SqliteStore::open(&self.paths.db)?))
+    }
+
+    /// The folder the database lives in; logs and the work folder go beside it.
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        self.paths
+            .db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// Every DAG file in the DAG folder, valid or not.
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub fn load_dags(&self) -> Result<DagSet, AppError> {
+        vane_dag::load_dir(&self.paths.dags).map_err(AppError::io(format!(
+            "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
+            self.paths.dags.display()
+        )))
+    }
+
+    /// Pools, the global task limit and alerts from the scheduler config, when there is one.
+    ///
+    /// # Errors
+    /// [`AppError::Config`] with the rendered diagnostics when it does not validate.
+    pub fn config(&self) -> Result<vane_dag::SchedulerConfig, AppError> {
+        let path = &self.paths.config;
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => {
+                return Err(AppError::Io {
+                    context: format!("cannot read {}", path.display()),
+                    source: e,
+                });
+            }
+        };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        vane_dag::parse_config_in(&source, dir).map_err(|diagnostics| {
+            let shown = path.display().to_string();
+            let rendered = diagnostics
+                .iter()
+                .map(|d| d.render(&shown, &source))
+                .collect();
+            AppError::Config {
+                path: shown,
+                diagnostics: rendered,
+            }
+        })
+    }
+
+    /// Finds a valid DAG by id, or explains why it cannot run.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidDag`] when its file does not validate, [`AppError::NotFound`] when no
+    /// file has that id.
+    pub fn find_dag<'a>(
+        &self,
+        set: &'a DagSet,
+        id: &str,
+    ) -> Result<(&'a Dag, &'a DagFile), AppError> {
+        if let Some(found) = set.dags().find(|(d, _)| d.id == id) {
+            return Ok(found);
+        }
+        if let Some(file) = set.find(id) {
+            return Err(AppError::InvalidDag {
+                message: format!(
+                    "DAG `{id}` in {} does not validate; fix the errors above (vane validate {})",
+                    file.path.display(),
+                    file.path.display()
+                ),
+                diagnostics: file.render_diagnostics(),
+            });
+        }
+        Err(self.unknown_dag(set, id))
+    }
+
+    pub(crate) fn unknown_dag(&self, set: &DagSet, id: &str) -> AppError {
+        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+        AppError::NotFound(format!(
+            "no DAG `{id}` in {}; known DAGs: {}",
+            self.paths.dags.display(),
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.join(", ")
+            }
+        ))
+    }
+}
+
+/// The name a person acts under: the one given, or $USER.
+#[must_use]
+pub fn who(by: Option<&str>) -> String {
+    by.map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// This host's name, as runs and attempts record it.
+#[must_use]
+pub fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,508 @@
+//! The model registry: versions, waiting rollouts, the stage ledger, and the decisions people
+//! make on them (approve, reject, promote, rollback).
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use vane_dag::Builtin;
+use vane_engine::TemplateVars;
+use vane_store::{LedgerEntry, ModelVersion, RolloutStage, StageChange, Store, StoreError};
+
+use crate::{App, AppError};
+
+type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// A model version as `vane models --json` gives it.
+#[must_use]
+pub fn version_json(v: &ModelVersion) -> Value {
+    json!({
+        "model": v.model, "version": v.version, "hash": v.hash, "path": v.path,
+        "stored": v.stored, "stage": v.stage, "since": v.since.to_rfc3339(),
+        "actor": v.actor, "run_id": v.run_id,
+    })
+}
+
+/// A ledger entry as `vane models --json` gives it.
+#[must_use]
+pub fn ledger_json(e: &LedgerEntry) -> Value {
+    json!({
+        "id": e.id, "model": e.model, "version": e.version, "from_stage": e.from_stage,
+        "to_stage": e.to_stage, "at": e.at.to_rfc3339(), "actor": e.actor, "run_id": e.run_id,
+        "reason": e.reason, "evidence": e.evidence,
+    })
+}
+
+/// A rollout stage as `vane models --json` and the approve and reject routes give it.
+#[must_use]
+pub fn stage_json(s: &RolloutStage) -> Value {
+    json!({
+        "run_id": s.run_id, "task_id": s.task_id, "stage": s.stage, "model": s.model,
+        "version": s.version, "status": s.status, "detail": s.detail, "evidence": s.evidence,
+        "decided_by": s.decided_by, "reason": s.reason, "updated_at": s.updated_at.to_rfc3339(),
+    })
+}
+
+/// Model versions and the ledger, of every model or of one.
+///
+/// # Errors
+/// [`AppError::NotFound`] when no model has that name.
+pub fn registry(
+    store: &dyn Store,
+    name: Option<&str>,
+) -> Result<(Vec<ModelVersion>, Vec<LedgerEntry>)> {
+    let versions = store.model_versions(name)?;
+    if let Some(name) = name
+        && versions.is_empty()
+    {
+        return Err(AppError::NotFound(format!(
+            "no model `{name}` in the registry: a `kind = \"deploy\"` task with `model = \"{name}\"` registers it when it runs"
+        )));
+    }
+    Ok((versions, store.ledger(name)?))
+}
+
+/// Rollout stages waiting for a person, of every model or of one.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn waiting(store: &dyn Store, name: Option<&str>) -> Result<Vec<RolloutStage>> {
+    Ok(store
+        .rollout_stages(None)?
+        .into_iter()
+        .filter(|s| s.status == "waiting" && name.is_none_or(|n| s.model == n))
+        .collect())
+}
+
+/// Versions, waiting rollouts and the ledger, as `vane models [NAME] --json` and
+/// `GET /api/models[/{name}]` give them.
+///
+/// # Errors
+/// As [`registry`].
+pub fn models_json(store: &dyn Store, name: Option<&str>) -> Result<Value> {
+    let (versions, ledger) = registry(store, name)?;
+    let waiting = waiting(store, name)?;
+    Ok(json!({
+        "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
+        "waiting": waiting.iter().map(stage_json).collect::<Vec<_>>(),
+        "ledger": ledger.iter().map(ledger_json).collect::<Vec<_>>(),
+    }))
+}
+
+/// A person's decision on a waiting rollout stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    fn status(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
+/// Approves or rejects the waiting stages of a running rollout (one stage, or every waiting
+/// one); the stages decided.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown run, [`AppError::Conflict`] when the run is not
+/// running or nothing of it waits.
+pub fn decide(
+    store: &dyn Store,
+    run: i64,
+    stage: Option<&str>,
+    decision: Decision,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<Vec<RolloutStage>> {
+    let detail = store.run(run).map_err(|e| match e {
+        StoreError::NotFound(_) => {
+            AppError::NotFound(format!("there is no run {run}: `vane runs` lists the runs"))
+        }
+        other => other.into(),
+    })?;
+    if detail.run.state != vane_store::RunState::Running {
+        return Err(AppError::Conflict(format!(
+            "run {run} is {}, not running: only a running rollout can be approved or rejected; start a new run to roll the model out again",
+            detail.run.state
+        )));
+    }
+    let decided = store.decide_rollout(run, stage, decision.status(), by, reason)?;
+    if decided.is_empty() {
+        let stages = store.rollout_stages(Some(run))?;
+        let known: Vec<String> = stages
+            .iter()
+            .map(|s| format!("{} ({})", s.stage, s.status))
+            .collect();
+        let at = stage
+            .map(|s| format!(" at stage `{s}`"))
+            .unwrap_or_default();
+        let why = if known.is_empty() {
+            format!("run {run} has no rollout: only a `kind = \"deploy\"` task waits for approval")
+        } else {
+            format!(
+                "run {run} has no rollout waiting{at}; its stages: {}",
+                known.join(", ")
+            )
+        };
+        return Err(AppError::Conflict(why));
+    }
+    Ok(decided)
+}
+
+/// Moves a model version to a stage by hand.
+///
+/// # Errors
+/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare or a version
+/// that is not registered.
+pub fn promote(
+    store: &dyn Store,
+    model: &str,
+    version: i64,
+    stage: &str,
+    reason: &str,
+    by: &str,
+) -> Result<()> {
+    if stage == "registered" {
+        return Err(AppError::Invalid(
+            "`registered` is where versions start; promote to a stage, `archived` or `failed`"
+                .into(),
+        ));
+    }
+    let mut stages = declared_stages(store, model)?;
+    stages.extend(["archived".to_owned(), "failed".to_owned()]);
+    if !stages.iter().any(|s| s == stage) {
+        let hint = did_you_mean(stage, &stages)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        return Err(AppError::Invalid(format!(
+            "{model} has no stage `{stage}`: {hint}its deploy tasks declare {}",
+            stages
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    store
+        .set_stage(&StageChange {
+            model,
+            version,
+            to_stage: stage,
+            actor: &format!("user {by}"),
+            run: None,
+            reason: Some(reason),
+            evidence: &json!({}),
+        })
+        .map_err(|e| match e {
+            StoreError::NotFound(what) => AppError::NotFound(format!(
+                "{what} is not registered: `vane models {model}` lists its versions"
+            )),
+            other => other.into(),
+        })
+}
+
+/// The deploy tasks of `model` in the DAG versions of the runs that rolled it out, newest
+/// run first, with the run they belong to.
+fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(i64, vane_dag::Dag, String)>> {
+    let mut runs: Vec<i64> = store
+        .rollout_stages(None)?
+        .into_iter()
+        .filter(|s| s.model == model)
+        .map(|s| s.run_id)
+        .chain(
+            store
+                .ledger(Some(model))?
+                .into_iter()
+                .filter_map(|e| e.run_id),
+        )
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let mut out = Vec::new();
+    for run in runs.into_iter().rev() {
+        let detail = store.run(run)?;
+        let source = store.dag_source(detail.run.dag_version)?;
+        let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
+            continue;
+        };
+        let tasks: Vec<String> = dag
+            .tasks
+            .iter()
+            .filter(|t| matches!(&t.builtin, Some(Builtin::Deploy(spec)) if spec.model == model))
+            .map(|t| t.id.clone())
+            .collect();
+        for task in tasks {
+            out.push((run, dag.clone(), task));
+        }
+    }
+    Ok(out)
+}
+
+/// The stage names the deploy tasks of `model` declare, in every recorded DAG version.
+fn declared_stages(store: &dyn Store, model: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (_, dag, task) in deploy_tasks(store, model)? {
+        let Some(Builtin::Deploy(spec)) = dag
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .and_then(|t| t.builtin.as_ref())
+        else {
+            continue;
+        };
+        for stage in &spec.stages {
+            if !names.contains(&stage.name) {
+                names.push(stage.name.clone());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The closest of `candidates` to a mistyped `word`, if one is close enough to be a typo.
+fn did_you_mean<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), c.as_str()))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// How the deploy task that last rolled `model` out runs its `rollback` command: the command
+/// rendered as in that run, the folder the engine would run it in, and the environment the
+/// engine gives that task (`VANE_RUN_ID`, `VANE_DS`, ..., `VANE_WORK`, params, the task's `env`).
+#[derive(Debug)]
+pub struct RollbackCommand {
+    pub command: String,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<RollbackCommand>> {
+    let Some((run, dag, task_id)) = deploy_tasks(store, model)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let Some(task) = dag.tasks.iter().find(|t| t.id == task_id) else {
+        return Ok(None);
+    };
+    let Some(Builtin::Deploy(spec)) = &task.builtin else {
+        return Ok(None);
+    };
+    let Some(rollback) = &spec.rollback else {
+        return Ok(None);
+    };
+    let detail = store.run(run)?;
+    let work = app
+        .paths
+        .work
+        .clone()
+        .unwrap_or_else(|| app.state_dir().join("work"));
+    let work = std::path::absolute(&work).map_err(AppError::io("cannot find the work folder"))?;
+    let params = dag.params_from_json(&detail.run.params);
+    let vars = TemplateVars::new(
+        &dag,
+        &params,
+        detail.run.logical_date,
+        run,
+        &task.id,
+        1,
+        &work,
+    );
+    let lookup = |v: &vane_dag::Var| vars.lookup(v);
+    // Like `vane run`, the project root is the folder vane runs in.
+    let root = std::env::current_dir().map_err(AppError::io("cannot read the current folder"))?;
+    let cwd = match &task.cwd {
+        Some(cwd) => root.join(cwd.render_plain(lookup)),
+        None => root,
+    };
+    let mut env = vars.env();
+    env.extend(
+        task.env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
+    );
+    Ok(Some(RollbackCommand {
+        command: rollback.render_plain(lookup),
+        cwd,
+        env,
+    }))
+}
+
+/// What a rollback will do, from [`plan_rollback`]: shown to a person before the command runs.
+#[derive(Debug)]
+pub struct RollbackPlan {
+    pub model: String,
+    /// The version going back into production.
+    pub target: i64,
+    /// The version in production now.
+    pub current: Option<i64>,
+    /// The target is already in production: only its rollback command runs again.
+    pub again: bool,
+    /// Where the target's files are.
+    pub path: PathBuf,
+    /// The rollback command of the deploy task that last rolled the model out, if it has one.
+    pub command: Option<RollbackCommand>,
+}
+
+/// Chooses the version to put back (`to`, or the one in production before the current one)
+/// and how.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown model, [`AppError::Invalid`] when there is nothing to
+/// roll back to.
+pub fn plan_rollback(
+    app: &App,
+    store: &dyn Store,
+    model: &str,
+    to: Option<i64>,
+) -> Result<RollbackPlan> {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        )));
+    }
+    let current = versions
+        .iter()
+        .find(|v| v.stage == "production")
+        .map(|v| v.version);
+    let target = match to {
+        Some(to) => to,
+        None => store
+            .ledger(Some(model))?
+            .iter()
+            .rev()
+            .filter(|e| e.to_stage == "production")
+            .map(|e| e.version)
+            .find(|v| Some(*v) != current)
+            .ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "{model} has had no other production version to roll back to; name one with --to VERSION"
+                ))
+            })?,
+    };
+    let Some(target_version) = versions.iter().find(|v| v.version == target) else {
+        return Err(AppError::Invalid(format!(
+            "{model} has no version {target}: `vane models {model}` lists its versions"
+        )));
+    };
+    // Naming the version in production runs the rollback command again: the way to put it
+    // back in place after a rollback command failed, with the registry already right.
+    let again = current == Some(target);
+    let command = rollback_command(app, store, model)?;
+    if command.is_none() && again {
+        return Err(AppError::Invalid(format!(
+            "{model} v{target} is already in production, and no deploy task of {model} has a `rollback` command to put it in place again"
+        )));
+    }
+    Ok(RollbackPlan {
+        model: model.to_owned(),
+        target,
+        current,
+        again,
+        path: vane_deploy::model_path(target_version),
+        command,
+    })
+}
+
+impl RollbackPlan {
+    /// Runs the rollback command, if there is one.
+    ///
+    /// # Errors
+    /// [`AppError::CommandFailed`] when it fails; the registry is then unchanged.
+    pub fn run_command(&self) -> Result<()> {
+        let Some(rollback) = &self.command else {
+            return Ok(());
+        };
+        let mut env = rollback.env.clone();
+        env.extend(vane_deploy::model_env(
+            &self.model,
+            self.target,
+            &self.path,
+            "rollback",
+        ));
+        vane_deploy::shell(
+            "rollback",
+            &rollback.command,
+            &env,
+            None,
+            Some(&rollback.cwd),
+        )
+        .map_err(|e| {
+            AppError::CommandFailed(format!("rolling back: {e}; the registry is unchanged"))
+        })?;
+        Ok(())
+    }
+
+    /// Records the target as in production, unless it already was.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub fn record(&self, store: &dyn Store, reason: &str, by: &str) -> Result<()> {
+        if self.again {
+            return Ok(());
+        }
+        store.set_stage(&StageChange {
+            model: &self.model,
+            version: self.target,
+            to_stage: "production",
+            actor: &format!("user {by}"),
+            run: None,
+            reason: Some(&format!("rollback: {reason}")),
+            evidence: &json!({}),
+        })?;
+        Ok(())
+    }
+}
+
+/// Which version of a model was in production at a time, from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProductionAt {
+    pub model: String,
+    /// RFC 3339.
+    pub at: String,
+    /// `None`: nothing was.
+    pub production: Option<i64>,
+}
+
+/// For every model (or one), the version in production at `at`.
+///
+/// # Errors
+/// As [`registry`].
+pub fn production_at(
+    store: &dyn Store,
+    name: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<ProductionAt>> {
+    let (versions, ledger) = registry(store, name)?;
+    let mut names: Vec<&str> = versions.iter().map(|v| v.model.as_str()).collect();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|m| ProductionAt {
+            model: m.to_owned(),
+            at: at.to_rfc3339(),
+            production: vane_store::production_at(&ledger, m, at),
+        })
+        .collect())
+}

@@ -1,0 +1,240 @@
+//! Reads behind `--json` and the API that belong to no action: scheduler status, metrics and
+//! check history.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vane_store::{CheckHistoryEntry, MetricPoint, SchedulerRecord, Store};
+
+use crate::{App, AppError};
+
+type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl App {
+    /// The database and its schedulers as `vane status --json` and `GET /api/status` give
+    /// them; `now` decides which heartbeats are stale.
+    ///
+    /// # Errors
+    /// The database path cannot be made absolute.
+    pub fn status_json(&self, schedulers: &[SchedulerRecord], now: DateTime<Utc>) -> Result<Value> {
+        let items: Vec<_> = schedulers
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "host": s.host,
+                    "pid": s.pid,
+                    "status": s.status(now).as_str(),
+                    "started_at": s.started_at.to_rfc3339(),
+                    "last_heartbeat": s.last_heartbeat.to_rfc3339(),
+                    "heartbeat_age_seconds": s.age(now).as_secs_f64(),
+                    "stopped_at": s.stopped_at.map(|t| t.to_rfc3339()),
+                    "passes": s.passes.count,
+                    "mean_pass_ms": s.passes.mean().map(|p| p * 1000.0),
+                    "last_pass_ms": s.passes.last.map(|p| p * 1000.0),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "database": self.database()?,
+            "schedulers": items,
+        }))
+    }
+
+    /// The database as `vane status` names it.
+    ///
+    /// # Errors
+    /// The path cannot be made absolute.
+    pub fn database(&self) -> Result<String> {
+        Ok(std::path::absolute(&self.paths.db)
+            .map_err(AppError::io("cannot find the database path"))?
+            .display()
+            .to_string())
+    }
+}
+
+/// Schedulers that worked on the store, running first; `limit` 0 is all.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn schedulers(store: &dyn Store, limit: usize) -> Result<Vec<SchedulerRecord>> {
+    let mut list = store.schedulers()?;
+    if limit > 0 {
+        list.truncate(limit);
+    }
+    Ok(list)
+}
+
+/// Which check results to read.
+#[derive(Debug, Clone, Default)]
+pub struct CheckQuery {
+    pub dag_id: String,
+    pub task: Option<String>,
+    pub check: Option<String>,
+    pub last: usize,
+}
+
+/// The check history `vane checks` shows: of a DAG, optionally one task and one check.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn check_history(store: &dyn Store, q: &CheckQuery) -> Result<Vec<CheckHistoryEntry>> {
+    Ok(store
+        .check_history(&q.dag_id, q.task.as_deref(), q.last)?
+        .into_iter()
+        .filter(|e| q.check.as_ref().is_none_or(|c| *c == e.result.name))
+        .collect())
+}
+
+/// Check results as `vane checks --json` and `GET /api/dags/{id}/checks` give them.
+#[must_use]
+pub fn history_json(history: &[CheckHistoryEntry]) -> Value {
+    let items: Vec<Value> = history
+        .iter()
+        .map(|e| {
+            let r = &e.result;
+            json!({
+                "run_id": e.run,
+                "logical_date": e.logical_date.to_rfc3339(),
+                "task_id": e.task_id,
+                "attempt": e.attempt,
+                "evaluated_at": e.evaluated_at.to_rfc3339(),
+                "marked_good": e.marked_good,
+                "check": r.name,
+                "column": r.column,
+                "severity": r.severity,
+                "status": r.status.as_str(),
+                "observed": r.observed,
+                "bound": r.bound,
+                "derivation": r.derivation,
+                "detail": r.detail,
+                "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
+                "definition_hash": r.definition_hash,
+            })
+        })
+        .collect();
+    Value::Array(items)
+}
+
+/// Which metric points to read: of a DAG, optionally one task and one name, the last `last`
+/// runs of each series.
+#[derive(Debug, Clone, Default)]
+pub struct MetricQuery {
+    pub dag_id: String,
+    pub task: Option<String>,
+    pub name: Option<String>,
+    pub last: usize,
+}
+
+/// Metric series, oldest point first within each series.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn metric_series(store: &dyn Store, q: &MetricQuery) -> Result<Vec<MetricPoint>> {
+    Ok(store.metric_series(&vane_store::MetricFilter {
+        dag_id: &q.dag_id,
+        task: q.task.as_deref(),
+        name: q.name.as_deref(),
+        last: q.last,
+    })?)
+}
+
+/// Metric points as `vane metrics --json` and `GET /api/dags/{id}/metrics` give them.
+#[must_use]
+pub fn points_json(points: &[MetricPoint]) -> Value {
+    let items: Vec<_> = points
+        .iter()
+        .map(|p| {
+            json!({
+                "run_id": p.run,
+                "logical_date": p.logical_date.to_rfc3339(),
+                "run_state": p.run_state.to_string(),
+                "task": p.task_id,
+                "attempt": p.attempt,
+                "name": p.name,
+                "value": p.value,
+                "recorded_at": p.recorded_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    Value::Array(items)
+}
+
+/// SLA misses as `vane sla --json` gives them.
+#[must_use]
+pub fn sla_json(misses: &[vane_store::SlaMiss]) -> Value {
+    misses
+        .iter()
+        .map(|m| {
+            json!({
+                "run_id": m.run,
+                "dag_id": m.dag_id,
+                "task": m.task,
+                "logical_date": m.logical_date.to_rfc3339(),
+                "deadline": m.deadline.to_rfc3339(),
+                "detected_at": m.detected_at.to_rfc3339(),
+            })
+        })
+        .collect()
+}
+
+/// Scheduled runs or tasks not finished by their deadline, newest first; `limit` 0 is all.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn sla_misses(
+    store: &dyn Store,
+    dag_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<vane_store::SlaMiss>> {
+    Ok(store.sla_misses(dag_id, limit)?)
+}
+
+/// Backfills with their progress, of one DAG or all.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn backfills(
+    store: &dyn Store,
+    dag_id: Option<&str>,
+) -> Result<Vec<vane_store::BackfillRecord>> {
+    Ok(store.backfills(dag_id)?)
+}
+
+/// A backfill as `vane backfills --json` gives it.
+#[must_use]
+pub fn backfill_json(b: &vane_store::BackfillRecord) -> Value {
+    use vane_store::RunState;
+    json!({
+        "id": b.id,
+        "dag_id": b.dag_id,
+        "from": b.from.to_rfc3339(),
+        "to": b.to.to_rfc3339(),
+        "state": b.state.as_str(),
+        "max_active": b.max_active,
+        "runs": b.runs.len(),
+        "success": b.count(RunState::Success),
+        "failed": b.count(RunState::Failed),
+        "running": b.count(RunState::Running),
+        "queued": b.count(RunState::Queued),
+    })
+}
+
+/// Marks a run good: `auto` bounds and drift baselines of its validate tasks learn from it.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown run.
+pub fn mark_good(store: &dyn Store, run: i64, by: &str, reason: Option<&str>) -> Result<()> {
+    store
+        .mark_good(&vane_store::GoodMark {
+            run,
+            by: by.to_owned(),
+            at: Utc::now(),
+            reason: reason.map(str::to_owned),
+        })
+        .map_err(|e| match e {
+            vane_store::StoreError::NotFound(_) => {
+                AppError::NotFound(format!("run {run} does not exist; `vane runs` lists runs"))
+            }
+            other => other.into(),
+        })
+}
