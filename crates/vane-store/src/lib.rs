@@ -21,8 +21,11 @@ mod checks;
 mod heartbeat;
 mod metrics;
 mod observe;
+mod postgres;
 mod registry;
 mod sqlite;
+#[cfg(feature = "pg-test")]
+pub mod testing;
 mod types;
 
 pub use alerts::{
@@ -47,6 +50,7 @@ pub use registry::{
     StageChange, production_at,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,

@@ -1,0 +1,282 @@
+//! The PostgreSQL backend, for several schedulers (on several hosts) sharing one history.
+//!
+//! # Why the synchronous `postgres` client, and no pool
+//!
+//! [`crate::Store`] is synchronous: the engine reaches it through store threads, and the CLI
+//! calls it directly. The sync `postgres` client fits that trait with no adapter, and, unlike
+//! `sqlx` (no sync API) or `diesel` (no LISTEN/NOTIFY), it keeps LISTEN/NOTIFY within reach for
+//! waking agents later. Each [`PgStore`] value holds one connection, as each
+//! [`crate::SqliteStore`] holds one: a thread that needs the store owns a store, so a pool
+//! crate would add nothing but a second place to configure sizes.
+//!
+//! The client drives its own single-threaded tokio runtime with `block_on`, which panics when
+//! called on a thread that is already inside a tokio runtime. Every use of the connection
+//! therefore goes through one choke point, [`PgStore::with_client`], which moves the call to a
+//! scoped thread in that case. Nothing else touches the client, so the panic cannot happen.
+//!
+//! # Concurrency
+//!
+//! Transactions run at READ COMMITTED. Where SQLite's single writer makes a read-then-write
+//! correct, the PostgreSQL queries take row locks (`FOR UPDATE`), rely on unique constraints
+//! (`ON CONFLICT`) or on advisory locks instead. A serialization failure or a deadlock makes the
+//! outermost transaction start over (see [`PgStore::write_tx`]).
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::{Client, NoTls};
+
+use crate::{Result, StoreError};
+
+mod migrate;
+
+/// How many times a transaction that lost a serialization conflict or a deadlock starts over
+/// before the error reaches the caller. Conflicts need two schedulers touching the same rows in
+/// the same milliseconds; several in a row mean something else is wrong.
+const CONFLICT_RETRIES: u32 = 10;
+
+/// The PostgreSQL backend: one connection, reconnected when the server dropped it.
+pub struct PgStore {
+    /// The URL as given, password included: reconnecting needs it. Never printed; see
+    /// [`PgStore::url`].
+    url: String,
+    /// `None` only while the store is dropped: see the `Drop` impl.
+    client: RefCell<Option<Client>>,
+    /// How many transactions (the outer one and savepoints) are open on the connection. A
+    /// `Cell` makes the store `!Sync`, as `SqliteStore` is: one thread at a time uses a store.
+    depth: Cell<u32>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.url()).finish()
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing the connection blocks on the client's runtime, which panics inside another.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Whether an error is one that the same transaction, started over, may not meet again.
+fn is_conflict(error: &StoreError) -> bool {
+    let StoreError::Backend(e) = error else {
+        return false;
+    };
+    let code = e.downcast_ref::<::postgres::Error>().and_then(|e| e.code());
+    code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// `url` without its password, for messages: the password may sit in the user-info part
+/// (`postgres://user:secret@host/db`) or in a `password=` query parameter.
+pub(crate) fn redact(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _password)) => format!("{user}:***@{host}"),
+                    None => authority.to_string(),
+                },
+                None => authority.to_string(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => head.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Runs `f` where the sync client may block: on this thread, or on a scoped thread when this
+/// thread is inside a tokio runtime (where the client's own `block_on` would panic).
+pub(crate) fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    } else {
+        f()
+    }
+}
+
+fn connect(url: &str) -> Result<Client> {
+    off_runtime(|| Client::connect(url, NoTls)).map_err(|e| StoreError::Open {
+        path: redact(url),
+        source: Box::new(e),
+    })
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`) and brings its schema
+    /// up to date. Several processes may do this at once on a new database: one migrates, the
+    /// others wait for it.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] (naming the URL without its password) when the server cannot be
+    /// reached or refuses the login; [`StoreError::TooNew`] when a newer vane migrated it.
+    pub fn connect(url: &str) -> Result<Self> {
+        let store = Self {
+            url: url.to_string(),
+            client: RefCell::new(Some(connect(url)?)),
+            depth: Cell::new(0),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The URL this store connected to, without its password.
+    pub fn url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// The one way to the connection. `f` cannot reach the store itself (a `&PgStore` is not
+    /// `Send`), so it cannot re-enter and nothing else holds the connection meanwhile.
+    ///
+    /// Outside a transaction, a connection the server closed (a restart, a failover) is
+    /// replaced first; inside one, the error reaches the caller, since the transaction is lost.
+    ///
+    /// # Errors
+    /// What `f` returned, or a failure to reconnect.
+    pub(crate) fn with_client<R: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R> + Send,
+    ) -> Result<R> {
+        let mut slot = self.client.borrow_mut();
+        let slot: &mut Option<Client> = &mut slot;
+        let (url, idle) = (&self.url, self.depth.get() == 0);
+        // Replacing drops the old client, which blocks too: both happen off the runtime.
+        off_runtime(move || {
+            if idle && slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(connect(url)?);
+            }
+            let client = slot
+                .as_mut()
+                .expect("the connection is set while the store lives");
+            f(client)
+        })
+    }
+
+    /// Runs `work` in a transaction: the whole transaction when none is open, a savepoint inside
+    /// the open one otherwise (see [`crate::AlertStore::atomically`]), so nested work commits
+    /// with the outer transaction or not at all, while a failure inside undoes only its part.
+    ///
+    /// `work` runs on the calling thread and reaches the connection through
+    /// [`PgStore::with_client`], one statement or several at a time; it may call other store
+    /// methods, which nest. The outermost transaction starts `work` over after a serialization
+    /// failure or a deadlock; a nested one passes the error up for the outer one to retry.
+    ///
+    /// # Errors
+    /// What `work` returned, or a failure to begin or commit; either way nothing `work` wrote
+    /// remains.
+    pub(crate) fn write_tx<R>(&self, mut work: impl FnMut() -> Result<R>) -> Result<R> {
+        let outer = self.depth.get() == 0;
+        let mut attempt = 0;
+        loop {
+            let (begin, commit, rollback) = if outer {
+                ("BEGIN", "COMMIT", "ROLLBACK")
+            } else {
+                (
+                    "SAVEPOINT nested",
+                    "RELEASE nested",
+                    "ROLLBACK TO nested; RELEASE nested",
+                )
+            };
+            self.with_client(|c| Ok(c.batch_execute(begin)?))?;
+            self.depth.set(self.depth.get() + 1);
+            let result = work();
+            let result = match result {
+                Ok(value) => self
+                    .with_client(|c| Ok(c.batch_execute(commit)?))
+                    .map(|()| value),
+                Err(e) => Err(e),
+            };
+            self.depth.set(self.depth.get() - 1);
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    // After a failed COMMIT PostgreSQL has ended the transaction already; a
+                    // ROLLBACK then only warns. Errors here are ignored: a dropped connection
+                    // has undone everything itself.
+                    let _ = self.with_client(|c| Ok(c.batch_execute(rollback)?));
+                    attempt += 1;
+                    if outer && attempt <= CONFLICT_RETRIES && is_conflict(&e) {
+                        // A short, growing pause lets the other transaction finish.
+                        std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A transaction whose whole work runs in one trip to the connection: for the many
+    /// methods that need no decision of the calling thread between statements.
+    ///
+    /// # Errors
+    /// As [`PgStore::write_tx`].
+    pub(crate) fn tx<R: Send>(
+        &self,
+        mut work: impl FnMut(&mut Client) -> Result<R> + Send,
+    ) -> Result<R> {
+        self.write_tx(|| self.with_client(&mut work))
+    }
+
+    /// Schema version after migrations.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.with_client(migrate::version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_left_out_of_urls_shown() {
+        assert_eq!(
+            redact("postgres://vane:s3cret@db.example:5432/vane"),
+            "postgres://vane:***@db.example:5432/vane"
+        );
+        assert_eq!(
+            redact("postgresql://vane@db/vane?sslmode=disable&password=s3cret"),
+            "postgresql://vane@db/vane?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! What only the PostgreSQL backend has to show: its connection and its migrations. What every
+//! backend must do is in the conformance suite.
+
+use vane_store::testing::TestDb;
+use vane_store::{PgStore, StoreError};
+
+/// The sync client panics when it blocks inside a tokio runtime; the engine and the HTTP layer
+/// live in one, so a store call made there must work all the same.
+#[test]
+fn a_store_is_usable_from_inside_a_tokio_runtime() {
+    let db = TestDb::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let version = rt.block_on(async {
+        let store = PgStore::connect(db.url()).unwrap();
+        store.schema_version().unwrap()
+    });
+    assert!(version > 0);
+}
+
+#[test]
+fn an_unreachable_server_is_named_without_its_password() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = PgStore::connect("postgres://vane:s3cret@127.0.0.1:1/vane").unwrap_err();
+    let StoreError::Open { path, .. } = &err else {
+        panic!("expected an open error, got {err:?}");
+    };
+    assert_eq!(path, "postgres://vane:***@127.0.0.1:1/vane");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+/// Several schedulers started at once on a new database: one migrates, the others wait for it
+/// and find the schema current, rather than failing on tables created under them.
+#[test]
+fn concurrent_first_starts_migrate_once() {
+    let db = TestDb::new();
+    let versions: Vec<i64> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    PgStore::connect(db.url())
+                        .unwrap()
+                        .schema_version()
+                        .unwrap()
+                })
+            })
+            .collect();
+        starts.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let known = vane_store::SqliteStore::open_in_memory()
+        .unwrap()
+        .schema_version()
+        .unwrap();
+    assert_eq!(versions, vec![known; 4]);
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_vane_is_refused() {
+    let db = TestDb::new();
+    let known = db.store().schema_version().unwrap();
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    admin
+        .execute("UPDATE vane_schema SET version = $1", &[&(known + 1)])
+        .unwrap();
+    drop(admin);
+    let err = PgStore::connect(db.url()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooNew { found, known: k } if found == known + 1 && k == known),
+        "{err:?}"
+    );
+}
