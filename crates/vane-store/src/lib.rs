@@ -88,6 +88,44 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The kind of database a `--db`/`VANE_DB` value names: a `postgres://` or `postgresql://` URL
+/// is PostgreSQL, anything else the path of a SQLite file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgresql,
+}
+
+impl BackendKind {
+    #[must_use]
+    pub fn of(url_or_path: &str) -> Self {
+        let scheme = url_or_path.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some(s)
+                if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") =>
+            {
+                Self::Postgresql
+            }
+            _ => Self::Sqlite,
+        }
+    }
+
+    /// The name `vane status` shows.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgresql => "postgresql",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What vane records. Every method commits before returning, so a caller that acts after a
 /// call knows the record survives a crash; inside [`AlertStore::atomically`] it commits with
 /// the rest of the work instead.

@@ -29,7 +29,9 @@ use ::postgres::{Client, NoTls};
 
 use crate::{Result, StoreError};
 
+mod heartbeat;
 mod migrate;
+mod store;
 
 /// How many times a transaction that lost a serialization conflict or a deadlock starts over
 /// before the error reaches the caller. Conflicts need two schedulers touching the same rows in
@@ -77,6 +79,11 @@ fn is_conflict(error: &StoreError) -> bool {
     let code = e.downcast_ref::<::postgres::Error>().and_then(|e| e.code());
     code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
         || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// A number PostgreSQL keeps as `bigint` that vane holds as `u32` (attempt numbers, pids).
+pub(crate) fn to_u32(value: i64, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what}: {value}")))
 }
 
 /// `url` without its password, for messages: the password may sit in the user-info part
@@ -128,11 +135,24 @@ pub(crate) fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// How long connecting may take when the URL does not say (`connect_timeout`): without a
+/// limit, a server whose host vanished leaves a starting scheduler hanging with no message.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn connect(url: &str) -> Result<Client> {
-    off_runtime(|| Client::connect(url, NoTls)).map_err(|e| StoreError::Open {
+    let open_err = |e: ::postgres::Error| StoreError::Open {
         path: redact(url),
         source: Box::new(e),
-    })
+    };
+    let mut config: ::postgres::Config = url.parse().map_err(open_err)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // Names vane's sessions in `pg_stat_activity`, for whoever looks after the server.
+    if config.get_application_name().is_none() {
+        config.application_name("vane");
+    }
+    off_runtime(|| config.connect(NoTls)).map_err(open_err)
 }
 
 impl PgStore {
@@ -263,6 +283,46 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::redact;
+    use crate::BackendKind;
+
+    #[test]
+    fn urls_name_postgresql_and_everything_else_is_a_sqlite_path() {
+        for url in [
+            "postgres://db/vane",
+            "postgresql://u@db/vane",
+            "PostgreSQL://db",
+        ] {
+            assert_eq!(BackendKind::of(url), BackendKind::Postgresql, "{url}");
+        }
+        for path in [
+            "vane.db",
+            "/var/lib/vane/vane.db",
+            "./postgres/vane.db",
+            "mysql://x",
+        ] {
+            assert_eq!(BackendKind::of(path), BackendKind::Sqlite, "{path}");
+        }
+        assert_eq!(BackendKind::Postgresql.to_string(), "postgresql");
+    }
+
+    /// A person looking at the server's sessions sees which are vane's.
+    #[test]
+    fn sessions_are_named_vane_unless_the_url_names_them() {
+        let db = crate::testing::TestDb::new();
+        let name = |store: &super::PgStore| {
+            store
+                .with_client(|c| {
+                    Ok(
+                        c.query_one("SELECT current_setting('application_name')", &[])?
+                            .get::<_, String>(0),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(name(&db.store()), "vane");
+        let named = super::PgStore::connect(&format!("{}?application_name=etl", db.url())).unwrap();
+        assert_eq!(name(&named), "etl");
+    }
 
     #[test]
     fn passwords_are_left_out_of_urls_shown() {

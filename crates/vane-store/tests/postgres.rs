@@ -1,8 +1,9 @@
 //! What only the PostgreSQL backend has to show: its connection and its migrations. What every
 //! backend must do is in the conformance suite.
 
+use chrono::Utc;
 use vane_store::testing::TestDb;
-use vane_store::{PgStore, StoreError};
+use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, StoreError, Trigger};
 
 /// The sync client panics when it blocks inside a tokio runtime; the engine and the HTTP layer
 /// live in one, so a store call made there must work all the same.
@@ -12,11 +13,37 @@ fn a_store_is_usable_from_inside_a_tokio_runtime() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let version = rt.block_on(async {
+    let dag_id = "demo".to_owned();
+    let runs = rt.block_on(async {
+        // Connecting, a transaction, a query and the drop that closes the connection: each
+        // would block on the client's runtime inside this one.
         let store = PgStore::connect(db.url()).unwrap();
-        store.schema_version().unwrap()
+        let version = store
+            .record_dag_version(&NewDagVersion {
+                dag_id: &dag_id,
+                content_hash: "h1",
+                path: "dags/demo.toml",
+                source: "",
+            })
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                dag_id: &dag_id,
+                dag_version: version,
+                logical_date: Utc::now(),
+                trigger: Trigger::Manual,
+                params: serde_json::json!({}),
+                git: None,
+                host: "box",
+                tasks: &["a"],
+                at: Utc::now(),
+                records_tick: false,
+                backfill: None,
+            })
+            .unwrap();
+        store.runs(&RunFilter::default()).unwrap()
     });
-    assert!(version > 0);
+    assert_eq!(runs.len(), 1);
 }
 
 #[test]

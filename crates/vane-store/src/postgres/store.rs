@@ -1,0 +1,800 @@
+//! [`crate::Store`]'s own methods: DAG versions, runs, claims, slots, backfills, SLA misses,
+//! ticks and pause switches.
+//!
+//! Where SQLite's single writer makes a read-then-write safe, these take row or advisory locks,
+//! or let a unique constraint decide (`ON CONFLICT`), since several schedulers write at once.
+
+use std::collections::BTreeMap;
+
+use ::postgres::types::ToSql;
+use ::postgres::{Client, Row};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{PgStore, to_u32};
+use crate::types::*;
+use crate::{Result, StoreError};
+
+/// The first key of the advisory locks on pools (the second is the pool name's hash), so they
+/// cannot collide with the migration lock or locks of other software on the database.
+const POOL_LOCKS: i32 = 0x7661_6e65; // "vane"
+
+fn parse_enum<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T> {
+    text.parse().map_err(StoreError::Corrupt)
+}
+
+/// `limit` as SQL's `LIMIT`: 0 means all, which `LIMIT NULL` says.
+fn sql_limit(limit: usize) -> Option<i64> {
+    (limit > 0).then(|| i64::try_from(limit).unwrap_or(i64::MAX))
+}
+
+fn run_record(row: &Row) -> Result<RunRecord> {
+    let git_commit: Option<String> = row.try_get("git_commit")?;
+    let git_dirty: Option<bool> = row.try_get("git_dirty")?;
+    let owner_pid: Option<i64> = row.try_get("owner_pid")?;
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        dag_id: row.try_get("dag_id")?,
+        dag_version: row.try_get("dag_version_id")?,
+        dag_hash: row.try_get("content_hash")?,
+        logical_date: row.try_get("logical_date")?,
+        trigger: parse_enum(row.try_get("trigger")?)?,
+        params: row.try_get("params")?,
+        state: parse_enum(row.try_get("state")?)?,
+        reason: row.try_get("reason")?,
+        git: git_commit.map(|commit| GitState {
+            commit,
+            dirty: git_dirty.unwrap_or(false),
+        }),
+        host: row.try_get("host")?,
+        owner: match (row.try_get::<_, Option<String>>("owner_host")?, owner_pid) {
+            (Some(host), Some(pid)) => Some(Owner {
+                host,
+                pid: to_u32(pid, "pid of a run's owner")?,
+                start_time: row
+                    .try_get::<_, Option<i64>>("owner_start_time")?
+                    .map(|t| t as u64),
+            }),
+            _ => None,
+        },
+        queued_at: row.try_get("queued_at")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+    })
+}
+
+fn backfills_where(
+    c: &mut Client,
+    id: Option<i64>,
+    dag_id: Option<&str>,
+) -> Result<Vec<BackfillRecord>> {
+    let rows = c.query(
+        "SELECT * FROM backfills
+         WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR dag_id = $2)
+         ORDER BY id DESC",
+        &[&id, &dag_id],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(BackfillRecord {
+            id: row.try_get("id")?,
+            dag_id: row.try_get("dag_id")?,
+            from: row.try_get("from_date")?,
+            to: row.try_get("to_date")?,
+            reverse: row.try_get("reverse")?,
+            rerun_failed: row.try_get("rerun_failed")?,
+            max_active: row.try_get::<_, i64>("max_active")? as usize,
+            state: parse_enum(row.try_get("state")?)?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            runs: Vec::new(),
+        });
+    }
+    let ids: Vec<i64> = out.iter().map(|b| b.id).collect();
+    let runs = c.query(
+        "SELECT backfill_id, runs.id, runs.state FROM backfill_runs
+         JOIN runs ON runs.id = backfill_runs.run_id
+         WHERE backfill_id = ANY($1) ORDER BY backfill_id, position",
+        &[&ids],
+    )?;
+    for row in runs {
+        let backfill: i64 = row.try_get(0)?;
+        if let Some(b) = out.iter_mut().find(|b| b.id == backfill) {
+            b.runs.push((row.try_get(1)?, parse_enum(row.try_get(2)?)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one change; a change that finds nothing to change is an error, as on SQLite.
+fn apply_one(c: &mut Client, change: &Change) -> Result<()> {
+    let changed = match change {
+        Change::Run {
+            run,
+            state,
+            reason,
+            at,
+        } => c.execute(
+            "UPDATE runs SET state = $2,
+                reason = $3,
+                started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $4) ELSE started_at END,
+                ended_at = CASE WHEN $2 IN ('success', 'failed') THEN $4 ELSE NULL END
+             WHERE id = $1",
+            &[run, &state.as_str(), reason, at],
+        )?,
+        Change::Task {
+            run,
+            task,
+            state,
+            reason,
+            at,
+        } => c.execute(
+            "UPDATE task_instances SET state = $3, reason = $4, updated_at = $5
+             WHERE run_id = $1 AND task_id = $2",
+            &[run, task, &state.as_str(), reason, at],
+        )?,
+        Change::AttemptStarted {
+            run,
+            task,
+            attempt,
+            command,
+            host,
+            log_path,
+            at,
+        } => {
+            c.execute(
+                "INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path,
+                                       started_at, dag_version_id)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7,
+                         (SELECT dag_version_id FROM runs WHERE id = $1))",
+                &[run, task, &i64::from(*attempt), command, host, log_path, at],
+            )?;
+            c.execute(
+                "UPDATE task_instances SET state = 'running', reason = NULL, updated_at = $3
+                 WHERE run_id = $1 AND task_id = $2",
+                &[run, task, at],
+            )?
+        }
+        Change::AttemptProcess {
+            run,
+            task,
+            attempt,
+            pid,
+            pid_start_time,
+        } => c.execute(
+            "UPDATE attempts SET pid = $4, pid_start_time = $5
+             WHERE run_id = $1 AND task_id = $2 AND attempt = $3",
+            &[
+                run,
+                task,
+                &i64::from(*attempt),
+                &i64::from(*pid),
+                &pid_start_time.map(|t| t as i64),
+            ],
+        )?,
+        Change::TaskCleared {
+            run,
+            task,
+            reason,
+            at,
+        } => c.execute(
+            "UPDATE task_instances SET state = 'queued', reason = $3, updated_at = $4,
+                retry_base = (SELECT COUNT(*) FROM attempts WHERE run_id = $1 AND task_id = $2)
+             WHERE run_id = $1 AND task_id = $2",
+            &[run, task, reason, at],
+        )?,
+        Change::SlaMiss {
+            run,
+            task,
+            deadline,
+            at,
+        } => {
+            c.execute(
+                "INSERT INTO sla_misses (run_id, task_id, deadline, detected_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[run, &task.as_deref().unwrap_or(""), deadline, at],
+            )?;
+            // Recorded once; a second detection is not an error.
+            1
+        }
+        Change::Metric {
+            run,
+            task,
+            attempt,
+            name,
+            value,
+            at,
+        } => c.execute(
+            "INSERT INTO metrics (run_id, task_id, attempt, name, value, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (run_id, task_id, attempt, name)
+             DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at",
+            &[run, task, &i64::from(*attempt), name, value, at],
+        )?,
+        Change::ReleaseSlots { run, task } => {
+            c.execute(
+                "DELETE FROM slots WHERE run_id = $1 AND ($2::text IS NULL OR task_id = $2)",
+                &[run, task],
+            )?;
+            // Nothing held is not an error.
+            1
+        }
+        Change::RunVersion { run, version } => c.execute(
+            "UPDATE runs SET dag_version_id = $2 WHERE id = $1",
+            &[run, version],
+        )?,
+        Change::RunOwner { run, owner } => c.execute(
+            "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4 WHERE id = $1",
+            &[
+                run,
+                &owner.as_ref().map(|o| &o.host),
+                &owner.as_ref().map(|o| i64::from(o.pid)),
+                &owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64),
+            ],
+        )?,
+        Change::AttemptFinished {
+            run,
+            task,
+            attempt,
+            success,
+            exit_code,
+            signal,
+            reason,
+            at,
+        } => c.execute(
+            "UPDATE attempts SET state = $4, exit_code = $5, signal = $6, reason = $7, ended_at = $8
+             WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND state = 'running'",
+            &[
+                run,
+                task,
+                &i64::from(*attempt),
+                &if *success { "success" } else { "failed" },
+                &exit_code.map(i64::from),
+                &signal.map(i64::from),
+                reason,
+                at,
+            ],
+        )?,
+    };
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("the target of {change:?}")));
+    }
+    Ok(())
+}
+
+/// [`crate::Store`]'s own methods, with its signatures and semantics (see the trait for each).
+impl PgStore {
+    pub fn record_dag_version(&self, v: &NewDagVersion<'_>) -> Result<DagVersionId> {
+        let (dag_id, hash, path, source) = (v.dag_id, v.content_hash, v.path, v.source);
+        self.with_client(|c| {
+            let inserted = c.query_opt(
+                "INSERT INTO dag_versions (dag_id, content_hash, path, source, first_seen)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (dag_id, content_hash) DO NOTHING RETURNING id",
+                &[&dag_id, &hash, &path, &source, &Utc::now()],
+            )?;
+            // Recorded before, by this process or another: in READ COMMITTED this statement
+            // sees the row that made the insert do nothing.
+            let row = match inserted {
+                Some(row) => row,
+                None => c.query_one(
+                    "SELECT id FROM dag_versions WHERE dag_id = $1 AND content_hash = $2",
+                    &[&dag_id, &hash],
+                )?,
+            };
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    pub fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
+        self.tx(|c| {
+            // The unique index decides between schedulers creating the same run at once: the
+            // insert waits for the other's transaction and then does nothing.
+            let inserted = c.query_opt(
+                "INSERT INTO runs (dag_id, dag_version_id, logical_date, trigger, params, state,
+                                   git_commit, git_dirty, host, queued_at)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)
+                 ON CONFLICT (dag_id, logical_date) DO NOTHING RETURNING id",
+                &[
+                    &run.dag_id,
+                    &run.dag_version,
+                    &run.logical_date,
+                    &run.trigger.as_str(),
+                    &run.params,
+                    &run.git.as_ref().map(|g| &g.commit),
+                    &run.git.as_ref().map(|g| g.dirty),
+                    &run.host,
+                    &run.at,
+                ],
+            )?;
+            let Some(row) = inserted else {
+                let existing = c.query_one(
+                    "SELECT id FROM runs WHERE dag_id = $1 AND logical_date = $2",
+                    &[&run.dag_id, &run.logical_date],
+                )?;
+                return Err(StoreError::RunExists {
+                    dag_id: run.dag_id.to_owned(),
+                    logical_date: run
+                        .logical_date
+                        .to_rfc3339_opts(SecondsFormat::Micros, true),
+                    run: existing.try_get(0)?,
+                });
+            };
+            let id: RunId = row.try_get(0)?;
+            c.execute(
+                "INSERT INTO task_instances (run_id, task_id, position, state, updated_at)
+                 SELECT $1, task, position - 1, 'queued', $3
+                 FROM unnest($2::text[]) WITH ORDINALITY AS t (task, position)",
+                &[&id, &run.tasks, &run.at],
+            )?;
+            if let Some(backfill) = run.backfill {
+                // The backfill's row lock orders positions of runs created at once.
+                c.execute(
+                    "SELECT 1 FROM backfills WHERE id = $1 FOR UPDATE",
+                    &[&backfill],
+                )?;
+                c.execute(
+                    "INSERT INTO backfill_runs (backfill_id, run_id, position)
+                     VALUES ($1, $2, (SELECT COALESCE(MAX(position) + 1, 0) FROM backfill_runs
+                                      WHERE backfill_id = $1))",
+                    &[&backfill, &id],
+                )?;
+            }
+            if run.records_tick {
+                c.execute(
+                    "INSERT INTO ticks (dag_id, logical_date, decision, run_id, decided_at)
+                     VALUES ($1, $2, 'run', $3, $4)",
+                    &[&run.dag_id, &run.logical_date, &id, &run.at],
+                )?;
+            }
+            Ok(id)
+        })
+    }
+
+    pub fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
+        // Of two schedulers updating at once, the second waits for the first's row lock, then
+        // finds `owner_pid` set and changes nothing.
+        self.with_client(|c| {
+            let claimed = c.execute(
+                "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
+                    state = 'running', reason = NULL, started_at = COALESCE(started_at, $5),
+                    ended_at = NULL
+                 WHERE id = $1 AND owner_pid IS NULL AND state IN ('queued', 'running')",
+                &[
+                    &run,
+                    &owner.host,
+                    &i64::from(owner.pid),
+                    &owner.start_time.map(|t| t as i64),
+                    &at,
+                ],
+            )?;
+            Ok(claimed == 1)
+        })
+    }
+
+    pub fn request_slots(
+        &self,
+        r: &SlotRequest<'_>,
+        alive: &dyn Fn(&Owner) -> bool,
+    ) -> Result<bool> {
+        let mut pools: Vec<&str> = r.pools.iter().map(|(p, _)| p.as_str()).collect();
+        // Every process takes the pools' locks in one order, so two never wait on each other.
+        pools.sort_unstable();
+        pools.dedup();
+        self.write_tx(|| {
+            // Under the pools' locks, the line cannot change but by slots given back.
+            let holders = self.with_client(|c| {
+                for pool in &pools {
+                    c.execute(
+                        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                        &[&POOL_LOCKS, pool],
+                    )?;
+                }
+                let rows = c.query(
+                    "SELECT DISTINCT holder_host, holder_pid, holder_start FROM slots
+                     WHERE pool = ANY($1)",
+                    &[&pools],
+                )?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Owner {
+                            host: row.try_get(0)?,
+                            pid: to_u32(row.try_get(1)?, "pid of a slot holder")?,
+                            start_time: row.try_get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            // `alive` is asked here, on the caller's thread: it need not be `Send`. Only the
+            // slots of the pools locked are freed; others are freed when next asked for.
+            let dead: Vec<Owner> = holders.into_iter().filter(|o| !alive(o)).collect();
+            self.with_client(|c| {
+                for owner in &dead {
+                    c.execute(
+                        "DELETE FROM slots
+                         WHERE pool = ANY($1) AND holder_host = $2 AND holder_pid = $3",
+                        &[&pools, &owner.host, &i64::from(owner.pid)],
+                    )?;
+                }
+                let mut granted = true;
+                for (pool, capacity) in r.pools {
+                    c.execute(
+                        "INSERT INTO slots (pool, run_id, task_id, held, class, priority, since,
+                                            holder_host, holder_pid, holder_start)
+                         VALUES ($1, $2, $3, false, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT (pool, run_id, task_id) DO NOTHING",
+                        &[
+                            pool,
+                            &r.run,
+                            &r.task,
+                            &r.class,
+                            &r.priority,
+                            &r.at,
+                            &r.holder.host,
+                            &i64::from(r.holder.pid),
+                            &r.holder.start_time.map(|t| t as i64),
+                        ],
+                    )?;
+                    // Held slots, plus the waiting tasks ahead of this one in line.
+                    let taken: i64 = c
+                        .query_one(
+                            "SELECT COUNT(*) FROM slots AS other, slots AS me
+                             WHERE me.pool = $1 AND me.run_id = $2 AND me.task_id = $3
+                               AND other.pool = $1
+                               AND NOT (other.run_id = $2 AND other.task_id = $3)
+                               AND (other.held
+                                    OR other.class > me.class
+                                    OR (other.class = me.class AND other.priority > me.priority)
+                                    OR (other.class = me.class AND other.priority = me.priority
+                                        AND (other.since, other.run_id, other.task_id)
+                                            < (me.since, me.run_id, me.task_id)))",
+                            &[pool, &r.run, &r.task],
+                        )?
+                        .try_get(0)?;
+                    if taken >= i64::try_from(*capacity).unwrap_or(i64::MAX) {
+                        granted = false;
+                    }
+                }
+                if granted {
+                    c.execute(
+                        "UPDATE slots SET held = true WHERE run_id = $1 AND task_id = $2",
+                        &[&r.run, &r.task],
+                    )?;
+                }
+                Ok(granted)
+            })
+        })
+    }
+
+    pub fn create_backfill(&self, b: &NewBackfill<'_>) -> Result<i64> {
+        self.with_client(|c| {
+            let row = c.query_one(
+                "INSERT INTO backfills (dag_id, from_date, to_date, reverse, rerun_failed,
+                                        max_active, state, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $7) RETURNING id",
+                &[
+                    &b.dag_id,
+                    &b.from,
+                    &b.to,
+                    &b.reverse,
+                    &b.rerun_failed,
+                    &(b.max_active as i64),
+                    &b.at,
+                ],
+            )?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    pub fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()> {
+        self.tx(|c| {
+            c.execute(
+                "SELECT 1 FROM backfills WHERE id = $1 FOR UPDATE",
+                &[&backfill],
+            )?;
+            // A run linked already keeps its place; the others follow, in the order given.
+            c.execute(
+                "INSERT INTO backfill_runs (backfill_id, run_id, position)
+                 SELECT $1, run, (SELECT COALESCE(MAX(position) + 1, 0) FROM backfill_runs
+                                  WHERE backfill_id = $1) + ordinal - 1
+                 FROM unnest($2::bigint[]) WITH ORDINALITY AS r (run, ordinal)
+                 ON CONFLICT DO NOTHING",
+                &[&backfill, &runs],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_backfill_state(&self, backfill: i64, state: BackfillState) -> Result<()> {
+        let changed = self.with_client(|c| {
+            Ok(c.execute(
+                "UPDATE backfills SET state = $2, updated_at = $3 WHERE id = $1",
+                &[&backfill, &state.as_str(), &Utc::now()],
+            )?)
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("backfill {backfill}")));
+        }
+        Ok(())
+    }
+
+    pub fn backfill(&self, id: i64) -> Result<BackfillRecord> {
+        self.with_client(|c| backfills_where(c, Some(id), None))?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("backfill {id}")))
+    }
+
+    pub fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>> {
+        self.with_client(|c| backfills_where(c, None, dag_id))
+    }
+
+    pub fn backfill_of(&self, run: RunId) -> Result<Option<(i64, BackfillState)>> {
+        self.with_client(|c| {
+            let row = c.query_opt(
+                "SELECT backfills.id, backfills.state FROM backfill_runs
+                 JOIN backfills ON backfills.id = backfill_runs.backfill_id
+                 WHERE run_id = $1 ORDER BY backfill_id DESC LIMIT 1",
+                &[&run],
+            )?;
+            row.map(|r| Ok((r.try_get(0)?, parse_enum(r.try_get(1)?)?)))
+                .transpose()
+        })
+    }
+
+    pub fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>> {
+        self.with_client(|c| {
+            let rows = c.query(
+                "SELECT sla_misses.run_id, sla_misses.task_id, sla_misses.deadline,
+                        sla_misses.detected_at, runs.dag_id, runs.logical_date
+                 FROM sla_misses JOIN runs ON runs.id = sla_misses.run_id
+                 WHERE $1::text IS NULL OR runs.dag_id = $1
+                 ORDER BY sla_misses.detected_at DESC LIMIT $2",
+                &[&dag_id, &sql_limit(limit)],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let task: String = row.try_get(1)?;
+                    Ok(SlaMiss {
+                        run: row.try_get(0)?,
+                        dag_id: row.try_get(4)?,
+                        task: (!task.is_empty()).then_some(task),
+                        logical_date: row.try_get(5)?,
+                        deadline: row.try_get(2)?,
+                        detected_at: row.try_get(3)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn record_ticks(
+        &self,
+        dag_id: &str,
+        ticks: &[(DateTime<Utc>, TickDecision)],
+    ) -> Result<usize> {
+        let mut dates = Vec::with_capacity(ticks.len());
+        let mut kinds = Vec::with_capacity(ticks.len());
+        let mut reasons = Vec::with_capacity(ticks.len());
+        let mut runs = Vec::with_capacity(ticks.len());
+        for (logical_date, decision) in ticks {
+            let (kind, reason, run) = match decision {
+                TickDecision::Run(run) => ("run", None, Some(*run)),
+                TickDecision::Skipped(reason) => ("skipped", Some(reason.as_str()), None),
+            };
+            dates.push(*logical_date);
+            kinds.push(kind);
+            reasons.push(reason);
+            runs.push(run);
+        }
+        // One statement for a catch-up of thousands. A tick decided already, by this scheduler
+        // or another (whose insert this one waits for), keeps its first decision; so does the
+        // first of two for one date in the same batch.
+        let inserted = self.with_client(|c| {
+            Ok(c.execute(
+                "INSERT INTO ticks (dag_id, logical_date, decision, reason, run_id, decided_at)
+                 SELECT $1, logical_date, decision, reason, run_id, $6
+                 FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::bigint[])
+                      WITH ORDINALITY AS t (logical_date, decision, reason, run_id, ordinal)
+                 ORDER BY ordinal
+                 ON CONFLICT (dag_id, logical_date) DO NOTHING",
+                &[&dag_id, &dates, &kinds, &reasons, &runs, &Utc::now()],
+            )?)
+        })?;
+        Ok(inserted as usize)
+    }
+
+    pub fn last_tick(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+        self.with_client(|c| {
+            Ok(c.query_one(
+                "SELECT MAX(logical_date) FROM ticks WHERE dag_id = $1",
+                &[&dag_id],
+            )?
+            .try_get(0)?)
+        })
+    }
+
+    pub fn ticks(&self, dag_id: &str, limit: usize) -> Result<Vec<TickRecord>> {
+        self.with_client(|c| {
+            let rows = c.query(
+                "SELECT logical_date, decision, reason, run_id, decided_at FROM ticks
+                 WHERE dag_id = $1 ORDER BY logical_date DESC LIMIT $2",
+                &[&dag_id, &sql_limit(limit)],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let decision = match (row.try_get::<_, &str>(1)?, row.try_get(3)?) {
+                        ("run", Some(run)) => TickDecision::Run(run),
+                        _ => TickDecision::Skipped(
+                            row.try_get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        ),
+                    };
+                    Ok(TickRecord {
+                        dag_id: dag_id.to_owned(),
+                        logical_date: row.try_get(0)?,
+                        decision,
+                        decided_at: row.try_get(4)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO dag_state (dag_id, paused, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (dag_id) DO UPDATE SET paused = excluded.paused,
+                                                    updated_at = excluded.updated_at",
+                &[&dag_id, &paused, &Utc::now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn pause_switches(&self) -> Result<BTreeMap<String, bool>> {
+        self.with_client(|c| {
+            c.query("SELECT dag_id, paused FROM dag_state", &[])?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
+    pub fn apply(&self, changes: &[Change]) -> Result<()> {
+        // A pid only means something while the machine running it stays up, so a batch of
+        // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
+        // every state transition does. Nested in a caller's transaction, it commits with that.
+        let volatile = self.depth.get() == 0
+            && changes
+                .iter()
+                .all(|c| matches!(c, Change::AttemptProcess { .. }));
+        self.tx(|c| {
+            if volatile {
+                c.batch_execute("SET LOCAL synchronous_commit TO off")?;
+            }
+            for change in changes {
+                apply_one(c, change)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
+        let limit = sql_limit(filter.limit);
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit];
+        // Each filter is in the statement only when used, so the plan can use its index.
+        let mut clauses = String::new();
+        if let Some(dag_id) = &filter.dag_id {
+            params.push(dag_id);
+            clauses.push_str(&format!(" AND runs.dag_id = ${}", params.len()));
+        }
+        if !states.is_empty() {
+            params.push(&states);
+            clauses.push_str(&format!(" AND runs.state = ANY(${})", params.len()));
+        }
+        let sql = format!(
+            "SELECT runs.*, dag_versions.content_hash FROM runs
+             JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+             WHERE true {clauses}
+             ORDER BY runs.id {} LIMIT $1",
+            if filter.oldest_first { "ASC" } else { "DESC" }
+        );
+        self.with_client(|c| c.query(&sql, &params)?.iter().map(run_record).collect())
+    }
+
+    pub fn run(&self, id: RunId) -> Result<RunDetail> {
+        self.with_client(|c| {
+            let Some(row) = c.query_opt(
+                "SELECT runs.*, dag_versions.content_hash FROM runs
+                 JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+                 WHERE runs.id = $1",
+                &[&id],
+            )?
+            else {
+                return Err(StoreError::NotFound(format!("run {id}")));
+            };
+            let run = run_record(&row)?;
+            let mut tasks: Vec<TaskRecord> = c
+                .query(
+                    "SELECT task_id, state, reason, retry_base FROM task_instances
+                     WHERE run_id = $1 ORDER BY position",
+                    &[&id],
+                )?
+                .iter()
+                .map(|row| {
+                    Ok(TaskRecord {
+                        task_id: row.try_get(0)?,
+                        state: parse_enum(row.try_get(1)?)?,
+                        reason: row.try_get(2)?,
+                        retry_base: to_u32(row.try_get(3)?, "retry base of a task")?,
+                        attempts: Vec::new(),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let attempts = c.query(
+                "SELECT * FROM attempts WHERE run_id = $1 ORDER BY task_id, attempt",
+                &[&id],
+            )?;
+            let small = |row: &Row, name: &str| -> Result<Option<i32>> {
+                row.try_get::<_, Option<i64>>(name)?
+                    .map(|v| {
+                        i32::try_from(v)
+                            .map_err(|_| StoreError::Corrupt(format!("{name} of an attempt: {v}")))
+                    })
+                    .transpose()
+            };
+            for row in attempts {
+                let task_id: String = row.try_get("task_id")?;
+                let attempt = AttemptRecord {
+                    attempt: to_u32(row.try_get("attempt")?, "attempt number")?,
+                    state: parse_enum(row.try_get("state")?)?,
+                    command: row.try_get("command")?,
+                    host: row.try_get("host")?,
+                    log_path: row.try_get("log_path")?,
+                    dag_version: row.try_get("dag_version_id")?,
+                    metrics: Vec::new(),
+                    pid: row
+                        .try_get::<_, Option<i64>>("pid")?
+                        .map(|p| to_u32(p, "pid of an attempt"))
+                        .transpose()?,
+                    pid_start_time: row
+                        .try_get::<_, Option<i64>>("pid_start_time")?
+                        .map(|t| t as u64),
+                    exit_code: small(&row, "exit_code")?,
+                    signal: small(&row, "signal")?,
+                    reason: row.try_get("reason")?,
+                    started_at: row.try_get("started_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                };
+                if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
+                    task.attempts.push(attempt);
+                }
+            }
+            let metrics = c.query(
+                "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = $1 ORDER BY name",
+                &[&id],
+            )?;
+            for row in metrics {
+                let task_id: &str = row.try_get(0)?;
+                let number = to_u32(row.try_get(1)?, "attempt number")?;
+                let attempt = tasks
+                    .iter_mut()
+                    .find(|t| t.task_id == task_id)
+                    .and_then(|t| t.attempts.iter_mut().find(|a| a.attempt == number));
+                if let Some(attempt) = attempt {
+                    attempt.metrics.push((row.try_get(2)?, row.try_get(3)?));
+                }
+            }
+            Ok(RunDetail { run, tasks })
+        })
+    }
+
+    pub fn dag_source(&self, version: DagVersionId) -> Result<String> {
+        self.with_client(|c| {
+            c.query_opt("SELECT source FROM dag_versions WHERE id = $1", &[&version])?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("DAG version {version}")))
+        })
+    }
+}
