@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use vane_store::testing::TestDb;
-use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, StoreError, Trigger};
+use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, Store, StoreError, Trigger};
 
 /// The sync client panics when it blocks inside a tokio runtime; the engine and the HTTP layer
 /// live in one, so a store call made there must work all the same.

@@ -1,7 +1,7 @@
 //! The backends the suite runs on.
 
 use vane_store::testing::TestDb;
-use vane_store::{PgStore, SqliteStore, Store};
+use vane_store::{SqliteStore, Store};
 
 /// A fresh, empty database on one backend, for one test case.
 pub(crate) trait Backend: Sync {
@@ -42,7 +42,7 @@ impl Postgres {
 }
 
 impl Backend for Postgres {
-    type Store = PgStore;
+    type Store = dyn Store + Send;
     fn open(&self) -> Box<Self::Store> {
         Box::new(self.db.store())
     }
