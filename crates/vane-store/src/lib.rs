@@ -1,8 +1,9 @@
 //! Everything vane records, behind one interface: DAG versions, runs, task states and attempts.
 //!
 //! The engine and the CLI never write SQL; they call [`Store`]. [`SqliteStore`] is the embedded
-//! default (WAL mode, `synchronous = FULL`, versioned migrations); a PostgreSQL backend can
-//! implement the same trait for several schedulers sharing one history.
+//! default (WAL mode, `synchronous = FULL`, versioned migrations); [`PgStore`] keeps the same
+//! records in PostgreSQL, for several schedulers sharing one history. Both migrate through the
+//! same schema versions, and one conformance suite (`tests/conformance`) runs on both.
 //!
 //! ```
 //! use vane_store::{Store, SqliteStore, NewDagVersion};

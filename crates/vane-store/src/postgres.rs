@@ -313,6 +313,66 @@ mod tests {
         assert_eq!(BackendKind::Postgresql.to_string(), "postgresql");
     }
 
+    /// Two schedulers locking the same rows in opposite orders: PostgreSQL aborts one, and the
+    /// store starts its transaction over instead of failing the caller.
+    #[test]
+    fn a_transaction_that_lost_a_deadlock_is_started_over() {
+        use std::sync::Barrier;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        let db = crate::testing::TestDb::new();
+        db.store()
+            .with_client(|c| {
+                Ok(c.batch_execute(
+                    "CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL);
+                     INSERT INTO counters VALUES (1, 0), (2, 0);",
+                )?)
+            })
+            .unwrap();
+        let both_hold_one = Barrier::new(2);
+        let attempts = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for order in [[1, 2], [2, 1]] {
+                let (db, both_hold_one, attempts) = (&db, &both_hold_one, &attempts);
+                s.spawn(move || {
+                    let store = db.store();
+                    let mut first = true;
+                    store
+                        .write_tx(|| {
+                            attempts.fetch_add(1, Ordering::SeqCst);
+                            let bump = |id: i32| {
+                                store.with_client(move |c| {
+                                    c.execute(
+                                        "UPDATE counters SET n = n + 1 WHERE id = $1",
+                                        &[&id],
+                                    )?;
+                                    Ok(())
+                                })
+                            };
+                            bump(order[0])?;
+                            if std::mem::take(&mut first) {
+                                both_hold_one.wait();
+                            }
+                            bump(order[1])
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        // Each transaction's work counted once, and one of them ran twice.
+        let counts = db
+            .store()
+            .with_client(|c| {
+                Ok(c.query("SELECT n FROM counters ORDER BY id", &[])?
+                    .iter()
+                    .map(|r| r.get::<_, i32>(0))
+                    .collect::<Vec<_>>())
+            })
+            .unwrap();
+        assert_eq!(counts, vec![2, 2]);
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+
     /// A person looking at the server's sessions sees which are vane's.
     #[test]
     fn sessions_are_named_vane_unless_the_url_names_them() {

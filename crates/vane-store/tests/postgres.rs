@@ -97,3 +97,31 @@ fn a_database_migrated_by_a_newer_vane_is_refused() {
         "{err:?}"
     );
 }
+
+/// A server restart (or a failover) drops every connection: a long-running scheduler must not
+/// stay broken. The call that finds the connection gone fails; the next one reconnects.
+#[test]
+fn a_dropped_connection_is_replaced() {
+    let db = TestDb::new();
+    let store = db.store();
+    store.set_paused("demo", true).unwrap();
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let _ = store.pause_switches();
+    assert_eq!(
+        store
+            .pause_switches()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![("demo".to_owned(), true)]
+    );
+}
