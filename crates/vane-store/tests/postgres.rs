@@ -125,3 +125,20 @@ fn a_dropped_connection_is_replaced() {
         vec![("demo".to_owned(), true)]
     );
 }
+
+/// `--db postgres://…` reaches that database: what `vane_store::open` records there, a store
+/// connected to it directly reads.
+#[test]
+fn a_postgres_url_opens_that_database() {
+    let db = TestDb::new();
+    let opened = vane_store::open(db.url()).unwrap();
+    let version = opened
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h",
+            path: "dags/demo.toml",
+            source: "seen",
+        })
+        .unwrap();
+    assert_eq!(db.store().dag_source(version).unwrap(), "seen");
+}
