@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use postgres::Row;
 
 use super::PgStore;
-use super::locks::{Scope, lock};
+use super::locks::{Scope, lock_all};
 use super::values::{attempt_number, parse_enum, unsigned};
 use crate::artifacts::{
     ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,
@@ -93,13 +93,8 @@ impl ArtifactStore for PgStore {
         self.tx(|c| {
             // The next version number of a name is read and taken under that name's lock, so
             // two schedulers recording new content of one name at once cannot both take it.
-            // Locks are taken in one order, so two such transactions never wait on each other.
-            let mut names: Vec<&str> = artifacts.iter().map(|a| a.name).collect();
-            names.sort_unstable();
-            names.dedup();
-            for name in names {
-                lock(c, Scope::Artifact, name)?;
-            }
+            let names: Vec<&str> = artifacts.iter().map(|a| a.name).collect();
+            lock_all(c, Scope::Artifact, &names)?;
             // Prepared once: a run's outputs can be many files.
             let insert = c.prepare(
                 "INSERT INTO artifact_versions

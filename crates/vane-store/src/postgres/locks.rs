@@ -37,3 +37,19 @@ pub(super) fn lock(c: &mut Client, scope: Scope, name: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// [`lock`] for each of `names`, in one round trip. The keys are taken in ascending order, the
+/// same in every transaction, so two transactions locking overlapping sets wait for each other
+/// but never in a cycle, even when two names share a key.
+///
+/// # Errors
+/// As [`lock`].
+pub(super) fn lock_all(c: &mut Client, scope: Scope, names: &[&str]) -> Result<()> {
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, key)
+         FROM (SELECT DISTINCT hashtext(name) AS key FROM unnest($2::text[]) AS name
+               ORDER BY key) AS keys",
+        &[&(scope as i32), &names],
+    )?;
+    Ok(())
+}
