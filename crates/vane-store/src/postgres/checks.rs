@@ -3,7 +3,7 @@
 use postgres::Row;
 
 use super::PgStore;
-use super::values::{attempt_number, parse_enum};
+use super::values::{attempt_number, json_without_nul, parse_enum, without_nul};
 use crate::checks::{
     CheckHistoryEntry, CheckResult, CheckStore, GoodMark, LearnFrom, NewCheckEvaluation,
 };
@@ -51,14 +51,30 @@ impl CheckStore for PgStore {
     fn record_check_evaluation(&self, e: &NewCheckEvaluation<'_>) -> Result<()> {
         let profile: serde_json::Value = serde_json::from_str(e.profile)
             .map_err(|err| StoreError::Corrupt(format!("a column profile: {err}")))?;
+        let profile = json_without_nul(profile);
         let attempt = i64::from(e.attempt);
+        // Shown values come from the dataset, which may hold what PostgreSQL cannot.
+        let text = |t: &Option<String>| t.as_deref().map(without_nul);
         let results = e
             .results
             .iter()
             .map(|r| {
-                serde_json::to_value(&r.offending)
-                    .map(|offending| (r, offending))
-                    .map_err(|err| StoreError::Corrupt(err.to_string()))
+                let offending: Vec<(u64, String)> = r
+                    .offending
+                    .iter()
+                    .map(|(row, shown)| (*row, without_nul(shown)))
+                    .collect();
+                let offending = serde_json::to_value(offending)
+                    .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                let texts = [without_nul(&r.name), without_nul(&r.detail)];
+                Ok((
+                    r,
+                    texts,
+                    text(&r.column),
+                    text(&r.bound),
+                    text(&r.derivation),
+                    offending,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         self.tx(|c| {
@@ -87,7 +103,9 @@ impl CheckStore for PgStore {
                      observed, bound, derivation, detail, offending, definition_hash)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )?;
-            for (position, (r, offending)) in results.iter().enumerate() {
+            for (position, (r, [name, detail], column, bound, derivation, offending)) in
+                results.iter().enumerate()
+            {
                 c.execute(
                     &insert,
                     &[
@@ -95,15 +113,15 @@ impl CheckStore for PgStore {
                         &e.task_id,
                         &attempt,
                         &(position as i64),
-                        &r.name,
-                        &r.column,
+                        name,
+                        column,
                         &r.severity,
                         &r.status.as_str(),
-                        // SQLite stores NaN as NULL; so does this, so both read the same.
+                        // No finite number is stored as none, as SQLite's backend stores it.
                         &r.observed.filter(|v| v.is_finite()),
-                        &r.bound,
-                        &r.derivation,
-                        &r.detail,
+                        bound,
+                        derivation,
+                        detail,
                         offending,
                         &r.definition_hash,
                     ],

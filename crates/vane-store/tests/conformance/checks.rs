@@ -134,3 +134,45 @@ pub(crate) fn history_shows_the_latest_attempt_of_each_run_newest_first(db: &Db)
             .is_empty()
     );
 }
+
+/// A corrupt dataset (a NUL byte in a value) is what checks exist to catch: its results are
+/// recorded and read back, the NUL kept or, where the database cannot hold one (PostgreSQL),
+/// shown as the symbol for it.
+pub(crate) fn values_holding_a_nul_byte_are_recorded(db: &Db) {
+    let store = db.open();
+    let r = validate_runs(&*store, 1);
+    let bad = "a\0b";
+    store
+        .record_check_evaluation(&NewCheckEvaluation {
+            run: r[0],
+            dag_id: "churn",
+            task_id: "validate",
+            attempt: 1,
+            passed: false,
+            profile: &json!({ "top": [bad] }).to_string(),
+            results: &[CheckResult {
+                status: CheckStatus::Fail,
+                detail: format!("`{bad}` is not allowed"),
+                offending: vec![(7, bad.into())],
+                ..rows(1.0, "a")
+            }],
+            at: Utc::now(),
+        })
+        .unwrap();
+    let as_read = |text: &str| text.replace('\u{2400}', "\0");
+    let history = store.check_history("churn", None, 0).unwrap();
+    assert_eq!(as_read(&history[0].result.detail), "`a\0b` is not allowed");
+    assert_eq!(as_read(&history[0].result.offending[0].1), bad);
+    store
+        .mark_good(&GoodMark {
+            run: r[0],
+            by: "alice".into(),
+            at: Utc::now(),
+            reason: None,
+        })
+        .unwrap();
+    let (_, profile) = store.baseline_profile(&from(r[0] + 1)).unwrap().unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    assert_eq!(as_read(profile["top"][0].as_str().unwrap()), bad);
+}
+

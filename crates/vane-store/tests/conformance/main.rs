@@ -109,6 +109,7 @@ mod sqlite {
             auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
             a_run_marked_good_is_learned_from_although_it_failed,
             history_shows_the_latest_attempt_of_each_run_newest_first,
+            values_holding_a_nul_byte_are_recorded,
         }
         metrics {
             metric_series_keep_the_latest_points_of_each,
@@ -184,6 +185,7 @@ mod postgres {
             auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
             a_run_marked_good_is_learned_from_although_it_failed,
             history_shows_the_latest_attempt_of_each_run_newest_first,
+            values_holding_a_nul_byte_are_recorded,
         }
         metrics {
             metric_series_keep_the_latest_points_of_each,
