@@ -27,12 +27,10 @@ fn version(row: &Row) -> Result<ArtifactVersion> {
         }),
         None => None,
     };
-    let number: i64 = row.try_get(2)?;
     Ok(ArtifactVersion {
         id: row.try_get(0)?,
         name: row.try_get(1)?,
-        version: u32::try_from(number)
-            .map_err(|_| StoreError::Corrupt(format!("artifact version number {number}")))?,
+        version: super::to_u32(row.try_get(2)?, "artifact version number")?,
         hash: row.try_get(3)?,
         kind: parse_enum(row.try_get(4)?)?,
         size: unsigned(row.try_get(5)?)?,

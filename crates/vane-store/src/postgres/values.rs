@@ -14,7 +14,7 @@ pub(super) fn parse_enum<T: FromStr<Err = String>>(text: &str) -> Result<T> {
 
 /// An attempt number.
 pub(super) fn attempt_number(value: i64) -> Result<u32> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("attempt number {value}")))
+    super::to_u32(value, "attempt number")
 }
 
 /// A count or a size, never negative.
