@@ -207,24 +207,38 @@ impl AlertStore for PgStore {
     }
 
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        // One statement, one round trip, rather than one per source: the evaluator reads the
+        // history on every pass, and the database may be across a network. Each row says which
+        // source it came from.
+        let sql = SOURCES
+            .iter()
+            .enumerate()
+            .map(|(i, source)| format!("SELECT {i}::bigint, * FROM ({}) AS s{i}", source.sql))
+            .collect::<Vec<_>>()
+            .join("\nUNION ALL\n");
         let mut out = self.with_client(|c| {
-            let mut out = Vec::new();
-            for source in SOURCES {
-                for row in c.query(source.sql, &[&since])? {
-                    out.push(HistoryEvent {
-                        key: row.try_get(0)?,
-                        kind: source.kind,
-                        dag_id: row.try_get(1)?,
-                        task_id: row.try_get(2)?,
-                        subject: row.try_get(3)?,
-                        run: row.try_get(4)?,
-                        dag_version: row.try_get(5)?,
-                        detail: row.try_get(6)?,
-                        at: row.try_get(7)?,
-                    });
-                }
-            }
-            Ok(out)
+            c.query(&sql, &[&since])?
+                .iter()
+                .map(|row| {
+                    let source: i64 = row.try_get(0)?;
+                    let kind = usize::try_from(source)
+                        .ok()
+                        .and_then(|i| SOURCES.get(i))
+                        .map(|s| s.kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event source {source}")))?;
+                    Ok(HistoryEvent {
+                        key: row.try_get(1)?,
+                        kind,
+                        dag_id: row.try_get(2)?,
+                        task_id: row.try_get(3)?,
+                        subject: row.try_get(4)?,
+                        run: row.try_get(5)?,
+                        dag_version: row.try_get(6)?,
+                        detail: row.try_get(7)?,
+                        at: row.try_get(8)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
         })?;
         out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.key.cmp(&b.key)));
         Ok(out)

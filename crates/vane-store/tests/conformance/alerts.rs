@@ -216,7 +216,8 @@ pub(crate) fn notifications_are_counted_per_alert(db: &Db) {
 pub(crate) fn history_events_have_stable_keys_and_texts(db: &Db) {
     let store = db.open();
     let since = Utc::now() - Duration::hours(1);
-    let run = run(&*store, "demo", 5, &["a", "validate"]);
+    // `run` names the failed run from here on; the fixture is reached by its path.
+    let run = super::fixtures::run(&*store, "demo", 5, &["a", "validate", "sense"]);
     set_state(&*store, run, RunState::Running);
     attempt(&*store, run, "a", 1, false);
     store
@@ -243,6 +244,104 @@ pub(crate) fn history_events_have_stable_keys_and_texts(db: &Db) {
             at: Utc::now(),
         }])
         .unwrap();
+    // A sensor that waited past its timeout.
+    let at = Utc::now();
+    store
+        .apply(&[
+            Change::AttemptStarted {
+                run,
+                task: "sense".into(),
+                attempt: 1,
+                command: "test -e x".into(),
+                host: "box".into(),
+                log_path: "log".into(),
+                at,
+            },
+            Change::Metric {
+                run,
+                task: "sense".into(),
+                attempt: 1,
+                name: "wait_seconds".into(),
+                value: 60.0,
+                at,
+            },
+            Change::AttemptFinished {
+                run,
+                task: "sense".into(),
+                attempt: 1,
+                success: false,
+                exit_code: None,
+                signal: None,
+                reason: Some("timed out after 1m".into()),
+                at,
+            },
+        ])
+        .unwrap();
+    // Its rollout's gate failed the candidate; later a person put it in production by hand.
+    let version = store
+        .register_model_version(&NewModelVersion {
+            model: "churn",
+            hash: "aa",
+            kind: "file",
+            size: 1,
+            path: "m.json",
+            stored: None,
+            run,
+            task_id: "a",
+            attempt: 1,
+        })
+        .unwrap();
+    store
+        .set_rollout_stage(&RolloutStage {
+            run_id: run,
+            task_id: "a".into(),
+            stage: "canary".into(),
+            model: "churn".into(),
+            version,
+            status: "failed".into(),
+            detail: None,
+            evidence: serde_json::json!({}),
+            decided_by: None,
+            reason: None,
+            updated_at: Utc::now(),
+        })
+        .unwrap();
+    for (to_stage, actor, by_run, reason) in [
+        ("failed", format!("run {run}"), Some(run), Some("auc below 0.8")),
+        ("production", "user alice".to_owned(), None, None),
+    ] {
+        store
+            .set_stage(&StageChange {
+                model: "churn",
+                version,
+                to_stage,
+                actor: &actor,
+                run: by_run,
+                reason,
+                evidence: &serde_json::json!({}),
+            })
+            .unwrap();
+    }
+    let ledger: Vec<i64> = store
+        .ledger(Some("churn"))
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    // A task that succeeded after a clear, in a run that then succeeded.
+    let fixed = super::fixtures::run(&*store, "demo", 6, &["a"]);
+    set_state(&*store, fixed, RunState::Running);
+    attempt(&*store, fixed, "a", 1, false);
+    store
+        .apply(&[Change::TaskCleared {
+            run: fixed,
+            task: "a".into(),
+            reason: "retry".into(),
+            at: Utc::now(),
+        }])
+        .unwrap();
+    attempt(&*store, fixed, "a", 2, true);
+    set_state(&*store, fixed, RunState::Success);
     set_state(&*store, run, RunState::Failed);
     let mut events: Vec<(EventKind, String, Option<String>, String)> = store
         .history_events(since)
@@ -261,10 +360,40 @@ pub(crate) fn history_events_have_stable_keys_and_texts(db: &Db) {
                 "rows: 3 rows".into()
             ),
             (
+                EventKind::TaskCleared,
+                format!("cleared:{fixed}:a:1"),
+                Some("a".into()),
+                "cleared".into()
+            ),
+            (
+                EventKind::GateFailed,
+                format!("gate:{}", ledger[1]),
+                Some("a".into()),
+                "churn v1 failed: auc below 0.8".into()
+            ),
+            (
+                EventKind::ManualRollback,
+                format!("manual:{}", ledger[2]),
+                None,
+                "user alice put churn v1 in production".into()
+            ),
+            (
                 EventKind::RunFailed,
                 format!("run_failed:{run}"),
                 None,
                 format!("run {run} failed")
+            ),
+            (
+                EventKind::RunSucceeded,
+                format!("run_ok:{fixed}"),
+                None,
+                format!("run {fixed} succeeded")
+            ),
+            (
+                EventKind::SensorTimeout,
+                format!("sensor:{run}:sense:1"),
+                Some("sense".into()),
+                "sensor sense timed out after 1m".into()
             ),
             (
                 EventKind::SlaMissed,
@@ -277,6 +406,12 @@ pub(crate) fn history_events_have_stable_keys_and_texts(db: &Db) {
                 format!("task_failed:{run}:a:1"),
                 Some("a".into()),
                 "exit code 1".into()
+            ),
+            (
+                EventKind::TaskSucceeded,
+                format!("task_ok:{fixed}:a:2"),
+                Some("a".into()),
+                "succeeded".into()
             ),
         ]
     );
