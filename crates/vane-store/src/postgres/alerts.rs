@@ -207,9 +207,9 @@ impl AlertStore for PgStore {
     }
 
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
-        // One statement, one round trip, rather than one per source: the evaluator reads the
-        // history on every pass, and the database may be across a network. Each row says which
-        // source it came from.
+        // One statement rather than one per source: the evaluator reads the history on every
+        // pass, and each statement costs round trips to a database that may be across a
+        // network. Each row says which source it came from.
         let sql = SOURCES
             .iter()
             .enumerate()
