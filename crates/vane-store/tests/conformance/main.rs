@@ -62,6 +62,9 @@ mod sqlite {
             racing_claims_of_one_run_grant_one,
             backfills_keep_their_runs_in_order,
             sla_misses_are_recorded_once,
+            a_run_starts_once_and_ends_when_it_finishes,
+            a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
+            a_run_decided_on_a_tick_records_the_tick,
         }
         ticks {
             ticks_record_every_decision_once,
@@ -138,6 +141,9 @@ mod postgres {
             racing_claims_of_one_run_grant_one,
             backfills_keep_their_runs_in_order,
             sla_misses_are_recorded_once,
+            a_run_starts_once_and_ends_when_it_finishes,
+            a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
+            a_run_decided_on_a_tick_records_the_tick,
         }
         ticks {
             ticks_record_every_decision_once,

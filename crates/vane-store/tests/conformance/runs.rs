@@ -485,3 +485,141 @@ pub(crate) fn sla_misses_are_recorded_once(db: &Db) {
     assert_eq!(store.sla_misses(None, 1).unwrap().len(), 1);
     assert_eq!(store.sla_misses(Some("other"), 0).unwrap(), vec![]);
 }
+
+pub(crate) fn a_run_starts_once_and_ends_when_it_finishes(db: &Db) {
+    let store = db.open();
+    let run = new_run(&*store, &["a"]);
+    let t = |minutes| logical_date() + chrono::Duration::minutes(minutes);
+    let set = |state, reason: Option<&str>, at| {
+        store
+            .apply(&[Change::Run {
+                run,
+                state,
+                reason: reason.map(str::to_owned),
+                at,
+            }])
+            .unwrap();
+        store.run(run).unwrap().run
+    };
+    let running = set(RunState::Running, None, t(1));
+    assert_eq!((running.started_at, running.ended_at), (Some(t(1)), None));
+    // Resumed after a restart: it started when it first started.
+    assert_eq!(set(RunState::Running, None, t(2)).started_at, Some(t(1)));
+    let failed = set(RunState::Failed, Some("task a failed"), t(3));
+    assert_eq!(failed.ended_at, Some(t(3)));
+    assert_eq!(failed.reason.as_deref(), Some("task a failed"));
+    // Cleared and rerun: no longer ended.
+    let rerun = set(RunState::Running, None, t(4));
+    assert_eq!((rerun.started_at, rerun.ended_at), (Some(t(1)), None));
+    assert_eq!(rerun.reason, None);
+    store
+        .apply(&[Change::RunOwner {
+            run,
+            owner: Some(owner(7)),
+        }])
+        .unwrap();
+    assert_eq!(store.run(run).unwrap().run.owner, Some(owner(7)));
+}
+
+/// `vane clear` after a fix: the task is queued with its full retry budget, and its next
+/// attempt records the DAG version it ran with.
+pub(crate) fn a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version(db: &Db) {
+    let store = db.open();
+    let run = new_run(&*store, &["a"]);
+    let at = Utc::now();
+    let attempt = |n| {
+        [
+            Change::AttemptStarted {
+                run,
+                task: "a".into(),
+                attempt: n,
+                command: "false".into(),
+                host: "box".into(),
+                log_path: format!("/tmp/a.{n}.log"),
+                at,
+            },
+            Change::AttemptFinished {
+                run,
+                task: "a".into(),
+                attempt: n,
+                success: false,
+                exit_code: None,
+                signal: Some(9),
+                reason: Some("killed".into()),
+                at,
+            },
+        ]
+    };
+    store.apply(&attempt(1)).unwrap();
+    store.apply(&attempt(2)).unwrap();
+    let fixed = store
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h2",
+            path: "dags/demo.toml",
+            source: "[tasks.a]\ncommand = \"true\"\n# fixed\n",
+        })
+        .unwrap();
+    store
+        .apply(&[
+            Change::TaskCleared {
+                run,
+                task: "a".into(),
+                reason: "cleared by alice".into(),
+                at,
+            },
+            Change::RunVersion {
+                run,
+                version: fixed,
+            },
+        ])
+        .unwrap();
+    let detail = store.run(run).unwrap();
+    let task = &detail.tasks[0];
+    assert_eq!(task.state, TaskState::Queued);
+    assert_eq!(task.reason.as_deref(), Some("cleared by alice"));
+    assert_eq!(task.retry_base, 2);
+    assert_eq!(
+        (task.attempts[1].signal, task.attempts[1].exit_code),
+        (Some(9), None)
+    );
+    assert_eq!(detail.run.dag_version, fixed);
+    assert_eq!(detail.run.dag_hash, "h2");
+    store.apply(&attempt(3)[..1]).unwrap();
+    let task = &store.run(run).unwrap().tasks[0];
+    assert_eq!(task.state, TaskState::Running);
+    let versions: Vec<_> = task.attempts.iter().map(|a| a.dag_version).collect();
+    let first = version(&*store);
+    assert_eq!(versions, vec![Some(first), Some(first), Some(fixed)]);
+}
+
+/// The scheduler's run for a tick and the tick's record commit together.
+pub(crate) fn a_run_decided_on_a_tick_records_the_tick(db: &Db) {
+    let store = db.open();
+    let at = Utc.timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let run = store
+        .create_run(&NewRun {
+            dag_id: "demo",
+            dag_version: version(&*store),
+            logical_date: logical_date(),
+            trigger: Trigger::Scheduled,
+            params: serde_json::json!({}),
+            git: None,
+            host: "box",
+            tasks: &["a"],
+            at,
+            records_tick: true,
+            backfill: None,
+        })
+        .unwrap();
+    assert_eq!(
+        store.ticks("demo", 0).unwrap(),
+        vec![TickRecord {
+            dag_id: "demo".into(),
+            logical_date: logical_date(),
+            decision: TickDecision::Run(run),
+            decided_at: at,
+        }]
+    );
+    assert_eq!(store.run(run).unwrap().run.trigger, Trigger::Scheduled);
+}
