@@ -117,7 +117,7 @@ impl CheckStore for PgStore {
                         column,
                         &r.severity,
                         &r.status.as_str(),
-                        // No finite number is stored as none, as SQLite's backend stores it.
+                        // NaN or infinity is stored as none, as the SQLite backend stores it.
                         &r.observed.filter(|v| v.is_finite()),
                         bound,
                         derivation,
