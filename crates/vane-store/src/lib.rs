@@ -134,6 +134,20 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
+/// Opens the store a `--db`/`VANE_DB` value names (see [`BackendKind::of`]): connects to a
+/// PostgreSQL URL, or opens (creating) a SQLite file, and brings its schema up to date. Callers
+/// that need not know which backend they got hold the result as `dyn Store`.
+///
+/// # Errors
+/// [`StoreError::Open`] when the database cannot be reached, created or opened;
+/// [`StoreError::TooNew`] when a newer vane migrated it.
+pub fn open(url_or_path: &str) -> Result<Box<dyn Store + Send>> {
+    Ok(match BackendKind::of(url_or_path) {
+        BackendKind::Sqlite => Box::new(SqliteStore::open(std::path::Path::new(url_or_path))?),
+        BackendKind::Postgresql => Box::new(PgStore::connect(url_or_path)?),
+    })
+}
+
 /// What vane records. Every method commits before returning, so a caller that acts after a
 /// call knows the record survives a crash; inside [`AlertStore::atomically`] it commits with
 /// the rest of the work instead.

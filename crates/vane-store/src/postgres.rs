@@ -29,9 +29,17 @@ use ::postgres::{Client, NoTls};
 
 use crate::{Result, StoreError};
 
+mod alerts;
+mod artifacts;
+mod checks;
 mod heartbeat;
+mod locks;
+mod metrics;
 mod migrate;
+mod observe;
+mod registry;
 mod store;
+mod values;
 
 /// How many times a transaction that lost a serialization conflict or a deadlock starts over
 /// before the error reaches the caller. Conflicts need two schedulers touching the same rows in

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use vane_store::testing::TestDb;
-use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, StoreError, Trigger};
+use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, Store, StoreError, Trigger};
 
 /// The sync client panics when it blocks inside a tokio runtime; the engine and the HTTP layer
 /// live in one, so a store call made there must work all the same.
@@ -124,4 +124,21 @@ fn a_dropped_connection_is_replaced() {
             .collect::<Vec<_>>(),
         vec![("demo".to_owned(), true)]
     );
+}
+
+/// `--db postgres://…` reaches that database: what `vane_store::open` records there, a store
+/// connected to it directly reads.
+#[test]
+fn a_postgres_url_opens_that_database() {
+    let db = TestDb::new();
+    let opened = vane_store::open(db.url()).unwrap();
+    let version = opened
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h",
+            path: "dags/demo.toml",
+            source: "seen",
+        })
+        .unwrap();
+    assert_eq!(db.store().dag_source(version).unwrap(), "seen");
 }

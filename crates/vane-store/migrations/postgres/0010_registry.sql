@@ -47,6 +47,9 @@ CREATE TABLE model_metrics (
 
 -- The decision of each stage of a rollout: what the gate found, and what a person said.
 CREATE TABLE rollout_stages (
+    -- The order rows were first written, which SQLite keeps as the rowid: a run's stages are
+    -- listed in the order its rollout reached them.
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
     run_id      bigint NOT NULL REFERENCES runs (id),
     task_id     text NOT NULL,
     stage       text NOT NULL,

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{PgStore, to_u32};
 use crate::types::*;
-use crate::{Result, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// The first key of the advisory locks on pools (the second is the pool name's hash), so they
 /// cannot collide with the migration lock or locks of other software on the database.
@@ -261,9 +261,8 @@ fn apply_one(c: &mut Client, change: &Change) -> Result<()> {
     Ok(())
 }
 
-/// [`crate::Store`]'s own methods, with its signatures and semantics (see the trait for each).
-impl PgStore {
-    pub fn record_dag_version(&self, v: &NewDagVersion<'_>) -> Result<DagVersionId> {
+impl Store for PgStore {
+    fn record_dag_version(&self, v: &NewDagVersion<'_>) -> Result<DagVersionId> {
         let (dag_id, hash, path, source) = (v.dag_id, v.content_hash, v.path, v.source);
         self.with_client(|c| {
             let inserted = c.query_opt(
@@ -285,7 +284,7 @@ impl PgStore {
         })
     }
 
-    pub fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
+    fn create_run(&self, run: &NewRun<'_>) -> Result<RunId> {
         self.tx(|c| {
             // The unique index decides between schedulers creating the same run at once: the
             // insert waits for the other's transaction and then does nothing.
@@ -350,7 +349,7 @@ impl PgStore {
         })
     }
 
-    pub fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
+    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
         // Of two schedulers updating at once, the second waits for the first's row lock, then
         // finds `owner_pid` set and changes nothing.
         self.with_client(|c| {
@@ -371,11 +370,7 @@ impl PgStore {
         })
     }
 
-    pub fn request_slots(
-        &self,
-        r: &SlotRequest<'_>,
-        alive: &dyn Fn(&Owner) -> bool,
-    ) -> Result<bool> {
+    fn request_slots(&self, r: &SlotRequest<'_>, alive: &dyn Fn(&Owner) -> bool) -> Result<bool> {
         let mut pools: Vec<&str> = r.pools.iter().map(|(p, _)| p.as_str()).collect();
         // Every process takes the pools' locks in one order, so two never wait on each other.
         pools.sort_unstable();
@@ -465,7 +460,7 @@ impl PgStore {
         })
     }
 
-    pub fn create_backfill(&self, b: &NewBackfill<'_>) -> Result<i64> {
+    fn create_backfill(&self, b: &NewBackfill<'_>) -> Result<i64> {
         self.with_client(|c| {
             let row = c.query_one(
                 "INSERT INTO backfills (dag_id, from_date, to_date, reverse, rerun_failed,
@@ -485,7 +480,7 @@ impl PgStore {
         })
     }
 
-    pub fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()> {
+    fn link_backfill_runs(&self, backfill: i64, runs: &[RunId]) -> Result<()> {
         self.tx(|c| {
             c.execute(
                 "SELECT 1 FROM backfills WHERE id = $1 FOR UPDATE",
@@ -504,7 +499,7 @@ impl PgStore {
         })
     }
 
-    pub fn set_backfill_state(&self, backfill: i64, state: BackfillState) -> Result<()> {
+    fn set_backfill_state(&self, backfill: i64, state: BackfillState) -> Result<()> {
         let changed = self.with_client(|c| {
             Ok(c.execute(
                 "UPDATE backfills SET state = $2, updated_at = $3 WHERE id = $1",
@@ -517,17 +512,17 @@ impl PgStore {
         Ok(())
     }
 
-    pub fn backfill(&self, id: i64) -> Result<BackfillRecord> {
+    fn backfill(&self, id: i64) -> Result<BackfillRecord> {
         self.with_client(|c| backfills_where(c, Some(id), None))?
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("backfill {id}")))
     }
 
-    pub fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>> {
+    fn backfills(&self, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>> {
         self.with_client(|c| backfills_where(c, None, dag_id))
     }
 
-    pub fn backfill_of(&self, run: RunId) -> Result<Option<(i64, BackfillState)>> {
+    fn backfill_of(&self, run: RunId) -> Result<Option<(i64, BackfillState)>> {
         self.with_client(|c| {
             let row = c.query_opt(
                 "SELECT backfills.id, backfills.state FROM backfill_runs
@@ -540,7 +535,7 @@ impl PgStore {
         })
     }
 
-    pub fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>> {
+    fn sla_misses(&self, dag_id: Option<&str>, limit: usize) -> Result<Vec<SlaMiss>> {
         self.with_client(|c| {
             let rows = c.query(
                 "SELECT sla_misses.run_id, sla_misses.task_id, sla_misses.deadline,
@@ -566,11 +561,7 @@ impl PgStore {
         })
     }
 
-    pub fn record_ticks(
-        &self,
-        dag_id: &str,
-        ticks: &[(DateTime<Utc>, TickDecision)],
-    ) -> Result<usize> {
+    fn record_ticks(&self, dag_id: &str, ticks: &[(DateTime<Utc>, TickDecision)]) -> Result<usize> {
         let mut dates = Vec::with_capacity(ticks.len());
         let mut kinds = Vec::with_capacity(ticks.len());
         let mut reasons = Vec::with_capacity(ticks.len());
@@ -602,7 +593,7 @@ impl PgStore {
         Ok(inserted as usize)
     }
 
-    pub fn last_tick(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+    fn last_tick(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
         self.with_client(|c| {
             Ok(c.query_one(
                 "SELECT MAX(logical_date) FROM ticks WHERE dag_id = $1",
@@ -612,7 +603,7 @@ impl PgStore {
         })
     }
 
-    pub fn ticks(&self, dag_id: &str, limit: usize) -> Result<Vec<TickRecord>> {
+    fn ticks(&self, dag_id: &str, limit: usize) -> Result<Vec<TickRecord>> {
         self.with_client(|c| {
             let rows = c.query(
                 "SELECT logical_date, decision, reason, run_id, decided_at FROM ticks
@@ -638,7 +629,7 @@ impl PgStore {
         })
     }
 
-    pub fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
+    fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
         self.with_client(|c| {
             c.execute(
                 "INSERT INTO dag_state (dag_id, paused, updated_at) VALUES ($1, $2, $3)
@@ -650,7 +641,7 @@ impl PgStore {
         })
     }
 
-    pub fn pause_switches(&self) -> Result<BTreeMap<String, bool>> {
+    fn pause_switches(&self) -> Result<BTreeMap<String, bool>> {
         self.with_client(|c| {
             c.query("SELECT dag_id, paused FROM dag_state", &[])?
                 .iter()
@@ -659,7 +650,7 @@ impl PgStore {
         })
     }
 
-    pub fn apply(&self, changes: &[Change]) -> Result<()> {
+    fn apply(&self, changes: &[Change]) -> Result<()> {
         // A pid only means something while the machine running it stays up, so a batch of
         // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
         // every state transition does. Nested in a caller's transaction, it commits with that.
@@ -678,7 +669,7 @@ impl PgStore {
         })
     }
 
-    pub fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
+    fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
         let limit = sql_limit(filter.limit);
         let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit];
@@ -702,7 +693,7 @@ impl PgStore {
         self.with_client(|c| c.query(&sql, &params)?.iter().map(run_record).collect())
     }
 
-    pub fn run(&self, id: RunId) -> Result<RunDetail> {
+    fn run(&self, id: RunId) -> Result<RunDetail> {
         self.with_client(|c| {
             let Some(row) = c.query_opt(
                 "SELECT runs.*, dag_versions.content_hash FROM runs
@@ -789,7 +780,7 @@ impl PgStore {
         })
     }
 
-    pub fn dag_source(&self, version: DagVersionId) -> Result<String> {
+    fn dag_source(&self, version: DagVersionId) -> Result<String> {
         self.with_client(|c| {
             c.query_opt("SELECT source FROM dag_versions WHERE id = $1", &[&version])?
                 .map(|r| r.try_get(0))

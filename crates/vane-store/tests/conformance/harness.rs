@@ -1,7 +1,7 @@
 //! The backends the suite runs on.
 
+use vane_store::Store;
 use vane_store::testing::TestDb;
-use vane_store::{PgStore, SqliteStore, Store};
 
 /// A fresh, empty database on one backend, for one test case.
 pub(crate) trait Backend: Sync {
@@ -23,10 +23,13 @@ impl Sqlite {
     }
 }
 
+/// Both open through [`vane_store::open`], as vane opens a `--db` value, so the suite checks
+/// that each value reaches its backend.
 impl Backend for Sqlite {
     type Store = dyn Store + Send;
     fn open(&self) -> Box<Self::Store> {
-        Box::new(SqliteStore::open(&self.dir.path().join("vane.db")).unwrap())
+        let path = self.dir.path().join("vane.db");
+        vane_store::open(path.to_str().unwrap()).unwrap()
     }
 }
 
@@ -42,8 +45,8 @@ impl Postgres {
 }
 
 impl Backend for Postgres {
-    type Store = PgStore;
+    type Store = dyn Store + Send;
     fn open(&self) -> Box<Self::Store> {
-        Box::new(self.db.store())
+        vane_store::open(self.db.url()).unwrap()
     }
 }

@@ -44,7 +44,10 @@ macro_rules! tests {
 mod sqlite {
     type S = dyn vane_store::Store + Send;
     type Db = dyn crate::harness::Backend<Store = S>;
-    case_modules!(runs, ticks, slots, heartbeat, observe, alerts);
+    case_modules!(
+        runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
+        fixtures
+    );
     tests!(crate::harness::Sqlite::new(), {
         runs {
             a_run_is_recorded_with_its_version_params_and_git_state,
@@ -77,21 +80,53 @@ mod sqlite {
         }
         observe {
             the_metrics_summary_counts_only_live_schedulers,
+            monitoring_totals_count_the_history,
         }
         alerts {
             atomic_work_commits_at_its_end_or_not_at_all,
             nested_atomic_work_that_fails_undoes_only_its_own_writes,
+            an_alert_counts_recurrences_resolves_on_success_and_reopens_when_it_flaps,
+            a_persons_verdict_wins_and_actions_credit_the_rest,
+            notifications_are_counted_per_alert,
+            history_events_have_stable_keys_and_texts,
+            two_evaluators_claim_each_event_once,
+            two_writers_raising_one_alert_open_it_once,
+        }
+        registry {
+            one_production_version_at_a_time_and_the_ledger_answers_when,
+            decisions_are_per_version_and_a_persons_answer_is_kept,
+            a_stage_of_a_run_that_ended_cannot_be_answered,
+            one_rollout_of_a_model_holds_the_lock,
+            a_person_answers_only_a_waiting_stage,
+            model_metrics_are_replaced_per_eval_data,
+            two_rollouts_racing_for_one_model_get_one_lock,
+            two_promotions_racing_leave_one_production_version,
+        }
+        artifacts {
+            same_content_is_the_same_version_and_recording_twice_changes_nothing,
+            content_read_before_it_is_written_gets_its_writer_as_producer,
+            only_a_successful_attempt_with_the_same_key_is_a_cache_hit,
+            two_writers_of_new_versions_of_one_name_get_distinct_numbers,
+        }
+        checks {
+            auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
+            a_run_marked_good_is_learned_from_although_it_failed,
+            history_shows_the_latest_attempt_of_each_run_newest_first,
+            values_holding_a_nul_byte_are_recorded,
+        }
+        metrics {
+            metric_series_keep_the_latest_points_of_each,
         }
     });
 }
 
-/// Until `PgStore` implements every capability trait (alerts, observe, … are ported on their
-/// own branch), its store type here is `PgStore` itself and the cases that need those traits
-/// wait; once it does, `S` becomes `dyn Store + Send` as for SQLite and the lists match.
 mod postgres {
-    type S = vane_store::PgStore;
+    type S = dyn vane_store::Store + Send;
     type Db = dyn crate::harness::Backend<Store = S>;
-    case_modules!(runs, ticks, slots, heartbeat);
+    case_modules!(
+        runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
+        fixtures
+    );
     tests!(crate::harness::Postgres::new(), {
         runs {
             a_run_is_recorded_with_its_version_params_and_git_state,
@@ -121,6 +156,45 @@ mod postgres {
         }
         heartbeat {
             heartbeats_rewrite_one_row_per_scheduler,
+        }
+        observe {
+            the_metrics_summary_counts_only_live_schedulers,
+            monitoring_totals_count_the_history,
+        }
+        alerts {
+            atomic_work_commits_at_its_end_or_not_at_all,
+            nested_atomic_work_that_fails_undoes_only_its_own_writes,
+            an_alert_counts_recurrences_resolves_on_success_and_reopens_when_it_flaps,
+            a_persons_verdict_wins_and_actions_credit_the_rest,
+            notifications_are_counted_per_alert,
+            history_events_have_stable_keys_and_texts,
+            two_evaluators_claim_each_event_once,
+            two_writers_raising_one_alert_open_it_once,
+        }
+        registry {
+            one_production_version_at_a_time_and_the_ledger_answers_when,
+            decisions_are_per_version_and_a_persons_answer_is_kept,
+            a_stage_of_a_run_that_ended_cannot_be_answered,
+            one_rollout_of_a_model_holds_the_lock,
+            a_person_answers_only_a_waiting_stage,
+            model_metrics_are_replaced_per_eval_data,
+            two_rollouts_racing_for_one_model_get_one_lock,
+            two_promotions_racing_leave_one_production_version,
+        }
+        artifacts {
+            same_content_is_the_same_version_and_recording_twice_changes_nothing,
+            content_read_before_it_is_written_gets_its_writer_as_producer,
+            only_a_successful_attempt_with_the_same_key_is_a_cache_hit,
+            two_writers_of_new_versions_of_one_name_get_distinct_numbers,
+        }
+        checks {
+            auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
+            a_run_marked_good_is_learned_from_although_it_failed,
+            history_shows_the_latest_attempt_of_each_run_newest_first,
+            values_holding_a_nul_byte_are_recorded,
+        }
+        metrics {
+            metric_series_keep_the_latest_points_of_each,
         }
     });
 }
