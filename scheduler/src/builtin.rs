@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use vane_dag::Builtin;
 use vane_engine::TemplateVars;
-use vane_store::{SqliteStore, Store};
+use vane_store::Store;
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name).map_err(|_| {
@@ -19,14 +19,16 @@ fn var(name: &str) -> Result<String> {
 }
 
 pub(crate) fn exec_builtin() -> Result<ExitCode> {
-    let db = PathBuf::from(var("VANE_DB")?);
+    let db = var("VANE_DB")?;
+    let state_dir = PathBuf::from(var("VANE_STATE_DIR")?);
     let run: i64 = var("VANE_RUN_ID")?.parse().context("$VANE_RUN_ID")?;
     let task_id = var("VANE_TASK_ID")?;
     let attempt: u32 = var("VANE_ATTEMPT")?.parse().context("$VANE_ATTEMPT")?;
     let work = PathBuf::from(var("VANE_WORK")?);
     let metrics = std::env::var_os("VANE_METRICS").map(PathBuf::from);
 
-    let store = SqliteStore::open(&db)?;
+    let store = vane_store::open(&db)?;
+    let store: &dyn Store = &*store;
     let detail = store.run(run)?;
     let source = store.dag_source(detail.run.dag_version)?;
     let parsed = vane_dag::parse_dag(&source, &detail.run.dag_id);
@@ -49,7 +51,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
     let render = |t: &vane_dag::Template| t.render_plain(|v| vars.lookup(v));
     let passed = match &task.builtin {
         Some(Builtin::Validate(spec)) => vane_check::run_task(
-            &store,
+            store,
             &vane_check::Job {
                 dag_id: &dag.id,
                 run,
@@ -61,7 +63,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
             },
         )?,
         Some(Builtin::Deploy(spec)) => vane_deploy::run_task(
-            &store,
+            store,
             &vane_deploy::Job {
                 dag_id: &dag.id,
                 run,
@@ -70,10 +72,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 render: &render,
                 metrics,
-                artifacts: db
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join("artifacts"),
+                artifacts: state_dir.join("artifacts"),
             },
         )?,
         None => bail!("task `{task_id}` is not a validate or deploy task"),

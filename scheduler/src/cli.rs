@@ -22,9 +22,12 @@ pub(crate) struct Global {
     /// Folder of DAG files.
     #[arg(long, global = true, env = "VANE_DAGS", default_value = "dags")]
     pub(crate) dags: PathBuf,
-    /// SQLite database; logs and the work folder live beside it.
+    /// Database: a SQLite file, or a `postgres://user@host/db` URL that several schedulers share.
     #[arg(long, global = true, env = "VANE_DB", default_value = ".vane/vane.db")]
-    pub(crate) db: PathBuf,
+    pub(crate) db: String,
+    /// Logs, the work folder and the artifact store [default: the SQLite file's folder; `.vane` with PostgreSQL].
+    #[arg(long, global = true, env = "VANE_STATE_DIR", value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
     /// Scheduler config: pools, the global task limit, alerts. Optional; read when it exists.
     #[arg(long, global = true, env = "VANE_CONFIG", default_value = "vane.toml")]
     pub(crate) config: PathBuf,

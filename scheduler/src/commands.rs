@@ -12,7 +12,7 @@ use vane_app::runs::{ManualRun, run_json, show_json};
 use vane_dag::{Dag, DagSet};
 use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
-use vane_store::{RunDetail, RunState, SqliteStore, Store, StoreThreads};
+use vane_store::{RunDetail, RunState, StoreThreads};
 
 use crate::cli::{Cli, Command, Global, GraphFormat, LogFormat, ManualRunArgs};
 use crate::output::{duration, table, time};
@@ -79,6 +79,7 @@ pub(crate) fn app(g: &Global) -> vane_app::App {
     vane_app::App::new(vane_app::Paths {
         dags: g.dags.clone(),
         db: g.db.clone(),
+        state_dir: g.state_dir.clone(),
         config: g.config.clone(),
         work: g.work.clone(),
     })
@@ -91,13 +92,6 @@ pub(crate) fn app(g: &Global) -> vane_app::App {
             },
         })
     }))
-}
-
-/// The folder the database lives in; logs and the work folder go beside it.
-fn state_dir(g: &Global) -> PathBuf {
-    g.db.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 pub(crate) fn load_dags(g: &Global) -> Result<DagSet> {
@@ -211,14 +205,14 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// second connection lets a read go on beside a write.
 const STORE_THREADS: usize = 2;
 
-/// The engine with the paths of this project: logs and work folder beside the database, and
+/// The engine with the paths of this project: logs and work folder in the state folder, and
 /// connections of its own on threads of their own.
 pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>> {
-    let db = g.db.clone();
-    let store = StoreThreads::open(STORE_THREADS, move || {
-        Ok(Box::new(SqliteStore::open(&db)?) as Box<dyn Store + Send>)
-    })?;
-    let state_dir = absolute(&state_dir(g))?;
+    let app = app(g);
+    let db = app.db_for_children()?;
+    let opened = db.clone();
+    let store = StoreThreads::open(STORE_THREADS, move || vane_store::open(&opened))?;
+    let state_dir = absolute(&app.state_dir())?;
     let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work folder {}", work.display()))?;
@@ -237,7 +231,12 @@ pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>
         kill_grace,
         builtin: Some(vane_engine::BuiltinCommand {
             exe: std::env::current_exe().context("cannot find the vane executable")?,
-            env: vec![("VANE_DB".into(), absolute(&g.db)?.display().to_string())],
+            // A built-in task opens the same database and finds the content store where
+            // this engine keeps it, whichever folder it runs in.
+            env: vec![
+                ("VANE_DB".into(), db),
+                ("VANE_STATE_DIR".into(), state_dir.display().to_string()),
+            ],
         }),
     })
 }
@@ -331,7 +330,7 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     };
     evaluate_alerts_every(
         ALERTS_EVERY,
-        absolute(&g.db)?,
+        app(g).db_for_children()?,
         limits(g)?.alerts,
         config.dags_dir.clone(),
     );
@@ -352,7 +351,7 @@ const ALERTS_EVERY: Duration = Duration::from_secs(10);
 /// first rule added later still sees the history of the day before.
 fn evaluate_alerts_every(
     every: Duration,
-    db: PathBuf,
+    db: String,
     config: vane_dag::AlertsConfig,
     dags_dir: PathBuf,
 ) {
@@ -360,7 +359,7 @@ fn evaluate_alerts_every(
     let mut rules =
         reload_alert_rules(&config, &dags_dir, &mut logged).unwrap_or_else(|| config.clone());
     std::thread::spawn(move || {
-        let store = match SqliteStore::open(&db) {
+        let store = match vane_store::open(&db) {
             Ok(store) => store,
             Err(error) => {
                 tracing::error!(%error, "Alerts are off: cannot open the database.");
@@ -375,7 +374,7 @@ fn evaluate_alerts_every(
             if rules.rules.is_empty() {
                 continue;
             }
-            match vane_alerts::evaluate(&store, &rules, Utc::now()) {
+            match vane_alerts::evaluate(&*store, &rules, Utc::now()) {
                 Ok(report) => {
                     for n in report.notifications.iter().filter(|n| n.error.is_some()) {
                         tracing::warn!(channel = %n.channel, alerts = n.alerts.len(), error = n.error.as_deref(), "Alert notification not delivered.");

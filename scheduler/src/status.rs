@@ -29,7 +29,7 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("database: {}", app.database()?);
+    println!("database: {} ({})", app.database()?, app.backend());
     if schedulers.is_empty() {
         println!("no scheduler has run on this database; start one with `vane scheduler`");
         return Ok(ExitCode::SUCCESS);

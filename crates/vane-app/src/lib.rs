@@ -9,6 +9,7 @@
 //! let app = vane_app::App::new(vane_app::Paths {
 //!     dags: "dags".into(),
 //!     db: ".vane/vane.db".into(),
+//!     state_dir: None,
 //!     config: "vane.toml".into(),
 //!     work: None,
 //! });
@@ -37,13 +38,17 @@ pub use api::HttpApi;
 pub use error::AppError;
 use vane_dag::{Dag, DagFile, DagSet};
 use vane_engine::Engine;
-use vane_store::{SqliteStore, Store};
+use vane_store::{BackendKind, Store};
 
 /// Where this project's DAG files, database, config and work folder are.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub dags: PathBuf,
-    pub db: PathBuf,
+    /// A SQLite file or a `postgres://` URL.
+    pub db: String,
+    /// Logs, the work folder and the content store; by default the SQLite file's folder, or
+    /// `.vane` beside the DAG folder's parent for PostgreSQL.
+    pub state_dir: Option<PathBuf>,
     pub config: PathBuf,
     pub work: Option<PathBuf>,
 }
@@ -101,17 +106,45 @@ impl App {
     /// # Errors
     /// The database cannot be opened or migrated.
     pub fn open_store(&self) -> Result<BoxStore, AppError> {
-        Ok(Box::new(SqliteStore::open(&self.paths.db)?))
+        Ok(vane_store::open(&self.paths.db)?)
     }
 
-    /// The folder the database lives in; logs and the work folder go beside it.
+    /// Which backend `--db` names.
+    #[must_use]
+    pub fn backend(&self) -> BackendKind {
+        BackendKind::of(&self.paths.db)
+    }
+
+    /// `--db` as another process on this host can use it: a SQLite path made absolute (a task
+    /// may run in another directory), a URL as it is.
+    ///
+    /// # Errors
+    /// The path cannot be made absolute.
+    pub fn db_for_children(&self) -> Result<String, AppError> {
+        Ok(match self.backend() {
+            BackendKind::Sqlite => std::path::absolute(&self.paths.db)
+                .map_err(AppError::io("cannot find the database path"))?
+                .display()
+                .to_string(),
+            BackendKind::Postgresql => self.paths.db.clone(),
+        })
+    }
+
+    /// Where logs, the work folder and the content store live: `--state-dir` when given;
+    /// otherwise beside a SQLite file, as always, and `.vane` for a PostgreSQL database,
+    /// which has no folder of its own.
     #[must_use]
     pub fn state_dir(&self) -> PathBuf {
-        self.paths
-            .db
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        if let Some(dir) = &self.paths.state_dir {
+            return dir.clone();
+        }
+        match self.backend() {
+            BackendKind::Sqlite => Path::new(&self.paths.db)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            BackendKind::Postgresql => PathBuf::from(".vane"),
+        }
     }
 
     /// Every DAG file in the DAG folder, valid or not.

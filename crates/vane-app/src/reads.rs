@@ -36,6 +36,7 @@ impl App {
             .collect();
         Ok(json!({
             "database": self.database()?,
+            "backend": self.backend().as_str(),
             "schedulers": items,
         }))
     }
@@ -45,10 +46,7 @@ impl App {
     /// # Errors
     /// The path cannot be made absolute.
     pub fn database(&self) -> Result<String> {
-        Ok(std::path::absolute(&self.paths.db)
-            .map_err(AppError::io("cannot find the database path"))?
-            .display()
-            .to_string())
+        Ok(vane_store::describe(&self.db_for_children()?))
     }
 }
 

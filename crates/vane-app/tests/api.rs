@@ -35,7 +35,8 @@ fn app(root: &Path) -> App {
     let state = root.to_path_buf();
     App::new(Paths {
         dags: root.join("dags"),
-        db: root.join("vane.db"),
+        db: root.join("vane.db").display().to_string(),
+        state_dir: None,
         config: root.join("vane.toml"),
         work: None,
     })

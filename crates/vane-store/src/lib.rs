@@ -134,6 +134,16 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
+/// How `url_or_path` is shown to people: a SQLite path as given, a PostgreSQL URL without
+/// its password.
+#[must_use]
+pub fn describe(url_or_path: &str) -> String {
+    match BackendKind::of(url_or_path) {
+        BackendKind::Sqlite => url_or_path.to_owned(),
+        BackendKind::Postgresql => postgres::redact(url_or_path),
+    }
+}
+
 /// Opens the store a `--db`/`VANE_DB` value names (see [`BackendKind::of`]): connects to a
 /// PostgreSQL URL, or opens (creating) a SQLite file, and brings its schema up to date. Callers
 /// that need not know which backend they got hold the result as `dyn Store`.
