@@ -147,6 +147,14 @@ pub(crate) fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// limit, a server whose host vanished leaves a starting scheduler hanging with no message.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long unacknowledged data may wait before the connection counts as lost, unless the URL
+/// sets `tcp_user_timeout`.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a connection may be idle before keepalive probes check it, unless the URL sets
+/// `keepalives_idle`.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
 fn connect(url: &str) -> Result<Client> {
     let open_err = |e: ::postgres::Error| StoreError::Open {
         path: redact(url),
@@ -155,6 +163,17 @@ fn connect(url: &str) -> Result<Client> {
     let mut config: ::postgres::Config = url.parse().map_err(open_err)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // A cut network (a host's link down, a partition) must end a query with an error rather
+    // than leave it waiting for an answer that will never come: the kernel gives up on data
+    // the server never acknowledged after `tcp_user_timeout`, and keepalives find an idle
+    // connection dead. Without these, Linux retries for about 15 minutes.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(NETWORK_TIMEOUT);
+    }
+    // The parsed config cannot tell a default idle time from one the URL gave, so ask the URL.
+    if !url.contains("keepalives_idle") {
+        config.keepalives_idle(KEEPALIVE_IDLE);
     }
     // Names vane's sessions in `pg_stat_activity`, for whoever looks after the server.
     if config.get_application_name().is_none() {
