@@ -37,7 +37,7 @@ pub fn ledger_json(e: &LedgerEntry) -> Value {
 pub fn stage_json(s: &RolloutStage) -> Value {
     json!({
         "run_id": s.run_id, "task_id": s.task_id, "stage": s.stage, "model": s.model,
-        "version": s.version, "status": s.status, "detail": s.detail, "evidence": s.evidence,
+        "version": s.version, "status": s.status.as_str(), "detail": s.detail, "evidence": s.evidence,
         "decided_by": s.decided_by, "reason": s.reason, "updated_at": s.updated_at.to_rfc3339(),
     })
 }
@@ -69,7 +69,9 @@ pub fn waiting(store: &dyn Store, name: Option<&str>) -> Result<Vec<RolloutStage
     Ok(store
         .rollout_stages(None)?
         .into_iter()
-        .filter(|s| s.status == "waiting" && name.is_none_or(|n| s.model == n))
+        .filter(|s| {
+            s.status == vane_store::StageStatus::Waiting && name.is_none_or(|n| s.model == n)
+        })
         .collect())
 }
 
@@ -88,21 +90,9 @@ pub fn models_json(store: &dyn Store, name: Option<&str>) -> Result<Value> {
     }))
 }
 
-/// A person's decision on a waiting rollout stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Reject,
-}
-
-impl Decision {
-    fn status(self) -> &'static str {
-        match self {
-            Self::Approve => "approved",
-            Self::Reject => "rejected",
-        }
-    }
-}
+/// A person's decision on a waiting rollout stage: the store's own type, so the answer is
+/// typed from the command line to the database.
+pub use vane_store::Decision;
 
 /// Approves or rejects the waiting stages of a running rollout (one stage, or every waiting
 /// one); the stages decided.
@@ -130,7 +120,7 @@ pub fn decide(
             detail.run.state
         )));
     }
-    let decided = store.decide_rollout(run, stage, decision.status(), by, reason)?;
+    let decided = store.decide_rollout(run, stage, decision, by, reason)?;
     if decided.is_empty() {
         let stages = store.rollout_stages(Some(run))?;
         let known: Vec<String> = stages

@@ -20,7 +20,7 @@ use vane_dag::{DeploySpec, Template};
 use vane_engine::artifacts;
 use vane_store::{
     AttemptRef, Direction, ModelVersion, NewArtifact, NewModelVersion, RolloutStage, RunId,
-    StageChange, Store,
+    StageChange, StageStatus, Store,
 };
 
 /// One attempt of a deploy task, as the engine started it.
@@ -403,14 +403,14 @@ impl Rollout<'_, '_> {
         }
     }
 
-    fn record(&self, stage: &str, status: &str, detail: Option<String>, evidence: &Value) {
+    fn record(&self, stage: &str, status: StageStatus, detail: Option<String>, evidence: &Value) {
         self.record_by(stage, status, detail, evidence, None, None);
     }
 
     fn record_by(
         &self,
         stage: &str,
-        status: &str,
+        status: StageStatus,
         detail: Option<String>,
         evidence: &Value,
         by: Option<String>,
@@ -422,7 +422,7 @@ impl Rollout<'_, '_> {
             stage: stage.to_owned(),
             model: self.model().to_owned(),
             version: self.version,
-            status: status.to_owned(),
+            status,
             detail,
             evidence: evidence.clone(),
             decided_by: by,
@@ -441,15 +441,15 @@ impl Rollout<'_, '_> {
             let row = rows.iter().find(|r| {
                 r.task_id == self.job.task_id && r.stage == stage && r.version == self.version
             });
-            match row.map(|r| r.status.as_str()) {
-                Some("approved") => {
+            match row.map(|r| r.status) {
+                Some(StageStatus::Approved) => {
                     let r = row.expect("found");
                     return Ok(Decision::Approved {
                         who: r.decided_by.clone().unwrap_or_default(),
                         note: r.reason.clone(),
                     });
                 }
-                Some("rejected") => {
+                Some(StageStatus::Rejected) => {
                     let r = row.expect("found");
                     return Ok(Decision::Rejected {
                         who: r.decided_by.clone().unwrap_or_default(),
@@ -562,7 +562,8 @@ impl Rollout<'_, '_> {
             .rollout_stages(Some(self.job.run))?
             .into_iter()
             .filter(|r| {
-                r.task_id == self.job.task_id && matches!(r.status.as_str(), "running" | "waiting")
+                r.task_id == self.job.task_id
+                    && matches!(r.status, StageStatus::Running | StageStatus::Waiting)
             })
             .collect();
         let Some(first) = left.first() else {
@@ -577,7 +578,7 @@ impl Rollout<'_, '_> {
         println!("vane: {why}; rolling back before starting again");
         for row in &left {
             let mut row = row.clone();
-            row.status = "failed".into();
+            row.status = StageStatus::Failed;
             row.detail = Some(format!(
                 "{why}; rolled back by attempt {}",
                 self.job.attempt
@@ -799,8 +800,8 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
     for (index, stage) in spec.stages.iter().enumerate() {
         let name = stage.name.as_str();
         if let Some(row) = earlier.iter().find(|r| r.stage == name) {
-            match row.status.as_str() {
-                "passed" | "approved" => {
+            match row.status {
+                StageStatus::Passed | StageStatus::Approved => {
                     println!(
                         "vane: stage `{name}` of v{version} already {} in an earlier attempt of this run",
                         row.status
@@ -808,7 +809,7 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
                     reapply(store, job, version, row)?;
                     continue;
                 }
-                "rejected" => {
+                StageStatus::Rejected => {
                     let why = format!(
                         "{name} stage of v{version} was rejected by {} in an earlier attempt of this run: {}",
                         row.decided_by.as_deref().unwrap_or("unknown"),
@@ -821,12 +822,12 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
             }
         }
         println!("vane: stage `{name}`");
-        rollout.record(name, "running", None, &json!({}));
+        rollout.record(name, StageStatus::Running, None, &json!({}));
         let env = rollout.env(name, version, &rollout.candidate);
         let mut metrics = match rollout.step(name, &(job.render)(&stage.command), &env) {
             Ok(m) => m,
             Err(e) => {
-                rollout.record(name, "failed", Some(e.clone()), &json!({}));
+                rollout.record(name, StageStatus::Failed, Some(e.clone()), &json!({}));
                 let reason = rollout.roll_back(&format!("{name} stage: {e}"), &json!({}))?;
                 return fail(&reason);
             }
@@ -842,7 +843,7 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
             match rollout.step(&format!("{name} monitor"), &(job.render)(monitor), &env) {
                 Ok(m) => metrics.extend(m),
                 Err(e) => {
-                    rollout.record(name, "failed", Some(e.clone()), &json!({}));
+                    rollout.record(name, StageStatus::Failed, Some(e.clone()), &json!({}));
                     let reason = rollout.roll_back(&format!("{name} stage: {e}"), &json!({}))?;
                     return fail(&reason);
                 }
@@ -853,12 +854,12 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
         let verdict = rollout.judge(index, &metrics, &mut evidence);
         let (actor, reason) = match verdict {
             Verdict::Pass => {
-                rollout.record(name, "passed", None, &evidence);
+                rollout.record(name, StageStatus::Passed, None, &evidence);
                 (rollout.actor(), format!("{name} gate passed"))
             }
             Verdict::Fail(why) => {
                 let why = format!("{name} gate failed: {why}");
-                rollout.record(name, "failed", Some(why.clone()), &evidence);
+                rollout.record(name, StageStatus::Failed, Some(why.clone()), &evidence);
                 let reason = rollout.roll_back(&why, &evidence)?;
                 return fail(&reason);
             }
@@ -869,7 +870,7 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
                 );
                 println!("vane: stage `{name}` is inconclusive: {waits}");
                 evidence["inconclusive"] = json!(why);
-                rollout.record(name, "waiting", Some(waits), &evidence);
+                rollout.record(name, StageStatus::Waiting, Some(waits), &evidence);
                 match rollout.wait(name)? {
                     Decision::Approved { who, note } => {
                         println!("vane: stage `{name}` approved by {who}");
@@ -925,7 +926,7 @@ fn reapply(
     if applied {
         return Ok(());
     }
-    let (actor, reason) = if row.status == "approved" {
+    let (actor, reason) = if row.status == StageStatus::Approved {
         let who = row.decided_by.clone().unwrap_or_else(|| "unknown".into());
         let why = row.evidence["inconclusive"].as_str().unwrap_or("");
         let reason = approved_reason(&row.stage, &who, row.reason.as_deref(), why);
@@ -937,7 +938,7 @@ fn reapply(
         )
     };
     let mut evidence = row.evidence.clone();
-    if row.status == "approved" {
+    if row.status == StageStatus::Approved {
         evidence["approved_by"] = json!(row.decided_by);
     }
     store.set_stage(&StageChange {

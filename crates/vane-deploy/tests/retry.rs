@@ -83,7 +83,7 @@ fn left_behind(store: &SqliteStore, run: RunId, status: &str, by: Option<&str>) 
             stage: "canary".into(),
             model: "churn".into(),
             version: 1,
-            status: status.into(),
+            status: status.parse().unwrap(),
             detail: None,
             evidence: json!({ "stage": "canary" }),
             decided_by: by.map(str::to_owned),

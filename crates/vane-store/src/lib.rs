@@ -57,9 +57,10 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use threads::{Opener, StoreThreads};
 pub use types::{
-    AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, GitState,
-    NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord, RunState,
-    SlaMiss, SlotRequest, TaskRecord, TaskState, TickDecision, TickRecord, Trigger,
+    AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, Decision,
+    GitState, NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord,
+    RunState, SlaMiss, SlotRequest, StageStatus, TaskRecord, TaskState, TickDecision, TickRecord,
+    Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.

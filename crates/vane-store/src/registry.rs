@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::{Result, RunId};
+use crate::{Decision, Result, RunId, StageStatus};
 
 /// A model version: a version of the artifact named like the model, with its stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,9 +73,7 @@ pub struct RolloutStage {
     pub stage: String,
     pub model: String,
     pub version: i64,
-    /// `running`, `waiting`, `passed`, `approved`, `rejected`, `failed`, or `expired` (it
-    /// waited, and the attempt waiting ended before anyone answered).
-    pub status: String,
+    pub status: StageStatus,
     /// What it waits for, or why it failed.
     pub detail: Option<String>,
     pub evidence: Value,
@@ -160,8 +158,7 @@ pub trait RegistryStore {
     /// Fails when the database cannot be read.
     fn rollout_stages(&self, run: Option<RunId>) -> Result<Vec<RolloutStage>>;
 
-    /// A person's answer to waiting stages of run `run` (only `stage` if given): `status` is
-    /// `approved` or `rejected`. Only a running run's stages are answered. Returns the stages
+    /// A person's answer to waiting stages of run `run` (only `stage` if given). Only a running run's stages are answered. Returns the stages
     /// it answered.
     ///
     /// # Errors
@@ -170,7 +167,7 @@ pub trait RegistryStore {
         &self,
         run: RunId,
         stage: Option<&str>,
-        status: &str,
+        decision: Decision,
         by: &str,
         reason: Option<&str>,
     ) -> Result<Vec<RolloutStage>>;

@@ -41,6 +41,45 @@ macro_rules! text_enum {
 }
 
 text_enum!(
+    /// Where one stage of a rollout stands. `waiting`: inconclusive, it waits for `vane
+    /// approve` or `vane reject`; `expired`: it waited, and the attempt waiting ended before
+    /// anyone answered.
+    StageStatus {
+        Running => "running",
+        Waiting => "waiting",
+        Passed => "passed",
+        Approved => "approved",
+        Rejected => "rejected",
+        Failed => "failed",
+        Expired => "expired",
+    }
+);
+
+impl StageStatus {
+    /// A person's answer: final, never overwritten by the rollout that asked.
+    pub fn is_decision(self) -> bool {
+        matches!(self, StageStatus::Approved | StageStatus::Rejected)
+    }
+}
+
+/// A person's answer to a stage waiting for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    /// The status the answered stages take.
+    pub fn status(self) -> StageStatus {
+        match self {
+            Decision::Approve => StageStatus::Approved,
+            Decision::Reject => StageStatus::Rejected,
+        }
+    }
+}
+
+text_enum!(
     /// State of a DAG run.
     RunState {
         Queued => "queued",

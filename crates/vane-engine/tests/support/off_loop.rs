@@ -252,12 +252,12 @@ impl<S: Store> RegistryStore for OffLoop<S> {
         &self,
         run: RunId,
         stage: Option<&str>,
-        status: &str,
+        decision: vane_store::Decision,
         by: &str,
         reason: Option<&str>,
     ) -> Result<Vec<RolloutStage>> {
         self.check();
-        self.0.decide_rollout(run, stage, status, by, reason)
+        self.0.decide_rollout(run, stage, decision, by, reason)
     }
     fn expire_waiting(&self, run: RunId, task_id: &str, detail: &str) -> Result<usize> {
         self.check();

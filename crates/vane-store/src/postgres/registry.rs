@@ -6,12 +6,12 @@ use postgres::Row;
 
 use super::PgStore;
 use super::locks::{Scope, lock};
-use super::values::attempt_number;
+use super::values::{attempt_number, parse_enum};
 use crate::registry::{
     LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutLock, RolloutStage,
     StageChange,
 };
-use crate::{Result, RunId, StoreError};
+use crate::{Decision, Result, RunId, StoreError};
 
 const VERSION_SELECT: &str =
     "SELECT s.model, s.version, a.hash, a.path, a.stored, s.stage, s.since, s.actor, s.run_id
@@ -41,7 +41,7 @@ fn rollout_stage(row: &Row) -> Result<RolloutStage> {
         stage: row.try_get(2)?,
         model: row.try_get(3)?,
         version: row.try_get(4)?,
-        status: row.try_get(5)?,
+        status: parse_enum(row.try_get(5)?)?,
         detail: row.try_get(6)?,
         evidence: row.try_get(7)?,
         decided_by: row.try_get(8)?,
@@ -322,7 +322,7 @@ impl RegistryStore for PgStore {
                     &s.stage,
                     &s.model,
                     &s.version,
-                    &s.status,
+                    &s.status.as_str(),
                     &s.detail,
                     &s.evidence,
                     &s.decided_by,
@@ -351,10 +351,11 @@ impl RegistryStore for PgStore {
         &self,
         run: RunId,
         stage: Option<&str>,
-        status: &str,
+        decision: Decision,
         by: &str,
         reason: Option<&str>,
     ) -> Result<Vec<RolloutStage>> {
+        let status = decision.status().as_str();
         self.tx(|c| {
             // Two people answering at once: the second UPDATE waits for the first's rows, then
             // finds them no longer `waiting` and answers nothing.

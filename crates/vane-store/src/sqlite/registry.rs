@@ -2,12 +2,12 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::{SqliteStore, parse_ts, ts};
+use super::{SqliteStore, parse_enum, parse_ts, ts};
 use crate::registry::{
     LedgerEntry, ModelVersion, NewModelVersion, RegistryStore, RolloutLock, RolloutStage,
     StageChange,
 };
-use crate::{Result, RunId, StoreError};
+use crate::{Decision, Result, RunId, StoreError};
 
 const VERSION_SELECT: &str =
     "SELECT s.model, s.version, a.hash, a.path, a.stored, s.stage, s.since, s.actor, s.run_id
@@ -38,7 +38,7 @@ fn rollout_stage(row: &Row<'_>) -> Result<RolloutStage> {
         stage: row.get("stage")?,
         model: row.get("model")?,
         version: row.get("version")?,
-        status: row.get("status")?,
+        status: parse_enum(&row.get::<_, String>("status")?)?,
         detail: row.get("detail")?,
         evidence: json(&row.get::<_, String>("evidence")?)?,
         decided_by: row.get("decided_by")?,
@@ -296,7 +296,7 @@ impl RegistryStore for SqliteStore {
             s.stage,
             s.model,
             s.version,
-            s.status,
+            s.status.as_str(),
             s.detail,
             s.evidence.to_string(),
             s.decided_by,
@@ -323,10 +323,11 @@ impl RegistryStore for SqliteStore {
         &self,
         run: RunId,
         stage: Option<&str>,
-        status: &str,
+        decision: Decision,
         by: &str,
         reason: Option<&str>,
     ) -> Result<Vec<RolloutStage>> {
+        let status = decision.status().as_str();
         let tx = self.write_tx()?;
         let mut out = Vec::new();
         {

@@ -298,7 +298,7 @@ pub(crate) fn history_events_have_stable_keys_and_texts(db: &Db) {
             stage: "canary".into(),
             model: "churn".into(),
             version,
-            status: "failed".into(),
+            status: vane_store::StageStatus::Failed,
             detail: None,
             evidence: serde_json::json!({}),
             decided_by: None,

@@ -33,14 +33,14 @@ fn promote(store: &S, version: i64) -> Result<()> {
     })
 }
 
-fn stage_row(run: RunId, version: i64, status: &str) -> RolloutStage {
+fn stage_row(run: RunId, version: i64, status: StageStatus) -> RolloutStage {
     RolloutStage {
         run_id: run,
         task_id: "rollout".into(),
         stage: "canary".into(),
         model: "churn".into(),
         version,
-        status: status.into(),
+        status,
         detail: None,
         evidence: json!({}),
         decided_by: None,
@@ -104,14 +104,14 @@ pub(crate) fn decisions_are_per_version_and_a_persons_answer_is_kept(db: &Db) {
     let store = db.open();
     let r = run(&*store, "churn", 23, &["rollout"]);
     set_state(&*store, r, RunState::Running);
-    store.set_rollout_stage(&stage_row(r, 1, "waiting")).unwrap();
+    store.set_rollout_stage(&stage_row(r, 1, StageStatus::Waiting)).unwrap();
     store
-        .decide_rollout(r, None, "approved", "alice", None)
+        .decide_rollout(r, None, Decision::Approve, "alice", None)
         .unwrap();
     // A retry writing the same stage of the same version does not undo the approval.
-    store.set_rollout_stage(&stage_row(r, 1, "running")).unwrap();
+    store.set_rollout_stage(&stage_row(r, 1, StageStatus::Running)).unwrap();
     // Another version of the same stage is a row of its own.
-    store.set_rollout_stage(&stage_row(r, 2, "waiting")).unwrap();
+    store.set_rollout_stage(&stage_row(r, 2, StageStatus::Waiting)).unwrap();
     let rows = store.rollout_stages(Some(r)).unwrap();
     let by: Vec<(i64, &str)> = rows
         .iter()
@@ -121,7 +121,7 @@ pub(crate) fn decisions_are_per_version_and_a_persons_answer_is_kept(db: &Db) {
     assert_eq!(store.expire_waiting(r, "rollout", "ended").unwrap(), 1);
     assert!(
         store
-            .decide_rollout(r, None, "approved", "bob", None)
+            .decide_rollout(r, None, Decision::Approve, "bob", None)
             .unwrap()
             .is_empty(),
         "an expired stage cannot be answered"
@@ -131,12 +131,12 @@ pub(crate) fn decisions_are_per_version_and_a_persons_answer_is_kept(db: &Db) {
 pub(crate) fn a_stage_of_a_run_that_ended_cannot_be_answered(db: &Db) {
     let store = db.open();
     let r = run(&*store, "churn", 23, &["rollout"]);
-    store.set_rollout_stage(&stage_row(r, 1, "waiting")).unwrap();
+    store.set_rollout_stage(&stage_row(r, 1, StageStatus::Waiting)).unwrap();
     set_state(&*store, r, RunState::Running);
     set_state(&*store, r, RunState::Failed);
     assert!(
         store
-            .decide_rollout(r, None, "approved", "alice", None)
+            .decide_rollout(r, None, Decision::Approve, "alice", None)
             .unwrap()
             .is_empty()
     );
@@ -181,22 +181,22 @@ pub(crate) fn a_person_answers_only_a_waiting_stage(db: &Db) {
     let r = run(&*store, "churn", 23, &["rollout"]);
     set_state(&*store, r, RunState::Running);
     let v = register(&*store, r, "aa");
-    let mut stage = stage_row(r, v, "passed");
+    let mut stage = stage_row(r, v, StageStatus::Passed);
     store.set_rollout_stage(&stage).unwrap();
     assert!(
         store
-            .decide_rollout(r, None, "approved", "alice", None)
+            .decide_rollout(r, None, Decision::Approve, "alice", None)
             .unwrap()
             .is_empty()
     );
-    stage.status = "waiting".into();
+    stage.status = StageStatus::Waiting;
     store.set_rollout_stage(&stage).unwrap();
     // A second stage, reached later: answered in the order the rollout reached them.
-    let mut shadow = stage_row(r, v, "waiting");
+    let mut shadow = stage_row(r, v, StageStatus::Waiting);
     shadow.stage = "a-shadow".into();
     store.set_rollout_stage(&shadow).unwrap();
     let decided = store
-        .decide_rollout(r, None, "rejected", "bob", Some("no"))
+        .decide_rollout(r, None, Decision::Reject, "bob", Some("no"))
         .unwrap();
     let answered: Vec<(&str, Option<&str>)> = decided
         .iter()
@@ -210,7 +210,7 @@ pub(crate) fn a_person_answers_only_a_waiting_stage(db: &Db) {
         .rollout_stages(Some(r))
         .unwrap()
         .into_iter()
-        .map(|s| (s.stage, s.status))
+        .map(|s| (s.stage, s.status.to_string()))
         .collect();
     assert_eq!(
         listed,
