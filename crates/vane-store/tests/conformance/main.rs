@@ -3,17 +3,16 @@
 //!
 //! Each case takes a [`harness::Backend`], a fresh empty database that can be opened any
 //! number of times (several processes sharing it, reopening after a restart). The case files
-//! are compiled once per backend (`include!`), with `S` the store type they call and `Db` the
-//! backend, so a case cannot differ between backends.
+//! are compiled once, with `S` the store type they call and `Db` the backend, and each case is
+//! listed once: it cannot differ between backends, nor be left out of one.
 
 mod harness;
 
-/// Compiles the case files into the backend module that invokes it.
+/// Compiles the case files once; each case takes the backend as an argument.
 macro_rules! case_modules {
     ($($module:ident),*) => {
         $(
-            // `&*store` is needed for a `Box<dyn Store>` and redundant for a `Box<PgStore>`.
-            #[allow(dead_code, clippy::explicit_auto_deref)]
+            #[allow(dead_code)]
             mod $module {
                 #[allow(unused_imports)]
                 use super::{Db, S};
@@ -23,16 +22,16 @@ macro_rules! case_modules {
     };
 }
 
-/// One `#[test]` per case: `sqlite::runs::a_case`, `postgres::runs::a_case`.
+/// One `#[test]` per case and backend: `sqlite::runs::a_case`, `postgres::runs::a_case`.
 macro_rules! tests {
-    ($make:expr, { $($module:ident { $($case:ident),* $(,)? })* }) => {
-        mod tests {
+    ($backend:ident = $make:expr, { $($module:ident { $($case:ident),* $(,)? })* }) => {
+        mod $backend {
             $(
                 mod $module {
                     $(
                         #[test]
                         fn $case() {
-                            super::super::$module::$case(&$make);
+                            crate::$module::$case(&$make);
                         }
                     )*
                 }
@@ -41,160 +40,88 @@ macro_rules! tests {
     };
 }
 
-mod sqlite {
-    type S = dyn vane_store::Store + Send;
-    type Db = dyn crate::harness::Backend<Store = S>;
-    case_modules!(
-        runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
-        fixtures
-    );
-    tests!(crate::harness::Sqlite::new(), {
-        runs {
-            a_run_is_recorded_with_its_version_params_and_git_state,
-            attempts_are_kept_as_history,
-            a_batch_is_all_or_nothing,
-            a_finished_attempt_is_never_rewritten,
-            the_history_survives_reopening,
-            a_dag_has_at_most_one_run_per_logical_date,
-            runs_can_be_listed_by_state_oldest_first,
-            only_one_process_can_claim_a_run,
-            racing_creators_of_one_logical_date_make_one_run,
-            racing_claims_of_one_run_grant_one,
-            backfills_keep_their_runs_in_order,
-            sla_misses_are_recorded_once,
-            a_run_starts_once_and_ends_when_it_finishes,
-            a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
-            a_run_decided_on_a_tick_records_the_tick,
-        }
-        ticks {
-            ticks_record_every_decision_once,
-            racing_schedulers_keep_the_first_decision_of_a_tick,
-            pausing_is_remembered,
-        }
-        slots {
-            pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs,
-            racing_requests_for_a_pool_of_one_grant_one,
-        }
-        heartbeat {
-            heartbeats_rewrite_one_row_per_scheduler,
-        }
-        observe {
-            the_metrics_summary_counts_only_live_schedulers,
-            monitoring_totals_count_the_history,
-        }
-        alerts {
-            atomic_work_commits_at_its_end_or_not_at_all,
-            nested_atomic_work_that_fails_undoes_only_its_own_writes,
-            an_alert_counts_recurrences_resolves_on_success_and_reopens_when_it_flaps,
-            a_persons_verdict_wins_and_actions_credit_the_rest,
-            notifications_are_counted_per_alert,
-            history_events_have_stable_keys_and_texts,
-            two_evaluators_claim_each_event_once,
-            two_writers_raising_one_alert_open_it_once,
-        }
-        registry {
-            one_production_version_at_a_time_and_the_ledger_answers_when,
-            decisions_are_per_version_and_a_persons_answer_is_kept,
-            a_stage_of_a_run_that_ended_cannot_be_answered,
-            one_rollout_of_a_model_holds_the_lock,
-            a_person_answers_only_a_waiting_stage,
-            model_metrics_are_replaced_per_eval_data,
-            two_rollouts_racing_for_one_model_get_one_lock,
-            two_promotions_racing_leave_one_production_version,
-        }
-        artifacts {
-            same_content_is_the_same_version_and_recording_twice_changes_nothing,
-            content_read_before_it_is_written_gets_its_writer_as_producer,
-            only_a_successful_attempt_with_the_same_key_is_a_cache_hit,
-            two_writers_of_new_versions_of_one_name_get_distinct_numbers,
-        }
-        checks {
-            auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
-            a_run_marked_good_is_learned_from_although_it_failed,
-            history_shows_the_latest_attempt_of_each_run_newest_first,
-            values_holding_a_nul_byte_are_recorded,
-        }
-        metrics {
-            metric_series_keep_the_latest_points_of_each,
-        }
-    });
+/// Every case, listed once, run on each backend.
+macro_rules! on_every_backend {
+    ($cases:tt) => {
+        tests!(sqlite = crate::harness::Sqlite::new(), $cases);
+        tests!(postgres = crate::harness::Postgres::new(), $cases);
+    };
 }
 
-mod postgres {
-    type S = dyn vane_store::Store + Send;
-    type Db = dyn crate::harness::Backend<Store = S>;
-    case_modules!(
-        runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
-        fixtures
-    );
-    tests!(crate::harness::Postgres::new(), {
-        runs {
-            a_run_is_recorded_with_its_version_params_and_git_state,
-            attempts_are_kept_as_history,
-            a_batch_is_all_or_nothing,
-            a_finished_attempt_is_never_rewritten,
-            the_history_survives_reopening,
-            a_dag_has_at_most_one_run_per_logical_date,
-            runs_can_be_listed_by_state_oldest_first,
-            only_one_process_can_claim_a_run,
-            racing_creators_of_one_logical_date_make_one_run,
-            racing_claims_of_one_run_grant_one,
-            backfills_keep_their_runs_in_order,
-            sla_misses_are_recorded_once,
-            a_run_starts_once_and_ends_when_it_finishes,
-            a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
-            a_run_decided_on_a_tick_records_the_tick,
-        }
-        ticks {
-            ticks_record_every_decision_once,
-            racing_schedulers_keep_the_first_decision_of_a_tick,
-            pausing_is_remembered,
-        }
-        slots {
-            pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs,
-            racing_requests_for_a_pool_of_one_grant_one,
-        }
-        heartbeat {
-            heartbeats_rewrite_one_row_per_scheduler,
-        }
-        observe {
-            the_metrics_summary_counts_only_live_schedulers,
-            monitoring_totals_count_the_history,
-        }
-        alerts {
-            atomic_work_commits_at_its_end_or_not_at_all,
-            nested_atomic_work_that_fails_undoes_only_its_own_writes,
-            an_alert_counts_recurrences_resolves_on_success_and_reopens_when_it_flaps,
-            a_persons_verdict_wins_and_actions_credit_the_rest,
-            notifications_are_counted_per_alert,
-            history_events_have_stable_keys_and_texts,
-            two_evaluators_claim_each_event_once,
-            two_writers_raising_one_alert_open_it_once,
-        }
-        registry {
-            one_production_version_at_a_time_and_the_ledger_answers_when,
-            decisions_are_per_version_and_a_persons_answer_is_kept,
-            a_stage_of_a_run_that_ended_cannot_be_answered,
-            one_rollout_of_a_model_holds_the_lock,
-            a_person_answers_only_a_waiting_stage,
-            model_metrics_are_replaced_per_eval_data,
-            two_rollouts_racing_for_one_model_get_one_lock,
-            two_promotions_racing_leave_one_production_version,
-        }
-        artifacts {
-            same_content_is_the_same_version_and_recording_twice_changes_nothing,
-            content_read_before_it_is_written_gets_its_writer_as_producer,
-            only_a_successful_attempt_with_the_same_key_is_a_cache_hit,
-            two_writers_of_new_versions_of_one_name_get_distinct_numbers,
-        }
-        checks {
-            auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
-            a_run_marked_good_is_learned_from_although_it_failed,
-            history_shows_the_latest_attempt_of_each_run_newest_first,
-            values_holding_a_nul_byte_are_recorded,
-        }
-        metrics {
-            metric_series_keep_the_latest_points_of_each,
-        }
-    });
-}
+type S = dyn vane_store::Store + Send;
+type Db = dyn harness::Backend<Store = S>;
+
+case_modules!(
+    runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics, fixtures
+);
+
+on_every_backend!({
+    runs {
+        a_run_is_recorded_with_its_version_params_and_git_state,
+        attempts_are_kept_as_history,
+        a_batch_is_all_or_nothing,
+        a_finished_attempt_is_never_rewritten,
+        the_history_survives_reopening,
+        a_dag_has_at_most_one_run_per_logical_date,
+        runs_can_be_listed_by_state_oldest_first,
+        only_one_process_can_claim_a_run,
+        racing_creators_of_one_logical_date_make_one_run,
+        racing_claims_of_one_run_grant_one,
+        backfills_keep_their_runs_in_order,
+        sla_misses_are_recorded_once,
+        a_run_starts_once_and_ends_when_it_finishes,
+        a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
+        a_run_decided_on_a_tick_records_the_tick,
+    }
+    ticks {
+        ticks_record_every_decision_once,
+        racing_schedulers_keep_the_first_decision_of_a_tick,
+        pausing_is_remembered,
+    }
+    slots {
+        pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs,
+        racing_requests_for_a_pool_of_one_grant_one,
+    }
+    heartbeat {
+        heartbeats_rewrite_one_row_per_scheduler,
+    }
+    observe {
+        the_metrics_summary_counts_only_live_schedulers,
+        monitoring_totals_count_the_history,
+    }
+    alerts {
+        atomic_work_commits_at_its_end_or_not_at_all,
+        nested_atomic_work_that_fails_undoes_only_its_own_writes,
+        an_alert_counts_recurrences_resolves_on_success_and_reopens_when_it_flaps,
+        a_persons_verdict_wins_and_actions_credit_the_rest,
+        notifications_are_counted_per_alert,
+        history_events_have_stable_keys_and_texts,
+        two_evaluators_claim_each_event_once,
+        two_writers_raising_one_alert_open_it_once,
+    }
+    registry {
+        one_production_version_at_a_time_and_the_ledger_answers_when,
+        decisions_are_per_version_and_a_persons_answer_is_kept,
+        a_stage_of_a_run_that_ended_cannot_be_answered,
+        one_rollout_of_a_model_holds_the_lock,
+        a_person_answers_only_a_waiting_stage,
+        model_metrics_are_replaced_per_eval_data,
+        two_rollouts_racing_for_one_model_get_one_lock,
+        two_promotions_racing_leave_one_production_version,
+    }
+    artifacts {
+        same_content_is_the_same_version_and_recording_twice_changes_nothing,
+        content_read_before_it_is_written_gets_its_writer_as_producer,
+        only_a_successful_attempt_with_the_same_key_is_a_cache_hit,
+        two_writers_of_new_versions_of_one_name_get_distinct_numbers,
+    }
+    checks {
+        auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
+        a_run_marked_good_is_learned_from_although_it_failed,
+        history_shows_the_latest_attempt_of_each_run_newest_first,
+        values_holding_a_nul_byte_are_recorded,
+    }
+    metrics {
+        metric_series_keep_the_latest_points_of_each,
+    }
+});
