@@ -20,14 +20,96 @@ use tempfile::TempDir;
 
 pub(crate) const VANE: &str = env!("CARGO_BIN_EXE_vane");
 
+/// Which database a project's commands use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// The default: `.vane/vane.db`.
+    Sqlite,
+    /// A fresh PostgreSQL database of its own (`VANE_TEST_PG` names the server), dropped at
+    /// the end; logs, work and artifacts stay in `.vane/` as with SQLite.
+    Postgres,
+}
+
+/// Defines each listed test (a `fn name(backend: Backend)`) once per backend:
+/// `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::harness::Backend::Sqlite);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::harness::Backend::Postgres);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// A temporary project: a `dags/` folder and whatever vane writes beside it.
 pub(crate) struct Project {
     dir: TempDir,
     /// The folder as the binary sees it (`getcwd` resolves symlinks), for comparing paths.
     root: PathBuf,
+    /// The PostgreSQL database, when the project uses one.
+    pg: Option<vane_store::testing::TestDb>,
 }
 
 impl Project {
+    /// A project on the given backend.
+    pub(crate) fn on(backend: Backend) -> Self {
+        let mut p = Self::new();
+        if backend == Backend::Postgres {
+            p.pg = Some(vane_store::testing::TestDb::new());
+        }
+        p
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        if self.pg.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// The database as `vane status` shows it.
+    pub(crate) fn database(&self) -> String {
+        match &self.pg {
+            Some(db) => db.url().to_owned(),
+            None => ".vane/vane.db".to_owned(),
+        }
+    }
+
+    /// Runs SQL on the project's database with the backend's own client (`sqlite3` or
+    /// `psql`), for assertions on what is recorded; its stdout, columns joined by `|`.
+    pub(crate) fn sql(&self, sql: &str) -> String {
+        let output = match &self.pg {
+            Some(db) => Command::new("psql")
+                .args(["-X", "-q", "-A", "-t", "-F", "|", "-d", db.url(), "-c", sql])
+                .output(),
+            None => Command::new("sqlite3")
+                .arg(self.path().join(".vane/vane.db"))
+                .arg(sql)
+                .output(),
+        }
+        .expect("run the database's client (sqlite3 or psql)");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vane-e2e-")
@@ -35,7 +117,11 @@ impl Project {
             .expect("create a temporary folder");
         fs::create_dir(dir.path().join("dags")).expect("create dags/");
         let root = dir.path().canonicalize().expect("canonical temp path");
-        Self { dir, root }
+        Self {
+            dir,
+            root,
+            pg: None,
+        }
     }
 
     /// Adds (or replaces) `dags/<name>.toml`.
@@ -85,6 +171,7 @@ impl Project {
             .current_dir(self.path())
             .env_remove("VANE_DAGS")
             .env_remove("VANE_DB")
+            .env_remove("VANE_STATE_DIR")
             .env_remove("VANE_WORK")
             .env_remove("VANE_CONFIG")
             .env_remove("GIT_DIR")
@@ -98,6 +185,9 @@ impl Project {
             // person reads after a run (the header line and the task table).
             .env("VANE_LOG", "warn")
             .stdin(Stdio::null());
+        if let Some(db) = &self.pg {
+            command.env("VANE_DB", db.url());
+        }
         command
     }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::harness::{Daemon, Output, Project, attempts, read_pid, task};
+use crate::harness::{
+    Backend, Daemon, Output, Project, attempts, on_both_backends, read_pid, task,
+};
 
 /// Long enough for any machine; only a hang gets there.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -107,26 +109,23 @@ fn run_id(run: &Value) -> i64 {
 
 /// Whether the `sqlite3` command-line tool is installed; checks that need it are skipped
 /// when it is not.
-fn have_sqlite3() -> bool {
-    Command::new("sqlite3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether the test can read the database with its own client: `psql` comes with the
+/// PostgreSQL the tests need; `sqlite3` may be missing.
+fn can_query(p: &Project) -> bool {
+    p.backend() == Backend::Postgres
+        || Command::new("sqlite3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
-/// `sqlite3 .vane/vane.db SQL`, which must succeed; its stdout (columns joined by `|`).
-fn sqlite3(p: &Project, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg(p.path().join(".vane/vane.db"))
-        .arg(sql)
-        .output()
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A timestamp as the database's client prints it: RFC 3339 text from SQLite, or
+/// PostgreSQL's `2026-12-04 10:00:01.5+00`.
+fn db_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(&format!("{text}00"), "%Y-%m-%d %H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// `(state, start time)` of process `pid` from `/proc/PID/stat`, if it exists.
@@ -163,9 +162,8 @@ impl Drop for KillGroupOnDrop {
     }
 }
 
-#[test]
-fn a_scheduled_dag_runs_on_its_cron_grid() {
-    let p = Project::new().dag("tick", EVERY_SECOND);
+fn a_scheduled_dag_runs_on_its_cron_grid(backend: Backend) {
+    let p = Project::on(backend).dag("tick", EVERY_SECOND);
     let mut daemon = start_scheduler(&p, &[]);
     let runs = daemon.wait_for("two scheduled runs to succeed", PATIENCE, || {
         let runs = scheduled_runs(&p, "tick");
@@ -188,9 +186,8 @@ fn a_scheduled_dag_runs_on_its_cron_grid() {
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
-#[test]
-fn a_triggered_run_is_started_by_the_scheduler_with_its_params() {
-    let p = Project::new().dag(
+fn a_triggered_run_is_started_by_the_scheduler_with_its_params(backend: Backend) {
+    let p = Project::on(backend).dag(
         "manual",
         r#"
 [params]
@@ -213,9 +210,8 @@ command = 'echo "$VANE_PARAM_X" > "$VANE_WORK/x.txt"'
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
-#[test]
-fn a_paused_dag_gets_no_scheduled_runs_until_unpaused() {
-    let p = Project::new().dag("tick", EVERY_SECOND);
+fn a_paused_dag_gets_no_scheduled_runs_until_unpaused(backend: Backend) {
+    let p = Project::on(backend).dag("tick", EVERY_SECOND);
     let mut daemon = start_scheduler(&p, &[]);
     daemon.wait_for("a first scheduled run", PATIENCE, || {
         (!scheduled_runs(&p, "tick").is_empty()).then_some(())
@@ -246,9 +242,8 @@ fn a_paused_dag_gets_no_scheduled_runs_until_unpaused() {
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
-#[test]
-fn sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start() {
-    let p = Project::new().dag(
+fn sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start(backend: Backend) {
+    let p = Project::on(backend).dag(
         "pipeline",
         r#"
 [tasks.first]
@@ -303,9 +298,8 @@ depends_on = ["first"]
     assert_eq!(again.terminate(PATIENCE), Some(0), "{}", again.log());
 }
 
-#[test]
-fn a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried() {
-    let p = Project::new().dag(
+fn a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried(backend: Backend) {
+    let p = Project::on(backend).dag(
         "crashy",
         r#"
 [tasks.work]
@@ -359,14 +353,13 @@ retries = 1
     let log = vane(&p, &["logs", &run.to_string(), "work", "--attempt", "2"]).success();
     assert_eq!(log.stdout.trim(), "attempt 2");
     assert_eq!(again.terminate(PATIENCE), Some(0), "{}", again.log());
-    if have_sqlite3() {
-        assert_eq!(sqlite3(&p, "pragma integrity_check").trim(), "ok");
+    if p.backend() == Backend::Sqlite && can_query(&p) {
+        assert_eq!(p.sql("pragma integrity_check").trim(), "ok");
     }
 }
 
-#[test]
-fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up() {
-    let p = Project::new().dag("idle", "[tasks.a]\ncommand = \"true\"\n");
+fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Backend) {
+    let p = Project::on(backend).dag("idle", "[tasks.a]\ncommand = \"true\"\n");
     let mut daemon = start_scheduler(&p, &[]);
     // The first load of the folder is done: a file written now is an edit.
     daemon.wait_for_log(&["DAG loaded", "idle"], PATIENCE);
@@ -413,9 +406,8 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up() {
 
 /// A person looks at runs while the scheduler works, a script triggers runs: vane commands
 /// started at the same moment as one another, or as the scheduler, must all work.
-#[test]
-fn commands_run_while_the_scheduler_runs_all_work() {
-    let p = Project::new().dag("tick", EVERY_SECOND);
+fn commands_run_while_the_scheduler_runs_all_work(backend: Backend) {
+    let p = Project::on(backend).dag("tick", EVERY_SECOND);
     // The database exists before anything runs at the same time.
     p.vane(&["runs"]).success();
     let failed = std::sync::Mutex::new(Vec::new());
@@ -458,9 +450,8 @@ fn commands_run_while_the_scheduler_runs_all_work() {
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
-#[test]
-fn a_dag_runs_once_per_logical_date() {
-    let p = Project::new().dag("once", "[tasks.a]\ncommand = \"true\"\n");
+fn a_dag_runs_once_per_logical_date(backend: Backend) {
+    let p = Project::on(backend).dag("once", "[tasks.a]\ncommand = \"true\"\n");
     let first = trigger(&p, &["once", "--date", "2026-01-01"]);
     let second = vane(&p, &["trigger", "once", "--date", "2026-01-01"])
         .failure()
@@ -471,9 +462,8 @@ fn a_dag_runs_once_per_logical_date() {
     assert_eq!(run_id(&runs[0]), first);
 }
 
-#[test]
-fn catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down() {
-    let p = Project::new().dag(
+fn catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down(backend: Backend) {
+    let p = Project::on(backend).dag(
         "tick",
         r#"
 [dag]
@@ -518,9 +508,8 @@ command = "true"
         again.log()
     );
 
-    if have_sqlite3() {
-        let ticks = sqlite3(
-            &p,
+    if can_query(&p) {
+        let ticks = p.sql(
             "select logical_date, decision, reason from ticks where dag_id = 'tick' \
              order by logical_date",
         );
@@ -530,9 +519,7 @@ command = "true"
                 let mut cells = l.splitn(3, '|');
                 Some((cells.next()?, cells.next()?, cells.next().unwrap_or("")))
             })
-            .filter(|(date, _, _)| {
-                DateTime::parse_from_rfc3339(date).is_ok_and(|d| in_gap(d.with_timezone(&Utc)))
-            })
+            .filter(|(date, _, _)| db_time(date).is_some_and(in_gap))
             .collect();
         // The whole seconds strictly inside the gap.
         let first = down_at.timestamp() + 1;
@@ -584,9 +571,8 @@ fn scheduler_status(p: &Project, pid: u32) -> Value {
 
 /// The heartbeat is in the database, so /metrics (here the scheduler's own) and `vane status`
 /// see the scheduler's passes; a clean stop is recorded as such, not left to go stale.
-#[test]
-fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops() {
-    let p = Project::new().dag("tick", EVERY_SECOND);
+fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops(backend: Backend) {
+    let p = Project::on(backend).dag("tick", EVERY_SECOND);
     let mut daemon = start_scheduler(&p, &["--http", "127.0.0.1:0"]);
     let line = daemon.wait_for_log(&["serving the API on http://"], PATIENCE);
     let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
@@ -616,7 +602,20 @@ fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops() {
     assert!(stopped["stopped_at"].is_string(), "{stopped:#}");
     let table = vane(&p, &["status"]).success().stdout;
     assert!(
-        table.contains("stopped") && table.contains(".vane/vane.db"),
+        table.contains("stopped") && table.contains(&p.database()),
         "{table}"
     );
 }
+
+on_both_backends!(
+    a_scheduled_dag_runs_on_its_cron_grid,
+    a_triggered_run_is_started_by_the_scheduler_with_its_params,
+    a_paused_dag_gets_no_scheduled_runs_until_unpaused,
+    sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start,
+    a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried,
+    dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up,
+    commands_run_while_the_scheduler_runs_all_work,
+    a_dag_runs_once_per_logical_date,
+    catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down,
+    the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops,
+);
