@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 /// A task that fails when run with `--param fail=true`.
 const FLAPPY: &str = r#"
@@ -166,9 +166,8 @@ every = "1w"
     assert_eq!(payload["alerts"][0]["on"], "task_failed");
 }
 
-#[test]
-fn a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change() {
-    let p = Project::new().dag("flappy", FLAPPY);
+fn a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", FLAPPY);
     p.write(
         "vane.toml",
         "[[alerts.rules]]\non = \"task_failed\"\ncooldown = \"0s\"\n",
@@ -203,9 +202,8 @@ fn a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change(
         .stdout_contains("[tasks.work] of DAG `flappy`");
 }
 
-#[test]
-fn the_next_successful_run_resolves_an_alert_and_a_fixed_dag_counts_it_as_real() {
-    let p = Project::new().dag("flappy", "[tasks.work]\ncommand = \"exit 3\"\n");
+fn the_next_successful_run_resolves_an_alert_and_a_fixed_dag_counts_it_as_real(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", "[tasks.work]\ncommand = \"exit 3\"\n");
     p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
     p.vane(&["run", "flappy", "--date", "2026-01-01"]).failure();
     p.vane(&["alerts", "--evaluate"]).success();
@@ -249,9 +247,8 @@ fn a_webhook_that_is_down_is_reported_and_the_alert_is_kept() {
     assert_eq!(alerts(&p, false).len(), 1);
 }
 
-#[test]
-fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one() {
-    let p = Project::new().dag("flappy", FLAPPY);
+fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", FLAPPY);
     p.vane(&["snooze", "1", "--for", "30d"])
         .code(2)
         .stderr_contains("a snooze always ends");
@@ -297,9 +294,8 @@ fn a_burst_of_alerts_found_at_once_is_one_notification_per_channel() {
     );
 }
 
-#[test]
-fn mistakes_in_the_alert_config_are_reported_like_a_compiler_with_fixes() {
-    let p = Project::new().dag("flappy", FLAPPY);
+fn mistakes_in_the_alert_config_are_reported_like_a_compiler_with_fixes(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", FLAPPY);
     p.write(
         "vane.toml",
         r#"[[alerts.rules]]
@@ -322,9 +318,8 @@ every = "fortnight"
     insta::assert_snapshot!("alerts_config_errors", out.stderr);
 }
 
-#[test]
-fn a_ca_file_is_read_from_the_folder_of_the_config_that_names_it() {
-    let p = Project::new().dag("flappy", FLAPPY);
+fn a_ca_file_is_read_from_the_folder_of_the_config_that_names_it(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", FLAPPY);
     let config = "[alerts.channels.pager]\nkind = \"webhook\"\nurl = \"https://alerts.internal/hook\"\nca_file = \"ca.pem\"\n";
     p.write("ops/vane.toml", config);
     p.write(
@@ -388,9 +383,8 @@ task = "work"
 severity = "critical"
 "#;
 
-#[test]
-fn a_rule_in_a_dag_file_alerts_on_that_dag_with_no_rule_in_the_config() {
-    let p = Project::new()
+fn a_rule_in_a_dag_file_alerts_on_that_dag_with_no_rule_in_the_config(backend: Backend) {
+    let p = Project::on(backend)
         .dag("flappy", FLAPPY_WITH_RULE)
         .dag("quiet", "[tasks.work]\ncommand = \"exit 1\"\n")
         .dag("broken", "[tasks.work]\ncomand = \"true\"\n");
@@ -449,9 +443,8 @@ fn a_dag_rule_naming_a_channel_the_config_lacks_is_reported_and_every_rule_still
     assert_eq!(received[0]["alerts"][0]["dag"], "routed");
 }
 
-#[test]
-fn the_scheduler_evaluates_dag_file_rules_without_an_alerts_config() {
-    let p = Project::new().dag("flappy", FLAPPY_WITH_RULE);
+fn the_scheduler_evaluates_dag_file_rules_without_an_alerts_config(backend: Backend) {
+    let p = Project::on(backend).dag("flappy", FLAPPY_WITH_RULE);
     let mut daemon = p.scheduler(&[]);
     daemon.wait_for_log(&["Scheduler starting."], std::time::Duration::from_secs(30));
     p.vane(&["trigger", "flappy", "--param", "fail=true"])
@@ -464,3 +457,13 @@ fn the_scheduler_evaluates_dag_file_rules_without_an_alerts_config() {
     assert_eq!(open[0]["rule"], "task_failed:flappy.work", "{open:#?}");
     daemon.terminate(std::time::Duration::from_secs(30));
 }
+
+crate::harness::on_both_backends!(
+    a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change,
+    the_next_successful_run_resolves_an_alert_and_a_fixed_dag_counts_it_as_real,
+    snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one,
+    mistakes_in_the_alert_config_are_reported_like_a_compiler_with_fixes,
+    a_ca_file_is_read_from_the_folder_of_the_config_that_names_it,
+    a_rule_in_a_dag_file_alerts_on_that_dag_with_no_rule_in_the_config,
+    the_scheduler_evaluates_dag_file_rules_without_an_alerts_config,
+);

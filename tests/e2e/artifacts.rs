@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Project, attempts};
+use crate::harness::{Backend, Project, attempts};
 
 /// A source file copied in as `raw`, prepared, and trained on; `train` counts its own runs in
 /// `trained.log` and reports `accuracy` equal to the learning rate.
@@ -259,9 +259,8 @@ fn a_cached_task_with_unchanged_inputs_does_not_run_and_its_outputs_come_back() 
     assert_eq!(trained(&p), 3, "a changed param runs the task again");
 }
 
-#[test]
-fn a_declared_output_the_task_did_not_write_fails_the_attempt() {
-    let p = Project::new().dag(
+fn a_declared_output_the_task_did_not_write_fails_the_attempt(backend: Backend) {
+    let p = Project::on(backend).dag(
         "forgetful",
         r#"
 [tasks.train]
@@ -289,9 +288,10 @@ outputs = { model = "{{ work }}/model.bin" }
         .stderr_contains("no artifact is named `model`");
 }
 
-#[test]
-fn a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment() {
-    let p = Project::new().dag(
+fn a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment(
+    backend: Backend,
+) {
+    let p = Project::on(backend).dag(
         "daily",
         r#"
 [tasks.stamp]
@@ -313,3 +313,8 @@ cache = true
     p.vane(&["clear", "2", "--foreground"]).success();
     assert_eq!(ran(&p), 2, "the same day, unchanged: cached");
 }
+
+crate::harness::on_both_backends!(
+    a_declared_output_the_task_did_not_write_fails_the_attempt,
+    a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment,
+);

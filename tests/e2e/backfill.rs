@@ -1,6 +1,6 @@
 //! `vane backfill` and `vane backfills`.
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 const DAILY: &str = r#"
 [dag]
@@ -19,9 +19,8 @@ fn days(p: &Project) -> Vec<String> {
     days
 }
 
-#[test]
-fn a_backfill_runs_every_tick_in_the_range_both_ends_included() {
-    let p = Project::new().dag("daily", DAILY);
+fn a_backfill_runs_every_tick_in_the_range_both_ends_included(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     p.vane(&[
         "backfill",
         "daily",
@@ -47,9 +46,8 @@ fn a_backfill_runs_every_tick_in_the_range_both_ends_included() {
     assert_eq!(list[0]["failed"], 1);
 }
 
-#[test]
-fn a_dry_run_says_what_it_would_do_and_does_nothing() {
-    let p = Project::new().dag("daily", DAILY);
+fn a_dry_run_says_what_it_would_do_and_does_nothing(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     p.vane(&[
         "backfill",
         "daily",
@@ -86,9 +84,8 @@ fn a_dry_run_says_what_it_would_do_and_does_nothing() {
     assert_eq!(p.runs().len(), 2, "a dry run creates nothing");
 }
 
-#[test]
-fn rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag() {
-    let p = Project::new().dag("daily", DAILY);
+fn rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     p.vane(&[
         "backfill",
         "daily",
@@ -127,9 +124,8 @@ fn rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag() {
     );
 }
 
-#[test]
-fn a_dag_without_a_schedule_cannot_be_backfilled() {
-    let p = Project::new().dag("manual", "[tasks.a]\ncommand = \"true\"\n");
+fn a_dag_without_a_schedule_cannot_be_backfilled(backend: Backend) {
+    let p = Project::on(backend).dag("manual", "[tasks.a]\ncommand = \"true\"\n");
     p.vane(&[
         "backfill",
         "manual",
@@ -142,9 +138,8 @@ fn a_dag_without_a_schedule_cannot_be_backfilled() {
     .stderr_contains("has no schedule");
 }
 
-#[test]
-fn a_finished_backfill_cannot_be_paused_cancelled_or_resumed() {
-    let p = Project::new().dag("daily", DAILY);
+fn a_finished_backfill_cannot_be_paused_cancelled_or_resumed(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     p.vane(&[
         "backfill",
         "daily",
@@ -165,3 +160,11 @@ fn a_finished_backfill_cannot_be_paused_cancelled_or_resumed() {
     let list = p.vane(&["backfills", "--json"]).success().json();
     assert_eq!(list[0]["state"], "done");
 }
+
+crate::harness::on_both_backends!(
+    a_backfill_runs_every_tick_in_the_range_both_ends_included,
+    a_dry_run_says_what_it_would_do_and_does_nothing,
+    rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag,
+    a_dag_without_a_schedule_cannot_be_backfilled,
+    a_finished_backfill_cannot_be_paused_cancelled_or_resumed,
+);

@@ -1,6 +1,6 @@
 //! `kind = "validate"`: data checks, learned bounds, `vane checks` and `vane mark-good`.
 
-use crate::harness::{Project, task};
+use crate::harness::{Backend, Project, task};
 
 const CUSTOMERS: &str = r#"
 [tasks.validate]
@@ -24,9 +24,8 @@ command = "echo trained"
 depends_on = ["validate"]
 "#;
 
-#[test]
-fn bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows() {
-    let p = Project::new().dag("churn", CUSTOMERS);
+fn bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows(backend: Backend) {
+    let p = Project::on(backend).dag("churn", CUSTOMERS);
     p.write(
         "data/customers.csv",
         "customer_id,age,plan\n1,34,basic\n2,-3,pro\n3,45,\n4,51,basic\n5,-1,pro\n",
@@ -62,9 +61,8 @@ fn bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows()
     assert!(log.contains("pass     age.max: largest value 51 (bound <= 125)"));
 }
 
-#[test]
-fn warnings_are_reported_and_the_run_goes_on() {
-    let p = Project::new().dag(
+fn warnings_are_reported_and_the_run_goes_on(backend: Backend) {
+    let p = Project::on(backend).dag(
         "churn",
         &CUSTOMERS.replace(
             "rows = { min = 3, max = 5000 }",
@@ -110,9 +108,8 @@ fn ten_good_runs(p: &Project) {
     ));
 }
 
-#[test]
-fn auto_bounds_learn_from_good_runs_and_not_from_a_failed_attempt() {
-    let p = Project::new().dag("daily", DAILY);
+fn auto_bounds_learn_from_good_runs_and_not_from_a_failed_attempt(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     ten_good_runs(&p);
 
     write_rows(&p, "2026-01-11", 300);
@@ -169,9 +166,8 @@ fn auto_bounds_learn_from_good_runs_and_not_from_a_failed_attempt() {
     );
 }
 
-#[test]
-fn mark_good_makes_a_failed_run_learnable() {
-    let p = Project::new().dag("daily", DAILY);
+fn mark_good_makes_a_failed_run_learnable(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     ten_good_runs(&p);
     write_rows(&p, "2026-01-11", 150);
     p.vane(&["run", "daily", "--date", "2026-01-11"]).failure();
@@ -204,9 +200,8 @@ fn mark_good_makes_a_failed_run_learnable() {
         .stderr_contains("run 99 does not exist; `vane runs` lists runs");
 }
 
-#[test]
-fn editing_a_check_starts_a_new_series() {
-    let p = Project::new().dag("daily", DAILY);
+fn editing_a_check_starts_a_new_series(backend: Backend) {
+    let p = Project::on(backend).dag("daily", DAILY);
     write_rows(&p, "2026-01-01", 100);
     p.vane(&["run", "daily", "--date", "2026-01-01"]).success();
     write_rows(&p, "2026-01-02", 100);
@@ -239,9 +234,8 @@ fn editing_a_check_starts_a_new_series() {
     assert_eq!(hashes[1], hashes[2]);
 }
 
-#[test]
-fn json_lines_labels_with_low_annotator_agreement_fail() {
-    let p = Project::new().dag(
+fn json_lines_labels_with_low_annotator_agreement_fail(backend: Backend) {
+    let p = Project::on(backend).dag(
         "labels",
         r#"
 [tasks.labels]
@@ -274,9 +268,10 @@ agreement = { item = "id", annotator = "who", label = "label", method = "kappa",
     }
 }
 
-#[test]
-fn values_that_are_not_numbers_and_numeric_allowed_values_are_judged_in_the_report() {
-    let p = Project::new().dag(
+fn values_that_are_not_numbers_and_numeric_allowed_values_are_judged_in_the_report(
+    backend: Backend,
+) {
+    let p = Project::on(backend).dag(
         "scores",
         r#"
 [tasks.validate]
@@ -305,9 +300,8 @@ allowed = [1.0, 2, 3]
     }
 }
 
-#[test]
-fn an_empty_or_header_only_dataset_fails_with_a_clear_report() {
-    let p = Project::new().dag(
+fn an_empty_or_header_only_dataset_fails_with_a_clear_report(backend: Backend) {
+    let p = Project::on(backend).dag(
         "daily",
         r#"
 [tasks.validate]
@@ -341,3 +335,14 @@ mean = { min = 0 }
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+crate::harness::on_both_backends!(
+    bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows,
+    warnings_are_reported_and_the_run_goes_on,
+    auto_bounds_learn_from_good_runs_and_not_from_a_failed_attempt,
+    mark_good_makes_a_failed_run_learnable,
+    editing_a_check_starts_a_new_series,
+    json_lines_labels_with_low_annotator_agreement_fail,
+    values_that_are_not_numbers_and_numeric_allowed_values_are_judged_in_the_report,
+    an_empty_or_header_only_dataset_fails_with_a_clear_report,
+);

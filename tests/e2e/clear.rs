@@ -1,6 +1,6 @@
 //! `vane clear`: rerun tasks of a finished run as new attempts.
 
-use crate::harness::{Project, attempts, task};
+use crate::harness::{Backend, Project, attempts, task};
 
 const FLAKY: &str = r#"
 [tasks.prep]
@@ -15,9 +15,8 @@ command = "echo report"
 depends_on = ["work"]
 "#;
 
-#[test]
-fn clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget() {
-    let p = Project::new().dag("flaky", FLAKY);
+fn clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget(backend: Backend) {
+    let p = Project::on(backend).dag("flaky", FLAKY);
     p.vane(&["run", "flaky"]).failure();
     assert_eq!(attempts(&p.show(1), "work").len(), 2);
     std::fs::create_dir_all(p.work()).unwrap();
@@ -45,9 +44,8 @@ fn clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget() {
     assert!(p.logs(1, "work", None).contains("fixed"));
 }
 
-#[test]
-fn clear_queues_the_run_for_the_scheduler_by_default() {
-    let p = Project::new().dag("flaky", FLAKY);
+fn clear_queues_the_run_for_the_scheduler_by_default(backend: Backend) {
+    let p = Project::on(backend).dag("flaky", FLAKY);
     p.vane(&["run", "flaky"]).failure();
     p.vane(&["clear", "1", "--task", "work", "--downstream"])
         .success()
@@ -59,12 +57,17 @@ fn clear_queues_the_run_for_the_scheduler_by_default() {
     assert_eq!(task(&show, "report")["state"], "queued");
 }
 
-#[test]
-fn clearing_an_unknown_task_names_the_tasks_there_are() {
-    let p = Project::new().dag("flaky", FLAKY);
+fn clearing_an_unknown_task_names_the_tasks_there_are(backend: Backend) {
+    let p = Project::on(backend).dag("flaky", FLAKY);
     p.vane(&["run", "flaky"]).failure();
     p.vane(&["clear", "1", "--task", "nope"])
         .failure()
         .stderr_contains("run 1 has no task `nope`; its tasks: prep, work, report");
     assert_eq!(p.show(1)["state"], "failed", "nothing changed");
 }
+
+crate::harness::on_both_backends!(
+    clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget,
+    clear_queues_the_run_for_the_scheduler_by_default,
+    clearing_an_unknown_task_names_the_tasks_there_are,
+);

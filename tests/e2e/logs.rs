@@ -1,6 +1,6 @@
 //! `vane logs`: which attempt it prints, and clear errors for what does not exist.
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 const TWO: &str = r#"
 [tasks.speak]
@@ -14,17 +14,15 @@ command = "echo never"
 depends_on = ["fail"]
 "#;
 
-#[test]
-fn logs_hold_stdout_and_stderr_of_the_attempt() {
-    let p = Project::new().dag("two", TWO);
+fn logs_hold_stdout_and_stderr_of_the_attempt(backend: Backend) {
+    let p = Project::on(backend).dag("two", TWO);
     p.vane(&["run", "two"]).code(1);
     assert_eq!(p.logs(1, "speak", None), "out\nerr\n");
     assert_eq!(p.logs(1, "speak", Some(1)), "out\nerr\n");
 }
 
-#[test]
-fn logs_of_unknown_things_are_clear_errors() {
-    let p = Project::new().dag("two", TWO);
+fn logs_of_unknown_things_are_clear_errors(backend: Backend) {
+    let p = Project::on(backend).dag("two", TWO);
     p.vane(&["run", "two"]).code(1);
 
     let out = p
@@ -56,3 +54,8 @@ fn logs_of_unknown_things_are_clear_errors() {
         .failure()
         .stderr_contains("run 42");
 }
+
+crate::harness::on_both_backends!(
+    logs_hold_stdout_and_stderr_of_the_attempt,
+    logs_of_unknown_things_are_clear_errors,
+);

@@ -1,6 +1,6 @@
 //! Metrics reported through `$VANE_METRICS`, and `vane metrics`.
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 const EVAL: &str = r#"
 [params]
@@ -10,9 +10,8 @@ accuracy = 0.9
 command = 'echo "accuracy {{ params.accuracy }}" >> "$VANE_METRICS"; printf "rows 120\nbroken line here\n" >> "$VANE_METRICS"'
 "#;
 
-#[test]
-fn reported_metrics_are_recorded_per_attempt_and_shown_as_series() {
-    let p = Project::new().dag("eval", EVAL);
+fn reported_metrics_are_recorded_per_attempt_and_shown_as_series(backend: Backend) {
+    let p = Project::on(backend).dag("eval", EVAL);
     p.vane(&["run", "eval"]).success();
     p.vane(&["run", "eval", "--param", "accuracy=0.85"])
         .success();
@@ -59,9 +58,8 @@ fn reported_metrics_are_recorded_per_attempt_and_shown_as_series() {
         .stderr_contains("$VANE_METRICS");
 }
 
-#[test]
-fn a_failing_task_can_say_why_through_vane_reason() {
-    let p = Project::new().dag(
+fn a_failing_task_can_say_why_through_vane_reason(backend: Backend) {
+    let p = Project::on(backend).dag(
         "explain",
         r#"
 [tasks.load]
@@ -74,3 +72,8 @@ command = 'echo "the export for today is empty" > "$VANE_REASON"; exit 3'
     assert_eq!(attempt["exit_code"], 3);
     assert_eq!(attempt["reason"], "the export for today is empty");
 }
+
+crate::harness::on_both_backends!(
+    reported_metrics_are_recorded_per_attempt_and_shown_as_series,
+    a_failing_task_can_say_why_through_vane_reason,
+);

@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 /// A task that records when it starts and ends (ns), so the test can see overlaps.
 fn dag(id: &str, tasks: usize, pool: &str) -> String {
@@ -59,9 +59,8 @@ fn most_at_once(p: &Project) -> usize {
     most as usize
 }
 
-#[test]
-fn a_pool_is_never_oversubscribed_across_dags_and_processes() {
-    let p = Project::new()
+fn a_pool_is_never_oversubscribed_across_dags_and_processes(backend: Backend) {
+    let p = Project::on(backend)
         .dag("first", &dag("first", 3, "pool = \"gpu\""))
         .dag("second", &dag("second", 3, "pool = \"gpu\""));
     p.write("vane.toml", "[pools]\ngpu = 1\n");
@@ -70,9 +69,8 @@ fn a_pool_is_never_oversubscribed_across_dags_and_processes() {
     assert_eq!(most_at_once(&p), 1);
 }
 
-#[test]
-fn the_global_limit_bounds_every_run_together() {
-    let p = Project::new()
+fn the_global_limit_bounds_every_run_together(backend: Backend) {
+    let p = Project::on(backend)
         .dag("first", &dag("first", 3, ""))
         .dag("second", &dag("second", 3, ""));
     p.write("vane.toml", "[scheduler]\nmax_active_tasks = 2\n");
@@ -80,9 +78,8 @@ fn the_global_limit_bounds_every_run_together() {
     assert!(most_at_once(&p) <= 2, "{}", most_at_once(&p));
 }
 
-#[test]
-fn a_broken_config_is_reported_like_a_dag_file() {
-    let p = Project::new().dag("first", &dag("first", 1, ""));
+fn a_broken_config_is_reported_like_a_dag_file(backend: Backend) {
+    let p = Project::on(backend).dag("first", &dag("first", 1, ""));
     p.write("vane.toml", "[pool]\ngpu = 1\n");
     p.vane(&["run", "first"])
         .failure()
@@ -116,3 +113,9 @@ fn commands_started_at_once_on_a_fresh_database_all_work() {
         }
     }
 }
+
+crate::harness::on_both_backends!(
+    a_pool_is_never_oversubscribed_across_dags_and_processes,
+    the_global_limit_bounds_every_run_together,
+    a_broken_config_is_reported_like_a_dag_file,
+);

@@ -1,6 +1,6 @@
 //! Running DAGs: dependency order, failures, retries and the concurrency limit.
 
-use crate::harness::{Project, attempts, task};
+use crate::harness::{Backend, Project, attempts, task};
 
 /// Appends the task's id to `$VANE_WORK/order`.
 const DIAMOND: &str = r#"
@@ -24,9 +24,8 @@ command = 'echo {{ task_id }} >> "$VANE_WORK/order"; echo trained'
 depends_on = ["clean", "features"]
 "#;
 
-#[test]
-fn diamond_runs_every_task_after_its_dependencies() {
-    let p = Project::new().dag("diamond", DIAMOND);
+fn diamond_runs_every_task_after_its_dependencies(backend: Backend) {
+    let p = Project::on(backend).dag("diamond", DIAMOND);
     let out = p.vane(&["run", "diamond"]).success();
     assert!(
         out.stderr.contains("run 1 succeeded"),
@@ -78,9 +77,8 @@ fn diamond_runs_every_task_after_its_dependencies() {
     assert_eq!(p.logs(1, "train", None), "trained\n");
 }
 
-#[test]
-fn a_failed_task_fails_its_downstream_but_not_independent_branches() {
-    let p = Project::new().dag(
+fn a_failed_task_fails_its_downstream_but_not_independent_branches(backend: Backend) {
+    let p = Project::on(backend).dag(
         "branches",
         r#"
 [tasks.boom]
@@ -178,9 +176,8 @@ depends_on = ["flaky"]
     );
 }
 
-#[test]
-fn a_task_that_keeps_failing_fails_after_its_last_retry() {
-    let p = Project::new().dag(
+fn a_task_that_keeps_failing_fails_after_its_last_retry(backend: Backend) {
+    let p = Project::on(backend).dag(
         "hopeless",
         r#"
 [defaults]
@@ -250,3 +247,9 @@ fn max_active_tasks_bounds_how_many_tasks_run_at_once() {
         "{most} tasks ran at once with max_active_tasks = 2: {events:?}"
     );
 }
+
+crate::harness::on_both_backends!(
+    diamond_runs_every_task_after_its_dependencies,
+    a_failed_task_fails_its_downstream_but_not_independent_branches,
+    a_task_that_keeps_failing_fails_after_its_last_retry,
+);

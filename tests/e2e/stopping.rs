@@ -5,16 +5,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::{
-    KillOnDrop, Project, attempts, process_alive, read_pid, send_signal, task, wait_for,
+    Backend, KillOnDrop, Project, attempts, process_alive, read_pid, send_signal, task, wait_for,
     wait_for_every,
 };
 
 /// Long enough for any machine; only a hang gets there.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-#[test]
-fn a_timeout_kills_the_task_and_its_grandchildren() {
-    let p = Project::new().dag(
+fn a_timeout_kills_the_task_and_its_grandchildren(backend: Backend) {
+    let p = Project::on(backend).dag(
         "slow",
         r#"
 [tasks.slow]
@@ -54,9 +53,8 @@ depends_on = ["slow"]
     );
 }
 
-#[test]
-fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
-    let p = Project::new().dag(
+fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period(backend: Backend) {
+    let p = Project::on(backend).dag(
         "stubborn",
         r#"
 [tasks.stubborn]
@@ -85,9 +83,8 @@ timeout = "300ms"
     );
 }
 
-#[test]
-fn processes_a_task_leaves_behind_are_killed() {
-    let p = Project::new().dag(
+fn processes_a_task_leaves_behind_are_killed(backend: Backend) {
+    let p = Project::on(backend).dag(
         "leaky",
         r#"
 [tasks.leaky]
@@ -288,3 +285,9 @@ fn ctrl_c_right_after_a_task_starts_still_stops_it() {
         );
     }
 }
+
+crate::harness::on_both_backends!(
+    a_timeout_kills_the_task_and_its_grandchildren,
+    a_task_that_ignores_sigterm_is_killed_after_the_grace_period,
+    processes_a_task_leaves_behind_are_killed,
+);
