@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::harness::Project;
+use crate::harness::{Backend, Project};
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -21,7 +21,12 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A project holding a copy of the repository's example DAGs and their task code.
 pub(crate) fn examples() -> Project {
-    let p = Project::new();
+    examples_on(Backend::Sqlite)
+}
+
+/// [`examples`] on the given backend.
+pub(crate) fn examples_on(backend: Backend) -> Project {
+    let p = Project::on(backend);
     let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dags");
     copy_tree(&repo_dags, &p.path().join("dags"));
     p

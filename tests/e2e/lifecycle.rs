@@ -5,8 +5,8 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::examples::examples;
-use crate::harness::{Project, task, wait_for};
+use crate::examples::examples_on;
+use crate::harness::{Backend, Project, task, wait_for};
 
 /// What the serving folder says is in production: the model version vane deployed.
 fn serving(p: &Project, stage: &str) -> Option<Value> {
@@ -45,9 +45,10 @@ fn run_day(p: &Project, day: &str, params: &[&str]) -> crate::harness::Output {
     p.vane(&args)
 }
 
-#[test]
-fn a_clean_day_passes_every_gate_and_reaches_production_with_lineage_to_the_raw_export() {
-    let p = examples();
+fn a_clean_day_passes_every_gate_and_reaches_production_with_lineage_to_the_raw_export(
+    backend: Backend,
+) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
     let show = p.show(1);
     assert_eq!(show["state"], "success", "{show:#}");
@@ -75,9 +76,8 @@ fn a_clean_day_passes_every_gate_and_reaches_production_with_lineage_to_the_raw_
     }
 }
 
-#[test]
-fn a_corrupted_day_fails_validation_with_a_report_and_nothing_downstream_runs() {
-    let p = examples();
+fn a_corrupted_day_fails_validation_with_a_report_and_nothing_downstream_runs(backend: Backend) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
     let before = production_version(&p);
 
@@ -100,9 +100,8 @@ fn a_corrupted_day_fails_validation_with_a_report_and_nothing_downstream_runs() 
     assert_eq!(in_stage(&models(&p), "production"), vec![1]);
 }
 
-#[test]
-fn a_worse_candidate_fails_its_canary_gate_and_production_is_rolled_back() {
-    let p = examples();
+fn a_worse_candidate_fails_its_canary_gate_and_production_is_rolled_back(backend: Backend) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
     let before = production_version(&p);
 
@@ -124,9 +123,8 @@ fn a_worse_candidate_fails_its_canary_gate_and_production_is_rolled_back() {
     assert_eq!(in_stage(&models, "production"), vec![1], "{models:#}");
 }
 
-#[test]
-fn an_unchanged_training_set_is_not_trained_again() {
-    let p = examples();
+fn an_unchanged_training_set_is_not_trained_again(backend: Backend) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
     // Rerun the whole day: the data is regenerated identically, so train is a cache hit.
     p.vane(&[
@@ -157,9 +155,8 @@ fn an_unchanged_training_set_is_not_trained_again() {
     assert!(model.is_file(), "the cached model is restored in place");
 }
 
-#[test]
-fn a_learned_row_bound_flags_a_short_export_and_the_repaired_day_passes() {
-    let p = examples();
+fn a_learned_row_bound_flags_a_short_export_and_the_repaired_day_passes(backend: Backend) {
+    let p = examples_on(backend);
     p.vane(&[
         "backfill",
         "churn_retrain",
@@ -225,9 +222,10 @@ fn a_learned_row_bound_flags_a_short_export_and_the_repaired_day_passes() {
     );
 }
 
-#[test]
-fn too_little_canary_traffic_waits_for_a_person_and_the_ledger_keeps_who_approved() {
-    let p = examples();
+fn too_little_canary_traffic_waits_for_a_person_and_the_ledger_keeps_who_approved(
+    backend: Backend,
+) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
 
     let mut child = p
@@ -269,9 +267,10 @@ fn too_little_canary_traffic_waits_for_a_person_and_the_ledger_keeps_who_approve
     );
 }
 
-#[test]
-fn careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_recorded() {
-    let p = examples();
+fn careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_recorded(
+    backend: Backend,
+) {
+    let p = examples_on(backend);
     run_day(&p, "2026-03-02", &[]).success();
     let show = p.show(1);
     let wait = &task(&show, "wait_for_labels")["attempts"][0]["metrics"]["wait_seconds"];
@@ -291,3 +290,13 @@ fn careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_record
         "nothing trained on those labels"
     );
 }
+
+crate::harness::on_both_backends!(
+    a_clean_day_passes_every_gate_and_reaches_production_with_lineage_to_the_raw_export,
+    a_corrupted_day_fails_validation_with_a_report_and_nothing_downstream_runs,
+    a_worse_candidate_fails_its_canary_gate_and_production_is_rolled_back,
+    an_unchanged_training_set_is_not_trained_again,
+    a_learned_row_bound_flags_a_short_export_and_the_repaired_day_passes,
+    too_little_canary_traffic_waits_for_a_person_and_the_ledger_keeps_who_approved,
+    careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_recorded,
+);
