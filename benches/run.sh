@@ -11,6 +11,9 @@
 #   VANE_BENCH_REPS=N    timed repetitions per measurement (default 5; validation is always >= 5)
 #   VANE_BENCH_KEEP=1    keep the temp dir (databases, logs, marks) and print its path
 #   TMPDIR               where the temp dir goes (default /tmp); fsync cost depends on its disk
+#   VANE_BENCH_PG_URL    PostgreSQL server for the fan-out on PostgreSQL (default
+#                        postgres://root@127.0.0.1:5432); a database is created and dropped there
+#   VANE_BENCH_PG=0      skip PostgreSQL
 set -euo pipefail
 
 name=run.sh
@@ -30,5 +33,10 @@ describe_setup
 echo "  $reps timed repetitions per measurement after one untimed warm-up; medians reported"
 echo
 
-python3 "$here/bench.py" --vane "$vane" --dags-root "$tmp/dags" --tmp "$tmp" --reps "$reps"
+pg=()
+if [[ "${VANE_BENCH_PG:-1}" != 0 ]]; then
+    need psql
+    pg=(--pg "${VANE_BENCH_PG_URL:-postgres://root@127.0.0.1:5432}")
+fi
+python3 "$here/bench.py" --vane "$vane" --dags-root "$tmp/dags" --tmp "$tmp" --reps "$reps" "${pg[@]}"
 [[ "${VANE_BENCH_SCALE:-1}" == 0 ]] || { echo; bash "$here/scale.sh"; }  # scale benchmark (scale.sh); VANE_BENCH_SCALE=0 skips it
