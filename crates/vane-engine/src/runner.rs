@@ -1168,7 +1168,8 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|input| (input.name.clone(), self.artifact_path(&vars, input)))
             .collect();
-        let hashing = offload(self.engine.offload, move || {
+        // Most tasks declare no inputs: they skip the trip to another thread and back.
+        let hashing = (!declared.is_empty()).then(|| offload(self.engine.offload, move || {
             let mut inputs = Vec::with_capacity(declared.len());
             for (name, path) in declared {
                 match artifacts::hash_path(&path) {
@@ -1188,12 +1189,16 @@ impl Ctx<'_, '_> {
                 }
             }
             Ok(inputs)
-        });
+        }));
         let cache = spec.cache.then(|| self.cache_inputs(task));
         let store = self.engine.store.clone();
         async move {
             let prepared = async {
-                let inputs = match hashing.await {
+                let hashed = match hashing {
+                    Some(hashing) => hashing.await,
+                    None => Ok(Vec::new()),
+                };
+                let inputs = match hashed {
                     Ok(inputs) => inputs,
                     Err(reason) => return Ok(Err(reason)),
                 };
@@ -1563,41 +1568,50 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|output| (output.name.clone(), self.artifact_path(&vars, output)))
             .collect();
-        let kept = offload(self.engine.offload, move || {
-            let mut found = Vec::with_capacity(declared.len());
-            for (name, path) in declared {
-                let hashed = match artifacts::hash_path(&path) {
-                    Ok(hashed) => hashed,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(format!(
-                            "declared output `{name}` was not written: {} does not exist",
-                            path.display()
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(format!(
-                            "declared output `{name}` cannot be read at {}: {e}",
-                            path.display()
-                        ));
-                    }
-                };
-                let stored =
+        // Most tasks declare no outputs: they skip the trip to another thread and back.
+        let kept = (!declared.is_empty()).then(|| {
+            offload(self.engine.offload, move || {
+                let mut found = Vec::with_capacity(declared.len());
+                for (name, path) in declared {
+                    let hashed = match artifacts::hash_path(&path) {
+                        Ok(hashed) => hashed,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Err(format!(
+                                "declared output `{name}` was not written: {} does not exist",
+                                path.display()
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "declared output `{name}` cannot be read at {}: {e}",
+                                path.display()
+                            ));
+                        }
+                    };
+                    let stored =
                     artifacts::store_copy(&store_dir, &path, &hashed.hash).map_err(|e| {
                         format!(
                             "cannot keep a copy of output `{name}` in the content store {}: {e}",
                             store_dir.display()
                         )
                     })?;
-                found.push(Kept {
-                    name,
-                    path: path.display().to_string(),
-                    stored: Some(stored.display().to_string()),
-                    hashed,
-                });
-            }
-            Ok(found)
+                    found.push(Kept {
+                        name,
+                        path: path.display().to_string(),
+                        stored: Some(stored.display().to_string()),
+                        hashed,
+                    });
+                }
+                Ok(found)
+            })
         });
-        async move { (ending, kept.await) }
+        async move {
+            let kept = match kept {
+                Some(kept) => kept.await,
+                None => Ok(Vec::new()),
+            };
+            (ending, kept)
+        }
     }
 
     /// Records the outputs [`keep_outputs`](Self::keep_outputs) kept; the attempt fails
@@ -1606,6 +1620,7 @@ impl Ctx<'_, '_> {
         let at = self.attempt_ref(ending.task, ending.attempt);
         let now = Utc::now();
         let recorded = match kept {
+            Ok(found) if found.is_empty() => Ok(()),
             Ok(found) => self
                 .engine
                 .store
