@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Project, attempts};
+use crate::harness::{Backend, Project, attempts};
 
 const TWO_STEPS: &str = r#"
 [params]
@@ -238,4 +238,50 @@ fn vane_own_state_folder_does_not_make_the_tree_dirty() {
         git_state["dirty"], false,
         "every DAG file is committed, yet the run is recorded dirty: {git_state:#}"
     );
+}
+
+#[test]
+fn attempts_are_rows_in_the_postgresql_database() {
+    let p = Project::on(Backend::Postgres).dag("steps", TWO_STEPS);
+    p.vane(&["run", "steps"]).success();
+    let rows = p.sql(
+        "SELECT task_id, attempt, state, exit_code, pid > 0, pid_start_time > 0, host <> '', \
+         log_path <> '', started_at <= ended_at FROM attempts ORDER BY task_id",
+    );
+    assert_eq!(
+        rows,
+        "prepare|1|success|0|t|t|t|t|t\ntrain|1|success|0|t|t|t|t|t\n"
+    );
+    let status = p.vane(&["status"]).success().stdout;
+    assert!(status.contains("(postgresql)"), "{status}");
+    // The password-free URL is shown as given.
+    assert!(status.contains(&p.database()), "{status}");
+}
+
+#[test]
+fn state_dir_holds_logs_and_work_apart_from_the_database() {
+    let p = Project::new().dag(
+        "steps",
+        "[tasks.write]\ncommand = \"echo made > $VANE_WORK/out.txt && echo logged\"\n",
+    );
+    p.vane(&["--state-dir", "state", "run", "steps"]).success();
+    // The database stays where --db says; logs and the work folder move to the state folder.
+    assert!(p.path().join(".vane/vane.db").exists());
+    assert!(!p.path().join(".vane/logs").exists());
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("state/work/out.txt")).unwrap(),
+        "made\n"
+    );
+    let show = p.show(1);
+    let log = attempts(&show, "write")[0]["log_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        log.starts_with(&p.root().join("state/logs").display().to_string()),
+        "{log}"
+    );
+    p.vane(&["--state-dir", "state", "logs", "1", "write"])
+        .success()
+        .stdout_contains("logged");
 }
