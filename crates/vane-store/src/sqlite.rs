@@ -953,9 +953,7 @@ impl Store for SqliteStore {
                 started_at: parse_ts(&row.get::<_, String>("started_at")?)?,
                 ended_at: ended.map(|t| parse_ts(&t)).transpose()?,
             };
-            if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
-                task.attempts.push(attempt);
-            }
+            attach_attempt(&mut tasks, &task_id, attempt);
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = ?1 ORDER BY name",
@@ -963,14 +961,12 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![id])?;
         while let Some(row) = rows.next()? {
             let task_id: String = row.get(0)?;
-            let number: u32 = row.get(1)?;
-            let attempt = tasks
-                .iter_mut()
-                .find(|t| t.task_id == task_id)
-                .and_then(|t| t.attempts.iter_mut().find(|a| a.attempt == number));
-            if let Some(attempt) = attempt {
-                attempt.metrics.push((row.get(2)?, row.get(3)?));
-            }
+            attach_metric(
+                &mut tasks,
+                &task_id,
+                row.get(1)?,
+                (row.get(2)?, row.get(3)?),
+            );
         }
         Ok(RunDetail { run, tasks })
     }

@@ -328,6 +328,30 @@ pub struct RunDetail {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// Assembling a [`RunDetail`] from its rows, the same way on every backend: an attempt or a
+/// metric of a task the run does not list (a DAG edited since) is left out.
+pub(crate) fn attach_attempt(tasks: &mut [TaskRecord], task_id: &str, attempt: AttemptRecord) {
+    if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
+        task.attempts.push(attempt);
+    }
+}
+
+/// See [`attach_attempt`].
+pub(crate) fn attach_metric(
+    tasks: &mut [TaskRecord],
+    task_id: &str,
+    attempt: u32,
+    metric: (String, f64),
+) {
+    let found = tasks
+        .iter_mut()
+        .find(|t| t.task_id == task_id)
+        .and_then(|t| t.attempts.iter_mut().find(|a| a.attempt == attempt));
+    if let Some(found) = found {
+        found.metrics.push(metric);
+    }
+}
+
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter<'a> {

@@ -757,9 +757,7 @@ impl Store for PgStore {
                     started_at: row.try_get("started_at")?,
                     ended_at: row.try_get("ended_at")?,
                 };
-                if let Some(task) = tasks.iter_mut().find(|t| t.task_id == task_id) {
-                    task.attempts.push(attempt);
-                }
+                attach_attempt(&mut tasks, &task_id, attempt);
             }
             let metrics = c.query(
                 "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = $1 ORDER BY name",
@@ -768,13 +766,12 @@ impl Store for PgStore {
             for row in metrics {
                 let task_id: &str = row.try_get(0)?;
                 let number = to_u32(row.try_get(1)?, "attempt number")?;
-                let attempt = tasks
-                    .iter_mut()
-                    .find(|t| t.task_id == task_id)
-                    .and_then(|t| t.attempts.iter_mut().find(|a| a.attempt == number));
-                if let Some(attempt) = attempt {
-                    attempt.metrics.push((row.try_get(2)?, row.try_get(3)?));
-                }
+                attach_metric(
+                    &mut tasks,
+                    task_id,
+                    number,
+                    (row.try_get(2)?, row.try_get(3)?),
+                );
             }
             Ok(RunDetail { run, tasks })
         })
