@@ -208,7 +208,18 @@ const STORE_THREADS: usize = 2;
 /// The engine with the paths of this project: logs and work folder in the state folder, and
 /// connections of its own on threads of their own.
 pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>> {
+    engine_as(g, kill_grace, vane_store::LeaseRole::Command)
+}
+
+/// [`engine`], owning runs under a lease of the given role.
+fn engine_as(
+    g: &Global,
+    kill_grace: Duration,
+    role: vane_store::LeaseRole,
+) -> Result<Engine<'static>> {
     let app = app(g);
+    let limits = limits(g)?;
+    let lease_ttl = limits.lease_ttl.unwrap_or(vane_store::DEFAULT_LEASE_TTL);
     let db = app.db_for_children()?;
     let opened = db.clone();
     let store = StoreThreads::open(STORE_THREADS, move || vane_store::open(&opened))?;
@@ -217,7 +228,7 @@ pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work folder {}", work.display()))?;
     Ok(Engine {
-        limits: limits(g)?,
+        limits,
         store,
         executor: &ProcessExecutor,
         offload: &vane_engine::BlockingPool,
@@ -227,6 +238,7 @@ pub(crate) fn engine(g: &Global, kill_grace: Duration) -> Result<Engine<'static>
             project_root: std::env::current_dir()?,
             artifacts: state_dir.join("artifacts"),
         },
+        lease: vane_engine::Lease::new(&host(), role, lease_ttl),
         host: host(),
         kill_grace,
         builtin: Some(vane_engine::BuiltinCommand {
@@ -321,7 +333,11 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     }
     // Handlers first: a SIGTERM while the database is being opened is a clean stop too.
     let (runtime, stop) = runtime_with_stop()?;
-    let engine = engine(g, Duration::from_secs(kill_grace))?;
+    let engine = engine_as(
+        g,
+        Duration::from_secs(kill_grace),
+        vane_store::LeaseRole::Scheduler,
+    )?;
     let config = vane_daemon::Config {
         dags_dir: absolute(&g.dags)?,
         shutdown_grace: Duration::from_secs(grace),

@@ -240,6 +240,14 @@ pub fn who(by: Option<&str>) -> String {
 /// This host's name, as runs and attempts record it.
 #[must_use]
 pub fn host() -> String {
+    // Containers and network namespaces can share a kernel hostname across what are, to vane,
+    // different hosts; `VANE_HOST` names this one explicitly.
+    if let Some(host) = std::env::var("VANE_HOST")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return host.trim().to_owned();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

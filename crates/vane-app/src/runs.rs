@@ -282,7 +282,7 @@ impl App {
                 .enable_all()
                 .build()
                 .map_err(AppError::io("cannot start a runtime to adopt the run"))?;
-            runtime.block_on(vane_engine::adopt(&engine, run_id))?;
+            runtime.block_on(vane_engine::adopt(&engine, &detail.run))?;
             detail = store.run(run_id)?;
         }
         // The rerun uses the DAG file as it is now (the usual reason to clear is a fix), or the

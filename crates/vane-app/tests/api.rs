@@ -57,6 +57,11 @@ fn app(root: &Path) -> App {
             },
             host: vane_app::host(),
             kill_grace,
+            lease: vane_engine::Lease::new(
+                "test-host",
+                vane_store::LeaseRole::Command,
+                vane_store::DEFAULT_LEASE_TTL,
+            ),
             limits: Default::default(),
             builtin: None,
         })

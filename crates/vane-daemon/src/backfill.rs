@@ -177,7 +177,7 @@ pub async fn drive(
                             .as_ref()
                             .is_some_and(|o| vane_engine::orphaned(o, &engine.host, false))
                         {
-                            vane_engine::adopt(&engine, run).await?;
+                            vane_engine::adopt(&engine, &record).await?;
                         }
                     }
                 }

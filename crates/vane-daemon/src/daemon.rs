@@ -135,8 +135,10 @@ impl Scheduler {
         // the scheduler up from its first moment.
         self.beat(false).await;
         let served = self.schedule(shutdown).await;
-        // Failed or not, this process schedules no more: say so rather than go stale.
+        // Failed or not, this process schedules no more: say so rather than go stale, and
+        // leave nothing for others to wait out (its runs were put back in the queue).
         self.beat(true).await;
+        self.engine.lease.release(&self.store()).await;
         served
     }
 
@@ -213,6 +215,19 @@ impl Scheduler {
         self.last_beat = Some(self.clock.instant());
         let (host, started_at, at) = (self.engine.host.clone(), self.up_since, self.clock.now());
         let passes = self.passes.clone();
+        // After a lost lease, the next heartbeat takes a new one, so the scheduler is seen
+        // holding one again before it claims any run.
+        let lease = if stopped {
+            self.engine.lease.id()
+        } else {
+            match self.engine.lease.current(&self.store()).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    warn!(error = %e, "Could not take a lease; retrying with the next heartbeat.");
+                    None
+                }
+            }
+        };
         let recorded = self
             .store()
             .call(move |s| {
@@ -223,6 +238,7 @@ impl Scheduler {
                     at,
                     passes: &passes,
                     stopped,
+                    lease: lease.as_deref(),
                 })
             })
             .await;
@@ -552,6 +568,13 @@ impl Scheduler {
                 Err(DaemonError::Engine(EngineError::Claimed(_))) => {
                     info!(run_id = run.id, "Run taken by another process.");
                 }
+                // Adopted by another scheduler while this one was cut off: its tasks here are
+                // killed, and the run is the other's now.
+                Err(DaemonError::Engine(EngineError::Store(StoreError::Fenced {
+                    why, ..
+                }))) => {
+                    warn!(run_id = run.id, reason = %why, "Run no longer ours: its tasks here were killed, and its record is left to its new owner.");
+                }
                 Err(e) => error!(run_id = run.id, error = %e, "Run could not be executed."),
             }
             finished.notify_one();
@@ -598,7 +621,7 @@ impl Scheduler {
             let Some(owner) = &run.owner else { continue };
             let ours_active = self.active.contains_key(&run.id);
             if vane_engine::orphaned(owner, &self.engine.host, ours_active) {
-                vane_engine::adopt(&self.engine, run.id).await?;
+                vane_engine::adopt(&self.engine, &run).await?;
             }
         }
         Ok(())

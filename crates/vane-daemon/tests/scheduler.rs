@@ -132,6 +132,11 @@ impl Harness {
             },
             host: "test-host".into(),
             kill_grace: Duration::from_secs(1),
+            lease: vane_engine::Lease::new(
+                "test-host",
+                vane_store::LeaseRole::Command,
+                vane_store::DEFAULT_LEASE_TTL,
+            ),
             limits: vane_dag::SchedulerConfig::default(),
             builtin: None,
         }
@@ -654,8 +659,15 @@ async fn a_run_orphaned_while_the_scheduler_is_up_is_adopted_and_completed() {
             // Never a Linux pid.
             pid: u32::MAX,
             start_time: Some(1),
+            lease: None,
+            lease_held: None,
         };
-        assert!(h.store.claim_run(run, &gone, h.clock.now()).unwrap());
+        assert!(
+            h.store
+                .claim_run(run, &gone, h.clock.now())
+                .unwrap()
+                .is_some()
+        );
         // Orphans are looked for every 5 s; the adopted run's task takes 1 s.
         h.until("2026-11-23T10:00:06.500Z").await;
     })

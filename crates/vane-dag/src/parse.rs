@@ -69,6 +69,9 @@ pub struct SchedulerConfig {
     pub pools: std::collections::BTreeMap<String, usize>,
     /// `[alerts]`: rules, channels and the on-call rotation.
     pub alerts: crate::alerts::AlertsConfig,
+    /// `[scheduler] lease_ttl`: how long a vane process counts as alive without renewing its
+    /// lease; `None` for vane's default.
+    pub lease_ttl: Option<std::time::Duration>,
 }
 
 /// Parses and checks a scheduler config file:
@@ -111,6 +114,17 @@ pub fn parse_config_in(
             "scheduler" => {
                 let keys = cx.table(value, &[spec::SCHEDULER], "[scheduler]");
                 config.max_active_tasks = keys.int("max_active_tasks").map(|n| n as usize);
+                if let Some(entry) = keys.get("lease_ttl") {
+                    match keys.dur("lease_ttl") {
+                        // Renewed every third of it: below 3 s one slow round trip loses it.
+                        Some(ttl) if ttl < std::time::Duration::from_secs(3) => cx.error(
+                            "lease_ttl must be at least 3s",
+                            entry.span.clone(),
+                            "a lease is renewed every third of its time to live; use 10s to 60s",
+                        ),
+                        ttl => config.lease_ttl = ttl,
+                    }
+                }
             }
             "pools" => {
                 let DeValue::Table(pools) = value.get_ref() else {

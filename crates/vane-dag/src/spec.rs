@@ -344,14 +344,21 @@ fn artifact_inputs_schema() -> Value {
 }
 
 /// Keys of `[scheduler]` in the scheduler config file (`vane.toml`).
-pub(crate) const SCHEDULER: &[Field] = &[field(
-    "max_active_tasks",
-    Ty::Int {
-        min: 1,
-        max: 100_000,
-    },
-    "Most tasks running at once across every run of every DAG (and every vane process on the same database).",
-)];
+pub(crate) const SCHEDULER: &[Field] = &[
+    field(
+        "max_active_tasks",
+        Ty::Int {
+            min: 1,
+            max: 100_000,
+        },
+        "Most tasks running at once across every run of every DAG (and every vane process on the same database).",
+    ),
+    field(
+        "lease_ttl",
+        Ty::Duration { max_secs: 3600 },
+        "How long a vane process is taken to be alive without renewing its lease (renewed every third of it). Runs of a scheduler whose lease expired are adopted by another; default 20s, at least 3s.",
+    ),
+];
 
 /// Top-level tables of a DAG file.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[

@@ -2,14 +2,14 @@
 //! terminal): what scheduler recovery, backfills and `vane clear` all need.
 
 use chrono::Utc;
-use tracing::warn;
-use vane_store::{AttemptState, Change, RunId, RunState, Store, TaskState};
+use tracing::{info, warn};
+use vane_store::{AttemptState, Change, RunId, RunRecord, RunState, Store, TaskState};
 
 use crate::{Engine, EngineError};
 
-/// Whether the run `owner` claimed is orphaned as seen from this process: its owner is a
-/// dead process on this host, or this very process, which is not executing it (`ours_active`
-/// says whether it is).
+/// Whether the run `owner` claimed is orphaned as seen from this process: the owner's lease
+/// expired (by the database's clock), or the owner is a dead process on this host, or this
+/// very process, which is not executing it (`ours_active` says whether it is).
 pub fn orphaned(owner: &vane_store::Owner, host: &str, ours_active: bool) -> bool {
     let ours = owner.host == host && owner.pid == std::process::id();
     if ours {
@@ -19,14 +19,34 @@ pub fn orphaned(owner: &vane_store::Owner, host: &str, ours_active: bool) -> boo
     }
 }
 
-/// Adopts run `run`: each attempt still marked running has its process group killed if its
-/// pid still names the same process (a reused pid is never killed), and is recorded failed
-/// as "scheduler lost"; its task is queued again when its retry policy allows another try
-/// (counted since the task was last cleared) or failed; the run is queued, with no owner.
+/// Adopts run `run`, as last read: takes it over from its owner (unless the owner changed
+/// since, or another process adopts it first: then `false`, and nothing is done); each attempt
+/// still marked running has its process group killed if it ran on this host and its pid still
+/// names the same process (a reused pid is never killed), and is recorded failed as "scheduler
+/// lost"; its task is queued again when its retry policy allows another try (counted since the
+/// task was last cleared) or failed; the run is queued, with no owner.
 ///
 /// # Errors
 /// Fails when the store cannot be used.
-pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
+pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, EngineError> {
+    let run = seen.id;
+    let lost_owner = seen.owner.clone();
+    let me = engine.owner(engine.lease.current(&engine.store).await?);
+    let token = seen.owner_token;
+    let Some(fence) = engine
+        .store
+        .call(move |s| {
+            let lease = me.lease.clone().unwrap_or_default();
+            s.take_over(run, token, &me, &lease)
+        })
+        .await?
+    else {
+        info!(
+            run_id = run,
+            "Run changed hands since it was found orphaned; leaving it."
+        );
+        return Ok(false);
+    };
     let (detail, source) = engine
         .store
         .call(move |s| {
@@ -35,6 +55,8 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
             Ok::<_, EngineError>((detail, source))
         })
         .await?;
+    // A pid names a process on its own host only.
+    let local = lost_owner.is_none_or(|o| o.host == engine.host);
     let dag = vane_dag::parse_dag(&source, &detail.run.dag_id).dag;
     warn!(run_id = run, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
     let at = Utc::now();
@@ -47,7 +69,7 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
         else {
             continue;
         };
-        if let (Some(pid), Some(start)) = (attempt.pid, attempt.pid_start_time)
+        if let (true, Some(pid), Some(start)) = (local, attempt.pid, attempt.pid_start_time)
             && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
         {
             warn!(run_id = run, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
@@ -95,8 +117,11 @@ pub async fn adopt(engine: &Engine<'_>, run: RunId) -> Result<(), EngineError> {
     changes.push(Change::RunOwner { run, owner: None });
     // Its slots and places in line went with its process.
     changes.push(Change::ReleaseSlots { run, task: None });
-    engine.store.call(move |s| s.apply(&changes)).await?;
-    Ok(())
+    engine
+        .store
+        .call(move |s| s.apply_fenced(&fence, &changes))
+        .await?;
+    Ok(true)
 }
 
 /// The changes that end a queued run that will never start: the run fails with `reason` and

@@ -35,9 +35,14 @@ pub enum ClearError {
     Running { run: i64, pid: u32, host: String },
 }
 
-/// Whether the vane process that claimed a run is still alive on this host. A process on
-/// another host is assumed alive: only that host can tell.
+/// Whether the vane process that claimed a run is still alive: not when its lease expired by
+/// the database's clock; on this host, when its pid still names it; on another host, as long as
+/// its lease holds (or, for an owner from before leases, always: only that host can tell).
 pub fn owner_alive(owner: &Owner, this_host: &str) -> bool {
+    // The database's clock is the judge of a lease; a pid is asked only on its own host.
+    if owner.lease_held == Some(false) {
+        return false;
+    }
     owner.host != this_host
         || owner
             .start_time

@@ -25,6 +25,7 @@ mod adopt;
 pub mod artifacts;
 mod clear;
 mod git;
+mod lease;
 mod machine;
 pub mod metrics;
 mod offload;
@@ -33,6 +34,7 @@ mod runner;
 pub use adopt::{abandon_changes, adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
 pub use git::git_state;
+pub use lease::Lease;
 pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use offload::{BlockingPool, Offload};
 pub use runner::{

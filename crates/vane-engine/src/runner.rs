@@ -7,12 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
-    ArtifactLink, AttemptRef, Change, Direction, GitState, NewArtifact, NewDagVersion, NewRun,
-    Owner, RunId, RunState, Store, StoreThreads, TaskState, Trigger,
+    ArtifactLink, AttemptRef, Change, Direction, Fence, GitState, NewArtifact, NewDagVersion,
+    NewRun, Owner, RunId, RunState, Store, StoreError, StoreThreads, TaskState, Trigger,
 };
 
 use crate::EngineError;
@@ -94,6 +94,8 @@ pub struct Engine<'a> {
     pub limits: vane_dag::SchedulerConfig,
     /// How to start built-in task kinds; `None` fails such tasks with a clear reason.
     pub builtin: Option<BuiltinCommand>,
+    /// The lease this process owns runs under.
+    pub lease: crate::Lease,
 }
 
 /// Records a DAG file's content as a version of DAG `dag_id` (or finds it recorded).
@@ -179,9 +181,26 @@ impl Engine<'_> {
         }
     }
 
-    /// Records `changes` in one transaction, off the loop.
-    async fn apply(&self, changes: Vec<Change>) -> Result<(), EngineError> {
-        Ok(self.store.call(move |s| s.apply(&changes)).await?)
+    /// Records `changes` in one transaction, off the loop, as the owner holding `fence`: refused
+    /// once another process adopted the run or this one lost its lease.
+    async fn apply(&self, fence: &Fence, changes: Vec<Change>) -> Result<(), EngineError> {
+        let fence = fence.clone();
+        Ok(self
+            .store
+            .call(move |s| s.apply_fenced(&fence, &changes))
+            .await?)
+    }
+
+    /// This process as the owner of a run, under lease `lease`.
+    pub(crate) fn owner(&self, lease: String) -> Owner {
+        let pid = std::process::id();
+        Owner {
+            host: self.host.clone(),
+            pid,
+            start_time: vane_exec::process_start_time(pid),
+            lease: Some(lease),
+            lease_held: None,
+        }
     }
 
     /// Runs blocking work (a file read, a `git` call) on the engine's offload threads and
@@ -210,20 +229,18 @@ impl Engine<'_> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         // Claiming the run first makes this the only process executing it, and lets recovery
         // after a crash tell an orphaned run from one that a live process executes.
-        let pid = std::process::id();
-        let owner = Owner {
-            host: self.host.clone(),
-            pid,
-            start_time: vane_exec::process_start_time(pid),
-        };
+        // Watched from before the lease is taken, so a loss in between is seen too.
+        let mut lost = self.lease.lost();
+        let owner = self.owner(self.lease.current(&self.store).await?);
         let (claimant, at) = (owner.clone(), Utc::now());
-        if !self
+        let Some(fence) = self
             .store
             .call(move |s| s.claim_run(run, &claimant, at))
             .await?
-        {
+        else {
             return Err(EngineError::Claimed(run));
-        }
+        };
+        let fence = &fence;
         let record = self.store.call(move |s| s.run(run)).await?;
         let recorded: Vec<Recorded> = dag
             .tasks
@@ -258,6 +275,7 @@ impl Engine<'_> {
             run,
             spec,
             owner: &owner,
+            fence,
         };
         // A pool the config does not define can never give a slot: say so instead of waiting.
         if let Some((task, pool)) = dag.tasks.iter().find_map(|t| {
@@ -269,11 +287,12 @@ impl Engine<'_> {
             let reason = format!(
                 "task `{task}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
             );
-            let abandoned = reason.clone();
+            let (abandoned, fence) = (reason.clone(), fence.clone());
             self.store
                 .call(move |s| {
-                    s.apply(&crate::adopt::abandon_changes(s, run, &abandoned)?)?;
-                    s.apply(&[Change::RunOwner { run, owner: None }])?;
+                    let mut changes = crate::adopt::abandon_changes(s, run, &abandoned)?;
+                    changes.push(Change::RunOwner { run, owner: None });
+                    s.apply_fenced(&fence, &changes)?;
                     Ok::<_, EngineError>(())
                 })
                 .await?;
@@ -300,7 +319,7 @@ impl Engine<'_> {
             loop {
                 if machine.drained() {
                     let reason = "the scheduler stopped before the run finished; it resumes when the scheduler starts again";
-                    self.apply(vec![
+                    self.apply(fence, vec![
                         Change::Run {
                             run,
                             state: RunState::Queued,
@@ -316,7 +335,7 @@ impl Engine<'_> {
                 }
                 if let Some(state) = machine.outcome() {
                     let reason = run_reason(&machine, dag, stopping);
-                    self.apply(vec![
+                    self.apply(fence, vec![
                         Change::Run {
                             run,
                             state,
@@ -386,6 +405,15 @@ impl Engine<'_> {
                     () = sleep_until(sla_wake), if sla_wake.is_some() => {
                         (Vec::new(), ctx.missed_slas(&machine, &mut deadlines))
                     }
+                    // Another process adopts the run now: stop acting as its owner at once, and
+                    // leave no task of it running here.
+                    Ok(()) = lost.changed() => {
+                        error!(run_id = run, "This process lost its lease: killing the run's tasks; another scheduler adopts the run.");
+                        return Err(EngineError::Store(StoreError::Fenced {
+                            run,
+                            why: "this process lost its lease".into(),
+                        }));
+                    }
                     changed = control.changed(), if listening && stopping.is_none() => {
                         if changed.is_err() {
                             // Nobody can ask anything any more.
@@ -422,9 +450,10 @@ impl Engine<'_> {
                 kill.kill();
             }
             while procs.joins.join_next().await.is_some() {}
-            // Best effort: the store just failed. Slots left behind are freed by adoption.
+            // Best effort: the store just failed. Slots left behind are freed by adoption; an
+            // owner fenced off frees nothing, as the slots may be its successor's by now.
             let _ = self
-                .apply(vec![Change::ReleaseSlots { run, task: None }])
+                .apply(fence, vec![Change::ReleaseSlots { run, task: None }])
                 .await;
         }
         result
@@ -549,6 +578,8 @@ struct Ctx<'e, 's> {
     run: RunId,
     spec: &'s RunSpec<'s>,
     owner: &'s Owner,
+    /// Carried by every write about the run: see [`vane_store::Fence`].
+    fence: &'s Fence,
 }
 
 impl Ctx<'_, '_> {
@@ -938,7 +969,9 @@ impl Ctx<'_, '_> {
                 }
             }
             if !changes.is_empty() {
-                self.engine.apply(std::mem::take(&mut changes)).await?;
+                self.engine
+                    .apply(self.fence, std::mem::take(&mut changes))
+                    .await?;
             }
             for (task, attempt, job) in to_prepare {
                 procs.starting.insert(task, false);
@@ -1011,7 +1044,7 @@ impl Ctx<'_, '_> {
             }
             if actions.is_empty() {
                 if !changes.is_empty() {
-                    self.engine.apply(changes).await?;
+                    self.engine.apply(self.fence, changes).await?;
                 }
                 return Ok(());
             }

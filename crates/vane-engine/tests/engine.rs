@@ -169,6 +169,11 @@ fn engine<'a>(f: &Fixture, executor: &'a FakeExecutor) -> Engine<'a> {
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
+        lease: vane_engine::Lease::new(
+            "test-host",
+            vane_store::LeaseRole::Command,
+            vane_store::DEFAULT_LEASE_TTL,
+        ),
         limits: vane_dag::SchedulerConfig::default(),
         builtin: None,
     }

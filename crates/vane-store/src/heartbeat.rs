@@ -102,6 +102,8 @@ pub struct Heartbeat<'a> {
     pub passes: &'a PassStats,
     /// A clean shutdown: the scheduler will write no more.
     pub stopped: bool,
+    /// The lease the scheduler holds now (see [`crate::LeaseStore`]).
+    pub lease: Option<&'a str>,
 }
 
 /// The id of a scheduler process, as its heartbeat row and the `scheduler` label carry it.
@@ -120,6 +122,8 @@ pub struct SchedulerRecord {
     pub last_heartbeat: DateTime<Utc>,
     pub stopped_at: Option<DateTime<Utc>>,
     pub passes: PassStats,
+    /// The lease it held at its latest heartbeat.
+    pub lease: Option<String>,
 }
 
 /// Whether a scheduler is working, as far as its heartbeat tells.

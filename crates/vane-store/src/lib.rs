@@ -21,6 +21,7 @@ mod alerts;
 mod artifacts;
 mod checks;
 mod heartbeat;
+mod lease;
 mod metrics;
 mod observe;
 mod postgres;
@@ -45,6 +46,9 @@ pub use checks::{
 pub use heartbeat::{
     FORGET_AFTER, HEARTBEAT_EVERY, Heartbeat, HeartbeatStore, PASS_BUCKETS, PassStats, STALE_AFTER,
     SchedulerRecord, SchedulerStatus, SchedulerSummary, scheduler_id,
+};
+pub use lease::{
+    DEFAULT_LEASE_TTL, Fence, LeaseRecord, LeaseRole, LeaseState, LeaseStore, NewLease, lease_id,
 };
 pub use metrics::{MetricFilter, MetricPoint, MetricStore};
 pub use observe::{Histogram, Observation, ObserveStore};
@@ -93,6 +97,10 @@ pub enum StoreError {
         logical_date: String,
         run: RunId,
     },
+    /// A write as a run's owner, refused: another process adopted the run, or this one's lease
+    /// expired. The caller no longer owns the run and must stop acting on it.
+    #[error("run {run} is no longer ours: {why}")]
+    Fenced { run: RunId, why: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -169,6 +177,7 @@ pub trait Store:
     + ArtifactStore
     + CheckStore
     + HeartbeatStore
+    + LeaseStore
     + MetricStore
     + ObserveStore
     + RegistryStore
@@ -188,7 +197,9 @@ pub trait Store:
 
     /// Makes `owner` the one process executing run `run` and marks the run `running`, unless
     /// another process has claimed it already: two schedulers (or a scheduler and a
-    /// `vane clear --foreground`) never execute the same run. `Ok(false)` when it was taken.
+    /// `vane clear --foreground`) never execute the same run. The claim raises the run's
+    /// fencing token; the [`Fence`] it returns is what the owner's writes carry
+    /// ([`LeaseStore::apply_fenced`]). `Ok(None)` when the run was taken.
     ///
     /// # Errors
     /// Fails when the database cannot be written.
@@ -197,7 +208,7 @@ pub trait Store:
         run: RunId,
         owner: &Owner,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool>;
+    ) -> Result<Option<Fence>>;
 
     /// Takes one slot of each requested pool for a task, or puts the task in line for them.
     /// Granted only when, in every pool, the slots held plus the tasks ahead in line leave one

@@ -33,6 +33,7 @@ mod alerts;
 mod artifacts;
 mod checks;
 mod heartbeat;
+mod lease;
 mod locks;
 mod metrics;
 mod migrate;

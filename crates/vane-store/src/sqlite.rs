@@ -11,10 +11,12 @@ mod alerts;
 mod artifacts;
 mod checks;
 mod heartbeat;
+mod lease;
 mod metrics;
 mod observe;
 mod registry;
 
+use crate::lease::Fence;
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 
@@ -34,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_rollout_lock.sql"),
     include_str!("../migrations/0013_alerts.sql"),
     include_str!("../migrations/0014_scheduler_heartbeat.sql"),
+    include_str!("../migrations/0015_leases.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -195,6 +198,39 @@ impl SqliteStore {
     /// Inside a transaction already (see [`crate::AlertStore::atomically`]) it opens a
     /// savepoint instead, so the caller's work commits with the outer transaction or not at
     /// all, while a failure inside still undoes only this part.
+    /// [`Store::apply`], as the owner holding `fence` when there is one: the fence is checked
+    /// in the same transaction as the changes are written.
+    pub(super) fn apply_as(&self, fence: Option<&Fence>, changes: &[Change]) -> Result<()> {
+        // A pid only means something while this machine stays up: after a power loss every
+        // recorded process is gone anyway. So a batch of nothing but pids skips the fsync
+        // (WAL with synchronous=NORMAL still survives a crash of vane itself), which halves
+        // the fsyncs per task; every state transition keeps synchronous=FULL.
+        // SQLite refuses to change the safety level inside a transaction; nested in one, the
+        // batch commits with it anyway.
+        let volatile = self.conn.is_autocommit()
+            && changes
+                .iter()
+                .all(|c| matches!(c, Change::AttemptProcess { .. }));
+        if volatile {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let result = (|| {
+            let tx = self.write_tx()?;
+            if let Some(fence) = fence {
+                lease::check_fence(&tx, fence)?;
+            }
+            for change in changes {
+                Self::apply_one(&tx, change)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if volatile {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        result
+    }
+
     pub(super) fn write_tx(&self) -> Result<WriteTx<'_>> {
         let outer = self.conn.is_autocommit();
         self.conn.execute_batch(if outer {
@@ -332,9 +368,12 @@ impl SqliteStore {
                     start_time: row
                         .get::<_, Option<i64>>("owner_start_time")?
                         .map(|t| t as u64),
+                    lease: row.get("owner_lease")?,
+                    lease_held: row.get("owner_lease_held")?,
                 }),
                 _ => None,
             },
+            owner_token: row.get("owner_token")?,
             queued_at: parse_ts(&row.get::<_, String>("queued_at")?)?,
             started_at: opt_ts("started_at")?,
             ended_at: opt_ts("ended_at")?,
@@ -442,13 +481,15 @@ impl SqliteStore {
                 .execute(params![run, version])?,
             Change::RunOwner { run, owner } => tx
                 .prepare_cached(
-                    "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4 WHERE id = ?1",
+                    "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4,
+                        owner_lease = ?5 WHERE id = ?1",
                 )?
                 .execute(params![
                     run,
                     owner.as_ref().map(|o| &o.host),
                     owner.as_ref().map(|o| o.pid),
-                    owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64)
+                    owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64),
+                    owner.as_ref().and_then(|o| o.lease.as_deref())
                 ])?,
             Change::AttemptFinished {
                 run,
@@ -561,20 +602,29 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
-        let claimed = self.conn.execute(
-            "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4,
-                state = 'running', reason = NULL, started_at = COALESCE(started_at, ?5), ended_at = NULL
-             WHERE id = ?1 AND owner_pid IS NULL AND state IN ('queued', 'running')",
-            params![
-                run,
-                owner.host,
-                owner.pid,
-                owner.start_time.map(|t| t as i64),
-                ts(&at)
-            ],
-        )?;
-        Ok(claimed == 1)
+    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<Option<Fence>> {
+        let token = self
+            .conn
+            .prepare_cached(
+                "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4,
+                    owner_lease = ?6, owner_token = owner_token + 1,
+                    state = 'running', reason = NULL, started_at = COALESCE(started_at, ?5), ended_at = NULL
+                 WHERE id = ?1 AND owner_pid IS NULL AND state IN ('queued', 'running')
+                 RETURNING owner_token",
+            )?
+            .query_row(
+                params![
+                    run,
+                    owner.host,
+                    owner.pid,
+                    owner.start_time.map(|t| t as i64),
+                    ts(&at),
+                    owner.lease
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(token.map(|token| Fence { run, token }))
     }
 
     fn request_slots(&self, r: &SlotRequest<'_>, alive: &dyn Fn(&Owner) -> bool) -> Result<bool> {
@@ -589,6 +639,9 @@ impl Store for SqliteStore {
                         host: row.get(0)?,
                         pid: row.get(1)?,
                         start_time: row.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                        // Slots of a process on another host are freed when its runs are adopted.
+                        lease: None,
+                        lease_held: None,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
@@ -824,31 +877,7 @@ impl Store for SqliteStore {
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
-        // A pid only means something while this machine stays up: after a power loss every
-        // recorded process is gone anyway. So a batch of nothing but pids skips the fsync
-        // (WAL with synchronous=NORMAL still survives a crash of vane itself), which halves
-        // the fsyncs per task; every state transition keeps synchronous=FULL.
-        // SQLite refuses to change the safety level inside a transaction; nested in one, the
-        // batch commits with it anyway.
-        let volatile = self.conn.is_autocommit()
-            && changes
-                .iter()
-                .all(|c| matches!(c, Change::AttemptProcess { .. }));
-        if volatile {
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
-        let result = (|| {
-            let tx = self.write_tx()?;
-            for change in changes {
-                Self::apply_one(&tx, change)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        if volatile {
-            self.conn.pragma_update(None, "synchronous", "FULL")?;
-        }
-        result
+        self.apply_as(None, changes)
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
@@ -876,11 +905,12 @@ impl Store for SqliteStore {
             "AND ?1 IS NULL"
         };
         let sql = format!(
-            "SELECT runs.*, dag_versions.content_hash FROM runs
+            "SELECT runs.*, dag_versions.content_hash, {held} AS owner_lease_held FROM runs
              JOIN dag_versions ON dag_versions.id = runs.dag_version_id
              WHERE 1 {dag_clause} {state_clause}
              ORDER BY runs.id {} LIMIT ?2",
-            if filter.oldest_first { "ASC" } else { "DESC" }
+            if filter.oldest_first { "ASC" } else { "DESC" },
+            held = lease::OWNER_LEASE_HELD,
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut values: Vec<Box<dyn rusqlite::ToSql>> =
@@ -901,11 +931,12 @@ impl Store for SqliteStore {
 
     fn run(&self, id: RunId) -> Result<RunDetail> {
         let run = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT runs.*, dag_versions.content_hash FROM runs
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT runs.*, dag_versions.content_hash, {} AS owner_lease_held FROM runs
                  JOIN dag_versions ON dag_versions.id = runs.dag_version_id
                  WHERE runs.id = ?1",
-            )?;
+                lease::OWNER_LEASE_HELD
+            ))?;
             let mut rows = stmt.query(params![id])?;
             match rows.next()? {
                 Some(row) => Self::run_record(row)?,

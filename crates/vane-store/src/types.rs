@@ -171,6 +171,12 @@ pub struct Owner {
     pub pid: u32,
     /// Start time of the process in clock ticks since boot; tells a reused pid apart.
     pub start_time: Option<u64>,
+    /// The lease the owner executes the run under (see [`crate::LeaseStore`]); `None` on runs
+    /// claimed by a vane from before leases.
+    pub lease: Option<String>,
+    /// As read from the database: whether that lease was held then, by the database's clock.
+    /// `None` when not read, or when there is no lease.
+    pub lease_held: Option<bool>,
 }
 
 /// What the scheduler decided for one schedule tick.
@@ -286,6 +292,8 @@ pub struct RunRecord {
     pub git: Option<GitState>,
     pub host: String,
     pub owner: Option<Owner>,
+    /// The fencing token of the run's latest claim or adoption: see [`crate::Fence`].
+    pub owner_token: i64,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,

@@ -189,6 +189,39 @@ impl<S: Store> HeartbeatStore for OffLoop<S> {
     }
 }
 
+impl<S: Store> LeaseStore for OffLoop<S> {
+    fn acquire_lease(&self, lease: &NewLease<'_>) -> Result<DateTime<Utc>> {
+        self.check();
+        self.0.acquire_lease(lease)
+    }
+    fn renew_lease(&self, id: &str, ttl: std::time::Duration) -> Result<Option<DateTime<Utc>>> {
+        self.check();
+        self.0.renew_lease(id, ttl)
+    }
+    fn release_lease(&self, id: &str) -> Result<()> {
+        self.check();
+        self.0.release_lease(id)
+    }
+    fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        self.check();
+        self.0.leases()
+    }
+    fn take_over(
+        &self,
+        run: RunId,
+        seen: i64,
+        owner: &Owner,
+        lease: &str,
+    ) -> Result<Option<Fence>> {
+        self.check();
+        self.0.take_over(run, seen, owner, lease)
+    }
+    fn apply_fenced(&self, fence: &Fence, changes: &[Change]) -> Result<()> {
+        self.check();
+        self.0.apply_fenced(fence, changes)
+    }
+}
+
 impl<S: Store> MetricStore for OffLoop<S> {
     fn metric_series(&self, filter: &MetricFilter<'_>) -> Result<Vec<MetricPoint>> {
         self.check();
@@ -293,7 +326,7 @@ impl<S: Store> Store for OffLoop<S> {
         run: RunId,
         owner: &Owner,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<Fence>> {
         self.check();
         self.0.claim_run(run, owner, at)
     }

@@ -12,7 +12,7 @@ impl HeartbeatStore for PgStore {
         let id = scheduler_id(beat.host, beat.pid, beat.started_at);
         let (host, pid, count) = (beat.host, i64::from(beat.pid), passes.count as i64);
         let (started_at, at, stopped) = (beat.started_at, beat.at, beat.stopped);
-        let (sum, last) = (passes.sum, passes.last);
+        let (sum, last, lease) = (passes.sum, passes.last, beat.lease);
         self.tx(move |c| {
             // A heartbeat lost to a crash of the server costs nothing (the next one replaces
             // it), so its commit does not wait for the disk, as SQLite's skips the fsync.
@@ -20,9 +20,9 @@ impl HeartbeatStore for PgStore {
             c.execute(
                 "INSERT INTO schedulers (id, host, pid, started_at, last_heartbeat, stopped_at,
                                          passes, pass_seconds_sum, pass_bounds, pass_counts,
-                                         last_pass_seconds)
+                                         last_pass_seconds, lease_id)
                  VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN $5::timestamptz END,
-                         $7, $8, $9, $10, $11)
+                         $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (id) DO UPDATE SET
                      last_heartbeat = excluded.last_heartbeat,
                      stopped_at = excluded.stopped_at,
@@ -30,7 +30,8 @@ impl HeartbeatStore for PgStore {
                      pass_seconds_sum = excluded.pass_seconds_sum,
                      pass_bounds = excluded.pass_bounds,
                      pass_counts = excluded.pass_counts,
-                     last_pass_seconds = excluded.last_pass_seconds",
+                     last_pass_seconds = excluded.last_pass_seconds,
+                     lease_id = excluded.lease_id",
                 &[
                     &id,
                     &host,
@@ -43,6 +44,7 @@ impl HeartbeatStore for PgStore {
                     &bounds,
                     &counts,
                     &last,
+                    &lease,
                 ],
             )?;
             Ok(())
@@ -59,7 +61,7 @@ impl HeartbeatStore for PgStore {
 pub(crate) fn read(c: &mut Client) -> Result<Vec<SchedulerRecord>> {
     let rows = c.query(
         "SELECT id, host, pid, started_at, last_heartbeat, stopped_at, passes, pass_seconds_sum,
-                pass_bounds, pass_counts, last_pass_seconds
+                pass_bounds, pass_counts, last_pass_seconds, lease_id
          FROM schedulers ORDER BY stopped_at IS NOT NULL, last_heartbeat DESC, id",
         &[],
     )?;
@@ -91,6 +93,7 @@ pub(crate) fn read(c: &mut Client) -> Result<Vec<SchedulerRecord>> {
                 sum: row.try_get(7)?,
                 last: row.try_get(10)?,
             },
+            lease: row.try_get(11)?,
             id,
         });
     }

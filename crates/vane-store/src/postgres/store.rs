@@ -11,12 +11,39 @@ use ::postgres::{Client, Row};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{PgStore, to_u32};
+use crate::lease::Fence;
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 
 /// The first key of the advisory locks on pools (the second is the pool name's hash), so they
 /// cannot collide with the migration lock or locks of other software on the database.
 const POOL_LOCKS: i32 = 0x7661_6e65; // "vane"
+
+impl PgStore {
+    /// [`Store::apply`], as the owner holding `fence` when there is one: the fence is checked
+    /// in the same transaction and round trip as the changes are written.
+    pub(super) fn apply_as(&self, fence: Option<&Fence>, changes: &[Change]) -> Result<()> {
+        // A pid only means something while the machine running it stays up, so a batch of
+        // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
+        // every state transition does. Nested in a caller's transaction, it commits with that.
+        let volatile = self.depth.get() == 0
+            && changes
+                .iter()
+                .all(|c| matches!(c, Change::AttemptProcess { .. }));
+        self.tx(|c| {
+            if volatile {
+                c.batch_execute("SET LOCAL synchronous_commit TO off")?;
+            }
+            if let Some(fence) = fence {
+                super::lease::check_fence(c, fence)?;
+            }
+            for change in changes {
+                apply_one(c, change)?;
+            }
+            Ok(())
+        })
+    }
+}
 
 fn parse_enum<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T> {
     text.parse().map_err(StoreError::Corrupt)
@@ -53,9 +80,12 @@ fn run_record(row: &Row) -> Result<RunRecord> {
                 start_time: row
                     .try_get::<_, Option<i64>>("owner_start_time")?
                     .map(|t| t as u64),
+                lease: row.try_get("owner_lease")?,
+                lease_held: row.try_get("owner_lease_held")?,
             }),
             _ => None,
         },
+        owner_token: row.try_get("owner_token")?,
         queued_at: row.try_get("queued_at")?,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
@@ -223,12 +253,14 @@ fn apply_one(c: &mut Client, change: &Change) -> Result<()> {
             &[run, version],
         )?,
         Change::RunOwner { run, owner } => c.execute(
-            "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4 WHERE id = $1",
+            "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
+                owner_lease = $5 WHERE id = $1",
             &[
                 run,
                 &owner.as_ref().map(|o| &o.host),
                 &owner.as_ref().map(|o| i64::from(o.pid)),
                 &owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64),
+                &owner.as_ref().and_then(|o| o.lease.as_deref()),
             ],
         )?,
         Change::AttemptFinished {
@@ -349,24 +381,34 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<bool> {
+    fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<Option<Fence>> {
         // Of two schedulers updating at once, the second waits for the first's row lock, then
         // finds `owner_pid` set and changes nothing.
         self.with_client(|c| {
-            let claimed = c.execute(
+            let token = c.query_opt(
                 "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
+                    owner_lease = $6, owner_token = owner_token + 1,
                     state = 'running', reason = NULL, started_at = COALESCE(started_at, $5),
                     ended_at = NULL
-                 WHERE id = $1 AND owner_pid IS NULL AND state IN ('queued', 'running')",
+                 WHERE id = $1 AND owner_pid IS NULL AND state IN ('queued', 'running')
+                 RETURNING owner_token",
                 &[
                     &run,
                     &owner.host,
                     &i64::from(owner.pid),
                     &owner.start_time.map(|t| t as i64),
                     &at,
+                    &owner.lease,
                 ],
             )?;
-            Ok(claimed == 1)
+            token
+                .map(|row| {
+                    Ok(Fence {
+                        run,
+                        token: row.try_get(0)?,
+                    })
+                })
+                .transpose()
         })
     }
 
@@ -395,6 +437,9 @@ impl Store for PgStore {
                             host: row.try_get(0)?,
                             pid: to_u32(row.try_get(1)?, "pid of a slot holder")?,
                             start_time: row.try_get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                            // Slots of a process on another host are freed when its runs are adopted.
+                            lease: None,
+                            lease_held: None,
                         })
                     })
                     .collect::<Result<Vec<_>>>()
@@ -651,22 +696,7 @@ impl Store for PgStore {
     }
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
-        // A pid only means something while the machine running it stays up, so a batch of
-        // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
-        // every state transition does. Nested in a caller's transaction, it commits with that.
-        let volatile = self.depth.get() == 0
-            && changes
-                .iter()
-                .all(|c| matches!(c, Change::AttemptProcess { .. }));
-        self.tx(|c| {
-            if volatile {
-                c.batch_execute("SET LOCAL synchronous_commit TO off")?;
-            }
-            for change in changes {
-                apply_one(c, change)?;
-            }
-            Ok(())
-        })
+        self.apply_as(None, changes)
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
@@ -684,11 +714,12 @@ impl Store for PgStore {
             clauses.push_str(&format!(" AND runs.state = ANY(${})", params.len()));
         }
         let sql = format!(
-            "SELECT runs.*, dag_versions.content_hash FROM runs
+            "SELECT runs.*, dag_versions.content_hash, {held} AS owner_lease_held FROM runs
              JOIN dag_versions ON dag_versions.id = runs.dag_version_id
              WHERE true {clauses}
              ORDER BY runs.id {} LIMIT $1",
-            if filter.oldest_first { "ASC" } else { "DESC" }
+            if filter.oldest_first { "ASC" } else { "DESC" },
+            held = super::lease::OWNER_LEASE_HELD,
         );
         self.with_client(|c| c.query(&sql, &params)?.iter().map(run_record).collect())
     }
@@ -696,9 +727,12 @@ impl Store for PgStore {
     fn run(&self, id: RunId) -> Result<RunDetail> {
         self.with_client(|c| {
             let Some(row) = c.query_opt(
-                "SELECT runs.*, dag_versions.content_hash FROM runs
-                 JOIN dag_versions ON dag_versions.id = runs.dag_version_id
-                 WHERE runs.id = $1",
+                &format!(
+                    "SELECT runs.*, dag_versions.content_hash, {} AS owner_lease_held FROM runs
+                     JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+                     WHERE runs.id = $1",
+                    super::lease::OWNER_LEASE_HELD
+                ),
                 &[&id],
             )?
             else {

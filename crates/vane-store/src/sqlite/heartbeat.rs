@@ -18,8 +18,8 @@ impl HeartbeatStore for SqliteStore {
             .prepare_cached(
                 "INSERT INTO schedulers (id, host, pid, started_at, last_heartbeat, stopped_at,
                                          passes, pass_seconds_sum, pass_bounds, pass_counts,
-                                         last_pass_seconds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 THEN ?5 END, ?7, ?8, ?9, ?10, ?11)
+                                         last_pass_seconds, lease_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 THEN ?5 END, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (id) DO UPDATE SET
                      last_heartbeat = excluded.last_heartbeat,
                      stopped_at = excluded.stopped_at,
@@ -27,7 +27,8 @@ impl HeartbeatStore for SqliteStore {
                      pass_seconds_sum = excluded.pass_seconds_sum,
                      pass_bounds = excluded.pass_bounds,
                      pass_counts = excluded.pass_counts,
-                     last_pass_seconds = excluded.last_pass_seconds",
+                     last_pass_seconds = excluded.last_pass_seconds,
+                     lease_id = excluded.lease_id",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -42,6 +43,7 @@ impl HeartbeatStore for SqliteStore {
                     bounds,
                     counts,
                     passes.last,
+                    beat.lease,
                 ])
             });
         self.conn.pragma_update(None, "synchronous", "FULL")?;
@@ -58,7 +60,7 @@ impl HeartbeatStore for SqliteStore {
 pub(super) fn read(conn: &Connection) -> Result<Vec<SchedulerRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, host, pid, started_at, last_heartbeat, stopped_at, passes, pass_seconds_sum,
-                pass_bounds, pass_counts, last_pass_seconds
+                pass_bounds, pass_counts, last_pass_seconds, lease_id
          FROM schedulers ORDER BY stopped_at IS NOT NULL, last_heartbeat DESC, id",
     )?;
     let mut rows = stmt.query([])?;
@@ -93,6 +95,7 @@ pub(super) fn read(conn: &Connection) -> Result<Vec<SchedulerRecord>> {
                 sum: row.get(7)?,
                 last: row.get(10)?,
             },
+            lease: row.get(11)?,
             id,
         });
     }

@@ -19,6 +19,7 @@ pub(crate) fn heartbeats_rewrite_one_row_per_scheduler(db: &Db) {
                 at,
                 passes,
                 stopped,
+                lease: None,
             })
             .unwrap();
     };

@@ -52,7 +52,8 @@ type S = dyn vane_store::Store + Send;
 type Db = dyn harness::Backend<Store = S>;
 
 case_modules!(
-    runs, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics, fixtures
+    runs, leases, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
+    fixtures
 );
 
 on_every_backend!({
@@ -72,6 +73,12 @@ on_every_backend!({
         a_run_starts_once_and_ends_when_it_finishes,
         a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
         a_run_decided_on_a_tick_records_the_tick,
+    }
+    leases {
+        a_lease_lives_while_renewed_and_never_comes_back_once_expired,
+        a_run_shows_whether_its_owner_lease_is_held_and_counts_as_owned,
+        an_owner_fenced_off_by_adoption_or_expiry_cannot_write,
+        racing_adoptions_of_one_run_grant_one,
     }
     ticks {
         ticks_record_every_decision_once,

@@ -28,6 +28,7 @@ pub(crate) fn the_metrics_summary_counts_only_live_schedulers(db: &Db) {
                 at,
                 passes,
                 stopped,
+                lease: None,
             })
             .unwrap();
     }

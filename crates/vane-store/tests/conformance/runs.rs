@@ -57,6 +57,8 @@ pub(crate) fn owner(pid: u32) -> Owner {
         host: "box".into(),
         pid,
         start_time: Some(1),
+        lease: None,
+        lease_held: None,
     }
 }
 
@@ -307,8 +309,9 @@ pub(crate) fn runs_can_be_listed_by_state_oldest_first(db: &Db) {
 pub(crate) fn only_one_process_can_claim_a_run(db: &Db) {
     let store = db.open();
     let run = new_run(&*store, &["a"]);
-    assert!(store.claim_run(run, &owner(10), Utc::now()).unwrap());
-    assert!(!store.claim_run(run, &owner(11), Utc::now()).unwrap());
+    let first = store.claim_run(run, &owner(10), Utc::now()).unwrap();
+    assert!(first.is_some());
+    assert_eq!(store.claim_run(run, &owner(11), Utc::now()).unwrap(), None);
     let record = store.run(run).unwrap().run;
     assert_eq!(record.state, RunState::Running);
     assert_eq!(record.owner, Some(owner(10)));
@@ -317,7 +320,9 @@ pub(crate) fn only_one_process_can_claim_a_run(db: &Db) {
     store
         .apply(&[Change::RunOwner { run, owner: None }])
         .unwrap();
-    assert!(store.claim_run(run, &owner(11), Utc::now()).unwrap());
+    // Each claim raises the fencing token.
+    let second = store.claim_run(run, &owner(11), Utc::now()).unwrap().unwrap();
+    assert!(second.token > first.unwrap().token);
     assert_eq!(store.run(run).unwrap().run.owner, Some(owner(11)));
 }
 
@@ -366,7 +371,7 @@ pub(crate) fn racing_claims_of_one_run_grant_one(db: &Db) {
             .claim_run(run, &owner(100 + i as u32), Utc::now())
             .unwrap()
     });
-    let winners: Vec<usize> = (0..RACERS).filter(|i| claimed[*i]).collect();
+    let winners: Vec<usize> = (0..RACERS).filter(|i| claimed[*i].is_some()).collect();
     assert_eq!(winners.len(), 1, "{claimed:?}");
     assert_eq!(
         db.open().run(run).unwrap().run.owner,

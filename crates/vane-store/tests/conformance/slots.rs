@@ -55,6 +55,8 @@ pub(crate) fn pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_fr
         host: "box".into(),
         pid: 99,
         start_time: Some(7),
+        lease: None,
+        lease_held: None,
     };
     release("c");
     assert!(ask("a", 1, 0, &gone, 30));

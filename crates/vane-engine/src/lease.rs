@@ -1,0 +1,216 @@
+//! This process's lease (see [`vane_store::LeaseStore`]): taken when the process first needs to
+//! own a run, renewed in the background, and given up for a new one when it is lost.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+use vane_store::{LeaseRole, NewLease, StoreThreads};
+
+use crate::EngineError;
+
+/// The lease a process executes runs under. Cloning shares it.
+#[derive(Clone)]
+pub struct Lease {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    pid: u32,
+    started_at: DateTime<Utc>,
+    role: LeaseRole,
+    ttl: Duration,
+    held: Mutex<Held>,
+    /// Counts the leases lost: each execution watches it and stops acting as owner when it moves.
+    lost: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// The lease held now, if any.
+    id: Option<String>,
+    /// Leases taken so far; the next one's generation.
+    generation: u32,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("role", &self.inner.role)
+            .field("ttl", &self.inner.ttl)
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+impl Lease {
+    #[must_use]
+    pub fn new(host: &str, role: LeaseRole, ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                host: host.to_owned(),
+                pid: std::process::id(),
+                started_at: Utc::now(),
+                role,
+                ttl,
+                held: Mutex::new(Held::default()),
+                lost: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// How long the lease lives unless renewed.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The lease held now, if any.
+    #[must_use]
+    pub fn id(&self) -> Option<String> {
+        self.inner.held.lock().map_or(None, |h| h.id.clone())
+    }
+
+    /// Moves each time a lease of this process is lost; an execution that sees it move no longer
+    /// owns its run.
+    #[must_use]
+    pub fn lost(&self) -> watch::Receiver<u64> {
+        self.inner.lost.subscribe()
+    }
+
+    /// The lease held now, or a new one, renewed from then on by a task of its own on the
+    /// current runtime.
+    ///
+    /// # Errors
+    /// Fails when the store cannot be written.
+    pub async fn current(&self, store: &StoreThreads) -> Result<String, EngineError> {
+        let (id, generation) = {
+            let held = self.lock()?;
+            if let Some(id) = &held.id {
+                return Ok(id.clone());
+            }
+            let generation = held.generation;
+            (
+                vane_store::lease_id(
+                    &self.inner.host,
+                    self.inner.pid,
+                    self.inner.started_at,
+                    generation,
+                ),
+                generation,
+            )
+        };
+        let inner = &self.inner;
+        let (lease, host, pid, role, ttl) = (
+            id.clone(),
+            inner.host.clone(),
+            inner.pid,
+            inner.role,
+            inner.ttl,
+        );
+        let expires = store
+            .call(move |s| {
+                s.acquire_lease(&NewLease {
+                    id: &lease,
+                    host: &host,
+                    pid,
+                    role,
+                    ttl,
+                })
+            })
+            .await?;
+        {
+            let mut held = self.lock()?;
+            // Another caller may have taken a lease meanwhile: the first one stands, and ours
+            // simply expires unused.
+            if let Some(id) = &held.id {
+                return Ok(id.clone());
+            }
+            held.id = Some(id.clone());
+            held.generation = generation + 1;
+        }
+        info!(lease = %id, ttl_secs = ttl.as_secs_f64(), expires = %expires, "Lease taken.");
+        tokio::spawn(renew(
+            Arc::downgrade(&self.inner),
+            store.clone(),
+            id.clone(),
+        ));
+        Ok(id)
+    }
+
+    /// Gives the lease up at a clean exit: what it owned is left for others at once.
+    pub async fn release(&self, store: &StoreThreads) {
+        let Some(id) = self.lock().ok().and_then(|mut h| h.id.take()) else {
+            return;
+        };
+        let lease = id.clone();
+        if let Err(e) = store.call(move |s| s.release_lease(&lease)).await {
+            warn!(lease = %id, error = %e, "Could not give the lease up; it expires by itself.");
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Held>, EngineError> {
+        self.inner
+            .held
+            .lock()
+            .map_err(|_| EngineError::Internal("the lease's lock is poisoned".into()))
+    }
+}
+
+/// Renews lease `id` every third of its time to live until it is lost or the process lets go
+/// of it. It is lost when the database says it expired, and also when no renewal got through
+/// for a whole time to live: by then the database may have let it expire, and a process cut
+/// off from the database must stop acting as owner on its own (others adopt its runs).
+async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
+    let Some(ttl) = inner.upgrade().map(|i| i.ttl) else {
+        return;
+    };
+    let every = ttl / 3;
+    // Counted from when a renewal was sent: the database extends from when it ran, later.
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let still_ours = strong
+            .held
+            .lock()
+            .is_ok_and(|h| h.id.as_deref() == Some(id.as_str()));
+        if !still_ours {
+            return;
+        }
+        let sent = Instant::now();
+        let lease = id.clone();
+        let answer = tokio::time::timeout(every, store.call(move |s| s.renew_lease(&lease, ttl)));
+        let why = match answer.await {
+            Ok(Ok(Some(_))) => {
+                renewed = sent;
+                continue;
+            }
+            Ok(Ok(None)) => "the database says it expired".to_owned(),
+            Ok(Err(e)) if sent - renewed < ttl => {
+                warn!(lease = %id, error = %e, "Could not renew the lease; trying again.");
+                continue;
+            }
+            Err(_) if sent - renewed < ttl => {
+                warn!(lease = %id, "Renewing the lease is taking long; trying again.");
+                continue;
+            }
+            Ok(Err(e)) => format!("no renewal got through for its whole time to live ({e})"),
+            Err(_) => "no renewal got through for its whole time to live".to_owned(),
+        };
+        if let Ok(mut held) = strong.held.lock()
+            && held.id.as_deref() == Some(id.as_str())
+        {
+            held.id = None;
+        }
+        error!(lease = %id, reason = %why, "Lease lost: stopping every run owned under it; others adopt them.");
+        strong.lost.send_modify(|n| *n += 1);
+        return;
+    }
+}
