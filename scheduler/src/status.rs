@@ -36,8 +36,10 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     }
     let rows: Vec<Vec<String>> = schedulers
         .iter()
-        .map(|s| {
+        .map(|scheduler| {
+            let s = &scheduler.record;
             let ms = |seconds: Option<f64>| seconds.map_or_else(|| "-".into(), millis);
+            let owned = scheduler.lease.as_ref().map_or(0, |l| l.runs_owned);
             vec![
                 s.host.clone(),
                 s.pid.to_string(),
@@ -47,6 +49,8 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
                 ms(s.passes.mean()),
                 ms(s.passes.last),
                 s.status(now).to_string(),
+                scheduler.lease_state().to_owned(),
+                owned.to_string(),
             ]
         })
         .collect();
@@ -59,6 +63,8 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
         "MEAN PASS",
         "LAST PASS",
         "STATUS",
+        "LEASE",
+        "RUNS OWNED",
     ];
     print!("{}", table(&header, &rows));
     Ok(ExitCode::SUCCESS)

@@ -98,7 +98,9 @@ impl AppError {
             }
             Self::Store(e) => match e {
                 StoreError::NotFound(_) => ApiError::NotFound(message),
-                StoreError::RunExists { .. } => ApiError::Conflict(message),
+                StoreError::RunExists { .. }
+                | StoreError::TickDecided { .. }
+                | StoreError::Fenced { .. } => ApiError::Conflict(message),
                 StoreError::Busy(_) => ApiError::Busy(message),
                 StoreError::Open { .. }
                 | StoreError::TooNew { .. }

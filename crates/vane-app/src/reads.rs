@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vane_store::{CheckHistoryEntry, MetricPoint, SchedulerRecord, Store};
+use vane_store::{CheckHistoryEntry, LeaseRecord, MetricPoint, SchedulerRecord, Store};
 
 use crate::{App, AppError};
 
@@ -15,10 +15,10 @@ impl App {
     ///
     /// # Errors
     /// The database path cannot be made absolute.
-    pub fn status_json(&self, schedulers: &[SchedulerRecord], now: DateTime<Utc>) -> Result<Value> {
+    pub fn status_json(&self, schedulers: &[Scheduler], now: DateTime<Utc>) -> Result<Value> {
         let items: Vec<_> = schedulers
             .iter()
-            .map(|s| {
+            .map(|Scheduler { record: s, lease }| {
                 json!({
                     "id": s.id,
                     "host": s.host,
@@ -31,6 +31,13 @@ impl App {
                     "passes": s.passes.count,
                     "mean_pass_ms": s.passes.mean().map(|p| p * 1000.0),
                     "last_pass_ms": s.passes.last.map(|p| p * 1000.0),
+                    "lease": lease.as_ref().map(|l| json!({
+                        "id": l.id,
+                        "state": l.state.as_str(),
+                        "renewed_at": l.renewed_at.to_rfc3339(),
+                        "expires_at": l.expires_at.to_rfc3339(),
+                    })),
+                    "runs_owned": lease.as_ref().map_or(0, |l| l.runs_owned),
                 })
             })
             .collect();
@@ -50,16 +57,43 @@ impl App {
     }
 }
 
-/// Schedulers that worked on the store, running first; `limit` 0 is all.
+/// A scheduler as its heartbeat and its lease leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduler {
+    pub record: SchedulerRecord,
+    /// The lease it held at its latest heartbeat, as the database judges it now; `None` when
+    /// it held none or the lease was forgotten.
+    pub lease: Option<LeaseRecord>,
+}
+
+impl Scheduler {
+    /// What `vane status` shows for its lease: held, expired (its runs are adopted), released.
+    #[must_use]
+    pub fn lease_state(&self) -> &'static str {
+        self.lease.as_ref().map_or("-", |l| l.state.as_str())
+    }
+}
+
+/// Schedulers that worked on the store, running first, each with its lease; `limit` 0 is all.
 ///
 /// # Errors
 /// The store cannot be read.
-pub fn schedulers(store: &dyn Store, limit: usize) -> Result<Vec<SchedulerRecord>> {
+pub fn schedulers(store: &dyn Store, limit: usize) -> Result<Vec<Scheduler>> {
     let mut list = store.schedulers()?;
     if limit > 0 {
         list.truncate(limit);
     }
-    Ok(list)
+    let mut leases = store.leases()?;
+    Ok(list
+        .into_iter()
+        .map(|record| {
+            let lease = record.lease.as_ref().and_then(|id| {
+                let at = leases.iter().position(|l| l.id == *id)?;
+                Some(leases.swap_remove(at))
+            });
+            Scheduler { record, lease }
+        })
+        .collect())
 }
 
 /// Which check results to read.

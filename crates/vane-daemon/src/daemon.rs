@@ -487,6 +487,11 @@ impl Scheduler {
                 info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Tick already has a run.");
                 Ok(())
             }
+            // Another scheduler decided to skip it meanwhile: its decision stands.
+            Err(EngineError::Store(StoreError::TickDecided { .. })) => {
+                info!(dag = %dag.id, tick = %tick.to_rfc3339(), "Tick already decided by another scheduler.");
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }

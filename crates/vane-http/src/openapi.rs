@@ -209,7 +209,7 @@ const OPERATIONS: &[Operation] = &[
     (
         "GET",
         "/api/status",
-        "The database, and the schedulers that use it: up, stale or stopped, last heartbeat, pass durations (as `vane status --json`).",
+        "The database, and the schedulers that use it: up, stale or stopped, last heartbeat, lease (held, expired, released) and runs owned, pass durations (as `vane status --json`).",
         &[],
         &[],
     ),

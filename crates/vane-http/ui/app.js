@@ -250,10 +250,11 @@ async function header() {
     document.getElementById('oncall').textContent = oncall.now ? `on call: ${oncall.now}` : '';
     const up = status.schedulers.filter((x) => x.status === 'up');
     const el = document.getElementById('scheduler');
-    el.textContent = up.length ? `scheduler up · ${up.map((x) => x.host).join(', ')}` : 'no scheduler running';
+    const many = up.length > 1 ? `${up.length} schedulers up` : 'scheduler up';
+    el.textContent = up.length ? `${many} · ${up.map((x) => x.host).join(', ')}` : 'no scheduler running';
     el.className = up.length ? 'scheduler ok' : 'scheduler down';
     el.title = up.length
-      ? up.map((x) => `${x.host} pid ${x.pid}: heartbeat ${Math.round(x.heartbeat_age_seconds)} s ago, ${x.passes} passes, last ${x.last_pass_ms === null ? '–' : x.last_pass_ms.toFixed(1)} ms`).join('\n')
+      ? up.map((x) => `${x.host} pid ${x.pid}: heartbeat ${Math.round(x.heartbeat_age_seconds)} s ago, lease ${x.lease ? x.lease.state : 'none'}, ${x.runs_owned} runs owned, ${x.passes} passes, last ${x.last_pass_ms === null ? '–' : x.last_pass_ms.toFixed(1)} ms`).join('\n')
       : `Runs are not started on their schedule: start \`vane scheduler\` on ${status.database}.`;
   } catch (_) { /* the page itself says when the API is down */ }
 }

@@ -97,6 +97,12 @@ pub enum StoreError {
         logical_date: String,
         run: RunId,
     },
+    /// The tick was decided already (skipped, by another scheduler): no run is made for it.
+    #[error("DAG `{dag_id}` already decided its tick of {logical_date}")]
+    TickDecided {
+        dag_id: String,
+        logical_date: String,
+    },
     /// A write as a run's owner, refused: another process adopted the run, or this one's lease
     /// expired. The caller no longer owns the run and must stop acting on it.
     #[error("run {run} is no longer ours: {why}")]

@@ -74,9 +74,32 @@ impl Drop for PgStore {
     }
 }
 
+/// Armed while a transaction's work runs: should the work panic, the transaction is neither
+/// committed nor left open. Its connection is dropped, which rolls back on the server and
+/// frees its locks, and the next call connects afresh outside any transaction.
+struct Unwinding<'a> {
+    store: &'a PgStore,
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        self.store.depth.set(0);
+        self.store.abandon_connection();
+    }
+}
+
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
-        StoreError::Backend(Box::new(e))
+        // A lock held past `lock_timeout`, or a statement cancelled by `statement_timeout`: the
+        // database is busy, and trying again later can succeed (HTTP 503, not 500).
+        let busy = e.code().is_some_and(|c| {
+            *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED
+        });
+        if busy {
+            StoreError::Busy(Box::new(e))
+        } else {
+            StoreError::Backend(Box::new(e))
+        }
     }
 }
 
@@ -154,6 +177,11 @@ const NETWORK_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a connection may be idle before keepalive probes check it, unless the URL sets
 /// `keepalives_idle`.
+/// Server-side limits of every vane session (unless the URL sets `options` itself): a
+/// transaction left idle is ended, a lock not granted in time fails the statement (retried
+/// as busy), and no statement runs longer than any vane query should.
+const SESSION_OPTIONS: &str = "-c idle_in_transaction_session_timeout=60s -c lock_timeout=30s -c statement_timeout=300s";
+
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 
 fn connect(url: &str) -> Result<Client> {
@@ -175,6 +203,20 @@ fn connect(url: &str) -> Result<Client> {
     // The parsed config cannot tell a default idle time from one the URL gave, so ask the URL.
     if !url.contains("keepalives_idle") {
         config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    // Then probe every 5 s and give up after 3 unanswered: a dead peer is found within
+    // about 25 s of idleness, inside a scheduler lease's default time to live.
+    if !url.contains("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if !url.contains("keepalives_retries") {
+        config.keepalives_retries(3);
+    }
+    // The server's side of the same rule: a session of a vane that vanished mid-transaction
+    // (its host lost, a paused VM) must not hold row and advisory locks that every other
+    // scheduler then waits on; nor may any one wait or statement go on unbounded.
+    if config.get_options().is_none() {
+        config.options(SESSION_OPTIONS);
     }
     // Names vane's sessions in `pg_stat_activity`, for whoever looks after the server.
     if config.get_application_name().is_none() {
@@ -260,7 +302,9 @@ impl PgStore {
             };
             self.with_client(|c| Ok(c.batch_execute(begin)?))?;
             self.depth.set(self.depth.get() + 1);
+            let unwinding = Unwinding { store: self };
             let result = work();
+            std::mem::forget(unwinding);
             let result = match result {
                 Ok(value) => self
                     .with_client(|c| Ok(c.batch_execute(commit)?))
@@ -284,6 +328,14 @@ impl PgStore {
                     return Err(e);
                 }
             }
+        }
+    }
+
+    /// Drops the connection, which ends its open transaction on the server.
+    fn abandon_connection(&self) {
+        if let Ok(mut slot) = self.client.try_borrow_mut() {
+            let client = slot.take();
+            off_runtime(move || drop(client));
         }
     }
 

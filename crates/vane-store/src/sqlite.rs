@@ -592,11 +592,19 @@ impl Store for SqliteStore {
             )?;
         }
         if run.records_tick {
-            tx.execute(
+            let recorded = tx.execute(
                 "INSERT INTO ticks (dag_id, logical_date, decision, run_id, decided_at)
-                 VALUES (?1, ?2, 'run', ?3, ?4)",
+                 VALUES (?1, ?2, 'run', ?3, ?4) ON CONFLICT DO NOTHING",
                 params![run.dag_id, logical_date, id, at],
             )?;
+            // Decided already (skipped by another scheduler): its decision stands, and
+            // dropping the transaction takes the run back.
+            if recorded == 0 {
+                return Err(StoreError::TickDecided {
+                    dag_id: run.dag_id.to_owned(),
+                    logical_date,
+                });
+            }
         }
         tx.commit()?;
         Ok(id)

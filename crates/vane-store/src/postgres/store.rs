@@ -371,26 +371,40 @@ impl Store for PgStore {
                 )?;
             }
             if run.records_tick {
-                c.execute(
+                let recorded = c.execute(
                     "INSERT INTO ticks (dag_id, logical_date, decision, run_id, decided_at)
-                     VALUES ($1, $2, 'run', $3, $4)",
+                     VALUES ($1, $2, 'run', $3, $4) ON CONFLICT DO NOTHING",
                     &[&run.dag_id, &run.logical_date, &id, &run.at],
                 )?;
+                // Decided already (skipped by another scheduler): its decision stands, and
+                // the failed transaction takes the run back.
+                if recorded == 0 {
+                    return Err(StoreError::TickDecided {
+                        dag_id: run.dag_id.to_owned(),
+                        logical_date: run
+                            .logical_date
+                            .to_rfc3339_opts(SecondsFormat::Micros, true),
+                    });
+                }
             }
             Ok(id)
         })
     }
 
     fn claim_run(&self, run: RunId, owner: &Owner, at: DateTime<Utc>) -> Result<Option<Fence>> {
-        // Of two schedulers updating at once, the second waits for the first's row lock, then
-        // finds `owner_pid` set and changes nothing.
+        // A run another scheduler is claiming right now is skipped, not waited for
+        // (`SKIP LOCKED`): that one gets it, and this one goes on with other work. A claim
+        // that finds the row free but `owner_pid` set changes nothing.
         self.with_client(|c| {
             let token = c.query_opt(
                 "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
                     owner_lease = $6, owner_token = owner_token + 1,
                     state = 'running', reason = NULL, started_at = COALESCE(started_at, $5),
                     ended_at = NULL
-                 WHERE id = $1 AND owner_pid IS NULL AND state IN ('queued', 'running')
+                 WHERE id = (SELECT id FROM runs
+                             WHERE id = $1 AND owner_pid IS NULL
+                               AND state IN ('queued', 'running')
+                             FOR UPDATE SKIP LOCKED)
                  RETURNING owner_token",
                 &[
                     &run,

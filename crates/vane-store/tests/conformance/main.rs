@@ -73,6 +73,7 @@ on_every_backend!({
         a_run_starts_once_and_ends_when_it_finishes,
         a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
         a_run_decided_on_a_tick_records_the_tick,
+        a_panic_inside_a_transaction_commits_nothing_and_holds_nothing,
     }
     leases {
         a_lease_lives_while_renewed_and_never_comes_back_once_expired,
@@ -84,6 +85,7 @@ on_every_backend!({
         ticks_record_every_decision_once,
         racing_schedulers_keep_the_first_decision_of_a_tick,
         pausing_is_remembered,
+        a_run_for_a_tick_decided_skipped_is_refused_and_nothing_is_left,
     }
     slots {
         pool_slots_go_by_class_then_priority_then_wait_and_dead_holders_free_theirs,

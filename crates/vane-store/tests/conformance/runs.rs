@@ -628,3 +628,30 @@ pub(crate) fn a_run_decided_on_a_tick_records_the_tick(db: &Db) {
     );
     assert_eq!(store.run(run).unwrap().run.trigger, Trigger::Scheduled);
 }
+
+/// A bug that panics half-way through a transaction must neither commit its part nor leave
+/// the transaction open, holding locks every other process would wait on.
+pub(crate) fn a_panic_inside_a_transaction_commits_nothing_and_holds_nothing(db: &Db) {
+    let store = db.open();
+    let run = new_run(&*store, &["a"]);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.atomically(&mut || {
+            store.set_paused("demo", true)?;
+            panic!("a bug in the middle of a transaction");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(store.pause_switches().unwrap().get("demo"), None);
+    // Another process writes the same row at once, and the store itself goes on working.
+    db.open().set_paused("demo", false).unwrap();
+    store
+        .apply(&[Change::Run {
+            run,
+            state: RunState::Success,
+            reason: None,
+            at: Utc::now(),
+        }])
+        .unwrap();
+    assert_eq!(db.open().run(run).unwrap().run.state, RunState::Success);
+    assert_eq!(store.pause_switches().unwrap().get("demo"), Some(&false));
+}

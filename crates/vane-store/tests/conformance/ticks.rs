@@ -70,3 +70,33 @@ pub(crate) fn pausing_is_remembered(db: &Db) {
         vec![("a".to_owned(), true), ("b".to_owned(), false)]
     );
 }
+
+/// One scheduler skipped a tick (overlap) while another decided to run it: the skip stands,
+/// no run is made, and the second scheduler is told so in a way it can tell apart, instead
+/// of failing every pass from then on.
+pub(crate) fn a_run_for_a_tick_decided_skipped_is_refused_and_nothing_is_left(db: &Db) {
+    let store = db.open();
+    let tick = super::runs::logical_date();
+    let skipped = TickDecision::Skipped("overlap: run 1 is still running".into());
+    store.record_ticks("demo", &[(tick, skipped.clone())]).unwrap();
+    let version = super::runs::version(&*store);
+    let made = store.create_run(&NewRun {
+        dag_id: "demo",
+        dag_version: version,
+        logical_date: tick,
+        trigger: Trigger::Scheduled,
+        params: serde_json::json!({}),
+        git: None,
+        host: "box",
+        tasks: &["a"],
+        at: Utc::now(),
+        records_tick: true,
+        backfill: None,
+    });
+    assert!(
+        matches!(made, Err(StoreError::TickDecided { .. })),
+        "{made:?}"
+    );
+    assert!(store.runs(&RunFilter::default()).unwrap().is_empty());
+    assert_eq!(store.ticks("demo", 0).unwrap()[0].decision, skipped);
+}
