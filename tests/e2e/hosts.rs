@@ -39,7 +39,7 @@ fn ip(args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("cannot run `ip` ({e}): {NEEDS}"));
     assert!(
         output.status.success(),
-        "`ip {}` failed ({}): {}; {NEEDS}",
+        "`ip {}` failed ({}): {}; note that {NEEDS}",
         args.join(" "),
         output.status,
         String::from_utf8_lossy(&output.stderr).trim()
@@ -167,6 +167,10 @@ fn forward(client: TcpStream, upstream: SocketAddr, streams: &Mutex<Vec<TcpStrea
         // Dropping the client refuses it, as the server itself would.
         return;
     };
+    // The listener is non-blocking; the copies block.
+    if client.set_nonblocking(false).is_err() {
+        return;
+    }
     let clones = (
         client.try_clone(),
         server.try_clone(),
@@ -176,9 +180,6 @@ fn forward(client: TcpStream, upstream: SocketAddr, streams: &Mutex<Vec<TcpStrea
     let (Ok(c1), Ok(s1), Ok(c2), Ok(s2)) = clones else {
         return;
     };
-    if client.set_nonblocking(false).is_err() {
-        return;
-    }
     streams
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -221,9 +222,7 @@ const VETH_PREFIX: &str = "vnh";
 /// Removes what test processes that were killed before their drops ran left behind, so a
 /// crashed run does not accumulate namespaces and links. Only names whose pid is gone.
 fn sweep_leftovers() {
-    let dead = |pid: Option<u32>| {
-        pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
-    };
+    let dead = |pid: Option<u32>| pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
     for line in ip_quiet(&["netns", "list"]).unwrap_or_default().lines() {
         let Some(ns) = line.split_whitespace().next() else {
             continue;
@@ -246,11 +245,19 @@ fn sweep_leftovers() {
             continue;
         };
         let name = name.split('@').next().unwrap_or(name);
+        // Only names of exactly our shape: PID in hex, `n`, digits, and `h` digits for a veth.
         let pid = [BRIDGE_PREFIX, VETH_PREFIX]
             .iter()
             .find_map(|prefix| name.strip_prefix(prefix))
-            .and_then(|rest| rest.split('n').next())
-            .and_then(|p| u32::from_str_radix(p, 16).ok());
+            .and_then(|rest| rest.split_once('n'))
+            .filter(|(_, n)| {
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                match n.split_once('h') {
+                    Some((n, i)) => name.starts_with(VETH_PREFIX) && digits(n) && digits(i),
+                    None => name.starts_with(BRIDGE_PREFIX) && digits(n),
+                }
+            })
+            .and_then(|(pid, _)| u32::from_str_radix(pid, 16).ok());
         if dead(pid) {
             ip_quiet(&["link", "del", name]);
         }
@@ -294,6 +301,14 @@ impl Hosts {
     pub(crate) fn new(count: usize) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         assert!(count <= 10, "at most 10 hosts (names must fit 15 bytes)");
+        let root = fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                == Some("0")
+        });
+        assert!(root, "not running as root: {NEEDS}");
         let pid = std::process::id();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         assert!(n < 100, "at most 100 sets of hosts per test process");
@@ -400,7 +415,7 @@ impl Hosts {
         let forwarder = self.forwarder.as_ref().expect("the forwarder runs").addr;
         let probe = format!("exec 3<>/dev/tcp/{}/{}", forwarder.ip(), forwarder.port());
         wait_for(
-            &format!("host {i} to reach the bridge again"),
+            &format!("host {i} to reach the bridge again (probed with bash's /dev/tcp)"),
             PATIENCE,
             || {
                 Command::new("ip")
@@ -688,7 +703,10 @@ fn two_schedulers_share_a_dag_every_two_seconds_without_duplicates_or_lost_ticks
         );
         executed[host] += 1;
     }
-    let attempt_hosts = p.sql("SELECT host, count(*) FROM attempts GROUP BY 1 ORDER BY 1");
+    let attempt_hosts = rows(
+        &p,
+        "SELECT host, count(*) FROM attempts GROUP BY 1 ORDER BY 1",
+    );
     // Which host ran how many is the schedulers' race to win, not a property to assert.
     eprintln!(
         "{runs} runs over {} ticks; attempts run by host-0 and host-1: {executed:?}; \
