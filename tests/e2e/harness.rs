@@ -166,8 +166,25 @@ impl Project {
     /// not depend on the machine running the tests.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(VANE);
+        command.args(args);
+        self.configure(&mut command);
         command
-            .args(args)
+    }
+
+    /// `PREFIX... vane ARGS...` (e.g. `ip netns exec NS`), with the environment of
+    /// [`Project::command`], which the prefix must pass on to vane.
+    pub(crate) fn wrapped_command(&self, prefix: &[&str], args: &[&str]) -> Command {
+        let Some((program, rest)) = prefix.split_first() else {
+            return self.command(args);
+        };
+        let mut command = Command::new(program);
+        command.args(rest).arg(VANE).args(args);
+        self.configure(&mut command);
+        command
+    }
+
+    fn configure(&self, command: &mut Command) {
+        command
             .current_dir(self.path())
             .env_remove("VANE_DAGS")
             .env_remove("VANE_DB")
@@ -188,7 +205,6 @@ impl Project {
         if let Some(db) = &self.pg {
             command.env("VANE_DB", db.url());
         }
-        command
     }
 
     /// Runs `vane ARGS...` to the end.
@@ -473,6 +489,18 @@ pub(crate) struct Daemon {
 impl Project {
     /// Starts `vane scheduler ARGS...` in the project folder, logging at `info`.
     pub(crate) fn scheduler(&self, args: &[&str]) -> Daemon {
+        self.scheduler_via(&[], &[], args)
+    }
+
+    /// Starts `PREFIX... vane scheduler ARGS...` with `env` added, like
+    /// [`Project::scheduler`]. The prefix must exec vane in its own process (as
+    /// `ip netns exec` does), so that the daemon's pid is vane's and signals reach it.
+    pub(crate) fn scheduler_via(
+        &self,
+        prefix: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
@@ -481,12 +509,13 @@ impl Project {
         let mut full = vec!["scheduler"];
         full.extend_from_slice(args);
         let child = self
-            .command(&full)
+            .wrapped_command(prefix, &full)
             .env("VANE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().expect("clone the log file handle"))
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {VANE} scheduler: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {prefix:?} {VANE} scheduler: {e}"));
         Daemon { child, log }
     }
 }

@@ -13,6 +13,7 @@ mod checks;
 mod clear;
 mod deploy;
 mod examples;
+mod hosts;
 mod http;
 mod lifecycle;
 mod logs;
