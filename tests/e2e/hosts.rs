@@ -715,3 +715,160 @@ fn two_schedulers_share_a_dag_every_two_seconds_without_duplicates_or_lost_ticks
         ticks.len()
     );
 }
+
+/// A lease short enough for a test to wait out, long enough for a loaded machine.
+const SHORT_LEASE: &str = "[scheduler]\nlease_ttl = \"6s\"\n";
+
+/// One task that, on its first attempt, notes its pid and sleeps far longer than the test;
+/// on a later attempt (the retry after its host was lost) it succeeds at once.
+const SLOW_ONCE: &str = r#"
+[tasks.train]
+command = "if [ -e first.pid ]; then echo retried; exit 0; fi; echo $$ > first.pid; exec sleep 600"
+retries = 1
+retry_delay = "1s"
+"#;
+
+/// The one run of DAG `slow`, started on host 0 alone, once its first attempt's process runs;
+/// that process's pid.
+fn run_started_on_host_zero(p: &Project, daemon: &mut Daemon) -> i32 {
+    daemon.wait_for_log(&["Lease taken."], PATIENCE);
+    p.vane(&["trigger", "slow"]).success();
+    let pid = daemon.wait_for("the first attempt to start on host-0", PATIENCE, || {
+        fs::read_to_string(p.path().join("work/first.pid"))
+            .or_else(|_| fs::read_to_string(first_pid_anywhere(p)?))
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+    });
+    let owner = p.sql("SELECT owner_host FROM runs");
+    assert_eq!(owner.trim(), "host-0", "the run's owner");
+    pid
+}
+
+/// Where the task wrote `first.pid`: its work folder is under the host's state folder.
+fn first_pid_anywhere(p: &Project) -> std::io::Result<PathBuf> {
+    p.find_files_named("first.pid")
+        .into_iter()
+        .next()
+        .ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
+}
+
+fn status_json(p: &Project) -> serde_json::Value {
+    p.vane(&["status", "--json"]).success().json()
+}
+
+/// The scheduler of `host` as `vane status --json` lists it, if it does.
+fn scheduler_of(status: &serde_json::Value, host: &str) -> Option<serde_json::Value> {
+    status["schedulers"]
+        .as_array()?
+        .iter()
+        .find(|s| s["host"] == host && s["stopped_at"].is_null())
+        .cloned()
+}
+
+fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+}
+
+#[test]
+fn a_host_that_loses_power_mid_run_has_its_run_adopted_and_retried_on_the_other() {
+    let p = Project::on(Backend::Postgres).dag("slow", SLOW_ONCE);
+    p.write("vane.toml", SHORT_LEASE);
+    let hosts = Hosts::new(2);
+    let mut first = hosts.scheduler(&p, 0, &[]);
+    let task = run_started_on_host_zero(&p, &mut first);
+    let mut second = hosts.scheduler(&p, 1, &[]);
+    second.wait_for_log(&["Lease taken."], PATIENCE);
+    // Both are seen up, each with its lease; host-0 owns the run.
+    let status = wait_for("both schedulers listed with their leases", PATIENCE, || {
+        let status = status_json(&p);
+        let (a, b) = (scheduler_of(&status, "host-0")?, scheduler_of(&status, "host-1")?);
+        (a["lease"]["state"] == "held" && b["lease"]["state"] == "held").then_some(status)
+    });
+    assert_eq!(scheduler_of(&status, "host-0").unwrap()["runs_owned"], 1);
+    assert_eq!(scheduler_of(&status, "host-1").unwrap()["runs_owned"], 0);
+
+    let lost_at = std::time::Instant::now();
+    hosts.kill_host(0);
+    assert!(!process_exists(task), "the task died with its host");
+    let attempts = second.wait_for("the run to succeed on host-1", Duration::from_secs(90), || {
+        let rows = rows(
+            &p,
+            "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
+             FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
+        );
+        (rows.len() == 2 && rows[1][1] == "success").then_some(rows)
+    });
+    eprintln!(
+        "host-0 lost power; its run was adopted and retried to success on host-1 {:.1} s later",
+        lost_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(attempts[0][1], "failed", "{attempts:?}");
+    assert_eq!(attempts[0][2], "host-0", "{attempts:?}");
+    assert!(attempts[0][3].contains("lost"), "{attempts:?}");
+    assert_eq!(attempts[1][2], "host-1", "{attempts:?}");
+    assert_eq!(attempts[1][4], "success", "{attempts:?}");
+    // The adopter says why, and the dead host's lease is shown expired.
+    second.wait_for_log(&["Adopting a run"], PATIENCE);
+    let status = status_json(&p);
+    assert_eq!(
+        scheduler_of(&status, "host-0").unwrap()["lease"]["state"],
+        "expired",
+        "{status:#}"
+    );
+}
+
+#[test]
+fn a_scheduler_cut_off_past_its_lease_kills_its_task_and_its_late_writes_are_refused() {
+    let p = Project::on(Backend::Postgres).dag("slow", SLOW_ONCE);
+    p.write("vane.toml", SHORT_LEASE);
+    let hosts = Hosts::new(2);
+    let mut first = hosts.scheduler(&p, 0, &[]);
+    let task = run_started_on_host_zero(&p, &mut first);
+    let mut second = hosts.scheduler(&p, 1, &[]);
+    second.wait_for_log(&["Lease taken."], PATIENCE);
+
+    hosts.cut(0);
+    // Cut off, host-0 cannot renew: once a whole lease has passed it stops acting as the
+    // run's owner on its own and kills the task, even before anyone else adopts the run.
+    first.wait_for_log(&["Lease lost"], Duration::from_secs(60));
+    wait_for("the cut-off host to kill its task", PATIENCE, || {
+        (!process_exists(task)).then_some(())
+    });
+    let attempts = second.wait_for("the run to succeed on host-1", Duration::from_secs(90), || {
+        let rows = rows(
+            &p,
+            "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
+             FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
+        );
+        (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
+    });
+    let before = p.sql(
+        "SELECT a.attempt, a.state, a.reason, a.ended_at, r.state, r.owner_token FROM attempts a \
+         JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
+    );
+
+    // The partition heals: host-0's writes as the run's old owner are refused, it says so,
+    // takes a new lease and goes on scheduling.
+    hosts.restore(0);
+    first.wait_for_log(&["no longer ours"], Duration::from_secs(90));
+    let status = wait_for("host-0 holding a lease again", Duration::from_secs(60), || {
+        let status = status_json(&p);
+        (scheduler_of(&status, "host-0")?["lease"]["state"] == "held").then_some(status)
+    });
+    assert!(first.is_running(), "host-0 carries on: {}", first.log());
+    let after = p.sql(
+        "SELECT a.attempt, a.state, a.reason, a.ended_at, r.state, r.owner_token FROM attempts a \
+         JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
+    );
+    assert_eq!(before, after, "the late owner changed nothing\n{}", first.log());
+    assert_eq!(attempts[0][2], "host-0", "{attempts:?}");
+    assert!(attempts[0][3].contains("lost"), "{attempts:?}");
+    assert_eq!(attempts[1][2], "host-1", "{attempts:?}");
+    let old_lease = rows(&p, "SELECT id, expires_at < now() FROM leases WHERE host = 'host-0' ORDER BY acquired_at");
+    assert!(old_lease.len() >= 2, "a new lease after the lost one: {old_lease:?} {status:#}");
+    assert_eq!(old_lease[0][1], "t", "{old_lease:?}");
+}
