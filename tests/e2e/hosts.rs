@@ -682,6 +682,12 @@ fn two_schedulers_share_a_dag_every_two_seconds_without_duplicates_or_lost_ticks
     for row in &schedulers {
         assert_eq!(row[2], "t", "a scheduler that stopped cleanly: {row:?}");
     }
+    let names: BTreeSet<&str> = schedulers.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["host-0", "host-1"]),
+        "each scheduler records the host VANE_HOST names"
+    );
 
     let runs: usize = p
         .sql("SELECT count(*) FROM runs WHERE dag_id = 'tick'")
@@ -785,7 +791,10 @@ fn a_host_that_loses_power_mid_run_has_its_run_adopted_and_retried_on_the_other(
     // Both are seen up, each with its lease; host-0 owns the run.
     let status = wait_for("both schedulers listed with their leases", PATIENCE, || {
         let status = status_json(&p);
-        let (a, b) = (scheduler_of(&status, "host-0")?, scheduler_of(&status, "host-1")?);
+        let (a, b) = (
+            scheduler_of(&status, "host-0")?,
+            scheduler_of(&status, "host-1")?,
+        );
         (a["lease"]["state"] == "held" && b["lease"]["state"] == "held").then_some(status)
     });
     assert_eq!(scheduler_of(&status, "host-0").unwrap()["runs_owned"], 1);
@@ -794,14 +803,18 @@ fn a_host_that_loses_power_mid_run_has_its_run_adopted_and_retried_on_the_other(
     let lost_at = std::time::Instant::now();
     hosts.kill_host(0);
     assert!(!process_exists(task), "the task died with its host");
-    let attempts = second.wait_for("the run to succeed on host-1", Duration::from_secs(90), || {
-        let rows = rows(
-            &p,
-            "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
+    let attempts = second.wait_for(
+        "the run to succeed on host-1",
+        Duration::from_secs(90),
+        || {
+            let rows = rows(
+                &p,
+                "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
              FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
-        );
-        (rows.len() == 2 && rows[1][1] == "success").then_some(rows)
-    });
+            );
+            (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
+        },
+    );
     eprintln!(
         "host-0 lost power; its run was adopted and retried to success on host-1 {:.1} s later",
         lost_at.elapsed().as_secs_f64()
@@ -838,14 +851,18 @@ fn a_scheduler_cut_off_past_its_lease_kills_its_task_and_its_late_writes_are_ref
     wait_for("the cut-off host to kill its task", PATIENCE, || {
         (!process_exists(task)).then_some(())
     });
-    let attempts = second.wait_for("the run to succeed on host-1", Duration::from_secs(90), || {
-        let rows = rows(
-            &p,
-            "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
+    let attempts = second.wait_for(
+        "the run to succeed on host-1",
+        Duration::from_secs(90),
+        || {
+            let rows = rows(
+                &p,
+                "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
              FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
-        );
-        (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
-    });
+            );
+            (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
+        },
+    );
     let before = p.sql(
         "SELECT a.attempt, a.state, a.reason, a.ended_at, r.state, r.owner_token FROM attempts a \
          JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
@@ -855,20 +872,35 @@ fn a_scheduler_cut_off_past_its_lease_kills_its_task_and_its_late_writes_are_ref
     // takes a new lease and goes on scheduling.
     hosts.restore(0);
     first.wait_for_log(&["no longer ours"], Duration::from_secs(90));
-    let status = wait_for("host-0 holding a lease again", Duration::from_secs(60), || {
-        let status = status_json(&p);
-        (scheduler_of(&status, "host-0")?["lease"]["state"] == "held").then_some(status)
-    });
+    let status = wait_for(
+        "host-0 holding a lease again",
+        Duration::from_secs(60),
+        || {
+            let status = status_json(&p);
+            (scheduler_of(&status, "host-0")?["lease"]["state"] == "held").then_some(status)
+        },
+    );
     assert!(first.is_running(), "host-0 carries on: {}", first.log());
     let after = p.sql(
         "SELECT a.attempt, a.state, a.reason, a.ended_at, r.state, r.owner_token FROM attempts a \
          JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
     );
-    assert_eq!(before, after, "the late owner changed nothing\n{}", first.log());
+    assert_eq!(
+        before,
+        after,
+        "the late owner changed nothing\n{}",
+        first.log()
+    );
     assert_eq!(attempts[0][2], "host-0", "{attempts:?}");
     assert!(attempts[0][3].contains("lost"), "{attempts:?}");
     assert_eq!(attempts[1][2], "host-1", "{attempts:?}");
-    let old_lease = rows(&p, "SELECT id, expires_at < now() FROM leases WHERE host = 'host-0' ORDER BY acquired_at");
-    assert!(old_lease.len() >= 2, "a new lease after the lost one: {old_lease:?} {status:#}");
+    let old_lease = rows(
+        &p,
+        "SELECT id, expires_at < now() FROM leases WHERE host = 'host-0' ORDER BY acquired_at",
+    );
+    assert!(
+        old_lease.len() >= 2,
+        "a new lease after the lost one: {old_lease:?} {status:#}"
+    );
     assert_eq!(old_lease[0][1], "t", "{old_lease:?}");
 }

@@ -92,9 +92,9 @@ impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
         // A lock held past `lock_timeout`, or a statement cancelled by `statement_timeout`: the
         // database is busy, and trying again later can succeed (HTTP 503, not 500).
-        let busy = e.code().is_some_and(|c| {
-            *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED
-        });
+        let busy = e
+            .code()
+            .is_some_and(|c| *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED);
         if busy {
             StoreError::Busy(Box::new(e))
         } else {
@@ -180,7 +180,8 @@ const NETWORK_TIMEOUT: Duration = Duration::from_secs(20);
 /// Server-side limits of every vane session (unless the URL sets `options` itself): a
 /// transaction left idle is ended, a lock not granted in time fails the statement (retried
 /// as busy), and no statement runs longer than any vane query should.
-const SESSION_OPTIONS: &str = "-c idle_in_transaction_session_timeout=60s -c lock_timeout=30s -c statement_timeout=300s";
+const SESSION_OPTIONS: &str =
+    "-c idle_in_transaction_session_timeout=60s -c lock_timeout=30s -c statement_timeout=300s";
 
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 
