@@ -277,7 +277,7 @@ fn manual_run(target: &ManualRunArgs) -> ManualRun {
 }
 
 fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
-    let queued = app(g).trigger(&manual_run(target))?;
+    let queued = app(g).trigger(&*open_store(g)?, &manual_run(target))?;
     println!("{}", queued.run_id);
     eprintln!(
         "run {} of {} queued; a running `vane scheduler` starts it",

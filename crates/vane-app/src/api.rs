@@ -146,11 +146,14 @@ impl HttpApi {
                     }),
                 }))
             }
-            Route::Trigger { dag } => serialize(&app.trigger(&ManualRun {
-                dag_id: dag,
-                params: params(body)?,
-                date: field(body, "date")?,
-            })?),
+            Route::Trigger { dag } => serialize(&app.trigger(
+                &*self.store()?,
+                &ManualRun {
+                    dag_id: dag,
+                    params: params(body)?,
+                    date: field(body, "date")?,
+                },
+            )?),
             Route::Pause { dag, paused } => {
                 serialize(&app.set_paused(&*self.store()?, &dag, paused)?)
             }

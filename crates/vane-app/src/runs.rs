@@ -205,12 +205,24 @@ impl App {
         then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<T, E>,
     ) -> Result<T, E> {
         let set = self.load_dags()?;
-        let (dag, file) = self.find_dag(&set, &target.dag_id)?;
+        let engine = self.engine(kill_grace)?;
+        let (spec, run_id) =
+            self.manual_run(&set, target, |spec| engine.create_run_blocking(spec))?;
+        then(&engine, &spec, run_id)
+    }
+
+    /// The spec of a manual run of `target` in `set`, and the run `create` made of it.
+    fn manual_run<'s>(
+        &self,
+        set: &'s vane_dag::DagSet,
+        target: &ManualRun,
+        create: impl FnOnce(&RunSpec<'_>) -> Result<i64, vane_engine::EngineError>,
+    ) -> Result<(RunSpec<'s>, i64), AppError> {
+        let (dag, file) = self.find_dag(set, &target.dag_id)?;
         let params = dag
             .resolve_params(&target.params)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         let logical_date = parse_date(target.date.as_deref(), dag)?;
-        let engine = self.engine(kill_grace)?;
         let spec = RunSpec {
             dag,
             source: &file.source,
@@ -221,20 +233,24 @@ impl App {
             git: vane_engine::git_state(&file.path),
             backfill: None,
         };
-        let run_id = created(engine.create_run_blocking(&spec), dag, logical_date)?;
-        then(&engine, &spec, run_id)
+        let run_id = created(create(&spec), dag, logical_date)?;
+        Ok((spec, run_id))
     }
 
-    /// Queues a manual run for the scheduler to start.
+    /// Queues a manual run for the scheduler to start, on `store`: no engine, no connection
+    /// of its own, which matters for the API, where every trigger is one request.
     ///
     /// # Errors
     /// As [`App::with_manual_run`].
-    pub fn trigger(&self, target: &ManualRun) -> Result<Triggered, AppError> {
-        self.with_manual_run(target, Duration::from_secs(10), |_, _, run_id| {
-            Ok::<_, AppError>(Triggered {
-                run_id,
-                state: "queued",
-            })
+    pub fn trigger(&self, store: &dyn Store, target: &ManualRun) -> Result<Triggered, AppError> {
+        let set = self.load_dags()?;
+        let host = crate::host();
+        let (_, run_id) = self.manual_run(&set, target, |spec| {
+            vane_engine::new_run(spec, &host)(store)
+        })?;
+        Ok(Triggered {
+            run_id,
+            state: "queued",
         })
     }
 

@@ -39,7 +39,7 @@ pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use offload::{BlockingPool, Offload};
 pub use runner::{
     BuiltinCommand, Control, Engine, Paths, RunSpec, StopReason, TemplateVars, content_hash,
-    log_name, metrics_path, record_version,
+    log_name, metrics_path, new_run, record_version,
 };
 
 /// Why a run could not be carried out.

@@ -121,6 +121,46 @@ pub fn content_hash(source: &str) -> String {
     artifacts::sha256(source.as_bytes())
 }
 
+/// Records the DAG version and a new `queued` run of `spec`, made on `host`, when called with a
+/// store: for callers that hold a store of their own and need no engine (`vane trigger`, the
+/// API), and for [`Engine::create_run`].
+pub fn new_run(
+    spec: &RunSpec<'_>,
+    host: &str,
+) -> impl FnOnce(&dyn Store) -> Result<RunId, EngineError> + Send + 'static {
+    let dag_id = spec.dag.id.clone();
+    let source = spec.source.to_owned();
+    let path = spec.path.to_path_buf();
+    let tasks: Vec<String> = spec.dag.tasks.iter().map(|t| t.id.clone()).collect();
+    let params = serde_json::Value::Object(
+        spec.params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    );
+    let (logical_date, trigger, backfill) = (spec.logical_date, spec.trigger, spec.backfill);
+    let git = spec.git.clone();
+    let host = host.to_owned();
+    let at = Utc::now();
+    move |store| {
+        let version = record_version(store, &dag_id, &source, &path)?;
+        let tasks: Vec<&str> = tasks.iter().map(String::as_str).collect();
+        Ok(store.create_run(&NewRun {
+            dag_id: &dag_id,
+            dag_version: version,
+            logical_date,
+            trigger,
+            params,
+            git,
+            host: &host,
+            tasks: &tasks,
+            at,
+            records_tick: trigger == Trigger::Scheduled,
+            backfill,
+        })?)
+    }
+}
+
 type Joined = (
     usize,
     u32,
@@ -148,37 +188,7 @@ impl Engine<'_> {
         &self,
         spec: &RunSpec<'_>,
     ) -> impl FnOnce(&dyn Store) -> Result<RunId, EngineError> + Send + 'static {
-        let dag_id = spec.dag.id.clone();
-        let source = spec.source.to_owned();
-        let path = spec.path.to_path_buf();
-        let tasks: Vec<String> = spec.dag.tasks.iter().map(|t| t.id.clone()).collect();
-        let params = serde_json::Value::Object(
-            spec.params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect(),
-        );
-        let (logical_date, trigger, backfill) = (spec.logical_date, spec.trigger, spec.backfill);
-        let git = spec.git.clone();
-        let host = self.host.clone();
-        let at = Utc::now();
-        move |store| {
-            let version = record_version(store, &dag_id, &source, &path)?;
-            let tasks: Vec<&str> = tasks.iter().map(String::as_str).collect();
-            Ok(store.create_run(&NewRun {
-                dag_id: &dag_id,
-                dag_version: version,
-                logical_date,
-                trigger,
-                params,
-                git,
-                host: &host,
-                tasks: &tasks,
-                at,
-                records_tick: trigger == Trigger::Scheduled,
-                backfill,
-            })?)
-        }
+        new_run(spec, &self.host)
     }
 
     /// Records `changes` in one transaction, off the loop, as the owner holding `fence`: refused

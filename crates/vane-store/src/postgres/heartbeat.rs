@@ -62,7 +62,7 @@ pub(crate) fn read(c: &mut Client) -> Result<Vec<SchedulerRecord>> {
     let rows = c.query(
         "SELECT id, host, pid, started_at, last_heartbeat, stopped_at, passes, pass_seconds_sum,
                 pass_bounds, pass_counts, last_pass_seconds, lease_id
-         FROM schedulers ORDER BY stopped_at IS NOT NULL, last_heartbeat DESC, id",
+         FROM schedulers ORDER BY stopped_at IS NOT NULL, last_heartbeat DESC, id COLLATE \"C\"",
         &[],
     )?;
     let mut out = Vec::with_capacity(rows.len());

@@ -771,7 +771,7 @@ impl Store for PgStore {
                 })
                 .collect::<Result<_>>()?;
             let attempts = c.query(
-                "SELECT * FROM attempts WHERE run_id = $1 ORDER BY task_id, attempt",
+                "SELECT * FROM attempts WHERE run_id = $1 ORDER BY task_id COLLATE \"C\", attempt",
                 &[&id],
             )?;
             let small = |row: &Row, name: &str| -> Result<Option<i32>> {
@@ -808,7 +808,7 @@ impl Store for PgStore {
                 attach_attempt(&mut tasks, &task_id, attempt);
             }
             let metrics = c.query(
-                "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = $1 ORDER BY name",
+                "SELECT task_id, attempt, name, value FROM metrics WHERE run_id = $1 ORDER BY name COLLATE \"C\"",
                 &[&id],
             )?;
             for row in metrics {
