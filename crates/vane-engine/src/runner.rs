@@ -1443,15 +1443,17 @@ impl Ctx<'_, '_> {
         let at = self.attempt_ref(task, attempt);
         let inputs = self.input_links(prepared);
         let key = prepared.key.clone();
-        let (dag_id, now) = (self.spec.dag.id.clone(), Utc::now());
+        let (dag_id, now, fence) = (self.spec.dag.id.clone(), Utc::now(), self.fence.clone());
         self.engine
             .store
             .call(move |s| {
-                record_links(s, &at, Direction::Input, &inputs, now)?;
-                if let Some(key) = &key {
-                    s.record_cache_key(&at, &dag_id, key)?;
-                }
-                Ok(())
+                Ok(as_owner(s, &fence, || {
+                    record_links(s, &at, Direction::Input, &inputs, now)?;
+                    if let Some(key) = &key {
+                        s.record_cache_key(&at, &dag_id, key)?;
+                    }
+                    Ok(())
+                })?)
             })
             .await
     }
@@ -1543,12 +1545,15 @@ impl Ctx<'_, '_> {
         let (source_run, now) = (source.run, Utc::now());
         // The outputs are the same, so are the numbers measured on them: `vane diff` and
         // metric histories keep seeing them.
+        let fence = self.fence.clone();
         let earlier = self
             .engine
             .store
             .call(move |s| {
-                record_links(s, &at, Direction::Input, &inputs, now)?;
-                record_links(s, &at, Direction::Output, &outputs, now)?;
+                as_owner(s, &fence, || {
+                    record_links(s, &at, Direction::Input, &inputs, now)?;
+                    record_links(s, &at, Direction::Output, &outputs, now)
+                })?;
                 Ok::<_, EngineError>(s.run(source_run)?)
             })
             .await?;
@@ -1664,12 +1669,18 @@ impl Ctx<'_, '_> {
         let now = Utc::now();
         let recorded = match kept {
             Ok(found) if found.is_empty() => Ok(()),
-            Ok(found) => self
-                .engine
-                .store
-                .call(move |s| record_links(s, &at, Direction::Output, &found, now))
-                .await
-                .map_err(|e| format!("cannot record the outputs: {e}")),
+            Ok(found) => {
+                let fence = self.fence.clone();
+                self.engine
+                    .store
+                    .call(move |s| {
+                        as_owner(s, &fence, || {
+                            record_links(s, &at, Direction::Output, &found, now)
+                        })
+                    })
+                    .await
+                    .map_err(|e| format!("cannot record the outputs: {e}"))
+            }
             Err(why) => Err(why),
         };
         match recorded {
@@ -1712,6 +1723,19 @@ struct Kept {
     path: String,
     stored: Option<String>,
     hashed: Hashed,
+}
+
+/// Runs `work` as the owner holding `fence`: in one transaction with the fence's check, so
+/// artifacts, lineage and cache keys are never recorded by an owner that lost the run.
+fn as_owner(
+    store: &dyn Store,
+    fence: &Fence,
+    mut work: impl FnMut() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    store.atomically(&mut || {
+        store.apply_fenced(fence, &[])?;
+        work()
+    })
 }
 
 /// Links artifacts to an attempt; nothing to record is no write.
