@@ -716,3 +716,72 @@ async fn a_run_stopped_while_an_input_is_hashed_never_starts_that_task() {
         Some("killed: the run was stopped")
     );
 }
+
+/// A process whose lease lapses (a long pause, a partition) stops acting as the run's owner:
+/// it kills the run's tasks and writes nothing more, leaving the run for another to adopt.
+#[tokio::test(start_paused = true)]
+async fn a_process_that_lost_its_lease_kills_its_tasks_and_leaves_the_run_to_be_adopted() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db).unwrap();
+    let executor = FakeExecutor::new(&f.db, &[("extract", &[Step::Hang])]);
+    let owner_engine = engine(&f, &executor);
+    let spec = spec(&f);
+    let run = owner_engine.create_run(&spec).await.unwrap();
+    let (_keep, control) = tokio::sync::watch::channel(Control::Run);
+    let (lease, db) = (owner_engine.lease.clone(), f.db.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // As the database sees it, the lease is gone; the next renewal finds out.
+        let id = lease.id().expect("the run's lease is taken");
+        vane_store::LeaseStore::release_lease(&SqliteStore::open(&db).unwrap(), &id).unwrap();
+    });
+    let lost = owner_engine.execute(run, &spec, control).await;
+    assert!(
+        matches!(
+            lost,
+            Err(vane_engine::EngineError::Store(
+                vane_store::StoreError::Fenced { .. }
+            ))
+        ),
+        "{lost:?}"
+    );
+    // The hanging task was killed (execute waits for it), and nothing after the loss was
+    // recorded: the attempt still shows running, for the adopter to close.
+    let seen = store.run(run).unwrap();
+    assert_eq!(seen.run.state, RunState::Running);
+    assert_eq!(seen.tasks[0].attempts[0].state, AttemptState::Running);
+    let owner = seen.run.owner.clone().unwrap();
+    assert_eq!(owner.lease_held, Some(false));
+
+    // Another process adopts it; the first one takes a new lease for what it does next.
+    let other = FakeExecutor::new(&f.db, &[]);
+    let adopter = Engine {
+        lease: vane_engine::Lease::new(
+            "other-host",
+            vane_store::LeaseRole::Scheduler,
+            vane_store::DEFAULT_LEASE_TTL,
+        ),
+        host: "other-host".into(),
+        ..engine(&f, &other)
+    };
+    assert!(vane_engine::adopt(&adopter, &seen.run).await.unwrap());
+    let adopted = store.run(run).unwrap();
+    assert_eq!(adopted.run.state, RunState::Queued);
+    let attempt = &adopted.tasks[0].attempts[0];
+    assert_eq!(attempt.state, AttemptState::Failed);
+    assert!(
+        attempt
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("scheduler lost")
+    );
+    // Adopting the same sighting again changes nothing.
+    assert!(!vane_engine::adopt(&adopter, &seen.run).await.unwrap());
+    let fresh = owner_engine
+        .lease
+        .current(&owner_engine.store)
+        .await
+        .unwrap();
+    assert_ne!(Some(fresh), owner.lease);
+}
