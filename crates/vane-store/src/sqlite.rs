@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_alerts.sql"),
     include_str!("../migrations/0014_scheduler_heartbeat.sql"),
     include_str!("../migrations/0015_leases.sql"),
+    include_str!("../migrations/0016_alert_horizon.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

@@ -260,10 +260,22 @@ impl AlertStore for PgStore {
         cursor: DateTime<Utc>,
         forget_before: DateTime<Utc>,
     ) -> Result<Vec<String>> {
-        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-        let times: Vec<DateTime<Utc>> = keys.iter().map(|(_, at)| *at).collect();
         self.tx(|c| {
             lock(c, Scope::Alerts, "alerts")?;
+            let forgotten: Option<DateTime<Utc>> = c
+                .query_opt(
+                    "SELECT forgotten_before FROM alert_cursor WHERE id = 1",
+                    &[],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .flatten();
+            // A key older than what was forgotten may have been claimed then forgotten.
+            let claimable = keys
+                .iter()
+                .filter(|(_, at)| forgotten.is_none_or(|f| *at >= f));
+            let (names, times): (Vec<&str>, Vec<DateTime<Utc>>) =
+                claimable.map(|(k, at)| (k.as_str(), *at)).unzip();
             // One statement for the whole batch; a key given twice is claimed by its first.
             let claimed: std::collections::HashSet<String> = c
                 .query(
@@ -291,6 +303,11 @@ impl AlertStore for PgStore {
             )?;
             c.execute(
                 "DELETE FROM alert_events_seen WHERE at < $1",
+                &[&forget_before],
+            )?;
+            c.execute(
+                "UPDATE alert_cursor SET forgotten_before = GREATEST(forgotten_before, $1)
+                 WHERE id = 1",
                 &[&forget_before],
             )?;
             Ok(new)

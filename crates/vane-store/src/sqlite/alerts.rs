@@ -234,13 +234,23 @@ impl AlertStore for SqliteStore {
         forget_before: DateTime<Utc>,
     ) -> Result<Vec<String>> {
         let tx = self.write_tx()?;
+        let forgotten: Option<String> = tx
+            .prepare_cached("SELECT forgotten_before FROM alert_cursor WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .flatten();
         let mut new = Vec::new();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO alert_events_seen (key, at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?;
             for (key, at) in keys {
-                if insert.execute(params![key, ts(at)])? == 1 {
+                let at = ts(at);
+                // Timestamps of one format compare as text.
+                if forgotten.as_deref().is_some_and(|f| at.as_str() < f) {
+                    continue;
+                }
+                if insert.execute(params![key, at])? == 1 {
                     new.push(key.clone());
                 }
             }
@@ -252,6 +262,11 @@ impl AlertStore for SqliteStore {
         .execute(params![ts(&cursor)])?;
         tx.prepare_cached("DELETE FROM alert_events_seen WHERE at < ?1")?
             .execute(params![ts(&forget_before)])?;
+        tx.prepare_cached(
+            "UPDATE alert_cursor SET forgotten_before = max(coalesce(forgotten_before, ?1), ?1)
+             WHERE id = 1",
+        )?
+        .execute(params![ts(&forget_before)])?;
         tx.commit()?;
         Ok(new)
     }
