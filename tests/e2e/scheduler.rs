@@ -595,14 +595,20 @@ fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops(backend: B
     let running = scheduler_status(&p, pid);
     assert_eq!(running["status"], "up", "{running:#}");
     assert!(running["passes"].as_u64() > Some(0), "{running:#}");
+    // Its lease is held, judged by the database, and renewed before it expires.
+    assert_eq!(running["lease"]["state"], "held", "{running:#}");
+    assert!(running["runs_owned"].is_u64(), "{running:#}");
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 
     let stopped = scheduler_status(&p, pid);
     assert_eq!(stopped["status"], "stopped", "{stopped:#}");
     assert!(stopped["stopped_at"].is_string(), "{stopped:#}");
+    // A clean stop gives the lease up: nothing is left for others to wait out.
+    assert_eq!(stopped["lease"]["state"], "released", "{stopped:#}");
+    assert_eq!(stopped["runs_owned"], 0, "{stopped:#}");
     let table = vane(&p, &["status"]).success().stdout;
     assert!(
-        table.contains("stopped") && table.contains(&p.database()),
+        table.contains("stopped") && table.contains("released") && table.contains(&p.database()),
         "{table}"
     );
 }
