@@ -21,7 +21,7 @@ fn var(name: &str) -> Result<String> {
 pub(crate) fn exec_builtin() -> Result<ExitCode> {
     let db = var("VANE_DB")?;
     let state_dir = PathBuf::from(var("VANE_STATE_DIR")?);
-    let run: i64 = var("VANE_RUN_ID")?.parse().context("$VANE_RUN_ID")?;
+    let run: vane_store::RunId = var("VANE_RUN_ID")?.parse().context("$VANE_RUN_ID")?;
     let task_id = var("VANE_TASK_ID")?;
     let attempt: u32 = var("VANE_ATTEMPT")?.parse().context("$VANE_ATTEMPT")?;
     let work = PathBuf::from(var("VANE_WORK")?);

@@ -33,7 +33,7 @@ pub(crate) struct ChecksArgs {
 #[derive(Debug, Args)]
 pub(crate) struct MarkGoodArgs {
     /// The run whose data a person vouches for.
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     /// Why the data is good although a check failed, e.g. "holiday traffic".
     #[arg(long)]
     pub(crate) reason: Option<String>,

@@ -181,7 +181,7 @@ pub(crate) struct ManualRunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ClearArgs {
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     /// Only this task (repeatable) [default: every task].
     #[arg(long = "task", short = 't', value_name = "TASK")]
     pub(crate) tasks: Vec<String>,
@@ -272,7 +272,7 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     pub(crate) task: String,
     /// Attempt number [default: the latest].
     #[arg(long)]
@@ -299,7 +299,7 @@ pub(crate) struct ListArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
 }

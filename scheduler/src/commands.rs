@@ -263,7 +263,7 @@ pub(crate) fn with_manual_run<T>(
     g: &Global,
     target: &ManualRunArgs,
     kill_grace: Duration,
-    then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<T>,
+    then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, vane_store::RunId) -> Result<T>,
 ) -> Result<T> {
     app(g).with_manual_run(&manual_run(target), kill_grace, then)
 }
@@ -472,7 +472,7 @@ fn foreground(
     stop: impl std::future::Future<Output = ()>,
     engine: &Engine<'_>,
     spec: &RunSpec<'_>,
-    run_id: i64,
+    run_id: vane_store::RunId,
 ) -> Result<ExitCode> {
     let state = runtime.block_on(async {
         let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
@@ -644,7 +644,12 @@ fn task_table(detail: &RunDetail) -> String {
     )
 }
 
-fn logs(g: &Global, run_id: i64, task: &str, attempt: Option<u32>) -> Result<ExitCode> {
+fn logs(
+    g: &Global,
+    run_id: vane_store::RunId,
+    task: &str,
+    attempt: Option<u32>,
+) -> Result<ExitCode> {
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
     let chosen = vane_app::runs::find_attempt(&detail, task, attempt)?;
@@ -739,7 +744,7 @@ fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(g: &Global, run_id: i64, as_json: bool) -> Result<ExitCode> {
+fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode> {
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
     let run = &detail.run;

@@ -31,8 +31,8 @@ pub(crate) struct LineageArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    pub(crate) run_a: i64,
-    pub(crate) run_b: i64,
+    pub(crate) run_a: vane_store::RunId,
+    pub(crate) run_b: vane_store::RunId,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
 }

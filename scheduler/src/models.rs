@@ -27,7 +27,7 @@ pub(crate) struct ModelsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ApproveArgs {
     /// The run whose rollout waits.
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     /// The stage to approve [default: every stage of the run that waits].
     #[arg(long)]
     pub(crate) stage: Option<String>,
@@ -39,7 +39,7 @@ pub(crate) struct ApproveArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RejectArgs {
     /// The run whose rollout waits.
-    pub(crate) run_id: i64,
+    pub(crate) run_id: vane_store::RunId,
     /// Why; recorded in the ledger and the run's failure reason.
     #[arg(long)]
     pub(crate) reason: String,

@@ -502,7 +502,7 @@ retries = 0
         assert_eq!(event["dedup_key"], format!("vane-alert-{}", alert.id));
         assert_eq!(event["payload"]["severity"], "critical");
         assert_eq!(event["payload"]["source"], "vane");
-        assert_eq!(event["payload"]["custom_details"]["run"], failed);
+        assert_eq!(event["payload"]["custom_details"]["run"], failed.0);
         let summary = event["payload"]["summary"].as_str().expect("summary");
         let task = alert.task_id.as_deref().expect("task");
         assert!(

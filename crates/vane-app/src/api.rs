@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 use vane_http::{ApiError, LogStream, Reply, Route};
-use vane_store::AttemptState;
+use vane_store::{AttemptState, RunId};
 
 use crate::runs::{ClearArgs, ManualRun};
 use crate::{App, AppError, BoxStore, models};
@@ -122,7 +122,7 @@ impl HttpApi {
             }
             Route::Run { id } => json(crate::runs::show_json(&crate::runs::detail(
                 &*self.store()?,
-                id,
+                RunId(id),
             )?)),
             Route::Logs {
                 run,
@@ -132,7 +132,7 @@ impl HttpApi {
             } => {
                 // Its own connection: a followed log holds it for as long as the task runs.
                 let store = app.open_store()?;
-                let detail = crate::runs::detail(&*store, run)?;
+                let detail = crate::runs::detail(&*store, RunId(run))?;
                 let chosen = crate::runs::find_attempt(&detail, &task, attempt)?;
                 let number = chosen.attempt;
                 let mut live = follow && chosen.state == AttemptState::Running;
@@ -140,7 +140,7 @@ impl HttpApi {
                     path: chosen.log_path.clone().into(),
                     running: Box::new(move || {
                         if live {
-                            live = crate::runs::attempt_running(&*store, run, &task, number);
+                            live = crate::runs::attempt_running(&*store, RunId(run), &task, number);
                         }
                         live
                     }),
@@ -214,7 +214,7 @@ impl HttpApi {
             ),
             Route::Clear { run } => {
                 let request = ClearArgs {
-                    run_id: run,
+                    run_id: RunId(run),
                     tasks: strings(body, "tasks")?,
                     downstream: flag(body, "downstream")?,
                     failed_only: flag(body, "failed_only")?,
@@ -229,7 +229,7 @@ impl HttpApi {
                 let note = field(body, "note")?;
                 let decided = models::decide(
                     &*self.store()?,
-                    run,
+                    RunId(run),
                     stage.as_deref(),
                     models::Decision::Approve,
                     &by,
@@ -243,7 +243,7 @@ impl HttpApi {
                 let reason = required(body, "reason")?;
                 let decided = models::decide(
                     &*self.store()?,
-                    run,
+                    RunId(run),
                     stage.as_deref(),
                     models::Decision::Reject,
                     &by,

@@ -137,7 +137,7 @@ mod tests {
         let exists = StoreError::RunExists {
             dag_id: "d".into(),
             logical_date: "2026-01-01".into(),
-            run: 1,
+            run: vane_store::RunId(1),
         };
         assert_eq!(status(exists.into()), 409);
         let wrapped = vane_engine::EngineError::Store(StoreError::Backend(cause()));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use vane_dag::Builtin;
 use vane_engine::TemplateVars;
-use vane_store::{LedgerEntry, ModelVersion, RolloutStage, StageChange, Store, StoreError};
+use vane_store::{LedgerEntry, ModelVersion, RolloutStage, RunId, StageChange, Store, StoreError};
 
 use crate::{App, AppError};
 
@@ -102,7 +102,7 @@ pub use vane_store::Decision;
 /// running or nothing of it waits.
 pub fn decide(
     store: &dyn Store,
-    run: i64,
+    run: RunId,
     stage: Option<&str>,
     decision: Decision,
     by: &str,
@@ -197,8 +197,8 @@ pub fn promote(
 
 /// The deploy tasks of `model` in the DAG versions of the runs that rolled it out, newest
 /// run first, with the run they belong to.
-fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(i64, vane_dag::Dag, String)>> {
-    let mut runs: Vec<i64> = store
+fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(RunId, vane_dag::Dag, String)>> {
+    let mut runs: Vec<RunId> = store
         .rollout_stages(None)?
         .into_iter()
         .filter(|s| s.model == model)

@@ -255,7 +255,12 @@ pub fn backfill_json(b: &vane_store::BackfillRecord) -> Value {
 ///
 /// # Errors
 /// [`AppError::NotFound`] for an unknown run.
-pub fn mark_good(store: &dyn Store, run: i64, by: &str, reason: Option<&str>) -> Result<()> {
+pub fn mark_good(
+    store: &dyn Store,
+    run: vane_store::RunId,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<()> {
     store
         .mark_good(&vane_store::GoodMark {
             run,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use vane_dag::Dag;
 use vane_engine::{Engine, RunSpec};
 use vane_store::{
-    AttemptRecord, AttemptState, RunDetail, RunFilter, RunRecord, RunState, Store, Trigger,
+    AttemptRecord, AttemptState, RunDetail, RunFilter, RunId, RunRecord, RunState, Store, Trigger,
 };
 
 use crate::{App, AppError};
@@ -101,7 +101,7 @@ pub fn parse_state(text: &str) -> Result<RunState, AppError> {
 ///
 /// # Errors
 /// [`vane_store::StoreError::NotFound`] (a 404) when there is no such run.
-pub fn detail(store: &dyn Store, run: i64) -> Result<RunDetail, AppError> {
+pub fn detail(store: &dyn Store, run: RunId) -> Result<RunDetail, AppError> {
     Ok(store.run(run)?)
 }
 
@@ -145,7 +145,7 @@ pub fn find_attempt<'a>(
 /// Whether an attempt still runs; a database hiccup answers no, so a follower stops rather
 /// than hangs.
 #[must_use]
-pub fn attempt_running(store: &dyn Store, run: i64, task: &str, attempt: u32) -> bool {
+pub fn attempt_running(store: &dyn Store, run: RunId, task: &str, attempt: u32) -> bool {
     store.run(run).is_ok_and(|d| {
         d.tasks
             .iter()
@@ -167,7 +167,7 @@ pub struct ManualRun {
 /// A run queued by [`App::trigger`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Triggered {
-    pub run_id: i64,
+    pub run_id: RunId,
     /// Always `queued`: a running scheduler starts it.
     pub state: &'static str,
 }
@@ -202,7 +202,7 @@ impl App {
         &self,
         target: &ManualRun,
         kill_grace: Duration,
-        then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, i64) -> Result<T, E>,
+        then: impl FnOnce(&Engine<'_>, &RunSpec<'_>, RunId) -> Result<T, E>,
     ) -> Result<T, E> {
         let set = self.load_dags()?;
         let engine = self.engine(kill_grace)?;
@@ -216,8 +216,8 @@ impl App {
         &self,
         set: &'s vane_dag::DagSet,
         target: &ManualRun,
-        create: impl FnOnce(&RunSpec<'_>) -> Result<i64, vane_engine::EngineError>,
-    ) -> Result<(RunSpec<'s>, i64), AppError> {
+        create: impl FnOnce(&RunSpec<'_>) -> Result<RunId, vane_engine::EngineError>,
+    ) -> Result<(RunSpec<'s>, RunId), AppError> {
         let (dag, file) = self.find_dag(set, &target.dag_id)?;
         let params = dag
             .resolve_params(&target.params)
@@ -374,9 +374,9 @@ pub struct Paused {
 }
 
 /// Which tasks of a run to clear.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClearArgs {
-    pub run_id: i64,
+    pub run_id: RunId,
     /// Task ids; all when empty.
     pub tasks: Vec<String>,
     pub downstream: bool,
@@ -400,10 +400,10 @@ pub struct ClearPlan {
 
 /// Explains a refused run creation in terms of what the person can do.
 fn created(
-    result: Result<i64, vane_engine::EngineError>,
+    result: Result<RunId, vane_engine::EngineError>,
     dag: &Dag,
     at: DateTime<Utc>,
-) -> Result<i64, AppError> {
+) -> Result<RunId, AppError> {
     match result {
         Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
             Err(AppError::Conflict(format!(

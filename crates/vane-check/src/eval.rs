@@ -30,7 +30,7 @@ fn run_list(runs: &[RunId]) -> String {
     let mut i = 0;
     while i < sorted.len() {
         let mut j = i;
-        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+        while j + 1 < sorted.len() && sorted[j + 1].0 == sorted[j].0 + 1 {
             j += 1;
         }
         parts.push(if i == j {
@@ -660,7 +660,7 @@ mod tests {
             from: LearnFrom {
                 dag_id: "t",
                 task_id: "v",
-                exclude_run: 1,
+                exclude_run: RunId(1),
             },
             baseline: None,
         };

@@ -216,7 +216,12 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         let dir = tempfile::tempdir().unwrap();
         let metrics = dir.path().join("metrics");
         let store = store_with_runs(3);
-        assert!(validate(&store, 1, write(dir.path(), 50, 0), &metrics));
+        assert!(validate(
+            &store,
+            RunId(1),
+            write(dir.path(), 50, 0),
+            &metrics
+        ));
         let first = store.check_history("churn", None, 0).unwrap();
         assert!(
             first.iter().all(
@@ -225,7 +230,12 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         );
 
         // The same distributions: no drift.
-        assert!(validate(&store, 2, write(dir.path(), 50, 0), &metrics));
+        assert!(validate(
+            &store,
+            RunId(2),
+            write(dir.path(), 50, 0),
+            &metrics
+        ));
         let history = store.check_history("churn", None, 1).unwrap();
         let plan = history
             .iter()
@@ -234,7 +244,12 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         assert_eq!(plan.result.observed, Some(0.0));
 
         // 90% basic instead of 50%, fees moved up by 50: plan drift fails, fee drift warns.
-        assert!(!validate(&store, 3, write(dir.path(), 90, 50), &metrics));
+        assert!(!validate(
+            &store,
+            RunId(3),
+            write(dir.path(), 90, 50),
+            &metrics
+        ));
         let history = store.check_history("churn", None, 1).unwrap();
         let by_name = |n: &str| &history.iter().find(|e| e.result.name == n).unwrap().result;
         let plan = by_name("plan.drift");

@@ -196,7 +196,7 @@ pub async fn drive(
                     let handle = tokio::task::spawn_local(async move {
                         match execute(&engine, &record, receiver).await {
                             Ok(_) | Err(DaemonError::Engine(EngineError::Claimed(_))) => {}
-                            Err(e) => warn!(run_id = record.id, error = %e, "Backfill run could not be executed."),
+                            Err(e) => warn!(run_id = record.id.0, error = %e, "Backfill run could not be executed."),
                         }
                         finished.notify_one();
                     });
@@ -252,9 +252,9 @@ mod tests {
     #[test]
     fn plans_every_tick_in_range_both_ends_included() {
         let existing = HashMap::from([
-            (day(2), (10, RunState::Success)),
-            (day(3), (11, RunState::Failed)),
-            (day(4), (12, RunState::Running)),
+            (day(2), (RunId(10), RunState::Success)),
+            (day(3), (RunId(11), RunState::Failed)),
+            (day(4), (RunId(12), RunState::Running)),
         ]);
         let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let to = day(5);
@@ -274,13 +274,13 @@ mod tests {
 
     #[test]
     fn reverse_and_rerun_failed() {
-        let existing = HashMap::from([(day(2), (11, RunState::Failed))]);
+        let existing = HashMap::from([(day(2), (RunId(11), RunState::Failed))]);
         let plan = plan(&daily(), day(1), day(3), true, true, &existing);
         assert_eq!(
             plan,
             vec![
                 (day(3), TickAction::Run),
-                (day(2), TickAction::Rerun(11)),
+                (day(2), TickAction::Rerun(RunId(11))),
                 (day(1), TickAction::Run)
             ]
         );

@@ -479,12 +479,12 @@ impl Scheduler {
         };
         match self.engine.create_run(&spec).await {
             Ok(run) => {
-                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Run created.");
+                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run.0, "Run created.");
                 Ok(())
             }
             // Another scheduler, or a backfill, got there first: the database keeps it to one.
             Err(EngineError::Store(StoreError::RunExists { run, .. })) => {
-                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run, "Tick already has a run.");
+                info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = run.0, "Tick already has a run.");
                 Ok(())
             }
             // Another scheduler decided to skip it meanwhile: its decision stands.
@@ -499,7 +499,7 @@ impl Scheduler {
     /// Stops an active run (its tasks are killed) or fails a queued one that never started.
     async fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
         if let Some(active) = self.active.get(&run.id) {
-            info!(run_id = run.id, %reason, "Stopping run.");
+            info!(run_id = run.id.0, %reason, "Stopping run.");
             let _ = active.control.send(Control::Stop(StopReason::Superseded));
             return Ok(());
         }
@@ -571,16 +571,16 @@ impl Scheduler {
                 Ok(_) => {}
                 // Another scheduler took it between our look at the queue and the claim.
                 Err(DaemonError::Engine(EngineError::Claimed(_))) => {
-                    info!(run_id = run.id, "Run taken by another process.");
+                    info!(run_id = run.id.0, "Run taken by another process.");
                 }
                 // Adopted by another scheduler while this one was cut off: its tasks here are
                 // killed, and the run is the other's now.
                 Err(DaemonError::Engine(EngineError::Store(StoreError::Fenced {
                     why, ..
                 }))) => {
-                    warn!(run_id = run.id, reason = %why, "Run no longer ours: its tasks here were killed, and its record is left to its new owner.");
+                    warn!(run_id = run.id.0, reason = %why, "Run no longer ours: its tasks here were killed, and its record is left to its new owner.");
                 }
-                Err(e) => error!(run_id = run.id, error = %e, "Run could not be executed."),
+                Err(e) => error!(run_id = run.id.0, error = %e, "Run could not be executed."),
             }
             finished.notify_one();
         });

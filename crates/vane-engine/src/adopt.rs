@@ -42,7 +42,7 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
         .await?
     else {
         info!(
-            run_id = run,
+            run_id = run.0,
             "Run changed hands since it was found orphaned; leaving it."
         );
         return Ok(false);
@@ -58,7 +58,7 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
     // A pid names a process on its own host only.
     let local = lost_owner.is_none_or(|o| o.host == engine.host);
     let dag = vane_dag::parse_dag(&source, &detail.run.dag_id).dag;
-    warn!(run_id = run, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
+    warn!(run_id = run.0, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
     let at = Utc::now();
     let mut changes = Vec::new();
     for task in &detail.tasks {
@@ -72,7 +72,7 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
         if let (true, Some(pid), Some(start)) = (local, attempt.pid, attempt.pid_start_time)
             && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
         {
-            warn!(run_id = run, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
+            warn!(run_id = run.0, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
         }
         changes.push(Change::AttemptFinished {
             run,

@@ -21,18 +21,25 @@ pub struct ClearRequest<'a> {
 pub enum ClearError {
     #[error("run {run} has no task `{task}`; its tasks: {known}")]
     UnknownTask {
-        run: i64,
+        run: vane_store::RunId,
         task: String,
         known: String,
     },
     #[error(
         "the DAG's tasks changed since run {run} ({changes}); start a new run instead of clearing this one"
     )]
-    TasksChanged { run: i64, changes: String },
+    TasksChanged {
+        run: vane_store::RunId,
+        changes: String,
+    },
     #[error(
         "run {run} is being executed right now by vane pid {pid} on {host}; wait for it to finish or stop it first"
     )]
-    Running { run: i64, pid: u32, host: String },
+    Running {
+        run: vane_store::RunId,
+        pid: u32,
+        host: String,
+    },
 }
 
 /// Whether the vane process that claimed a run is still alive: not when its lease expired by

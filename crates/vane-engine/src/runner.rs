@@ -306,7 +306,7 @@ impl Engine<'_> {
                     Ok::<_, EngineError>(())
                 })
                 .await?;
-            warn!(run_id = run, %reason, "Run cannot start.");
+            warn!(run_id = run.0, %reason, "Run cannot start.");
             return Ok(RunState::Failed);
         }
         let mut stopping: Option<StopReason> = None;
@@ -321,7 +321,7 @@ impl Engine<'_> {
             deadlines.retain(|d| d.due > clock);
         }
 
-        info!(run_id = run, dag = %dag.id, "Run started.");
+        info!(run_id = run.0, dag = %dag.id, "Run started.");
         let mut first = settled;
         first.extend(machine.start(now()));
         let result = async {
@@ -340,7 +340,7 @@ impl Engine<'_> {
                         Change::ReleaseSlots { run, task: None },
                     ])
                     .await?;
-                    info!(run_id = run, dag = %dag.id, "Run put aside.");
+                    info!(run_id = run.0, dag = %dag.id, "Run put aside.");
                     return Ok(RunState::Queued);
                 }
                 if let Some(state) = machine.outcome() {
@@ -356,7 +356,7 @@ impl Engine<'_> {
                         Change::ReleaseSlots { run, task: None },
                     ])
                     .await?;
-                    info!(run_id = run, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
                     return Ok(state);
                 }
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
@@ -418,7 +418,7 @@ impl Engine<'_> {
                     // Another process adopts the run now: stop acting as its owner at once, and
                     // leave no task of it running here.
                     Ok(()) = lost.changed() => {
-                        error!(run_id = run, "This process lost its lease: killing the run's tasks; another scheduler adopts the run.");
+                        error!(run_id = run.0, "This process lost its lease: killing the run's tasks; another scheduler adopts the run.");
                         return Err(EngineError::Store(StoreError::Fenced {
                             run,
                             why: "this process lost its lease".into(),
@@ -433,17 +433,17 @@ impl Engine<'_> {
                         match wanted {
                             // The grace period of a drain is over: kill, but keep it resumable.
                             Control::Stop(_) if draining => {
-                                warn!(run_id = run, "Grace period over: killing running tasks; the run resumes later.");
+                                warn!(run_id = run.0, "Grace period over: killing running tasks; the run resumes later.");
                                 (machine.kill_running(), Vec::new())
                             }
                             Control::Stop(why) => {
                                 stopping = Some(why);
-                                warn!(run_id = run, reason = why.describe(), "Stopping the run: killing running tasks.");
+                                warn!(run_id = run.0, reason = why.describe(), "Stopping the run: killing running tasks.");
                                 (machine.cancel(), Vec::new())
                             }
                             Control::Drain if !draining => {
                                 draining = true;
-                                info!(run_id = run, "Draining the run: starting no new task.");
+                                info!(run_id = run.0, "Draining the run: starting no new task.");
                                 (machine.drain(), Vec::new())
                             }
                             _ => (Vec::new(), Vec::new()),
@@ -635,7 +635,7 @@ impl Ctx<'_, '_> {
             })
             .await?;
         if !granted {
-            debug!(run_id = self.run, task = %spec.id, "Waiting for a slot.");
+            debug!(run_id = self.run.0, task = %spec.id, "Waiting for a slot.");
         }
         Ok(granted)
     }
@@ -666,7 +666,7 @@ impl Ctx<'_, '_> {
         }
         let checks = sensing.checks;
         procs.sensing.remove(&task);
-        info!(run_id = self.run, task = %spec.id, attempt, checks, waited_secs = waited.as_secs_f64(), met = !not_yet, "Sensor done.");
+        info!(run_id = self.run.0, task = %spec.id, attempt, checks, waited_secs = waited.as_secs_f64(), met = !not_yet, "Sensor done.");
         changes.push(Change::Metric {
             run: self.run,
             task: spec.id.clone(),
@@ -711,7 +711,7 @@ impl Ctx<'_, '_> {
                 }
                 Err(error) => {
                     // A check that cannot start counts as not met; the next one may.
-                    warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, %error, "Sensor check could not start.");
+                    warn!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, %error, "Sensor check could not start.");
                     let interval = self.spec.dag.tasks[task].sensor.unwrap_or_default();
                     if let Some(sensing) = procs.sensing.get_mut(&task) {
                         sensing.next_poke = Some(clock + interval);
@@ -737,7 +737,7 @@ impl Ctx<'_, '_> {
             };
             if !finished {
                 let name = task.map(|i| self.spec.dag.tasks[i].id.clone());
-                warn!(run_id = self.run, task = name.as_deref(), deadline = %deadline.to_rfc3339(), "SLA missed.");
+                warn!(run_id = self.run.0, task = name.as_deref(), deadline = %deadline.to_rfc3339(), "SLA missed.");
                 changes.push(Change::SlaMiss {
                     run: self.run,
                     task: name,
@@ -824,7 +824,7 @@ impl Ctx<'_, '_> {
         } = ending;
         let id = &self.spec.dag.tasks[task].id;
         info!(
-            run_id = self.run,
+            run_id = self.run.0,
             task = %id,
             attempt,
             exit_code,
@@ -872,7 +872,7 @@ impl Ctx<'_, '_> {
                 .join(log_name(&self.spec.dag.id, self.run, id, attempt));
         let report = crate::metrics::read(&metrics_path(&log_path));
         if !report.problems.is_empty() {
-            warn!(run_id = self.run, task = %id, attempt, problems = report.problems.len(), "Metrics lines ignored.");
+            warn!(run_id = self.run.0, task = %id, attempt, problems = report.problems.len(), "Metrics lines ignored.");
             let text: String = report
                 .problems
                 .iter()
@@ -883,7 +883,7 @@ impl Ctx<'_, '_> {
                 .open(&log_path)
                 .and_then(|mut log| std::io::Write::write_all(&mut log, text.as_bytes()));
             if let Err(error) = appended {
-                warn!(run_id = self.run, task = %id, %error, "Cannot write to the task log.");
+                warn!(run_id = self.run.0, task = %id, %error, "Cannot write to the task log.");
             }
         }
         let at = Utc::now();
@@ -992,7 +992,7 @@ impl Ctx<'_, '_> {
                 let log_path = job.log_path.clone();
                 match self.engine.executor.launch(job) {
                     Ok(launched) => {
-                        info!(run_id = self.run, task = %id, attempt, pid = launched.pid, "Task started.");
+                        info!(run_id = self.run.0, task = %id, attempt, pid = launched.pid, "Task started.");
                         changes.push(Change::AttemptProcess {
                             run: self.run,
                             task: id.clone(),
@@ -1014,7 +1014,7 @@ impl Ctx<'_, '_> {
                         }
                     }
                     Err(error) => {
-                        warn!(run_id = self.run, task = %id, attempt, %error, "Task could not start.");
+                        warn!(run_id = self.run.0, task = %id, attempt, %error, "Task could not start.");
                         // The log is where a person looks first, so the reason goes there too.
                         if let Some(dir) = log_path.parent() {
                             let _ = std::fs::create_dir_all(dir);
@@ -1298,7 +1298,7 @@ impl Ctx<'_, '_> {
         let spec = &self.spec.dag.tasks[task];
         // Run id and attempt differ on every attempt; rendered as fixed placeholders, a
         // command that only names them in paths still finds its cache.
-        let fixed = self.vars(task, 0, 0);
+        let fixed = self.vars(task, RunId(0), 0);
         let lookup = |var: &Var| fixed.lookup(var);
         let command = match &spec.builtin {
             None => spec.command.render_shell(lookup),
@@ -1423,7 +1423,7 @@ impl Ctx<'_, '_> {
         prepared: &Prepared,
         why: &str,
     ) -> Result<(), EngineError> {
-        warn!(run_id = self.run, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
+        warn!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
         write_log(
             &job.log_path,
             &format!("vane: cache not used: {why}; running the task\n"),
@@ -1569,7 +1569,7 @@ impl Ctx<'_, '_> {
             ));
         }
         write_log(&job.log_path, &text);
-        info!(run_id = self.run, task = %spec.id, attempt, from_run = source.run, "Task cached.");
+        info!(run_id = self.run.0, task = %spec.id, attempt, from_run = source.run.0, "Task cached.");
         let now = Utc::now();
         let mut changes = vec![Change::AttemptFinished {
             run: self.run,

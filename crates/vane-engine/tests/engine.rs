@@ -49,7 +49,7 @@ fn env<'a>(job: &'a Job, name: &str) -> &'a str {
 impl Executor for FakeExecutor {
     fn launch(&self, job: Job) -> Result<Launched, ExecError> {
         let task = env(&job, "VANE_TASK_ID").to_owned();
-        let run: i64 = env(&job, "VANE_RUN_ID").parse().unwrap();
+        let run: vane_store::RunId = env(&job, "VANE_RUN_ID").parse().unwrap();
         let attempt: u32 = env(&job, "VANE_ATTEMPT").parse().unwrap();
         // The attempt must be on disk before its process exists: a second connection sees it.
         let store = SqliteStore::open(&self.db).unwrap();

@@ -574,7 +574,7 @@ impl Store for SqliteStore {
                 other?;
             }
         }
-        let id = tx.last_insert_rowid();
+        let id = RunId(tx.last_insert_rowid());
         {
             let mut insert = tx.prepare(
                 "INSERT INTO task_instances (run_id, task_id, position, state, updated_at)

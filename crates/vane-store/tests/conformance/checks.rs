@@ -24,7 +24,7 @@ fn record(store: &S, run: RunId, attempt: u32, passed: bool, result: CheckResult
             results: &[result],
             // Evaluated in run order, as runs one after another are.
             at: Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
-                + Duration::minutes(i64::from(attempt) + run * 10),
+                + Duration::minutes(i64::from(attempt) + run.0 * 10),
         })
         .unwrap();
 }
@@ -101,7 +101,7 @@ pub(crate) fn a_run_marked_good_is_learned_from_although_it_failed(db: &Db) {
     assert!(store.good_mark(r[0]).unwrap().is_none());
     assert!(matches!(
         store.mark_good(&GoodMark {
-            run: r[2] + 1000,
+            run: RunId(r[2].0 + 1000),
             by: "alice".into(),
             at: Utc::now(),
             reason: None,
@@ -171,7 +171,7 @@ pub(crate) fn values_holding_a_nul_byte_are_recorded(db: &Db) {
             reason: None,
         })
         .unwrap();
-    let (_, profile) = store.baseline_profile(&from(r[0] + 1)).unwrap().unwrap();
+    let (_, profile) = store.baseline_profile(&from(RunId(r[0].0 + 1))).unwrap().unwrap();
     let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
     assert_eq!(as_read(profile["top"][0].as_str().unwrap()), bad);
 }

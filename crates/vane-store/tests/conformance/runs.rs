@@ -91,7 +91,7 @@ pub(crate) fn a_run_is_recorded_with_its_version_params_and_git_state(db: &Db) {
         store.dag_source(detail.run.dag_version).unwrap(),
         "[tasks.a]\ncommand = \"true\"\n"
     );
-    assert!(matches!(store.run(id + 1), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.run(RunId(id.0 + 1)), Err(StoreError::NotFound(_))));
     assert!(matches!(
         store.dag_source(detail.run.dag_version + 1),
         Err(StoreError::NotFound(_))
@@ -435,7 +435,7 @@ pub(crate) fn backfills_keep_their_runs_in_order(db: &Db) {
     );
     assert_eq!(record.count(RunState::Queued), 3);
     assert_eq!(store.backfill_of(a).unwrap(), Some((id, BackfillState::Paused)));
-    assert_eq!(store.backfill_of(a + b + created).unwrap(), None);
+    assert_eq!(store.backfill_of(RunId(a.0 + b.0 + created.0)).unwrap(), None);
     let second = store
         .create_backfill(&NewBackfill {
             dag_id: "other",
