@@ -150,11 +150,7 @@ fn format_number(v: f64) -> String {
 
 pub(crate) fn mark_good(g: &Global, args: &MarkGoodArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let by = args
-        .by
-        .clone()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
+    let by = vane_app::who(args.by.as_deref());
     vane_app::reads::mark_good(&*store, args.run_id, &by, args.reason.as_deref())?;
     let why = args
         .reason

@@ -92,6 +92,13 @@ pub(crate) enum Command {
     /// The run keeps its DAG version, params and logical date, and its attempt history. By
     /// default the run is queued for `vane scheduler`; --foreground reruns it here and now.
     Clear(ClearArgs),
+    /// Stop a queued or running run: its running tasks are killed and no other starts.
+    ///
+    /// Works on a run that any process executes (a scheduler on any host, or `vane run`): the
+    /// request is recorded, and the run's owner stops it within about a second. A queued run
+    /// that has not started ends at once and never starts. The run ends failed, its reason
+    /// saying who stopped it and why; its history stays, and `vane clear` reruns it.
+    Stop(StopArgs),
     /// Run a DAG for every schedule tick in a date range, here, with bounded concurrency.
     ///
     /// Ticks that already succeeded are skipped (and failed ones too, unless --rerun-failed).
@@ -194,6 +201,20 @@ pub(crate) struct ClearArgs {
     /// Rerun now in the foreground instead of queueing for the scheduler.
     #[arg(long)]
     pub(crate) foreground: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    pub(crate) run_id: vane_store::RunId,
+    /// Why, recorded in the run's reason (e.g. "bad input data").
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Who stops it [default: $USER, or the operating system's user].
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+    /// Return once the stop is recorded instead of waiting for the run to end.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
 }
 
 #[derive(Debug, Args)]

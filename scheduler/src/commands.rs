@@ -45,6 +45,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Trigger(args) => trigger(g, &args),
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
+        Command::Stop(args) => stop(g, &args),
         Command::Sla(args) => sla(g, args.dag_id.as_deref(), args.limit, args.json.json),
         Command::Backfill(args) => crate::backfill::backfill(g, &args),
         Command::Backfills(args) => crate::backfill::backfills(g, &args),
@@ -542,6 +543,55 @@ pub(crate) fn runtime_with_signals() -> Result<(
         });
     }
     Ok((runtime, receiver))
+}
+
+/// How long `vane stop` waits for a run's owner to stop it: the owner looks for requests every
+/// second, and killed tasks get their kill grace.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+fn stop(g: &Global, args: &crate::cli::StopArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let by = vane_app::who(args.by.as_deref());
+    let run = app(g).stop(&*store, args.run_id, &by, args.reason.as_deref())?;
+    let ended =
+        |r: &vane_store::RunRecord| !matches!(r.state, RunState::Queued | RunState::Running);
+    if ended(&run) {
+        println!(
+            "run {} {}: {}",
+            run.id,
+            run.state,
+            run.reason.unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let owner = run.owner.as_ref().map_or_else(
+        || "its owner".to_owned(),
+        |o| format!("vane pid {} on {}", o.pid, o.host),
+    );
+    eprintln!("run {}: stop requested; {owner} stops it", run.id);
+    if args.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = store.run(args.run_id)?.run;
+        if ended(&now) {
+            println!(
+                "run {} {}: {}",
+                now.id,
+                now.state,
+                now.reason.unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    anyhow::bail!(
+        "run {} is still {} after {} s: {owner} has not stopped it; is it running? (`vane status`)",
+        args.run_id,
+        store.run(args.run_id)?.run.state,
+        STOP_WAIT.as_secs()
+    )
 }
 
 pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode> {

@@ -302,6 +302,37 @@ fn on_no_baseline_approve_waits_for_the_first_model() {
     assert_eq!(stage_of(&models(&p), 1), "production");
 }
 
+/// Under systemd and in containers `$USER` is unset: the approver is the operating system's
+/// name for the user, never "unknown".
+#[test]
+fn an_approval_without_user_in_the_environment_records_the_os_user() {
+    let p = project("approve");
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    let output = p
+        .command(&["approve", "1"])
+        .env_remove("USER")
+        .output()
+        .expect("run vane approve");
+    assert!(output.status.success(), "{output:?}");
+    assert!(child.wait().unwrap().success());
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .expect("run id -un")
+            .stdout,
+    )
+    .unwrap();
+    let m = models(&p);
+    let approved = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["evidence"]["approved_by"].is_string())
+        .unwrap_or_else(|| panic!("an approval in the ledger: {m:#}"));
+    assert_eq!(approved["evidence"]["approved_by"], me.trim(), "{m:#}");
+}
+
 #[test]
 fn models_at_a_time_and_a_rollback_by_hand() {
     let p = project("pass");

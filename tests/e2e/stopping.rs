@@ -286,8 +286,83 @@ fn ctrl_c_right_after_a_task_starts_still_stops_it() {
     }
 }
 
+/// A run the scheduler executes, its first task running for long, its second waiting on it.
+const LONG_THEN_MORE: &str = r#"
+[tasks.train]
+command = "echo $$ > \"$VANE_WORK/train.pid\"; exec sleep 600"
+retries = 2
+
+[tasks.report]
+command = "echo report"
+depends_on = ["train"]
+"#;
+
+/// `vane stop` works from another process than the one executing the run: the scheduler's
+/// run is stopped, its task killed and not retried, and the record says who and why.
+fn vane_stop_ends_a_run_the_scheduler_executes_and_says_who_and_why(backend: Backend) {
+    let p = Project::on(backend).dag("long", LONG_THEN_MORE);
+    let mut daemon = p.scheduler(&[]);
+    p.vane(&["trigger", "long"]).success();
+    let pid = daemon.wait_for("the task to start", PATIENCE, || {
+        read_pid(&p.work().join("train.pid"))
+    });
+    let _cleanup = KillOnDrop { pid, comm: "sleep" };
+    p.vane(&["stop", "1", "--by", "alice", "--reason", "bad input data"])
+        .success()
+        .stdout_contains("run 1 failed: stopped by alice: bad input data");
+    assert!(
+        !process_alive(pid, "sleep"),
+        "the task {pid} outlived the stop"
+    );
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed", "{show:#}");
+    assert_eq!(
+        show["reason"], "stopped by alice: bad input data",
+        "{show:#}"
+    );
+    assert_eq!(show["stop_requested"]["by"], "alice", "{show:#}");
+    // Stopped, not failed: no retry although the task has two.
+    assert_eq!(attempts(&show, "train").len(), 1, "{show:#}");
+    assert_eq!(task(&show, "train")["state"], "failed", "{show:#}");
+    assert_eq!(task(&show, "report")["state"], "skipped", "{show:#}");
+    // An ended run has nothing to stop.
+    p.vane(&["stop", "1"])
+        .failure()
+        .stderr_contains("run 1 is failed: it has ended, so there is nothing to stop");
+    assert!(daemon.is_running(), "{}", daemon.log());
+}
+
+/// A queued run nobody has started ends at once when stopped, and a scheduler started later
+/// never runs it.
+fn a_queued_run_stopped_before_it_starts_never_starts(backend: Backend) {
+    let p = Project::on(backend).dag("long", LONG_THEN_MORE);
+    p.vane(&["trigger", "long"]).success();
+    p.vane(&["stop", "1", "--reason", "wrong params"])
+        .success()
+        .stdout_contains("run 1 failed: stopped by ");
+    let mut daemon = p.scheduler(&[]);
+    // Passes go by (its heartbeat counts them); the run is not started.
+    daemon.wait_for("three scheduler passes", PATIENCE, || {
+        let status = p.vane(&["status", "--json"]).success().json();
+        (status["schedulers"][0]["passes"].as_u64() >= Some(3)).then_some(())
+    });
+    let show = p.show(1);
+    assert_eq!(show["state"], "failed", "{show:#}");
+    assert!(
+        show["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("stopped by ") && r.ends_with(": wrong params")),
+        "{show:#}"
+    );
+    assert!(attempts(&show, "train").is_empty(), "{show:#}");
+    assert_eq!(task(&show, "train")["state"], "skipped", "{show:#}");
+    assert!(!p.work().join("train.pid").exists());
+}
+
 crate::harness::on_both_backends!(
     a_timeout_kills_the_task_and_its_grandchildren,
     a_task_that_ignores_sigterm_is_killed_after_the_grace_period,
     processes_a_task_leaves_behind_are_killed,
+    vane_stop_ends_a_run_the_scheduler_executes_and_says_who_and_why,
+    a_queued_run_stopped_before_it_starts_never_starts,
 );

@@ -16,13 +16,7 @@ type Result<T, E = AppError> = std::result::Result<T, E>;
 /// The longest snooze: anything longer is muting, which `resolve` or a tuned rule does honestly.
 const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
 
-/// The name a person acts under on an alert: the one given, or $USER.
-#[must_use]
-pub fn who(by: Option<&str>) -> String {
-    by.map(str::to_owned)
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
+pub use crate::who;
 
 fn not_found(id: i64) -> impl FnOnce(StoreError) -> AppError {
     move |e| match e {

@@ -223,6 +223,12 @@ impl HttpApi {
                     &app.clear(&*self.store()?, &request)?,
                 ))
             }
+            Route::Stop { run } => {
+                let by = crate::who(field(body, "by")?.as_deref());
+                let reason = field(body, "reason")?;
+                let stopped = app.stop(&*self.store()?, RunId(run), &by, reason.as_deref())?;
+                json(crate::runs::run_json(&stopped))
+            }
             Route::Approve { run } => {
                 let by = crate::who(field(body, "by")?.as_deref());
                 let stage = field(body, "stage")?;

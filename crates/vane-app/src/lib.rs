@@ -228,13 +228,20 @@ impl App {
     }
 }
 
-/// The name a person acts under: the one given, or $USER.
+/// The name a person acts under: the one given, or `$USER`, or, where `$USER` is unset (under
+/// systemd, in containers), the operating system's name for this process's user.
 #[must_use]
 pub fn who(by: Option<&str>) -> String {
     by.map(str::to_owned)
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::geteuid()))
 }
 
 /// This host's name, as runs and attempts record it.

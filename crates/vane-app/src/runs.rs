@@ -30,6 +30,11 @@ pub fn run_json(run: &RunRecord) -> Value {
         "queued_at": run.queued_at.to_rfc3339(),
         "started_at": run.started_at.map(|t| t.to_rfc3339()),
         "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
+        "stop_requested": run.stop_request.as_ref().map(|r| json!({
+            "by": r.by,
+            "reason": r.reason,
+            "at": r.at.to_rfc3339(),
+        })),
     })
 }
 
@@ -172,6 +177,44 @@ pub struct Triggered {
     pub state: &'static str,
 }
 
+/// Ends a queued run that no process has started, as stopped. It is taken over first, with a
+/// compare-and-set on its fencing token and under a lease of this process, so a scheduler that
+/// claims it at the same moment either wins (and then stops it as asked) or finds it taken.
+fn end_queued(
+    store: &dyn Store,
+    record: &RunRecord,
+    request: &vane_store::StopRequest,
+) -> Result<(), AppError> {
+    let host = crate::host();
+    let pid = std::process::id();
+    let lease = vane_store::lease_id(&host, pid, Utc::now(), 0);
+    store.acquire_lease(&vane_store::NewLease {
+        id: &lease,
+        host: &host,
+        pid,
+        role: vane_store::LeaseRole::Command,
+        ttl: Duration::from_secs(60),
+    })?;
+    let me = vane_store::Owner {
+        host: host.clone(),
+        pid,
+        start_time: None,
+        lease: Some(lease.clone()),
+        lease_held: None,
+    };
+    let taken = store.take_over(record.id, record.owner_token, &me, &lease)?;
+    if let Some(fence) = taken {
+        let mut changes = vane_engine::abandon_changes(store, record.id, &request.describe())?;
+        changes.push(vane_store::Change::RunOwner {
+            run: record.id,
+            owner: None,
+        });
+        store.apply_fenced(&fence, &changes)?;
+    }
+    store.release_lease(&lease)?;
+    Ok(())
+}
+
 fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>, AppError> {
     let Some(text) = text else {
         // Microseconds, as stored: two manual runs a moment apart get distinct logical dates.
@@ -254,6 +297,64 @@ impl App {
         })
     }
 
+    /// A run left `running` by a vane process that is gone, adopted: its lost attempts are
+    /// closed and their processes killed, so nothing done to it next runs beside them. Other
+    /// runs come back as they are.
+    fn adopt_if_orphaned(
+        &self,
+        store: &dyn Store,
+        detail: RunDetail,
+    ) -> Result<RunDetail, AppError> {
+        let Some(owner) = &detail.run.owner else {
+            return Ok(detail);
+        };
+        if detail.run.state != RunState::Running
+            || !vane_engine::orphaned(owner, &crate::host(), false)
+        {
+            return Ok(detail);
+        }
+        let engine = self.engine(Duration::from_secs(10))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(AppError::io("cannot start a runtime to adopt the run"))?;
+        runtime.block_on(vane_engine::adopt(&engine, &detail.run))?;
+        Ok(store.run(detail.run.id)?)
+    }
+
+    /// Stops run `run` for `by`, with `reason`: recorded on the run, which its owner (a
+    /// scheduler or `vane run`, on any host) stops within about a second, killing its running
+    /// tasks; a queued run no process has started is ended here, and never starts. Returns the
+    /// run as it is now: `failed` when it ended here, `running` while its owner stops it.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown run, [`AppError::Conflict`] for one that has ended.
+    pub fn stop(
+        &self,
+        store: &dyn Store,
+        run: RunId,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<RunRecord, AppError> {
+        let detail = self.adopt_if_orphaned(store, store.run(run)?)?;
+        if !matches!(detail.run.state, RunState::Queued | RunState::Running) {
+            return Err(AppError::Conflict(format!(
+                "run {run} is {}: it has ended, so there is nothing to stop",
+                detail.run.state
+            )));
+        }
+        let request = vane_store::StopRequest {
+            by: by.to_owned(),
+            reason: reason.map(str::to_owned).filter(|r| !r.trim().is_empty()),
+            at: Utc::now(),
+        };
+        let record = store.request_stop(run, &request)?;
+        if record.state == RunState::Queued && record.owner.is_none() {
+            end_queued(store, &record, &request)?;
+        }
+        Ok(store.run(run)?.run)
+    }
+
     /// Flips a DAG's pause switch.
     ///
     /// # Errors
@@ -286,21 +387,7 @@ impl App {
         request: &ClearArgs,
     ) -> Result<ClearPlan, AppError> {
         let run_id = request.run_id;
-        let mut detail = store.run(run_id)?;
-        // A run left `running` by a vane process that is gone is adopted first: its lost
-        // attempts are closed and their processes killed, so a rerun never runs beside them.
-        if let Some(owner) = &detail.run.owner
-            && detail.run.state == RunState::Running
-            && vane_engine::orphaned(owner, &crate::host(), false)
-        {
-            let engine = self.engine(Duration::from_secs(10))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(AppError::io("cannot start a runtime to adopt the run"))?;
-            runtime.block_on(vane_engine::adopt(&engine, &detail.run))?;
-            detail = store.run(run_id)?;
-        }
+        let detail = self.adopt_if_orphaned(store, store.run(run_id)?)?;
         // The rerun uses the DAG file as it is now (the usual reason to clear is a fix), or the
         // version the run recorded when the file is gone or broken.
         let set = self.load_dags().ok();

@@ -1,6 +1,7 @@
 //! This process's lease (see [`vane_store::LeaseStore`]): taken when the process first needs to
 //! own a run, renewed in the background, and given up for a new one when it is lost.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use vane_store::{LeaseRole, NewLease, StoreThreads};
+use vane_store::{LeaseRole, NewLease, RunId, StoreThreads};
 
 use crate::EngineError;
 
@@ -27,6 +28,21 @@ struct Inner {
     held: Mutex<Held>,
     /// Counts the leases lost: each execution watches it and stops acting as owner when it moves.
     lost: watch::Sender<u64>,
+    /// Runs owned under the lease that a person asked to stop (`vane stop`), as last looked up.
+    stops: watch::Sender<Vec<RunId>>,
+    /// Executions going on under the lease: stop requests are looked for only while there are.
+    executing: AtomicUsize,
+}
+
+/// Counts an execution for as long as it lives: see [`Lease::executing`].
+pub struct Executing {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Executing {
+    fn drop(&mut self) {
+        self.inner.executing.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -59,6 +75,8 @@ impl Lease {
                 ttl,
                 held: Mutex::new(Held::default()),
                 lost: watch::channel(0).0,
+                stops: watch::channel(Vec::new()).0,
+                executing: AtomicUsize::new(0),
             }),
         }
     }
@@ -80,6 +98,22 @@ impl Lease {
     #[must_use]
     pub fn lost(&self) -> watch::Receiver<u64> {
         self.inner.lost.subscribe()
+    }
+
+    /// Runs owned under this process's leases that a person asked to stop; looked up about
+    /// once a second while any execution goes on.
+    #[must_use]
+    pub fn stops(&self) -> watch::Receiver<Vec<RunId>> {
+        self.inner.stops.subscribe()
+    }
+
+    /// Marks an execution going on until the value drops.
+    #[must_use]
+    pub fn executing(&self) -> Executing {
+        self.inner.executing.fetch_add(1, Ordering::Relaxed);
+        Executing {
+            inner: Arc::clone(&self.inner),
+        }
     }
 
     /// The lease held now, or a new one, renewed from then on by a task of its own on the
@@ -161,19 +195,26 @@ impl Lease {
     }
 }
 
+/// How often stop requests are looked for while runs execute: a person who typed `vane stop`
+/// waits about this long at most.
+const STOP_POLL: Duration = Duration::from_secs(1);
+
 /// Renews lease `id` every third of its time to live until it is lost or the process lets go
-/// of it. It is lost when the database says it expired, and also when no renewal got through
-/// for a whole time to live: by then the database may have let it expire, and a process cut
-/// off from the database must stop acting as owner on its own (others adopt its runs).
+/// of it, and meanwhile looks up stop requests for the runs it owns. It is lost when the
+/// database says it expired, and also when no renewal got through for a whole time to live: by
+/// then the database may have let it expire, and a process cut off from the database must stop
+/// acting as owner on its own (others adopt its runs).
 async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
     let Some(ttl) = inner.upgrade().map(|i| i.ttl) else {
         return;
     };
     let every = ttl / 3;
+    let tick = every.min(STOP_POLL);
     // Counted from when a renewal was sent: the database extends from when it ran, later.
     let mut renewed = Instant::now();
+    let mut due = renewed + every;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(tick).await;
         let Some(strong) = inner.upgrade() else {
             return;
         };
@@ -184,7 +225,22 @@ async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
         if !still_ours {
             return;
         }
+        if strong.executing.load(Ordering::Relaxed) > 0 {
+            let lease = id.clone();
+            let asked = tokio::time::timeout(tick, store.call(move |s| s.stop_requests(&lease)));
+            if let Ok(Ok(runs)) = asked.await {
+                strong.stops.send_if_modified(|known| {
+                    let changed = *known != runs;
+                    *known = runs;
+                    changed
+                });
+            }
+        }
+        if Instant::now() < due {
+            continue;
+        }
         let sent = Instant::now();
+        due = sent + every;
         let lease = id.clone();
         let answer = tokio::time::timeout(every, store.call(move |s| s.renew_lease(&lease, ttl)));
         let why = match answer.await {

@@ -39,6 +39,8 @@ pub enum StopReason {
     User,
     /// A newer tick replaced it (`overlap = "cancel_previous"`).
     Superseded,
+    /// `vane stop` (or the API's): the record says who asked and why.
+    Requested,
 }
 
 impl StopReason {
@@ -46,6 +48,7 @@ impl StopReason {
         match self {
             StopReason::User => "stopped by the user",
             StopReason::Superseded => "superseded by a newer tick (overlap = \"cancel_previous\")",
+            StopReason::Requested => "stopped by a person",
         }
     }
 }
@@ -241,6 +244,10 @@ impl Engine<'_> {
         // after a crash tell an orphaned run from one that a live process executes.
         // Watched from before the lease is taken, so a loss in between is seen too.
         let mut lost = self.lease.lost();
+        let mut stops = self.lease.stops();
+        let _executing = self.lease.executing();
+        // Who stopped the run and why, once someone did: its final reason.
+        let mut stopped_by: Option<String> = None;
         let owner = self.owner(self.lease.current(&self.store).await?);
         let (claimant, at) = (owner.clone(), Utc::now());
         let Some(fence) = self
@@ -344,7 +351,7 @@ impl Engine<'_> {
                     return Ok(RunState::Queued);
                 }
                 if let Some(state) = machine.outcome() {
-                    let reason = run_reason(&machine, dag, stopping);
+                    let reason = stopped_by.clone().or_else(|| run_reason(&machine, dag, stopping));
                     self.apply(fence, vec![
                         Change::Run {
                             run,
@@ -423,6 +430,19 @@ impl Engine<'_> {
                             run,
                             why: "this process lost its lease".into(),
                         }));
+                    }
+                    // A person asked to stop the run (`vane stop`, from any host).
+                    Ok(()) = stops.changed(), if stopping.is_none() => {
+                        if stops.borrow_and_update().contains(&run) {
+                            let asked = self.store.call(move |s| s.run(run)).await?.run.stop_request;
+                            let why = asked.map_or_else(|| StopReason::Requested.describe().to_owned(), |r| r.describe());
+                            warn!(run_id = run.0, reason = %why, "Stopping the run as asked: killing running tasks.");
+                            stopped_by = Some(why);
+                            stopping = Some(StopReason::Requested);
+                            (machine.cancel(), Vec::new())
+                        } else {
+                            (Vec::new(), Vec::new())
+                        }
                     }
                     changed = control.changed(), if listening && stopping.is_none() => {
                         if changed.is_err() {

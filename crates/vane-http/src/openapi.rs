@@ -162,6 +162,16 @@ const OPERATIONS: &[Operation] = &[
     ),
     (
         "POST",
+        "/api/runs/{id}/stop",
+        "Stop a queued or running run: its owner kills running tasks and starts no other; a queued run ends at once. Answers the run; 409 when it has ended.",
+        &[],
+        &[
+            ("by", "who stops it; default the server's user"),
+            ("reason", "why, recorded in the run's reason"),
+        ],
+    ),
+    (
+        "POST",
         "/api/runs/{id}/approve",
         "Approve a rollout waiting at a stage.",
         &[],

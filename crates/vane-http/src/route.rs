@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/dags/{id}/pause"),
     ("POST", "/api/dags/{id}/unpause"),
     ("POST", "/api/runs/{id}/clear"),
+    ("POST", "/api/runs/{id}/stop"),
     ("POST", "/api/runs/{id}/approve"),
     ("POST", "/api/runs/{id}/reject"),
     ("POST", "/api/models/{name}/rollback"),
@@ -102,6 +103,9 @@ pub enum Route {
     Clear {
         run: i64,
     },
+    Stop {
+        run: i64,
+    },
     Approve {
         run: i64,
     },
@@ -133,6 +137,7 @@ impl Route {
             Self::Trigger { .. }
                 | Self::Pause { .. }
                 | Self::Clear { .. }
+                | Self::Stop { .. }
                 | Self::Approve { .. }
                 | Self::Reject { .. }
                 | Self::Rollback { .. }
@@ -266,6 +271,7 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
             paused: false,
         },
         "/api/runs/{id}/clear" => Route::Clear { run: id(0, "run")? },
+        "/api/runs/{id}/stop" => Route::Stop { run: id(0, "run")? },
         "/api/runs/{id}/approve" => Route::Approve { run: id(0, "run")? },
         "/api/runs/{id}/reject" => Route::Reject { run: id(0, "run")? },
         "/api/models/{name}/rollback" => Route::Rollback { model: text(0) },

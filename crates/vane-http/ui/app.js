@@ -590,9 +590,11 @@ async function pageRun(id) {
   return h('div', {},
     h('div', { class: 'row' }, h('h1', {}, `Run ${run.id}`), badge(run.state), h('span', { class: 'spacer' }),
       finished && anyFailed ? h('button', { type: 'button', onclick: () => act(`/api/runs/${run.id}/clear`, { failed_only: true }, `Cleared the failed tasks of run ${run.id}: the scheduler runs them again.`) }, 'Clear failed tasks') : null,
-      finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null),
+      finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null,
+      !finished && !run.stop_requested ? h('button', { type: 'button', class: 'danger', onclick: () => act(`/api/runs/${run.id}/stop`, {}, (r) => r.state === 'failed' ? `Stopped run ${run.id}.` : `Asked run ${run.id} to stop: its running tasks are killed within seconds.`) }, 'Stop') : null),
     h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${when(run.logical_date)}`),
     run.reason ? panel(h('strong', {}, 'Why: '), run.reason) : null,
+    run.stop_requested && !finished ? panel(h('strong', {}, 'Stopping: '), `asked by ${run.stop_requested.by}${run.stop_requested.reason ? `: ${run.stop_requested.reason}` : ''}`) : null,
     panel(kv([
       ['Queued', when(run.queued_at)], ['Started', when(run.started_at)], ['Ended', when(run.ended_at)],
       ['Duration', duration(between(run.started_at, run.ended_at))],

@@ -63,8 +63,8 @@ pub use threads::{Opener, StoreThreads};
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, Decision,
     GitState, NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord,
-    RunState, SlaMiss, SlotRequest, StageStatus, TaskRecord, TaskState, TickDecision, TickRecord,
-    Trigger,
+    RunState, SlaMiss, SlotRequest, StageStatus, StopRequest, TaskRecord, TaskState, TickDecision,
+    TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -324,6 +324,19 @@ pub trait Store:
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such run.
     fn run(&self, id: RunId) -> Result<RunDetail>;
+
+    /// Records that `request.by` asks run `run` to stop, unless it has ended: its owner stops
+    /// it ([`Store::stop_requests`]). Returns the run as it is now.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such run.
+    fn request_stop(&self, run: RunId, request: &StopRequest) -> Result<RunRecord>;
+
+    /// Runs owned under lease `lease`, still running, that a person asked to stop.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>>;
 
     /// The DAG file content a run used.
     ///

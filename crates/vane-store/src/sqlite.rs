@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_scheduler_heartbeat.sql"),
     include_str!("../migrations/0015_leases.sql"),
     include_str!("../migrations/0016_alert_horizon.sql"),
+    include_str!("../migrations/0017_stop_requests.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -375,6 +376,14 @@ impl SqliteStore {
                 _ => None,
             },
             owner_token: row.get("owner_token")?,
+            stop_request: match row.get::<_, Option<String>>("stop_requested_by")? {
+                Some(by) => Some(StopRequest {
+                    by,
+                    reason: row.get("stop_reason")?,
+                    at: opt_ts("stop_requested_at")?.unwrap_or_default(),
+                }),
+                None => None,
+            },
             queued_at: parse_ts(&row.get::<_, String>("queued_at")?)?,
             started_at: opt_ts("started_at")?,
             ended_at: opt_ts("ended_at")?,
@@ -887,6 +896,27 @@ impl Store for SqliteStore {
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
         self.apply_as(None, changes)
+    }
+
+    fn request_stop(&self, run: RunId, request: &StopRequest) -> Result<RunRecord> {
+        self.conn
+            .prepare_cached(
+                "UPDATE runs SET stop_requested_by = ?2, stop_reason = ?3, stop_requested_at = ?4
+                 WHERE id = ?1 AND state IN ('queued', 'running')",
+            )?
+            .execute(params![run, request.by, request.reason, ts(&request.at)])?;
+        Ok(self.run(run)?.run)
+    }
+
+    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM runs WHERE owner_lease = ?1 AND state = 'running'
+               AND stop_requested_at IS NOT NULL ORDER BY id",
+        )?;
+        let ids = stmt
+            .query_map(params![lease], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<RunId>>>()?;
+        Ok(ids)
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {

@@ -226,6 +226,25 @@ pub struct NewRun<'a> {
     pub backfill: Option<i64>,
 }
 
+/// Who asked for a run to stop, why and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    pub by: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl StopRequest {
+    /// The run's reason once stopped: `stopped by alice: bad data`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.reason {
+            Some(reason) => format!("stopped by {}: {reason}", self.by),
+            None => format!("stopped by {}", self.by),
+        }
+    }
+}
+
 /// The vane process executing a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -356,6 +375,8 @@ pub struct RunRecord {
     pub owner: Option<Owner>,
     /// The fencing token of the run's latest claim or adoption: see [`crate::Fence`].
     pub owner_token: i64,
+    /// A person asked for the run to stop (`vane stop`).
+    pub stop_request: Option<StopRequest>,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,

@@ -406,4 +406,12 @@ impl<S: Store> Store for OffLoop<S> {
         self.check();
         self.0.dag_source(version)
     }
+    fn request_stop(&self, run: RunId, request: &StopRequest) -> Result<RunRecord> {
+        self.check();
+        self.0.request_stop(run, request)
+    }
+    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+        self.check();
+        self.0.stop_requests(lease)
+    }
 }

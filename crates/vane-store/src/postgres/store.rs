@@ -86,6 +86,16 @@ fn run_record(row: &Row) -> Result<RunRecord> {
             _ => None,
         },
         owner_token: row.try_get("owner_token")?,
+        stop_request: match row.try_get::<_, Option<String>>("stop_requested_by")? {
+            Some(by) => Some(StopRequest {
+                by,
+                reason: row.try_get("stop_reason")?,
+                at: row
+                    .try_get::<_, Option<DateTime<Utc>>>("stop_requested_at")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
         queued_at: row.try_get("queued_at")?,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
@@ -711,6 +721,31 @@ impl Store for PgStore {
 
     fn apply(&self, changes: &[Change]) -> Result<()> {
         self.apply_as(None, changes)
+    }
+
+    fn request_stop(&self, run: RunId, request: &StopRequest) -> Result<RunRecord> {
+        self.with_client(|c| {
+            c.execute(
+                "UPDATE runs SET stop_requested_by = $2, stop_reason = $3, stop_requested_at = $4
+                 WHERE id = $1 AND state IN ('queued', 'running')",
+                &[&run, &request.by, &request.reason, &request.at],
+            )?;
+            Ok(())
+        })?;
+        Ok(self.run(run)?.run)
+    }
+
+    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+        self.with_client(|c| {
+            c.query(
+                "SELECT id FROM runs WHERE owner_lease = $1 AND state = 'running'
+                   AND stop_requested_at IS NOT NULL ORDER BY id",
+                &[&lease],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {

@@ -189,3 +189,40 @@ pub(crate) fn racing_adoptions_of_one_run_grant_one(db: &Db) {
     let owner = store.run(run).unwrap().run.owner.unwrap();
     assert_eq!(owner.pid, 100 + winners[0] as u32);
 }
+
+/// `vane stop` records its request on the run; the owner finds the requests for the runs it
+/// owns, and only those still running.
+pub(crate) fn a_stop_request_is_recorded_and_found_by_the_runs_owner(db: &Db) {
+    let store = db.open();
+    let (mine, other, ended) = (
+        new_run(&*store, &["a"]),
+        crate::runs::run_at(&*store, &["a"], crate::runs::logical_date() + chrono::Duration::days(1))
+            .unwrap(),
+        crate::runs::run_at(&*store, &["a"], crate::runs::logical_date() + chrono::Duration::days(2))
+            .unwrap(),
+    );
+    take(&*store, "me", Duration::from_secs(60));
+    take(&*store, "them", Duration::from_secs(60));
+    for (run, lease) in [(mine, "me"), (other, "them"), (ended, "me")] {
+        store
+            .claim_run(run, &holder(10, lease), Utc::now())
+            .unwrap()
+            .unwrap();
+    }
+    store.apply(&run_ended(ended)).unwrap();
+    assert!(store.stop_requests("me").unwrap().is_empty());
+    let request = StopRequest {
+        by: "alice".into(),
+        reason: Some("bad input".into()),
+        at: Utc::now(),
+    };
+    for run in [mine, other, ended] {
+        store.request_stop(run, &request).unwrap();
+    }
+    assert_eq!(store.stop_requests("me").unwrap(), vec![mine]);
+    assert_eq!(store.stop_requests("them").unwrap(), vec![other]);
+    let recorded = store.run(mine).unwrap().run.stop_request.unwrap();
+    assert_eq!(recorded.describe(), "stopped by alice: bad input");
+    // A run that has ended keeps no request: there was nothing to stop.
+    assert_eq!(store.run(ended).unwrap().run.stop_request, None);
+}

@@ -80,6 +80,7 @@ on_every_backend!({
         a_run_shows_whether_its_owner_lease_is_held_and_counts_as_owned,
         an_owner_fenced_off_by_adoption_or_expiry_cannot_write,
         racing_adoptions_of_one_run_grant_one,
+        a_stop_request_is_recorded_and_found_by_the_runs_owner,
     }
     ticks {
         ticks_record_every_decision_once,
