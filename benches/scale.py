@@ -74,10 +74,9 @@ SWEEP_S = 5.0  # the scheduler's recovery sweep (RECOVERY_EVERY in crates/vane-d
 DEFAULT_TTL_S = 20.0  # DEFAULT_LEASE_TTL in crates/vane-store
 SHORT_TTL_S = 6.0
 AIRFLOW_ZOMBIE_S = 300.0  # Airflow's [scheduler] zombie threshold default
-# A is killed a random 0-7 s after B is up (seeded): a crash falls at any phase of B's sweeps
-# (5 s, checked on 0.5 s passes) and of A's lease renewals (every TTL/3: 6.7 s by default).
+# A crash falls at any phase of B's sweeps (5 s, checked on 0.5 s passes) and of A's lease
+# renewals (every TTL/3: 6.7 s by default): rep n of N kills A (n + 1/2) * 7 s / N after B is up.
 ADOPT_PHASE_S = 7.0
-ADOPT_SEED = 20261204
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Nothing the user set may point vane at their own setup or change its logging.
@@ -936,13 +935,13 @@ def adopt_once(a, setup: AdoptSetup, n: int, delay: float) -> tuple[float, float
 
 
 def fig_adoption(a, out: dict) -> None:
-    rng = random.Random(ADOPT_SEED)
+    delays = [(n + 0.5) * ADOPT_PHASE_S / ADOPT_REPS for n in range(ADOPT_REPS)]
     results = []
     for setup in adopt_setups(bool(a.pg)):
-        lost, done = zip(*(adopt_once(a, setup, n, rng.uniform(0, ADOPT_PHASE_S)) for n in range(ADOPT_REPS)))
+        lost, done = zip(*(adopt_once(a, setup, n, delay) for n, delay in enumerate(delays)))
         results.append((setup, list(lost), list(done)))
     print(f"[4] Adoption after kill -9: scheduler A (VANE_HOST=bench-a) runs a task's first attempt, B is up;"
-          f" 0-{ADOPT_PHASE_S:g} s later (random, seeded) A and the task are SIGKILLed; {ADOPT_REPS} times each")
+          f" {fmt_list(delays, '.2f')} s later (one phase each) A and the task are SIGKILLed")
     print("    from the kill to the attempt recorded failed \"scheduler lost\" (its ended_at, stamped by B),"
           " and to the retry's success")
     for setup, lost, done in results:
