@@ -119,12 +119,36 @@ def db_last_run(db: Path) -> list[tuple[str, str, str | None, str | None]]:
         con.close()
 
 
-class PgDatabase:
-    """A throw-away PostgreSQL database for one benchmark run, dropped at the end."""
+class SqliteDb:
+    """A SQLite database as the benchmarks see it: the `--db` argument and read-only queries."""
 
-    def __init__(self, server: str):
+    def __init__(self, path: Path):
+        self.url = str(path)
+
+    def rows(self, sql: str) -> list[tuple[str, ...]]:
+        """The rows of a query, every value as text (None as ''), like `PgDatabase.rows`."""
+        con = sqlite3.connect(f"file:{self.url}?mode=ro", uri=True)
+        try:
+            return [tuple("" if v is None else str(v) for v in r) for r in con.execute(sql)]
+        finally:
+            con.close()
+
+    def drop(self) -> None:
+        pass  # the file goes with the temp dir
+
+    @staticmethod
+    def epoch(column: str) -> str:
+        """SQL for an RFC 3339 text column as seconds since the epoch."""
+        return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+class PgDatabase:
+    """A throw-away PostgreSQL database for one benchmark run, dropped at the end; `tag` tells
+    apart several made by one process."""
+
+    def __init__(self, server: str, tag: str = ""):
         self.server = server.rstrip("/")
-        self.name = f"vane_bench_{os.getpid()}"
+        self.name = f"vane_bench_{os.getpid()}{'_' + tag if tag else ''}"
         self.url = f"{self.server}/{self.name}"
         self._psql(f"DROP DATABASE IF EXISTS {self.name}")
         self._psql(f"CREATE DATABASE {self.name}")
@@ -136,8 +160,21 @@ class PgDatabase:
             raise Broke(f"PostgreSQL at {self.server} (set VANE_BENCH_PG_URL, or VANE_BENCH_PG=0 to skip): "
                         f"{r.stderr.strip()}")
 
+    def rows(self, sql: str) -> list[tuple[str, ...]]:
+        """The rows of a query on this database, every value as text (NULL as '')."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                            "-d", self.url, "-c", sql], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Broke(f"psql on {self.url}: {r.stderr.strip()}\n  query: {sql}")
+        return [tuple(line.split("\t")) for line in r.stdout.splitlines() if line]
+
     def drop(self) -> None:
         self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+    @staticmethod
+    def epoch(column: str) -> str:
+        """SQL for a timestamptz column as seconds since the epoch."""
+        return f"extract(epoch from {column})"
 
 
 def check_run_succeeded(vane_base: list[str], n: int, what: str) -> None:

@@ -1,6 +1,6 @@
 # Shared setup of the benchmark scripts; sourced with $name set to the script's name.
-# Provides: need TOOL, $here, $root, $tmp (removed on exit unless VANE_BENCH_KEEP=1), and
-# $vane, the release binary built from this checkout.
+# Provides: need TOOL, $here, $root, $tmp (removed on exit unless VANE_BENCH_KEEP=1), $vane, the
+# release binary built from this checkout, and ${pg_args[@]} (VANE_BENCH_PG, VANE_BENCH_PG_URL).
 
 here="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -8,6 +8,13 @@ root="$(cd "$here/.." && pwd)"
 need() {
     command -v "$1" >/dev/null 2>&1 || { echo "$name: required tool \`$1\` not found" >&2; exit 2; }
 }
+
+# PostgreSQL, beside SQLite, unless VANE_BENCH_PG=0: the Python scripts' `--pg SERVER` argument.
+pg_args=()
+if [[ "${VANE_BENCH_PG:-1}" != 0 ]]; then
+    need psql
+    pg_args=(--pg "${VANE_BENCH_PG_URL:-postgres://root@127.0.0.1:5432}")
+fi
 
 python3 -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
     || { echo "$name: python3 >= 3.11 (for tomllib) is required" >&2; exit 2; }

@@ -33,10 +33,5 @@ describe_setup
 echo "  $reps timed repetitions per measurement after one untimed warm-up; medians reported"
 echo
 
-pg=()
-if [[ "${VANE_BENCH_PG:-1}" != 0 ]]; then
-    need psql
-    pg=(--pg "${VANE_BENCH_PG_URL:-postgres://root@127.0.0.1:5432}")
-fi
-python3 "$here/bench.py" --vane "$vane" --dags-root "$tmp/dags" --tmp "$tmp" --reps "$reps" "${pg[@]}"
+python3 "$here/bench.py" --vane "$vane" --dags-root "$tmp/dags" --tmp "$tmp" --reps "$reps" "${pg_args[@]}"
 [[ "${VANE_BENCH_SCALE:-1}" == 0 ]] || { echo; bash "$here/scale.sh"; }  # scale benchmark (scale.sh); VANE_BENCH_SCALE=0 skips it

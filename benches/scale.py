@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # importing bench.py must leave no __pycache__ in the repository
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import Broke, fmt_list, median, p95, run  # noqa: E402  (the helpers of benches/bench.py)
+from bench import Broke, PgDatabase, SqliteDb, fmt_list, median, p95, run  # noqa: E402  (benches/bench.py's helpers)
 
 # ---------------------------------------------------------------- parameters
 
@@ -69,6 +69,15 @@ TARGET_RSS_MB = 100.0  # MB = 10^6 bytes
 TARGET_HISTORY_RATIO = 2.0
 TARGET_BACKFILL_RATIO = 2.0
 
+ADOPT_REPS = 3
+SWEEP_S = 5.0  # the scheduler's recovery sweep (RECOVERY_EVERY in crates/vane-daemon)
+DEFAULT_TTL_S = 20.0  # DEFAULT_LEASE_TTL in crates/vane-store
+SHORT_TTL_S = 6.0
+AIRFLOW_ZOMBIE_S = 300.0  # Airflow's [scheduler] zombie threshold default
+# A crash falls at any phase of B's sweeps (5 s, checked on 0.5 s passes) and of A's lease
+# renewals (every TTL/3: 6.7 s by default): rep n of N kills A (n + 1/2) * 7 s / N after B is up.
+ADOPT_PHASE_S = 7.0
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Nothing the user set may point vane at their own setup or change its logging.
 CLEAN_ENV = {k: v for k, v in os.environ.items()
@@ -84,10 +93,15 @@ def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def vane_cmd(a, dags: Path, db: Path, *args: str, work: Path | None = None) -> list[str]:
+def vane_cmd(a, dags: Path, db: Path | str, *args: str, work: Path | None = None,
+             state: Path | None = None) -> list[str]:
+    """`vane` on `db` (a SQLite path or a PostgreSQL URL); with PostgreSQL, give `state` (logs,
+    work), which would otherwise be `.vane` in the current directory."""
     argv = [str(a.vane), "--dags", str(dags), "--db", str(db)]
     if work is not None:
         argv += ["--work", str(work)]
+    if state is not None:
+        argv += ["--state-dir", str(state)]
     return argv + list(args)
 
 
@@ -156,8 +170,9 @@ def message(rec: dict) -> str:
     return rec.get("fields", {}).get("message", "")
 
 
-def observe_scheduler(a, dags: Path, db: Path, work: Path, log: Path, seconds: float,
-                      expect_dags: int, *, wait_for_boundary: bool = False) -> Window:
+def observe_scheduler(a, dags: Path, db: Path | str, work: Path, log: Path, seconds: float,
+                      expect_dags: int, *, wait_for_boundary: bool = False,
+                      state: Path | None = None) -> Window:
     """Start `vane scheduler`, wait for its first pass, watch it `seconds`, SIGTERM it, parse its log.
 
     With `wait_for_boundary`, first waits (if needed) so that a minute boundary, where the
@@ -172,7 +187,7 @@ def observe_scheduler(a, dags: Path, db: Path, work: Path, log: Path, seconds: f
                   " every-minute DAGs tick)", flush=True)
             time.sleep(wait)
     env = dict(CLEAN_ENV, VANE_LOG="debug")
-    argv = vane_cmd(a, dags, db, "scheduler", "--log-format", "json", "--grace", "10", work=work)
+    argv = vane_cmd(a, dags, db, "scheduler", "--log-format", "json", "--grace", "10", work=work, state=state)
     w = Window()
     with log.open("wb") as out:
         t_spawn = time.perf_counter()
@@ -248,17 +263,12 @@ def observe_scheduler(a, dags: Path, db: Path, work: Path, log: Path, seconds: f
     return w
 
 
-def check_runs_succeeded(db: Path, what: str) -> tuple[int, int]:
+def check_runs_succeeded(db: SqliteDb | PgDatabase, what: str) -> tuple[int, int]:
     """Every run in `db` succeeded (none failed); returns (runs, successful)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT state, COUNT(*) FROM runs GROUP BY state").fetchall()
-    finally:
-        con.close()
-    counts = dict(rows)
+    counts = {state: int(n) for state, n in db.rows("SELECT state, COUNT(*) FROM runs GROUP BY state")}
     total = sum(counts.values())
     if counts.get("failed"):
-        raise Broke(f"{what}: {counts['failed']} of {total} runs failed ({db})")
+        raise Broke(f"{what}: {counts['failed']} of {total} runs failed ({db.url})")
     return total, counts.get("success", 0)
 
 
@@ -306,28 +316,32 @@ def write_dags(folder: Path, dags: list[tuple[str, str]]) -> None:
             tomllib.load(f)  # a generator bug shows up here, not as a strange number
 
 
-def fig_scheduler(a, out: dict) -> None:
-    rng = random.Random(20251123)
-    many = a.tmp / "many-dags"
-    write_dags(many, [many_dag(i, rng) for i in range(MANY_DAGS)])
-    one = a.tmp / "one-dag"
-    write_dags(one, [many_dag(EVERY_MINUTE_DAGS, random.Random(1), "solo")])  # a daily one
+def scheduler_windows(a, backend: str, many: Path, one: Path) -> tuple[Window, Window, tuple[int, int]]:
+    """On `backend` ("SQLite" or "PostgreSQL"), each on a fresh database: the baseline window
+    with one DAG, then the window with 1,000; the runs the latter created all succeeded."""
+    pg = backend == "PostgreSQL"
+    windows = []
+    for tag, folder, seconds, n in (("one", one, ONE_DAG_WINDOW_S, 1), ("many", many, MANY_WINDOW_S, MANY_DAGS)):
+        if pg:
+            tag += "-pg"
+        db = PgDatabase(a.pg, tag.replace("-", "_")) if pg else SqliteDb(a.tmp / f"{tag}-db" / "vane.db")
+        try:
+            windows.append(observe_scheduler(a, folder, db.url, a.tmp / f"{tag}-work", a.tmp / f"scheduler-{tag}.log",
+                                             seconds, n, wait_for_boundary=n > 1,
+                                             state=a.tmp / f"{tag}-state" if pg else None))
+            if n > 1:
+                counts = check_runs_succeeded(db, f"scheduler with {MANY_DAGS:,} DAGs on {backend}")
+        finally:
+            db.drop()
+    w1, wn = windows
+    return wn, w1, counts
 
-    # Baseline: the same daemon with a single (daily) DAG.
-    w1 = observe_scheduler(a, one, a.tmp / "one-db" / "vane.db", a.tmp / "one-work",
-                           a.tmp / "scheduler-one.log", ONE_DAG_WINDOW_S, 1)
-    wn = observe_scheduler(a, many, a.tmp / "many-db" / "vane.db", a.tmp / "many-work",
-                           a.tmp / "scheduler-many.log", MANY_WINDOW_S, MANY_DAGS,
-                           wait_for_boundary=True)
-    runs, ok = check_runs_succeeded(a.tmp / "many-db" / "vane.db", "scheduler with 1,000 DAGs")
 
+def print_windows(backend: str, wn: Window, w1: Window, counts: tuple[int, int]) -> None:
     sn, s1 = wn.steady_us, w1.steady_us
-    med_n, p95_n, med_1 = ms(median(sn)), ms(p95(sn)), ms(median(s1))
-    per_dag_us = (median(sn) - median(s1)) / (MANY_DAGS - 1)
-    print(f"[1] Scheduler with {MANY_DAGS} DAGs, each on its own cron ({EVERY_MINUTE_DAGS} every minute,"
-          " the rest daily at spread times); 3 `true` tasks each")
-    print(f"    {MANY_DAGS} DAGs: {len(sn)} passes in {wn.window_s:.1f} s after the first;"
-          f" pass_us median {med_n:.3f} ms, p95 {p95_n:.3f} ms, max {ms(max(sn)):.3f} ms")
+    runs, ok = counts
+    print(f"    {backend}, {MANY_DAGS} DAGs: {len(sn)} passes in {wn.window_s:.1f} s after the first;"
+          f" pass_us median {ms(median(sn)):.3f} ms, p95 {ms(p95(sn)):.3f} ms, max {ms(max(sn)):.3f} ms")
     print(f"      raw pass_us (log order): {fmt_list(sn, 'd')}")
     print(f"      first pass {ms(wn.passes_us[0]):.3f} ms (excluded above); load, from \"Scheduler starting.\""
           f" to the first pass logged: {wn.load_ms:.1f} ms; spawn to first pass {wn.startup_s * 1000:.0f} ms")
@@ -335,16 +349,35 @@ def fig_scheduler(a, out: dict) -> None:
           f" passes that created them: {fmt_list(wn.tick_passes_us, 'd') or '-'} us")
     ns = f" (schedstat {wn.cpu_pct_ns:.2f} %)" if wn.cpu_pct_ns is not None else ""
     print(f"      CPU over the window: {wn.cpu_pct:.2f} %{ns}; VmHWM {wn.hwm_mib:.1f} MiB, VmRSS {wn.rss_mib:.1f} MiB")
-    print(f"    baseline, 1 DAG: {len(s1)} passes in {w1.window_s:.1f} s; pass_us median {med_1:.3f} ms,"
-          f" p95 {ms(p95(s1)):.3f} ms; first pass {ms(w1.passes_us[0]):.3f} ms; load {w1.load_ms:.1f} ms")
+    print(f"    {backend}, baseline 1 DAG: {len(s1)} passes in {w1.window_s:.1f} s; pass_us median"
+          f" {ms(median(s1)):.3f} ms, p95 {ms(p95(s1)):.3f} ms; first pass {ms(w1.passes_us[0]):.3f} ms;"
+          f" load {w1.load_ms:.1f} ms")
     ns1 = f" (schedstat {w1.cpu_pct_ns:.2f} %)" if w1.cpu_pct_ns is not None else ""
     print(f"      CPU {w1.cpu_pct:.2f} %{ns1}; VmHWM {w1.hwm_mib:.1f} MiB")
-    print(f"    cost per loaded DAG per pass: {per_dag_us:.2f} us; per loaded DAG in memory:"
-          f" {(wn.hwm_mib - w1.hwm_mib) * 1024 / (MANY_DAGS - 1):.1f} KiB")
+    print(f"    {backend}, cost per loaded DAG per pass: {(median(sn) - median(s1)) / (MANY_DAGS - 1):.2f} us;"
+          f" per loaded DAG in memory: {(wn.hwm_mib - w1.hwm_mib) * 1024 / (MANY_DAGS - 1):.1f} KiB")
+
+
+def fig_scheduler(a, out: dict) -> None:
+    rng = random.Random(20251123)
+    many = a.tmp / "many-dags"
+    write_dags(many, [many_dag(i, rng) for i in range(MANY_DAGS)])
+    one = a.tmp / "one-dag"
+    write_dags(one, [many_dag(EVERY_MINUTE_DAGS, random.Random(1), "solo")])  # a daily one
+
+    # SQLite, then the same on PostgreSQL (each waits for its own minute boundary).
+    backends = {"SQLite": "scheduler"} | ({"PostgreSQL": "scheduler_pg"} if a.pg else {})
+    results = {backend: scheduler_windows(a, backend, many, one) for backend in backends}
+    print(f"[1] Scheduler with {MANY_DAGS} DAGs, each on its own cron ({EVERY_MINUTE_DAGS} every minute,"
+          " the rest daily at spread times); 3 `true` tasks each; baseline: the same daemon with 1 DAG")
+    for backend, key in backends.items():
+        print_windows(backend, *results[backend])
+        out[key] = results[backend][:2]
+    if not a.pg:
+        print("    PostgreSQL: skipped (VANE_BENCH_PG=0)")
     print(f"    targets: pass < {TARGET_PASS_MS:g} ms (judged on the p95), max RSS < {TARGET_RSS_MB:g} MB"
-          f" ({TARGET_RSS_MB * 1e6 / 2**20:.1f} MiB)")
+          f" ({TARGET_RSS_MB * 1e6 / 2**20:.1f} MiB), on each database")
     print()
-    out["scheduler"] = (wn, w1)
 
 
 # ---------------------------------------------------------------- 2. history
@@ -764,6 +797,166 @@ def fig_backfill(a, out: dict) -> None:
     out["backfill"] = (mv, md, tl)
 
 
+# ---------------------------------------------------------------- 4. adoption after kill -9
+
+
+@dataclass
+class AdoptSetup:
+    """One way of running two schedulers on one database, A to be killed and B to adopt."""
+    label: str
+    backend: str  # "SQLite" or "PostgreSQL"
+    host_b: str  # VANE_HOST of B; A's is always bench-a
+    ttl_s: float | None  # `[scheduler] lease_ttl` in vane.toml; None: not set (the default)
+    bound_s: float
+    bound: str
+
+
+def adopt_setups(pg: bool) -> list[AdoptSetup]:
+    setups = [AdoptSetup("SQLite, one host", "SQLite", "bench-a", None, SWEEP_S,
+                         "one sweep: same host, pid checked")]
+    if pg:
+        setups += [AdoptSetup(f"PostgreSQL, TTL {ttl:g} s{' (default)' if ttl == DEFAULT_TTL_S else ''}",
+                              "PostgreSQL", "bench-b", None if ttl == DEFAULT_TTL_S else ttl, ttl + SWEEP_S,
+                              "TTL + one sweep") for ttl in (DEFAULT_TTL_S, SHORT_TTL_S)]
+    return setups
+
+
+def adopt_dag(marker: Path) -> str:
+    """One task that sleeps on its first attempt (noting its pid in `marker`) and succeeds at once
+    on the retry."""
+    return "\n".join([
+        "# Generated by benches/scale.py: sleeps on its first attempt, succeeds at once on the retry.",
+        "[tasks.train]",
+        f"command = \"if [ -e '{marker}' ]; then exit 0; fi; echo $$ > '{marker}'; exec sleep 600\"",
+        "retries = 1",
+        'retry_delay = "0s"',
+        "",
+    ])
+
+
+def wait_until(what: str, seconds: float, probe, *, every: float = 0.05):
+    """Polls `probe()` until it returns something truthy, which is returned; Broke after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise Broke(f"waited {seconds:g} s for {what}")
+        time.sleep(every)
+
+
+def start_scheduler(argv: list[str], host: str, log: Path) -> subprocess.Popen:
+    """`vane scheduler` as host `host`, in its own session, once its lease is taken."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=dict(CLEAN_ENV, VANE_HOST=host, VANE_LOG="info"), start_new_session=True)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise Broke(f"vane scheduler ({host}) exited {proc.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+        return b"Lease taken." in log.read_bytes()
+    wait_until(f"scheduler {host} to take its lease (log: {log})", 60, ready)
+    return proc
+
+
+def kill_task(pid: int) -> None:
+    """SIGKILLs the process group of the task `pid` (a dead host takes its tasks with it), if it
+    is still the `sleep` the task exec'd (a pid can be reused)."""
+    try:
+        if b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        pgid = os.getpgid(pid)
+        if pgid == os.getpgrp():  # never ours
+            os.kill(pid, signal.SIGKILL)
+        else:
+            os.killpg(pgid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        pass  # gone already
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def adopt_once(a, setup: AdoptSetup, n: int, delay: float) -> tuple[float, float]:
+    """Scheduler A runs the task's first attempt; B is up; `delay` s later A and the task are
+    SIGKILLed; seconds from the kill to the attempt recorded lost, and to the retry's success
+    (vane's own stamps)."""
+    folder = a.tmp / f"adopt-{setup.backend.lower()}-{setup.ttl_s or 'default'}-{n}"
+    marker = folder / "work" / "first-attempt.pid"
+    write_dags(folder / "dags", [("adopt", adopt_dag(marker))])
+    (folder / "work").mkdir()
+    config = folder / "vane.toml"
+    if setup.ttl_s is not None:
+        config.write_text(f'[scheduler]\nlease_ttl = "{setup.ttl_s:g}s"\n')
+    pg = setup.backend == "PostgreSQL"
+    db = PgDatabase(a.pg, f"adopt{n}") if pg else SqliteDb(folder / "vane.db")
+    sched_a = sched_b = None
+    task = None
+
+    def vane(*args: str) -> list[str]:
+        return vane_cmd(a, folder / "dags", db.url, "--config", str(config), *args,
+                        work=folder / "work", state=folder / "state")
+    try:
+        sched_a = start_scheduler(vane("scheduler"), "bench-a", folder / "scheduler-a.log")
+        run(vane("trigger", "adopt"), log=folder / "trigger.log", env=CLEAN_ENV, what="vane trigger adopt")
+        task = int(wait_until("the first attempt to start on A", 60,
+                              lambda: marker.exists() and marker.read_text().strip()))
+        sched_b = start_scheduler(vane("scheduler"), setup.host_b, folder / "scheduler-b.log")
+        time.sleep(delay)
+        killed_at = time.time()
+        sched_a.kill()
+        kill_task(task)
+        sched_a.wait()
+        query = (f"SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), {db.epoch('a.ended_at')}, r.state"
+                 " FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt")
+        rows = wait_until("B to adopt the run and its retry to succeed", 120,
+                          lambda: (r := db.rows(query)) and len(r) == 2 and r[1][1] == "success"
+                          and r[1][5] == "success" and r, every=0.2)
+        first, retry = rows
+        if first[1] != "failed" or "lost" not in first[3] or first[2] != "bench-a" or retry[2] != setup.host_b:
+            raise Broke(f"adoption on {setup.label}: unexpected attempts {rows} (logs in {folder})")
+        return float(first[4]) - killed_at, float(retry[4]) - killed_at
+    finally:
+        if sched_a is not None and sched_a.poll() is None:
+            sched_a.kill()
+            sched_a.wait()
+        stop(sched_b)
+        if task is not None:
+            kill_task(task)
+        db.drop()
+
+
+def fig_adoption(a, out: dict) -> None:
+    delays = [(n + 0.5) * ADOPT_PHASE_S / ADOPT_REPS for n in range(ADOPT_REPS)]
+    results = []
+    for setup in adopt_setups(bool(a.pg)):
+        lost, done = zip(*(adopt_once(a, setup, n, delay) for n, delay in enumerate(delays)))
+        results.append((setup, list(lost), list(done)))
+    print(f"[4] Adoption after kill -9: scheduler A (VANE_HOST=bench-a) runs a task's first attempt, B is up;"
+          f" {fmt_list(delays, '.2f')} s later (one phase each) A and the task are SIGKILLed")
+    print("    from the kill to the attempt recorded failed \"scheduler lost\" (its ended_at, stamped by B),"
+          " and to the retry's success")
+    for setup, lost, done in results:
+        hosts = "both VANE_HOST=bench-a" if setup.host_b == "bench-a" else f"B: VANE_HOST={setup.host_b}"
+        print(f"    {setup.label} ({hosts})")
+        print(f"      lost recorded  raw s: {fmt_list(lost, '.2f')}   median {median(lost):.2f} s, max {max(lost):.2f} s"
+              f"   (bound {setup.bound_s:g} s: {setup.bound})")
+        print(f"      retry succeeded raw s: {fmt_list(done, '.2f')}   median {median(done):.2f} s")
+    if not a.pg:
+        print("    PostgreSQL: skipped (VANE_BENCH_PG=0)")
+    print(f"    baseline: Airflow's default, a task is a zombie after {AIRFLOW_ZOMBIE_S:g} s without heartbeat")
+    print()
+    out["adoption"] = results
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -773,16 +966,18 @@ def verdict(ok: bool) -> str:
 
 def summary(out: dict) -> None:
     rows = [("figure", "value", "baseline", "target", "result")]
-    if "scheduler" in out:
-        wn, w1 = out["scheduler"]
+    for key, on in (("scheduler", ""), ("scheduler_pg", ", PostgreSQL")):
+        if key not in out:
+            continue
+        wn, w1 = out[key]
         sn, s1 = wn.steady_us, w1.steady_us
-        rows.append((f"1a pass, {MANY_DAGS} DAGs", f"{ms(median(sn)):.3f} ms (p95 {ms(p95(sn)):.3f})",
+        rows.append((f"1a pass, {MANY_DAGS} DAGs{on}", f"{ms(median(sn)):.3f} ms (p95 {ms(p95(sn)):.3f})",
                      f"{ms(median(s1)):.3f} ms 1 DAG", f"< {TARGET_PASS_MS:g} ms",
                      verdict(ms(p95(sn)) < TARGET_PASS_MS)))
-        rows.append((f"1b load, {MANY_DAGS} DAGs", f"{wn.load_ms:.1f} ms (first pass {ms(wn.passes_us[0]):.2f})",
+        rows.append((f"1b load, {MANY_DAGS} DAGs{on}", f"{wn.load_ms:.1f} ms (first pass {ms(wn.passes_us[0]):.2f})",
                      f"{w1.load_ms:.1f} ms 1 DAG", "none set", "INFO"))
-        rows.append(("1c CPU, mostly idle", f"{wn.cpu_pct:.2f} %", f"{w1.cpu_pct:.2f} % 1 DAG", "none set", "INFO"))
-        rows.append(("1d max RSS (VmHWM)", f"{wn.hwm_mib:.1f} MiB", f"{w1.hwm_mib:.1f} MiB 1 DAG",
+        rows.append((f"1c CPU, mostly idle{on}", f"{wn.cpu_pct:.2f} %", f"{w1.cpu_pct:.2f} % 1 DAG", "none set", "INFO"))
+        rows.append((f"1d max RSS (VmHWM){on}", f"{wn.hwm_mib:.1f} MiB", f"{w1.hwm_mib:.1f} MiB 1 DAG",
                      f"< {TARGET_RSS_MB:g} MB", verdict(wn.hwm_mib * 2**20 < TARGET_RSS_MB * 1e6)))
     if "history" in out:
         results, wf, we = out["history"]
@@ -808,6 +1003,10 @@ def summary(out: dict) -> None:
         mv, md, _ = out["backfill"]
         rows.append((f"3 backfill {BACKFILL_TICKS} days", f"{mv:.2f} s ({mv / md:.2f}x)", f"{md:.3f} s xargs -P2",
                      f"<= {TARGET_BACKFILL_RATIO:g}x", verdict(mv / md <= TARGET_BACKFILL_RATIO)))
+    for tag, (setup, lost, done) in zip(("4a", "4b", "4c"), out.get("adoption", [])):
+        rows.append((f"{tag} adoption, {setup.label}", f"{median(lost):.1f} s (max {max(lost):.1f}; retry done"
+                     f" {median(done):.1f})", f"{AIRFLOW_ZOMBIE_S:g} s Airflow",
+                     f"<= {setup.bound_s:g} s ({setup.bound})", verdict(max(lost) <= setup.bound_s)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     print("Summary (medians)")
     for n, row in enumerate(rows):
@@ -821,8 +1020,11 @@ def main() -> int:
     ap.add_argument("--vane", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, required=True)
     ap.add_argument("--reps", type=int, default=3, help="backfill repetitions (vane runs: at least 5)")
-    ap.add_argument("--only", choices=["scheduler", "history", "backfill"], action="append",
+    ap.add_argument("--only", choices=["scheduler", "history", "backfill", "adoption"], action="append",
                     help="run only these figures (repeatable)")
+    ap.add_argument("--pg", default=None,
+                    help="PostgreSQL server URL without a database (e.g. postgres://root@127.0.0.1:5432): "
+                         "figures 1 and 4 are measured there too, in databases created and dropped for them")
     a = ap.parse_args()
     a.vane = a.vane.resolve()
     a.tmp = a.tmp.resolve()
@@ -830,7 +1032,8 @@ def main() -> int:
         print("scale: /proc is needed (Linux) to read the scheduler's CPU time and memory", file=sys.stderr)
         return 2
     out: dict = {}
-    figures = {"scheduler": fig_scheduler, "history": fig_history, "backfill": fig_backfill}
+    figures = {"scheduler": fig_scheduler, "history": fig_history, "backfill": fig_backfill,
+               "adoption": fig_adoption}
     try:
         for name, fig in figures.items():
             if not a.only or name in a.only:

@@ -10,6 +10,9 @@
 #
 # Environment:
 #   VANE_SCALE_REPS=N    backfill repetitions (default 3); `vane runs` gets max(5, N)
+#   VANE_BENCH_PG_URL    PostgreSQL server for figures 1 and 4 on PostgreSQL (default
+#                        postgres://root@127.0.0.1:5432); databases are created and dropped there
+#   VANE_BENCH_PG=0      skip PostgreSQL
 #   VANE_BENCH_KEEP=1    keep the temp dir (databases, scheduler logs) and print its path
 #   TMPDIR               where the temp dir goes (default /tmp); fsync cost depends on its disk
 # Arguments are passed to scale.py, e.g. `bash benches/scale.sh --only backfill`.
@@ -28,4 +31,4 @@ describe_setup
 echo "  backfill: $reps timed repetitions after a one-week warm-up; vane runs: $(( reps > 5 ? reps : 5 )); medians reported"
 echo
 
-python3 "$here/scale.py" --vane "$vane" --tmp "$tmp" --reps "$reps" "$@"
+python3 "$here/scale.py" --vane "$vane" --tmp "$tmp" --reps "$reps" "${pg_args[@]}" "$@"
