@@ -106,6 +106,25 @@ fn a_triggered_run_is_queued_and_shown_with_its_params() {
 }
 
 #[test]
+fn stopping_a_queued_run_ends_it_with_who_and_why_and_an_ended_run_is_a_conflict() {
+    let p = project();
+    assert_eq!(trigger(&p.api, json!({})).0, 200);
+    let (status, run) = call(
+        &p.api,
+        Route::Stop { run: 1 },
+        json!({ "by": "alice", "reason": "wrong params" }),
+    );
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(run["reason"], "stopped by alice: wrong params", "{run}");
+    assert_eq!(run["stop_requested"]["by"], "alice", "{run}");
+    let (status, body) = call(&p.api, Route::Stop { run: 1 }, Value::Null);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = call(&p.api, Route::Stop { run: 7 }, Value::Null);
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
 fn a_second_run_for_the_same_logical_date_is_a_conflict() {
     let p = project();
     assert_eq!(trigger(&p.api, json!({ "date": "2026-01-02" })).0, 200);
