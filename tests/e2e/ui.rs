@@ -331,6 +331,54 @@ every = "1w"
 }
 
 #[test]
+fn a_running_run_is_stopped_from_its_page_and_the_foreground_vane_run_ends() {
+    let p = Project::new().dag(
+        "slow",
+        r#"
+[tasks.wait]
+command = "exec sleep 120"
+retries = 1
+
+[tasks.after]
+command = "echo after"
+depends_on = ["wait"]
+"#,
+    );
+    let mut run = p.command(&["run", "slow"]).spawn().expect("start vane run");
+    let _guard = KillOnDrop {
+        pid: run.id(),
+        comm: "vane",
+    };
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    wait_for("the attempt to start", Duration::from_secs(30), || {
+        (p.show(1)["tasks"][0]["attempts"][0]["state"] == "running").then_some(())
+    });
+    b.goto(&format!("http://{}/#/runs/1", served.addr));
+    b.eval(
+        "localStorage.setItem('vane-token', arguments[0]); localStorage.setItem('vane-user', 'gus');",
+        json!([TOKEN]),
+    );
+    b.wait_text("main h1 + .badge", &["running"]);
+    b.click("button.danger");
+    b.wait_text("#banner", &["Asked run 1 to stop"]);
+    // `vane run` owns the run: it sees the request, kills the task and ends, failed.
+    let status = run.wait().expect("vane run ends");
+    assert!(!status.success(), "{status:?}");
+    b.wait_text("main h1 + .badge", &["failed"]);
+    let show = p.show(1);
+    assert!(
+        show["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("stopped by ")),
+        "{show:#}"
+    );
+    assert_eq!(show["tasks"][0]["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(show["tasks"][1]["state"], "skipped", "{show:#}");
+    b.screenshot("run-stopped");
+}
+
+#[test]
 fn a_rollout_waiting_for_a_person_is_approved_from_the_model_page() {
     let p = crate::deploy::project("pass");
     crate::deploy::run(&p, "v1", "2026-11-01").success();
