@@ -77,9 +77,10 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
         )?,
         None => bail!("task `{task_id}` is not a validate or deploy task"),
     };
+    // A failed check or gate is a verdict: the engine fails the task for good, no retry.
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(vane_engine::VERDICT_EXIT as u8)
     })
 }

@@ -84,6 +84,21 @@ fn a_corrupted_day_fails_validation_with_a_report_and_nothing_downstream_runs(ba
     run_day(&p, "2026-03-03", &["corrupt=true"]).failure();
     let show = p.show(2);
     assert_eq!(task(&show, "validate")["state"], "failed");
+    // A failed error check is a verdict: the DAG's `retries = 2` does not run it again.
+    assert_eq!(
+        task(&show, "validate")["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{show:#}"
+    );
+    assert!(
+        task(&show, "validate")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("verdict")),
+        "{show:#}"
+    );
     for downstream in ["build_training", "train", "rollout"] {
         assert_eq!(
             task(&show, downstream)["state"],
@@ -108,6 +123,21 @@ fn a_worse_candidate_fails_its_canary_gate_and_production_is_rolled_back(backend
     run_day(&p, "2026-03-03", &["candidate_quality=worse"]).failure();
     let show = p.show(2);
     assert_eq!(task(&show, "rollout")["state"], "failed");
+    // A failed gate is final: the rejected model is never installed into canary again by a
+    // retry, and the ledger shows it failing once.
+    assert_eq!(
+        task(&show, "rollout")["attempts"].as_array().unwrap().len(),
+        1,
+        "{show:#}"
+    );
+    let ledger = models(&p);
+    let failed = ledger["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["version"] == 2 && e["to_stage"] == "failed")
+        .count();
+    assert_eq!(failed, 1, "{ledger:#}");
     let reason = task(&show, "rollout")["attempts"][0]["reason"]
         .as_str()
         .unwrap_or_default()

@@ -248,8 +248,46 @@ fn max_active_tasks_bounds_how_many_tasks_run_at_once() {
     );
 }
 
+/// A user's own evaluation script can deliver a verdict like vane's checks and gates: exiting
+/// with `$VANE_VERDICT_EXIT` fails the task for good, retries or not, with the reason it wrote.
+fn a_task_that_exits_with_the_verdict_code_is_not_retried(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "judged",
+        r#"
+[defaults]
+retries = 2
+retry_delay = "100ms"
+
+[tasks.evaluate]
+command = 'echo "accuracy 0.61 is below 0.80" > "$VANE_REASON"; exit "$VANE_VERDICT_EXIT"'
+
+[tasks.deploy]
+command = "echo deploying"
+depends_on = ["evaluate"]
+"#,
+    );
+    p.vane(&["run", "judged"]).code(1);
+    let show = p.show(1);
+    let a = attempts(&show, "evaluate");
+    assert_eq!(a.len(), 1, "{show:#}");
+    assert_eq!(a[0]["exit_code"], 65, "{show:#}");
+    assert_eq!(a[0]["reason"], "accuracy 0.61 is below 0.80", "{show:#}");
+    assert!(
+        task(&show, "evaluate")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("verdict") && r.contains("not retried")),
+        "{show:#}"
+    );
+    assert_eq!(
+        task(&show, "deploy")["state"],
+        "upstream_failed",
+        "{show:#}"
+    );
+}
+
 crate::harness::on_both_backends!(
     diamond_runs_every_task_after_its_dependencies,
     a_failed_task_fails_its_downstream_but_not_independent_branches,
     a_task_that_keeps_failing_fails_after_its_last_retry,
+    a_task_that_exits_with_the_verdict_code_is_not_retried,
 );

@@ -53,6 +53,8 @@ pub enum Finish {
     Failed,
     /// Failed in a way a retry cannot fix (the run is being stopped).
     Stopped,
+    /// Failed on a verdict (a failed check or gate, a rejection): final, never retried.
+    Verdict,
 }
 
 /// How the dependencies of one task have ended so far.
@@ -286,9 +288,11 @@ impl RunMachine {
                 let reason = "killed when the scheduler stopped; runs again when the run resumes";
                 actions.push(set(task, TaskState::Queued, Some(reason.into())));
             }
-            Finish::Failed | Finish::Stopped => {
+            Finish::Failed | Finish::Stopped | Finish::Verdict => {
                 let reason = if finish == Finish::Stopped || self.cancelled {
                     Some("the run was stopped".to_owned())
+                } else if finish == Finish::Verdict {
+                    Some("failed on a verdict (a failed check or gate); not retried".to_owned())
                 } else if slot.retry.retries > 0 {
                     Some(format!(
                         "failed after {} attempts",

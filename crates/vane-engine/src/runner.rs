@@ -779,10 +779,10 @@ impl Ctx<'_, '_> {
     ) -> Ending {
         let (finish, exit_code, signal, reason) = match outcome {
             Ok(Outcome::Exited { code }) => (
-                if code == 0 {
-                    Finish::Success
-                } else {
-                    Finish::Failed
+                match code {
+                    0 => Finish::Success,
+                    VERDICT_EXIT => Finish::Verdict,
+                    _ => Finish::Failed,
                 },
                 Some(code),
                 None,
@@ -1109,6 +1109,7 @@ impl Ctx<'_, '_> {
             "VANE_REASON".into(),
             reason_path(&log_path).display().to_string(),
         ));
+        env.push(("VANE_VERDICT_EXIT".into(), VERDICT_EXIT.to_string()));
         env.extend(
             task.env
                 .iter()
@@ -1877,6 +1878,12 @@ impl TemplateVars {
         builtin.chain(params).collect()
     }
 }
+
+/// The exit code by which a task says its input or its result is bad (a failed `error` check, a
+/// failed gate, a rejected rollout, or a user's own evaluation): a verdict, which a retry would
+/// only repeat. The task fails at once and is never retried; retries are for crashes, timeouts
+/// and infrastructure errors. Tasks see it as `$VANE_VERDICT_EXIT`. It is sysexits' EX_DATAERR.
+pub const VERDICT_EXIT: i32 = 65;
 
 /// The file a failing attempt may explain itself in (`$VANE_REASON`): beside its log.
 fn reason_path(log_path: &Path) -> PathBuf {
