@@ -39,13 +39,20 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
         bail!("DAG `{}` has no task `{task_id}`", dag.id);
     };
     let params = dag.params_from_json(&detail.run.params);
+    let cleared = detail
+        .tasks
+        .iter()
+        .any(|t| t.task_id == task_id && t.retry_base > 0);
     let vars = TemplateVars::new(
         &dag,
         &params,
         detail.run.logical_date,
-        run,
-        &task_id,
-        attempt,
+        &vane_engine::AttemptOf {
+            run,
+            task: &task_id,
+            attempt,
+            started_by: vane_engine::StartedBy::of(detail.run.trigger, cleared),
+        },
         &work,
     );
     let render = |t: &vane_dag::Template| t.render_plain(|v| vars.lookup(v));

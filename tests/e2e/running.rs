@@ -285,7 +285,79 @@ depends_on = ["evaluate"]
     );
 }
 
+/// Tasks know how they came to run (`$VANE_TRIGGER`, `{{ trigger }}`), and a task can end
+/// itself `skipped` with `$VANE_SKIP_EXIT`: here a publish step that must never run from a
+/// backfill. Downstream tasks follow their trigger rules, and the run still succeeds.
+fn a_task_knows_how_it_was_started_and_can_skip_itself(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "publish",
+        r#"
+[dag]
+schedule = "0 6 * * *"
+
+[tasks.guard]
+command = '''
+echo "$VANE_TRIGGER {{ trigger }}" >> "$VANE_WORK/started.txt"
+if [ "$VANE_TRIGGER" = backfill ]; then
+  echo "a backfill never publishes" > "$VANE_REASON"
+  exit "$VANE_SKIP_EXIT"
+fi
+'''
+
+[tasks.publish]
+command = 'echo published >> "$VANE_WORK/published.txt"'
+depends_on = ["guard"]
+
+[tasks.cleanup]
+command = "echo cleaned"
+depends_on = ["guard"]
+trigger_rule = "none_failed"
+"#,
+    );
+    p.vane(&["run", "publish"]).success();
+    p.vane(&[
+        "backfill",
+        "publish",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-01",
+    ])
+    .success();
+    let backfilled = p.show(2);
+    assert_eq!(backfilled["trigger"], "backfill", "{backfilled:#}");
+    assert_eq!(backfilled["state"], "success", "{backfilled:#}");
+    assert_eq!(
+        task(&backfilled, "guard")["state"],
+        "skipped",
+        "{backfilled:#}"
+    );
+    assert_eq!(
+        attempts(&backfilled, "guard")[0]["reason"],
+        "a backfill never publishes",
+        "{backfilled:#}"
+    );
+    assert_eq!(
+        task(&backfilled, "publish")["state"],
+        "skipped",
+        "{backfilled:#}"
+    );
+    assert_eq!(
+        task(&backfilled, "cleanup")["state"],
+        "success",
+        "{backfilled:#}"
+    );
+    p.vane(&["clear", "1", "--task", "guard", "--foreground"])
+        .success();
+    assert_eq!(
+        p.read_work("started.txt"),
+        "manual manual\nbackfill backfill\nclear clear\n"
+    );
+    assert_eq!(p.read_work("published.txt"), "published\n");
+}
+
 crate::harness::on_both_backends!(
+    a_task_knows_how_it_was_started_and_can_skip_itself,
     diamond_runs_every_task_after_its_dependencies,
     a_failed_task_fails_its_downstream_but_not_independent_branches,
     a_task_that_keeps_failing_fails_after_its_last_retry,

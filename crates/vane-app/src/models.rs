@@ -309,13 +309,17 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
         .unwrap_or_else(|| app.state_dir().join("work"));
     let work = std::path::absolute(&work).map_err(AppError::io("cannot find the work folder"))?;
     let params = dag.params_from_json(&detail.run.params);
+    // A rollback by hand is a person's act, whatever started the run.
     let vars = TemplateVars::new(
         &dag,
         &params,
         detail.run.logical_date,
-        run,
-        &task.id,
-        1,
+        &vane_engine::AttemptOf {
+            run,
+            task: &task.id,
+            attempt: 1,
+            started_by: vane_engine::StartedBy::Manual,
+        },
         &work,
     );
     let lookup = |v: &vane_dag::Var| vars.lookup(v);

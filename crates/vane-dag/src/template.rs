@@ -26,6 +26,10 @@ pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
     ("task_id", "id of the task"),
     ("attempt", "attempt number of this task in this run, from 1"),
     (
+        "trigger",
+        "how this attempt came to run: scheduled, manual, backfill, or clear (the task was cleared)",
+    ),
+    (
         "work",
         "absolute path of the work folder, where runs put what they produce",
     ),

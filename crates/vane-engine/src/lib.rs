@@ -38,8 +38,8 @@ pub use lease::Lease;
 pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use offload::{BlockingPool, Offload};
 pub use runner::{
-    BuiltinCommand, Control, Engine, Paths, RunSpec, StopReason, TemplateVars, VERDICT_EXIT,
-    content_hash, log_name, metrics_path, new_run, record_version,
+    AttemptOf, BuiltinCommand, Control, Engine, Paths, RunSpec, SKIP_EXIT, StartedBy, StopReason,
+    TemplateVars, VERDICT_EXIT, content_hash, log_name, metrics_path, new_run, record_version,
 };
 
 /// Why a run could not be carried out.

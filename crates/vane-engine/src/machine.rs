@@ -55,6 +55,8 @@ pub enum Finish {
     Stopped,
     /// Failed on a verdict (a failed check or gate, a rejection): final, never retried.
     Verdict,
+    /// The task ended itself `skipped`: downstream tasks follow their trigger rules.
+    Skipped,
 }
 
 /// How the dependencies of one task have ended so far.
@@ -266,6 +268,10 @@ impl RunMachine {
         let slot = &mut self.slots[task];
         match finish {
             Finish::Success => self.settle(task, TaskState::Success, None, &mut actions),
+            Finish::Skipped => {
+                let reason = "the task skipped itself".to_owned();
+                self.settle(task, TaskState::Skipped, Some(reason), &mut actions);
+            }
             Finish::Failed
                 if !self.cancelled && slot.attempts - slot.retry_base <= slot.retry.retries =>
             {

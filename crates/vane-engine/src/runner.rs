@@ -293,6 +293,16 @@ impl Engine<'_> {
             spec,
             owner: &owner,
             fence,
+            cleared: dag
+                .tasks
+                .iter()
+                .map(|t| {
+                    record
+                        .tasks
+                        .iter()
+                        .any(|r| r.task_id == t.id && r.retry_base > 0)
+                })
+                .collect(),
         };
         // A pool the config does not define can never give a slot: say so instead of waiting.
         if let Some((task, pool)) = dag.tasks.iter().find_map(|t| {
@@ -610,6 +620,8 @@ struct Ctx<'e, 's> {
     owner: &'s Owner,
     /// Carried by every write about the run: see [`vane_store::Fence`].
     fence: &'s Fence,
+    /// Per task: cleared since it first ran, so it runs again as `clear`.
+    cleared: Vec<bool>,
 }
 
 impl Ctx<'_, '_> {
@@ -777,51 +789,57 @@ impl Ctx<'_, '_> {
         attempt: u32,
         outcome: Result<Outcome, tokio::sync::oneshot::error::RecvError>,
     ) -> Ending {
-        let (finish, exit_code, signal, reason) = match outcome {
-            Ok(Outcome::Exited { code }) => (
-                match code {
-                    0 => Finish::Success,
-                    VERDICT_EXIT => Finish::Verdict,
-                    _ => Finish::Failed,
-                },
-                Some(code),
-                None,
-                (code != 0)
-                    .then(|| self.stated_reason(task, attempt))
-                    .flatten(),
-            ),
-            Ok(Outcome::Signaled { signal }) => (
-                Finish::Failed,
-                None,
-                Some(signal),
-                Some(Outcome::Signaled { signal }.describe()),
-            ),
-            Ok(Outcome::TimedOut) => {
-                let limit = self.spec.dag.tasks[task]
-                    .timeout
-                    .map(vane_dag::format_duration)
-                    .unwrap_or_default();
-                (
+        let (finish, exit_code, signal, reason) =
+            match outcome {
+                Ok(Outcome::Exited { code }) => (
+                    match code {
+                        0 => Finish::Success,
+                        VERDICT_EXIT => Finish::Verdict,
+                        SKIP_EXIT => Finish::Skipped,
+                        _ => Finish::Failed,
+                    },
+                    Some(code),
+                    None,
+                    match code {
+                        0 => None,
+                        SKIP_EXIT => Some(self.stated_reason(task, attempt).unwrap_or_else(|| {
+                            format!("the task skipped itself (exit {SKIP_EXIT})")
+                        })),
+                        _ => self.stated_reason(task, attempt),
+                    },
+                ),
+                Ok(Outcome::Signaled { signal }) => (
+                    Finish::Failed,
+                    None,
+                    Some(signal),
+                    Some(Outcome::Signaled { signal }.describe()),
+                ),
+                Ok(Outcome::TimedOut) => {
+                    let limit = self.spec.dag.tasks[task]
+                        .timeout
+                        .map(vane_dag::format_duration)
+                        .unwrap_or_default();
+                    (
+                        Finish::Failed,
+                        None,
+                        None,
+                        Some(format!("timed out after {limit}")),
+                    )
+                }
+                Ok(Outcome::Cancelled) => (
+                    Finish::Stopped,
+                    None,
+                    None,
+                    Some("killed: the run was stopped".to_owned()),
+                ),
+                Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
+                Err(_) => (
                     Finish::Failed,
                     None,
                     None,
-                    Some(format!("timed out after {limit}")),
-                )
-            }
-            Ok(Outcome::Cancelled) => (
-                Finish::Stopped,
-                None,
-                None,
-                Some("killed: the run was stopped".to_owned()),
-            ),
-            Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
-            Err(_) => (
-                Finish::Failed,
-                None,
-                None,
-                Some("the executor lost track of the process".to_owned()),
-            ),
-        };
+                    Some("the executor lost track of the process".to_owned()),
+                ),
+            };
         Ending {
             task,
             attempt,
@@ -860,7 +878,8 @@ impl Ctx<'_, '_> {
             run: self.run,
             task: id.clone(),
             attempt,
-            success: finish == Finish::Success,
+            // A task that skipped itself did not fail: its attempt ended as it meant to.
+            success: matches!(finish, Finish::Success | Finish::Skipped),
             exit_code,
             signal,
             reason,
@@ -1085,15 +1104,7 @@ impl Ctx<'_, '_> {
         let spec = self.spec;
         let dag = spec.dag;
         let task = &dag.tasks[task_index];
-        let vars = TemplateVars::new(
-            dag,
-            &spec.params,
-            spec.logical_date,
-            self.run,
-            &task.id,
-            attempt,
-            &self.engine.paths.work,
-        );
+        let vars = self.vars(task_index, self.run, attempt);
         let lookup = |var: &Var| vars.lookup(var);
         let log_path = self
             .engine
@@ -1110,6 +1121,7 @@ impl Ctx<'_, '_> {
             reason_path(&log_path).display().to_string(),
         ));
         env.push(("VANE_VERDICT_EXIT".into(), VERDICT_EXIT.to_string()));
+        env.push(("VANE_SKIP_EXIT".into(), SKIP_EXIT.to_string()));
         env.extend(
             task.env
                 .iter()
@@ -1179,13 +1191,17 @@ fn write_log(log_path: &Path, text: &str) {
 impl Ctx<'_, '_> {
     fn vars(&self, task: usize, run: RunId, attempt: u32) -> TemplateVars {
         let spec = self.spec;
+        let of = AttemptOf {
+            run,
+            task: &spec.dag.tasks[task].id,
+            attempt,
+            started_by: StartedBy::of(spec.trigger, self.cleared[task]),
+        };
         TemplateVars::new(
             spec.dag,
             &spec.params,
             spec.logical_date,
-            run,
-            &spec.dag.tasks[task].id,
-            attempt,
+            &of,
             &self.engine.paths.work,
         )
     }
@@ -1794,6 +1810,49 @@ pub struct BuiltinCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// How an attempt came to run, as `{{ trigger }}` and `$VANE_TRIGGER` tell the task: a script
+/// that must not publish from a backfill, or must behave differently on a rerun, can ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartedBy {
+    Scheduled,
+    Manual,
+    Backfill,
+    /// The task was cleared (`vane clear`) and runs again.
+    Clear,
+}
+
+impl StartedBy {
+    /// Of a task of a run with `trigger`, `cleared` when the task was cleared since it first ran.
+    #[must_use]
+    pub fn of(trigger: Trigger, cleared: bool) -> Self {
+        match trigger {
+            _ if cleared => Self::Clear,
+            Trigger::Scheduled => Self::Scheduled,
+            Trigger::Backfill => Self::Backfill,
+            _ => Self::Manual,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::Backfill => "backfill",
+            Self::Clear => "clear",
+        }
+    }
+}
+
+/// Which attempt template variables are for.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptOf<'a> {
+    pub run: RunId,
+    pub task: &'a str,
+    pub attempt: u32,
+    pub started_by: StartedBy,
+}
+
 /// The values of the template variables of one attempt of one task: what `{{ ds }}` and
 /// friends stand for, and the `VANE_*` environment that carries the same values.
 #[derive(Debug, Clone)]
@@ -1807,9 +1866,7 @@ impl TemplateVars {
         dag: &Dag,
         params: &[(String, ParamValue)],
         logical_date: DateTime<Utc>,
-        run: RunId,
-        task: &str,
-        attempt: u32,
+        of: &AttemptOf<'_>,
         work: &Path,
     ) -> Self {
         let local = logical_date.with_timezone(&dag.timezone);
@@ -1832,10 +1889,11 @@ impl TemplateVars {
                     "logical_date" => rfc3339(logical_date),
                     "data_interval_start" => rfc3339(interval_start),
                     "data_interval_end" => rfc3339(interval_end),
-                    "run_id" => run.to_string(),
+                    "run_id" => of.run.to_string(),
                     "dag_id" => dag.id.clone(),
-                    "task_id" => task.to_owned(),
-                    "attempt" => attempt.to_string(),
+                    "task_id" => of.task.to_owned(),
+                    "attempt" => of.attempt.to_string(),
+                    "trigger" => of.started_by.as_str().to_owned(),
                     "work" => work.display().to_string(),
                     other => unreachable!("template variable `{other}` has no value"),
                 };
@@ -1884,6 +1942,12 @@ impl TemplateVars {
 /// only repeat. The task fails at once and is never retried; retries are for crashes, timeouts
 /// and infrastructure errors. Tasks see it as `$VANE_VERDICT_EXIT`. It is sysexits' EX_DATAERR.
 pub const VERDICT_EXIT: i32 = 65;
+
+/// The exit code by which a task ends itself `skipped` (nothing to do today: no new data, a
+/// backfill date it must not act on): its downstream tasks follow their trigger rules, as for
+/// any skipped task. Tasks see it as `$VANE_SKIP_EXIT`; it is the code Airflow's Bash operator
+/// uses for the same.
+pub const SKIP_EXIT: i32 = 99;
 
 /// The file a failing attempt may explain itself in (`$VANE_REASON`): beside its log.
 fn reason_path(log_path: &Path) -> PathBuf {
