@@ -23,11 +23,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(g, &args.paths, args.deny_warnings),
         Command::Schema(args) => {
             if args.markdown {
-                print!("{}", vane_dag::reference_markdown());
+                print!("{}", vane_dag::reference_markdown(&vane_app::kinds()));
             } else {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&vane_dag::json_schema())?
+                    serde_json::to_string_pretty(&vane_dag::json_schema(&vane_app::kinds()))?
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -104,7 +104,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     } else {
         paths.to_vec()
     };
-    let set = vane_dag::load_paths(&paths)?;
+    let set = vane_dag::load_paths(&paths, &vane_app::kinds())?;
     let mut errors = 0;
     let mut warnings = 0;
     let mut printed = false;
@@ -242,6 +242,7 @@ fn engine_as(
         host: host(),
         kill_grace,
         builtin: Some(vane_engine::BuiltinCommand {
+            kinds: vane_app::kinds(),
             exe: std::env::current_exe().context("cannot find the vane executable")?,
             // A built-in task opens the same database and finds the content store where
             // this engine keeps it, whichever folder it runs in.

@@ -42,7 +42,7 @@ pub fn with_dag_rules(
     config: &AlertsConfig,
     dags: &Path,
 ) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
-    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
+    Ok(config.with_dag_rules(&vane_dag::load_dir(dags, &crate::kinds())?))
 }
 
 /// The alert rules in force, the problems of DAG rules, and why the DAG folder could not be

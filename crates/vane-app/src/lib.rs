@@ -36,8 +36,16 @@ use std::time::Duration;
 
 pub use api::HttpApi;
 pub use error::AppError;
-use vane_dag::{Dag, DagFile, DagSet};
+use vane_dag::{Dag, DagFile, DagSet, Kinds};
 use vane_engine::Engine;
+
+/// Every built-in task kind of vane, each parsed by the crate that carries it out: what DAG
+/// files are read with wherever a task's spec matters.
+pub fn kinds() -> Kinds {
+    Kinds::none()
+        .with(&vane_check::ValidateKind)
+        .with(&vane_deploy::DeployKind)
+}
 use vane_store::{BackendKind, Store};
 
 /// Where this project's DAG files, database, config and work folder are.
@@ -152,7 +160,7 @@ impl App {
     /// # Errors
     /// The folder cannot be read.
     pub fn load_dags(&self) -> Result<DagSet, AppError> {
-        vane_dag::load_dir(&self.paths.dags).map_err(AppError::io(format!(
+        vane_dag::load_dir(&self.paths.dags, &kinds()).map_err(AppError::io(format!(
             "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
             self.paths.dags.display()
         )))

@@ -18,7 +18,7 @@ use toml::de::DeValue;
 
 use crate::diag::Diagnostic;
 use crate::load::DagSet;
-use crate::parse::{Checked, Cx, suggestion, type_name};
+use crate::parse::{Checked, Checker, suggestion, type_name};
 use crate::spec::{DAY_SECS, Field, Ty, field, with_default};
 
 /// What a rule fires on: a kind of event found in the recorded history.
@@ -484,7 +484,11 @@ const SECTIONS: &[&str] = &["rules", "channels", "oncall"];
 
 /// Reads `[alerts]`, reporting every problem into `cx`.
 /// `dir`: the config file's folder, which a relative `ca_file` is read from.
-pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> AlertsConfig {
+pub(crate) fn parse(
+    cx: &mut Checker<'_>,
+    value: &Spanned<DeValue<'_>>,
+    dir: &Path,
+) -> AlertsConfig {
     let mut config = AlertsConfig::default();
     config.channels.insert(
         "log".to_owned(),
@@ -543,7 +547,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -
 }
 
 fn channel_tables(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     dir: &Path,
     config: &mut AlertsConfig,
@@ -652,7 +656,7 @@ fn channel_tables(
 /// kind of channel, so a `format` or key that would be ignored is reported rather than
 /// silently doing nothing.
 fn webhook_format(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     keys: &Checked,
     label: &str,
     span: Range<usize>,
@@ -748,7 +752,7 @@ fn env_name_problem(name: &str) -> Option<&'static str> {
 }
 
 fn rules(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     config: &mut AlertsConfig,
     referenced: &mut Vec<(String, Range<usize>)>,
@@ -790,7 +794,7 @@ pub(crate) struct RulePlace {
 
 /// One rule (`None` when it has an error) and the channels it names, with where.
 fn rule(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     item: &Spanned<DeValue<'_>>,
     scope: Scope<'_>,
     taken: &[AlertRule],
@@ -878,7 +882,7 @@ fn rule(
 
 /// Reads a DAG file's `[[alerts]]`: rules like the config's, for DAG `dag_id` and its `tasks`.
 pub(crate) fn dag_rules(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     dag_id: &str,
     tasks: &[&str],
@@ -1011,7 +1015,7 @@ impl AlertsConfig {
     }
 }
 
-fn oncall(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
+fn oncall(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
     let keys = cx.table(value, &[ONCALL], "[alerts.oncall]");
     let people: Vec<String> = keys.list("people").iter().map(|(p, _)| p.clone()).collect();
     if keys.get("people").is_some() && people.is_empty() {
@@ -1475,7 +1479,7 @@ on = "run_failed"
             "[[alerts.rules]]\non = \"sla_missed\"\nname = \"taken\"\n\n[alerts.channels.pager]\nkind = \"log\"\n",
         )
         .expect("valid");
-        let set = crate::load_dir(dir).expect("load");
+        let set = crate::load_dir(dir, &crate::Kinds::none()).expect("load");
         let (merged, problems) = config.alerts.with_dag_rules(&set);
         let names: Vec<&str> = merged.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["taken", "run_failed:churn", "task_failed:churn"]);

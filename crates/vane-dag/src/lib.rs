@@ -21,34 +21,33 @@
 //! ```
 
 mod alerts;
-mod checks;
-mod deploy;
+pub mod config;
 mod diag;
 mod duration;
+mod kinds;
 mod load;
 mod model;
 mod parse;
 mod schedule;
 mod spec;
 mod template;
+mod url;
 
 pub use alerts::{
     AlertOn, AlertRule, AlertSeverity, AlertsConfig, CaFile, Channel, ChannelKind, DagRuleProblem,
     OnCall, RoutingKey, WebhookFormat,
 };
-pub use checks::{
-    AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
-    DriftMethod, Format, ValidateSpec,
-};
-pub use deploy::DeploySpec;
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
+pub use kinds::{Kinds, TaskKind};
 pub use load::{DagFile, DagSet, load_dir, load_paths};
 pub use model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,
 };
-pub use parse::{Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag};
+pub use parse::{
+    Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag, parse_dag_with,
+};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

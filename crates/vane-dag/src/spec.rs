@@ -3,9 +3,12 @@
 
 use serde_json::{Value, json};
 
+use crate::kinds::Kinds;
+
 /// The type of a key's value, with the bounds the parser enforces.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Ty {
+#[non_exhaustive]
+pub enum Ty {
     Str,
     Bool,
     /// A DAG or task id.
@@ -31,15 +34,17 @@ pub(crate) enum Ty {
     EnvMap,
     /// A template string.
     Template,
-    /// A value whose shape a task kind's own parser checks (`checks.rs`, `deploy.rs`).
+    /// A value whose shape the section's own code checks; `name` and `schema` describe it
+    /// in the reference and `vane schema`.
     Custom {
         name: &'static str,
         schema: fn() -> Value,
     },
 }
 
+/// One key of a table: what the checker enforces and the reference documents.
 #[derive(Debug)]
-pub(crate) struct Field {
+pub struct Field {
     pub(crate) name: &'static str,
     pub(crate) ty: Ty,
     pub(crate) required: bool,
@@ -48,7 +53,8 @@ pub(crate) struct Field {
     pub(crate) doc: &'static str,
 }
 
-pub(crate) const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+/// An optional key without a default.
+pub const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field {
         name,
         ty,
@@ -58,12 +64,14 @@ pub(crate) const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Fiel
     }
 }
 
-pub(crate) const fn with_default(mut f: Field, default: &'static str) -> Field {
+/// `f` with the default a person reads in the reference.
+pub const fn with_default(mut f: Field, default: &'static str) -> Field {
     f.default = Some(default);
     f
 }
 
-pub(crate) const DAY_SECS: u64 = 86_400;
+/// Seconds in a day, for the bounds of durations.
+pub const DAY_SECS: u64 = 86_400;
 
 pub(crate) const DAG: &[Field] = &[
     with_default(
@@ -315,12 +323,20 @@ pub(crate) const TASK_OWN: &[Field] = &[
 ];
 
 pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
-/// Keys only a `kind = "validate"` task may set.
-pub(crate) const VALIDATE: &[Field] = crate::checks::KEYS;
-/// Keys only a `kind = "deploy"` task may set.
-pub(crate) const DEPLOY: &[Field] = crate::deploy::KEYS;
 
-pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED, VALIDATE, DEPLOY];
+/// Task kinds that vane carries out itself; their keys come from [`Kinds`].
+pub(crate) const BUILTIN_KINDS: &[&str] = &["validate", "deploy"];
+
+/// The key tables of a task: its own, the shared ones, and each registered kind's.
+pub(crate) fn task_groups(kinds: &Kinds) -> impl Iterator<Item = &'static [Field]> + '_ {
+    [TASK_OWN, SHARED]
+        .into_iter()
+        .chain(kinds.iter().map(|k| k.keys()))
+}
+
+pub(crate) fn task_keys(kinds: &Kinds) -> impl Iterator<Item = &'static Field> + '_ {
+    task_groups(kinds).flatten()
+}
 
 fn artifact_outputs_schema() -> Value {
     json!({
@@ -438,8 +454,9 @@ fn table_schema(groups: &[&[Field]], description: &str) -> Value {
 }
 
 /// A task needs `command` unless vane does its work itself (`validate`, `deploy`).
-fn task_schema() -> Value {
-    let mut schema = table_schema(TASK, "A task: one command run as one process.");
+fn task_schema(kinds: &Kinds) -> Value {
+    let groups: Vec<&[Field]> = task_groups(kinds).collect();
+    let mut schema = table_schema(&groups, "A task: one command run as one process.");
     schema["if"] = json!({
         "properties": { "kind": { "enum": ["validate", "deploy"] } },
         "required": ["kind"]
@@ -456,8 +473,9 @@ fn section_doc(name: &str) -> &'static str {
         .map_or("", |(_, d)| d)
 }
 
-/// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML.
-pub fn json_schema() -> Value {
+/// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML;
+/// the keys of built-in tasks are those of `kinds`.
+pub fn json_schema(kinds: &Kinds) -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:vane:dag-file",
@@ -487,7 +505,7 @@ pub fn json_schema() -> Value {
                 "items": table_schema(crate::alerts::DAG_RULE, "An alert rule for this DAG.")
             }
         },
-        "$defs": { "task": task_schema() }
+        "$defs": { "task": task_schema(kinds) }
     })
 }
 
@@ -515,14 +533,16 @@ fn ty_name(ty: Ty) -> String {
     }
 }
 
-/// The DAG file reference as Markdown; the README embeds exactly this text.
-pub fn reference_markdown() -> String {
+/// The DAG file reference as Markdown, with the keys of `kinds`; the README embeds exactly
+/// this text (with every kind of the vane binary).
+pub fn reference_markdown(kinds: &Kinds) -> String {
     let mut out = String::new();
+    let task: Vec<&[Field]> = task_groups(kinds).collect();
     for (section, doc) in SECTIONS {
         let groups: &[&[Field]] = match *section {
             "dag" => &[DAG],
             "defaults" => DEFAULTS,
-            "tasks" => TASK,
+            "tasks" => &task,
             "alerts" => crate::alerts::DAG_RULE,
             _ => &[],
         };
