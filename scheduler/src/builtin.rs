@@ -30,7 +30,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
     let store: &dyn Store = &*store;
     let detail = store.run(run)?;
     let source = store.dag_source(detail.run.dag_version)?;
-    let parsed = vane_dag::parse_dag_with(&source, &detail.run.dag_id, &vane_app::kinds());
+    let parsed = vane_dag::parse_dag_with(&source, &detail.run.dag_id, &vane_app::registry());
     let dag = parsed
         .dag
         .ok_or_else(|| anyhow!("the DAG version of run {run} no longer parses"))?;

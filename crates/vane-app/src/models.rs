@@ -216,7 +216,8 @@ fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(i64, vane_dag::Da
     for run in runs.into_iter().rev() {
         let detail = store.run(run)?;
         let source = store.dag_source(detail.run.dag_version)?;
-        let Some(dag) = vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::kinds()).dag
+        let Some(dag) =
+            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
         else {
             continue;
         };

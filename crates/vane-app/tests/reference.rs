@@ -23,7 +23,7 @@ fn readme_reference_matches_the_parser() {
         .find("<!-- END GENERATED -->")
         .expect("README has the END GENERATED marker");
     assert!(
-        readme[start..end] == vane_dag::reference_markdown(&vane_app::kinds()),
+        readme[start..end] == vane_dag::reference_markdown(&vane_app::registry()),
         "{} is out of date: replace the generated section with the output of `vane schema --markdown`",
         path.display()
     );
@@ -33,7 +33,7 @@ fn readme_reference_matches_the_parser() {
 fn committed_schema_matches_the_parser() {
     let (path, committed) = repo_file("dags/dag.schema.json");
     let generated =
-        serde_json::to_string_pretty(&vane_dag::json_schema(&vane_app::kinds())).unwrap() + "\n";
+        serde_json::to_string_pretty(&vane_dag::json_schema(&vane_app::registry())).unwrap() + "\n";
     assert!(
         committed == generated,
         "{} is out of date: regenerate it with `vane schema > {}`",
@@ -44,7 +44,7 @@ fn committed_schema_matches_the_parser() {
 
 #[test]
 fn schema_names_every_key_the_parser_accepts() {
-    let schema = vane_dag::json_schema(&vane_app::kinds());
+    let schema = vane_dag::json_schema(&vane_app::registry());
     let task = &schema["$defs"]["task"];
     for key in [
         "command",

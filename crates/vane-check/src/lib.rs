@@ -198,7 +198,7 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         let parsed = vane_dag::parse_dag_with(
             DAG,
             "churn",
-            &vane_dag::Kinds::none().with(&crate::ValidateKind),
+            &vane_dag::Registry::none().kind(&crate::ValidateKind),
         );
         let dag = parsed.dag.unwrap();
         let Some(spec) = dag.tasks[0]

@@ -1093,7 +1093,7 @@ impl Parser<'_, '_, '_> {
     }
 }
 
-/// `kind = "validate"`, registered in [`vane_dag::Kinds`] by the programs that run DAGs.
+/// `kind = "validate"`, registered in [`vane_dag::Registry`] by the programs that run DAGs.
 #[derive(Debug)]
 pub struct ValidateKind;
 
@@ -1124,10 +1124,13 @@ mod tests {
         let source = format!(
             "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n[tasks.v.columns.x]\nallowed = {values}\n"
         );
-        let dag =
-            vane_dag::parse_dag_with(&source, "t", &vane_dag::Kinds::none().with(&ValidateKind))
-                .dag
-                .expect("parses");
+        let dag = vane_dag::parse_dag_with(
+            &source,
+            "t",
+            &vane_dag::Registry::none().kind(&ValidateKind),
+        )
+        .dag
+        .expect("parses");
         let Some(spec) = dag.tasks[0]
             .builtin
             .as_ref()

@@ -3,7 +3,8 @@
 use vane_check::ValidateKind as KIND;
 
 fn render(source: &str) -> String {
-    let parsed = vane_dag::parse_dag_with(source, "example", &vane_dag::Kinds::none().with(&KIND));
+    let parsed =
+        vane_dag::parse_dag_with(source, "example", &vane_dag::Registry::none().kind(&KIND));
     let out: Vec<String> = parsed
         .diagnostics
         .iter()
@@ -77,7 +78,7 @@ distinct = 2
 drift = { method = "js", max = 0.1 }
 "#,
         "example",
-        &vane_dag::Kinds::none().with(&KIND),
+        &vane_dag::Registry::none().kind(&KIND),
     );
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
     let dag = parsed.dag.unwrap();

@@ -11,7 +11,7 @@
 //!
 //! Who uses it: `vane-dag` for the DAG file and `[scheduler]`/`[pools]`; `vane-alerts` for
 //! `[alerts]` and a DAG file's `[[alerts]]`; `vane-check` and `vane-deploy` for the keys of a
-//! `validate` or `deploy` task, through [`TaskChecker`] (see [`crate::Kinds`]). The TOML
+//! `validate` or `deploy` task, through [`TaskChecker`] (see [`crate::Registry`]). The TOML
 //! tree types are re-exported so a section's crate reads the same `toml` version.
 //!
 //! ```
@@ -36,7 +36,7 @@ pub use toml::de::{DeTable, DeValue};
 pub use crate::parse::{
     Checked, Checker, Entry, TaskChecker, integer, is_ident, number, suggestion, type_name,
 };
-pub use crate::spec::{DAY_SECS, Field, Ty, field, with_default};
+pub use crate::spec::{DAY_SECS, Field, Ty, field, required, with_default};
 pub use crate::url::{Host, Url, UrlError};
 
 /// A TOML value in one canonical spelling: tables with their keys sorted, strings quoted

@@ -20,26 +20,20 @@
 //! assert_eq!(dag.tasks[1].depends_on, vec![0]);
 //! ```
 
-mod alerts;
 pub mod config;
 mod diag;
 mod duration;
-mod kinds;
 mod load;
 mod model;
 mod parse;
+mod registry;
 mod schedule;
 mod spec;
 mod template;
 mod url;
 
-pub use alerts::{
-    AlertOn, AlertRule, AlertSeverity, AlertsConfig, CaFile, Channel, ChannelKind, DagRuleProblem,
-    OnCall, RoutingKey, WebhookFormat,
-};
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
-pub use kinds::{Kinds, TaskKind};
 pub use load::{DagFile, DagSet, load_dir, load_paths};
 pub use model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
@@ -48,6 +42,7 @@ pub use model::{
 pub use parse::{
     Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag, parse_dag_with,
 };
+pub use registry::{Opaque, Registry, Section, Sections, TaskKind};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

@@ -6,9 +6,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
-use crate::kinds::Kinds;
 use crate::model::Dag;
 use crate::parse::{Parsed, parse_dag_with};
+use crate::registry::Registry;
 
 /// One DAG file: its text and what parsing it found.
 #[derive(Debug)]
@@ -76,15 +76,15 @@ impl DagSet {
 ///
 /// # Errors
 /// Fails only when the folder itself cannot be read; unreadable files become diagnostics.
-pub fn load_dir(dir: &Path, kinds: &Kinds) -> io::Result<DagSet> {
-    load_paths(&[dir.to_path_buf()], kinds)
+pub fn load_dir(dir: &Path, registry: &Registry) -> io::Result<DagSet> {
+    load_paths(&[dir.to_path_buf()], registry)
 }
 
 /// Loads DAG files and folders of DAG files.
 ///
 /// # Errors
 /// Fails when a path does not exist or a folder cannot be read.
-pub fn load_paths(paths: &[PathBuf], kinds: &Kinds) -> io::Result<DagSet> {
+pub fn load_paths(paths: &[PathBuf], registry: &Registry) -> io::Result<DagSet> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -104,20 +104,20 @@ pub fn load_paths(paths: &[PathBuf], kinds: &Kinds) -> io::Result<DagSet> {
         }
     }
     let mut set = DagSet {
-        files: files.into_iter().map(|p| load_file(&p, kinds)).collect(),
+        files: files.into_iter().map(|p| load_file(&p, registry)).collect(),
     };
     reject_duplicate_ids(&mut set);
     Ok(set)
 }
 
-fn load_file(path: &Path, kinds: &Kinds) -> DagFile {
+fn load_file(path: &Path, registry: &Registry) -> DagFile {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match std::fs::read_to_string(path) {
         Ok(source) => {
-            let parsed = parse_dag_with(&source, &stem, kinds);
+            let parsed = parse_dag_with(&source, &stem, registry);
             DagFile {
                 path: path.to_path_buf(),
                 source,

@@ -21,11 +21,8 @@ pub struct Dag {
     pub params: Vec<(String, ParamValue)>,
     /// Tasks in file order; `depends_on` holds indices into this list.
     pub tasks: Vec<Task>,
-    /// `[[alerts]]`: rules that watch this DAG, evaluated with the scheduler config's
-    /// (see [`crate::AlertsConfig::with_dag_rules`]); each has `dag` set to this DAG.
-    pub alerts: Vec<crate::alerts::AlertRule>,
-    /// Where each rule of `alerts` is written, in the same order.
-    pub(crate) alert_places: Vec<crate::alerts::RulePlace>,
+    /// What the registered sections (`[[alerts]]`: rules that watch this DAG) read.
+    pub sections: crate::registry::Sections,
 }
 
 impl Dag {
@@ -174,7 +171,7 @@ pub struct ArtifactRef {
 /// A task kind that vane carries out itself, in a process of its own like any task.
 ///
 /// The DAG model only knows that the task is built in, which kind it is and what the user
-/// wrote for it; the kind's own crate parsed the spec (see [`crate::Kinds`]) and reads it back
+/// wrote for it; the kind's own crate parsed the spec (see [`crate::Registry`]) and reads it back
 /// with [`Builtin::spec`].
 #[derive(Clone)]
 pub struct Builtin {

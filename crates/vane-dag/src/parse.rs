@@ -15,11 +15,11 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::duration::parse_duration;
-use crate::kinds::Kinds;
 use crate::model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,
 };
+use crate::registry::{Registry, Sections};
 use crate::spec::{self, Field, Ty};
 use crate::template::Template;
 
@@ -49,36 +49,37 @@ pub struct Parsed {
 /// Parses and checks one DAG file that has no built-in tasks (`validate`, `deploy`): a
 /// built-in task is reported as unknown here. See [`parse_dag_with`].
 pub fn parse_dag(source: &str, default_id: &str) -> Parsed {
-    parse_dag_with(source, default_id, &Kinds::none())
+    parse_dag_with(source, default_id, &Registry::none())
 }
 
 /// Parses and checks one DAG file. `default_id` (the file stem) is the id when `[dag] id` is
 /// absent; `kinds` parse the keys of built-in tasks, reporting into the same diagnostics.
-pub fn parse_dag_with(source: &str, default_id: &str, kinds: &Kinds) -> Parsed {
+pub fn parse_dag_with(source: &str, default_id: &str, registry: &Registry) -> Parsed {
     let mut cx = Checker::new(source);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     cx.syntax_errors(&syntax_errors);
-    let dag = cx.dag(root.get_ref(), default_id, kinds);
+    let dag = cx.dag(root.get_ref(), default_id, registry);
     let diagnostics = cx.finish();
     let dag = dag.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Parsed { dag, diagnostics }
 }
 
 /// The scheduler config file (`vane.toml`): limits shared by every run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct SchedulerConfig {
     /// Most tasks running at once across all runs; `None` means no global limit.
     pub max_active_tasks: Option<usize>,
     /// Named pools and how many tasks of each may run at once.
     pub pools: std::collections::BTreeMap<String, usize>,
-    /// `[alerts]`: rules, channels and the on-call rotation.
-    pub alerts: crate::alerts::AlertsConfig,
+    /// What the registered sections (`[alerts]`) read.
+    pub sections: Sections,
     /// `[scheduler] lease_ttl`: how long a vane process counts as alive without renewing its
     /// lease; `None` for vane's default.
     pub lease_ttl: Option<std::time::Duration>,
 }
 
-/// Parses and checks a scheduler config file:
+/// Parses and checks a scheduler config file, with `registry` reading its sections such as
+/// `[alerts]`:
 ///
 /// ```toml
 /// [scheduler]
@@ -93,8 +94,8 @@ pub struct SchedulerConfig {
 ///
 /// # Errors
 /// Every problem, as diagnostics with spans, like a DAG file's.
-pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
-    parse_config_in(source, std::path::Path::new(""))
+pub fn parse_config(source: &str, registry: &Registry) -> Result<SchedulerConfig, Vec<Diagnostic>> {
+    parse_config_in(source, std::path::Path::new(""), registry)
 }
 
 /// [`parse_config`] for a config file in folder `dir`: a relative `ca_file` is read from there,
@@ -105,6 +106,7 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
 pub fn parse_config_in(
     source: &str,
     dir: &std::path::Path,
+    registry: &Registry,
 ) -> Result<SchedulerConfig, Vec<Diagnostic>> {
     let mut cx = Checker::new(source);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
@@ -154,9 +156,18 @@ pub fn parse_config_in(
                     }
                 }
             }
-            "alerts" => config.alerts = crate::alerts::parse(&mut cx, value, dir),
+            other if registry.get_section(other).is_some() => {
+                if let Some(section) = registry.get_section(other) {
+                    let read = section.parse_config(&mut cx, value, dir);
+                    config.sections.insert(section.name(), read);
+                }
+            }
             other => {
-                let hint = suggestion(other, ["scheduler", "pools", "alerts"]);
+                let known: Vec<&str> = ["scheduler", "pools"]
+                    .into_iter()
+                    .chain(registry.sections().map(|s| s.name()))
+                    .collect();
+                let hint = suggestion(other, known);
                 cx.error(
                     format!("unknown table `{other}` in the scheduler config"),
                     key.span(),
@@ -475,20 +486,30 @@ impl Checker<'_> {
             .push(Diagnostic::error(message, Some(span)).hint(hint));
     }
 
-    fn dag(&mut self, root: &DeTable<'_>, default_id: &str, kinds: &Kinds) -> Option<Dag> {
+    fn dag(&mut self, root: &DeTable<'_>, default_id: &str, registry: &Registry) -> Option<Dag> {
         let mut sections: HashMap<&str, &Spanned<DeValue<'_>>> = HashMap::new();
+        let mut registered = Vec::new();
         for (key, value) in root {
             let name = key.get_ref().as_ref();
             if let Some((section, _)) = spec::SECTIONS.iter().find(|(s, _)| *s == name) {
                 sections.insert(section, value);
                 continue;
             }
-            let hint = if spec::task_keys(kinds).any(|f| f.name == name) {
+            if registry.get_section(name).is_some() {
+                registered.push((name, value));
+                continue;
+            }
+            let hint = if spec::task_keys(registry).any(|f| f.name == name) {
                 format!("`{name}` is a task key: put it under [tasks.ID] (or [defaults])")
             } else if spec::DAG.iter().any(|f| f.name == name) {
                 format!("`{name}` belongs under [dag]")
             } else {
-                suggestion(name, spec::SECTIONS.iter().map(|(s, _)| *s))
+                let names: Vec<&str> = spec::SECTIONS
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .chain(registry.sections().map(|s| s.name()))
+                    .collect();
+                suggestion(name, names)
             };
             self.error(format!("unknown top-level key `{name}`"), key.span(), hint);
         }
@@ -520,7 +541,7 @@ impl Checker<'_> {
             None => default_id.to_owned(),
         };
         let tasks = match sections.get("tasks") {
-            Some(v) => self.tasks(v, &defaults, &params, kinds),
+            Some(v) => self.tasks(v, &defaults, &params, registry),
             None => {
                 self.diags.push(
                     Diagnostic::error("the DAG has no tasks", None)
@@ -556,17 +577,22 @@ impl Checker<'_> {
                 .hint("swap them, or remove `end_date`"),
             );
         }
-        let (alerts, alert_places) = match sections.get("alerts") {
-            Some(v) => {
-                // Names as written: a rule is checked even when a task has a mistake.
-                let task_ids: Vec<&str> = match sections.get("tasks").map(|t| t.get_ref()) {
-                    Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
-                    _ => Vec::new(),
-                };
-                crate::alerts::dag_rules(self, v, &id, &task_ids)
+        let mut read = Sections::default();
+        if !registered.is_empty() {
+            // Names as written: a section is checked even when a task has a mistake.
+            let task_ids: Vec<&str> = match sections.get("tasks").map(|t| t.get_ref()) {
+                Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
+                _ => Vec::new(),
+            };
+            for (name, value) in registered {
+                if let Some(section) = registry.get_section(name) {
+                    read.insert(
+                        section.name(),
+                        section.parse_dag(self, value, &id, &task_ids),
+                    );
+                }
             }
-            None => Default::default(),
-        };
+        }
         let tasks = tasks?;
         Some(Dag {
             id,
@@ -599,8 +625,7 @@ impl Checker<'_> {
             },
             params,
             tasks,
-            alerts,
-            alert_places,
+            sections: read,
         })
     }
 
@@ -671,7 +696,7 @@ impl Checker<'_> {
         value: &Spanned<DeValue<'_>>,
         defaults: &Checked,
         params: &[(String, ParamValue)],
-        kinds: &Kinds,
+        registry: &Registry,
     ) -> Option<Vec<Task>> {
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
@@ -726,7 +751,7 @@ impl Checker<'_> {
                 edges.push(Vec::new());
                 continue;
             };
-            let groups: Vec<&[Field]> = spec::task_groups(kinds).collect();
+            let groups: Vec<&[Field]> = spec::task_groups(registry).collect();
             let keys = self.table(value, &groups, &format!("[tasks.{id}]"));
             let mut deps = Vec::new();
             for (dep, span) in keys.list("depends_on") {
@@ -767,7 +792,7 @@ impl Checker<'_> {
                 );
             }
             edges.push(deps.clone());
-            match self.task(id, &keys, defaults, &param_names, value, kinds) {
+            match self.task(id, &keys, defaults, &param_names, value, registry) {
                 Some((mut task, refs)) => {
                     task.depends_on = deps.into_iter().map(|(i, _)| i).collect();
                     tasks.push(task);
@@ -928,10 +953,10 @@ impl Checker<'_> {
         defaults: &Checked,
         params: &[&str],
         value: &Spanned<DeValue<'_>>,
-        kinds: &Kinds,
+        registry: &Registry,
     ) -> Option<(Task, InputNames)> {
         let kind = keys.str("kind").unwrap_or("command");
-        for registered in kinds.iter() {
+        for registered in registry.iter() {
             let owner = registered.name();
             if kind == owner {
                 continue;
@@ -950,7 +975,7 @@ impl Checker<'_> {
             }
         }
         let builtin_kind = spec::BUILTIN_KINDS.contains(&kind);
-        let registered = kinds.get(kind);
+        let registered = registry.get(kind);
         if builtin_kind && registered.is_none() {
             let span = keys.get("kind").map_or(value.span(), |e| e.span.clone());
             self.error(

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::kinds::Kinds;
+use crate::registry::Registry;
 
 /// The type of a key's value, with the bounds the parser enforces.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,12 @@ pub const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
         default: None,
         doc,
     }
+}
+
+/// `f`, which a table must have.
+pub const fn required(mut f: Field) -> Field {
+    f.required = true;
+    f
 }
 
 /// `f` with the default a person reads in the reference.
@@ -324,18 +330,18 @@ pub(crate) const TASK_OWN: &[Field] = &[
 
 pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
 
-/// Task kinds that vane carries out itself; their keys come from [`Kinds`].
+/// Task kinds that vane carries out itself; their keys come from [`Registry`].
 pub(crate) const BUILTIN_KINDS: &[&str] = &["validate", "deploy"];
 
 /// The key tables of a task: its own, the shared ones, and each registered kind's.
-pub(crate) fn task_groups(kinds: &Kinds) -> impl Iterator<Item = &'static [Field]> + '_ {
+pub(crate) fn task_groups(registry: &Registry) -> impl Iterator<Item = &'static [Field]> + '_ {
     [TASK_OWN, SHARED]
         .into_iter()
-        .chain(kinds.iter().map(|k| k.keys()))
+        .chain(registry.iter().map(|k| k.keys()))
 }
 
-pub(crate) fn task_keys(kinds: &Kinds) -> impl Iterator<Item = &'static Field> + '_ {
-    task_groups(kinds).flatten()
+pub(crate) fn task_keys(registry: &Registry) -> impl Iterator<Item = &'static Field> + '_ {
+    task_groups(registry).flatten()
 }
 
 fn artifact_outputs_schema() -> Value {
@@ -376,7 +382,7 @@ pub(crate) const SCHEDULER: &[Field] = &[
     ),
 ];
 
-/// Top-level tables of a DAG file.
+/// Top-level tables of a DAG file, besides the registered [`crate::Section`]s.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("dag", "What the DAG is and when it runs."),
     (
@@ -390,10 +396,6 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     (
         "tasks",
         "One table per task: `[tasks.ID]`. At least one task is required.",
-    ),
-    (
-        "alerts",
-        "Alert rules that watch this DAG, one `[[alerts]]` table each: the keys of a rule of the scheduler config (see Alerts) except `dag`. `task` must be a task of this DAG. Channels are declared in the scheduler config; `log` always exists.",
     ),
 ];
 
@@ -454,8 +456,8 @@ fn table_schema(groups: &[&[Field]], description: &str) -> Value {
 }
 
 /// A task needs `command` unless vane does its work itself (`validate`, `deploy`).
-fn task_schema(kinds: &Kinds) -> Value {
-    let groups: Vec<&[Field]> = task_groups(kinds).collect();
+fn task_schema(registry: &Registry) -> Value {
+    let groups: Vec<&[Field]> = task_groups(registry).collect();
     let mut schema = table_schema(&groups, "A task: one command run as one process.");
     schema["if"] = json!({
         "properties": { "kind": { "enum": ["validate", "deploy"] } },
@@ -475,8 +477,8 @@ fn section_doc(name: &str) -> &'static str {
 
 /// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML;
 /// the keys of built-in tasks are those of `kinds`.
-pub fn json_schema(kinds: &Kinds) -> Value {
-    json!({
+pub fn json_schema(registry: &Registry) -> Value {
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:vane:dag-file",
         "title": "vane DAG file",
@@ -499,14 +501,17 @@ pub fn json_schema(kinds: &Kinds) -> Value {
                 "propertyNames": { "pattern": crate::parse::IDENT_PATTERN },
                 "additionalProperties": { "$ref": "#/$defs/task" }
             },
-            "alerts": {
-                "type": "array",
-                "description": section_doc("alerts"),
-                "items": table_schema(crate::alerts::DAG_RULE, "An alert rule for this DAG.")
-            }
         },
-        "$defs": { "task": task_schema(kinds) }
-    })
+        "$defs": { "task": task_schema(registry) }
+    });
+    for section in registry.sections() {
+        schema["properties"][section.name()] = json!({
+            "type": "array",
+            "description": section.dag_doc(),
+            "items": table_schema(section.dag_keys(), section.dag_entry_doc())
+        });
+    }
+    schema
 }
 
 fn ty_name(ty: Ty) -> String {
@@ -535,22 +540,31 @@ fn ty_name(ty: Ty) -> String {
 
 /// The DAG file reference as Markdown, with the keys of `kinds`; the README embeds exactly
 /// this text (with every kind of the vane binary).
-pub fn reference_markdown(kinds: &Kinds) -> String {
+pub fn reference_markdown(registry: &Registry) -> String {
     let mut out = String::new();
-    let task: Vec<&[Field]> = task_groups(kinds).collect();
-    for (section, doc) in SECTIONS {
+    let task: Vec<&[Field]> = task_groups(registry).collect();
+    let registered = registry.sections().map(|s| {
+        (
+            s.name(),
+            s.dag_doc(),
+            s.dag_keys(),
+            format!("[[{}]]", s.name()),
+        )
+    });
+    let builtin = SECTIONS.iter().map(|(section, doc)| {
         let groups: &[&[Field]] = match *section {
             "dag" => &[DAG],
             "defaults" => DEFAULTS,
-            "tasks" => &task,
-            "alerts" => crate::alerts::DAG_RULE,
             _ => &[],
         };
         let header = match *section {
-            "tasks" => "[tasks.ID]",
-            "alerts" => "[[alerts]]",
-            _ => &format!("[{section}]"),
+            "tasks" => "[tasks.ID]".to_owned(),
+            _ => format!("[{section}]"),
         };
+        (*section, *doc, groups, header)
+    });
+    for (section, doc, groups, header) in builtin.chain(registered) {
+        let groups = if section == "tasks" { &task } else { groups };
         out.push_str(&format!("#### `{header}`\n\n{doc}\n\n"));
         if groups.is_empty() {
             continue;

@@ -11,7 +11,11 @@ use std::ops::Range;
 
 /// An absolute URL: `scheme://[userinfo@]host[:port][/path][?query][#fragment]`.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Url {
+pub struct Url(Box<Parts>);
+
+// Boxed: a URL sits in enums (a channel's kind) beside variants much smaller than it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Parts {
     text: String,
     scheme: String,
     userinfo: Option<String>,
@@ -194,7 +198,7 @@ impl Url {
             Some((p, q)) => (p, Some(q.to_owned())),
             None => (rest, None),
         };
-        Ok(Url {
+        Ok(Url(Box::new(Parts {
             text: text.to_owned(),
             scheme: scheme.to_ascii_lowercase(),
             userinfo,
@@ -203,36 +207,36 @@ impl Url {
             path: path.to_owned(),
             query,
             fragment,
-        })
+        })))
     }
 
     /// The URL as written.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 
     /// In lower case: `https`.
     pub fn scheme(&self) -> &str {
-        &self.scheme
+        &self.0.scheme
     }
 
     /// `user:password` before the `@`, if any.
     pub fn userinfo(&self) -> Option<&str> {
-        self.userinfo.as_deref()
+        self.0.userinfo.as_deref()
     }
 
     pub fn host(&self) -> &Host {
-        &self.host
+        &self.0.host
     }
 
     /// The port written in the URL.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.0.port
     }
 
     /// The port written, or the scheme's (80 for http, 443 for https).
     pub fn port_or_default(&self) -> Option<u16> {
-        self.port.or(match self.scheme.as_str() {
+        self.0.port.or(match self.0.scheme.as_str() {
             "http" => Some(80),
             "https" => Some(443),
             _ => None,
@@ -241,27 +245,27 @@ impl Url {
 
     /// As written; empty when the URL has none.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.0.path
     }
 
     /// After `?`, without it.
     pub fn query(&self) -> Option<&str> {
-        self.query.as_deref()
+        self.0.query.as_deref()
     }
 
     /// After `#`, without it.
     pub fn fragment(&self) -> Option<&str> {
-        self.fragment.as_deref()
+        self.0.fragment.as_deref()
     }
 
     /// What an HTTP request line names: the path (`/` when empty) and the query.
     pub fn request_target(&self) -> String {
-        let path = if self.path.is_empty() {
+        let path = if self.0.path.is_empty() {
             "/"
         } else {
-            &self.path
+            &self.0.path
         };
-        match &self.query {
+        match &self.0.query {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         }
@@ -270,19 +274,19 @@ impl Url {
     /// Scheme, host and port only, for messages: services such as Slack put the secret in the
     /// path, and userinfo is a password.
     pub fn without_secrets(&self) -> String {
-        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        let more = if self.request_target() == "/" && self.fragment.is_none() {
-            self.path.as_str()
+        let port = self.0.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let more = if self.request_target() == "/" && self.0.fragment.is_none() {
+            self.0.path.as_str()
         } else {
             "/…"
         };
-        format!("{}://{}{port}{more}", self.scheme, self.host)
+        format!("{}://{}{port}{more}", self.0.scheme, self.0.host)
     }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0.text)
     }
 }
 

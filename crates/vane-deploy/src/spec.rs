@@ -866,7 +866,7 @@ fn one_stage(
     })
 }
 
-/// `kind = "deploy"`, registered in [`vane_dag::Kinds`] by the programs that run DAGs.
+/// `kind = "deploy"`, registered in [`vane_dag::Registry`] by the programs that run DAGs.
 #[derive(Debug)]
 pub struct DeployKind;
 

@@ -3,7 +3,8 @@
 use vane_deploy::DeployKind as KIND;
 
 fn render(source: &str) -> String {
-    let parsed = vane_dag::parse_dag_with(source, "example", &vane_dag::Kinds::none().with(&KIND));
+    let parsed =
+        vane_dag::parse_dag_with(source, "example", &vane_dag::Registry::none().kind(&KIND));
     let out: Vec<String> = parsed
         .diagnostics
         .iter()

@@ -129,10 +129,10 @@ type Joined = (
 
 impl Engine<'_> {
     /// The built-in task kinds this engine can read: none without a [`BuiltinCommand`].
-    pub fn kinds(&self) -> vane_dag::Kinds {
+    pub fn registry(&self) -> vane_dag::Registry {
         self.builtin
             .as_ref()
-            .map(|b| b.kinds.clone())
+            .map(|b| b.registry.clone())
             .unwrap_or_default()
     }
 
@@ -1745,7 +1745,7 @@ fn record_links(
 #[derive(Debug, Clone)]
 pub struct BuiltinCommand {
     /// The kinds' parsers, to read back the DAG version a run was created with.
-    pub kinds: vane_dag::Kinds,
+    pub registry: vane_dag::Registry,
     pub exe: PathBuf,
     /// Added to the process's environment, e.g. `VANE_DB`.
     pub env: Vec<(String, String)>,

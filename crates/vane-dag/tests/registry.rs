@@ -4,8 +4,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use vane_dag::config::{DeValue, Field, Spanned, TaskChecker, Ty, field};
-use vane_dag::{Kinds, TaskKind};
+use vane_dag::config::{Checker, DeValue, Field, Spanned, TaskChecker, Ty, field};
+use vane_dag::{Opaque, Registry, Section, TaskKind};
 
 /// A stand-in for `kind = "validate"`: one required key.
 struct Fake;
@@ -61,12 +61,12 @@ impl TaskKind for Fake {
     }
 }
 
-fn kinds() -> Kinds {
-    Kinds::none().with(&Fake)
+fn registry() -> Registry {
+    Registry::none().kind(&Fake)
 }
 
 fn identity(source: &str) -> String {
-    let parsed = vane_dag::parse_dag_with(source, "t", &kinds());
+    let parsed = vane_dag::parse_dag_with(source, "t", &registry());
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
     let dag = parsed.dag.unwrap();
     let builtin = dag.tasks[0].builtin.as_ref().unwrap();
@@ -106,7 +106,7 @@ fn the_cache_identity_is_what_the_user_wrote_in_one_spelling() {
 #[test]
 fn a_kind_reports_into_the_same_diagnostics_as_the_rest_of_the_file() {
     let source = "[tasks.v]\nkind = \"validate\"\nrows = {}\nretries = \"x\"\n[tasks.w]\ncommand = \"{{ nope }}\"\n";
-    let parsed = vane_dag::parse_dag_with(source, "t", &kinds());
+    let parsed = vane_dag::parse_dag_with(source, "t", &registry());
     let messages: Vec<&str> = parsed
         .diagnostics
         .iter()
@@ -124,7 +124,7 @@ fn a_kind_reports_into_the_same_diagnostics_as_the_rest_of_the_file() {
 #[test]
 fn a_kind_not_registered_is_reported_where_it_is_named() {
     let source = "[tasks.v]\nkind = \"deploy\"\nmodel = \"m\"\n";
-    let parsed = vane_dag::parse_dag_with(source, "t", &kinds());
+    let parsed = vane_dag::parse_dag_with(source, "t", &registry());
     assert!(parsed.dag.is_none());
     let first = &parsed.diagnostics[0];
     assert_eq!(first.line_col(source), Some((2, 8)));
@@ -140,5 +140,102 @@ fn a_kind_not_registered_is_reported_where_it_is_named() {
     assert!(
         messages.contains(&"task `v` is a `deploy` task, which this program cannot read"),
         "{messages:?}"
+    );
+}
+
+/// A stand-in for `alerts`: records what it was given.
+struct Notes;
+
+#[derive(Debug, PartialEq)]
+struct Read {
+    from: &'static str,
+    tasks: Vec<String>,
+}
+
+impl Section for Notes {
+    fn name(&self) -> &'static str {
+        "notes"
+    }
+
+    fn dag_doc(&self) -> &'static str {
+        "Notes."
+    }
+
+    fn dag_entry_doc(&self) -> &'static str {
+        "A note."
+    }
+
+    fn dag_keys(&self) -> &'static [&'static [Field]] {
+        &[KEYS]
+    }
+
+    fn parse_config(
+        &self,
+        cx: &mut Checker<'_>,
+        value: &Spanned<DeValue<'_>>,
+        _dir: &std::path::Path,
+    ) -> Opaque {
+        cx.warning("noted", value.span(), "nothing to do");
+        Arc::new(Read {
+            from: "config",
+            tasks: Vec::new(),
+        })
+    }
+
+    fn parse_dag(
+        &self,
+        _cx: &mut Checker<'_>,
+        _value: &Spanned<DeValue<'_>>,
+        _dag_id: &str,
+        tasks: &[&str],
+    ) -> Opaque {
+        Arc::new(Read {
+            from: "dag",
+            tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
+        })
+    }
+}
+
+#[test]
+fn a_section_is_read_only_when_registered() {
+    let config = "[scheduler]\nmax_active_tasks = 2\n[notes]\n";
+    let errors = vane_dag::parse_config(config, &Registry::none()).unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "unknown table `notes` in the scheduler config"
+    );
+    let registry = Registry::none().section(&Notes);
+    let read = vane_dag::parse_config(config, &registry).expect("valid");
+    assert_eq!(read.max_active_tasks, Some(2));
+    assert_eq!(
+        read.sections.get::<Read>("notes").map(|r| r.from),
+        Some("config")
+    );
+
+    let dag = "[tasks.a]\ncommand = \"true\"\n[tasks.b]\ncommand = \"true\"\n[[notes]]\n";
+    let parsed = vane_dag::parse_dag(dag, "t");
+    assert_eq!(
+        parsed.diagnostics[0].message,
+        "unknown top-level key `notes`"
+    );
+    let dag = vane_dag::parse_dag_with(dag, "t", &registry)
+        .dag
+        .expect("valid");
+    assert_eq!(
+        dag.sections.get::<Read>("notes"),
+        Some(&Read {
+            from: "dag",
+            tasks: vec!["a".into(), "b".into()]
+        })
+    );
+    let reference = vane_dag::reference_markdown(&registry);
+    assert!(
+        reference.contains("#### `[[notes]]`\n\nNotes.\n"),
+        "{reference}"
+    );
+    let schema = vane_dag::json_schema(&registry);
+    assert_eq!(
+        schema["properties"]["notes"]["items"]["description"],
+        "A note."
     );
 }
