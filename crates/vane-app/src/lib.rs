@@ -45,8 +45,8 @@ use vane_store::{BackendKind, Store};
 /// DAG file or `vane.toml` uses it, so all of them refuse the same mistakes.
 pub fn registry() -> Registry {
     Registry::none()
-        .kind(&vane_check::ValidateKind)
-        .kind(&vane_deploy::DeployKind)
+        .kind(&vane_check::VALIDATE)
+        .kind(&vane_deploy::DEPLOY)
         .section(&vane_alerts::ALERTS)
 }
 

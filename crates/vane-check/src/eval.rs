@@ -652,7 +652,7 @@ mod tests {
         let parsed = vane_dag::parse_dag_with(
             &source,
             "t",
-            &vane_dag::Registry::none().kind(&crate::ValidateKind),
+            &vane_dag::Registry::none().kind(&crate::VALIDATE),
         );
         let dag = parsed.dag.expect("the DAG parses");
         let Some(spec) = dag.tasks[0]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 pub use spec::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
-    DriftMethod, Format, ValidateKind, ValidateSpec,
+    DriftMethod, Format, VALIDATE, ValidateSpec,
 };
 use vane_store::{CheckStatus, LearnFrom, NewCheckEvaluation, RunId, Store};
 
@@ -198,7 +198,7 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         let parsed = vane_dag::parse_dag_with(
             DAG,
             "churn",
-            &vane_dag::Registry::none().kind(&crate::ValidateKind),
+            &vane_dag::Registry::none().kind(&crate::VALIDATE),
         );
         let dag = parsed.dag.unwrap();
         let Some(spec) = dag.tasks[0]

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use vane_dag::Template;
 use vane_dag::config::{
     DeTable, DeValue, Field, Spanned, TaskChecker, Ty, field, integer, number, suggestion,
     type_name, with_default,
 };
+use vane_dag::{KindParser, Template};
 
 /// Keys only a `kind = "validate"` task may set.
 const KEYS: &[Field] = &[
@@ -1093,28 +1093,8 @@ impl Parser<'_, '_, '_> {
     }
 }
 
-/// `kind = "validate"`, registered in [`vane_dag::Registry`] by the programs that run DAGs.
-#[derive(Debug)]
-pub struct ValidateKind;
-
-impl vane_dag::TaskKind for ValidateKind {
-    fn name(&self) -> &'static str {
-        "validate"
-    }
-
-    fn keys(&self) -> &'static [Field] {
-        KEYS
-    }
-
-    fn parse(
-        &self,
-        cx: &mut TaskChecker<'_, '_>,
-        task_id: &str,
-        task: &Spanned<DeValue<'_>>,
-    ) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
-        parse(cx, task_id, task).map(|spec| std::sync::Arc::new(spec) as _)
-    }
-}
+/// `kind = "validate"`, for [`vane_dag::Registry::kind`] in the programs that run DAGs.
+pub static VALIDATE: KindParser<ValidateSpec> = KindParser::new("validate", KEYS, parse);
 
 #[cfg(test)]
 mod tests {
@@ -1124,13 +1104,10 @@ mod tests {
         let source = format!(
             "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n[tasks.v.columns.x]\nallowed = {values}\n"
         );
-        let dag = vane_dag::parse_dag_with(
-            &source,
-            "t",
-            &vane_dag::Registry::none().kind(&ValidateKind),
-        )
-        .dag
-        .expect("parses");
+        let dag =
+            vane_dag::parse_dag_with(&source, "t", &vane_dag::Registry::none().kind(&VALIDATE))
+                .dag
+                .expect("parses");
         let Some(spec) = dag.tasks[0]
             .builtin
             .as_ref()

@@ -1,16 +1,10 @@
 //! Every diagnostic of a `kind = "validate"` task, as `vane validate` prints it.
 
-use vane_check::ValidateKind as KIND;
+use vane_check::VALIDATE as KIND;
 
 fn render(source: &str) -> String {
-    let parsed =
-        vane_dag::parse_dag_with(source, "example", &vane_dag::Registry::none().kind(&KIND));
-    let out: Vec<String> = parsed
-        .diagnostics
-        .iter()
-        .map(|d| d.render("dags/example.toml", source))
-        .collect();
-    out.join("\n")
+    let registry = vane_dag::Registry::none().kind(&KIND);
+    vane_dag::parse_dag_with(source, "example", &registry).render("dags/example.toml", source)
 }
 
 #[test]

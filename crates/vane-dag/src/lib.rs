@@ -42,7 +42,7 @@ pub use model::{
 pub use parse::{
     Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag, parse_dag_with,
 };
-pub use registry::{Opaque, Registry, Section, Sections, TaskKind};
+pub use registry::{KindParser, Opaque, ParseKind, Registry, Section, Sections, TaskKind};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

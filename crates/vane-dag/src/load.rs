@@ -30,13 +30,8 @@ impl DagFile {
 
     /// Renders every diagnostic of the file, compiler style.
     pub fn render_diagnostics(&self) -> String {
-        let path = self.path.display().to_string();
         self.parsed
-            .diagnostics
-            .iter()
-            .map(|d| d.render(&path, &self.source))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .render(&self.path.display().to_string(), &self.source)
     }
 }
 

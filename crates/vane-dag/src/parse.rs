@@ -46,6 +46,17 @@ pub struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Parsed {
+    /// Every diagnostic, compiler style, as in file `path` of text `source`.
+    pub fn render(&self, path: &str, source: &str) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(path, source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Parses and checks one DAG file that has no built-in tasks (`validate`, `deploy`): a
 /// built-in task is reported as unknown here. See [`parse_dag_with`].
 pub fn parse_dag(source: &str, default_id: &str) -> Parsed {
@@ -317,6 +328,27 @@ impl<'s> Checker<'s> {
         self.diags.iter().any(Diagnostic::is_error)
     }
 
+    /// The text of a string value; anything else is reported, naming `label`, with `hint`.
+    pub fn string<'v>(
+        &mut self,
+        value: &'v Spanned<DeValue<'_>>,
+        label: &str,
+        hint: &str,
+    ) -> Option<&'v str> {
+        match value.get_ref() {
+            DeValue::String(text) => Some(text),
+            other => {
+                let found = type_name(other);
+                self.error(
+                    format!("{label} must be a string, found {found}"),
+                    value.span(),
+                    hint,
+                );
+                None
+            }
+        }
+    }
+
     /// Reports a warning: something that works but is likely not what was meant.
     pub fn warning(
         &mut self,
@@ -331,17 +363,11 @@ impl<'s> Checker<'s> {
     /// A string value read as a [`Url`](crate::config::Url); anything else, or a malformed
     /// URL, is reported pointing at the mistake, naming `label`.
     pub fn url(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<crate::url::Url> {
-        let DeValue::String(text) = value.get_ref() else {
-            self.error(
-                format!(
-                    "{label} must be a string, found {}",
-                    type_name(value.get_ref())
-                ),
-                value.span(),
-                "write the URL in quotes: \"https://HOST/PATH\"",
-            );
-            return None;
-        };
+        let text = self.string(
+            value,
+            label,
+            "write the URL in quotes: \"https://HOST/PATH\"",
+        )?;
         match crate::url::Url::parse(text) {
             Ok(url) => Some(url),
             Err(e) => {
@@ -397,17 +423,9 @@ impl<'s> TaskChecker<'_, 's> {
 
     /// A string value read as a template; anything else is reported, naming `label`.
     pub fn template(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<Template> {
-        let DeValue::String(text) = value.get_ref() else {
-            self.error(
-                format!(
-                    "{label} must be a string, found {}",
-                    type_name(value.get_ref())
-                ),
-                value.span(),
-                "put the value in quotes: \"...\"",
-            );
-            return None;
-        };
+        let text = self
+            .cx
+            .string(value, label, "put the value in quotes: \"...\"")?;
         let entry = Entry {
             val: Val::Str(text.to_string()),
             span: value.span(),

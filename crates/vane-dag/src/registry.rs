@@ -46,6 +46,42 @@ pub trait TaskKind: Send + Sync {
     ) -> Option<Opaque>;
 }
 
+/// The parse function of a [`KindParser`]: [`TaskKind::parse`] returning the kind's own type.
+pub type ParseKind<T> = fn(&mut TaskChecker<'_, '_>, &str, &Spanned<DeValue<'_>>) -> Option<T>;
+
+/// A [`TaskKind`] made of a name, a key table and a function that parses into the kind's own
+/// spec type: what a domain crate declares as a `static` and the program registers.
+pub struct KindParser<T> {
+    name: &'static str,
+    keys: &'static [Field],
+    parse: ParseKind<T>,
+}
+
+impl<T> KindParser<T> {
+    pub const fn new(name: &'static str, keys: &'static [Field], parse: ParseKind<T>) -> Self {
+        Self { name, keys, parse }
+    }
+}
+
+impl<T: Any + Send + Sync> TaskKind for KindParser<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn keys(&self) -> &'static [Field] {
+        self.keys
+    }
+
+    fn parse(
+        &self,
+        cx: &mut TaskChecker<'_, '_>,
+        task_id: &str,
+        task: &Spanned<DeValue<'_>>,
+    ) -> Option<Opaque> {
+        (self.parse)(cx, task_id, task).map(|spec| Arc::new(spec) as Opaque)
+    }
+}
+
 /// A top-level table of the scheduler config that is also a list of tables (`[[name]]`) of a
 /// DAG file, such as `alerts`.
 pub trait Section: Send + Sync {

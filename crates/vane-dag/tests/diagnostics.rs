@@ -1,13 +1,7 @@
 //! Every diagnostic `vane validate` can print, as a person sees it.
 
 fn render(source: &str) -> String {
-    let parsed = vane_dag::parse_dag(source, "example");
-    let out: Vec<String> = parsed
-        .diagnostics
-        .iter()
-        .map(|d| d.render("dags/example.toml", source))
-        .collect();
-    out.join("\n")
+    vane_dag::parse_dag(source, "example").render("dags/example.toml", source)
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 mod spec;
 
-pub use spec::{DeployKind, DeploySpec, Expr, Gate, GateValues, Stage};
+pub use spec::{DEPLOY, DeploySpec, Expr, Gate, GateValues, Stage};
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -13,7 +13,7 @@ use vane_dag::config::{
     DeValue, Field, Spanned, TaskChecker, Ty, field, integer, is_ident, suggestion, type_name,
     with_default,
 };
-use vane_dag::{Template, parse_duration};
+use vane_dag::{KindParser, Template, parse_duration};
 
 /// Keys only a `kind = "deploy"` task may set.
 const KEYS: &[Field] = &[
@@ -866,28 +866,8 @@ fn one_stage(
     })
 }
 
-/// `kind = "deploy"`, registered in [`vane_dag::Registry`] by the programs that run DAGs.
-#[derive(Debug)]
-pub struct DeployKind;
-
-impl vane_dag::TaskKind for DeployKind {
-    fn name(&self) -> &'static str {
-        "deploy"
-    }
-
-    fn keys(&self) -> &'static [Field] {
-        KEYS
-    }
-
-    fn parse(
-        &self,
-        cx: &mut TaskChecker<'_, '_>,
-        task_id: &str,
-        task: &Spanned<DeValue<'_>>,
-    ) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
-        parse(cx, task_id, task).map(|spec| std::sync::Arc::new(spec) as _)
-    }
-}
+/// `kind = "deploy"`, for [`vane_dag::Registry::kind`] in the programs that run DAGs.
+pub static DEPLOY: KindParser<DeploySpec> = KindParser::new("deploy", KEYS, parse);
 
 #[cfg(test)]
 mod tests {

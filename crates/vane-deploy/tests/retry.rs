@@ -38,7 +38,7 @@ fn setup(dir: &Path, approval: bool) -> (SqliteStore, RunId, vane_dag::Dag) {
     let parsed = vane_dag::parse_dag_with(
         &source,
         "churn",
-        &vane_dag::Registry::none().kind(&vane_deploy::DeployKind),
+        &vane_dag::Registry::none().kind(&vane_deploy::DEPLOY),
     );
     let dag = parsed
         .dag
