@@ -4,6 +4,12 @@
 //! [`Diagnostic`]s, each pointing at a line and column with a hint. Nothing here touches
 //! processes or databases; [`load_dir`] only reads files.
 //!
+//! The checker behind those diagnostics is public, in [`config`], so that the crates that own a
+//! part of the files (`vane-check` the keys of a `validate` task, `vane-deploy` those of a
+//! `deploy` task, `vane-alerts` the `[alerts]` section) read it with the same errors; they are
+//! handed their tables through a [`Registry`] ([`parse_dag_with`], [`load_dir`]), whose module
+//! says why it is done this way.
+//!
 //! ```
 //! let parsed = vane_dag::parse_dag(
 //!     r#"

@@ -167,13 +167,12 @@ pub fn parse_config_in(
                     }
                 }
             }
-            other if registry.get_section(other).is_some() => {
-                if let Some(section) = registry.get_section(other) {
+            other => {
+                if let Some(section) = registry.find_section(other) {
                     let read = section.parse_config(&mut cx, value, dir);
                     config.sections.insert(section.name(), read);
+                    continue;
                 }
-            }
-            other => {
                 let known: Vec<&str> = ["scheduler", "pools"]
                     .into_iter()
                     .chain(registry.sections().map(|s| s.name()))
@@ -513,7 +512,7 @@ impl Checker<'_> {
                 sections.insert(section, value);
                 continue;
             }
-            if registry.get_section(name).is_some() {
+            if registry.find_section(name).is_some() {
                 registered.push((name, value));
                 continue;
             }
@@ -603,7 +602,7 @@ impl Checker<'_> {
                 _ => Vec::new(),
             };
             for (name, value) in registered {
-                if let Some(section) = registry.get_section(name) {
+                if let Some(section) = registry.find_section(name) {
                     read.insert(
                         section.name(),
                         section.parse_dag(self, value, &id, &task_ids),
@@ -974,7 +973,7 @@ impl Checker<'_> {
         registry: &Registry,
     ) -> Option<(Task, InputNames)> {
         let kind = keys.str("kind").unwrap_or("command");
-        for registered in registry.iter() {
+        for registered in registry.kinds() {
             let owner = registered.name();
             if kind == owner {
                 continue;
@@ -993,7 +992,7 @@ impl Checker<'_> {
             }
         }
         let builtin_kind = spec::BUILTIN_KINDS.contains(&kind);
-        let registered = registry.get(kind);
+        let registered = registry.find_kind(kind);
         if builtin_kind && registered.is_none() {
             let span = keys.get("kind").map_or(value.span(), |e| e.span.clone());
             self.error(

@@ -145,17 +145,17 @@ impl Registry {
     }
 
     /// The kind called `name`, when registered.
-    pub fn get(&self, name: &str) -> Option<&'static dyn TaskKind> {
+    pub fn find_kind(&self, name: &str) -> Option<&'static dyn TaskKind> {
         self.kinds.iter().copied().find(|k| k.name() == name)
     }
 
     /// Every registered kind.
-    pub fn iter(&self) -> impl Iterator<Item = &'static dyn TaskKind> + '_ {
+    pub fn kinds(&self) -> impl Iterator<Item = &'static dyn TaskKind> + '_ {
         self.kinds.iter().copied()
     }
 
     /// The section called `name`, when registered.
-    pub fn get_section(&self, name: &str) -> Option<&'static dyn Section> {
+    pub fn find_section(&self, name: &str) -> Option<&'static dyn Section> {
         self.sections.iter().copied().find(|s| s.name() == name)
     }
 

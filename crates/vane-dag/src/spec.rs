@@ -337,7 +337,7 @@ pub(crate) const BUILTIN_KINDS: &[&str] = &["validate", "deploy"];
 pub(crate) fn task_groups(registry: &Registry) -> impl Iterator<Item = &'static [Field]> + '_ {
     [TASK_OWN, SHARED]
         .into_iter()
-        .chain(registry.iter().map(|k| k.keys()))
+        .chain(registry.kinds().map(|k| k.keys()))
 }
 
 pub(crate) fn task_keys(registry: &Registry) -> impl Iterator<Item = &'static Field> + '_ {
