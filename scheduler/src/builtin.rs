@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use vane_dag::Builtin;
 use vane_engine::TemplateVars;
 use vane_store::Store;
 
@@ -31,7 +30,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
     let store: &dyn Store = &*store;
     let detail = store.run(run)?;
     let source = store.dag_source(detail.run.dag_version)?;
-    let parsed = vane_dag::parse_dag(&source, &detail.run.dag_id);
+    let parsed = vane_dag::parse_dag_with(&source, &detail.run.dag_id, &vane_app::registry());
     let dag = parsed
         .dag
         .ok_or_else(|| anyhow!("the DAG version of run {run} no longer parses"))?;
@@ -56,8 +55,11 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
         &work,
     );
     let render = |t: &vane_dag::Template| t.render_plain(|v| vars.lookup(v));
-    let passed = match &task.builtin {
-        Some(Builtin::Validate(spec)) => vane_check::run_task(
+    let Some(builtin) = &task.builtin else {
+        bail!("task `{task_id}` is not a validate or deploy task");
+    };
+    let passed = if let Some(spec) = builtin.spec::<vane_check::ValidateSpec>() {
+        vane_check::run_task(
             store,
             &vane_check::Job {
                 dag_id: &dag.id,
@@ -68,8 +70,9 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 metrics,
             },
-        )?,
-        Some(Builtin::Deploy(spec)) => vane_deploy::run_task(
+        )?
+    } else if let Some(spec) = builtin.spec::<vane_deploy::DeploySpec>() {
+        vane_deploy::run_task(
             store,
             &vane_deploy::Job {
                 dag_id: &dag.id,
@@ -81,8 +84,12 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 metrics,
                 artifacts: state_dir.join("artifacts"),
             },
-        )?,
-        None => bail!("task `{task_id}` is not a validate or deploy task"),
+        )?
+    } else {
+        bail!(
+            "task `{task_id}` is a `{}` task, which this vane cannot run",
+            builtin.kind()
+        );
     };
     // A failed check or gate is a verdict: the engine fails the task for good, no retry.
     Ok(if passed {

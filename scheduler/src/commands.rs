@@ -23,11 +23,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(g, &args.paths, args.deny_warnings),
         Command::Schema(args) => {
             if args.markdown {
-                print!("{}", vane_dag::reference_markdown());
+                print!("{}", vane_dag::reference_markdown(&vane_app::registry()));
             } else {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&vane_dag::json_schema())?
+                    serde_json::to_string_pretty(&vane_dag::json_schema(&vane_app::registry()))?
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -105,7 +105,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     } else {
         paths.to_vec()
     };
-    let set = vane_dag::load_paths(&paths)?;
+    let set = vane_dag::load_paths(&paths, &vane_app::registry())?;
     let mut errors = 0;
     let mut warnings = 0;
     let mut printed = false;
@@ -243,6 +243,7 @@ fn engine_as(
         host: host(),
         kill_grace,
         builtin: Some(vane_engine::BuiltinCommand {
+            registry: vane_app::registry(),
             exe: std::env::current_exe().context("cannot find the vane executable")?,
             // A built-in task opens the same database and finds the content store where
             // this engine keeps it, whichever folder it runs in.
@@ -348,7 +349,7 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     evaluate_alerts_every(
         ALERTS_EVERY,
         app(g).db_for_children()?,
-        limits(g)?.alerts,
+        vane_alerts::AlertsConfig::of(&limits(g)?),
         config.dags_dir.clone(),
     );
     runtime.block_on(vane_daemon::run(engine, config, stop))?;
@@ -369,7 +370,7 @@ const ALERTS_EVERY: Duration = Duration::from_secs(10);
 fn evaluate_alerts_every(
     every: Duration,
     db: String,
-    config: vane_dag::AlertsConfig,
+    config: vane_alerts::AlertsConfig,
     dags_dir: PathBuf,
 ) {
     let mut logged = Logged::default();
@@ -414,17 +415,17 @@ fn evaluate_alerts_every(
 /// appears, not every pass.
 #[derive(Default)]
 struct Logged {
-    problems: Vec<vane_dag::DagRuleProblem>,
+    problems: Vec<vane_alerts::DagRuleProblem>,
     unreadable: bool,
 }
 
 /// The config's alert rules with the DAG files' own; `None` when the DAG folder cannot be
 /// read, so that the last rules read stay.
 fn reload_alert_rules(
-    config: &vane_dag::AlertsConfig,
+    config: &vane_alerts::AlertsConfig,
     dags_dir: &Path,
     logged: &mut Logged,
-) -> Option<vane_dag::AlertsConfig> {
+) -> Option<vane_alerts::AlertsConfig> {
     let (rules, problems) = match vane_app::alerts::with_dag_rules(config, dags_dir) {
         Ok(loaded) => loaded,
         Err(error) => {

@@ -8,8 +8,8 @@
 //! - `pagerduty`: one Events API v2 event per alert, keyed by the vane alert, so PagerDuty
 //!   folds repeats into one incident; a resolved alert becomes a `resolve` event.
 
+use crate::{AlertSeverity, WebhookFormat};
 use serde_json::{Value, json};
-use vane_dag::{AlertSeverity, WebhookFormat};
 
 /// Alert lines a Slack message shows before "and N more": a phone shows a few lines of a
 /// notification, and the full list is a `vane alerts` away.
@@ -171,7 +171,7 @@ fn pagerduty(payload: &Value, routing_key: &str) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vane_dag::RoutingKey;
+    use crate::RoutingKey;
 
     fn alert(id: i64, severity: &str, task: Option<&str>, summary: &str, count: i64) -> Value {
         json!({

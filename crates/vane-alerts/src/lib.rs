@@ -13,12 +13,15 @@
 //! ```
 //! use vane_store::{AlertFilter, AlertStore, SqliteStore};
 //! let store = SqliteStore::open_in_memory().unwrap();
-//! let config = vane_dag::parse_config("[[alerts.rules]]\non = \"run_failed\"\n").unwrap();
-//! let report = vane_alerts::evaluate(&store, &config.alerts, chrono::Utc::now()).unwrap();
+//! let registry = vane_dag::Registry::none().section(&vane_alerts::ALERTS);
+//! let config = vane_dag::parse_config("[[alerts.rules]]\non = \"run_failed\"\n", &registry).unwrap();
+//! let alerts = vane_alerts::AlertsConfig::of(&config);
+//! let report = vane_alerts::evaluate(&store, &alerts, chrono::Utc::now()).unwrap();
 //! assert!(report.raised.is_empty());
 //! assert!(store.alerts(AlertFilter::default()).unwrap().is_empty());
 //! ```
 
+mod config;
 mod format;
 mod notify;
 mod stats;
@@ -27,8 +30,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+pub use config::{
+    ALERTS, AlertOn, AlertRule, AlertSeverity, AlertsConfig, AlertsSection, CaFile, Channel,
+    ChannelKind, DagRuleProblem, DagRules, OnCall, RoutingKey, WebhookFormat,
+};
 use serde_json::{Value, json};
-use vane_dag::{AlertOn, AlertRule, AlertSeverity, AlertsConfig, Channel, ChannelKind};
 use vane_store::{
     AlertOccurrence, AlertRecord, AlertState, AlertStore, EventKind, HistoryEvent, Verdict,
 };

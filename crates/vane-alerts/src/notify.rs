@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use serde_json::Value;
-use vane_dag::{CaFile, Channel, ChannelKind};
+use vane_dag::config::{Host, Url};
+
+use crate::{CaFile, Channel, ChannelKind};
 
 /// Sends `payload` (vane's JSON, see [`crate::evaluate`]) to `channel`, reshaped into the
 /// webhook's `format`; the error says what went wrong, for the record and the person reading
@@ -43,7 +45,7 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
             ca,
             format,
         } => {
-            let shown = without_path(url);
+            let shown = url.without_secrets();
             let bodies = crate::format::bodies(format, payload)
                 .map_err(|e| format!("webhook {shown}: {e}"))?;
             // One after the other, each with its retries. After one that failed them all the
@@ -71,56 +73,37 @@ pub fn deliver(channel: &Channel, payload: &Value) -> Result<(), String> {
     }
 }
 
-/// The URL as errors show it: Slack and similar services put the secret in the path, and
-/// errors go to the log and `vane alerts`, where anyone reading them could post as vane.
-fn without_path(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) if url.len() > after_scheme + i + 1 => format!("{}/…", &url[..after_scheme + i]),
-        _ => url.to_owned(),
-    }
-}
-
-/// A webhook URL taken apart.
+/// Where a webhook's POST goes, from its URL (parsed when the config was loaded).
 #[derive(Debug, PartialEq, Eq)]
-struct Target<'u> {
+struct Target {
     tls: bool,
-    host: &'u str,
+    /// For DNS and TLS: a name, or an IP address without brackets.
+    host: String,
     port: u16,
-    path: &'u str,
+    /// The `Host` header: the host as written in a URL (IPv6 in brackets) and the port.
+    authority: String,
+    /// The request line's target: path and query.
+    path: String,
 }
 
-/// `http[s]://host[:port][/path]`.
-fn split_url(url: &str) -> Result<Target<'_>, String> {
-    let (tls, rest, default_port) = match url.strip_prefix("https://") {
-        Some(rest) => (true, rest, 443),
-        None => (
-            false,
-            url.strip_prefix("http://")
-                .ok_or("only https:// and http:// URLs are supported")?,
-            80,
-        ),
+fn target(url: &Url) -> Result<Target, String> {
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err("only https:// and http:// URLs are supported".to_owned()),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let port = url.port_or_default().unwrap_or(if tls { 443 } else { 80 });
+    let host = match url.host() {
+        Host::Name(name) => name.clone(),
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => ip.to_string(),
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h,
-            p.parse()
-                .map_err(|_| format!("`{p}` is not a port number"))?,
-        ),
-        _ => (authority, default_port),
-    };
-    if host.is_empty() {
-        return Err("the URL has no host".to_owned());
-    }
     Ok(Target {
         tls,
         host,
         port,
-        path,
+        authority: format!("{}:{port}", url.host()),
+        path: url.request_target(),
     })
 }
 
@@ -164,7 +147,7 @@ impl Write for Deadlined {
 
 /// [`post`], tried again `retries` times after a failure with a doubling delay.
 fn post_retrying(
-    url: &str,
+    url: &Url,
     body: &str,
     timeout: Duration,
     retries: u32,
@@ -183,16 +166,16 @@ fn post_retrying(
     result
 }
 
-fn post(url: &str, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result<(), String> {
+fn post(url: &Url, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result<(), String> {
     let Target {
         tls,
         host,
         port,
+        authority,
         path,
-    } = split_url(url)?;
+    } = target(url)?;
     let deadline = Instant::now() + timeout;
-    let bare_host = host.trim_matches(['[', ']']);
-    let addrs: Vec<_> = (bare_host, port)
+    let addrs: Vec<_> = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
@@ -214,14 +197,14 @@ fn post(url: &str, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result
     }
     let mut stream = stream.ok_or(last)?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: vane\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: vane\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     if !tls {
         return exchange(&mut stream, &request, timeout);
     }
-    let name = ServerName::try_from(bare_host.to_owned())
+    let name = ServerName::try_from(host.clone())
         .map_err(|e| format!("`{host}` is not a host name TLS can check: {e}"))?;
     let mut tls = ClientConnection::new(client_config(ca)?, name)
         .map_err(|e| format!("cannot start TLS: {e}"))?;
@@ -229,7 +212,7 @@ fn post(url: &str, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result
     // a failure to send.
     while tls.is_handshaking() {
         tls.complete_io(&mut stream)
-            .map_err(|e| handshake_error(&e, host, timeout, ca))?;
+            .map_err(|e| handshake_error(&e, &host, timeout, ca))?;
     }
     exchange(
         &mut rustls::Stream::new(&mut tls, &mut stream),
@@ -398,44 +381,71 @@ fn run_command(command: &str, payload: &Value, timeout: Duration) -> Result<(), 
 mod tests {
     use super::*;
 
-    #[test]
-    fn errors_show_a_webhook_url_without_its_secret_path() {
-        assert_eq!(
-            without_path("https://hooks.slack.com/services/T00/B00/XXXX"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            without_path("http://127.0.0.1:8099/"),
-            "http://127.0.0.1:8099/"
-        );
-        assert_eq!(without_path("http://relay:8099"), "http://relay:8099");
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("a URL")
     }
 
     #[test]
-    fn urls_split_into_scheme_host_port_and_path() {
-        let target = |tls, host, port, path| Target {
+    fn errors_show_a_webhook_url_without_its_secret_path() {
+        assert_eq!(
+            url("https://hooks.slack.com/services/T00/B00/XXXX").without_secrets(),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8099/").without_secrets(),
+            "http://127.0.0.1:8099/"
+        );
+        assert_eq!(
+            url("http://relay:8099").without_secrets(),
+            "http://relay:8099"
+        );
+        assert_eq!(
+            url("https://user:secret@relay/?token=x").without_secrets(),
+            "https://relay/…"
+        );
+    }
+
+    #[test]
+    fn urls_become_host_port_header_and_request_target() {
+        let target = |tls, host: &str, port, authority: &str, path: &str| Target {
             tls,
-            host,
+            host: host.to_owned(),
             port,
-            path,
+            authority: authority.to_owned(),
+            path: path.to_owned(),
         };
         assert_eq!(
-            split_url("http://127.0.0.1:9000/hook"),
-            Ok(target(false, "127.0.0.1", 9000, "/hook"))
+            super::target(&url("http://127.0.0.1:9000/hook")),
+            Ok(target(false, "127.0.0.1", 9000, "127.0.0.1:9000", "/hook"))
         );
         assert_eq!(
-            split_url("http://relay.local"),
-            Ok(target(false, "relay.local", 80, "/"))
+            super::target(&url("http://relay.local")),
+            Ok(target(false, "relay.local", 80, "relay.local:80", "/"))
         );
         assert_eq!(
-            split_url("https://hooks.slack.com/services/T0/B0/x"),
-            Ok(target(true, "hooks.slack.com", 443, "/services/T0/B0/x"))
+            super::target(&url("https://hooks.slack.com/services/T0/B0/x")),
+            Ok(target(
+                true,
+                "hooks.slack.com",
+                443,
+                "hooks.slack.com:443",
+                "/services/T0/B0/x"
+            ))
         );
         assert_eq!(
-            split_url("https://[::1]:8443"),
-            Ok(target(true, "[::1]", 8443, "/"))
+            super::target(&url("https://[::1]:8443")),
+            Ok(target(true, "::1", 8443, "[::1]:8443", "/"))
         );
-        assert!(split_url("ftp://x").is_err());
+        // The two bugs of the old splitter: an IPv6 host without a port, a query after the host.
+        assert_eq!(
+            super::target(&url("https://[::1]/hook")),
+            Ok(target(true, "::1", 443, "[::1]:443", "/hook"))
+        );
+        assert_eq!(
+            super::target(&url("https://host?x=1")),
+            Ok(target(true, "host", 443, "host:443", "/?x=1"))
+        );
+        assert!(super::target(&url("ftp://x")).is_err());
     }
 
     #[test]
@@ -444,7 +454,7 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
         let err = post(
-            &format!("http://127.0.0.1:{port}/"),
+            &url(&format!("http://127.0.0.1:{port}/")),
             "{}",
             Duration::from_secs(5),
             None,
@@ -461,15 +471,15 @@ mod tests {
         let channel = Channel {
             name: "pd".to_owned(),
             kind: ChannelKind::Webhook {
-                url: format!("http://127.0.0.1:{port}/v2/enqueue"),
+                url: url(&format!("http://127.0.0.1:{port}/v2/enqueue")),
                 timeout: Duration::from_secs(5),
                 retries: 0,
                 ca: None,
-                format: vane_dag::WebhookFormat::PagerDuty {
-                    routing_key: vane_dag::RoutingKey::Inline("K".to_owned()),
+                format: crate::WebhookFormat::PagerDuty {
+                    routing_key: crate::RoutingKey::Inline("K".to_owned()),
                 },
             },
-            min_severity: vane_dag::AlertSeverity::Info,
+            min_severity: crate::AlertSeverity::Info,
         };
         let alert = |id: i64| serde_json::json!({"id": id, "severity": "critical", "dag": "etl"});
         let payload = serde_json::json!({"alerts": [alert(1), alert(2), alert(3)]});

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use vane_dag::AlertsConfig;
+use crate::AlertsConfig;
 use vane_store::{AlertRecord, Verdict};
 
 /// Below this many judged alerts a rule's precision is not evidence enough to suggest a change.

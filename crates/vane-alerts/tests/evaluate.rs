@@ -118,9 +118,10 @@ fn run_at(
     run
 }
 
-fn config(text: &str) -> vane_dag::AlertsConfig {
-    match vane_dag::parse_config(text) {
-        Ok(c) => c.alerts,
+fn config(text: &str) -> vane_alerts::AlertsConfig {
+    let registry = vane_dag::Registry::none().section(&vane_alerts::ALERTS);
+    match vane_dag::parse_config(text, &registry) {
+        Ok(c) => vane_alerts::AlertsConfig::of(&c),
         Err(d) => panic!("{d:#?}"),
     }
 }

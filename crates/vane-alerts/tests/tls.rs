@@ -52,14 +52,17 @@ fn serve_once() -> (u16, JoinHandle<Result<String, String>>) {
 
 /// The channel `hook` of a config in the fixtures folder, so `ca_file` is relative to it as it
 /// would be to `vane.toml`'s.
-fn channel(url: &str, extra: &str) -> vane_dag::Channel {
+fn alerts(source: &str) -> vane_alerts::AlertsConfig {
+    let registry = vane_dag::Registry::none().section(&vane_alerts::ALERTS);
+    let config = vane_dag::parse_config_in(source, &fixtures(), &registry).expect("valid");
+    vane_alerts::AlertsConfig::of(&config)
+}
+
+fn channel(url: &str, extra: &str) -> vane_alerts::Channel {
     let source = format!(
         "[alerts.channels.hook]\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout = \"5s\"\nretries = 0\n{extra}"
     );
-    match vane_dag::parse_config_in(&source, &fixtures()) {
-        Ok(config) => config.alerts.channels["hook"].clone(),
-        Err(d) => panic!("{d:#?}"),
-    }
+    alerts(&source).channels["hook"].clone()
 }
 
 fn payload() -> Value {
@@ -116,9 +119,9 @@ fn a_server_that_never_finishes_the_handshake_is_given_up_on_at_the_timeout() {
     let source = format!(
         "[alerts.channels.hook]\nkind = \"webhook\"\nurl = \"https://localhost:{port}/\"\ntimeout = \"300ms\"\nretries = 0\nca_file = \"ca.pem\"\n"
     );
-    let hook = vane_dag::parse_config_in(&source, &fixtures()).expect("valid");
+    let hook = alerts(&source);
     let started = std::time::Instant::now();
-    let err = vane_alerts::deliver(&hook.alerts.channels["hook"], &payload()).expect_err("silent");
+    let err = vane_alerts::deliver(&hook.channels["hook"], &payload()).expect_err("silent");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(3),
         "{err}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vane_dag::{AlertsConfig, DagRuleProblem};
+use vane_alerts::{AlertsConfig, DagRuleProblem};
 use vane_store::{AlertFilter, AlertRecord, Store, StoreError, Verdict};
 
 use crate::{App, AppError};
@@ -36,7 +36,7 @@ pub fn with_dag_rules(
     config: &AlertsConfig,
     dags: &Path,
 ) -> std::io::Result<(AlertsConfig, Vec<DagRuleProblem>)> {
-    Ok(config.with_dag_rules(&vane_dag::load_dir(dags)?))
+    Ok(config.with_dag_rules(&vane_dag::load_dir(dags, &crate::registry())?))
 }
 
 /// The alert rules in force, the problems of DAG rules, and why the DAG folder could not be
@@ -54,7 +54,7 @@ impl App {
     /// # Errors
     /// The scheduler config does not validate.
     pub fn alert_rules(&self) -> Result<Rules> {
-        let config = self.config()?.alerts;
+        let config = AlertsConfig::of(&self.config()?);
         Ok(match with_dag_rules(&config, &self.paths.dags) {
             Ok((merged, problems)) => Rules {
                 config: merged,
@@ -120,7 +120,7 @@ impl App {
     /// # Errors
     /// The scheduler config does not validate.
     pub fn oncall_json(&self, turns: usize, now: DateTime<Utc>) -> Result<Value> {
-        let Some(rotation) = self.config()?.alerts.oncall else {
+        let Some(rotation) = AlertsConfig::of(&self.config()?).oncall else {
             return Ok(json!({ "configured": false, "now": null, "turns": [] }));
         };
         let list: Vec<Value> = rotation

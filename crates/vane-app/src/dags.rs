@@ -190,8 +190,7 @@ impl App {
                 .iter()
                 .map(|t| {
                     let kind = match (&t.builtin, t.sensor) {
-                        (Some(vane_dag::Builtin::Validate(_)), _) => "validate",
-                        (Some(vane_dag::Builtin::Deploy(_)), _) => "deploy",
+                        (Some(builtin), _) => builtin.kind(),
                         (None, Some(_)) => "sensor",
                         (None, None) => "command",
                     };

@@ -36,9 +36,19 @@ use std::time::Duration;
 
 pub use api::HttpApi;
 pub use error::AppError;
-use vane_dag::{Dag, DagFile, DagSet};
+use vane_dag::{Dag, DagFile, DagSet, Registry};
 use vane_engine::Engine;
 use vane_store::{BackendKind, Store};
+
+/// What vane's files are read with: every built-in task kind and config section, each parsed
+/// by the crate that carries it out (see [`vane_dag::Registry`]). Every program that loads a
+/// DAG file or `vane.toml` uses it, so all of them refuse the same mistakes.
+pub fn registry() -> Registry {
+    Registry::none()
+        .kind(&vane_check::VALIDATE)
+        .kind(&vane_deploy::DEPLOY)
+        .section(&vane_alerts::ALERTS)
+}
 
 /// Where this project's DAG files, database, config and work folder are.
 #[derive(Debug, Clone)]
@@ -152,7 +162,7 @@ impl App {
     /// # Errors
     /// The folder cannot be read.
     pub fn load_dags(&self) -> Result<DagSet, AppError> {
-        vane_dag::load_dir(&self.paths.dags).map_err(AppError::io(format!(
+        vane_dag::load_dir(&self.paths.dags, &registry()).map_err(AppError::io(format!(
             "cannot read the DAG folder {} (set it with --dags or VANE_DAGS)",
             self.paths.dags.display()
         )))
@@ -175,7 +185,7 @@ impl App {
             }
         };
         let dir = path.parent().unwrap_or(Path::new(""));
-        vane_dag::parse_config_in(&source, dir).map_err(|diagnostics| {
+        vane_dag::parse_config_in(&source, dir, &registry()).map_err(|diagnostics| {
             let shown = path.display().to_string();
             let rendered = diagnostics
                 .iter()

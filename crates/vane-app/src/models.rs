@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use vane_dag::Builtin;
+use vane_deploy::DeploySpec;
 use vane_engine::TemplateVars;
 use vane_store::{LedgerEntry, ModelVersion, RolloutStage, RunId, StageChange, Store, StoreError};
 
@@ -216,13 +216,15 @@ fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(RunId, vane_dag::
     for run in runs.into_iter().rev() {
         let detail = store.run(run)?;
         let source = store.dag_source(detail.run.dag_version)?;
-        let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
+        let Some(dag) =
+            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
+        else {
             continue;
         };
         let tasks: Vec<String> = dag
             .tasks
             .iter()
-            .filter(|t| matches!(&t.builtin, Some(Builtin::Deploy(spec)) if spec.model == model))
+            .filter(|t| deploy_spec(t).is_some_and(|spec| spec.model == model))
             .map(|t| t.id.clone())
             .collect();
         for task in tasks {
@@ -236,11 +238,11 @@ fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(RunId, vane_dag::
 fn declared_stages(store: &dyn Store, model: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for (_, dag, task) in deploy_tasks(store, model)? {
-        let Some(Builtin::Deploy(spec)) = dag
+        let Some(spec) = dag
             .tasks
             .iter()
             .find(|t| t.id == task)
-            .and_then(|t| t.builtin.as_ref())
+            .and_then(deploy_spec)
         else {
             continue;
         };
@@ -295,7 +297,7 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
     let Some(task) = dag.tasks.iter().find(|t| t.id == task_id) else {
         return Ok(None);
     };
-    let Some(Builtin::Deploy(spec)) = &task.builtin else {
+    let Some(spec) = deploy_spec(task) else {
         return Ok(None);
     };
     let Some(rollback) = &spec.rollback else {
@@ -499,4 +501,9 @@ pub fn production_at(
             production: vane_store::production_at(&ledger, m, at),
         })
         .collect())
+}
+
+/// The rollout of a `deploy` task.
+fn deploy_spec(task: &vane_dag::Task) -> Option<&DeploySpec> {
+    task.builtin.as_ref()?.spec::<DeploySpec>()
 }

@@ -402,7 +402,9 @@ impl App {
                 true,
             ),
         };
-        let Some(dag) = vane_dag::parse_dag(&source, &detail.run.dag_id).dag else {
+        let Some(dag) =
+            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
+        else {
             return Err(AppError::Conflict(format!(
                 "run {run_id}'s recorded DAG version does not parse with this vane"
             )));

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use vane_dag::Format;
+use crate::Format;
 
 /// What a non-null value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

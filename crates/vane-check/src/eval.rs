@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::{AgreementMethod, AutoRule, Bound, Check, CheckKind, ColumnType, DriftMethod};
 use serde_json::Value as Json;
-use vane_dag::{AgreementMethod, AutoRule, Bound, Check, CheckKind, ColumnType, DriftMethod};
 use vane_store::{CheckResult, CheckStatus, CheckStore, LearnFrom, RunId};
 
 use crate::dataset::{Column, Dataset, Kind};
@@ -223,7 +223,7 @@ pub(crate) fn evaluate(
             CheckStatus::Learning
         } else if outcome.passed {
             CheckStatus::Pass
-        } else if check.severity == vane_dag::CheckSeverity::Warn {
+        } else if check.severity == crate::CheckSeverity::Warn {
             CheckStatus::Warn
         } else {
             CheckStatus::Fail
@@ -318,7 +318,7 @@ fn type_ok(t: ColumnType, v: &crate::dataset::Value, data: &Dataset) -> bool {
         ColumnType::Float | ColumnType::Number => matches!(v.kind, Kind::Int | Kind::Float),
         ColumnType::Bool => v.kind == Kind::Bool,
         // Every CSV field is text; JSON says whether a value is a string.
-        ColumnType::String => data.format == vane_dag::Format::Csv || v.kind == Kind::Str,
+        ColumnType::String => data.format == crate::Format::Csv || v.kind == Kind::Str,
     }
 }
 
@@ -649,9 +649,17 @@ mod tests {
     /// The results of a validate task with `checks` (TOML under the task) over `data`.
     fn results(checks: &str, data: &Dataset) -> Vec<CheckResult> {
         let source = format!("[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n{checks}");
-        let parsed = vane_dag::parse_dag(&source, "t");
+        let parsed = vane_dag::parse_dag_with(
+            &source,
+            "t",
+            &vane_dag::Registry::none().kind(&crate::VALIDATE),
+        );
         let dag = parsed.dag.expect("the DAG parses");
-        let Some(vane_dag::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+        let Some(spec) = dag.tasks[0]
+            .builtin
+            .as_ref()
+            .and_then(|b| b.spec::<crate::ValidateSpec>())
+        else {
             panic!("not a validate task");
         };
         let store = SqliteStore::open_in_memory().unwrap();

@@ -9,13 +9,17 @@
 mod dataset;
 mod eval;
 mod report;
+mod spec;
 mod stats;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use vane_dag::{Check, ValidateSpec};
+pub use spec::{
+    AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
+    DriftMethod, Format, VALIDATE, ValidateSpec,
+};
 use vane_store::{CheckStatus, LearnFrom, NewCheckEvaluation, RunId, Store};
 
 /// One attempt of a validate task, as the engine started it.
@@ -191,9 +195,17 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         dataset: PathBuf,
         metrics: &std::path::Path,
     ) -> bool {
-        let parsed = vane_dag::parse_dag(DAG, "churn");
+        let parsed = vane_dag::parse_dag_with(
+            DAG,
+            "churn",
+            &vane_dag::Registry::none().kind(&crate::VALIDATE),
+        );
         let dag = parsed.dag.unwrap();
-        let Some(vane_dag::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+        let Some(spec) = dag.tasks[0]
+            .builtin
+            .as_ref()
+            .and_then(|b| b.spec::<crate::ValidateSpec>())
+        else {
             panic!("not a validate task");
         };
         run_task(

@@ -9,8 +9,8 @@ use crate::dataset::Dataset;
 
 fn format_name(data: &Dataset) -> &'static str {
     match data.format {
-        vane_dag::Format::Csv => "CSV",
-        vane_dag::Format::Jsonl => "JSON Lines",
+        crate::Format::Csv => "CSV",
+        crate::Format::Jsonl => "JSON Lines",
     }
 }
 

@@ -271,7 +271,7 @@ impl Scheduler {
         if fingerprint == self.fingerprint {
             return Ok(());
         }
-        let set = vane_dag::load_dir(dir).map_err(folder_error)?;
+        let set = vane_dag::load_dir(dir, &self.engine.registry()).map_err(folder_error)?;
         let mut seen = Vec::new();
         for file in &set.files {
             let Some(dag) = &file.parsed.dag else {
@@ -666,7 +666,7 @@ pub(crate) async fn execute(
 ) -> Result<RunState, DaemonError> {
     let version = run.dag_version;
     let source = engine.store.call(move |s| s.dag_source(version)).await?;
-    let parsed = vane_dag::parse_dag(&source, &run.dag_id);
+    let parsed = vane_dag::parse_dag_with(&source, &run.dag_id, &engine.registry());
     let Some(dag) = parsed.dag else {
         let reason = "its recorded DAG version no longer parses with this vane";
         let failed = Change::Run {

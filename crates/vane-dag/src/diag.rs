@@ -22,7 +22,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn error(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+    /// An error: the file cannot be used until it is fixed. `span`: bytes of the source.
+    pub fn error(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
         Self {
             severity: Severity::Error,
             message: message.into(),
@@ -31,14 +32,17 @@ impl Diagnostic {
         }
     }
 
-    pub(crate) fn warning(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+    /// A warning: the file works, but likely not as meant.
+    pub fn warning(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(message, span)
         }
     }
 
-    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+    /// With what to do about it.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }

@@ -4,6 +4,12 @@
 //! [`Diagnostic`]s, each pointing at a line and column with a hint. Nothing here touches
 //! processes or databases; [`load_dir`] only reads files.
 //!
+//! The checker behind those diagnostics is public, in [`config`], so that the crates that own a
+//! part of the files (`vane-check` the keys of a `validate` task, `vane-deploy` those of a
+//! `deploy` task, `vane-alerts` the `[alerts]` section) read it with the same errors; they are
+//! handed their tables through a [`Registry`] ([`parse_dag_with`], [`load_dir`]), whose module
+//! says why it is done this way.
+//!
 //! ```
 //! let parsed = vane_dag::parse_dag(
 //!     r#"
@@ -20,27 +26,18 @@
 //! assert_eq!(dag.tasks[1].depends_on, vec![0]);
 //! ```
 
-mod alerts;
-mod checks;
-mod deploy;
+pub mod config;
 mod diag;
 mod duration;
 mod load;
 mod model;
 mod parse;
+mod registry;
 mod schedule;
 mod spec;
 mod template;
+mod url;
 
-pub use alerts::{
-    AlertOn, AlertRule, AlertSeverity, AlertsConfig, CaFile, Channel, ChannelKind, DagRuleProblem,
-    OnCall, RoutingKey, WebhookFormat,
-};
-pub use checks::{
-    AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
-    DriftMethod, Format, ValidateSpec,
-};
-pub use deploy::DeploySpec;
 pub use diag::{Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use load::{DagFile, DagSet, load_dir, load_paths};
@@ -48,7 +45,10 @@ pub use model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,
 };
-pub use parse::{Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag};
+pub use parse::{
+    Parsed, SchedulerConfig, parse_config, parse_config_in, parse_dag, parse_dag_with,
+};
+pub use registry::{KindParser, Opaque, ParseKind, Registry, Section, Sections, TaskKind};
 pub use schedule::{parse_when, resolve_local};
 pub use spec::{json_schema, reference_markdown};
 pub use template::{BUILTIN_VARIABLES, Template, Var, shell_quote};

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
 use crate::model::Dag;
-use crate::parse::{Parsed, parse_dag};
+use crate::parse::{Parsed, parse_dag_with};
+use crate::registry::Registry;
 
 /// One DAG file: its text and what parsing it found.
 #[derive(Debug)]
@@ -29,13 +30,8 @@ impl DagFile {
 
     /// Renders every diagnostic of the file, compiler style.
     pub fn render_diagnostics(&self) -> String {
-        let path = self.path.display().to_string();
         self.parsed
-            .diagnostics
-            .iter()
-            .map(|d| d.render(&path, &self.source))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .render(&self.path.display().to_string(), &self.source)
     }
 }
 
@@ -70,19 +66,20 @@ impl DagSet {
     }
 }
 
-/// Loads every `*.toml` file directly inside `dir` (task code in sub-folders is not scanned).
+/// Loads every `*.toml` file directly inside `dir` (task code in sub-folders is not scanned),
+/// with `kinds` reading built-in tasks.
 ///
 /// # Errors
 /// Fails only when the folder itself cannot be read; unreadable files become diagnostics.
-pub fn load_dir(dir: &Path) -> io::Result<DagSet> {
-    load_paths(&[dir.to_path_buf()])
+pub fn load_dir(dir: &Path, registry: &Registry) -> io::Result<DagSet> {
+    load_paths(&[dir.to_path_buf()], registry)
 }
 
 /// Loads DAG files and folders of DAG files.
 ///
 /// # Errors
 /// Fails when a path does not exist or a folder cannot be read.
-pub fn load_paths(paths: &[PathBuf]) -> io::Result<DagSet> {
+pub fn load_paths(paths: &[PathBuf], registry: &Registry) -> io::Result<DagSet> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -102,20 +99,20 @@ pub fn load_paths(paths: &[PathBuf]) -> io::Result<DagSet> {
         }
     }
     let mut set = DagSet {
-        files: files.into_iter().map(|p| load_file(&p)).collect(),
+        files: files.into_iter().map(|p| load_file(&p, registry)).collect(),
     };
     reject_duplicate_ids(&mut set);
     Ok(set)
 }
 
-fn load_file(path: &Path) -> DagFile {
+fn load_file(path: &Path, registry: &Registry) -> DagFile {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match std::fs::read_to_string(path) {
         Ok(source) => {
-            let parsed = parse_dag(&source, &stem);
+            let parsed = parse_dag_with(&source, &stem, registry);
             DagFile {
                 path: path.to_path_buf(),
                 source,

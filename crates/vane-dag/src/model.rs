@@ -21,11 +21,8 @@ pub struct Dag {
     pub params: Vec<(String, ParamValue)>,
     /// Tasks in file order; `depends_on` holds indices into this list.
     pub tasks: Vec<Task>,
-    /// `[[alerts]]`: rules that watch this DAG, evaluated with the scheduler config's
-    /// (see [`crate::AlertsConfig::with_dag_rules`]); each has `dag` set to this DAG.
-    pub alerts: Vec<crate::alerts::AlertRule>,
-    /// Where each rule of `alerts` is written, in the same order.
-    pub(crate) alert_places: Vec<crate::alerts::RulePlace>,
+    /// What the registered sections (`[[alerts]]`: rules that watch this DAG) read.
+    pub sections: crate::registry::Sections,
 }
 
 impl Dag {
@@ -172,10 +169,57 @@ pub struct ArtifactRef {
 }
 
 /// A task kind that vane carries out itself, in a process of its own like any task.
-#[derive(Debug, Clone)]
-pub enum Builtin {
-    Validate(Box<crate::checks::ValidateSpec>),
-    Deploy(Box<crate::deploy::DeploySpec>),
+///
+/// The DAG model only knows that the task is built in, which kind it is and what the user
+/// wrote for it; the kind's own crate parsed the spec (see [`crate::Registry`]) and reads it back
+/// with [`Builtin::spec`].
+#[derive(Clone)]
+pub struct Builtin {
+    kind: &'static str,
+    identity: String,
+    spec: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl Builtin {
+    pub(crate) fn new(
+        kind: &'static str,
+        identity: String,
+        spec: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
+        Self {
+            kind,
+            identity,
+            spec,
+        }
+    }
+
+    /// The task's `kind`: `validate` or `deploy`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The spec the kind's parser built, when it is a `T`.
+    pub fn spec<T: std::any::Any>(&self) -> Option<&T> {
+        self.spec.downcast_ref()
+    }
+
+    /// What the task does, as the user wrote it: the kind and its own keys in canonical TOML
+    /// ([`crate::config::canonical`]: keys sorted, one spelling per value). Equal for two tasks
+    /// written differently (key order, whitespace, quoting) and unaffected by how vane names
+    /// things in Rust, so a cache keyed on it survives a refactoring.
+    pub fn cache_identity(&self) -> &str {
+        &self.identity
+    }
+}
+
+// By hand: the spec is opaque here, and what identifies the task is what the user wrote.
+impl fmt::Debug for Builtin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builtin")
+            .field("kind", &self.kind)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// When a task runs, given how its dependencies ended.

@@ -19,12 +19,13 @@ use crate::model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,
 };
+use crate::registry::{Registry, Sections};
 use crate::spec::{self, Field, Ty};
 use crate::template::Template;
 
 pub(crate) const IDENT_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$";
 
-pub(crate) fn is_ident(text: &str) -> bool {
+pub fn is_ident(text: &str) -> bool {
     let mut chars = text.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && text.len() <= 100
@@ -45,36 +46,51 @@ pub struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Parses and checks one DAG file. `default_id` (the file stem) is the id when `[dag] id` is absent.
+impl Parsed {
+    /// Every diagnostic, compiler style, as in file `path` of text `source`.
+    pub fn render(&self, path: &str, source: &str) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(path, source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Parses and checks one DAG file that has no built-in tasks (`validate`, `deploy`): a
+/// built-in task is reported as unknown here. See [`parse_dag_with`].
 pub fn parse_dag(source: &str, default_id: &str) -> Parsed {
-    let mut cx = Cx {
-        source,
-        diags: Vec::new(),
-    };
+    parse_dag_with(source, default_id, &Registry::none())
+}
+
+/// Parses and checks one DAG file. `default_id` (the file stem) is the id when `[dag] id` is
+/// absent; `kinds` parse the keys of built-in tasks, reporting into the same diagnostics.
+pub fn parse_dag_with(source: &str, default_id: &str, registry: &Registry) -> Parsed {
+    let mut cx = Checker::new(source);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     cx.syntax_errors(&syntax_errors);
-    let dag = cx.dag(root.get_ref(), default_id);
-    let mut diagnostics = cx.diags;
-    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+    let dag = cx.dag(root.get_ref(), default_id, registry);
+    let diagnostics = cx.finish();
     let dag = dag.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Parsed { dag, diagnostics }
 }
 
 /// The scheduler config file (`vane.toml`): limits shared by every run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct SchedulerConfig {
     /// Most tasks running at once across all runs; `None` means no global limit.
     pub max_active_tasks: Option<usize>,
     /// Named pools and how many tasks of each may run at once.
     pub pools: std::collections::BTreeMap<String, usize>,
-    /// `[alerts]`: rules, channels and the on-call rotation.
-    pub alerts: crate::alerts::AlertsConfig,
+    /// What the registered sections (`[alerts]`) read.
+    pub sections: Sections,
     /// `[scheduler] lease_ttl`: how long a vane process counts as alive without renewing its
     /// lease; `None` for vane's default.
     pub lease_ttl: Option<std::time::Duration>,
 }
 
-/// Parses and checks a scheduler config file:
+/// Parses and checks a scheduler config file, with `registry` reading its sections such as
+/// `[alerts]`:
 ///
 /// ```toml
 /// [scheduler]
@@ -89,8 +105,8 @@ pub struct SchedulerConfig {
 ///
 /// # Errors
 /// Every problem, as diagnostics with spans, like a DAG file's.
-pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
-    parse_config_in(source, std::path::Path::new(""))
+pub fn parse_config(source: &str, registry: &Registry) -> Result<SchedulerConfig, Vec<Diagnostic>> {
+    parse_config_in(source, std::path::Path::new(""), registry)
 }
 
 /// [`parse_config`] for a config file in folder `dir`: a relative `ca_file` is read from there,
@@ -101,11 +117,9 @@ pub fn parse_config(source: &str) -> Result<SchedulerConfig, Vec<Diagnostic>> {
 pub fn parse_config_in(
     source: &str,
     dir: &std::path::Path,
+    registry: &Registry,
 ) -> Result<SchedulerConfig, Vec<Diagnostic>> {
-    let mut cx = Cx {
-        source,
-        diags: Vec::new(),
-    };
+    let mut cx = Checker::new(source);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     cx.syntax_errors(&syntax_errors);
     let mut config = SchedulerConfig::default();
@@ -153,9 +167,17 @@ pub fn parse_config_in(
                     }
                 }
             }
-            "alerts" => config.alerts = crate::alerts::parse(&mut cx, value, dir),
             other => {
-                let hint = suggestion(other, ["scheduler", "pools", "alerts"]);
+                if let Some(section) = registry.find_section(other) {
+                    let read = section.parse_config(&mut cx, value, dir);
+                    config.sections.insert(section.name(), read);
+                    continue;
+                }
+                let known: Vec<&str> = ["scheduler", "pools"]
+                    .into_iter()
+                    .chain(registry.sections().map(|s| s.name()))
+                    .collect();
+                let hint = suggestion(other, known);
                 cx.error(
                     format!("unknown table `{other}` in the scheduler config"),
                     key.span(),
@@ -164,10 +186,8 @@ pub fn parse_config_in(
             }
         }
     }
-    cx.diags
-        .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
-    if cx.diags.iter().any(Diagnostic::is_error) {
-        Err(cx.diags)
+    if cx.has_errors() {
+        Err(cx.finish())
     } else {
         Ok(config)
     }
@@ -206,44 +226,48 @@ fn parse_date_text(text: &str) -> Option<Val> {
         .map(Val::Local)
 }
 
-pub(crate) struct Entry {
+/// A value that passed its key's checks, and where it is written.
+pub struct Entry {
     val: Val,
-    pub(crate) span: Range<usize>,
+    /// Bytes of the source the value spans.
+    pub span: Range<usize>,
 }
 
-/// The keys of one table that passed their type checks.
+/// The keys of one table that passed their type checks; a key that was absent or wrong is
+/// `None` here (and was reported when wrong).
 #[derive(Default)]
-pub(crate) struct Checked {
+pub struct Checked {
     entries: HashMap<&'static str, Entry>,
 }
 
 impl Checked {
-    pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
+    /// The value of key `name` with its span.
+    pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.get(name)
     }
 
-    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+    pub fn str(&self, name: &str) -> Option<&str> {
         match self.get(name)?.val {
             Val::Str(ref s) => Some(s),
             _ => None,
         }
     }
 
-    pub(crate) fn int(&self, name: &str) -> Option<i64> {
+    pub fn int(&self, name: &str) -> Option<i64> {
         match self.get(name)?.val {
             Val::Int(i) => Some(i),
             _ => None,
         }
     }
 
-    pub(crate) fn dur(&self, name: &str) -> Option<Duration> {
+    pub fn dur(&self, name: &str) -> Option<Duration> {
         match self.get(name)?.val {
             Val::Dur(d) => Some(d),
             _ => None,
         }
     }
 
-    pub(crate) fn bool(&self, name: &str) -> Option<bool> {
+    pub fn bool(&self, name: &str) -> Option<bool> {
         match self.get(name)?.val {
             Val::Bool(b) => Some(b),
             _ => None,
@@ -252,11 +276,7 @@ impl Checked {
 
     /// A date key resolved in `tz`; a wall-clock time that does not exist there (a
     /// daylight-saving gap) moves to the first valid time after it.
-    pub(crate) fn date(
-        &self,
-        name: &str,
-        tz: chrono_tz::Tz,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
+    pub fn date(&self, name: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
         match self.get(name)?.val {
             Val::Instant(t) => Some(t),
             Val::Local(local) => crate::schedule::resolve_local(local, tz),
@@ -264,7 +284,7 @@ impl Checked {
         }
     }
 
-    pub(crate) fn list(&self, name: &str) -> &[(String, Range<usize>)] {
+    pub fn list(&self, name: &str) -> &[(String, Range<usize>)] {
         match self.get(name).map(|e| &e.val) {
             Some(Val::List(items)) => items,
             _ => &[],
@@ -275,13 +295,91 @@ impl Checked {
 /// Inputs named by artifact name (`inputs = ["raw"]`), with where each name is written.
 type InputNames = Vec<(String, Range<usize>)>;
 
-pub(crate) struct Cx<'s> {
+/// Checks the tables of one source text and collects every problem found in it.
+pub struct Checker<'s> {
     pub(crate) source: &'s str,
     pub(crate) diags: Vec<Diagnostic>,
 }
 
+impl<'s> Checker<'s> {
+    /// A checker of `source`, the text the spans of the values checked point into.
+    pub fn new(source: &'s str) -> Self {
+        Self {
+            source,
+            diags: Vec::new(),
+        }
+    }
+
+    /// The text being checked.
+    pub fn source(&self) -> &'s str {
+        self.source
+    }
+
+    /// Every problem reported so far, in source order.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        self.diags
+            .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+        self.diags
+    }
+
+    /// Whether an error (not only a warning) was reported.
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
+    }
+
+    /// The text of a string value; anything else is reported, naming `label`, with `hint`.
+    pub fn string<'v>(
+        &mut self,
+        value: &'v Spanned<DeValue<'_>>,
+        label: &str,
+        hint: &str,
+    ) -> Option<&'v str> {
+        match value.get_ref() {
+            DeValue::String(text) => Some(text),
+            other => {
+                let found = type_name(other);
+                self.error(
+                    format!("{label} must be a string, found {found}"),
+                    value.span(),
+                    hint,
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports a warning: something that works but is likely not what was meant.
+    pub fn warning(
+        &mut self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        hint: impl Into<String>,
+    ) {
+        self.diags
+            .push(Diagnostic::warning(message, Some(span)).hint(hint));
+    }
+
+    /// A string value read as a [`Url`](crate::config::Url); anything else, or a malformed
+    /// URL, is reported pointing at the mistake, naming `label`.
+    pub fn url(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<crate::url::Url> {
+        let text = self.string(
+            value,
+            label,
+            "write the URL in quotes: \"https://HOST/PATH\"",
+        )?;
+        match crate::url::Url::parse(text) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                let span = self.inner_span(&value.span(), text, e.range);
+                self.error(e.message, span, e.hint);
+                None
+            }
+        }
+    }
+}
+
 /// A number written as a TOML integer or float.
-pub(crate) fn number(value: &DeValue<'_>) -> Option<f64> {
+pub fn number(value: &DeValue<'_>) -> Option<f64> {
     match value {
         DeValue::Integer(i) => integer(i).map(|i| i as f64),
         DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
@@ -289,14 +387,16 @@ pub(crate) fn number(value: &DeValue<'_>) -> Option<f64> {
     }
 }
 
-/// What the parser of a task kind's own keys (`checks.rs`, `deploy.rs`) reports through.
-pub(crate) struct Sub<'c, 's> {
-    cx: &'c mut Cx<'s>,
+/// What the parser of a task kind's own keys ([`crate::TaskKind::parse`]) reports through:
+/// the [`Checker`] of the DAG file, and the parameters its templates may name.
+pub struct TaskChecker<'c, 's> {
+    cx: &'c mut Checker<'s>,
     params: &'c [&'c str],
 }
 
-impl Sub<'_, '_> {
-    pub(crate) fn error(
+impl<'s> TaskChecker<'_, 's> {
+    /// Reports an error at `span`, with what to do about it.
+    pub fn error(
         &mut self,
         message: impl Into<String>,
         span: Range<usize>,
@@ -305,34 +405,26 @@ impl Sub<'_, '_> {
         self.cx.error(message, span, hint);
     }
 
-    pub(crate) fn warning(
+    /// Reports a warning at `span`, with what to do about it.
+    pub fn warning(
         &mut self,
         message: impl Into<String>,
         span: Range<usize>,
         hint: impl Into<String>,
     ) {
+        self.cx.warning(message, span, hint);
+    }
+
+    /// The checker of the whole file, for [`Checker::table`] and [`Checker::url`].
+    pub fn checker(&mut self) -> &mut Checker<'s> {
         self.cx
-            .diags
-            .push(Diagnostic::warning(message, Some(span)).hint(hint));
     }
 
     /// A string value read as a template; anything else is reported, naming `label`.
-    pub(crate) fn template(
-        &mut self,
-        value: &Spanned<DeValue<'_>>,
-        label: &str,
-    ) -> Option<Template> {
-        let DeValue::String(text) = value.get_ref() else {
-            self.error(
-                format!(
-                    "{label} must be a string, found {}",
-                    type_name(value.get_ref())
-                ),
-                value.span(),
-                "put the value in quotes: \"...\"",
-            );
-            return None;
-        };
+    pub fn template(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Option<Template> {
+        let text = self
+            .cx
+            .string(value, label, "put the value in quotes: \"...\"")?;
         let entry = Entry {
             val: Val::Str(text.to_string()),
             span: value.span(),
@@ -341,7 +433,7 @@ impl Sub<'_, '_> {
     }
 }
 
-pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
+pub fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -353,11 +445,11 @@ pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
-pub(crate) fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
+pub fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(&value.as_str().replace('_', ""), value.radix()).ok()
 }
 
-impl Cx<'_> {
+impl Checker<'_> {
     fn syntax_errors(&mut self, errors: &[toml::de::Error]) {
         // After a duplicated table header, the parser also reports each of its keys as
         // duplicates; one error per duplicated table is what a person needs.
@@ -400,7 +492,8 @@ impl Cx<'_> {
         }
     }
 
-    pub(crate) fn error(
+    /// Reports an error at `span`, with what to do about it.
+    pub fn error(
         &mut self,
         message: impl Into<String>,
         span: Range<usize>,
@@ -410,20 +503,30 @@ impl Cx<'_> {
             .push(Diagnostic::error(message, Some(span)).hint(hint));
     }
 
-    fn dag(&mut self, root: &DeTable<'_>, default_id: &str) -> Option<Dag> {
+    fn dag(&mut self, root: &DeTable<'_>, default_id: &str, registry: &Registry) -> Option<Dag> {
         let mut sections: HashMap<&str, &Spanned<DeValue<'_>>> = HashMap::new();
+        let mut registered = Vec::new();
         for (key, value) in root {
             let name = key.get_ref().as_ref();
             if let Some((section, _)) = spec::SECTIONS.iter().find(|(s, _)| *s == name) {
                 sections.insert(section, value);
                 continue;
             }
-            let hint = if spec::TASK.iter().copied().flatten().any(|f| f.name == name) {
+            if registry.find_section(name).is_some() {
+                registered.push((name, value));
+                continue;
+            }
+            let hint = if spec::task_keys(registry).any(|f| f.name == name) {
                 format!("`{name}` is a task key: put it under [tasks.ID] (or [defaults])")
             } else if spec::DAG.iter().any(|f| f.name == name) {
                 format!("`{name}` belongs under [dag]")
             } else {
-                suggestion(name, spec::SECTIONS.iter().map(|(s, _)| *s))
+                let names: Vec<&str> = spec::SECTIONS
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .chain(registry.sections().map(|s| s.name()))
+                    .collect();
+                suggestion(name, names)
             };
             self.error(format!("unknown top-level key `{name}`"), key.span(), hint);
         }
@@ -455,7 +558,7 @@ impl Cx<'_> {
             None => default_id.to_owned(),
         };
         let tasks = match sections.get("tasks") {
-            Some(v) => self.tasks(v, &defaults, &params),
+            Some(v) => self.tasks(v, &defaults, &params, registry),
             None => {
                 self.diags.push(
                     Diagnostic::error("the DAG has no tasks", None)
@@ -491,17 +594,22 @@ impl Cx<'_> {
                 .hint("swap them, or remove `end_date`"),
             );
         }
-        let (alerts, alert_places) = match sections.get("alerts") {
-            Some(v) => {
-                // Names as written: a rule is checked even when a task has a mistake.
-                let task_ids: Vec<&str> = match sections.get("tasks").map(|t| t.get_ref()) {
-                    Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
-                    _ => Vec::new(),
-                };
-                crate::alerts::dag_rules(self, v, &id, &task_ids)
+        let mut read = Sections::default();
+        if !registered.is_empty() {
+            // Names as written: a section is checked even when a task has a mistake.
+            let task_ids: Vec<&str> = match sections.get("tasks").map(|t| t.get_ref()) {
+                Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
+                _ => Vec::new(),
+            };
+            for (name, value) in registered {
+                if let Some(section) = registry.find_section(name) {
+                    read.insert(
+                        section.name(),
+                        section.parse_dag(self, value, &id, &task_ids),
+                    );
+                }
             }
-            None => Default::default(),
-        };
+        }
         let tasks = tasks?;
         Some(Dag {
             id,
@@ -534,8 +642,7 @@ impl Cx<'_> {
             },
             params,
             tasks,
-            alerts,
-            alert_places,
+            sections: read,
         })
     }
 
@@ -606,6 +713,7 @@ impl Cx<'_> {
         value: &Spanned<DeValue<'_>>,
         defaults: &Checked,
         params: &[(String, ParamValue)],
+        registry: &Registry,
     ) -> Option<Vec<Task>> {
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
@@ -660,7 +768,8 @@ impl Cx<'_> {
                 edges.push(Vec::new());
                 continue;
             };
-            let keys = self.table(value, spec::TASK, &format!("[tasks.{id}]"));
+            let groups: Vec<&[Field]> = spec::task_groups(registry).collect();
+            let keys = self.table(value, &groups, &format!("[tasks.{id}]"));
             let mut deps = Vec::new();
             for (dep, span) in keys.list("depends_on") {
                 match index.get(dep.as_str()) {
@@ -700,7 +809,7 @@ impl Cx<'_> {
                 );
             }
             edges.push(deps.clone());
-            match self.task(id, &keys, defaults, &param_names, value) {
+            match self.task(id, &keys, defaults, &param_names, value, registry) {
                 Some((mut task, refs)) => {
                     task.depends_on = deps.into_iter().map(|(i, _)| i).collect();
                     tasks.push(task);
@@ -812,7 +921,7 @@ impl Cx<'_> {
                         );
                         continue;
                     }
-                    let mut sub = Sub { cx: self, params };
+                    let mut sub = TaskChecker { cx: self, params };
                     if let Some(path) = sub.template(path, &format!("the path of `{name_text}`")) {
                         refs.push(ArtifactRef {
                             name: name_text.to_owned(),
@@ -861,13 +970,15 @@ impl Cx<'_> {
         defaults: &Checked,
         params: &[&str],
         value: &Spanned<DeValue<'_>>,
+        registry: &Registry,
     ) -> Option<(Task, InputNames)> {
         let kind = keys.str("kind").unwrap_or("command");
-        for (owned, owner) in [(spec::VALIDATE, "validate"), (spec::DEPLOY, "deploy")] {
+        for registered in registry.kinds() {
+            let owner = registered.name();
             if kind == owner {
                 continue;
             }
-            for f in owned {
+            for f in registered.keys() {
                 if let Some(entry) = keys.get(f.name) {
                     self.error(
                         format!(
@@ -880,7 +991,17 @@ impl Cx<'_> {
                 }
             }
         }
-        let builtin_kind = matches!(kind, "validate" | "deploy");
+        let builtin_kind = spec::BUILTIN_KINDS.contains(&kind);
+        let registered = registry.find_kind(kind);
+        if builtin_kind && registered.is_none() {
+            let span = keys.get("kind").map_or(value.span(), |e| e.span.clone());
+            self.error(
+                format!("task `{id}` is a `{kind}` task, which this program cannot read"),
+                span,
+                "run `vane validate`: the vane binary knows every task kind",
+            );
+            return None;
+        }
         if builtin_kind && let Some(entry) = keys.get("cache") {
             self.error(
                 format!("a `{kind}` task cannot be cached: task `{id}` must look at today's data every time it runs"),
@@ -917,17 +1038,20 @@ impl Cx<'_> {
         };
         let (outputs, _) = self.artifacts(value, "outputs", params);
         let (inputs, input_refs) = self.artifacts(value, "inputs", params);
-        let builtin = {
-            let mut sub = Sub { cx: self, params };
-            match kind {
-                "validate" => Some(Builtin::Validate(Box::new(crate::checks::parse(
-                    &mut sub, id, value,
-                )?))),
-                "deploy" => Some(Builtin::Deploy(Box::new(crate::deploy::parse(
-                    &mut sub, id, value,
-                )?))),
-                _ => None,
+        let builtin = match registered {
+            Some(registered) => {
+                let mut sub = TaskChecker { cx: self, params };
+                let spec = registered.parse(&mut sub, id, value)?;
+                let own = registered.keys();
+                let identity = match value.get_ref() {
+                    DeValue::Table(table) => crate::config::canonical_keys(table, |key| {
+                        key == "kind" || own.iter().any(|f| f.name == key)
+                    }),
+                    _ => String::new(),
+                };
+                Some(Builtin::new(registered.name(), identity, spec))
             }
+            None => None,
         };
         let pick = |name: &str| keys.get(name).or_else(|| defaults.get(name));
         let int = |name: &str| keys.int(name).or_else(|| defaults.int(name));
@@ -1089,8 +1213,10 @@ impl Cx<'_> {
         }
     }
 
-    /// Checks every key of a table against its spec: unknown keys, types and bounds.
-    pub(crate) fn table(
+    /// Checks every key of a table against its spec: unknown keys (with the closest known
+    /// one), types, bounds and required keys; `label` names the table in messages
+    /// (`[alerts.oncall]`).
+    pub fn table(
         &mut self,
         value: &Spanned<DeValue<'_>>,
         groups: &[&'static [Field]],
@@ -1386,7 +1512,7 @@ impl Cx<'_> {
     }
 }
 
-impl Cx<'_> {
+impl Checker<'_> {
     fn date_value(&mut self, name: &str, text: &str, span: Range<usize>) -> Option<Val> {
         let parsed = parse_date_text(text);
         if parsed.is_none() {
@@ -1404,10 +1530,7 @@ fn first_sentence(doc: &str) -> &str {
     doc.split_once(". ").map_or(doc, |(s, _)| s)
 }
 
-pub(crate) fn suggestion<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str> + Clone,
-) -> String {
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
     match did_you_mean(word, candidates.clone()) {
         Some(close) => format!("did you mean `{close}`?"),
         None => {

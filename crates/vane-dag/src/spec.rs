@@ -3,9 +3,12 @@
 
 use serde_json::{Value, json};
 
+use crate::registry::Registry;
+
 /// The type of a key's value, with the bounds the parser enforces.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Ty {
+#[non_exhaustive]
+pub enum Ty {
     Str,
     Bool,
     /// A DAG or task id.
@@ -31,15 +34,17 @@ pub(crate) enum Ty {
     EnvMap,
     /// A template string.
     Template,
-    /// A value whose shape a task kind's own parser checks (`checks.rs`, `deploy.rs`).
+    /// A value whose shape the section's own code checks; `name` and `schema` describe it
+    /// in the reference and `vane schema`.
     Custom {
         name: &'static str,
         schema: fn() -> Value,
     },
 }
 
+/// One key of a table: what the checker enforces and the reference documents.
 #[derive(Debug)]
-pub(crate) struct Field {
+pub struct Field {
     pub(crate) name: &'static str,
     pub(crate) ty: Ty,
     pub(crate) required: bool,
@@ -48,7 +53,8 @@ pub(crate) struct Field {
     pub(crate) doc: &'static str,
 }
 
-pub(crate) const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+/// An optional key without a default.
+pub const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field {
         name,
         ty,
@@ -58,12 +64,20 @@ pub(crate) const fn field(name: &'static str, ty: Ty, doc: &'static str) -> Fiel
     }
 }
 
-pub(crate) const fn with_default(mut f: Field, default: &'static str) -> Field {
+/// `f`, which a table must have.
+pub const fn required(mut f: Field) -> Field {
+    f.required = true;
+    f
+}
+
+/// `f` with the default a person reads in the reference.
+pub const fn with_default(mut f: Field, default: &'static str) -> Field {
     f.default = Some(default);
     f
 }
 
-pub(crate) const DAY_SECS: u64 = 86_400;
+/// Seconds in a day, for the bounds of durations.
+pub const DAY_SECS: u64 = 86_400;
 
 pub(crate) const DAG: &[Field] = &[
     with_default(
@@ -315,12 +329,20 @@ pub(crate) const TASK_OWN: &[Field] = &[
 ];
 
 pub(crate) const DEFAULTS: &[&[Field]] = &[SHARED];
-/// Keys only a `kind = "validate"` task may set.
-pub(crate) const VALIDATE: &[Field] = crate::checks::KEYS;
-/// Keys only a `kind = "deploy"` task may set.
-pub(crate) const DEPLOY: &[Field] = crate::deploy::KEYS;
 
-pub(crate) const TASK: &[&[Field]] = &[TASK_OWN, SHARED, VALIDATE, DEPLOY];
+/// Task kinds that vane carries out itself; their keys come from [`Registry`].
+pub(crate) const BUILTIN_KINDS: &[&str] = &["validate", "deploy"];
+
+/// The key tables of a task: its own, the shared ones, and each registered kind's.
+pub(crate) fn task_groups(registry: &Registry) -> impl Iterator<Item = &'static [Field]> + '_ {
+    [TASK_OWN, SHARED]
+        .into_iter()
+        .chain(registry.kinds().map(|k| k.keys()))
+}
+
+pub(crate) fn task_keys(registry: &Registry) -> impl Iterator<Item = &'static Field> + '_ {
+    task_groups(registry).flatten()
+}
 
 fn artifact_outputs_schema() -> Value {
     json!({
@@ -360,7 +382,7 @@ pub(crate) const SCHEDULER: &[Field] = &[
     ),
 ];
 
-/// Top-level tables of a DAG file.
+/// Top-level tables of a DAG file, besides the registered [`crate::Section`]s.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("dag", "What the DAG is and when it runs."),
     (
@@ -374,10 +396,6 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     (
         "tasks",
         "One table per task: `[tasks.ID]`. At least one task is required.",
-    ),
-    (
-        "alerts",
-        "Alert rules that watch this DAG, one `[[alerts]]` table each: the keys of a rule of the scheduler config (see Alerts) except `dag`. `task` must be a task of this DAG. Channels are declared in the scheduler config; `log` always exists.",
     ),
 ];
 
@@ -438,8 +456,9 @@ fn table_schema(groups: &[&[Field]], description: &str) -> Value {
 }
 
 /// A task needs `command` unless vane does its work itself (`validate`, `deploy`).
-fn task_schema() -> Value {
-    let mut schema = table_schema(TASK, "A task: one command run as one process.");
+fn task_schema(registry: &Registry) -> Value {
+    let groups: Vec<&[Field]> = task_groups(registry).collect();
+    let mut schema = table_schema(&groups, "A task: one command run as one process.");
     schema["if"] = json!({
         "properties": { "kind": { "enum": ["validate", "deploy"] } },
         "required": ["kind"]
@@ -456,9 +475,10 @@ fn section_doc(name: &str) -> &'static str {
         .map_or("", |(_, d)| d)
 }
 
-/// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML.
-pub fn json_schema() -> Value {
-    json!({
+/// JSON Schema (draft 2020-12) of a DAG file, for editors such as taplo and Even Better TOML;
+/// the keys of built-in tasks are those of `kinds`.
+pub fn json_schema(registry: &Registry) -> Value {
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:vane:dag-file",
         "title": "vane DAG file",
@@ -481,14 +501,17 @@ pub fn json_schema() -> Value {
                 "propertyNames": { "pattern": crate::parse::IDENT_PATTERN },
                 "additionalProperties": { "$ref": "#/$defs/task" }
             },
-            "alerts": {
-                "type": "array",
-                "description": section_doc("alerts"),
-                "items": table_schema(crate::alerts::DAG_RULE, "An alert rule for this DAG.")
-            }
         },
-        "$defs": { "task": task_schema() }
-    })
+        "$defs": { "task": task_schema(registry) }
+    });
+    for section in registry.sections() {
+        schema["properties"][section.name()] = json!({
+            "type": "array",
+            "description": section.dag_doc(),
+            "items": table_schema(section.dag_keys(), section.dag_entry_doc())
+        });
+    }
+    schema
 }
 
 fn ty_name(ty: Ty) -> String {
@@ -515,22 +538,33 @@ fn ty_name(ty: Ty) -> String {
     }
 }
 
-/// The DAG file reference as Markdown; the README embeds exactly this text.
-pub fn reference_markdown() -> String {
+/// The DAG file reference as Markdown, with the keys of `kinds`; the README embeds exactly
+/// this text (with every kind of the vane binary).
+pub fn reference_markdown(registry: &Registry) -> String {
     let mut out = String::new();
-    for (section, doc) in SECTIONS {
+    let task: Vec<&[Field]> = task_groups(registry).collect();
+    let registered = registry.sections().map(|s| {
+        (
+            s.name(),
+            s.dag_doc(),
+            s.dag_keys(),
+            format!("[[{}]]", s.name()),
+        )
+    });
+    let builtin = SECTIONS.iter().map(|(section, doc)| {
         let groups: &[&[Field]] = match *section {
             "dag" => &[DAG],
             "defaults" => DEFAULTS,
-            "tasks" => TASK,
-            "alerts" => crate::alerts::DAG_RULE,
             _ => &[],
         };
         let header = match *section {
-            "tasks" => "[tasks.ID]",
-            "alerts" => "[[alerts]]",
-            _ => &format!("[{section}]"),
+            "tasks" => "[tasks.ID]".to_owned(),
+            _ => format!("[{section}]"),
         };
+        (*section, *doc, groups, header)
+    });
+    for (section, doc, groups, header) in builtin.chain(registered) {
+        let groups = if section == "tasks" { &task } else { groups };
         out.push_str(&format!("#### `{header}`\n\n{doc}\n\n"));
         if groups.is_empty() {
             continue;

@@ -7,6 +7,10 @@
 //! the one a rollback restores. A failed gate or a rejection runs the `rollback` command with
 //! the production version and fails the task.
 
+mod spec;
+
+pub use spec::{DEPLOY, DeploySpec, Expr, Gate, GateValues, Stage};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -16,7 +20,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use vane_dag::{DeploySpec, Template};
+use vane_dag::Template;
 use vane_engine::artifacts;
 use vane_store::{
     AttemptRef, Direction, ModelVersion, NewArtifact, NewModelVersion, RolloutStage, RunId,

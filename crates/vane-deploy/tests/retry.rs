@@ -4,7 +4,7 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use vane_dag::{Builtin, Template};
+use vane_dag::Template;
 use vane_deploy::{Job, run_task};
 use vane_store::{
     Change, NewDagVersion, NewRun, RegistryStore, RolloutStage, RunId, RunState, SqliteStore,
@@ -35,7 +35,11 @@ fn setup(dir: &Path, approval: bool) -> (SqliteStore, RunId, vane_dag::Dag) {
     std::fs::write(dir.join("model.json"), "{}").unwrap();
     std::fs::write(dir.join("fallback.json"), "{\"base\": 1}").unwrap();
     let source = dag(dir, approval);
-    let parsed = vane_dag::parse_dag(&source, "churn");
+    let parsed = vane_dag::parse_dag_with(
+        &source,
+        "churn",
+        &vane_dag::Registry::none().kind(&vane_deploy::DEPLOY),
+    );
     let dag = parsed
         .dag
         .unwrap_or_else(|| panic!("{:?}", parsed.diagnostics));
@@ -94,7 +98,11 @@ fn left_behind(store: &SqliteStore, run: RunId, status: &str, by: Option<&str>) 
 }
 
 fn attempt_2(store: &SqliteStore, run: RunId, dag: &vane_dag::Dag, dir: &Path) -> bool {
-    let Some(Builtin::Deploy(spec)) = &dag.tasks[0].builtin else {
+    let Some(spec) = dag.tasks[0]
+        .builtin
+        .as_ref()
+        .and_then(|b| b.spec::<vane_deploy::DeploySpec>())
+    else {
         panic!("not a deploy task");
     };
     let render = |t: &Template| t.render_plain(|_| String::new());

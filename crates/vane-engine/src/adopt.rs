@@ -57,7 +57,7 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
         .await?;
     // A pid names a process on its own host only.
     let local = lost_owner.is_none_or(|o| o.host == engine.host);
-    let dag = vane_dag::parse_dag(&source, &detail.run.dag_id).dag;
+    let dag = vane_dag::parse_dag_with(&source, &detail.run.dag_id, &engine.registry()).dag;
     warn!(run_id = run.0, dag = %detail.run.dag_id, "Adopting a run whose vane process is gone.");
     let at = Utc::now();
     let mut changes = Vec::new();

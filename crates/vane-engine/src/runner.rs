@@ -171,6 +171,14 @@ type Joined = (
 );
 
 impl Engine<'_> {
+    /// The built-in task kinds this engine can read: none without a [`BuiltinCommand`].
+    pub fn registry(&self) -> vane_dag::Registry {
+        self.builtin
+            .as_ref()
+            .map(|b| b.registry.clone())
+            .unwrap_or_default()
+    }
+
     /// Records the DAG version and a new `queued` run.
     ///
     /// # Errors
@@ -1339,7 +1347,9 @@ impl Ctx<'_, '_> {
         let lookup = |var: &Var| fixed.lookup(var);
         let command = match &spec.builtin {
             None => spec.command.render_shell(lookup),
-            Some(builtin) => format!("builtin {builtin:?}"),
+            // What the user wrote, canonical: not Rust's `Debug` of the spec, which changes
+            // whenever a field of it is renamed.
+            Some(builtin) => format!("builtin {}", builtin.cache_identity()),
         };
         // The day counts even when no template names it: a script may read it from $VANE_DS
         // and must not be handed yesterday's outputs. The exact logical time does not count,
@@ -1801,10 +1811,12 @@ fn record_links(
     Ok(())
 }
 
-/// How the engine starts the process of a built-in task kind (`validate`, `deploy`): the
-/// `vane` executable, and what it needs to find the store.
+/// How the engine reads and starts built-in task kinds (`validate`, `deploy`): their parsers,
+/// the `vane` executable, and what it needs to find the store.
 #[derive(Debug, Clone)]
 pub struct BuiltinCommand {
+    /// The kinds' parsers, to read back the DAG version a run was created with.
+    pub registry: vane_dag::Registry,
     pub exe: PathBuf,
     /// Added to the process's environment, e.g. `VANE_DB`.
     pub env: Vec<(String, String)>,

@@ -8,16 +8,15 @@ use std::ops::Range;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use toml::Spanned;
-use toml::de::DeValue;
 
-use crate::duration::parse_duration;
-use crate::parse::{Sub, integer, is_ident, suggestion, type_name};
-use crate::spec::{Field, Ty, field, with_default};
-use crate::template::Template;
+use vane_dag::config::{
+    DeValue, Field, Spanned, TaskChecker, Ty, field, integer, is_ident, suggestion, type_name,
+    with_default,
+};
+use vane_dag::{KindParser, Template, parse_duration};
 
 /// Keys only a `kind = "deploy"` task may set.
-pub(crate) const KEYS: &[Field] = &[
+const KEYS: &[Field] = &[
     field(
         "model",
         Ty::Str,
@@ -541,8 +540,8 @@ fn content_start(span: &Range<usize>) -> usize {
 }
 
 /// Reads the deploy keys of task `task_id`; `None` after reporting what is wrong.
-pub(crate) fn parse(
-    sub: &mut Sub<'_, '_>,
+fn parse(
+    sub: &mut TaskChecker<'_, '_>,
     task_id: &str,
     task: &Spanned<DeValue<'_>>,
 ) -> Option<DeploySpec> {
@@ -624,7 +623,7 @@ pub(crate) fn parse(
 }
 
 fn stages(
-    sub: &mut Sub<'_, '_>,
+    sub: &mut TaskChecker<'_, '_>,
     task_id: &str,
     task: &Spanned<DeValue<'_>>,
     value: Option<&Spanned<DeValue<'_>>>,
@@ -692,7 +691,7 @@ fn stages(
 }
 
 fn one_stage(
-    sub: &mut Sub<'_, '_>,
+    sub: &mut TaskChecker<'_, '_>,
     task_id: &str,
     name: &str,
     value: &Spanned<DeValue<'_>>,
@@ -866,6 +865,9 @@ fn one_stage(
         approval,
     })
 }
+
+/// `kind = "deploy"`, for [`vane_dag::Registry::kind`] in the programs that run DAGs.
+pub static DEPLOY: KindParser<DeploySpec> = KindParser::new("deploy", KEYS, parse);
 
 #[cfg(test)]
 mod tests {

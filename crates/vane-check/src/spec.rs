@@ -1,15 +1,15 @@
 //! `kind = "validate"`: the declarative data checks of a task, as written in the DAG file.
 
 use serde_json::{Value, json};
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
 
-use crate::parse::{Sub, number, suggestion, type_name};
-use crate::spec::{Field, Ty, field, with_default};
-use crate::template::Template;
+use vane_dag::config::{
+    DeTable, DeValue, Field, Spanned, TaskChecker, Ty, field, integer, number, suggestion,
+    type_name, with_default,
+};
+use vane_dag::{KindParser, Template};
 
 /// Keys only a `kind = "validate"` task may set.
-pub(crate) const KEYS: &[Field] = &[
+const KEYS: &[Field] = &[
     field(
         "dataset",
         Ty::Template,
@@ -384,8 +384,8 @@ fn agreement_schema() -> Value {
 }
 
 /// Reads the validate keys of task `task_id`; `None` after reporting what is wrong.
-pub(crate) fn parse(
-    sub: &mut Sub<'_, '_>,
+fn parse(
+    sub: &mut TaskChecker<'_, '_>,
     task_id: &str,
     task: &Spanned<DeValue<'_>>,
 ) -> Option<ValidateSpec> {
@@ -452,7 +452,7 @@ enum BoundUse {
 }
 
 struct Parser<'a, 'c, 's> {
-    sub: &'a mut Sub<'c, 's>,
+    sub: &'a mut TaskChecker<'c, 's>,
     severity: CheckSeverity,
     ok: bool,
     checks: Vec<Check>,
@@ -680,7 +680,7 @@ impl Parser<'_, '_, '_> {
             for (key, slot) in [("window", &mut rule.window), ("warmup", &mut rule.warmup)] {
                 if let Some(v) = t.get(key) {
                     match v.get_ref() {
-                        DeValue::Integer(i) => match crate::parse::integer(i) {
+                        DeValue::Integer(i) => match integer(i) {
                             Some(n @ 2..=10_000) => *slot = n as u32,
                             _ => {
                                 self.error(
@@ -907,7 +907,7 @@ impl Parser<'_, '_, '_> {
                 DeValue::String(s) => values.push(text(s.to_string())),
                 DeValue::Boolean(b) => values.push(text(b.to_string())),
                 DeValue::Integer(i) => {
-                    let i = crate::parse::integer(i)?;
+                    let i = integer(i)?;
                     values.push(AllowedValue {
                         text: i.to_string(),
                         number: Some(i as f64),
@@ -1093,6 +1093,9 @@ impl Parser<'_, '_, '_> {
     }
 }
 
+/// `kind = "validate"`, for [`vane_dag::Registry::kind`] in the programs that run DAGs.
+pub static VALIDATE: KindParser<ValidateSpec> = KindParser::new("validate", KEYS, parse);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1101,8 +1104,15 @@ mod tests {
         let source = format!(
             "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n[tasks.v.columns.x]\nallowed = {values}\n"
         );
-        let dag = crate::parse_dag(&source, "t").dag.expect("parses");
-        let Some(crate::Builtin::Validate(spec)) = &dag.tasks[0].builtin else {
+        let dag =
+            vane_dag::parse_dag_with(&source, "t", &vane_dag::Registry::none().kind(&VALIDATE))
+                .dag
+                .expect("parses");
+        let Some(spec) = dag.tasks[0]
+            .builtin
+            .as_ref()
+            .and_then(|b| b.spec::<ValidateSpec>())
+        else {
             panic!("not a validate task");
         };
         spec.checks

@@ -1,8 +1,9 @@
 //! `[alerts]` of the scheduler config file: which recorded events become alerts, where they are
 //! sent, and who is on call; and `[[alerts]]` of a DAG file, rules about that DAG alone.
 //!
-//! It lives beside the rest of `vane.toml`'s parser so a mistake in an alert rule is reported
-//! like any other config mistake: every problem at once, with line, column and a hint. Both
+//! It is read with `vane-dag`'s public checker ([`vane_dag::config`]) and registered as a
+//! [`vane_dag::Section`] ([`ALERTS`]), so a mistake in an alert rule is reported like any other
+//! config mistake, in the same pass: every problem at once, with line, column and a hint. Both
 //! kinds of rule go through one reader, so they cannot drift apart.
 
 use std::collections::BTreeMap;
@@ -11,15 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-use toml::Spanned;
-use toml::de::DeValue;
-
-use crate::diag::Diagnostic;
-use crate::load::DagSet;
-use crate::parse::{Checked, Cx, suggestion, type_name};
-use crate::spec::{DAY_SECS, Field, Ty, field, with_default};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use vane_dag::config::{
+    Checked, Checker, DAY_SECS, DeValue, Field, Spanned, Ty, Url, field, required, suggestion,
+    type_name, with_default,
+};
+use vane_dag::{DagSet, Diagnostic, Opaque, Section as _};
 
 /// What a rule fires on: a kind of event found in the recorded history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,7 +131,8 @@ pub struct AlertRule {
 pub enum ChannelKind {
     /// JSON POST to an `http://` or `https://` URL.
     Webhook {
-        url: String,
+        /// Parsed when the config is loaded: a malformed URL is a config error.
+        url: Url,
         timeout: Duration,
         retries: u32,
         /// `ca_file`: an https webhook trusts these CAs instead of the system's.
@@ -329,14 +329,11 @@ const FORMATS: &[&str] = &["vane", "slack", "pagerduty"];
 
 /// The keys every rule has, wherever it is written.
 const RULE_ON: &[Field] = &[
-    Field {
-        required: true,
-        ..field(
-            "on",
-            Ty::Enum(ON_NAMES),
-            "The kind of recorded event the rule fires on.",
-        )
-    },
+    required(field(
+        "on",
+        Ty::Enum(ON_NAMES),
+        "The kind of recorded event the rule fires on.",
+    )),
     field(
         "name",
         Ty::Ident,
@@ -387,17 +384,14 @@ const RULE_REST: &[Field] = &[
 
 const CONFIG_RULE: &[&[Field]] = &[RULE_ON, DAG_FILTER, RULE_REST];
 /// Keys of a DAG file's `[[alerts]]`, for the parser and the generated reference.
-pub(crate) const DAG_RULE: &[&[Field]] = &[RULE_ON, RULE_REST];
+const DAG_RULE: &[&[Field]] = &[RULE_ON, RULE_REST];
 
 const CHANNEL: &[Field] = &[
-    Field {
-        required: true,
-        ..field(
-            "kind",
-            Ty::Enum(&["webhook", "command", "log"]),
-            "Where notifications go.",
-        )
-    },
+    required(field(
+        "kind",
+        Ty::Enum(&["webhook", "command", "log"]),
+        "Where notifications go.",
+    )),
     field(
         "url",
         Ty::Str,
@@ -458,18 +452,12 @@ const CHANNEL: &[Field] = &[
 ];
 
 const ONCALL: &[Field] = &[
-    Field {
-        required: true,
-        ..field("people", Ty::StrList, "Who takes turns, in order.")
-    },
-    Field {
-        required: true,
-        ..field(
-            "start",
-            Ty::Date,
-            "When the first person's turn begins (UTC).",
-        )
-    },
+    required(field("people", Ty::StrList, "Who takes turns, in order.")),
+    required(field(
+        "start",
+        Ty::Date,
+        "When the first person's turn begins (UTC).",
+    )),
     with_default(
         field(
             "every",
@@ -484,7 +472,7 @@ const SECTIONS: &[&str] = &["rules", "channels", "oncall"];
 
 /// Reads `[alerts]`, reporting every problem into `cx`.
 /// `dir`: the config file's folder, which a relative `ca_file` is read from.
-pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> AlertsConfig {
+fn parse(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> AlertsConfig {
     let mut config = AlertsConfig::default();
     config.channels.insert(
         "log".to_owned(),
@@ -543,7 +531,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -
 }
 
 fn channel_tables(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     dir: &Path,
     config: &mut AlertsConfig,
@@ -575,16 +563,30 @@ fn channel_tables(
                     WebhookFormat::PagerDuty { .. } => Some(PAGERDUTY_EVENTS_URL),
                     _ => None,
                 };
-                let Some(url) = keys.str("url").or(default_url) else {
-                    cx.error(
-                        format!("{label} is a webhook without a `url`"),
-                        span,
-                        "add url = \"http://127.0.0.1:9000/hook\"",
-                    );
-                    continue;
+                let written = match value.get_ref() {
+                    DeValue::Table(t) => t.get("url").filter(|_| keys.get("url").is_some()),
+                    _ => None,
                 };
-                let https = url.starts_with("https://");
-                if !https && !url.starts_with("http://") {
+                let url = match (written, default_url) {
+                    (Some(written), _) => match cx.url(written, "`url`") {
+                        Some(url) => url,
+                        None => continue,
+                    },
+                    (None, Some(default)) => match Url::parse(default) {
+                        Ok(url) => url,
+                        Err(_) => continue,
+                    },
+                    (None, None) => {
+                        cx.error(
+                            format!("{label} is a webhook without a `url`"),
+                            span,
+                            "add url = \"http://127.0.0.1:9000/hook\"",
+                        );
+                        continue;
+                    }
+                };
+                let https = url.scheme() == "https";
+                if !https && url.scheme() != "http" {
                     let at = keys.get("url").map_or(span.clone(), |e| e.span.clone());
                     cx.error(
                         format!("`{url}` is not an https:// or http:// URL"),
@@ -613,7 +615,7 @@ fn channel_tables(
                     _ => None,
                 };
                 ChannelKind::Webhook {
-                    url: url.to_owned(),
+                    url,
                     timeout,
                     retries: keys.int("retries").unwrap_or(2) as u32,
                     ca,
@@ -652,7 +654,7 @@ fn channel_tables(
 /// kind of channel, so a `format` or key that would be ignored is reported rather than
 /// silently doing nothing.
 fn webhook_format(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     keys: &Checked,
     label: &str,
     span: Range<usize>,
@@ -748,7 +750,7 @@ fn env_name_problem(name: &str) -> Option<&'static str> {
 }
 
 fn rules(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     config: &mut AlertsConfig,
     referenced: &mut Vec<(String, Range<usize>)>,
@@ -790,7 +792,7 @@ pub(crate) struct RulePlace {
 
 /// One rule (`None` when it has an error) and the channels it names, with where.
 fn rule(
-    cx: &mut Cx<'_>,
+    cx: &mut Checker<'_>,
     item: &Spanned<DeValue<'_>>,
     scope: Scope<'_>,
     taken: &[AlertRule],
@@ -877,8 +879,8 @@ fn rule(
 }
 
 /// Reads a DAG file's `[[alerts]]`: rules like the config's, for DAG `dag_id` and its `tasks`.
-pub(crate) fn dag_rules(
-    cx: &mut Cx<'_>,
+fn dag_rules(
+    cx: &mut Checker<'_>,
     value: &Spanned<DeValue<'_>>,
     dag_id: &str,
     tasks: &[&str],
@@ -926,6 +928,16 @@ pub struct DagRuleProblem {
 }
 
 impl AlertsConfig {
+    /// The `[alerts]` of a scheduler config read with [`ALERTS`] registered; empty (no rules,
+    /// no channels) when it has none.
+    pub fn of(config: &vane_dag::SchedulerConfig) -> AlertsConfig {
+        config
+            .sections
+            .get::<AlertsConfig>(ALERTS.name())
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// These rules with every valid DAG's own added (the DAG's file is where they are fixed,
     /// so problems name it). A DAG rule naming a channel this config does not declare still
     /// records its alerts and sends them to `log` instead; one whose name another rule already
@@ -946,7 +958,10 @@ impl AlertsConfig {
                     rendered: diagnostic.render(&path, &file.source),
                 });
             };
-            for (rule, place) in dag.alerts.iter().zip(&dag.alert_places) {
+            let Some(own) = DagRules::of(dag) else {
+                continue;
+            };
+            for (rule, place) in own.rules.iter().zip(&own.places) {
                 let mut rule = rule.clone();
                 if let Some(at) = merged.rules.iter().position(|r| r.name == rule.name) {
                     let other = match &merged.rules[at].dag {
@@ -1011,7 +1026,7 @@ impl AlertsConfig {
     }
 }
 
-fn oncall(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
+fn oncall(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
     let keys = cx.table(value, &[ONCALL], "[alerts.oncall]");
     let people: Vec<String> = keys.list("people").iter().map(|(p, _)| p.clone()).collect();
     if keys.get("people").is_some() && people.is_empty() {
@@ -1050,7 +1065,7 @@ fn oncall(cx: &mut Cx<'_>, value: &Spanned<DeValue<'_>>) -> Option<OnCall> {
 fn turn_length(text: &str) -> Result<Duration, String> {
     let length = match text.trim().strip_suffix('w').map(str::parse::<u64>) {
         Some(Ok(weeks)) => Duration::from_secs(weeks.saturating_mul(7 * DAY_SECS)),
-        _ => crate::parse_duration(text)?,
+        _ => vane_dag::parse_duration(text)?,
     };
     if length.is_zero() || length.as_secs() > 366 * DAY_SECS {
         return Err("a turn lasts from 1s to 52w".to_owned());
@@ -1058,10 +1073,94 @@ fn turn_length(text: &str) -> Result<Duration, String> {
     Ok(length)
 }
 
+/// A DAG file's `[[alerts]]`: its rules, and where each is written.
+#[derive(Debug, Clone, Default)]
+pub struct DagRules {
+    /// Each with `dag` set to the DAG.
+    pub rules: Vec<AlertRule>,
+    places: Vec<RulePlace>,
+}
+
+impl DagRules {
+    /// The rules of `dag`, read with [`ALERTS`] registered.
+    pub fn of(dag: &vane_dag::Dag) -> Option<&DagRules> {
+        dag.sections.get::<DagRules>(ALERTS.name())
+    }
+}
+
+/// `[alerts]` of the scheduler config and `[[alerts]]` of DAG files, for
+/// [`vane_dag::Registry::section`].
+pub static ALERTS: AlertsSection = AlertsSection;
+
+/// See [`ALERTS`].
+#[derive(Debug)]
+pub struct AlertsSection;
+
+impl vane_dag::Section for AlertsSection {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn dag_doc(&self) -> &'static str {
+        "Alert rules that watch this DAG, one `[[alerts]]` table each: the keys of a rule of the scheduler config (see Alerts) except `dag`. `task` must be a task of this DAG. Channels are declared in the scheduler config; `log` always exists."
+    }
+
+    fn dag_entry_doc(&self) -> &'static str {
+        "An alert rule for this DAG."
+    }
+
+    fn dag_keys(&self) -> &'static [&'static [Field]] {
+        DAG_RULE
+    }
+
+    fn parse_config(
+        &self,
+        cx: &mut Checker<'_>,
+        value: &Spanned<DeValue<'_>>,
+        dir: &Path,
+    ) -> Opaque {
+        std::sync::Arc::new(parse(cx, value, dir))
+    }
+
+    fn parse_dag(
+        &self,
+        cx: &mut Checker<'_>,
+        value: &Spanned<DeValue<'_>>,
+        dag_id: &str,
+        tasks: &[&str],
+    ) -> Opaque {
+        let (rules, places) = dag_rules(cx, value, dag_id, tasks);
+        std::sync::Arc::new(DagRules { rules, places })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse_config;
+
+    fn registry() -> vane_dag::Registry {
+        vane_dag::Registry::none().section(&ALERTS)
+    }
+
+    /// A scheduler config's `[alerts]`, as the vane binary reads it.
+    #[derive(Debug)]
+    struct Read {
+        alerts: AlertsConfig,
+    }
+
+    fn parse_config(source: &str) -> Result<Read, Vec<Diagnostic>> {
+        parse_config_in(source, Path::new(""))
+    }
+
+    fn parse_config_in(source: &str, dir: &Path) -> Result<Read, Vec<Diagnostic>> {
+        vane_dag::parse_config_in(source, dir, &registry()).map(|c| Read {
+            alerts: AlertsConfig::of(&c),
+        })
+    }
+
+    fn dag_rules(dag: &vane_dag::Dag) -> &[AlertRule] {
+        &DagRules::of(dag).expect("rules").rules
+    }
 
     fn errors(source: &str) -> Vec<String> {
         parse_config(source)
@@ -1174,14 +1273,14 @@ url = "ftp://hooks.example.com/x"
             parse_config(&webhook("https://hooks.slack.com/services/T0/B0/x", "")).expect("valid");
         assert!(matches!(
             &config.alerts.channels["pager"].kind,
-            ChannelKind::Webhook { url, ca: None, .. } if url.starts_with("https://")
+            ChannelKind::Webhook { url, ca: None, .. } if url.scheme() == "https"
         ));
 
         let tmp = tempfile::tempdir().expect("temp dir");
         let pem = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
         std::fs::write(tmp.path().join("ca.pem"), pem).expect("write");
         let source = webhook("https://alerts.internal/hook", "ca_file = \"ca.pem\"\n");
-        let config = crate::parse_config_in(&source, tmp.path()).expect("valid");
+        let config = parse_config_in(&source, tmp.path()).expect("valid");
         let ChannelKind::Webhook { ca: Some(ca), .. } = &config.alerts.channels["pager"].kind
         else {
             panic!("{config:?}");
@@ -1191,11 +1290,56 @@ url = "ftp://hooks.example.com/x"
         assert_eq!(ca.certs[0].as_ref(), [0x30, 0x03, 0x02, 0x01, 0x00]);
     }
 
+    fn webhook_url(source: &str) -> Url {
+        let config = parse_config(source).expect("valid");
+        match &config.alerts.channels["pager"].kind {
+            ChannelKind::Webhook { url, .. } => url.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_webhook_to_an_ipv6_literal_is_accepted() {
+        // Regression: `https://[::1]/hook` was refused, `1]` read as its port.
+        let url = webhook_url(&webhook("https://[::1]/hook", ""));
+        assert_eq!(
+            url.host(),
+            &vane_dag::config::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST)
+        );
+        assert_eq!(url.port_or_default(), Some(443));
+        assert_eq!(url.path(), "/hook");
+    }
+
+    #[test]
+    fn a_query_right_after_the_host_is_not_read_as_the_host() {
+        // Regression: `https://host?x=1` was read as host `host?x=1`.
+        let url = webhook_url(&webhook("https://host?x=1", ""));
+        assert_eq!(url.host(), &vane_dag::config::Host::Name("host".to_owned()));
+        assert_eq!(url.query(), Some("x=1"));
+        assert_eq!(url.request_target(), "/?x=1");
+    }
+
+    #[test]
+    fn a_malformed_url_is_an_error_pointing_into_it() {
+        assert_eq!(
+            errors(&webhook("https://hooks.example.com:99999/x", "")),
+            [
+                "error: `99999` is not a port number\n --> vane.toml:3:33\n  |\n3 | url = \"https://hooks.example.com:99999/x\"\n  |                                 ^^^^^^\n  = hint: a port is a number from 0 to 65535, e.g. :8443; or leave it out for the scheme's default\n"
+            ]
+        );
+        let rendered = errors(&webhook("https://[::1/hook", "")).join("");
+        assert!(rendered.contains("has no closing `]`"), "{rendered}");
+        assert!(
+            rendered.contains("hint: write an IPv6 host in brackets"),
+            "{rendered}"
+        );
+    }
+
     #[test]
     fn a_ca_file_that_is_missing_or_not_pem_is_an_error_at_its_place() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let in_dir = |source: &str| {
-            crate::parse_config_in(source, tmp.path())
+            parse_config_in(source, tmp.path())
                 .expect_err("invalid")
                 .iter()
                 .map(|d| d.render("vane.toml", source))
@@ -1271,7 +1415,8 @@ url = "http://127.0.0.1:9000/hook"
             panic!("{config:?}");
         };
         assert_eq!(
-            url, "https://events.pagerduty.com/v2/enqueue",
+            url.as_str(),
+            "https://events.pagerduty.com/v2/enqueue",
             "the default"
         );
         assert_eq!(
@@ -1381,7 +1526,7 @@ depends_on = ["train"]
 
     fn dag_errors(alerts: &str) -> String {
         let source = format!("{TWO_TASKS}{alerts}");
-        let parsed = crate::parse_dag(&source, "churn");
+        let parsed = vane_dag::parse_dag_with(&source, "churn", &registry());
         assert!(parsed.dag.is_none(), "{alerts} should not validate");
         parsed
             .diagnostics
@@ -1408,10 +1553,10 @@ max_per_hour = 3
 on = "run_failed"
 "#
         );
-        let parsed = crate::parse_dag(&source, "churn");
+        let parsed = vane_dag::parse_dag_with(&source, "churn", &registry());
         let dag = parsed.dag.expect("valid");
-        assert_eq!(dag.alerts.len(), 2);
-        let rule = &dag.alerts[0];
+        assert_eq!(dag_rules(&dag).len(), 2);
+        let rule = &dag_rules(&dag)[0];
         assert_eq!(rule.name, "task_failed:churn.train");
         assert_eq!(rule.dag.as_deref(), Some("churn"));
         assert_eq!(rule.task.as_deref(), Some("train"));
@@ -1419,8 +1564,8 @@ on = "run_failed"
         assert_eq!(rule.channels, ["pager"]);
         assert_eq!(rule.cooldown, Duration::from_secs(1800));
         assert_eq!(rule.max_per_hour, Some(3));
-        assert_eq!(dag.alerts[1].name, "run_failed:churn");
-        assert_eq!(dag.alerts[1].channels, ["log"]);
+        assert_eq!(dag_rules(&dag)[1].name, "run_failed:churn");
+        assert_eq!(dag_rules(&dag)[1].channels, ["log"]);
     }
 
     #[test]
@@ -1475,7 +1620,7 @@ on = "run_failed"
             "[[alerts.rules]]\non = \"sla_missed\"\nname = \"taken\"\n\n[alerts.channels.pager]\nkind = \"log\"\n",
         )
         .expect("valid");
-        let set = crate::load_dir(dir).expect("load");
+        let set = vane_dag::load_dir(dir, &registry()).expect("load");
         let (merged, problems) = config.alerts.with_dag_rules(&set);
         let names: Vec<&str> = merged.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["taken", "run_failed:churn", "task_failed:churn"]);
