@@ -99,6 +99,13 @@ pub(crate) enum Command {
     /// that has not started ends at once and never starts. The run ends failed, its reason
     /// saying who stopped it and why; its history stays, and `vane clear` reruns it.
     Stop(StopArgs),
+    /// Mark a task of an ended run success or failed, with who and why (Airflow's "mark
+    /// success").
+    ///
+    /// Marked success, the tasks that depend on it and did not run (upstream_failed, skipped)
+    /// are queued for `vane scheduler`, which runs them; marked failed, the run ends failed.
+    /// The task's reason records who marked it and why; its attempts stay as they were.
+    Mark(MarkArgs),
     /// Run a DAG for every schedule tick in a date range, here, with bounded concurrency.
     ///
     /// Ticks that already succeeded are skipped (and failed ones too, unless --rerun-failed).
@@ -201,6 +208,28 @@ pub(crate) struct ClearArgs {
     /// Rerun now in the foreground instead of queueing for the scheduler.
     #[arg(long)]
     pub(crate) foreground: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MarkArgs {
+    pub(crate) run_id: vane_store::RunId,
+    /// The task to mark.
+    pub(crate) task: String,
+    /// What it is marked as.
+    #[arg(value_enum)]
+    pub(crate) state: MarkState,
+    /// Why, recorded as the task's reason.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Who marks it [default: $USER, or the operating system's user].
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MarkState {
+    Success,
+    Failed,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Pause(args) => pause(g, &args.dag_id, true),
         Command::Clear(args) => clear(g, &args),
         Command::Stop(args) => stop(g, &args),
+        Command::Mark(args) => mark(g, &args),
         Command::Sla(args) => sla(g, args.dag_id.as_deref(), args.limit, args.json.json),
         Command::Backfill(args) => crate::backfill::backfill(g, &args),
         Command::Backfills(args) => crate::backfill::backfills(g, &args),
@@ -544,6 +545,36 @@ pub(crate) fn runtime_with_signals() -> Result<(
         });
     }
     Ok((runtime, receiver))
+}
+
+fn mark(g: &Global, args: &crate::cli::MarkArgs) -> Result<ExitCode> {
+    let mark = match args.state {
+        crate::cli::MarkState::Success => vane_engine::Mark::Success,
+        crate::cli::MarkState::Failed => vane_engine::Mark::Failed,
+    };
+    let by = vane_app::who(args.by.as_deref());
+    let detail = app(g).mark(
+        &*open_store(g)?,
+        args.run_id,
+        &args.task,
+        mark,
+        &by,
+        args.reason.as_deref(),
+    )?;
+    let run = &detail.run;
+    println!(
+        "run {} {}: {}",
+        run.id,
+        run.state,
+        run.reason.as_deref().unwrap_or_default()
+    );
+    if run.state == RunState::Queued {
+        eprintln!(
+            "  a running `vane scheduler` runs what depends on `{}`",
+            args.task
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How long `vane stop` waits for a run's owner to stop it: the owner looks for requests every

@@ -66,7 +66,79 @@ fn clearing_an_unknown_task_names_the_tasks_there_are(backend: Backend) {
     assert_eq!(p.show(1)["state"], "failed", "nothing changed");
 }
 
+/// Airflow's "mark success": a person who fixed by hand what a task failed to do marks it
+/// success; what depended on it runs, and the record says who and why.
+fn a_failed_task_marked_success_lets_what_depends_on_it_run(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "fixed",
+        r#"
+[tasks.load]
+command = "exit 1"
+
+[tasks.report]
+command = "echo report"
+depends_on = ["load"]
+"#,
+    );
+    p.vane(&["run", "fixed"]).code(1);
+    p.vane(&["mark", "1", "nope", "success"])
+        .failure()
+        .stderr_contains("run 1 has no task `nope`; its tasks: load, report");
+    p.vane(&[
+        "mark",
+        "1",
+        "load",
+        "success",
+        "--by",
+        "alice",
+        "--reason",
+        "loaded the table by hand",
+    ])
+    .success()
+    .stdout_contains("run 1 queued");
+    let show = p.show(1);
+    assert_eq!(task(&show, "load")["state"], "success", "{show:#}");
+    assert_eq!(
+        task(&show, "load")["reason"],
+        "marked success by alice: loaded the table by hand",
+        "{show:#}"
+    );
+    // Its one failed attempt stays: marking rewrites no history.
+    assert_eq!(attempts(&show, "load").len(), 1, "{show:#}");
+    assert_eq!(attempts(&show, "load")[0]["state"], "failed", "{show:#}");
+    assert_eq!(task(&show, "report")["state"], "queued", "{show:#}");
+
+    let mut daemon = p.scheduler(&[]);
+    daemon.wait_for(
+        "the run to succeed",
+        std::time::Duration::from_secs(30),
+        || (p.show(1)["state"] == "success").then_some(()),
+    );
+    let show = p.show(1);
+    assert_eq!(attempts(&show, "report").len(), 1, "{show:#}");
+    assert_eq!(
+        attempts(&show, "load").len(),
+        1,
+        "load did not run again: {show:#}"
+    );
+
+    // Marked failed, the run ends failed, and says why.
+    p.vane(&[
+        "mark",
+        "1",
+        "report",
+        "failed",
+        "--by",
+        "bob",
+        "--reason",
+        "wrong numbers",
+    ])
+    .success()
+    .stdout_contains("run 1 failed: task `report` marked failed by bob: wrong numbers");
+}
+
 crate::harness::on_both_backends!(
+    a_failed_task_marked_success_lets_what_depends_on_it_run,
     clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget,
     clear_queues_the_run_for_the_scheduler_by_default,
     clearing_an_unknown_task_names_the_tasks_there_are,

@@ -229,6 +229,28 @@ impl HttpApi {
                 let stopped = app.stop(&*self.store()?, RunId(run), &by, reason.as_deref())?;
                 json(crate::runs::run_json(&stopped))
             }
+            Route::Mark { run, task } => {
+                let mark = match field(body, "state")?.as_deref() {
+                    Some("success") => vane_engine::Mark::Success,
+                    Some("failed") => vane_engine::Mark::Failed,
+                    other => {
+                        return Err(AppError::Invalid(format!(
+                            "`state` must be \"success\" or \"failed\", not {other:?}: say what the task is marked as"
+                        )));
+                    }
+                };
+                let by = crate::who(field(body, "by")?.as_deref());
+                let reason = field(body, "reason")?;
+                let marked = app.mark(
+                    &*self.store()?,
+                    RunId(run),
+                    &task,
+                    mark,
+                    &by,
+                    reason.as_deref(),
+                )?;
+                json(crate::runs::show_json(&marked))
+            }
             Route::Approve { run } => {
                 let by = crate::who(field(body, "by")?.as_deref());
                 let stage = field(body, "stage")?;

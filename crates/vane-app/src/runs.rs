@@ -177,6 +177,15 @@ pub struct Triggered {
     pub state: &'static str,
 }
 
+/// A clear or mark that cannot be done, with its status: an unknown task is not found, the
+/// rest conflict with the run's state.
+fn clear_error(e: vane_engine::ClearError) -> AppError {
+    match e {
+        vane_engine::ClearError::UnknownTask { .. } => AppError::NotFound(e.to_string()),
+        _ => AppError::Conflict(e.to_string()),
+    }
+}
+
 /// Ends a queued run that no process has started, as stopped. It is taken over first, with a
 /// compare-and-set on its fencing token and under a lease of this process, so a scheduler that
 /// claims it at the same moment either wins (and then stops it as asked) or finds it taken.
@@ -355,6 +364,45 @@ impl App {
         Ok(store.run(run)?.run)
     }
 
+    /// Marks task `task` of run `run` as `mark` for `by`, with `reason` (Airflow's "mark
+    /// success"): recorded as the task's reason; marked success, what depends on it and did
+    /// not run is queued for the scheduler. Returns the run as it is now.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown run or task; [`AppError::Conflict`] for a run that
+    /// has not ended or whose DAG's tasks changed.
+    pub fn mark(
+        &self,
+        store: &dyn Store,
+        run: RunId,
+        task: &str,
+        mark: vane_engine::Mark,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<RunDetail, AppError> {
+        let detail = self.adopt_if_orphaned(store, store.run(run)?)?;
+        let source = store.dag_source(detail.run.dag_version)?;
+        let Some(dag) =
+            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
+        else {
+            return Err(AppError::Conflict(format!(
+                "run {run}'s recorded DAG version does not parse with this vane"
+            )));
+        };
+        let what = match mark {
+            vane_engine::Mark::Success => "success",
+            vane_engine::Mark::Failed => "failed",
+        };
+        let note = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(reason) => format!("marked {what} by {by}: {reason}"),
+            None => format!("marked {what} by {by}"),
+        };
+        let changes = vane_engine::mark_changes(&dag, &detail, task, mark, &note, &crate::host())
+            .map_err(clear_error)?;
+        store.apply(&changes)?;
+        Ok(store.run(run)?)
+    }
+
     /// Flips a DAG's pause switch.
     ///
     /// # Errors
@@ -420,10 +468,7 @@ impl App {
             failed_only: request.failed_only,
         };
         let changes = vane_engine::clear_changes(&dag, version, &detail, &clear, &crate::host())
-            .map_err(|e| match e {
-                vane_engine::ClearError::UnknownTask { .. } => AppError::NotFound(e.to_string()),
-                _ => AppError::Conflict(e.to_string()),
-            })?;
+            .map_err(clear_error)?;
         let cleared = changes
             .iter()
             .filter_map(|c| match c {

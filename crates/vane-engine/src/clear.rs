@@ -40,6 +40,11 @@ pub enum ClearError {
         pid: u32,
         host: String,
     },
+    #[error("run {run} is {state}; a task can be marked once the run has ended (stop it first)")]
+    NotFinished {
+        run: vane_store::RunId,
+        state: RunState,
+    },
 }
 
 /// Whether the vane process that claimed a run is still alive: not when its lease expired by
@@ -186,4 +191,103 @@ pub fn clear_changes(
         changes.push(Change::RunVersion { run: id, version });
     }
     Ok(changes)
+}
+
+/// What a person marks a task as (`vane mark`, Airflow's "mark success").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Success,
+    Failed,
+}
+
+/// The changes that mark task `task` of a run that no live process executes as `mark`, with
+/// `note` (who and why) as its reason. Marked success, the tasks downstream of it that did not
+/// succeed (upstream_failed or skipped because of it) are cleared and the run is queued, so the
+/// scheduler runs them; when nothing is left to run, the run ends by what its tasks say.
+/// Marked failed, the run ends failed; tasks that already ran downstream keep their states.
+///
+/// # Errors
+/// A task the run does not have, a DAG whose tasks changed, or a run a live process executes.
+pub fn mark_changes(
+    dag: &Dag,
+    run: &RunDetail,
+    task: &str,
+    mark: Mark,
+    note: &str,
+    this_host: &str,
+) -> Result<Vec<Change>, ClearError> {
+    let id = run.run.id;
+    if !matches!(run.run.state, RunState::Success | RunState::Failed) {
+        return Err(ClearError::NotFinished {
+            run: id,
+            state: run.run.state,
+        });
+    }
+    let at = Utc::now();
+    let marked = Change::Task {
+        run: id,
+        task: task.to_owned(),
+        state: match mark {
+            Mark::Success => TaskState::Success,
+            Mark::Failed => TaskState::Failed,
+        },
+        reason: Some(note.to_owned()),
+        at,
+    };
+    // Clearing the task checks everything a mark needs (the task exists, the DAG's tasks did
+    // not change, no live process runs the run) and finds what depends on it.
+    let request = ClearRequest {
+        tasks: &[task.to_owned()],
+        downstream: false,
+        failed_only: false,
+    };
+    let cleared = clear_changes(dag, run.run.dag_version, run, &request, this_host)?;
+    let reruns: Vec<Change> = cleared
+        .into_iter()
+        .filter(|c| !matches!(c, Change::TaskCleared { task: t, .. } if t == task))
+        .collect();
+    let downstream = reruns
+        .iter()
+        .any(|c| matches!(c, Change::TaskCleared { .. }));
+    if mark == Mark::Success && downstream {
+        let mut changes = vec![marked];
+        changes.extend(reruns.into_iter().map(|c| match c {
+            Change::Run { run, state, at, .. } => Change::Run {
+                run,
+                state,
+                reason: Some(format!("{note}; what depends on `{task}` runs")),
+                at,
+            },
+            other => other,
+        }));
+        return Ok(changes);
+    }
+    // Nothing left to run: the run ends by what its tasks now say.
+    let state_after = |t: &vane_store::TaskRecord| {
+        if t.task_id == task {
+            match mark {
+                Mark::Success => TaskState::Success,
+                Mark::Failed => TaskState::Failed,
+            }
+        } else {
+            t.state
+        }
+    };
+    let succeeded = run
+        .tasks
+        .iter()
+        .all(|t| matches!(state_after(t), TaskState::Success | TaskState::Skipped));
+    Ok(vec![
+        marked,
+        Change::Run {
+            run: id,
+            state: if succeeded {
+                RunState::Success
+            } else {
+                RunState::Failed
+            },
+            reason: Some(format!("task `{task}` {note}")),
+            at,
+        },
+    ])
 }

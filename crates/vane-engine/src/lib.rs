@@ -32,7 +32,7 @@ mod offload;
 mod runner;
 
 pub use adopt::{abandon_changes, adopt, orphaned};
-pub use clear::{ClearError, ClearRequest, clear_changes, owner_alive};
+pub use clear::{ClearError, ClearRequest, Mark, clear_changes, mark_changes, owner_alive};
 pub use git::git_state;
 pub use lease::Lease;
 pub use machine::{Action, Finish, Recorded, RunMachine};

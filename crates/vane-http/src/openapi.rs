@@ -172,6 +172,17 @@ const OPERATIONS: &[Operation] = &[
     ),
     (
         "POST",
+        "/api/runs/{id}/tasks/{task}/mark",
+        "Mark a task of an ended run success or failed (with who and why); marked success, what depends on it and did not run is queued. Answers the run.",
+        &[],
+        &[
+            ("state", "\"success\" or \"failed\" (required)"),
+            ("by", "who marks it; default the server's user"),
+            ("reason", "why, recorded as the task's reason"),
+        ],
+    ),
+    (
+        "POST",
         "/api/runs/{id}/approve",
         "Approve a rollout waiting at a stage.",
         &[],

@@ -25,6 +25,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/dags/{id}/unpause"),
     ("POST", "/api/runs/{id}/clear"),
     ("POST", "/api/runs/{id}/stop"),
+    ("POST", "/api/runs/{id}/tasks/{task}/mark"),
     ("POST", "/api/runs/{id}/approve"),
     ("POST", "/api/runs/{id}/reject"),
     ("POST", "/api/models/{name}/rollback"),
@@ -106,6 +107,10 @@ pub enum Route {
     Stop {
         run: i64,
     },
+    Mark {
+        run: i64,
+        task: String,
+    },
     Approve {
         run: i64,
     },
@@ -138,6 +143,7 @@ impl Route {
                 | Self::Pause { .. }
                 | Self::Clear { .. }
                 | Self::Stop { .. }
+                | Self::Mark { .. }
                 | Self::Approve { .. }
                 | Self::Reject { .. }
                 | Self::Rollback { .. }
@@ -272,6 +278,10 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         },
         "/api/runs/{id}/clear" => Route::Clear { run: id(0, "run")? },
         "/api/runs/{id}/stop" => Route::Stop { run: id(0, "run")? },
+        "/api/runs/{id}/tasks/{task}/mark" => Route::Mark {
+            run: id(0, "run")?,
+            task: text(1),
+        },
         "/api/runs/{id}/approve" => Route::Approve { run: id(0, "run")? },
         "/api/runs/{id}/reject" => Route::Reject { run: id(0, "run")? },
         "/api/models/{name}/rollback" => Route::Rollback { model: text(0) },
