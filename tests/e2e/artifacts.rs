@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Backend, Project, attempts};
+use crate::harness::{Backend, Project, attempts, task};
 
 /// A source file copied in as `raw`, prepared, and trained on; `train` counts its own runs in
 /// `trained.log` and reports `accuracy` equal to the learning rate.
@@ -314,7 +314,82 @@ cache = true
     assert_eq!(ran(&p), 2, "the same day, unchanged: cached");
 }
 
+/// Training is the most expensive task there is: changing a param only the deploy step reads
+/// must not retrain; changing one the training names (as a template or `$VANE_PARAM_...`)
+/// must.
+fn a_cached_task_reruns_only_when_a_param_it_uses_changes(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "tune",
+        r#"
+[params]
+lr = 0.1
+epochs = 3
+canary_samples = 100
+
+[tasks.train]
+command = 'echo "lr={{ params.lr }} epochs=$VANE_PARAM_EPOCHS" >> trained.log; mkdir -p "$VANE_WORK/m"; echo {{ params.lr }} > "$VANE_WORK/m/model.txt"'
+outputs = { model = "{{ work }}/m/model.txt" }
+cache = true
+
+[tasks.deploy]
+command = "echo deploying with {{ params.canary_samples }} samples"
+depends_on = ["train"]
+"#,
+    );
+    let trained = |p: &Project| {
+        std::fs::read_to_string(p.path().join("trained.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    p.vane(&["run", "tune", "--date", "2026-03-01T01:00:00Z"])
+        .success();
+    p.vane(&[
+        "run",
+        "tune",
+        "--date",
+        "2026-03-01T02:00:00Z",
+        "--param",
+        "canary_samples=500",
+    ])
+    .success();
+    assert_eq!(trained(&p), 1, "a deploy-only param does not retrain");
+    let show = p.show(2);
+    assert!(
+        task(&show, "train")["reason"]
+            .as_str()
+            .or(attempts(&show, "train")[0]["reason"].as_str())
+            .is_some_and(|r| r.contains("cached")),
+        "{show:#}"
+    );
+    p.vane(&[
+        "run",
+        "tune",
+        "--date",
+        "2026-03-01T03:00:00Z",
+        "--param",
+        "lr=0.5",
+    ])
+    .success();
+    assert_eq!(trained(&p), 2, "a param the command names retrains");
+    p.vane(&[
+        "run",
+        "tune",
+        "--date",
+        "2026-03-01T04:00:00Z",
+        "--param",
+        "epochs=9",
+    ])
+    .success();
+    assert_eq!(
+        trained(&p),
+        3,
+        "a param the command reads from its environment retrains"
+    );
+}
+
 crate::harness::on_both_backends!(
+    a_cached_task_reruns_only_when_a_param_it_uses_changes,
     a_declared_output_the_task_did_not_write_fails_the_attempt,
     a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment,
 );

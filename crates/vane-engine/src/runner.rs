@@ -1365,12 +1365,8 @@ impl Ctx<'_, '_> {
                     .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
             )
             .collect();
-        // Every param counts, not only those the templates name: a command reads any of them
-        // from its environment ($VANE_PARAM_NAME).
-        let params: Vec<(String, String)> = self
-            .spec
-            .params
-            .iter()
+        let params: Vec<(String, String)> = params_used(spec, &self.spec.params)
+            .into_iter()
             .map(|(name, value)| (name.clone(), value.to_string()))
             .collect();
         CacheParts {
@@ -1783,6 +1779,32 @@ fn as_owner(
         store.apply_fenced(fence, &[])?;
         work()
     })
+}
+
+/// The params a task's cache key counts. For a command task: those its command, env, inputs
+/// and outputs name (`{{ params.NAME }}`) or mention as `$VANE_PARAM_NAME`, so that changing a
+/// param only a later deploy step reads does not retrain the model. A built-in task counts
+/// every param: its own keys may name any.
+fn params_used<'p>(
+    task: &vane_dag::Task,
+    params: &'p [(String, ParamValue)],
+) -> Vec<&'p (String, ParamValue)> {
+    if task.builtin.is_some() {
+        return params.iter().collect();
+    }
+    let templates: Vec<&vane_dag::Template> = std::iter::once(&task.command)
+        .chain(task.env.iter().map(|(_, t)| t))
+        .chain(task.inputs.iter().chain(&task.outputs).map(|a| &a.path))
+        .collect();
+    let named = |name: &str| {
+        templates.iter().any(|t| {
+            t.variables()
+                .any(|v| matches!(v, Var::Param(p) if p == name))
+                || t.source()
+                    .contains(&format!("VANE_PARAM_{}", name.to_uppercase()))
+        })
+    };
+    params.iter().filter(|(name, _)| named(name)).collect()
 }
 
 /// Links artifacts to an attempt; nothing to record is no write.
