@@ -83,14 +83,17 @@ def collect(args):
     agreed = [{"customer_id": item, "reviewed_label": labels.pop()} for item, labels in sorted(by_item.items()) if len(labels) == 1]
     common.write_csv(args.out, agreed, ["customer_id", "reviewed_label"])
     delay = (last - exported).total_seconds()
-    common.metrics(
-        {
-            "feedback_delay_seconds": delay,
-            "items_labeled": len(by_item),
-            "items_agreed": len(agreed),
-        }
-    )
-    common.log(f"{len(agreed)} of {len(by_item)} items agreed; feedback delay {delay:.0f}s -> {args.out}")
+    numbers = {"items_labeled": len(by_item), "items_agreed": len(agreed)}
+    if delay >= 0:
+        numbers["feedback_delay_seconds"] = delay
+        said = f"feedback delay {delay:.0f}s"
+    else:
+        # A rerun of the day exported the batch again after its labels came in: those labels
+        # answered the earlier export, so this export has no delay to report (a negative or a
+        # zero one would skew the series).
+        said = "labels predate this export (a rerun of the day reused them); no feedback delay recorded"
+    common.metrics(numbers)
+    common.log(f"{len(agreed)} of {len(by_item)} items agreed; {said} -> {args.out}")
 
 
 def main():
