@@ -307,6 +307,20 @@ fn careless_annotators_fail_the_agreement_check_and_the_feedback_delay_is_record
     assert!(wait.as_f64().is_some_and(|s| s > 0.0), "{show:#}");
     let delay = &task(&show, "collect_review")["attempts"][0]["metrics"]["feedback_delay_seconds"];
     assert!(delay.as_f64().is_some(), "{show:#}");
+    // The same day again: its labels may answer the earlier export (cached), and a delay
+    // measured against this export would be negative.
+    p.vane(&["clear", "1", "--foreground"]).success();
+    let show = p.show(1);
+    for attempt in task(&show, "collect_review")["attempts"]
+        .as_array()
+        .unwrap()
+    {
+        let delay = &attempt["metrics"]["feedback_delay_seconds"];
+        assert!(
+            delay.is_null() || delay.as_f64().is_some_and(|s| s >= 0.0),
+            "a feedback delay is never negative: {show:#}"
+        );
+    }
 
     run_day(&p, "2026-03-03", &["annotator_noise=0.45"]).failure();
     let show = p.show(2);
