@@ -167,8 +167,10 @@ impl RegistryStore for PgStore {
             let ledger = "INSERT INTO model_ledger
                    (model, version, from_stage, to_stage, at, actor, run_id, reason, evidence)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            // A version put where it already is (an automatic rollback to the production
+            // version that never left) keeps its since and by: only the ledger hears of it.
             let update = "UPDATE model_stages SET stage = $3, since = $4, actor = $5, run_id = $6
-                 WHERE model = $1 AND version = $2";
+                 WHERE model = $1 AND version = $2 AND stage <> $3";
             if change.to_stage == "production" {
                 let outgoing: Option<i64> = c
                     .query_opt(

@@ -81,6 +81,24 @@ pub(crate) fn one_production_version_at_a_time_and_the_ledger_answers_when(db: &
         ]
     );
     assert_eq!(ledger[2].evidence, json!({ "gates": [] }));
+    // An automatic rollback puts back the version that never left production: it keeps its
+    // since and by, and only the ledger records the rollback.
+    let live = store.production("churn").unwrap().unwrap();
+    store
+        .set_stage(&StageChange {
+            model: "churn",
+            version: 2,
+            to_stage: "production",
+            actor: "run 9",
+            run: Some(r),
+            reason: Some("rolled back: canary gate failed"),
+            evidence: &json!({}),
+        })
+        .unwrap();
+    let kept = store.production("churn").unwrap().unwrap();
+    assert_eq!((kept.since, &kept.actor), (live.since, &live.actor));
+    let ledger = store.ledger(Some("churn")).unwrap();
+    assert_eq!(ledger.last().unwrap().reason.as_deref(), Some("rolled back: canary gate failed"));
     let v1_live = ledger.iter().find(|e| e.to_stage == "production").unwrap();
     assert_eq!(production_at(&ledger, "churn", v1_live.at), Some(1));
     let before = ledger[0].at - Duration::seconds(1);
