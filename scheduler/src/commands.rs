@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use vane_app::dags::Overview;
-use vane_app::runs::{ManualRun, run_json, show_json};
+use vane_app::runs::ManualRun;
 use vane_dag::{Dag, DagSet};
 use vane_engine::{Engine, Paths, RunSpec};
 use vane_exec::ProcessExecutor;
@@ -788,9 +788,11 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
 }
 
 fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
-    let runs = vane_app::runs::list(&*open_store(g)?, dag_id, &[], limit)?;
+    let store = open_store(g)?;
+    let runs = vane_app::runs::list(&*store, dag_id, &[], limit)?;
+    let waits = vane_app::runs::Waits::of(&*store, &runs)?;
     if as_json {
-        let items: Vec<_> = runs.iter().map(run_json).collect();
+        let items: Vec<_> = runs.iter().map(|r| waits.json(r)).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -802,7 +804,7 @@ fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result
                 r.dag_id.clone(),
                 r.logical_date.to_rfc3339(),
                 r.trigger.to_string(),
-                r.state.to_string(),
+                waits.state(r),
                 time(r.started_at),
                 duration(r.started_at, r.ended_at),
             ]
@@ -830,11 +832,31 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
     let run = &detail.run;
+    let waits = vane_app::runs::Waits::of(&*store, [run])?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&show_json(&detail))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&waits.show_json(&detail))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("run {} of {}: {}", run.id, run.dag_id, run.state);
+    println!("run {} of {}: {}", run.id, run.dag_id, waits.state(run));
+    if let Some(stage) = waits.get(run.id) {
+        println!(
+            "  waiting:      task `{}` waits for a person at stage `{}` ({} v{}){}; `vane approve {}` or `vane reject {} --reason ...`",
+            stage.task_id,
+            stage.stage,
+            stage.model,
+            stage.version,
+            stage
+                .detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+            run.id,
+            run.id
+        );
+    }
     if let Some(reason) = &run.reason {
         println!("  reason:       {reason}");
     }

@@ -293,6 +293,38 @@ fn on_no_baseline_fail_rolls_back_to_the_fallback() {
     assert_eq!(stage_of(&models(&p), 1), "failed");
 }
 
+/// A run waiting for a person is `running` to the engine; everywhere its state is shown says
+/// it waits for an approval, and where.
+#[test]
+fn a_run_waiting_for_approval_says_so_in_runs_and_show() {
+    let p = project("approve");
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    let table = p.vane(&["runs"]).success().stdout;
+    assert!(
+        table.contains("running (waiting for approval at canary)"),
+        "{table}"
+    );
+    let shown = p.vane(&["show", "1"]).success().stdout;
+    assert!(
+        shown.contains(": running (waiting for approval at canary)"),
+        "{shown}"
+    );
+    assert!(shown.contains("vane approve 1"), "{shown}");
+    let runs = p.vane(&["runs", "--json"]).success().json();
+    assert_eq!(
+        runs[0]["waiting_for_approval"]["stage"], "canary",
+        "{runs:#}"
+    );
+    assert_eq!(
+        runs[0]["waiting_for_approval"]["model"], "churn",
+        "{runs:#}"
+    );
+    p.vane(&["approve", "1", "--by", "carol"]).success();
+    assert!(child.wait().unwrap().success());
+    let runs = p.vane(&["runs", "--json"]).success().json();
+    assert!(runs[0]["waiting_for_approval"].is_null(), "{runs:#}");
+}
+
 #[test]
 fn on_no_baseline_approve_waits_for_the_first_model() {
     let p = project("approve");

@@ -355,7 +355,15 @@ fn acknowledging_clearing_and_refused_rollout_decisions() {
     assert_eq!(crate::harness::task(&run, "report")["state"], "queued");
     assert_eq!(crate::harness::task(&run, "train")["state"], "success");
 
-    let approve = post("/api/runs/1/approve", "{}");
+    // Who approves is evidence: the server's own user never stands in for them.
+    let anonymous = post("/api/runs/1/approve", "{}");
+    assert_eq!(anonymous.status, 400, "{}", anonymous.body);
+    assert!(
+        anonymous.body.contains("say who approves"),
+        "{}",
+        anonymous.body
+    );
+    let approve = post("/api/runs/1/approve", r#"{"by": "ida"}"#);
     assert_eq!(approve.status, 409, "{}", approve.body);
     assert!(
         approve.json()["error"]
@@ -363,7 +371,7 @@ fn acknowledging_clearing_and_refused_rollout_decisions() {
             .unwrap()
             .contains("not running")
     );
-    let reject = post("/api/runs/1/reject", "{}");
+    let reject = post("/api/runs/1/reject", r#"{"by": "ida"}"#);
     assert_eq!(
         reject.status, 400,
         "a rejection needs a reason: {}",

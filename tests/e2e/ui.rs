@@ -379,6 +379,27 @@ depends_on = ["wait"]
 }
 
 #[test]
+fn a_run_waiting_for_a_person_says_so_on_its_page_and_is_approved_there() {
+    let p = crate::deploy::project("pass");
+    crate::deploy::run(&p, "v1", "2026-11-01").success();
+    let mut waiting = crate::deploy::start_waiting(&p, "few", "2026-11-02", "canary");
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#/runs/2", served.addr));
+    b.eval(
+        "localStorage.setItem('vane-token', arguments[0]); localStorage.setItem('vane-user', 'hal');",
+        json!([TOKEN]),
+    );
+    b.wait_text("main h1 + .badge", &["waiting for approval", "canary"]);
+    b.wait_text(".waiting", &["Run 2 waits at stage canary"]);
+    b.screenshot("run-waiting");
+    b.click(".waiting button");
+    b.wait_text("#banner", &["Approved canary of run 2"]);
+    assert!(waiting.wait().expect("the run ends").success());
+    b.wait_text("main h1 + .badge", &["success"]);
+}
+
+#[test]
 fn a_rollout_waiting_for_a_person_is_approved_from_the_model_page() {
     let p = crate::deploy::project("pass");
     crate::deploy::run(&p, "v1", "2026-11-01").success();

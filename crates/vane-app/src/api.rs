@@ -118,12 +118,15 @@ impl HttpApi {
                     Some(text) => vec![crate::runs::parse_state(text)?],
                 };
                 let runs = crate::runs::list(&*self.store()?, dag.as_deref(), &states, limit)?;
-                json(runs.iter().map(crate::runs::run_json).collect())
+                let waits = crate::runs::Waits::of(&*self.store()?, &runs)?;
+                json(runs.iter().map(|r| waits.json(r)).collect())
             }
-            Route::Run { id } => json(crate::runs::show_json(&crate::runs::detail(
-                &*self.store()?,
-                RunId(id),
-            )?)),
+            Route::Run { id } => {
+                let store = self.store()?;
+                let detail = crate::runs::detail(&*store, RunId(id))?;
+                let waits = crate::runs::Waits::of(&*store, [&detail.run])?;
+                json(waits.show_json(&detail))
+            }
             Route::Logs {
                 run,
                 task,
@@ -252,7 +255,7 @@ impl HttpApi {
                 json(crate::runs::show_json(&marked))
             }
             Route::Approve { run } => {
-                let by = crate::who(field(body, "by")?.as_deref());
+                let by = decider(body, "approves")?;
                 let stage = field(body, "stage")?;
                 let note = field(body, "note")?;
                 let decided = models::decide(
@@ -266,7 +269,7 @@ impl HttpApi {
                 json(decided.iter().map(models::stage_json).collect())
             }
             Route::Reject { run } => {
-                let by = crate::who(field(body, "by")?.as_deref());
+                let by = decider(body, "rejects")?;
                 let stage = field(body, "stage")?;
                 let reason = required(body, "reason")?;
                 let decided = models::decide(
@@ -368,6 +371,17 @@ fn strings(body: &Value, key: &str) -> Result<Vec<String>> {
 }
 
 /// A string field of an action's body, if given.
+/// Who approves or rejects a rollout through the API: the ledger keeps it as evidence, so it
+/// must be the person, never the user the server happens to run as.
+fn decider(body: &Value, verb: &str) -> Result<String> {
+    match field(body, "by")? {
+        Some(by) if !by.trim().is_empty() => Ok(by.trim().to_owned()),
+        _ => Err(AppError::Invalid(format!(
+            "say who {verb}: send {{\"by\": \"your name\"}} (the UI asks for it beside the API token); the model ledger records it"
+        ))),
+    }
+}
+
 fn field(body: &Value, key: &str) -> Result<Option<String>> {
     match &body[key] {
         Value::Null => Ok(None),

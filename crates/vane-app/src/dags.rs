@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use vane_dag::{Dag, DagFile, DagSet};
 use vane_store::{RunFilter, RunRecord, Store};
 
-use crate::runs::run_json;
 use crate::{App, AppError};
 
 /// How many runs of each DAG `vane dags --json` lists under `recent`, for a glance at whether
@@ -26,6 +25,8 @@ pub struct Overview {
     recent: BTreeMap<String, Vec<RunRecord>>,
     switches: BTreeMap<String, bool>,
     now: DateTime<Utc>,
+    /// Latest runs waiting for a person's approval.
+    waits: crate::runs::Waits,
 }
 
 impl Overview {
@@ -47,11 +48,13 @@ impl Overview {
             }
         }
         let switches = store.pause_switches()?;
+        let waits = crate::runs::Waits::of(store, recent.values().filter_map(|r| r.first()))?;
         Ok(Self {
             set,
             recent,
             switches,
             now: Utc::now(),
+            waits,
         })
     }
 
@@ -105,7 +108,7 @@ impl Overview {
                     "next_run": self.next(dag),
                     "valid": true,
                     "errors": [],
-                    "last_run": self.last(&dag.id).map(run_json),
+                    "last_run": self.last(&dag.id).map(|r| self.waits.json(r)),
                     "recent": self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
                         runs.iter()
                             .map(|r| json!({ "id": r.id, "state": r.state.as_str(), "logical_date": r.logical_date.to_rfc3339() }))
@@ -213,6 +216,7 @@ impl App {
             limit,
             ..RunFilter::default()
         })?;
+        let waits = crate::runs::Waits::of(store, &runs)?;
         out["runs"] = runs
             .iter()
             .map(|run| -> Result<Value, AppError> {
@@ -231,7 +235,7 @@ impl App {
                         (t.task_id.clone(), cell)
                     })
                     .collect();
-                let mut row = run_json(run);
+                let mut row = waits.json(run);
                 row["tasks"] = tasks.into();
                 Ok(row)
             })

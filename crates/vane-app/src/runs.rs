@@ -38,6 +38,78 @@ pub fn run_json(run: &RunRecord) -> Value {
     })
 }
 
+/// Rollout stages waiting for a person, by run: a run that waits for an approval is `running`
+/// to the engine but stuck to a person, so everywhere a run's state is shown says so.
+#[derive(Debug, Clone, Default)]
+pub struct Waits(std::collections::HashMap<RunId, vane_store::RolloutStage>);
+
+impl Waits {
+    /// The waiting stages of those of `runs` that are running.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn of<'r>(
+        store: &dyn Store,
+        runs: impl IntoIterator<Item = &'r RunRecord>,
+    ) -> Result<Self, AppError> {
+        let mut waits = std::collections::HashMap::new();
+        for run in runs.into_iter().filter(|r| r.state == RunState::Running) {
+            let waiting = store
+                .rollout_stages(Some(run.id))?
+                .into_iter()
+                .find(|s| s.status == vane_store::StageStatus::Waiting);
+            if let Some(stage) = waiting {
+                waits.insert(run.id, stage);
+            }
+        }
+        Ok(Self(waits))
+    }
+
+    #[must_use]
+    pub fn get(&self, run: RunId) -> Option<&vane_store::RolloutStage> {
+        self.0.get(&run)
+    }
+
+    /// A run's state as a person reads it: `running (waiting for approval at canary)`.
+    #[must_use]
+    pub fn state(&self, run: &RunRecord) -> String {
+        match self.get(run.id) {
+            Some(stage) => format!("{} (waiting for approval at {})", run.state, stage.stage),
+            None => run.state.to_string(),
+        }
+    }
+
+    /// `run`'s JSON with `waiting_for_approval`: the task, stage, model version, since when and
+    /// why, or null.
+    #[must_use]
+    pub fn json(&self, run: &RunRecord) -> Value {
+        let mut value = run_json(run);
+        self.annotate(&mut value, run.id);
+        value
+    }
+
+    fn annotate(&self, value: &mut Value, run: RunId) {
+        value["waiting_for_approval"] = self.get(run).map_or(Value::Null, |s| {
+            json!({
+                "task_id": s.task_id,
+                "stage": s.stage,
+                "model": s.model,
+                "version": s.version,
+                "since": s.updated_at.to_rfc3339(),
+                "detail": s.detail,
+            })
+        });
+    }
+
+    /// [`show_json`] with `waiting_for_approval`.
+    #[must_use]
+    pub fn show_json(&self, detail: &RunDetail) -> Value {
+        let mut value = show_json(detail);
+        self.annotate(&mut value, detail.run.id);
+        value
+    }
+}
+
 /// A run with its tasks and attempts, as `vane show --json` and `GET /api/runs/{id}` give it.
 #[must_use]
 pub fn show_json(detail: &RunDetail) -> Value {

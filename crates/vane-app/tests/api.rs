@@ -215,6 +215,8 @@ fn approving_a_run_that_is_not_rolling_out_is_a_conflict() {
     let p = project();
     assert_eq!(trigger(&p.api, Value::Null).0, 200);
     let (status, body) = call(&p.api, Route::Approve { run: 1 }, json!({}));
+    assert_eq!(status, 400, "who approves must be said: {body}");
+    let (status, body) = call(&p.api, Route::Approve { run: 1 }, json!({ "by": "ida" }));
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("not running"),

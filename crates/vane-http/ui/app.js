@@ -141,6 +141,12 @@ async function act(path, body, done) {
     return;
   }
   const user = localStorage.getItem('vane-user');
+  // An approval or a rejection is evidence in the model ledger: it needs a name.
+  if (!user && /\/(approve|reject)$/.test(path)) {
+    say('Say who you are (“Your name”) before approving or rejecting: the ledger records it.');
+    askToken(() => act(path, body, done));
+    return;
+  }
   const payload = Object.assign(user ? { by: user } : {}, body || {});
   try {
     const response = await fetch(path, {
@@ -290,7 +296,7 @@ async function pageDags() {
       d.schedule ? h('div', { class: 'muted' }, d.timezone) : null),
     h('td', {}, d.paused ? h('span', { class: 'badge paused' }, 'paused') : (d.next_run ? timeEl(d.next_run) : '–')),
     h('td', {}, recentDots(d)),
-    h('td', {}, d.last_run ? [badge(d.last_run.state), ' ', timeEl(d.last_run.queued_at)] : h('span', { class: 'muted' }, 'never ran')),
+    h('td', {}, d.last_run ? [runBadge(d.last_run), ' ', timeEl(d.last_run.queued_at)] : h('span', { class: 'muted' }, 'never ran')),
     h('td', {}, h('div', { class: 'row' },
       h('button', { type: 'button', onclick: () => act(`/api/dags/${enc(d.id)}/trigger`, {}, (r) => `Queued run ${r.run_id} of ${d.id}; the scheduler starts it.`) }, 'Trigger'),
       h('button', {
@@ -588,11 +594,12 @@ async function pageRun(id) {
       h('td', {}, t.reason || (last && last.reason) || ''));
   });
   return h('div', {},
-    h('div', { class: 'row' }, h('h1', {}, `Run ${run.id}`), badge(run.state), h('span', { class: 'spacer' }),
+    h('div', { class: 'row' }, h('h1', {}, `Run ${run.id}`), runBadge(run), h('span', { class: 'spacer' }),
       finished && anyFailed ? h('button', { type: 'button', onclick: () => act(`/api/runs/${run.id}/clear`, { failed_only: true }, `Cleared the failed tasks of run ${run.id}: the scheduler runs them again.`) }, 'Clear failed tasks') : null,
       finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null,
       !finished && !run.stop_requested ? h('button', { type: 'button', class: 'danger', onclick: () => act(`/api/runs/${run.id}/stop`, {}, (r) => r.state === 'failed' ? `Stopped run ${run.id}.` : `Asked run ${run.id} to stop: its running tasks are killed within seconds.`) }, 'Stop') : null),
     h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${when(run.logical_date)}`),
+    run.waiting_for_approval ? waitingPanel({ run_id: run.id, ...run.waiting_for_approval }) : null,
     run.reason ? panel(h('strong', {}, 'Why: '), run.reason) : null,
     run.stop_requested && !finished ? panel(h('strong', {}, 'Stopping: '), `asked by ${run.stop_requested.by}${run.stop_requested.reason ? `: ${run.stop_requested.reason}` : ''}`) : null,
     panel(kv([
@@ -721,6 +728,13 @@ function ledgerEntry(e) {
     e.reason ? h('div', {}, e.reason) : null,
     gates.length ? h('ul', { class: 'gates' }, gates.map((g) => h('li', { class: g.status }, `${g.status}: ${g.detail || g.gate}`))) : null,
     e.evidence && e.evidence.approved_by ? h('div', { class: 'muted' }, `approved by ${e.evidence.approved_by}`) : null);
+}
+
+// A run waiting for a person's approval is `running` to the engine, but stuck to a person.
+function runBadge(run) {
+  if (!run.waiting_for_approval) return badge(run.state);
+  return h('span', { class: 'badge state-queued', title: run.waiting_for_approval.detail || '' },
+    `waiting for approval · ${run.waiting_for_approval.stage}`);
 }
 
 function waitingPanel(w) {
