@@ -78,6 +78,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
             .max_active
             .unwrap_or(dag.cadence.max_active_runs)
             .max(1),
+        redeploy_past: args.redeploy_past,
         at: Utc::now(),
     })?;
     // Each run is linked to the backfill as it is created (or before a failed one is

@@ -72,7 +72,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
             },
         )?
     } else if let Some(spec) = builtin.spec::<vane_deploy::DeploySpec>() {
-        vane_deploy::run_task(
+        let deployed = vane_deploy::run_task(
             store,
             &vane_deploy::Job {
                 dag_id: &dag.id,
@@ -84,7 +84,19 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 metrics,
                 artifacts: state_dir.join("artifacts"),
             },
-        )?
+        );
+        match deployed {
+            // Latest-only: the task ends skipped, saying why, and the run goes on.
+            Err(vane_deploy::Error::Past(why)) => {
+                println!("vane: {why}");
+                if let Some(path) = std::env::var_os("VANE_REASON") {
+                    std::fs::write(path, format!("{why}\n"))
+                        .context("cannot write $VANE_REASON")?;
+                }
+                return Ok(ExitCode::from(vane_engine::SKIP_EXIT as u8));
+            }
+            other => other?,
+        }
     } else {
         bail!(
             "task `{task_id}` is a `{}` task, which this vane cannot run",

@@ -264,6 +264,11 @@ pub(crate) struct BackfillArgs {
     /// Rerun the failed tasks of dates whose run failed.
     #[arg(long)]
     pub(crate) rerun_failed: bool,
+    /// Let deploy tasks promote models of these past dates. By default a deploy task whose run
+    /// is older (by logical date) than the run that put the production model in place promotes
+    /// nothing and ends skipped (latest-only): a backfill never redeploys the past by accident.
+    #[arg(long)]
+    pub(crate) redeploy_past: bool,
     /// Most runs of the backfill at once [default: the DAG's max_active_runs].
     #[arg(long, value_name = "N")]
     pub(crate) max_active: Option<usize>,

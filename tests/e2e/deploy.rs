@@ -325,6 +325,62 @@ fn a_run_waiting_for_approval_says_so_in_runs_and_show() {
     assert!(runs[0]["waiting_for_approval"].is_null(), "{runs:#}");
 }
 
+/// A backfill of last week must not replace today's model with one trained on last week's
+/// data: its deploy tasks promote nothing and end skipped, saying why (latest-only), unless
+/// the backfill says `--redeploy-past`.
+#[test]
+fn a_backfill_never_redeploys_the_past_unless_asked() {
+    let daily = |model: &str| {
+        format!("[dag]\nschedule = \"0 0 * * *\"\n\n{}", dag("pass"))
+            .replace("model = \"v1\"", &format!("model = \"{model}\""))
+    };
+    let p = project("pass");
+    p.write_dag("churn", &daily("v1"));
+    run(&p, "v1", "2026-11-26").success();
+    assert_eq!(stage_of(&models(&p), 1), "production");
+
+    p.write_dag("churn", &daily("v2"));
+    p.vane(&[
+        "backfill",
+        "churn",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-21",
+    ])
+    .success();
+    for run in [2, 3] {
+        let show = p.show(run);
+        assert_eq!(show["state"], "success", "{show:#}");
+        let rollout = crate::harness::task(&show, "rollout");
+        assert_eq!(rollout["state"], "skipped", "{show:#}");
+        let reason = rollout["attempts"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("older than run 1") && reason.contains("--redeploy-past"),
+            "{show:#}"
+        );
+    }
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+
+    p.vane(&[
+        "backfill",
+        "churn",
+        "--from",
+        "2026-11-22",
+        "--to",
+        "2026-11-22",
+        "--redeploy-past",
+    ])
+    .success();
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
+}
+
 #[test]
 fn on_no_baseline_approve_waits_for_the_first_model() {
     let p = project("approve");

@@ -48,6 +48,10 @@ pub enum Error {
     Store(#[from] vane_store::StoreError),
     #[error("{0}")]
     Rollout(String),
+    /// The run is older than the one that put the production model in place: it promotes
+    /// nothing (latest-only), and the task ends skipped with this reason.
+    #[error("{0}")]
+    Past(String),
 }
 
 /// How often a waiting stage looks for a person's answer.
@@ -657,6 +661,9 @@ fn fail(reason: &str) -> Result<bool, Error> {
 /// Fails when the store cannot be written or a command cannot be started.
 pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
     let spec = job.spec;
+    if let Some(why) = past_deploy(store, job)? {
+        return Err(Error::Past(why));
+    }
     let candidate = PathBuf::from((job.render)(&spec.candidate));
     if !candidate.exists() {
         return Err(Error::Rollout(format!(
@@ -698,6 +705,46 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
         );
     }
     result
+}
+
+/// Why this run must not promote anything, if it must not: its logical date is older than
+/// that of the run that put the model now in production, so rolling its candidate out would
+/// move production back in time (a backfill of last week replacing today's model). A backfill
+/// started with `--redeploy-past` may; a person can always promote by hand.
+fn past_deploy(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error> {
+    let Some(live) = store.production(&job.spec.model)? else {
+        return Ok(None);
+    };
+    let Some(by) = live.run_id.filter(|r| *r != job.run) else {
+        return Ok(None);
+    };
+    let (ours, theirs) = (store.run(job.run)?.run, store.run(by)?.run);
+    if ours.logical_date >= theirs.logical_date {
+        return Ok(None);
+    }
+    if let Some((backfill, _)) = store.backfill_of(job.run)?
+        && store.backfill(backfill)?.redeploy_past
+    {
+        println!(
+            "vane: run {} is for {}, older than run {} ({}) that put {} v{} in production; deploying anyway, as backfill {backfill} asked (--redeploy-past)",
+            ours.id,
+            ours.logical_date.to_rfc3339(),
+            theirs.id,
+            theirs.logical_date.to_rfc3339(),
+            job.spec.model,
+            live.version
+        );
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "not deployed: run {} is for {}, older than run {} ({}) that put {} v{} in production, and a run never rolls production back in time; to deploy past dates anyway, backfill with --redeploy-past, or promote a version by hand (`vane promote`)",
+        ours.id,
+        ours.logical_date.format("%Y-%m-%d %H:%M UTC"),
+        theirs.id,
+        theirs.logical_date.format("%Y-%m-%d %H:%M UTC"),
+        job.spec.model,
+        live.version
+    )))
 }
 
 fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool, Error> {

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_leases.sql"),
     include_str!("../migrations/0016_alert_horizon.sql"),
     include_str!("../migrations/0017_stop_requests.sql"),
+    include_str!("../migrations/0019_backfill_redeploy.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -314,6 +315,7 @@ impl SqliteStore {
                 reverse: row.get("reverse")?,
                 rerun_failed: row.get("rerun_failed")?,
                 max_active: row.get::<_, i64>("max_active")? as usize,
+                redeploy_past: row.get("redeploy_past")?,
                 state: parse_enum(&row.get::<_, String>("state")?)?,
                 created_at: parse_ts(&row.get::<_, String>("created_at")?)?,
                 updated_at: parse_ts(&row.get::<_, String>("updated_at")?)?,
@@ -722,8 +724,8 @@ impl Store for SqliteStore {
         let at = ts(&b.at);
         self.conn.execute(
             "INSERT INTO backfills (dag_id, from_date, to_date, reverse, rerun_failed, max_active,
-                                    state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7)",
+                                    state, created_at, updated_at, redeploy_past)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7, ?8)",
             params![
                 b.dag_id,
                 ts(&b.from),
@@ -731,7 +733,8 @@ impl Store for SqliteStore {
                 b.reverse,
                 b.rerun_failed,
                 b.max_active as i64,
-                at
+                at,
+                b.redeploy_past
             ],
         )?;
         Ok(self.conn.last_insert_rowid())

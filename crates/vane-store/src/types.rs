@@ -474,6 +474,8 @@ pub struct NewBackfill<'a> {
     pub reverse: bool,
     pub rerun_failed: bool,
     pub max_active: usize,
+    /// Its deploy tasks may promote models of past dates (`--redeploy-past`).
+    pub redeploy_past: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -487,6 +489,8 @@ pub struct BackfillRecord {
     pub reverse: bool,
     pub rerun_failed: bool,
     pub max_active: usize,
+    /// Its deploy tasks may promote models of past dates (`--redeploy-past`).
+    pub redeploy_past: bool,
     pub state: BackfillState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

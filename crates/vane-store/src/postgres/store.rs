@@ -123,6 +123,7 @@ fn backfills_where(
             reverse: row.try_get("reverse")?,
             rerun_failed: row.try_get("rerun_failed")?,
             max_active: row.try_get::<_, i64>("max_active")? as usize,
+            redeploy_past: row.try_get("redeploy_past")?,
             state: parse_enum(row.try_get("state")?)?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -533,8 +534,8 @@ impl Store for PgStore {
         self.with_client(|c| {
             let row = c.query_one(
                 "INSERT INTO backfills (dag_id, from_date, to_date, reverse, rerun_failed,
-                                        max_active, state, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $7) RETURNING id",
+                                        max_active, state, created_at, updated_at, redeploy_past)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $7, $8) RETURNING id",
                 &[
                     &b.dag_id,
                     &b.from,
@@ -543,6 +544,7 @@ impl Store for PgStore {
                     &b.rerun_failed,
                     &(b.max_active as i64),
                     &b.at,
+                    &b.redeploy_past,
                 ],
             )?;
             Ok(row.try_get(0)?)

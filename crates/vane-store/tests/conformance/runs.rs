@@ -392,6 +392,7 @@ pub(crate) fn backfills_keep_their_runs_in_order(db: &Db) {
             reverse: true,
             rerun_failed: false,
             max_active: 2,
+            redeploy_past: false,
             at,
         })
         .unwrap();
@@ -444,9 +445,12 @@ pub(crate) fn backfills_keep_their_runs_in_order(db: &Db) {
             reverse: false,
             rerun_failed: true,
             max_active: 1,
+            redeploy_past: true,
             at,
         })
         .unwrap();
+    assert!(store.backfill(second).unwrap().redeploy_past);
+    assert!(!store.backfill(id).unwrap().redeploy_past);
     let ids = |dag| {
         store
             .backfills(dag)
