@@ -34,6 +34,10 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     if from > to {
         bail!("--from {} is after --to {}", args.from, args.to);
     }
+    let params = dag
+        .resolve_params(&args.params)
+        .map_err(|e| anyhow!("{e}"))?;
+    let left_out = left_out(dag, &args.tasks, &args.exclude)?;
     let store: &dyn Store = &*open_store(g)?;
     let engine = engine(g, std::time::Duration::from_secs(10))?;
     let existing = vane_daemon::existing_runs(store, &dag.id)?;
@@ -47,6 +51,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {
+        let latest = latest_deploys(store, dag)?;
         let rows: Vec<Vec<String>> = plan
             .iter()
             .map(|(tick, action)| {
@@ -55,10 +60,14 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
                     TickAction::Rerun(run) => format!("rerun: failed (run {run})"),
                     TickAction::Skip(why) => format!("skip: {why}"),
                 };
-                vec![local(tick, dag), what]
+                let tasks = match action {
+                    TickAction::Skip(_) => String::new(),
+                    _ => task_plan(dag, &left_out, &latest, *tick, args.redeploy_past),
+                };
+                vec![local(tick, dag), what, tasks]
             })
             .collect();
-        print!("{}", table(&["LOGICAL DATE", "ACTION"], &rows));
+        print!("{}", table(&["LOGICAL DATE", "ACTION", "TASKS"], &rows));
         let runs = plan
             .iter()
             .filter(|(_, a)| !matches!(a, TickAction::Skip(_)))
@@ -94,14 +103,18 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
                     dag,
                     source: &file.source,
                     path: &file.path,
-                    params: dag.params.clone(),
+                    params: params.clone(),
                     logical_date: *tick,
                     trigger: Trigger::Backfill,
                     git: git.clone(),
                     backfill: Some(id),
                 };
                 match engine.create_run_blocking(&spec) {
-                    Ok(run) => runs.push(run),
+                    Ok(run) => {
+                        // Before anything runs: the run starts with them settled.
+                        store.apply(&skip_changes(run, &left_out))?;
+                        runs.push(run);
+                    }
                     // The scheduler created it a moment ago: it is not the backfill's.
                     Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
                     Err(e) => return Err(e.into()),
@@ -130,6 +143,129 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         args.to
     );
     drive(&runtime, engine, id, interrupts)
+}
+
+/// The tasks a backfill leaves out, with why: those not needed by a `--task` (which keeps what
+/// it needs upstream), and each `--exclude`.
+fn left_out(dag: &Dag, tasks: &[String], exclude: &[String]) -> Result<Vec<(String, String)>> {
+    let index = |name: &String| {
+        dag.task_index(name).ok_or_else(|| {
+            let known: Vec<&str> = dag.tasks.iter().map(|t| t.id.as_str()).collect();
+            anyhow!(
+                "DAG `{}` has no task `{name}`; its tasks: {}",
+                dag.id,
+                known.join(", ")
+            )
+        })
+    };
+    let mut keep = vec![tasks.is_empty(); dag.tasks.len()];
+    let mut stack = tasks.iter().map(index).collect::<Result<Vec<_>>>()?;
+    // A chosen task and everything it needs upstream.
+    while let Some(i) = stack.pop() {
+        if !keep[i] {
+            keep[i] = true;
+            stack.extend(&dag.tasks[i].depends_on);
+        }
+    }
+    let excluded = exclude.iter().map(index).collect::<Result<Vec<_>>>()?;
+    Ok(dag
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            if excluded.contains(&i) {
+                Some((
+                    t.id.clone(),
+                    "excluded from this backfill (--exclude)".to_owned(),
+                ))
+            } else if !keep[i] {
+                Some((
+                    t.id.clone(),
+                    format!("not needed by the chosen tasks ({})", tasks.join(", ")),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
+/// The changes that settle left-out tasks of a new run as skipped, with why.
+fn skip_changes(run: vane_store::RunId, left_out: &[(String, String)]) -> Vec<vane_store::Change> {
+    let at = Utc::now();
+    left_out
+        .iter()
+        .map(|(task, why)| vane_store::Change::Task {
+            run,
+            task: task.clone(),
+            state: vane_store::TaskState::Skipped,
+            reason: Some(why.clone()),
+            at,
+        })
+        .collect()
+}
+
+/// For each deploy task's model, the logical date of the run that put its production version
+/// in place: a backfill run older than that promotes nothing.
+fn latest_deploys(store: &dyn Store, dag: &Dag) -> Result<Vec<(String, DateTime<Utc>)>> {
+    let mut out = Vec::new();
+    for task in &dag.tasks {
+        let Some(spec) = task
+            .builtin
+            .as_ref()
+            .and_then(|b| b.spec::<vane_deploy::DeploySpec>())
+        else {
+            continue;
+        };
+        if let Some(by) = store.production(&spec.model)?.and_then(|v| v.run_id) {
+            out.push((task.id.clone(), store.run(by)?.run.logical_date));
+        }
+    }
+    Ok(out)
+}
+
+/// What a backfill run of `tick` would do with each task, for the dry run: which run, which
+/// are skipped and why, which may be reused from the cache.
+fn task_plan(
+    dag: &Dag,
+    left_out: &[(String, String)],
+    latest: &[(String, DateTime<Utc>)],
+    tick: DateTime<Utc>,
+    redeploy_past: bool,
+) -> String {
+    let (mut run, mut cached, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for task in &dag.tasks {
+        if let Some((_, why)) = left_out.iter().find(|(t, _)| *t == task.id) {
+            skipped.push(format!("{} ({why})", task.id));
+        } else if let Some((_, live)) = latest
+            .iter()
+            .find(|(t, live)| *t == task.id && tick < *live && !redeploy_past)
+        {
+            skipped.push(format!(
+                "{} (latest-only: production came from a run for {}; --redeploy-past deploys anyway)",
+                task.id,
+                live.format("%Y-%m-%d")
+            ));
+        } else if task.cache {
+            cached.push(task.id.clone());
+        } else {
+            run.push(task.id.clone());
+        }
+    }
+    let mut parts = Vec::new();
+    if !run.is_empty() {
+        parts.push(format!("run: {}", run.join(", ")));
+    }
+    if !cached.is_empty() {
+        parts.push(format!(
+            "reused from the cache if inputs are unchanged: {}",
+            cached.join(", ")
+        ));
+    }
+    if !skipped.is_empty() {
+        parts.push(format!("skip: {}", skipped.join("; ")));
+    }
+    parts.join(" · ")
 }
 
 fn local(tick: &DateTime<Utc>, dag: &Dag) -> String {

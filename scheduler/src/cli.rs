@@ -249,13 +249,23 @@ pub(crate) struct StopArgs {
 #[derive(Debug, Args)]
 pub(crate) struct BackfillArgs {
     pub(crate) dag_id: String,
+    /// Override a parameter declared under [params] for every run (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub(crate) params: Vec<(String, String)>,
+    /// Only this task and what it needs upstream (repeatable); the other tasks are skipped.
+    #[arg(long = "task", short = 't', value_name = "TASK")]
+    pub(crate) tasks: Vec<String>,
+    /// Skip this task (repeatable); what depends on it follows its trigger rule.
+    #[arg(long = "exclude", value_name = "TASK")]
+    pub(crate) exclude: Vec<String>,
     /// First date: YYYY-MM-DD (start of that day in the DAG's time zone) or RFC 3339.
     #[arg(long, value_name = "DATE")]
     pub(crate) from: String,
     /// Last date, included: YYYY-MM-DD (the whole day) or RFC 3339.
     #[arg(long, value_name = "DATE")]
     pub(crate) to: String,
-    /// Print each logical date and what the backfill would do with it, and stop.
+    /// Print each logical date and what the backfill would do with it and with each task
+    /// (run, skip and why, or reuse from the cache when inputs are unchanged), and stop.
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// Newest dates first.

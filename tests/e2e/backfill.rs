@@ -72,7 +72,12 @@ fn a_dry_run_says_what_it_would_do_and_does_nothing(backend: Backend) {
     let text = &out.stdout;
     let lines: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(lines.len(), 4);
-    assert!(lines[0].starts_with("2026-01-04T02:00:00+01:00") && lines[0].ends_with("run"));
+    assert!(
+        lines[0].starts_with("2026-01-04T02:00:00+01:00")
+            && lines[0].contains(" run ")
+            && lines[0].ends_with("run: extract, load"),
+        "{text}"
+    );
     assert!(
         lines[1].contains("skip: failed (run 2); --rerun-failed reruns it"),
         "{text}"
@@ -161,7 +166,136 @@ fn a_finished_backfill_cannot_be_paused_cancelled_or_resumed(backend: Backend) {
     assert_eq!(list[0]["state"], "done");
 }
 
+const RETRAIN: &str = r#"
+[dag]
+schedule = "0 2 * * *"
+
+[params]
+lr = 0.1
+
+[tasks.extract]
+command = "echo extract {{ ds }}"
+
+[tasks.train]
+command = "echo train {{ ds }} lr={{ params.lr }} >> \"$VANE_WORK/trained\""
+depends_on = ["extract"]
+cache = true
+
+[tasks.report]
+command = "echo report {{ ds }} >> \"$VANE_WORK/reports\""
+depends_on = ["train"]
+
+[tasks.notify]
+command = "echo notify {{ ds }} >> \"$VANE_WORK/notified\""
+depends_on = ["extract"]
+"#;
+
+/// A backfill of only what is needed (`--task`, with what it needs upstream), without some
+/// steps (`--exclude`), with its own params (`--param`); the dry run says, per date, what each
+/// task would do and why.
+fn a_backfill_runs_chosen_tasks_with_its_own_params_and_the_dry_run_says_why(backend: Backend) {
+    let p = Project::on(backend).dag("retrain", RETRAIN);
+    let dry = p
+        .vane(&[
+            "backfill",
+            "retrain",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-01",
+            "--task",
+            "train",
+            "--dry-run",
+        ])
+        .success()
+        .stdout;
+    assert!(dry.contains("run: extract"), "{dry}");
+    assert!(
+        dry.contains("reused from the cache if inputs are unchanged: train"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("report (not needed by the chosen tasks (train))"),
+        "{dry}"
+    );
+    assert!(p.runs().is_empty(), "a dry run creates nothing");
+
+    p.vane(&[
+        "backfill",
+        "retrain",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+        "--task",
+        "train",
+        "--param",
+        "lr=0.5",
+    ])
+    .success();
+    assert_eq!(
+        p.read_work("trained"),
+        "train 2026-01-01 lr=0.5\ntrain 2026-01-02 lr=0.5\n"
+    );
+    assert!(!p.work().join("reports").exists());
+    assert!(!p.work().join("notified").exists());
+    let show = p.show(1);
+    assert_eq!(show["params"]["lr"], 0.5, "{show:#}");
+    assert_eq!(
+        crate::harness::task(&show, "report")["state"],
+        "skipped",
+        "{show:#}"
+    );
+    assert_eq!(
+        crate::harness::task(&show, "notify")["reason"],
+        "not needed by the chosen tasks (train)",
+        "{show:#}"
+    );
+    assert_eq!(show["state"], "success", "{show:#}");
+
+    p.vane(&[
+        "backfill",
+        "retrain",
+        "--from",
+        "2026-01-03",
+        "--to",
+        "2026-01-03",
+        "--exclude",
+        "train",
+    ])
+    .success();
+    let show = p.show(3);
+    assert_eq!(
+        crate::harness::task(&show, "train")["state"],
+        "skipped",
+        "{show:#}"
+    );
+    assert_eq!(
+        crate::harness::task(&show, "report")["state"],
+        "skipped",
+        "{show:#}"
+    );
+    assert_eq!(
+        crate::harness::task(&show, "notify")["state"],
+        "success",
+        "{show:#}"
+    );
+    p.vane(&[
+        "backfill",
+        "retrain",
+        "--from",
+        "2026-01-04",
+        "--to",
+        "2026-01-04",
+        "--task",
+        "nope",
+    ])
+    .failure()
+    .stderr_contains("DAG `retrain` has no task `nope`; its tasks: extract, train, report, notify");
+}
+
 crate::harness::on_both_backends!(
+    a_backfill_runs_chosen_tasks_with_its_own_params_and_the_dry_run_says_why,
     a_backfill_runs_every_tick_in_the_range_both_ends_included,
     a_dry_run_says_what_it_would_do_and_does_nothing,
     rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag,
