@@ -208,6 +208,13 @@ pub(crate) struct ClearArgs {
     /// Rerun now in the foreground instead of queueing for the scheduler.
     #[arg(long)]
     pub(crate) foreground: bool,
+    /// Rerun the run's logical date with this param changed (repeatable): the run keeps its
+    /// date and its history, and `vane show` says what changed, who changed it and when.
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub(crate) params: Vec<(String, String)>,
+    /// Who clears it, recorded with a change of params [default: $USER, or the OS user].
+    #[arg(long)]
+    pub(crate) by: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -635,6 +635,8 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
             tasks: args.tasks.clone(),
             downstream: args.downstream,
             failed_only: args.failed_only,
+            params: args.params.clone(),
+            by: vane_app::who(args.by.as_deref()),
         },
     )?;
     if plan.recorded_version {
@@ -653,6 +655,11 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
     if !plan.cleared.is_empty() {
         eprintln!("run {}: cleared {}", args.run_id, plan.cleared.join(", "));
     }
+    for change in &plan.changes {
+        if let vane_store::Change::RunParams { params, .. } = change {
+            eprintln!("  params {} -> {params}", plan.detail.run.params);
+        }
+    }
     if !args.foreground {
         store.apply(&plan.changes)?;
         eprintln!("  a running `vane scheduler` reruns them; or rerun here with --foreground");
@@ -663,11 +670,13 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
     store.apply(&plan.changes)?;
     let engine = engine(g, Duration::from_secs(10))?;
     let (dag, detail) = (&plan.dag, &plan.detail);
+    // As cleared: with the params the clear may have changed.
+    let params = store.run(args.run_id)?.run.params;
     let spec = RunSpec {
         dag,
         source: &plan.source,
         path: &plan.path,
-        params: dag.params_from_json(&detail.run.params),
+        params: dag.params_from_json(&params),
         logical_date: detail.run.logical_date,
         trigger: detail.run.trigger,
         git: detail.run.git.clone(),
@@ -833,11 +842,11 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     let detail = store.run(run_id)?;
     let run = &detail.run;
     let waits = vane_app::runs::Waits::of(&*store, [run])?;
+    let changed = store.param_changes(run_id)?;
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&waits.show_json(&detail))?
-        );
+        let mut value = waits.show_json(&detail);
+        value["param_changes"] = vane_app::runs::param_changes_json(&changed);
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("run {} of {}: {}", run.id, run.dag_id, waits.state(run));
@@ -863,6 +872,14 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     println!("  logical date: {}", run.logical_date.to_rfc3339());
     println!("  trigger:      {}", run.trigger);
     println!("  params:       {}", run.params);
+    for change in &changed {
+        println!(
+            "  changed:      {} by {}: params were {}",
+            change.at.to_rfc3339(),
+            change.by,
+            change.before
+        );
+    }
     println!(
         "  dag version:  {} (sha256 {})",
         run.dag_version,

@@ -137,7 +137,55 @@ depends_on = ["load"]
     .stdout_contains("run 1 failed: task `report` marked failed by bob: wrong numbers");
 }
 
+/// A logical date rerun with other params: the run keeps its date (one run per date), its
+/// earlier attempts stay, and `vane show` says what the params were, who changed them and when.
+fn a_run_is_rerun_with_other_params_and_the_change_is_recorded(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "tuned",
+        r#"
+[params]
+lr = 0.1
+epochs = 3
+
+[tasks.train]
+command = "echo lr={{ params.lr }} epochs={{ params.epochs }} >> \"$VANE_WORK/trained\""
+"#,
+    );
+    p.vane(&["run", "tuned", "--date", "2026-02-01"]).success();
+    p.vane(&["run", "tuned", "--date", "2026-02-01"])
+        .failure()
+        .stderr_contains("already has a run");
+    p.vane(&[
+        "clear",
+        "1",
+        "--param",
+        "lr=0.5",
+        "--by",
+        "carl",
+        "--foreground",
+    ])
+    .success();
+    assert_eq!(p.read_work("trained"), "lr=0.1 epochs=3\nlr=0.5 epochs=3\n");
+    let show = p.show(1);
+    assert_eq!(
+        show["params"],
+        serde_json::json!({ "lr": 0.5, "epochs": 3 }),
+        "{show:#}"
+    );
+    assert_eq!(attempts(&show, "train").len(), 2, "{show:#}");
+    let change = &show["param_changes"][0];
+    assert_eq!(change["by"], "carl", "{show:#}");
+    assert_eq!(change["before"]["lr"], 0.1, "{show:#}");
+    assert_eq!(change["after"]["lr"], 0.5, "{show:#}");
+    let text = p.vane(&["show", "1"]).success().stdout;
+    assert!(text.contains("by carl: params were"), "{text}");
+    p.vane(&["clear", "1", "--param", "nope=1"])
+        .failure()
+        .stderr_contains("DAG `tuned` has no param `nope`; its params: ");
+}
+
 crate::harness::on_both_backends!(
+    a_run_is_rerun_with_other_params_and_the_change_is_recorded,
     a_failed_task_marked_success_lets_what_depends_on_it_run,
     clearing_failed_tasks_reruns_them_with_a_fresh_retry_budget,
     clear_queues_the_run_for_the_scheduler_by_default,

@@ -125,7 +125,10 @@ impl HttpApi {
                 let store = self.store()?;
                 let detail = crate::runs::detail(&*store, RunId(id))?;
                 let waits = crate::runs::Waits::of(&*store, [&detail.run])?;
-                json(waits.show_json(&detail))
+                let mut value = waits.show_json(&detail);
+                value["param_changes"] =
+                    crate::runs::param_changes_json(&store.param_changes(RunId(id))?);
+                json(value)
             }
             Route::Logs {
                 run,
@@ -221,6 +224,8 @@ impl HttpApi {
                     tasks: strings(body, "tasks")?,
                     downstream: flag(body, "downstream")?,
                     failed_only: flag(body, "failed_only")?,
+                    params: params(body)?,
+                    by: crate::who(field(body, "by")?.as_deref()),
                 };
                 json(crate::runs::show_json(
                     &app.clear(&*self.store()?, &request)?,

@@ -110,6 +110,15 @@ impl Waits {
     }
 }
 
+/// The changes people made to a run's params, as `vane show --json` lists them.
+#[must_use]
+pub fn param_changes_json(changes: &[vane_store::ParamChange]) -> Value {
+    changes
+        .iter()
+        .map(|c| json!({ "at": c.at.to_rfc3339(), "by": c.by, "before": c.before, "after": c.after }))
+        .collect()
+}
+
 /// A run with its tasks and attempts, as `vane show --json` and `GET /api/runs/{id}` give it.
 #[must_use]
 pub fn show_json(detail: &RunDetail) -> Value {
@@ -539,8 +548,51 @@ impl App {
             downstream: request.downstream,
             failed_only: request.failed_only,
         };
-        let changes = vane_engine::clear_changes(&dag, version, &detail, &clear, &crate::host())
-            .map_err(clear_error)?;
+        let mut changes =
+            vane_engine::clear_changes(&dag, version, &detail, &clear, &crate::host())
+                .map_err(clear_error)?;
+        // Other params rerun the logical date with them; the old ones stay in the history.
+        if !request.params.is_empty() && !changes.is_empty() {
+            let merged: Vec<(String, String)> = dag
+                .params_from_json(&detail.run.params)
+                .into_iter()
+                .map(|(name, value)| {
+                    let given = request.params.iter().rev().find(|(k, _)| *k == name);
+                    let text = given.map_or_else(|| value.to_string(), |(_, v)| v.clone());
+                    (name, text)
+                })
+                .collect();
+            for (name, _) in &request.params {
+                if !merged.iter().any(|(k, _)| k == name) {
+                    return Err(AppError::Invalid(format!(
+                        "DAG `{}` has no param `{name}`; its params: {}",
+                        dag.id,
+                        merged
+                            .iter()
+                            .map(|(k, _)| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            let params = dag
+                .resolve_params(&merged)
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
+            let after = serde_json::Value::Object(
+                params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            );
+            if after != detail.run.params {
+                changes.push(vane_store::Change::RunParams {
+                    run: run_id,
+                    params: after,
+                    by: request.by.clone(),
+                    at: Utc::now(),
+                });
+            }
+        }
         let cleared = changes
             .iter()
             .filter_map(|c| match c {
@@ -587,6 +639,10 @@ pub struct ClearArgs {
     pub tasks: Vec<String>,
     pub downstream: bool,
     pub failed_only: bool,
+    /// Params to rerun with, overriding the run's; empty keeps them.
+    pub params: Vec<(String, String)>,
+    /// Who clears it: recorded with a change of params.
+    pub by: String,
 }
 
 /// What a clear would change, from [`App::plan_clear`].

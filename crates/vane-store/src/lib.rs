@@ -62,9 +62,9 @@ pub use sqlite::SqliteStore;
 pub use threads::{Opener, StoreThreads};
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, Decision,
-    GitState, NewBackfill, NewDagVersion, NewRun, Owner, RunDetail, RunFilter, RunId, RunRecord,
-    RunState, SlaMiss, SlotRequest, StageStatus, StopRequest, TaskRecord, TaskState, TickDecision,
-    TickRecord, Trigger,
+    GitState, NewBackfill, NewDagVersion, NewRun, Owner, ParamChange, RunDetail, RunFilter, RunId,
+    RunRecord, RunState, SlaMiss, SlotRequest, StageStatus, StopRequest, TaskRecord, TaskState,
+    TickDecision, TickRecord, Trigger,
 };
 
 /// A store failure. Backends map their own errors into these variants.
@@ -337,6 +337,12 @@ pub trait Store:
     /// # Errors
     /// Fails when the database cannot be read.
     fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>>;
+
+    /// The changes people made to a run's params, oldest first.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn param_changes(&self, run: RunId) -> Result<Vec<ParamChange>>;
 
     /// The DAG file content a run used.
     ///

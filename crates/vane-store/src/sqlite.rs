@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_alert_horizon.sql"),
     include_str!("../migrations/0017_stop_requests.sql"),
     include_str!("../migrations/0019_backfill_redeploy.sql"),
+    include_str!("../migrations/0020_param_changes.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -491,6 +492,23 @@ impl SqliteStore {
             Change::RunVersion { run, version } => tx
                 .prepare_cached("UPDATE runs SET dag_version_id = ?2 WHERE id = ?1")?
                 .execute(params![run, version])?,
+            Change::RunParams {
+                run,
+                params: after,
+                by,
+                at,
+            } => {
+                let before: String = tx
+                    .prepare_cached("SELECT params FROM runs WHERE id = ?1")?
+                    .query_row(params![run], |r| r.get(0))?;
+                tx.prepare_cached(
+                    "INSERT INTO run_param_changes (run_id, at, changed_by, before, after)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![run, ts(at), by, before, after.to_string()])?;
+                tx.prepare_cached("UPDATE runs SET params = ?2 WHERE id = ?1")?
+                    .execute(params![run, after.to_string()])?
+            }
             Change::RunOwner { run, owner } => tx
                 .prepare_cached(
                     "UPDATE runs SET owner_host = ?2, owner_pid = ?3, owner_start_time = ?4,
@@ -909,6 +927,28 @@ impl Store for SqliteStore {
             )?
             .execute(params![run, request.by, request.reason, ts(&request.at)])?;
         Ok(self.run(run)?.run)
+    }
+
+    fn param_changes(&self, run: RunId) -> Result<Vec<ParamChange>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, changed_by, before, after FROM run_param_changes
+             WHERE run_id = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![run])?;
+        let mut out = Vec::new();
+        let json = |text: String| {
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("params of run {run}: {e}")))
+        };
+        while let Some(row) = rows.next()? {
+            out.push(ParamChange {
+                at: parse_ts(&row.get::<_, String>(0)?)?,
+                by: row.get(1)?,
+                before: json(row.get(2)?)?,
+                after: json(row.get(3)?)?,
+            });
+        }
+        Ok(out)
     }
 
     fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {

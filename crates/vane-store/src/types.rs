@@ -226,6 +226,15 @@ pub struct NewRun<'a> {
     pub backfill: Option<i64>,
 }
 
+/// A change of a run's params, from [`Change::RunParams`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamChange {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
 /// Who asked for a run to stop, why and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopRequest {
@@ -345,6 +354,14 @@ pub enum Change {
     ReleaseSlots { run: RunId, task: Option<String> },
     /// The run's tasks run from now on with another version of its DAG (a rerun after a fix).
     RunVersion { run: RunId, version: DagVersionId },
+    /// A person reruns the run's logical date with other params: the run's params change, and
+    /// the change is kept (what they were, who changed them, when).
+    RunParams {
+        run: RunId,
+        params: serde_json::Value,
+        by: String,
+        at: DateTime<Utc>,
+    },
     /// A process takes over (or, with `None`, lets go of) executing a run.
     RunOwner { run: RunId, owner: Option<Owner> },
     AttemptFinished {

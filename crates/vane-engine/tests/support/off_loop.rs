@@ -410,6 +410,10 @@ impl<S: Store> Store for OffLoop<S> {
         self.check();
         self.0.request_stop(run, request)
     }
+    fn param_changes(&self, run: RunId) -> Result<Vec<ParamChange>> {
+        self.check();
+        self.0.param_changes(run)
+    }
     fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
         self.check();
         self.0.stop_requests(lease)

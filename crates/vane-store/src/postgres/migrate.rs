@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0016_alert_horizon.sql"),
     include_str!("../../migrations/postgres/0017_stop_requests.sql"),
     include_str!("../../migrations/postgres/0019_backfill_redeploy.sql"),
+    include_str!("../../migrations/postgres/0020_param_changes.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new

@@ -263,6 +263,19 @@ fn apply_one(c: &mut Client, change: &Change) -> Result<()> {
             "UPDATE runs SET dag_version_id = $2 WHERE id = $1",
             &[run, version],
         )?,
+        Change::RunParams {
+            run,
+            params: after,
+            by,
+            at,
+        } => {
+            c.execute(
+                "INSERT INTO run_param_changes (run_id, at, changed_by, before, after)
+                 SELECT id, $2, $3, params, $4 FROM runs WHERE id = $1",
+                &[run, at, by, after],
+            )?;
+            c.execute("UPDATE runs SET params = $2 WHERE id = $1", &[run, after])?
+        }
         Change::RunOwner { run, owner } => c.execute(
             "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
                 owner_lease = $5 WHERE id = $1",
@@ -735,6 +748,26 @@ impl Store for PgStore {
             Ok(())
         })?;
         Ok(self.run(run)?.run)
+    }
+
+    fn param_changes(&self, run: RunId) -> Result<Vec<ParamChange>> {
+        self.with_client(|c| {
+            c.query(
+                "SELECT at, changed_by, before, after FROM run_param_changes
+                 WHERE run_id = $1 ORDER BY id",
+                &[&run],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ParamChange {
+                    at: r.try_get(0)?,
+                    by: r.try_get(1)?,
+                    before: r.try_get(2)?,
+                    after: r.try_get(3)?,
+                })
+            })
+            .collect()
+        })
     }
 
     fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
