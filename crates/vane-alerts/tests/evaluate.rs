@@ -389,9 +389,26 @@ impl AlertStore for FailingRaise {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()> {
-        self.inner.record_notification(alerts, channel, at, error)
+        self.inner
+            .record_notification(alerts, channel, at, undelivered)
+    }
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>> {
+        self.inner.claim_due_notifications(now, hold_until)
+    }
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize> {
+        self.inner.finish_notifications(ids, claim, at, outcome)
     }
     fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize> {
         self.inner.alerts_notified_since(rule, since)

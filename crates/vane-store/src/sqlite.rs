@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_leases.sql"),
     include_str!("../migrations/0016_alert_horizon.sql"),
     include_str!("../migrations/0017_stop_requests.sql"),
+    include_str!("../migrations/0018_alert_delivery.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
