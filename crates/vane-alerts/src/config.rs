@@ -1339,6 +1339,41 @@ every = "1w"
     }
 
     #[test]
+    fn retries_back_off_from_30s_doubling_to_30m() {
+        let schedule: Vec<u64> = (1..=9)
+            .map(|tries| RetryBackoff::default().after(tries).as_secs())
+            .collect();
+        assert_eq!(schedule, [30, 60, 120, 240, 480, 960, 1800, 1800, 1800]);
+        assert_eq!(
+            RetryBackoff::default().after(i64::MAX),
+            Duration::from_secs(1800),
+            "no overflow however long it failed"
+        );
+        let config = parse_config("[alerts]\nretry_backoff = \"2s\"\nretry_backoff_max = \"5s\"\n")
+            .expect("valid");
+        let retry = config.alerts.retry;
+        let schedule: Vec<u64> = (1..=4).map(|t| retry.after(t).as_secs()).collect();
+        assert_eq!(schedule, [2, 4, 5, 5]);
+        let errors = errors(
+            "[alerts]\nretry_backoff = \"2m\"\nretry_backoff_max = \"1m\"\nretry_backof = 1\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[1].contains("unknown key `retry_backof` in [alerts]")
+                && errors[1].contains("did you mean `retry_backoff`?"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[0].contains("`retry_backoff_max` (1m) is shorter than `retry_backoff` (2m)"),
+            "{}",
+            errors[0]
+        );
+        let zero = super::tests::errors("[alerts]\nretry_backoff = \"0s\"\n");
+        assert!(zero[0].contains("out of range"), "{}", zero[0]);
+    }
+
+    #[test]
     fn every_mistake_is_reported_with_its_place_and_a_fix() {
         let errors = errors(
             r#"
