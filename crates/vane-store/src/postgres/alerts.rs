@@ -510,14 +510,12 @@ impl AlertStore for PgStore {
             // Each listed alert's latest notification, in one statement.
             let mut latest: std::collections::HashMap<i64, NotificationRecord> = c
                 .query(
-                    &format!(
-                        "SELECT DISTINCT ON (n.alert_id) n.id, n.alert_id, n.rule, n.channel, n.at,
+                    "SELECT DISTINCT ON (n.alert_id) n.id, n.alert_id, n.rule, n.channel, n.at,
                              n.state, n.attempts, n.delivered_at, n.next_try_at, n.error,
                              n.abandoned_why
                          FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
                          WHERE $1 OR a.state != 'resolved'
-                         ORDER BY n.alert_id, n.id DESC"
-                    ),
+                         ORDER BY n.alert_id, n.id DESC",
                     &[&filter.all],
                 )?
                 .iter()
