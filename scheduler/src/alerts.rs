@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::Value;
 use vane_app::alerts::{stat_json, who};
-use vane_store::{Store, Verdict};
+use vane_store::{DeliveryState, Store, Verdict};
 
 use crate::cli::Global;
 use crate::commands::{app, init_tracing, open_store};
@@ -81,10 +81,20 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         for n in &report.notifications {
             let ids: Vec<String> = n.alerts.iter().map(|id| format!("#{id}")).collect();
             let ids = ids.join(", ");
+            let try_ = if n.attempt > 1 {
+                format!(" (try {})", n.attempt)
+            } else {
+                String::new()
+            };
             match (&n.error, n.resolves) {
-                (None, false) => eprintln!("notified {}: {ids}", n.channel),
+                (None, false) => eprintln!("notified {}{try_}: {ids}", n.channel),
                 (None, true) => eprintln!("told {} that {ids} resolved", n.channel),
-                (Some(e), false) => eprintln!("could not notify {}: {e}", n.channel),
+                (Some(e), false) => {
+                    let again = n.retry_at.map_or(String::new(), |t| {
+                        format!("; tried again at {}", t.format("%Y-%m-%d %H:%M:%S"))
+                    });
+                    eprintln!("could not notify {}{try_} of {ids}: {e}{again}", n.channel);
+                }
                 (Some(e), true) => {
                     eprintln!("could not tell {} that {ids} resolved: {e}", n.channel);
                 }
@@ -92,6 +102,9 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         }
         for (id, why) in &report.held {
             eprintln!("#{id} not sent: {why}");
+        }
+        for (id, why) in &report.abandoned {
+            eprintln!("#{id} notification abandoned: {why}");
         }
         if report.notifications.iter().any(|n| n.error.is_some()) {
             // The alerts are recorded; the exit code tells a cron job or CI that a channel is down.
@@ -165,6 +178,19 @@ fn list(store: &dyn Store, args: &AlertsArgs, now: chrono::DateTime<Utc>) -> Res
             let mut state = a.state.as_str().to_owned();
             if let Some(until) = a.snoozed_until.filter(|u| *u > now) {
                 state = format!("{state}, snoozed until {}", until.format("%Y-%m-%d %H:%M"));
+            }
+            // A notification that did not get through is what a person must not miss here.
+            match a.delivery.as_ref().map(|d| (d.state, d)) {
+                Some((DeliveryState::Pending, d)) => {
+                    let at = d.next_try_at.map_or(String::new(), |t| {
+                        format!(", retry at {}", t.format("%H:%M:%S"))
+                    });
+                    state = format!("{state}, UNDELIVERED ({} tries{at})", d.attempts);
+                }
+                Some((DeliveryState::Abandoned, _)) => {
+                    state = format!("{state}, never delivered");
+                }
+                _ => {}
             }
             let place = match &a.task_id {
                 Some(t) => format!("{}.{t}", a.dag_id),

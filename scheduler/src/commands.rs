@@ -396,7 +396,10 @@ fn evaluate_alerts_every(
             match vane_alerts::evaluate(&*store, &rules, Utc::now()) {
                 Ok(report) => {
                     for n in report.notifications.iter().filter(|n| n.error.is_some()) {
-                        tracing::warn!(channel = %n.channel, alerts = n.alerts.len(), error = n.error.as_deref(), "Alert notification not delivered.");
+                        tracing::warn!(channel = %n.channel, alerts = n.alerts.len(), attempt = n.attempt, retry_at = ?n.retry_at, error = n.error.as_deref(), "Alert notification not delivered; it is tried again.");
+                    }
+                    for (alert, why) in &report.abandoned {
+                        tracing::info!(alert, why = %why, "Undelivered alert notification abandoned.");
                     }
                     if !report.raised.is_empty() {
                         tracing::info!(

@@ -26,7 +26,15 @@ struct Hook {
 
 impl Hook {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        Self::listen(TcpListener::bind("127.0.0.1:0").expect("bind a local port"))
+    }
+
+    /// On a port chosen before, where nothing listened until now.
+    fn start_on(port: u16) -> Self {
+        Self::listen(TcpListener::bind(("127.0.0.1", port)).expect("bind the chosen port"))
+    }
+
+    fn listen(listener: TcpListener) -> Self {
         let port = listener.local_addr().expect("local address").port();
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&bodies);
@@ -247,6 +255,92 @@ fn a_webhook_that_is_down_is_reported_and_the_alert_is_kept() {
     assert_eq!(alerts(&p, false).len(), 1);
 }
 
+/// Issue 11: a webhook that was down when the alert fired started the cooldown, and nothing
+/// was sent for an hour although nothing had been delivered. The notification is now retried
+/// with backoff until delivered, and the cooldown counts from the delivery.
+fn a_notification_to_a_webhook_that_was_down_arrives_on_a_retry_and_then_cools_down(
+    backend: Backend,
+) {
+    // A port nothing listens on: connections are refused.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let p = Project::on(backend).dag("flappy", FLAPPY);
+    p.write(
+        "vane.toml",
+        &format!(
+            r#"
+[alerts]
+retry_backoff = "1s"      # the first retry is due a second after the failed try
+
+[[alerts.rules]]
+on = "run_failed"
+channels = ["hook"]
+cooldown = "1h"
+
+[alerts.channels.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+retries = 0
+timeout = "5s"
+"#
+        ),
+    );
+    run(&p, 0, true);
+    p.vane(&["alerts", "--evaluate"])
+        .code(1)
+        .stderr_contains("could not notify hook")
+        .stderr_contains("cannot connect")
+        .stderr_contains("tried again at");
+    let listed = alerts(&p, false);
+    let delivery = &listed[0]["delivery"];
+    assert_eq!(delivery["state"], "pending", "{listed:#?}");
+    assert_eq!(delivery["attempts"], 1);
+    assert!(delivery["retry_at"].is_string(), "{delivery}");
+    assert!(
+        delivery["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{delivery}"
+    );
+    assert!(
+        listed[0]["last_notified_at"].is_null(),
+        "no cooldown started"
+    );
+    p.vane(&["alerts"])
+        .success()
+        .stdout_contains("UNDELIVERED (1 tries, retry at");
+
+    // The webhook comes up; once the backoff has passed, the retry delivers.
+    let hook = Hook::start_on(port);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    p.vane(&["alerts", "--evaluate"])
+        .success()
+        .stderr_contains("notified hook (try 2): #");
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0]["alerts"][0]["dag"], "flappy");
+    assert!(
+        received[0]["alerts"][0].get("delivery").is_none(),
+        "the receiver is not told how earlier tries went"
+    );
+    let listed = alerts(&p, false);
+    assert_eq!(listed[0]["delivery"]["state"], "delivered", "{listed:#?}");
+    assert_eq!(listed[0]["delivery"]["attempts"], 2);
+    assert!(listed[0]["last_notified_at"].is_string());
+    let out = p.vane(&["alerts"]).success();
+    assert!(!out.stdout.contains("UNDELIVERED"), "{}", out.stdout);
+
+    // It fails again within the hour after the delivery: counted, not sent.
+    run(&p, 1, true);
+    p.vane(&["alerts", "--evaluate"])
+        .success()
+        .stderr_contains("not sent: cooldown: delivered at");
+    assert_eq!(hook.received().len(), 1);
+    assert_eq!(alerts(&p, false)[0]["count"], 2);
+}
+
 fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one(backend: Backend) {
     let p = Project::on(backend).dag("flappy", FLAPPY);
     p.vane(&["snooze", "1", "--for", "30d"])
@@ -459,6 +553,7 @@ fn the_scheduler_evaluates_dag_file_rules_without_an_alerts_config(backend: Back
 }
 
 crate::harness::on_both_backends!(
+    a_notification_to_a_webhook_that_was_down_arrives_on_a_retry_and_then_cools_down,
     a_rule_marked_noise_five_times_in_six_shows_as_noise_with_a_suggested_change,
     the_next_successful_run_resolves_an_alert_and_a_fixed_dag_counts_it_as_real,
     snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one,

@@ -313,6 +313,38 @@ pub struct AlertsConfig {
     /// By name; `log` always exists, even when not declared.
     pub channels: BTreeMap<String, Channel>,
     pub oncall: Option<OnCall>,
+    /// When an undelivered notification is tried again.
+    pub retry: RetryBackoff,
+}
+
+/// `retry_backoff` and `retry_backoff_max` of `[alerts]`: a notification whose delivery failed
+/// is tried again at later evaluations, `first` after the first failed try, then twice as long
+/// after each further one, never more than `max` apart: 30s, 1m, 2m, 4m, 8m, 16m, 30m, 30m, …
+/// by default. Short enough that a webhook back after a blip hears within a minute, long
+/// enough that one down for hours is tried twice an hour rather than at every pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        RetryBackoff {
+            first: Duration::from_secs(30),
+            max: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl RetryBackoff {
+    /// How long after its `tries`-th failed try (1 for the first) a notification is tried again.
+    pub fn after(&self, tries: i64) -> Duration {
+        let doublings = u32::try_from(tries.max(1) - 1).unwrap_or(u32::MAX).min(31);
+        self.first
+            .saturating_mul(1u32 << doublings)
+            .min(self.max.max(self.first))
+    }
 }
 
 const ON_NAMES: &[&str] = &[
@@ -468,7 +500,51 @@ const ONCALL: &[Field] = &[
     ),
 ];
 
-const SECTIONS: &[&str] = &["rules", "channels", "oncall"];
+const SECTIONS: &[&str] = &[
+    "rules",
+    "channels",
+    "oncall",
+    "retry_backoff",
+    "retry_backoff_max",
+];
+
+/// The longest `retry_backoff` or `retry_backoff_max`.
+const MAX_BACKOFF_SECS: u64 = DAY_SECS;
+
+/// `retry_backoff` or `retry_backoff_max`: a duration from 1s to a day.
+fn backoff(cx: &mut Checker<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Option<Duration> {
+    let hint = format!("write a duration such as {key} = \"30s\" (at least 1s, at most 1d)");
+    let DeValue::String(text) = value.get_ref() else {
+        cx.error(
+            format!(
+                "`{key}` must be a duration, found {}",
+                type_name(value.get_ref())
+            ),
+            value.span(),
+            hint,
+        );
+        return None;
+    };
+    match vane_dag::parse_duration(text) {
+        Ok(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_BACKOFF_SECS => Some(d),
+        Ok(_) => {
+            cx.error(
+                format!("`{key}` = \"{text}\" is out of range"),
+                value.span(),
+                hint,
+            );
+            None
+        }
+        Err(problem) => {
+            cx.error(
+                format!("invalid duration `{text}` for `{key}`: {problem}"),
+                value.span(),
+                hint,
+            );
+            None
+        }
+    }
+}
 
 /// Reads `[alerts]`, reporting every problem into `cx`.
 /// `dir`: the config file's folder, which a relative `ca_file` is read from.
@@ -503,6 +579,16 @@ fn parse(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> Aler
             "channels" => {}
             "rules" => rules(cx, value, &mut config, &mut referenced),
             "oncall" => config.oncall = oncall(cx, value),
+            "retry_backoff" => {
+                if let Some(d) = backoff(cx, "retry_backoff", value) {
+                    config.retry.first = d;
+                }
+            }
+            "retry_backoff_max" => {
+                if let Some(d) = backoff(cx, "retry_backoff_max", value) {
+                    config.retry.max = d;
+                }
+            }
             other => {
                 let hint = suggestion(other, SECTIONS.iter().copied());
                 cx.error(
@@ -512,6 +598,21 @@ fn parse(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> Aler
                 );
             }
         }
+    }
+    if config.retry.max < config.retry.first
+        && let Some(at) = table
+            .get("retry_backoff_max")
+            .or(table.get("retry_backoff"))
+    {
+        cx.error(
+            format!(
+                "`retry_backoff_max` ({}) is shorter than `retry_backoff` ({})",
+                vane_dag::format_duration(config.retry.max),
+                vane_dag::format_duration(config.retry.first)
+            ),
+            at.span(),
+            "make retry_backoff_max at least retry_backoff: retries are never closer than the first",
+        );
     }
     // A channel with a mistake of its own is still declared: one error is enough.
     let mut declared: Vec<String> = config.channels.keys().cloned().collect();
@@ -1235,6 +1336,41 @@ every = "1w"
             Some(Some("alice")),
             "listed from the first turn"
         );
+    }
+
+    #[test]
+    fn retries_back_off_from_30s_doubling_to_30m() {
+        let schedule: Vec<u64> = (1..=9)
+            .map(|tries| RetryBackoff::default().after(tries).as_secs())
+            .collect();
+        assert_eq!(schedule, [30, 60, 120, 240, 480, 960, 1800, 1800, 1800]);
+        assert_eq!(
+            RetryBackoff::default().after(i64::MAX),
+            Duration::from_secs(1800),
+            "no overflow however long it failed"
+        );
+        let config = parse_config("[alerts]\nretry_backoff = \"2s\"\nretry_backoff_max = \"5s\"\n")
+            .expect("valid");
+        let retry = config.alerts.retry;
+        let schedule: Vec<u64> = (1..=4).map(|t| retry.after(t).as_secs()).collect();
+        assert_eq!(schedule, [2, 4, 5, 5]);
+        let errors = errors(
+            "[alerts]\nretry_backoff = \"2m\"\nretry_backoff_max = \"1m\"\nretry_backof = 1\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[1].contains("unknown key `retry_backof` in [alerts]")
+                && errors[1].contains("did you mean `retry_backoff`?"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[0].contains("`retry_backoff_max` (1m) is shorter than `retry_backoff` (2m)"),
+            "{}",
+            errors[0]
+        );
+        let zero = super::tests::errors("[alerts]\nretry_backoff = \"0s\"\n");
+        assert!(zero[0].contains("out of range"), "{}", zero[0]);
     }
 
     #[test]

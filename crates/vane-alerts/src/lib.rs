@@ -32,11 +32,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 pub use config::{
     ALERTS, AlertOn, AlertRule, AlertSeverity, AlertsConfig, AlertsSection, CaFile, Channel,
-    ChannelKind, DagRuleProblem, DagRules, OnCall, RoutingKey, WebhookFormat,
+    ChannelKind, DagRuleProblem, DagRules, OnCall, RetryBackoff, RoutingKey, WebhookFormat,
 };
 use serde_json::{Value, json};
 use vane_store::{
-    AlertOccurrence, AlertRecord, AlertState, AlertStore, EventKind, HistoryEvent, Verdict,
+    AlertOccurrence, AlertRecord, AlertState, AlertStore, DeliveryOutcome, DeliveryState,
+    EventKind, HistoryEvent, NotificationRecord, Undelivered, Verdict,
 };
 
 pub use notify::deliver;
@@ -72,7 +73,10 @@ pub struct Report {
     pub resolved: Vec<AlertRecord>,
     /// Alerts found but not sent, and why (`cooldown`, `snoozed until ...`, ...).
     pub held: Vec<(i64, String)>,
+    /// First tries and retries, in the order made.
     pub notifications: Vec<Notification>,
+    /// Undelivered notifications given up on: the alert and why.
+    pub abandoned: Vec<(i64, String)>,
 }
 
 /// One grouped notification to one channel.
@@ -87,6 +91,10 @@ pub struct Notification {
     pub resolves: bool,
     /// `None` when delivered.
     pub error: Option<String>,
+    /// Which try this was: 1 for the first, more for a retry of one that failed.
+    pub attempt: i64,
+    /// Undelivered (and not a resolution, which is not retried): when it is tried again.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 fn rule_kind(kind: EventKind) -> Option<AlertOn> {
@@ -125,6 +133,13 @@ fn span(d: Duration) -> chrono::TimeDelta {
 /// blocks while it delivers (each webhook or command within its channel's timeout). The events
 /// it claims and the alerts they raise commit together, before any delivery: after a failure
 /// the next evaluation reads the same events again.
+///
+/// A notification that fails is recorded undelivered, starts no cooldown and counts towards
+/// no rate limit; it is tried again at later evaluations on the schedule of
+/// [`AlertsConfig::retry`] until delivered (its alerts' cooldowns start then) or its alert is
+/// resolved or acknowledged (it is abandoned, with why). Each due retry is first claimed in the
+/// database, so of several evaluators on one database exactly one sends it. An alert with a
+/// notification pending is not notified anew: the retry carries it.
 ///
 /// # Errors
 /// Fails when the database cannot be read or written.
@@ -200,6 +215,15 @@ pub fn evaluate<S: AlertStore + ?Sized>(
         Ok(())
     })?;
 
+    let oncall = config
+        .oncall
+        .as_ref()
+        .and_then(|o| o.at(now))
+        .map(str::to_owned);
+    // Retries first: one delivered now starts its alert's cooldown, which the decisions below
+    // then see.
+    retry_due(store, config, oncall.as_deref(), now, &mut report)?;
+
     // Decide from each alert's state after the whole history was read: one that failed and
     // recovered between two evaluations needs nobody.
     let mut by_channel: BTreeMap<String, Vec<(AlertRecord, usize)>> = BTreeMap::new();
@@ -235,16 +259,7 @@ pub fn evaluate<S: AlertStore + ?Sized>(
         report.raised.push(alert);
     }
 
-    let oncall = config
-        .oncall
-        .as_ref()
-        .and_then(|o| o.at(now))
-        .map(str::to_owned);
-    let log = Channel {
-        name: "log".to_owned(),
-        kind: ChannelKind::Log,
-        min_severity: AlertSeverity::Info,
-    };
+    let log = log_channel();
     for (name, alerts) in by_channel {
         let channel = config.channels.get(&name).unwrap_or(&log);
         let records: Vec<&AlertRecord> = alerts.iter().map(|(a, _)| a).collect();
@@ -254,13 +269,20 @@ pub fn evaluate<S: AlertStore + ?Sized>(
             .iter()
             .map(|(a, i)| (a.id, config.rules[*i].name.as_str()))
             .collect();
-        store.record_notification(&rows, &name, now, error.as_deref())?;
+        let retry_at = error.as_ref().map(|_| now + span(config.retry.after(1)));
+        let undelivered = error
+            .as_deref()
+            .zip(retry_at)
+            .map(|(error, retry_at)| Undelivered { error, retry_at });
+        store.record_notification(&rows, &name, now, undelivered)?;
         report.notifications.push(Notification {
             channel: name,
             alerts: rows.iter().map(|(id, _)| *id).collect(),
             oncall: oncall.clone(),
             resolves: false,
             error,
+            attempt: 1,
+            retry_at,
         });
     }
     tell_resolved(store, config, oncall.as_deref(), now, &mut report)?;
@@ -334,6 +356,136 @@ fn tell_resolved<S: AlertStore + ?Sized>(
             oncall: oncall.map(str::to_owned),
             resolves: true,
             error,
+            attempt: 1,
+            retry_at: None,
+        });
+    }
+    Ok(())
+}
+
+fn log_channel() -> Channel {
+    Channel {
+        name: "log".to_owned(),
+        kind: ChannelKind::Log,
+        min_severity: AlertSeverity::Info,
+    }
+}
+
+/// How long a claim on due retries holds: the longest a delivery to any channel may take (each
+/// try's timeout, the channel's own quick retries and their pauses) and a minute to spare.
+/// Should the evaluator die while delivering, another takes the retries over after this.
+fn claim_hold(config: &AlertsConfig) -> chrono::TimeDelta {
+    let longest = config
+        .channels
+        .values()
+        .map(|c| match &c.kind {
+            ChannelKind::Webhook {
+                timeout, retries, ..
+            } => {
+                let pauses = Duration::from_millis(500 * ((1u64 << (*retries).min(20)) - 1));
+                timeout.saturating_mul(retries + 1) + pauses
+            }
+            ChannelKind::Command { timeout, .. } => *timeout,
+            ChannelKind::Log => Duration::ZERO,
+        })
+        .max()
+        .unwrap_or_default();
+    span(longest) + chrono::TimeDelta::minutes(1)
+}
+
+/// Why a pending notification of `alert` is given up on, if it is.
+fn abandon_because(alert: &AlertRecord, channel: &str, config: &AlertsConfig) -> Option<String> {
+    match alert.state {
+        AlertState::Resolved => {
+            return Some(format!(
+                "alert resolved ({}) before it could be delivered",
+                alert.resolved_by.as_deref().unwrap_or("by hand")
+            ));
+        }
+        AlertState::Acknowledged => {
+            return Some(format!(
+                "acknowledged by {} before it could be delivered",
+                alert.acked_by.as_deref().unwrap_or("someone")
+            ));
+        }
+        AlertState::Open => {}
+    }
+    (channel != "log" && !config.channels.contains_key(channel))
+        .then(|| format!("channel `{channel}` is no longer in the config"))
+}
+
+/// Tries again the undelivered notifications that are due, after claiming them so that no
+/// other evaluator sends them too; one per channel, grouped as a first try is.
+fn retry_due<S: AlertStore + ?Sized>(
+    store: &S,
+    config: &AlertsConfig,
+    oncall: Option<&str>,
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<()> {
+    let claimed = store.claim_due_notifications(now, now + claim_hold(config))?;
+    let mut by_channel: BTreeMap<String, Vec<(NotificationRecord, AlertRecord)>> = BTreeMap::new();
+    for n in claimed {
+        let claim = n.next_try_at.unwrap_or(now);
+        let alert = store.alert(n.alert_id)?;
+        if let Some(why) = abandon_because(&alert, &n.channel, config) {
+            store.finish_notifications(
+                &[n.id],
+                claim,
+                now,
+                DeliveryOutcome::Abandoned { why: &why },
+            )?;
+            report.abandoned.push((alert.id, why));
+            continue;
+        }
+        if let Some(until) = alert.snoozed_until.filter(|u| *u > now) {
+            store.finish_notifications(
+                &[n.id],
+                claim,
+                now,
+                DeliveryOutcome::Postponed { until },
+            )?;
+            continue;
+        }
+        by_channel
+            .entry(n.channel.clone())
+            .or_default()
+            .push((n, alert));
+    }
+    let log = log_channel();
+    for (name, rows) in by_channel {
+        let channel = config.channels.get(&name).unwrap_or(&log);
+        // An alert with two pending notifications to one channel is in the payload once.
+        let mut records: Vec<&AlertRecord> = Vec::new();
+        for (_, alert) in &rows {
+            if !records.iter().any(|a| a.id == alert.id) {
+                records.push(alert);
+            }
+        }
+        let body = payload(&records, oncall, now);
+        let error = notify::deliver(channel, &body).err();
+        let attempt = rows.iter().map(|(n, _)| n.attempts).max().unwrap_or(1) + 1;
+        for (n, _) in &rows {
+            let claim = n.next_try_at.unwrap_or(now);
+            let outcome = match &error {
+                None => DeliveryOutcome::Delivered,
+                Some(error) => DeliveryOutcome::Failed {
+                    error,
+                    retry_at: now + span(config.retry.after(n.attempts + 1)),
+                },
+            };
+            store.finish_notifications(&[n.id], claim, now, outcome)?;
+        }
+        report.notifications.push(Notification {
+            channel: name,
+            alerts: records.iter().map(|a| a.id).collect(),
+            oncall: oncall.map(str::to_owned),
+            resolves: false,
+            retry_at: error
+                .as_ref()
+                .map(|_| now + span(config.retry.after(attempt))),
+            error,
+            attempt,
         });
     }
     Ok(())
@@ -359,11 +511,24 @@ fn held_because<S: AlertStore + ?Sized>(
     if let Some(until) = alert.snoozed_until.filter(|u| *u > now) {
         return Ok(Some(format!("snoozed until {}", until.to_rfc3339())));
     }
+    if let Some(pending) = alert
+        .delivery
+        .as_ref()
+        .filter(|d| d.state == DeliveryState::Pending)
+    {
+        return Ok(Some(format!(
+            "its notification to {} is not delivered yet ({} tries); the retry due at {} carries it",
+            pending.channel,
+            pending.attempts,
+            pending.next_try_at.unwrap_or(now).to_rfc3339()
+        )));
+    }
+    // The cooldown counts from the last delivery: a notification that failed started none.
     if let Some(last) = alert.last_notified_at
         && now - last < span(rule.cooldown)
     {
         return Ok(Some(format!(
-            "cooldown: notified at {}, again after {}",
+            "cooldown: delivered at {}, again after {}",
             last.to_rfc3339(),
             vane_dag::format_duration(rule.cooldown)
         )));
@@ -403,6 +568,23 @@ pub fn alert_json(a: &AlertRecord) -> Value {
         "verdict_source": a.verdict_source,
         "resolved_by": a.resolved_by,
         "last_notified_at": a.last_notified_at.map(|t| t.to_rfc3339()),
+        "delivery": a.delivery.as_ref().map(delivery_json),
+    })
+}
+
+/// Where a notification stands, as `vane alerts --json` and the API show an alert's latest:
+/// `state` is `delivered`, `pending` (tried again at `retry_at`) or `abandoned` (`why`).
+pub fn delivery_json(n: &NotificationRecord) -> Value {
+    let pending = n.state == DeliveryState::Pending;
+    json!({
+        "state": n.state.as_str(),
+        "channel": n.channel,
+        "attempts": n.attempts,
+        "first_tried_at": n.at.to_rfc3339(),
+        "delivered_at": n.delivered_at.map(|t| t.to_rfc3339()),
+        "retry_at": n.next_try_at.filter(|_| pending).map(|t| t.to_rfc3339()),
+        "last_error": n.error,
+        "why": n.abandoned_why,
     })
 }
 
@@ -428,6 +610,10 @@ fn payload(alerts: &[&AlertRecord], oncall: Option<&str>, now: DateTime<Utc>) ->
         .iter()
         .map(|a| {
             let mut item = alert_json(a);
+            // How earlier notifications fared is vane's business, not the receiver's.
+            if let Some(fields) = item.as_object_mut() {
+                fields.remove("delivery");
+            }
             item["run"] = json!(a.last_run);
             item["ack"] = json!(format!("vane ack {} --real|--noise", a.id));
             item

@@ -389,9 +389,26 @@ impl AlertStore for FailingRaise {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()> {
-        self.inner.record_notification(alerts, channel, at, error)
+        self.inner
+            .record_notification(alerts, channel, at, undelivered)
+    }
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>> {
+        self.inner.claim_due_notifications(now, hold_until)
+    }
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize> {
+        self.inner.finish_notifications(ids, claim, at, outcome)
     }
     fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize> {
         self.inner.alerts_notified_since(rule, since)
@@ -596,4 +613,137 @@ retries = 0
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["event_action"], "resolve");
     assert_eq!(events[0]["dedup_key"], format!("vane-alert-{id}"));
+}
+
+/// A command channel that fails until `flag` exists.
+fn flaky_channel(flag: &std::path::Path, cooldown: &str) -> vane_alerts::AlertsConfig {
+    config(&format!(
+        r#"
+[[alerts.rules]]
+on = "task_failed"
+channels = ["chat"]
+cooldown = "{cooldown}"
+
+[alerts.channels.chat]
+kind = "command"
+command = "cat > /dev/null; test -e {}"
+"#,
+        flag.display()
+    ))
+}
+
+/// Issue 11: a notification that failed started the cooldown, and nothing was sent for an hour.
+/// Now it is retried on the backoff schedule, and the cooldown counts from the delivery.
+#[test]
+fn an_undelivered_notification_is_retried_with_backoff_and_the_cooldown_starts_at_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("up");
+    let cfg = flaky_channel(&flag, "1h");
+    let store = history();
+    // To the microsecond, as the database keeps it.
+    let t0 = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let at = |s: i64| t0 + TimeDelta::seconds(s);
+    run_at(&store, "etl", 1, &[("load", Outcome::Fail)], t0);
+
+    let first = vane_alerts::evaluate(&store, &cfg, t0).unwrap();
+    let n = &first.notifications[0];
+    assert!(n.error.is_some(), "{first:#?}");
+    assert_eq!((n.attempt, n.retry_at), (1, Some(at(30))));
+    let id = open(&store)[0].id;
+    assert_eq!(store.alert(id).unwrap().last_notified_at, None);
+
+    // Not due before its backoff; then tried and failed again: a minute until the next.
+    assert!(
+        vane_alerts::evaluate(&store, &cfg, at(29))
+            .unwrap()
+            .notifications
+            .is_empty()
+    );
+    let second = vane_alerts::evaluate(&store, &cfg, at(30)).unwrap();
+    let n = &second.notifications[0];
+    assert_eq!((n.attempt, n.retry_at), (2, Some(at(90))));
+    assert!(
+        n.error
+            .as_deref()
+            .is_some_and(|e| e.contains("exited with")),
+        "{n:?}"
+    );
+
+    // The alert fires again meanwhile: the pending retry carries it, nothing new is sent.
+    run_at(&store, "etl", 2, &[("load", Outcome::Fail)], at(40));
+    let meanwhile = vane_alerts::evaluate(&store, &cfg, at(60)).unwrap();
+    assert!(meanwhile.notifications.is_empty(), "{meanwhile:#?}");
+    assert!(
+        meanwhile.held[0].1.contains("not delivered yet (2 tries)"),
+        "{:?}",
+        meanwhile.held
+    );
+
+    // The channel is back; delivered at the third try, five minutes after the first.
+    std::fs::write(&flag, "").unwrap();
+    let third = vane_alerts::evaluate(&store, &cfg, at(300)).unwrap();
+    let n = &third.notifications[0];
+    assert_eq!(
+        (n.attempt, n.error.as_deref(), n.alerts.as_slice()),
+        (3, None, &[id][..])
+    );
+    let alert = store.alert(id).unwrap();
+    assert_eq!(alert.last_notified_at, Some(at(300)));
+    let delivery = alert.delivery.unwrap();
+    assert_eq!(
+        (delivery.state, delivery.attempts),
+        (DeliveryState::Delivered, 3)
+    );
+
+    // 62 minutes after the first try but 57 after the delivery: still cooling down.
+    run_at(&store, "etl", 3, &[("load", Outcome::Fail)], at(3700));
+    let cooling = vane_alerts::evaluate(&store, &cfg, at(3720)).unwrap();
+    assert!(cooling.notifications.is_empty(), "{cooling:#?}");
+    assert!(
+        cooling.held[0].1.starts_with("cooldown"),
+        "{:?}",
+        cooling.held
+    );
+    // An hour after the delivery it is sent again.
+    run_at(&store, "etl", 4, &[("load", Outcome::Fail)], at(3905));
+    let again = vane_alerts::evaluate(&store, &cfg, at(3910)).unwrap();
+    assert_eq!(again.notifications.len(), 1, "{again:#?}");
+    assert_eq!(again.notifications[0].error, None);
+    assert_eq!(open(&store)[0].count, 4);
+}
+
+#[test]
+fn a_pending_notification_is_abandoned_when_its_alert_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = flaky_channel(&dir.path().join("never"), "0s");
+    let store = history();
+    let t0 = Utc::now();
+    run_at(&store, "etl", 1, &[("load", Outcome::Fail)], t0);
+    vane_alerts::evaluate(&store, &cfg, t0).unwrap();
+    let id = open(&store)[0].id;
+    // The next run passes: the alert resolves, and its retry is dropped rather than sent.
+    run_at(
+        &store,
+        "etl",
+        2,
+        &[("load", Outcome::Ok)],
+        t0 + TimeDelta::seconds(10),
+    );
+    let report = vane_alerts::evaluate(&store, &cfg, t0 + TimeDelta::seconds(40)).unwrap();
+    assert!(report.notifications.is_empty(), "{report:#?}");
+    assert_eq!(report.abandoned.len(), 1, "{report:#?}");
+    assert_eq!(report.abandoned[0].0, id);
+    assert!(
+        report.abandoned[0].1.starts_with("alert resolved (run "),
+        "{:?}",
+        report.abandoned
+    );
+    let delivery = store.alert(id).unwrap().delivery.unwrap();
+    assert_eq!(delivery.state, DeliveryState::Abandoned);
+    assert!(
+        vane_alerts::evaluate(&store, &cfg, t0 + TimeDelta::hours(2))
+            .unwrap()
+            .notifications
+            .is_empty()
+    );
 }

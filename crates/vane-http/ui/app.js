@@ -789,6 +789,8 @@ async function pageAlerts(all) {
       h('td', { class: 'num', title: 'times it happened while open' }, `×${a.count}`),
       h('td', {}, timeEl(a.last_seen), h('div', { class: 'muted' }, 'first ', timeEl(a.first_seen))),
       h('td', {}, badge(a.state), snoozed ? h('div', { class: 'muted' }, `snoozed until ${when(a.snoozed_until)}`) : null,
+        a.delivery && a.delivery.state === 'pending' ? h('div', { title: a.delivery.last_error || '' }, `undelivered to ${a.delivery.channel} (${a.delivery.attempts} tries), retry ${when(a.delivery.retry_at)}`) : null,
+        a.delivery && a.delivery.state === 'abandoned' ? h('div', { class: 'muted', title: a.delivery.why || '' }, `never delivered to ${a.delivery.channel}`) : null,
         a.acked_by ? h('div', { class: 'muted' }, `by ${a.acked_by}${a.verdict ? `, ${a.verdict}` : ''}`) : null),
       h('td', {}, a.state === 'resolved' ? null : h('div', { class: 'row' },
         a.state === 'open' ? [

@@ -131,7 +131,87 @@ pub struct AlertRecord {
     pub verdict_source: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
+    /// When a notification of it was last delivered: its cooldown starts there.
     pub last_notified_at: Option<DateTime<Utc>>,
+    /// Its latest notification (to any channel), delivered or not; `None` before the first.
+    pub delivery: Option<NotificationRecord>,
+}
+
+/// Where a notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    Delivered,
+    /// A try failed; it is tried again at `next_try_at`.
+    Pending,
+    /// Given up on, with why: its alert resolved before it could be delivered.
+    Abandoned,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "delivered" => DeliveryState::Delivered,
+            "pending" => DeliveryState::Pending,
+            "abandoned" => DeliveryState::Abandoned,
+            other => return Err(format!("unknown delivery state `{other}`")),
+        })
+    }
+}
+
+/// One alert's notification to one channel (a grouped notification is one per alert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub alert_id: i64,
+    pub rule: String,
+    pub channel: String,
+    /// When it was first tried.
+    pub at: DateTime<Utc>,
+    pub state: DeliveryState,
+    /// Tries made so far, the first included.
+    pub attempts: i64,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Pending: when the next try is due, or while an evaluator holds it, when that claim
+    /// lapses. A claimed notification's value is the claim's token for
+    /// [`AlertStore::finish_notifications`].
+    pub next_try_at: Option<DateTime<Utc>>,
+    /// The last failed try's error.
+    pub error: Option<String>,
+    pub abandoned_why: Option<String>,
+}
+
+/// A first try that failed: recorded pending, tried again at `retry_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Undelivered<'a> {
+    pub error: &'a str,
+    pub retry_at: DateTime<Utc>,
+}
+
+/// What became of claimed notifications.
+#[derive(Debug, Clone, Copy)]
+pub enum DeliveryOutcome<'a> {
+    /// Delivered now: the alerts' cooldowns start.
+    Delivered,
+    /// This try failed too; the next is due at `retry_at`.
+    Failed {
+        error: &'a str,
+        retry_at: DateTime<Utc>,
+    },
+    /// Not tried now (the alert is snoozed); tried at `until`, no try counted.
+    Postponed { until: DateTime<Utc> },
+    /// Given up on, and why.
+    Abandoned { why: &'a str },
 }
 
 /// An event matched by a rule: opens an alert, or adds to the unresolved one with its key.
@@ -265,7 +345,8 @@ pub trait AlertStore {
     /// [`crate::StoreError::NotFound`] when there is no such alert.
     fn snooze_alert(&self, id: i64, until: DateTime<Utc>) -> Result<AlertRecord>;
 
-    /// Records that alerts were sent (or failed to be) to a channel.
+    /// Records the first try of a notification of alerts to a channel: delivered at `at` (the
+    /// alerts' cooldowns start), or, with `undelivered`, pending a retry (no cooldown starts).
     ///
     /// # Errors
     /// Fails when the database cannot be written.
@@ -274,12 +355,48 @@ pub trait AlertStore {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()>;
 
-    /// How many distinct alerts of `rule` were notified at or after `since`.
+    /// Claims the pending notifications due at `now` (`next_try_at <= now`) for this caller
+    /// alone, as a compare-and-set in one transaction: their `next_try_at` becomes
+    /// `hold_until` (to the microsecond), so a concurrent evaluator finds them not due, and
+    /// another may take them over only once the claim lapses. Returns them as claimed, oldest
+    /// first.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>>;
+
+    /// Records what became of notifications this caller claimed: `ids` with the claim's token
+    /// `claim` (their `next_try_at` as claimed). One whose claim lapsed and was taken over is
+    /// left alone. Delivered ones set their alerts' `last_notified_at` to `at`. Returns how
+    /// many were changed.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize>;
+
+    /// How many distinct alerts of `rule` had a notification delivered at or after `since`;
+    /// undelivered ones do not count.
     ///
     /// # Errors
     /// Fails when the database cannot be read.
     fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize>;
+}
+
+/// `at` as the databases keep it, to the microsecond: a claim's token must compare equal
+/// after the round trip.
+pub(crate) fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }

@@ -33,8 +33,8 @@ mod threads;
 mod types;
 
 pub use alerts::{
-    AlertFilter, AlertOccurrence, AlertRecord, AlertState, AlertStore, EventKind, HistoryEvent,
-    Verdict,
+    AlertFilter, AlertOccurrence, AlertRecord, AlertState, AlertStore, DeliveryOutcome,
+    DeliveryState, EventKind, HistoryEvent, NotificationRecord, Undelivered, Verdict,
 };
 pub use artifacts::{
     ArtifactKind, ArtifactLink, ArtifactStore, ArtifactVersion, AttemptRef, Direction, NewArtifact,

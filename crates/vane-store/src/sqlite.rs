@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_leases.sql"),
     include_str!("../migrations/0016_alert_horizon.sql"),
     include_str!("../migrations/0017_stop_requests.sql"),
+    include_str!("../migrations/0018_alert_delivery.sql"),
     include_str!("../migrations/0019_backfill_redeploy.sql"),
     include_str!("../migrations/0020_param_changes.sql"),
 ];

@@ -87,10 +87,28 @@ impl<S: Store> AlertStore for OffLoop<S> {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()> {
         self.check();
-        self.0.record_notification(alerts, channel, at, error)
+        self.0.record_notification(alerts, channel, at, undelivered)
+    }
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>> {
+        self.check();
+        self.0.claim_due_notifications(now, hold_until)
+    }
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize> {
+        self.check();
+        self.0.finish_notifications(ids, claim, at, outcome)
     }
     fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize> {
         self.check();

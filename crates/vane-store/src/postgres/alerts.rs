@@ -14,7 +14,8 @@ use super::PgStore;
 use super::locks::{Scope, lock};
 use super::values::parse_enum;
 use crate::alerts::{
-    AlertFilter, AlertOccurrence, AlertRecord, AlertStore, EventKind, HistoryEvent, Verdict,
+    AlertFilter, AlertOccurrence, AlertRecord, AlertStore, DeliveryOutcome, EventKind,
+    HistoryEvent, NotificationRecord, Undelivered, Verdict, to_micros,
 };
 use crate::{Result, RunId, StoreError};
 
@@ -54,6 +55,26 @@ fn alert_from_row(row: &Row) -> Result<AlertRecord> {
         resolved_at: row.try_get(20)?,
         resolved_by: row.try_get(21)?,
         last_notified_at: row.try_get(22)?,
+        delivery: None,
+    })
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, rule, channel, at, state, attempts,
+    delivered_at, next_try_at, error, abandoned_why";
+
+fn notification_from_row(row: &Row) -> Result<NotificationRecord> {
+    Ok(NotificationRecord {
+        id: row.try_get(0)?,
+        alert_id: row.try_get(1)?,
+        rule: row.try_get(2)?,
+        channel: row.try_get(3)?,
+        at: row.try_get(4)?,
+        state: parse_enum(row.try_get(5)?)?,
+        attempts: row.try_get(6)?,
+        delivered_at: row.try_get(7)?,
+        next_try_at: row.try_get(8)?,
+        error: row.try_get(9)?,
+        abandoned_why: row.try_get(10)?,
     })
 }
 
@@ -62,10 +83,22 @@ fn alert_in(c: &mut Client, id: i64) -> Result<AlertRecord> {
         &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"),
         &[&id],
     )?;
-    match row {
-        Some(row) => alert_from_row(&row),
-        None => Err(StoreError::NotFound(format!("alert {id}"))),
-    }
+    let mut alert = match row {
+        Some(row) => alert_from_row(&row)?,
+        None => return Err(StoreError::NotFound(format!("alert {id}"))),
+    };
+    alert.delivery = c
+        .query_opt(
+            &format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications WHERE alert_id = $1
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            &[&id],
+        )?
+        .as_ref()
+        .map(notification_from_row)
+        .transpose()?;
+    Ok(alert)
 }
 
 /// One source of events: a query whose columns are (key, dag_id, task_id, subject, run,
@@ -463,16 +496,35 @@ impl AlertStore for PgStore {
 
     fn alerts(&self, filter: AlertFilter) -> Result<Vec<AlertRecord>> {
         self.with_client(|c| {
-            c.query(
-                &format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE $1 OR state != 'resolved'
-                     ORDER BY id DESC"
-                ),
-                &[&filter.all],
-            )?
-            .iter()
-            .map(alert_from_row)
-            .collect()
+            let mut out = c
+                .query(
+                    &format!(
+                        "SELECT {ALERT_COLUMNS} FROM alerts WHERE $1 OR state != 'resolved'
+                         ORDER BY id DESC"
+                    ),
+                    &[&filter.all],
+                )?
+                .iter()
+                .map(alert_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            // Each listed alert's latest notification, in one statement.
+            let mut latest: std::collections::HashMap<i64, NotificationRecord> = c
+                .query(
+                    "SELECT DISTINCT ON (n.alert_id) n.id, n.alert_id, n.rule, n.channel, n.at,
+                             n.state, n.attempts, n.delivered_at, n.next_try_at, n.error,
+                             n.abandoned_why
+                         FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
+                         WHERE $1 OR a.state != 'resolved'
+                         ORDER BY n.alert_id, n.id DESC",
+                    &[&filter.all],
+                )?
+                .iter()
+                .map(|r| notification_from_row(r).map(|n| (n.alert_id, n)))
+                .collect::<Result<_>>()?;
+            for alert in &mut out {
+                alert.delivery = latest.remove(&alert.id);
+            }
+            Ok(out)
         })
     }
 
@@ -534,22 +586,120 @@ impl AlertStore for PgStore {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()> {
+        let delivered = undelivered.is_none();
+        let state = if delivered { "delivered" } else { "pending" };
+        let delivered_at = delivered.then_some(at);
+        let error = undelivered.map(|u| u.error);
+        let next_try = undelivered.map(|u| u.retry_at);
         self.tx(|c| {
             lock(c, Scope::Alerts, "alerts")?;
             for (id, rule) in alerts {
                 c.execute(
-                    "INSERT INTO alert_notifications (alert_id, rule, channel, at, delivered, error)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[id, rule, &channel, &at, &error.is_none(), &error],
+                    "INSERT INTO alert_notifications (alert_id, rule, channel, at, delivered, error,
+                        state, attempts, delivered_at, next_try_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)",
+                    &[
+                        id,
+                        rule,
+                        &channel,
+                        &at,
+                        &delivered,
+                        &error,
+                        &state,
+                        &delivered_at,
+                        &next_try,
+                    ],
                 )?;
-                c.execute(
-                    "UPDATE alerts SET last_notified_at = $2 WHERE id = $1",
-                    &[id, &at],
-                )?;
+                if delivered {
+                    c.execute(
+                        "UPDATE alerts SET last_notified_at = $2 WHERE id = $1",
+                        &[id, &at],
+                    )?;
+                }
             }
             Ok(())
+        })
+    }
+
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>> {
+        let hold_until = to_micros(hold_until);
+        self.tx(|c| {
+            lock(c, Scope::Alerts, "alerts")?;
+            // The compare-and-set: only rows still due are moved to `hold_until`. Under the
+            // lock no other claim runs at once; SKIP LOCKED keeps it so should the lock go.
+            let mut due = c
+                .query(
+                    &format!(
+                        "UPDATE alert_notifications SET next_try_at = $2
+                         WHERE id IN (SELECT id FROM alert_notifications
+                                      WHERE state = 'pending' AND next_try_at <= $1
+                                      FOR UPDATE SKIP LOCKED)
+                           AND state = 'pending' AND next_try_at <= $1
+                         RETURNING {NOTIFICATION_COLUMNS}"
+                    ),
+                    &[&now, &hold_until],
+                )?
+                .iter()
+                .map(notification_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            due.sort_by_key(|n| n.id);
+            Ok(due)
+        })
+    }
+
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize> {
+        let claim = to_micros(claim);
+        self.tx(|c| {
+            lock(c, Scope::Alerts, "alerts")?;
+            let mut changed = 0;
+            for id in ids {
+                let n = match outcome {
+                    DeliveryOutcome::Delivered => c.execute(
+                        "UPDATE alert_notifications SET state = 'delivered', delivered = true,
+                            delivered_at = $3, next_try_at = NULL, attempts = attempts + 1
+                         WHERE id = $1 AND state = 'pending' AND next_try_at = $2",
+                        &[id, &claim, &at],
+                    )?,
+                    DeliveryOutcome::Failed { error, retry_at } => c.execute(
+                        "UPDATE alert_notifications SET error = $3, next_try_at = $4,
+                            attempts = attempts + 1
+                         WHERE id = $1 AND state = 'pending' AND next_try_at = $2",
+                        &[id, &claim, &error, &retry_at],
+                    )?,
+                    DeliveryOutcome::Postponed { until } => c.execute(
+                        "UPDATE alert_notifications SET next_try_at = $3
+                         WHERE id = $1 AND state = 'pending' AND next_try_at = $2",
+                        &[id, &claim, &until],
+                    )?,
+                    DeliveryOutcome::Abandoned { why } => c.execute(
+                        "UPDATE alert_notifications SET state = 'abandoned', next_try_at = NULL,
+                            abandoned_why = $3
+                         WHERE id = $1 AND state = 'pending' AND next_try_at = $2",
+                        &[id, &claim, &why],
+                    )?,
+                };
+                if n == 1 && matches!(outcome, DeliveryOutcome::Delivered) {
+                    c.execute(
+                        "UPDATE alerts SET last_notified_at = $2
+                         WHERE id = (SELECT alert_id FROM alert_notifications WHERE id = $1)",
+                        &[id, &at],
+                    )?;
+                }
+                changed += n as usize;
+            }
+            Ok(changed)
         })
     }
 
@@ -558,7 +708,7 @@ impl AlertStore for PgStore {
             let n: i64 = c
                 .query_one(
                     "SELECT COUNT(DISTINCT alert_id) FROM alert_notifications
-                     WHERE rule = $1 AND at >= $2",
+                     WHERE rule = $1 AND state = 'delivered' AND delivered_at >= $2",
                     &[&rule, &since],
                 )?
                 .get(0);

@@ -3,7 +3,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, parse_enum, parse_ts, ts};
 use crate::alerts::{
-    AlertFilter, AlertOccurrence, AlertRecord, AlertStore, EventKind, HistoryEvent, Verdict,
+    AlertFilter, AlertOccurrence, AlertRecord, AlertStore, DeliveryOutcome, EventKind,
+    HistoryEvent, NotificationRecord, Undelivered, Verdict, to_micros,
 };
 use crate::{Result, RunId, StoreError};
 
@@ -47,6 +48,26 @@ fn alert_from_row(row: &Row<'_>) -> Result<AlertRecord> {
         resolved_at: opt_ts(row.get(20)?)?,
         resolved_by: row.get(21)?,
         last_notified_at: opt_ts(row.get(22)?)?,
+        delivery: None,
+    })
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, rule, channel, at, state, attempts,
+    delivered_at, next_try_at, error, abandoned_why";
+
+fn notification_from_row(row: &Row<'_>) -> Result<NotificationRecord> {
+    Ok(NotificationRecord {
+        id: row.get(0)?,
+        alert_id: row.get(1)?,
+        rule: row.get(2)?,
+        channel: row.get(3)?,
+        at: parse_ts(&row.get::<_, String>(4)?)?,
+        state: parse_enum(&row.get::<_, String>(5)?)?,
+        attempts: row.get(6)?,
+        delivered_at: opt_ts(row.get(7)?)?,
+        next_try_at: opt_ts(row.get(8)?)?,
+        error: row.get(9)?,
+        abandoned_why: row.get(10)?,
     })
 }
 
@@ -180,10 +201,20 @@ impl SqliteStore {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1");
         let mut stmt = tx.prepare_cached(&sql)?;
         let mut rows = stmt.query(params![id])?;
-        match rows.next()? {
-            Some(row) => alert_from_row(row),
-            None => Err(StoreError::NotFound(format!("alert {id}"))),
+        let mut alert = match rows.next()? {
+            Some(row) => alert_from_row(row)?,
+            None => return Err(StoreError::NotFound(format!("alert {id}"))),
+        };
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications WHERE alert_id = ?1
+             ORDER BY id DESC LIMIT 1"
+        );
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![id])?;
+        if let Some(row) = rows.next()? {
+            alert.delivery = Some(notification_from_row(row)?);
         }
+        Ok(alert)
     }
 }
 
@@ -434,6 +465,22 @@ impl AlertStore for SqliteStore {
         while let Some(row) = rows.next()? {
             out.push(alert_from_row(row)?);
         }
+        // Each listed alert's latest notification, in one statement.
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications WHERE id IN (
+                 SELECT max(n.id) FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
+                 WHERE ?1 OR a.state != 'resolved' GROUP BY n.alert_id)"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![filter.all])?;
+        let mut latest = std::collections::HashMap::new();
+        while let Some(row) = rows.next()? {
+            let n = notification_from_row(row)?;
+            latest.insert(n.alert_id, n);
+        }
+        for alert in &mut out {
+            alert.delivery = latest.remove(&alert.id);
+        }
         Ok(out)
     }
 
@@ -492,21 +539,125 @@ impl AlertStore for SqliteStore {
         alerts: &[(i64, &str)],
         channel: &str,
         at: DateTime<Utc>,
-        error: Option<&str>,
+        undelivered: Option<Undelivered<'_>>,
     ) -> Result<()> {
         let tx = self.write_tx()?;
         let at = ts(&at);
+        let (state, delivered_at) = match undelivered {
+            None => ("delivered", Some(at.as_str())),
+            Some(_) => ("pending", None),
+        };
+        let error = undelivered.map(|u| u.error);
+        let next_try = undelivered.map(|u| ts(&u.retry_at));
         for (id, rule) in alerts {
             tx.prepare_cached(
-                "INSERT INTO alert_notifications (alert_id, rule, channel, at, delivered, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO alert_notifications (alert_id, rule, channel, at, delivered, error,
+                    state, attempts, delivered_at, next_try_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
             )?
-            .execute(params![id, rule, channel, at, error.is_none(), error])?;
-            tx.prepare_cached("UPDATE alerts SET last_notified_at = ?2 WHERE id = ?1")?
-                .execute(params![id, at])?;
+            .execute(params![
+                id,
+                rule,
+                channel,
+                at,
+                undelivered.is_none(),
+                error,
+                state,
+                delivered_at,
+                next_try
+            ])?;
+            if undelivered.is_none() {
+                tx.prepare_cached("UPDATE alerts SET last_notified_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, at])?;
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn claim_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<Vec<NotificationRecord>> {
+        let hold_until = to_micros(hold_until);
+        // One writer at a time: what this transaction reads as due, no other can claim.
+        let tx = self.write_tx()?;
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications
+             WHERE state = 'pending' AND next_try_at <= ?1 ORDER BY id"
+        );
+        let mut due = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![ts(&now)])?;
+            while let Some(row) = rows.next()? {
+                due.push(notification_from_row(row)?);
+            }
+        }
+        for n in &mut due {
+            tx.prepare_cached(
+                "UPDATE alert_notifications SET next_try_at = ?2
+                 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![n.id, ts(&hold_until)])?;
+            n.next_try_at = Some(hold_until);
+        }
+        tx.commit()?;
+        Ok(due)
+    }
+
+    fn finish_notifications(
+        &self,
+        ids: &[i64],
+        claim: DateTime<Utc>,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let (claim, at) = (ts(&to_micros(claim)), ts(&at));
+        let mut changed = 0;
+        for id in ids {
+            let n = match outcome {
+                DeliveryOutcome::Delivered => tx
+                    .prepare_cached(
+                        "UPDATE alert_notifications SET state = 'delivered', delivered = 1,
+                            delivered_at = ?3, next_try_at = NULL, attempts = attempts + 1
+                         WHERE id = ?1 AND state = 'pending' AND next_try_at = ?2",
+                    )?
+                    .execute(params![id, claim, at])?,
+                DeliveryOutcome::Failed { error, retry_at } => tx
+                    .prepare_cached(
+                        "UPDATE alert_notifications SET error = ?3, next_try_at = ?4,
+                            attempts = attempts + 1
+                         WHERE id = ?1 AND state = 'pending' AND next_try_at = ?2",
+                    )?
+                    .execute(params![id, claim, error, ts(&retry_at)])?,
+                DeliveryOutcome::Postponed { until } => tx
+                    .prepare_cached(
+                        "UPDATE alert_notifications SET next_try_at = ?3
+                         WHERE id = ?1 AND state = 'pending' AND next_try_at = ?2",
+                    )?
+                    .execute(params![id, claim, ts(&until)])?,
+                DeliveryOutcome::Abandoned { why } => tx
+                    .prepare_cached(
+                        "UPDATE alert_notifications SET state = 'abandoned', next_try_at = NULL,
+                            abandoned_why = ?3
+                         WHERE id = ?1 AND state = 'pending' AND next_try_at = ?2",
+                    )?
+                    .execute(params![id, claim, why])?,
+            };
+            if n == 1 && matches!(outcome, DeliveryOutcome::Delivered) {
+                tx.prepare_cached(
+                    "UPDATE alerts SET last_notified_at = ?2
+                     WHERE id = (SELECT alert_id FROM alert_notifications WHERE id = ?1)",
+                )?
+                .execute(params![id, at])?;
+            }
+            changed += n;
+        }
+        tx.commit()?;
+        Ok(changed)
     }
 
     fn alerts_notified_since(&self, rule: &str, since: DateTime<Utc>) -> Result<usize> {
@@ -514,7 +665,7 @@ impl AlertStore for SqliteStore {
             .conn
             .prepare_cached(
                 "SELECT COUNT(DISTINCT alert_id) FROM alert_notifications
-                 WHERE rule = ?1 AND at >= ?2",
+                 WHERE rule = ?1 AND state = 'delivered' AND delivered_at >= ?2",
             )?
             .query_row(params![rule, ts(&since)], |r| r.get(0))?;
         Ok(n as usize)

@@ -195,7 +195,19 @@ pub(crate) fn notifications_are_counted_per_alert(db: &Db) {
         .record_notification(&[(a.id, "r"), (b.id, "r")], "slack", t0, None)
         .unwrap();
     store
-        .record_notification(&[(a.id, "r")], "pager", t0 + Duration::hours(1), Some("503"))
+        .record_notification(&[(a.id, "r")], "pager", t0 + Duration::minutes(30), None)
+        .unwrap();
+    // A failed one counts for nothing.
+    store
+        .record_notification(
+            &[(b.id, "r")],
+            "pager",
+            t0 + Duration::hours(1),
+            Some(Undelivered {
+                error: "503",
+                retry_at: t0 + Duration::hours(2),
+            }),
+        )
         .unwrap();
     assert_eq!(store.alerts_notified_since("r", t0).unwrap(), 2);
     assert_eq!(
@@ -207,8 +219,9 @@ pub(crate) fn notifications_are_counted_per_alert(db: &Db) {
     assert_eq!(store.alerts_notified_since("other", t0).unwrap(), 0);
     assert_eq!(
         store.alert(a.id).unwrap().last_notified_at,
-        Some(t0 + Duration::hours(1))
+        Some(t0 + Duration::minutes(30))
     );
+    assert_eq!(store.alert(b.id).unwrap().last_notified_at, Some(t0));
 }
 
 /// The events the alert evaluator derives from the history: their keys decide what counts
@@ -542,4 +555,182 @@ pub(crate) fn two_writers_raising_one_alert_open_it_once(db: &Db) {
         let counts: Vec<i64> = alerts.iter().map(|a| a.count).collect();
         assert_eq!(counts, [40 * (round + 1)], "round {round}");
     }
+}
+
+/// A notification whose first try failed is pending: it starts no cooldown and counts towards
+/// no rate limit. Claimed when due, it is held from other claimers; what became of it is
+/// written back with the claim's token, and only a delivery starts the cooldown.
+pub(crate) fn undelivered_notifications_count_for_nothing_until_a_retry_delivers_them(db: &Db) {
+    let store = db.open();
+    let a = store.raise_alert(&occurrence("r")).unwrap();
+    let b = store
+        .raise_alert(&AlertOccurrence {
+            task_id: Some("b"),
+            ..occurrence("r")
+        })
+        .unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let at = |s: i64| t0 + Duration::seconds(s);
+    store
+        .record_notification(
+            &[(a.id, "r"), (b.id, "r")],
+            "hook",
+            t0,
+            Some(Undelivered {
+                error: "cannot connect",
+                retry_at: at(30),
+            }),
+        )
+        .unwrap();
+    assert_eq!(store.alerts_notified_since("r", t0).unwrap(), 0);
+    let pending = store.alert(a.id).unwrap();
+    assert_eq!(pending.last_notified_at, None, "no cooldown started");
+    let delivery = pending.delivery.expect("its notification");
+    assert_eq!(delivery.state, DeliveryState::Pending);
+    assert_eq!((delivery.attempts, delivery.channel.as_str()), (1, "hook"));
+    assert_eq!(delivery.error.as_deref(), Some("cannot connect"));
+    assert_eq!(delivery.next_try_at, Some(at(30)));
+
+    // Not due yet; then due, and claimed once.
+    assert!(store.claim_due_notifications(at(29), at(600)).unwrap().is_empty());
+    let claimed = store.claim_due_notifications(at(30), at(600)).unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|n| n.alert_id).collect();
+    assert_eq!(ids, [a.id, b.id]);
+    assert!(claimed.iter().all(|n| n.next_try_at == Some(at(600))));
+    assert!(store.claim_due_notifications(at(31), at(600)).unwrap().is_empty());
+    let (na, nb) = (claimed[0].id, claimed[1].id);
+
+    // A write-back without the claim's token changes nothing.
+    assert_eq!(
+        store
+            .finish_notifications(&[na], at(599), at(31), DeliveryOutcome::Delivered)
+            .unwrap(),
+        0
+    );
+    // The retry failed too: tried again later, one more try counted.
+    let failed = DeliveryOutcome::Failed {
+        error: "answered `HTTP/1.1 503`",
+        retry_at: at(90),
+    };
+    assert_eq!(
+        store
+            .finish_notifications(&[na, nb], at(600), at(31), failed)
+            .unwrap(),
+        2
+    );
+    let delivery = store.alert(a.id).unwrap().delivery.unwrap();
+    assert_eq!((delivery.attempts, delivery.next_try_at), (2, Some(at(90))));
+    assert_eq!(delivery.error.as_deref(), Some("answered `HTTP/1.1 503`"));
+
+    // Delivered at the third try: the cooldown and the rate limit count from then.
+    let claimed = store.claim_due_notifications(at(300), at(900)).unwrap();
+    assert_eq!(claimed.len(), 2);
+    store
+        .finish_notifications(&[na], at(900), at(300), DeliveryOutcome::Delivered)
+        .unwrap();
+    // b's alert resolved meanwhile: abandoned, with why.
+    store
+        .finish_notifications(
+            &[nb],
+            at(900),
+            at(300),
+            DeliveryOutcome::Abandoned {
+                why: "alert resolved",
+            },
+        )
+        .unwrap();
+    let a = store.alert(a.id).unwrap();
+    assert_eq!(a.last_notified_at, Some(at(300)));
+    let delivery = a.delivery.unwrap();
+    assert_eq!(delivery.state, DeliveryState::Delivered);
+    assert_eq!((delivery.attempts, delivery.delivered_at), (3, Some(at(300))));
+    assert_eq!(delivery.at, t0, "first tried at");
+    assert_eq!(store.alerts_notified_since("r", t0).unwrap(), 1);
+    assert_eq!(store.alerts_notified_since("r", at(301)).unwrap(), 0);
+    let b = store.alert(b.id).unwrap();
+    assert_eq!(b.last_notified_at, None);
+    let delivery = b.delivery.unwrap();
+    assert_eq!(delivery.state, DeliveryState::Abandoned);
+    assert_eq!(delivery.abandoned_why.as_deref(), Some("alert resolved"));
+    assert!(store.claim_due_notifications(at(10_000), at(20_000)).unwrap().is_empty());
+
+    // The listing shows each alert's latest notification.
+    let listed: Vec<(i64, Option<DeliveryState>)> = store
+        .alerts(AlertFilter::default())
+        .unwrap()
+        .iter()
+        .map(|x| (x.id, x.delivery.as_ref().map(|d| d.state)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (b.id, Some(DeliveryState::Abandoned)),
+            (a.id, Some(DeliveryState::Delivered))
+        ]
+    );
+    // Delivered at the first try: delivered at once.
+    store
+        .record_notification(&[(a.id, "r")], "log", at(4000), None)
+        .unwrap();
+    let a = store.alert(a.id).unwrap();
+    assert_eq!(a.last_notified_at, Some(at(4000)));
+    assert_eq!(a.delivery.unwrap().delivered_at, Some(at(4000)));
+}
+
+/// Several evaluators (schedulers on one database) claiming due retries at once: each retry is
+/// claimed by exactly one of them, so it is delivered once.
+pub(crate) fn racing_evaluators_claim_each_due_retry_once(db: &Db) {
+    let store = db.open();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let task = format!("t{i}");
+        let alert = store
+            .raise_alert(&AlertOccurrence {
+                task_id: Some(&task),
+                ..occurrence("r")
+            })
+            .unwrap();
+        store
+            .record_notification(
+                &[(alert.id, "r")],
+                "hook",
+                t0,
+                Some(Undelivered {
+                    error: "refused",
+                    retry_at: t0 + Duration::seconds(i),
+                }),
+            )
+            .unwrap();
+        expected.push(alert.id);
+    }
+    let now = t0 + Duration::minutes(1);
+    let claimed = super::runs::race(db, |i, store| {
+        // Each with its own hold, as evaluators a moment apart would have.
+        store
+            .claim_due_notifications(now, now + Duration::minutes(10) + Duration::seconds(i as i64))
+            .unwrap()
+    });
+    let mut all: Vec<i64> = claimed.iter().flatten().map(|n| n.alert_id).collect();
+    all.sort_unstable();
+    assert_eq!(all, expected, "every due retry claimed, none twice");
+    // Each claimer writes back with its own token; another's token changes nothing.
+    for (i, mine) in claimed.iter().enumerate() {
+        let token = now + Duration::minutes(10) + Duration::seconds(i as i64);
+        let ids: Vec<i64> = mine.iter().map(|n| n.id).collect();
+        let other = token + Duration::milliseconds(1);
+        assert_eq!(
+            store
+                .finish_notifications(&ids, other, now, DeliveryOutcome::Delivered)
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .finish_notifications(&ids, token, now, DeliveryOutcome::Delivered)
+                .unwrap(),
+            ids.len()
+        );
+    }
+    assert_eq!(store.alerts_notified_since("r", t0).unwrap(), 20);
 }

@@ -108,6 +108,8 @@ on_every_backend!({
         history_events_have_stable_keys_and_texts,
         two_evaluators_claim_each_event_once,
         two_writers_raising_one_alert_open_it_once,
+        undelivered_notifications_count_for_nothing_until_a_retry_delivers_them,
+        racing_evaluators_claim_each_due_retry_once,
     }
     registry {
         one_production_version_at_a_time_and_the_ledger_answers_when,
