@@ -760,6 +760,23 @@ fn first_pid_anywhere(p: &Project) -> std::io::Result<PathBuf> {
         .ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
 }
 
+/// Waits for the run's retry to succeed on the host `daemon` runs on; each attempt as (number,
+/// state, host, reason, the run's state).
+fn retried_on(p: &Project, daemon: &mut Daemon) -> Vec<Vec<String>> {
+    daemon.wait_for(
+        "the run to succeed on host-1",
+        Duration::from_secs(90),
+        || {
+            let rows = rows(
+                p,
+                "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
+             FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
+            );
+            (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
+        },
+    )
+}
+
 fn status_json(p: &Project) -> serde_json::Value {
     p.vane(&["status", "--json"]).success().json()
 }
@@ -803,18 +820,7 @@ fn a_host_that_loses_power_mid_run_has_its_run_adopted_and_retried_on_the_other(
     let lost_at = std::time::Instant::now();
     hosts.kill_host(0);
     assert!(!process_exists(task), "the task died with its host");
-    let attempts = second.wait_for(
-        "the run to succeed on host-1",
-        Duration::from_secs(90),
-        || {
-            let rows = rows(
-                &p,
-                "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
-             FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
-            );
-            (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
-        },
-    );
+    let attempts = retried_on(&p, &mut second);
     eprintln!(
         "host-0 lost power; its run was adopted and retried to success on host-1 {:.1} s later",
         lost_at.elapsed().as_secs_f64()
@@ -851,18 +857,7 @@ fn a_scheduler_cut_off_past_its_lease_kills_its_task_and_its_late_writes_are_ref
     wait_for("the cut-off host to kill its task", PATIENCE, || {
         (!process_exists(task)).then_some(())
     });
-    let attempts = second.wait_for(
-        "the run to succeed on host-1",
-        Duration::from_secs(90),
-        || {
-            let rows = rows(
-                &p,
-                "SELECT a.attempt, a.state, a.host, coalesce(a.reason, ''), r.state \
-             FROM attempts a JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",
-            );
-            (rows.len() == 2 && rows[1][1] == "success" && rows[1][4] == "success").then_some(rows)
-        },
-    );
+    let attempts = retried_on(&p, &mut second);
     let before = p.sql(
         "SELECT a.attempt, a.state, a.reason, a.ended_at, r.state, r.owner_token FROM attempts a \
          JOIN runs r ON r.id = a.run_id ORDER BY a.attempt",

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::browser::Browser;
 use crate::examples::examples;
-use crate::harness::{KillOnDrop, Project, wait_for};
+use crate::harness::{KillOnDrop, Project, Served, wait_for};
 
 const TOKEN: &str = "ui-test-token";
 
@@ -160,6 +160,22 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
     b.wait_text("main", &["No answer from vane", "still running?"]);
 }
 
+/// `vane run slow` in the background with its first attempt running, the UI served and a
+/// browser open. The guard kills the run should an assertion fail first.
+fn running_in_the_foreground(p: &Project) -> (std::process::Child, KillOnDrop, Served, Browser) {
+    let run = p.command(&["run", "slow"]).spawn().expect("start vane run");
+    let guard = KillOnDrop {
+        pid: run.id(),
+        comm: "vane",
+    };
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    wait_for("the attempt to start", Duration::from_secs(30), || {
+        (p.show(1)["tasks"][0]["attempts"][0]["state"] == "running").then_some(())
+    });
+    (run, guard, served, b)
+}
+
 #[test]
 fn an_attempt_page_follows_a_running_task_and_turns_green_when_it_ends() {
     let p = Project::new().dag(
@@ -170,17 +186,7 @@ fn an_attempt_page_follows_a_running_task_and_turns_green_when_it_ends() {
 command = 'echo "waiting for the go file"; for i in $(seq 600); do [ -f go ] && break; sleep 0.1; done; echo "got it, done"'
 "#,
     );
-    let mut run = p.command(&["run", "slow"]).spawn().expect("start vane run");
-    // A failed assertion must not leave the run behind.
-    let _guard = KillOnDrop {
-        pid: run.id(),
-        comm: "vane",
-    };
-    let served = p.serve(TOKEN);
-    let b = Browser::start();
-    wait_for("the attempt to start", Duration::from_secs(30), || {
-        (p.show(1)["tasks"][0]["attempts"][0]["state"] == "running").then_some(())
-    });
+    let (mut run, _guard, served, b) = running_in_the_foreground(&p);
     b.goto(&format!("http://{}/#/runs/1/tasks/wait/1", served.addr));
     b.wait_text("main h1 + .badge", &["running"]);
     b.wait_text("pre.log", &["waiting for the go file"]);
@@ -344,16 +350,7 @@ command = "echo after"
 depends_on = ["wait"]
 "#,
     );
-    let mut run = p.command(&["run", "slow"]).spawn().expect("start vane run");
-    let _guard = KillOnDrop {
-        pid: run.id(),
-        comm: "vane",
-    };
-    let served = p.serve(TOKEN);
-    let b = Browser::start();
-    wait_for("the attempt to start", Duration::from_secs(30), || {
-        (p.show(1)["tasks"][0]["attempts"][0]["state"] == "running").then_some(())
-    });
+    let (mut run, _guard, served, b) = running_in_the_foreground(&p);
     b.goto(&format!("http://{}/#/runs/1", served.addr));
     b.eval(
         "localStorage.setItem('vane-token', arguments[0]); localStorage.setItem('vane-user', 'gus');",
