@@ -242,6 +242,10 @@ pub(crate) enum MarkState {
 #[derive(Debug, Args)]
 pub(crate) struct StopArgs {
     pub(crate) run_id: vane_store::RunId,
+    /// Stop only this running task: it fails, never retried, and the run goes on, what depends
+    /// on it following its trigger rule.
+    #[arg(long, value_name = "TASK")]
+    pub(crate) task: Option<String>,
     /// Why, recorded in the run's reason (e.g. "bad input data").
     #[arg(long)]
     pub(crate) reason: Option<String>,

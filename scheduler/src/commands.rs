@@ -580,6 +580,40 @@ fn mark(g: &Global, args: &crate::cli::MarkArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vane stop --task`: waits (unless told not to) for the task's attempt to end.
+fn stop_task(
+    store: &dyn vane_store::Store,
+    run: vane_store::RunId,
+    task: &str,
+    no_wait: bool,
+) -> Result<ExitCode> {
+    eprintln!("run {run}: stop of task `{task}` requested; the run's owner kills it");
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let detail = store.run(run)?;
+        let Some(t) = detail.tasks.iter().find(|t| t.task_id == task) else {
+            break;
+        };
+        if t.state != vane_store::TaskState::Running {
+            let reason = t.attempts.last().and_then(|a| a.reason.clone());
+            println!(
+                "task `{task}` of run {run} {}: {}",
+                t.state,
+                reason.unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    anyhow::bail!(
+        "task `{task}` of run {run} still runs after {} s: is its owner running? (`vane status`)",
+        STOP_WAIT.as_secs()
+    )
+}
+
 /// How long `vane stop` waits for a run's owner to stop it: the owner looks for requests every
 /// second, and killed tasks get their kill grace.
 const STOP_WAIT: Duration = Duration::from_secs(60);
@@ -587,7 +621,16 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 fn stop(g: &Global, args: &crate::cli::StopArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let by = vane_app::who(args.by.as_deref());
-    let run = app(g).stop(&*store, args.run_id, &by, args.reason.as_deref())?;
+    let run = app(g).stop(
+        &*store,
+        args.run_id,
+        args.task.as_deref(),
+        &by,
+        args.reason.as_deref(),
+    )?;
+    if let Some(task) = &args.task {
+        return stop_task(&*store, args.run_id, task, args.no_wait);
+    }
     let ended =
         |r: &vane_store::RunRecord| !matches!(r.state, RunState::Queued | RunState::Running);
     if ended(&run) {

@@ -359,7 +359,67 @@ fn a_queued_run_stopped_before_it_starts_never_starts(backend: Backend) {
     assert!(!p.work().join("train.pid").exists());
 }
 
+/// One task stopped: its process group is killed, it fails without a retry saying who and
+/// why, and the run goes on by its trigger rules (a cleanup that runs whatever happened).
+fn vane_stop_task_kills_one_task_and_the_run_goes_on(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "long",
+        r#"
+[tasks.train]
+command = "echo $$ > \"$VANE_WORK/train.pid\"; exec sleep 600"
+retries = 2
+
+[tasks.report]
+command = "echo report"
+depends_on = ["train"]
+
+[tasks.cleanup]
+command = "echo cleaned >> \"$VANE_WORK/cleaned\""
+depends_on = ["train"]
+trigger_rule = "all_done"
+"#,
+    );
+    let mut daemon = p.scheduler(&[]);
+    p.vane(&["trigger", "long"]).success();
+    let pid = daemon.wait_for("the task to start", PATIENCE, || {
+        read_pid(&p.work().join("train.pid"))
+    });
+    let _cleanup = KillOnDrop { pid, comm: "sleep" };
+    p.vane(&["stop", "1", "--task", "nope"])
+        .failure()
+        .stderr_contains("run 1 has no task `nope`; its tasks: train, report, cleanup");
+    p.vane(&[
+        "stop",
+        "1",
+        "--task",
+        "train",
+        "--by",
+        "dana",
+        "--reason",
+        "wrong hyperparameters",
+    ])
+    .success()
+    .stdout_contains("task `train` of run 1 failed: stopped by dana: wrong hyperparameters");
+    assert!(
+        !process_alive(pid, "sleep"),
+        "the task {pid} outlived its stop"
+    );
+    daemon.wait_for("the run to end", PATIENCE, || {
+        (p.show(1)["state"] == "failed").then_some(())
+    });
+    let show = p.show(1);
+    assert_eq!(attempts(&show, "train").len(), 1, "not retried: {show:#}");
+    assert_eq!(
+        task(&show, "report")["state"],
+        "upstream_failed",
+        "{show:#}"
+    );
+    assert_eq!(task(&show, "cleanup")["state"], "success", "{show:#}");
+    assert_eq!(p.read_work("cleaned"), "cleaned\n");
+}
+
 crate::harness::on_both_backends!(
+    vane_stop_task_kills_one_task_and_the_run_goes_on,
     a_timeout_kills_the_task_and_its_grandchildren,
     a_task_that_ignores_sigterm_is_killed_after_the_grace_period,
     processes_a_task_leaves_behind_are_killed,

@@ -234,7 +234,14 @@ impl HttpApi {
             Route::Stop { run } => {
                 let by = crate::who(field(body, "by")?.as_deref());
                 let reason = field(body, "reason")?;
-                let stopped = app.stop(&*self.store()?, RunId(run), &by, reason.as_deref())?;
+                let task = field(body, "task")?;
+                let stopped = app.stop(
+                    &*self.store()?,
+                    RunId(run),
+                    task.as_deref(),
+                    &by,
+                    reason.as_deref(),
+                )?;
                 json(crate::runs::run_json(&stopped))
             }
             Route::Mark { run, task } => {

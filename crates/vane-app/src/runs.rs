@@ -423,6 +423,7 @@ impl App {
         &self,
         store: &dyn Store,
         run: RunId,
+        task: Option<&str>,
         by: &str,
         reason: Option<&str>,
     ) -> Result<RunRecord, AppError> {
@@ -438,6 +439,24 @@ impl App {
             reason: reason.map(str::to_owned).filter(|r| !r.trim().is_empty()),
             at: Utc::now(),
         };
+        if let Some(task) = task {
+            // One task: its owner kills it; the run goes on by its trigger rules.
+            let Some(record) = detail.tasks.iter().find(|t| t.task_id == task) else {
+                let known: Vec<&str> = detail.tasks.iter().map(|t| t.task_id.as_str()).collect();
+                return Err(AppError::NotFound(format!(
+                    "run {run} has no task `{task}`; its tasks: {}",
+                    known.join(", ")
+                )));
+            };
+            if record.state != vane_store::TaskState::Running {
+                return Err(AppError::Conflict(format!(
+                    "task `{task}` of run {run} is {}, not running: stop the whole run to keep it from starting (`vane stop {run}`)",
+                    record.state
+                )));
+            }
+            store.request_task_stop(run, task, &request)?;
+            return Ok(store.run(run)?.run);
+        }
         let record = store.request_stop(run, &request)?;
         if record.state == RunState::Queued && record.owner.is_none() {
             end_queued(store, &record, &request)?;

@@ -28,8 +28,9 @@ struct Inner {
     held: Mutex<Held>,
     /// Counts the leases lost: each execution watches it and stops acting as owner when it moves.
     lost: watch::Sender<u64>,
-    /// Runs owned under the lease that a person asked to stop (`vane stop`), as last looked up.
-    stops: watch::Sender<Vec<RunId>>,
+    /// What a person asked to stop (`vane stop`) among the runs owned under the lease, as last
+    /// looked up: a whole run (`None`) or one of its tasks.
+    stops: watch::Sender<Vec<(RunId, Option<String>)>>,
     /// Executions going on under the lease: stop requests are looked for only while there are.
     executing: AtomicUsize,
 }
@@ -100,10 +101,10 @@ impl Lease {
         self.inner.lost.subscribe()
     }
 
-    /// Runs owned under this process's leases that a person asked to stop; looked up about
-    /// once a second while any execution goes on.
+    /// What a person asked to stop among the runs owned under this process's leases (a run,
+    /// or one task of it); looked up about once a second while any execution goes on.
     #[must_use]
-    pub fn stops(&self) -> watch::Receiver<Vec<RunId>> {
+    pub fn stops(&self) -> watch::Receiver<Vec<(RunId, Option<String>)>> {
         self.inner.stops.subscribe()
     }
 

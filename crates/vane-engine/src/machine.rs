@@ -57,6 +57,8 @@ pub enum Finish {
     Verdict,
     /// The task ended itself `skipped`: downstream tasks follow their trigger rules.
     Skipped,
+    /// A person stopped this task (`vane stop --task`): failed, never retried.
+    Killed,
 }
 
 /// How the dependencies of one task have ended so far.
@@ -294,9 +296,11 @@ impl RunMachine {
                 let reason = "killed when the scheduler stopped; runs again when the run resumes";
                 actions.push(set(task, TaskState::Queued, Some(reason.into())));
             }
-            Finish::Failed | Finish::Stopped | Finish::Verdict => {
+            Finish::Failed | Finish::Stopped | Finish::Verdict | Finish::Killed => {
                 let reason = if finish == Finish::Stopped || self.cancelled {
                     Some("the run was stopped".to_owned())
+                } else if finish == Finish::Killed {
+                    Some("stopped by a person; not retried".to_owned())
                 } else if finish == Finish::Verdict {
                     Some("failed on a verdict (a failed check or gate); not retried".to_owned())
                 } else if slot.retry.retries > 0 {

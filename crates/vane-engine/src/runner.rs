@@ -294,6 +294,7 @@ impl Engine<'_> {
             restoring: JoinSet::new(),
             ready: Vec::new(),
             unstartable: Vec::new(),
+            stopped: HashMap::new(),
         };
         let ctx = Ctx {
             engine: self,
@@ -399,7 +400,15 @@ impl Engine<'_> {
                                 joined.map_err(|e| EngineError::Internal(e.to_string()))?;
                             procs.running[task] = None;
                             if let Some(outcome) = ctx.sensed(&mut procs, task, attempt, outcome, &mut changes) {
-                                let ending = ctx.ending(task, attempt, outcome);
+                                let mut ending = ctx.ending(task, attempt, outcome);
+                                // A person stopped it: final, with who and why, unless it
+                                // succeeded before the kill landed.
+                                if let Some(why) = procs.stopped.remove(&task)
+                                    && ending.finish != Finish::Success
+                                {
+                                    ending.finish = Finish::Killed;
+                                    ending.reason = Some(why);
+                                }
                                 if ending.finish == Finish::Success && !dag.tasks[task].outputs.is_empty() {
                                     // The attempt succeeds once its outputs are kept: until then the
                                     // machine sees it running, so nothing downstream starts early.
@@ -451,7 +460,16 @@ impl Engine<'_> {
                     }
                     // A person asked to stop the run (`vane stop`, from any host).
                     Ok(()) = stops.changed(), if stopping.is_none() => {
-                        if stops.borrow_and_update().contains(&run) {
+                        let asked: Vec<Option<String>> = stops
+                            .borrow_and_update()
+                            .iter()
+                            .filter(|(r, _)| *r == run)
+                            .map(|(_, task)| task.clone())
+                            .collect();
+                        for task in asked.iter().flatten() {
+                            ctx.stop_task(&mut procs, task).await?;
+                        }
+                        if asked.iter().any(Option::is_none) {
                             let asked = self.store.call(move |s| s.run(run)).await?.run.stop_request;
                             let why = asked.map_or_else(|| StopReason::Requested.describe().to_owned(), |r| r.describe());
                             warn!(run_id = run.0, reason = %why, "Stopping the run as asked: killing running tasks.");
@@ -557,6 +575,8 @@ struct Processes {
     /// Attempts whose preparation came back: to launch, or to fail and why.
     ready: Vec<(usize, u32, Job)>,
     unstartable: Vec<(usize, u32, String)>,
+    /// Tasks a person stopped (`vane stop --task`), with who and why, until their attempt ends.
+    stopped: HashMap<usize, String>,
 }
 
 /// A prepared attempt: task, attempt, its job, and what its preparation found.
@@ -633,6 +653,31 @@ struct Ctx<'e, 's> {
 }
 
 impl Ctx<'_, '_> {
+    /// Kills task `task` as a person asked (`vane stop --task`), once: its process group goes,
+    /// and its attempt ends failed with who and why, never retried.
+    async fn stop_task(&self, procs: &mut Processes, task: &str) -> Result<(), EngineError> {
+        let Some(index) = self.spec.dag.task_index(task) else {
+            return Ok(());
+        };
+        if procs.stopped.contains_key(&index) {
+            return Ok(());
+        }
+        let Some(kill) = &procs.running[index] else {
+            return Ok(());
+        };
+        let (run, name) = (self.run, task.to_owned());
+        let asked = self
+            .engine
+            .store
+            .call(move |s| s.task_stop(run, &name))
+            .await?;
+        let why = asked.map_or_else(|| "stopped by a person".to_owned(), |r| r.describe());
+        warn!(run_id = run.0, task, reason = %why, "Stopping the task as asked: killing its process group.");
+        kill.kill();
+        procs.stopped.insert(index, why);
+        Ok(())
+    }
+
     fn uses_slots(&self) -> bool {
         let limits = &self.engine.limits;
         limits.max_active_tasks.is_some() || !limits.pools.is_empty()

@@ -166,6 +166,10 @@ const OPERATIONS: &[Operation] = &[
         "Stop a queued or running run: its owner kills running tasks and starts no other; a queued run ends at once. Answers the run; 409 when it has ended.",
         &[],
         &[
+            (
+                "task",
+                "stop only this running task; the run goes on by its trigger rules",
+            ),
             ("by", "who stops it; default the server's user"),
             ("reason", "why, recorded in the run's reason"),
         ],

@@ -332,11 +332,25 @@ pub trait Store:
     /// [`StoreError::NotFound`] when there is no such run.
     fn request_stop(&self, run: RunId, request: &StopRequest) -> Result<RunRecord>;
 
-    /// Runs owned under lease `lease`, still running, that a person asked to stop.
+    /// Records that `request.by` asks task `task` of run `run` to stop (`vane stop --task`):
+    /// the run's owner kills it. A task asked once keeps its first request.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written, or there is no such run.
+    fn request_task_stop(&self, run: RunId, task: &str, request: &StopRequest) -> Result<()>;
+
+    /// Who asked task `task` of run `run` to stop, if anyone.
     ///
     /// # Errors
     /// Fails when the database cannot be read.
-    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>>;
+    fn task_stop(&self, run: RunId, task: &str) -> Result<Option<StopRequest>>;
+
+    /// What a person asked to stop among the running runs owned under lease `lease`: a whole
+    /// run (`None`), or one of its running tasks.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn stop_requests(&self, lease: &str) -> Result<Vec<(RunId, Option<String>)>>;
 
     /// The changes people made to a run's params, oldest first.
     ///

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_alert_delivery.sql"),
     include_str!("../migrations/0019_backfill_redeploy.sql"),
     include_str!("../migrations/0020_param_changes.sql"),
+    include_str!("../migrations/0021_task_stops.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -952,15 +953,57 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+    fn request_task_stop(&self, run: RunId, task: &str, request: &StopRequest) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO task_stops (run_id, task_id, stopped_by, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                run,
+                task,
+                request.by,
+                request.reason,
+                ts(&request.at)
+            ])?;
+        Ok(())
+    }
+
+    fn task_stop(&self, run: RunId, task: &str) -> Result<Option<StopRequest>> {
+        let row: Option<(String, Option<String>, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT stopped_by, reason, at FROM task_stops WHERE run_id = ?1 AND task_id = ?2",
+            )?
+            .query_row(params![run, task], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(by, reason, at)| {
+            Ok(StopRequest {
+                by,
+                reason,
+                at: parse_ts(&at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn stop_requests(&self, lease: &str) -> Result<Vec<(RunId, Option<String>)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM runs WHERE owner_lease = ?1 AND state = 'running'
-               AND stop_requested_at IS NOT NULL ORDER BY id",
+            "SELECT id, NULL FROM runs WHERE owner_lease = ?1 AND state = 'running'
+               AND stop_requested_at IS NOT NULL
+             UNION ALL
+             SELECT s.run_id, s.task_id FROM task_stops s
+               JOIN runs ON runs.id = s.run_id
+               JOIN task_instances t ON t.run_id = s.run_id AND t.task_id = s.task_id
+             WHERE runs.owner_lease = ?1 AND runs.state = 'running' AND t.state = 'running'
+             ORDER BY 1",
         )?;
-        let ids = stmt
-            .query_map(params![lease], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<RunId>>>()?;
-        Ok(ids)
+        let asked = stmt
+            .query_map(params![lease], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(asked)
     }
 
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {

@@ -432,7 +432,15 @@ impl<S: Store> Store for OffLoop<S> {
         self.check();
         self.0.param_changes(run)
     }
-    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+    fn request_task_stop(&self, run: RunId, task: &str, request: &StopRequest) -> Result<()> {
+        self.check();
+        self.0.request_task_stop(run, task, request)
+    }
+    fn task_stop(&self, run: RunId, task: &str) -> Result<Option<StopRequest>> {
+        self.check();
+        self.0.task_stop(run, task)
+    }
+    fn stop_requests(&self, lease: &str) -> Result<Vec<(RunId, Option<String>)>> {
         self.check();
         self.0.stop_requests(lease)
     }

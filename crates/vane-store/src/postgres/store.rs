@@ -770,15 +770,49 @@ impl Store for PgStore {
         })
     }
 
-    fn stop_requests(&self, lease: &str) -> Result<Vec<RunId>> {
+    fn request_task_stop(&self, run: RunId, task: &str, request: &StopRequest) -> Result<()> {
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO task_stops (run_id, task_id, stopped_by, reason, at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&run, &task, &request.by, &request.reason, &request.at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn task_stop(&self, run: RunId, task: &str) -> Result<Option<StopRequest>> {
+        self.with_client(|c| {
+            c.query_opt(
+                "SELECT stopped_by, reason, at FROM task_stops WHERE run_id = $1 AND task_id = $2",
+                &[&run, &task],
+            )?
+            .map(|r| {
+                Ok(StopRequest {
+                    by: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    at: r.try_get(2)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn stop_requests(&self, lease: &str) -> Result<Vec<(RunId, Option<String>)>> {
         self.with_client(|c| {
             c.query(
-                "SELECT id FROM runs WHERE owner_lease = $1 AND state = 'running'
-                   AND stop_requested_at IS NOT NULL ORDER BY id",
+                "SELECT id, NULL::text FROM runs WHERE owner_lease = $1 AND state = 'running'
+                   AND stop_requested_at IS NOT NULL
+                 UNION ALL
+                 SELECT s.run_id, s.task_id FROM task_stops s
+                   JOIN runs ON runs.id = s.run_id
+                   JOIN task_instances t ON t.run_id = s.run_id AND t.task_id = s.task_id
+                 WHERE runs.owner_lease = $1 AND runs.state = 'running' AND t.state = 'running'
+                 ORDER BY 1",
                 &[&lease],
             )?
             .iter()
-            .map(|r| Ok(r.try_get(0)?))
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
         })
     }

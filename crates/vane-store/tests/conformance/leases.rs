@@ -219,10 +219,29 @@ pub(crate) fn a_stop_request_is_recorded_and_found_by_the_runs_owner(db: &Db) {
     for run in [mine, other, ended] {
         store.request_stop(run, &request).unwrap();
     }
-    assert_eq!(store.stop_requests("me").unwrap(), vec![mine]);
-    assert_eq!(store.stop_requests("them").unwrap(), vec![other]);
+    assert_eq!(store.stop_requests("me").unwrap(), vec![(mine, None)]);
+    assert_eq!(store.stop_requests("them").unwrap(), vec![(other, None)]);
     let recorded = store.run(mine).unwrap().run.stop_request.unwrap();
     assert_eq!(recorded.describe(), "stopped by alice: bad input");
     // A run that has ended keeps no request: there was nothing to stop.
     assert_eq!(store.run(ended).unwrap().run.stop_request, None);
+    // One task of a run: found while the task runs, with who asked and why.
+    store
+        .apply(&[Change::Task {
+            run: other,
+            task: "a".into(),
+            state: TaskState::Running,
+            reason: None,
+            at: Utc::now(),
+        }])
+        .unwrap();
+    store.request_task_stop(other, "a", &request).unwrap();
+    let mut asked = store.stop_requests("them").unwrap();
+    asked.sort();
+    assert_eq!(asked, vec![(other, None), (other, Some("a".to_owned()))]);
+    assert_eq!(
+        store.task_stop(other, "a").unwrap().unwrap().describe(),
+        "stopped by alice: bad input"
+    );
+    assert_eq!(store.task_stop(mine, "a").unwrap(), None);
 }
