@@ -86,8 +86,9 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
             },
         );
         match deployed {
-            // Latest-only: the task ends skipped, saying why, and the run goes on.
-            Err(vane_deploy::Error::Past(why)) => {
+            // Latest-only, or a failed candidate: the task ends skipped, saying why, and the
+            // run goes on.
+            Err(vane_deploy::Error::NotDeployed(why)) => {
                 println!("vane: {why}");
                 if let Some(path) = std::env::var_os("VANE_REASON") {
                     std::fs::write(path, format!("{why}\n"))

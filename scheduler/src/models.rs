@@ -311,7 +311,9 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     println!(
         "{model} v{target} is back in production{} (by {by}: {})",
         plan.current
-            .map(|c| format!(", replacing v{c}"))
+            .map(|c| format!(
+                ", replacing v{c}, now `failed`: no automatic rollout serves it again"
+            ))
             .unwrap_or_default(),
         args.reason
     );

@@ -381,6 +381,62 @@ fn a_backfill_never_redeploys_the_past_unless_asked() {
     assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
 }
 
+/// A rollout left waiting for a person is itself worth an alert: `approval_waiting` fires once
+/// the wait passes the rule's `after`, naming the run, the model and the stage.
+#[test]
+fn an_approval_waiting_too_long_raises_an_alert() {
+    let p = project("approve");
+    p.write(
+        "vane.toml",
+        "[[alerts.rules]]\non = \"approval_waiting\"\nafter = \"1s\"\nseverity = \"critical\"\n",
+    );
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    let alert = wait_for_every(
+        Duration::from_millis(200),
+        "the approval_waiting alert",
+        Duration::from_secs(30),
+        || {
+            p.vane(&["alerts", "--evaluate"]).success();
+            let alerts = p.vane(&["alerts", "--json"]).success().json();
+            alerts
+                .as_array()?
+                .iter()
+                .find(|a| a["on"] == "approval_waiting")
+                .cloned()
+        },
+    );
+    assert_eq!(alert["severity"], "critical", "{alert:#}");
+    assert_eq!(alert["subject"], "churn", "{alert:#}");
+    let summary = alert["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("run 1 waits for a person to approve churn v1 at stage canary"),
+        "{alert:#}"
+    );
+    // Evaluated again at once, the same wait is not a second alert.
+    p.vane(&["alerts", "--evaluate"]).success();
+    let alerts = p.vane(&["alerts", "--json"]).success().json();
+    let waiting: Vec<_> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["on"] == "approval_waiting")
+        .collect();
+    assert_eq!(waiting.len(), 1, "{alerts:#}");
+    assert_eq!(waiting[0]["count"], 1, "{alerts:#}");
+    p.vane(&["approve", "1", "--by", "carol"]).success();
+    assert!(child.wait().unwrap().success());
+    // Approved, the rollout went on and its task passed: the alert is resolved by that run.
+    p.vane(&["alerts", "--evaluate"]).success();
+    let alerts = p.vane(&["alerts", "--all", "--json"]).success().json();
+    let alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["on"] == "approval_waiting")
+        .unwrap_or_else(|| panic!("{alerts:#}"));
+    assert_eq!(alert["state"], "resolved", "{alert:#}");
+}
+
 #[test]
 fn on_no_baseline_approve_waits_for_the_first_model() {
     let p = project("approve");
@@ -457,10 +513,82 @@ fn models_at_a_time_and_a_rollback_by_hand() {
     assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
     let m = models(&p);
     assert_eq!(stage_of(&m, 1), "production");
-    assert_eq!(stage_of(&m, 2), "archived");
-    let last = m["ledger"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["actor"], "user dana");
-    assert_eq!(last["reason"], "rollback: latency complaints");
+    assert_eq!(stage_of(&m, 2), "failed");
+    let ledger = m["ledger"].as_array().unwrap();
+    let back = ledger
+        .iter()
+        .rfind(|e| e["version"] == 1 && e["to_stage"] == "production")
+        .unwrap();
+    assert_eq!(back["actor"], "user dana");
+    assert_eq!(back["reason"], "rollback: latency complaints");
+    let last = ledger.last().unwrap();
+    assert_eq!(last["version"], 2, "{m:#}");
+    assert_eq!(last["to_stage"], "failed", "{m:#}");
+    assert_eq!(last["reason"], "rolled back to v1: latency complaints");
+
+    // The same bytes trained again are not served again: the deploy ends skipped, saying why.
+    run(&p, "v2", "2026-11-03").success();
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+    assert_eq!(stage_of(&models(&p), 2), "failed");
+    let show = p.show(3);
+    let rollout = crate::harness::task(&show, "rollout");
+    assert_eq!(rollout["state"], "skipped", "{show:#}");
+    let reason = rollout["attempts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("not deployed: the candidate is churn v2, which failed")
+            && reason.contains("user dana: rolled back to v1")
+            && reason.contains("vane promote churn 2"),
+        "{show:#}"
+    );
+    // A person can bring it back.
+    p.vane(&[
+        "promote",
+        "churn",
+        "2",
+        "--stage",
+        "production",
+        "--reason",
+        "latency was the network",
+        "--by",
+        "dana",
+    ])
+    .success();
+    assert_eq!(stage_of(&models(&p), 2), "production");
+}
+
+/// A candidate that failed its gate is not rolled out again when a later run produces the
+/// same model: no second canary, the task ends skipped with the reason, production untouched.
+#[test]
+fn a_version_that_failed_a_gate_is_never_rolled_out_again() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "worse", "2026-11-02").failure();
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "failed", "{m:#}");
+    let entries = m["ledger"].as_array().unwrap().len();
+    std::fs::remove_file(p.path().join("serving/canary.json")).unwrap();
+
+    run(&p, "worse", "2026-11-03").success();
+    let show = p.show(3);
+    let rollout = crate::harness::task(&show, "rollout");
+    assert_eq!(rollout["state"], "skipped", "{show:#}");
+    let reason = rollout["attempts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("an automatic rollout never serves a failed version again")
+            && reason.contains("canary gate failed"),
+        "{show:#}"
+    );
+    let m = models(&p);
+    assert_eq!(m["ledger"].as_array().unwrap().len(), entries, "{m:#}");
+    assert!(
+        !p.path().join("serving/canary.json").exists(),
+        "the failed version went back into canary"
+    );
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub enum AlertOn {
     GateFailed,
     /// A sensor waited past its `timeout`.
     SensorTimeout,
+    /// A rollout has waited for a person's approval longer than the rule's `after`.
+    ApprovalWaiting,
 }
 
 impl AlertOn {
@@ -48,6 +50,7 @@ impl AlertOn {
         AlertOn::CheckFailed,
         AlertOn::GateFailed,
         AlertOn::SensorTimeout,
+        AlertOn::ApprovalWaiting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl AlertOn {
             AlertOn::CheckFailed => "check_failed",
             AlertOn::GateFailed => "gate_failed",
             AlertOn::SensorTimeout => "sensor_timeout",
+            AlertOn::ApprovalWaiting => "approval_waiting",
         }
     }
 
@@ -124,6 +128,8 @@ pub struct AlertRule {
     pub cooldown: Duration,
     /// Most alerts of this rule notified in any hour; `None`: no limit.
     pub max_per_hour: Option<u32>,
+    /// `approval_waiting`: how long a rollout may wait for a person before the rule fires.
+    pub after: Duration,
 }
 
 /// Where a channel delivers.
@@ -355,6 +361,7 @@ const ON_NAMES: &[&str] = &[
     "check_failed",
     "gate_failed",
     "sensor_timeout",
+    "approval_waiting",
 ];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 const FORMATS: &[&str] = &["vane", "slack", "pagerduty"];
@@ -411,6 +418,16 @@ const RULE_REST: &[Field] = &[
             max: 10_000,
         },
         "Most alerts of this rule notified in any hour; the rest are recorded, not sent.",
+    ),
+    with_default(
+        field(
+            "after",
+            Ty::Duration {
+                max_secs: 30 * DAY_SECS,
+            },
+            "`approval_waiting` only: how long a rollout may wait for a person's approval before the rule fires.",
+        ),
+        "1h",
     ),
 ];
 
@@ -975,6 +992,7 @@ fn rule(
         channels,
         cooldown: keys.dur("cooldown").unwrap_or(Duration::from_secs(3600)),
         max_per_hour: keys.int("max_per_hour").map(|n| n as u32),
+        after: keys.dur("after").unwrap_or(Duration::from_secs(3600)),
     };
     (valid.then_some(rule), referenced)
 }

@@ -106,12 +106,43 @@ fn rule_kind(kind: EventKind) -> Option<AlertOn> {
         EventKind::CheckFailed => AlertOn::CheckFailed,
         EventKind::GateFailed => AlertOn::GateFailed,
         EventKind::SensorTimeout => AlertOn::SensorTimeout,
+        EventKind::ApprovalWaiting => AlertOn::ApprovalWaiting,
         EventKind::RunSucceeded
         | EventKind::TaskSucceeded
         | EventKind::CheckPassed
         | EventKind::TaskCleared
         | EventKind::ManualRollback => return None,
     })
+}
+
+/// Rollouts that have waited for a person longer than an `approval_waiting` rule allows, each
+/// with the index of that rule. Looked up as they stand rather than read from the history by
+/// time: a wait becomes an event only once it is old enough. Stamped now, so the claim of its
+/// key is remembered like any fresh event's; it names the rule, so each rule raises its own, and
+/// a wait that goes on is counted again once its claim is forgotten (a reminder).
+fn approvals_waiting<S: AlertStore + ?Sized>(
+    store: &S,
+    config: &AlertsConfig,
+    now: DateTime<Utc>,
+) -> Result<Vec<(usize, HistoryEvent)>> {
+    let mut out = Vec::new();
+    for (index, rule) in config.rules.iter().enumerate() {
+        if rule.on != AlertOn::ApprovalWaiting {
+            continue;
+        }
+        for mut event in store.approvals_waiting(now - span(rule.after))? {
+            event.key = format!("{}:{}", rule.name, event.key);
+            event.detail = format!(
+                "{} (waiting since {}, longer than {})",
+                event.detail,
+                event.at.to_rfc3339(),
+                vane_dag::format_duration(rule.after)
+            );
+            event.at = now;
+            out.push((index, event));
+        }
+    }
+    Ok(out)
 }
 
 fn matches(rule: &AlertRule, event: &HistoryEvent, on: AlertOn) -> bool {
@@ -153,13 +184,15 @@ pub fn evaluate<S: AlertStore + ?Sized>(
         .unwrap_or(now - FIRST_LOOKBACK)
         .min(now);
     let since = cursor - OVERLAP;
-    let events = store.history_events(since)?;
+    let mut events = store.history_events(since)?;
     let next_cursor = events
         .iter()
         .map(|e| e.at)
         .chain([cursor, now - OVERLAP])
         .max()
         .unwrap_or(cursor);
+    let approvals = approvals_waiting(store, config, now)?;
+    events.extend(approvals.iter().map(|(_, e)| e.clone()));
     let keys: Vec<_> = events.iter().map(|e| (e.key.clone(), e.at)).collect();
 
     let mut report = Report::default();
@@ -190,6 +223,15 @@ pub fn evaluate<S: AlertStore + ?Sized>(
                     let Some(on) = rule_kind(kind) else { continue };
                     for (index, rule) in config.rules.iter().enumerate() {
                         if !matches(rule, event, on) {
+                            continue;
+                        }
+                        // A wait is looked up per rule (each has its own `after`): only the
+                        // rule it was looked up for raises it.
+                        if kind == EventKind::ApprovalWaiting
+                            && !approvals
+                                .iter()
+                                .any(|(r, e)| *r == index && e.key == event.key)
+                        {
                             continue;
                         }
                         let alert = store.raise_alert(&AlertOccurrence {

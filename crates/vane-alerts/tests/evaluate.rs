@@ -326,6 +326,9 @@ impl AlertStore for FailingRaise {
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         self.inner.history_events(since)
     }
+    fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.inner.approvals_waiting(before)
+    }
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
         self.inner.alert_cursor()
     }

@@ -390,7 +390,13 @@ pub fn plan_rollback(
             .rev()
             .filter(|e| e.to_stage == "production")
             .map(|e| e.version)
-            .find(|v| Some(*v) != current)
+            // A version that failed or was itself rolled back is no place to go back to.
+            .find(|v| {
+                Some(*v) != current
+                    && versions
+                        .iter()
+                        .any(|m| m.version == *v && m.stage != "failed")
+            })
             .ok_or_else(|| {
                 AppError::Invalid(format!(
                     "{model} has had no other production version to roll back to; name one with --to VERSION"
@@ -450,7 +456,8 @@ impl RollbackPlan {
         Ok(())
     }
 
-    /// Records the target as in production, unless it already was.
+    /// Records the target as in production, unless it already was, and the version it
+    /// replaced as `failed`: a person judged it bad, so no automatic rollout serves it again.
     ///
     /// # Errors
     /// The store cannot be written.
@@ -458,15 +465,27 @@ impl RollbackPlan {
         if self.again {
             return Ok(());
         }
+        let actor = format!("user {by}");
         store.set_stage(&StageChange {
             model: &self.model,
             version: self.target,
             to_stage: "production",
-            actor: &format!("user {by}"),
+            actor: &actor,
             run: None,
             reason: Some(&format!("rollback: {reason}")),
             evidence: &json!({}),
         })?;
+        if let Some(current) = self.current {
+            store.set_stage(&StageChange {
+                model: &self.model,
+                version: current,
+                to_stage: "failed",
+                actor: &actor,
+                run: None,
+                reason: Some(&format!("rolled back to v{}: {reason}", self.target)),
+                evidence: &json!({}),
+            })?;
+        }
         Ok(())
     }
 }

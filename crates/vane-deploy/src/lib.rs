@@ -48,10 +48,11 @@ pub enum Error {
     Store(#[from] vane_store::StoreError),
     #[error("{0}")]
     Rollout(String),
-    /// The run is older than the one that put the production model in place: it promotes
-    /// nothing (latest-only), and the task ends skipped with this reason.
+    /// The rollout must not happen, and the task ends skipped with this reason: the run is
+    /// older than the one that put the production model in place (latest-only), or the
+    /// candidate is a version that failed a gate or was rolled back.
     #[error("{0}")]
-    Past(String),
+    NotDeployed(String),
 }
 
 /// How often a waiting stage looks for a person's answer.
@@ -662,7 +663,7 @@ fn fail(reason: &str) -> Result<bool, Error> {
 pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
     let spec = job.spec;
     if let Some(why) = past_deploy(store, job)? {
-        return Err(Error::Past(why));
+        return Err(Error::NotDeployed(why));
     }
     let candidate = PathBuf::from((job.render)(&spec.candidate));
     if !candidate.exists() {
@@ -747,6 +748,44 @@ fn past_deploy(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error
     )))
 }
 
+/// Why `version` must not be rolled out, if it must not: it failed a gate, was rejected or was
+/// rolled back (its stage is `failed`). Training that produces the same bytes again in a later
+/// run would otherwise put a model people already judged bad back in front of traffic; only a
+/// person's `vane promote` brings such a version back. A version that failed in this same run
+/// goes through its gates again: a verdict is never retried, so this attempt exists because a
+/// person cleared the task to try again.
+fn withdrawn(store: &dyn Store, job: &Job<'_>, version: i64) -> Result<Option<String>, Error> {
+    let model = &job.spec.model;
+    let failed = store
+        .model_versions(Some(model))?
+        .into_iter()
+        .any(|v| v.version == version && v.stage == "failed");
+    if !failed {
+        return Ok(None);
+    }
+    let last = store
+        .ledger(Some(model))?
+        .into_iter()
+        .rev()
+        .find(|e| e.version == version && e.to_stage == "failed");
+    if last.as_ref().is_some_and(|e| e.run_id == Some(job.run)) {
+        return Ok(None);
+    }
+    let why = last
+        .map(|e| {
+            format!(
+                " ({} by {}{})",
+                e.at.format("%Y-%m-%d %H:%M UTC"),
+                e.actor,
+                e.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    Ok(Some(format!(
+        "not deployed: the candidate is {model} v{version}, which failed{why}; an automatic rollout never serves a failed version again: train a different candidate, or bring it back by hand with `vane promote {model} {version} --stage STAGE --reason TEXT`"
+    )))
+}
+
 fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool, Error> {
     let spec = job.spec;
     let content = artifacts::hash_path(&candidate).map_err(|e| {
@@ -826,6 +865,9 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
         production_other_hash: None,
     };
     rollout.recover_killed()?;
+    if let Some(why) = withdrawn(store, job, version)? {
+        return Err(Error::NotDeployed(why));
+    }
     match &production {
         Some(p) if p.version == version => {
             println!(

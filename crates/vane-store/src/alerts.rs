@@ -21,6 +21,10 @@ pub enum EventKind {
     GateFailed,
     /// A sensor's attempt ended because it waited past its timeout.
     SensorTimeout,
+    /// A rollout has waited for a person's approval longer than a rule allows (not read from
+    /// the history by time, but looked up as it stands: see
+    /// [`AlertStore::approvals_waiting`]).
+    ApprovalWaiting,
     RunSucceeded,
     TaskSucceeded,
     CheckPassed,
@@ -247,6 +251,14 @@ pub trait AlertStore {
     /// # Errors
     /// Fails when the database cannot be read.
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>>;
+
+    /// Rollout stages waiting for a person since before `before`, as
+    /// [`EventKind::ApprovalWaiting`] events stamped with when the wait began, oldest first;
+    /// the key names the run, task, stage and the start of the wait.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>>;
 
     /// How far the history has been read.
     ///

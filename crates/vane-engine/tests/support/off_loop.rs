@@ -21,6 +21,10 @@ impl<S: Store> AlertStore for OffLoop<S> {
         self.check();
         self.0.history_events(since)
     }
+    fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.check();
+        self.0.approvals_waiting(before)
+    }
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
         self.check();
         self.0.alert_cursor()

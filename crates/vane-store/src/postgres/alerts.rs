@@ -239,6 +239,39 @@ impl AlertStore for PgStore {
         self.write_tx(work)
     }
 
+    fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.with_client(|c| {
+            c.query(
+                "SELECT 'approval:' || s.run_id || ':' || s.task_id || ':' || s.stage || ':'
+                            || to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                        r.dag_id, s.task_id, s.model, s.run_id, r.dag_version_id,
+                        'run ' || s.run_id || ' waits for a person to approve ' || s.model || ' v'
+                            || s.version || ' at stage ' || s.stage
+                            || COALESCE(': ' || s.detail, ''),
+                        s.updated_at
+                 FROM rollout_stages s JOIN runs r ON r.id = s.run_id
+                 WHERE s.status = 'waiting' AND s.updated_at < $1
+                 ORDER BY s.updated_at, s.run_id",
+                &[&before],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(HistoryEvent {
+                    key: row.try_get(0)?,
+                    kind: EventKind::ApprovalWaiting,
+                    dag_id: row.try_get(1)?,
+                    task_id: row.try_get(2)?,
+                    subject: row.try_get(3)?,
+                    run: row.try_get(4)?,
+                    dag_version: row.try_get(5)?,
+                    detail: row.try_get(6)?,
+                    at: row.try_get(7)?,
+                })
+            })
+            .collect()
+        })
+    }
+
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         // One statement rather than one per source: the evaluator reads the history on every
         // pass, and each statement costs round trips to a database that may be across a

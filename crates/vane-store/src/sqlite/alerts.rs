@@ -249,6 +249,36 @@ impl AlertStore for SqliteStore {
         Ok(out)
     }
 
+    fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 'approval:' || s.run_id || ':' || s.task_id || ':' || s.stage || ':' || s.updated_at,
+                    r.dag_id, s.task_id, s.model, s.run_id, r.dag_version_id,
+                    'run ' || s.run_id || ' waits for a person to approve ' || s.model || ' v'
+                        || s.version || ' at stage ' || s.stage
+                        || COALESCE(': ' || s.detail, ''),
+                    s.updated_at
+             FROM rollout_stages s JOIN runs r ON r.id = s.run_id
+             WHERE s.status = 'waiting' AND s.updated_at < ?1
+             ORDER BY s.updated_at, s.run_id",
+        )?;
+        let mut rows = stmt.query(params![ts(&before)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(HistoryEvent {
+                key: row.get(0)?,
+                kind: EventKind::ApprovalWaiting,
+                dag_id: row.get(1)?,
+                task_id: row.get(2)?,
+                subject: row.get(3)?,
+                run: row.get(4)?,
+                dag_version: row.get(5)?,
+                detail: row.get(6)?,
+                at: parse_ts(&row.get::<_, String>(7)?)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = self
             .conn
