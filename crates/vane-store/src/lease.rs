@@ -29,6 +29,8 @@ pub enum LeaseRole {
     Scheduler,
     /// `vane run`, `vane clear --foreground`, `vane backfill`: a person's command.
     Command,
+    /// `vane agent`: runs attempts that need labels, for the runs' owners.
+    Agent,
 }
 
 impl LeaseRole {
@@ -37,6 +39,7 @@ impl LeaseRole {
         match self {
             Self::Scheduler => "scheduler",
             Self::Command => "command",
+            Self::Agent => "agent",
         }
     }
 }
@@ -48,6 +51,7 @@ impl std::str::FromStr for LeaseRole {
         match s {
             "scheduler" => Ok(Self::Scheduler),
             "command" => Ok(Self::Command),
+            "agent" => Ok(Self::Agent),
             other => Err(crate::StoreError::Corrupt(format!("lease role `{other}`"))),
         }
     }

@@ -20,6 +20,7 @@
 mod alerts;
 mod artifacts;
 mod checks;
+mod dispatch;
 mod heartbeat;
 mod lease;
 mod metrics;
@@ -42,6 +43,9 @@ pub use artifacts::{
 pub use checks::{
     CheckHistoryEntry, CheckResult, CheckStatus, CheckStore, GoodMark, LearnFrom,
     NewCheckEvaluation,
+};
+pub use dispatch::{
+    AgentRecord, Claimed, DispatchRecord, DispatchState, DispatchStore, NewDispatch, offers,
 };
 pub use heartbeat::{
     FORGET_AFTER, HEARTBEAT_EVERY, Heartbeat, HeartbeatStore, PASS_BUCKETS, PassStats, STALE_AFTER,
@@ -182,6 +186,7 @@ pub trait Store:
     AlertStore
     + ArtifactStore
     + CheckStore
+    + DispatchStore
     + HeartbeatStore
     + LeaseStore
     + MetricStore

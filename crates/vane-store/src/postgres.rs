@@ -32,6 +32,7 @@ use crate::{Result, StoreError};
 mod alerts;
 mod artifacts;
 mod checks;
+mod dispatch;
 mod heartbeat;
 mod lease;
 mod locks;

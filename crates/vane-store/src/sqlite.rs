@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 mod alerts;
 mod artifacts;
 mod checks;
+mod dispatch;
 mod heartbeat;
 mod lease;
 mod metrics;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_backfill_redeploy.sql"),
     include_str!("../migrations/0020_param_changes.sql"),
     include_str!("../migrations/0021_task_stops.sql"),
+    include_str!("../migrations/0022_agents.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

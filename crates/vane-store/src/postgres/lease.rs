@@ -62,6 +62,10 @@ impl LeaseStore for PgStore {
                    AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.owner_lease = leases.id)",
                 &[],
             )?;
+            c.execute(
+                "DELETE FROM agents WHERE lease_id NOT IN (SELECT id FROM leases)",
+                &[],
+            )?;
             let row = c.query_one(
                 "INSERT INTO leases (id, host, pid, role, acquired_at, renewed_at, expires_at)
                  VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(),

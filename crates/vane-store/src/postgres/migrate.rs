@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0019_backfill_redeploy.sql"),
     include_str!("../../migrations/postgres/0020_param_changes.sql"),
     include_str!("../../migrations/postgres/0021_task_stops.sql"),
+    include_str!("../../migrations/postgres/0022_agents.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new

@@ -59,6 +59,8 @@ impl LeaseStore for SqliteStore {
                AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.owner_lease = leases.id)"
         ))?
         .execute(params![FORGET_AFTER_SECS])?;
+        tx.prepare_cached("DELETE FROM agents WHERE lease_id NOT IN (SELECT id FROM leases)")?
+            .execute([])?;
         let expires: f64 = tx
             .prepare_cached(&format!(
                 "INSERT INTO leases (id, host, pid, role, acquired_at, renewed_at, expires_at)

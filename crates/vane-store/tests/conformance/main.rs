@@ -52,8 +52,8 @@ type S = dyn vane_store::Store + Send;
 type Db = dyn harness::Backend<Store = S>;
 
 case_modules!(
-    runs, leases, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks, metrics,
-    fixtures
+    runs, leases, dispatch, ticks, slots, heartbeat, observe, alerts, registry, artifacts, checks,
+    metrics, fixtures
 );
 
 on_every_backend!({
@@ -74,6 +74,12 @@ on_every_backend!({
         a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
         a_run_decided_on_a_tick_records_the_tick,
         a_panic_inside_a_transaction_commits_nothing_and_holds_nothing,
+    }
+    dispatch {
+        attempts_go_to_agents_with_their_labels_by_priority,
+        racing_agents_claim_each_attempt_once,
+        a_lost_agent_is_reaped_and_its_late_writes_refused,
+        a_cancel_ends_a_queued_attempt_and_reaches_a_running_one,
     }
     leases {
         a_lease_lives_while_renewed_and_never_comes_back_once_expired,
