@@ -79,6 +79,18 @@ pub(crate) enum Command {
     /// models, alerts). Reads are open on a loopback address; actions (trigger, clear, pause, approve, ...)
     /// need `Authorization: Bearer TOKEN` with the token from --token-file or VANE_API_TOKEN.
     Serve(crate::http::ServeArgs),
+    /// Run tasks on this host for the schedulers of a shared database, as labelled.
+    ///
+    /// Claims attempts of tasks whose `runs_on` labels this host has (all with `[scheduler]
+    /// agents = "all"`), at most --slots at once, under a lease renewed every third of
+    /// `lease_ttl`. A stop or a timeout reaches the task here; if the agent loses its lease (a
+    /// partition), it kills its tasks itself, and if it dies, its watchdog does: the attempts are
+    /// retried elsewhere. SIGTERM or Ctrl-C claims nothing more and waits for running attempts;
+    /// a second one stops at once.
+    Agent(crate::agent::AgentArgs),
+    /// List the agents on this database (host, labels, slots used, last heartbeat, state) and
+    /// the attempts waiting for one, saying why they wait.
+    Agents(JsonFlag),
     /// Show the schedulers working on the database, from their heartbeats, and its path.
     ///
     /// Each scheduler records a heartbeat every 10 s with how many passes it made and how long
@@ -155,6 +167,9 @@ pub(crate) enum Command {
     /// Run the work of a `validate` or `deploy` task; the engine starts this as the task's process.
     #[command(hide = true)]
     ExecBuiltin,
+    /// Kill an agent's tasks when the agent dies; `vane agent` starts this itself.
+    #[command(hide = true)]
+    AgentWatchdog,
 }
 
 #[derive(Debug, Args)]

@@ -67,6 +67,9 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Resolve(args) => crate::alerts::resolve(g, &args),
         Command::Snooze(args) => crate::alerts::snooze(g, &args),
         Command::ExecBuiltin => crate::builtin::exec_builtin(),
+        Command::Agent(args) => crate::agent::agent(g, &args),
+        Command::Agents(args) => crate::agent::agents(g, &args),
+        Command::AgentWatchdog => crate::agent::agent_watchdog(),
     }
 }
 
@@ -229,8 +232,10 @@ fn engine_as(
     let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work folder {}", work.display()))?;
+    let agents = vane_engine::remote::Agents::new(store.clone(), limits.agents_all);
     Ok(Engine {
         limits,
+        agents: Some(agents),
         store,
         executor: &ProcessExecutor,
         offload: &vane_engine::BlockingPool,

@@ -1,6 +1,7 @@
 //! `vane`: the command line and (later) the scheduler daemon. Thin by design: it parses
 //! arguments, calls the crates, and prints.
 
+mod agent;
 mod alerts;
 mod backfill;
 mod builtin;

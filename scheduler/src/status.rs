@@ -82,7 +82,7 @@ fn millis(seconds: f64) -> String {
     }
 }
 
-fn ago(age: Duration) -> String {
+pub(crate) fn ago(age: Duration) -> String {
     let secs = age.as_secs();
     match secs {
         0..120 => format!("{secs}s ago"),

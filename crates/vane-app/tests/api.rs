@@ -57,6 +57,7 @@ fn app(root: &Path) -> App {
             },
             host: vane_app::host(),
             kill_grace,
+            agents: None,
             lease: vane_engine::Lease::new(
                 "test-host",
                 vane_store::LeaseRole::Command,

@@ -60,6 +60,7 @@ outputs = {{ export = "{{{{ work }}}}/export-{{{{ ds }}}}.txt" }}
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
+        agents: None,
         lease: vane_engine::Lease::new(
             "test-host",
             vane_store::LeaseRole::Command,

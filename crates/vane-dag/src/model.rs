@@ -157,6 +157,12 @@ pub struct Task {
     /// Skip the task when its command, params and input versions match a successful attempt,
     /// restoring that attempt's outputs.
     pub cache: bool,
+    /// `runs_on`: the labels a `vane agent` must all have for the task to run on it; `Some` of
+    /// an empty map (`runs_on = {}`) is any agent. `None` runs the task on the scheduler's own
+    /// host, unless the scheduler config says `agents = "all"`
+    /// ([`crate::SchedulerConfig::agents_all`]), which treats it as `Some` of an empty map.
+    /// A task's `runs_on` replaces that of `[defaults]`; the two are not merged.
+    pub runs_on: Option<std::collections::BTreeMap<String, String>>,
     /// Work vane itself does instead of running `command`: `kind = "validate"` or `"deploy"`.
     pub builtin: Option<Builtin>,
 }

@@ -32,6 +32,14 @@ pub fn is_ident(text: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// A label name of `runs_on` (and of `vane agent --labels`): letters, digits, `_`, `-`, `.`.
+fn is_label_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 fn is_name(text: &str) -> bool {
     let mut chars = text.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -87,6 +95,10 @@ pub struct SchedulerConfig {
     /// `[scheduler] lease_ttl`: how long a vane process counts as alive without renewing its
     /// lease; `None` for vane's default.
     pub lease_ttl: Option<std::time::Duration>,
+    /// `[scheduler] agents`: `true` for `"all"`, where every task without `runs_on` goes to
+    /// any agent, as if it had `runs_on = {}`; `false` (the default, `"local"`) runs those
+    /// tasks on the scheduler's own host.
+    pub agents_all: bool,
 }
 
 /// Parses and checks a scheduler config file, with `registry` reading its sections such as
@@ -128,6 +140,7 @@ pub fn parse_config_in(
             "scheduler" => {
                 let keys = cx.table(value, &[spec::SCHEDULER], "[scheduler]");
                 config.max_active_tasks = keys.int("max_active_tasks").map(|n| n as usize);
+                config.agents_all = keys.str("agents") == Some("all");
                 if let Some(entry) = keys.get("lease_ttl") {
                     match keys.dur("lease_ttl") {
                         // Renewed every third of it: below 3 s one slow round trip loses it.
@@ -200,6 +213,7 @@ pub(crate) enum Val {
     Dur(Duration),
     List(Vec<(String, Range<usize>)>),
     Env(Vec<(String, String, Range<usize>)>),
+    Labels(std::collections::BTreeMap<String, String>),
     Cron(Box<croner::Cron>, String),
     Tz(chrono_tz::Tz),
     Bool(bool),
@@ -280,6 +294,14 @@ impl Checked {
         match self.get(name)?.val {
             Val::Instant(t) => Some(t),
             Val::Local(local) => crate::schedule::resolve_local(local, tz),
+            _ => None,
+        }
+    }
+
+    /// The labels of a [`Ty::Labels`] key; `Some` of an empty map for `{}`.
+    pub fn labels(&self, name: &str) -> Option<&std::collections::BTreeMap<String, String>> {
+        match self.get(name)?.val {
+            Val::Labels(ref labels) => Some(labels),
             _ => None,
         }
     }
@@ -1111,6 +1133,10 @@ impl Checker<'_> {
                 inputs,
                 outputs,
                 cache: keys.bool("cache").unwrap_or(false),
+                runs_on: keys
+                    .labels("runs_on")
+                    .or_else(|| defaults.labels("runs_on"))
+                    .cloned(),
                 builtin,
             },
             input_refs,
@@ -1507,12 +1533,144 @@ impl Checker<'_> {
                 "a table",
                 format!("write {name} = {{ NAME = \"value\" }}"),
             ),
+            (Ty::Labels, DeValue::Table(labels)) => self.labels_value(name, label, labels, span),
+            (Ty::Labels, DeValue::String(s)) => {
+                // `runs_on = "gpu=a100,zone=eu"`, as on the agent's command line.
+                let pairs: Option<Vec<String>> = s
+                    .split(',')
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=')?;
+                        let (k, v) = (k.trim(), v.trim());
+                        (is_label_name(k) && !v.is_empty()).then(|| format!("{k} = \"{v}\""))
+                    })
+                    .collect();
+                let hint = match pairs {
+                    Some(pairs) => {
+                        format!("write it as a table: {name} = {{ {} }}", pairs.join(", "))
+                    }
+                    None => format!(
+                        "write {name} = {{ gpu = \"a100\" }}: the labels an agent must have (`{{}}` for any agent)"
+                    ),
+                };
+                wrong(self, "a table", hint)
+            }
+            (Ty::Labels, _) => wrong(
+                self,
+                "a table",
+                format!(
+                    "write {name} = {{ gpu = \"a100\" }}: the labels an agent must have (`{{}}` for any agent)"
+                ),
+            ),
             (Ty::Custom { .. }, _) => Some(Val::Custom),
         }
     }
 }
 
 impl Checker<'_> {
+    /// A table of label name = value (`runs_on`), checked so that it can be written on an
+    /// agent's command line as `k=v,k=v`.
+    fn labels_value(
+        &mut self,
+        name: &str,
+        label: &str,
+        labels: &DeTable<'_>,
+        span: Range<usize>,
+    ) -> Option<Val> {
+        let mut out = std::collections::BTreeMap::new();
+        for (key, value) in labels {
+            let label_name = key.get_ref().as_ref();
+            if !is_label_name(label_name) {
+                self.error(
+                    format!("`{label_name}` in `{name}` of {label} is not a valid label name"),
+                    key.span(),
+                    "a label name has letters, digits, `_`, `-` and `.` only, e.g. gpu, zone, cuda.version",
+                );
+                continue;
+            }
+            let text = match value.get_ref() {
+                DeValue::String(text) => text,
+                DeValue::Table(inner) => {
+                    // `{ cuda.version = "12" }` is a dotted key: a table, not a label name.
+                    let dotted = match inner.iter().next().map(|(k, v)| (k, v.get_ref())) {
+                        Some((k, DeValue::String(v))) if inner.len() == 1 => Some(format!(
+                            "a label name with dots must be quoted: \"{label_name}.{}\" = \"{v}\"",
+                            k.get_ref()
+                        )),
+                        _ => None,
+                    };
+                    let hint = dotted.unwrap_or_else(|| {
+                        format!("write {label_name} = \"...\": each label has one string value")
+                    });
+                    self.error(
+                        format!("label `{label_name}` in `{name}` of {label} must be a string, found a table"),
+                        value.span(),
+                        hint,
+                    );
+                    continue;
+                }
+                other => {
+                    let hint = match other {
+                        DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                            let written = self.source.get(value.span()).unwrap_or("...").trim();
+                            format!("put the value in quotes: {label_name} = \"{written}\"")
+                        }
+                        _ => format!(
+                            "write {label_name} = \"...\": each label has one string value, which the agent's label must equal"
+                        ),
+                    };
+                    self.error(
+                        format!(
+                            "label `{label_name}` in `{name}` of {label} must be a string, found {}",
+                            type_name(other)
+                        ),
+                        value.span(),
+                        hint,
+                    );
+                    continue;
+                }
+            };
+            if text.is_empty() {
+                self.error(
+                    format!("label `{label_name}` in `{name}` of {label} has an empty value"),
+                    value.span(),
+                    format!(
+                        "write the value the agent's label has, e.g. {label_name} = \"a100\"; `{name} = {{}}` means any agent"
+                    ),
+                );
+                continue;
+            }
+            if let Some(at) = text.find([',', '=']) {
+                let c = &text[at..at + 1];
+                let inner = self.inner_span(&value.span(), text, at..at + 1);
+                self.error(
+                    format!("the value of label `{label_name}` in `{name}` of {label} contains `{c}`"),
+                    inner,
+                    format!(
+                        "an agent's labels are written `vane agent --labels {label_name}=VALUE,other=VALUE`, so a value cannot hold `,` or `=`; a task needs one value per label"
+                    ),
+                );
+                continue;
+            }
+            out.insert(label_name.to_owned(), text.to_string());
+        }
+        if labels.len() > spec::MAX_LABELS {
+            self.error(
+                format!(
+                    "`{name}` of {label} has {} labels, more than {}",
+                    labels.len(),
+                    spec::MAX_LABELS
+                ),
+                span,
+                format!(
+                    "an agent must have every one of them; keep at most {} that decide where the task can run",
+                    spec::MAX_LABELS
+                ),
+            );
+            return None;
+        }
+        Some(Val::Labels(out))
+    }
+
     fn date_value(&mut self, name: &str, text: &str, span: Range<usize>) -> Option<Val> {
         let parsed = parse_date_text(text);
         if parsed.is_none() {

@@ -34,6 +34,9 @@ pub enum Ty {
     EnvMap,
     /// A template string.
     Template,
+    /// Labels an agent must have: a table of label name = non-empty string without `,` or
+    /// `=`, at most 16 of them. `{}` (no labels) is allowed.
+    Labels,
     /// A value whose shape the section's own code checks; `name` and `schema` describe it
     /// in the reference and `vane schema`.
     Custom {
@@ -78,6 +81,12 @@ pub const fn with_default(mut f: Field, default: &'static str) -> Field {
 
 /// Seconds in a day, for the bounds of durations.
 pub const DAY_SECS: u64 = 86_400;
+
+/// Most labels a [`Ty::Labels`] value (`runs_on`) may require.
+pub(crate) const MAX_LABELS: usize = 16;
+
+/// What a label name of [`Ty::Labels`] may be: letters, digits, `_`, `-`, `.`, not empty.
+pub(crate) const LABEL_NAME_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
 
 pub(crate) const DAG: &[Field] = &[
     with_default(
@@ -233,6 +242,11 @@ pub(crate) const SHARED: &[Field] = &[
         ),
         "where `vane` runs",
     ),
+    field(
+        "runs_on",
+        Ty::Labels,
+        "Labels a `vane agent` must have for this task to run on it, e.g. `{ gpu = \"a100\" }`; `{}` means any agent. Without it the task runs on the scheduler's own host, unless `[scheduler] agents = \"all\"`.",
+    ),
 ];
 
 /// Keys only a task may set; a task may also set every key of [`SHARED`].
@@ -380,6 +394,14 @@ pub(crate) const SCHEDULER: &[Field] = &[
         Ty::Duration { max_secs: 3600 },
         "How long a vane process is taken to be alive without renewing its lease (renewed every third of it). Runs of a scheduler whose lease expired are adopted by another; default 20s, at least 3s.",
     ),
+    with_default(
+        field(
+            "agents",
+            Ty::Enum(&["local", "all"]),
+            "`all` sends every task without `runs_on` to any agent (as `runs_on = {}`); `local` runs them on the scheduler's host.",
+        ),
+        "local",
+    ),
 ];
 
 /// Top-level tables of a DAG file, besides the registered [`crate::Section`]s.
@@ -421,6 +443,12 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Catchup => json!({ "enum": ["none", "latest", "all", true, false] }),
         Ty::Enum(values) => json!({ "type": "string", "enum": values }),
         Ty::EnvMap => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        Ty::Labels => json!({
+            "type": "object",
+            "propertyNames": { "pattern": LABEL_NAME_PATTERN },
+            "additionalProperties": { "type": "string", "pattern": "^[^,=]+$" },
+            "maxProperties": MAX_LABELS
+        }),
         Ty::Custom { schema, .. } => schema(),
     }
 }
@@ -534,6 +562,7 @@ fn ty_name(ty: Ty) -> String {
             .collect::<Vec<_>>()
             .join(" or "),
         Ty::EnvMap => "table of strings".into(),
+        Ty::Labels => "table of label = value".into(),
         Ty::Custom { name, .. } => name.into(),
     }
 }

@@ -282,3 +282,123 @@ inputs = ["x"]
 "#
     ));
 }
+
+#[test]
+fn runs_on_is_read_and_inherited_from_defaults() {
+    let source = r#"
+[defaults]
+runs_on = { zone = "eu" }
+
+[tasks.train]
+command = "true"
+runs_on = { gpu = "a100", "cuda.version" = "12.4", zone = "eu-west_1" }
+
+[tasks.anywhere]
+command = "true"
+runs_on = {}
+
+[tasks.inherits]
+kind = "sensor"
+command = "true"
+
+[tasks.table_form]
+command = "true"
+[tasks.table_form.runs_on]
+gpu = "h100"
+"#;
+    let parsed = vane_dag::parse_dag(source, "t");
+    assert_eq!(parsed.diagnostics, vec![]);
+    let dag = parsed.dag.unwrap();
+    let runs_on = |id: &str| {
+        dag.tasks[dag.task_index(id).unwrap()]
+            .runs_on
+            .as_ref()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+    };
+    // A task's own `runs_on` replaces the default's; it is not merged with it.
+    assert_eq!(
+        runs_on("train").as_deref(),
+        Some("cuda.version=12.4,gpu=a100,zone=eu-west_1")
+    );
+    assert_eq!(
+        runs_on("anywhere").as_deref(),
+        Some(""),
+        "`{{}}` is any agent"
+    );
+    assert_eq!(runs_on("inherits").as_deref(), Some("zone=eu"));
+    assert_eq!(runs_on("table_form").as_deref(), Some("gpu=h100"));
+
+    let plain = vane_dag::parse_dag("[tasks.a]\ncommand = \"true\"\n", "t");
+    assert_eq!(plain.dag.unwrap().tasks[0].runs_on, None);
+}
+
+#[test]
+fn runs_on_mistakes() {
+    insta::assert_snapshot!(render(
+        r#"[defaults]
+runs_on = "gpu=a100,zone=eu"
+
+[tasks.a]
+command = "true"
+runs_on = { "gpu type" = "a100", zone = "eu,us", pool = "" }
+
+[tasks.b]
+command = "true"
+runs_on = ["gpu"]
+
+[tasks.c]
+command = "true"
+runs_on = { gpus = 2, cuda.version = "12", mode = "k=v" }
+"#
+    ));
+}
+
+#[test]
+fn runs_on_has_at_most_16_labels() {
+    let labels: Vec<String> = (0..17).map(|i| format!("l{i} = \"x\"")).collect();
+    let source = format!(
+        "[tasks.a]\ncommand = \"true\"\nruns_on = {{ {} }}\n",
+        labels.join(", ")
+    );
+    let parsed = vane_dag::parse_dag(&source, "t");
+    assert!(parsed.dag.is_none());
+    let messages: Vec<&str> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        vec!["`runs_on` of [tasks.a] has 17 labels, more than 16"]
+    );
+    let sixteen = source.replace(", l16 = \"x\"", "");
+    let dag = vane_dag::parse_dag(&sixteen, "t")
+        .dag
+        .expect("16 labels are fine");
+    assert_eq!(dag.tasks[0].runs_on.as_ref().map(|l| l.len()), Some(16));
+}
+
+#[test]
+fn scheduler_agents() {
+    let registry = vane_dag::Registry::none();
+    let default = vane_dag::parse_config("[scheduler]\nmax_active_tasks = 4\n", &registry).unwrap();
+    assert!(!default.agents_all, "`local` is the default");
+    let local = vane_dag::parse_config("[scheduler]\nagents = \"local\"\n", &registry).unwrap();
+    assert!(!local.agents_all);
+    let all = vane_dag::parse_config("[scheduler]\nagents = \"all\"\n", &registry).unwrap();
+    assert!(all.agents_all);
+
+    let source = "[scheduler]\nagents = \"some\"\n";
+    let errors = vane_dag::parse_config(source, &registry).unwrap_err();
+    let rendered: Vec<String> = errors
+        .iter()
+        .map(|d| d.render("vane.toml", source))
+        .collect();
+    insta::assert_snapshot!(rendered.join("\n"));
+}

@@ -239,3 +239,26 @@ fn a_section_is_read_only_when_registered() {
         "A note."
     );
 }
+
+#[test]
+fn a_builtin_task_runs_on_labels_too() {
+    let source = "[defaults]\nruns_on = { zone = \"eu\" }\n[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\nruns_on = { gpu = \"a100\" }\n[tasks.w]\nkind = \"validate\"\ndataset = \"d.csv\"\n";
+    let parsed = vane_dag::parse_dag_with(source, "t", &registry());
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let dag = parsed.dag.unwrap();
+    let labels = |i: usize| {
+        dag.tasks[i]
+            .runs_on
+            .clone()
+            .map(|l| l.into_iter().collect::<Vec<_>>())
+    };
+    assert_eq!(labels(0), Some(vec![("gpu".into(), "a100".into())]));
+    assert_eq!(labels(1), Some(vec![("zone".into(), "eu".into())]));
+    // Where a task runs is not what it does: the cache identity leaves `runs_on` out.
+    assert_eq!(
+        identity(
+            "[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\nruns_on = { gpu = \"a100\" }\n"
+        ),
+        identity("[tasks.v]\nkind = \"validate\"\ndataset = \"d.csv\"\n")
+    );
+}

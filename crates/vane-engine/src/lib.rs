@@ -22,6 +22,7 @@
 //! ```
 
 mod adopt;
+pub mod agent;
 pub mod artifacts;
 mod clear;
 mod git;
@@ -29,6 +30,7 @@ mod lease;
 mod machine;
 pub mod metrics;
 mod offload;
+pub mod remote;
 mod runner;
 
 pub use adopt::{abandon_changes, adopt, orphaned};

@@ -99,6 +99,8 @@ pub struct Engine<'a> {
     pub builtin: Option<BuiltinCommand>,
     /// The lease this process owns runs under.
     pub lease: crate::Lease,
+    /// Hands tasks that need other hosts to agents; `None` runs every task here.
+    pub agents: Option<crate::remote::Agents>,
 }
 
 /// Records a DAG file's content as a version of DAG `dag_id` (or finds it recorded).
@@ -781,17 +783,20 @@ impl Ctx<'_, '_> {
             if let Some(sensing) = procs.sensing.get_mut(&task) {
                 sensing.next_poke = None;
             }
-            let launched = self.engine.executor.launch(self.job(task, attempt));
+            let poke = procs.sensing.get(&task).map_or(0, |s| s.checks + 1);
+            let launched = self.launch(task, attempt, poke, self.job(task, attempt));
             match launched {
-                Ok(launched) => {
+                Ok((launched, remote)) => {
                     // Each check's pid is recorded like a task's, so recovery can find it.
-                    changes.push(Change::AttemptProcess {
-                        run: self.run,
-                        task: self.spec.dag.tasks[task].id.clone(),
-                        attempt,
-                        pid: launched.pid,
-                        pid_start_time: launched.start_time,
-                    });
+                    if !remote {
+                        changes.push(Change::AttemptProcess {
+                            run: self.run,
+                            task: self.spec.dag.tasks[task].id.clone(),
+                            attempt,
+                            pid: launched.pid,
+                            pid_start_time: launched.start_time,
+                        });
+                    }
                     procs.watch(task, attempt, launched);
                 }
                 Err(error) => {
@@ -1082,16 +1087,20 @@ impl Ctx<'_, '_> {
             for (task, attempt, job) in launches {
                 let id = &self.spec.dag.tasks[task].id;
                 let log_path = job.log_path.clone();
-                match self.engine.executor.launch(job) {
-                    Ok(launched) => {
-                        info!(run_id = self.run.0, task = %id, attempt, pid = launched.pid, "Task started.");
-                        changes.push(Change::AttemptProcess {
-                            run: self.run,
-                            task: id.clone(),
-                            attempt,
-                            pid: launched.pid,
-                            pid_start_time: launched.start_time,
-                        });
+                match self.launch(task, attempt, 0, job) {
+                    Ok((launched, remote)) => {
+                        if remote {
+                            info!(run_id = self.run.0, task = %id, attempt, "Task handed to agents.");
+                        } else {
+                            info!(run_id = self.run.0, task = %id, attempt, pid = launched.pid, "Task started.");
+                            changes.push(Change::AttemptProcess {
+                                run: self.run,
+                                task: id.clone(),
+                                attempt,
+                                pid: launched.pid,
+                                pid_start_time: launched.start_time,
+                            });
+                        }
                         procs.watch(task, attempt, launched);
                         if self.spec.dag.tasks[task].sensor.is_some() {
                             procs.sensing.insert(
@@ -1151,6 +1160,42 @@ impl Ctx<'_, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Starts an attempt's process here, or hands it to agents when the task needs one
+    /// (`runs_on`, or `[scheduler] agents = "all"`); true when handed out. `poke` tells a
+    /// sensor's checks apart.
+    fn launch(
+        &self,
+        task: usize,
+        attempt: u32,
+        poke: u32,
+        job: Job,
+    ) -> Result<(vane_exec::Launched, bool), vane_exec::ExecError> {
+        let spec = &self.spec.dag.tasks[task];
+        let needs = self
+            .engine
+            .agents
+            .as_ref()
+            .and_then(|agents| Some((agents, agents.needs(spec.runs_on.as_ref())?)));
+        let Some((agents, needs)) = needs else {
+            if spec.runs_on.is_some() {
+                return Err(vane_exec::ExecError::Placement(
+                    "the task has `runs_on`, but this vane process hands no task to agents".into(),
+                ));
+            }
+            return Ok((self.engine.executor.launch(job)?, false));
+        };
+        let placement = crate::remote::Placement {
+            run: self.run,
+            task: spec.id.clone(),
+            attempt,
+            poke,
+            needs,
+            priority: spec.priority,
+            builtin: spec.builtin.is_some(),
+        };
+        Ok((agents.launch(job, placement)?, true))
     }
 
     fn job(&self, task_index: usize, attempt: u32) -> Job {

@@ -43,6 +43,7 @@ impl Project {
             },
             host: "test-host".into(),
             kill_grace: Duration::from_secs(1),
+            agents: None,
             lease: vane_engine::Lease::new(
                 "test-host",
                 vane_store::LeaseRole::Command,

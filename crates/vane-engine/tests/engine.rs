@@ -169,6 +169,7 @@ fn engine<'a>(f: &Fixture, executor: &'a FakeExecutor) -> Engine<'a> {
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
+        agents: None,
         lease: vane_engine::Lease::new(
             "test-host",
             vane_store::LeaseRole::Command,
@@ -756,6 +757,7 @@ async fn a_process_that_lost_its_lease_kills_its_tasks_and_leaves_the_run_to_be_
     // Another process adopts it; the first one takes a new lease for what it does next.
     let other = FakeExecutor::new(&f.db, &[]);
     let adopter = Engine {
+        agents: None,
         lease: vane_engine::Lease::new(
             "other-host",
             vane_store::LeaseRole::Scheduler,

@@ -53,6 +53,7 @@ async fn a_run_with_artifacts_a_cache_hit_and_a_pool_calls_the_store_only_off_th
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),
+        agents: None,
         lease: vane_engine::Lease::new(
             "test-host",
             vane_store::LeaseRole::Command,

@@ -33,4 +33,7 @@ pub enum ExecError {
     /// the supervisor task needs one.
     #[error("cannot supervise a process outside a tokio runtime (call launch from async code)")]
     NoRuntime,
+    /// The job must run elsewhere and cannot be sent there; says why.
+    #[error("{0}")]
+    Placement(String),
 }

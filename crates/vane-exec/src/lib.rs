@@ -64,9 +64,11 @@ mod executor;
 mod group;
 mod job;
 mod procfs;
+mod watchdog;
 
 pub use error::ExecError;
 pub use executor::{Executor, KillSwitch, Launched, ProcessExecutor};
 pub use group::kill_group_if_same;
 pub use job::{Job, Outcome};
 pub use procfs::{process_is_running, process_start_time};
+pub use watchdog::{Watchdog, watchdog_main};

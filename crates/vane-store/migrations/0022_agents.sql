@@ -19,6 +19,8 @@ CREATE TABLE dispatches (
     run_id         INTEGER NOT NULL REFERENCES runs (id),
     task_id        TEXT NOT NULL,
     attempt        INTEGER NOT NULL,
+    -- A sensor's attempt runs one check after another: each is dispatched on its own.
+    poke           INTEGER NOT NULL DEFAULT 0,
     -- JSON object: the labels an agent must have.
     needs          TEXT NOT NULL,
     priority       INTEGER NOT NULL DEFAULT 0,
@@ -38,7 +40,7 @@ CREATE TABLE dispatches (
     outcome        TEXT,
     -- Set by the run's owner when the attempt is to be killed (`vane stop`, a lost run).
     cancel         INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (run_id, task_id, attempt)
+    UNIQUE (run_id, task_id, attempt, poke)
 );
 CREATE INDEX dispatches_queued ON dispatches (priority DESC, id) WHERE state = 'queued';
 CREATE INDEX dispatches_by_agent ON dispatches (agent_lease) WHERE state = 'running';

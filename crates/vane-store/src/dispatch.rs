@@ -22,6 +22,8 @@ pub struct NewDispatch<'a> {
     pub run: RunId,
     pub task: &'a str,
     pub attempt: u32,
+    /// Which check of a sensor's attempt; 0 for other tasks.
+    pub poke: u32,
     /// Labels the agent must have, each with this value.
     pub needs: &'a BTreeMap<String, String>,
     /// Higher first.
@@ -151,7 +153,7 @@ pub trait DispatchStore {
     /// Fails when the database cannot be read.
     fn agents(&self) -> Result<Vec<AgentRecord>>;
 
-    /// Puts an attempt in the queue, or finds it there (one row per attempt); its id.
+    /// Puts an attempt in the queue, or finds it there (one row per attempt and poke); its id.
     ///
     /// # Errors
     /// Fails when the database cannot be written.

@@ -211,6 +211,64 @@ impl<S: Store> HeartbeatStore for OffLoop<S> {
     }
 }
 
+impl<S: Store> DispatchStore for OffLoop<S> {
+    fn register_agent(
+        &self,
+        lease: &str,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        slots: u32,
+    ) -> Result<()> {
+        self.check();
+        self.0.register_agent(lease, host, labels, slots)
+    }
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.check();
+        self.0.agents()
+    }
+    fn enqueue_dispatch(&self, new: &NewDispatch<'_>) -> Result<i64> {
+        self.check();
+        self.0.enqueue_dispatch(new)
+    }
+    fn claim_dispatches(
+        &self,
+        lease: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        max: u32,
+    ) -> Result<Vec<Claimed>> {
+        self.check();
+        self.0.claim_dispatches(lease, labels, max)
+    }
+    fn dispatch_started(&self, id: i64, token: i64, pid: u32, start: Option<u64>) -> Result<()> {
+        self.check();
+        self.0.dispatch_started(id, token, pid, start)
+    }
+    fn finish_dispatch(&self, id: i64, token: i64, outcome: &serde_json::Value) -> Result<()> {
+        self.check();
+        self.0.finish_dispatch(id, token, outcome)
+    }
+    fn dispatches_to_kill(&self, lease: &str, held: &[(i64, i64)]) -> Result<Vec<i64>> {
+        self.check();
+        self.0.dispatches_to_kill(lease, held)
+    }
+    fn dispatches(&self, ids: &[i64]) -> Result<Vec<DispatchRecord>> {
+        self.check();
+        self.0.dispatches(ids)
+    }
+    fn open_dispatches(&self) -> Result<Vec<DispatchRecord>> {
+        self.check();
+        self.0.open_dispatches()
+    }
+    fn cancel_dispatch(&self, id: i64, outcome: &serde_json::Value) -> Result<bool> {
+        self.check();
+        self.0.cancel_dispatch(id, outcome)
+    }
+    fn reap_dispatch(&self, id: i64, token: i64, outcome: &serde_json::Value) -> Result<bool> {
+        self.check();
+        self.0.reap_dispatch(id, token, outcome)
+    }
+}
+
 impl<S: Store> LeaseStore for OffLoop<S> {
     fn acquire_lease(&self, lease: &NewLease<'_>) -> Result<DateTime<Utc>> {
         self.check();

@@ -18,6 +18,8 @@ CREATE TABLE dispatches (
     run_id         bigint NOT NULL REFERENCES runs (id),
     task_id        text NOT NULL,
     attempt        integer NOT NULL,
+    -- A sensor's attempt runs one check after another: each is dispatched on its own.
+    poke           integer NOT NULL DEFAULT 0,
     needs          jsonb NOT NULL,
     priority       bigint NOT NULL DEFAULT 0,
     job            text NOT NULL,
@@ -32,7 +34,7 @@ CREATE TABLE dispatches (
     pid_start_time bigint,
     outcome        text,
     cancel         boolean NOT NULL DEFAULT false,
-    UNIQUE (run_id, task_id, attempt)
+    UNIQUE (run_id, task_id, attempt, poke)
 );
 CREATE INDEX dispatches_queued ON dispatches (priority DESC, id) WHERE state = 'queued';
 CREATE INDEX dispatches_by_agent ON dispatches (agent_lease) WHERE state = 'running';

@@ -152,24 +152,23 @@ impl DispatchStore for PgStore {
     }
 
     fn enqueue_dispatch(&self, new: &NewDispatch<'_>) -> Result<i64> {
-        let (run, task, attempt) = (
-            new.run,
-            new.task,
-            i32::try_from(new.attempt).unwrap_or(i32::MAX),
-        );
+        let (run, task) = (new.run, new.task);
+        let attempt = i32::try_from(new.attempt).unwrap_or(i32::MAX);
+        let poke = i32::try_from(new.poke).unwrap_or(i32::MAX);
         let (needs, priority, job) = (labels_json(new.needs), new.priority, new.job.to_string());
         self.with_client(move |c| {
             let row = c.query_one(
                 "WITH new AS (
-                     INSERT INTO dispatches (run_id, task_id, attempt, needs, priority, job, state, enqueued_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', clock_timestamp())
-                     ON CONFLICT (run_id, task_id, attempt) DO NOTHING
+                     INSERT INTO dispatches (run_id, task_id, attempt, poke, needs, priority, job, state, enqueued_at)
+                     VALUES ($1, $2, $3, $7, $4, $5, $6, 'queued', clock_timestamp())
+                     ON CONFLICT (run_id, task_id, attempt, poke) DO NOTHING
                      RETURNING id)
                  SELECT id FROM new
                  UNION ALL
-                 SELECT id FROM dispatches WHERE run_id = $1 AND task_id = $2 AND attempt = $3
+                 SELECT id FROM dispatches
+                 WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND poke = $7
                  LIMIT 1",
-                &[&run, &task, &attempt, &needs, &priority, &job],
+                &[&run, &task, &attempt, &needs, &priority, &job, &poke],
             )?;
             // A wake-up hint for idle agents; they poll anyway.
             c.execute("NOTIFY vane_dispatch", &[])?;

@@ -167,9 +167,9 @@ impl DispatchStore for SqliteStore {
         let needs = serde_json::to_string(new.needs).expect("labels serialise");
         let tx = self.write_tx()?;
         tx.prepare_cached(
-            "INSERT INTO dispatches (run_id, task_id, attempt, needs, priority, job, state, enqueued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)
-             ON CONFLICT (run_id, task_id, attempt) DO NOTHING",
+            "INSERT INTO dispatches (run_id, task_id, attempt, poke, needs, priority, job, state, enqueued_at)
+             VALUES (?1, ?2, ?3, ?8, ?4, ?5, ?6, 'queued', ?7)
+             ON CONFLICT (run_id, task_id, attempt, poke) DO NOTHING",
         )?
         .execute(params![
             new.run,
@@ -178,13 +178,17 @@ impl DispatchStore for SqliteStore {
             needs,
             new.priority,
             new.job.to_string(),
-            ts(&Utc::now())
+            ts(&Utc::now()),
+            new.poke
         ])?;
         let id = tx
             .prepare_cached(
-                "SELECT id FROM dispatches WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3",
+                "SELECT id FROM dispatches
+                 WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3 AND poke = ?4",
             )?
-            .query_row(params![new.run, new.task, new.attempt], |r| r.get(0))?;
+            .query_row(params![new.run, new.task, new.attempt, new.poke], |r| {
+                r.get(0)
+            })?;
         tx.commit()?;
         Ok(id)
     }

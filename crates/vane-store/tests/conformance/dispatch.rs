@@ -40,6 +40,7 @@ fn enqueue(store: &S, run: RunId, task: &str, need: &BTreeMap<String, String>, p
             run,
             task,
             attempt: 1,
+            poke: 0,
             needs: need,
             priority,
             job: &json!({"command": format!("echo {task}")}),

@@ -1,0 +1,339 @@
+//! `vane agent`: runs attempts that runs' owners handed out, on a host with the labels they
+//! need.
+//!
+//! The agent holds a lease (renewed in the background by [`crate::Lease`]) and claims queued
+//! attempts up to its free slots. Every write it makes about an attempt carries the attempt's
+//! token and is refused once the attempt was taken from it; a process whose attempt is no
+//! longer the agent's is killed at once. When the lease is lost (no renewal for a whole time
+//! to live: a partition, a paused VM) every process is killed, since the attempts are being
+//! retried elsewhere; the agent then takes a new lease and goes on. A watchdog process kills
+//! the jobs if the agent itself dies. What the agent talks to is behind [`AgentLink`], so a
+//! transport other than the database needs no change here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+use vane_exec::{Executor, KillSwitch, Outcome, Watchdog};
+use vane_store::{Claimed, StoreError, StoreThreads};
+
+use crate::EngineError;
+use crate::remote::{job_from_json, outcome_to_json};
+
+/// What an agent offers and how it behaves.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host: String,
+    pub labels: BTreeMap<String, String>,
+    pub slots: u32,
+    /// How long the agent waits for new work when it found none, at most.
+    pub idle_poll: Duration,
+    /// The `vane` binary that runs built-in tasks (validate, deploy) here.
+    pub exe: PathBuf,
+}
+
+/// What an agent says to the rest of vane. The database is one transport; another (an HTTP
+/// gateway for hosts outside the database's network) implements the same calls.
+pub trait AgentLink: Send + Sync {
+    /// Records this agent under `lease`.
+    fn register(
+        &self,
+        lease: &str,
+        config: &AgentConfig,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Claims up to `max` attempts this agent's labels satisfy.
+    fn claim(
+        &self,
+        lease: &str,
+        labels: &BTreeMap<String, String>,
+        max: u32,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+    /// The process of a claimed attempt started.
+    fn started(
+        &self,
+        id: i64,
+        token: i64,
+        pid: u32,
+        start_time: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// How the process of a claimed attempt ended.
+    fn finished(
+        &self,
+        id: i64,
+        token: i64,
+        outcome: Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Of `held`, the attempts to kill: cancelled by their owner, or no longer this agent's.
+    fn to_kill(
+        &self,
+        lease: &str,
+        held: Vec<(i64, i64)>,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+}
+
+/// The database as an agent's transport.
+#[derive(Clone)]
+pub struct StoreLink(pub StoreThreads);
+
+impl AgentLink for StoreLink {
+    async fn register(&self, lease: &str, config: &AgentConfig) -> Result<(), StoreError> {
+        let (lease, host, labels, slots) = (
+            lease.to_owned(),
+            config.host.clone(),
+            config.labels.clone(),
+            config.slots,
+        );
+        self.0
+            .call(move |s| s.register_agent(&lease, &host, &labels, slots))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        lease: &str,
+        labels: &BTreeMap<String, String>,
+        max: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (lease, labels) = (lease.to_owned(), labels.clone());
+        self.0
+            .call(move |s| s.claim_dispatches(&lease, &labels, max))
+            .await
+    }
+
+    async fn started(
+        &self,
+        id: i64,
+        token: i64,
+        pid: u32,
+        start_time: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.0
+            .call(move |s| s.dispatch_started(id, token, pid, start_time))
+            .await
+    }
+
+    async fn finished(&self, id: i64, token: i64, outcome: Value) -> Result<(), StoreError> {
+        self.0
+            .call(move |s| s.finish_dispatch(id, token, &outcome))
+            .await
+    }
+
+    async fn to_kill(&self, lease: &str, held: Vec<(i64, i64)>) -> Result<Vec<i64>, StoreError> {
+        let lease = lease.to_owned();
+        self.0
+            .call(move |s| s.dispatches_to_kill(&lease, &held))
+            .await
+    }
+}
+
+/// An attempt this agent runs.
+struct Running {
+    token: i64,
+    kill: KillSwitch,
+    pgid: u32,
+    /// Why it was killed, when the agent killed it for a reason of its own.
+    killed_because: Option<String>,
+}
+
+/// How often running attempts are checked for a cancel or for having been taken away.
+const KILL_CHECK: Duration = Duration::from_millis(250);
+
+/// Runs the agent until `shutdown` turns true; then claims nothing more, waits for its running
+/// attempts to end and reports them, and gives its lease up.
+///
+/// # Errors
+/// Fails when the lease cannot be taken at start.
+pub async fn run_agent<L: AgentLink>(
+    link: &L,
+    store: &StoreThreads,
+    lease: &crate::Lease,
+    config: &AgentConfig,
+    executor: &dyn Executor,
+    mut watchdog: Option<Watchdog>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let mut lost = lease.lost();
+    let mut current = lease.current(store).await?;
+    link.register(&current, config).await?;
+    info!(lease = %current, host = %config.host, labels = ?config.labels, slots = config.slots, "Agent ready.");
+    let mut running: HashMap<i64, Running> = HashMap::new();
+    let mut ends: JoinSet<(i64, Outcome)> = JoinSet::new();
+    let mut wait = Duration::ZERO;
+    let mut kill_check = tokio::time::interval(KILL_CHECK);
+    kill_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut draining = false;
+    loop {
+        if draining && running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            changed = shutdown.changed(), if !draining => {
+                if changed.is_err() || *shutdown.borrow() {
+                    info!(running = running.len(), "Agent stopping: claiming nothing more, waiting for running attempts.");
+                    draining = true;
+                }
+            }
+            Ok(_) = lost.changed() => {
+                // Everything claimed under the lost lease is being retried elsewhere.
+                for (id, r) in &mut running {
+                    error!(dispatch = id, "Lease lost: killing the attempt, which runs again elsewhere.");
+                    r.killed_because = Some("the agent's lease was lost".into());
+                    r.kill.kill();
+                }
+                match lease.current(store).await {
+                    Ok(id) => {
+                        current = id;
+                        if let Err(e) = link.register(&current, config).await {
+                            warn!(%e, "Could not register under the new lease; trying again.");
+                        }
+                    }
+                    Err(e) => warn!(%e, "Could not take a new lease; trying again."),
+                }
+            }
+            Some(ended) = ends.join_next(), if !ends.is_empty() => {
+                let Ok((id, outcome)) = ended else { continue };
+                let Some(r) = running.remove(&id) else { continue };
+                if let Some(w) = watchdog.as_mut() {
+                    let _ = w.forget(r.pgid);
+                }
+                report(link, id, &r, &outcome).await;
+                wait = Duration::ZERO;
+            }
+            _ = kill_check.tick(), if !running.is_empty() => {
+                let held: Vec<(i64, i64)> = running.iter().map(|(id, r)| (*id, r.token)).collect();
+                match link.to_kill(&current, held).await {
+                    Ok(ids) => for id in ids {
+                        if let Some(r) = running.get_mut(&id) && r.killed_because.is_none() {
+                            info!(dispatch = id, "Killing an attempt its run's owner stopped or took away.");
+                            r.killed_because = Some("stopped by its run's owner".into());
+                            r.kill.kill();
+                        }
+                    },
+                    Err(e) => warn!(%e, "Could not look for attempts to kill."),
+                }
+            }
+            () = tokio::time::sleep(wait), if !draining => {
+                let free = config.slots.saturating_sub(running.len() as u32);
+                if free == 0 {
+                    wait = config.idle_poll;
+                    continue;
+                }
+                let claimed = match link.claim(&current, &config.labels, free).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        warn!(%e, "Could not claim attempts.");
+                        wait = config.idle_poll;
+                        continue;
+                    }
+                };
+                wait = if claimed.is_empty() {
+                    (wait * 2).clamp(Duration::from_millis(5), config.idle_poll)
+                } else {
+                    Duration::ZERO
+                };
+                for claim in claimed {
+                    start(link, config, executor, watchdog.as_mut(), claim, &mut running, &mut ends).await;
+                }
+            }
+        }
+    }
+    lease.release(store).await;
+    info!("Agent stopped.");
+    Ok(())
+}
+
+/// Starts a claimed attempt's process and says so; an attempt that cannot start is reported
+/// as lost with why, and one whose start is refused (no longer ours) is killed at once.
+async fn start<L: AgentLink>(
+    link: &L,
+    config: &AgentConfig,
+    executor: &dyn Executor,
+    watchdog: Option<&mut Watchdog>,
+    claim: Claimed,
+    running: &mut HashMap<i64, Running>,
+    ends: &mut JoinSet<(i64, Outcome)>,
+) {
+    let (id, token) = (claim.id, claim.token);
+    let mut job = match job_from_json(&claim.job) {
+        Ok(job) => job,
+        Err(why) => {
+            let lost = Outcome::Lost { error: why };
+            let _ = link.finished(id, token, outcome_to_json(&lost)).await;
+            return;
+        }
+    };
+    if claim.job["builtin"] == true {
+        job.command = format!(
+            "{} exec-builtin",
+            vane_dag::shell_quote(&config.exe.display().to_string())
+        );
+    }
+    let launched = match executor.launch(job) {
+        Ok(launched) => launched,
+        Err(e) => {
+            let lost = Outcome::Lost {
+                error: format!("the agent on {} could not start it: {e}", config.host),
+            };
+            if let Err(e) = link.finished(id, token, outcome_to_json(&lost)).await {
+                warn!(dispatch = id, %e, "Could not report an attempt that could not start.");
+            }
+            return;
+        }
+    };
+    if let Some(w) = watchdog {
+        let _ = w.watch(launched.pid);
+    }
+    info!(dispatch = id, run_id = claim.run.0, task = %claim.task, attempt = claim.attempt, pid = launched.pid, "Attempt started.");
+    let mut r = Running {
+        token,
+        kill: launched.kill.clone(),
+        pgid: launched.pid,
+        killed_because: None,
+    };
+    if let Err(e) = link
+        .started(id, token, launched.pid, launched.start_time)
+        .await
+    {
+        warn!(dispatch = id, %e, "The start was refused; killing the attempt.");
+        r.killed_because = Some(e.to_string());
+        r.kill.kill();
+    }
+    running.insert(id, r);
+    let done = launched.done;
+    ends.spawn(async move {
+        let outcome = done.await.unwrap_or_else(|_| Outcome::Lost {
+            error: "the agent lost track of the process".into(),
+        });
+        (id, outcome)
+    });
+}
+
+/// Reports how an attempt ended, trying again while the database is unreachable, for as long
+/// as the report can still count.
+async fn report<L: AgentLink>(link: &L, id: i64, r: &Running, outcome: &Outcome) {
+    let value = outcome_to_json(outcome);
+    for attempt in 0..20 {
+        match link.finished(id, r.token, value.clone()).await {
+            Ok(()) => {
+                info!(dispatch = id, outcome = %outcome, "Attempt ended.");
+                return;
+            }
+            Err(StoreError::Fenced { why, .. }) => {
+                warn!(dispatch = id, outcome = %outcome, %why, killed = r.killed_because.as_deref(), "The outcome was refused: the attempt is no longer this agent's.");
+                return;
+            }
+            Err(e) => {
+                warn!(dispatch = id, %e, attempt, "Could not report how an attempt ended; trying again.");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    error!(
+        dispatch = id,
+        "Gave up reporting how an attempt ended; its owner will find the agent's lease expired or the attempt running."
+    );
+}

@@ -1,0 +1,229 @@
+//! `vane agent` (run tasks that need this host's labels), `vane agents` (who offers what, and
+//! what waits for whom), and the agent's watchdog.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::Args;
+use serde_json::json;
+use vane_exec::ProcessExecutor;
+use vane_store::StoreThreads;
+
+use crate::cli::{Global, JsonFlag};
+use crate::commands::{app, host, limits, open_store, runtime_with_signals};
+use crate::output::table;
+use crate::status::ago;
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// What this host offers, as `name=value` pairs separated by commas, e.g.
+    /// `gpu=a100,zone=eu`; a task with `runs_on = { gpu = "a100" }` runs here.
+    #[arg(long, default_value = "", value_name = "LABELS")]
+    pub(crate) labels: String,
+    /// How many attempts run here at once [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub(crate) slots: Option<u32>,
+    /// Seconds a killed task gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) kill_grace: u64,
+}
+
+/// `gpu=a100,zone=eu` as labels, or what is wrong with it.
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--labels: `{pair}` is not `name=value`; write e.g. `--labels gpu=a100,zone=eu`");
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
+        if !ok(name) || value.is_empty() {
+            bail!(
+                "--labels: `{pair}`: a label name uses letters, digits, `_`, `-` and `.`, and its value is not empty"
+            );
+        }
+        if labels.insert(name.to_owned(), value.to_owned()).is_some() {
+            bail!("--labels: `{name}` is given twice");
+        }
+    }
+    Ok(labels)
+}
+
+pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
+    crate::commands::init_tracing();
+    let labels = parse_labels(&args.labels)?;
+    let slots = args
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    if slots == 0 {
+        bail!("--slots must be at least 1");
+    }
+    let ttl = limits(g)?
+        .lease_ttl
+        .unwrap_or(vane_store::DEFAULT_LEASE_TTL);
+    let db = app(g).db_for_children()?;
+    let exe = std::env::current_exe().context("cannot find the vane executable")?;
+    let watchdog = vane_exec::Watchdog::spawn(&exe, &["agent-watchdog"])
+        .context("cannot start the agent's watchdog")?;
+    let (runtime, mut signals) = runtime_with_signals()?;
+    let opened = db.clone();
+    let store = StoreThreads::open(2, move || vane_store::open(&opened))?;
+    let config = vane_engine::agent::AgentConfig {
+        host: host(),
+        labels,
+        slots,
+        idle_poll: Duration::from_millis(200),
+        exe,
+    };
+    let lease = vane_engine::Lease::new(&config.host, vane_store::LeaseRole::Agent, ttl);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let kill_grace = Duration::from_secs(args.kill_grace);
+    runtime.block_on(async {
+        tokio::spawn(async move {
+            if signals.recv().await.is_some() {
+                let _ = stop.send(true);
+            }
+            // A second signal: stop now, killing what runs (its attempts are then retried).
+            if signals.recv().await.is_some() {
+                eprintln!("vane agent: stopping now; running attempts die with the agent");
+                std::process::exit(130);
+            }
+        });
+        let link = vane_engine::agent::StoreLink(store.clone());
+        let executor = GraceExecutor(kill_grace);
+        vane_engine::agent::run_agent(
+            &link,
+            &store,
+            &lease,
+            &config,
+            &executor,
+            Some(watchdog),
+            stopped,
+        )
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The process executor with this agent's kill grace, whatever the job says.
+struct GraceExecutor(Duration);
+
+impl vane_exec::Executor for GraceExecutor {
+    fn launch(&self, mut job: vane_exec::Job) -> Result<vane_exec::Launched, vane_exec::ExecError> {
+        job.kill_grace = job.kill_grace.min(self.0);
+        ProcessExecutor.launch(job)
+    }
+}
+
+pub(crate) fn agent_watchdog() -> Result<ExitCode> {
+    vane_exec::watchdog_main(std::io::stdin().lock(), Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn agents(g: &Global, args: &JsonFlag) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let agents = store.agents()?;
+    let open = store.open_dispatches()?;
+    let now = Utc::now();
+    let live: Vec<_> = agents
+        .iter()
+        .filter(|a| a.state == vane_store::LeaseState::Held)
+        .collect();
+    let waiting: Vec<_> = open
+        .iter()
+        .filter(|d| d.state == vane_store::DispatchState::Queued)
+        .map(|d| {
+            let fits = live.iter().filter(|a| a.offers(&d.needs)).count();
+            (d, fits)
+        })
+        .collect();
+    if args.json {
+        let value = json!({
+            "agents": agents.iter().map(|a| json!({
+                "host": a.host, "lease": a.lease, "pid": a.pid, "labels": a.labels,
+                "slots": a.slots, "running": a.running, "state": a.state.as_str(),
+                "started_at": a.started_at.to_rfc3339(),
+                "last_heartbeat": a.renewed_at.to_rfc3339(),
+            })).collect::<Vec<_>>(),
+            "waiting": waiting.iter().map(|(d, fits)| json!({
+                "run_id": d.run, "task_id": d.task, "attempt": d.attempt, "needs": d.needs,
+                "since": d.enqueued_at.to_rfc3339(), "live_agents_with_labels": fits,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if agents.is_empty() {
+        println!(
+            "no agent has joined this database; start one with `vane agent --labels NAME=VALUE`"
+        );
+    } else {
+        let rows: Vec<Vec<String>> = agents
+            .iter()
+            .map(|a| {
+                vec![
+                    a.host.clone(),
+                    labels_text(&a.labels),
+                    format!("{}/{}", a.running, a.slots),
+                    ago((now - a.renewed_at).to_std().unwrap_or_default()),
+                    a.state.as_str().to_owned(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["HOST", "LABELS", "RUNNING", "HEARTBEAT", "STATE"], &rows)
+        );
+    }
+    for (d, fits) in &waiting {
+        let why = if *fits == 0 {
+            "no live agent has these labels".to_owned()
+        } else {
+            format!("{fits} live agent(s) have these labels; all their slots are taken")
+        };
+        println!(
+            "run {} task {} attempt {} waits for an agent with {} since {}: {why}",
+            d.run,
+            d.task,
+            d.attempt,
+            labels_text(&d.needs),
+            d.enqueued_at.to_rfc3339()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "(any)".to_owned();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_labels;
+
+    #[test]
+    fn labels_are_name_value_pairs() {
+        let labels = parse_labels("gpu=a100, zone=eu").unwrap();
+        assert_eq!(labels["gpu"], "a100");
+        assert_eq!(labels["zone"], "eu");
+        assert!(parse_labels("").unwrap().is_empty());
+        let error = parse_labels("gpu").unwrap_err().to_string();
+        assert!(error.contains("`gpu` is not `name=value`"), "{error}");
+        assert!(parse_labels("gpu=a,gpu=b").is_err());
+        assert!(parse_labels("g pu=a").is_err());
+    }
+}
