@@ -501,21 +501,32 @@ impl Project {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Daemon {
+        let mut full = vec!["scheduler"];
+        full.extend_from_slice(args);
+        self.daemon_via(prefix, env, &full)
+    }
+
+    /// Starts the long-running `vane ARGS...` (a scheduler, an agent) behind `prefix`, with
+    /// `env`, its output going to a log file of its own.
+    pub(crate) fn daemon_via(
+        &self,
+        prefix: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let log = self.path().join(format!("scheduler-{n}.log"));
-        let file = fs::File::create(&log).expect("create the scheduler's log file");
-        let mut full = vec!["scheduler"];
-        full.extend_from_slice(args);
+        let log = self.path().join(format!("{}-{n}.log", args[0]));
+        let file = fs::File::create(&log).expect("create the daemon's log file");
         let child = self
-            .wrapped_command(prefix, &full)
+            .wrapped_command(prefix, args)
             .env("VANE_LOG", "info")
             .envs(env.iter().copied())
             .stdout(file.try_clone().expect("clone the log file handle"))
             .stderr(file)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {prefix:?} {VANE} scheduler: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {prefix:?} {VANE} {}: {e}", args[0]));
         Daemon { child, log }
     }
 }

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 use crate::harness::{Backend, Daemon, Project, wait_for, wait_for_every};
 
 /// Long enough for any machine; only a hang gets there.
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 const NEEDS: &str = "the multi-host tests need root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and \
                      iproute2's `ip` on PATH, to create network namespaces, veth pairs and a \
@@ -401,6 +401,20 @@ impl Hosts {
         )
     }
 
+    /// Starts `vane agent --labels LABELS --slots SLOTS` on host `i`, as `host-I`. Agents share
+    /// the project's folder with the scheduler, as they share a network file system in
+    /// production: the tasks' logs, work folder and content store.
+    pub(crate) fn agent(&self, p: &Project, i: usize, labels: &str, slots: u32) -> Daemon {
+        let url = self.url_for(p);
+        let name = format!("host-{i}");
+        let slots = slots.to_string();
+        p.daemon_via(
+            &["ip", "netns", "exec", self.namespace(i)],
+            &[("VANE_DB", &url), ("VANE_HOST", &name)],
+            &["agent", "--labels", labels, "--slots", &slots],
+        )
+    }
+
     /// Partitions host `i` from the others and the database: packets in flight and new ones
     /// are lost, and nothing tells its processes.
     pub(crate) fn cut(&self, i: usize) {
@@ -576,7 +590,7 @@ command = "echo hi"
 "#;
 
 /// Rows of `p.sql(...)`, each split on `|`.
-fn rows(p: &Project, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn rows(p: &Project, sql: &str) -> Vec<Vec<String>> {
     p.sql(sql)
         .lines()
         .filter(|l| !l.is_empty())
@@ -723,7 +737,7 @@ fn two_schedulers_share_a_dag_every_two_seconds_without_duplicates_or_lost_ticks
 }
 
 /// A lease short enough for a test to wait out, long enough for a loaded machine.
-const SHORT_LEASE: &str = "[scheduler]\nlease_ttl = \"6s\"\n";
+pub(crate) const SHORT_LEASE: &str = "[scheduler]\nlease_ttl = \"6s\"\n";
 
 /// One task that, on its first attempt, notes its pid and sleeps far longer than the test;
 /// on a later attempt (the retry after its host was lost) it succeeds at once.
@@ -790,7 +804,7 @@ fn scheduler_of(status: &serde_json::Value, host: &str) -> Option<serde_json::Va
         .cloned()
 }
 
-fn process_exists(pid: i32) -> bool {
+pub(crate) fn process_exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"))

@@ -6,6 +6,7 @@
 mod browser;
 mod harness;
 
+mod agents;
 mod alerts;
 mod artifacts;
 mod backfill;

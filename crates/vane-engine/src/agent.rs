@@ -139,6 +139,9 @@ struct Running {
     killed_because: Option<String>,
 }
 
+/// How many times (every half second) an outcome is offered while the database is unreachable.
+const REPORT_TRIES: u32 = 600;
+
 /// How often running attempts are checked for a cancel or for having been taken away.
 const KILL_CHECK: Duration = Duration::from_millis(250);
 
@@ -147,7 +150,7 @@ const KILL_CHECK: Duration = Duration::from_millis(250);
 ///
 /// # Errors
 /// Fails when the lease cannot be taken at start.
-pub async fn run_agent<L: AgentLink>(
+pub async fn run_agent<L: AgentLink + Clone + 'static>(
     link: &L,
     store: &StoreThreads,
     lease: &crate::Lease,
@@ -162,6 +165,7 @@ pub async fn run_agent<L: AgentLink>(
     info!(lease = %current, host = %config.host, labels = ?config.labels, slots = config.slots, "Agent ready.");
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut ends: JoinSet<(i64, Outcome)> = JoinSet::new();
+    let mut reports: JoinSet<()> = JoinSet::new();
     let mut wait = Duration::ZERO;
     let mut kill_check = tokio::time::interval(KILL_CHECK);
     kill_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -200,9 +204,12 @@ pub async fn run_agent<L: AgentLink>(
                 if let Some(w) = watchdog.as_mut() {
                     let _ = w.forget(r.pgid);
                 }
-                report(link, id, &r, &outcome).await;
+                // On a task of its own: a report retried through an outage holds nothing up.
+                let link = link.clone();
+                reports.spawn(async move { report(&link, id, &r, &outcome).await });
                 wait = Duration::ZERO;
             }
+            Some(_) = reports.join_next(), if !reports.is_empty() => {}
             _ = kill_check.tick(), if !running.is_empty() => {
                 let held: Vec<(i64, i64)> = running.iter().map(|(id, r)| (*id, r.token)).collect();
                 match link.to_kill(&current, held).await {
@@ -241,6 +248,7 @@ pub async fn run_agent<L: AgentLink>(
             }
         }
     }
+    while reports.join_next().await.is_some() {}
     lease.release(store).await;
     info!("Agent stopped.");
     Ok(())
@@ -316,7 +324,9 @@ async fn start<L: AgentLink>(
 /// as the report can still count.
 async fn report<L: AgentLink>(link: &L, id: i64, r: &Running, outcome: &Outcome) {
     let value = outcome_to_json(outcome);
-    for attempt in 0..20 {
+    // Long enough to outlast a partition that cost the agent its lease, so that the refusal
+    // is heard and logged when it heals.
+    for attempt in 0..REPORT_TRIES {
         match link.finished(id, r.token, value.clone()).await {
             Ok(()) => {
                 info!(dispatch = id, outcome = %outcome, "Attempt ended.");

@@ -1179,13 +1179,13 @@ impl Ctx<'_, '_> {
             .as_ref()
             .and_then(|agents| Some((agents, agents.needs(spec.runs_on.as_ref())?)));
         let Some((agents, needs)) = needs else {
-            if spec.runs_on.is_some() {
-                return Err(vane_exec::ExecError::Placement(
-                    "the task has `runs_on`, but this vane process hands no task to agents".into(),
-                ));
-            }
-            return Ok((self.engine.executor.launch(job)?, false));
+            return self.launch_here(spec, job);
         };
+        // An agent runs in a folder of its own choosing: name the project's.
+        let mut job = job;
+        if job.cwd.is_none() {
+            job.cwd = Some(self.engine.paths.project_root.clone());
+        }
         let placement = crate::remote::Placement {
             run: self.run,
             task: spec.id.clone(),
@@ -1196,6 +1196,20 @@ impl Ctx<'_, '_> {
             builtin: spec.builtin.is_some(),
         };
         Ok((agents.launch(job, placement)?, true))
+    }
+
+    /// Starts a process of a task that needs no agent, on this host.
+    fn launch_here(
+        &self,
+        spec: &vane_dag::Task,
+        job: Job,
+    ) -> Result<(vane_exec::Launched, bool), vane_exec::ExecError> {
+        if spec.runs_on.is_some() {
+            return Err(vane_exec::ExecError::Placement(
+                "the task has `runs_on`, but this vane process hands no task to agents".into(),
+            ));
+        }
+        Ok((self.engine.executor.launch(job)?, false))
     }
 
     fn job(&self, task_index: usize, attempt: u32) -> Job {
