@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::Args;
-use serde_json::json;
 use vane_exec::ProcessExecutor;
 use vane_store::StoreThreads;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::{app, host, limits, open_store, runtime_with_signals};
+use vane_app::agents::labels_text;
+
 use crate::output::table;
 use crate::status::ago;
 
@@ -128,44 +129,19 @@ pub(crate) fn agent_watchdog() -> Result<ExitCode> {
 }
 
 pub(crate) fn agents(g: &Global, args: &JsonFlag) -> Result<ExitCode> {
-    let store = open_store(g)?;
-    let agents = store.agents()?;
-    let open = store.open_dispatches()?;
+    let read = vane_app::agents::Agents::read(&*open_store(g)?)?;
     let now = Utc::now();
-    let live: Vec<_> = agents
-        .iter()
-        .filter(|a| a.state == vane_store::LeaseState::Held)
-        .collect();
-    let waiting: Vec<_> = open
-        .iter()
-        .filter(|d| d.state == vane_store::DispatchState::Queued)
-        .map(|d| {
-            let fits = live.iter().filter(|a| a.offers(&d.needs)).count();
-            (d, fits)
-        })
-        .collect();
     if args.json {
-        let value = json!({
-            "agents": agents.iter().map(|a| json!({
-                "host": a.host, "lease": a.lease, "pid": a.pid, "labels": a.labels,
-                "slots": a.slots, "running": a.running, "state": a.state.as_str(),
-                "started_at": a.started_at.to_rfc3339(),
-                "last_heartbeat": a.renewed_at.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-            "waiting": waiting.iter().map(|(d, fits)| json!({
-                "run_id": d.run, "task_id": d.task, "attempt": d.attempt, "needs": d.needs,
-                "since": d.enqueued_at.to_rfc3339(), "live_agents_with_labels": fits,
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&read.json(now))?);
         return Ok(ExitCode::SUCCESS);
     }
-    if agents.is_empty() {
+    if read.agents.is_empty() {
         println!(
             "no agent has joined this database; start one with `vane agent --labels NAME=VALUE`"
         );
     } else {
-        let rows: Vec<Vec<String>> = agents
+        let rows: Vec<Vec<String>> = read
+            .agents
             .iter()
             .map(|a| {
                 vec![
@@ -182,33 +158,16 @@ pub(crate) fn agents(g: &Global, args: &JsonFlag) -> Result<ExitCode> {
             table(&["HOST", "LABELS", "RUNNING", "HEARTBEAT", "STATE"], &rows)
         );
     }
-    for (d, fits) in &waiting {
-        let why = if *fits == 0 {
-            "no live agent has these labels".to_owned()
-        } else {
-            format!("{fits} live agent(s) have these labels; all their slots are taken")
-        };
+    for d in read.waiting() {
         println!(
-            "run {} task {} attempt {} waits for an agent with {} since {}: {why}",
+            "run {} task {} attempt {}: {}",
             d.run,
             d.task,
             d.attempt,
-            labels_text(&d.needs),
-            d.enqueued_at.to_rfc3339()
+            read.describe(d, now)
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return "(any)".to_owned();
-    }
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

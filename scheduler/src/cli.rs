@@ -368,6 +368,10 @@ pub(crate) struct LogsArgs {
     /// Attempt number [default: the latest].
     #[arg(long)]
     pub(crate) attempt: Option<u32>,
+    /// Keep printing what the attempt writes until it ends, like `tail -f` (from any host that
+    /// sees the state folder, whichever host runs the task).
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,7 +33,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(g, &args.run, args.kill_grace),
-        Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt),
+        Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt, args.follow),
         Command::Dags(args) => dags(g, args.json),
         Command::Runs(args) => runs(g, args.dag_id.as_deref(), args.limit, args.json.json),
         Command::Show(args) => show(g, args.run_id, args.json.json),
@@ -791,15 +791,40 @@ fn logs(
     run_id: vane_store::RunId,
     task: &str,
     attempt: Option<u32>,
+    follow: bool,
 ) -> Result<ExitCode> {
+    use std::io::{Read, Seek, Write};
     let store = open_store(g)?;
     let detail = store.run(run_id)?;
     let chosen = vane_app::runs::find_attempt(&detail, task, attempt)?;
-    let text = std::fs::read(&chosen.log_path)
-        .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
-    use std::io::Write;
-    std::io::stdout().write_all(&text)?;
-    Ok(ExitCode::SUCCESS)
+    if !follow {
+        let text = std::fs::read(&chosen.log_path)
+            .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
+        std::io::stdout().write_all(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The attempt chosen now is followed to its end, even if a retry starts meanwhile.
+    let (number, path) = (chosen.attempt, chosen.log_path.clone());
+    let mut offset = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        // Whether it still runs is read before the log, so nothing it wrote before ending is
+        // left unread.
+        let running = vane_app::runs::find_attempt(&store.run(run_id)?, task, Some(number))?.state
+            == vane_store::AttemptState::Running;
+        // The log appears when the process starts, on whichever host runs it.
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            let mut chunk = Vec::new();
+            offset += file.read_to_end(&mut chunk)? as u64;
+            out.write_all(&chunk)?;
+            out.flush()?;
+        }
+        if !running {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
@@ -894,9 +919,12 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     let run = &detail.run;
     let waits = vane_app::runs::Waits::of(&*store, [run])?;
     let changed = store.param_changes(run_id)?;
+    let agents = vane_app::agents::Agents::read(&*store)?;
+    let now = chrono::Utc::now();
     if as_json {
         let mut value = waits.show_json(&detail);
         value["param_changes"] = vane_app::runs::param_changes_json(&changed);
+        value["dispatched"] = agents.run_json(run_id, now);
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -915,6 +943,12 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
                 .unwrap_or_default(),
             run.id,
             run.id
+        );
+    }
+    for (d, why) in agents.of_run(run_id, now) {
+        println!(
+            "  agents:       task `{}` attempt {} {why}",
+            d.task, d.attempt
         );
     }
     if let Some(reason) = &run.reason {

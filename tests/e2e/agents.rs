@@ -251,3 +251,147 @@ fn attempts(p: &Project) -> Vec<Vec<String>> {
         "SELECT attempt, state, coalesce(reason, '') FROM attempts ORDER BY attempt",
     )
 }
+
+/// With no agent that has its labels, a task says so instead of sitting queued: in `vane show`
+/// and `vane agents`. Once an agent with the labels joins (here on the same machine, sharing
+/// the SQLite file), the task runs there and the run succeeds.
+#[test]
+fn a_task_waiting_for_labels_no_agent_has_says_so_until_one_joins() {
+    let p = Project::new().dag(
+        "gpu",
+        r#"
+[tasks.prep]
+command = "echo prep"
+
+[tasks.train]
+command = 'echo "trained by $VANE_HOST"'
+depends_on = ["prep"]
+runs_on = { gpu = "a100" }
+"#,
+    );
+    p.write(
+        "vane.toml",
+        "[[alerts.rules]]\non = \"agent_waiting\"\nafter = \"1s\"\nseverity = \"critical\"\n",
+    );
+    let mut run = p
+        .command(&["run", "gpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    let shown = wait_for("the task waiting for an agent", PATIENCE, || {
+        // Until the run exists, `vane show 1` says it does not.
+        let out = p.command(&["show", "1"]).output().ok()?;
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        shown
+            .contains("no live agent has these labels")
+            .then_some(shown)
+    });
+    assert!(
+        shown.contains("task `train` attempt 1 waits") && shown.contains("gpu=a100"),
+        "{shown}"
+    );
+    let listed = p.vane(&["agents", "--json"]).success().json();
+    let waiting = &listed["waiting"][0];
+    assert_eq!(waiting["task_id"], "train", "{listed:#}");
+    assert_eq!(waiting["live_agents_with_labels"], 0, "{listed:#}");
+    p.vane(&["agents"])
+        .success()
+        .stdout_contains("no agent has joined this database");
+    // Waiting longer than the rule's `after` is an alert naming the task and its labels.
+    let alert = wait_for("the agent_waiting alert", PATIENCE, || {
+        p.vane(&["alerts", "--evaluate"]).success();
+        let alerts = p.vane(&["alerts", "--json"]).success().json();
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["on"] == "agent_waiting")
+            .cloned()
+    });
+    let summary = alert["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("run 1 task train attempt 1 waits for an agent with labels")
+            && summary.contains("a100"),
+        "{alert:#}"
+    );
+
+    // An agent without the label changes nothing; one with it runs the task.
+    let mut cpu = p.daemon_via(
+        &[],
+        &[("VANE_HOST", "cpu-box")],
+        &["agent", "--labels", "pool=cpu"],
+    );
+    ready(&mut cpu);
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run waits for a gpu agent"
+    );
+    let mut gpu = p.daemon_via(
+        &[],
+        &[("VANE_HOST", "gpu-box")],
+        &["agent", "--labels", "gpu=a100,zone=eu", "--slots", "1"],
+    );
+    ready(&mut gpu);
+    let status = wait_for("the run to end", PATIENCE, || run.try_wait().unwrap());
+    assert!(status.success());
+    // The task ran: the alert is resolved.
+    p.vane(&["alerts", "--evaluate"]).success();
+    let alerts = p.vane(&["alerts", "--all", "--json"]).success().json();
+    let alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["on"] == "agent_waiting")
+        .unwrap_or_else(|| panic!("{alerts:#}"));
+    assert_eq!(alert["state"], "resolved", "{alert:#}");
+    assert!(
+        p.logs(1, "train", None).contains("trained by gpu-box"),
+        "{}",
+        p.logs(1, "train", None)
+    );
+    let table = p.vane(&["agents"]).success().stdout;
+    assert!(
+        table.contains("gpu-box") && table.contains("gpu=a100,zone=eu"),
+        "{table}"
+    );
+    assert!(table.contains("0/1"), "{table}");
+}
+
+/// `vane logs --follow` on a host other than the agent's shows every line the task writes, in
+/// order, with no gap, and ends when the task does.
+#[test]
+fn a_log_followed_from_another_host_shows_every_line_in_order() {
+    let p = Project::on(Backend::Postgres).dag(
+        "chatty",
+        r#"
+[tasks.count]
+command = 'for i in $(seq 1 60); do echo "line $i"; sleep 0.05; done'
+runs_on = {}
+"#,
+    );
+    let hosts = Hosts::new(3);
+    let _scheduler = scheduler(&hosts, &p);
+    let mut agent = hosts.agent(&p, 1, "", 1);
+    ready(&mut agent);
+    p.vane(&["trigger", "chatty"]).success();
+    wait_for("the task to start on the agent", PATIENCE, || {
+        let state = p.sql("SELECT state FROM attempts WHERE task_id = 'count'");
+        (state.trim() == "running").then_some(())
+    });
+    let url = hosts.url_for(&p);
+    let state = crate::hosts::host_state(&p, 0);
+    let followed = p
+        .wrapped_command(
+            &["ip", "netns", "exec", hosts.namespace(2)],
+            &["logs", "1", "count", "--follow"],
+        )
+        .env("VANE_DB", &url)
+        .env("VANE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(followed.status.success(), "{followed:?}");
+    let text = String::from_utf8_lossy(&followed.stdout);
+    let expected: String = (1..=60).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(text, expected);
+    assert_eq!(ended(&p, 1, PATIENCE), "success");
+}

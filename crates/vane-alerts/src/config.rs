@@ -39,6 +39,8 @@ pub enum AlertOn {
     SensorTimeout,
     /// A rollout has waited for a person's approval longer than the rule's `after`.
     ApprovalWaiting,
+    /// An attempt has waited for an agent with its labels longer than the rule's `after`.
+    AgentWaiting,
 }
 
 impl AlertOn {
@@ -51,6 +53,7 @@ impl AlertOn {
         AlertOn::GateFailed,
         AlertOn::SensorTimeout,
         AlertOn::ApprovalWaiting,
+        AlertOn::AgentWaiting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl AlertOn {
             AlertOn::GateFailed => "gate_failed",
             AlertOn::SensorTimeout => "sensor_timeout",
             AlertOn::ApprovalWaiting => "approval_waiting",
+            AlertOn::AgentWaiting => "agent_waiting",
         }
     }
 
@@ -362,6 +366,7 @@ const ON_NAMES: &[&str] = &[
     "gate_failed",
     "sensor_timeout",
     "approval_waiting",
+    "agent_waiting",
 ];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 const FORMATS: &[&str] = &["vane", "slack", "pagerduty"];
@@ -425,7 +430,7 @@ const RULE_REST: &[Field] = &[
             Ty::Duration {
                 max_secs: 30 * DAY_SECS,
             },
-            "`approval_waiting` only: how long a rollout may wait for a person's approval before the rule fires.",
+            "`approval_waiting` and `agent_waiting` only: how long a rollout may wait for a person's approval, or an attempt for an agent with its labels, before the rule fires.",
         ),
         "1h",
     ),

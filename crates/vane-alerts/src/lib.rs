@@ -107,6 +107,7 @@ fn rule_kind(kind: EventKind) -> Option<AlertOn> {
         EventKind::GateFailed => AlertOn::GateFailed,
         EventKind::SensorTimeout => AlertOn::SensorTimeout,
         EventKind::ApprovalWaiting => AlertOn::ApprovalWaiting,
+        EventKind::AgentWaiting => AlertOn::AgentWaiting,
         EventKind::RunSucceeded
         | EventKind::TaskSucceeded
         | EventKind::CheckPassed
@@ -115,22 +116,26 @@ fn rule_kind(kind: EventKind) -> Option<AlertOn> {
     })
 }
 
-/// Rollouts that have waited for a person longer than an `approval_waiting` rule allows, each
+/// Rollouts that have waited for a person longer than an `approval_waiting` rule allows, and
+/// attempts that have waited for an agent longer than an `agent_waiting` rule allows, each
 /// with the index of that rule. Looked up as they stand rather than read from the history by
 /// time: a wait becomes an event only once it is old enough. Stamped now, so the claim of its
 /// key is remembered like any fresh event's; it names the rule, so each rule raises its own, and
 /// a wait that goes on is counted again once its claim is forgotten (a reminder).
-fn approvals_waiting<S: AlertStore + ?Sized>(
+fn waits<S: AlertStore + ?Sized>(
     store: &S,
     config: &AlertsConfig,
     now: DateTime<Utc>,
 ) -> Result<Vec<(usize, HistoryEvent)>> {
     let mut out = Vec::new();
     for (index, rule) in config.rules.iter().enumerate() {
-        if rule.on != AlertOn::ApprovalWaiting {
-            continue;
-        }
-        for mut event in store.approvals_waiting(now - span(rule.after))? {
+        let before = now - span(rule.after);
+        let waiting = match rule.on {
+            AlertOn::ApprovalWaiting => store.approvals_waiting(before)?,
+            AlertOn::AgentWaiting => store.agents_waiting(before)?,
+            _ => continue,
+        };
+        for mut event in waiting {
             event.key = format!("{}:{}", rule.name, event.key);
             event.detail = format!(
                 "{} (waiting since {}, longer than {})",
@@ -191,8 +196,8 @@ pub fn evaluate<S: AlertStore + ?Sized>(
         .chain([cursor, now - OVERLAP])
         .max()
         .unwrap_or(cursor);
-    let approvals = approvals_waiting(store, config, now)?;
-    events.extend(approvals.iter().map(|(_, e)| e.clone()));
+    let waiting = waits(store, config, now)?;
+    events.extend(waiting.iter().map(|(_, e)| e.clone()));
     let keys: Vec<_> = events.iter().map(|e| (e.key.clone(), e.at)).collect();
 
     let mut report = Report::default();
@@ -227,8 +232,8 @@ pub fn evaluate<S: AlertStore + ?Sized>(
                         }
                         // A wait is looked up per rule (each has its own `after`): only the
                         // rule it was looked up for raises it.
-                        if kind == EventKind::ApprovalWaiting
-                            && !approvals
+                        if matches!(kind, EventKind::ApprovalWaiting | EventKind::AgentWaiting)
+                            && !waiting
                                 .iter()
                                 .any(|(r, e)| *r == index && e.key == event.key)
                         {

@@ -329,6 +329,9 @@ impl AlertStore for FailingRaise {
     fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         self.inner.approvals_waiting(before)
     }
+    fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.inner.agents_waiting(before)
+    }
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
         self.inner.alert_cursor()
     }

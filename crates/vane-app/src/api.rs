@@ -342,6 +342,9 @@ impl HttpApi {
                 let schedulers = crate::reads::schedulers(&*self.store()?, 10)?;
                 json(app.status_json(&schedulers, chrono::Utc::now())?)
             }
+            Route::Agents => {
+                json(crate::agents::Agents::read(&*self.store()?)?.json(chrono::Utc::now()))
+            }
             Route::OpenApi => json(vane_http::openapi()),
             Route::Metrics => Ok(Reply::Metrics(
                 self.store()?

@@ -20,6 +20,7 @@
 //! # Ok::<(), vane_app::AppError>(())
 //! ```
 
+pub mod agents;
 pub mod alerts;
 mod api;
 pub mod backfills;

@@ -121,6 +121,28 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
         .store
         .call(move |s| s.apply_fenced(&fence, &changes))
         .await?;
+    // Attempts the lost owner handed to agents are not watched by anyone now: their agents kill
+    // them, as they were recorded failed above and are retried as new attempts.
+    let cancelled = engine
+        .store
+        .call(move |s| {
+            let lost = crate::remote::outcome_to_json(&vane_exec::Outcome::Lost {
+                error: "the run's owner was lost".into(),
+            });
+            let mut n = 0;
+            for d in s.open_dispatches()?.into_iter().filter(|d| d.run == run) {
+                s.cancel_dispatch(d.id, &lost)?;
+                n += 1;
+            }
+            Ok::<_, EngineError>(n)
+        })
+        .await?;
+    if cancelled > 0 {
+        warn!(
+            run_id = run.0,
+            cancelled, "Asked agents to kill the attempts the lost owner had handed them."
+        );
+    }
     Ok(true)
 }
 

@@ -37,6 +37,9 @@ pub struct Placement {
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(250);
 
+/// How long past the kill grace an agent has to confirm a kill.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Hands attempts to agents through the store.
 #[derive(Clone)]
 pub struct Agents {
@@ -139,6 +142,7 @@ async fn follow(
     };
     let mut poll = FIRST_POLL;
     let mut cancelled = false;
+    let mut cancel_deadline = None;
     loop {
         tokio::select! {
             () = kill.killed(), if !cancelled => {
@@ -147,7 +151,10 @@ async fn follow(
                     // Never claimed: nothing ran.
                     Ok(true) => return Outcome::Cancelled,
                     // The agent kills it and reports how it ended.
-                    Ok(false) => cancelled = true,
+                    Ok(false) => {
+                        cancelled = true;
+                        cancel_deadline = Some(tokio::time::Instant::now() + job.kill_grace + CANCEL_PATIENCE);
+                    }
                     Err(e) => {
                         warn!(dispatch = id, %e, "Could not ask the agent to kill an attempt; trying again.");
                         tokio::time::sleep(MAX_POLL).await;
@@ -201,6 +208,17 @@ async fn follow(
                 }
             }
             DispatchState::Running | DispatchState::Queued => {}
+        }
+        // Cancelling has its own timeout, as every state does: an agent that neither kills nor
+        // reports (its host is wedged, yet renews) does not hold the run forever.
+        if cancel_deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            return Outcome::Lost {
+                error: format!(
+                    "the agent on {} did not confirm the kill within {} s; if the process still runs there, kill it by hand",
+                    seen.agent_host.as_deref().unwrap_or("another host"),
+                    (job.kill_grace + CANCEL_PATIENCE).as_secs()
+                ),
+            };
         }
     }
 }

@@ -238,6 +238,13 @@ const OPERATIONS: &[Operation] = &[
         &[],
         &[],
     ),
+    (
+        "GET",
+        "/api/agents",
+        "The agents on the database (host, labels, slots used, last heartbeat, state) and the attempts waiting for one, with why (as `vane agents --json`).",
+        &[],
+        &[],
+    ),
     ("GET", "/api/openapi.json", "This document.", &[], &[]),
     (
         "GET",

@@ -20,6 +20,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/alerts/stats"),
     ("GET", "/api/oncall"),
     ("GET", "/api/status"),
+    ("GET", "/api/agents"),
     ("POST", "/api/dags/{id}/trigger"),
     ("POST", "/api/dags/{id}/pause"),
     ("POST", "/api/dags/{id}/unpause"),
@@ -94,6 +95,8 @@ pub enum Route {
     },
     /// The schedulers that use this database, with their heartbeats.
     Status,
+    /// The agents, and the attempts waiting for one.
+    Agents,
     Trigger {
         dag: String,
     },
@@ -295,6 +298,7 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
             alert: id(0, "alert")?,
         },
         "/api/status" => Route::Status,
+        "/api/agents" => Route::Agents,
         "/api/openapi.json" => Route::OpenApi,
         "/metrics" => Route::Metrics,
         other => {

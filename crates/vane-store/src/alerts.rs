@@ -25,6 +25,9 @@ pub enum EventKind {
     /// the history by time, but looked up as it stands: see
     /// [`AlertStore::approvals_waiting`]).
     ApprovalWaiting,
+    /// An attempt has waited for an agent with its labels longer than a rule allows (looked up
+    /// as it stands, like [`EventKind::ApprovalWaiting`]: see [`AlertStore::agents_waiting`]).
+    AgentWaiting,
     RunSucceeded,
     TaskSucceeded,
     CheckPassed,
@@ -259,6 +262,14 @@ pub trait AlertStore {
     /// # Errors
     /// Fails when the database cannot be read.
     fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>>;
+
+    /// Attempts waiting for an agent since before `before`, as [`EventKind::AgentWaiting`]
+    /// events stamped with when they were handed out, oldest first; the key names the run,
+    /// task, attempt and sensor check.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>>;
 
     /// How far the history has been read.
     ///

@@ -21,6 +21,10 @@ impl<S: Store> AlertStore for OffLoop<S> {
         self.check();
         self.0.history_events(since)
     }
+    fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.check();
+        self.0.agents_waiting(before)
+    }
     fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         self.check();
         self.0.approvals_waiting(before)

@@ -272,6 +272,37 @@ impl AlertStore for PgStore {
         })
     }
 
+    fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        self.with_client(|c| {
+            c.query(
+                "SELECT 'agent:' || d.run_id || ':' || d.task_id || ':' || d.attempt || ':' || d.poke,
+                        r.dag_id, d.task_id, d.run_id, r.dag_version_id,
+                        'run ' || d.run_id || ' task ' || d.task_id || ' attempt ' || d.attempt
+                            || ' waits for an agent with labels ' || d.needs::text,
+                        d.enqueued_at
+                 FROM dispatches d JOIN runs r ON r.id = d.run_id
+                 WHERE d.state = 'queued' AND d.enqueued_at < $1
+                 ORDER BY d.enqueued_at, d.id",
+                &[&before],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(HistoryEvent {
+                    key: row.try_get(0)?,
+                    kind: EventKind::AgentWaiting,
+                    dag_id: row.try_get(1)?,
+                    task_id: row.try_get(2)?,
+                    subject: None,
+                    run: row.try_get(3)?,
+                    dag_version: row.try_get(4)?,
+                    detail: row.try_get(5)?,
+                    at: row.try_get(6)?,
+                })
+            })
+            .collect()
+        })
+    }
+
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
         // One statement rather than one per source: the evaluator reads the history on every
         // pass, and each statement costs round trips to a database that may be across a

@@ -279,6 +279,35 @@ impl AlertStore for SqliteStore {
         Ok(out)
     }
 
+    fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 'agent:' || d.run_id || ':' || d.task_id || ':' || d.attempt || ':' || d.poke,
+                    r.dag_id, d.task_id, d.run_id, r.dag_version_id,
+                    'run ' || d.run_id || ' task ' || d.task_id || ' attempt ' || d.attempt
+                        || ' waits for an agent with labels ' || d.needs,
+                    d.enqueued_at
+             FROM dispatches d JOIN runs r ON r.id = d.run_id
+             WHERE d.state = 'queued' AND d.enqueued_at < ?1
+             ORDER BY d.enqueued_at, d.id",
+        )?;
+        let mut rows = stmt.query(params![ts(&before)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(HistoryEvent {
+                key: row.get(0)?,
+                kind: EventKind::AgentWaiting,
+                dag_id: row.get(1)?,
+                task_id: row.get(2)?,
+                subject: None,
+                run: row.get(3)?,
+                dag_version: row.get(4)?,
+                detail: row.get(5)?,
+                at: parse_ts(&row.get::<_, String>(6)?)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = self
             .conn
