@@ -76,12 +76,15 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
     let (runtime, mut signals) = runtime_with_signals()?;
     let opened = db.clone();
     let store = StoreThreads::open(2, move || vane_store::open(&opened))?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    listen_for_work(db.clone(), std::sync::Arc::clone(&wake));
     let config = vane_engine::agent::AgentConfig {
         host: host(),
         labels,
         slots,
         idle_poll: Duration::from_millis(200),
         exe,
+        wake,
     };
     let lease = vane_engine::Lease::new(&config.host, vane_store::LeaseRole::Agent, ttl);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -111,6 +114,25 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
         .await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wakes the agent when an attempt is handed out, on a thread of its own with a connection of
+/// its own (PostgreSQL); reconnects after a failure. The agent polls anyway.
+fn listen_for_work(db: String, wake: std::sync::Arc<tokio::sync::Notify>) {
+    let _ = std::thread::Builder::new()
+        .name("vane-listen".into())
+        .spawn(move || {
+            loop {
+                match vane_store::wait_for_dispatches(&db, &|| wake.notify_one()) {
+                    Ok(false) => return,
+                    Ok(true) => {}
+                    Err(e) => {
+                        tracing::warn!(%e, "Lost the wake-up connection; polling until it is back.")
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
 }
 
 /// The process executor with this agent's kill grace, whatever the job says.

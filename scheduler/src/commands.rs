@@ -922,9 +922,7 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     let agents = vane_app::agents::Agents::read(&*store)?;
     let now = chrono::Utc::now();
     if as_json {
-        let mut value = waits.show_json(&detail);
-        value["param_changes"] = vane_app::runs::param_changes_json(&changed);
-        value["dispatched"] = agents.run_json(run_id, now);
+        let value = vane_app::runs::shown(&*store, &detail)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -124,11 +124,7 @@ impl HttpApi {
             Route::Run { id } => {
                 let store = self.store()?;
                 let detail = crate::runs::detail(&*store, RunId(id))?;
-                let waits = crate::runs::Waits::of(&*store, [&detail.run])?;
-                let mut value = waits.show_json(&detail);
-                value["param_changes"] =
-                    crate::runs::param_changes_json(&store.param_changes(RunId(id))?);
-                json(value)
+                json(crate::runs::shown(&*store, &detail)?)
             }
             Route::Logs {
                 run,

@@ -110,6 +110,19 @@ impl Waits {
     }
 }
 
+/// `vane show --json` and `GET /api/runs/{id}`: the run with its tasks and attempts, what it
+/// waits for (a person's approval, an agent), and the changes people made to its params.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
+    let run = detail.run.id;
+    let mut value = Waits::of(store, [&detail.run])?.show_json(detail);
+    value["param_changes"] = param_changes_json(&store.param_changes(run)?);
+    value["dispatched"] = crate::agents::Agents::read(store)?.run_json(run, chrono::Utc::now());
+    Ok(value)
+}
+
 /// The changes people made to a run's params, as `vane show --json` lists them.
 #[must_use]
 pub fn param_changes_json(changes: &[vane_store::ParamChange]) -> Value {

@@ -34,6 +34,9 @@ pub struct AgentConfig {
     pub idle_poll: Duration,
     /// The `vane` binary that runs built-in tasks (validate, deploy) here.
     pub exe: PathBuf,
+    /// Woken when work may be waiting (PostgreSQL's `NOTIFY`): claim now rather than at the
+    /// next poll.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// What an agent says to the rest of vane. The database is one transport; another (an HTTP
@@ -210,6 +213,7 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
                 wait = Duration::ZERO;
             }
             Some(_) = reports.join_next(), if !reports.is_empty() => {}
+            () = config.wake.notified(), if !draining => wait = Duration::ZERO,
             _ = kill_check.tick(), if !running.is_empty() => {
                 let held: Vec<(i64, i64)> = running.iter().map(|(id, r)| (*id, r.token)).collect();
                 match link.to_kill(&current, held).await {

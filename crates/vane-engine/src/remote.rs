@@ -7,15 +7,17 @@
 //! the owner lost) becomes a cancel request that the agent carries out. The owner alone records
 //! the attempt in the run's history, so a remote attempt is recorded exactly like a local one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::warn;
 use vane_exec::{ExecError, Job, KillSwitch, Launched, Outcome};
-use vane_store::{DispatchState, NewDispatch, RunId, StoreThreads};
+use vane_store::{DispatchRecord, DispatchState, NewDispatch, RunId, StoreThreads};
 
 /// The identity of an attempt handed to agents, and what it needs.
 #[derive(Debug, Clone)]
@@ -32,10 +34,8 @@ pub struct Placement {
     pub builtin: bool,
 }
 
-/// How often the owner looks at an attempt it handed out: often at first, when most no-op
-/// and short tasks end, then less often.
-const FIRST_POLL: Duration = Duration::from_millis(10);
-const MAX_POLL: Duration = Duration::from_millis(250);
+/// How often the owner reads the attempts it handed out, all of them in one query.
+const POLL: Duration = Duration::from_millis(10);
 
 /// How long past the kill grace an agent has to confirm a kill.
 const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
@@ -46,6 +46,15 @@ pub struct Agents {
     store: StoreThreads,
     /// `[scheduler] agents = "all"`: tasks without `runs_on` go to any agent too.
     pub all: bool,
+    watched: Arc<Watched>,
+}
+
+/// The attempts handed out and not yet over, each with where its watcher learns how it stands.
+#[derive(Default)]
+struct Watched {
+    rows: Mutex<HashMap<i64, watch::Sender<Option<DispatchRecord>>>>,
+    /// Whether the poller runs.
+    polling: AtomicBool,
 }
 
 impl std::fmt::Debug for Agents {
@@ -57,7 +66,11 @@ impl std::fmt::Debug for Agents {
 impl Agents {
     #[must_use]
     pub fn new(store: StoreThreads, all: bool) -> Self {
-        Self { store, all }
+        Self {
+            store,
+            all,
+            watched: Arc::default(),
+        }
     }
 
     /// What a task needs of an agent, or `None` when it runs on this host.
@@ -83,13 +96,15 @@ impl Agents {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExecError::NoRuntime)?;
         let (report, done) = oneshot::channel();
         let kill = KillSwitch::new();
-        runtime.spawn(watch(
-            self.store.clone(),
-            job,
-            placement,
-            kill.clone(),
-            report,
-        ));
+        if !self.watched.polling.swap(true, Ordering::SeqCst) {
+            runtime.spawn(poll(self.store.clone(), Arc::downgrade(&self.watched)));
+        }
+        let (store, watched) = (self.store.clone(), Arc::clone(&self.watched));
+        let switch = kill.clone();
+        runtime.spawn(async move {
+            let outcome = follow(&store, &watched, &job, &placement, &switch).await;
+            let _ = report.send(outcome);
+        });
         Ok(Launched {
             pid: 0,
             start_time: None,
@@ -99,19 +114,47 @@ impl Agents {
     }
 }
 
-async fn watch(
-    store: StoreThreads,
-    job: Job,
-    placement: Placement,
-    kill: KillSwitch,
-    report: oneshot::Sender<Outcome>,
-) {
-    let outcome = follow(&store, &job, &placement, &kill).await;
-    let _ = report.send(outcome);
+/// Reads every attempt handed out and not yet over, in one query per round, and tells each
+/// watcher how its attempt stands; one query per round whatever the number of attempts, so a
+/// wide fan-out does not become a query per attempt and per poll.
+async fn poll(store: StoreThreads, watched: Weak<Watched>) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let Some(watched) = watched.upgrade() else {
+            return;
+        };
+        let ids: Vec<i64> = match watched.rows.lock() {
+            Ok(rows) => rows.keys().copied().collect(),
+            Err(_) => return,
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        match store.call(move |s| s.dispatches(&ids)).await {
+            Ok(rows) => {
+                let Ok(watchers) = watched.rows.lock() else {
+                    return;
+                };
+                for row in rows {
+                    if let Some(tx) = watchers.get(&row.id) {
+                        tx.send_if_modified(|seen| {
+                            let changed = seen.as_ref() != Some(&row);
+                            if changed {
+                                *seen = Some(row);
+                            }
+                            changed
+                        });
+                    }
+                }
+            }
+            Err(e) => warn!(%e, "Could not read the attempts handed to agents; trying again."),
+        }
+    }
 }
 
 async fn follow(
     store: &StoreThreads,
+    watched: &Watched,
     job: &Job,
     placement: &Placement,
     kill: &KillSwitch,
@@ -140,7 +183,25 @@ async fn follow(
             };
         }
     };
-    let mut poll = FIRST_POLL;
+    let (tx, mut rx) = watch::channel(None);
+    if let Ok(mut rows) = watched.rows.lock() {
+        rows.insert(id, tx);
+    }
+    let outcome = until_over(store, id, job, kill, &mut rx).await;
+    if let Ok(mut rows) = watched.rows.lock() {
+        rows.remove(&id);
+    }
+    outcome
+}
+
+/// Follows dispatched attempt `id` as the poller reads it until it is over.
+async fn until_over(
+    store: &StoreThreads,
+    id: i64,
+    job: &Job,
+    kill: &KillSwitch,
+    rx: &mut watch::Receiver<Option<DispatchRecord>>,
+) -> Outcome {
     let mut cancelled = false;
     let mut cancel_deadline = None;
     loop {
@@ -157,24 +218,21 @@ async fn follow(
                     }
                     Err(e) => {
                         warn!(dispatch = id, %e, "Could not ask the agent to kill an attempt; trying again.");
-                        tokio::time::sleep(MAX_POLL).await;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                 }
-            }
-            () = tokio::time::sleep(poll) => {}
-        }
-        poll = (poll * 3 / 2).min(MAX_POLL);
-        let seen = match store.call(move |s| s.dispatches(&[id])).await {
-            Ok(mut rows) if !rows.is_empty() => rows.remove(0),
-            Ok(_) => {
-                return Outcome::Lost {
-                    error: format!("the dispatched attempt {id} is gone from the database"),
-                };
-            }
-            Err(e) => {
-                warn!(dispatch = id, %e, "Could not read a dispatched attempt; trying again.");
                 continue;
             }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Outcome::Lost { error: "vane stopped watching the attempt".into() };
+                }
+            }
+            // A deadline to check even when nothing changes.
+            () = tokio::time::sleep(Duration::from_secs(1)), if cancel_deadline.is_some() => {}
+        }
+        let Some(seen) = rx.borrow_and_update().clone() else {
+            continue;
         };
         match seen.state {
             DispatchState::Done => {
@@ -200,10 +258,10 @@ async fn follow(
                     .await
                 {
                     Ok(true) => return lost,
-                    // It reported, or renewed after all: look again.
-                    Ok(false) => poll = FIRST_POLL,
+                    // It reported, or renewed after all: the poller reads it again.
+                    Ok(false) => {}
                     Err(e) => {
-                        warn!(dispatch = id, %e, "Could not reap an attempt of a lost agent; trying again.")
+                        warn!(dispatch = id, %e, "Could not reap an attempt of a lost agent; trying again.");
                     }
                 }
             }

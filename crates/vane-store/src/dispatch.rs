@@ -228,3 +228,19 @@ pub trait DispatchStore {
     /// Fails when the database cannot be written.
     fn reap_dispatch(&self, id: i64, token: i64, outcome: &Value) -> Result<bool>;
 }
+
+/// Calls `wake` whenever an attempt is handed to agents on the database at `url`, until the
+/// connection fails: a hint that lets an idle agent claim at once instead of at its next poll
+/// (PostgreSQL's `LISTEN`, on a connection of its own; blocks the calling thread). Agents poll
+/// anyway, so a lost notification costs one poll interval. With SQLite there is nothing to
+/// listen to: `Ok(false)` at once.
+///
+/// # Errors
+/// The connection could not be made or failed.
+pub fn wait_for_dispatches(url: &str, wake: &dyn Fn()) -> Result<bool> {
+    if crate::BackendKind::of(url) != crate::BackendKind::Postgresql {
+        return Ok(false);
+    }
+    crate::postgres::listen(url, "vane_dispatch", wake)?;
+    Ok(true)
+}

@@ -46,6 +46,7 @@ pub use checks::{
 };
 pub use dispatch::{
     AgentRecord, Claimed, DispatchRecord, DispatchState, DispatchStore, NewDispatch, offers,
+    wait_for_dispatches,
 };
 pub use heartbeat::{
     FORGET_AFTER, HEARTBEAT_EVERY, Heartbeat, HeartbeatStore, PASS_BUCKETS, PassStats, STALE_AFTER,

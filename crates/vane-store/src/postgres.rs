@@ -186,6 +186,19 @@ const SESSION_OPTIONS: &str =
 
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 
+/// Calls `wake` for each notification on `channel`, on a connection of its own, until the
+/// connection fails.
+pub(crate) fn listen(url: &str, channel: &str, wake: &dyn Fn()) -> Result<()> {
+    let mut client = connect(url)?;
+    client.batch_execute(&format!("LISTEN {channel}"))?;
+    let mut notifications = client.notifications();
+    let mut iter = notifications.blocking_iter();
+    while postgres::fallible_iterator::FallibleIterator::next(&mut iter)?.is_some() {
+        wake();
+    }
+    Ok(())
+}
+
 fn connect(url: &str) -> Result<Client> {
     let open_err = |e: ::postgres::Error| StoreError::Open {
         path: redact(url),
