@@ -150,7 +150,7 @@ fn an_agent_cut_off_past_its_lease_kills_its_task_and_its_late_report_is_refused
     let p = Project::on(Backend::Postgres).dag("slow", SLOW_ONCE);
     p.write("vane.toml", SHORT_LEASE);
     let hosts = Hosts::new(3);
-    let _scheduler = scheduler(&hosts, &p);
+    let scheduler = scheduler(&hosts, &p);
     let mut agents: Vec<Daemon> = (1..=2).map(|i| hosts.agent(&p, i, "pool=cpu", 1)).collect();
     for agent in &mut agents {
         ready(agent);
@@ -163,7 +163,18 @@ fn an_agent_cut_off_past_its_lease_kills_its_task_and_its_late_report_is_refused
     wait_for("the cut-off agent to kill its task", PATIENCE, || {
         (!process_exists(pid)).then_some(())
     });
-    assert_eq!(ended(&p, 1, Duration::from_secs(90)), "success");
+    let state = std::panic::catch_unwind(|| ended(&p, 1, Duration::from_secs(90)));
+    let state =
+        state.unwrap_or_else(|_| {
+            panic!(
+            "the run did not end; scheduler:\n{}\nagents:\n{}\n{}\ndispatches: {}",
+            scheduler.log(),
+            agents[0].log(),
+            agents[1].log(),
+            p.sql("SELECT id, task_id, attempt, state, token, agent_lease, outcome FROM dispatches")
+        )
+        });
+    assert_eq!(state, "success");
     let before = attempts(&p);
     hosts.restore(ns);
     agents[victim].wait_for_log(&["The outcome was refused"], Duration::from_secs(90));

@@ -306,13 +306,20 @@ async fn start<L: AgentLink>(
         pgid: launched.pid,
         killed_because: None,
     };
-    if let Err(e) = link
+    match link
         .started(id, token, launched.pid, launched.start_time)
         .await
     {
-        warn!(dispatch = id, %e, "The start was refused; killing the attempt.");
-        r.killed_because = Some(e.to_string());
-        r.kill.kill();
+        Ok(()) => {}
+        // No longer ours: it may run elsewhere already.
+        Err(e @ StoreError::Fenced { .. }) => {
+            warn!(dispatch = id, %e, "The start was refused; killing the attempt.");
+            r.killed_because = Some(e.to_string());
+            r.kill.kill();
+        }
+        // The database is out of reach: the attempt goes on; if the agent's lease is lost
+        // meanwhile, it is killed then.
+        Err(e) => warn!(dispatch = id, %e, "Could not record the start; the attempt goes on."),
     }
     running.insert(id, r);
     let done = launched.done;

@@ -204,6 +204,9 @@ async fn until_over(
 ) -> Outcome {
     let mut cancelled = false;
     let mut cancel_deadline = None;
+    // Set when the attempt must be looked at again though nothing changed (a reap that did not
+    // go through).
+    let mut again = false;
     loop {
         tokio::select! {
             () = kill.killed(), if !cancelled => {
@@ -228,9 +231,10 @@ async fn until_over(
                     return Outcome::Lost { error: "vane stopped watching the attempt".into() };
                 }
             }
-            // A deadline to check even when nothing changes.
-            () = tokio::time::sleep(Duration::from_secs(1)), if cancel_deadline.is_some() => {}
+            // A deadline to check, or a reap to try again, even when nothing changes.
+            () = tokio::time::sleep(Duration::from_millis(500)), if again || cancel_deadline.is_some() => {}
         }
+        again = false;
         let Some(seen) = rx.borrow_and_update().clone() else {
             continue;
         };
@@ -258,10 +262,11 @@ async fn until_over(
                     .await
                 {
                     Ok(true) => return lost,
-                    // It reported, or renewed after all: the poller reads it again.
-                    Ok(false) => {}
+                    // It reported meanwhile, or its row is still locked by a write in flight.
+                    Ok(false) => again = true,
                     Err(e) => {
                         warn!(dispatch = id, %e, "Could not reap an attempt of a lost agent; trying again.");
+                        again = true;
                     }
                 }
             }

@@ -222,7 +222,8 @@ pub trait DispatchStore {
 
     /// Ends a running attempt whose agent's lease is no longer held, with `outcome`, raising the
     /// token so the agent's late writes are refused; a compare-and-set on `token`. False when it
-    /// moved on, or the agent is alive after all.
+    /// moved on, the agent is alive after all, or the row is locked by a write still in
+    /// flight (the caller tries again later).
     ///
     /// # Errors
     /// Fails when the database cannot be written.

@@ -322,13 +322,17 @@ impl DispatchStore for PgStore {
     }
 
     fn reap_dispatch(&self, id: i64, token: i64, outcome: &Value) -> Result<bool> {
+        // A lost agent's transaction can hold the row until the server notices the connection
+        // is dead: skip it rather than hold up the owner, which tries again.
         let outcome = outcome.to_string();
         self.with_client(move |c| {
             Ok(c.execute(
                 &format!(
                     "UPDATE dispatches SET state = 'done', outcome = $3, ended_at = clock_timestamp(),
                          token = token + 1
-                     WHERE id = $1 AND token = $2 AND state = 'running' AND NOT {}",
+                     WHERE id = (SELECT id FROM dispatches
+                                 WHERE id = $1 AND token = $2 AND state = 'running' AND NOT {}
+                                 FOR UPDATE SKIP LOCKED)",
                     held("dispatches.agent_lease")
                 ),
                 &[&id, &token, &outcome],
