@@ -437,3 +437,50 @@ fn a_rollout_waiting_for_a_person_is_approved_from_the_model_page() {
         .expect("the rollback command ran");
     assert!(restored.contains("restored v1"), "{restored}");
 }
+
+/// The Agents page lists each agent with its labels and slots, and each attempt waiting for an
+/// agent with why; the run page says where its task waits.
+#[test]
+fn the_agents_page_shows_agents_and_what_waits_for_one() {
+    let p = Project::new().dag(
+        "gpu",
+        "[tasks.train]\ncommand = \"echo trained\"\nruns_on = { gpu = \"a100\" }\n",
+    );
+    let run = p
+        .command(&["run", "gpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    let _run = KillOnDrop {
+        pid: run.id(),
+        comm: "vane",
+    };
+    let mut cpu = p.daemon_via(
+        &[],
+        &[("VANE_HOST", "cpu-box")],
+        &["agent", "--labels", "pool=cpu", "--slots", "3"],
+    );
+    cpu.wait_for_log(&["Agent ready."], Duration::from_secs(30));
+    wait_for("the attempt handed out", Duration::from_secs(30), || {
+        let listed = p.vane(&["agents", "--json"]).success().json();
+        (listed["waiting"].as_array()?.len() == 1).then_some(())
+    });
+    let served = p.serve(TOKEN);
+    let base = format!("http://{}", served.addr);
+    let b = Browser::start();
+    b.goto(&format!("{base}/#/agents"));
+    b.wait_text(
+        "tr[data-agent=cpu-box]",
+        &["cpu-box", "pool=cpu", "0/3", "held"],
+    );
+    b.wait_text(
+        "tr[data-waiting=train]",
+        &["gpu=a100", "no live agent has these labels"],
+    );
+    b.goto(&format!("{base}/#/runs/1"));
+    b.wait_text(
+        "[data-dispatched=train]",
+        &["attempt 1", "waits", "gpu=a100"],
+    );
+}

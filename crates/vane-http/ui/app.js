@@ -204,6 +204,7 @@ const routes = [
   [/^\/models$/, pageModels, 'models'],
   [/^\/models\/([^/]+)$/, pageModel, 'models'],
   [/^\/alerts$/, () => pageAlerts(false), 'alerts'],
+  [/^\/agents$/, pageAgents, 'agents'],
   [/^\/alerts\/all$/, () => pageAlerts(true), 'alerts'],
 ];
 
@@ -600,6 +601,9 @@ async function pageRun(id) {
       !finished && !run.stop_requested ? h('button', { type: 'button', class: 'danger', onclick: () => act(`/api/runs/${run.id}/stop`, {}, (r) => r.state === 'failed' ? `Stopped run ${run.id}.` : `Asked run ${run.id} to stop: its running tasks are killed within seconds.`) }, 'Stop') : null),
     h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${when(run.logical_date)}`),
     run.waiting_for_approval ? waitingPanel({ run_id: run.id, ...run.waiting_for_approval }) : null,
+    (run.dispatched || []).length ? panel(h('strong', {}, 'On agents: '),
+      run.dispatched.map((d) => h('div', { 'data-dispatched': d.task_id }, h('code', {}, d.task_id), ` attempt ${d.attempt} ${d.detail}`)),
+      h('div', {}, link('#/agents', 'See the agents.'))) : null,
     run.reason ? panel(h('strong', {}, 'Why: '), run.reason) : null,
     run.stop_requested && !finished ? panel(h('strong', {}, 'Stopping: '), `asked by ${run.stop_requested.by}${run.stop_requested.reason ? `: ${run.stop_requested.reason}` : ''}`) : null,
     panel(kv([
@@ -770,6 +774,28 @@ function rollback(name, versions) {
 }
 
 // ---- pages: alerts --------------------------------------------------------------------
+
+// ---- pages: agents --------------------------------------------------------------------
+
+async function pageAgents() {
+  const { agents, waiting } = await api('/api/agents');
+  const rows = agents.map((a) => h('tr', { 'data-agent': a.host },
+    h('td', {}, h('strong', {}, a.host), h('div', { class: 'muted' }, `pid ${a.pid}`)),
+    h('td', {}, Object.keys(a.labels).length ? Object.entries(a.labels).map(([k, v]) => h('code', {}, `${k}=${v} `)) : h('span', { class: 'muted' }, 'no labels')),
+    h('td', { class: 'num' }, `${a.running}/${a.slots}`),
+    h('td', {}, timeEl(a.last_heartbeat)),
+    h('td', {}, badge(a.state === 'held' ? 'running' : 'failed'), ' ', a.state)));
+  const waits = waiting.map((w) => h('tr', { 'data-waiting': w.task_id },
+    h('td', {}, link(`#/runs/${w.run_id}`, `#${w.run_id}`)), h('td', {}, w.task_id),
+    h('td', {}, h('code', {}, Object.entries(w.needs).map(([k, v]) => `${k}=${v}`).join(',') || '(any)')),
+    h('td', {}, timeEl(w.since)), h('td', {}, w.why)));
+  return h('div', {}, h('h1', {}, 'Agents'),
+    h('p', { class: 'sub' }, 'Hosts running tasks by their labels (`vane agent --labels ...`), and the attempts waiting for one.'),
+    panel(agents.length ? table(['Host', 'Labels', 'Running', 'Last heartbeat', 'State'], rows)
+      : empty('No agent has joined this database. Start one with `vane agent --labels NAME=VALUE` on a worker host.')),
+    h('h2', {}, 'Waiting for an agent'),
+    panel(waiting.length ? table(['Run', 'Task', 'Needs', 'Since', 'Why'], waits) : empty('No attempt is waiting for an agent.')));
+}
 
 async function pageAlerts(all) {
   const [alerts, stats, oncall] = await Promise.all([
