@@ -446,7 +446,7 @@ fn the_agents_page_shows_agents_and_what_waits_for_one() {
         "gpu",
         "[tasks.train]\ncommand = \"echo trained\"\nruns_on = { gpu = \"a100\" }\n",
     );
-    let run = p
+    let mut run = p
         .command(&["run", "gpu"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -483,4 +483,6 @@ fn the_agents_page_shows_agents_and_what_waits_for_one() {
         "[data-dispatched=train]",
         &["attempt 1", "waits", "gpu=a100"],
     );
+    run.kill().unwrap();
+    run.wait().unwrap();
 }
