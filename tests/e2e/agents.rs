@@ -360,6 +360,11 @@ runs_on = { gpu = "a100" }
         "{}",
         p.logs(1, "train", None)
     );
+    // `vane show` says where the attempt ran: on the agent, not the run's own host.
+    let show = p.show(1);
+    let train = &crate::harness::attempts(&show, "train")[0];
+    assert_eq!(train["host"], "gpu-box", "{show:#}");
+    assert_eq!(train["agent"], true, "{show:#}");
     let table = p.vane(&["agents"]).success().stdout;
     assert!(
         table.contains("gpu-box") && table.contains("gpu=a100,zone=eu"),
@@ -405,4 +410,81 @@ runs_on = {}
     let expected: String = (1..=60).map(|i| format!("line {i}\n")).collect();
     assert_eq!(text, expected);
     assert_eq!(ended(&p, 1, PATIENCE), "success");
+}
+
+/// Built-in tasks and sensors run on agents as on one host: a sensor waits there for its file,
+/// a validate task's checks and a deploy task's rollout are recorded, and the model reaches
+/// production; every attempt ran on the agent.
+#[test]
+fn a_sensor_a_validate_and_a_deploy_task_run_on_an_agent_as_on_one_host() {
+    let p = crate::deploy::project("pass");
+    let dag = format!(
+        r#"
+[defaults]
+runs_on = {{ role = "worker" }}
+
+[tasks.wait]
+kind = "sensor"
+command = 'test -e "$VANE_WORK/ready"'
+poke_interval = "1s"
+timeout = "60s"
+
+[tasks.check]
+kind = "validate"
+depends_on = ["wait"]
+dataset = "eval.csv"
+rows = {{ min = 2 }}
+{}"#,
+        crate::deploy::dag_text("pass")
+            .replace(
+                "[tasks.rollout]\n",
+                "[tasks.rollout]\ndepends_on = [\"check\"]\n"
+            )
+            .replace("[params]\nmodel = \"v1\"\n", "")
+    );
+    p.write(
+        "dags/churn.toml",
+        &format!("[params]\nmodel = \"v1\"\n{dag}"),
+    );
+    p.vane(&["validate"]).success();
+    let mut agent = p.daemon_via(
+        &[],
+        &[("VANE_HOST", "worker-1")],
+        &["agent", "--labels", "role=worker", "--slots", "2"],
+    );
+    ready(&mut agent);
+    let mut run = p
+        .command(&["run", "churn"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    // The sensor checks on the agent until the file appears.
+    wait_for("the sensor to check on the agent", PATIENCE, || {
+        let listed = p.vane(&["agents", "--json"]).success().json();
+        (listed["agents"][0]["running"] == 1).then_some(())
+    });
+    fs::write(p.work().join("ready"), "").unwrap();
+    let status = wait_for("the run to end", Duration::from_secs(60), || {
+        run.try_wait().unwrap()
+    });
+    assert!(status.success(), "{}", agent.log());
+    let show = p.show(1);
+    for task in ["wait", "check", "rollout"] {
+        let attempts = crate::harness::attempts(&show, task);
+        assert!(!attempts.is_empty(), "{show:#}");
+        for attempt in attempts {
+            assert_eq!(attempt["host"], "worker-1", "{task}: {show:#}");
+        }
+    }
+    let checks = p.vane(&["checks", "churn", "--json"]).success().json();
+    assert!(checks.to_string().contains("rows"), "{checks:#}");
+    let models = p.vane(&["models", "churn", "--json"]).success().json();
+    let live = models["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["stage"] == "production")
+        .unwrap_or_else(|| panic!("{models:#}"));
+    assert_eq!(live["version"], 1, "{models:#}");
 }

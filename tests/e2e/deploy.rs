@@ -33,7 +33,7 @@ with open(os.environ["VANE_METRICS"], "w") as f:
     f.write("accuracy %s\n" % m["accuracy"])
 "#;
 
-fn dag(on_no_baseline: &str) -> String {
+pub(crate) fn dag_text(on_no_baseline: &str) -> String {
     format!(
         r#"[params]
 model = "v1"
@@ -61,7 +61,7 @@ gate = ["p95_latency_ms < 50"]
 }
 
 pub(crate) fn project(on_no_baseline: &str) -> Project {
-    let p = Project::new().dag("churn", &dag(on_no_baseline));
+    let p = Project::new().dag("churn", &dag_text(on_no_baseline));
     p.write("tools/serve.py", SERVE);
     p.write("tools/evaluate.py", EVALUATE);
     p.write("eval.csv", "id,label\n1,0\n2,1\n");
@@ -331,7 +331,7 @@ fn a_run_waiting_for_approval_says_so_in_runs_and_show() {
 #[test]
 fn a_backfill_never_redeploys_the_past_unless_asked() {
     let daily = |model: &str| {
-        format!("[dag]\nschedule = \"0 0 * * *\"\n\n{}", dag("pass"))
+        format!("[dag]\nschedule = \"0 0 * * *\"\n\n{}", dag_text("pass"))
             .replace("model = \"v1\"", &format!("model = \"{model}\""))
     };
     let p = project("pass");
@@ -622,7 +622,7 @@ fn a_retried_rollout_of_another_candidate_goes_through_every_gate_again() {
 fn a_retry_of_the_same_candidate_keeps_its_passed_stages() {
     let p = project("pass");
     p.write("tools/flaky.py", "import os, sys\nif not os.path.exists('flaked'):\n    open('flaked', 'w').close()\n    sys.exit(3)\n");
-    let dag = dag("pass").replace(
+    let dag = dag_text("pass").replace(
         "command = \"python3 tools/serve.py production\"",
         "command = \"python3 tools/flaky.py && python3 tools/serve.py production\"",
     );

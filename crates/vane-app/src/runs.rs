@@ -120,6 +120,23 @@ pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
     let mut value = Waits::of(store, [&detail.run])?.show_json(detail);
     value["param_changes"] = param_changes_json(&store.param_changes(run)?);
     value["dispatched"] = crate::agents::Agents::read(store)?.run_json(run, chrono::Utc::now());
+    // An attempt an agent ran is recorded by the run's owner; where it ran is the agent's.
+    let ran_on = store.run_dispatches(run)?;
+    for task in value["tasks"].as_array_mut().into_iter().flatten() {
+        let id = task["id"].as_str().unwrap_or_default().to_owned();
+        for attempt in task["attempts"].as_array_mut().into_iter().flatten() {
+            let number = attempt["attempt"].as_u64().unwrap_or_default();
+            let agent = ran_on
+                .iter()
+                .rev()
+                .find(|d| d.task == id && u64::from(d.attempt) == number);
+            if let Some(d) = agent.filter(|d| d.agent_host.is_some()) {
+                attempt["host"] = d.agent_host.clone().into();
+                attempt["pid"] = d.pid.into();
+                attempt["agent"] = true.into();
+            }
+        }
+    }
     Ok(value)
 }
 

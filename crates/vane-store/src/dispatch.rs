@@ -206,6 +206,12 @@ pub trait DispatchStore {
     /// Fails when the database cannot be read.
     fn dispatches(&self, ids: &[i64]) -> Result<Vec<DispatchRecord>>;
 
+    /// Every attempt of run `run` handed to agents, done or not: where each ran.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn run_dispatches(&self, run: RunId) -> Result<Vec<DispatchRecord>>;
+
     /// Dispatched attempts not yet done, for `vane show` and `vane agents`.
     ///
     /// # Errors

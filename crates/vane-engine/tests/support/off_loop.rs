@@ -259,6 +259,10 @@ impl<S: Store> DispatchStore for OffLoop<S> {
         self.check();
         self.0.dispatches(ids)
     }
+    fn run_dispatches(&self, run: RunId) -> Result<Vec<DispatchRecord>> {
+        self.check();
+        self.0.run_dispatches(run)
+    }
     fn open_dispatches(&self) -> Result<Vec<DispatchRecord>> {
         self.check();
         self.0.open_dispatches()

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{PgStore, to_u32};
 use crate::dispatch::{AgentRecord, Claimed, DispatchRecord, DispatchStore, NewDispatch};
-use crate::{LeaseState, Result, StoreError};
+use crate::{LeaseState, Result, RunId, StoreError};
 
 /// Whether the lease `col` names is held, by the database's clock, as an SQL expression.
 fn held(col: &str) -> String {
@@ -287,6 +287,15 @@ impl DispatchStore for PgStore {
         let ids = ids.to_vec();
         self.with_client(move |c| {
             c.query(&select("d.id = ANY($1)"), &[&ids])?
+                .iter()
+                .map(record)
+                .collect()
+        })
+    }
+
+    fn run_dispatches(&self, run: RunId) -> Result<Vec<DispatchRecord>> {
+        self.with_client(move |c| {
+            c.query(&select("d.run_id = $1"), &[&run])?
                 .iter()
                 .map(record)
                 .collect()

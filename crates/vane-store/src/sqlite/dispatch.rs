@@ -316,6 +316,10 @@ impl DispatchStore for SqliteStore {
         self.dispatch_records(&format!("d.id IN ({list})"), &[])
     }
 
+    fn run_dispatches(&self, run: RunId) -> Result<Vec<DispatchRecord>> {
+        self.dispatch_records("d.run_id = ?1", &[&run])
+    }
+
     fn open_dispatches(&self) -> Result<Vec<DispatchRecord>> {
         self.dispatch_records("d.state != 'done'", &[])
     }

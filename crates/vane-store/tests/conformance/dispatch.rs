@@ -68,6 +68,9 @@ pub(crate) fn attempts_go_to_agents_with_their_labels_by_priority(db: &Db) {
     let gpu_labels = agent(&*store, "gpu", &[("gpu", "a100"), ("zone", "eu")], Duration::from_secs(60));
     let claimed = store.claim_dispatches("gpu", &gpu_labels, 5).unwrap();
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [gpu]);
+    let of_run = store.run_dispatches(run).unwrap();
+    assert_eq!(of_run.len(), 3);
+    assert_eq!(of_run[0].agent_host.as_deref(), Some("gpu"));
     let agents = store.agents().unwrap();
     let gpu_agent = agents.iter().find(|a| a.lease == "gpu").unwrap();
     assert_eq!(gpu_agent.running, 1);
