@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod pools;
+mod readme;
 mod recording;
 mod running;
 mod scheduler;

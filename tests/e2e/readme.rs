@@ -1,0 +1,85 @@
+//! The README's commands are the ones that work: the test command it gives is the one CI runs.
+
+use std::path::PathBuf;
+
+fn repo(path: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The commands of the first ```sh block after `heading`, without comments.
+fn commands_after(readme: &str, heading: &str) -> Vec<String> {
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no `{heading}`"));
+    let block = &readme[at..];
+    let start = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = start + block[start..].find("```").expect("the block's end");
+    block[start..end]
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or_default().trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A fresh clone has no Chromium and maybe no PostgreSQL: the test command the README gives
+/// must install what the tests need, and be exactly what CI runs.
+#[test]
+fn the_readme_test_command_is_what_ci_runs_and_installs_what_the_tests_need() {
+    let readme = repo("README.md");
+    let quick = commands_after(&readme, "## Quick start");
+    let development = commands_after(&readme, "## Development");
+    assert!(quick.contains(&"scripts/test".to_owned()), "{quick:?}");
+    assert_eq!(development[0], "scripts/test", "{development:?}");
+    let ci = repo(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim() == "scripts/test"),
+        ".ci/run must run the README's test command:\n{ci}"
+    );
+    let script = repo("scripts/test");
+    for needed in ["chromium chromium-driver", "postgresql", "iproute2"] {
+        assert!(script.contains(needed), "scripts/test installs {needed}");
+    }
+    assert!(
+        script.contains("exec cargo test --workspace --locked \"$@\""),
+        "{script}"
+    );
+}
+
+/// The lines of a `[section]` of a TOML file, up to the next one.
+fn section<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// What `cargo install` builds is stripped (the README's Install section says how big), and a
+/// `profiling` profile keeps the debug info for perf.
+#[test]
+fn the_release_build_is_stripped_and_a_profiling_build_keeps_debug_info() {
+    let manifest = repo("Cargo.toml");
+    assert_eq!(section(&manifest, "[profile.release]"), ["strip = true"]);
+    let profiling = section(&manifest, "[profile.profiling]");
+    assert!(
+        profiling.contains(&"inherits = \"release\""),
+        "{profiling:?}"
+    );
+    assert!(profiling.contains(&"debug = true"), "{profiling:?}");
+    let readme = repo("README.md");
+    assert!(readme.contains("cargo install --locked --path scheduler"));
+    let version = section(&manifest, "[workspace.package]")
+        .into_iter()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.split('"').next())
+        .expect("a rust-version");
+    assert!(
+        readme.contains(&format!("Rust {version} or newer")),
+        "{version}"
+    );
+}
