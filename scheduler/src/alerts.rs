@@ -61,9 +61,14 @@ pub(crate) struct SnoozeArgs {
 }
 
 pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
-    let store = open_store(g)?;
     let app = app(g);
     let rules = app.alert_rules()?;
+    // Evaluating records how far it read: it starts the database like any command that acts.
+    let store = if args.evaluate {
+        crate::commands::open_or_create_store(g)?
+    } else {
+        open_store(g)?
+    };
     let now = Utc::now();
     if args.evaluate {
         init_tracing();

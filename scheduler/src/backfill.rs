@@ -14,7 +14,7 @@ use vane_store::{
 
 use crate::cli::{BackfillAction, BackfillArgs, BackfillsArgs, Global};
 use crate::commands::{
-    engine, find_dag, host, init_tracing, load_dags, open_store, runtime_with_signals,
+    engine, find_dag, host, init_tracing, load_dags, open_or_create_store, runtime_with_signals,
 };
 use crate::output::table;
 
@@ -38,7 +38,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         .resolve_params(&args.params)
         .map_err(|e| anyhow!("{e}"))?;
     let left_out = left_out(dag, &args.tasks, &args.exclude)?;
-    let store: &dyn Store = &*open_store(g)?;
+    let store: &dyn Store = &*open_or_create_store(g)?;
     let engine = engine(g, std::time::Duration::from_secs(10))?;
     let existing = vane_daemon::existing_runs(store, &dag.id)?;
     let plan =
@@ -362,7 +362,7 @@ impl Progress {
 }
 
 pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
-    let store: &'static dyn Store = Box::leak(open_store(g)?);
+    let store: &'static dyn Store = Box::leak(open_or_create_store(g)?);
     match &args.action {
         None => list(g, store, args),
         Some(BackfillAction::Pause { id }) => {

@@ -34,6 +34,62 @@ pub(crate) struct Global {
     /// Work folder for what runs produce, given to tasks as $VANE_WORK [default: beside the database].
     #[arg(long, global = true, env = "VANE_WORK")]
     pub(crate) work: Option<PathBuf>,
+    /// The project folder: where tasks run, and what the default paths above are relative to.
+    /// Found as git finds a repository (see [`Global::discover`]).
+    #[arg(skip)]
+    pub(crate) root: PathBuf,
+    /// Where the project was looked for, for errors that say so.
+    #[arg(skip)]
+    pub(crate) looked: String,
+}
+
+/// What makes a folder a vane project: the first of these found in the current folder or a
+/// parent.
+const PROJECT_MARKERS: &[&str] = &["vane.toml", "dags", ".vane"];
+
+impl Global {
+    /// Finds the project from the current folder the way git finds a repository: the nearest
+    /// folder, this one or a parent, with `vane.toml`, `dags/` or `.vane/`. The paths left at
+    /// their defaults (the DAG folder, the database, the config) are then that folder's, so
+    /// `cd dags && vane runs` reads the project's database instead of creating another; paths
+    /// given on the command line or in the environment stay as given.
+    pub(crate) fn discover(&mut self, matches: &clap::ArgMatches) {
+        let Ok(here) = std::env::current_dir() else {
+            return;
+        };
+        let found = here
+            .ancestors()
+            .find(|dir| PROJECT_MARKERS.iter().any(|m| dir.join(m).exists()));
+        self.looked = match found {
+            Some(root) => format!("the project found at {}", root.display()),
+            None => format!(
+                "no folder with vane.toml, dags/ or .vane/ in {} or its parents",
+                here.display()
+            ),
+        };
+        let Some(root) = found else {
+            self.root = here;
+            return;
+        };
+        let default = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(clap::parser::ValueSource::DefaultValue)
+            )
+        };
+        if root != here {
+            if default("dags") {
+                self.dags = root.join(&self.dags);
+            }
+            if default("db") && !self.db.contains("://") {
+                self.db = root.join(&self.db).display().to_string();
+            }
+            if default("config") {
+                self.config = root.join(&self.config);
+            }
+        }
+        self.root = root.to_path_buf();
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,7 +74,20 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Opens the store through the application layer, the one place that picks a backend.
+/// The project's database if it exists, else an empty one and a note on stderr saying where it
+/// was looked for: a command that only reads (or acts on runs, alerts, models that would be in
+/// it) never creates one.
 pub(crate) fn open_store(g: &Global) -> Result<vane_app::BoxStore> {
+    let (store, missing) = app(g).open_existing_store(&g.looked)?;
+    if let Some(why) = missing {
+        eprintln!("note: {why}");
+    }
+    Ok(store)
+}
+
+/// The project's database, created when missing: for commands that start something (`vane
+/// trigger`, `vane pause`, `vane backfill`).
+pub(crate) fn open_or_create_store(g: &Global) -> Result<vane_app::BoxStore> {
     Ok(app(g).open_store()?)
 }
 
@@ -87,6 +100,7 @@ pub(crate) fn app(g: &Global) -> vane_app::App {
         state_dir: g.state_dir.clone(),
         config: g.config.clone(),
         work: g.work.clone(),
+        root: g.root.clone(),
     })
     .with_engine(std::sync::Arc::new(move |kill_grace| {
         engine(&wiring, kill_grace).map_err(|e| match e.downcast::<vane_app::AppError>() {
@@ -242,7 +256,7 @@ fn engine_as(
         paths: Paths {
             logs: state_dir.join("logs"),
             work,
-            project_root: std::env::current_dir()?,
+            project_root: g.root.clone(),
             artifacts: state_dir.join("artifacts"),
         },
         lease: vane_engine::Lease::new(&host(), role, lease_ttl),
@@ -285,7 +299,7 @@ fn manual_run(target: &ManualRunArgs) -> ManualRun {
 }
 
 fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
-    let queued = app(g).trigger(&*open_store(g)?, &manual_run(target))?;
+    let queued = app(g).trigger(&*open_or_create_store(g)?, &manual_run(target))?;
     println!("{}", queued.run_id);
     eprintln!(
         "run {} of {} queued; a running `vane scheduler` starts it",
@@ -321,7 +335,7 @@ fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<
 }
 
 fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
-    app(g).set_paused(&*open_store(g)?, dag_id, paused)?;
+    app(g).set_paused(&*open_or_create_store(g)?, dag_id, paused)?;
     eprintln!(
         "{dag_id} {}",
         if paused {

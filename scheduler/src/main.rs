@@ -17,11 +17,22 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // A task's own `vane exec-builtin` gets everything from its environment.
+    if !matches!(
+        cli.command,
+        cli::Command::ExecBuiltin | cli::Command::AgentWatchdog
+    ) {
+        cli.global.discover(&matches);
+    }
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(error) => {

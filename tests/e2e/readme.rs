@@ -83,3 +83,65 @@ fn the_release_build_is_stripped_and_a_profiling_build_keeps_debug_info() {
         "{version}"
     );
 }
+
+/// From a folder inside the project, vane finds the project as git finds a repository: `vane
+/// runs` reads its database and tasks run from its root. A command that only reads never
+/// creates a database: outside a project, or with a mistyped `--db`, it says what it looked
+/// for and where, and leaves nothing behind.
+#[test]
+fn vane_finds_its_project_from_a_subfolder_and_reads_never_create_a_database() {
+    let p =
+        crate::harness::Project::new().dag("demo", "[tasks.a]\ncommand = \"pwd > where.txt\"\n");
+    std::fs::create_dir_all(p.path().join("dags/notes")).unwrap();
+    let in_sub = |args: &[&str]| {
+        p.command(args)
+            .current_dir(p.path().join("dags/notes"))
+            .output()
+            .unwrap()
+    };
+    // Before any run: the DAGs are listed, and `vane runs` creates nothing.
+    let listed = in_sub(&["dags"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("demo"),
+        "{listed:?}"
+    );
+    let runs = in_sub(&["runs"]);
+    assert!(runs.status.success(), "{runs:?}");
+    let said = String::from_utf8_lossy(&runs.stderr);
+    let root = std::fs::canonicalize(p.path()).unwrap();
+    assert!(
+        said.contains("no vane database at")
+            && said.contains(&format!("the project found at {}", root.display())),
+        "{said}"
+    );
+    assert!(
+        !p.path().join(".vane").exists(),
+        "a read created the database"
+    );
+    assert!(!p.path().join("dags/notes/.vane").exists());
+
+    // A run from the subfolder is the project's: recorded in its database, run from its root.
+    assert!(in_sub(&["run", "demo"]).status.success());
+    let ran_in = std::fs::read_to_string(p.path().join("where.txt")).unwrap();
+    assert_eq!(std::fs::canonicalize(ran_in.trim()).unwrap(), root);
+    let runs = in_sub(&["runs", "--json"]);
+    assert!(runs.status.success(), "{runs:?}");
+    assert!(String::from_utf8_lossy(&runs.stdout).contains("\"demo\""));
+    assert!(!p.path().join("dags/notes/.vane").exists());
+
+    // A mistyped --db finds nothing and says so, rather than making a new empty database.
+    let typo = p
+        .command(&["runs", "--db", ".vane/vnae.db"])
+        .output()
+        .unwrap();
+    assert!(typo.status.success(), "{typo:?}");
+    assert!(
+        !String::from_utf8_lossy(&typo.stdout).contains("demo"),
+        "{typo:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("no vane database at .vane/vnae.db"),
+        "{typo:?}"
+    );
+    assert!(!p.path().join(".vane/vnae.db").exists());
+}

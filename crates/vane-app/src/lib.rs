@@ -12,6 +12,7 @@
 //!     state_dir: None,
 //!     config: "vane.toml".into(),
 //!     work: None,
+//!     root: ".".into(),
 //! });
 //! let store = app.open_store()?;
 //! for run in vane_app::runs::list(&*store, None, &[], 10)? {
@@ -62,6 +63,9 @@ pub struct Paths {
     pub state_dir: Option<PathBuf>,
     pub config: PathBuf,
     pub work: Option<PathBuf>,
+    /// The project folder, where tasks and the commands people run by hand (`vane rollback`)
+    /// run.
+    pub root: PathBuf,
 }
 
 /// Builds the engine for a store: the binary owns its wiring (executor, task paths, the
@@ -118,6 +122,27 @@ impl App {
     /// The database cannot be opened or migrated.
     pub fn open_store(&self) -> Result<BoxStore, AppError> {
         Ok(vane_store::open(&self.paths.db)?)
+    }
+
+    /// Opens the store if it exists; otherwise an empty one in memory, and why, for the caller
+    /// to say: a command that only reads never creates a database (a mistyped `--db`, or a
+    /// folder outside the project, would otherwise leave an empty one behind). `where_from`
+    /// says where the database was looked for.
+    ///
+    /// # Errors
+    /// As [`App::open_store`].
+    pub fn open_existing_store(
+        &self,
+        where_from: &str,
+    ) -> Result<(BoxStore, Option<String>), AppError> {
+        if self.backend() == BackendKind::Sqlite && !Path::new(&self.paths.db).exists() {
+            let why = format!(
+                "no vane database at {} ({where_from}), so nothing has run here yet: run a DAG in the project (`vane run DAG`), or name the database with --db or VANE_DB",
+                self.paths.db
+            );
+            return Ok((vane_store::open(":memory:")?, Some(why)));
+        }
+        Ok((self.open_store()?, None))
     }
 
     /// Which backend `--db` names.

@@ -325,8 +325,8 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
         &work,
     );
     let lookup = |v: &vane_dag::Var| vars.lookup(v);
-    // Like `vane run`, the project root is the folder vane runs in.
-    let root = std::env::current_dir().map_err(AppError::io("cannot read the current folder"))?;
+    // Like `vane run`, from the project root.
+    let root = app.paths.root.clone();
     let cwd = match &task.cwd {
         Some(cwd) => root.join(cwd.render_plain(lookup)),
         None => root,

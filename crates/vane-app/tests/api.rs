@@ -39,6 +39,7 @@ fn app(root: &Path) -> App {
         state_dir: None,
         config: root.join("vane.toml"),
         work: None,
+        root: root.to_path_buf(),
     })
     .with_engine(Arc::new(move |kill_grace: Duration| {
         let db = state.join("vane.db");
