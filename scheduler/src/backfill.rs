@@ -278,7 +278,7 @@ fn drive(
     runtime: &tokio::runtime::Runtime,
     engine: Engine<'static>,
     id: i64,
-    interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
+    interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
 ) -> Result<ExitCode> {
     let store = engine.store.clone();
     let mut bar = Progress::new();

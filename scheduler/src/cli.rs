@@ -9,7 +9,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// DAGs are TOML files in a folder (default ./dags). Every run, task attempt and DAG version is
 /// recorded in a SQLite database (default ./.vane/vane.db); logs live beside it.
 #[derive(Debug, Parser)]
-#[command(name = "vane", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "vane",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    after_long_help = "Exit codes: 0 success; 1 a run, backfill or validation failed; 2 a command line vane cannot parse; 3 not found (run, task, DAG, alert, model); 4 invalid input (a DAG file or config that does not validate, a bad date or param); 5 conflict (a run for that date exists, the run has ended); 6 the database or a file cannot be used; 130 interrupted by Ctrl-C (143 by SIGTERM)."
+)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,

@@ -372,7 +372,9 @@ fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
         vane_alerts::AlertsConfig::of(&limits(g)?),
         config.dags_dir.clone(),
     );
-    runtime.block_on(vane_daemon::run(engine, config, stop))?;
+    runtime.block_on(vane_daemon::run(engine, config, async {
+        stop.await;
+    }))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -477,7 +479,7 @@ fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> 
     let kill_grace = Duration::from_secs(kill_grace);
     with_manual_run(g, target, kill_grace, |engine, spec, run_id| {
         let dag = spec.dag;
-        eprintln!(
+        println!(
             "run {run_id}: {} for {} ({} task{})",
             dag.id,
             spec.logical_date
@@ -491,56 +493,65 @@ fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> 
 }
 
 /// Executes a run here and now; `stop` (Ctrl-C, SIGTERM) kills its tasks and fails it.
-/// Prints the task table; the exit code says whether the run succeeded.
+/// Prints the task table to stdout; the exit code says whether the run succeeded (0), failed
+/// (1), or was interrupted by a signal (128 + its number: 130 for Ctrl-C).
 fn foreground(
     runtime: &tokio::runtime::Runtime,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl std::future::Future<Output = i32>,
     engine: &Engine<'_>,
     spec: &RunSpec<'_>,
     run_id: vane_store::RunId,
 ) -> Result<ExitCode> {
-    let state = runtime.block_on(async {
+    let (state, signal) = runtime.block_on(async {
         let (control, watch) = tokio::sync::watch::channel(vane_engine::Control::Run);
         let execution = engine.execute(run_id, spec, watch);
         tokio::pin!(execution);
         tokio::select! {
-            state = &mut execution => state,
-            () = stop => {
+            state = &mut execution => (state, None),
+            signal = stop => {
                 let _ = control.send(vane_engine::Control::Stop(vane_engine::StopReason::User));
-                execution.await
+                (execution.await, Some(signal))
             }
         }
-    })?;
+    });
+    let state = state?;
     let detail = engine.store.call_blocking(move |s| s.run(run_id))?;
-    eprint!("{}", task_table(&detail));
+    print!("{}", task_table(&detail));
     if state == RunState::Success {
-        eprintln!("run {run_id} succeeded");
+        println!("run {run_id} succeeded");
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
+    println!(
         "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
         state,
         detail.run.reason.as_deref().unwrap_or("failed")
     );
-    Ok(ExitCode::FAILURE)
+    Ok(match signal {
+        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(130)),
+        None => ExitCode::FAILURE,
+    })
 }
 
-/// A runtime for executing runs, with SIGINT/SIGTERM handlers already installed.
+/// A runtime for executing runs, with SIGINT/SIGTERM handlers already installed; the future
+/// resolves with the first signal's number.
 pub(crate) fn runtime_with_stop() -> Result<(
     tokio::runtime::Runtime,
-    impl std::future::Future<Output = ()>,
+    impl std::future::Future<Output = i32>,
 )> {
     let (runtime, mut signals) = runtime_with_signals()?;
     Ok((runtime, async move {
-        signals.recv().await;
+        signals
+            .recv()
+            .await
+            .unwrap_or(nix::sys::signal::Signal::SIGINT as i32)
     }))
 }
 
 /// A runtime for executing runs, and every SIGINT or SIGTERM from now on, one message each
-/// (a second Ctrl-C can mean "harder").
+/// with the signal's number (a second Ctrl-C can mean "harder").
 pub(crate) fn runtime_with_signals() -> Result<(
     tokio::runtime::Runtime,
-    tokio::sync::mpsc::UnboundedReceiver<()>,
+    tokio::sync::mpsc::UnboundedReceiver<i32>,
 )> {
     use tokio::signal::unix::{SignalKind, signal};
     // One thread drives the run and supervises its processes: measured faster than a
@@ -556,11 +567,11 @@ pub(crate) fn runtime_with_signals() -> Result<(
         let mut terminate = signal(SignalKind::terminate())?;
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = interrupt.recv() => {},
-                    _ = terminate.recv() => {},
-                }
-                if sender.send(()).is_err() {
+                let signal = tokio::select! {
+                    _ = interrupt.recv() => nix::sys::signal::Signal::SIGINT,
+                    _ = terminate.recv() => nix::sys::signal::Signal::SIGTERM,
+                };
+                if sender.send(signal as i32).is_err() {
                     break;
                 }
             }

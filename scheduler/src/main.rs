@@ -45,8 +45,40 @@ fn main() -> ExitCode {
                 eprint!("{diagnostics}");
             }
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// What an error exits with, so that a script can tell a typo from a missing run (see
+/// "Exit codes" in the README): 2 is clap's, for a command line it cannot parse.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    use vane_app::AppError;
+    use vane_store::StoreError;
+    let store = |e: &StoreError| match e {
+        StoreError::NotFound(_) => 3,
+        StoreError::RunExists { .. }
+        | StoreError::TickDecided { .. }
+        | StoreError::Fenced { .. } => 5,
+        _ => 6,
+    };
+    if let Some(e) = error.downcast_ref::<AppError>() {
+        return match e {
+            AppError::NotFound(_) => 3,
+            AppError::Invalid(_) | AppError::InvalidDag { .. } | AppError::Config { .. } => 4,
+            AppError::Conflict(_) => 5,
+            AppError::Store(s) => store(s),
+            AppError::Io { .. } => 6,
+            _ => 1,
+        };
+    }
+    if let Some(e) = error.downcast_ref::<StoreError>() {
+        return store(e);
+    }
+    match error.downcast_ref::<vane_http::ServerError>() {
+        Some(vane_http::ServerError::TokenRequired { .. }) => 4,
+        Some(vane_http::ServerError::Bind { .. }) => 6,
+        _ => 1,
     }
 }
 

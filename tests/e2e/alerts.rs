@@ -344,10 +344,10 @@ timeout = "5s"
 fn snoozes_always_end_and_acknowledging_a_missing_alert_says_how_to_find_one(backend: Backend) {
     let p = Project::on(backend).dag("flappy", FLAPPY);
     p.vane(&["snooze", "1", "--for", "30d"])
-        .code(2)
+        .code(4)
         .stderr_contains("a snooze always ends");
     p.vane(&["ack", "7", "--noise"])
-        .code(2)
+        .code(3)
         .stderr_contains("there is no alert 7; `vane alerts --all` lists them");
 }
 
@@ -408,7 +408,7 @@ start = "2026-01-05"
 every = "fortnight"
 "#,
     );
-    let out = p.vane(&["alerts"]).code(2);
+    let out = p.vane(&["alerts"]).code(4);
     insta::assert_snapshot!("alerts_config_errors", out.stderr);
 }
 
@@ -422,7 +422,7 @@ fn a_ca_file_is_read_from_the_folder_of_the_config_that_names_it(backend: Backen
     );
     p.vane(&["alerts", "--config", "ops/vane.toml"]).success();
     p.write("vane.toml", config);
-    let out = p.vane(&["alerts"]).code(2);
+    let out = p.vane(&["alerts"]).code(4);
     assert!(
         out.stderr.contains("ca_file `ca.pem` does not exist"),
         "{}",

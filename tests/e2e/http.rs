@@ -255,7 +255,11 @@ fn a_public_address_without_a_token_is_refused() {
         .env_remove("VANE_API_TOKEN")
         .output()
         .expect("run vane serve");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "invalid set-up: a public address needs a token"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("without a token") && stderr.contains("--token-file"),

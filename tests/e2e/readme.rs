@@ -145,3 +145,52 @@ fn vane_finds_its_project_from_a_subfolder_and_reads_never_create_a_database() {
     );
     assert!(!p.path().join(".vane/vnae.db").exists());
 }
+
+/// Each kind of failure has its own exit code, as the README's table says, so a script can
+/// tell a typo from a missing run from a database it cannot reach.
+#[test]
+fn exit_codes_tell_kinds_of_failure_apart() {
+    let p = crate::harness::Project::new().dag(
+        "demo",
+        "[tasks.a]\ncommand = \"true\"\n[tasks.b]\ncommand = \"exit 3\"\n",
+    );
+    let code = |args: &[&str]| p.command(args).output().unwrap().status.code();
+    assert_eq!(
+        code(&["run", "demo", "--date", "2026-01-01"]),
+        Some(1),
+        "a run that failed"
+    );
+    assert_eq!(
+        code(&["nonsense"]),
+        Some(2),
+        "a command line clap cannot parse"
+    );
+    assert_eq!(code(&["show", "99"]), Some(3), "a run that does not exist");
+    assert_eq!(code(&["run", "nope"]), Some(3), "a DAG that does not exist");
+    assert_eq!(
+        code(&["run", "demo", "--date", "yesterday-ish"]),
+        Some(4),
+        "a bad date"
+    );
+    assert_eq!(
+        code(&["run", "demo", "--param", "nope=1"]),
+        Some(4),
+        "an unknown param"
+    );
+    assert_eq!(
+        code(&["run", "demo", "--date", "2026-01-01"]),
+        Some(5),
+        "the DAG has a run for that date already"
+    );
+    assert_eq!(
+        code(&["run", "demo", "--db", "/proc/no-such-folder/vane.db"]),
+        Some(6),
+        "a database vane cannot open"
+    );
+    let readme = repo("README.md");
+    for row in [
+        "| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 6 |", "| 130 |",
+    ] {
+        assert!(readme.contains(row), "the README's exit codes lack {row}");
+    }
+}

@@ -28,9 +28,9 @@ fn diamond_runs_every_task_after_its_dependencies(backend: Backend) {
     let p = Project::on(backend).dag("diamond", DIAMOND);
     let out = p.vane(&["run", "diamond"]).success();
     assert!(
-        out.stderr.contains("run 1 succeeded"),
-        "stderr: {}",
-        out.stderr
+        out.stdout.contains("run 1 succeeded"),
+        "stdout: {}",
+        out.stdout
     );
 
     let show = p.show(1);
@@ -101,7 +101,7 @@ depends_on = ["independent"]
 "#,
     );
     let out = p.vane(&["run", "branches", "--date", "2026-11-23"]).code(1);
-    insta::assert_snapshot!("failed_run_summary", p.filter(&out.stderr));
+    insta::assert_snapshot!("failed_run_summary", p.filter(&out.stdout));
 
     let show = p.show(1);
     assert_eq!(show["state"], "failed", "{show:#}");

@@ -93,7 +93,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub async fn drive(
     engine: Engine<'static>,
     id: i64,
-    mut interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
+    // Each message a signal's number (SIGINT, SIGTERM).
+    mut interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
     mut progress: impl FnMut(&BackfillRecord),
 ) -> Result<BackfillState, DaemonError> {
     let engine = Rc::new(engine);
@@ -134,7 +135,7 @@ pub async fn drive(
                         while active.values().any(|(_, handle)| !handle.is_finished()) {
                             tokio::select! {
                                 () = tokio::time::sleep(POLL) => {}
-                                Some(()) = interrupts.recv() => {
+                                Some(_) = interrupts.recv() => {
                                     warn!(backfill = id, "Interrupted again: killing running tasks; they run again on resume.");
                                     for (sender, _) in active.values() {
                                         let _ = sender.send(Control::Stop(StopReason::User));
@@ -207,7 +208,7 @@ pub async fn drive(
                     // cancel from other terminals.
                     () = finished.notified() => {}
                     () = tokio::time::sleep(POLL) => {}
-                    Some(()) = interrupts.recv() => {
+                    Some(_) = interrupts.recv() => {
                         interrupted = true;
                         store.call(move |s| s.set_backfill_state(id, BackfillState::Paused)).await?;
                         info!(backfill = id, "Backfill interrupted: finishing running tasks; `vane backfills resume` continues it.");
