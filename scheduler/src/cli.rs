@@ -41,6 +41,9 @@ pub(crate) struct Global {
     /// Work folder for what runs produce, given to tasks as $VANE_WORK [default: beside the database].
     #[arg(long, global = true, env = "VANE_WORK")]
     pub(crate) work: Option<PathBuf>,
+    /// Colour in vane's own log lines on stderr: `auto` on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "VANE_COLOR")]
+    pub(crate) color: ColorChoice,
     /// The project folder: where tasks run, and what the default paths above are relative to.
     /// Found as git finds a repository (see [`Global::discover`]).
     #[arg(skip)]
@@ -48,6 +51,29 @@ pub(crate) struct Global {
     /// Where the project was looked for, for errors that say so.
     #[arg(skip)]
     pub(crate) looked: String,
+}
+
+/// When vane colours its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal, unless the NO_COLOR environment variable is set (no-color.org).
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour what goes to stderr.
+    pub(crate) fn stderr(self) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// What makes a folder a vane project: the first of these found in the current folder or a

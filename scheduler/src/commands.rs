@@ -765,6 +765,13 @@ pub(crate) fn init_tracing() {
     init_tracing_format(false);
 }
 
+/// Whether vane's log lines are coloured, decided once from `--color` and NO_COLOR.
+static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+pub(crate) fn set_color(on: bool) {
+    let _ = COLOR.set(on);
+}
+
 fn init_tracing_format(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("VANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -780,7 +787,7 @@ fn init_tracing_format(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(*COLOR.get().unwrap_or(&false))
         .compact()
         .try_init();
 }

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     ) {
         cli.global.discover(&matches);
     }
+    commands::set_color(cli.global.color.stderr());
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -194,3 +194,43 @@ fn exit_codes_tell_kinds_of_failure_apart() {
         assert!(readme.contains(row), "the README's exit codes lack {row}");
     }
 }
+
+/// vane's log lines are coloured on a terminal, not when NO_COLOR is set (no-color.org), never
+/// into a pipe, and as `--color` says when it is given.
+#[test]
+fn colour_follows_the_terminal_no_color_and_the_color_flag() {
+    let p = crate::harness::Project::new().dag("demo", "[tasks.a]\ncommand = \"true\"\n");
+    let esc = |bytes: &[u8]| bytes.contains(&0x1b);
+    let piped = |args: &[&str]| p.command(args).env("VANE_LOG", "info").output().unwrap();
+    assert!(!esc(&piped(&["run", "demo", "--date", "2026-01-01"]).stderr));
+    assert!(esc(&piped(&[
+        "run",
+        "demo",
+        "--date",
+        "2026-01-02",
+        "--color",
+        "always"
+    ])
+    .stderr));
+    // On a terminal (util-linux's `script` gives the command a pseudo-terminal).
+    let on_terminal = |date: &str, no_color: bool| {
+        let line = format!("{} run demo --date {date}", crate::harness::VANE);
+        let mut command = std::process::Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(p.path())
+            .env("VANE_LOG", "info")
+            .env_remove("VANE_DB")
+            .env_remove("VANE_DAGS");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        let out = command.output().expect("run `script` (util-linux)");
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    assert!(esc(&on_terminal("2026-01-03", false)));
+    assert!(!esc(&on_terminal("2026-01-04", true)));
+}
