@@ -24,6 +24,7 @@ const TOKEN: &str = "s3cret-token";
 
 struct Response {
     status: u16,
+    head: String,
     body: String,
 }
 
@@ -55,6 +56,7 @@ fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str
         .expect("a number");
     Response {
         status,
+        head: head.to_owned(),
         body: body.to_owned(),
     }
 }
@@ -516,4 +518,47 @@ fn resolving_and_snoozing_alerts_need_the_token_and_say_what_is_wrong() {
     let stats = get(&s.addr, "/api/alerts/stats").json();
     assert_eq!(stats[0]["rule"], "run_failed");
     assert_eq!(stats[0]["fired"], 1);
+}
+
+/// An action's body must be a JSON object: `42`, `"x"` and `null` are refused and queue
+/// nothing (each once queued a real run). A method a path does not take is answered 405 with
+/// the methods it does take in `Allow`.
+#[test]
+fn bodies_that_are_not_objects_are_refused_and_405_says_what_is_allowed() {
+    let p = Project::new().dag("talk", DAG);
+    let s = p.serve(TOKEN);
+    for body in ["42", "\"x\"", "null", "[1]"] {
+        let r = request(&s.addr, "POST", "/api/dags/talk/trigger", Some(TOKEN), body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("must be a JSON object"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(
+        get(&s.addr, "/api/runs").json(),
+        Value::Array(vec![]),
+        "nothing was queued"
+    );
+    let ok = request(&s.addr, "POST", "/api/dags/talk/trigger", Some(TOKEN), "{}");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let wrong = request(&s.addr, "DELETE", "/api/dags/talk/trigger", Some(TOKEN), "");
+    assert_eq!(wrong.status, 405, "{}", wrong.body);
+    assert!(
+        wrong.head.lines().any(|l| l == "Allow: POST"),
+        "{}",
+        wrong.head
+    );
+    let runs = request(&s.addr, "POST", "/api/runs", Some(TOKEN), "{}");
+    assert_eq!(runs.status, 405);
+    assert!(
+        runs.head.lines().any(|l| l == "Allow: GET"),
+        "{}",
+        runs.head
+    );
 }

@@ -1402,6 +1402,16 @@ impl Checker<'_> {
                     );
                     None
                 }
+                // A zero timeout would kill every attempt at once, a zero poke interval spin,
+                // and a zero SLA miss every run: never what was meant.
+                Ok(d) if d.is_zero() && ZERO_IS_A_MISTAKE.contains(&name) => {
+                    self.error(
+                        format!("`{name} = \"{s}\"` is zero"),
+                        span,
+                        format!("give {name} a length, e.g. \"30m\", or leave it out for none"),
+                    );
+                    None
+                }
                 Ok(d) => Some(Val::Dur(d)),
                 Err(problem) => {
                     self.error(
@@ -1423,8 +1433,10 @@ impl Checker<'_> {
             (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
                 Ok(cron) => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
                 Err(e) => {
+                    // croner says "Number out of bounds" without which field or what bounds.
+                    let why = cron_field_problem(s).unwrap_or_else(|| e.to_string());
                     self.error(
-                        format!("invalid cron expression `{s}`: {e}"),
+                        format!("invalid cron expression `{s}`: {why}"),
                         span,
                         "use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or a preset such as \"@daily\"",
                     );
@@ -1687,6 +1699,39 @@ impl Checker<'_> {
 fn first_sentence(doc: &str) -> &str {
     doc.split_once(". ").map_or(doc, |(s, _)| s)
 }
+
+/// Which field of a 5-field cron expression has a number out of its range, if one has:
+/// `the hour 25 is out of range (0-23)`.
+fn cron_field_problem(expr: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of the month", 1, 31),
+        ("month", 1, 12),
+        ("day of the week", 0, 7),
+    ];
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != FIELDS.len() {
+        return None;
+    }
+    for (field, (what, low, high)) in fields.iter().zip(FIELDS) {
+        // Numbers in lists, ranges and steps (`1,5-7/2`); a step is a count, not a value.
+        for part in field.split(',') {
+            let values = part.split('/').next().unwrap_or_default();
+            for number in values.split('-').filter_map(|n| n.parse::<u32>().ok()) {
+                if number < low || number > high {
+                    return Some(format!(
+                        "the {what} {number} is out of range ({low}-{high})"
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Duration keys for which zero is a mistake rather than "none".
+const ZERO_IS_A_MISTAKE: &[&str] = &["timeout", "poke_interval", "sla"];
 
 pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
     match did_you_mean(word, candidates.clone()) {

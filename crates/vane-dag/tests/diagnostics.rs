@@ -402,3 +402,42 @@ fn scheduler_agents() {
         .collect();
     insta::assert_snapshot!(rendered.join("\n"));
 }
+
+/// Mistakes a new user makes: a swapped pair of letters in a dependency, a cron number out of
+/// its field's range, a zero timeout. Each is named with its fix.
+#[test]
+fn swapped_letters_cron_ranges_and_zero_durations() {
+    let out = render(
+        r#"[dag]
+schedule = "0 25 * * *"
+
+[tasks.train]
+command = "true"
+[tasks.deploy]
+command = "true"
+depends_on = ["trian"]
+timeout = "0s"
+[tasks.wait]
+kind = "sensor"
+command = "true"
+poke_interval = "0s"
+"#,
+    );
+    for expected in [
+        "the hour 25 is out of range (0-23)",
+        "did you mean `train`?",
+        "`timeout = \"0s\"` is zero",
+        "`poke_interval = \"0s\"` is zero",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+    let minutes = render("[dag]\nschedule = \"*/5,61 * * * *\"\n[tasks.a]\ncommand = \"true\"\n");
+    assert!(
+        minutes.contains("the minute 61 is out of range (0-59)"),
+        "{minutes}"
+    );
+    let fine = render(
+        "[dag]\nschedule = \"*/15 2-4 1,15 */2 1-5\"\n[tasks.a]\ncommand = \"true\"\ntimeout = \"1h\"\n",
+    );
+    assert!(!fine.contains("error"), "{fine}");
+}

@@ -17,9 +17,10 @@ pub enum ApiError {
     /// The run, DAG, task, model, artifact or alert asked for does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// A path the router knows, with a method it does not.
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// A path the router knows, with a method it does not; `allow` lists the methods it takes
+    /// (the `Allow` header of the answer).
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: String },
     /// The thing exists but is not in a state that allows the action.
     #[error("{0}")]
     Conflict(String),
@@ -40,7 +41,7 @@ impl ApiError {
             Self::Unauthorized(_) => (401, "Unauthorized"),
             Self::Forbidden(_) => (403, "Forbidden"),
             Self::NotFound(_) => (404, "Not Found"),
-            Self::MethodNotAllowed(_) => (405, "Method Not Allowed"),
+            Self::MethodNotAllowed { .. } => (405, "Method Not Allowed"),
             Self::Conflict(_) => (409, "Conflict"),
             Self::Internal(_) => (500, "Internal Server Error"),
             Self::Busy(_) => (503, "Service Unavailable"),

@@ -186,10 +186,13 @@ impl Route {
                 .filter(|(_, p)| captures(p, &segments).is_some())
                 .map(|(m, _)| *m)
                 .collect();
-            return Err(ApiError::MethodNotAllowed(format!(
-                "{path} does not take {method}; use {}",
-                allowed.join(" or ")
-            )));
+            return Err(ApiError::MethodNotAllowed {
+                message: format!(
+                    "{path} does not take {method}; use {}",
+                    allowed.join(" or ")
+                ),
+                allow: allowed.join(", "),
+            });
         }
         Err(ApiError::NotFound(format!(
             "no route {path}; GET /api/openapi.json lists them"
@@ -427,7 +430,9 @@ mod tests {
         let err = Route::parse("GET", "/api/runs?limit=lots").unwrap_err();
         assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("limit=lots")));
         let err = Route::parse("GET", "/api/dags/etl/trigger").unwrap_err();
-        assert!(matches!(err, ApiError::MethodNotAllowed(ref m) if m.contains("use POST")));
+        assert!(
+            matches!(err, ApiError::MethodNotAllowed { ref message, ref allow } if message.contains("use POST") && allow == "POST")
+        );
         let err = Route::parse("GET", "/api/nothing").unwrap_err();
         assert!(matches!(err, ApiError::NotFound(ref m) if m.contains("/api/nothing")));
     }

@@ -164,6 +164,12 @@ impl Server {
             serde_json::from_slice(&request.body)
                 .map_err(|e| ApiError::BadRequest(format!("the request body is not JSON: {e}")))?
         };
+        // `42`, `"x"` or `null` would otherwise read as a body without fields, and act.
+        if route.is_action() && !request.body.is_empty() && !body.is_object() {
+            return Err(ApiError::BadRequest(format!(
+                "the request body must be a JSON object, e.g. {{}} or {{\"by\": \"alice\"}}; got {body}"
+            )));
+        }
         match api.handle(route, body)? {
             Reply::Metrics(observed) => {
                 let text = crate::render_metrics(&observed);
@@ -332,6 +338,9 @@ fn write_error(stream: &mut TcpStream, error: &ApiError) -> std::io::Result<()> 
     );
     if code == 401 {
         head.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    if let ApiError::MethodNotAllowed { allow, .. } = error {
+        head.push_str(&format!("Allow: {allow}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
