@@ -143,7 +143,7 @@ pub(crate) enum Command {
     /// List DAGs with their schedule, task count and last run.
     Dags(JsonFlag),
     /// List runs, newest first.
-    Runs(ListArgs),
+    Runs(RunsArgs),
     /// Show a run: its DAG version, params, and every task with its attempts.
     Show(ShowArgs),
     /// Draw a DAG's dependency graph.
@@ -479,6 +479,15 @@ pub(crate) struct ListArgs {
     pub(crate) limit: usize,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsArgs {
+    #[command(flatten)]
+    pub(crate) list: ListArgs,
+    /// Only runs in this state: queued, running, success or failed.
+    #[arg(long, value_name = "STATE")]
+    pub(crate) state: Option<String>,
 }
 
 #[derive(Debug, Args)]

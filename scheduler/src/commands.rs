@@ -35,7 +35,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run(g, &args.run, args.kill_grace),
         Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt, args.follow),
         Command::Dags(args) => dags(g, args.json),
-        Command::Runs(args) => runs(g, args.dag_id.as_deref(), args.limit, args.json.json),
+        Command::Runs(args) => runs(g, &args),
         Command::Show(args) => show(g, args.run_id, args.json.json),
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
@@ -904,9 +904,18 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn runs(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
+fn runs(g: &Global, args: &crate::cli::RunsArgs) -> Result<ExitCode> {
+    let (dag_id, limit, as_json) = (
+        args.list.dag_id.as_deref(),
+        args.list.limit,
+        args.list.json.json,
+    );
+    let states = match &args.state {
+        Some(text) => vec![vane_app::runs::parse_state(text)?],
+        None => Vec::new(),
+    };
     let store = open_store(g)?;
-    let runs = vane_app::runs::list(&*store, dag_id, &[], limit)?;
+    let runs = vane_app::runs::list(&*store, dag_id, &states, limit)?;
     let waits = vane_app::runs::Waits::of(&*store, &runs)?;
     if as_json {
         let items: Vec<_> = runs.iter().map(|r| waits.json(r)).collect();

@@ -51,6 +51,24 @@ depends_on = ["slow"]
         !process_alive(grandchild, "sleep"),
         "the grandchild {grandchild} (sleep 1000) outlived the task's timeout"
     );
+    // The log itself says why it ends where it does.
+    let log = p.logs(1, "slow", None);
+    assert!(
+        log.trim_end()
+            .ends_with("killed after its timeout of 500ms, with its whole process group"),
+        "{log}"
+    );
+    // `vane runs --state` picks the failed run out.
+    let failed = p
+        .vane(&["runs", "--state", "failed", "--json"])
+        .success()
+        .json();
+    assert_eq!(failed.as_array().map(Vec::len), Some(1), "{failed:#}");
+    let succeeded = p
+        .vane(&["runs", "--state", "success", "--json"])
+        .success()
+        .json();
+    assert_eq!(succeeded.as_array().map(Vec::len), Some(0), "{succeeded:#}");
 }
 
 fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period(backend: Backend) {

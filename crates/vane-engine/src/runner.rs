@@ -847,9 +847,9 @@ impl Ctx<'_, '_> {
         attempt: u32,
         outcome: Result<Outcome, tokio::sync::oneshot::error::RecvError>,
     ) -> Ending {
-        let (finish, exit_code, signal, reason) =
-            match outcome {
-                Ok(Outcome::Exited { code }) => (
+        let (finish, exit_code, signal, reason) = match outcome {
+            Ok(Outcome::Exited { code }) => {
+                (
                     match code {
                         0 => Finish::Success,
                         VERDICT_EXIT => Finish::Verdict,
@@ -865,39 +865,48 @@ impl Ctx<'_, '_> {
                         })),
                         _ => self.stated_reason(task, attempt),
                     },
-                ),
-                Ok(Outcome::Signaled { signal }) => (
-                    Finish::Failed,
-                    None,
-                    Some(signal),
-                    Some(Outcome::Signaled { signal }.describe()),
-                ),
-                Ok(Outcome::TimedOut) => {
-                    let limit = self.spec.dag.tasks[task]
-                        .timeout
-                        .map(vane_dag::format_duration)
-                        .unwrap_or_default();
-                    (
-                        Finish::Failed,
-                        None,
-                        None,
-                        Some(format!("timed out after {limit}")),
-                    )
-                }
-                Ok(Outcome::Cancelled) => (
-                    Finish::Stopped,
-                    None,
-                    None,
-                    Some("killed: the run was stopped".to_owned()),
-                ),
-                Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
-                Err(_) => (
+                )
+            }
+            Ok(Outcome::Signaled { signal }) => (
+                Finish::Failed,
+                None,
+                Some(signal),
+                Some(Outcome::Signaled { signal }.describe()),
+            ),
+            Ok(Outcome::TimedOut) => {
+                let limit = self.spec.dag.tasks[task]
+                    .timeout
+                    .map(vane_dag::format_duration)
+                    .unwrap_or_default();
+                // The log is where a person looks first: it ends saying why it stopped.
+                self.append_log(
+                        task,
+                        attempt,
+                        &format!(
+                            "\nvane: killed after its timeout of {limit}, with its whole process group\n"
+                        ),
+                    );
+                (
                     Finish::Failed,
                     None,
                     None,
-                    Some("the executor lost track of the process".to_owned()),
-                ),
-            };
+                    Some(format!("timed out after {limit}")),
+                )
+            }
+            Ok(Outcome::Cancelled) => (
+                Finish::Stopped,
+                None,
+                None,
+                Some("killed: the run was stopped".to_owned()),
+            ),
+            Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
+            Err(_) => (
+                Finish::Failed,
+                None,
+                None,
+                Some("the executor lost track of the process".to_owned()),
+            ),
+        };
         Ending {
             task,
             attempt,
