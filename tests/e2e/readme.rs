@@ -234,3 +234,23 @@ fn colour_follows_the_terminal_no_color_and_the_color_flag() {
     assert!(esc(&on_terminal("2026-01-03", false)));
     assert!(!esc(&on_terminal("2026-01-04", true)));
 }
+
+/// The README names the fields of `vane alerts --stats --json` as the JSON does.
+#[test]
+fn the_readme_names_the_alert_statistics_as_the_json_does() {
+    let p = crate::harness::Project::new().dag("boom", "[tasks.a]\ncommand = \"exit 3\"\n");
+    p.write("vane.toml", "[[alerts.rules]]\non = \"run_failed\"\n");
+    p.vane(&["run", "boom"]).code(1);
+    p.vane(&["alerts", "--evaluate"]).success();
+    let stats = p.vane(&["alerts", "--stats", "--json"]).success().json();
+    let first = stats[0].as_object().unwrap_or_else(|| panic!("{stats:#}"));
+    let readme = repo("README.md");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `vane alerts --stats"))
+        .expect("the README's row for vane alerts --stats");
+    for key in ["fired", "occurrences", "real", "noise", "precision"] {
+        assert!(first.contains_key(key), "{key}: {stats:#}");
+        assert!(row.contains(key), "the README's row lacks {key}: {row}");
+    }
+}
