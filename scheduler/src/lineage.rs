@@ -272,7 +272,8 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
     if metrics.is_empty() {
         println!("  none recorded");
     } else {
-        let number = |v: Option<f64>| v.map_or_else(|| "-".into(), |n| format!("{n}"));
+        // As a person reads them: `+0.15`, not `+0.15000000000000002`.
+        let number = |v: Option<f64>| v.map_or_else(|| "-".into(), vane_deploy::num);
         let rows: Vec<Vec<String>> = metrics
             .iter()
             .map(|m| {
@@ -281,7 +282,17 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
                     m.name.clone(),
                     number(m.a),
                     number(m.b),
-                    m.delta.map_or_else(|| "-".into(), |d| format!("{d:+}")),
+                    m.delta.map_or_else(
+                        || "-".into(),
+                        |d| {
+                            let shown = vane_deploy::num(d);
+                            if shown.starts_with('-') {
+                                shown
+                            } else {
+                                format!("+{shown}")
+                            }
+                        },
+                    ),
                 ]
             })
             .collect();

@@ -206,6 +206,10 @@ fn diff_shows_changed_params_versions_and_metric_deltas() {
     for needle in ["lr", "0.25", "v1 (", "v2 (", "accuracy", "+0.15"] {
         assert!(text.contains(needle), "diff lacks {needle:?}:\n{text}");
     }
+    // No float noise: the delta is 0.15, not 0.15000000000000002.
+    for line in text.lines().filter(|l| l.contains("accuracy")) {
+        assert!(line.trim_end().ends_with("+0.15"), "{line}");
+    }
 }
 
 #[test]
