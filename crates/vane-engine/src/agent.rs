@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -140,6 +141,27 @@ struct Running {
     pgid: u32,
     /// Why it was killed, when the agent killed it for a reason of its own.
     killed_because: Option<String>,
+    /// Recording its start; its end is reported after, never before.
+    started: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The kill switches of the attempts running here, by dispatch id.
+type Kills = Arc<Mutex<HashMap<i64, KillSwitch>>>;
+
+/// Kills every attempt running here each time the agent's lease is lost: they are being
+/// retried elsewhere.
+async fn fence(mut lost: watch::Receiver<u64>, kills: Kills) {
+    while lost.changed().await.is_ok() {
+        if let Ok(kills) = kills.lock() {
+            for (id, kill) in kills.iter() {
+                error!(
+                    dispatch = id,
+                    "Lease lost: killing the attempt, which runs again elsewhere."
+                );
+                kill.kill();
+            }
+        }
+    }
 }
 
 /// How many times (every half second) an outcome is offered while the database is unreachable.
@@ -163,6 +185,10 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     let mut lost = lease.lost();
+    // Killing on a lost lease must not wait for this loop, which may be stuck in a database
+    // call that the same partition hangs: a task of its own does it.
+    let kills: Kills = Arc::default();
+    let fencer = tokio::spawn(fence(lease.lost(), Arc::clone(&kills)));
     let mut current = lease.current(store).await?;
     link.register(&current, config).await?;
     info!(lease = %current, host = %config.host, labels = ?config.labels, slots = config.slots, "Agent ready.");
@@ -186,8 +212,7 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
             }
             Ok(_) = lost.changed() => {
                 // Everything claimed under the lost lease is being retried elsewhere.
-                for (id, r) in &mut running {
-                    error!(dispatch = id, "Lease lost: killing the attempt, which runs again elsewhere.");
+                for r in running.values_mut() {
                     r.killed_because = Some("the agent's lease was lost".into());
                     r.kill.kill();
                 }
@@ -204,12 +229,21 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
             Some(ended) = ends.join_next(), if !ends.is_empty() => {
                 let Ok((id, outcome)) = ended else { continue };
                 let Some(r) = running.remove(&id) else { continue };
+                if let Ok(mut kills) = kills.lock() {
+                    kills.remove(&id);
+                }
                 if let Some(w) = watchdog.as_mut() {
                     let _ = w.forget(r.pgid);
                 }
                 // On a task of its own: a report retried through an outage holds nothing up.
                 let link = link.clone();
-                reports.spawn(async move { report(&link, id, &r, &outcome).await });
+                reports.spawn(async move {
+                    let mut r = r;
+                    if let Some(started) = r.started.take() {
+                        let _ = started.await;
+                    }
+                    report(&link, id, &r, &outcome).await;
+                });
                 wait = Duration::ZERO;
             }
             Some(_) = reports.join_next(), if !reports.is_empty() => {}
@@ -247,11 +281,16 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
                     Duration::ZERO
                 };
                 for claim in claimed {
+                    let id = claim.id;
                     start(link, config, executor, watchdog.as_mut(), claim, &mut running, &mut ends).await;
+                    if let (Some(r), Ok(mut kills)) = (running.get(&id), kills.lock()) {
+                        kills.insert(id, r.kill.clone());
+                    }
                 }
             }
         }
     }
+    fencer.abort();
     while reports.join_next().await.is_some() {}
     lease.release(store).await;
     info!("Agent stopped.");
@@ -260,7 +299,7 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
 
 /// Starts a claimed attempt's process and says so; an attempt that cannot start is reported
 /// as lost with why, and one whose start is refused (no longer ours) is killed at once.
-async fn start<L: AgentLink>(
+async fn start<L: AgentLink + Clone + 'static>(
     link: &L,
     config: &AgentConfig,
     executor: &dyn Executor,
@@ -305,22 +344,29 @@ async fn start<L: AgentLink>(
         kill: launched.kill.clone(),
         pgid: launched.pid,
         killed_because: None,
+        started: None,
     };
-    match link
-        .started(id, token, launched.pid, launched.start_time)
-        .await
-    {
-        Ok(()) => {}
-        // No longer ours: it may run elsewhere already.
-        Err(e @ StoreError::Fenced { .. }) => {
-            warn!(dispatch = id, %e, "The start was refused; killing the attempt.");
-            r.killed_because = Some(e.to_string());
-            r.kill.kill();
+    // Recorded on a task of its own: a database that hangs must not hold up this loop, which
+    // also ends and kills attempts.
+    let (reporter, kill, pid, start_time) = (
+        link.clone(),
+        r.kill.clone(),
+        launched.pid,
+        launched.start_time,
+    );
+    r.started = Some(tokio::spawn(async move {
+        match reporter.started(id, token, pid, start_time).await {
+            Ok(()) => {}
+            // No longer ours: it may run elsewhere already.
+            Err(e @ StoreError::Fenced { .. }) => {
+                warn!(dispatch = id, %e, "The start was refused; killing the attempt.");
+                kill.kill();
+            }
+            // The database is out of reach: the attempt goes on; if the agent's lease is lost
+            // meanwhile, it is killed then.
+            Err(e) => warn!(dispatch = id, %e, "Could not record the start; the attempt goes on."),
         }
-        // The database is out of reach: the attempt goes on; if the agent's lease is lost
-        // meanwhile, it is killed then.
-        Err(e) => warn!(dispatch = id, %e, "Could not record the start; the attempt goes on."),
-    }
+    }));
     running.insert(id, r);
     let done = launched.done;
     ends.spawn(async move {
