@@ -240,67 +240,35 @@ impl AlertStore for PgStore {
     }
 
     fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
-        self.with_client(|c| {
-            c.query(
-                "SELECT 'approval:' || s.run_id || ':' || s.task_id || ':' || s.stage || ':'
-                            || to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                        r.dag_id, s.task_id, s.model, s.run_id, r.dag_version_id,
-                        'run ' || s.run_id || ' waits for a person to approve ' || s.model || ' v'
-                            || s.version || ' at stage ' || s.stage
-                            || COALESCE(': ' || s.detail, ''),
-                        s.updated_at
-                 FROM rollout_stages s JOIN runs r ON r.id = s.run_id
-                 WHERE s.status = 'waiting' AND s.updated_at < $1
-                 ORDER BY s.updated_at, s.run_id",
-                &[&before],
-            )?
-            .iter()
-            .map(|row| {
-                Ok(HistoryEvent {
-                    key: row.try_get(0)?,
-                    kind: EventKind::ApprovalWaiting,
-                    dag_id: row.try_get(1)?,
-                    task_id: row.try_get(2)?,
-                    subject: row.try_get(3)?,
-                    run: row.try_get(4)?,
-                    dag_version: row.try_get(5)?,
-                    detail: row.try_get(6)?,
-                    at: row.try_get(7)?,
-                })
-            })
-            .collect()
-        })
+        self.waits(
+            "SELECT 'approval:' || s.run_id || ':' || s.task_id || ':' || s.stage || ':'
+                        || to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                    r.dag_id, s.task_id, s.model, s.run_id, r.dag_version_id,
+                    'run ' || s.run_id || ' waits for a person to approve ' || s.model || ' v'
+                        || s.version || ' at stage ' || s.stage
+                        || COALESCE(': ' || s.detail, ''),
+                    s.updated_at
+             FROM rollout_stages s JOIN runs r ON r.id = s.run_id
+             WHERE s.status = 'waiting' AND s.updated_at < $1
+             ORDER BY s.updated_at, s.run_id",
+            before,
+            EventKind::ApprovalWaiting,
+        )
     }
 
     fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
-        self.with_client(|c| {
-            c.query(
-                "SELECT 'agent:' || d.run_id || ':' || d.task_id || ':' || d.attempt || ':' || d.poke,
-                        r.dag_id, d.task_id, d.run_id, r.dag_version_id,
-                        'run ' || d.run_id || ' task ' || d.task_id || ' attempt ' || d.attempt
-                            || ' waits for an agent with labels ' || d.needs::text,
-                        d.enqueued_at
-                 FROM dispatches d JOIN runs r ON r.id = d.run_id
-                 WHERE d.state = 'queued' AND d.enqueued_at < $1
-                 ORDER BY d.enqueued_at, d.id",
-                &[&before],
-            )?
-            .iter()
-            .map(|row| {
-                Ok(HistoryEvent {
-                    key: row.try_get(0)?,
-                    kind: EventKind::AgentWaiting,
-                    dag_id: row.try_get(1)?,
-                    task_id: row.try_get(2)?,
-                    subject: None,
-                    run: row.try_get(3)?,
-                    dag_version: row.try_get(4)?,
-                    detail: row.try_get(5)?,
-                    at: row.try_get(6)?,
-                })
-            })
-            .collect()
-        })
+        self.waits(
+            "SELECT 'agent:' || d.run_id || ':' || d.task_id || ':' || d.attempt || ':' || d.poke,
+                    r.dag_id, d.task_id, NULL::text, d.run_id, r.dag_version_id,
+                    'run ' || d.run_id || ' task ' || d.task_id || ' attempt ' || d.attempt
+                        || ' waits for an agent with labels ' || d.needs::text,
+                    d.enqueued_at
+             FROM dispatches d JOIN runs r ON r.id = d.run_id
+             WHERE d.state = 'queued' AND d.enqueued_at < $1
+             ORDER BY d.enqueued_at, d.id",
+            before,
+            EventKind::AgentWaiting,
+        )
     }
 
     fn history_events(&self, since: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
@@ -777,6 +745,36 @@ impl AlertStore for PgStore {
                 )?
                 .get(0);
             Ok(n as usize)
+        })
+    }
+}
+
+impl PgStore {
+    /// Waits that began before `before`, as `kind` events: `sql` selects key, DAG, task,
+    /// subject, run, DAG version, detail and when the wait began, in that order.
+    fn waits(
+        &self,
+        sql: &str,
+        before: DateTime<Utc>,
+        kind: EventKind,
+    ) -> Result<Vec<HistoryEvent>> {
+        self.with_client(|c| {
+            c.query(sql, &[&before])?
+                .iter()
+                .map(|row| {
+                    Ok(HistoryEvent {
+                        key: row.try_get(0)?,
+                        kind,
+                        dag_id: row.try_get(1)?,
+                        task_id: row.try_get(2)?,
+                        subject: row.try_get(3)?,
+                        run: row.try_get(4)?,
+                        dag_version: row.try_get(5)?,
+                        detail: row.try_get(6)?,
+                        at: row.try_get(7)?,
+                    })
+                })
+                .collect()
         })
     }
 }

@@ -250,7 +250,7 @@ impl AlertStore for SqliteStore {
     }
 
     fn approvals_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.waits(
             "SELECT 'approval:' || s.run_id || ':' || s.task_id || ':' || s.stage || ':' || s.updated_at,
                     r.dag_id, s.task_id, s.model, s.run_id, r.dag_version_id,
                     'run ' || s.run_id || ' waits for a person to approve ' || s.model || ' v'
@@ -260,52 +260,24 @@ impl AlertStore for SqliteStore {
              FROM rollout_stages s JOIN runs r ON r.id = s.run_id
              WHERE s.status = 'waiting' AND s.updated_at < ?1
              ORDER BY s.updated_at, s.run_id",
-        )?;
-        let mut rows = stmt.query(params![ts(&before)])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(HistoryEvent {
-                key: row.get(0)?,
-                kind: EventKind::ApprovalWaiting,
-                dag_id: row.get(1)?,
-                task_id: row.get(2)?,
-                subject: row.get(3)?,
-                run: row.get(4)?,
-                dag_version: row.get(5)?,
-                detail: row.get(6)?,
-                at: parse_ts(&row.get::<_, String>(7)?)?,
-            });
-        }
-        Ok(out)
+            before,
+            EventKind::ApprovalWaiting,
+        )
     }
 
     fn agents_waiting(&self, before: DateTime<Utc>) -> Result<Vec<HistoryEvent>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.waits(
             "SELECT 'agent:' || d.run_id || ':' || d.task_id || ':' || d.attempt || ':' || d.poke,
-                    r.dag_id, d.task_id, d.run_id, r.dag_version_id,
+                    r.dag_id, d.task_id, NULL, d.run_id, r.dag_version_id,
                     'run ' || d.run_id || ' task ' || d.task_id || ' attempt ' || d.attempt
                         || ' waits for an agent with labels ' || d.needs,
                     d.enqueued_at
              FROM dispatches d JOIN runs r ON r.id = d.run_id
              WHERE d.state = 'queued' AND d.enqueued_at < ?1
              ORDER BY d.enqueued_at, d.id",
-        )?;
-        let mut rows = stmt.query(params![ts(&before)])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(HistoryEvent {
-                key: row.get(0)?,
-                kind: EventKind::AgentWaiting,
-                dag_id: row.get(1)?,
-                task_id: row.get(2)?,
-                subject: None,
-                run: row.get(3)?,
-                dag_version: row.get(4)?,
-                detail: row.get(5)?,
-                at: parse_ts(&row.get::<_, String>(6)?)?,
-            });
-        }
-        Ok(out)
+            before,
+            EventKind::AgentWaiting,
+        )
     }
 
     fn alert_cursor(&self) -> Result<Option<DateTime<Utc>>> {
@@ -728,5 +700,34 @@ impl AlertStore for SqliteStore {
             )?
             .query_row(params![rule, ts(&since)], |r| r.get(0))?;
         Ok(n as usize)
+    }
+}
+
+impl SqliteStore {
+    /// Waits that began before `before`, as `kind` events: `sql` selects key, DAG, task,
+    /// subject, run, DAG version, detail and when the wait began, in that order.
+    fn waits(
+        &self,
+        sql: &str,
+        before: DateTime<Utc>,
+        kind: EventKind,
+    ) -> Result<Vec<HistoryEvent>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![ts(&before)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(HistoryEvent {
+                key: row.get(0)?,
+                kind,
+                dag_id: row.get(1)?,
+                task_id: row.get(2)?,
+                subject: row.get(3)?,
+                run: row.get(4)?,
+                dag_version: row.get(5)?,
+                detail: row.get(6)?,
+                at: parse_ts(&row.get::<_, String>(7)?)?,
+            });
+        }
+        Ok(out)
     }
 }
