@@ -234,6 +234,44 @@ pub trait DispatchStore {
     /// # Errors
     /// Fails when the database cannot be written.
     fn reap_dispatch(&self, id: i64, token: i64, outcome: &Value) -> Result<bool>;
+
+    /// Records a chunk of a dispatched attempt's log that its agent put in the storage at
+    /// `key`; from then on readers see it, after the chunks recorded before.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Fenced`] when the token moved on or the agent's lease is gone: the
+    /// chunk is not part of the log.
+    fn add_log_chunk(&self, id: i64, token: i64, key: &str, bytes: u64) -> Result<()>;
+
+    /// Records a chunk the run's owner added to the log of an attempt run by an agent (why it
+    /// timed out, why its outcome could not be recorded).
+    ///
+    /// # Errors
+    /// Fails when the database cannot be written.
+    fn add_owner_log_chunk(&self, of: &LogChunkOf<'_>, key: &str, bytes: u64) -> Result<()>;
+
+    /// The chunks of an attempt's log recorded after chunk `after` (0: all), in order.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn log_chunks(&self, of: &LogChunkOf<'_>, after: i64) -> Result<Vec<LogChunk>>;
+}
+
+/// The attempt a log chunk belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct LogChunkOf<'a> {
+    pub run: RunId,
+    pub task: &'a str,
+    pub attempt: u32,
+}
+
+/// A chunk of a log kept in the storage, in the order the log was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub id: i64,
+    /// Its key in the storage.
+    pub key: String,
+    pub bytes: u64,
 }
 
 /// Calls `wake` whenever an attempt is handed to agents on the database at `url`, until the

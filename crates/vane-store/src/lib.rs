@@ -45,8 +45,8 @@ pub use checks::{
     NewCheckEvaluation,
 };
 pub use dispatch::{
-    AgentRecord, Claimed, DispatchRecord, DispatchState, DispatchStore, NewDispatch, offers,
-    wait_for_dispatches,
+    AgentRecord, Claimed, DispatchRecord, DispatchState, DispatchStore, LogChunk, LogChunkOf,
+    NewDispatch, offers, wait_for_dispatches,
 };
 pub use heartbeat::{
     FORGET_AFTER, HEARTBEAT_EVERY, Heartbeat, HeartbeatStore, PASS_BUCKETS, PassStats, STALE_AFTER,

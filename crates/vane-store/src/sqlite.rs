@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0020_param_changes.sql"),
     include_str!("../migrations/0021_task_stops.sql"),
     include_str!("../migrations/0022_agents.sql"),
+    include_str!("../migrations/0023_log_chunks.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

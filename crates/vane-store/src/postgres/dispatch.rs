@@ -4,7 +4,9 @@ use postgres::Row;
 use serde_json::Value;
 
 use super::{PgStore, to_u32};
-use crate::dispatch::{AgentRecord, Claimed, DispatchRecord, DispatchStore, NewDispatch};
+use crate::dispatch::{
+    AgentRecord, Claimed, DispatchRecord, DispatchStore, LogChunk, LogChunkOf, NewDispatch,
+};
 use crate::{LeaseState, Result, RunId, StoreError};
 
 /// Whether the lease `col` names is held, by the database's clock, as an SQL expression.
@@ -346,6 +348,50 @@ impl DispatchStore for PgStore {
                 ),
                 &[&id, &token, &outcome],
             )? > 0)
+        })
+    }
+
+    fn add_log_chunk(&self, id: i64, token: i64, key: &str, bytes: u64) -> Result<()> {
+        let (key, bytes) = (key.to_owned(), bytes as i64);
+        self.tx(move |c| {
+            check_fence(c, id, token)?;
+            c.execute(
+                "INSERT INTO log_chunks (run_id, task_id, attempt, dispatch_id, object_key, bytes)
+                 SELECT run_id, task_id, attempt, id, $2, $3 FROM dispatches WHERE id = $1",
+                &[&id, &key, &bytes],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_owner_log_chunk(&self, of: &LogChunkOf<'_>, key: &str, bytes: u64) -> Result<()> {
+        let (run, task, attempt) = (of.run.0, of.task.to_owned(), of.attempt as i32);
+        let (key, bytes) = (key.to_owned(), bytes as i64);
+        self.with_client(move |c| {
+            c.execute(
+                "INSERT INTO log_chunks (run_id, task_id, attempt, object_key, bytes)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&run, &task, &attempt, &key, &bytes],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn log_chunks(&self, of: &LogChunkOf<'_>, after: i64) -> Result<Vec<LogChunk>> {
+        let (run, task, attempt) = (of.run.0, of.task.to_owned(), of.attempt as i32);
+        self.with_client(move |c| {
+            Ok(c.query(
+                "SELECT id, object_key, bytes FROM log_chunks
+                 WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND id > $4 ORDER BY id",
+                &[&run, &task, &attempt, &after],
+            )?
+            .iter()
+            .map(|r| LogChunk {
+                id: r.get(0),
+                key: r.get(1),
+                bytes: r.get::<_, i64>(2) as u64,
+            })
+            .collect())
         })
     }
 }

@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0020_param_changes.sql"),
     include_str!("../../migrations/postgres/0021_task_stops.sql"),
     include_str!("../../migrations/postgres/0022_agents.sql"),
+    include_str!("../../migrations/postgres/0023_log_chunks.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new

@@ -5,7 +5,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{SqliteStore, parse_ts, ts};
-use crate::dispatch::{AgentRecord, Claimed, DispatchRecord, DispatchStore, NewDispatch, offers};
+use crate::dispatch::{
+    AgentRecord, Claimed, DispatchRecord, DispatchStore, LogChunk, LogChunkOf, NewDispatch, offers,
+};
 use crate::{LeaseState, Result, RunId, StoreError};
 
 /// The database's clock in Unix seconds, as leases keep it.
@@ -353,5 +355,49 @@ impl DispatchStore for SqliteStore {
             ))?
             .execute(params![id, token, outcome.to_string(), ts(&Utc::now())])?;
         Ok(reaped > 0)
+    }
+
+    fn add_log_chunk(&self, id: i64, token: i64, key: &str, bytes: u64) -> Result<()> {
+        let tx = self.write_tx()?;
+        self.check_dispatch_fence(id, token)?;
+        tx.prepare_cached(
+            "INSERT INTO log_chunks (run_id, task_id, attempt, dispatch_id, object_key, bytes, written_at)
+             SELECT run_id, task_id, attempt, id, ?2, ?3, ?4 FROM dispatches WHERE id = ?1",
+        )?
+        .execute(params![id, key, bytes as i64, ts(&Utc::now())])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn add_owner_log_chunk(&self, of: &LogChunkOf<'_>, key: &str, bytes: u64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO log_chunks (run_id, task_id, attempt, object_key, bytes, written_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                of.run,
+                of.task,
+                of.attempt,
+                key,
+                bytes as i64,
+                ts(&Utc::now())
+            ])?;
+        Ok(())
+    }
+
+    fn log_chunks(&self, of: &LogChunkOf<'_>, after: i64) -> Result<Vec<LogChunk>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, object_key, bytes FROM log_chunks
+             WHERE run_id = ?1 AND task_id = ?2 AND attempt = ?3 AND id > ?4 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![of.run, of.task, of.attempt, after], |r| {
+            Ok(LogChunk {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                bytes: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

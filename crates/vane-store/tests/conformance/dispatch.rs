@@ -164,3 +164,41 @@ pub(crate) fn a_cancel_ends_a_queued_attempt_and_reaches_a_running_one(db: &Db) 
         .unwrap();
     assert!(store.open_dispatches().unwrap().is_empty());
 }
+
+/// A log is its chunks in the order recorded, the owner's lines after the agent's; a chunk an
+/// agent ships after its attempt was taken from it is refused and never read.
+pub(crate) fn log_chunks_read_in_order_and_a_fenced_agents_are_refused(db: &Db) {
+    let store = db.open();
+    let run = new_run(&*store, &["a"]);
+    let id = enqueue(&*store, run, "a", &needs(&[]), 0);
+    let labels = agent(&*store, "short", &[], Duration::from_millis(400));
+    let claimed = store.claim_dispatches("short", &labels, 1).unwrap().remove(0);
+    let of = LogChunkOf {
+        run,
+        task: "a",
+        attempt: 1,
+    };
+    assert!(store.log_chunks(&of, 0).unwrap().is_empty());
+    store.add_log_chunk(id, claimed.token, "logs/k/1", 10).unwrap();
+    store.add_log_chunk(id, claimed.token, "logs/k/2", 5).unwrap();
+    let chunks = store.log_chunks(&of, 0).unwrap();
+    assert_eq!(
+        chunks.iter().map(|c| (c.key.as_str(), c.bytes)).collect::<Vec<_>>(),
+        [("logs/k/1", 10), ("logs/k/2", 5)]
+    );
+    // A follower asks only for what is new.
+    let after = store.log_chunks(&of, chunks[0].id).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].key, "logs/k/2");
+    // The agent goes quiet past its lease and is reaped: its late chunk is not part of the log.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(store.reap_dispatch(id, claimed.token, &json!({"lost": "gone"})).unwrap());
+    let late = store.add_log_chunk(id, claimed.token, "logs/k/3", 7);
+    assert!(matches!(late, Err(StoreError::Fenced { .. })), "{late:?}");
+    store.add_owner_log_chunk(&of, "logs/k/note", 20).unwrap();
+    let keys: Vec<String> = store.log_chunks(&of, 0).unwrap().into_iter().map(|c| c.key).collect();
+    assert_eq!(keys, ["logs/k/1", "logs/k/2", "logs/k/note"]);
+    // Another attempt's log is its own.
+    let other = LogChunkOf { attempt: 2, ..of };
+    assert!(store.log_chunks(&other, 0).unwrap().is_empty());
+}

@@ -80,6 +80,7 @@ on_every_backend!({
         racing_agents_claim_each_attempt_once,
         a_lost_agent_is_reaped_and_its_late_writes_refused,
         a_cancel_ends_a_queued_attempt_and_reaches_a_running_one,
+        log_chunks_read_in_order_and_a_fenced_agents_are_refused,
     }
     leases {
         a_lease_lives_while_renewed_and_never_comes_back_once_expired,
