@@ -70,6 +70,10 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
         .lease_ttl
         .unwrap_or(vane_store::DEFAULT_LEASE_TTL);
     let db = app(g).db_for_children()?;
+    // A task's log is written here and shipped to the storage the run's owner names.
+    let spool = crate::commands::absolute(&app(g).state_dir().join("agent-spool"))?;
+    std::fs::create_dir_all(&spool)
+        .with_context(|| format!("cannot create the spool folder {}", spool.display()))?;
     let exe = std::env::current_exe().context("cannot find the vane executable")?;
     let watchdog = vane_exec::Watchdog::spawn(&exe, &["agent-watchdog"])
         .context("cannot start the agent's watchdog")?;
@@ -84,6 +88,7 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
         slots,
         idle_poll: Duration::from_millis(200),
         exe,
+        spool,
         wake,
     };
     let lease = vane_engine::Lease::new(&config.host, vane_store::LeaseRole::Agent, ttl);

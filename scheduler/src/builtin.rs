@@ -72,6 +72,17 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
             },
         )?
     } else if let Some(spec) = builtin.spec::<vane_deploy::DeploySpec>() {
+        // The run's owner names its content store, which may be S3 or a folder on its host.
+        let content = match std::env::var("VANE_CONTENT_STORE") {
+            Ok(url) => vane_engine::artifacts::ContentStore {
+                objects: vane_objects::open(&url)
+                    .map_err(|e| anyhow!("cannot open the content store {url}: {e}"))?,
+                url,
+                cache: state_dir.join("artifacts-cache"),
+            },
+            Err(_) => vane_engine::artifacts::ContentStore::local(&state_dir.join("artifacts"))
+                .context("cannot open the content store")?,
+        };
         let deployed = vane_deploy::run_task(
             store,
             &vane_deploy::Job {
@@ -82,7 +93,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 render: &render,
                 metrics,
-                artifacts: state_dir.join("artifacts"),
+                content: &content,
             },
         );
         match deployed {

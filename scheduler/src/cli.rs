@@ -138,7 +138,7 @@ pub(crate) enum Command {
     /// Ctrl-C stops the run: running tasks are killed with their process groups, and the
     /// run is recorded as failed.
     Run(RunArgs),
-    /// Print the log of a task attempt.
+    /// Print the log of a task attempt, or of every task of a run.
     Logs(LogsArgs),
     /// List DAGs with their schedule, task count and last run.
     Dags(JsonFlag),
@@ -153,6 +153,9 @@ pub(crate) enum Command {
     /// Use it to check a cron expression (and its time zone and daylight-saving days) before
     /// committing it.
     Next(NextArgs),
+    /// Show a DAG's recent schedule ticks and what was decided for each (run or skipped, and
+    /// why), and what stops the next: "why didn't my 02:00 run happen?".
+    Ticks(TicksArgs),
     /// Run the scheduler daemon in the foreground: every DAG on its cron cadence.
     ///
     /// Reloads edited DAG files without a restart (a file that stops validating keeps its last
@@ -453,13 +456,14 @@ pub(crate) struct RunArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
     pub(crate) run_id: vane_store::RunId,
-    pub(crate) task: String,
+    /// The task [default: every task that ran, in the order they started, each under a header].
+    pub(crate) task: Option<String>,
     /// Attempt number [default: the latest].
-    #[arg(long)]
+    #[arg(long, requires = "task")]
     pub(crate) attempt: Option<u32>,
-    /// Keep printing what the attempt writes until it ends, like `tail -f` (from any host that
-    /// sees the state folder, whichever host runs the task).
-    #[arg(long, short = 'f')]
+    /// Keep printing what the attempt writes until it ends, like `tail -f`, from any host: a
+    /// task an agent runs ships its log to the storage as it goes.
+    #[arg(long, short = 'f', requires = "task")]
     pub(crate) follow: bool,
 }
 
@@ -513,6 +517,16 @@ pub(crate) struct NextArgs {
     /// Start after this time: YYYY-MM-DD (midnight in the DAG's time zone) or RFC 3339 [default: now].
     #[arg(long, value_name = "TIME")]
     pub(crate) after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TicksArgs {
+    pub(crate) dag_id: String,
+    /// How many of the latest ticks to show.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: usize,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

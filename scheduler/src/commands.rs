@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -33,12 +34,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(g, &args.run, args.kill_grace),
-        Command::Logs(args) => logs(g, args.run_id, &args.task, args.attempt, args.follow),
+        Command::Logs(args) => logs(g, &args),
         Command::Dags(args) => dags(g, args.json),
         Command::Runs(args) => runs(g, &args),
         Command::Show(args) => show(g, args.run_id, args.json.json),
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
+        Command::Ticks(args) => ticks(g, &args),
         Command::Scheduler(args) => scheduler(g, &args),
         Command::Serve(args) => crate::http::serve(g, &args),
         Command::Status(args) => crate::status::status(g, &args),
@@ -216,7 +218,7 @@ pub(crate) fn find_dag<'a>(
 
 pub(crate) use vane_app::host;
 
-fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
@@ -246,7 +248,15 @@ fn engine_as(
     let work = absolute(&g.work.clone().unwrap_or_else(|| state_dir.join("work")))?;
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work folder {}", work.display()))?;
-    let agents = vane_engine::remote::Agents::new(store.clone(), limits.agents_all);
+    let storage = app.storage()?;
+    let agents = vane_engine::remote::Agents::new(
+        store.clone(),
+        limits.agents_all,
+        Some(vane_engine::remote::LogStorage {
+            url: storage.logs_url.clone(),
+            objects: Arc::clone(&storage.logs),
+        }),
+    );
     Ok(Engine {
         limits,
         agents: Some(agents),
@@ -257,7 +267,7 @@ fn engine_as(
             logs: state_dir.join("logs"),
             work,
             project_root: g.root.clone(),
-            artifacts: state_dir.join("artifacts"),
+            content: storage.content_store(),
         },
         lease: vane_engine::Lease::new(&host(), role, lease_ttl),
         host: host(),
@@ -270,6 +280,7 @@ fn engine_as(
             env: vec![
                 ("VANE_DB".into(), db),
                 ("VANE_STATE_DIR".into(), state_dir.display().to_string()),
+                ("VANE_CONTENT_STORE".into(), storage.content_url.clone()),
             ],
         }),
     })
@@ -488,7 +499,7 @@ fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> 
             dag.tasks.len(),
             plural(dag.tasks.len())
         );
-        foreground(&runtime, stop, engine, spec, run_id)
+        foreground(g, &runtime, stop, engine, spec, run_id)
     })
 }
 
@@ -496,6 +507,7 @@ fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> 
 /// Prints the task table to stdout; the exit code says whether the run succeeded (0), failed
 /// (1), or was interrupted by a signal (128 + its number: 130 for Ctrl-C).
 fn foreground(
+    g: &Global,
     runtime: &tokio::runtime::Runtime,
     stop: impl std::future::Future<Output = i32>,
     engine: &Engine<'_>,
@@ -521,6 +533,7 @@ fn foreground(
         println!("run {run_id} succeeded");
         return Ok(ExitCode::SUCCESS);
     }
+    print_failed_tails(g, &detail);
     println!(
         "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
         state,
@@ -758,7 +771,7 @@ pub(crate) fn clear(g: &Global, args: &crate::cli::ClearArgs) -> Result<ExitCode
         git: detail.run.git.clone(),
         backfill: None,
     };
-    foreground(&runtime, stop, &engine, &spec, args.run_id)
+    foreground(g, &runtime, stop, &engine, &spec, args.run_id)
 }
 
 pub(crate) fn init_tracing() {
@@ -792,6 +805,48 @@ fn init_tracing_format(json: bool) {
         .try_init();
 }
 
+/// How many lines of a failed task's log `vane run` shows.
+const TAIL_LINES: usize = 10;
+
+/// The last lines of each failed task's log, so the failure is on screen without another
+/// command. A log that cannot be read is left out: the hint to `vane logs` follows anyway.
+fn print_failed_tails(g: &Global, detail: &RunDetail) {
+    let app = app(g);
+    let objects = app.storage().ok().map(|s| s.logs);
+    for t in &detail.tasks {
+        let Some(last) = t.attempts.last() else {
+            continue;
+        };
+        if t.state != vane_store::TaskState::Failed {
+            continue;
+        }
+        let Ok(store) = app.open_store() else {
+            return;
+        };
+        let mut reader =
+            vane_app::logs::LogReader::new(store, objects.clone(), detail.run.id, &t.task_id, last);
+        let Ok(text) = reader.read_new() else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = &lines[lines.len().saturating_sub(TAIL_LINES)..];
+        if shown.is_empty() {
+            continue;
+        }
+        println!(
+            "--- {} attempt {}: last {} line{} of its log ---",
+            t.task_id,
+            last.attempt,
+            shown.len(),
+            plural(shown.len())
+        );
+        for line in shown {
+            println!("{line}");
+        }
+    }
+}
+
 fn task_table(detail: &RunDetail) -> String {
     let rows: Vec<Vec<String>> = detail
         .tasks
@@ -805,10 +860,7 @@ fn task_table(detail: &RunDetail) -> String {
                 duration(last.map(|a| a.started_at), last.and_then(|a| a.ended_at)),
                 last.and_then(|a| a.exit_code)
                     .map_or_else(|| "-".into(), |c| c.to_string()),
-                t.reason
-                    .clone()
-                    .or_else(|| last.and_then(|a| a.reason.clone()))
-                    .unwrap_or_default(),
+                vane_app::runs::task_reason(t).unwrap_or_default(),
             ]
         })
         .collect();
@@ -818,40 +870,65 @@ fn task_table(detail: &RunDetail) -> String {
     )
 }
 
-fn logs(
-    g: &Global,
-    run_id: vane_store::RunId,
-    task: &str,
-    attempt: Option<u32>,
-    follow: bool,
-) -> Result<ExitCode> {
-    use std::io::{Read, Seek, Write};
+fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let app = app(g);
     let store = open_store(g)?;
-    let detail = store.run(run_id)?;
-    let chosen = vane_app::runs::find_attempt(&detail, task, attempt)?;
-    if !follow {
-        let text = std::fs::read(&chosen.log_path)
-            .with_context(|| format!("cannot read the log {}", chosen.log_path))?;
-        std::io::stdout().write_all(&text)?;
+    let detail = store.run(args.run_id)?;
+    // Without the storage a task run here still has its log; one an agent shipped says why not.
+    let objects = app.storage().ok().map(|s| s.logs);
+    let reader =
+        |task: &str, attempt: &vane_store::AttemptRecord| -> Result<vane_app::logs::LogReader> {
+            Ok(vane_app::logs::LogReader::new(
+                app.open_store()?,
+                objects.clone(),
+                args.run_id,
+                task,
+                attempt,
+            ))
+        };
+    let mut out = std::io::stdout().lock();
+    let Some(task) = &args.task else {
+        let mut latest: Vec<(&str, &vane_store::AttemptRecord)> = detail
+            .tasks
+            .iter()
+            .filter_map(|t| Some((t.task_id.as_str(), t.attempts.last()?)))
+            .collect();
+        latest.sort_by_key(|(_, a)| a.started_at);
+        if latest.is_empty() {
+            println!("run {} has no task that started yet", args.run_id);
+        }
+        for (i, (task, attempt)) in latest.into_iter().enumerate() {
+            let text = reader(task, attempt)?.read_new()?;
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(
+                out,
+                "==> {task} (attempt {}, {}) <==",
+                attempt.attempt, attempt.state
+            )?;
+            out.write_all(&text)?;
+            if !text.is_empty() && !text.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let chosen = vane_app::runs::find_attempt(&detail, task, args.attempt)?;
+    let mut log = reader(task, chosen)?;
+    if !args.follow {
+        out.write_all(&log.read_new()?)?;
         return Ok(ExitCode::SUCCESS);
     }
     // The attempt chosen now is followed to its end, even if a retry starts meanwhile.
-    let (number, path) = (chosen.attempt, chosen.log_path.clone());
-    let mut offset = 0u64;
-    let mut out = std::io::stdout().lock();
+    let number = chosen.attempt;
     loop {
         // Whether it still runs is read before the log, so nothing it wrote before ending is
         // left unread.
-        let running = vane_app::runs::find_attempt(&store.run(run_id)?, task, Some(number))?.state
-            == vane_store::AttemptState::Running;
-        // The log appears when the process starts, on whichever host runs it.
-        if let Ok(mut file) = std::fs::File::open(&path) {
-            file.seek(std::io::SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            offset += file.read_to_end(&mut chunk)? as u64;
-            out.write_all(&chunk)?;
-            out.flush()?;
-        }
+        let running = vane_app::runs::attempt_running(&*store, args.run_id, task, number);
+        out.write_all(&log.read_new()?)?;
+        out.flush()?;
         if !running {
             return Ok(ExitCode::SUCCESS);
         }
@@ -1027,6 +1104,46 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
 fn next(g: &Global, dag_id: &str, count: usize, after: Option<&str>) -> Result<ExitCode> {
     for tick in app(g).next_ticks(dag_id, count, after)? {
         println!("{tick}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ticks(g: &Global, args: &crate::cli::TicksArgs) -> Result<ExitCode> {
+    let store = open_store(g)?;
+    let history = app(g).ticks(&*store, &args.dag_id, args.limit)?;
+    if args.json.json {
+        println!("{}", serde_json::to_string_pretty(&history.json())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let zone = history.timezone;
+    let rows: Vec<Vec<String>> = history
+        .ticks
+        .iter()
+        .map(|t| {
+            let decision = match &t.decision {
+                vane_store::TickDecision::Run(run) => format!("run {run}"),
+                vane_store::TickDecision::Skipped(why) => format!("skipped: {why}"),
+            };
+            vec![
+                vane_app::dags::local(t.logical_date, zone),
+                vane_app::dags::local(t.decided_at, zone),
+                decision,
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no tick of `{}` was decided yet", history.dag_id);
+    } else {
+        print!(
+            "{}",
+            table(&["TICK (LOGICAL DATE)", "DECIDED", "DECISION"], &rows)
+        );
+    }
+    if let Some(next) = history.next {
+        println!("next tick: {}", vane_app::dags::local(next, zone));
+    }
+    for note in &history.notes {
+        println!("note: {note}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             AppError::Invalid(_) | AppError::InvalidDag { .. } | AppError::Config { .. } => 4,
             AppError::Conflict(_) => 5,
             AppError::Store(s) => store(s),
-            AppError::Io { .. } => 6,
+            AppError::Io { .. } | AppError::Storage(_) => 6,
             _ => 1,
         };
     }

@@ -412,6 +412,78 @@ runs_on = {}
     assert_eq!(ended(&p, 1, PATIENCE), "success");
 }
 
+/// With S3 as the storage, an agent that shares no disk with anyone ships its task's log there:
+/// a third host follows it live, line by line, reading only the database and S3; the line vane
+/// adds when a task times out is there too; the agent keeps nothing once shipped.
+#[test]
+fn an_agents_log_is_shipped_to_s3_and_followed_from_a_host_that_shares_no_disk() {
+    let hosts = Hosts::new(3);
+    let s3 = crate::s3::S3Server::start(hosts.bridge_ip(), "vane-e2e");
+    let p = Project::on(Backend::Postgres)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .dag(
+            "chatty",
+            r#"
+[tasks.count]
+command = 'for i in $(seq 1 60); do echo "line $i"; sleep 0.05; done'
+runs_on = {}
+
+[tasks.stuck]
+command = 'echo "started"; sleep 60'
+runs_on = {}
+timeout = "2s"
+"#,
+        );
+    p.write(
+        "vane.toml",
+        &format!(
+            "[scheduler]\nstorage = \"s3://vane-e2e/team?endpoint={}\"\n",
+            s3.endpoint
+        ),
+    );
+    let _scheduler = scheduler(&hosts, &p);
+    let mut agent = hosts.agent_on_own_disk(&p, 1, "");
+    ready(&mut agent);
+    p.vane(&["trigger", "chatty"]).success();
+    wait_for("the task to start on the agent", PATIENCE, || {
+        let state = p.sql("SELECT state FROM attempts WHERE task_id = 'count'");
+        (state.trim() == "running").then_some(())
+    });
+    let reader = |args: &[&str]| {
+        let output = p
+            .wrapped_command(&["ip", "netns", "exec", hosts.namespace(2)], args)
+            .env("VANE_DB", hosts.url_for(&p))
+            .env("VANE_STATE_DIR", crate::hosts::host_state(&p, 2))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let followed = reader(&["logs", "1", "count", "--follow"]);
+    let expected: String = (1..=60).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(followed, expected);
+    assert_eq!(ended(&p, 1, PATIENCE), "failed");
+    let stuck = reader(&["logs", "1", "stuck"]);
+    assert!(stuck.starts_with("started\n"), "{stuck}");
+    assert!(stuck.contains("timed out"), "{stuck}");
+    // Where it went: objects in the bucket below the configured prefix, in the log's order;
+    // nothing on the scheduler's disk or left in the agent's spool.
+    let keys = s3.keys("vane-e2e", "team/logs/chatty/run-1/count.1/");
+    assert!(!keys.is_empty());
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let scheduler_logs = crate::hosts::host_state(&p, 0).join("logs/chatty/run-1");
+    assert!(
+        !scheduler_logs.join("count.1.log").exists() && !scheduler_logs.join("count.1").exists(),
+        "the scheduler's disk holds the agent's log"
+    );
+    let spool = crate::hosts::host_state(&p, 1).join("agent-spool");
+    assert_eq!(fs::read_dir(&spool).map(Iterator::count).unwrap_or(0), 0);
+}
+
 /// Built-in tasks and sensors run on agents as on one host: a sensor waits there for its file,
 /// a validate task's checks and a deploy task's rollout are recorded, and the model reaches
 /// production; every attempt ran on the agent.

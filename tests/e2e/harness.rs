@@ -61,6 +61,8 @@ pub(crate) struct Project {
     root: PathBuf,
     /// The PostgreSQL database, when the project uses one.
     pg: Option<vane_store::testing::TestDb>,
+    /// Set for every vane process of the project (credentials of a storage, say).
+    env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -121,7 +123,14 @@ impl Project {
             dir,
             root,
             pg: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `name` to `value` for every vane process of the project.
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Adds (or replaces) `dags/<name>.toml`.
@@ -205,6 +214,7 @@ impl Project {
         if let Some(db) = &self.pg {
             command.env("VANE_DB", db.url());
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
     }
 
     /// Runs `vane ARGS...` to the end.

@@ -415,6 +415,32 @@ impl Hosts {
         )
     }
 
+    /// [`Hosts::agent`] with a state folder of its own (`hosts/host-I`), as on a host that
+    /// shares no disk with the scheduler: logs reach others only through the storage.
+    pub(crate) fn agent_on_own_disk(&self, p: &Project, i: usize, labels: &str) -> Daemon {
+        let url = self.url_for(p);
+        let name = format!("host-{i}");
+        let state = host_state(p, i);
+        p.daemon_via(
+            &["ip", "netns", "exec", self.namespace(i)],
+            &[
+                ("VANE_DB", &url),
+                ("VANE_HOST", &name),
+                (
+                    "VANE_STATE_DIR",
+                    state.to_str().expect("a UTF-8 temporary path"),
+                ),
+            ],
+            &["agent", "--labels", labels, "--slots", "2"],
+        )
+    }
+
+    /// The root namespace's address on the bridge, which every host reaches: where a server
+    /// the hosts share (an S3 store) listens.
+    pub(crate) fn bridge_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet.0, self.subnet.1, 1)
+    }
+
     /// Partitions host `i` from the others and the database: packets in flight and new ones
     /// are lost, and nothing tells its processes.
     pub(crate) fn cut(&self, i: usize) {

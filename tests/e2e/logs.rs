@@ -59,3 +59,59 @@ crate::harness::on_both_backends!(
     logs_hold_stdout_and_stderr_of_the_attempt,
     logs_of_unknown_things_are_clear_errors,
 );
+
+/// A task that fails says why where a person looks first: `vane run` prints the end of its log
+/// and the table names the reason it gave, not only "failed after 2 attempts"; `vane logs RUN`
+/// prints every task's log, each under a header, in the order they started.
+#[test]
+fn a_failed_task_shows_its_reason_and_the_end_of_its_log_and_logs_of_a_run_show_every_task() {
+    let p = Project::new().dag(
+        "flaky",
+        r#"
+[tasks.speak]
+command = "echo hello"
+
+[tasks.boom]
+command = 'for i in $(seq 1 15); do echo "step $i"; done; echo "disk full" > "$VANE_REASON"; exit 3'
+depends_on = ["speak"]
+retries = 1
+retry_delay = "1s"
+"#,
+    );
+    let out = p.vane(&["run", "flaky"]).code(1);
+    assert!(
+        out.stdout
+            .contains("--- boom attempt 2: last 10 lines of its log ---\nstep 6\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("step 15\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("step 5\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("disk full (failed after 2 attempts)"),
+        "{}",
+        out.stdout
+    );
+    let show = p.vane(&["show", "1"]).success();
+    assert!(
+        show.stdout.contains("disk full (failed after 2 attempts)"),
+        "{}",
+        show.stdout
+    );
+
+    let all = p.vane(&["logs", "1"]).success();
+    let speak = all
+        .stdout
+        .find("==> speak (attempt 1, success) <==\nhello\n");
+    let boom = all
+        .stdout
+        .find("==> boom (attempt 2, failed) <==\nstep 1\n");
+    assert!(
+        speak.is_some() && boom.is_some() && speak < boom,
+        "{}",
+        all.stdout
+    );
+    p.vane(&["logs", "1", "--follow"])
+        .code(2)
+        .stderr_contains("--follow");
+}

@@ -230,6 +230,20 @@ fn a_paused_dag_gets_no_scheduled_runs_until_unpaused(backend: Backend) {
         while_paused.is_empty(),
         "runs were scheduled after `vane pause` ({paused_at}): {while_paused:#?}"
     );
+    // "Why didn't it run?" has an answer: the ticks say what was decided, and why.
+    let ticks = vane(&p, &["ticks", "tick"]).success();
+    assert!(
+        ticks.stdout.contains("TICK (LOGICAL DATE)"),
+        "{}",
+        ticks.stdout
+    );
+    assert!(ticks.stdout.contains("run 1"), "{}", ticks.stdout);
+    assert!(
+        ticks.stdout.contains("note: DAG `tick` is paused"),
+        "{}",
+        ticks.stdout
+    );
+    assert!(ticks.stdout.contains("+00:00"), "{}", ticks.stdout);
 
     let unpaused_at = Utc::now();
     vane(&p, &["unpause", "tick"]).success();
@@ -240,6 +254,24 @@ fn a_paused_dag_gets_no_scheduled_runs_until_unpaused(backend: Backend) {
             .then_some(())
     });
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    let ticks: Value = serde_json::from_str(
+        &vane(&p, &["ticks", "tick", "--json", "--limit", "3"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        ticks["ticks"].as_array().map(Vec::len),
+        Some(3),
+        "{ticks:#}"
+    );
+    assert_eq!(ticks["ticks"][0]["decision"], "run", "{ticks:#}");
+    assert!(
+        ticks["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("no scheduler is running")),
+        "{ticks:#}"
+    );
 }
 
 fn sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start(backend: Backend) {
@@ -537,6 +569,13 @@ command = "true"
             );
         }
     }
+    // A person sees the same without SQL.
+    let ticks = vane(&p, &["ticks", "tick", "--limit", "100"]).success();
+    assert!(
+        ticks.stdout.contains("skipped: ") && ticks.stdout.contains("catchup"),
+        "{}",
+        ticks.stdout
+    );
 }
 
 /// `GET /metrics` from a vane on `addr`: each sample's series (name and labels) and value.

@@ -138,8 +138,15 @@ impl HttpApi {
                 let chosen = crate::runs::find_attempt(&detail, &task, attempt)?;
                 let number = chosen.attempt;
                 let mut live = follow && chosen.state == AttemptState::Running;
+                let mut reader = crate::logs::LogReader::new(
+                    app.open_store()?,
+                    app.storage().ok().map(|s| s.logs),
+                    RunId(run),
+                    &task,
+                    chosen,
+                );
                 Ok(Reply::Log(LogStream {
-                    path: chosen.log_path.clone().into(),
+                    read: Box::new(move || reader.read_new().map_err(|e| e.to_api())),
                     running: Box::new(move || {
                         if live {
                             live = crate::runs::attempt_running(&*store, RunId(run), &task, number);
@@ -338,6 +345,7 @@ impl HttpApi {
                 let schedulers = crate::reads::schedulers(&*self.store()?, 10)?;
                 json(app.status_json(&schedulers, chrono::Utc::now())?)
             }
+            Route::DagTicks { dag, limit } => json(app.ticks(&*self.store()?, &dag, limit)?.json()),
             Route::Agents => {
                 json(crate::agents::Agents::read(&*self.store()?)?.json(chrono::Utc::now()))
             }

@@ -301,3 +301,124 @@ impl App {
         )))
     }
 }
+
+/// A DAG's recent schedule ticks with what was decided for each, and what stands in the way
+/// of the next: the answer to "why didn't my 02:00 run happen?".
+#[derive(Debug)]
+pub struct TickHistory {
+    pub dag_id: String,
+    pub timezone: chrono_tz::Tz,
+    /// Newest first.
+    pub ticks: Vec<vane_store::TickRecord>,
+    /// The next tick to come; `None` without a schedule.
+    pub next: Option<DateTime<Utc>>,
+    /// The latest tick that is due now; `None` without a schedule.
+    pub due: Option<DateTime<Utc>>,
+    /// Sentences on why ticks are not being decided, if something stops them.
+    pub notes: Vec<String>,
+}
+
+/// A tick not decided this long after it was due is worth a note: a scheduler decides it on
+/// its next pass, within seconds.
+const UNDECIDED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
+impl App {
+    /// The last `limit` ticks of DAG `dag_id` and what was decided for each.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for a DAG that is not in the folder; the store cannot be read.
+    pub fn ticks(
+        &self,
+        store: &dyn Store,
+        dag_id: &str,
+        limit: usize,
+    ) -> Result<TickHistory, AppError> {
+        let overview = Overview::load(self, store)?;
+        let (dag, _) = self.find_dag(&overview.set, dag_id)?;
+        let now = overview.now;
+        let ticks = store.ticks(dag_id, limit)?;
+        let (next, due) = match &dag.schedule {
+            Some(s) => (s.next_after(now), s.previous_before(now)),
+            None => (None, None),
+        };
+        let mut notes = Vec::new();
+        if dag.schedule.is_none() {
+            notes.push(format!(
+                "DAG `{dag_id}` has no schedule: it runs only when triggered"
+            ));
+        }
+        if overview.paused(dag) {
+            notes.push(format!(
+                "DAG `{dag_id}` is paused: no tick of it runs until `vane unpause {dag_id}`"
+            ));
+        }
+        let up = store
+            .schedulers()?
+            .iter()
+            .filter(|s| s.status(now) == vane_store::SchedulerStatus::Up)
+            .count();
+        if up == 0 && dag.schedule.is_some() {
+            notes.push(
+                "no scheduler is running on this database: ticks are decided by `vane scheduler` (`vane status` shows the schedulers)".to_owned(),
+            );
+        }
+        let decided = |t: DateTime<Utc>| ticks.iter().any(|r| r.logical_date == t);
+        if let Some(due) = due
+            && now - due > UNDECIDED_AFTER
+            && !decided(due)
+            && ticks.first().is_none_or(|r| r.logical_date < due)
+        {
+            notes.push(format!(
+                "the tick of {} is due and no scheduler decided it yet",
+                local(due, dag.timezone)
+            ));
+        }
+        Ok(TickHistory {
+            dag_id: dag_id.to_owned(),
+            timezone: dag.timezone,
+            ticks,
+            next,
+            due,
+            notes,
+        })
+    }
+}
+
+/// A time in a DAG's zone with its offset, to the second: `2026-03-29 03:00:00 +02:00`.
+#[must_use]
+pub fn local(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+impl TickHistory {
+    /// As `vane ticks --json` and `GET /api/dags/{id}/ticks` give it: times in RFC 3339 in
+    /// the DAG's time zone.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        let at = |t: DateTime<Utc>| {
+            t.with_timezone(&self.timezone)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        };
+        json!({
+            "dag_id": self.dag_id,
+            "timezone": self.timezone.name(),
+            "next": self.next.map(at),
+            "notes": self.notes,
+            "ticks": self.ticks.iter().map(|t| {
+                let (decision, run, reason) = match &t.decision {
+                    vane_store::TickDecision::Run(run) => ("run", Some(run.0), None),
+                    vane_store::TickDecision::Skipped(why) => ("skipped", None, Some(why.as_str())),
+                };
+                json!({
+                    "logical_date": at(t.logical_date),
+                    "decided_at": at(t.decided_at),
+                    "decision": decision,
+                    "run_id": run,
+                    "reason": reason,
+                })
+            }).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -47,6 +47,10 @@ pub enum AppError {
     /// A command vane ran for the caller failed (a model's rollback command).
     #[error("{0}")]
     CommandFailed(String),
+    /// The storage of logs and the content store (S3, a shared folder) cannot be opened,
+    /// read or written.
+    #[error("{0}")]
+    Storage(String),
 }
 
 impl From<vane_engine::EngineError> for AppError {
@@ -93,9 +97,11 @@ impl AppError {
             Self::NotFound(_) => ApiError::NotFound(message),
             Self::Conflict(_) => ApiError::Conflict(message),
             Self::Invalid(_) | Self::InvalidDag { .. } => ApiError::BadRequest(message),
-            Self::Config { .. } | Self::Io { .. } | Self::CommandFailed(_) | Self::Alerts(_) => {
-                ApiError::Internal(message)
-            }
+            Self::Config { .. }
+            | Self::Io { .. }
+            | Self::CommandFailed(_)
+            | Self::Alerts(_)
+            | Self::Storage(_) => ApiError::Internal(message),
             Self::Store(e) => match e {
                 StoreError::NotFound(_) => ApiError::NotFound(message),
                 StoreError::RunExists { .. }

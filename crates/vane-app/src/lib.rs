@@ -28,6 +28,7 @@ pub mod backfills;
 pub mod dags;
 mod error;
 pub mod lineage;
+pub mod logs;
 pub mod models;
 pub mod reads;
 pub mod runs;

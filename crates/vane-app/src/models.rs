@@ -422,7 +422,7 @@ pub fn plan_rollback(
         target,
         current,
         again,
-        path: vane_deploy::model_path(target_version),
+        path: vane_deploy::model_path(&app.storage()?.content_store(), target_version),
         command,
     })
 }

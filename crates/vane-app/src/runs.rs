@@ -258,6 +258,23 @@ pub fn find_attempt<'a>(
     Ok(chosen)
 }
 
+/// Why a task is where it is, for a person: what its last attempt said first (the check or
+/// gate that failed, from `$VANE_REASON`, or how the process ended), then how the run went on
+/// from there ("failed after 3 attempts"), so "failed after 3 attempts" never hides why.
+#[must_use]
+pub fn task_reason(t: &vane_store::TaskRecord) -> Option<String> {
+    let attempt = t
+        .attempts
+        .last()
+        .filter(|a| a.state != AttemptState::Running)
+        .and_then(|a| a.reason.clone());
+    match (attempt, t.reason.clone()) {
+        (Some(a), Some(t)) if a != t => Some(format!("{a} ({t})")),
+        (Some(a), _) => Some(a),
+        (None, t) => t,
+    }
+}
+
 /// Whether an attempt still runs; a database hiccup answers no, so a follower stops rather
 /// than hangs.
 #[must_use]

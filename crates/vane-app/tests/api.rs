@@ -54,7 +54,8 @@ fn app(root: &Path) -> App {
                 logs: state.join("logs"),
                 work: state.join("work"),
                 project_root: state.clone(),
-                artifacts: state.join("artifacts"),
+                content: vane_engine::artifacts::ContentStore::local(&state.join("artifacts"))
+                    .unwrap(),
             },
             host: vane_app::host(),
             kill_grace,
@@ -352,4 +353,68 @@ fn status_names_the_database_and_metrics_count_the_runs() {
     assert_eq!(status, 200, "{runs}");
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["trigger"], "manual");
+}
+
+/// The ticks route answers "why didn't it run?" in the DAG's own time zone: each decision,
+/// the next tick, and that nothing decides ticks while no scheduler runs.
+#[test]
+fn ticks_show_each_decision_in_the_dags_zone_and_why_none_are_decided() {
+    let p = project();
+    std::fs::write(
+        p.dir.path().join("dags/nightly.toml"),
+        "[dag]\nschedule = \"0 2 * * *\"\ntimezone = \"Europe/Berlin\"\n\n[tasks.a]\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let store = vane_store::SqliteStore::open(&p.dir.path().join("vane.db")).unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    store
+        .record_ticks(
+            "nightly",
+            &[
+                (
+                    at("2026-03-28T01:00:00Z"),
+                    vane_store::TickDecision::Skipped("overlap: run 3 still runs".into()),
+                ),
+                (
+                    at("2026-03-30T00:00:00Z"),
+                    vane_store::TickDecision::Skipped("paused".into()),
+                ),
+            ],
+        )
+        .unwrap();
+    let route = Route::DagTicks {
+        dag: "nightly".into(),
+        limit: 10,
+    };
+    let (status, body) = call(&p.api, route, Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["timezone"], "Europe/Berlin");
+    // Newest first; winter time before the change, summer time after, as the schedule reads.
+    assert_eq!(
+        body["ticks"][0]["logical_date"],
+        "2026-03-30T02:00:00+02:00"
+    );
+    assert_eq!(
+        body["ticks"][1]["logical_date"],
+        "2026-03-28T02:00:00+01:00"
+    );
+    assert_eq!(body["ticks"][1]["decision"], "skipped");
+    assert_eq!(body["ticks"][1]["reason"], "overlap: run 3 still runs");
+    assert!(
+        body["next"].as_str().unwrap().ends_with("T02:00:00+01:00"),
+        "{body}"
+    );
+    assert!(
+        body["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("no scheduler is running")),
+        "{body}"
+    );
+    let unknown = Route::DagTicks {
+        dag: "nope".into(),
+        limit: 10,
+    };
+    assert_eq!(call(&p.api, unknown, Value::Null).0, 404);
 }

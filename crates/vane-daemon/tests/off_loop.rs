@@ -56,7 +56,7 @@ outputs = {{ export = "{{{{ work }}}}/export-{{{{ ds }}}}.txt" }}
             logs: root.join("logs"),
             work: root.join("work"),
             project_root: root.clone(),
-            artifacts: root.join("artifacts"),
+            content: vane_engine::artifacts::ContentStore::local(&root.join("artifacts")).unwrap(),
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),

@@ -128,7 +128,8 @@ impl Harness {
                 logs: root.join("logs"),
                 work: root.join("work"),
                 project_root: root.to_path_buf(),
-                artifacts: root.join("artifacts"),
+                content: vane_engine::artifacts::ContentStore::local(&root.join("artifacts"))
+                    .unwrap(),
             },
             host: "test-host".into(),
             kill_grace: Duration::from_secs(1),

@@ -99,6 +99,9 @@ pub struct SchedulerConfig {
     /// any agent, as if it had `runs_on = {}`; `false` (the default, `"local"`) runs those
     /// tasks on the scheduler's own host.
     pub agents_all: bool,
+    /// `[scheduler] storage`: where shipped logs and the content store live, as a URL
+    /// (`s3://…`) or an absolute folder; `None` for the state folder.
+    pub storage: Option<String>,
 }
 
 /// Parses and checks a scheduler config file, with `registry` reading its sections such as
@@ -141,6 +144,28 @@ pub fn parse_config_in(
                 let keys = cx.table(value, &[spec::SCHEDULER], "[scheduler]");
                 config.max_active_tasks = keys.int("max_active_tasks").map(|n| n as usize);
                 config.agents_all = keys.str("agents") == Some("all");
+                if let (Some(entry), Some(url)) = (keys.get("storage"), keys.str("storage")) {
+                    let bucket = url
+                        .strip_prefix("s3://")
+                        .map(|rest| rest.split(['/', '?']).next().unwrap_or_default().to_owned());
+                    let folder = url.strip_prefix("file://").unwrap_or(url);
+                    match bucket {
+                        Some(b) if b.is_empty() => cx.error(
+                            "storage names no bucket",
+                            entry.span.clone(),
+                            "write s3://BUCKET/optional/prefix",
+                        ),
+                        Some(_) => config.storage = Some(url.to_owned()),
+                        None if std::path::Path::new(folder).is_absolute() => {
+                            config.storage = Some(url.to_owned());
+                        }
+                        None => cx.error(
+                            "storage must be an S3 URL or an absolute folder",
+                            entry.span.clone(),
+                            "write s3://bucket/prefix, or a folder every host mounts at the same path, e.g. /srv/vane",
+                        ),
+                    }
+                }
                 if let Some(entry) = keys.get("lease_ttl") {
                     match keys.dur("lease_ttl") {
                         // Renewed every third of it: below 3 s one slow round trip loses it.

@@ -402,6 +402,11 @@ pub(crate) const SCHEDULER: &[Field] = &[
         ),
         "local",
     ),
+    field(
+        "storage",
+        Ty::Str,
+        "Where the logs agents ship and the content store (artifacts, cache, model versions) are kept, for every host: `s3://bucket/prefix` (settings as `?endpoint=http://minio:9000&region=eu-west-1`, credentials from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) or an absolute folder every host mounts. Default: the state folder.",
+    ),
 ];
 
 /// Top-level tables of a DAG file, besides the registered [`crate::Section`]s.

@@ -38,8 +38,8 @@ pub struct Job<'a> {
     pub render: &'a dyn Fn(&Template) -> String,
     /// `$VANE_METRICS` of the attempt.
     pub metrics: Option<PathBuf>,
-    /// The content store folder, where model versions are kept for rollbacks.
-    pub artifacts: PathBuf,
+    /// The content store, where model versions are kept for rollbacks.
+    pub content: &'a artifacts::ContentStore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,15 +72,21 @@ pub fn num(x: f64) -> String {
     }
 }
 
-/// Where the content of a registered version can be read: its copy in the content store, or
-/// where it was first seen.
-pub fn model_path(version: &ModelVersion) -> PathBuf {
-    version
-        .stored
-        .as_deref()
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(&version.path))
+/// Where the content of a registered version can be read on this host: its copy in the
+/// content store (fetched when the store is remote), or where it was first seen.
+pub fn model_path(content: &artifacts::ContentStore, version: &ModelVersion) -> PathBuf {
+    match content.fetch(version.stored.as_deref(), &version.hash) {
+        Ok(Some(path)) => path,
+        Ok(None) => PathBuf::from(&version.path),
+        Err(e) => {
+            // Said where a person reads it: the task's log, or the terminal of `vane rollback`.
+            eprintln!(
+                "vane: cannot fetch {} v{} from the content store {} ({e}); using {}",
+                version.model, version.version, content.url, version.path
+            );
+            PathBuf::from(&version.path)
+        }
+    }
 }
 
 /// Runs `command` with `sh -c` as a child of this process (so it shares the task's process
@@ -179,7 +185,7 @@ impl Rollout<'_, '_> {
         let slug = step.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
         let metrics = match &self.job.metrics {
             Some(path) => path.with_extension(format!("{slug}.metrics")),
-            None => self.job.artifacts.with_file_name(format!(
+            None => self.job.content.cache.with_file_name(format!(
                 "deploy-{}-{}-{}.{slug}.metrics",
                 self.job.run, self.job.task_id, self.job.attempt
             )),
@@ -244,7 +250,7 @@ impl Rollout<'_, '_> {
             self.production_eval = here;
             return Ok(());
         }
-        let path = model_path(&prod);
+        let path = model_path(self.job.content, &prod);
         if path.exists() {
             println!(
                 "vane: evaluating production {} v{} on the same eval data",
@@ -493,7 +499,7 @@ impl Rollout<'_, '_> {
         let (target, path, version) = match &restore {
             Some(p) => (
                 format!("{} v{}", self.model(), p.version),
-                Some(model_path(p)),
+                Some(model_path(self.job.content, p)),
                 p.version,
             ),
             None => match &spec.fallback {
@@ -794,14 +800,13 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
             candidate.display()
         ))
     })?;
-    let stored = artifacts::store_copy(&job.artifacts, &candidate, &content.hash).map_err(|e| {
+    let stored = job.content.keep(&candidate, &content).map_err(|e| {
         Error::Rollout(format!(
             "cannot copy the candidate into the content store {}: {e}",
-            job.artifacts.display()
+            job.content.url
         ))
     })?;
     let path = candidate.display().to_string();
-    let stored = stored.display().to_string();
     let version = store.register_model_version(&NewModelVersion {
         model: &spec.model,
         hash: &content.hash,

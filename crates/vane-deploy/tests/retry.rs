@@ -116,7 +116,7 @@ fn attempt_2(store: &SqliteStore, run: RunId, dag: &vane_dag::Dag, dir: &Path) -
             spec,
             render: &render,
             metrics: Some(dir.join("rollout.2.metrics")),
-            artifacts: dir.join("artifacts"),
+            content: &vane_engine::artifacts::ContentStore::local(&dir.join("artifacts")).unwrap(),
         },
     )
     .unwrap()

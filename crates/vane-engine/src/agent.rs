@@ -24,6 +24,7 @@ use vane_store::{Claimed, StoreError, StoreThreads};
 
 use crate::EngineError;
 use crate::remote::{job_from_json, outcome_to_json};
+use crate::shipping::{Shipment, Shipper};
 
 /// What an agent offers and how it behaves.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct AgentConfig {
     pub idle_poll: Duration,
     /// The `vane` binary that runs built-in tasks (validate, deploy) here.
     pub exe: PathBuf,
+    /// Where a task's log is written on this host before it is shipped to the storage.
+    pub spool: PathBuf,
     /// Woken when work may be waiting (PostgreSQL's `NOTIFY`): claim now rather than at the
     /// next poll.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
@@ -70,6 +73,15 @@ pub trait AgentLink: Send + Sync {
         id: i64,
         token: i64,
         outcome: Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A chunk of a claimed attempt's log is in the storage at `key`: it is part of the log
+    /// from now on.
+    fn log_chunk(
+        &self,
+        id: i64,
+        token: i64,
+        key: String,
+        bytes: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Of `held`, the attempts to kill: cancelled by their owner, or no longer this agent's.
     fn to_kill(
@@ -126,6 +138,18 @@ impl AgentLink for StoreLink {
             .await
     }
 
+    async fn log_chunk(
+        &self,
+        id: i64,
+        token: i64,
+        key: String,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .call(move |s| s.add_log_chunk(id, token, &key, bytes))
+            .await
+    }
+
     async fn to_kill(&self, lease: &str, held: Vec<(i64, i64)>) -> Result<Vec<i64>, StoreError> {
         let lease = lease.to_owned();
         self.0
@@ -143,6 +167,11 @@ struct Running {
     killed_because: Option<String>,
     /// Recording its start; its end is reported after, never before.
     started: Option<tokio::task::JoinHandle<()>>,
+    /// Shipping its log; its end is reported once the whole log is shipped.
+    shipper: Option<Shipper>,
+    /// Files the task writes for vane (`$VANE_METRICS`, ...) pointed at this host's spool,
+    /// handed back with the outcome: by variable, the file.
+    handed_back: Vec<(String, PathBuf)>,
 }
 
 /// The kill switches of the attempts running here, by dispatch id.
@@ -242,6 +271,9 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
                     if let Some(started) = r.started.take() {
                         let _ = started.await;
                     }
+                    if let Some(shipper) = r.shipper.take() {
+                        shipper.finish().await;
+                    }
                     report(&link, id, &r, &outcome).await;
                 });
                 wait = Duration::ZERO;
@@ -323,6 +355,40 @@ async fn start<L: AgentLink + Clone + 'static>(
             vane_dag::shell_quote(&config.exe.display().to_string())
         );
     }
+    // The log goes to the storage every host reads, through a spool file here.
+    let mut handed_back = Vec::new();
+    let shipping = match (
+        claim.job["log_storage"].as_str(),
+        claim.job["log_key"].as_str(),
+    ) {
+        (Some(url), Some(prefix)) => match vane_objects::open(url) {
+            Ok(objects) => {
+                job.log_path = config.spool.join(format!("{id}.log"));
+                for (name, value) in &mut job.env {
+                    if crate::remote::HANDED_BACK.contains(&name.as_str()) {
+                        let file = config.spool.join(format!("{id}.{}", name.to_lowercase()));
+                        let _ = std::fs::remove_file(&file);
+                        *value = file.display().to_string();
+                        handed_back.push((name.clone(), file));
+                    }
+                }
+                Some((objects, prefix.to_owned()))
+            }
+            Err(e) => {
+                let lost = Outcome::Lost {
+                    error: format!(
+                        "the agent on {} cannot open the log storage {url}: {e}",
+                        config.host
+                    ),
+                };
+                let _ = link.finished(id, token, outcome_to_json(&lost)).await;
+                return;
+            }
+        },
+        // From a scheduler that ships no logs: the log path is shared storage itself.
+        _ => None,
+    };
+    let job_log = job.log_path.clone();
     let launched = match executor.launch(job) {
         Ok(launched) => launched,
         Err(e) => {
@@ -345,6 +411,17 @@ async fn start<L: AgentLink + Clone + 'static>(
         pgid: launched.pid,
         killed_because: None,
         started: None,
+        handed_back,
+        shipper: shipping.map(|(objects, prefix)| {
+            Shipper::start(Shipment {
+                link: link.clone(),
+                objects,
+                spool: job_log.clone(),
+                prefix,
+                id,
+                token,
+            })
+        }),
     };
     // Recorded on a task of its own: a database that hangs must not hold up this loop, which
     // also ends and kills attempts.
@@ -380,7 +457,24 @@ async fn start<L: AgentLink + Clone + 'static>(
 /// Reports how an attempt ended, trying again while the database is unreachable, for as long
 /// as the report can still count.
 async fn report<L: AgentLink>(link: &L, id: i64, r: &Running, outcome: &Outcome) {
-    let value = outcome_to_json(outcome);
+    let mut value = outcome_to_json(outcome);
+    let mut files = serde_json::Map::new();
+    for (name, path) in &r.handed_back {
+        let mut text = String::new();
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(f, crate::remote::HANDED_BACK_MAX),
+                &mut text,
+            )
+        });
+        let _ = std::fs::remove_file(path);
+        if read.is_ok() {
+            files.insert(name.clone(), Value::String(text));
+        }
+    }
+    if !files.is_empty() {
+        value["files"] = Value::Object(files);
+    }
     // Long enough to outlast a partition that cost the agent its lease, so that the refusal
     // is heard and logged when it heals.
     for attempt in 0..REPORT_TRIES {

@@ -3,11 +3,14 @@
 //! A file's hash is the SHA-256 of its bytes. A folder's is the SHA-256 over its files in
 //! sorted order of their relative paths, each as `path NUL hash NL`, so renaming a file inside
 //! changes the hash while the folder's own location and timestamps do not.
-//! The content store keeps one copy per hash at `<store>/sha256/<first 2 hex>/<hash>`.
+//! The content store keeps one copy per hash at `sha256/<first 2 hex>/<hash>` in the storage.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vane_objects::Objects;
 
 use sha2::{Digest, Sha256};
 use vane_store::ArtifactKind;
@@ -87,12 +90,195 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
     })
 }
 
-/// Where the content store keeps the copy of content `hash`.
-pub fn stored_path(store: &Path, hash: &str) -> PathBuf {
-    store
-        .join("sha256")
-        .join(hash.get(..2).unwrap_or(hash))
-        .join(hash)
+/// The content store: one copy of every artifact and model version, by hash, in the storage
+/// (`[scheduler] storage`: S3 or a folder), so a cache hit, a rollback or another scheduler
+/// finds it from any host. A file is the object `sha256/<first 2 hex>/<hash>`; a folder is
+/// the objects below that key, then a marker object `<key>.tree` written last, so a folder
+/// half-copied by a crash never counts as kept.
+#[derive(Clone)]
+pub struct ContentStore {
+    /// Where it is, as [`vane_objects::open`] reads it: an absolute folder or `s3://…`.
+    pub url: String,
+    pub objects: Arc<dyn Objects>,
+    /// Where copies fetched from a remote store are kept on this host (a model a rollback
+    /// hands to its command as a path).
+    pub cache: PathBuf,
+}
+
+impl std::fmt::Debug for ContentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+fn content_key(hash: &str) -> String {
+    format!("sha256/{}/{hash}", hash.get(..2).unwrap_or(hash))
+}
+
+fn storage_error(e: vane_objects::ObjectError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl ContentStore {
+    /// The content store in folder `dir` (and its fetched copies beside it).
+    ///
+    /// # Errors
+    /// The folder cannot be opened.
+    pub fn local(dir: &Path) -> io::Result<Self> {
+        let url = std::path::absolute(dir)?.display().to_string();
+        Ok(Self {
+            objects: vane_objects::open(&url).map_err(storage_error)?,
+            cache: dir.with_file_name("artifacts-cache"),
+            url,
+        })
+    }
+
+    /// Whether the store is a folder on this host; then a kept copy's location is its path.
+    fn local_dir(&self) -> Option<PathBuf> {
+        let path = self.url.strip_prefix("file://").unwrap_or(&self.url);
+        Path::new(path).is_absolute().then(|| PathBuf::from(path))
+    }
+
+    /// Where the copy of `hash` is, as recorded: its path for a folder store, its URL
+    /// otherwise.
+    #[must_use]
+    pub fn location(&self, hash: &str) -> String {
+        let key = content_key(hash);
+        match self.local_dir() {
+            Some(dir) => dir.join(key).display().to_string(),
+            None => {
+                let (base, query) = self
+                    .url
+                    .split_once('?')
+                    .map_or((self.url.as_str(), None), |(b, q)| (b, Some(q)));
+                let joined = format!("{}/{key}", base.trim_end_matches('/'));
+                query.map_or(joined.clone(), |q| format!("{joined}?{q}"))
+            }
+        }
+    }
+
+    /// Keeps a copy of `path` (hashed as `hashed`), once per hash; returns its location.
+    ///
+    /// # Errors
+    /// The copy cannot be written.
+    pub fn keep(&self, path: &Path, hashed: &Hashed) -> io::Result<String> {
+        let key = content_key(&hashed.hash);
+        match hashed.kind {
+            ArtifactKind::File => {
+                if !self.objects.exists(&key).map_err(storage_error)? {
+                    self.objects.put_file(&key, path).map_err(storage_error)?;
+                }
+            }
+            ArtifactKind::Dir => {
+                let marker = format!("{key}.tree");
+                if !self.objects.exists(&marker).map_err(storage_error)? {
+                    vane_objects::put_tree(&*self.objects, &key, path).map_err(storage_error)?;
+                    self.objects.put(&marker, b"").map_err(storage_error)?;
+                }
+            }
+        }
+        Ok(self.location(&hashed.hash))
+    }
+
+    /// Puts the copy of `hash` (of kind `kind`) back at `path`, replacing what is there.
+    /// `stored` is where it was recorded; a copy in a folder that still exists is read from
+    /// there (the store moved since), otherwise from this store.
+    ///
+    /// # Errors
+    /// The copy is gone or `path` cannot be written.
+    pub fn restore(
+        &self,
+        stored: Option<&str>,
+        hash: &str,
+        kind: ArtifactKind,
+        path: &Path,
+    ) -> io::Result<()> {
+        if let Some(old) = stored
+            .map(Path::new)
+            .filter(|p| p.is_absolute() && p.exists())
+        {
+            return restore_copy(old, path);
+        }
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let key = content_key(hash);
+        let gone = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the stored copy {} is gone", self.location(hash)),
+            )
+        };
+        match kind {
+            ArtifactKind::File => {
+                remove(path)?;
+                if !self
+                    .objects
+                    .get_to_file(&key, path)
+                    .map_err(storage_error)?
+                {
+                    return Err(gone());
+                }
+            }
+            ArtifactKind::Dir => {
+                if !self
+                    .objects
+                    .exists(&format!("{key}.tree"))
+                    .map_err(storage_error)?
+                {
+                    return Err(gone());
+                }
+                remove(path)?;
+                vane_objects::get_tree(&*self.objects, &key, path).map_err(storage_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A path on this host holding the copy of `hash`: the recorded one when it exists (a
+    /// folder store), else a copy fetched into [`ContentStore::cache`]; `None` when the
+    /// store has no such copy.
+    ///
+    /// # Errors
+    /// The store or the cache cannot be read or written.
+    pub fn fetch(&self, stored: Option<&str>, hash: &str) -> io::Result<Option<PathBuf>> {
+        if let Some(local) = stored
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.exists())
+        {
+            return Ok(Some(local));
+        }
+        let key = content_key(hash);
+        if let Some(dir) = self.local_dir() {
+            let kept = dir.join(&key).is_file() || dir.join(format!("{key}.tree")).exists();
+            return Ok(kept.then(|| dir.join(key)));
+        }
+        let kind = if self.objects.exists(&key).map_err(storage_error)? {
+            ArtifactKind::File
+        } else if self
+            .objects
+            .exists(&format!("{key}.tree"))
+            .map_err(storage_error)?
+        {
+            ArtifactKind::Dir
+        } else {
+            return Ok(None);
+        };
+        let target = self.cache.join(&key);
+        if target.exists() {
+            return Ok(Some(target));
+        }
+        // Fetched beside the target and renamed into place, so a crash never leaves a
+        // half-written copy under the final name.
+        let partial = target.with_extension(format!("{}.partial", std::process::id()));
+        let fetched = self
+            .restore(None, hash, kind, &partial)
+            .and_then(|()| fs::rename(&partial, &target));
+        if fetched.is_err() {
+            let _ = remove(&partial);
+        }
+        fetched.map(|()| Some(target))
+    }
 }
 
 /// Copies a file or folder (recursively) to `to`, which must not exist.
@@ -112,33 +298,6 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Keeps a copy of `path` (hashed as `hash`) in the content store, once per hash; returns where.
-///
-/// # Errors
-/// Fails when the copy cannot be written.
-pub fn store_copy(store: &Path, path: &Path, hash: &str) -> io::Result<PathBuf> {
-    let target = stored_path(store, hash);
-    if target.exists() {
-        return Ok(target);
-    }
-    let parent = target.parent().unwrap_or(store);
-    fs::create_dir_all(parent)?;
-    // Copied beside the target and renamed into place, so a crash or a concurrent run never
-    // leaves a half-written copy under the final name.
-    let partial = parent.join(format!(".{hash}.{}.partial", std::process::id()));
-    let _ = remove(&partial);
-    copy_tree(path, &partial)?;
-    match fs::rename(&partial, &target) {
-        Ok(()) => Ok(target),
-        // Another process stored the same content first: theirs is as good as ours.
-        Err(_) if target.exists() => {
-            let _ = remove(&partial);
-            Ok(target)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 fn remove(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
@@ -148,17 +307,8 @@ fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Puts a stored copy back at `path`, replacing what is there.
-///
-/// # Errors
-/// Fails when the copy is gone or `path` cannot be written.
-pub fn restore(stored: &Path, path: &Path) -> io::Result<()> {
-    if !stored.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("the stored copy {} is gone", stored.display()),
-        ));
-    }
+/// Puts a copy kept in a folder back at `path`, replacing what is there.
+fn restore_copy(stored: &Path, path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -230,17 +380,44 @@ mod tests {
     }
 
     #[test]
-    fn stored_folders_restore_exactly() {
+    fn kept_files_and_folders_restore_exactly_and_a_half_kept_folder_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::local(&dir.path().join("store")).unwrap();
         let src = dir.path().join("model");
         fs::create_dir_all(src.join("w")).unwrap();
         fs::write(src.join("w/weights.bin"), "123").unwrap();
-        let hashed = hash_path(&src).unwrap();
-        let store = dir.path().join("store");
-        let kept = store_copy(&store, &src, &hashed.hash).unwrap();
-        assert_eq!(kept, stored_path(&store, &hashed.hash));
+        let folder = hash_path(&src).unwrap();
+        let kept = store.keep(&src, &folder).unwrap();
+        assert_eq!(kept, store.location(&folder.hash));
+        assert!(Path::new(&kept).join("w/weights.bin").exists());
         fs::remove_dir_all(&src).unwrap();
-        restore(&kept, &src).unwrap();
-        assert_eq!(hash_path(&src).unwrap(), hashed);
+        // Recorded elsewhere (the store moved): read from the store by hash.
+        store
+            .restore(
+                Some("/gone/elsewhere"),
+                &folder.hash,
+                ArtifactKind::Dir,
+                &src,
+            )
+            .unwrap();
+        assert_eq!(hash_path(&src).unwrap(), folder);
+
+        let file = dir.path().join("metrics.json");
+        fs::write(&file, "{}").unwrap();
+        let hashed = hash_path(&file).unwrap();
+        store.keep(&file, &hashed).unwrap();
+        fs::write(&file, "changed").unwrap();
+        store
+            .restore(None, &hashed.hash, ArtifactKind::File, &file)
+            .unwrap();
+        assert_eq!(fs::read_to_string(&file).unwrap(), "{}");
+        let fetched = store.fetch(None, &hashed.hash).unwrap();
+        assert_eq!(fs::read_to_string(fetched.unwrap()).unwrap(), "{}");
+
+        // A folder whose copy a crash cut short has no marker: it was never kept.
+        fs::remove_file(format!("{kept}.tree")).unwrap();
+        let missing = store.restore(None, &folder.hash, ArtifactKind::Dir, &src);
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(store.fetch(None, &folder.hash).unwrap(), None);
     }
 }

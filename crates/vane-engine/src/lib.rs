@@ -32,6 +32,7 @@ pub mod metrics;
 mod offload;
 pub mod remote;
 mod runner;
+pub mod shipping;
 
 pub use adopt::{abandon_changes, adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, Mark, clear_changes, mark_changes, owner_alive};

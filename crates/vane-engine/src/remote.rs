@@ -32,6 +32,16 @@ pub struct Placement {
     /// The command is vane's own `exec-builtin` (validate, deploy): each agent starts it with
     /// its own `vane` binary, wherever that is installed.
     pub builtin: bool,
+    /// Where the attempt's log chunks go in the log storage.
+    pub log_key: String,
+}
+
+/// Where agents ship task logs, and the run's owner adds its own lines to them.
+#[derive(Clone)]
+pub struct LogStorage {
+    /// As agents open it ([`vane_objects::open`]).
+    pub url: String,
+    pub objects: Arc<dyn vane_objects::Objects>,
 }
 
 /// How often the owner reads the attempts it handed out, all of them in one query.
@@ -46,6 +56,8 @@ pub struct Agents {
     store: StoreThreads,
     /// `[scheduler] agents = "all"`: tasks without `runs_on` go to any agent too.
     pub all: bool,
+    /// Where agents ship logs; `None` leaves the log where the job says (a shared folder).
+    logs: Option<LogStorage>,
     watched: Arc<Watched>,
 }
 
@@ -65,12 +77,57 @@ impl std::fmt::Debug for Agents {
 
 impl Agents {
     #[must_use]
-    pub fn new(store: StoreThreads, all: bool) -> Self {
+    pub fn new(store: StoreThreads, all: bool, logs: Option<LogStorage>) -> Self {
         Self {
             store,
             all,
+            logs,
             watched: Arc::default(),
         }
+    }
+
+    /// Adds a line of the run's owner (why an attempt timed out, why its outcome could not be
+    /// recorded) to the log of an attempt agents run, after what its process wrote; `false`
+    /// when logs are not shipped and the line belongs in the log file.
+    pub fn note(&self, run: RunId, task: &str, attempt: u32, log_key: &str, text: &str) -> bool {
+        let Some(logs) = self.logs.clone() else {
+            return false;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let store = self.store.clone();
+        let (task, text) = (task.to_owned(), text.to_owned());
+        // A key of its own, never one an agent uses: agents' keys start with their dispatch id.
+        let key = format!(
+            "{log_key}/note-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        runtime.spawn(async move {
+            let (objects, put_key, body) = (Arc::clone(&logs.objects), key.clone(), text.clone());
+            let put = tokio::task::spawn_blocking(move || objects.put(&put_key, body.as_bytes())).await;
+            let recorded = match put {
+                Ok(Ok(())) => {
+                    let bytes = text.len() as u64;
+                    store
+                        .call(move |s| {
+                            s.add_owner_log_chunk(
+                                &vane_store::LogChunkOf { run, task: &task, attempt },
+                                &key,
+                                bytes,
+                            )
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = recorded {
+                warn!(run_id = run.0, %e, line = %text.trim_end(), "Cannot add a line to an agent's task log.");
+            }
+        });
+        true
     }
 
     /// What a task needs of an agent, or `None` when it runs on this host.
@@ -100,9 +157,9 @@ impl Agents {
             runtime.spawn(poll(self.store.clone(), Arc::downgrade(&self.watched)));
         }
         let (store, watched) = (self.store.clone(), Arc::clone(&self.watched));
-        let switch = kill.clone();
+        let (switch, logs) = (kill.clone(), self.logs.clone());
         runtime.spawn(async move {
-            let outcome = follow(&store, &watched, &job, &placement, &switch).await;
+            let outcome = follow(&store, logs.as_ref(), &watched, &job, &placement, &switch).await;
             let _ = report.send(outcome);
         });
         Ok(Launched {
@@ -154,6 +211,7 @@ async fn poll(store: StoreThreads, watched: Weak<Watched>) {
 
 async fn follow(
     store: &StoreThreads,
+    logs: Option<&LogStorage>,
     watched: &Watched,
     job: &Job,
     placement: &Placement,
@@ -161,6 +219,10 @@ async fn follow(
 ) -> Outcome {
     let mut described = job_to_json(job);
     described["builtin"] = placement.builtin.into();
+    if let Some(logs) = logs {
+        described["log_storage"] = logs.url.clone().into();
+        described["log_key"] = placement.log_key.clone().into();
+    }
     let p = placement.clone();
     let id = match store
         .call(move |s| {
@@ -240,6 +302,9 @@ async fn until_over(
         };
         match seen.state {
             DispatchState::Done => {
+                if let Some(outcome) = &seen.outcome {
+                    put_back_files(job, outcome);
+                }
                 return seen.outcome.as_ref().map_or_else(
                     || Outcome::Lost {
                         error: "the agent reported no outcome".into(),
@@ -321,6 +386,40 @@ pub fn job_from_json(value: &Value) -> Result<Job, String> {
         timeout: millis("timeout_ms"),
         kill_grace: millis("kill_grace_ms").unwrap_or(Duration::from_secs(10)),
     })
+}
+
+/// The files a task writes for vane to read after it ends (`$VANE_METRICS`, `$VANE_REASON`):
+/// an agent that shares no disk with the run's owner points them at files of its own and
+/// hands their text back with the outcome.
+pub const HANDED_BACK: &[&str] = &["VANE_METRICS", "VANE_REASON"];
+
+/// The most of each handed-back file that travels with an outcome.
+pub const HANDED_BACK_MAX: u64 = 1024 * 1024;
+
+/// Writes the files an agent handed back with `outcome` where `job` tells its task to write
+/// them, so they are read as if the task had run here.
+fn put_back_files(job: &Job, outcome: &Value) {
+    let Some(files) = outcome["files"].as_object() else {
+        return;
+    };
+    for (name, text) in files {
+        let (Some(text), Some((_, path))) = (
+            text.as_str(),
+            job.env
+                .iter()
+                .find(|(k, _)| k == name && HANDED_BACK.contains(&k.as_str())),
+        ) else {
+            continue;
+        };
+        let path = std::path::Path::new(path);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(path, text));
+        if let Err(e) = written {
+            warn!(file = %path.display(), %e, "Cannot write a file an agent handed back.");
+        }
+    }
 }
 
 /// How a process ended, as agents report it.

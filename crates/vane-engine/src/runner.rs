@@ -61,7 +61,7 @@ pub struct Paths {
     /// The directory relative commands and `cwd`s are resolved against.
     pub project_root: PathBuf,
     /// The content store: a copy of every artifact version, by hash.
-    pub artifacts: PathBuf,
+    pub content: crate::artifacts::ContentStore,
 }
 
 /// The DAG and inputs of one run.
@@ -1073,7 +1073,7 @@ impl Ctx<'_, '_> {
                                 "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
                                 spec.id
                             );
-                            write_log(&job.log_path, &format!("vane: {reason}\n"));
+                            self.append_log(task, attempt, &format!("vane: {reason}\n"));
                             failed_launches.push((task, attempt, reason));
                         } else if spec.inputs.is_empty() && !spec.cache {
                             // Tasks that declare no inputs and no cache (most) start at once.
@@ -1203,6 +1203,7 @@ impl Ctx<'_, '_> {
             needs,
             priority: spec.priority,
             builtin: spec.builtin.is_some(),
+            log_key: self.log_key(task, attempt),
         };
         Ok((agents.launch(job, placement)?, true))
     }
@@ -1335,7 +1336,28 @@ impl Ctx<'_, '_> {
             .join(log_name(&self.spec.dag.id, self.run, id, attempt))
     }
 
+    /// Where agents ship this attempt's log chunks, below the log storage.
+    fn log_key(&self, task: usize, attempt: u32) -> String {
+        let id = &self.spec.dag.tasks[task].id;
+        format!("{}/run-{}/{id}.{attempt}", self.spec.dag.id, self.run)
+    }
+
+    /// Adds vane's own line to an attempt's log: in the log storage after what an agent
+    /// shipped, when agents run the task; in the log file otherwise.
     fn append_log(&self, task: usize, attempt: u32, text: &str) {
+        let spec = &self.spec.dag.tasks[task];
+        if let Some(agents) = &self.engine.agents
+            && agents.needs(spec.runs_on.as_ref()).is_some()
+            && agents.note(
+                self.run,
+                &spec.id,
+                attempt,
+                &self.log_key(task, attempt),
+                text,
+            )
+        {
+            return;
+        }
         write_log(&self.log_path(task, attempt), text);
     }
 
@@ -1510,7 +1532,7 @@ impl Ctx<'_, '_> {
         match prepared {
             Err(reason) => {
                 procs.starting.remove(&task);
-                write_log(&job.log_path, &format!("vane: {reason}\n"));
+                self.append_log(task, attempt, &format!("vane: {reason}\n"));
                 procs.unstartable.push((task, attempt, reason));
             }
             Ok(prepared) if prepared.hit.is_some() => {
@@ -1559,9 +1581,7 @@ impl Ctx<'_, '_> {
                 return Ok((Vec::new(), Vec::new()));
             }
         };
-        let mut changes = self
-            .reused(task, attempt, &job, &prepared, restored)
-            .await?;
+        let mut changes = self.reused(task, attempt, &prepared, restored).await?;
         if self.uses_slots() {
             changes.push(Change::ReleaseSlots {
                 run: self.run,
@@ -1580,8 +1600,9 @@ impl Ctx<'_, '_> {
         why: &str,
     ) -> Result<(), EngineError> {
         warn!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, attempt, reason = %why, "Cache not used.");
-        write_log(
-            &job.log_path,
+        self.append_log(
+            task,
+            attempt,
             &format!("vane: cache not used: {why}; running the task\n"),
         );
         self.record_start(task, attempt, prepared).await?;
@@ -1652,11 +1673,12 @@ impl Ctx<'_, '_> {
             };
             wanted.push((link.clone(), self.artifact_path(&vars, output)));
         }
+        let content = self.engine.paths.content.clone();
         Ok(offload(self.engine.offload, move || {
             let mut restored = Vec::with_capacity(wanted.len());
             for (link, path) in wanted {
-                let stored = Path::new(link.artifact.stored.as_deref().unwrap_or_default());
-                if let Err(e) = artifacts::restore(stored, &path) {
+                let a = &link.artifact;
+                if let Err(e) = content.restore(a.stored.as_deref(), &a.hash, a.kind, &path) {
                     return Err(format!(
                         "cannot restore output `{}` to {}: {e}",
                         link.artifact.name,
@@ -1675,7 +1697,6 @@ impl Ctx<'_, '_> {
         &self,
         task: usize,
         attempt: u32,
-        job: &Job,
         prepared: &Prepared,
         restored: Vec<(ArtifactLink, String)>,
     ) -> Result<Vec<Change>, EngineError> {
@@ -1724,7 +1745,7 @@ impl Ctx<'_, '_> {
                 link.artifact.name, link.artifact.version
             ));
         }
-        write_log(&job.log_path, &text);
+        self.append_log(task, attempt, &text);
         info!(run_id = self.run.0, task = %spec.id, attempt, from_run = source.run.0, "Task cached.");
         let now = Utc::now();
         let mut changes = vec![Change::AttemptFinished {
@@ -1766,7 +1787,7 @@ impl Ctx<'_, '_> {
     {
         let spec = &self.spec.dag.tasks[ending.task];
         let vars = self.vars(ending.task, self.run, ending.attempt);
-        let store_dir = self.engine.paths.artifacts.clone();
+        let content = self.engine.paths.content.clone();
         let declared: Vec<(String, PathBuf)> = spec
             .outputs
             .iter()
@@ -1792,17 +1813,16 @@ impl Ctx<'_, '_> {
                             ));
                         }
                     };
-                    let stored =
-                    artifacts::store_copy(&store_dir, &path, &hashed.hash).map_err(|e| {
+                    let stored = content.keep(&path, &hashed).map_err(|e| {
                         format!(
                             "cannot keep a copy of output `{name}` in the content store {}: {e}",
-                            store_dir.display()
+                            content.url
                         )
                     })?;
                     found.push(Kept {
                         name,
                         path: path.display().to_string(),
-                        stored: Some(stored.display().to_string()),
+                        stored: Some(stored),
                         hashed,
                     });
                 }

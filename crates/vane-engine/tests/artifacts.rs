@@ -39,7 +39,8 @@ impl Project {
                 logs: self.root.join("logs"),
                 work: self.root.join("work"),
                 project_root: self.root.clone(),
-                artifacts: self.root.join("artifacts"),
+                content: vane_engine::artifacts::ContentStore::local(&self.root.join("artifacts"))
+                    .unwrap(),
             },
             host: "test-host".into(),
             kill_grace: Duration::from_secs(1),

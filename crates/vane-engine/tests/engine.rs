@@ -165,7 +165,8 @@ fn engine<'a>(f: &Fixture, executor: &'a FakeExecutor) -> Engine<'a> {
             logs: f.root.join("logs"),
             work: f.root.join("work"),
             project_root: f.root.clone(),
-            artifacts: f.root.join("artifacts"),
+            content: vane_engine::artifacts::ContentStore::local(&f.root.join("artifacts"))
+                .unwrap(),
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),

@@ -49,7 +49,7 @@ async fn a_run_with_artifacts_a_cache_hit_and_a_pool_calls_the_store_only_off_th
             logs: root.join("logs"),
             work: root.join("work"),
             project_root: root.clone(),
-            artifacts: root.join("artifacts"),
+            content: vane_engine::artifacts::ContentStore::local(&root.join("artifacts")).unwrap(),
         },
         host: "test-host".into(),
         kill_grace: Duration::from_secs(1),

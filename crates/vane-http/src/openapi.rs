@@ -78,6 +78,13 @@ const OPERATIONS: &[Operation] = &[
     ),
     (
         "GET",
+        "/api/dags/{id}/ticks",
+        "The DAG's latest schedule ticks, newest first, with the decision for each (run and its id, or skipped and why), the next tick, and notes on what stops ticks from being decided (paused, no scheduler running), in the DAG's time zone (as `vane ticks DAG --json`).",
+        &[("limit", "how many ticks; default 20")],
+        &[],
+    ),
+    (
+        "GET",
         "/api/artifacts",
         "Artifacts with their versions (as `vane artifacts --json`).",
         &[("name", "every version of this artifact")],

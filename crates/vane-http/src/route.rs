@@ -12,6 +12,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/runs/{id}/tasks/{task}/logs"),
     ("GET", "/api/dags/{id}/metrics"),
     ("GET", "/api/dags/{id}/checks"),
+    ("GET", "/api/dags/{id}/ticks"),
     ("GET", "/api/artifacts"),
     ("GET", "/api/artifacts/{name}/lineage"),
     ("GET", "/api/models"),
@@ -73,6 +74,11 @@ pub enum Route {
         task: Option<String>,
         check: Option<String>,
         last: usize,
+    },
+    /// A DAG's latest schedule ticks and what was decided for each.
+    DagTicks {
+        dag: String,
+        limit: usize,
     },
     /// Every artifact, or every version of one.
     Artifacts {
@@ -259,6 +265,10 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
             task: query.text("task"),
             check: query.text("check"),
             last: query.number("last")?.unwrap_or(0),
+        },
+        "/api/dags/{id}/ticks" => Route::DagTicks {
+            dag: text(0),
+            limit: query.number("limit")?.unwrap_or(20),
         },
         "/api/artifacts" => Route::Artifacts {
             name: query.text("name"),

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,7 +32,8 @@ pub enum Reply {
 }
 
 pub struct LogStream {
-    pub path: PathBuf,
+    /// What the log gained since the last call (all of it, the first time).
+    pub read: Box<dyn FnMut() -> Result<Vec<u8>, ApiError> + Send>,
     /// Whether to keep sending new bytes: `follow` was asked and the attempt has not ended.
     pub running: Box<dyn FnMut() -> bool + Send>,
 }
@@ -351,36 +351,31 @@ fn write_error(stream: &mut TcpStream, error: &ApiError) -> std::io::Result<()> 
 /// connection closes (HTTP/1.1 allows it with `Connection: close`): new bytes are sent as
 /// they are written, and the stream ends once the attempt has ended and its last bytes are out.
 fn stream_log(stream: &mut TcpStream, mut log: LogStream) -> Result<(), ApiError> {
-    let mut file = std::fs::File::open(&log.path).map_err(|e| {
-        ApiError::Internal(format!("cannot read the log {}: {e}", log.path.display()))
-    })?;
     const TEXT: &str = "text/plain; charset=utf-8";
     if !(log.running)() {
-        let mut text = Vec::new();
-        file.read_to_end(&mut text).map_err(|e| {
-            ApiError::Internal(format!("cannot read the log {}: {e}", log.path.display()))
-        })?;
+        let text = (log.read)()?;
         let _ = write_head(stream, "200 OK", TEXT, Some(text.len()))
             .and_then(|()| stream.write_all(&text));
         return Ok(());
     }
-    if write_head(stream, "200 OK", TEXT, None).is_err() {
+    // The first read before the head: a log that cannot be read is an error status, not an
+    // empty stream.
+    let first = (log.read)()?;
+    if write_head(stream, "200 OK", TEXT, None).is_err() || stream.write_all(&first).is_err() {
         return Ok(());
     }
-    let mut buffer = vec![0; 64 * 1024];
     loop {
-        // Read "still running?" before draining: bytes written just before the end are
-        // then read by this pass or the next, never lost.
+        // Read "still running?" before reading: bytes written just before the end are then
+        // read by this pass or the next, never lost.
         let running = (log.running)();
-        loop {
-            match file.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if stream.write_all(&buffer[..n]).is_err() {
-                        return Ok(());
-                    }
+        match (log.read)() {
+            Ok(bytes) => {
+                if stream.write_all(&bytes).is_err() {
+                    return Ok(());
                 }
             }
+            // The head is out: all that is left is to end the body.
+            Err(_) => return Ok(()),
         }
         if !running {
             return Ok(());

@@ -198,7 +198,7 @@ const routes = [
   [/^\/?$/, pageDags, 'dags'],
   [/^\/runs$/, pageRuns, 'runs'],
   [/^\/dags\/([^/]+)$/, (id) => pageDag(id, 'grid'), 'dags'],
-  [/^\/dags\/([^/]+)\/(graph|checks|metrics)$/, pageDag, 'dags'],
+  [/^\/dags\/([^/]+)\/(graph|checks|metrics|ticks)$/, pageDag, 'dags'],
   [/^\/runs\/(\d+)$/, pageRun, 'runs'],
   [/^\/runs\/(\d+)\/tasks\/([^/]+)\/(\d+)$/, pageAttempt, 'runs'],
   [/^\/models$/, pageModels, 'models'],
@@ -361,7 +361,7 @@ function runsTable(runs, withDag) {
 async function pageDag(id, tab) {
   const dag = await api(`/api/dags/${enc(id)}?runs=25`);
   const tabs = h('div', { class: 'tabs' },
-    [['grid', 'Grid'], ['graph', 'Graph'], ['checks', 'Data checks'], ['metrics', 'Metrics']].map(([key, text]) =>
+    [['grid', 'Grid'], ['graph', 'Graph'], ['checks', 'Data checks'], ['metrics', 'Metrics'], ['ticks', 'Ticks']].map(([key, text]) =>
       h('a', { href: key === 'grid' ? `#/dags/${enc(id)}` : `#/dags/${enc(id)}/${key}`, class: tab === key ? 'active' : null }, text)));
   const head = h('div', {},
     h('div', { class: 'row' }, h('h1', {}, dag.id),
@@ -378,8 +378,29 @@ async function pageDag(id, tab) {
   if (tab === 'graph') body = dagGraph(dag);
   else if (tab === 'checks') body = await dagChecks(id);
   else if (tab === 'metrics') body = await dagMetrics(id);
+  else if (tab === 'ticks') body = await dagTicks(id);
   else body = dagGrid(dag);
   return h('div', {}, head, body);
+}
+
+// "Why didn't my 02:00 run happen?": each tick with its decision, in the DAG's own time zone
+// (as the schedule is written), and what stops the next one.
+async function dagTicks(id) {
+  const t = await api(`/api/dags/${enc(id)}/ticks?limit=50`);
+  const local = (iso) => (iso ? iso.replace('T', ' ') : '–');
+  const notes = t.notes.length
+    ? panel(h('ul', { class: 'errors', role: 'status' }, t.notes.map((n) => h('li', {}, n))))
+    : null;
+  const rows = t.ticks.map((k) => h('tr', {},
+    h('td', { class: 'mono' }, local(k.logical_date)),
+    h('td', { class: 'mono' }, local(k.decided_at)),
+    h('td', {}, k.decision === 'run'
+      ? link(`#/runs/${k.run_id}`, `run ${k.run_id}`)
+      : [badge('skipped'), ' ', k.reason])));
+  return h('div', {},
+    h('p', { class: 'sub' }, `Times in ${t.timezone}. ${t.next ? `Next tick ${local(t.next)}.` : 'No schedule: runs only when triggered.'}`),
+    notes,
+    t.ticks.length ? panel(table(['Tick (logical date)', 'Decided', 'Decision'], rows)) : panel(empty('No tick decided yet.')));
 }
 
 // Rows are the DAG's tasks, then tasks only older runs had (renamed or removed since).

@@ -275,6 +275,18 @@ impl<S: Store> DispatchStore for OffLoop<S> {
         self.check();
         self.0.reap_dispatch(id, token, outcome)
     }
+    fn add_log_chunk(&self, id: i64, token: i64, key: &str, bytes: u64) -> Result<()> {
+        self.check();
+        self.0.add_log_chunk(id, token, key, bytes)
+    }
+    fn add_owner_log_chunk(&self, of: &LogChunkOf<'_>, key: &str, bytes: u64) -> Result<()> {
+        self.check();
+        self.0.add_owner_log_chunk(of, key, bytes)
+    }
+    fn log_chunks(&self, of: &LogChunkOf<'_>, after: i64) -> Result<Vec<LogChunk>> {
+        self.check();
+        self.0.log_chunks(of, after)
+    }
 }
 
 impl<S: Store> LeaseStore for OffLoop<S> {
