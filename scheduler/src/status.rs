@@ -48,7 +48,7 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
                 s.passes.count.to_string(),
                 ms(s.passes.mean()),
                 ms(s.passes.last),
-                s.status(now).to_string(),
+                scheduler.status(now).to_owned(),
                 scheduler.lease_state().to_owned(),
                 owned.to_string(),
             ]

@@ -18,12 +18,13 @@ impl App {
     pub fn status_json(&self, schedulers: &[Scheduler], now: DateTime<Utc>) -> Result<Value> {
         let items: Vec<_> = schedulers
             .iter()
-            .map(|Scheduler { record: s, lease }| {
+            .map(|scheduler| {
+                let Scheduler { record: s, lease } = scheduler;
                 json!({
                     "id": s.id,
                     "host": s.host,
                     "pid": s.pid,
-                    "status": s.status(now).as_str(),
+                    "status": scheduler.status(now),
                     "started_at": s.started_at.to_rfc3339(),
                     "last_heartbeat": s.last_heartbeat.to_rfc3339(),
                     "heartbeat_age_seconds": s.age(now).as_secs_f64(),
@@ -71,6 +72,23 @@ impl Scheduler {
     #[must_use]
     pub fn lease_state(&self) -> &'static str {
         self.lease.as_ref().map_or("-", |l| l.state.as_str())
+    }
+
+    /// `up`, `stopped`, `stale` (silent without stopping, and something may still wait on it:
+    /// its lease is held or it owns runs) or `gone` (silent, its lease expired and every run
+    /// it owned was adopted: nothing waits on it, and nothing needs doing).
+    #[must_use]
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        let status = self.record.status(now);
+        let settled = self
+            .lease
+            .as_ref()
+            .is_none_or(|l| l.state != vane_store::LeaseState::Held && l.runs_owned == 0);
+        if status == vane_store::SchedulerStatus::Stale && settled {
+            "gone"
+        } else {
+            status.as_str()
+        }
     }
 }
 
@@ -274,4 +292,65 @@ pub fn mark_good(
             }
             other => other.into(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_store::{LeaseRole, LeaseState, PassStats};
+
+    fn scheduler(age_secs: i64, lease: Option<(LeaseState, u64)>) -> Scheduler {
+        let now = Utc::now();
+        let at = now - chrono::TimeDelta::seconds(age_secs);
+        Scheduler {
+            record: SchedulerRecord {
+                id: "s".into(),
+                host: "sched-a".into(),
+                pid: 7,
+                started_at: at,
+                last_heartbeat: at,
+                stopped_at: None,
+                passes: PassStats {
+                    bounds: Vec::new(),
+                    counts: Vec::new(),
+                    count: 0,
+                    sum: 0.0,
+                    last: None,
+                },
+                lease: Some("l".into()),
+            },
+            lease: lease.map(|(state, runs_owned)| LeaseRecord {
+                id: "l".into(),
+                host: "sched-a".into(),
+                pid: 7,
+                role: LeaseRole::Scheduler,
+                acquired_at: at,
+                renewed_at: at,
+                expires_at: at,
+                state,
+                runs_owned,
+            }),
+        }
+    }
+
+    /// A scheduler killed with -9 is stale while its runs wait for another to adopt them, and
+    /// gone once they were: nothing is left for a person to do about it.
+    #[test]
+    fn a_silent_scheduler_is_stale_until_its_work_is_adopted_then_gone() {
+        let now = Utc::now();
+        assert_eq!(scheduler(2, Some((LeaseState::Held, 1))).status(now), "up");
+        assert_eq!(
+            scheduler(90, Some((LeaseState::Held, 0))).status(now),
+            "stale"
+        );
+        assert_eq!(
+            scheduler(90, Some((LeaseState::Expired, 1))).status(now),
+            "stale"
+        );
+        assert_eq!(
+            scheduler(90, Some((LeaseState::Expired, 0))).status(now),
+            "gone"
+        );
+        assert_eq!(scheduler(90, None).status(now), "gone");
+    }
 }

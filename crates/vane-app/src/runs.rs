@@ -352,13 +352,14 @@ fn end_queued(
     Ok(())
 }
 
+/// How many seconds past "now" a manual run without `--date` looks for a free logical date.
+const MANUAL_SECONDS_AHEAD: usize = 60;
+
 fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>, AppError> {
     let Some(text) = text else {
-        // Microseconds, as stored: two manual runs a moment apart get distinct logical dates.
+        // A whole second, as a person reads and types it back (`--date 2026-12-05T01:02:03Z`).
         let now = Utc::now();
-        return Ok(
-            now - chrono::Duration::nanoseconds((now.timestamp_subsec_nanos() % 1000).into())
-        );
+        return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
     };
     vane_dag::parse_when(text, dag.timezone, false)
         .map_err(|e| AppError::Invalid(format!("--date {e}")))
@@ -396,14 +397,14 @@ impl App {
         &self,
         set: &'s vane_dag::DagSet,
         target: &ManualRun,
-        create: impl FnOnce(&RunSpec<'_>) -> Result<RunId, vane_engine::EngineError>,
+        create: impl Fn(&RunSpec<'_>) -> Result<RunId, vane_engine::EngineError>,
     ) -> Result<(RunSpec<'s>, RunId), AppError> {
         let (dag, file) = self.find_dag(set, &target.dag_id)?;
         let params = dag
             .resolve_params(&target.params)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         let logical_date = parse_date(target.date.as_deref(), dag)?;
-        let spec = RunSpec {
+        let mut spec = RunSpec {
             dag,
             source: &file.source,
             path: &file.path,
@@ -413,7 +414,23 @@ impl App {
             git: vane_engine::git_state(&file.path),
             backfill: None,
         };
-        let run_id = created(create(&spec), dag, logical_date)?;
+        let mut made = create(&spec);
+        // "Now" is a whole second: a second trigger within it takes the next free second
+        // rather than failing, as a person asking twice means two runs.
+        for _ in 0..MANUAL_SECONDS_AHEAD {
+            let taken = matches!(
+                made,
+                Err(vane_engine::EngineError::Store(
+                    vane_store::StoreError::RunExists { .. }
+                ))
+            );
+            if !taken || target.date.is_some() {
+                break;
+            }
+            spec.logical_date += chrono::Duration::seconds(1);
+            made = create(&spec);
+        }
+        let run_id = created(made, dag, spec.logical_date)?;
         Ok((spec, run_id))
     }
 

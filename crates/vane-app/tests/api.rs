@@ -418,3 +418,22 @@ fn ticks_show_each_decision_in_the_dags_zone_and_why_none_are_decided() {
     };
     assert_eq!(call(&p.api, unknown, Value::Null).0, 404);
 }
+
+/// A manual run without a date is "now" to the second, as a person reads it back; asking
+/// twice in one second makes two runs, the second a second later.
+#[test]
+fn manual_runs_without_a_date_are_whole_seconds_and_two_at_once_are_two_runs() {
+    let p = project();
+    let (first, one) = trigger(&p.api, json!({}));
+    let (second, two) = trigger(&p.api, json!({}));
+    assert_eq!((first, second), (200, 200), "{one} {two}");
+    let date = |id: i64| {
+        let (_, run) = call(&p.api, Route::Run { id }, Value::Null);
+        let text = run["logical_date"].as_str().unwrap().to_owned();
+        chrono::DateTime::parse_from_rfc3339(&text).unwrap()
+    };
+    let (a, b) = (date(1), date(2));
+    assert_eq!(a.timestamp_subsec_nanos(), 0, "{a}");
+    assert_eq!(b.timestamp_subsec_nanos(), 0, "{b}");
+    assert!(b > a, "{a} {b}");
+}
