@@ -80,62 +80,68 @@ pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    // One table per task and check, in the order the checks are declared; newest run first.
-    let mut groups: BTreeMap<(String, usize), (String, Vec<&CheckHistoryEntry>)> = BTreeMap::new();
-    let mut order: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // One table: each run's checks together (newest run first), in the order each task
+    // declares them, so a run's failures read as one block.
+    let mut position: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for e in &history {
-        let next = order.len();
-        let position = *order
-            .entry((e.task_id.clone(), e.result.name.clone()))
+        let next = position.len();
+        position
+            .entry((e.task_id.as_str(), e.result.name.as_str()))
             .or_insert(next);
-        groups
-            .entry((e.task_id.clone(), position))
-            .or_insert_with(|| (e.result.name.clone(), Vec::new()))
-            .1
-            .push(e);
     }
-    let mut first = true;
-    for ((task, _), (name, entries)) in groups {
-        if !first {
-            println!();
-        }
-        first = false;
-        println!("{task} / {name}");
-        let rows: Vec<Vec<String>> = entries
-            .iter()
-            .map(|e| {
-                let r = &e.result;
-                let mut status = r.status.as_str().to_owned();
-                if e.marked_good {
-                    status.push_str(" (marked good)");
-                }
-                vec![
-                    e.run.to_string(),
-                    date(e.logical_date),
-                    status,
-                    r.observed.map_or_else(|| "-".into(), format_number),
-                    r.bound.clone().unwrap_or_else(|| "-".into()),
-                    short(&r.definition_hash).to_owned(),
-                    r.derivation.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(
-                &[
-                    "RUN",
-                    "DATE",
-                    "STATUS",
-                    "OBSERVED",
-                    "BOUND",
-                    "DEFINITION",
-                    "DERIVATION"
-                ],
-                &rows
-            )
-        );
-    }
+    let mut sorted: Vec<&CheckHistoryEntry> = history.iter().collect();
+    sorted.sort_by_key(|e| {
+        (
+            std::cmp::Reverse(e.run),
+            position[&(e.task_id.as_str(), e.result.name.as_str())],
+        )
+    });
+    let mut shown_run = None;
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|e| {
+            let r = &e.result;
+            let mut status = r.status.as_str().to_owned();
+            if e.marked_good {
+                status.push_str(" (marked good)");
+            }
+            // The run and its date once per block.
+            let (run, day) = if shown_run == Some(e.run) {
+                (String::new(), String::new())
+            } else {
+                shown_run = Some(e.run);
+                (e.run.to_string(), date(e.logical_date))
+            };
+            vec![
+                run,
+                day,
+                e.task_id.clone(),
+                r.name.clone(),
+                status,
+                r.observed.map_or_else(|| "-".into(), format_number),
+                r.bound.clone().unwrap_or_else(|| "-".into()),
+                short(&r.definition_hash).to_owned(),
+                r.derivation.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "RUN",
+                "DATE",
+                "TASK",
+                "CHECK",
+                "STATUS",
+                "OBSERVED",
+                "BOUND",
+                "DEFINITION",
+                "DERIVATION"
+            ],
+            &rows
+        )
+    );
     Ok(ExitCode::SUCCESS)
 }
 

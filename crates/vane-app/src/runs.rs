@@ -387,8 +387,11 @@ impl App {
     ) -> Result<T, E> {
         let set = self.load_dags()?;
         let engine = self.engine(kill_grace)?;
-        let (spec, run_id) =
-            self.manual_run(&set, target, |spec| engine.create_run_blocking(spec))?;
+        let store = self.open_store()?;
+        let (spec, run_id) = self.manual_run(&set, &*store, target, |spec| {
+            engine.create_run_blocking(spec)
+        })?;
+        drop(store);
         then(&engine, &spec, run_id)
     }
 
@@ -396,6 +399,7 @@ impl App {
     fn manual_run<'s>(
         &self,
         set: &'s vane_dag::DagSet,
+        store: &dyn Store,
         target: &ManualRun,
         create: impl Fn(&RunSpec<'_>) -> Result<RunId, vane_engine::EngineError>,
     ) -> Result<(RunSpec<'s>, RunId), AppError> {
@@ -403,7 +407,24 @@ impl App {
         let params = dag
             .resolve_params(&target.params)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let logical_date = parse_date(target.date.as_deref(), dag)?;
+        let mut logical_date = parse_date(target.date.as_deref(), dag)?;
+        if target.date.is_none() {
+            // "Now" is a whole second: a second trigger within it takes the next free second,
+            // as a person asking twice means two runs.
+            let recent = store.runs(&RunFilter {
+                dag_id: Some(&dag.id),
+                limit: 20,
+                ..RunFilter::default()
+            })?;
+            if let Some(latest) = recent
+                .iter()
+                .map(|r| r.logical_date)
+                .filter(|d| *d >= logical_date)
+                .max()
+            {
+                logical_date = latest + chrono::Duration::seconds(1);
+            }
+        }
         let mut spec = RunSpec {
             dag,
             source: &file.source,
@@ -415,8 +436,7 @@ impl App {
             backfill: None,
         };
         let mut made = create(&spec);
-        // "Now" is a whole second: a second trigger within it takes the next free second
-        // rather than failing, as a person asking twice means two runs.
+        // Another trigger took the same second meanwhile.
         for _ in 0..MANUAL_SECONDS_AHEAD {
             let taken = matches!(
                 made,
@@ -442,7 +462,7 @@ impl App {
     pub fn trigger(&self, store: &dyn Store, target: &ManualRun) -> Result<Triggered, AppError> {
         let set = self.load_dags()?;
         let host = crate::host();
-        let (_, run_id) = self.manual_run(&set, target, |spec| {
+        let (_, run_id) = self.manual_run(&set, store, target, |spec| {
             vane_engine::new_run(spec, &host)(store)
         })?;
         Ok(Triggered {
