@@ -116,16 +116,29 @@ pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn attempt_line(a: &Value) -> String {
-    format!(
-        "run {} task {} attempt {} (DAG {} version {}, logical date {}, params {})",
+/// Runs already described in a lineage printout: a run's DAG version, date and params are
+/// said once, at its first attempt, not at every level of the tree.
+type Said = std::collections::BTreeSet<i64>;
+
+fn attempt_line(a: &Value, said: &mut Said) -> String {
+    let head = format!(
+        "run {} task {} attempt {}",
         a["run"],
         str_of(&a["task"]),
-        a["attempt"],
+        a["attempt"]
+    );
+    if !a["run"].as_i64().is_some_and(|run| said.insert(run)) {
+        return head;
+    }
+    let params = match a["params"].as_object() {
+        Some(p) if !p.is_empty() => format!(", params {}", a["params"]),
+        _ => String::new(),
+    };
+    format!(
+        "{head} (DAG {} version {}, logical date {}{params})",
         str_of(&a["dag_id"]),
         a["dag_version"],
         str_of(&a["logical_date"]),
-        a["params"]
     )
 }
 
@@ -144,26 +157,26 @@ fn artifact_line(a: &Value) -> String {
     )
 }
 
-fn print_upstream(node: &Value, depth: usize, out: &mut String) {
+fn print_upstream(node: &Value, depth: usize, said: &mut Said, out: &mut String) {
     let pad = "  ".repeat(depth);
     out.push_str(&format!("{pad}{}\n", artifact_line(&node["artifact"])));
     match node["produced_by"].is_null() {
         true => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
         false => out.push_str(&format!(
             "{pad}  built by {}\n",
-            attempt_line(&node["produced_by"])
+            attempt_line(&node["produced_by"], said)
         )),
     }
     for child in node["built_from"].as_array().into_iter().flatten() {
         out.push_str(&format!("{pad}  from:\n"));
-        print_upstream(child, depth + 2, out);
+        print_upstream(child, depth + 2, said, out);
     }
 }
 
-fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
+fn print_downstream(used_by: &Value, depth: usize, said: &mut Said, out: &mut String) {
     let pad = "  ".repeat(depth);
     for reader in used_by.as_array().into_iter().flatten() {
-        out.push_str(&format!("{pad}read by {}\n", attempt_line(reader)));
+        out.push_str(&format!("{pad}read by {}\n", attempt_line(reader, said)));
         for wrote in reader["wrote"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "{pad}  which wrote {}{}\n",
@@ -174,7 +187,7 @@ fn print_downstream(used_by: &Value, depth: usize, out: &mut String) {
                     ""
                 }
             ));
-            print_downstream(&wrote["used_by"], depth + 2, out);
+            print_downstream(&wrote["used_by"], depth + 2, said, out);
         }
     }
 }
@@ -185,11 +198,11 @@ pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&tree)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = String::new();
-    print_upstream(&tree, 0, &mut out);
+    let (mut out, mut said) = (String::new(), Said::new());
+    print_upstream(&tree, 0, &mut said, &mut out);
     if tree["used_by"].as_array().is_some_and(|a| !a.is_empty()) {
         out.push_str("used by:\n");
-        print_downstream(&tree["used_by"], 1, &mut out);
+        print_downstream(&tree["used_by"], 1, &mut said, &mut out);
     } else {
         out.push_str("used by: nothing recorded yet\n");
     }

@@ -105,6 +105,9 @@ fn lineage_traces_a_model_to_the_data_it_was_built_from() {
     ] {
         assert!(text.contains(needle), "lineage lacks {needle:?}:\n{text}");
     }
+    // A run's version, date and params are said once, at its first attempt in the tree.
+    assert_eq!(text.matches("params ").count(), 1, "{text}");
+    assert_eq!(text.matches("logical date").count(), 1, "{text}");
 
     // Downstream: what was built from the source file.
     let down = p.vane(&["lineage", "source"]).success().stdout;
