@@ -417,12 +417,13 @@ runs_on = {}
 /// adds when a task times out is there too; the agent keeps nothing once shipped.
 #[test]
 fn an_agents_log_is_shipped_to_s3_and_followed_from_a_host_that_shares_no_disk() {
+    use vane_objects::Objects;
     let hosts = Hosts::new(3);
-    let s3 = crate::s3::S3Server::start(hosts.bridge_ip(), "vane-e2e");
+    let s3 = vane_objects::testing::S3Server::start(hosts.bridge_ip().into());
+    let bucket = s3.bucket("vane-e2e", "");
     let p = Project::on(Backend::Postgres)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", vane_objects::testing::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", vane_objects::testing::SECRET_KEY)
         .dag(
             "chatty",
             r#"
@@ -439,8 +440,8 @@ timeout = "2s"
     p.write(
         "vane.toml",
         &format!(
-            "[scheduler]\nstorage = \"s3://vane-e2e/team?endpoint={}\"\n",
-            s3.endpoint
+            "[scheduler]\nstorage = \"{}\"\n",
+            s3.url("vane-e2e", "team")
         ),
     );
     let _scheduler = scheduler(&hosts, &p);
@@ -467,10 +468,13 @@ timeout = "2s"
     assert_eq!(ended(&p, 1, PATIENCE), "failed");
     let stuck = reader(&["logs", "1", "stuck"]);
     assert!(stuck.starts_with("started\n"), "{stuck}");
-    assert!(stuck.contains("timed out"), "{stuck}");
+    assert!(
+        stuck.contains("vane: killed after its timeout of 2s"),
+        "{stuck}"
+    );
     // Where it went: objects in the bucket below the configured prefix, in the log's order;
     // nothing on the scheduler's disk or left in the agent's spool.
-    let keys = s3.keys("vane-e2e", "team/logs/chatty/run-1/count.1/");
+    let keys = bucket.list("team/logs/chatty/run-1/count.1/").unwrap();
     assert!(!keys.is_empty());
     let mut sorted = keys.clone();
     sorted.sort();

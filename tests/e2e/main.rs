@@ -23,7 +23,6 @@ mod pools;
 mod readme;
 mod recording;
 mod running;
-mod s3;
 mod scheduler;
 mod stopping;
 mod templates;

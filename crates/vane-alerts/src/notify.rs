@@ -1,19 +1,17 @@
 //! Delivery: a JSON POST over HTTP/1.1 (plain or TLS) in the webhook's `format`, a command
 //! reading the JSON on stdin, or the log.
 //!
-//! The webhook client is a few dozen lines over `std::net::TcpStream`, with `rustls` in between
-//! for `https://`, rather than an HTTP crate: a POST with a timeout is all alerts need. Plain
+//! The webhook client is a POST over `vane-net` (plain TCP or `rustls`, one deadline for the
+//! whole exchange) rather than an HTTP crate: a POST with a timeout is all alerts need. Plain
 //! and TLS share everything but the handshake, so timeouts, retries and error messages cannot
 //! drift apart.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
-use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use serde_json::Value;
 use vane_dag::config::{Host, Url};
 
@@ -107,44 +105,6 @@ fn target(url: &Url) -> Result<Target, String> {
     })
 }
 
-/// A socket whose reads and writes all end by one deadline, so the channel's `timeout` bounds
-/// the whole exchange, TLS handshake included, and a server trickling bytes cannot stretch it.
-struct Deadlined {
-    tcp: TcpStream,
-    deadline: Instant,
-}
-
-impl Deadlined {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the channel's timeout is used up",
-            ));
-        }
-        Ok(left)
-    }
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.set_read_timeout(Some(self.left()?))?;
-        self.tcp.read(buf)
-    }
-}
-
-impl Write for Deadlined {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.set_write_timeout(Some(self.left()?))?;
-        self.tcp.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
-    }
-}
-
 /// [`post`], tried again `retries` times after a failure with a doubling delay.
 fn post_retrying(
     url: &Url,
@@ -174,51 +134,21 @@ fn post(url: &Url, body: &str, timeout: Duration, ca: Option<&CaFile>) -> Result
         authority,
         path,
     } = target(url)?;
-    let deadline = Instant::now() + timeout;
-    let addrs: Vec<_> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("{host} has no address");
-    let mut stream = None;
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            last = format!("cannot connect to {addr}: no time left of {timeout:?}");
-            break;
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(tcp) => {
-                stream = Some(Deadlined { tcp, deadline });
-                break;
-            }
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last)?;
+    let stream = vane_net::connect(&host, port, Instant::now() + timeout)?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: vane\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    if !tls {
-        return exchange(&mut stream, &request, timeout);
-    }
-    let name = ServerName::try_from(host.clone())
-        .map_err(|e| format!("`{host}` is not a host name TLS can check: {e}"))?;
-    let mut tls = ClientConnection::new(client_config(ca)?, name)
-        .map_err(|e| format!("cannot start TLS: {e}"))?;
-    // The handshake on its own first, so a refused certificate is reported as that and not as
-    // a failure to send.
-    while tls.is_handshaking() {
-        tls.complete_io(&mut stream)
-            .map_err(|e| handshake_error(&e, &host, timeout, ca))?;
-    }
-    exchange(
-        &mut rustls::Stream::new(&mut tls, &mut stream),
-        &request,
-        timeout,
-    )
+    let mut conn = if tls {
+        vane_net::tls(stream, &host, client_config(ca)?).map_err(|e| match e {
+            Ok(sentence) => sentence,
+            Err(e) => handshake_error(&e, &host, timeout, ca),
+        })?
+    } else {
+        vane_net::Conn::Plain(stream)
+    };
+    exchange(&mut conn, &request, timeout)
 }
 
 /// Sends the request and reads the status line, over plain TCP or TLS alike.
@@ -259,50 +189,21 @@ fn exchange(
 /// Trust for one channel: its `ca_file` alone when it has one, or else the system's store, which
 /// is where a corporate network's own CA is installed and what curl on the same host trusts.
 fn client_config(ca: Option<&CaFile>) -> Result<Arc<ClientConfig>, String> {
-    if let Some(ca) = ca {
-        let mut roots = RootCertStore::empty();
-        for (i, cert) in ca.certs.iter().enumerate() {
-            roots.add(cert.clone()).map_err(|e| {
-                format!(
-                    "certificate {} of ca_file {} cannot be trusted: {e}",
-                    i + 1,
-                    ca.path.display()
-                )
-            })?;
-        }
-        return build_config(roots);
-    }
-    // The store is read once per process: a few hundred files, not worth reading every try.
-    static SYSTEM: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    if let Some(config) = SYSTEM.get() {
-        return Ok(Arc::clone(config));
-    }
-    let found = rustls_native_certs::load_native_certs();
+    let Some(ca) = ca else {
+        return vane_net::system_config()
+            .map_err(|e| format!("{e}, or set ca_file on the channel"));
+    };
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        let why = found
-            .errors
-            .first()
-            .map_or_else(|| "none found".to_owned(), ToString::to_string);
-        return Err(format!(
-            "no trusted CA certificates in the system store ({why}): install the ca-certificates package, point SSL_CERT_FILE at a PEM bundle, or set ca_file on the channel"
-        ));
+    for (i, cert) in ca.certs.iter().enumerate() {
+        roots.add(cert.clone()).map_err(|e| {
+            format!(
+                "certificate {} of ca_file {} cannot be trusted: {e}",
+                i + 1,
+                ca.path.display()
+            )
+        })?;
     }
-    let config = build_config(roots)?;
-    Ok(Arc::clone(SYSTEM.get_or_init(|| config)))
-}
-
-fn build_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
-    // The provider is named rather than taken from the process default, which would be
-    // ambiguous (and panic) should another crate ever enable aws-lc-rs too.
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(Arc::new(config))
+    vane_net::config_with(roots)
 }
 
 /// A failed handshake in terms of what to change: a certificate problem says which, and whether

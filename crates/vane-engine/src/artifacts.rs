@@ -420,4 +420,35 @@ mod tests {
         assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(store.fetch(None, &folder.hash).unwrap(), None);
     }
+
+    /// The same through S3: nothing is read from the folder it was kept from, a model a
+    /// rollback needs is fetched into the local cache once, and a cut-short folder is missing.
+    #[test]
+    fn an_s3_content_store_keeps_restores_and_fetches_by_hash() {
+        let server = vane_objects::testing::S3Server::start("127.0.0.1".parse().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore {
+            url: server.url("content", "team/artifacts"),
+            objects: Arc::new(server.bucket("content", "team/artifacts")),
+            cache: dir.path().join("cache"),
+        };
+        let model = dir.path().join("model");
+        fs::create_dir_all(model.join("w")).unwrap();
+        fs::write(model.join("w/weights.bin"), "123").unwrap();
+        let hashed = hash_path(&model).unwrap();
+        let kept = store.keep(&model, &hashed).unwrap();
+        assert!(
+            kept.starts_with("s3://content/team/artifacts/sha256/"),
+            "{kept}"
+        );
+        fs::remove_dir_all(&model).unwrap();
+        store
+            .restore(Some(&kept), &hashed.hash, ArtifactKind::Dir, &model)
+            .unwrap();
+        assert_eq!(hash_path(&model).unwrap(), hashed);
+        let fetched = store.fetch(Some(&kept), &hashed.hash).unwrap().unwrap();
+        assert!(fetched.starts_with(dir.path().join("cache")));
+        assert_eq!(hash_path(&fetched).unwrap(), hashed);
+        assert_eq!(store.fetch(None, &"0".repeat(64)).unwrap(), None);
+    }
 }
