@@ -107,16 +107,8 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
         });
         let link = vane_engine::agent::StoreLink(store.clone());
         let executor = GraceExecutor(kill_grace);
-        vane_engine::agent::run_agent(
-            &link,
-            &store,
-            &lease,
-            &config,
-            &executor,
-            Some(watchdog),
-            stopped,
-        )
-        .await
+        vane_engine::agent::run_agent(&link, &lease, &config, &executor, Some(watchdog), stopped)
+            .await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -45,7 +45,7 @@ pub struct AgentConfig {
 
 /// What an agent says to the rest of vane. The database is one transport; another (an HTTP
 /// gateway for hosts outside the database's network) implements the same calls.
-pub trait AgentLink: Send + Sync {
+pub trait AgentLink: crate::LeaseLink {
     /// Records this agent under `lease`.
     fn register(
         &self,
@@ -94,6 +94,38 @@ pub trait AgentLink: Send + Sync {
 /// The database as an agent's transport.
 #[derive(Clone)]
 pub struct StoreLink(pub StoreThreads);
+
+impl crate::LeaseLink for StoreLink {
+    async fn acquire(
+        &self,
+        id: String,
+        host: String,
+        pid: u32,
+        role: vane_store::LeaseRole,
+        ttl: Duration,
+    ) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        self.0.acquire(id, host, pid, role, ttl).await
+    }
+
+    async fn renew(
+        &self,
+        id: String,
+        ttl: Duration,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.0.renew(id, ttl).await
+    }
+
+    async fn release(&self, id: String) -> Result<(), StoreError> {
+        crate::LeaseLink::release(&self.0, id).await
+    }
+
+    async fn stop_requests(
+        &self,
+        id: String,
+    ) -> Result<Vec<(vane_store::RunId, Option<String>)>, StoreError> {
+        self.0.stop_requests(id).await
+    }
+}
 
 impl AgentLink for StoreLink {
     async fn register(&self, lease: &str, config: &AgentConfig) -> Result<(), StoreError> {
@@ -204,9 +236,8 @@ const KILL_CHECK: Duration = Duration::from_millis(250);
 ///
 /// # Errors
 /// Fails when the lease cannot be taken at start.
-pub async fn run_agent<L: AgentLink + Clone + 'static>(
+pub async fn run_agent<L: AgentLink>(
     link: &L,
-    store: &StoreThreads,
     lease: &crate::Lease,
     config: &AgentConfig,
     executor: &dyn Executor,
@@ -218,7 +249,7 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
     // call that the same partition hangs: a task of its own does it.
     let kills: Kills = Arc::default();
     let fencer = tokio::spawn(fence(lease.lost(), Arc::clone(&kills)));
-    let mut current = lease.current(store).await?;
+    let mut current = lease.current(link).await?;
     link.register(&current, config).await?;
     info!(lease = %current, host = %config.host, labels = ?config.labels, slots = config.slots, "Agent ready.");
     let mut running: HashMap<i64, Running> = HashMap::new();
@@ -245,7 +276,7 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
                     r.killed_because = Some("the agent's lease was lost".into());
                     r.kill.kill();
                 }
-                match lease.current(store).await {
+                match lease.current(link).await {
                     Ok(id) => {
                         current = id;
                         if let Err(e) = link.register(&current, config).await {
@@ -324,14 +355,14 @@ pub async fn run_agent<L: AgentLink + Clone + 'static>(
     }
     fencer.abort();
     while reports.join_next().await.is_some() {}
-    lease.release(store).await;
+    lease.release(link).await;
     info!("Agent stopped.");
     Ok(())
 }
 
 /// Starts a claimed attempt's process and says so; an attempt that cannot start is reported
 /// as lost with why, and one whose start is refused (no longer ours) is killed at once.
-async fn start<L: AgentLink + Clone + 'static>(
+async fn start<L: AgentLink>(
     link: &L,
     config: &AgentConfig,
     executor: &dyn Executor,

@@ -9,9 +9,70 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use vane_store::{LeaseRole, NewLease, RunId, StoreThreads};
+use vane_store::{LeaseRole, NewLease, RunId, StoreError, StoreThreads};
 
 use crate::EngineError;
+
+/// Where a lease is taken, renewed and given up: the database for a scheduler; for an agent,
+/// its transport ([`crate::agent::AgentLink`]), so a transport other than the database
+/// carries the agent's heartbeat too.
+pub trait LeaseLink: Clone + Send + Sync + 'static {
+    /// Records a new lease; when it expires, by the database's clock.
+    fn acquire(
+        &self,
+        id: String,
+        host: String,
+        pid: u32,
+        role: LeaseRole,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<DateTime<Utc>, StoreError>> + Send;
+    /// Extends it by `ttl`; `None` when it already expired.
+    fn renew(
+        &self,
+        id: String,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+    fn release(&self, id: String) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// What a person asked to stop among the runs owned under the lease.
+    fn stop_requests(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Vec<(RunId, Option<String>)>, StoreError>> + Send;
+}
+
+impl LeaseLink for StoreThreads {
+    async fn acquire(
+        &self,
+        id: String,
+        host: String,
+        pid: u32,
+        role: LeaseRole,
+        ttl: Duration,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.call(move |s| {
+            s.acquire_lease(&NewLease {
+                id: &id,
+                host: &host,
+                pid,
+                role,
+                ttl,
+            })
+        })
+        .await
+    }
+
+    async fn renew(&self, id: String, ttl: Duration) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(move |s| s.renew_lease(&id, ttl)).await
+    }
+
+    async fn release(&self, id: String) -> Result<(), StoreError> {
+        self.call(move |s| s.release_lease(&id)).await
+    }
+
+    async fn stop_requests(&self, id: String) -> Result<Vec<(RunId, Option<String>)>, StoreError> {
+        self.call(move |s| s.stop_requests(&id)).await
+    }
+}
 
 /// The lease a process executes runs under. Cloning shares it.
 #[derive(Clone)]
@@ -122,7 +183,7 @@ impl Lease {
     ///
     /// # Errors
     /// Fails when the store cannot be written.
-    pub async fn current(&self, store: &StoreThreads) -> Result<String, EngineError> {
+    pub async fn current<L: LeaseLink>(&self, link: &L) -> Result<String, EngineError> {
         let (id, generation) = {
             let held = self.lock()?;
             if let Some(id) = &held.id {
@@ -147,17 +208,7 @@ impl Lease {
             inner.role,
             inner.ttl,
         );
-        let expires = store
-            .call(move |s| {
-                s.acquire_lease(&NewLease {
-                    id: &lease,
-                    host: &host,
-                    pid,
-                    role,
-                    ttl,
-                })
-            })
-            .await?;
+        let expires = link.acquire(lease, host, pid, role, ttl).await?;
         {
             let mut held = self.lock()?;
             // Another caller may have taken a lease meanwhile: the first one stands, and ours
@@ -169,21 +220,16 @@ impl Lease {
             held.generation = generation + 1;
         }
         info!(lease = %id, ttl_secs = ttl.as_secs_f64(), expires = %expires, "Lease taken.");
-        tokio::spawn(renew(
-            Arc::downgrade(&self.inner),
-            store.clone(),
-            id.clone(),
-        ));
+        tokio::spawn(renew(Arc::downgrade(&self.inner), link.clone(), id.clone()));
         Ok(id)
     }
 
     /// Gives the lease up at a clean exit: what it owned is left for others at once.
-    pub async fn release(&self, store: &StoreThreads) {
+    pub async fn release<L: LeaseLink>(&self, link: &L) {
         let Some(id) = self.lock().ok().and_then(|mut h| h.id.take()) else {
             return;
         };
-        let lease = id.clone();
-        if let Err(e) = store.call(move |s| s.release_lease(&lease)).await {
+        if let Err(e) = link.release(id.clone()).await {
             warn!(lease = %id, error = %e, "Could not give the lease up; it expires by itself.");
         }
     }
@@ -205,7 +251,7 @@ const STOP_POLL: Duration = Duration::from_secs(1);
 /// database says it expired, and also when no renewal got through for a whole time to live: by
 /// then the database may have let it expire, and a process cut off from the database must stop
 /// acting as owner on its own (others adopt its runs).
-async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
+async fn renew<L: LeaseLink>(inner: Weak<Inner>, link: L, id: String) {
     let Some(ttl) = inner.upgrade().map(|i| i.ttl) else {
         return;
     };
@@ -227,8 +273,7 @@ async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
             return;
         }
         if strong.executing.load(Ordering::Relaxed) > 0 {
-            let lease = id.clone();
-            let asked = tokio::time::timeout(tick, store.call(move |s| s.stop_requests(&lease)));
+            let asked = tokio::time::timeout(tick, link.stop_requests(id.clone()));
             if let Ok(Ok(runs)) = asked.await {
                 strong.stops.send_if_modified(|known| {
                     let changed = *known != runs;
@@ -242,8 +287,7 @@ async fn renew(inner: Weak<Inner>, store: StoreThreads, id: String) {
         }
         let sent = Instant::now();
         due = sent + every;
-        let lease = id.clone();
-        let answer = tokio::time::timeout(every, store.call(move |s| s.renew_lease(&lease, ttl)));
+        let answer = tokio::time::timeout(every, link.renew(id.clone(), ttl));
         let why = match answer.await {
             Ok(Ok(Some(_))) => {
                 renewed = sent;

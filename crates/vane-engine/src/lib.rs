@@ -37,7 +37,7 @@ pub mod shipping;
 pub use adopt::{abandon_changes, adopt, orphaned};
 pub use clear::{ClearError, ClearRequest, Mark, clear_changes, mark_changes, owner_alive};
 pub use git::git_state;
-pub use lease::Lease;
+pub use lease::{Lease, LeaseLink};
 pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use offload::{BlockingPool, Offload};
 pub use runner::{
