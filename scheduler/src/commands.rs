@@ -255,6 +255,7 @@ fn engine_as(
         Some(vane_engine::remote::LogStorage {
             url: storage.logs_url.clone(),
             objects: Arc::clone(&storage.logs),
+            content_url: storage.content_url.clone(),
         }),
     );
     Ok(Engine {

@@ -412,11 +412,12 @@ runs_on = {}
     assert_eq!(ended(&p, 1, PATIENCE), "success");
 }
 
-/// With S3 as the storage, an agent that shares no disk with anyone ships its task's log there:
-/// a third host follows it live, line by line, reading only the database and S3; the line vane
-/// adds when a task times out is there too; the agent keeps nothing once shipped.
+/// With S3 as the storage, an agent with a disk of its own ships its task's log there: a third
+/// host follows it live, line by line, reading only the database and S3; the line vane adds
+/// when a task times out is there too; the agent keeps nothing once shipped. A task's declared
+/// outputs are hashed and kept in S3 by the agent, and a missing one fails the attempt.
 #[test]
-fn an_agents_log_is_shipped_to_s3_and_followed_from_a_host_that_shares_no_disk() {
+fn an_agent_ships_its_logs_and_outputs_to_s3_and_another_host_follows_the_log() {
     use vane_objects::Objects;
     let hosts = Hosts::new(3);
     let s3 = vane_objects::testing::S3Server::start(hosts.bridge_ip().into());
@@ -435,6 +436,16 @@ runs_on = {}
 command = 'echo "started"; sleep 60'
 runs_on = {}
 timeout = "2s"
+
+[tasks.train]
+command = 'mkdir -p "$VANE_WORK/model" && echo "weights from $VANE_HOST" > "$VANE_WORK/model/w.txt"'
+runs_on = {}
+outputs = { model = "{{ work }}/model" }
+
+[tasks.forgetful]
+command = 'true'
+runs_on = {}
+outputs = { report = "{{ work }}/never-written.json" }
 "#,
         );
     p.write(
@@ -485,7 +496,39 @@ timeout = "2s"
         "the scheduler's disk holds the agent's log"
     );
     let spool = crate::hosts::host_state(&p, 1).join("agent-spool");
-    assert_eq!(fs::read_dir(&spool).map(Iterator::count).unwrap_or(0), 0);
+    let left: Vec<_> = fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "cache")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The agent kept the output it declared in the content store in S3, as a folder whose
+    // marker comes last; the version is recorded with where its copy is.
+    let artifacts = p.vane(&["artifacts", "model", "--json"]).success().json();
+    let stored = artifacts[0]["stored"].as_str().unwrap().to_owned();
+    assert!(
+        stored.starts_with("s3://vane-e2e/team/artifacts/sha256/"),
+        "{artifacts:#}"
+    );
+    let hash = artifacts[0]["hash"].as_str().unwrap();
+    let key = format!("team/artifacts/sha256/{}/{hash}", &hash[..2]);
+    assert!(bucket.exists(&format!("{key}.tree")).unwrap());
+    assert_eq!(
+        bucket.get(&format!("{key}/w.txt")).unwrap().as_deref(),
+        Some(&b"weights from host-1\n"[..])
+    );
+    let forgetful = p.vane(&["show", "1", "--json"]).success().json();
+    let reason = forgetful["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "forgetful")
+        .map(|t| t["attempts"][0]["reason"].to_string())
+        .unwrap();
+    assert!(
+        reason.contains("declared output `report` was not written"),
+        "{reason}"
+    );
 }
 
 /// Built-in tasks and sensors run on agents as on one host: a sensor waits there for its file,

@@ -204,6 +204,43 @@ struct Running {
     /// Files the task writes for vane (`$VANE_METRICS`, ...) pointed at this host's spool,
     /// handed back with the outcome: by variable, the file.
     handed_back: Vec<(String, PathBuf)>,
+    /// The outputs it declares, to hash and keep in the content store here once it succeeded.
+    outputs: Option<Outputs>,
+}
+
+/// The declared outputs of an attempt and the content store to keep them in.
+struct Outputs {
+    content: crate::artifacts::ContentStore,
+    declared: Vec<(String, PathBuf)>,
+}
+
+impl Outputs {
+    fn of(job: &Value, spool: &std::path::Path) -> Result<Option<Self>, String> {
+        let (Some(url), Some(listed)) =
+            (job["content_storage"].as_str(), job["outputs"].as_array())
+        else {
+            return Ok(None);
+        };
+        let objects = vane_objects::open(url)
+            .map_err(|e| format!("cannot open the content store {url}: {e}"))?;
+        let declared = listed
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o["name"].as_str()?.to_owned(),
+                    PathBuf::from(o["path"].as_str()?),
+                ))
+            })
+            .collect();
+        Ok(Some(Self {
+            content: crate::artifacts::ContentStore {
+                url: url.to_owned(),
+                objects,
+                cache: spool.join("cache"),
+            },
+            declared,
+        }))
+    }
 }
 
 /// The kill switches of the attempts running here, by dispatch id.
@@ -388,12 +425,17 @@ async fn start<L: AgentLink>(
     }
     // The log goes to the storage every host reads, through a spool file here.
     let mut handed_back = Vec::new();
+    let mut outputs = None;
     let shipping = match (
         claim.job["log_storage"].as_str(),
         claim.job["log_key"].as_str(),
     ) {
-        (Some(url), Some(prefix)) => match vane_objects::open(url) {
-            Ok(objects) => {
+        (Some(url), Some(prefix)) => match vane_objects::open(url)
+            .map_err(|e| e.to_string())
+            .and_then(|objects| Ok((objects, Outputs::of(&claim.job, &config.spool)?)))
+        {
+            Ok((objects, declared)) => {
+                outputs = declared;
                 job.log_path = config.spool.join(format!("{id}.log"));
                 for (name, value) in &mut job.env {
                     if crate::remote::HANDED_BACK.contains(&name.as_str()) {
@@ -408,7 +450,7 @@ async fn start<L: AgentLink>(
             Err(e) => {
                 let lost = Outcome::Lost {
                     error: format!(
-                        "the agent on {} cannot open the log storage {url}: {e}",
+                        "the agent on {} cannot open the storage {url}: {e}",
                         config.host
                     ),
                 };
@@ -443,6 +485,7 @@ async fn start<L: AgentLink>(
         killed_because: None,
         started: None,
         handed_back,
+        outputs,
         shipper: shipping.map(|(objects, prefix)| {
             Shipper::start(Shipment {
                 link: link.clone(),
@@ -505,6 +548,26 @@ async fn report<L: AgentLink>(link: &L, id: i64, r: &Running, outcome: &Outcome)
     }
     if !files.is_empty() {
         value["files"] = Value::Object(files);
+    }
+    // Hashed and kept here, where the task wrote them: the run's owner may share no disk.
+    if let Some(outputs) = &r.outputs
+        && outcome.success()
+    {
+        let (content, declared) = (outputs.content.clone(), outputs.declared.clone());
+        match tokio::task::spawn_blocking(move || {
+            crate::artifacts::keep_declared(&content, declared)
+        })
+        .await
+        {
+            Ok(Ok(kept)) => {
+                value["outputs"] = kept
+                    .iter()
+                    .map(crate::artifacts::KeptOutput::to_json)
+                    .collect();
+            }
+            Ok(Err(why)) => value["outputs_error"] = why.into(),
+            Err(e) => value["outputs_error"] = format!("keeping the outputs failed: {e}").into(),
+        }
     }
     // Long enough to outlast a partition that cost the agent its lease, so that the refusal
     // is heard and logged when it heals.

@@ -281,6 +281,87 @@ impl ContentStore {
     }
 }
 
+/// A declared output of a succeeded attempt, hashed, with where its copy is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptOutput {
+    pub name: String,
+    pub path: String,
+    pub stored: Option<String>,
+    pub hashed: Hashed,
+}
+
+/// Hashes each declared output (`name`, where the task wrote it) and keeps a copy of it in
+/// `content`, on the host that ran the task: the run's owner or an agent.
+///
+/// # Errors
+/// Why the attempt fails: an output missing, unreadable, or one that cannot be kept.
+pub fn keep_declared(
+    content: &ContentStore,
+    declared: Vec<(String, PathBuf)>,
+) -> Result<Vec<KeptOutput>, String> {
+    let mut found = Vec::with_capacity(declared.len());
+    for (name, path) in declared {
+        let hashed = match hash_path(&path) {
+            Ok(hashed) => hashed,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "declared output `{name}` was not written: {} does not exist",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "declared output `{name}` cannot be read at {}: {e}",
+                    path.display()
+                ));
+            }
+        };
+        let stored = content.keep(&path, &hashed).map_err(|e| {
+            format!(
+                "cannot keep a copy of output `{name}` in the content store {}: {e}",
+                content.url
+            )
+        })?;
+        found.push(KeptOutput {
+            name,
+            path: path.display().to_string(),
+            stored: Some(stored),
+            hashed,
+        });
+    }
+    Ok(found)
+}
+
+impl KeptOutput {
+    /// As an agent reports it with the attempt's outcome.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "path": self.path,
+            "stored": self.stored,
+            "hash": self.hashed.hash,
+            "kind": self.hashed.kind.as_str(),
+            "size": self.hashed.size,
+        })
+    }
+
+    /// Read back from [`KeptOutput::to_json`].
+    #[must_use]
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        Some(Self {
+            name: value["name"].as_str()?.to_owned(),
+            path: value["path"].as_str()?.to_owned(),
+            stored: value["stored"].as_str().map(str::to_owned),
+            hashed: Hashed {
+                hash: value["hash"].as_str()?.to_owned(),
+                kind: value["kind"].as_str()?.parse().ok()?,
+                size: value["size"].as_u64()?,
+            },
+        })
+    }
+}
+
 /// Copies a file or folder (recursively) to `to`, which must not exist.
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     if !fs::metadata(from)?.is_dir() {

@@ -34,6 +34,9 @@ pub struct Placement {
     pub builtin: bool,
     /// Where the attempt's log chunks go in the log storage.
     pub log_key: String,
+    /// The outputs the task declares (`name`, where it writes it): the agent hashes them and
+    /// keeps a copy in the content store where they are, and reports them with the outcome.
+    pub outputs: Vec<(String, PathBuf)>,
 }
 
 /// Where agents ship task logs, and the run's owner adds its own lines to them.
@@ -42,6 +45,8 @@ pub struct LogStorage {
     /// As agents open it ([`vane_objects::open`]).
     pub url: String,
     pub objects: Arc<dyn vane_objects::Objects>,
+    /// The content store, as agents open it, for the outputs they keep.
+    pub content_url: String,
 }
 
 /// How often the owner reads the attempts it handed out, all of them in one query.
@@ -59,7 +64,12 @@ pub struct Agents {
     /// Where agents ship logs; `None` leaves the log where the job says (a shared folder).
     logs: Option<LogStorage>,
     watched: Arc<Watched>,
+    /// Outputs agents kept and reported, by attempt, until the run's owner records them.
+    reported: Arc<Mutex<HashMap<(RunId, String, u32), Reported>>>,
 }
+
+/// What an agent reported of an attempt's declared outputs: kept, or why not.
+type Reported = Result<Vec<crate::artifacts::KeptOutput>, String>;
 
 /// The attempts handed out and not yet over, each with where its watcher learns how it stands.
 #[derive(Default)]
@@ -83,7 +93,18 @@ impl Agents {
             all,
             logs,
             watched: Arc::default(),
+            reported: Arc::default(),
         }
+    }
+
+    /// The outputs the agent that ran attempt `attempt` of `task` kept and reported, once;
+    /// `None` when it reported none (it kept none, or shares the folder with this host).
+    #[must_use]
+    pub fn take_outputs(&self, run: RunId, task: &str, attempt: u32) -> Option<Reported> {
+        self.reported
+            .lock()
+            .ok()?
+            .remove(&(run, task.to_owned(), attempt))
     }
 
     /// Adds a line of the run's owner (why an attempt timed out, why its outcome could not be
@@ -157,9 +178,17 @@ impl Agents {
             runtime.spawn(poll(self.store.clone(), Arc::downgrade(&self.watched)));
         }
         let (store, watched) = (self.store.clone(), Arc::clone(&self.watched));
-        let (switch, logs) = (kill.clone(), self.logs.clone());
+        let (switch, logs, reported) =
+            (kill.clone(), self.logs.clone(), Arc::clone(&self.reported));
         runtime.spawn(async move {
-            let outcome = follow(&store, logs.as_ref(), &watched, &job, &placement, &switch).await;
+            let (outcome, outputs) =
+                follow(&store, logs.as_ref(), &watched, &job, &placement, &switch).await;
+            if let (Some(outputs), Ok(mut reported)) = (outputs, reported.lock()) {
+                reported.insert(
+                    (placement.run, placement.task.clone(), placement.attempt),
+                    outputs,
+                );
+            }
             let _ = report.send(outcome);
         });
         Ok(Launched {
@@ -216,12 +245,20 @@ async fn follow(
     job: &Job,
     placement: &Placement,
     kill: &KillSwitch,
-) -> Outcome {
+) -> (Outcome, Option<Reported>) {
     let mut described = job_to_json(job);
     described["builtin"] = placement.builtin.into();
     if let Some(logs) = logs {
         described["log_storage"] = logs.url.clone().into();
         described["log_key"] = placement.log_key.clone().into();
+        if !placement.outputs.is_empty() {
+            described["content_storage"] = logs.content_url.clone().into();
+            described["outputs"] = placement
+                .outputs
+                .iter()
+                .map(|(name, path)| json!({ "name": name, "path": path }))
+                .collect();
+        }
     }
     let p = placement.clone();
     let id = match store
@@ -240,20 +277,40 @@ async fn follow(
     {
         Ok(id) => id,
         Err(e) => {
-            return Outcome::Lost {
+            let lost = Outcome::Lost {
                 error: format!("could not hand the attempt to agents: {e}"),
             };
+            return (lost, None);
         }
     };
     let (tx, mut rx) = watch::channel(None);
     if let Ok(mut rows) = watched.rows.lock() {
         rows.insert(id, tx);
     }
-    let outcome = until_over(store, id, job, kill, &mut rx).await;
+    let mut outputs = None;
+    let outcome = until_over(store, id, job, kill, &mut rx, &mut outputs).await;
     if let Ok(mut rows) = watched.rows.lock() {
         rows.remove(&id);
     }
-    outcome
+    (outcome, outputs)
+}
+
+/// The outputs an agent reported with an outcome: kept (`outputs`), or why not
+/// (`outputs_error`); `None` when it reported nothing of them.
+fn reported_outputs(outcome: &Value) -> Option<Reported> {
+    if let Some(why) = outcome["outputs_error"].as_str() {
+        return Some(Err(why.to_owned()));
+    }
+    let listed = outcome["outputs"].as_array()?;
+    Some(
+        listed
+            .iter()
+            .map(|o| {
+                crate::artifacts::KeptOutput::from_json(o)
+                    .ok_or_else(|| format!("the agent reported an output vane cannot read: {o}"))
+            })
+            .collect(),
+    )
 }
 
 /// Follows dispatched attempt `id` as the poller reads it until it is over.
@@ -263,6 +320,7 @@ async fn until_over(
     job: &Job,
     kill: &KillSwitch,
     rx: &mut watch::Receiver<Option<DispatchRecord>>,
+    outputs: &mut Option<Reported>,
 ) -> Outcome {
     let mut cancelled = false;
     let mut cancel_deadline = None;
@@ -304,6 +362,7 @@ async fn until_over(
             DispatchState::Done => {
                 if let Some(outcome) = &seen.outcome {
                     put_back_files(job, outcome);
+                    *outputs = reported_outputs(outcome);
                 }
                 return seen.outcome.as_ref().map_or_else(
                     || Outcome::Lost {

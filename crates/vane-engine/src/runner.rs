@@ -16,7 +16,7 @@ use vane_store::{
 };
 
 use crate::EngineError;
-use crate::artifacts::{self, CacheInputs, Hashed};
+use crate::artifacts::{self, CacheInputs, Hashed, KeptOutput};
 use crate::machine::{Action, Finish, Recorded, RunMachine};
 use crate::offload::{Offload, offload};
 
@@ -568,7 +568,7 @@ struct Processes {
     joins: JoinSet<Joined>,
     sensing: HashMap<usize, Sensing>,
     /// Attempts that succeeded whose outputs are being hashed and copied off the loop.
-    keeping: JoinSet<(Ending, Result<Vec<Kept>, String>)>,
+    keeping: JoinSet<(Ending, Result<Vec<KeptOutput>, String>)>,
     /// Attempts started but with no process yet: their inputs are being hashed, their cache
     /// looked up or restored, off the loop. Whether the run stopped them meanwhile.
     starting: HashMap<usize, bool>,
@@ -1204,6 +1204,13 @@ impl Ctx<'_, '_> {
             priority: spec.priority,
             builtin: spec.builtin.is_some(),
             log_key: self.log_key(task, attempt),
+            outputs: {
+                let vars = self.vars(task, self.run, attempt);
+                spec.outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), self.artifact_path(&vars, o)))
+                    .collect()
+            },
         };
         Ok((agents.launch(job, placement)?, true))
     }
@@ -1637,11 +1644,11 @@ impl Ctx<'_, '_> {
 
     /// The inputs of an attempt as they are linked to it. Inputs are not copied: their
     /// producer's output copy, if any, is the one kept.
-    fn input_links(&self, prepared: &Prepared) -> Vec<Kept> {
+    fn input_links(&self, prepared: &Prepared) -> Vec<KeptOutput> {
         prepared
             .inputs
             .iter()
-            .map(|(name, path, hashed)| Kept {
+            .map(|(name, path, hashed)| KeptOutput {
                 name: name.clone(),
                 path: path.display().to_string(),
                 stored: None,
@@ -1706,9 +1713,9 @@ impl Ctx<'_, '_> {
         let spec = &self.spec.dag.tasks[task];
         let at = self.attempt_ref(task, attempt);
         let inputs = self.input_links(prepared);
-        let outputs: Vec<Kept> = restored
+        let outputs: Vec<KeptOutput> = restored
             .iter()
-            .map(|(link, path)| Kept {
+            .map(|(link, path)| KeptOutput {
                 name: link.artifact.name.clone(),
                 path: path.clone(),
                 stored: link.artifact.stored.clone(),
@@ -1783,7 +1790,7 @@ impl Ctx<'_, '_> {
     fn keep_outputs(
         &self,
         ending: Ending,
-    ) -> impl std::future::Future<Output = (Ending, Result<Vec<Kept>, String>)> + Send + 'static
+    ) -> impl std::future::Future<Output = (Ending, Result<Vec<KeptOutput>, String>)> + Send + 'static
     {
         let spec = &self.spec.dag.tasks[ending.task];
         let vars = self.vars(ending.task, self.run, ending.attempt);
@@ -1793,46 +1800,23 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|output| (output.name.clone(), self.artifact_path(&vars, output)))
             .collect();
+        // An agent that ran the task hashed and kept them on its own host.
+        let reported = self
+            .engine
+            .agents
+            .as_ref()
+            .and_then(|agents| agents.take_outputs(self.run, &spec.id, ending.attempt));
         // Most tasks declare no outputs: they skip the trip to another thread and back.
-        let kept = (!declared.is_empty()).then(|| {
+        let kept = (reported.is_none() && !declared.is_empty()).then(|| {
             offload(self.engine.offload, move || {
-                let mut found = Vec::with_capacity(declared.len());
-                for (name, path) in declared {
-                    let hashed = match artifacts::hash_path(&path) {
-                        Ok(hashed) => hashed,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Err(format!(
-                                "declared output `{name}` was not written: {} does not exist",
-                                path.display()
-                            ));
-                        }
-                        Err(e) => {
-                            return Err(format!(
-                                "declared output `{name}` cannot be read at {}: {e}",
-                                path.display()
-                            ));
-                        }
-                    };
-                    let stored = content.keep(&path, &hashed).map_err(|e| {
-                        format!(
-                            "cannot keep a copy of output `{name}` in the content store {}: {e}",
-                            content.url
-                        )
-                    })?;
-                    found.push(Kept {
-                        name,
-                        path: path.display().to_string(),
-                        stored: Some(stored),
-                        hashed,
-                    });
-                }
-                Ok(found)
+                artifacts::keep_declared(&content, declared)
             })
         });
         async move {
-            let kept = match kept {
-                Some(kept) => kept.await,
-                None => Ok(Vec::new()),
+            let kept = match (reported, kept) {
+                (Some(reported), _) => reported,
+                (None, Some(kept)) => kept.await,
+                (None, None) => Ok(Vec::new()),
             };
             (ending, kept)
         }
@@ -1840,7 +1824,7 @@ impl Ctx<'_, '_> {
 
     /// Records the outputs [`keep_outputs`](Self::keep_outputs) kept; the attempt fails
     /// instead when they could not be kept or recorded.
-    async fn outputs_kept(&self, ending: Ending, kept: Result<Vec<Kept>, String>) -> Ending {
+    async fn outputs_kept(&self, ending: Ending, kept: Result<Vec<KeptOutput>, String>) -> Ending {
         let at = self.attempt_ref(ending.task, ending.attempt);
         let now = Utc::now();
         let recorded = match kept {
@@ -1893,14 +1877,6 @@ struct Ending {
     reason: Option<String>,
 }
 
-/// An artifact an attempt read or wrote, hashed, and where its copy is kept if it is.
-struct Kept {
-    name: String,
-    path: String,
-    stored: Option<String>,
-    hashed: Hashed,
-}
-
 /// Runs `work` as the owner holding `fence`: in one transaction with the fence's check, so
 /// artifacts, lineage and cache keys are never recorded by an owner that lost the run.
 fn as_owner(
@@ -1945,7 +1921,7 @@ fn record_links(
     store: &dyn Store,
     at: &AttemptRef,
     direction: Direction,
-    artifacts: &[Kept],
+    artifacts: &[KeptOutput],
     now: DateTime<Utc>,
 ) -> Result<(), vane_store::StoreError> {
     if artifacts.is_empty() {
