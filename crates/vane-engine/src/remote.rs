@@ -65,8 +65,11 @@ pub struct Agents {
     logs: Option<LogStorage>,
     watched: Arc<Watched>,
     /// Outputs agents kept and reported, by attempt, until the run's owner records them.
-    reported: Arc<Mutex<HashMap<(RunId, String, u32), Reported>>>,
+    reported: Arc<Mutex<HashMap<AttemptKey, Reported>>>,
 }
+
+/// An attempt: its run, task and number.
+type AttemptKey = (RunId, String, u32);
 
 /// What an agent reported of an attempt's declared outputs: kept, or why not.
 type Reported = Result<Vec<crate::artifacts::KeptOutput>, String>;
