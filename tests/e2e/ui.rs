@@ -252,7 +252,24 @@ fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
             .len(),
         1
     );
+    // Every series is a path that starts by moving the pen, also when its first run has no
+    // value (a path starting with `L` draws nothing, and Chromium logs an error).
+    let paths = b.eval(
+        "return [...document.querySelectorAll('svg.chart path.series')].map(p => p.getAttribute('d'))",
+        serde_json::json!([]),
+    );
+    let paths = paths.as_array().unwrap();
+    assert!(!paths.is_empty());
+    for d in paths {
+        let d = d.as_str().unwrap_or_default();
+        assert!(d.is_empty() || d.starts_with('M'), "{d}");
+    }
     b.screenshot("checks");
+
+    // An attempt of a built-in task says what kind of task it is, not `vane exec-builtin`.
+    b.goto(&format!("{base}/#/runs/1/tasks/validate/1"));
+    let page = b.wait_text("dl.kv", &["Kind", "validate"]);
+    assert!(!page.contains("exec-builtin"), "{page}");
 
     // The model page: v1 stayed in production, v2 failed at the canary gate, and the
     // timeline says so with the numbers the gate saw.

@@ -122,8 +122,27 @@ pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
     value["dispatched"] = crate::agents::Agents::read(store)?.run_json(run, chrono::Utc::now());
     // An attempt an agent ran is recorded by the run's owner; where it ran is the agent's.
     let ran_on = store.run_dispatches(run)?;
+    // What each task is, from the DAG version the run ran: a person reads "validate", not the
+    // `vane exec-builtin` vane runs for it.
+    let version = store
+        .dag_source(detail.run.dag_version)
+        .ok()
+        .and_then(|source| {
+            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
+        });
     for task in value["tasks"].as_array_mut().into_iter().flatten() {
         let id = task["id"].as_str().unwrap_or_default().to_owned();
+        if let Some(spec) = version
+            .as_ref()
+            .and_then(|d| d.tasks.iter().find(|t| t.id == id))
+        {
+            task["kind"] = match (&spec.builtin, spec.sensor) {
+                (Some(b), _) => b.kind(),
+                (None, Some(_)) => "sensor",
+                (None, None) => "command",
+            }
+            .into();
+        }
         for attempt in task["attempts"].as_array_mut().into_iter().flatten() {
             let number = attempt["attempt"].as_u64().unwrap_or_default();
             let agent = ran_on
@@ -269,7 +288,7 @@ pub fn task_reason(t: &vane_store::TaskRecord) -> Option<String> {
         .filter(|a| a.state != AttemptState::Running)
         .and_then(|a| a.reason.clone());
     match (attempt, t.reason.clone()) {
-        (Some(a), Some(t)) if a != t => Some(format!("{a} ({t})")),
+        (Some(a), Some(t)) if !a.contains(t.as_str()) => Some(format!("{a} ({t})")),
         (Some(a), _) => Some(a),
         (None, t) => t,
     }

@@ -309,7 +309,7 @@ async function pageDags() {
     h('p', { class: 'sub' }, 'Every DAG in the DAG folder, its cadence and how its recent runs went.'),
     cards,
     invalid.length ? panel(h('h3', {}, 'Files that do not validate'),
-      h('p', { class: 'muted' }, 'These DAGs are not scheduled until fixed; the others run as usual. `vane validate` prints the same.'),
+      h('p', { class: 'muted' }, 'A DAG whose file stops validating keeps running its last good version until the file is fixed; a DAG that never validated does not run. The others run as usual. `vane validate` prints the same.'),
       invalid.map((d) => h('div', { class: 'invalid-dag' }, h('strong', {}, d.path),
         h('ul', { class: 'errors' }, d.errors.map((e, i) => {
           const hint = d.diagnostics && d.diagnostics[i] && d.diagnostics[i].hint;
@@ -529,7 +529,15 @@ function chart(points, bound) {
   } else if (limits.length === 1) {
     parts.push(s('line', { class: 'bound', x1: L, x2: W - R, y1: py(limits[0]), y2: py(limits[0]) }));
   }
-  const line = points.map((p, i) => (typeof p.value === 'number' ? `${i ? 'L' : 'M'}${px(i)},${py(p.value)}` : '')).join(' ');
+  // A point without a value breaks the line: the next one starts a new piece (`M`), so the
+  // path never begins with `L`.
+  let pen = 'M';
+  const line = points.map((p, i) => {
+    if (typeof p.value !== 'number') { pen = 'M'; return ''; }
+    const piece = `${pen}${px(i)},${py(p.value)}`;
+    pen = 'L';
+    return piece;
+  }).filter(Boolean).join(' ');
   parts.push(s('path', { class: 'series', d: line }));
   points.forEach((p, i) => {
     if (typeof p.value !== 'number') return;
@@ -658,7 +666,8 @@ async function pageAttempt(runId, task, number_) {
       ['Duration', duration(between(a.started_at, a.ended_at))],
       ['Exit code', a.exit_code !== null ? String(a.exit_code) : (a.signal ? `killed by ${a.signal}` : '–')],
       ['Host', a.host ? `${a.host}, pid ${a.pid}` : null],
-      ['Command', h('code', {}, a.command)],
+      ['Kind', t.kind || null],
+      ['Command', t.kind === 'validate' || t.kind === 'deploy' ? `built in: vane runs the ${t.kind} step itself` : h('code', {}, a.command)],
       ['DAG version', `v${a.dag_version}`],
       ['Params', Object.keys(run.params || {}).length ? h('code', {}, JSON.stringify(run.params)) : '(none)']])),
     h('h2', {}, 'Metrics'),
