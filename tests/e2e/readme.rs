@@ -254,3 +254,63 @@ fn the_readme_names_the_alert_statistics_as_the_json_does() {
         assert!(row.contains(key), "the README's row lacks {key}: {row}");
     }
 }
+
+/// Each systemd unit the README gives is one systemd accepts (`systemd-analyze verify`), and
+/// hardened: `systemd-analyze security` rates it OK (exposure at most 2.0 of 10; 9.2 "UNSAFE"
+/// without the hardening directives).
+#[test]
+fn the_readmes_systemd_units_verify_and_are_hardened() {
+    let readme = repo("README.md");
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for block in readme.split("```ini\n").skip(1) {
+        let text = &block[..block.find("```").expect("the block's end")];
+        let Some(name) = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# /etc/systemd/system/"))
+        else {
+            continue;
+        };
+        // The binary where this test built it: verify checks that ExecStart exists.
+        let unit = text.replace("/usr/local/bin/vane", crate::harness::VANE);
+        std::fs::write(dir.path().join(name), unit).unwrap();
+        units.push(name.to_owned());
+    }
+    assert_eq!(
+        units,
+        [
+            "vane-scheduler.service",
+            "vane-serve.service",
+            "vane-agent.service"
+        ]
+    );
+    let analyze = |args: &[&str]| {
+        std::process::Command::new("systemd-analyze")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run systemd-analyze ({e}): install Debian's `systemd` package")
+            })
+    };
+    for unit in &units {
+        let path = format!("./{unit}");
+        let verified = analyze(&["verify", &path]);
+        assert!(
+            verified.status.success() && verified.stderr.is_empty(),
+            "{unit}: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        let rated = analyze(&["security", "--offline=true", &path]);
+        let text = String::from_utf8_lossy(&rated.stdout);
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{unit}: no exposure level in:\n{text}"));
+        assert!(score <= 2.0, "{unit} is rated {score}:\n{text}");
+    }
+}
