@@ -153,8 +153,11 @@ pub(crate) enum Command {
     /// Use it to check a cron expression (and its time zone and daylight-saving days) before
     /// committing it.
     Next(NextArgs),
-    /// Show a DAG's recent schedule ticks and what was decided for each (run or skipped, and
-    /// why), and what stops the next: "why didn't my 02:00 run happen?".
+    /// Show a DAG's schedule ticks and what was decided for each: "why didn't it run?"
+    ///
+    /// Each recent tick with its decision (the run, or skipped and why: overlap, catch-up),
+    /// the next tick, and what stops ticks from being decided (paused, no scheduler running),
+    /// in the DAG's time zone.
     Ticks(TicksArgs),
     /// Run the scheduler daemon in the foreground: every DAG on its cron cadence.
     ///
@@ -256,12 +259,110 @@ pub(crate) enum Command {
     Resolve(crate::alerts::ResolveArgs),
     /// Silence an alert's notifications for a while (at most 7d); it keeps counting.
     Snooze(crate::alerts::SnoozeArgs),
+    /// Print a shell completion script: `vane completions bash > /etc/bash_completion.d/vane`.
+    Completions(CompletionsArgs),
+    /// Print vane's man page (roff), or write one page per command into a folder.
+    ///
+    /// `vane man | man -l -` reads it now; `vane man --dir /usr/local/share/man/man1` installs
+    /// vane(1) and vane-COMMAND(1) for every command.
+    Man(ManArgs),
     /// Run the work of a `validate` or `deploy` task; the engine starts this as the task's process.
     #[command(hide = true)]
     ExecBuiltin,
     /// Kill an agent's tasks when the agent dies; `vane agent` starts this itself.
     #[command(hide = true)]
     AgentWatchdog,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write vane.1 and vane-COMMAND.1 for every command into this folder instead.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+}
+
+/// The commands as `vane --help` lists them, by what a person is doing; every visible
+/// command is in exactly one group (a test checks it).
+pub(crate) const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Write and check DAGs",
+        &["validate", "schema", "graph", "next"],
+    ),
+    (
+        "Run",
+        &[
+            "run",
+            "trigger",
+            "backfill",
+            "backfills",
+            "clear",
+            "stop",
+            "mark",
+            "pause",
+            "unpause",
+        ],
+    ),
+    (
+        "See what happened",
+        &["runs", "show", "logs", "dags", "ticks", "sla", "status"],
+    ),
+    (
+        "Long-running processes",
+        &["scheduler", "serve", "agent", "agents"],
+    ),
+    (
+        "Data, artifacts and metrics",
+        &[
+            "checks",
+            "mark-good",
+            "metrics",
+            "artifacts",
+            "lineage",
+            "diff",
+        ],
+    ),
+    (
+        "Models",
+        &["models", "approve", "reject", "promote", "rollback"],
+    ),
+    ("Alerts", &["alerts", "ack", "resolve", "snooze"]),
+    ("Shell", &["completions", "man"]),
+];
+
+/// The command line, with `--help` listing the commands by [`GROUPS`] rather than as one list
+/// of 38.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let width = GROUPS
+        .iter()
+        .flat_map(|(_, names)| names.iter())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut groups = String::new();
+    for (title, names) in GROUPS {
+        groups.push_str(&format!("{title}:\n"));
+        for name in *names {
+            let about = cmd
+                .find_subcommand(name)
+                .and_then(|c| c.get_about())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            groups.push_str(&format!("  {name:width$}  {about}\n"));
+        }
+        groups.push('\n');
+    }
+    cmd.help_template(format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{groups}Options:\n{{options}}{{after-help}}"
+    ))
 }
 
 #[derive(Debug, Args)]
@@ -540,5 +641,42 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A new command shows up in `vane --help` only once it is given a group.
+    #[test]
+    fn every_visible_command_is_in_exactly_one_help_group() {
+        let grouped: Vec<&str> = GROUPS
+            .iter()
+            .flat_map(|(_, names)| names.iter().copied())
+            .collect();
+        let mut visible: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        visible.sort();
+        let mut sorted: Vec<String> = grouped.iter().map(|s| (*s).to_owned()).collect();
+        sorted.sort();
+        assert_eq!(
+            sorted, visible,
+            "GROUPS must list each visible command once"
+        );
+        let help = command().render_long_help().to_string();
+        for name in grouped {
+            assert_eq!(
+                help.matches(&format!("\n  {name} ")).count(),
+                1,
+                "{name}:\n{help}"
+            );
+        }
+        assert!(help.contains("Options:\n"), "{help}");
+        assert!(help.contains("Exit codes:"), "{help}");
     }
 }

@@ -41,6 +41,16 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Graph(args) => graph(g, &args.dag_id, args.format),
         Command::Next(args) => next(g, &args.dag_id, args.count, args.after.as_deref()),
         Command::Ticks(args) => ticks(g, &args),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut crate::cli::command(),
+                "vane",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => man(args.dir.as_deref()),
         Command::Scheduler(args) => scheduler(g, &args),
         Command::Serve(args) => crate::http::serve(g, &args),
         Command::Status(args) => crate::status::status(g, &args),
@@ -1106,6 +1116,32 @@ fn next(g: &Global, dag_id: &str, count: usize, after: Option<&str>) -> Result<E
     for tick in app(g).next_ticks(dag_id, count, after)? {
         println!("{tick}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// vane(1) on stdout, or vane(1) and vane-COMMAND(1) for every visible command in `dir`.
+fn man(dir: Option<&Path>) -> Result<ExitCode> {
+    let cmd = crate::cli::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, page: clap::Command| -> Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        clap_mangen::Man::new(page).render(&mut file)?;
+        Ok(())
+    };
+    let mut written = 1;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("vane-{}", sub.get_name());
+        write(&name, sub.clone().name(name.clone()))?;
+        written += 1;
+    }
+    write("vane", cmd)?;
+    eprintln!("wrote {written} man pages to {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

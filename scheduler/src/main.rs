@@ -17,11 +17,11 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let matches = cli::Cli::command().get_matches();
+    let matches = cli::command().get_matches();
     let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -314,3 +314,46 @@ fn the_readmes_systemd_units_verify_and_are_hardened() {
         assert!(score <= 2.0, "{unit} is rated {score}:\n{text}");
     }
 }
+
+/// Shell completion and man pages come from the same command line as `--help`, so they name
+/// every command there is.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let p = crate::harness::Project::new();
+    let bash = p.vane(&["completions", "bash"]).success().stdout;
+    assert!(
+        bash.contains("_vane()") && bash.contains("complete -F _vane"),
+        "{bash}"
+    );
+    for command in ["ticks", "logs", "agents", "completions"] {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+    }
+    let zsh = p.vane(&["completions", "zsh"]).success().stdout;
+    assert!(zsh.starts_with("#compdef vane"), "{zsh}");
+    let fish = p.vane(&["completions", "fish"]).success().stdout;
+    assert!(fish.contains("complete -c vane"), "{fish}");
+    p.vane(&["completions", "tcsh"])
+        .code(2)
+        .stderr_contains("possible values");
+
+    let man = p.vane(&["man"]).success().stdout;
+    assert!(man.contains(".TH vane 1"), "{man}");
+    assert!(
+        man.contains("vane\\-ticks"),
+        "the page lists the commands:\n{man}"
+    );
+    let dir = p.root().join("man1");
+    p.vane(&["man", "--dir", dir.to_str().unwrap()])
+        .success()
+        .stderr_contains("man pages to");
+    let run = std::fs::read_to_string(dir.join("vane-run.1")).unwrap();
+    assert!(
+        run.contains(".TH vane-run 1") && run.contains("\\-\\-param"),
+        "{run}"
+    );
+    assert!(dir.join("vane.1").exists());
+    assert!(
+        !dir.join("vane-exec-builtin.1").exists(),
+        "hidden commands get no page"
+    );
+}
