@@ -14,6 +14,8 @@ use crate::cli::Global;
 #[derive(Debug, Clone, Args)]
 pub(crate) struct HttpArgs {
     /// Token file for the API: actions need `Authorization: Bearer TOKEN` [env: VANE_API_TOKEN].
+    /// Without one on a loopback address, vane makes a token for this run and prints the
+    /// web UI's link with it.
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
 }
@@ -53,11 +55,37 @@ fn bind(addr: SocketAddr, auth: &HttpArgs) -> Result<vane_http::Server> {
         ),
         None => std::env::var("VANE_API_TOKEN").ok(),
     };
-    let server = vane_http::Server::bind(addr, token)?;
+    // On loopback without a token, as Jupyter does: a token made for this run of the server,
+    // handed to the person who started it in the link below. The page's buttons work from
+    // that link, and other users of the machine, who can reach loopback too, cannot act.
+    let made = token.is_none() && addr.ip().is_loopback();
+    let token = if made { Some(one_time_token()?) } else { token };
+    let server = vane_http::Server::bind(addr, token.clone())?;
     // Printed so that a script (or a test) that asked for port 0 learns the port.
     eprintln!("vane: serving the API on http://{}", server.local_addr());
-    eprintln!("vane: web UI at http://{}/", server.local_addr());
+    match token.filter(|_| made) {
+        Some(token) => {
+            eprintln!(
+                "vane: web UI at http://{}/#token={token}",
+                server.local_addr()
+            );
+            eprintln!(
+                "vane: that link carries a token made for this run of the server: the page's actions need it (so other users of this machine cannot act), reads do not; scripts send it as `Authorization: Bearer {token}`"
+            );
+        }
+        None => eprintln!("vane: web UI at http://{}/", server.local_addr()),
+    }
     Ok(server)
+}
+
+/// 128 random bits from the kernel, in hex.
+fn one_time_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom to make the server's token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn api(g: &Global) -> Result<Arc<dyn vane_http::Api>> {

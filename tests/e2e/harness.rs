@@ -670,9 +670,22 @@ impl Drop for Served {
 impl Project {
     /// `vane serve` on a free port with API token `token`.
     pub(crate) fn serve(&self, token: &str) -> Served {
-        let child = self
-            .command(&["serve", "--http", "127.0.0.1:0"])
-            .env("VANE_API_TOKEN", token)
+        self.serve_with(Some(token)).0
+    }
+
+    /// `vane serve` on loopback as the README starts it, with no token given; the web UI link
+    /// it prints (which carries the token it made).
+    pub(crate) fn serve_as_documented(&self) -> (Served, String) {
+        self.serve_with(None)
+    }
+
+    fn serve_with(&self, token: Option<&str>) -> (Served, String) {
+        let mut command = self.command(&["serve", "--http", "127.0.0.1:0"]);
+        match token {
+            Some(token) => command.env("VANE_API_TOKEN", token),
+            None => command.env_remove("VANE_API_TOKEN"),
+        };
+        let child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vane serve");
@@ -691,9 +704,12 @@ impl Project {
             );
             if let Some(addr) = line.trim().strip_prefix("vane: serving the API on http://") {
                 served.addr = addr.to_owned();
+            }
+            if let Some(link) = line.trim().strip_prefix("vane: web UI at ") {
+                let link = link.to_owned();
                 // Keep draining stderr so the server never blocks on a full pipe.
                 std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-                return served;
+                return (served, link);
             }
         }
     }

@@ -22,8 +22,8 @@ command = "exit 3"
 
 const TOKEN: &str = "s3cret-token";
 
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     head: String,
     body: String,
 }
@@ -35,7 +35,13 @@ impl Response {
 }
 
 /// One HTTP/1.1 request; the server closes the connection after answering.
-fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to vane serve");
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(

@@ -503,3 +503,64 @@ fn the_agents_page_shows_agents_and_what_waits_for_one() {
     run.kill().unwrap();
     run.wait().unwrap();
 }
+
+/// `vane serve` as the README starts it, with no token: the link it prints lets the person who
+/// started it act at once (nobody else has the token), the Trigger button opens a form with the
+/// DAG's params and a date, and the answer says that no scheduler will start the run.
+#[test]
+fn the_printed_link_lets_its_owner_trigger_with_params_and_says_no_scheduler_runs() {
+    let p = Project::new().dag(
+        "train",
+        r#"
+[params]
+epochs = 3
+lr = 0.1
+note = "nightly"
+
+[tasks.fit]
+command = "echo {{ params.epochs }} {{ params.note }}"
+"#,
+    );
+    let (served, link) = p.serve_as_documented();
+    let token = link
+        .split("#token=")
+        .nth(1)
+        .expect("the link carries a token");
+    assert_eq!(token.len(), 32, "{link}");
+    // Without the token, an action is refused: another local user cannot act.
+    let refused = crate::http::request(&served.addr, "POST", "/api/dags/train/trigger", None, "{}");
+    assert_eq!(refused.status, 401);
+
+    let b = Browser::start();
+    b.goto(&link);
+    // The token left the address bar; the page is the DAG list.
+    b.wait_text("main", &["train"]);
+    let url = b.eval("return location.href", json!([]));
+    assert!(!url.as_str().unwrap().contains("token"), "{url}");
+    b.goto(&format!("http://{}/#/dags/train", served.addr));
+    b.wait_text("main h1", &["train"]);
+    b.click("main button:not(.quiet)");
+    b.wait_count("dialog.trigger input[name=epochs]", 1);
+    b.eval(
+        "document.querySelector('dialog.trigger input[name=epochs]').value = '7';
+         document.querySelector('dialog.trigger input[name=note]').value = 'by hand';
+         document.querySelector('#trigger-date').value = '2026-03-01';",
+        json!([]),
+    );
+    b.click("#trigger-submit");
+    b.wait_text("#banner", &["Queued run 1", "no scheduler is running"]);
+    let run = p.show(1);
+    assert_eq!(
+        run["params"],
+        json!({ "epochs": 7, "lr": 0.1, "note": "by hand" }),
+        "{run:#}"
+    );
+    assert!(
+        run["logical_date"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-01"),
+        "{run:#}"
+    );
+    drop(served);
+}

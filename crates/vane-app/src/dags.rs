@@ -192,11 +192,7 @@ impl App {
                 .tasks
                 .iter()
                 .map(|t| {
-                    let kind = match (&t.builtin, t.sensor) {
-                        (Some(builtin), _) => builtin.kind(),
-                        (None, Some(_)) => "sensor",
-                        (None, None) => "command",
-                    };
+                    let kind = t.kind();
                     json!({
                         "id": t.id,
                         "description": t.description,

@@ -136,12 +136,7 @@ pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
             .as_ref()
             .and_then(|d| d.tasks.iter().find(|t| t.id == id))
         {
-            task["kind"] = match (&spec.builtin, spec.sensor) {
-                (Some(b), _) => b.kind(),
-                (None, Some(_)) => "sensor",
-                (None, None) => "command",
-            }
-            .into();
+            task["kind"] = spec.kind().into();
         }
         for attempt in task["attempts"].as_array_mut().into_iter().flatten() {
             let number = attempt["attempt"].as_u64().unwrap_or_default();

@@ -167,6 +167,18 @@ pub struct Task {
     pub builtin: Option<Builtin>,
 }
 
+impl Task {
+    /// Its `kind` as written: `command`, `sensor`, or a built-in kind (`validate`, `deploy`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match (&self.builtin, self.sensor) {
+            (Some(builtin), _) => builtin.kind(),
+            (None, Some(_)) => "sensor",
+            (None, None) => "command",
+        }
+    }
+}
+
 /// A named artifact at a path (a template; relative paths start from the project root).
 #[derive(Debug, Clone)]
 pub struct ArtifactRef {

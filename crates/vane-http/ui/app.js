@@ -368,7 +368,7 @@ async function pageDag(id, tab) {
       dag.paused ? h('span', { class: 'badge paused' }, 'paused') : null,
       dag.valid === false ? h('span', { class: 'badge state-failed' }, 'does not validate') : null,
       h('span', { class: 'spacer' }),
-      dag.valid ? h('button', { type: 'button', onclick: () => act(`/api/dags/${enc(id)}/trigger`, {}, (r) => `Queued run ${r.run_id}; the scheduler starts it.`) }, 'Trigger') : null,
+      dag.valid ? h('button', { type: 'button', onclick: () => triggerForm(dag) }, 'Trigger') : null,
       dag.valid ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/dags/${enc(id)}/${dag.paused ? 'unpause' : 'pause'}`, {}, `${id} ${dag.paused ? 'unpaused' : 'paused'}.`) }, dag.paused ? 'Unpause' : 'Pause') : null),
     h('p', { class: 'sub' }, [dag.description, dag.schedule ? `schedule ${dag.schedule} (${dag.timezone})` : 'manual runs only',
       dag.next_run && !dag.paused ? `next run ${when(dag.next_run)}` : null, dag.path].filter(Boolean).join(' · ')),
@@ -401,6 +401,48 @@ async function dagTicks(id) {
     h('p', { class: 'sub' }, `Times in ${t.timezone}. ${t.next ? `Next tick ${local(t.next)}.` : 'No schedule: runs only when triggered.'}`),
     notes,
     t.ticks.length ? panel(table(['Tick (logical date)', 'Decided', 'Decision'], rows)) : panel(empty('No tick decided yet.')));
+}
+
+// Trigger with params and a logical date: a form with the DAG's params at their defaults.
+// When no scheduler runs, the queued run would wait unseen: the answer says so.
+function triggerForm(dag) {
+  const params = Object.entries(dag.params || {});
+  const field = ([name, value]) => {
+    const id = `param-${name}`;
+    const input = typeof value === 'boolean'
+      ? h('input', { id, name, type: 'checkbox', checked: value ? '' : null })
+      : h('input', { id, name, type: typeof value === 'number' ? 'number' : 'text', step: 'any', value: String(value) });
+    return h('label', { for: id }, h('code', {}, name), ' ', input);
+  };
+  const date = h('input', { id: 'trigger-date', name: 'date', type: 'date' });
+  const dialog = h('dialog', { class: 'trigger', 'aria-labelledby': 'trigger-title' },
+    h('form', { method: 'dialog' },
+      h('h2', { id: 'trigger-title' }, `Trigger ${dag.id}`),
+      params.length ? h('fieldset', {}, h('legend', {}, 'Params'), params.map(field)) : h('p', { class: 'muted' }, 'This DAG has no params.'),
+      h('label', { for: 'trigger-date' }, 'Logical date (empty: now, in UTC) ', date),
+      h('div', { class: 'row' },
+        h('button', { value: 'cancel', type: 'submit', class: 'quiet' }, 'Cancel'),
+        h('button', { value: 'trigger', type: 'submit', id: 'trigger-submit' }, 'Trigger'))));
+  dialog.addEventListener('close', async () => {
+    const values = {};
+    for (const [name, value] of params) {
+      const input = dialog.querySelector(`[name="${name}"]`);
+      if (typeof value === 'boolean') values[name] = input.checked;
+      else if (typeof value === 'number') values[name] = Number(input.value);
+      else values[name] = input.value;
+    }
+    dialog.remove();
+    if (dialog.returnValue !== 'trigger') return;
+    const body = { params: values };
+    if (date.value) body.date = date.value;
+    let up = 1;
+    try { up = (await api('/api/status')).schedulers.filter((x) => x.status === 'up').length; } catch (_) { /* said by the header */ }
+    act(`/api/dags/${enc(dag.id)}/trigger`, body, (r) => (up
+      ? `Queued run ${r.run_id}; the scheduler starts it.`
+      : `Queued run ${r.run_id}, but no scheduler is running on this database: it waits until one starts (\`vane scheduler\`).`));
+  });
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 // Rows are the DAG's tasks, then tasks only older runs had (renamed or removed since).
@@ -881,7 +923,18 @@ function oncallPanel(oncall) {
 
 // ---- start ----------------------------------------------------------------------------
 
+// The link `vane serve` prints on loopback carries the token it made for this run
+// (`#token=...`): kept in this browser, and taken out of the address bar and history.
+function takeToken() {
+  const found = /^#token=([0-9A-Za-z._~-]+)$/.exec(location.hash);
+  if (!found) return false;
+  localStorage.setItem('vane-token', found[1]);
+  history.replaceState(null, '', `${location.pathname}#/`);
+  return true;
+}
+
 document.getElementById('token-button').addEventListener('click', () => askToken(null));
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => { takeToken(); render(); });
 setInterval(tick, REFRESH_MS);
+takeToken();
 render();
