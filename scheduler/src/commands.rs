@@ -506,7 +506,7 @@ fn run(g: &Global, target: &ManualRunArgs, kill_grace: u64) -> Result<ExitCode> 
             dag.id,
             spec.logical_date
                 .with_timezone(&dag.timezone)
-                .format("%Y-%m-%d %H:%M %Z"),
+                .format("%Y-%m-%d %H:%M %Z (%:z)"),
             dag.tasks.len(),
             plural(dag.tasks.len())
         );
@@ -1016,7 +1016,7 @@ fn runs(g: &Global, args: &crate::cli::RunsArgs) -> Result<ExitCode> {
             vec![
                 r.id.to_string(),
                 r.dag_id.clone(),
-                r.logical_date.to_rfc3339(),
+                vane_app::runs::logical_date_text(r),
                 r.trigger.to_string(),
                 waits.state(r),
                 time(r.started_at),
@@ -1081,7 +1081,11 @@ fn show(g: &Global, run_id: vane_store::RunId, as_json: bool) -> Result<ExitCode
     if let Some(reason) = &run.reason {
         println!("  reason:       {reason}");
     }
-    println!("  logical date: {}", run.logical_date.to_rfc3339());
+    println!(
+        "  logical date: {} ({})",
+        vane_app::runs::logical_date_text(run),
+        vane_app::runs::zone(run).name()
+    );
     println!("  trigger:      {}", run.trigger);
     println!("  params:       {}", run.params);
     for change in &changed {

@@ -158,6 +158,37 @@ impl Browser {
         )
     }
 
+    /// The serious and critical accessibility violations axe-core finds on the page (WCAG 2.x
+    /// A and AA rules), each as `rule: what, at which elements`. axe-core comes from
+    /// `$VANE_AXE_JS`, which scripts/test downloads.
+    pub(crate) fn axe_violations(&self) -> Vec<String> {
+        let path = std::env::var("VANE_AXE_JS").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/axe-core-4.14.1/axe.min.js"
+            )
+            .to_owned()
+        });
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("cannot read axe-core at {path} ({e}): run scripts/test, which downloads it")
+        });
+        self.eval(&source, json!([]));
+        let found = self.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({
+                "script": "const done = arguments[arguments.length - 1];
+                    axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] })
+                      .then((r) => done(r.violations
+                        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                        .map((v) => `${v.id} (${v.impact}): ${v.help}, at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join('; ')}`)))
+                      .catch((e) => done([`axe failed: ${e}`]));",
+                "args": [],
+            })),
+        );
+        serde_json::from_value(found).unwrap_or_default()
+    }
+
     /// The text a person sees in the elements matching `css`, one string per element.
     pub(crate) fn texts(&self, css: &str) -> Vec<String> {
         let found = self.eval(

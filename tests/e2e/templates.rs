@@ -75,7 +75,9 @@ fn templates_and_environment_carry_the_same_values() {
     assert!(p.work().join("ran").is_file());
 
     let run = &p.runs()[0];
-    assert_eq!(run["logical_date"], "2026-03-08T05:00:00+00:00");
+    // In the DAG's zone, with its offset: the date the schedule names.
+    assert_eq!(run["logical_date"], "2026-03-08T00:00:00-05:00");
+    assert_eq!(run["timezone"], "America/New_York");
     assert_eq!(run["params"]["x"], x);
     assert_eq!(run["params"]["n"], 3);
 }

@@ -564,3 +564,48 @@ command = "echo {{ params.epochs }} {{ params.note }}"
     );
     drop(served);
 }
+
+/// No page has a serious or critical accessibility violation (axe-core, WCAG 2.1 A and AA):
+/// contrast, names of controls, links told apart by more than colour, a keyboard-reachable log.
+#[test]
+fn no_page_has_a_serious_accessibility_violation() {
+    let p = examples();
+    p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
+        .success();
+    p.vane(&[
+        "run",
+        "churn_retrain",
+        "--date",
+        "2026-03-03",
+        "--param",
+        "candidate_quality=worse",
+    ])
+    .failure();
+    let served = p.serve(TOKEN);
+    let base = format!("http://{}", served.addr);
+    let b = Browser::start();
+    let pages = [
+        ("#/", "main table, main .panel"),
+        ("#/runs", "main table"),
+        ("#/dags/churn_retrain", "main table"),
+        ("#/dags/churn_retrain/graph", "svg.graph"),
+        ("#/dags/churn_retrain/checks", "svg.chart"),
+        ("#/dags/churn_retrain/metrics", "main .panel"),
+        ("#/dags/churn_retrain/ticks", "main .panel"),
+        ("#/runs/2", "main table"),
+        ("#/runs/2/tasks/rollout/1", "pre.log"),
+        ("#/models", "main table"),
+        ("#/models/churn_model", "main table"),
+        ("#/agents", "main .panel"),
+        ("#/alerts", "main .panel"),
+    ];
+    let mut found = Vec::new();
+    for (page, ready) in pages {
+        b.goto(&format!("{base}/{page}"));
+        b.wait_count(ready, 1);
+        for violation in b.axe_violations() {
+            found.push(format!("{page}: {violation}"));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

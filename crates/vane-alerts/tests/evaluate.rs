@@ -52,6 +52,7 @@ fn run_at(
             params: serde_json::json!({}),
             git: None,
             host: "box",
+            timezone: "UTC",
             tasks: &ids,
             at,
             records_tick: false,

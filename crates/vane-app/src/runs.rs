@@ -22,7 +22,8 @@ pub fn run_json(run: &RunRecord) -> Value {
         "state": run.state.as_str(),
         "reason": run.reason,
         "trigger": run.trigger.as_str(),
-        "logical_date": run.logical_date.to_rfc3339(),
+        "logical_date": logical_date_text(run),
+        "timezone": zone(run).name(),
         "params": run.params,
         "dag_version": { "id": run.dag_version, "hash": run.dag_hash },
         "git": run.git.as_ref().map(|g| json!({ "commit": g.commit, "dirty": g.dirty })),
@@ -36,6 +37,25 @@ pub fn run_json(run: &RunRecord) -> Value {
             "at": r.at.to_rfc3339(),
         })),
     })
+}
+
+/// The zone a run's logical date was reckoned in: its DAG's when the run was made; UTC for
+/// runs recorded before vane kept it.
+#[must_use]
+pub fn zone(run: &RunRecord) -> chrono_tz::Tz {
+    run.timezone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// A run's logical date in RFC 3339 with the offset of its DAG's zone, as the schedule reads:
+/// `2026-03-29T02:00:00+02:00`, without fractions of a second when there are none.
+#[must_use]
+pub fn logical_date_text(run: &RunRecord) -> String {
+    run.logical_date
+        .with_timezone(&zone(run))
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 /// Rollout stages waiting for a person, by run: a run that waits for an approval is `running`

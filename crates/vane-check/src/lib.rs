@@ -166,6 +166,7 @@ drift = { method = "js", max = 0.1, severity = "warn" }
                     params: serde_json::json!({}),
                     git: None,
                     host: "box",
+                    timezone: "UTC",
                     tasks: &["validate"],
                     at: chrono::Utc::now(),
                     records_tick: false,

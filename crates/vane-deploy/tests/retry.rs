@@ -61,6 +61,7 @@ fn setup(dir: &Path, approval: bool) -> (SqliteStore, RunId, vane_dag::Dag) {
             params: json!({}),
             git: None,
             host: "box",
+            timezone: "UTC",
             tasks: &["rollout"],
             at: Utc::now(),
             records_tick: false,

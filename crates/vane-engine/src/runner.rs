@@ -146,6 +146,7 @@ pub fn new_run(
     let (logical_date, trigger, backfill) = (spec.logical_date, spec.trigger, spec.backfill);
     let git = spec.git.clone();
     let host = host.to_owned();
+    let timezone = spec.dag.timezone.name().to_owned();
     let at = Utc::now();
     move |store| {
         let version = record_version(store, &dag_id, &source, &path)?;
@@ -158,6 +159,7 @@ pub fn new_run(
             params,
             git,
             host: &host,
+            timezone: &timezone,
             tasks: &tasks,
             at,
             records_tick: trigger == Trigger::Scheduled,

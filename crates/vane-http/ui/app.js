@@ -64,12 +64,20 @@ function kv(pairs) {
 
 // ---- time -----------------------------------------------------------------------------
 
-// Times are shown in UTC, as the command line prints them, so that a screenshot pasted into
-// an incident channel means the same to everyone.
+// When things happened (started, ended, seen) is shown in UTC, so that a screenshot pasted
+// into an incident channel means the same to everyone; a run's logical date is shown in its
+// DAG's time zone with the offset (see `logical`), as the command line prints both.
 function when(iso) {
   if (!iso) return '–';
   const d = new Date(iso);
   return d.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+}
+
+// A logical date as the API gives it, in its DAG's time zone with the offset
+// (`2026-03-29 03:00:00 +02:00`): the date the schedule names, not this browser's.
+function logical(iso) {
+  if (!iso) return '–';
+  return iso.replace('T', ' ').replace(/(\.\d+)?([+-]\d\d:\d\d|Z)$/, (_, _frac, zone) => ` ${zone === 'Z' ? '+00:00' : zone}`);
 }
 
 function ago(iso) {
@@ -329,7 +337,7 @@ function recentDots(d) {
   const runs = (d.recent || []).slice().reverse();
   if (!runs.length) return h('span', { class: 'muted' }, '–');
   return h('span', { class: 'dots' }, runs.map((r) =>
-    h('a', { class: `dot state-${r.state}`, href: `#/runs/${r.id}`, title: `run ${r.id}: ${r.state}, ${when(r.logical_date)}` })));
+    h('a', { class: `dot state-${r.state}`, href: `#/runs/${r.id}`, title: `run ${r.id}: ${r.state}, ${logical(r.logical_date)}` })));
 }
 
 // ---- pages: runs ----------------------------------------------------------------------
@@ -351,7 +359,7 @@ function runsTable(runs, withDag) {
       withDag ? h('td', {}, link(`#/dags/${enc(r.dag_id)}`, r.dag_id)) : null,
       h('td', {}, badge(r.state), r.reason ? h('div', { class: 'muted' }, r.reason) : null),
       h('td', {}, r.trigger),
-      h('td', {}, when(r.logical_date)),
+      h('td', {}, logical(r.logical_date)),
       h('td', {}, timeEl(r.started_at)),
       h('td', { class: 'num' }, duration(between(r.started_at, r.ended_at))))));
 }
@@ -387,18 +395,17 @@ async function pageDag(id, tab) {
 // (as the schedule is written), and what stops the next one.
 async function dagTicks(id) {
   const t = await api(`/api/dags/${enc(id)}/ticks?limit=50`);
-  const local = (iso) => (iso ? iso.replace('T', ' ') : '–');
   const notes = t.notes.length
-    ? panel(h('ul', { class: 'errors', role: 'status' }, t.notes.map((n) => h('li', {}, n))))
+    ? panel(h('div', { role: 'status' }, h('ul', { class: 'errors' }, t.notes.map((n) => h('li', {}, n)))))
     : null;
   const rows = t.ticks.map((k) => h('tr', {},
-    h('td', { class: 'mono' }, local(k.logical_date)),
-    h('td', { class: 'mono' }, local(k.decided_at)),
+    h('td', { class: 'mono' }, logical(k.logical_date)),
+    h('td', { class: 'mono' }, logical(k.decided_at)),
     h('td', {}, k.decision === 'run'
       ? link(`#/runs/${k.run_id}`, `run ${k.run_id}`)
       : [badge('skipped'), ' ', k.reason])));
   return h('div', {},
-    h('p', { class: 'sub' }, `Times in ${t.timezone}. ${t.next ? `Next tick ${local(t.next)}.` : 'No schedule: runs only when triggered.'}`),
+    h('p', { class: 'sub' }, `Times in ${t.timezone}. ${t.next ? `Next tick ${logical(t.next)}.` : 'No schedule: runs only when triggered.'}`),
     notes,
     t.ticks.length ? panel(table(['Tick (logical date)', 'Decided', 'Decision'], rows)) : panel(empty('No tick decided yet.')));
 }
@@ -459,7 +466,7 @@ function dagGrid(dag) {
   const headRow = h('tr', {}, h('th', {}, ''), runs.map((r) => h('th', {},
     h('a', {
       class: `run-bar state-${r.state}`, href: `#/runs/${r.id}`,
-      title: `run ${r.id}: ${r.state}\n${when(r.logical_date)}\n${r.trigger}, ${duration(between(r.started_at, r.ended_at))}`,
+      title: `run ${r.id}: ${r.state}\n${logical(r.logical_date)}\n${r.trigger}, ${duration(between(r.started_at, r.ended_at))}`,
     }))));
   const rows = tasks.map((t) => h('tr', { 'data-task': t }, h('th', { class: 'task' }, t), runs.map((r) => {
     const cell = r.tasks[t];
@@ -542,8 +549,9 @@ function dagGraph(dag) {
     edges, nodes);
   const picker = runs.length ? h('div', { class: 'row' }, 'States of run ',
     h('select', {
+      'aria-label': 'run whose task states the graph shows',
       onchange: (e) => { location.hash = `#/dags/${enc(dag.id)}/graph?run=${e.target.value}`; },
-    }, runs.map((r) => h('option', { value: r.id, selected: r.id === chosen }, `#${r.id} ${r.state} · ${when(r.logical_date)}`)))) : empty('No runs yet: the graph shows the tasks only.');
+    }, runs.map((r) => h('option', { value: r.id, selected: r.id === chosen }, `#${r.id} ${r.state} · ${logical(r.logical_date)}`)))) : empty('No runs yet: the graph shows the tasks only.');
   return h('div', {}, panel(picker, svg, legend()));
 }
 
@@ -670,7 +678,7 @@ async function pageRun(id) {
       finished && anyFailed ? h('button', { type: 'button', onclick: () => act(`/api/runs/${run.id}/clear`, { failed_only: true }, `Cleared the failed tasks of run ${run.id}: the scheduler runs them again.`) }, 'Clear failed tasks') : null,
       finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null,
       !finished && !run.stop_requested ? h('button', { type: 'button', class: 'danger', onclick: () => act(`/api/runs/${run.id}/stop`, {}, (r) => r.state === 'failed' ? `Stopped run ${run.id}.` : `Asked run ${run.id} to stop: its running tasks are killed within seconds.`) }, 'Stop') : null),
-    h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${when(run.logical_date)}`),
+    h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${logical(run.logical_date)}`),
     run.waiting_for_approval ? waitingPanel({ run_id: run.id, ...run.waiting_for_approval }) : null,
     (run.dispatched || []).length ? panel(h('strong', {}, 'On agents: '),
       run.dispatched.map((d) => h('div', { 'data-dispatched': d.task_id }, h('code', {}, d.task_id), ` attempt ${d.attempt} ${d.detail}`)),
@@ -701,7 +709,7 @@ async function pageAttempt(runId, task, number_) {
   return h('div', {},
     h('div', { class: 'row' }, h('h1', {}, `${task}`), badge(a.state), h('span', { class: 'muted' }, `attempt ${n} of ${t.attempts.length}`),
       t.attempts.length > 1 ? h('span', {}, t.attempts.map((x) => [' ', x.attempt === n ? h('strong', {}, `#${x.attempt}`) : link(`#/runs/${runId}/tasks/${enc(task)}/${x.attempt}`, `#${x.attempt}`)])) : null),
-    h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ' · ', link(`#/runs/${runId}`, `run ${runId}`), ` for ${when(run.logical_date)}`),
+    h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ' · ', link(`#/runs/${runId}`, `run ${runId}`), ` for ${logical(run.logical_date)}`),
     a.reason ? panel(h('strong', {}, 'Why: '), a.reason) : null,
     panel(kv([
       ['Started', when(a.started_at)], ['Ended', a.ended_at ? when(a.ended_at) : 'still running'],
@@ -712,10 +720,20 @@ async function pageAttempt(runId, task, number_) {
       ['Command', t.kind === 'validate' || t.kind === 'deploy' ? `built in: vane runs the ${t.kind} step itself` : h('code', {}, a.command)],
       ['DAG version', `v${a.dag_version}`],
       ['Params', Object.keys(run.params || {}).length ? h('code', {}, JSON.stringify(run.params)) : '(none)']])),
-    h('h2', {}, 'Metrics'),
-    panel(metrics.length ? table(['Name', 'Value'], metrics.map(([k, v]) => h('tr', {}, h('td', {}, h('code', {}, k)), h('td', { class: 'num' }, number(v)))), { class: 'metrics' }) : empty('This attempt reported no numbers.')),
+    // The log before the numbers: a long metrics table must not push why it failed out of view.
     h('h2', {}, a.state === 'running' ? 'Log (live)' : 'Log'),
-    log);
+    log,
+    h('h2', {}, 'Metrics'),
+    panel(metricsTable(metrics)));
+}
+
+// Up to 8 numbers shown; more fold into a summary a click opens.
+function metricsTable(metrics) {
+  if (!metrics.length) return empty('This attempt reported no numbers.');
+  const rows = metrics.map(([k, v]) => h('tr', {}, h('td', {}, h('code', {}, k)), h('td', { class: 'num' }, number(v))));
+  const shown = table(['Name', 'Value'], rows, { class: 'metrics' });
+  if (metrics.length <= 8) return shown;
+  return h('details', {}, h('summary', {}, `${metrics.length} numbers`), shown);
 }
 
 // The log box survives redraws of its page: it is fetched once, and followed while the
@@ -725,7 +743,8 @@ function logBox(runId, task, n, running, key) {
   const path = decodeURI(key.replace(/^#/, ''));
   const cached = logs.get(path);
   if (cached && keep.key === path) return cached;
-  const pre = h('pre', { class: 'log' }, 'loading the log…');
+  // Focusable, so a keyboard reaches and scrolls it.
+  const pre = h('pre', { class: 'log', tabindex: '0', 'aria-label': `log of ${task} attempt ${n}` }, 'loading the log…');
   logs.clear();
   logs.set(path, pre);
   const controller = new AbortController();
@@ -831,7 +850,7 @@ function waitingPanel(w) {
 function rollback(name, versions) {
   const reason = h('input', { type: 'text', placeholder: 'why', size: 36 });
   const choices = versions.filter((v) => ['archived', 'production'].includes(v.stage));
-  const to = h('select', {}, h('option', { value: '' }, 'the previous production version'),
+  const to = h('select', { 'aria-label': 'version to roll back to' }, h('option', { value: '' }, 'the previous production version'),
     choices.map((v) => h('option', { value: v.version }, `v${v.version} (${v.stage})`)));
   return panel(h('div', { class: 'row' }, h('strong', {}, 'Roll back to'), to, reason,
     h('button', {

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0021_task_stops.sql"),
     include_str!("../migrations/0022_agents.sql"),
     include_str!("../migrations/0023_log_chunks.sql"),
+    include_str!("../migrations/0024_run_timezone.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -358,6 +359,7 @@ impl SqliteStore {
             dag_version: row.get("dag_version_id")?,
             dag_hash: row.get("content_hash")?,
             logical_date: parse_ts(&row.get::<_, String>("logical_date")?)?,
+            timezone: row.get("timezone")?,
             trigger: parse_enum(&row.get::<_, String>("trigger")?)?,
             params: serde_json::from_str(&params)
                 .map_err(|e| StoreError::Corrupt(format!("params of a run: {e}")))?,
@@ -575,8 +577,8 @@ impl Store for SqliteStore {
         let logical_date = ts(&run.logical_date);
         let inserted = tx.execute(
             "INSERT INTO runs (dag_id, dag_version_id, logical_date, trigger, params, state,
-                               git_commit, git_dirty, host, queued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9)",
+                               git_commit, git_dirty, host, queued_at, timezone)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10)",
             params![
                 run.dag_id,
                 run.dag_version,
@@ -587,6 +589,7 @@ impl Store for SqliteStore {
                 run.git.as_ref().map(|g| g.dirty),
                 run.host,
                 at,
+                run.timezone,
             ],
         );
         match inserted {

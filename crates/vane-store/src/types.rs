@@ -215,6 +215,8 @@ pub struct NewRun<'a> {
     pub params: serde_json::Value,
     pub git: Option<GitState>,
     pub host: &'a str,
+    /// The IANA zone the logical date is reckoned in (the DAG's `timezone`).
+    pub timezone: &'a str,
     /// Task ids in DAG order; each starts `queued`.
     pub tasks: &'a [&'a str],
     pub at: DateTime<Utc>,
@@ -383,6 +385,9 @@ pub struct RunRecord {
     pub dag_version: DagVersionId,
     pub dag_hash: String,
     pub logical_date: DateTime<Utc>,
+    /// The IANA zone the logical date was reckoned in; `None` for runs recorded before vane
+    /// kept it.
+    pub timezone: Option<String>,
     pub trigger: Trigger,
     pub params: serde_json::Value,
     pub state: RunState,

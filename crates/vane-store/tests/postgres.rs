@@ -35,6 +35,7 @@ fn a_store_is_usable_from_inside_a_tokio_runtime() {
                 params: serde_json::json!({}),
                 git: None,
                 host: "box",
+                timezone: "UTC",
                 tasks: &["a"],
                 at: Utc::now(),
                 records_tick: false,

@@ -30,6 +30,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0021_task_stops.sql"),
     include_str!("../../migrations/postgres/0022_agents.sql"),
     include_str!("../../migrations/postgres/0023_log_chunks.sql"),
+    include_str!("../../migrations/postgres/0024_run_timezone.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new

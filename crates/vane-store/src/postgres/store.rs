@@ -64,6 +64,7 @@ fn run_record(row: &Row) -> Result<RunRecord> {
         dag_version: row.try_get("dag_version_id")?,
         dag_hash: row.try_get("content_hash")?,
         logical_date: row.try_get("logical_date")?,
+        timezone: row.try_get("timezone")?,
         trigger: parse_enum(row.try_get("trigger")?)?,
         params: row.try_get("params")?,
         state: parse_enum(row.try_get("state")?)?,
@@ -346,8 +347,8 @@ impl Store for PgStore {
             // insert waits for the other's transaction and then does nothing.
             let inserted = c.query_opt(
                 "INSERT INTO runs (dag_id, dag_version_id, logical_date, trigger, params, state,
-                                   git_commit, git_dirty, host, queued_at)
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)
+                                   git_commit, git_dirty, host, queued_at, timezone)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)
                  ON CONFLICT (dag_id, logical_date) DO NOTHING RETURNING id",
                 &[
                     &run.dag_id,
@@ -359,6 +360,7 @@ impl Store for PgStore {
                     &run.git.as_ref().map(|g| g.dirty),
                     &run.host,
                     &run.at,
+                    &run.timezone,
                 ],
             )?;
             let Some(row) = inserted else {

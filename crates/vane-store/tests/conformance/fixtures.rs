@@ -28,6 +28,7 @@ pub(crate) fn run(store: &S, dag: &str, on: u32, tasks: &[&str]) -> RunId {
             params: serde_json::json!({}),
             git: None,
             host: "box",
+            timezone: "UTC",
             tasks,
             at: Utc::now(),
             records_tick: false,

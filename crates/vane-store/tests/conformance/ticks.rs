@@ -88,6 +88,7 @@ pub(crate) fn a_run_for_a_tick_decided_skipped_is_refused_and_nothing_is_left(db
         params: serde_json::json!({}),
         git: None,
         host: "box",
+        timezone: "UTC",
         tasks: &["a"],
         at: Utc::now(),
         records_tick: true,
