@@ -235,3 +235,53 @@ cwd = "missing/{{ ds }}"
     let log = p.logs(1, "nowhere", None);
     assert!(log.contains("missing/2026-11-23"), "{log}");
 }
+
+/// Airflow's date variables, as an Airflow user writes them: `ts`, the previous and next
+/// ticks, and date arithmetic (`macros.ds_add` is `| add_days`), in the DAG's zone across the
+/// day daylight saving time starts; the environment carries the same.
+#[test]
+fn airflow_style_dates_follow_the_schedule_in_the_dags_zone() {
+    let p = Project::new().dag(
+        "nightly",
+        r#"
+[dag]
+schedule = "0 3 * * *"
+timezone = "Europe/Berlin"
+
+[tasks.dates]
+command = '''printf '%s\n' ts={{ ts }} ts_nodash={{ ts_nodash }} prev_ds={{ prev_ds }} next_ds={{ next_ds }} next_ds_nodash={{ next_ds_nodash }} week_ago={{ ds | add_days(-7) }} tomorrow={{ ds_nodash | add_days(1) }} env_prev_ds="$VANE_PREV_DS" env_ts="$VANE_TS"'''
+"#,
+    );
+    p.vane(&["run", "nightly", "--date", "2026-03-29T03:00:00+02:00"])
+        .success();
+    let values = key_values(&p.logs(1, "dates", None));
+    let expected = [
+        // The first night of summer time: 03:00 is +02:00, the night before was +01:00.
+        ("ts", "2026-03-29T03:00:00+02:00"),
+        ("ts_nodash", "20260329T030000"),
+        ("prev_ds", "2026-03-28"),
+        ("next_ds", "2026-03-30"),
+        ("next_ds_nodash", "20260330"),
+        ("week_ago", "2026-03-22"),
+        ("tomorrow", "20260330"),
+        ("env_prev_ds", "2026-03-28"),
+        ("env_ts", "2026-03-29T03:00:00+02:00"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(
+            values.get(name).map(String::as_str),
+            Some(value),
+            "{name}: {values:#?}"
+        );
+    }
+
+    // Pasted from Airflow: validate says what to write instead, where.
+    p.write_dag(
+        "pasted",
+        "[tasks.a]\ncommand = \"echo {{ macros.ds_add(ds, -7) }}\"\n",
+    );
+    p.vane(&["validate", "dags/pasted.toml"])
+        .failure()
+        .stderr_contains("Airflow's `macros.ds_add` is not a vane template")
+        .stderr_contains("write `{{ ds | add_days(-7) }}`");
+}

@@ -10,6 +10,21 @@ pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
     ("ds", "logical date as YYYY-MM-DD, in the DAG's time zone"),
     ("ds_nodash", "logical date as YYYYMMDD"),
     (
+        "ts",
+        "logical date and time, ISO 8601 with offset, in the DAG's time zone (Airflow's `ts`)",
+    ),
+    ("ts_nodash", "logical date and time as YYYYMMDDTHHMMSS"),
+    (
+        "prev_ds",
+        "date of the previous schedule tick (the data interval's start), YYYY-MM-DD; `ds` for a DAG without a schedule",
+    ),
+    ("prev_ds_nodash", "`prev_ds` as YYYYMMDD"),
+    (
+        "next_ds",
+        "date of the next schedule tick after the logical date, YYYY-MM-DD; `ds` for a DAG without a schedule",
+    ),
+    ("next_ds_nodash", "`next_ds` as YYYYMMDD"),
+    (
         "logical_date",
         "logical date and time, RFC 3339 with offset",
     ),
@@ -47,7 +62,101 @@ pub enum Var {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Var { var: Var, raw: bool },
+    /// `days`: moved by `| add_days(N)` (a date variable only).
+    Var {
+        var: Var,
+        raw: bool,
+        days: i64,
+    },
+}
+
+/// The variables that hold a date, which `| add_days(N)` moves: `YYYY-MM-DD` or `YYYYMMDD`.
+const DATES: &[&str] = &[
+    "ds",
+    "ds_nodash",
+    "prev_ds",
+    "prev_ds_nodash",
+    "next_ds",
+    "next_ds_nodash",
+];
+
+/// `value` (`YYYY-MM-DD` or `YYYYMMDD`) moved by `days`, in the same format; as it is when it
+/// is not a date.
+fn add_days(value: &str, days: i64) -> String {
+    for format in ["%Y-%m-%d", "%Y%m%d"] {
+        if let Ok(date) = chrono::NaiveDate::parse_from_str(value, format) {
+            return (date + chrono::Duration::days(days))
+                .format(format)
+                .to_string();
+        }
+    }
+    value.to_owned()
+}
+
+/// The filters after a variable: `raw`, `add_days(N)`; `(raw, days)`, or the problem.
+fn filters(list: &[&str], name: &str) -> Result<(bool, i64), (String, String)> {
+    let (mut raw, mut days) = (false, 0);
+    for filter in list.iter().map(|f| f.trim()) {
+        if filter == "raw" {
+            raw = true;
+        } else if let Some(arg) = filter
+            .strip_prefix("add_days(")
+            .and_then(|a| a.strip_suffix(')'))
+        {
+            if !DATES.contains(&name) {
+                return Err((
+                    format!("`add_days` moves a date, and `{name}` is not one"),
+                    format!(
+                        "use it on {}, as in `{{{{ ds | add_days(-7) }}}}`",
+                        DATES.join(", ")
+                    ),
+                ));
+            }
+            days += arg.trim().parse::<i64>().map_err(|_| {
+                (
+                    format!("`add_days({arg})` needs a whole number of days"),
+                    "write e.g. `add_days(-7)` for a week before".to_owned(),
+                )
+            })?;
+        } else {
+            let hint = match crate::diag::did_you_mean(
+                filter.split('(').next().unwrap_or(filter),
+                ["raw", "add_days"],
+            ) {
+                Some(close) => format!("did you mean `{close}`? The filters are `raw` and `add_days(N)`"),
+                None => "the filters are `raw` (as in `{{ params.x | raw }}`) and `add_days(N)` (as in `{{ ds | add_days(-7) }}`)".to_owned(),
+            };
+            return Err((format!("unknown template filter `{filter}`"), hint));
+        }
+    }
+    Ok((raw, days))
+}
+
+/// Airflow's `macros.ds_add(ds, -7)`, pasted from a DAG: what vane writes instead.
+fn airflow_macro(inner: &str) -> Option<(String, String)> {
+    let call = inner.strip_prefix("macros.")?;
+    let (name, args) = call.split_once('(').unwrap_or((call, ""));
+    let hint = match name.trim() {
+        "ds_add" => {
+            let args = args.trim_end_matches(')');
+            let (var, days) = args.split_once(',').unwrap_or((args, "N"));
+            format!(
+                "write `{{{{ {} | add_days({}) }}}}`",
+                var.trim(),
+                days.trim()
+            )
+        }
+        "ds_format" => {
+            "vane has no `ds_format`; use `ds_nodash`, `ts_nodash` or `$VANE_DS` in the command"
+                .to_owned()
+        }
+        _ => "vane's templates have variables and the filters `raw` and `add_days(N)`, no macros"
+            .to_owned(),
+    };
+    Some((
+        format!("Airflow's `macros.{}` is not a vane template", name.trim()),
+        hint,
+    ))
 }
 
 /// A parsed template; rendering cannot fail because every variable was checked when parsing.
@@ -90,25 +199,36 @@ impl Template {
             };
             let range = open..close + 2;
             let inner = text[open + 2..close].trim();
-            let (name, raw) = match inner.split_once('|') {
-                Some((name, filter)) if filter.trim() == "raw" => (name.trim(), true),
-                Some((_, filter)) => {
+            if let Some((message, hint)) = airflow_macro(inner) {
+                problems.push(TemplateProblem {
+                    range,
+                    message,
+                    hint,
+                });
+                rest = close + 2;
+                continue;
+            }
+            let mut parts = inner.split('|');
+            let name = parts.next().unwrap_or_default().trim();
+            let rest_filters: Vec<&str> = parts.collect();
+            let (raw, days) = match filters(&rest_filters, name) {
+                Ok(found) => found,
+                Err((message, hint)) => {
                     problems.push(TemplateProblem {
-                        range: range.clone(),
-                        message: format!("unknown template filter `{}`", filter.trim()),
-                        hint: "the only filter is `raw`, as in `{{ params.x | raw }}`".into(),
+                        range,
+                        message,
+                        hint,
                     });
                     rest = close + 2;
                     continue;
                 }
-                None => (inner, false),
             };
             match resolve(name, params) {
                 Ok(var) => {
                     if raw {
                         raw_uses.push(range.clone());
                     }
-                    segments.push(Segment::Var { var, raw });
+                    segments.push(Segment::Var { var, raw, days });
                 }
                 Err((message, hint)) => problems.push(TemplateProblem {
                     range,
@@ -162,8 +282,11 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
-                Segment::Var { var, raw } => {
-                    let value = lookup(var);
+                Segment::Var { var, raw, days } => {
+                    let value = match days {
+                        0 => lookup(var),
+                        days => add_days(&lookup(var), *days),
+                    };
                     if quote && !raw {
                         let _ = write!(out, "{}", shell_quote(&value));
                     } else {
@@ -278,5 +401,48 @@ mod tests {
     fn plain_rendering_does_not_quote() {
         let (t, _) = Template::parse("{{ ds }}/{{ params.evil }}", &["evil"]).unwrap();
         assert_eq!(t.render_plain(lookup), "<ds>/x; touch pwned");
+    }
+
+    #[test]
+    fn dates_move_by_days_in_their_own_format() {
+        let (t, _) = Template::parse(
+            "{{ ds | add_days(-7) }} {{ ds_nodash|add_days(1) }} {{ next_ds | add_days( 2 ) | raw }}",
+            &[],
+        )
+        .unwrap();
+        let dates = |var: &Var| match var {
+            Var::Builtin("ds" | "next_ds") => "2026-03-01".to_owned(),
+            Var::Builtin("ds_nodash") => "20260228".to_owned(),
+            _ => String::new(),
+        };
+        assert_eq!(t.render_shell(dates), "2026-02-22 20260301 2026-03-03");
+    }
+
+    #[test]
+    fn filters_and_airflow_macros_are_checked_with_the_fix() {
+        let problems = Template::parse(
+            "{{ run_id | add_days(1) }} {{ ds | add_days(a) }} {{ ds | upper }} {{ ds | add_day(1) }} {{ macros.ds_add(ds, -7) }}",
+            &[],
+        )
+        .unwrap_err();
+        let got: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.message.as_str(), p.hint.as_str()))
+            .collect();
+        assert_eq!(got[0].0, "`add_days` moves a date, and `run_id` is not one");
+        assert_eq!(got[1].0, "`add_days(a)` needs a whole number of days");
+        assert_eq!(got[2].0, "unknown template filter `upper`");
+        assert!(
+            got[3].1.starts_with("did you mean `add_days`?"),
+            "{:?}",
+            got[3]
+        );
+        assert_eq!(
+            got[4],
+            (
+                "Airflow's `macros.ds_add` is not a vane template",
+                "write `{{ ds | add_days(-7) }}`"
+            )
+        );
     }
 }

@@ -2025,12 +2025,29 @@ impl TemplateVars {
             t.with_timezone(&dag.timezone)
                 .to_rfc3339_opts(SecondsFormat::Secs, true)
         };
+        // The ticks around the logical date; a DAG without a schedule has none, and both
+        // are the logical date itself.
+        let next_tick = dag
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(logical_date))
+            .unwrap_or(logical_date);
+        let day = |t: DateTime<Utc>, format: &str| {
+            t.with_timezone(&dag.timezone).format(format).to_string()
+        };
         let builtin = vane_dag::BUILTIN_VARIABLES
             .iter()
             .map(|&(name, _)| {
                 let value = match name {
                     "ds" => local.format("%Y-%m-%d").to_string(),
                     "ds_nodash" => local.format("%Y%m%d").to_string(),
+                    // Airflow's `ts`: the offset as +00:00, never Z.
+                    "ts" => local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                    "ts_nodash" => local.format("%Y%m%dT%H%M%S").to_string(),
+                    "prev_ds" => day(interval_start, "%Y-%m-%d"),
+                    "prev_ds_nodash" => day(interval_start, "%Y%m%d"),
+                    "next_ds" => day(next_tick, "%Y-%m-%d"),
+                    "next_ds_nodash" => day(next_tick, "%Y%m%d"),
                     "logical_date" => rfc3339(logical_date),
                     "data_interval_start" => rfc3339(interval_start),
                     "data_interval_end" => rfc3339(interval_end),
