@@ -236,6 +236,43 @@ fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
     let base = format!("http://{}", served.addr);
     let b = Browser::start();
 
+    // The graph routes a long edge around the tasks between its ends: no edge passes through
+    // a task it does not join (sampled along every path).
+    b.goto(&format!("{base}/#/dags/churn_retrain/graph"));
+    b.wait_count("svg.graph path.edge", 10);
+    let crossings = b.eval(
+        "const nodes = [...document.querySelectorAll('svg.graph g.node')].map((g) => {
+           const m = /translate\\(([-\\d.]+),([-\\d.]+)\\)/.exec(g.getAttribute('transform'));
+           const r = g.querySelector('rect');
+           return { id: g.dataset.task, x: +m[1], y: +m[2], w: +r.getAttribute('width'), h: +r.getAttribute('height') };
+         });
+         const out = [];
+         for (const p of document.querySelectorAll('svg.graph path.edge')) {
+           const length = p.getTotalLength();
+           for (let at = 0; at <= length; at += 4) {
+             const q = p.getPointAtLength(at);
+             for (const n of nodes) {
+               if (n.id === p.dataset.from || n.id === p.dataset.to) continue;
+               if (q.x > n.x + 1 && q.x < n.x + n.w - 1 && q.y > n.y + 1 && q.y < n.y + n.h - 1) {
+                 out.push(`${p.dataset.from} -> ${p.dataset.to} crosses ${n.id}`);
+               }
+             }
+           }
+         }
+         return [...new Set(out)];",
+        json!([]),
+    );
+    assert_eq!(crossings, json!([]), "edges drawn through tasks");
+    let long = b.eval(
+        "return document.querySelector('svg.graph path.edge[data-from=make_eval][data-to=rollout]') !== null",
+        json!([]),
+    );
+    assert_eq!(
+        long,
+        json!(true),
+        "the example has the long edge make_eval -> rollout"
+    );
+
     // A chart per check, a point per run, the bound drawn beside the values.
     b.goto(&format!("{base}/#/dags/churn_retrain/checks"));
     let agreement = b.wait_text("[data-check='check_labels · agreement']", &["pass"]);

@@ -488,6 +488,10 @@ function legend() {
 
 // Layered drawing: a task's column is the longest path to it from a root; within a column,
 // tasks sit near the mean row of their upstream tasks, which keeps most edges short.
+// Layers as Airflow's and Dagster's graph views draw them (Sugiyama's method, simply): a
+// task's column is its depth; an edge that spans columns gets a placeholder in each column it
+// crosses, which takes a row there like a task, so the edge runs through the gap it holds and
+// never through a task between. Rows follow the mean row of what comes in.
 function layout(tasks) {
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const column = new Map();
@@ -499,18 +503,36 @@ function layout(tasks) {
     return d;
   };
   tasks.forEach(depth);
+  // What comes into each item (task or placeholder), and the placeholders of each long edge.
+  const incoming = new Map(tasks.map((t) => [t.id, []]));
+  const chains = new Map();
+  for (const t of tasks) {
+    for (const u of t.upstream.filter((x) => byId.has(x))) {
+      let prev = u;
+      const chain = [];
+      for (let c = column.get(u) + 1; c < column.get(t.id); c += 1) {
+        const id = `${u}\u2192${t.id}#${c}`;
+        column.set(id, c);
+        incoming.set(id, [prev]);
+        chain.push(id);
+        prev = id;
+      }
+      incoming.get(t.id).push(prev);
+      chains.set(`${u}\u2192${t.id}`, chain);
+    }
+  }
   const columns = [];
-  for (const t of tasks) (columns[column.get(t.id)] ||= []).push(t);
+  for (const id of incoming.keys()) (columns[column.get(id)] ||= []).push(id);
   const row = new Map();
   columns.forEach((col) => {
-    const mean = (t) => {
-      const ups = t.upstream.filter((u) => row.has(u)).map((u) => row.get(u));
+    const mean = (id) => {
+      const ups = incoming.get(id).filter((u) => row.has(u)).map((u) => row.get(u));
       return ups.length ? ups.reduce((a, b) => a + b, 0) / ups.length : Infinity;
     };
     col.sort((a, b) => mean(a) - mean(b));
-    col.forEach((t, i) => row.set(t.id, i));
+    col.forEach((id, i) => row.set(id, i));
   });
-  return { columns, column, row };
+  return { columns, column, row, chains };
 }
 
 function dagGraph(dag) {
@@ -519,16 +541,24 @@ function dagGraph(dag) {
   const runs = dag.runs;
   const chosen = Number(new URLSearchParams(location.hash.split('?')[1] || '').get('run')) || (runs[0] && runs[0].id);
   const run = runs.find((r) => r.id === chosen);
-  const { columns, column, row } = layout(tasks);
+  const { columns, column, row, chains } = layout(tasks);
   const W = 150; const H = 40; const GX = 40; const GY = 16;
   const width = columns.length * (W + GX) + 20;
   const height = Math.max(...columns.map((c) => c.length)) * (H + GY) + 20;
   const x = (t) => 10 + column.get(t) * (W + GX);
   const y = (t) => 10 + row.get(t) * (H + GY);
+  // Through the gap each placeholder holds: across its column straight, curving between.
   const edges = tasks.flatMap((t) => t.upstream.filter((u) => column.has(u)).map((u) => {
-    const x1 = x(u) + W; const y1 = y(u) + H / 2; const x2 = x(t.id); const y2 = y(t.id) + H / 2;
-    const mid = (x1 + x2) / 2;
-    return s('path', { class: 'edge', d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`, 'marker-end': 'url(#arrow)' });
+    const points = [[x(u) + W, y(u) + H / 2]];
+    for (const v of chains.get(`${u}\u2192${t.id}`) || []) points.push([x(v), y(v) + H / 2], [x(v) + W, y(v) + H / 2]);
+    points.push([x(t.id), y(t.id) + H / 2]);
+    let d = `M${points[0][0]},${points[0][1]}`;
+    for (let i = 1; i < points.length; i += 1) {
+      const [xa, ya] = points[i - 1]; const [xb, yb] = points[i];
+      const mid = (xa + xb) / 2;
+      d += i % 2 ? ` C${mid},${ya} ${mid},${yb} ${xb},${yb}` : ` L${xb},${yb}`;
+    }
+    return s('path', { class: 'edge', d, 'marker-end': 'url(#arrow)', 'data-from': u, 'data-to': t.id });
   }));
   const nodes = tasks.map((t) => {
     const cell = run && run.tasks[t.id];
