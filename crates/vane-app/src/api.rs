@@ -300,9 +300,18 @@ impl HttpApi {
             Route::Rollback { model } => {
                 let to = match &body["to"] {
                     Value::Null => None,
-                    v => Some(v.as_i64().ok_or_else(|| {
-                        AppError::Invalid("`to` must be a version number".into())
-                    })?),
+                    // 3.0 is 3, as JSON does not tell them apart.
+                    v => Some(
+                        v.as_i64()
+                            .or_else(|| {
+                                v.as_f64()
+                                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                                    .map(|f| f as i64)
+                            })
+                            .ok_or_else(|| {
+                                AppError::Invalid("`to` must be a version number".into())
+                            })?,
+                    ),
                 };
                 let reason = required(body, "reason")?;
                 let by = crate::who(field(body, "by")?.as_deref());

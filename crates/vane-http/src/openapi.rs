@@ -262,6 +262,91 @@ const OPERATIONS: &[Operation] = &[
     ),
 ];
 
+/// The JSON Schema of a parameter or body field. A name means the same on every route: the
+/// router and the handlers read each with one function (`Query::number`, `Query::flag`, the
+/// handlers' `field`, `flag`, `list`), whose rules this states.
+fn schema_of(name: &str, path: &str) -> Value {
+    let whole = json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX });
+    match name {
+        "id" if path.starts_with("/api/runs/") || path.starts_with("/api/alerts/") => whole,
+        // The grid is drawn from at most 200 runs.
+        "runs" => json!({ "type": "integer", "minimum": 0, "maximum": 200 }),
+        "limit" | "last" | "turns" => {
+            json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
+        }
+        "attempt" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
+        // In a body, JSON's booleans; in a query, also `1`, `0`, or the bare name (`?follow`).
+        "downstream" | "failed_only" => json!({ "type": "boolean" }),
+        "follow" | "all" => json!({
+            "anyOf": [{ "type": "boolean" }, { "type": "string", "enum": ["", "0", "1"] }],
+        }),
+        "params" => json!({
+            "type": "object",
+            "description": "the DAG's params by name; each value has its default's type",
+            "additionalProperties": { "type": ["string", "number", "boolean"] },
+        }),
+        "tasks" => json!({ "type": "array", "items": { "type": "string" } }),
+        "to" => json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX }),
+        "date" => json!({ "type": "string", "format": "date" }),
+        "state" if path.ends_with("/mark") => {
+            json!({ "type": "string", "enum": ["success", "failed"] })
+        }
+        "state" => json!({ "type": "string", "enum": ["queued", "running", "success", "failed"] }),
+        "verdict" => json!({ "type": "string", "enum": ["real", "noise"] }),
+        // Who decides is recorded in the ledger: not blank.
+        "by" if required_of(path).contains(&"by") => json!({ "type": "string", "pattern": "\\S" }),
+        "for" => json!({
+            "type": "string",
+            "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+            "description": "a duration between 1s and 7d, e.g. 2h or 1h30m",
+        }),
+        _ => json!({ "type": "string" }),
+    }
+}
+
+/// Refuses a body field the action does not take (a typo such as `reasn` would otherwise be
+/// dropped without a word), from the same table the document is made of.
+///
+/// # Errors
+/// [`crate::ApiError::BadRequest`] naming the field and the fields there are.
+pub(crate) fn check_body(method: &str, pattern: &str, body: &Value) -> Result<(), crate::ApiError> {
+    let Some(fields) = body.as_object() else {
+        return Ok(());
+    };
+    let Some((_, _, _, _, known)) = OPERATIONS
+        .iter()
+        .find(|(m, p, ..)| *m == method && *p == pattern)
+    else {
+        return Ok(());
+    };
+    for name in fields.keys() {
+        if !known.iter().any(|(k, _)| k == name) {
+            let there: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+            return Err(crate::ApiError::BadRequest(if there.is_empty() {
+                format!("{method} {pattern} takes no body fields; `{name}` is one")
+            } else {
+                format!(
+                    "unknown field `{name}` for {method} {pattern}; its fields are {}",
+                    there.join(", ")
+                )
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Body fields an action cannot do without.
+fn required_of(path: &str) -> &'static [&'static str] {
+    match path.rsplit('/').next().unwrap_or_default() {
+        "approve" => &["by"],
+        "reject" => &["by", "reason"],
+        "mark" => &["state"],
+        "rollback" => &["reason"],
+        "snooze" => &["for"],
+        _ => &[],
+    }
+}
+
 /// The OpenAPI document served at `/api/openapi.json`.
 #[must_use]
 pub fn openapi() -> Value {
@@ -270,10 +355,10 @@ pub fn openapi() -> Value {
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": schema_of(name, path) }))
             .collect();
         parameters.extend(query.iter().map(|(name, description)| {
-            json!({ "name": name, "in": "query", "description": description, "schema": { "type": "string" } })
+            json!({ "name": name, "in": "query", "description": description, "schema": schema_of(name, path) })
         }));
         let action = *method == "POST";
         let mut operation = json!({
@@ -293,12 +378,24 @@ pub fn openapi() -> Value {
             let properties: Map<String, Value> = body
                 .iter()
                 .map(|(name, description)| {
-                    ((*name).to_owned(), json!({ "description": description }))
+                    let mut schema = schema_of(name, path);
+                    // A field left out and a field sent as null mean the same to the handlers.
+                    if !required_of(path).contains(name) {
+                        schema = json!({ "anyOf": [schema, { "type": "null" }] });
+                    }
+                    schema["description"] = (*description).into();
+                    ((*name).to_owned(), schema)
                 })
                 .collect();
+            let required = required_of(path);
             operation["requestBody"] = json!({
-                "required": false,
-                "content": { "application/json": { "schema": { "type": "object", "properties": properties } } },
+                "required": !required.is_empty(),
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                    "additionalProperties": false,
+                } } },
             });
         }
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));

@@ -162,6 +162,22 @@ impl Route {
         )
     }
 
+    /// The pattern of [`ROUTES`] that `method` and the path of `target` match.
+    #[must_use]
+    pub fn pattern(method: &str, target: &str) -> Option<&'static str> {
+        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let segments: Vec<String> = path
+            .trim_end_matches('/')
+            .split('/')
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        ROUTES
+            .iter()
+            .find(|(m, p)| *m == method && captures(p, &segments).is_some())
+            .map(|(_, p)| *p)
+    }
+
     /// Parses a request target (`/api/runs?dag=x&limit=5`).
     ///
     /// # Errors
@@ -343,7 +359,13 @@ impl Query {
     }
 
     fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
-        self.text(key)
+        // `limit=` says a number and gives none: an error, not the default.
+        let given = self
+            .0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone());
+        given
             .map(|v| {
                 v.parse().map_err(|_| {
                     ApiError::BadRequest(format!(
