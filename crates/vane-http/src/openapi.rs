@@ -165,6 +165,11 @@ const OPERATIONS: &[Operation] = &[
             ("tasks", "list of task ids; default every task"),
             ("downstream", "also every task downstream"),
             ("failed_only", "only failed or upstream_failed tasks"),
+            (
+                "params",
+                "object of parameter overrides to run again with, KEY: VALUE",
+            ),
+            ("by", "who clears it, recorded with a change of params"),
         ],
     ),
     (
@@ -197,14 +202,22 @@ const OPERATIONS: &[Operation] = &[
         "/api/runs/{id}/approve",
         "Approve a rollout waiting at a stage.",
         &[],
-        &[("by", "who approves"), ("note", "what they saw")],
+        &[
+            ("by", "who approves"),
+            ("stage", "the waiting stage; default the one that waits"),
+            ("note", "what they saw"),
+        ],
     ),
     (
         "POST",
         "/api/runs/{id}/reject",
         "Reject a rollout waiting at a stage; it rolls back.",
         &[],
-        &[("by", "who rejects"), ("reason", "why")],
+        &[
+            ("by", "who rejects"),
+            ("stage", "the waiting stage; default the one that waits"),
+            ("reason", "why"),
+        ],
     ),
     (
         "POST",

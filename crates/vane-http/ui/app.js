@@ -155,7 +155,9 @@ async function act(path, body, done) {
     askToken(() => act(path, body, done));
     return;
   }
-  const payload = Object.assign(user ? { by: user } : {}, body || {});
+  // Who acts, where the action records a person (not a trigger, a pause or a snooze).
+  const records = /\/(clear|stop|mark|approve|reject|rollback|ack|resolve)$/.test(path);
+  const payload = Object.assign(user && records ? { by: user } : {}, body || {});
   try {
     const response = await fetch(path, {
       method: 'POST',
