@@ -182,6 +182,11 @@ pub(crate) enum Command {
     /// partition), it kills its tasks itself, and if it dies, its watchdog does: the attempts are
     /// retried elsewhere. SIGTERM or Ctrl-C claims nothing more and waits for running attempts;
     /// a second one stops at once.
+    ///
+    /// A task's log is written to `agent-spool/` in this host's state folder and shipped as it
+    /// grows to the storage the scheduler names (`[scheduler] storage`: S3, with
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set here too, or a folder both hosts mount);
+    /// declared outputs are kept there as well.
     Agent(crate::agent::AgentArgs),
     /// List the agents on this database (host, labels, slots used, last heartbeat, state) and
     /// the attempts waiting for one, saying why they wait.
