@@ -643,6 +643,20 @@ fn no_page_has_a_serious_accessibility_violation() {
         for violation in b.axe_violations() {
             found.push(format!("{page}: {violation}"));
         }
+        // Headings go down one level at a time (h1, then h2, ...), as HTML checkers want.
+        let skips = b.eval(
+            "let last = 0; const out = [];
+             for (const h of document.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+               const level = +h.tagName[1];
+               if (level > last + 1) out.push(`${h.tagName} \"${h.textContent}\" after h${last}`);
+               last = level;
+             }
+             return out;",
+            json!([]),
+        );
+        for skip in skips.as_array().into_iter().flatten() {
+            found.push(format!("{page}: heading level skipped: {skip}"));
+        }
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }

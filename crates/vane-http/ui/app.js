@@ -318,7 +318,7 @@ async function pageDags() {
     h('h1', {}, 'DAGs'),
     h('p', { class: 'sub' }, 'Every DAG in the DAG folder, its cadence and how its recent runs went.'),
     cards,
-    invalid.length ? panel(h('h3', {}, 'Files that do not validate'),
+    invalid.length ? panel(h('h2', {}, 'Files that do not validate'),
       h('p', { class: 'muted' }, 'A DAG whose file stops validating keeps running its last good version until the file is fixed; a DAG that never validated does not run. The others run as usual. `vane validate` prints the same.'),
       invalid.map((d) => h('div', { class: 'invalid-dag' }, h('strong', {}, d.path),
         h('ul', { class: 'errors' }, d.errors.map((e, i) => {
@@ -660,7 +660,7 @@ async function dagChecks(id) {
       title: `run ${c.run_id}: ${c.status}, observed ${number(c.observed)}${c.bound ? `, bound ${c.bound}` : ''}\n${c.detail || ''}`,
     }));
     return h('div', { class: 'panel chart-box', 'data-check': key },
-      h('div', { class: 'row' }, h('h3', {}, key), badge(last.status), last.severity === 'warn' ? h('span', { class: 'muted' }, 'warn only') : null),
+      h('div', { class: 'row' }, h('h2', { class: 'small' }, key), badge(last.status), last.severity === 'warn' ? h('span', { class: 'muted' }, 'warn only') : null),
       chart(points, last.bound),
       h('div', { class: 'detail' }, `latest: ${number(last.observed)}`, last.bound ? ` · bound ${last.bound}` : '', ` · ${last.derivation}`),
       last.detail ? h('div', { class: 'detail' }, last.detail) : null,
@@ -683,7 +683,7 @@ async function dagMetrics(id) {
   return h('div', { class: 'charts' }, [...series.entries()].map(([key, list]) => {
     list.sort((a, b) => a.run_id - b.run_id || a.attempt - b.attempt);
     const last = list[list.length - 1];
-    return h('div', { class: 'panel chart-box', 'data-metric': key }, h('h3', {}, key),
+    return h('div', { class: 'panel chart-box', 'data-metric': key }, h('h2', { class: 'small' }, key),
       chart(list.map((p) => ({ value: p.value, state: p.run_state, label: `run ${p.run_id}`, title: `run ${p.run_id} (${p.run_state}): ${number(p.value)}` })), null),
       h('div', { class: 'detail' }, `latest ${number(last.value)} (run ${last.run_id})`));
   }));
