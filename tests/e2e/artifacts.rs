@@ -400,3 +400,43 @@ crate::harness::on_both_backends!(
     a_declared_output_the_task_did_not_write_fails_the_attempt,
     a_cached_task_runs_again_on_another_day_even_when_it_reads_the_day_from_its_environment,
 );
+
+/// With S3 as the content store, a cache hit is found and restored from there: the copy kept
+/// by the first run is an object, not a file on this host, and the state folder holds none.
+#[test]
+fn a_cache_hit_restores_from_an_s3_content_store() {
+    let server = vane_objects::testing::S3Server::start("127.0.0.1".parse().unwrap());
+    let _bucket = server.bucket("cache", "");
+    let p = {
+        let p = pipeline(true)
+            .env("AWS_ACCESS_KEY_ID", vane_objects::testing::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", vane_objects::testing::SECRET_KEY);
+        p.write(
+            "vane.toml",
+            &format!(
+                "[scheduler]\nstorage = \"{}\"\n",
+                server.url("cache", "team")
+            ),
+        );
+        p
+    };
+    p.vane(&["run", "churn"]).success();
+    let first = p.read_work("models/1/model.txt");
+    let stored = versions(&p, "model")[0]["stored"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        stored.starts_with("s3://cache/team/artifacts/sha256/"),
+        "{stored}"
+    );
+    assert!(!p.path().join(".vane/artifacts/sha256").exists());
+
+    p.vane(&["run", "churn"]).success();
+    assert_eq!(trained(&p), 1, "the cached command did not run again");
+    assert_eq!(p.read_work("models/2/model.txt"), first);
+    assert_eq!(
+        attempts(&p.show(2), "train")[0]["reason"],
+        "cached: reused outputs of run 1"
+    );
+}

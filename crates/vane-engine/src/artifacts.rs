@@ -235,6 +235,24 @@ impl ContentStore {
         Ok(())
     }
 
+    /// Whether the copy of `hash` (of kind `kind`) is kept: where it was recorded, for a folder
+    /// that still exists, or in this store. A store out of reach counts as not kept.
+    #[must_use]
+    pub fn has(&self, stored: Option<&str>, hash: &str, kind: ArtifactKind) -> bool {
+        if stored
+            .map(Path::new)
+            .is_some_and(|p| p.is_absolute() && p.exists())
+        {
+            return true;
+        }
+        let key = content_key(hash);
+        let key = match kind {
+            ArtifactKind::File => key,
+            ArtifactKind::Dir => format!("{key}.tree"),
+        };
+        self.objects.exists(&key).unwrap_or(false)
+    }
+
     /// A path on this host holding the copy of `hash`: the recorded one when it exists (a
     /// folder store), else a copy fetched into [`ContentStore::cache`]; `None` when the
     /// store has no such copy.

@@ -1424,6 +1424,7 @@ impl Ctx<'_, '_> {
         }));
         let cache = spec.cache.then(|| self.cache_inputs(task));
         let store = self.engine.store.clone();
+        let content = self.engine.paths.content.clone();
         async move {
             let prepared = async {
                 let hashed = match hashing {
@@ -1457,15 +1458,15 @@ impl Ctx<'_, '_> {
                     .call(move |s| {
                         let hit = s.cache_hit(&cache.dag_id, &cache.task_id, &lookup)?;
                         // Reusable only when every output declared now was recorded and kept.
-                        // On this thread, off the loop: each check looks at the file system.
+                        // On this thread, off the loop: each check looks at the content store
+                        // (a folder or S3).
                         Ok::<_, EngineError>(hit.filter(|(_, links)| {
                             cache.outputs.iter().all(|o| {
                                 links.iter().any(|l| {
-                                    l.artifact.name == *o
-                                        && l.artifact
-                                            .stored
-                                            .as_deref()
-                                            .is_some_and(|s| Path::new(s).exists())
+                                    let a = &l.artifact;
+                                    a.name == *o
+                                        && a.stored.is_some()
+                                        && content.has(a.stored.as_deref(), &a.hash, a.kind)
                                 })
                             })
                         }))
