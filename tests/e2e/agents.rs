@@ -531,6 +531,66 @@ outputs = { report = "{{ work }}/never-written.json" }
     );
 }
 
+/// Hosts that share no disk at all (the agent's work folder is its own): a task's output is
+/// kept in S3 by the agent that wrote it, the next task on that agent reads it, and the run's
+/// owner, which never sees the file, still records the lineage from the version the agent
+/// reported.
+#[test]
+fn lineage_holds_across_hosts_that_share_no_disk() {
+    use vane_objects::Objects;
+    let hosts = Hosts::new(2);
+    let s3 = vane_objects::testing::S3Server::start(hosts.bridge_ip().into());
+    let bucket = s3.bucket("apart", "");
+    let p = Project::on(Backend::Postgres)
+        .env("AWS_ACCESS_KEY_ID", vane_objects::testing::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", vane_objects::testing::SECRET_KEY)
+        .dag(
+            "apart",
+            r#"
+[tasks.train]
+command = 'mkdir -p "$VANE_WORK/model" && echo "weights" > "$VANE_WORK/model/w.txt"'
+runs_on = {}
+outputs = { model = "{{ work }}/model" }
+
+[tasks.evaluate]
+command = 'cat "$VANE_WORK/model/w.txt"'
+depends_on = ["train"]
+runs_on = {}
+inputs = { model = "{{ work }}/model" }
+"#,
+        );
+    p.write(
+        "vane.toml",
+        &format!("[scheduler]\nstorage = \"{}\"\n", s3.url("apart", "")),
+    );
+    let _scheduler = scheduler(&hosts, &p);
+    let work = crate::hosts::host_state(&p, 0).join("work");
+    let mut agent = hosts.agent_without(&p, 1, &work);
+    ready(&mut agent);
+    p.vane(&["trigger", "apart"]).success();
+    assert_eq!(ended(&p, 1, PATIENCE), "success", "{}", agent.log());
+    assert!(
+        !work.join("model").exists(),
+        "the scheduler's host sees the agent's files: the test shares a disk"
+    );
+    assert_eq!(p.logs(1, "evaluate", None), "weights\n");
+    let tree = p.vane(&["lineage", "model", "--json"]).success().json();
+    assert_eq!(tree["produced_by"]["task"], "train", "{tree:#}");
+    let readers: Vec<&str> = tree["used_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["task"].as_str())
+        .collect();
+    assert_eq!(readers, ["evaluate"], "{tree:#}");
+    let hash = tree["artifact"]["hash"].as_str().unwrap();
+    assert!(
+        bucket
+            .exists(&format!("artifacts/sha256/{}/{hash}.tree", &hash[..2]))
+            .unwrap()
+    );
+}
+
 /// Built-in tasks and sensors run on agents as on one host: a sensor waits there for its file,
 /// a validate task's checks and a deploy task's rollout are recorded, and the model reaches
 /// production; every attempt ran on the agent.

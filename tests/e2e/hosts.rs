@@ -435,6 +435,45 @@ impl Hosts {
         )
     }
 
+    /// [`Hosts::agent_on_own_disk`], with `hidden` (a folder of the project, such as the
+    /// scheduler's work folder) replaced by an empty one of the agent's own (a tmpfs in a
+    /// mount namespace): what the agent's tasks write there, the scheduler never sees, as on
+    /// hosts that share no disk.
+    pub(crate) fn agent_without(&self, p: &Project, i: usize, hidden: &Path) -> Daemon {
+        let url = self.url_for(p);
+        let name = format!("host-{i}");
+        let state = host_state(p, i);
+        fs::create_dir_all(hidden).expect("create the folder to hide");
+        let mount = format!(
+            "mount -t tmpfs tmpfs '{}' && exec \"$0\" \"$@\"",
+            hidden.display()
+        );
+        p.daemon_via(
+            &[
+                "ip",
+                "netns",
+                "exec",
+                self.namespace(i),
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &mount,
+            ],
+            &[
+                ("VANE_DB", &url),
+                ("VANE_HOST", &name),
+                (
+                    "VANE_STATE_DIR",
+                    state.to_str().expect("a UTF-8 temporary path"),
+                ),
+            ],
+            &["agent", "--labels", "", "--slots", "2"],
+        )
+    }
+
     /// The root namespace's address on the bridge, which every host reaches: where a server
     /// the hosts share (an S3 store) listens.
     pub(crate) fn bridge_ip(&self) -> Ipv4Addr {

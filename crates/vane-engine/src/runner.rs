@@ -1400,28 +1400,34 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|input| (input.name.clone(), self.artifact_path(&vars, input)))
             .collect();
-        // Most tasks declare no inputs: they skip the trip to another thread and back.
-        let hashing = (!declared.is_empty()).then(|| offload(self.engine.offload, move || {
-            let mut inputs = Vec::with_capacity(declared.len());
-            for (name, path) in declared {
-                match artifacts::hash_path(&path) {
-                    Ok(hashed) => inputs.push((name, path, hashed)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(format!(
-                            "declared input `{name}` does not exist: {} (an upstream task should write it, or fix its path under `inputs`)",
-                            path.display()
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(format!(
-                            "declared input `{name}` cannot be read at {}: {e}",
-                            path.display()
-                        ));
+        // Most tasks declare no inputs: they skip the trip to another thread and back. An input
+        // missing here is `None`: an agent's upstream task may have written it on its own host.
+        let hashing = (!declared.is_empty()).then(|| {
+            offload(self.engine.offload, move || {
+                let mut inputs = Vec::with_capacity(declared.len());
+                for (name, path) in declared {
+                    match artifacts::hash_path(&path) {
+                        Ok(hashed) => inputs.push((name, path, Some(hashed))),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            inputs.push((name, path, None));
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "declared input `{name}` cannot be read at {}: {e}",
+                                path.display()
+                            ));
+                        }
                     }
                 }
-            }
-            Ok(inputs)
-        }));
+                Ok(inputs)
+            })
+        });
+        let remote = self
+            .engine
+            .agents
+            .as_ref()
+            .is_some_and(|a| a.needs(spec.runs_on.as_ref()).is_some());
+        let run = self.run;
         let cache = spec.cache.then(|| self.cache_inputs(task));
         let store = self.engine.store.clone();
         let content = self.engine.paths.content.clone();
@@ -1431,10 +1437,38 @@ impl Ctx<'_, '_> {
                     Some(hashing) => hashing.await,
                     None => Ok(Vec::new()),
                 };
-                let inputs = match hashed {
-                    Ok(inputs) => inputs,
+                let found = match hashed {
+                    Ok(found) => found,
                     Err(reason) => return Ok(Err(reason)),
                 };
+                // For a task agents run, an input not on this host is the version an earlier
+                // task of this run wrote there, as its agent reported it.
+                let written = if remote && found.iter().any(|(_, _, h)| h.is_none()) {
+                    store.call(move |s| s.attempt_links(run, None)).await?
+                } else {
+                    Vec::new()
+                };
+                let mut inputs = Vec::with_capacity(found.len());
+                for (name, path, hashed) in found {
+                    let shown = path.display().to_string();
+                    let hashed = hashed.or_else(|| {
+                        written
+                            .iter()
+                            .rev()
+                            .find(|l| l.direction == Direction::Output && l.path == shown)
+                            .map(|l| Hashed {
+                                hash: l.artifact.hash.clone(),
+                                kind: l.artifact.kind,
+                                size: l.artifact.size,
+                            })
+                    });
+                    let Some(hashed) = hashed else {
+                        return Ok(Err(format!(
+                            "declared input `{name}` does not exist: {shown} (an upstream task should write it, or fix its path under `inputs`)"
+                        )));
+                    };
+                    inputs.push((name, path, hashed));
+                }
                 let Some(cache) = cache else {
                     return Ok(Ok(Prepared {
                         inputs,
