@@ -551,12 +551,18 @@ fn lineage_holds_across_hosts_that_share_no_disk() {
 command = 'mkdir -p "$VANE_WORK/model" && echo "weights" > "$VANE_WORK/model/w.txt"'
 runs_on = {}
 outputs = { model = "{{ work }}/model" }
+cache = true
 
 [tasks.evaluate]
 command = 'cat "$VANE_WORK/model/w.txt"'
 depends_on = ["train"]
 runs_on = {}
 inputs = { model = "{{ work }}/model" }
+
+[tasks.clean]
+command = 'rm -rf "$VANE_WORK/model"'
+depends_on = ["evaluate"]
+runs_on = {}
 "#,
         );
     p.write(

@@ -409,6 +409,33 @@ async fn start<L: AgentLink>(
     ends: &mut JoinSet<(i64, Outcome)>,
 ) {
     let (id, token) = (claim.id, claim.token);
+    // A cache hit of a task that runs here: its outputs are put back from the content store on
+    // this host, where the tasks after it read them; no command runs.
+    if let Some(items) = claim.job["restore"].as_array().cloned() {
+        let (link, url, spool) = (
+            link.clone(),
+            claim.job["content_storage"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            config.spool.clone(),
+        );
+        tokio::spawn(async move {
+            let restored =
+                tokio::task::spawn_blocking(move || restore_here(&url, &spool, &items)).await;
+            let outcome = match restored {
+                Ok(Ok(())) => Outcome::Exited { code: 0 },
+                Ok(Err(error)) => Outcome::Lost { error },
+                Err(e) => Outcome::Lost {
+                    error: format!("the restore failed: {e}"),
+                },
+            };
+            if let Err(e) = link.finished(id, token, outcome_to_json(&outcome)).await {
+                warn!(dispatch = id, %e, "Could not report a restore.");
+            }
+        });
+        return;
+    }
     let mut job = match job_from_json(&claim.job) {
         Ok(job) => job,
         Err(why) => {
@@ -526,6 +553,34 @@ async fn start<L: AgentLink>(
         });
         (id, outcome)
     });
+}
+
+/// Puts a cache hit's outputs back on this host from the content store at `url`.
+fn restore_here(url: &str, spool: &std::path::Path, items: &[Value]) -> Result<(), String> {
+    let objects =
+        vane_objects::open(url).map_err(|e| format!("cannot open the content store {url}: {e}"))?;
+    let content = crate::artifacts::ContentStore {
+        url: url.to_owned(),
+        objects,
+        cache: spool.join("cache"),
+    };
+    for item in items {
+        let text = |k: &str| item[k].as_str().unwrap_or_default();
+        let kind = text("kind")
+            .parse()
+            .map_err(|_| format!("a restore names an unknown kind `{}`", text("kind")))?;
+        let path = PathBuf::from(text("path"));
+        content
+            .restore(item["stored"].as_str(), text("hash"), kind, &path)
+            .map_err(|e| {
+                format!(
+                    "cannot restore output `{}` to {}: {e}",
+                    text("name"),
+                    path.display()
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Reports how an attempt ended, trying again while the database is unreachable, for as long

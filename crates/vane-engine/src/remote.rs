@@ -37,6 +37,9 @@ pub struct Placement {
     /// The outputs the task declares (`name`, where it writes it): the agent hashes them and
     /// keeps a copy in the content store where they are, and reports them with the outcome.
     pub outputs: Vec<(String, PathBuf)>,
+    /// A cache hit's outputs for the agent to put back from the content store instead of
+    /// running the command: `[{name, hash, kind, stored, path}]`.
+    pub restore: Option<Value>,
 }
 
 /// Where agents ship task logs, and the run's owner adds its own lines to them.
@@ -254,6 +257,10 @@ async fn follow(
     if let Some(logs) = logs {
         described["log_storage"] = logs.url.clone().into();
         described["log_key"] = placement.log_key.clone().into();
+        if let Some(restore) = &placement.restore {
+            described["restore"] = restore.clone();
+            described["content_storage"] = logs.content_url.clone().into();
+        }
         if !placement.outputs.is_empty() {
             described["content_storage"] = logs.content_url.clone().into();
             described["outputs"] = placement

@@ -1206,6 +1206,7 @@ impl Ctx<'_, '_> {
             priority: spec.priority,
             builtin: spec.builtin.is_some(),
             log_key: self.log_key(task, attempt),
+            restore: None,
             outputs: {
                 let vars = self.vars(task, self.run, attempt);
                 spec.outputs
@@ -1701,10 +1702,7 @@ impl Ctx<'_, '_> {
         task: usize,
         attempt: u32,
         prepared: &Prepared,
-    ) -> Result<
-        impl std::future::Future<Output = Result<Vec<(ArtifactLink, String)>, String>> + Send + 'static,
-        String,
-    > {
+    ) -> Result<PuttingBack, String> {
         let Some((_, links)) = &prepared.hit else {
             return Err("no attempt to reuse".into());
         };
@@ -1717,8 +1715,54 @@ impl Ctx<'_, '_> {
             };
             wanted.push((link.clone(), self.artifact_path(&vars, output)));
         }
+        // A task agents run reads its outputs on the agent's host: the agent puts them back
+        // there, from the content store, instead of running the command.
+        if let Some(agents) = &self.engine.agents
+            && let Some(needs) = agents.needs(spec.runs_on.as_ref())
+        {
+            let items: Vec<serde_json::Value> = wanted
+                .iter()
+                .map(|(l, path)| {
+                    serde_json::json!({
+                        "name": l.artifact.name,
+                        "hash": l.artifact.hash,
+                        "kind": l.artifact.kind.as_str(),
+                        "stored": l.artifact.stored,
+                        "path": path,
+                    })
+                })
+                .collect();
+            let placement = crate::remote::Placement {
+                run: self.run,
+                task: spec.id.clone(),
+                attempt,
+                poke: 0,
+                needs,
+                priority: spec.priority,
+                builtin: false,
+                log_key: self.log_key(task, attempt),
+                outputs: Vec::new(),
+                restore: Some(items.into()),
+            };
+            let mut job = self.job(task, attempt);
+            job.command = "true".into();
+            let launched = agents
+                .launch(job, placement)
+                .map_err(|e| format!("cannot hand the restore to agents: {e}"))?;
+            return Ok(Box::pin(async move {
+                match launched.done.await {
+                    Ok(Outcome::Exited { code: 0 }) => Ok(wanted
+                        .into_iter()
+                        .map(|(link, path)| (link, path.display().to_string()))
+                        .collect()),
+                    Ok(Outcome::Lost { error }) => Err(error),
+                    Ok(other) => Err(format!("the agent's restore ended: {}", other.describe())),
+                    Err(_) => Err("the restore was dropped".into()),
+                }
+            }));
+        }
         let content = self.engine.paths.content.clone();
-        Ok(offload(self.engine.offload, move || {
+        Ok(Box::pin(offload(self.engine.offload, move || {
             let mut restored = Vec::with_capacity(wanted.len());
             for (link, path) in wanted {
                 let a = &link.artifact;
@@ -1732,7 +1776,7 @@ impl Ctx<'_, '_> {
                 restored.push((link, path.display().to_string()));
             }
             Ok(restored)
-        }))
+        })))
     }
 
     /// Records an attempt whose outputs a cache hit put back as a success that reused them;
@@ -1893,6 +1937,12 @@ impl Ctx<'_, '_> {
         }
     }
 }
+
+/// A cache hit's outputs being put back (here, or by an agent on its host): each link with
+/// where it went, or why it could not be.
+type PuttingBack = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<(ArtifactLink, String)>, String>> + Send>,
+>;
 
 /// What a cached task's key is computed from, besides its inputs' hashes.
 struct CacheParts {
