@@ -218,8 +218,9 @@ command = 'echo "waiting for the go file"; for i in $(seq 600); do [ -f go ] && 
     b.screenshot("attempt-done");
 }
 
-#[test]
-fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
+/// The example project after a good day (its model reaches production) and a day whose worse
+/// candidate fails its canary gate and is rolled back.
+fn good_then_rolled_back() -> Project {
     let p = examples();
     p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
         .success();
@@ -232,6 +233,12 @@ fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
         "candidate_quality=worse",
     ])
     .failure();
+    p
+}
+
+#[test]
+fn check_history_and_the_model_timeline_show_a_bad_candidate_rolled_back() {
+    let p = good_then_rolled_back();
     let served = p.serve(TOKEN);
     let base = format!("http://{}", served.addr);
     let b = Browser::start();
@@ -606,18 +613,7 @@ command = "echo {{ params.epochs }} {{ params.note }}"
 /// contrast, names of controls, links told apart by more than colour, a keyboard-reachable log.
 #[test]
 fn no_page_has_a_serious_accessibility_violation() {
-    let p = examples();
-    p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
-        .success();
-    p.vane(&[
-        "run",
-        "churn_retrain",
-        "--date",
-        "2026-03-03",
-        "--param",
-        "candidate_quality=worse",
-    ])
-    .failure();
+    let p = good_then_rolled_back();
     let served = p.serve(TOKEN);
     let base = format!("http://{}", served.addr);
     let b = Browser::start();
