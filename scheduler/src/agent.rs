@@ -151,7 +151,7 @@ pub(crate) fn agents(g: &Global, args: &JsonFlag) -> Result<ExitCode> {
     let read = vane_app::agents::Agents::read(&*open_store(g)?)?;
     let now = Utc::now();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&read.json(now))?);
+        println!("{}", serde_json::to_string_pretty(&read.view(now))?);
         return Ok(ExitCode::SUCCESS);
     }
     if read.agents.is_empty() {

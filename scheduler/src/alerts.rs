@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::Utc;
 use clap::Args;
-use serde_json::Value;
-use vane_app::alerts::{stat_json, who};
+use vane_app::alerts::{RuleStatsView, who};
 use vane_store::{DeliveryState, Store, Verdict};
 
 use crate::cli::Global;
@@ -123,7 +122,9 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
         if args.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&stats.iter().map(stat_json).collect::<Vec<_>>())?
+                serde_json::to_string_pretty(
+                    &stats.iter().map(RuleStatsView::of).collect::<Vec<_>>()
+                )?
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -169,7 +170,8 @@ pub(crate) fn alerts(g: &Global, args: &AlertsArgs) -> Result<ExitCode> {
 fn list(store: &dyn Store, args: &AlertsArgs, now: chrono::DateTime<Utc>) -> Result<()> {
     let list = vane_app::alerts::list(store, args.all)?;
     if args.json {
-        let rows: Vec<Value> = list.iter().map(vane_alerts::alert_json).collect();
+        let rows: Vec<vane_alerts::AlertView> =
+            list.iter().map(vane_alerts::AlertView::of).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }

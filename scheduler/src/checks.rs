@@ -11,7 +11,7 @@ use vane_store::CheckHistoryEntry;
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
 use crate::output::table;
-use vane_app::reads::history_json;
+use vane_app::reads::CheckView;
 
 #[derive(Debug, Args)]
 pub(crate) struct ChecksArgs {
@@ -66,7 +66,10 @@ pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
         },
     )?;
     if args.json.json {
-        println!("{}", serde_json::to_string_pretty(&history_json(&history))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&history.iter().map(CheckView::of).collect::<Vec<_>>())?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if history.is_empty() {

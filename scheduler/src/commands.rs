@@ -950,7 +950,7 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     let view = Overview::load(&app(g), &*open_store(g)?)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&view.json())?);
+        println!("{}", serde_json::to_string_pretty(&view.view())?);
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = view
@@ -1006,7 +1006,7 @@ fn runs(g: &Global, args: &crate::cli::RunsArgs) -> Result<ExitCode> {
     let runs = vane_app::runs::list(&*store, dag_id, &states, limit)?;
     let waits = vane_app::runs::Waits::of(&*store, &runs)?;
     if as_json {
-        let items: Vec<_> = runs.iter().map(|r| waits.json(r)).collect();
+        let items: Vec<_> = runs.iter().map(|r| waits.view(r)).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -1153,7 +1153,7 @@ fn ticks(g: &Global, args: &crate::cli::TicksArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let history = app(g).ticks(&*store, &args.dag_id, args.limit)?;
     if args.json.json {
-        println!("{}", serde_json::to_string_pretty(&history.json())?);
+        println!("{}", serde_json::to_string_pretty(&history.view())?);
         return Ok(ExitCode::SUCCESS);
     }
     let zone = history.timezone;

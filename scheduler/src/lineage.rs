@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
-use vane_app::lineage::{lineage_tree, version_json};
+use vane_app::lineage::{ArtifactView, BuiltFrom, LineageAttempt, UsedBy, lineage_tree};
 use vane_store::ArtifactVersion;
 
 use crate::cli::{Global, JsonFlag};
@@ -53,7 +53,7 @@ pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
     let versions =
         vane_app::lineage::versions(&*crate::commands::open_store(g)?, args.name.as_deref())?;
     if args.json.json {
-        let items: Vec<Value> = versions.iter().map(version_json).collect();
+        let items: Vec<ArtifactView> = versions.iter().map(ArtifactView::of).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -120,74 +120,63 @@ pub(crate) fn artifacts(g: &Global, args: &ArtifactsArgs) -> Result<ExitCode> {
 /// said once, at its first attempt, not at every level of the tree.
 type Said = std::collections::BTreeSet<i64>;
 
-fn attempt_line(a: &Value, said: &mut Said) -> String {
-    let head = format!(
-        "run {} task {} attempt {}",
-        a["run"],
-        str_of(&a["task"]),
-        a["attempt"]
-    );
-    if !a["run"].as_i64().is_some_and(|run| said.insert(run)) {
+fn attempt_line(a: &LineageAttempt, said: &mut Said) -> String {
+    let head = format!("run {} task {} attempt {}", a.run, a.task, a.attempt);
+    if !said.insert(a.run) {
         return head;
     }
-    let params = match a["params"].as_object() {
-        Some(p) if !p.is_empty() => format!(", params {}", a["params"]),
+    let params = match a.params.as_object() {
+        Some(p) if !p.is_empty() => format!(", params {}", a.params),
         _ => String::new(),
     };
     format!(
         "{head} (DAG {} version {}, logical date {}{params})",
-        str_of(&a["dag_id"]),
-        a["dag_version"],
-        str_of(&a["logical_date"]),
+        a.dag_id, a.dag_version, a.logical_date,
     )
 }
 
-fn str_of(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-}
-
-fn artifact_line(a: &Value) -> String {
+fn artifact_line(a: &ArtifactView) -> String {
     format!(
         "{} v{} (sha256 {}, {}, {} bytes)",
-        str_of(&a["name"]),
-        a["version"],
-        short(a["hash"].as_str().unwrap_or_default()),
-        str_of(&a["kind"]),
-        a["size"]
+        a.name,
+        a.version,
+        short(&a.hash),
+        a.kind,
+        a.size
     )
 }
 
-fn print_upstream(node: &Value, depth: usize, said: &mut Said, out: &mut String) {
+fn print_upstream(node: &BuiltFrom, depth: usize, said: &mut Said, out: &mut String) {
     let pad = "  ".repeat(depth);
-    out.push_str(&format!("{pad}{}\n", artifact_line(&node["artifact"])));
-    match node["produced_by"].is_null() {
-        true => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
-        false => out.push_str(&format!(
-            "{pad}  built by {}\n",
-            attempt_line(&node["produced_by"], said)
-        )),
+    out.push_str(&format!("{pad}{}\n", artifact_line(&node.artifact)));
+    match &node.produced_by {
+        None => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
+        Some(by) => out.push_str(&format!("{pad}  built by {}\n", attempt_line(by, said))),
     }
-    for child in node["built_from"].as_array().into_iter().flatten() {
+    for child in &node.built_from {
         out.push_str(&format!("{pad}  from:\n"));
         print_upstream(child, depth + 2, said, out);
     }
 }
 
-fn print_downstream(used_by: &Value, depth: usize, said: &mut Said, out: &mut String) {
+fn print_downstream(used_by: &[UsedBy], depth: usize, said: &mut Said, out: &mut String) {
     let pad = "  ".repeat(depth);
-    for reader in used_by.as_array().into_iter().flatten() {
-        out.push_str(&format!("{pad}read by {}\n", attempt_line(reader, said)));
-        for wrote in reader["wrote"].as_array().into_iter().flatten() {
+    for reader in used_by {
+        out.push_str(&format!(
+            "{pad}read by {}\n",
+            attempt_line(&reader.attempt, said)
+        ));
+        for wrote in &reader.wrote {
             out.push_str(&format!(
                 "{pad}  which wrote {}{}\n",
-                artifact_line(&wrote["artifact"]),
-                if wrote["shown_above"] == true {
+                artifact_line(&wrote.artifact),
+                if wrote.shown_above {
                     "; its uses are listed above"
                 } else {
                     ""
                 }
             ));
-            print_downstream(&wrote["used_by"], depth + 2, said, out);
+            print_downstream(&wrote.used_by, depth + 2, said, out);
         }
     }
 }
@@ -199,10 +188,10 @@ pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (mut out, mut said) = (String::new(), Said::new());
-    print_upstream(&tree, 0, &mut said, &mut out);
-    if tree["used_by"].as_array().is_some_and(|a| !a.is_empty()) {
+    print_upstream(&tree.version, 0, &mut said, &mut out);
+    if !tree.used_by.is_empty() {
         out.push_str("used by:\n");
-        print_downstream(&tree["used_by"], 1, &mut said, &mut out);
+        print_downstream(&tree.used_by, 1, &mut said, &mut out);
     } else {
         out.push_str("used by: nothing recorded yet\n");
     }
@@ -232,7 +221,12 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
         short(&rb.dag_hash),
         if dag_changed { "  changed" } else { "" }
     );
-    let show = |v: Option<&Value>| v.map_or_else(|| "-".into(), str_of);
+    let show = |v: Option<&Value>| {
+        v.map_or_else(
+            || "-".into(),
+            |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        )
+    };
     println!("\nparams:");
     if params.is_empty() {
         println!("  none");

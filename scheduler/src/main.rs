@@ -66,7 +66,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     if let Some(e) = error.downcast_ref::<AppError>() {
         return match e {
             AppError::NotFound(_) => 3,
-            AppError::Invalid(_) | AppError::InvalidDag { .. } | AppError::Config { .. } => 4,
+            AppError::Invalid(_)
+            | AppError::ParamsUnfit(_)
+            | AppError::InvalidDag { .. }
+            | AppError::Config { .. } => 4,
             AppError::Conflict(_) => 5,
             AppError::Store(s) => store(s),
             AppError::Io { .. } | AppError::Storage(_) => 6,

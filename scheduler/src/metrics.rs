@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use vane_app::reads::points_json;
+use vane_app::reads::PointView;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::open_store;
@@ -39,7 +39,10 @@ pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
         },
     )?;
     if args.json.json {
-        println!("{}", serde_json::to_string_pretty(&points_json(&points))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&points.iter().map(PointView::of).collect::<Vec<_>>())?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if points.is_empty() {

@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::Value;
-use vane_app::models::{Decision, decide, models_json, registry, waiting};
+use vane_app::models::{Decision, decide, models_view, registry, waiting};
 use vane_store::ModelVersion;
 
 use crate::cli::{Global, JsonFlag};
@@ -145,7 +145,7 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
     if args.json.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&models_json(&*store, name)?)?
+            serde_json::to_string_pretty(&models_view(&*store, name)?)?
         );
         return Ok(ExitCode::SUCCESS);
     }

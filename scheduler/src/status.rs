@@ -25,7 +25,7 @@ pub(crate) fn status(g: &Global, args: &StatusArgs) -> Result<ExitCode> {
     let schedulers = vane_app::reads::schedulers(&*open_store(g)?, args.limit)?;
     let now = Utc::now();
     if args.json.json {
-        let value = app.status_json(&schedulers, now)?;
+        let value = app.status_view(&schedulers, now)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }

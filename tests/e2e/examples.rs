@@ -32,6 +32,24 @@ pub(crate) fn examples_on(backend: Backend) -> Project {
     p
 }
 
+/// The example project after a good day (its model reaches production) and a day whose worse
+/// candidate fails its canary gate and is rolled back.
+pub(crate) fn good_then_rolled_back() -> Project {
+    let p = examples();
+    p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
+        .success();
+    p.vane(&[
+        "run",
+        "churn_retrain",
+        "--date",
+        "2026-03-03",
+        "--param",
+        "candidate_quality=worse",
+    ])
+    .failure();
+    p
+}
+
 fn dag_ids() -> Vec<String> {
     let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dags");
     let mut ids: Vec<String> = fs::read_dir(repo_dags)

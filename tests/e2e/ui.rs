@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::examples::examples;
+use crate::examples::good_then_rolled_back;
 use crate::harness::{KillOnDrop, Project, Served, wait_for};
 
 const TOKEN: &str = "ui-test-token";
@@ -216,24 +216,6 @@ command = 'echo "waiting for the go file"; for i in $(seq 600); do [ -f go ] && 
     b.wait_text("main h1 + .badge", &["success"]);
     assert!(run.wait().expect("vane run ends").success());
     b.screenshot("attempt-done");
-}
-
-/// The example project after a good day (its model reaches production) and a day whose worse
-/// candidate fails its canary gate and is rolled back.
-fn good_then_rolled_back() -> Project {
-    let p = examples();
-    p.vane(&["run", "churn_retrain", "--date", "2026-03-02"])
-        .success();
-    p.vane(&[
-        "run",
-        "churn_retrain",
-        "--date",
-        "2026-03-03",
-        "--param",
-        "candidate_quality=worse",
-    ])
-    .failure();
-    p
 }
 
 #[test]

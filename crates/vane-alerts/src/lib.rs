@@ -592,47 +592,99 @@ fn held_because<S: AlertStore + ?Sized>(
     Ok(None)
 }
 
-/// An alert as JSON: what `vane alerts --json`, the API and every notification show.
-pub fn alert_json(a: &AlertRecord) -> Value {
-    json!({
-        "id": a.id,
-        "rule": a.rule,
-        "on": a.kind,
-        "severity": a.severity,
-        "dag": a.dag_id,
-        "task": a.task_id,
-        "subject": a.subject,
-        "state": a.state.as_str(),
-        "summary": a.summary,
-        "count": a.count,
-        "first_seen": a.first_seen.to_rfc3339(),
-        "last_seen": a.last_seen.to_rfc3339(),
-        "first_run": a.first_run,
-        "last_run": a.last_run,
-        "snoozed_until": a.snoozed_until.map(|t| t.to_rfc3339()),
-        "acked_by": a.acked_by,
-        "verdict": a.verdict.map(Verdict::as_str),
-        "verdict_source": a.verdict_source,
-        "resolved_by": a.resolved_by,
-        "last_notified_at": a.last_notified_at.map(|t| t.to_rfc3339()),
-        "delivery": a.delivery.as_ref().map(delivery_json),
-    })
+/// An alert as `vane alerts --json`, the API and every notification show it.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Alert")]
+pub struct AlertView {
+    pub id: i64,
+    pub rule: String,
+    /// What the rule watches (`task_failed`, `check_failed`, ...).
+    pub on: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub dag: String,
+    pub task: Option<String>,
+    /// What within the DAG it is about (a check, a model), when not the task.
+    pub subject: Option<String>,
+    /// `open`, `acked` or `resolved`.
+    pub state: &'static str,
+    pub summary: String,
+    /// Occurrences folded into it.
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub first_run: Option<i64>,
+    pub last_run: Option<i64>,
+    pub snoozed_until: Option<String>,
+    pub acked_by: Option<String>,
+    /// `real` or `noise`.
+    pub verdict: Option<&'static str>,
+    pub verdict_source: Option<String>,
+    pub resolved_by: Option<String>,
+    pub last_notified_at: Option<String>,
+    /// How its latest notification fared.
+    pub delivery: Option<DeliveryView>,
 }
 
-/// Where a notification stands, as `vane alerts --json` and the API show an alert's latest:
-/// `state` is `delivered`, `pending` (tried again at `retry_at`) or `abandoned` (`why`).
-pub fn delivery_json(n: &NotificationRecord) -> Value {
-    let pending = n.state == DeliveryState::Pending;
-    json!({
-        "state": n.state.as_str(),
-        "channel": n.channel,
-        "attempts": n.attempts,
-        "first_tried_at": n.at.to_rfc3339(),
-        "delivered_at": n.delivered_at.map(|t| t.to_rfc3339()),
-        "retry_at": n.next_try_at.filter(|_| pending).map(|t| t.to_rfc3339()),
-        "last_error": n.error,
-        "why": n.abandoned_why,
-    })
+impl AlertView {
+    #[must_use]
+    pub fn of(a: &AlertRecord) -> Self {
+        Self {
+            id: a.id,
+            rule: a.rule.clone(),
+            on: a.kind.clone(),
+            severity: a.severity.clone(),
+            dag: a.dag_id.clone(),
+            task: a.task_id.clone(),
+            subject: a.subject.clone(),
+            state: a.state.as_str(),
+            summary: a.summary.clone(),
+            count: a.count,
+            first_seen: a.first_seen.to_rfc3339(),
+            last_seen: a.last_seen.to_rfc3339(),
+            first_run: a.first_run.map(|r| r.0),
+            last_run: a.last_run.map(|r| r.0),
+            snoozed_until: a.snoozed_until.map(|t| t.to_rfc3339()),
+            acked_by: a.acked_by.clone(),
+            verdict: a.verdict.map(Verdict::as_str),
+            verdict_source: a.verdict_source.clone(),
+            resolved_by: a.resolved_by.clone(),
+            last_notified_at: a.last_notified_at.map(|t| t.to_rfc3339()),
+            delivery: a.delivery.as_ref().map(DeliveryView::of),
+        }
+    }
+}
+
+/// Where a notification stands: `state` is `delivered`, `pending` (tried again at
+/// `retry_at`) or `abandoned` (`why`).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Delivery")]
+pub struct DeliveryView {
+    pub state: &'static str,
+    pub channel: String,
+    pub attempts: i64,
+    pub first_tried_at: String,
+    pub delivered_at: Option<String>,
+    pub retry_at: Option<String>,
+    pub last_error: Option<String>,
+    pub why: Option<String>,
+}
+
+impl DeliveryView {
+    #[must_use]
+    pub fn of(n: &NotificationRecord) -> Self {
+        let pending = n.state == DeliveryState::Pending;
+        Self {
+            state: n.state.as_str(),
+            channel: n.channel.clone(),
+            attempts: n.attempts,
+            first_tried_at: n.at.to_rfc3339(),
+            delivered_at: n.delivered_at.map(|t| t.to_rfc3339()),
+            retry_at: n.next_try_at.filter(|_| pending).map(|t| t.to_rfc3339()),
+            last_error: n.error.clone(),
+            why: n.abandoned_why.clone(),
+        }
+    }
 }
 
 /// The JSON every channel gets: who is on call, and each alert.
@@ -656,7 +708,7 @@ fn payload(alerts: &[&AlertRecord], oncall: Option<&str>, now: DateTime<Utc>) ->
     let items: Vec<Value> = alerts
         .iter()
         .map(|a| {
-            let mut item = alert_json(a);
+            let mut item = serde_json::to_value(AlertView::of(a)).expect("an alert serialises");
             // How earlier notifications fared is vane's business, not the receiver's.
             if let Some(fields) = item.as_object_mut() {
                 fields.remove("delivery");

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 use vane_store::{AgentRecord, DispatchRecord, DispatchState, LeaseState, RunId, Store};
 
 use crate::AppError;
@@ -83,36 +84,106 @@ impl Agents {
 
     /// As `vane agents --json` and `GET /api/agents` give it.
     #[must_use]
-    pub fn json(&self, now: DateTime<Utc>) -> Value {
-        json!({
-            "agents": self.agents.iter().map(|a| json!({
-                "host": a.host, "lease": a.lease, "pid": a.pid, "labels": a.labels,
-                "slots": a.slots, "running": a.running, "state": a.state.as_str(),
-                "started_at": a.started_at.to_rfc3339(),
-                "last_heartbeat": a.renewed_at.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-            "waiting": self.waiting().map(|d| json!({
-                "run_id": d.run, "task_id": d.task, "attempt": d.attempt, "needs": d.needs,
-                "since": d.enqueued_at.to_rfc3339(),
-                "live_agents_with_labels": self.offering(&d.needs),
-                "why": self.describe(d, now),
-            })).collect::<Vec<_>>(),
-        })
+    pub fn view(&self, now: DateTime<Utc>) -> AgentsView {
+        AgentsView {
+            agents: self
+                .agents
+                .iter()
+                .map(|a| AgentView {
+                    host: a.host.clone(),
+                    lease: a.lease.clone(),
+                    pid: a.pid,
+                    labels: a.labels.clone(),
+                    slots: a.slots,
+                    running: a.running,
+                    state: a.state.as_str(),
+                    started_at: a.started_at.to_rfc3339(),
+                    last_heartbeat: a.renewed_at.to_rfc3339(),
+                })
+                .collect(),
+            waiting: self
+                .waiting()
+                .map(|d| WaitingView {
+                    run_id: d.run.0,
+                    task_id: d.task.clone(),
+                    attempt: d.attempt,
+                    needs: d.needs.clone(),
+                    since: d.enqueued_at.to_rfc3339(),
+                    live_agents_with_labels: self.offering(&d.needs),
+                    why: self.describe(d, now),
+                })
+                .collect(),
+        }
     }
 
     /// `dispatched` of `vane show --json`: the run's attempts on agents or waiting for one.
     #[must_use]
-    pub fn run_json(&self, run: RunId, now: DateTime<Utc>) -> Value {
+    pub fn of_run_view(&self, run: RunId, now: DateTime<Utc>) -> Vec<DispatchView> {
         self.of_run(run, now)
             .into_iter()
-            .map(|(d, why)| {
-                json!({
-                    "task_id": d.task, "attempt": d.attempt, "needs": d.needs,
-                    "state": d.state.as_str(), "agent": d.agent_host, "detail": why,
-                })
+            .map(|(d, why)| DispatchView {
+                task_id: d.task.clone(),
+                attempt: d.attempt,
+                needs: d.needs.clone(),
+                state: d.state.as_str(),
+                agent: d.agent_host.clone(),
+                detail: why,
             })
             .collect()
     }
+}
+
+/// The agents on a database and the attempts waiting for one.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Agents")]
+pub struct AgentsView {
+    pub agents: Vec<AgentView>,
+    /// Oldest first.
+    pub waiting: Vec<WaitingView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Agent")]
+pub struct AgentView {
+    pub host: String,
+    pub lease: String,
+    pub pid: u32,
+    /// What the host offers (`gpu = "a100"`); tasks that need labels run only where all are.
+    pub labels: BTreeMap<String, String>,
+    pub slots: u32,
+    pub running: u32,
+    /// `held`, `expired` or `released`.
+    pub state: &'static str,
+    pub started_at: String,
+    pub last_heartbeat: String,
+}
+
+/// An attempt waiting for an agent.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Waiting")]
+pub struct WaitingView {
+    pub run_id: i64,
+    pub task_id: String,
+    pub attempt: u32,
+    /// The labels its task needs.
+    pub needs: BTreeMap<String, String>,
+    pub since: String,
+    pub live_agents_with_labels: usize,
+    pub why: String,
+}
+
+/// An attempt of a run handed to an agent.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Dispatch")]
+pub struct DispatchView {
+    pub task_id: String,
+    pub attempt: u32,
+    pub needs: BTreeMap<String, String>,
+    /// `queued`, `running` or `done`.
+    pub state: &'static str,
+    /// The agent's host, once one claimed it.
+    pub agent: Option<String>,
+    pub detail: String,
 }
 
 /// `gpu=a100,zone=eu`, or `(any)`.

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 use vane_alerts::{AlertsConfig, DagRuleProblem};
 use vane_store::{AlertFilter, AlertRecord, Store, StoreError, Verdict};
 
@@ -14,7 +15,8 @@ use crate::{App, AppError};
 type Result<T, E = AppError> = std::result::Result<T, E>;
 
 /// The longest snooze: anything longer is muting, which `resolve` or a tuned rule does honestly.
-const MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
+/// The longest snooze: a snooze always ends.
+pub const MAX_SNOOZE_SECONDS: u64 = 7 * 86_400;
 
 pub use crate::who;
 
@@ -119,34 +121,91 @@ impl App {
     ///
     /// # Errors
     /// The scheduler config does not validate.
-    pub fn oncall_json(&self, turns: usize, now: DateTime<Utc>) -> Result<Value> {
+    pub fn oncall_view(&self, turns: usize, now: DateTime<Utc>) -> Result<OnCallView> {
         let Some(rotation) = AlertsConfig::of(&self.config()?).oncall else {
-            return Ok(json!({ "configured": false, "now": null, "turns": [] }));
+            return Ok(OnCallView {
+                configured: false,
+                now: None,
+                every: None,
+                people: vec![],
+                turns: vec![],
+            });
         };
-        let list: Vec<Value> = rotation
-            .turns(now, turns)
-            .map(|(from, to, person)| {
-                json!({ "person": person, "from": from.to_rfc3339(), "to": to.to_rfc3339() })
-            })
-            .collect();
-        Ok(json!({
-            "configured": true,
-            "now": rotation.at(now),
-            "every": vane_dag::format_duration(rotation.every),
-            "people": rotation.people,
-            "turns": list,
-        }))
+        Ok(OnCallView {
+            configured: true,
+            now: rotation.at(now).map(str::to_owned),
+            every: Some(vane_dag::format_duration(rotation.every)),
+            people: rotation.people.clone(),
+            turns: rotation
+                .turns(now, turns)
+                .map(|(from, to, person)| TurnView {
+                    person: person.map(str::to_owned),
+                    from: from.to_rfc3339(),
+                    to: to.to_rfc3339(),
+                })
+                .collect(),
+        })
     }
 }
 
+/// The on-call rotation.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "OnCall")]
+pub struct OnCallView {
+    /// A rotation is set in `[alerts.oncall]`.
+    pub configured: bool,
+    /// Who is on call now.
+    pub now: Option<String>,
+    /// How long a turn is.
+    pub every: Option<String>,
+    pub people: Vec<String>,
+    /// From the turn under way.
+    pub turns: Vec<TurnView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Turn")]
+pub struct TurnView {
+    /// None when the rotation has no people.
+    pub person: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
 /// A rule's statistics as `vane alerts --stats --json` gives them.
-#[must_use]
-pub fn stat_json(s: &vane_alerts::RuleStats) -> Value {
-    json!({
-        "rule": s.rule, "on": s.kind, "fired": s.fired,
-        "occurrences": s.occurrences, "real": s.real, "noise": s.noise,
-        "precision": s.precision, "suggestion": s.suggestion,
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "RuleStats")]
+pub struct RuleStatsView {
+    pub rule: String,
+    /// What the rule watches (`task_failed`, `check_failed`, ...).
+    pub on: String,
+    /// Alerts it opened.
+    pub fired: usize,
+    /// Occurrences folded into them.
+    pub occurrences: i64,
+    /// Verdicts people gave.
+    pub real: usize,
+    pub noise: usize,
+    /// real / (real + noise), once there are verdicts.
+    pub precision: Option<f64>,
+    /// The change that would quiet a noisy rule.
+    pub suggestion: Option<String>,
+}
+
+impl RuleStatsView {
+    #[must_use]
+    pub fn of(s: &vane_alerts::RuleStats) -> Self {
+        Self {
+            rule: s.rule.clone(),
+            on: s.kind.clone(),
+            fired: s.fired,
+            occurrences: s.occurrences,
+            real: s.real,
+            noise: s.noise,
+            precision: s.precision,
+            suggestion: s.suggestion.clone(),
+        }
+    }
 }
 
 /// Open alerts, or all of them.
@@ -155,20 +214,6 @@ pub fn stat_json(s: &vane_alerts::RuleStats) -> Value {
 /// The store cannot be read.
 pub fn list(store: &dyn Store, all: bool) -> Result<Vec<AlertRecord>> {
     Ok(store.alerts(AlertFilter { all })?)
-}
-
-/// A verdict as a person writes it.
-///
-/// # Errors
-/// [`AppError::Invalid`] for anything but `real` or `noise`.
-pub fn parse_verdict(text: &str) -> Result<Verdict> {
-    match text {
-        "real" => Ok(Verdict::Real),
-        "noise" => Ok(Verdict::Noise),
-        other => Err(AppError::Invalid(format!(
-            "`verdict` is `real` or `noise`, not `{other}`"
-        ))),
-    }
 }
 
 /// Acknowledges alert `id`, with a verdict on whether it deserved attention.
@@ -190,16 +235,29 @@ pub fn ack(store: &dyn Store, id: i64, by: &str, verdict: Option<Verdict>) -> Re
 pub fn snooze(store: &dyn Store, id: i64, length: &str) -> Result<(AlertRecord, DateTime<Utc>)> {
     let parsed = vane_dag::parse_duration(length)
         .map_err(|e| AppError::Invalid(format!("snooze for `{length}`: {e}; write e.g. 2h")))?;
-    if parsed > MAX_SNOOZE || parsed.is_zero() {
+    snooze_for(store, id, parsed)
+}
+
+/// [`snooze`] for a length already read.
+///
+/// # Errors
+/// As [`snooze`].
+pub fn snooze_for(
+    store: &dyn Store,
+    id: i64,
+    length: Duration,
+) -> Result<(AlertRecord, DateTime<Utc>)> {
+    if length > Duration::from_secs(MAX_SNOOZE_SECONDS) || length < Duration::from_secs(1) {
         return Err(AppError::Invalid(format!(
-            "snooze for `{length}` is not between 1s and 7d: a snooze always ends; to stop an \
-             alert for good, resolve it (`vane resolve {id}`) or tune its rule (`vane alerts \
-             --stats` suggests how)"
+            "snooze for {} is not between 1s and 7d: a snooze always ends; to stop an alert \
+             for good, resolve it (`vane resolve {id}`) or tune its rule (`vane alerts \
+             --stats` suggests how)",
+            vane_dag::format_duration(length)
         )));
     }
     let until = Utc::now()
-        + chrono::TimeDelta::from_std(parsed)
-            .map_err(|e| AppError::Invalid(format!("snooze for `{length}`: {e}")))?;
+        + chrono::TimeDelta::from_std(length)
+            .map_err(|e| AppError::Invalid(format!("snooze for {length:?}: {e}")))?;
     let alert = store.snooze_alert(id, until).map_err(not_found(id))?;
     Ok((alert, until))
 }

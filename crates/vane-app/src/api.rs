@@ -4,11 +4,12 @@
 use std::sync::Mutex;
 
 use serde_json::Value;
+use vane_alerts::AlertView;
 use vane_http::{ApiError, LogStream, Reply, Route};
 use vane_store::{AttemptState, RunId};
 
 use crate::runs::{ClearArgs, ManualRun};
-use crate::{App, AppError, BoxStore, models};
+use crate::{App, AppError, BoxStore, models, requests};
 
 type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -98,20 +99,18 @@ impl vane_http::Api for HttpApi {
     }
 }
 
-fn json(value: Value) -> Result<Reply> {
-    Ok(Reply::Json(value))
-}
-
 fn serialize(value: &impl serde::Serialize) -> Result<Reply> {
-    json(serde_json::to_value(value).expect("API values serialise"))
+    Ok(Reply::Json(
+        serde_json::to_value(value).expect("API values serialise"),
+    ))
 }
 
 impl HttpApi {
     fn answer(&self, route: Route, body: &Value) -> Result<Reply> {
         let app = &self.app;
         match route {
-            Route::Dags => json(crate::dags::Overview::load(app, &*self.store()?)?.json()),
-            Route::Dag { dag, runs } => json(app.dag_grid(&*self.store()?, &dag, runs)?),
+            Route::Dags => serialize(&crate::dags::Overview::load(app, &*self.store()?)?.view()),
+            Route::Dag { dag, runs } => serialize(&app.dag_grid(&*self.store()?, &dag, runs)?),
             Route::Runs { dag, state, limit } => {
                 let states = match state.as_deref() {
                     None => vec![],
@@ -119,12 +118,12 @@ impl HttpApi {
                 };
                 let runs = crate::runs::list(&*self.store()?, dag.as_deref(), &states, limit)?;
                 let waits = crate::runs::Waits::of(&*self.store()?, &runs)?;
-                json(runs.iter().map(|r| waits.json(r)).collect())
+                serialize(&runs.iter().map(|r| waits.view(r)).collect::<Vec<_>>())
             }
             Route::Run { id } => {
                 let store = self.store()?;
                 let detail = crate::runs::detail(&*store, RunId(id))?;
-                json(crate::runs::shown(&*store, &detail)?)
+                serialize(&crate::runs::shown(&*store, &detail)?)
             }
             Route::Logs {
                 run,
@@ -155,15 +154,19 @@ impl HttpApi {
                     }),
                 }))
             }
-            Route::Trigger { dag } => serialize(&app.trigger(
-                &*self.store()?,
-                &ManualRun {
-                    dag_id: dag,
-                    params: params(body)?,
-                    date: field(body, "date")?,
-                },
-            )?),
+            Route::Trigger { dag } => {
+                let b: requests::TriggerBody = requests::read(body)?;
+                serialize(&app.trigger(
+                    &*self.store()?,
+                    &ManualRun {
+                        dag_id: dag,
+                        params: requests::params(b.params),
+                        date: b.date.map(|d| d.0),
+                    },
+                )?)
+            }
             Route::Pause { dag, paused } => {
+                let requests::NoFields {} = requests::read(body)?;
                 serialize(&app.set_paused(&*self.store()?, &dag, paused)?)
             }
             Route::DagMetrics {
@@ -183,7 +186,12 @@ impl HttpApi {
                         last,
                     },
                 )?;
-                json(crate::reads::points_json(&points))
+                serialize(
+                    &points
+                        .iter()
+                        .map(crate::reads::PointView::of)
+                        .collect::<Vec<_>>(),
+                )
             }
             Route::DagChecks {
                 dag,
@@ -202,163 +210,152 @@ impl HttpApi {
                         last,
                     },
                 )?;
-                json(crate::reads::history_json(&history))
+                serialize(
+                    &history
+                        .iter()
+                        .map(crate::reads::CheckView::of)
+                        .collect::<Vec<_>>(),
+                )
             }
-            Route::Artifacts { name } => json(
-                crate::lineage::versions(&*self.store()?, name.as_deref())?
+            Route::Artifacts { name } => serialize(
+                &crate::lineage::versions(&*self.store()?, name.as_deref())?
                     .iter()
-                    .map(crate::lineage::version_json)
-                    .collect(),
+                    .map(crate::lineage::ArtifactView::of)
+                    .collect::<Vec<_>>(),
             ),
             Route::Lineage { artifact } => {
-                json(crate::lineage::lineage_tree(&*self.store()?, &artifact)?)
+                serialize(&crate::lineage::lineage_tree(&*self.store()?, &artifact)?)
             }
-            Route::Models => json(models::models_json(&*self.store()?, None)?),
-            Route::Model { name } => json(models::models_json(&*self.store()?, Some(&name))?),
-            Route::Alerts { all } => json(
-                crate::alerts::list(&*self.store()?, all)?
+            Route::Models => serialize(&models::models_view(&*self.store()?, None)?),
+            Route::Model { name } => serialize(&models::models_view(&*self.store()?, Some(&name))?),
+            Route::Alerts { all } => serialize(
+                &crate::alerts::list(&*self.store()?, all)?
                     .iter()
-                    .map(vane_alerts::alert_json)
-                    .collect(),
+                    .map(AlertView::of)
+                    .collect::<Vec<_>>(),
             ),
             Route::Clear { run } => {
+                let b: requests::ClearBody = requests::read(body)?;
                 let request = ClearArgs {
                     run_id: RunId(run),
-                    tasks: strings(body, "tasks")?,
-                    downstream: flag(body, "downstream")?,
-                    failed_only: flag(body, "failed_only")?,
-                    params: params(body)?,
-                    by: crate::who(field(body, "by")?.as_deref()),
+                    tasks: b.tasks.unwrap_or_default(),
+                    downstream: b.downstream.unwrap_or(false),
+                    failed_only: b.failed_only.unwrap_or(false),
+                    params: requests::params(b.params),
+                    by: crate::who(b.by.as_deref()),
                 };
-                json(crate::runs::show_json(
-                    &app.clear(&*self.store()?, &request)?,
-                ))
+                let store = self.store()?;
+                let cleared = app.clear(&*store, &request)?;
+                serialize(&crate::runs::shown(&*store, &cleared)?)
             }
             Route::Stop { run } => {
-                let by = crate::who(field(body, "by")?.as_deref());
-                let reason = field(body, "reason")?;
-                let task = field(body, "task")?;
-                let stopped = app.stop(
-                    &*self.store()?,
+                let b: requests::StopBody = requests::read(body)?;
+                let store = self.store()?;
+                let by = crate::who(b.by.as_deref());
+                app.stop(
+                    &*store,
                     RunId(run),
-                    task.as_deref(),
+                    b.task.as_deref(),
                     &by,
-                    reason.as_deref(),
+                    b.reason.as_deref(),
                 )?;
-                json(crate::runs::run_json(&stopped))
+                serialize(&crate::runs::shown(&*store, &store.run(RunId(run))?)?)
             }
             Route::Mark { run, task } => {
-                let mark = match field(body, "state")?.as_deref() {
-                    Some("success") => vane_engine::Mark::Success,
-                    Some("failed") => vane_engine::Mark::Failed,
-                    other => {
-                        return Err(AppError::Invalid(format!(
-                            "`state` must be \"success\" or \"failed\", not {other:?}: say what the task is marked as"
-                        )));
-                    }
+                let b: requests::MarkBody = requests::read(body)?;
+                let mark = match b.state {
+                    requests::MarkAs::Success => vane_engine::Mark::Success,
+                    requests::MarkAs::Failed => vane_engine::Mark::Failed,
                 };
-                let by = crate::who(field(body, "by")?.as_deref());
-                let reason = field(body, "reason")?;
-                let marked = app.mark(
-                    &*self.store()?,
-                    RunId(run),
-                    &task,
-                    mark,
-                    &by,
-                    reason.as_deref(),
-                )?;
-                json(crate::runs::show_json(&marked))
+                let by = crate::who(b.by.as_deref());
+                let store = self.store()?;
+                let marked =
+                    app.mark(&*store, RunId(run), &task, mark, &by, b.reason.as_deref())?;
+                serialize(&crate::runs::shown(&*store, &marked)?)
             }
             Route::Approve { run } => {
-                let by = decider(body, "approves")?;
-                let stage = field(body, "stage")?;
-                let note = field(body, "note")?;
+                let b: requests::ApproveBody = requests::read(body)?;
                 let decided = models::decide(
                     &*self.store()?,
                     RunId(run),
-                    stage.as_deref(),
+                    b.stage.as_deref(),
                     models::Decision::Approve,
-                    &by,
-                    note.as_deref(),
+                    &decider(&b.by, "approves")?,
+                    b.note.as_deref(),
                 )?;
-                json(decided.iter().map(models::stage_json).collect())
+                serialize(
+                    &decided
+                        .iter()
+                        .map(models::StageView::of)
+                        .collect::<Vec<_>>(),
+                )
             }
             Route::Reject { run } => {
-                let by = decider(body, "rejects")?;
-                let stage = field(body, "stage")?;
-                let reason = required(body, "reason")?;
+                let b: requests::RejectBody = requests::read(body)?;
                 let decided = models::decide(
                     &*self.store()?,
                     RunId(run),
-                    stage.as_deref(),
+                    b.stage.as_deref(),
                     models::Decision::Reject,
-                    &by,
-                    Some(&reason),
+                    &decider(&b.by, "rejects")?,
+                    Some(&b.reason),
                 )?;
-                json(decided.iter().map(models::stage_json).collect())
+                serialize(
+                    &decided
+                        .iter()
+                        .map(models::StageView::of)
+                        .collect::<Vec<_>>(),
+                )
             }
             Route::Rollback { model } => {
-                let to = match &body["to"] {
-                    Value::Null => None,
-                    // 3.0 is 3, as JSON does not tell them apart.
-                    v => Some(
-                        v.as_i64()
-                            .or_else(|| {
-                                v.as_f64()
-                                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                                    .map(|f| f as i64)
-                            })
-                            .ok_or_else(|| {
-                                AppError::Invalid("`to` must be a version number".into())
-                            })?,
-                    ),
-                };
-                let reason = required(body, "reason")?;
-                let by = crate::who(field(body, "by")?.as_deref());
+                let b: requests::RollbackBody = requests::read(body)?;
+                let by = crate::who(b.by.as_deref());
                 let store = self.store()?;
-                let plan = models::plan_rollback(app, &*store, &model, to)?;
+                let plan = models::plan_rollback(app, &*store, &model, b.to)?;
                 plan.run_command()?;
-                plan.record(&*store, &reason, &by)?;
-                json(models::models_json(&*store, Some(&model))?)
+                plan.record(&*store, &b.reason, &by)?;
+                serialize(&models::models_view(&*store, Some(&model))?)
             }
             Route::Ack { alert } => {
-                let verdict = field(body, "verdict")?
-                    .as_deref()
-                    .map(crate::alerts::parse_verdict)
-                    .transpose()?;
-                let by = crate::alerts::who(field(body, "by")?.as_deref());
-                let acked = crate::alerts::ack(&*self.store()?, alert, &by, verdict)?;
-                json(vane_alerts::alert_json(&acked))
+                let b: requests::AckBody = requests::read(body)?;
+                let by = crate::alerts::who(b.by.as_deref());
+                let acked =
+                    crate::alerts::ack(&*self.store()?, alert, &by, b.verdict.map(Into::into))?;
+                serialize(&AlertView::of(&acked))
             }
             Route::Resolve { alert } => {
-                let by = crate::alerts::who(field(body, "by")?.as_deref());
+                let b: requests::ResolveBody = requests::read(body)?;
+                let by = crate::alerts::who(b.by.as_deref());
                 let (alert, told) = app.resolve_alert(&*self.store()?, alert, &by)?;
                 for n in told.iter().filter(|n| n.error.is_some()) {
                     tracing::warn!(channel = %n.channel, alert = alert.id, error = n.error.as_deref().unwrap_or(""), "Could not tell the channel the alert was resolved.");
                 }
-                json(vane_alerts::alert_json(&alert))
+                serialize(&AlertView::of(&alert))
             }
             Route::Snooze { alert } => {
-                let length = required(body, "for")?;
-                let (alert, _) = crate::alerts::snooze(&*self.store()?, alert, &length)?;
-                json(vane_alerts::alert_json(&alert))
+                let b: requests::SnoozeBody = requests::read(body)?;
+                let length = std::time::Duration::from_secs(b.seconds);
+                let (alert, _) = crate::alerts::snooze_for(&*self.store()?, alert, length)?;
+                serialize(&AlertView::of(&alert))
             }
-            Route::AlertStats => json(
-                app.alert_stats(&*self.store()?)?
+            Route::AlertStats => serialize(
+                &app.alert_stats(&*self.store()?)?
                     .iter()
-                    .map(crate::alerts::stat_json)
-                    .collect(),
+                    .map(crate::alerts::RuleStatsView::of)
+                    .collect::<Vec<_>>(),
             ),
-            Route::OnCall { turns } => json(app.oncall_json(turns, chrono::Utc::now())?),
+            Route::OnCall { turns } => serialize(&app.oncall_view(turns, chrono::Utc::now())?),
             Route::Status => {
                 let schedulers = crate::reads::schedulers(&*self.store()?, 10)?;
-                json(app.status_json(&schedulers, chrono::Utc::now())?)
+                serialize(&app.status_view(&schedulers, chrono::Utc::now())?)
             }
-            Route::DagTicks { dag, limit } => json(app.ticks(&*self.store()?, &dag, limit)?.json()),
+            Route::DagTicks { dag, limit } => {
+                serialize(&app.ticks(&*self.store()?, &dag, limit)?.view())
+            }
             Route::Agents => {
-                json(crate::agents::Agents::read(&*self.store()?)?.json(chrono::Utc::now()))
+                serialize(&crate::agents::Agents::read(&*self.store()?)?.view(chrono::Utc::now()))
             }
-            Route::OpenApi => json(vane_http::openapi()),
+            Route::OpenApi => Ok(Reply::Json(document())),
             Route::Metrics => Ok(Reply::Metrics(
                 self.store()?
                     .observe(vane_http::DURATION_BUCKETS, vane_http::LAG_BUCKETS)?,
@@ -367,76 +364,154 @@ impl HttpApi {
     }
 }
 
-fn required(body: &Value, key: &str) -> Result<String> {
-    field(body, key)?.ok_or_else(|| {
-        AppError::Invalid(format!(
-            "the body needs `{key}` (a string), e.g. {{\"{key}\": \"...\"}}"
-        ))
-    })
-}
-
-fn flag(body: &Value, key: &str) -> Result<bool> {
-    match &body[key] {
-        Value::Null => Ok(false),
-        Value::Bool(b) => Ok(*b),
-        other => Err(AppError::Invalid(format!(
-            "`{key}` must be true or false, got {other}"
-        ))),
-    }
-}
-
-fn strings(body: &Value, key: &str) -> Result<Vec<String>> {
-    let wrong =
-        |v: &Value| AppError::Invalid(format!("`{key}` must be a list of strings, got {v}"));
-    match &body[key] {
-        Value::Null => Ok(vec![]),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| wrong(v)))
-            .collect(),
-        other => Err(wrong(other)),
-    }
-}
-
-/// A string field of an action's body, if given.
 /// Who approves or rejects a rollout through the API: the ledger keeps it as evidence, so it
 /// must be the person, never the user the server happens to run as.
-fn decider(body: &Value, verb: &str) -> Result<String> {
-    match field(body, "by")? {
-        Some(by) if !by.trim().is_empty() => Ok(by.trim().to_owned()),
-        _ => Err(AppError::Invalid(format!(
+fn decider(by: &str, verb: &str) -> Result<String> {
+    let by = by.trim();
+    if by.is_empty() {
+        return Err(AppError::Invalid(format!(
             "say who {verb}: send {{\"by\": \"your name\"}} (the UI asks for it beside the API token); the model ledger records it"
-        ))),
+        )));
     }
+    Ok(by.to_owned())
 }
 
-fn field(body: &Value, key: &str) -> Result<Option<String>> {
-    match &body[key] {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        other => Err(AppError::Invalid(format!(
-            "`{key}` must be a string, got {other}"
-        ))),
-    }
-}
+/// The API's OpenAPI document: what each action reads and each route answers is the JSON
+/// Schema of the type its handler above deserialises or serialises, derived from that type,
+/// so the document cannot say one thing and the handler do another.
+pub(crate) fn document() -> Value {
+    use crate::{agents, alerts, dags, lineage, reads, runs};
+    use schemars::{JsonSchema, SchemaGenerator};
+    use vane_http::{Body, Schemas};
 
-/// `{"params": {"KEY": VALUE}}`; numbers and booleans are taken as their text, as on the
-/// command line.
-fn params(body: &Value) -> Result<Vec<(String, String)>> {
-    match &body["params"] {
-        Value::Null => Ok(vec![]),
-        Value::Object(map) => Ok(map
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect()),
-        other => Err(AppError::Invalid(format!(
-            "`params` must be an object of KEY: VALUE, got {other}"
-        ))),
+    fn answer<T: JsonSchema>(g: &mut SchemaGenerator) -> Option<Value> {
+        Some(g.subschema_for::<T>().to_value())
     }
+    fn body<T: JsonSchema>(g: &mut SchemaGenerator) -> Option<Body> {
+        let required = T::json_schema(g)
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty());
+        Some(Body {
+            schema: g.subschema_for::<T>().to_value(),
+            required,
+        })
+    }
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let mut schemas = |method: &str, path: &str| -> Schemas {
+        let g = &mut generator;
+        match (method, path) {
+            ("GET", "/api/dags") => Schemas {
+                body: None,
+                answer: answer::<Vec<dags::DagEntry>>(g),
+            },
+            ("GET", "/api/dags/{id}") => Schemas {
+                body: None,
+                answer: answer::<dags::DagGrid>(g),
+            },
+            ("GET", "/api/runs") => Schemas {
+                body: None,
+                answer: answer::<Vec<runs::RunView>>(g),
+            },
+            ("GET", "/api/runs/{id}") => Schemas {
+                body: None,
+                answer: answer::<runs::RunShown>(g),
+            },
+            ("GET", "/api/dags/{id}/metrics") => Schemas {
+                body: None,
+                answer: answer::<Vec<reads::PointView>>(g),
+            },
+            ("GET", "/api/dags/{id}/checks") => Schemas {
+                body: None,
+                answer: answer::<Vec<reads::CheckView>>(g),
+            },
+            ("GET", "/api/dags/{id}/ticks") => Schemas {
+                body: None,
+                answer: answer::<dags::TicksView>(g),
+            },
+            ("GET", "/api/artifacts") => Schemas {
+                body: None,
+                answer: answer::<Vec<lineage::ArtifactView>>(g),
+            },
+            ("GET", "/api/artifacts/{name}/lineage") => Schemas {
+                body: None,
+                answer: answer::<lineage::Lineage>(g),
+            },
+            ("GET", "/api/models" | "/api/models/{name}") => Schemas {
+                body: None,
+                answer: answer::<models::ModelsView>(g),
+            },
+            ("GET", "/api/alerts") => Schemas {
+                body: None,
+                answer: answer::<Vec<AlertView>>(g),
+            },
+            ("GET", "/api/alerts/stats") => Schemas {
+                body: None,
+                answer: answer::<Vec<alerts::RuleStatsView>>(g),
+            },
+            ("GET", "/api/oncall") => Schemas {
+                body: None,
+                answer: answer::<alerts::OnCallView>(g),
+            },
+            ("GET", "/api/status") => Schemas {
+                body: None,
+                answer: answer::<reads::StatusView>(g),
+            },
+            ("GET", "/api/agents") => Schemas {
+                body: None,
+                answer: answer::<agents::AgentsView>(g),
+            },
+            ("POST", "/api/dags/{id}/trigger") => Schemas {
+                body: body::<requests::TriggerBody>(g),
+                answer: answer::<runs::Triggered>(g),
+            },
+            ("POST", "/api/dags/{id}/pause" | "/api/dags/{id}/unpause") => Schemas {
+                body: body::<requests::NoFields>(g),
+                answer: answer::<runs::Paused>(g),
+            },
+            ("POST", "/api/runs/{id}/clear") => Schemas {
+                body: body::<requests::ClearBody>(g),
+                answer: answer::<runs::RunShown>(g),
+            },
+            ("POST", "/api/runs/{id}/stop") => Schemas {
+                body: body::<requests::StopBody>(g),
+                answer: answer::<runs::RunShown>(g),
+            },
+            ("POST", "/api/runs/{id}/tasks/{task}/mark") => Schemas {
+                body: body::<requests::MarkBody>(g),
+                answer: answer::<runs::RunShown>(g),
+            },
+            ("POST", "/api/runs/{id}/approve") => Schemas {
+                body: body::<requests::ApproveBody>(g),
+                answer: answer::<Vec<models::StageView>>(g),
+            },
+            ("POST", "/api/runs/{id}/reject") => Schemas {
+                body: body::<requests::RejectBody>(g),
+                answer: answer::<Vec<models::StageView>>(g),
+            },
+            ("POST", "/api/models/{name}/rollback") => Schemas {
+                body: body::<requests::RollbackBody>(g),
+                answer: answer::<models::ModelsView>(g),
+            },
+            ("POST", "/api/alerts/{id}/ack") => Schemas {
+                body: body::<requests::AckBody>(g),
+                answer: answer::<AlertView>(g),
+            },
+            ("POST", "/api/alerts/{id}/resolve") => Schemas {
+                body: body::<requests::ResolveBody>(g),
+                answer: answer::<AlertView>(g),
+            },
+            ("POST", "/api/alerts/{id}/snooze") => Schemas {
+                body: body::<requests::SnoozeBody>(g),
+                answer: answer::<AlertView>(g),
+            },
+            // This document, and the answers that are text (logs, Prometheus metrics).
+            _ => Schemas::default(),
+        }
+    };
+    let mut doc = vane_http::openapi(&mut schemas);
+    doc["components"]["schemas"] = generator.take_definitions(true).into();
+    doc
 }

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 use vane_dag::{Dag, DagFile, DagSet};
 use vane_store::{RunFilter, RunRecord, Store};
 
@@ -92,62 +93,182 @@ impl Overview {
 
     /// As `vane dags --json` and `GET /api/dags` give it.
     #[must_use]
-    pub fn json(&self) -> Value {
-        let mut items: Vec<Value> = self
+    pub fn view(&self) -> Vec<DagEntry> {
+        let mut items: Vec<DagEntry> = self
             .set
             .dags()
             .map(|(dag, file)| {
-                json!({
-                    "id": dag.id,
-                    "path": file.path,
-                    "description": dag.description,
-                    "schedule": dag.schedule.as_ref().map(|s| &s.expression),
-                    "timezone": dag.timezone.name(),
-                    "tasks": dag.tasks.len(),
-                    "paused": self.paused(dag),
-                    "next_run": self.next(dag),
-                    "valid": true,
-                    "errors": [],
-                    "last_run": self.last(&dag.id).map(|r| self.waits.json(r)),
-                    "recent": self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
+                DagEntry::Valid(Box::new(DagSummary {
+                    id: dag.id.clone(),
+                    path: file.path.display().to_string(),
+                    description: dag.description.clone(),
+                    schedule: dag.schedule.as_ref().map(|s| s.expression.clone()),
+                    timezone: dag.timezone.name(),
+                    tasks: dag.tasks.len(),
+                    paused: self.paused(dag),
+                    next_run: self.next(dag),
+                    valid: true,
+                    errors: vec![],
+                    last_run: self.last(&dag.id).map(|r| self.waits.view(r)),
+                    recent: self.recent.get(&dag.id).map_or_else(Vec::new, |runs| {
                         runs.iter()
-                            .map(|r| json!({ "id": r.id, "state": r.state.as_str(), "logical_date": r.logical_date.to_rfc3339() }))
+                            .map(|r| RecentRun {
+                                id: r.id.0,
+                                state: r.state.as_str(),
+                                logical_date: r.logical_date.to_rfc3339(),
+                            })
                             .collect()
                     }),
-                })
+                }))
             })
             .collect();
         for file in self.invalid() {
-            let errors: Vec<String> = file
-                .parsed
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| match d.line_col(&file.source) {
-                    Some((l, c)) => format!("{}:{l}:{c}: {}", file.path.display(), d.message),
-                    None => format!("{}: {}", file.path.display(), d.message),
-                })
-                .collect();
-            let diagnostics: Vec<Value> = file
-                .parsed
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| {
-                    let (line, column) = d.line_col(&file.source).unzip();
-                    json!({ "line": line, "column": column, "message": d.message, "hint": d.hint })
-                })
-                .collect();
-            items.push(json!({
-                "id": file.path.file_stem().map(|s| s.to_string_lossy()),
-                "path": file.path,
-                "valid": false,
-                "errors": errors,
-                "diagnostics": diagnostics,
+            let errors = file.parsed.diagnostics.iter().filter(|d| d.is_error());
+            items.push(DagEntry::Invalid(InvalidDag {
+                id: file
+                    .path
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+                path: Some(file.path.display().to_string()),
+                valid: false,
+                errors: errors
+                    .clone()
+                    .map(|d| match d.line_col(&file.source) {
+                        Some((l, c)) => format!("{}:{l}:{c}: {}", file.path.display(), d.message),
+                        None => format!("{}: {}", file.path.display(), d.message),
+                    })
+                    .collect(),
+                diagnostics: errors
+                    .map(|d| {
+                        let (line, column) = d.line_col(&file.source).unzip();
+                        DiagnosticView {
+                            line,
+                            column,
+                            message: d.message.clone(),
+                            hint: d.hint.clone(),
+                        }
+                    })
+                    .collect(),
             }));
         }
-        Value::Array(items)
+        items
     }
+}
+
+/// A DAG as `vane dags --json` and `GET /api/dags` list it: one that validates, or a file
+/// that does not with its errors.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DagEntry {
+    Valid(Box<DagSummary>),
+    Invalid(InvalidDag),
+}
+
+impl DagEntry {
+    fn id(&self) -> &str {
+        match self {
+            Self::Valid(d) => &d.id,
+            Self::Invalid(d) => &d.id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DagSummary {
+    pub id: String,
+    /// The DAG file.
+    pub path: String,
+    pub description: Option<String>,
+    /// Its cron expression; none for a DAG that runs only when triggered.
+    pub schedule: Option<String>,
+    pub timezone: &'static str,
+    /// How many tasks it has.
+    pub tasks: usize,
+    pub paused: bool,
+    /// The next tick, RFC 3339 in the DAG's time zone.
+    pub next_run: Option<String>,
+    /// Always true here.
+    pub valid: bool,
+    /// Always empty here.
+    pub errors: Vec<String>,
+    pub last_run: Option<crate::runs::RunView>,
+    /// The last runs, newest first.
+    pub recent: Vec<RecentRun>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RecentRun {
+    pub id: i64,
+    pub state: &'static str,
+    pub logical_date: String,
+}
+
+/// A DAG file that does not validate, or a DAG known only from its history (its file was
+/// deleted or renamed: no path, no errors).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InvalidDag {
+    /// The file's name without `.toml`.
+    pub id: String,
+    pub path: Option<String>,
+    /// Always false here.
+    pub valid: bool,
+    /// `FILE:LINE:COLUMN: message`, as `vane validate` prints them.
+    pub errors: Vec<String>,
+    pub diagnostics: Vec<DiagnosticView>,
+}
+
+/// An error in a DAG file, where it is and how to fix it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Diagnostic")]
+pub struct DiagnosticView {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A DAG as the UI draws it: `GET /api/dags/{id}`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DagGrid {
+    #[serde(flatten)]
+    pub dag: DagEntry,
+    /// The DAG's params with their defaults; none when its file does not validate.
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Its tasks in file order; none when its file does not validate.
+    pub task_list: Option<Vec<GridTask>>,
+    /// The latest runs, newest first, each with its tasks' states.
+    pub runs: Vec<GridRun>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GridTask {
+    pub id: String,
+    pub description: Option<String>,
+    pub kind: &'static str,
+    /// The tasks it depends on.
+    pub upstream: Vec<String>,
+    pub trigger_rule: &'static str,
+    pub retries: u32,
+    pub pool: Option<String>,
+    pub timeout: Option<String>,
+    pub sla: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GridRun {
+    #[serde(flatten)]
+    pub run: crate::runs::RunView,
+    /// Each task of the run by id.
+    pub tasks: BTreeMap<String, GridCell>,
+}
+
+/// A task of a run in the grid: its state and its latest attempt's times.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GridCell {
+    pub state: &'static str,
+    pub attempts: usize,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
 }
 
 impl App {
@@ -163,7 +284,7 @@ impl App {
         store: &dyn Store,
         dag_id: &str,
         limit: usize,
-    ) -> Result<Value, AppError> {
+    ) -> Result<DagGrid, AppError> {
         if limit > MAX_GRID_RUNS {
             return Err(AppError::Invalid(format!(
                 "runs={limit}: the grid shows at most {MAX_GRID_RUNS} runs; page older ones with /api/runs?dag={dag_id}&limit=0"
@@ -175,69 +296,82 @@ impl App {
             // Only in the history (its file was deleted or renamed): its runs, or a 404.
             self.known_dag(store, dag_id)?;
         }
-        let mut out = overview
-            .json()
-            .as_array()
-            .and_then(|all| all.iter().find(|d| d["id"] == dag_id))
-            .cloned()
-            .unwrap_or_else(|| json!({ "id": dag_id, "valid": false, "errors": [] }));
-        if let Some(dag) = set.dags().map(|(d, _)| d).find(|d| d.id == dag_id) {
-            out["params"] = dag
-                .params
+        let dag = overview
+            .view()
+            .into_iter()
+            .find(|d| d.id() == dag_id)
+            .unwrap_or_else(|| {
+                DagEntry::Invalid(InvalidDag {
+                    id: dag_id.to_owned(),
+                    path: None,
+                    valid: false,
+                    errors: vec![],
+                    diagnostics: vec![],
+                })
+            });
+        let parsed = set.dags().map(|(d, _)| d).find(|d| d.id == dag_id);
+        let params = parsed.map(|dag| {
+            dag.params
                 .iter()
                 .map(|(name, value)| (name.clone(), value.to_json()))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
-            out["task_list"] = dag
-                .tasks
+                .collect()
+        });
+        let task_list = parsed.map(|dag| {
+            dag.tasks
                 .iter()
-                .map(|t| {
-                    let kind = t.kind();
-                    json!({
-                        "id": t.id,
-                        "description": t.description,
-                        "kind": kind,
-                        "upstream": t.depends_on.iter().map(|&i| &dag.tasks[i].id).collect::<Vec<_>>(),
-                        "trigger_rule": t.trigger_rule.name(),
-                        "retries": t.retry.retries,
-                        "pool": t.pool,
-                        "timeout": t.timeout.map(vane_dag::format_duration),
-                        "sla": t.sla.map(vane_dag::format_duration),
-                    })
+                .map(|t| GridTask {
+                    id: t.id.clone(),
+                    description: t.description.clone(),
+                    kind: t.kind(),
+                    upstream: t
+                        .depends_on
+                        .iter()
+                        .map(|&i| dag.tasks[i].id.clone())
+                        .collect(),
+                    trigger_rule: t.trigger_rule.name(),
+                    retries: t.retry.retries,
+                    pool: t.pool.clone(),
+                    timeout: t.timeout.map(vane_dag::format_duration),
+                    sla: t.sla.map(vane_dag::format_duration),
                 })
-                .collect();
-        }
+                .collect()
+        });
         let runs = store.runs(&RunFilter {
             dag_id: Some(dag_id),
             limit,
             ..RunFilter::default()
         })?;
         let waits = crate::runs::Waits::of(store, &runs)?;
-        out["runs"] = runs
+        let runs = runs
             .iter()
-            .map(|run| -> Result<Value, AppError> {
+            .map(|run| -> Result<GridRun, AppError> {
                 let detail = store.run(run.id)?;
-                let tasks: serde_json::Map<String, Value> = detail
+                let tasks = detail
                     .tasks
                     .iter()
                     .map(|t| {
                         let last = t.attempts.last();
-                        let cell = json!({
-                            "state": t.state.as_str(),
-                            "attempts": t.attempts.len(),
-                            "started_at": last.map(|a| a.started_at.to_rfc3339()),
-                            "ended_at": last.and_then(|a| a.ended_at).map(|e| e.to_rfc3339()),
-                        });
+                        let cell = GridCell {
+                            state: t.state.as_str(),
+                            attempts: t.attempts.len(),
+                            started_at: last.map(|a| a.started_at.to_rfc3339()),
+                            ended_at: last.and_then(|a| a.ended_at).map(|e| e.to_rfc3339()),
+                        };
                         (t.task_id.clone(), cell)
                     })
                     .collect();
-                let mut row = waits.json(run);
-                row["tasks"] = tasks.into();
-                Ok(row)
+                Ok(GridRun {
+                    run: waits.view(run),
+                    tasks,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?
-            .into();
-        Ok(out)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DagGrid {
+            dag,
+            params,
+            task_list,
+            runs,
+        })
     }
 
     /// The next `count` ticks of a DAG's schedule after `after` (now when absent), in its time
@@ -392,29 +526,62 @@ impl TickHistory {
     /// As `vane ticks --json` and `GET /api/dags/{id}/ticks` give it: times in RFC 3339 in
     /// the DAG's time zone.
     #[must_use]
-    pub fn json(&self) -> Value {
+    pub fn view(&self) -> TicksView {
         let at = |t: DateTime<Utc>| {
             t.with_timezone(&self.timezone)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         };
-        json!({
-            "dag_id": self.dag_id,
-            "timezone": self.timezone.name(),
-            "next": self.next.map(at),
-            "notes": self.notes,
-            "ticks": self.ticks.iter().map(|t| {
-                let (decision, run, reason) = match &t.decision {
-                    vane_store::TickDecision::Run(run) => ("run", Some(run.0), None),
-                    vane_store::TickDecision::Skipped(why) => ("skipped", None, Some(why.as_str())),
-                };
-                json!({
-                    "logical_date": at(t.logical_date),
-                    "decided_at": at(t.decided_at),
-                    "decision": decision,
-                    "run_id": run,
-                    "reason": reason,
+        TicksView {
+            dag_id: self.dag_id.clone(),
+            timezone: self.timezone.name(),
+            next: self.next.map(at),
+            notes: self.notes.clone(),
+            ticks: self
+                .ticks
+                .iter()
+                .map(|t| {
+                    let (decision, run_id, reason) = match &t.decision {
+                        vane_store::TickDecision::Run(run) => ("run", Some(run.0), None),
+                        vane_store::TickDecision::Skipped(why) => {
+                            ("skipped", None, Some(why.clone()))
+                        }
+                    };
+                    TickView {
+                        logical_date: at(t.logical_date),
+                        decided_at: at(t.decided_at),
+                        decision,
+                        run_id,
+                        reason,
+                    }
                 })
-            }).collect::<Vec<_>>(),
-        })
+                .collect(),
+        }
     }
+}
+
+/// A DAG's latest schedule ticks and what was decided for each.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Ticks")]
+pub struct TicksView {
+    pub dag_id: String,
+    pub timezone: &'static str,
+    /// The next tick.
+    pub next: Option<String>,
+    /// What stops ticks from being decided: paused, no scheduler running, a due tick.
+    pub notes: Vec<String>,
+    /// Newest first.
+    pub ticks: Vec<TickView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Tick")]
+pub struct TickView {
+    pub logical_date: String,
+    pub decided_at: String,
+    /// `run` or `skipped`.
+    pub decision: &'static str,
+    /// The run it made.
+    pub run_id: Option<i64>,
+    /// Why it was skipped.
+    pub reason: Option<String>,
 }

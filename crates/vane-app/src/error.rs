@@ -19,6 +19,12 @@ pub enum AppError {
     /// Input the caller can fix: an unknown parameter, a malformed date or duration.
     #[error("{0}")]
     Invalid(String),
+    /// Params that do not fit the DAG as its file stands: one it does not declare, or a value
+    /// of another type. The caller can fix it (a person's typo), but through the API it is
+    /// the file's state, not the request's form, that refuses it: the API's document cannot
+    /// know each DAG's params, and a param valid yesterday may not be today.
+    #[error("{0}")]
+    ParamsUnfit(String),
     /// A DAG file that does not validate; `diagnostics` is its rendered errors, for a terminal.
     #[error("{message}")]
     InvalidDag {
@@ -95,7 +101,7 @@ impl AppError {
         let message = self.to_string();
         match self {
             Self::NotFound(_) => ApiError::NotFound(message),
-            Self::Conflict(_) => ApiError::Conflict(message),
+            Self::Conflict(_) | Self::ParamsUnfit(_) => ApiError::Conflict(message),
             Self::Invalid(_) | Self::InvalidDag { .. } => ApiError::BadRequest(message),
             Self::Config { .. }
             | Self::Io { .. }

@@ -31,6 +31,7 @@ pub mod lineage;
 pub mod logs;
 pub mod models;
 pub mod reads;
+pub mod requests;
 pub mod runs;
 
 use std::path::{Path, PathBuf};

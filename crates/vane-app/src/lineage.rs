@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 use vane_store::{
     ArtifactLink, ArtifactVersion, AttemptRef, Direction, RunDetail, RunId, Store, StoreError,
@@ -26,21 +28,101 @@ pub fn versions(store: &dyn Store, name: Option<&str>) -> Result<Vec<ArtifactVer
 }
 
 /// An artifact version as `vane artifacts --json` and `GET /api/artifacts` give it.
-#[must_use]
-pub fn version_json(v: &ArtifactVersion) -> Value {
-    json!({
-        "name": v.name,
-        "version": v.version,
-        "hash": v.hash,
-        "kind": v.kind.as_str(),
-        "size": v.size,
-        "path": v.path,
-        "stored": v.stored,
-        "created_at": v.created_at.to_rfc3339(),
-        "producer": v.producer.as_ref().map(|p| json!({
-            "run": p.run, "task": p.task, "attempt": p.attempt,
-        })),
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Artifact")]
+pub struct ArtifactView {
+    pub name: String,
+    pub version: u32,
+    /// SHA-256 of its content.
+    pub hash: String,
+    /// `file` or `dir`.
+    pub kind: &'static str,
+    /// Bytes.
+    pub size: u64,
+    /// Where the task wrote it.
+    pub path: String,
+    /// Where the content store keeps a copy.
+    pub stored: Option<String>,
+    pub created_at: String,
+    /// The attempt that wrote it.
+    pub producer: Option<ProducerView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Producer")]
+pub struct ProducerView {
+    pub run: i64,
+    pub task: String,
+    pub attempt: u32,
+}
+
+impl ArtifactView {
+    #[must_use]
+    pub fn of(v: &ArtifactVersion) -> Self {
+        Self {
+            name: v.name.clone(),
+            version: v.version,
+            hash: v.hash.clone(),
+            kind: v.kind.as_str(),
+            size: v.size,
+            path: v.path.clone(),
+            stored: v.stored.clone(),
+            created_at: v.created_at.to_rfc3339(),
+            producer: v.producer.as_ref().map(|p| ProducerView {
+                run: p.run.0,
+                task: p.task.clone(),
+                attempt: p.attempt,
+            }),
+        }
+    }
+}
+
+/// An attempt in a lineage, with its run's DAG version, params and logical date.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LineageAttempt {
+    pub run: i64,
+    pub task: String,
+    pub attempt: u32,
+    pub dag_id: String,
+    pub dag_version: i64,
+    pub dag_hash: String,
+    pub params: Value,
+    pub logical_date: String,
+    pub state: Option<&'static str>,
+    pub reason: Option<String>,
+}
+
+/// An artifact version, the attempt that wrote it and what that attempt read, recursively.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BuiltFrom {
+    pub artifact: ArtifactView,
+    pub produced_by: Option<LineageAttempt>,
+    pub built_from: Vec<BuiltFrom>,
+}
+
+/// An attempt that read a version, and what it wrote.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UsedBy {
+    #[serde(flatten)]
+    pub attempt: LineageAttempt,
+    pub wrote: Vec<Wrote>,
+}
+
+/// A version an attempt wrote, and the attempts that read it, recursively.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Wrote {
+    pub artifact: ArtifactView,
+    /// The same version was reached before in this answer: its readers are listed there.
+    pub shown_above: bool,
+    pub used_by: Vec<UsedBy>,
+}
+
+/// What an artifact version was built from and what was built from it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Lineage {
+    #[serde(flatten)]
+    pub version: BuiltFrom,
+    pub used_by: Vec<UsedBy>,
 }
 
 /// Runs read once each while walking a lineage.
@@ -74,7 +156,7 @@ impl Runs<'_> {
     }
 
     /// The attempt with its run's DAG version, params and logical date.
-    fn attempt_json(&mut self, at: &AttemptRef) -> Result<Value> {
+    fn attempt(&mut self, at: &AttemptRef) -> Result<LineageAttempt> {
         let detail = self.run(at.run)?;
         let attempt = detail
             .tasks
@@ -82,60 +164,71 @@ impl Runs<'_> {
             .find(|t| t.task_id == at.task)
             .and_then(|t| t.attempts.iter().find(|a| a.attempt == at.attempt));
         let run = &detail.run;
-        Ok(json!({
-            "run": at.run,
-            "task": at.task,
-            "attempt": at.attempt,
-            "dag_id": run.dag_id,
-            "dag_version": attempt.and_then(|a| a.dag_version).unwrap_or(run.dag_version),
-            "dag_hash": run.dag_hash,
-            "params": run.params,
-            "logical_date": run.logical_date.to_rfc3339(),
-            "state": attempt.map(|a| a.state.as_str()),
-            "reason": attempt.and_then(|a| a.reason.clone()),
-        }))
+        Ok(LineageAttempt {
+            run: at.run.0,
+            task: at.task.clone(),
+            attempt: at.attempt,
+            dag_id: run.dag_id.clone(),
+            dag_version: attempt
+                .and_then(|a| a.dag_version)
+                .unwrap_or(run.dag_version),
+            dag_hash: run.dag_hash.clone(),
+            params: run.params.clone(),
+            logical_date: run.logical_date.to_rfc3339(),
+            state: attempt.map(|a| a.state.as_str()),
+            reason: attempt.and_then(|a| a.reason.clone()),
+        })
     }
 
     /// What `version` was built from, recursively.
-    fn upstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
-        let mut node = json!({ "artifact": version_json(version) });
+    fn upstream(
+        &mut self,
+        version: &ArtifactVersion,
+        seen: &mut HashSet<i64>,
+    ) -> Result<BuiltFrom> {
+        let mut node = BuiltFrom {
+            artifact: ArtifactView::of(version),
+            produced_by: None,
+            built_from: vec![],
+        };
         let Some(producer) = &version.producer else {
-            node["produced_by"] = Value::Null;
-            node["built_from"] = json!([]);
             return Ok(node);
         };
-        node["produced_by"] = self.attempt_json(producer)?;
-        let mut from = Vec::new();
+        node.produced_by = Some(self.attempt(producer)?);
         if seen.insert(version.id) {
             for input in self.links(producer, Direction::Input)? {
-                from.push(self.upstream(&input.artifact, seen)?);
+                let from = self.upstream(&input.artifact, seen)?;
+                node.built_from.push(from);
             }
         }
-        node["built_from"] = Value::Array(from);
         Ok(node)
     }
 
     /// The attempts that read `version`, and what they wrote, recursively.
-    fn downstream(&mut self, version: &ArtifactVersion, seen: &mut HashSet<i64>) -> Result<Value> {
+    fn downstream(
+        &mut self,
+        version: &ArtifactVersion,
+        seen: &mut HashSet<i64>,
+    ) -> Result<Vec<UsedBy>> {
         let mut used_by = Vec::new();
         if seen.insert(version.id) {
             let readers = self.store.artifact_links(version.id)?;
             for reader in readers.iter().filter(|l| l.direction == Direction::Input) {
-                let mut entry = self.attempt_json(&reader.attempt)?;
-                let mut outputs = Vec::new();
+                let attempt = self.attempt(&reader.attempt)?;
+                let mut wrote = Vec::new();
                 for output in self.links(&reader.attempt, Direction::Output)? {
-                    let mut child = json!({ "artifact": version_json(&output.artifact) });
-                    // A version reached twice (the same data rebuilt by later runs) lists
-                    // its readers once.
-                    child["shown_above"] = seen.contains(&output.artifact.id).into();
-                    child["used_by"] = self.downstream(&output.artifact, seen)?;
-                    outputs.push(child);
+                    wrote.push(Wrote {
+                        artifact: ArtifactView::of(&output.artifact),
+                        // A version reached twice (the same data rebuilt by later runs) lists
+                        // its readers once.
+                        shown_above: seen.contains(&output.artifact.id),
+                        used_by: self.downstream(&output.artifact, seen)?,
+                    });
                 }
-                entry["wrote"] = Value::Array(outputs);
-                used_by.push(entry);
+                used_by.push(UsedBy { attempt, wrote });
             }
         }
-        Ok(Value::Array(used_by))
+        Ok(used_by)
     }
 }
 
@@ -163,7 +256,7 @@ pub fn parse_artifact(text: &str) -> Result<(&str, Option<u32>)> {
 ///
 /// # Errors
 /// [`AppError::NotFound`] when that artifact version is not recorded.
-pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Value> {
+pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Lineage> {
     let (name, number) = parse_artifact(artifact)?;
     let version = match store.artifact_version(name, number) {
         Err(StoreError::NotFound(what)) => {
@@ -178,9 +271,10 @@ pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Value> {
         runs: HashMap::new(),
         links: HashMap::new(),
     };
-    let mut tree = runs.upstream(&version, &mut HashSet::new())?;
-    tree["used_by"] = runs.downstream(&version, &mut HashSet::new())?;
-    Ok(tree)
+    Ok(Lineage {
+        version: runs.upstream(&version, &mut HashSet::new())?,
+        used_by: runs.downstream(&version, &mut HashSet::new())?,
+    })
 }
 
 /// How two runs differ, as `vane diff` shows it.

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 use vane_deploy::DeploySpec;
 use vane_engine::TemplateVars;
@@ -13,33 +15,122 @@ use crate::{App, AppError};
 type Result<T, E = AppError> = std::result::Result<T, E>;
 
 /// A model version as `vane models --json` gives it.
-#[must_use]
-pub fn version_json(v: &ModelVersion) -> Value {
-    json!({
-        "model": v.model, "version": v.version, "hash": v.hash, "path": v.path,
-        "stored": v.stored, "stage": v.stage, "since": v.since.to_rfc3339(),
-        "actor": v.actor, "run_id": v.run_id,
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "ModelVersion")]
+pub struct ModelVersionView {
+    pub model: String,
+    pub version: i64,
+    /// SHA-256 of the model's content.
+    pub hash: String,
+    pub path: String,
+    /// Where the content store keeps a copy.
+    pub stored: Option<String>,
+    /// Its current stage: `candidate`, `shadow`, `canary`, `production`, `archived`, ...
+    pub stage: String,
+    pub since: String,
+    /// Who or what moved it there.
+    pub actor: String,
+    pub run_id: Option<i64>,
 }
 
-/// A ledger entry as `vane models --json` gives it.
-#[must_use]
-pub fn ledger_json(e: &LedgerEntry) -> Value {
-    json!({
-        "id": e.id, "model": e.model, "version": e.version, "from_stage": e.from_stage,
-        "to_stage": e.to_stage, "at": e.at.to_rfc3339(), "actor": e.actor, "run_id": e.run_id,
-        "reason": e.reason, "evidence": e.evidence,
-    })
+impl ModelVersionView {
+    #[must_use]
+    pub fn of(v: &ModelVersion) -> Self {
+        Self {
+            model: v.model.clone(),
+            version: v.version,
+            hash: v.hash.clone(),
+            path: v.path.clone(),
+            stored: v.stored.clone(),
+            stage: v.stage.clone(),
+            since: v.since.to_rfc3339(),
+            actor: v.actor.clone(),
+            run_id: v.run_id.map(|r| r.0),
+        }
+    }
+}
+
+/// A move of a model version between stages, as the ledger records it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Ledger")]
+pub struct LedgerView {
+    pub id: i64,
+    pub model: String,
+    pub version: i64,
+    pub from_stage: Option<String>,
+    pub to_stage: String,
+    pub at: String,
+    pub actor: String,
+    pub run_id: Option<i64>,
+    pub reason: Option<String>,
+    /// The numbers the decision was made on (gate values, who approved).
+    pub evidence: Value,
+}
+
+impl LedgerView {
+    #[must_use]
+    pub fn of(e: &LedgerEntry) -> Self {
+        Self {
+            id: e.id,
+            model: e.model.clone(),
+            version: e.version,
+            from_stage: e.from_stage.clone(),
+            to_stage: e.to_stage.clone(),
+            at: e.at.to_rfc3339(),
+            actor: e.actor.clone(),
+            run_id: e.run_id.map(|r| r.0),
+            reason: e.reason.clone(),
+            evidence: e.evidence.clone(),
+        }
+    }
 }
 
 /// A rollout stage as `vane models --json` and the approve and reject routes give it.
-#[must_use]
-pub fn stage_json(s: &RolloutStage) -> Value {
-    json!({
-        "run_id": s.run_id, "task_id": s.task_id, "stage": s.stage, "model": s.model,
-        "version": s.version, "status": s.status.as_str(), "detail": s.detail, "evidence": s.evidence,
-        "decided_by": s.decided_by, "reason": s.reason, "updated_at": s.updated_at.to_rfc3339(),
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Stage")]
+pub struct StageView {
+    pub run_id: i64,
+    pub task_id: String,
+    pub stage: String,
+    pub model: String,
+    pub version: i64,
+    /// `pending`, `waiting`, `passed`, `failed`, `approved`, `rejected`, ...
+    pub status: &'static str,
+    /// What it waits for, or why it failed.
+    pub detail: Option<String>,
+    pub evidence: Value,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub updated_at: String,
+}
+
+impl StageView {
+    #[must_use]
+    pub fn of(s: &RolloutStage) -> Self {
+        Self {
+            run_id: s.run_id.0,
+            task_id: s.task_id.clone(),
+            stage: s.stage.clone(),
+            model: s.model.clone(),
+            version: s.version,
+            status: s.status.as_str(),
+            detail: s.detail.clone(),
+            evidence: s.evidence.clone(),
+            decided_by: s.decided_by.clone(),
+            reason: s.reason.clone(),
+            updated_at: s.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Versions, waiting rollouts and the ledger of every model or of one.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Models")]
+pub struct ModelsView {
+    pub versions: Vec<ModelVersionView>,
+    /// Rollout stages waiting for a person.
+    pub waiting: Vec<StageView>,
+    pub ledger: Vec<LedgerView>,
 }
 
 /// Model versions and the ledger, of every model or of one.
@@ -80,14 +171,14 @@ pub fn waiting(store: &dyn Store, name: Option<&str>) -> Result<Vec<RolloutStage
 ///
 /// # Errors
 /// As [`registry`].
-pub fn models_json(store: &dyn Store, name: Option<&str>) -> Result<Value> {
+pub fn models_view(store: &dyn Store, name: Option<&str>) -> Result<ModelsView> {
     let (versions, ledger) = registry(store, name)?;
     let waiting = waiting(store, name)?;
-    Ok(json!({
-        "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-        "waiting": waiting.iter().map(stage_json).collect::<Vec<_>>(),
-        "ledger": ledger.iter().map(ledger_json).collect::<Vec<_>>(),
-    }))
+    Ok(ModelsView {
+        versions: versions.iter().map(ModelVersionView::of).collect(),
+        waiting: waiting.iter().map(StageView::of).collect(),
+        ledger: ledger.iter().map(LedgerView::of).collect(),
+    })
 }
 
 /// A person's decision on a waiting rollout stage: the store's own type, so the answer is
@@ -364,8 +455,8 @@ pub struct RollbackPlan {
 /// and how.
 ///
 /// # Errors
-/// [`AppError::NotFound`] for an unknown model, [`AppError::Invalid`] when there is nothing to
-/// roll back to.
+/// [`AppError::NotFound`] for an unknown model or version, [`AppError::Conflict`] when there
+/// is nothing to roll back to.
 pub fn plan_rollback(
     app: &App,
     store: &dyn Store,
@@ -398,13 +489,13 @@ pub fn plan_rollback(
                         .any(|m| m.version == *v && m.stage != "failed")
             })
             .ok_or_else(|| {
-                AppError::Invalid(format!(
+                AppError::Conflict(format!(
                     "{model} has had no other production version to roll back to; name one with --to VERSION"
                 ))
             })?,
     };
     let Some(target_version) = versions.iter().find(|v| v.version == target) else {
-        return Err(AppError::Invalid(format!(
+        return Err(AppError::NotFound(format!(
             "{model} has no version {target}: `vane models {model}` lists its versions"
         )));
     };
@@ -413,7 +504,7 @@ pub fn plan_rollback(
     let again = current == Some(target);
     let command = rollback_command(app, store, model)?;
     if command.is_none() && again {
-        return Err(AppError::Invalid(format!(
+        return Err(AppError::Conflict(format!(
             "{model} v{target} is already in production, and no deploy task of {model} has a `rollback` command to put it in place again"
         )));
     }

@@ -2,6 +2,8 @@
 //! check history.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 use vane_store::{CheckHistoryEntry, LeaseRecord, MetricPoint, SchedulerRecord, Store};
 
@@ -15,38 +17,38 @@ impl App {
     ///
     /// # Errors
     /// The database path cannot be made absolute.
-    pub fn status_json(&self, schedulers: &[Scheduler], now: DateTime<Utc>) -> Result<Value> {
-        let items: Vec<_> = schedulers
+    pub fn status_view(&self, schedulers: &[Scheduler], now: DateTime<Utc>) -> Result<StatusView> {
+        let schedulers = schedulers
             .iter()
             .map(|scheduler| {
                 let Scheduler { record: s, lease } = scheduler;
-                json!({
-                    "id": s.id,
-                    "host": s.host,
-                    "pid": s.pid,
-                    "status": scheduler.status(now),
-                    "started_at": s.started_at.to_rfc3339(),
-                    "last_heartbeat": s.last_heartbeat.to_rfc3339(),
-                    "heartbeat_age_seconds": s.age(now).as_secs_f64(),
-                    "stopped_at": s.stopped_at.map(|t| t.to_rfc3339()),
-                    "passes": s.passes.count,
-                    "mean_pass_ms": s.passes.mean().map(|p| p * 1000.0),
-                    "last_pass_ms": s.passes.last.map(|p| p * 1000.0),
-                    "lease": lease.as_ref().map(|l| json!({
-                        "id": l.id,
-                        "state": l.state.as_str(),
-                        "renewed_at": l.renewed_at.to_rfc3339(),
-                        "expires_at": l.expires_at.to_rfc3339(),
-                    })),
-                    "runs_owned": lease.as_ref().map_or(0, |l| l.runs_owned),
-                })
+                SchedulerView {
+                    id: s.id.clone(),
+                    host: s.host.clone(),
+                    pid: s.pid,
+                    status: scheduler.status(now),
+                    started_at: s.started_at.to_rfc3339(),
+                    last_heartbeat: s.last_heartbeat.to_rfc3339(),
+                    heartbeat_age_seconds: s.age(now).as_secs_f64(),
+                    stopped_at: s.stopped_at.map(|t| t.to_rfc3339()),
+                    passes: s.passes.count,
+                    mean_pass_ms: s.passes.mean().map(|p| p * 1000.0),
+                    last_pass_ms: s.passes.last.map(|p| p * 1000.0),
+                    lease: lease.as_ref().map(|l| LeaseView {
+                        id: l.id.clone(),
+                        state: l.state.as_str(),
+                        renewed_at: l.renewed_at.to_rfc3339(),
+                        expires_at: l.expires_at.to_rfc3339(),
+                    }),
+                    runs_owned: lease.as_ref().map_or(0, |l| l.runs_owned),
+                }
             })
             .collect();
-        Ok(json!({
-            "database": self.database()?,
-            "backend": self.backend().as_str(),
-            "schedulers": items,
-        }))
+        Ok(StatusView {
+            database: self.database()?,
+            backend: self.backend().as_str(),
+            schedulers,
+        })
     }
 
     /// The database as `vane status` names it.
@@ -123,6 +125,47 @@ pub struct CheckQuery {
     pub last: usize,
 }
 
+/// The database and the schedulers that use it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Status")]
+pub struct StatusView {
+    pub database: String,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    pub schedulers: Vec<SchedulerView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Scheduler")]
+pub struct SchedulerView {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    /// `up`, `stale`, `stopped` or `gone` (silent, and its work adopted by another).
+    pub status: &'static str,
+    pub started_at: String,
+    pub last_heartbeat: String,
+    pub heartbeat_age_seconds: f64,
+    pub stopped_at: Option<String>,
+    /// Scheduling passes it made.
+    pub passes: u64,
+    pub mean_pass_ms: Option<f64>,
+    pub last_pass_ms: Option<f64>,
+    /// Its lease on the runs it owns.
+    pub lease: Option<LeaseView>,
+    pub runs_owned: u64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Lease")]
+pub struct LeaseView {
+    pub id: String,
+    /// `held`, `expired` or `released`.
+    pub state: &'static str,
+    pub renewed_at: String,
+    pub expires_at: String,
+}
+
 /// The check history `vane checks` shows: of a DAG, optionally one task and one check.
 ///
 /// # Errors
@@ -135,34 +178,71 @@ pub fn check_history(store: &dyn Store, q: &CheckQuery) -> Result<Vec<CheckHisto
         .collect())
 }
 
-/// Check results as `vane checks --json` and `GET /api/dags/{id}/checks` give them.
-#[must_use]
-pub fn history_json(history: &[CheckHistoryEntry]) -> Value {
-    let items: Vec<Value> = history
-        .iter()
-        .map(|e| {
-            let r = &e.result;
-            json!({
-                "run_id": e.run,
-                "logical_date": e.logical_date.to_rfc3339(),
-                "task_id": e.task_id,
-                "attempt": e.attempt,
-                "evaluated_at": e.evaluated_at.to_rfc3339(),
-                "marked_good": e.marked_good,
-                "check": r.name,
-                "column": r.column,
-                "severity": r.severity,
-                "status": r.status.as_str(),
-                "observed": r.observed,
-                "bound": r.bound,
-                "derivation": r.derivation,
-                "detail": r.detail,
-                "offending_rows": r.offending.iter().map(|(line, value)| json!({"line": line, "value": value})).collect::<Vec<_>>(),
-                "definition_hash": r.definition_hash,
-            })
-        })
-        .collect();
-    Value::Array(items)
+/// A data check's result as `vane checks --json` and `GET /api/dags/{id}/checks` give it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Check")]
+pub struct CheckView {
+    pub run_id: i64,
+    pub logical_date: String,
+    pub task_id: String,
+    pub attempt: u32,
+    pub evaluated_at: String,
+    /// A person marked the run's data good: learned bounds count it.
+    pub marked_good: bool,
+    pub check: String,
+    pub column: Option<String>,
+    /// `error` fails the task; `warn` does not.
+    pub severity: String,
+    /// `pass`, `warn`, `fail` or `learning` (a learned bound with too little history yet).
+    pub status: &'static str,
+    pub observed: Option<f64>,
+    /// The bound it was held to, as text.
+    pub bound: Option<String>,
+    /// How a learned bound was derived.
+    pub derivation: Option<String>,
+    pub detail: String,
+    /// Rows that broke the check (a sample).
+    pub offending_rows: Vec<OffendingRow>,
+    /// Hash of the check's definition: a change of it restarts learning.
+    pub definition_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OffendingRow {
+    pub line: u64,
+    pub value: String,
+}
+
+impl CheckView {
+    #[must_use]
+    pub fn of(e: &CheckHistoryEntry) -> Self {
+        let r = &e.result;
+        Self {
+            run_id: e.run.0,
+            logical_date: e.logical_date.to_rfc3339(),
+            task_id: e.task_id.clone(),
+            attempt: e.attempt,
+            evaluated_at: e.evaluated_at.to_rfc3339(),
+            marked_good: e.marked_good,
+            check: r.name.clone(),
+            column: r.column.clone(),
+            severity: r.severity.clone(),
+            status: r.status.as_str(),
+            observed: r.observed,
+            bound: r.bound.clone(),
+            derivation: r.derivation.clone(),
+            detail: r.detail.clone(),
+            offending_rows: r
+                .offending
+                .iter()
+                .map(|(line, value)| OffendingRow {
+                    line: *line,
+                    value: value.clone(),
+                })
+                .collect(),
+            definition_hash: r.definition_hash.clone(),
+        }
+    }
 }
 
 /// Which metric points to read: of a DAG, optionally one task and one name, the last `last`
@@ -188,25 +268,34 @@ pub fn metric_series(store: &dyn Store, q: &MetricQuery) -> Result<Vec<MetricPoi
     })?)
 }
 
-/// Metric points as `vane metrics --json` and `GET /api/dags/{id}/metrics` give them.
-#[must_use]
-pub fn points_json(points: &[MetricPoint]) -> Value {
-    let items: Vec<_> = points
-        .iter()
-        .map(|p| {
-            json!({
-                "run_id": p.run,
-                "logical_date": p.logical_date.to_rfc3339(),
-                "run_state": p.run_state.to_string(),
-                "task": p.task_id,
-                "attempt": p.attempt,
-                "name": p.name,
-                "value": p.value,
-                "recorded_at": p.recorded_at.to_rfc3339(),
-            })
-        })
-        .collect();
-    Value::Array(items)
+/// A metric point as `vane metrics --json` and `GET /api/dags/{id}/metrics` give it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Point")]
+pub struct PointView {
+    pub run_id: i64,
+    pub logical_date: String,
+    pub run_state: String,
+    pub task: String,
+    pub attempt: u32,
+    pub name: String,
+    pub value: f64,
+    pub recorded_at: String,
+}
+
+impl PointView {
+    #[must_use]
+    pub fn of(p: &MetricPoint) -> Self {
+        Self {
+            run_id: p.run.0,
+            logical_date: p.logical_date.to_rfc3339(),
+            run_state: p.run_state.to_string(),
+            task: p.task_id.clone(),
+            attempt: p.attempt,
+            name: p.name.clone(),
+            value: p.value,
+            recorded_at: p.recorded_at.to_rfc3339(),
+        }
+    }
 }
 
 /// SLA misses as `vane sla --json` gives them.

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use vane_dag::Dag;
 use vane_engine::{Engine, RunSpec};
 use vane_store::{
@@ -14,29 +18,107 @@ use vane_store::{
 use crate::{App, AppError};
 
 /// A run as `vane runs --json` and `GET /api/runs` give it.
-#[must_use]
-pub fn run_json(run: &RunRecord) -> Value {
-    json!({
-        "id": run.id,
-        "dag_id": run.dag_id,
-        "state": run.state.as_str(),
-        "reason": run.reason,
-        "trigger": run.trigger.as_str(),
-        "logical_date": logical_date_text(run),
-        "timezone": zone(run).name(),
-        "params": run.params,
-        "dag_version": { "id": run.dag_version, "hash": run.dag_hash },
-        "git": run.git.as_ref().map(|g| json!({ "commit": g.commit, "dirty": g.dirty })),
-        "host": run.host,
-        "queued_at": run.queued_at.to_rfc3339(),
-        "started_at": run.started_at.map(|t| t.to_rfc3339()),
-        "ended_at": run.ended_at.map(|t| t.to_rfc3339()),
-        "stop_requested": run.stop_request.as_ref().map(|r| json!({
-            "by": r.by,
-            "reason": r.reason,
-            "at": r.at.to_rfc3339(),
-        })),
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Run")]
+pub struct RunView {
+    pub id: i64,
+    pub dag_id: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: &'static str,
+    /// Why it ended as it did, when vane knows.
+    pub reason: Option<String>,
+    /// `schedule`, `manual`, `backfill` or `api`.
+    pub trigger: &'static str,
+    /// RFC 3339 in the DAG's time zone, with its offset.
+    pub logical_date: String,
+    /// The DAG's IANA time zone when the run was made.
+    pub timezone: &'static str,
+    /// The params the run ran with, by name.
+    pub params: Value,
+    pub dag_version: DagVersionView,
+    /// The commit of the DAG folder's repository when the run was made.
+    pub git: Option<GitView>,
+    /// The scheduler's host that made it.
+    pub host: String,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Someone asked it to stop.
+    pub stop_requested: Option<StopView>,
+    /// The rollout stage it waits at for a person, if it does.
+    pub waiting_for_approval: Option<WaitView>,
+}
+
+/// The DAG file a run ran, as recorded.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "DagVersion")]
+pub struct DagVersionView {
+    pub id: i64,
+    /// SHA-256 of the DAG file's text.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Git")]
+pub struct GitView {
+    pub commit: String,
+    /// The working tree had uncommitted changes.
+    pub dirty: bool,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Stop")]
+pub struct StopView {
+    pub by: String,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+/// A rollout stage a run waits at for a person's approval.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Wait")]
+pub struct WaitView {
+    pub task_id: String,
+    pub stage: String,
+    pub model: String,
+    pub version: i64,
+    pub since: String,
+    pub detail: Option<String>,
+}
+
+impl RunView {
+    /// `run` without `waiting_for_approval`; [`Waits::view`] adds it.
+    #[must_use]
+    pub fn of(run: &RunRecord) -> Self {
+        Self {
+            id: run.id.0,
+            dag_id: run.dag_id.clone(),
+            state: run.state.as_str(),
+            reason: run.reason.clone(),
+            trigger: run.trigger.as_str(),
+            logical_date: logical_date_text(run),
+            timezone: zone(run).name(),
+            params: run.params.clone(),
+            dag_version: DagVersionView {
+                id: run.dag_version,
+                hash: run.dag_hash.clone(),
+            },
+            git: run.git.as_ref().map(|g| GitView {
+                commit: g.commit.clone(),
+                dirty: g.dirty,
+            }),
+            host: run.host.clone(),
+            queued_at: run.queued_at.to_rfc3339(),
+            started_at: run.started_at.map(|t| t.to_rfc3339()),
+            ended_at: run.ended_at.map(|t| t.to_rfc3339()),
+            stop_requested: run.stop_request.as_ref().map(|r| StopView {
+                by: r.by.clone(),
+                reason: r.reason.clone(),
+                at: r.at.to_rfc3339(),
+            }),
+            waiting_for_approval: None,
+        }
+    }
 }
 
 /// The zone a run's logical date was reckoned in: its DAG's when the run was made; UTC for
@@ -99,47 +181,89 @@ impl Waits {
         }
     }
 
-    /// `run`'s JSON with `waiting_for_approval`: the task, stage, model version, since when and
-    /// why, or null.
+    /// `run` with `waiting_for_approval`: the task, stage, model version, since when and why,
+    /// or null.
     #[must_use]
-    pub fn json(&self, run: &RunRecord) -> Value {
-        let mut value = run_json(run);
-        self.annotate(&mut value, run.id);
-        value
-    }
-
-    fn annotate(&self, value: &mut Value, run: RunId) {
-        value["waiting_for_approval"] = self.get(run).map_or(Value::Null, |s| {
-            json!({
-                "task_id": s.task_id,
-                "stage": s.stage,
-                "model": s.model,
-                "version": s.version,
-                "since": s.updated_at.to_rfc3339(),
-                "detail": s.detail,
-            })
-        });
-    }
-
-    /// [`show_json`] with `waiting_for_approval`.
-    #[must_use]
-    pub fn show_json(&self, detail: &RunDetail) -> Value {
-        let mut value = show_json(detail);
-        self.annotate(&mut value, detail.run.id);
-        value
+    pub fn view(&self, run: &RunRecord) -> RunView {
+        RunView {
+            waiting_for_approval: self.get(run.id).map(|s| WaitView {
+                task_id: s.task_id.clone(),
+                stage: s.stage.clone(),
+                model: s.model.clone(),
+                version: s.version,
+                since: s.updated_at.to_rfc3339(),
+                detail: s.detail.clone(),
+            }),
+            ..RunView::of(run)
+        }
     }
 }
 
-/// `vane show --json` and `GET /api/runs/{id}`: the run with its tasks and attempts, what it
-/// waits for (a person's approval, an agent), and the changes people made to its params.
+/// A run with its tasks and attempts, what it waits for (a person's approval, an agent) and
+/// the changes people made to its params: `vane show --json`, `GET /api/runs/{id}`, and the
+/// answer of every action on a run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunShown {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub tasks: Vec<TaskView>,
+    pub param_changes: Vec<ParamChangeView>,
+    /// Its attempts on agents or waiting for one.
+    pub dispatched: Vec<crate::agents::DispatchView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Task")]
+pub struct TaskView {
+    pub id: String,
+    /// `pending`, `queued`, `running`, `success`, `failed`, `upstream_failed`, `skipped`, ...
+    pub state: &'static str,
+    pub reason: Option<String>,
+    /// What the task is in the DAG version the run ran (`command`, `validate`, `deploy`, ...);
+    /// none when that version no longer parses.
+    pub kind: Option<&'static str>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "Attempt")]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub state: &'static str,
+    pub command: String,
+    /// The DAG version the attempt ran, when it differs from the run's (a cleared task).
+    pub dag_version: Option<i64>,
+    /// Numbers the attempt reported, by name.
+    pub metrics: BTreeMap<String, f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub reason: Option<String>,
+    pub pid: Option<u32>,
+    /// Where it ran: the scheduler's host, or the agent's.
+    pub host: String,
+    pub log_path: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// It ran on an agent.
+    pub agent: bool,
+}
+
+/// A change a person made to a run's params.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "ParamChange")]
+pub struct ParamChangeView {
+    pub at: String,
+    pub by: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// A run as [`RunShown`] gives it.
 ///
 /// # Errors
 /// The store cannot be read.
-pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
+pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<RunShown, AppError> {
     let run = detail.run.id;
-    let mut value = Waits::of(store, [&detail.run])?.show_json(detail);
-    value["param_changes"] = param_changes_json(&store.param_changes(run)?);
-    value["dispatched"] = crate::agents::Agents::read(store)?.run_json(run, chrono::Utc::now());
     // An attempt an agent ran is recorded by the run's owner; where it ran is the agent's.
     let ran_on = store.run_dispatches(run)?;
     // What each task is, from the DAG version the run ran: a person reads "validate", not the
@@ -150,70 +274,63 @@ pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<Value, AppError> {
         .and_then(|source| {
             vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
         });
-    for task in value["tasks"].as_array_mut().into_iter().flatten() {
-        let id = task["id"].as_str().unwrap_or_default().to_owned();
-        if let Some(spec) = version
-            .as_ref()
-            .and_then(|d| d.tasks.iter().find(|t| t.id == id))
-        {
-            task["kind"] = spec.kind().into();
-        }
-        for attempt in task["attempts"].as_array_mut().into_iter().flatten() {
-            let number = attempt["attempt"].as_u64().unwrap_or_default();
-            let agent = ran_on
-                .iter()
-                .rev()
-                .find(|d| d.task == id && u64::from(d.attempt) == number);
-            if let Some(d) = agent.filter(|d| d.agent_host.is_some()) {
-                attempt["host"] = d.agent_host.clone().into();
-                attempt["pid"] = d.pid.into();
-                attempt["agent"] = true.into();
-            }
-        }
-    }
-    Ok(value)
-}
-
-/// The changes people made to a run's params, as `vane show --json` lists them.
-#[must_use]
-pub fn param_changes_json(changes: &[vane_store::ParamChange]) -> Value {
-    changes
-        .iter()
-        .map(|c| json!({ "at": c.at.to_rfc3339(), "by": c.by, "before": c.before, "after": c.after }))
-        .collect()
-}
-
-/// A run with its tasks and attempts, as `vane show --json` and `GET /api/runs/{id}` give it.
-#[must_use]
-pub fn show_json(detail: &RunDetail) -> Value {
-    let mut value = run_json(&detail.run);
-    value["tasks"] = detail
+    let tasks = detail
         .tasks
         .iter()
-        .map(|t| {
-            json!({
-                "id": t.task_id,
-                "state": t.state.as_str(),
-                "reason": t.reason,
-                "attempts": t.attempts.iter().map(|a| json!({
-                    "attempt": a.attempt,
-                    "state": a.state.as_str(),
-                    "command": a.command,
-                    "dag_version": a.dag_version,
-                    "metrics": a.metrics.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                    "exit_code": a.exit_code,
-                    "signal": a.signal,
-                    "reason": a.reason,
-                    "pid": a.pid,
-                    "host": a.host,
-                    "log_path": a.log_path,
-                    "started_at": a.started_at.to_rfc3339(),
-                    "ended_at": a.ended_at.map(|t| t.to_rfc3339()),
-                })).collect::<Vec<_>>(),
-            })
+        .map(|t| TaskView {
+            id: t.task_id.clone(),
+            state: t.state.as_str(),
+            reason: t.reason.clone(),
+            kind: version
+                .as_ref()
+                .and_then(|d| d.tasks.iter().find(|s| s.id == t.task_id))
+                .map(|s| s.kind()),
+            attempts: t
+                .attempts
+                .iter()
+                .map(|a| {
+                    let agent = ran_on
+                        .iter()
+                        .rev()
+                        .find(|d| d.task == t.task_id && d.attempt == a.attempt)
+                        .filter(|d| d.agent_host.is_some());
+                    AttemptView {
+                        attempt: a.attempt,
+                        state: a.state.as_str(),
+                        command: a.command.clone(),
+                        dag_version: a.dag_version,
+                        metrics: a.metrics.iter().cloned().collect(),
+                        exit_code: a.exit_code,
+                        signal: a.signal,
+                        reason: a.reason.clone(),
+                        pid: agent.map_or(a.pid, |d| d.pid),
+                        host: agent
+                            .and_then(|d| d.agent_host.clone())
+                            .unwrap_or_else(|| a.host.clone()),
+                        log_path: a.log_path.clone(),
+                        started_at: a.started_at.to_rfc3339(),
+                        ended_at: a.ended_at.map(|t| t.to_rfc3339()),
+                        agent: agent.is_some(),
+                    }
+                })
+                .collect(),
         })
         .collect();
-    value
+    Ok(RunShown {
+        run: Waits::of(store, [&detail.run])?.view(&detail.run),
+        tasks,
+        param_changes: store
+            .param_changes(run)?
+            .iter()
+            .map(|c| ParamChangeView {
+                at: c.at.to_rfc3339(),
+                by: c.by.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+            })
+            .collect(),
+        dispatched: crate::agents::Agents::read(store)?.of_run_view(run, chrono::Utc::now()),
+    })
 }
 
 /// Runs newest first, of one DAG or all, in the given states (all when empty); `limit` 0 is
@@ -332,8 +449,9 @@ pub struct ManualRun {
 }
 
 /// A run queued by [`App::trigger`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
 pub struct Triggered {
+    #[schemars(with = "i64")]
     pub run_id: RunId,
     /// Always `queued`: a running scheduler starts it.
     pub state: &'static str,
@@ -440,7 +558,7 @@ impl App {
         let (dag, file) = self.find_dag(set, &target.dag_id)?;
         let params = dag
             .resolve_params(&target.params)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+            .map_err(AppError::ParamsUnfit)?;
         let mut logical_date = parse_date(target.date.as_deref(), dag)?;
         if target.date.is_none() {
             // "Now" is a whole second: a second trigger within it takes the next free second,
@@ -701,7 +819,7 @@ impl App {
                 .collect();
             for (name, _) in &request.params {
                 if !merged.iter().any(|(k, _)| k == name) {
-                    return Err(AppError::Invalid(format!(
+                    return Err(AppError::ParamsUnfit(format!(
                         "DAG `{}` has no param `{name}`; its params: {}",
                         dag.id,
                         merged
@@ -712,9 +830,7 @@ impl App {
                     )));
                 }
             }
-            let params = dag
-                .resolve_params(&merged)
-                .map_err(|e| AppError::Invalid(e.to_string()))?;
+            let params = dag.resolve_params(&merged).map_err(AppError::ParamsUnfit)?;
             let after = serde_json::Value::Object(
                 params
                     .iter()
@@ -762,7 +878,7 @@ impl App {
 }
 
 /// A DAG's pause switch after [`App::set_paused`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
 pub struct Paused {
     pub dag_id: String,
     pub paused: bool,

@@ -145,8 +145,16 @@ fn a_second_run_for_the_same_logical_date_is_a_conflict() {
 #[test]
 fn bad_input_is_a_bad_request_that_says_what_to_fix() {
     let p = project();
+    // The request's form is right; the DAG file, as it stands, declares no such param.
     let (status, body) = trigger(&p.api, json!({ "params": { "colour": "red" } }));
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no parameter `colour`; declared: size"),
+        "{body}"
+    );
     let (status, body) = trigger(&p.api, json!({ "date": "yesterday-ish" }));
     assert_eq!(status, 400, "{body}");
     let (status, body) = trigger(&p.api, json!({ "params": ["size"] }));
@@ -169,13 +177,66 @@ fn bad_input_is_a_bad_request_that_says_what_to_fix() {
         runs: 201,
     };
     assert_eq!(call(&p.api, grid, Value::Null).0, 400);
-    let snooze = call(&p.api, Route::Snooze { alert: 1 }, json!({ "for": "30d" }));
+    let snooze = call(
+        &p.api,
+        Route::Snooze { alert: 1 },
+        json!({ "seconds": 30 * 86_400 }),
+    );
     assert_eq!(snooze.0, 400, "{}", snooze.1);
     assert!(
         snooze.1["error"]
             .as_str()
             .unwrap()
-            .contains("a snooze always ends")
+            .contains("snooze for 30d is not between 1s and 7d: a snooze always ends")
+    );
+}
+
+/// A misspelt field is an error that names the fields there are, never silently dropped; a
+/// field left out that the action cannot do without is named too.
+#[test]
+fn unknown_and_missing_body_fields_are_named() {
+    let p = project();
+    let ack = call(
+        &p.api,
+        Route::Ack { alert: 1 },
+        json!({ "verdikt": "real" }),
+    );
+    assert_eq!(ack.0, 400, "{}", ack.1);
+    let message = ack.1["error"].as_str().unwrap();
+    assert!(
+        message.contains("unknown field `verdikt`, expected `verdict` or `by`"),
+        "{message}"
+    );
+    let pause = Route::Pause {
+        dag: "talk".into(),
+        paused: true,
+    };
+    let (status, body) = call(&p.api, pause, json!({ "why": "x" }));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `why`"),
+        "{body}"
+    );
+    let (status, body) = call(&p.api, Route::Snooze { alert: 1 }, json!({ "for": "2h" }));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `for`, expected `seconds`"),
+        "{body}"
+    );
+    let (status, body) = call(&p.api, Route::Snooze { alert: 1 }, json!({}));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `seconds`"),
+        "{body}"
     );
 }
 

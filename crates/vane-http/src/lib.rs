@@ -13,7 +13,7 @@
 //! impl Api for Hello {
 //!     fn handle(&self, route: Route, _body: serde_json::Value) -> Result<Reply, ApiError> {
 //!         match route {
-//!             Route::OpenApi => Ok(Reply::Json(vane_http::openapi())),
+//!             Route::OpenApi => Ok(Reply::Json(vane_http::openapi(&mut |_, _| Default::default()))),
 //!             other => Err(ApiError::NotFound(format!("{other:?} is not served here"))),
 //!         }
 //!     }
@@ -32,7 +32,7 @@ mod server;
 mod ui;
 
 pub use error::{ApiError, ServerError};
-pub use openapi::openapi;
+pub use openapi::{Body, Schemas, openapi};
 pub use prometheus::{DURATION_BUCKETS, LAG_BUCKETS, PASS_BUCKETS, render as render_metrics};
 pub use route::{ROUTES, Route};
 pub use server::{Api, LogStream, Reply, Server};

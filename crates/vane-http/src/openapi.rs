@@ -2,12 +2,12 @@
 
 use serde_json::{Map, Value, json};
 
-/// (method, path, summary, query parameters, body fields of an action).
+/// (method, path, summary, query parameters). What an action's body holds and what a route
+/// answers are the types the application layer reads and serialises; see [`openapi`].
 type Operation = (
     &'static str,
     &'static str,
     &'static str,
-    &'static [(&'static str, &'static str)],
     &'static [(&'static str, &'static str)],
 );
 
@@ -17,14 +17,12 @@ const OPERATIONS: &[Operation] = &[
         "/api/dags",
         "DAGs with schedule, next run, last run, paused; files that do not validate with their errors (as `vane dags --json`).",
         &[],
-        &[],
     ),
     (
         "GET",
         "/api/dags/{id}",
         "One DAG: schedule, params, tasks with their upstream tasks and kind, and a grid of its recent runs with each task's state.",
         &[("runs", "how many recent runs in the grid, default 25")],
-        &[],
     ),
     (
         "GET",
@@ -35,13 +33,11 @@ const OPERATIONS: &[Operation] = &[
             ("state", "queued, running, success or failed"),
             ("limit", "how many, default 20; 0 for all"),
         ],
-        &[],
     ),
     (
         "GET",
         "/api/runs/{id}",
         "A run with its tasks and their attempts (as `vane show ID --json`).",
-        &[],
         &[],
     ),
     (
@@ -52,7 +48,6 @@ const OPERATIONS: &[Operation] = &[
             ("attempt", "attempt number, default the latest"),
             ("follow", "1 to stream while the attempt runs"),
         ],
-        &[],
     ),
     (
         "GET",
@@ -63,7 +58,6 @@ const OPERATIONS: &[Operation] = &[
             ("name", "only this metric"),
             ("last", "the last N points of each series; 0 for all"),
         ],
-        &[],
     ),
     (
         "GET",
@@ -74,27 +68,23 @@ const OPERATIONS: &[Operation] = &[
             ("check", "only this check"),
             ("last", "the last N evaluations; 0 for all"),
         ],
-        &[],
     ),
     (
         "GET",
         "/api/dags/{id}/ticks",
         "The DAG's latest schedule ticks, newest first, with the decision for each (run and its id, or skipped and why), the next tick, and notes on what stops ticks from being decided (paused, no scheduler running), in the DAG's time zone (as `vane ticks DAG --json`).",
         &[("limit", "how many ticks; default 20")],
-        &[],
     ),
     (
         "GET",
         "/api/artifacts",
         "Artifacts with their versions (as `vane artifacts --json`).",
         &[("name", "every version of this artifact")],
-        &[],
     ),
     (
         "GET",
         "/api/artifacts/{name}/lineage",
         "What an artifact version was built from and what was built from it; name may be NAME@VERSION (as `vane lineage --json`).",
-        &[],
         &[],
     ),
     (
@@ -102,13 +92,11 @@ const OPERATIONS: &[Operation] = &[
         "/api/models",
         "Models with their versions, stages, waiting rollouts and ledger (as `vane models --json`).",
         &[],
-        &[],
     ),
     (
         "GET",
         "/api/models/{name}",
         "One model's versions, stages, waiting rollouts and ledger (as `vane models NAME --json`).",
-        &[],
         &[],
     ),
     (
@@ -116,13 +104,11 @@ const OPERATIONS: &[Operation] = &[
         "/api/alerts",
         "Open alerts (as `vane alerts --json`).",
         &[("all", "1 to include resolved ones")],
-        &[],
     ),
     (
         "GET",
         "/api/alerts/stats",
         "Per rule: how often it fired, verdicts, precision, and the change that would quiet a noisy rule (as `vane alerts --stats --json`).",
-        &[],
         &[],
     ),
     (
@@ -130,23 +116,17 @@ const OPERATIONS: &[Operation] = &[
         "/api/oncall",
         "The on-call rotation: who is on call now, and the coming turns.",
         &[("turns", "how many turns from the current one, default 6")],
-        &[],
     ),
     (
         "POST",
         "/api/dags/{id}/trigger",
         "Queue a manual run for the scheduler; answers its run id.",
         &[],
-        &[
-            ("params", "object of parameter overrides, KEY: VALUE"),
-            ("date", "logical date, YYYY-MM-DD or RFC 3339; default now"),
-        ],
     ),
     (
         "POST",
         "/api/dags/{id}/pause",
         "Stop creating scheduled runs of a DAG.",
-        &[],
         &[],
     ),
     (
@@ -154,108 +134,65 @@ const OPERATIONS: &[Operation] = &[
         "/api/dags/{id}/unpause",
         "Resume scheduling a DAG.",
         &[],
-        &[],
     ),
     (
         "POST",
         "/api/runs/{id}/clear",
         "Queue tasks of a finished run to run again.",
         &[],
-        &[
-            ("tasks", "list of task ids; default every task"),
-            ("downstream", "also every task downstream"),
-            ("failed_only", "only failed or upstream_failed tasks"),
-            (
-                "params",
-                "object of parameter overrides to run again with, KEY: VALUE",
-            ),
-            ("by", "who clears it, recorded with a change of params"),
-        ],
     ),
     (
         "POST",
         "/api/runs/{id}/stop",
         "Stop a queued or running run: its owner kills running tasks and starts no other; a queued run ends at once. Answers the run; 409 when it has ended.",
         &[],
-        &[
-            (
-                "task",
-                "stop only this running task; the run goes on by its trigger rules",
-            ),
-            ("by", "who stops it; default the server's user"),
-            ("reason", "why, recorded in the run's reason"),
-        ],
     ),
     (
         "POST",
         "/api/runs/{id}/tasks/{task}/mark",
         "Mark a task of an ended run success or failed (with who and why); marked success, what depends on it and did not run is queued. Answers the run.",
         &[],
-        &[
-            ("state", "\"success\" or \"failed\" (required)"),
-            ("by", "who marks it; default the server's user"),
-            ("reason", "why, recorded as the task's reason"),
-        ],
     ),
     (
         "POST",
         "/api/runs/{id}/approve",
         "Approve a rollout waiting at a stage.",
         &[],
-        &[
-            ("by", "who approves"),
-            ("stage", "the waiting stage; default the one that waits"),
-            ("note", "what they saw"),
-        ],
     ),
     (
         "POST",
         "/api/runs/{id}/reject",
         "Reject a rollout waiting at a stage; it rolls back.",
         &[],
-        &[
-            ("by", "who rejects"),
-            ("stage", "the waiting stage; default the one that waits"),
-            ("reason", "why"),
-        ],
     ),
     (
         "POST",
         "/api/models/{name}/rollback",
         "Put the previous (or a given) production version back.",
         &[],
-        &[
-            ("to", "version number; default the previous one"),
-            ("by", "who"),
-            ("reason", "why"),
-        ],
     ),
     (
         "POST",
         "/api/alerts/{id}/ack",
         "Acknowledge an alert and say whether it was real.",
         &[],
-        &[("verdict", "real or noise"), ("by", "who")],
     ),
     (
         "POST",
         "/api/alerts/{id}/resolve",
         "Resolve an alert by hand; a recurrence opens a new one.",
         &[],
-        &[("by", "who")],
     ),
     (
         "POST",
         "/api/alerts/{id}/snooze",
         "Silence an alert's notifications for a while; it keeps counting.",
         &[],
-        &[("for", "how long, e.g. 2h; at most 7d")],
     ),
     (
         "GET",
         "/api/status",
         "The database, and the schedulers that use it: up, stale or stopped, last heartbeat, lease (held, expired, released) and runs owned, pass durations (as `vane status --json`).",
-        &[],
         &[],
     ),
     (
@@ -263,21 +200,19 @@ const OPERATIONS: &[Operation] = &[
         "/api/agents",
         "The agents on the database (host, labels, slots used, last heartbeat, state) and the attempts waiting for one, with why (as `vane agents --json`).",
         &[],
-        &[],
     ),
-    ("GET", "/api/openapi.json", "This document.", &[], &[]),
+    ("GET", "/api/openapi.json", "This document.", &[]),
     (
         "GET",
         "/metrics",
         "Prometheus metrics, text format 0.0.4.",
         &[],
-        &[],
     ),
 ];
 
-/// The JSON Schema of a parameter or body field. A name means the same on every route: the
-/// router and the handlers read each with one function (`Query::number`, `Query::flag`, the
-/// handlers' `field`, `flag`, `list`), whose rules this states.
+/// The JSON Schema of a path or query parameter. A name means the same on every route: the
+/// router reads each with one function (`Query::number`, `Query::flag`), whose rules this
+/// states.
 fn schema_of(name: &str, path: &str) -> Value {
     let whole = json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX });
     match name {
@@ -288,83 +223,40 @@ fn schema_of(name: &str, path: &str) -> Value {
             json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
         }
         "attempt" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
-        // In a body, JSON's booleans; in a query, also `1`, `0`, or the bare name (`?follow`).
-        "downstream" | "failed_only" => json!({ "type": "boolean" }),
+        // `1`, `0`, or the bare name (`?follow`), beside JSON's booleans.
         "follow" | "all" => json!({
             "anyOf": [{ "type": "boolean" }, { "type": "string", "enum": ["", "0", "1"] }],
         }),
-        "params" => json!({
-            "type": "object",
-            "description": "the DAG's params by name; each value has its default's type",
-            "additionalProperties": { "type": ["string", "number", "boolean"] },
-        }),
-        "tasks" => json!({ "type": "array", "items": { "type": "string" } }),
-        "to" => json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX }),
-        "date" => json!({ "type": "string", "format": "date" }),
-        "state" if path.ends_with("/mark") => {
-            json!({ "type": "string", "enum": ["success", "failed"] })
-        }
         "state" => json!({ "type": "string", "enum": ["queued", "running", "success", "failed"] }),
-        "verdict" => json!({ "type": "string", "enum": ["real", "noise"] }),
-        // Who decides is recorded in the ledger: not blank.
-        "by" if required_of(path).contains(&"by") => json!({ "type": "string", "pattern": "\\S" }),
-        "for" => json!({
-            "type": "string",
-            "pattern": "^([0-9]+(ms|s|m|h|d))+$",
-            "description": "a duration between 1s and 7d, e.g. 2h or 1h30m",
-        }),
         _ => json!({ "type": "string" }),
     }
 }
 
-/// Refuses a body field the action does not take (a typo such as `reasn` would otherwise be
-/// dropped without a word), from the same table the document is made of.
-///
-/// # Errors
-/// [`crate::ApiError::BadRequest`] naming the field and the fields there are.
-pub(crate) fn check_body(method: &str, pattern: &str, body: &Value) -> Result<(), crate::ApiError> {
-    let Some(fields) = body.as_object() else {
-        return Ok(());
-    };
-    let Some((_, _, _, _, known)) = OPERATIONS
-        .iter()
-        .find(|(m, p, ..)| *m == method && *p == pattern)
-    else {
-        return Ok(());
-    };
-    for name in fields.keys() {
-        if !known.iter().any(|(k, _)| k == name) {
-            let there: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
-            return Err(crate::ApiError::BadRequest(if there.is_empty() {
-                format!("{method} {pattern} takes no body fields; `{name}` is one")
-            } else {
-                format!(
-                    "unknown field `{name}` for {method} {pattern}; its fields are {}",
-                    there.join(", ")
-                )
-            }));
-        }
-    }
-    Ok(())
+/// An action's body: its JSON Schema (usually a `$ref` into `components.schemas`) and
+/// whether it has fields that cannot be left out.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub schema: Value,
+    pub required: bool,
 }
 
-/// Body fields an action cannot do without.
-fn required_of(path: &str) -> &'static [&'static str] {
-    match path.rsplit('/').next().unwrap_or_default() {
-        "approve" => &["by"],
-        "reject" => &["by", "reason"],
-        "mark" => &["state"],
-        "rollback" => &["reason"],
-        "snooze" => &["for"],
-        _ => &[],
-    }
+/// What the application layer says of one operation, from its own types.
+#[derive(Debug, Clone, Default)]
+pub struct Schemas {
+    /// An action's body; `None` for a route that takes none.
+    pub body: Option<Body>,
+    /// What it answers with 200; `None` for this document and the answers that are text.
+    pub answer: Option<Value>,
 }
 
-/// The OpenAPI document served at `/api/openapi.json`.
+/// The OpenAPI document served at `/api/openapi.json`. `schemas(method, path)` gives what an
+/// operation reads and answers, from the types its handler deserialises and serialises (the
+/// application layer owns those types). `components.schemas` is left for the caller, whose
+/// schemas refer into it.
 #[must_use]
-pub fn openapi() -> Value {
+pub fn openapi(schemas: &mut dyn FnMut(&str, &str) -> Schemas) -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, query, body) in OPERATIONS {
+    for (method, path, summary, query) in OPERATIONS {
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
@@ -373,42 +265,36 @@ pub fn openapi() -> Value {
         parameters.extend(query.iter().map(|(name, description)| {
             json!({ "name": name, "in": "query", "description": description, "schema": schema_of(name, path) })
         }));
-        let action = *method == "POST";
+        let Schemas { body, answer } = schemas(method, path);
+        let ok = match (answer, *path) {
+            (Some(schema), _) => json!({ "application/json": { "schema": schema } }),
+            (None, "/api/openapi.json") => {
+                json!({ "application/json": { "schema": { "type": "object" } } })
+            }
+            (None, "/metrics") => {
+                json!({ "text/plain; version=0.0.4": { "schema": { "type": "string" } } })
+            }
+            (None, _) => json!({ "text/plain": { "schema": { "type": "string" } } }),
+        };
         let mut operation = json!({
             "summary": summary,
             "parameters": parameters,
             "responses": {
-                "200": { "description": "OK" },
+                "200": { "description": "OK", "content": ok },
                 "400": { "$ref": "#/components/responses/Error" },
                 "404": { "$ref": "#/components/responses/Error" },
             },
         });
-        if action {
+        if *method == "POST" {
             operation["security"] = json!([{ "bearer": [] }]);
             for code in ["401", "403", "409"] {
                 operation["responses"][code] = json!({ "$ref": "#/components/responses/Error" });
             }
-            let properties: Map<String, Value> = body
-                .iter()
-                .map(|(name, description)| {
-                    let mut schema = schema_of(name, path);
-                    // A field left out and a field sent as null mean the same to the handlers.
-                    if !required_of(path).contains(name) {
-                        schema = json!({ "anyOf": [schema, { "type": "null" }] });
-                    }
-                    schema["description"] = (*description).into();
-                    ((*name).to_owned(), schema)
-                })
-                .collect();
-            let required = required_of(path);
+        }
+        if let Some(body) = body {
             operation["requestBody"] = json!({
-                "required": !required.is_empty(),
-                "content": { "application/json": { "schema": {
-                    "type": "object",
-                    "properties": properties,
-                    "required": required,
-                    "additionalProperties": false,
-                } } },
+                "required": body.required,
+                "content": { "application/json": { "schema": body.schema } },
             });
         }
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
@@ -444,7 +330,7 @@ mod tests {
 
     #[test]
     fn every_route_the_router_knows_is_documented() {
-        let doc = openapi();
+        let doc = openapi(&mut |_, _| Schemas::default());
         for (method, path) in ROUTES {
             assert!(
                 doc["paths"][path][method.to_lowercase()].is_object(),

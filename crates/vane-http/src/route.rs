@@ -244,10 +244,11 @@ fn captures<'a>(pattern: &str, segments: &'a [String]) -> Option<Vec<&'a str>> {
 
 fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiError> {
     let text = |i: usize| captures[i].to_owned();
+    // A path names a resource: `/api/runs/abc` names none, as `/api/runs/999` names none.
     let id = |i: usize, what: &str| -> Result<i64, ApiError> {
         captures[i].parse().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{what} id `{}` is not a number; ids are whole numbers (e.g. /api/runs/12)",
+            ApiError::NotFound(format!(
+                "no {what} `{}`: {what} ids are whole numbers (e.g. /api/{what}s/12)",
                 captures[i]
             ))
         })
@@ -260,7 +261,8 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         },
         "/api/runs" => Route::Runs {
             dag: query.text("dag"),
-            state: query.text("state"),
+            // `state=` names no state: refused by the state's parser, not read as "any".
+            state: query.given("state"),
             limit: query.number("limit")?.unwrap_or(20),
         },
         "/api/runs/{id}" => Route::Run { id: id(0, "run")? },
@@ -356,6 +358,14 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .filter(|v| !v.is_empty())
+    }
+
+    /// The value as given, empty included.
+    fn given(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
@@ -458,7 +468,9 @@ mod tests {
     #[test]
     fn bad_requests_say_what_to_send() {
         let err = Route::parse("GET", "/api/runs/abc").unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("`abc` is not a number")));
+        assert!(
+            matches!(err, ApiError::NotFound(ref m) if m.contains("no run `abc`") && m.contains("whole numbers"))
+        );
         let err = Route::parse("GET", "/api/runs?limit=lots").unwrap_err();
         assert!(matches!(err, ApiError::BadRequest(ref m) if m.contains("limit=lots")));
         let err = Route::parse("GET", "/api/dags/etl/trigger").unwrap_err();

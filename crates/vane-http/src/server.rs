@@ -170,9 +170,6 @@ impl Server {
                 "the request body must be a JSON object, e.g. {{}} or {{\"by\": \"alice\"}}; got {body}"
             )));
         }
-        if let Some(pattern) = Route::pattern(&request.method, &request.target) {
-            crate::openapi::check_body(&request.method, pattern, &body)?;
-        }
         match api.handle(route, body)? {
             Reply::Metrics(observed) => {
                 let text = crate::render_metrics(&observed);
@@ -445,17 +442,10 @@ mod tests {
         assert_eq!(status, 200);
     }
 
-    /// A misspelt field is an error that names the fields there are, never silently dropped;
-    /// a number asked for and not given is an error too.
+    /// A number asked for and not given is an error, not the default.
     #[test]
-    fn unknown_body_fields_and_empty_numbers_are_refused() {
+    fn empty_numbers_are_refused() {
         let addr = start(Some("t0ken"));
-        let (status, body) = post(addr, Some("t0ken"), r#"{"verdikt": "real"}"#);
-        assert_eq!(status, 400, "{body}");
-        assert!(
-            body.contains("unknown field `verdikt`") && body.contains("its fields are verdict, by"),
-            "{body}"
-        );
         let (status, body) = send(addr, b"GET /api/runs?limit= HTTP/1.1\r\n\r\n");
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("`limit=` is not a whole number"), "{body}");

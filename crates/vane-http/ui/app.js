@@ -928,7 +928,7 @@ async function pageAlerts(all) {
   alerts.sort((a, b) => (a.state === 'open' ? 0 : 1) - (b.state === 'open' ? 0 : 1) || rank[a.severity] - rank[b.severity] || b.id - a.id);
   const rows = alerts.map((a) => {
     const snoozed = a.snoozed_until && new Date(a.snoozed_until) > new Date();
-    const snooze = h('select', { 'aria-label': 'snooze for' }, ['1h', '4h', '1d', '7d'].map((d) => h('option', { value: d }, d)));
+    const snooze = h('select', { 'aria-label': 'snooze for' }, [['1h', 3600], ['4h', 14400], ['1d', 86400], ['7d', 604800]].map(([label, seconds]) => h('option', { value: seconds }, label)));
     return h('tr', { 'data-alert': a.id },
       h('td', {}, `#${a.id}`),
       h('td', {}, sev(a.severity)),
@@ -947,7 +947,7 @@ async function pageAlerts(all) {
           h('button', { type: 'button', class: 'quiet', title: 'acknowledge: it did not deserve attention (counts against its rule)', onclick: () => act(`/api/alerts/${a.id}/ack`, { verdict: 'noise' }, `Alert ${a.id} acknowledged as noise.`) }, 'Ack: noise')] : null,
         h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/alerts/${a.id}/resolve`, {}, `Alert ${a.id} resolved.`) }, 'Resolve'),
         snooze,
-        h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/alerts/${a.id}/snooze`, { for: snooze.value }, (r) => `Alert ${r.id} snoozed until ${when(r.snoozed_until)}.`) }, 'Snooze'))));
+        h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/alerts/${a.id}/snooze`, { seconds: Number(snooze.value) }, (r) => `Alert ${r.id} snoozed until ${when(r.snoozed_until)}.`) }, 'Snooze'))));
   });
   const statRows = stats.map((st) => h('tr', { 'data-rule': st.rule },
     h('td', {}, h('code', {}, st.rule), st.suggestion ? h('div', { class: 'suggestion' }, st.suggestion) : null),
