@@ -140,6 +140,14 @@ impl vane_exec::Executor for GraceExecutor {
         job.kill_grace = job.kill_grace.min(self.0);
         ProcessExecutor.launch(job)
     }
+
+    fn launch_held(
+        &self,
+        mut job: vane_exec::Job,
+    ) -> Result<(vane_exec::Launched, vane_exec::Hold), vane_exec::ExecError> {
+        job.kill_grace = job.kill_grace.min(self.0);
+        ProcessExecutor.launch_held(job)
+    }
 }
 
 pub(crate) fn agent_watchdog() -> Result<ExitCode> {

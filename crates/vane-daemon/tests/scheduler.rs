@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 use vane_daemon::{Clock, Config};
 use vane_engine::{Engine, Paths};
-use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
+use vane_exec::{ExecError, Executor, Hold, Job, KillSwitch, Launched, Outcome};
 use vane_store::{
     HeartbeatStore, RunFilter, RunRecord, RunState, SchedulerRecord, SqliteStore, Store, TaskState,
     TickDecision, TickRecord, Trigger,
@@ -51,29 +51,49 @@ impl FakeExecutor {
 }
 
 impl Executor for FakeExecutor {
-    fn launch(&self, _job: Job) -> Result<Launched, ExecError> {
+    fn launch(&self, job: Job) -> Result<Launched, ExecError> {
+        let (launched, hold) = self.launch_held(job)?;
+        hold.release();
+        Ok(launched)
+    }
+
+    /// As the real executor: the command begins at the release, and never without it.
+    fn launch_held(&self, _job: Job) -> Result<(Launched, Hold), ExecError> {
         let step = self
             .script
             .lock()
             .unwrap()
             .pop_front()
             .unwrap_or(self.default);
+        let (go, begin) = oneshot::channel::<()>();
         let (tx, done) = oneshot::channel();
         let kill = KillSwitch::new();
         let watcher = kill.clone();
         tokio::spawn(async move {
+            if begin.await.is_err() {
+                let _ = tx.send(Outcome::Exited {
+                    code: vane_exec::HELD_EXIT,
+                });
+                return;
+            }
             let outcome = tokio::select! {
                 () = tokio::time::sleep(step.runs) => Outcome::Exited { code: step.code },
                 () = watcher.killed() => Outcome::Cancelled,
             };
             let _ = tx.send(outcome);
         });
-        Ok(Launched {
+        let launched = Launched {
             pid: 4242,
             start_time: None,
             done,
             kill,
-        })
+        };
+        Ok((
+            launched,
+            Hold::new(move || {
+                let _ = go.send(());
+            }),
+        ))
     }
 }
 

@@ -1027,6 +1027,7 @@ impl Ctx<'_, '_> {
             // Attempts of tasks with inputs or a cache key: prepared off the loop once their
             // start is recorded.
             let mut to_prepare = Vec::new();
+            let mut held = Vec::new();
             for action in actions.drain(..) {
                 match action {
                     Action::SetState {
@@ -1061,7 +1062,7 @@ impl Ctx<'_, '_> {
                         }
                         let job = self.job(task, attempt);
                         let spec = &self.spec.dag.tasks[task];
-                        changes.push(Change::AttemptStarted {
+                        let started = Change::AttemptStarted {
                             run: self.run,
                             task: spec.id.clone(),
                             attempt,
@@ -1069,8 +1070,20 @@ impl Ctx<'_, '_> {
                             host: self.engine.host.clone(),
                             log_path: job.log_path.display().to_string(),
                             at: Utc::now(),
-                        });
-                        if spec.builtin.is_some() && self.engine.builtin.is_none() {
+                        };
+                        let runnable = spec.builtin.is_none() || self.engine.builtin.is_some();
+                        if runnable
+                            && spec.inputs.is_empty()
+                            && !spec.cache
+                            && spec.runs_on.is_none()
+                            && !self.handed_to_agents(task)
+                        {
+                            // Started held below: its start and pid are recorded together.
+                            held.push((task, attempt, job, started));
+                            continue;
+                        }
+                        changes.push(started);
+                        if !runnable {
                             let reason = format!(
                                 "task `{}` is a built-in kind that this vane process cannot start: it was not given the vane executable",
                                 spec.id
@@ -1086,10 +1099,39 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
+            // Tasks this process runs itself are spawned held: the process exists, the command
+            // has not begun. Its start and pid go into the batch below, and it begins once that
+            // batch is durable, so the process starting overlaps the commit, and no command
+            // runs that a crash could leave unrecorded (a hold dropped by a crash ends it).
+            let mut releases = Vec::new();
+            for (task, attempt, job, started) in held {
+                changes.push(started);
+                let log_path = job.log_path.clone();
+                match self.engine.executor.launch_held(job) {
+                    Ok((launched, hold)) => {
+                        changes.push(Change::AttemptProcess {
+                            run: self.run,
+                            task: self.spec.dag.tasks[task].id.clone(),
+                            attempt,
+                            pid: launched.pid,
+                            pid_start_time: launched.start_time,
+                        });
+                        releases.push((task, attempt, launched, hold));
+                    }
+                    Err(error) => {
+                        failed_launches.push(self.could_not_start(task, attempt, &log_path, &error))
+                    }
+                }
+            }
             if !changes.is_empty() {
                 self.engine
                     .apply(self.fence, std::mem::take(&mut changes))
                     .await?;
+            }
+            for (task, attempt, launched, hold) in releases {
+                hold.release();
+                info!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, attempt, pid = launched.pid, "Task started.");
+                self.watch(procs, task, attempt, launched);
             }
             for (task, attempt, job) in to_prepare {
                 procs.starting.insert(task, false);
@@ -1112,30 +1154,11 @@ impl Ctx<'_, '_> {
                                 pid_start_time: launched.start_time,
                             });
                         }
-                        procs.watch(task, attempt, launched);
-                        if self.spec.dag.tasks[task].sensor.is_some() {
-                            procs.sensing.insert(
-                                task,
-                                Sensing {
-                                    attempt,
-                                    started: tokio::time::Instant::now(),
-                                    checks: 0,
-                                    next_poke: None,
-                                },
-                            );
-                        }
+                        self.watch(procs, task, attempt, launched);
                     }
                     Err(error) => {
-                        warn!(run_id = self.run.0, task = %id, attempt, %error, "Task could not start.");
-                        // The log is where a person looks first, so the reason goes there too.
-                        if let Some(dir) = log_path.parent() {
-                            let _ = std::fs::create_dir_all(dir);
-                        }
-                        let _ = std::fs::write(
-                            &log_path,
-                            format!("vane: could not start the task: {error}\n"),
-                        );
-                        failed_launches.push((task, attempt, error.to_string()));
+                        failed_launches
+                            .push(self.could_not_start(task, attempt, &log_path, &error));
                     }
                 }
             }
@@ -1171,6 +1194,58 @@ impl Ctx<'_, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Watches a started attempt's process, and a sensor's checks.
+    fn watch(
+        &self,
+        procs: &mut Processes,
+        task: usize,
+        attempt: u32,
+        launched: vane_exec::Launched,
+    ) {
+        procs.watch(task, attempt, launched);
+        if self.spec.dag.tasks[task].sensor.is_some() {
+            procs.sensing.insert(
+                task,
+                Sensing {
+                    attempt,
+                    started: tokio::time::Instant::now(),
+                    checks: 0,
+                    next_poke: None,
+                },
+            );
+        }
+    }
+
+    /// An attempt whose process could not start, with the reason also in its log, where a
+    /// person looks first.
+    fn could_not_start(
+        &self,
+        task: usize,
+        attempt: u32,
+        log_path: &Path,
+        error: &vane_exec::ExecError,
+    ) -> (usize, u32, String) {
+        let id = &self.spec.dag.tasks[task].id;
+        warn!(run_id = self.run.0, task = %id, attempt, %error, "Task could not start.");
+        if let Some(dir) = log_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(
+            log_path,
+            format!("vane: could not start the task: {error}\n"),
+        );
+        (task, attempt, error.to_string())
+    }
+
+    /// Whether `task` goes to agents rather than running here.
+    fn handed_to_agents(&self, task: usize) -> bool {
+        let spec = &self.spec.dag.tasks[task];
+        self.engine
+            .agents
+            .as_ref()
+            .is_some_and(|agents| agents.needs(spec.runs_on.as_ref()).is_some())
     }
 
     /// Starts an attempt's process here, or hands it to agents when the task needs one

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::oneshot;
 use vane_engine::{BlockingPool, Control, Engine, Offload, Paths, RunSpec};
-use vane_exec::{ExecError, Executor, Job, KillSwitch, Launched, Outcome};
+use vane_exec::{ExecError, Executor, Hold, Job, KillSwitch, Launched, Outcome};
 use vane_store::{
     ArtifactStore, AttemptState, RunState, SqliteStore, Store, StoreThreads, TaskState, Trigger,
 };
@@ -48,23 +48,16 @@ fn env<'a>(job: &'a Job, name: &str) -> &'a str {
 
 impl Executor for FakeExecutor {
     fn launch(&self, job: Job) -> Result<Launched, ExecError> {
+        let (launched, hold) = self.launch_held(job)?;
+        hold.release();
+        Ok(launched)
+    }
+
+    /// As the real executor: the process exists at once, its command begins at the release.
+    fn launch_held(&self, job: Job) -> Result<(Launched, Hold), ExecError> {
         let task = env(&job, "VANE_TASK_ID").to_owned();
         let run: vane_store::RunId = env(&job, "VANE_RUN_ID").parse().unwrap();
         let attempt: u32 = env(&job, "VANE_ATTEMPT").parse().unwrap();
-        // The attempt must be on disk before its process exists: a second connection sees it.
-        let store = SqliteStore::open(&self.db).unwrap();
-        let record = store.run(run).unwrap();
-        let t = record.tasks.iter().find(|t| t.task_id == task).unwrap();
-        assert_eq!(t.state, TaskState::Running);
-        assert_eq!(
-            t.attempts.last().map(|a| (a.attempt, a.state)),
-            Some((attempt, AttemptState::Running))
-        );
-        self.launched
-            .lock()
-            .unwrap()
-            .push((task.clone(), job.command.clone()));
-
         let step = self
             .script
             .lock()
@@ -72,11 +65,36 @@ impl Executor for FakeExecutor {
             .get_mut(&task)
             .and_then(|s| s.pop_front())
             .unwrap_or(Step::Exit(0));
+        let (go, begin) = oneshot::channel::<()>();
+        let db = self.db.clone();
+        let (launched_task, command) = (task.clone(), job.command.clone());
+        let hold = Hold::new(move || {
+            // The attempt must be on disk before its command begins: a second connection
+            // sees it.
+            let store = SqliteStore::open(&db).unwrap();
+            let record = store.run(run).unwrap();
+            let t = record
+                .tasks
+                .iter()
+                .find(|t| t.task_id == launched_task)
+                .unwrap();
+            assert_eq!(t.state, TaskState::Running);
+            let last = t.attempts.last().unwrap();
+            assert_eq!((last.attempt, last.state), (attempt, AttemptState::Running));
+            let _ = go.send(());
+        });
+        self.launched.lock().unwrap().push((task, command));
         let timeout = job.timeout;
         let (tx, done) = oneshot::channel();
         let kill = KillSwitch::new();
         let watcher = kill.clone();
         tokio::spawn(async move {
+            if begin.await.is_err() {
+                let _ = tx.send(Outcome::Exited {
+                    code: vane_exec::HELD_EXIT,
+                });
+                return;
+            }
             let outcome = match step {
                 Step::Exit(code) => {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -96,12 +114,15 @@ impl Executor for FakeExecutor {
             };
             let _ = tx.send(outcome);
         });
-        Ok(Launched {
-            pid: 4242,
-            start_time: None,
-            done,
-            kill,
-        })
+        Ok((
+            Launched {
+                pid: 4242,
+                start_time: None,
+                done,
+                kill,
+            },
+            hold,
+        ))
     }
 }
 

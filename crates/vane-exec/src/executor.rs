@@ -92,6 +92,45 @@ pub trait Executor: Send + Sync {
     /// directory is unusable, the process cannot be spawned, or there is no tokio
     /// runtime. Nothing is left running in that case.
     fn launch(&self, job: Job) -> Result<Launched, ExecError>;
+
+    /// [`launch`](Self::launch), with the command held back until [`Hold::release`]: the
+    /// process exists (its pid and start time are known) but has not begun the command. A
+    /// hold dropped without a release (the caller could not record the attempt, or died)
+    /// ends the process without running the command, with exit status [`HELD_EXIT`]. So the
+    /// caller can record the attempt and its pid in one durable write while the process
+    /// starts, and no command runs that the record does not know of.
+    ///
+    /// # Errors
+    /// As [`launch`](Self::launch).
+    fn launch_held(&self, job: Job) -> Result<(Launched, Hold), ExecError>;
+}
+
+/// Exit status of a held process whose hold was dropped: its command never began.
+pub const HELD_EXIT: i32 = 125;
+
+/// What keeps a process from [`Executor::launch_held`] from beginning its command. For a
+/// real process, the write end of the pipe its shell first reads a line from.
+pub struct Hold(Option<Box<dyn FnOnce() + Send>>);
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Hold").field(&self.0.is_some()).finish()
+    }
+}
+
+impl Hold {
+    /// A hold that calls `release` when released, and nothing when dropped: the contract a
+    /// fake [`Executor`] keeps by beginning its command in `release`.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(release)))
+    }
+
+    /// Lets the command begin.
+    pub fn release(mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
 }
 
 /// The real [`Executor`]: runs each job as `/bin/sh -c <command>` in its own process
@@ -101,53 +140,88 @@ pub struct ProcessExecutor;
 
 impl Executor for ProcessExecutor {
     fn launch(&self, job: Job) -> Result<Launched, ExecError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExecError::NoRuntime)?;
-        if let Some(cwd) = &job.cwd {
-            check_cwd(cwd)?;
-        }
-        let stdout = open_log(&job.log_path)?;
-        let stderr = stdout.try_clone().map_err(|source| ExecError::LogFile {
-            path: job.log_path.clone(),
-            source,
-        })?;
+        spawn(job, false).map(|(launched, _)| launched)
+    }
 
-        let mut command = Command::new("/bin/sh");
+    fn launch_held(&self, job: Job) -> Result<(Launched, Hold), ExecError> {
+        spawn(job, true)
+    }
+}
+
+/// Spawns `job`, held back when `held`: its shell reads a line from a pipe before anything
+/// else, exits [`HELD_EXIT`] at end of file, and gives the command `/dev/null` as stdin as
+/// an unheld one gets. Both forms are one `sh` process, so holding costs no extra exec; the
+/// prefix shares the command's first line, so the command's line numbers are unchanged.
+fn spawn(job: Job, held: bool) -> Result<(Launched, Hold), ExecError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExecError::NoRuntime)?;
+    if let Some(cwd) = &job.cwd {
+        check_cwd(cwd)?;
+    }
+    let stdout = open_log(&job.log_path)?;
+    let stderr = stdout.try_clone().map_err(|source| ExecError::LogFile {
+        path: job.log_path.clone(),
+        source,
+    })?;
+
+    let mut command = Command::new("/bin/sh");
+    if held {
         command
             .arg("-c")
-            .arg(&job.command)
-            .envs(job.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            // Its own group lets timeout and cancel reach every descendant at once.
-            .process_group(0)
-            // The supervisor decides when the process dies, not a dropped handle.
-            .kill_on_drop(false);
-        if let Some(cwd) = &job.cwd {
-            command.current_dir(cwd);
+            .arg(format!(
+                "read -r _ || exit {HELD_EXIT}; exec </dev/null; {}",
+                job.command
+            ))
+            .stdin(Stdio::piped());
+    } else {
+        command.arg("-c").arg(&job.command).stdin(Stdio::null());
+    }
+    command
+        .envs(job.env.iter().map(|(key, value)| (key, value)))
+        .stdout(stdout)
+        .stderr(stderr)
+        // Its own group lets timeout and cancel reach every descendant at once.
+        .process_group(0)
+        // The supervisor decides when the process dies, not a dropped handle.
+        .kill_on_drop(false);
+    if let Some(cwd) = &job.cwd {
+        command.current_dir(cwd);
+    }
+    let spawn_error = |source| ExecError::Spawn {
+        command: job.command.clone(),
+        source,
+    };
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let Some(pid) = child.id() else {
+        // Only possible once the child has been waited for, which has not happened.
+        return Err(spawn_error(io::Error::other("the new process has no pid")));
+    };
+    let hold = match child.stdin.take() {
+        Some(pipe) => {
+            let mut pipe = File::from(pipe.into_owned_fd().map_err(spawn_error)?);
+            // One byte into an empty pipe never blocks. A failed write (the process died
+            // meanwhile) leaves nothing to release; dropped unwritten, the pipe's end of file
+            // ends the process.
+            Hold::new(move || {
+                let _ = io::Write::write_all(&mut pipe, b"\n");
+            })
         }
-        let spawn_error = |source| ExecError::Spawn {
-            command: job.command.clone(),
-            source,
-        };
-        let child = command.spawn().map_err(spawn_error)?;
-        let Some(pid) = child.id() else {
-            // Only possible once the child has been waited for, which has not happened.
-            return Err(spawn_error(io::Error::other("the new process has no pid")));
-        };
-        let start_time = process_start_time(pid);
-        tracing::debug!(pid, command = %job.command, "Process launched.");
+        None => Hold(None),
+    };
+    let start_time = process_start_time(pid);
+    tracing::debug!(pid, held, command = %job.command, "Process launched.");
 
-        let (report, done) = oneshot::channel();
-        let kill = KillSwitch::new();
-        runtime.spawn(supervise(child, pid, job, kill.clone(), report));
-        Ok(Launched {
+    let (report, done) = oneshot::channel();
+    let kill = KillSwitch::new();
+    runtime.spawn(supervise(child, pid, job, kill.clone(), report));
+    Ok((
+        Launched {
             pid,
             start_time,
             done,
             kill,
-        })
-    }
+        },
+        hold,
+    ))
 }
 
 fn check_cwd(cwd: &Path) -> Result<(), ExecError> {

@@ -413,3 +413,41 @@ async fn kill_group_if_same_leaves_other_processes_alone() {
     assert!(!kill_group_if_same(1, process_start_time(1).unwrap_or(0), GRACE).await);
     assert!(!kill_group_if_same(u32::MAX, 0, GRACE).await);
 }
+
+/// A held process exists but its command has not begun: nothing it would write is there
+/// until the hold is released; then it runs as an unheld one would, stdin still empty.
+#[tokio::test]
+async fn a_held_command_begins_only_when_released() {
+    let dir = TempDir::new().unwrap();
+    let marker = dir.path().join("began");
+    let command = format!("echo began > {}; echo \"stdin: $(cat)\"", marker.display());
+    let (launched, hold) = ProcessExecutor
+        .launch_held(job(&dir, &command))
+        .expect("launch held");
+    assert!(is_running(launched.pid));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!marker.exists(), "the command began before its release");
+    hold.release();
+    assert_eq!(outcome(launched.done).await, Outcome::Exited { code: 0 });
+    assert!(marker.exists());
+    assert_eq!(log(&dir), "stdin: \n");
+}
+
+/// A hold dropped without a release (the scheduler could not record the attempt, or died)
+/// ends the process before its command begins.
+#[tokio::test]
+async fn a_dropped_hold_ends_the_process_before_its_command() {
+    let dir = TempDir::new().unwrap();
+    let marker = dir.path().join("began");
+    let (launched, hold) = ProcessExecutor
+        .launch_held(job(&dir, &format!("touch {}", marker.display())))
+        .expect("launch held");
+    drop(hold);
+    assert_eq!(
+        outcome(launched.done).await,
+        Outcome::Exited {
+            code: vane_exec::HELD_EXIT
+        }
+    );
+    assert!(!marker.exists(), "the command ran without its release");
+}
