@@ -1,6 +1,6 @@
 //! Carries out a run: records each decision of the [`RunMachine`], then acts on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,8 +11,9 @@ use tracing::{debug, error, info, warn};
 use vane_dag::{Dag, ParamValue, Var};
 use vane_exec::{Executor, Job, KillSwitch, Outcome};
 use vane_store::{
-    ArtifactLink, AttemptRef, Change, Direction, Fence, GitState, NewArtifact, NewDagVersion,
-    NewRun, Owner, RunId, RunState, Store, StoreError, StoreThreads, TaskState, Trigger,
+    ArtifactLink, AttemptRef, Change, Committed, Direction, Fence, GitState, NewArtifact,
+    NewDagVersion, NewRun, Owner, RunId, RunState, Store, StoreError, StoreThreads, TaskState,
+    Trigger,
 };
 
 use crate::EngineError;
@@ -209,11 +210,7 @@ impl Engine<'_> {
     /// Records `changes` in one transaction, off the loop, as the owner holding `fence`: refused
     /// once another process adopted the run or this one lost its lease.
     async fn apply(&self, fence: &Fence, changes: Vec<Change>) -> Result<(), EngineError> {
-        let fence = fence.clone();
-        Ok(self
-            .store
-            .call(move |s| s.apply_fenced(&fence, &changes))
-            .await?)
+        Ok(self.store.apply_fenced(fence.clone(), changes).await?)
     }
 
     /// This process as the owner of a run, under lease `lease`.
@@ -299,6 +296,7 @@ impl Engine<'_> {
             ready: Vec::new(),
             unstartable: Vec::new(),
             stopped: HashMap::new(),
+            commits: VecDeque::new(),
         };
         let ctx = Ctx {
             engine: self,
@@ -436,6 +434,13 @@ impl Engine<'_> {
                         let (task, attempt, job, prepared, restored) =
                             restored.map_err(|e| EngineError::Internal(e.to_string()))?;
                         ctx.restored(&mut machine, &mut procs, (task, attempt, job), prepared, restored).await?
+                    }
+                    committed = async { (&mut procs.commits.front_mut().expect("guarded").0).await }, if !procs.commits.is_empty() => {
+                        committed?;
+                        if let Some((_, held)) = procs.commits.pop_front() {
+                            ctx.begin(&mut procs, held);
+                        }
+                        (Vec::new(), Vec::new())
                     }
                     Some(kept) = procs.keeping.join_next() => {
                         let (ending, kept) = kept.map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -581,7 +586,12 @@ struct Processes {
     unstartable: Vec<(usize, u32, String)>,
     /// Tasks a person stopped (`vane stop --task`), with who and why, until their attempt ends.
     stopped: HashMap<usize, String>,
+    /// Commits in flight, oldest first, with the held processes each lets begin.
+    commits: VecDeque<(Committed, Vec<Held>)>,
 }
+
+/// A process spawned held: task, attempt, the process, and what lets its command begin.
+type Held = (usize, u32, vane_exec::Launched, vane_exec::Hold);
 
 /// A prepared attempt: task, attempt, its job, and what its preparation found.
 type Preparing = (
@@ -1042,7 +1052,16 @@ impl Ctx<'_, '_> {
                         at: Utc::now(),
                     }),
                     Action::Kill { task } => {
-                        if let Some(kill) = &procs.running[task] {
+                        let held = procs
+                            .commits
+                            .iter()
+                            .flat_map(|(_, held)| held)
+                            .find(|(t, ..)| *t == task);
+                        if let Some((_, _, launched, _)) = held {
+                            // Its commit is in flight: it ends before its command begins, and
+                            // reports as killed once watched.
+                            launched.kill.kill();
+                        } else if let Some(kill) = &procs.running[task] {
                             kill.kill();
                         } else if let Some(sensing) = procs.sensing.remove(&task) {
                             // Waiting between two checks: nothing to kill, it just stops.
@@ -1123,15 +1142,24 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
-            if !changes.is_empty() {
-                self.engine
-                    .apply(self.fence, std::mem::take(&mut changes))
-                    .await?;
-            }
-            for (task, attempt, launched, hold) in releases {
-                hold.release();
-                info!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, attempt, pid = launched.pid, "Task started.");
-                self.watch(procs, task, attempt, launched);
+            if to_prepare.is_empty() && launches.is_empty() && !releases.is_empty() {
+                // Nothing else waits for this batch: the loop goes on while it commits, and
+                // what arises meanwhile goes in the next commit (group commit). The held
+                // processes begin when it is durable.
+                let committing = self
+                    .engine
+                    .store
+                    .apply_fenced(self.fence.clone(), std::mem::take(&mut changes));
+                procs.commits.push_back((committing, releases));
+            } else {
+                if !changes.is_empty() {
+                    self.engine
+                        .apply(self.fence, std::mem::take(&mut changes))
+                        .await?;
+                }
+                // Every earlier commit is durable too: they commit in order.
+                self.begin_committed(procs)?;
+                self.begin(procs, releases);
             }
             for (task, attempt, job) in to_prepare {
                 procs.starting.insert(task, false);
@@ -1194,6 +1222,29 @@ impl Ctx<'_, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Lets held processes whose start is durable begin their commands, and watches them.
+    fn begin(&self, procs: &mut Processes, held: Vec<Held>) {
+        for (task, attempt, launched, hold) in held {
+            hold.release();
+            info!(run_id = self.run.0, task = %self.spec.dag.tasks[task].id, attempt, pid = launched.pid, "Task started.");
+            self.watch(procs, task, attempt, launched);
+        }
+    }
+
+    /// [`begin`](Self::begin) for the commits in flight that are done.
+    fn begin_committed(&self, procs: &mut Processes) -> Result<(), EngineError> {
+        while let Some((committing, _)) = procs.commits.front_mut() {
+            match committing.try_done() {
+                None => break,
+                Some(result) => result?,
+            }
+            if let Some((_, held)) = procs.commits.pop_front() {
+                self.begin(procs, held);
+            }
+        }
+        Ok(())
     }
 
     /// Watches a started attempt's process, and a sensor's checks.

@@ -174,4 +174,18 @@ pub trait LeaseStore {
     /// # Errors
     /// As [`crate::Store::apply`], and [`crate::StoreError::Fenced`].
     fn apply_fenced(&self, fence: &Fence, changes: &[Change]) -> Result<()>;
+
+    /// Several [`apply_fenced`](Self::apply_fenced) calls made durable by one commit: each
+    /// checked against its own fence and kept or refused on its own (a savepoint each), so one
+    /// owner's refusal never drops another's changes. What group commit writes; the answer
+    /// is each call's result, in order.
+    ///
+    /// # Errors
+    /// The commit itself failed: then none of them is recorded.
+    fn apply_fenced_batch(&self, batch: &[(Fence, Vec<Change>)]) -> Result<Vec<Result<()>>> {
+        Ok(batch
+            .iter()
+            .map(|(fence, changes)| self.apply_fenced(fence, changes))
+            .collect())
+    }
 }

@@ -64,7 +64,7 @@ pub use registry::{
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use threads::{Opener, StoreThreads};
+pub use threads::{Committed, Opener, StoreThreads};
 pub use types::{
     AttemptRecord, AttemptState, BackfillRecord, BackfillState, Change, DagVersionId, Decision,
     GitState, NewBackfill, NewDagVersion, NewRun, Owner, ParamChange, RunDetail, RunFilter, RunId,

@@ -6,10 +6,15 @@
 //! be called inside a tokio runtime. [`StoreThreads`] owns its stores on threads of its own
 //! and hands each call to one of them; the caller awaits the answer.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, mpsc};
+use std::task::{Context, Poll};
 
-use crate::{Result, Store};
+use tokio::sync::oneshot;
+
+use crate::{Change, Fence, Result, Store, StoreError};
 
 type Job = Box<dyn FnOnce(&dyn Store) + Send>;
 type Panic = Box<dyn std::any::Any + Send>;
@@ -31,7 +36,7 @@ pub struct StoreThreads {
 }
 
 enum Inner {
-    Threads(Mutex<mpsc::Sender<Job>>),
+    Threads(Mutex<mpsc::Sender<Job>>, Mutex<Group>),
     /// Calls run on the caller's thread. Tests on tokio's paused clock need this: while the
     /// runtime waits on another thread it counts as idle, and the clock jumps to the next
     /// timer, firing timeouts that should not have fired yet.
@@ -41,7 +46,7 @@ enum Inner {
 impl std::fmt::Debug for StoreThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mode = match &*self.inner {
-            Inner::Threads(_) => "threads",
+            Inner::Threads(..) => "threads",
             Inner::Inline(_) => "inline",
         };
         f.debug_struct("StoreThreads").field("mode", &mode).finish()
@@ -86,7 +91,7 @@ impl StoreThreads {
             result?;
         }
         Ok(Self {
-            inner: Arc::new(Inner::Threads(Mutex::new(jobs))),
+            inner: Arc::new(Inner::Threads(Mutex::new(jobs), Mutex::default())),
         })
     }
 
@@ -118,7 +123,7 @@ impl StoreThreads {
     ) -> R {
         let sender = match &*self.inner {
             Inner::Inline(store) => return inline(store, f),
-            Inner::Threads(sender) => sender,
+            Inner::Threads(sender, _) => sender,
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         send(sender, reply, f);
@@ -135,11 +140,127 @@ impl StoreThreads {
     ) -> R {
         let sender = match &*self.inner {
             Inner::Inline(store) => return inline(store, f),
-            Inner::Threads(sender) => sender,
+            Inner::Threads(sender, _) => sender,
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         send(sender, reply, f);
         unwrap(answer.blocking_recv().ok())
+    }
+
+    /// [`Store::apply_fenced`] with group commit, as databases do with their own logs: the
+    /// changes are queued at once (so calls are recorded in the order they are made), and
+    /// every call queued while a commit is in flight is written by the next one, in one
+    /// transaction and one fsync; each caller is answered when its commit is durable. The
+    /// caller may go on meanwhile and await the answer later.
+    pub fn apply_fenced(&self, fence: Fence, changes: Vec<Change>) -> Committed {
+        let (reply, answer) = oneshot::channel();
+        match &*self.inner {
+            Inner::Inline(store) => {
+                let _ = reply.send(inline(store, |s| s.apply_fenced(&fence, &changes)));
+            }
+            Inner::Threads(sender, group) => {
+                let mut group = group.lock().unwrap_or_else(|e| e.into_inner());
+                group.queued.push(Queued {
+                    fence,
+                    changes,
+                    reply,
+                });
+                if !group.committing {
+                    group.committing = true;
+                    let inner = Arc::clone(&self.inner);
+                    let job: Job = Box::new(move |store| commit_queued(&inner, store));
+                    let sent = sender.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+                    sent.unwrap_or_else(|_| panic!("the store threads have stopped"));
+                }
+            }
+        }
+        Committed(answer)
+    }
+}
+
+/// Calls of [`StoreThreads::apply_fenced`] waiting for their commit.
+#[derive(Default)]
+struct Group {
+    queued: Vec<Queued>,
+    /// A store thread is committing: what is queued meanwhile goes in its next commit.
+    committing: bool,
+}
+
+struct Queued {
+    fence: Fence,
+    changes: Vec<Change>,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+/// What a store thread does while calls are queued: takes them all, commits them as one
+/// batch, answers each, and looks again. One thread at a time does this, so batches are
+/// committed in the order their calls were made.
+fn commit_queued(inner: &Inner, store: &dyn Store) {
+    let Inner::Threads(_, group) = inner else {
+        return;
+    };
+    loop {
+        let queued = {
+            let mut group = group.lock().unwrap_or_else(|e| e.into_inner());
+            if group.queued.is_empty() {
+                group.committing = false;
+                return;
+            }
+            std::mem::take(&mut group.queued)
+        };
+        let (batch, replies): (Vec<_>, Vec<_>) = queued
+            .into_iter()
+            .map(|q| ((q.fence, q.changes), q.reply))
+            .unzip();
+        // A panic answers every caller of the batch with an error (their senders drop); the
+        // calls queued since are committed next.
+        let results = catch_unwind(AssertUnwindSafe(|| store.apply_fenced_batch(&batch)));
+        let Ok(results) = results else {
+            continue;
+        };
+        // A batch whose commit failed (the disk, a busy database) is tried call by call, so
+        // each caller gets its own answer with its own error.
+        let results = results.unwrap_or_else(|_| {
+            batch
+                .iter()
+                .map(|(fence, changes)| store.apply_fenced(fence, changes))
+                .collect()
+        });
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// The answer of [`StoreThreads::apply_fenced`]: resolves once its commit is durable.
+#[derive(Debug)]
+#[must_use = "the changes are durable only once this resolves Ok"]
+pub struct Committed(oneshot::Receiver<Result<()>>);
+
+impl Committed {
+    /// The answer if the commit is over, without waiting.
+    pub fn try_done(&mut self) -> Option<Result<()>> {
+        match self.0.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::Backend(
+                "a store thread dropped a commit without answering (it panicked)".into(),
+            ))),
+        }
+    }
+}
+
+impl Future for Committed {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Pin::new(&mut self.0).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "a store thread dropped a commit without answering (it panicked)".into(),
+                ))
+            })
+        })
     }
 }
 

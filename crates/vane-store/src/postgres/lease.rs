@@ -174,4 +174,14 @@ impl LeaseStore for PgStore {
     fn apply_fenced(&self, fence: &Fence, changes: &[Change]) -> Result<()> {
         self.apply_as(Some(fence), changes)
     }
+
+    fn apply_fenced_batch(&self, batch: &[(Fence, Vec<Change>)]) -> Result<Vec<Result<()>>> {
+        // Nested in the transaction, each is a savepoint: a refused one is undone alone.
+        self.write_tx(|| {
+            Ok(batch
+                .iter()
+                .map(|(fence, changes)| self.apply_as(Some(fence), changes))
+                .collect())
+        })
+    }
 }

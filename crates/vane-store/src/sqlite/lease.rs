@@ -173,4 +173,15 @@ impl LeaseStore for SqliteStore {
     fn apply_fenced(&self, fence: &Fence, changes: &[Change]) -> Result<()> {
         self.apply_as(Some(fence), changes)
     }
+
+    fn apply_fenced_batch(&self, batch: &[(Fence, Vec<Change>)]) -> Result<Vec<Result<()>>> {
+        let tx = self.write_tx()?;
+        // Nested in `tx`, each is a savepoint: a refused one is undone alone.
+        let results = batch
+            .iter()
+            .map(|(fence, changes)| self.apply_as(Some(fence), changes))
+            .collect();
+        tx.commit()?;
+        Ok(results)
+    }
 }

@@ -245,3 +245,43 @@ pub(crate) fn a_stop_request_is_recorded_and_found_by_the_runs_owner(db: &Db) {
     );
     assert_eq!(store.task_stop(mine, "a").unwrap(), None);
 }
+
+/// Group commit: owners' changes written by one commit are each checked against their own
+/// fence, so the one refused leaves the others recorded, and nothing of it is written.
+pub(crate) fn a_batch_of_owners_keeps_each_owners_changes_or_refuses_them_alone(db: &Db) {
+    let store = db.open();
+    let kept = new_run(&*store, &["a"]);
+    let next_day = crate::runs::logical_date() + chrono::TimeDelta::days(1);
+    let refused = crate::runs::run_at(&*store, &["a"], next_day).unwrap();
+    take(&*store, "live", Duration::from_secs(60));
+    take(&*store, "late", Duration::from_secs(60));
+    let live = store
+        .claim_run(kept, &holder(10, "live"), Utc::now())
+        .unwrap()
+        .unwrap();
+    let late = store
+        .claim_run(refused, &holder(11, "late"), Utc::now())
+        .unwrap()
+        .unwrap();
+    // Another process adopted the second run: its first owner is fenced off.
+    let seen = store.run(refused).unwrap().run.owner_token;
+    store
+        .take_over(refused, seen, &holder(20, "live"), "live")
+        .unwrap()
+        .unwrap();
+    let results = store
+        .apply_fenced_batch(&[
+            (live.clone(), run_ended(kept)),
+            (late, run_ended(refused)),
+            (live, vec![]),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(StoreError::Fenced { .. })),
+        "{results:?}"
+    );
+    assert!(results[2].is_ok(), "{results:?}");
+    assert_eq!(store.run(kept).unwrap().run.state, RunState::Success);
+    assert_eq!(store.run(refused).unwrap().run.state, RunState::Running);
+}

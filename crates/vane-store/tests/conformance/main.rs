@@ -86,6 +86,7 @@ on_every_backend!({
         a_lease_lives_while_renewed_and_never_comes_back_once_expired,
         a_run_shows_whether_its_owner_lease_is_held_and_counts_as_owned,
         an_owner_fenced_off_by_adoption_or_expiry_cannot_write,
+        a_batch_of_owners_keeps_each_owners_changes_or_refuses_them_alone,
         racing_adoptions_of_one_run_grant_one,
         a_stop_request_is_recorded_and_found_by_the_runs_owner,
     }
