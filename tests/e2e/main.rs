@@ -12,6 +12,7 @@ mod artifacts;
 mod backfill;
 mod checks;
 mod clear;
+mod crash;
 mod deploy;
 mod examples;
 mod hosts;
