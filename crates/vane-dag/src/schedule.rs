@@ -31,6 +31,27 @@ pub fn parse_when(
     tz: chrono_tz::Tz,
     end_of_day: bool,
 ) -> Result<DateTime<Utc>, String> {
+    let when = parse_any_when(text, tz, end_of_day)?;
+    // Every date vane takes in is written to the database and read back by every later
+    // query: one it cannot read back (year -1, or five digits) would stop far more than
+    // its own run, so it is refused here, at the door.
+    let earliest = DateTime::<Utc>::UNIX_EPOCH;
+    let latest = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc());
+    if when < earliest || latest.is_some_and(|l| when > l) {
+        return Err(format!(
+            "`{text}` is outside the dates vane keeps: from 1970-01-01 to 9999-12-31"
+        ));
+    }
+    Ok(when)
+}
+
+fn parse_any_when(
+    text: &str,
+    tz: chrono_tz::Tz,
+    end_of_day: bool,
+) -> Result<DateTime<Utc>, String> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let day = if end_of_day {
             date.succ_opt()

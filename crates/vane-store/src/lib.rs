@@ -370,3 +370,23 @@ pub trait Store:
     /// [`StoreError::NotFound`] when there is no such version.
     fn dag_source(&self, version: DagVersionId) -> Result<String>;
 }
+
+/// The runs of a listing that can be read. A row vane cannot read (written by hand, or by a
+/// version that let a bad value in) is left out with an error naming it, so that it stops
+/// only itself: listing it alone (`vane show ID`) still says what is wrong with it, and every
+/// other run is listed, started and scheduled as before.
+pub(crate) fn readable_runs(
+    rows: impl IntoIterator<Item = Result<RunRecord>>,
+) -> Result<Vec<RunRecord>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row {
+            Ok(run) => out.push(run),
+            Err(StoreError::Corrupt(what)) => {
+                tracing::error!(problem = %what, "A run in the database cannot be read; it is left out (see it with `vane show ID`; delete it by hand to be rid of it).");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(out)
+}

@@ -1054,11 +1054,11 @@ impl Store for SqliteStore {
                 .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
         );
         let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
-        let mut out = Vec::new();
+        let mut records = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(Self::run_record(row)?);
+            records.push(Self::run_record(row));
         }
-        Ok(out)
+        crate::readable_runs(records)
     }
 
     fn run(&self, id: RunId) -> Result<RunDetail> {

@@ -841,7 +841,8 @@ impl Store for PgStore {
             if filter.oldest_first { "ASC" } else { "DESC" },
             held = super::lease::OWNER_LEASE_HELD,
         );
-        self.with_client(|c| c.query(&sql, &params)?.iter().map(run_record).collect())
+        let rows = self.with_client(|c| Ok(c.query(&sql, &params)?))?;
+        crate::readable_runs(rows.iter().map(run_record))
     }
 
     fn run(&self, id: RunId) -> Result<RunDetail> {
