@@ -111,26 +111,37 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Names longer than this get no suggestion: nobody mistypes a 400 KB time zone, and the
+/// search would cost its length times every candidate's.
+const LONGEST_GUESSED: usize = 64;
+
 /// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
+/// Linear in the candidates: a candidate whose length alone is too far is skipped, and the
+/// distance stops as soon as it is past the limit.
 pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     // One edit in three characters; a name of one or two characters is too short to guess.
     let len = word.chars().count();
+    if len > LONGEST_GUESSED {
+        return None;
+    }
     let limit = if len < 3 { 0 } else { (len / 3).max(1) };
+    let word: Vec<char> = word.chars().collect();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
+        .filter_map(|c| edit_distance_within(&word, c, limit).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-/// Edits between `a` and `b`, a swap of two neighbouring characters counting as one: the most
-/// common typo (`trian` for `train`) is then as close as a missing letter.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+/// Edits between `a` and `b` when at most `limit`, a swap of two neighbouring characters
+/// counting as one: the most common typo (`trian` for `train`) is then as close as a missing
+/// letter. `None` as soon as every path is past `limit`.
+fn edit_distance_within(a: &[char], b: &str, limit: usize) -> Option<usize> {
+    let b: Vec<char> = b.chars().collect();
     // Rows i-2, i-1 and i of the table, each b.len() + 1 long.
     let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -143,9 +154,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
                 cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
             }
         }
+        if cur.iter().min().is_some_and(|m| *m > limit) {
+            return None;
+        }
         before = std::mem::replace(&mut prev, cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|d| *d <= limit)
 }
 
 #[cfg(test)]
@@ -161,8 +175,14 @@ mod tests {
         assert_eq!(did_you_mean("retires", keys), Some("retries"));
         // A swap of two letters is one typo.
         assert_eq!(did_you_mean("trian", ["train", "label"]), Some("train"));
-        assert_eq!(edit_distance("ab", "ba"), 1);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let distance =
+            |a: &str, b: &str| edit_distance_within(&a.chars().collect::<Vec<_>>(), b, 10);
+        assert_eq!(distance("ab", "ba"), Some(1));
+        assert_eq!(distance("kitten", "sitting"), Some(3));
+        assert_eq!(
+            edit_distance_within(&"kitten".chars().collect::<Vec<_>>(), "sitting", 2),
+            None
+        );
     }
 
     #[test]
