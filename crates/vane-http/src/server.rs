@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -105,10 +106,12 @@ impl Server {
                 let _ = write_error(&mut stream, &busy);
                 continue;
             }
-            let (server, api, open) = (Arc::clone(&shared), Arc::clone(&api), Arc::clone(&open));
+            let slot = Slot(Arc::clone(&open));
+            let (server, api) = (Arc::clone(&shared), Arc::clone(&api));
             std::thread::spawn(move || {
+                // Owned by the thread, so the slot comes back however the thread ends.
+                let _slot = slot;
                 server.connection(stream, api.as_ref());
-                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }
@@ -173,7 +176,27 @@ impl Server {
         if let Some(pattern) = Route::pattern(&request.method, &request.target) {
             crate::openapi::check_body(&request.method, pattern, &body)?;
         }
-        match api.handle(route, body)? {
+        // A handler that panics is a bug in vane, but one request must not take the server
+        // down with it: the client gets a 500 and the next request is answered as usual.
+        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| api.handle(route, body)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
+                tracing::error!(
+                    method = %request.method,
+                    target = %request.target,
+                    panic = what,
+                    "A request handler panicked."
+                );
+                Err(ApiError::Internal(format!(
+                    "{} {} failed inside vane (a bug: the server's log has the details); other requests are unaffected",
+                    request.method, path
+                )))
+            })?;
+        match reply {
             Reply::Metrics(observed) => {
                 let text = crate::render_metrics(&observed);
                 let _ = write_head(
@@ -225,6 +248,16 @@ impl Server {
 /// guessed byte by byte from response times.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One of the [`MAX_CONNECTIONS`] connection slots, given back when dropped: also when the
+/// connection's thread ends in a panic, so a failing request cannot leak its slot.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Request {
@@ -403,11 +436,28 @@ mod tests {
     }
 
     fn start(token: Option<&str>) -> SocketAddr {
+        serve(Arc::new(Echo), token)
+    }
+
+    fn serve(api: Arc<dyn Api>, token: Option<&str>) -> SocketAddr {
         let server =
             Server::bind("127.0.0.1:0".parse().unwrap(), token.map(str::to_owned)).expect("bind");
         let addr = server.local_addr();
-        std::thread::spawn(move || server.serve(Arc::new(Echo)));
+        std::thread::spawn(move || server.serve(api));
         addr
+    }
+
+    /// Panics on `/api/alerts`, as a handler with a bug would; answers every other route.
+    struct Panics;
+
+    impl Api for Panics {
+        fn handle(&self, route: Route, _body: Value) -> Result<Reply, ApiError> {
+            assert!(
+                !matches!(route, Route::Alerts { .. }),
+                "a bug in the alerts handler"
+            );
+            Ok(Reply::Json(json!({ "ok": true })))
+        }
     }
 
     /// Sends `raw` as is; the status code and body of the answer.
@@ -503,5 +553,24 @@ mod tests {
         let (status, body) = send(addr, raw.as_bytes());
         assert_eq!(status, 400);
         assert!(body.contains("larger than 1 MiB"), "{body}");
+    }
+
+    /// Each panic used to keep its connection slot: after MAX_CONNECTIONS of them every
+    /// request was answered 503 until a restart.
+    #[test]
+    fn a_panicking_handler_answers_500_and_leaks_no_connection_slot() {
+        let addr = serve(Arc::new(Panics), None);
+        for _ in 0..=MAX_CONNECTIONS {
+            let (status, body) = send(addr, b"GET /api/alerts HTTP/1.1\r\n\r\n");
+            assert_eq!(status, 500, "{body}");
+            let error: Value = serde_json::from_str(&body).expect("a JSON body");
+            let message = error["error"].as_str().expect("an error message");
+            assert!(
+                message.contains("GET /api/alerts failed inside vane"),
+                "{message}"
+            );
+        }
+        let (status, body) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 200, "{body}");
     }
 }
