@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vane_store::Observation;
@@ -45,6 +45,8 @@ pub struct Server {
     token: Option<String>,
     /// Reads need the token too when the server is reachable from other machines.
     reads_need_token: bool,
+    /// [`REQUEST_DEADLINE`]; a field so that tests can shorten it.
+    request_deadline: Duration,
 }
 
 /// Followed logs hold a connection for as long as a task runs; this bounds the threads they
@@ -52,7 +54,11 @@ pub struct Server {
 const MAX_CONNECTIONS: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: u64 = 1024 * 1024;
-/// A client that goes quiet this long mid-request is dropped, so it cannot hold a thread.
+/// How long a client has to send its whole request, head and body. One deadline for all of
+/// it, not one per read: a client sending a byte now and then would otherwise hold its
+/// connection (and with [`MAX_CONNECTIONS`] of them, lock everyone out) for as long as it likes.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// How long one write of an answer may wait for a client that does not read.
 const IDLE: Duration = Duration::from_secs(30);
 /// How long a refused request's unread rest is drained before the connection closes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -77,6 +83,7 @@ impl Server {
             listener,
             token,
             reads_need_token: !loopback,
+            request_deadline: REQUEST_DEADLINE,
         })
     }
 
@@ -117,9 +124,9 @@ impl Server {
     }
 
     fn connection(&self, mut stream: TcpStream, api: &dyn Api) {
-        let _ = stream.set_read_timeout(Some(IDLE));
         let _ = stream.set_write_timeout(Some(IDLE));
-        let outcome = match read_request(&stream) {
+        let deadline = Instant::now() + self.request_deadline;
+        let outcome = match read_request(&stream, deadline, self.request_deadline) {
             Ok(request) => self.answer(&request, api, &mut stream),
             Err(error) => Err(error),
         };
@@ -127,10 +134,11 @@ impl Server {
             let _ = write_error(&mut stream, &error);
             // A refused request may not have been read to its end; closing with unread
             // bytes makes the kernel reset the connection, which can discard the answer
-            // before the client reads it. Close our side, then drain what is left (bounded).
+            // before the client reads it. Close our side, then drain what is left, for
+            // LINGER in all (a trickling client must not hold the connection here either).
             let _ = stream.shutdown(std::net::Shutdown::Write);
-            let _ = stream.set_read_timeout(Some(LINGER));
-            let _ = std::io::copy(&mut (&stream).take(MAX_BODY), &mut std::io::sink());
+            let mut rest = Deadline::new(&stream, Instant::now() + LINGER).take(MAX_BODY);
+            let _ = std::io::copy(&mut rest, &mut std::io::sink());
         }
     }
 
@@ -276,17 +284,56 @@ impl Request {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Result<Request, ApiError> {
+/// Reads from a stream until `deadline`, however the bytes trickle in: each read waits at
+/// most for what is left of the time, and none starts after it.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(stream: &'a TcpStream, deadline: Instant) -> Self {
+        Self { stream, deadline }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "none" to the socket: past the deadline, fail here.
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+fn read_request(
+    stream: &TcpStream,
+    deadline: Instant,
+    allowed: Duration,
+) -> Result<Request, ApiError> {
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
-    let mut reader = BufReader::new(stream);
+    // A timed-out read is `WouldBlock` or `TimedOut` depending on the platform.
+    let failed = |e: &std::io::Error, otherwise: &str| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ApiError::RequestTimeout(format!(
+                "the request was not all sent within {} seconds; send it at once",
+                allowed.as_secs_f64()
+            ))
+        }
+        _ => bad(otherwise),
+    };
+    let mut reader = BufReader::new(Deadline::new(stream, deadline));
     let mut head = 0;
-    let mut next_line = |reader: &mut BufReader<&TcpStream>| -> Result<String, ApiError> {
+    let mut next_line = |reader: &mut BufReader<Deadline<'_>>| -> Result<String, ApiError> {
         let mut line = String::new();
         let n = reader
             .by_ref()
             .take((MAX_HEAD - head) as u64)
             .read_line(&mut line)
-            .map_err(|_| bad("the request head is not text"))?;
+            .map_err(|e| failed(&e, "the request head is not text"))?;
         head += n;
         if n == 0 || !line.ends_with('\n') {
             return Err(bad("the request head is cut off or larger than 16 KiB"));
@@ -334,7 +381,7 @@ fn read_request(stream: &TcpStream) -> Result<Request, ApiError> {
     reader
         .take(length)
         .read_to_end(&mut request.body)
-        .map_err(|_| bad("the body ended before its Content-Length"))?;
+        .map_err(|e| failed(&e, "the body ended before its Content-Length"))?;
     Ok(request)
 }
 
@@ -440,8 +487,13 @@ mod tests {
     }
 
     fn serve(api: Arc<dyn Api>, token: Option<&str>) -> SocketAddr {
-        let server =
+        serve_within(api, token, REQUEST_DEADLINE)
+    }
+
+    fn serve_within(api: Arc<dyn Api>, token: Option<&str>, deadline: Duration) -> SocketAddr {
+        let mut server =
             Server::bind("127.0.0.1:0".parse().unwrap(), token.map(str::to_owned)).expect("bind");
+        server.request_deadline = deadline;
         let addr = server.local_addr();
         std::thread::spawn(move || server.serve(api));
         addr
@@ -572,5 +624,54 @@ mod tests {
         }
         let (status, body) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
         assert_eq!(status, 200, "{body}");
+    }
+
+    /// The read timeout used to restart with every byte: MAX_CONNECTIONS clients sending a
+    /// header byte every few seconds held every slot for as long as they liked.
+    #[test]
+    fn a_client_trickling_its_request_is_cut_off_at_the_deadline() {
+        let deadline = Duration::from_secs(1);
+        let addr = serve_within(Arc::new(Echo), None, deadline);
+        let started = Instant::now();
+        let mut slow = TcpStream::connect(addr).expect("connect");
+        slow.write_all(b"GET /api/runs HTTP/1.1\r\n").unwrap();
+        // Bounds the test on a server that never cuts the client off.
+        slow.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0; 1024];
+        while started.elapsed() < deadline * 5 {
+            // Each byte well within a per-read timeout, as the attack sends them.
+            if slow.write_all(b"X").is_err() {
+                break;
+            }
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if !answer.is_empty() {
+                // The head is here: stop sending, and read the rest to the end.
+                slow.set_read_timeout(Some(deadline * 3)).unwrap();
+                let _ = slow.read_to_end(&mut answer);
+                break;
+            }
+            if started.elapsed() > deadline / 2 {
+                // Meanwhile everyone else is served.
+                let (status, body) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+        let cut_off = started.elapsed();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout"),
+            "after {cut_off:?}: {answer:?}"
+        );
+        assert!(answer.contains("not all sent within 1 seconds"), "{answer}");
+        assert!(
+            cut_off >= deadline && cut_off < deadline * 4,
+            "cut off after {cut_off:?}"
+        );
     }
 }
