@@ -277,7 +277,7 @@ pub struct OnCall {
 
 impl OnCall {
     fn every_secs(&self) -> i64 {
-        self.every.as_secs().max(1) as i64
+        i64::try_from(self.every.as_secs().max(1)).unwrap_or(i64::MAX)
     }
 
     /// The number of the turn under way at `at`; `None` before the rotation begins.
@@ -297,7 +297,7 @@ impl OnCall {
     }
 
     /// `count` turns as (start, end, person), from the one under way at `at` (or the first,
-    /// before the rotation begins).
+    /// before the rotation begins). Fewer when the rotation reaches the last date there is.
     pub fn turns(
         &self,
         at: DateTime<Utc>,
@@ -305,13 +305,15 @@ impl OnCall {
     ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>, Option<&str>)> {
         let first = self.turn(at).unwrap_or(0);
         let every = self.every_secs();
-        (first..).take(count).map(move |k| {
-            let from = self.start + chrono::TimeDelta::seconds(k * every);
-            (
-                from,
-                from + chrono::TimeDelta::seconds(every),
-                self.person(k),
-            )
+        // Checked throughout: a long turn times many turns passes year 262143, where chrono's
+        // dates end (`turns=263000` of a 52-week rotation panicked here).
+        let after = |from: DateTime<Utc>, secs: i64| {
+            from.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+        };
+        (0..count).map_while(move |i| {
+            let k = first.checked_add(i64::try_from(i).ok()?)?;
+            let from = after(self.start, k.checked_mul(every)?)?;
+            Some((from, after(from, every)?, self.person(k)))
         })
     }
 }
@@ -1359,6 +1361,40 @@ every = "1w"
             Some(Some("alice")),
             "listed from the first turn"
         );
+    }
+
+    /// `GET /api/oncall?turns=263000` of a 52-week rotation added past chrono's last date and
+    /// panicked; the list now ends with the last turn that has a date.
+    #[test]
+    fn an_oncall_rotation_listed_past_the_last_date_ends_there_without_overflow() {
+        use chrono::Datelike as _;
+        let start = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+            .expect("date")
+            .with_timezone(&Utc);
+        let yearly = OnCall {
+            people: vec!["alice".into(), "bob".into()],
+            start,
+            every: Duration::from_secs(52 * 7 * DAY_SECS),
+        };
+        let turns: Vec<_> = yearly.turns(start, 263_000).collect();
+        assert!(
+            turns.len() > 250_000 && turns.len() < 263_000,
+            "{}",
+            turns.len()
+        );
+        let (_, last_end, _) = turns.last().expect("some turns");
+        assert!(last_end.year() > 260_000, "{last_end}");
+        assert!(
+            turns.windows(2).all(|w| w[0].1 == w[1].0),
+            "turns follow each other"
+        );
+        // A turn longer than chrono's whole range has no end: no turn at all, still no panic.
+        let endless = OnCall {
+            every: Duration::from_secs(u64::MAX),
+            ..yearly
+        };
+        assert_eq!(endless.turns(start, 3).count(), 0);
+        assert_eq!(endless.at(start), Some("alice"));
     }
 
     #[test]

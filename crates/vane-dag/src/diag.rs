@@ -68,27 +68,31 @@ impl Diagnostic {
         let _ = writeln!(out, "{label}: {}", self.message);
         match &self.span {
             Some(span) => {
-                let start = span.start.min(source.len());
+                // A span from a parser that miscounted may end, or even start, inside a
+                // character; it is widened to whole characters rather than sliced apart.
+                let start = floor_boundary(source, span.start);
+                let end = ceil_boundary(source, span.end.max(start));
                 let (line, col) = line_col(source, start);
-                let line_text = source[..].lines().nth(line - 1).unwrap_or("");
+                let line_text = source.lines().nth(line - 1).unwrap_or("");
+                let (shown, pad, room) = excerpt(line_text, col - 1);
                 gutter = line.to_string().len();
                 let _ = writeln!(out, "{:gutter$}--> {path}:{line}:{col}", "");
                 let _ = writeln!(out, "{:gutter$} |", "");
-                let _ = writeln!(out, "{line} | {line_text}");
+                let _ = writeln!(out, "{line} | {shown}");
                 // Underline only up to the end of the first line of a multi-line span.
-                let line_len = line_text.chars().count();
-                let span_chars = source
-                    .get(start..span.end.min(source.len()))
-                    .map(|s| s.lines().next().unwrap_or("").chars().count())
-                    .unwrap_or(1);
-                let width = span_chars.clamp(1, (line_len + 1).saturating_sub(col - 1).max(1));
+                let span_chars = source[start..end]
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .count();
+                let width = span_chars.clamp(1, room + 1);
                 let _ = writeln!(
                     out,
-                    "{:gutter$} | {:pad$}{}",
+                    "{:gutter$} | {}{}",
                     "",
-                    "",
-                    "^".repeat(width),
-                    pad = col - 1
+                    " ".repeat(pad),
+                    "^".repeat(width)
                 );
             }
             None => {
@@ -102,8 +106,57 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of a line a rendering shows. A longer line (minified, or padded by
+/// someone probing the parser) is cut to a window around the problem, so neither the output
+/// nor the padding before the carets grows with the line.
+const EXCERPT_CHARS: usize = 100;
+/// How many characters before the problem a cut line keeps.
+const EXCERPT_BEFORE: usize = 40;
+
+/// `line` as shown under a diagnostic pointing at its character `at`: the text, how many
+/// characters of it come before the one at `at`, and how many from there to its end.
+fn excerpt(line: &str, at: usize) -> (String, usize, usize) {
+    let len = line.chars().count();
+    if len <= EXCERPT_CHARS {
+        return (line.to_owned(), at, len.saturating_sub(at));
+    }
+    let from = at.saturating_sub(EXCERPT_BEFORE).min(len - EXCERPT_CHARS);
+    let to = from + EXCERPT_CHARS;
+    let mut shown = String::new();
+    if from > 0 {
+        shown.push('…');
+    }
+    shown.extend(line.chars().skip(from).take(EXCERPT_CHARS));
+    if to < len {
+        shown.push('…');
+    }
+    (
+        shown,
+        at - from + usize::from(from > 0),
+        to.saturating_sub(at),
+    )
+}
+
+/// The start of the character `offset` falls in (the end of `source` past it).
+fn floor_boundary(source: &str, offset: usize) -> usize {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// The end of the character `offset` falls in (the end of `source` past it).
+fn ceil_boundary(source: &str, offset: usize) -> usize {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset += 1;
+    }
+    offset
+}
+
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
+    let offset = floor_boundary(source, offset);
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -192,5 +245,17 @@ mod tests {
         assert_eq!(line_col(src, src.find('=').unwrap()), (1, 3));
         let second_eq = src.rfind('=').unwrap();
         assert_eq!(line_col(src, second_eq), (2, 4));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_a_window_around_the_problem() {
+        let line = format!("{}X{}", "a".repeat(150), "b".repeat(150));
+        let (shown, pad, room) = excerpt(&line, 150);
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert_eq!(shown.chars().count(), EXCERPT_CHARS + 2);
+        assert_eq!(shown.chars().nth(pad), Some('X'));
+        assert_eq!(room, EXCERPT_CHARS - EXCERPT_BEFORE);
+        let short = "a = 1";
+        assert_eq!(excerpt(short, 4), (short.to_owned(), 4, 1));
     }
 }

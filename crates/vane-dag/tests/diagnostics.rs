@@ -441,3 +441,50 @@ poke_interval = "0s"
     );
     assert!(!fine.contains("error"), "{fine}");
 }
+
+/// The carets were padded with `{:pad$}`, which panics ("Formatting argument out of range")
+/// past column 65,535; and the whole line was printed, however long.
+#[test]
+fn a_problem_past_column_65536_is_shown_in_a_window_of_its_line() {
+    let source = format!("{}bogus = 1\n", " ".repeat(65_536));
+    let parsed = vane_dag::parse_dag(&source, "example");
+    let bogus = parsed
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("bogus"))
+        .expect("the unknown key is reported");
+    assert_eq!(bogus.line_col(&source), Some((1, 65_537)));
+    let out = render(&source);
+    assert!(out.contains("dags/example.toml:1:65537"), "{out}");
+    assert!(out.len() < 1_000, "the line is cut to a window: {out}");
+    insta::assert_snapshot!(out);
+}
+
+/// A span starting or ending inside a character (here the two bytes of a stray combining
+/// accent, U+0301, in a gate string) panicked with "end byte index … is not a char
+/// boundary". The loader's own parsers count in whole characters; a kind's parser in
+/// another crate may not, and `Diagnostic` is public.
+#[test]
+fn a_span_inside_a_multibyte_character_is_widened_to_whole_characters() {
+    let source = "[tasks.rollout]\ncommand = \"true\"\ngate = [\"accuracy >= 0.9\u{301}\"]\n";
+    let accent = source.find('\u{301}').expect("the accent");
+    for span in [
+        accent + 1..accent + 2,
+        accent + 1..accent + 1,
+        accent..accent + 1,
+        accent - 1..accent + 1,
+    ] {
+        let d = vane_dag::Diagnostic::error("unexpected accent", Some(span.clone()));
+        let (line, col) = d.line_col(source).expect("a place");
+        assert_eq!(line, 3, "{span:?}");
+        let out = d.render("dags/example.toml", source);
+        assert!(
+            out.contains(&format!("dags/example.toml:3:{col}")),
+            "{span:?}: {out}"
+        );
+    }
+    insta::assert_snapshot!(
+        vane_dag::Diagnostic::error("unexpected accent", Some(accent + 1..accent + 2))
+            .render("dags/example.toml", source)
+    );
+}

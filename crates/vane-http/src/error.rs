@@ -27,6 +27,9 @@ pub enum ApiError {
     /// vane's own failure (the database cannot be read, a log file is gone).
     #[error("{0}")]
     Internal(String),
+    /// The request was not all sent within the time a request may take to arrive.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Too many connections at once; the client should try again shortly.
     #[error("{0}")]
     Busy(String),
@@ -43,6 +46,7 @@ impl ApiError {
             Self::NotFound(_) => (404, "Not Found"),
             Self::MethodNotAllowed { .. } => (405, "Method Not Allowed"),
             Self::Conflict(_) => (409, "Conflict"),
+            Self::RequestTimeout(_) => (408, "Request Timeout"),
             Self::Internal(_) => (500, "Internal Server Error"),
             Self::Busy(_) => (503, "Service Unavailable"),
         }

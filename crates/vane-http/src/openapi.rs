@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::route;
+
 /// (method, path, summary, query parameters). What an action's body holds and what a route
 /// answers are the types the application layer reads and serialises; see [`openapi`].
 type Operation = (
@@ -22,7 +24,10 @@ const OPERATIONS: &[Operation] = &[
         "GET",
         "/api/dags/{id}",
         "One DAG: schedule, params, tasks with their upstream tasks and kind, and a grid of its recent runs with each task's state.",
-        &[("runs", "how many recent runs in the grid, default 25")],
+        &[(
+            "runs",
+            "how many recent runs in the grid, default 25, at most 200",
+        )],
     ),
     (
         "GET",
@@ -31,7 +36,7 @@ const OPERATIONS: &[Operation] = &[
         &[
             ("dag", "only runs of this DAG"),
             ("state", "queued, running, success or failed"),
-            ("limit", "how many, default 20; 0 for all"),
+            ("limit", "how many, default 20; 0 for all; at most 100000"),
         ],
     ),
     (
@@ -45,7 +50,10 @@ const OPERATIONS: &[Operation] = &[
         "/api/runs/{id}/tasks/{task}/logs",
         "The log of a task attempt, as text. With follow=1 new bytes are sent while the attempt runs; the response ends when it ends.",
         &[
-            ("attempt", "attempt number, default the latest"),
+            (
+                "attempt",
+                "attempt number, default the latest; at most 10000",
+            ),
             ("follow", "1 to stream while the attempt runs"),
         ],
     ),
@@ -56,7 +64,10 @@ const OPERATIONS: &[Operation] = &[
         &[
             ("task", "only this task"),
             ("name", "only this metric"),
-            ("last", "the last N points of each series; 0 for all"),
+            (
+                "last",
+                "the last N points of each series; 0 for all; at most 100000",
+            ),
         ],
     ),
     (
@@ -66,14 +77,17 @@ const OPERATIONS: &[Operation] = &[
         &[
             ("task", "only this validate task"),
             ("check", "only this check"),
-            ("last", "the last N evaluations; 0 for all"),
+            ("last", "the last N evaluations; 0 for all; at most 100000"),
         ],
     ),
     (
         "GET",
         "/api/dags/{id}/ticks",
         "The DAG's latest schedule ticks, newest first, with the decision for each (run and its id, or skipped and why), the next tick, and notes on what stops ticks from being decided (paused, no scheduler running), in the DAG's time zone (as `vane ticks DAG --json`).",
-        &[("limit", "how many ticks; default 20")],
+        &[(
+            "limit",
+            "how many ticks; default 20; 0 for all; at most 100000",
+        )],
     ),
     (
         "GET",
@@ -115,7 +129,10 @@ const OPERATIONS: &[Operation] = &[
         "GET",
         "/api/oncall",
         "The on-call rotation: who is on call now, and the coming turns.",
-        &[("turns", "how many turns from the current one, default 6")],
+        &[(
+            "turns",
+            "how many turns from the current one, default 6, at most 1000",
+        )],
     ),
     (
         "POST",
@@ -217,12 +234,11 @@ fn schema_of(name: &str, path: &str) -> Value {
     let whole = json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX });
     match name {
         "id" if path.starts_with("/api/runs/") || path.starts_with("/api/alerts/") => whole,
-        // The grid is drawn from at most 200 runs.
-        "runs" => json!({ "type": "integer", "minimum": 0, "maximum": 200 }),
-        "limit" | "last" | "turns" => {
-            json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
-        }
-        "attempt" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
+        // The router refuses a number above these (`Query::number`).
+        "runs" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_GRID_RUNS }),
+        "limit" | "last" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_ROWS }),
+        "turns" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_TURNS }),
+        "attempt" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_ATTEMPT }),
         // `1`, `0`, or the bare name (`?follow`), beside JSON's booleans.
         "follow" | "all" => json!({
             "anyOf": [{ "type": "boolean" }, { "type": "string", "enum": ["", "0", "1"] }],
@@ -283,6 +299,11 @@ pub fn openapi(schemas: &mut dyn FnMut(&str, &str) -> Schemas) -> Value {
                 "200": { "description": "OK", "content": ok },
                 "400": { "$ref": "#/components/responses/Error" },
                 "404": { "$ref": "#/components/responses/Error" },
+                // The request did not arrive in time; a bug inside vane; too many requests
+                // being answered at once.
+                "408": { "$ref": "#/components/responses/Error" },
+                "500": { "$ref": "#/components/responses/Error" },
+                "503": { "$ref": "#/components/responses/Error" },
             },
         });
         if *method == "POST" {
@@ -348,5 +369,44 @@ mod tests {
             ROUTES.len(),
             "openapi.json documents a route the router does not have"
         );
+    }
+
+    /// Every number a query takes has the bound the router enforces: the largest the document
+    /// allows is accepted, one more is refused with a message naming the bound.
+    #[test]
+    fn query_numbers_are_bounded_as_documented() {
+        let doc = openapi(&mut |_, _| Schemas::default());
+        let mut checked = 0;
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in methods.as_object().unwrap() {
+                for parameter in operation["parameters"].as_array().unwrap() {
+                    let schema = &parameter["schema"];
+                    if parameter["in"] != "query" || schema["type"] != "integer" {
+                        continue;
+                    }
+                    let name = parameter["name"].as_str().unwrap();
+                    let max = schema["maximum"].as_u64().expect("a maximum");
+                    let description = parameter["description"].as_str().unwrap();
+                    assert!(
+                        description.contains(&format!("at most {max}")),
+                        "{path} {name}: {description}"
+                    );
+                    let target = path
+                        .replace("{id}", "1")
+                        .replace("{task}", "t")
+                        .replace("{name}", "m");
+                    let method = method.to_uppercase();
+                    let at = |n: u64| crate::Route::parse(&method, &format!("{target}?{name}={n}"));
+                    assert!(at(max).is_ok(), "{path} {name}={max}");
+                    let err = at(max + 1).unwrap_err();
+                    assert!(
+                        matches!(err, crate::ApiError::BadRequest(ref m) if m.contains(&format!("{name} is at most {max}"))),
+                        "{path} {name}: {err:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 7, "runs, limit twice, attempt, last twice, turns");
     }
 }

@@ -38,6 +38,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
 ];
 
+/// The most runs `runs=` asks for in a DAG's grid: each is read in full.
+pub(crate) const MAX_GRID_RUNS: u64 = 200;
+/// The most rows `limit=` and `last=` ask for (0 asks for all). An answer is built in memory
+/// before it is sent, so a page is bounded.
+pub(crate) const MAX_ROWS: u64 = 100_000;
+/// The highest attempt number `attempt=` names; no task is tried that often.
+pub(crate) const MAX_ATTEMPT: u64 = 10_000;
+/// The most on-call turns `turns=` lists: a million made a 122 MB answer, and a long enough
+/// rotation ran past the last date there is.
+pub(crate) const MAX_TURNS: u64 = 1_000;
+
 /// A parsed request. Actions carry their JSON body separately (see [`crate::Api`]).
 ///
 /// Exhaustive on purpose: a new route fails to compile in the binary until it is answered.
@@ -257,36 +268,36 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         "/api/dags" => Route::Dags,
         "/api/dags/{id}" => Route::Dag {
             dag: text(0),
-            runs: query.number("runs")?.unwrap_or(25),
+            runs: query.number("runs", MAX_GRID_RUNS)?.unwrap_or(25),
         },
         "/api/runs" => Route::Runs {
             dag: query.text("dag"),
             // `state=` names no state: refused by the state's parser, not read as "any".
             state: query.given("state"),
-            limit: query.number("limit")?.unwrap_or(20),
+            limit: query.number("limit", MAX_ROWS)?.unwrap_or(20),
         },
         "/api/runs/{id}" => Route::Run { id: id(0, "run")? },
         "/api/runs/{id}/tasks/{task}/logs" => Route::Logs {
             run: id(0, "run")?,
             task: text(1),
-            attempt: query.number("attempt")?,
+            attempt: query.number("attempt", MAX_ATTEMPT)?,
             follow: query.flag("follow")?,
         },
         "/api/dags/{id}/metrics" => Route::DagMetrics {
             dag: text(0),
             task: query.text("task"),
             name: query.text("name"),
-            last: query.number("last")?.unwrap_or(0),
+            last: query.number("last", MAX_ROWS)?.unwrap_or(0),
         },
         "/api/dags/{id}/checks" => Route::DagChecks {
             dag: text(0),
             task: query.text("task"),
             check: query.text("check"),
-            last: query.number("last")?.unwrap_or(0),
+            last: query.number("last", MAX_ROWS)?.unwrap_or(0),
         },
         "/api/dags/{id}/ticks" => Route::DagTicks {
             dag: text(0),
-            limit: query.number("limit")?.unwrap_or(20),
+            limit: query.number("limit", MAX_ROWS)?.unwrap_or(20),
         },
         "/api/artifacts" => Route::Artifacts {
             name: query.text("name"),
@@ -299,7 +310,7 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
         },
         "/api/alerts/stats" => Route::AlertStats,
         "/api/oncall" => Route::OnCall {
-            turns: query.number("turns")?.unwrap_or(6),
+            turns: query.number("turns", MAX_TURNS)?.unwrap_or(6),
         },
         "/api/dags/{id}/trigger" => Route::Trigger { dag: text(0) },
         "/api/dags/{id}/pause" => Route::Pause {
@@ -368,22 +379,29 @@ impl Query {
             .map(|(_, v)| v.clone())
     }
 
-    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+    /// A whole number from 0 to `max`.
+    fn number<T: TryFrom<u64>>(&self, key: &str, max: u64) -> Result<Option<T>, ApiError> {
         // `limit=` says a number and gives none: an error, not the default.
-        let given = self
-            .0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone());
-        given
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "`{key}={v}` is not a whole number; give e.g. `{key}=5`"
-                    ))
-                })
-            })
-            .transpose()
+        let Some((_, v)) = self.0.iter().find(|(k, _)| k == key) else {
+            return Ok(None);
+        };
+        let too_large =
+            || ApiError::BadRequest(format!("`{key}={v}` is too large: {key} is at most {max}"));
+        let n: u64 = match v.parse() {
+            Ok(n) => n,
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(too_large());
+            }
+            Err(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "`{key}={v}` is not a whole number; give e.g. `{key}=5`"
+                )));
+            }
+        };
+        if n > max {
+            return Err(too_large());
+        }
+        T::try_from(n).map(Some).map_err(|_| too_large())
     }
 
     fn flag(&self, key: &str) -> Result<bool, ApiError> {
@@ -493,5 +511,31 @@ mod tests {
                 "{method} {target} does not parse"
             );
         }
+    }
+
+    /// `turns=263000` ran a 52-week rotation past the last date chrono has (a panic), and
+    /// `turns=1000000` built a 122 MB answer; numbers past a route's bound are refused.
+    #[test]
+    fn a_huge_oncall_turns_or_limit_is_refused_naming_its_bound() {
+        assert_eq!(
+            Route::parse("GET", "/api/oncall?turns=1000").unwrap(),
+            Route::OnCall { turns: 1000 }
+        );
+        for target in [
+            "/api/oncall?turns=263000",
+            "/api/oncall?turns=1000000",
+            "/api/oncall?turns=99999999999999999999999999",
+        ] {
+            let err = Route::parse("GET", target).unwrap_err();
+            assert!(
+                matches!(err, ApiError::BadRequest(ref m) if m.contains("is too large: turns is at most 1000")),
+                "{target}: {err:?}"
+            );
+        }
+        let err = Route::parse("GET", "/api/runs?limit=18446744073709551615").unwrap_err();
+        assert!(
+            matches!(err, ApiError::BadRequest(ref m) if m.contains("limit is at most 100000")),
+            "{err:?}"
+        );
     }
 }

@@ -2,9 +2,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vane_store::Observation;
@@ -44,6 +45,8 @@ pub struct Server {
     token: Option<String>,
     /// Reads need the token too when the server is reachable from other machines.
     reads_need_token: bool,
+    /// [`REQUEST_DEADLINE`]; a field so that tests can shorten it.
+    request_deadline: Duration,
 }
 
 /// Followed logs hold a connection for as long as a task runs; this bounds the threads they
@@ -51,7 +54,11 @@ pub struct Server {
 const MAX_CONNECTIONS: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: u64 = 1024 * 1024;
-/// A client that goes quiet this long mid-request is dropped, so it cannot hold a thread.
+/// How long a client has to send its whole request, head and body. One deadline for all of
+/// it, not one per read: a client sending a byte now and then would otherwise hold its
+/// connection (and with [`MAX_CONNECTIONS`] of them, lock everyone out) for as long as it likes.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// How long one write of an answer may wait for a client that does not read.
 const IDLE: Duration = Duration::from_secs(30);
 /// How long a refused request's unread rest is drained before the connection closes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -76,6 +83,7 @@ impl Server {
             listener,
             token,
             reads_need_token: !loopback,
+            request_deadline: REQUEST_DEADLINE,
         })
     }
 
@@ -105,18 +113,20 @@ impl Server {
                 let _ = write_error(&mut stream, &busy);
                 continue;
             }
-            let (server, api, open) = (Arc::clone(&shared), Arc::clone(&api), Arc::clone(&open));
+            let slot = Slot(Arc::clone(&open));
+            let (server, api) = (Arc::clone(&shared), Arc::clone(&api));
             std::thread::spawn(move || {
+                // Owned by the thread, so the slot comes back however the thread ends.
+                let _slot = slot;
                 server.connection(stream, api.as_ref());
-                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }
 
     fn connection(&self, mut stream: TcpStream, api: &dyn Api) {
-        let _ = stream.set_read_timeout(Some(IDLE));
         let _ = stream.set_write_timeout(Some(IDLE));
-        let outcome = match read_request(&stream) {
+        let deadline = Instant::now() + self.request_deadline;
+        let outcome = match read_request(&stream, deadline, self.request_deadline) {
             Ok(request) => self.answer(&request, api, &mut stream),
             Err(error) => Err(error),
         };
@@ -124,10 +134,11 @@ impl Server {
             let _ = write_error(&mut stream, &error);
             // A refused request may not have been read to its end; closing with unread
             // bytes makes the kernel reset the connection, which can discard the answer
-            // before the client reads it. Close our side, then drain what is left (bounded).
+            // before the client reads it. Close our side, then drain what is left, for
+            // LINGER in all (a trickling client must not hold the connection here either).
             let _ = stream.shutdown(std::net::Shutdown::Write);
-            let _ = stream.set_read_timeout(Some(LINGER));
-            let _ = std::io::copy(&mut (&stream).take(MAX_BODY), &mut std::io::sink());
+            let mut rest = Deadline::new(&stream, Instant::now() + LINGER).take(MAX_BODY);
+            let _ = std::io::copy(&mut rest, &mut std::io::sink());
         }
     }
 
@@ -170,7 +181,27 @@ impl Server {
                 "the request body must be a JSON object, e.g. {{}} or {{\"by\": \"alice\"}}; got {body}"
             )));
         }
-        match api.handle(route, body)? {
+        // A handler that panics is a bug in vane, but one request must not take the server
+        // down with it: the client gets a 500 and the next request is answered as usual.
+        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| api.handle(route, body)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
+                tracing::error!(
+                    method = %request.method,
+                    target = %request.target,
+                    panic = what,
+                    "A request handler panicked."
+                );
+                Err(ApiError::Internal(format!(
+                    "{} {} failed inside vane (a bug: the server's log has the details); other requests are unaffected",
+                    request.method, path
+                )))
+            })?;
+        match reply {
             Reply::Metrics(observed) => {
                 let text = crate::render_metrics(&observed);
                 let _ = write_head(
@@ -224,6 +255,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// One of the [`MAX_CONNECTIONS`] connection slots, given back when dropped: also when the
+/// connection's thread ends in a panic, so a failing request cannot leak its slot.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct Request {
     method: String,
     target: String,
@@ -240,17 +281,56 @@ impl Request {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Result<Request, ApiError> {
+/// Reads from a stream until `deadline`, however the bytes trickle in: each read waits at
+/// most for what is left of the time, and none starts after it.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(stream: &'a TcpStream, deadline: Instant) -> Self {
+        Self { stream, deadline }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "none" to the socket: past the deadline, fail here.
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+fn read_request(
+    stream: &TcpStream,
+    deadline: Instant,
+    allowed: Duration,
+) -> Result<Request, ApiError> {
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
-    let mut reader = BufReader::new(stream);
+    // A timed-out read is `WouldBlock` or `TimedOut` depending on the platform.
+    let failed = |e: &std::io::Error, otherwise: &str| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ApiError::RequestTimeout(format!(
+                "the request was not all sent within {} seconds; send it at once",
+                allowed.as_secs_f64()
+            ))
+        }
+        _ => bad(otherwise),
+    };
+    let mut reader = BufReader::new(Deadline::new(stream, deadline));
     let mut head = 0;
-    let mut next_line = |reader: &mut BufReader<&TcpStream>| -> Result<String, ApiError> {
+    let mut next_line = |reader: &mut BufReader<Deadline<'_>>| -> Result<String, ApiError> {
         let mut line = String::new();
         let n = reader
             .by_ref()
             .take((MAX_HEAD - head) as u64)
             .read_line(&mut line)
-            .map_err(|_| bad("the request head is not text"))?;
+            .map_err(|e| failed(&e, "the request head is not text"))?;
         head += n;
         if n == 0 || !line.ends_with('\n') {
             return Err(bad("the request head is cut off or larger than 16 KiB"));
@@ -298,7 +378,7 @@ fn read_request(stream: &TcpStream) -> Result<Request, ApiError> {
     reader
         .take(length)
         .read_to_end(&mut request.body)
-        .map_err(|_| bad("the body ended before its Content-Length"))?;
+        .map_err(|e| failed(&e, "the body ended before its Content-Length"))?;
     Ok(request)
 }
 
@@ -400,11 +480,33 @@ mod tests {
     }
 
     fn start(token: Option<&str>) -> SocketAddr {
-        let server =
+        serve(Arc::new(Echo), token)
+    }
+
+    fn serve(api: Arc<dyn Api>, token: Option<&str>) -> SocketAddr {
+        serve_within(api, token, REQUEST_DEADLINE)
+    }
+
+    fn serve_within(api: Arc<dyn Api>, token: Option<&str>, deadline: Duration) -> SocketAddr {
+        let mut server =
             Server::bind("127.0.0.1:0".parse().unwrap(), token.map(str::to_owned)).expect("bind");
+        server.request_deadline = deadline;
         let addr = server.local_addr();
-        std::thread::spawn(move || server.serve(Arc::new(Echo)));
+        std::thread::spawn(move || server.serve(api));
         addr
+    }
+
+    /// Panics on `/api/alerts`, as a handler with a bug would; answers every other route.
+    struct Panics;
+
+    impl Api for Panics {
+        fn handle(&self, route: Route, _body: Value) -> Result<Reply, ApiError> {
+            assert!(
+                !matches!(route, Route::Alerts { .. }),
+                "a bug in the alerts handler"
+            );
+            Ok(Reply::Json(json!({ "ok": true })))
+        }
     }
 
     /// Sends `raw` as is; the status code and body of the answer.
@@ -493,5 +595,73 @@ mod tests {
         let (status, body) = send(addr, raw.as_bytes());
         assert_eq!(status, 400);
         assert!(body.contains("larger than 1 MiB"), "{body}");
+    }
+
+    /// Each panic used to keep its connection slot: after MAX_CONNECTIONS of them every
+    /// request was answered 503 until a restart.
+    #[test]
+    fn a_panicking_handler_answers_500_and_leaks_no_connection_slot() {
+        let addr = serve(Arc::new(Panics), None);
+        for _ in 0..=MAX_CONNECTIONS {
+            let (status, body) = send(addr, b"GET /api/alerts HTTP/1.1\r\n\r\n");
+            assert_eq!(status, 500, "{body}");
+            let error: Value = serde_json::from_str(&body).expect("a JSON body");
+            let message = error["error"].as_str().expect("an error message");
+            assert!(
+                message.contains("GET /api/alerts failed inside vane"),
+                "{message}"
+            );
+        }
+        let (status, body) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The read timeout used to restart with every byte: MAX_CONNECTIONS clients sending a
+    /// header byte every few seconds held every slot for as long as they liked.
+    #[test]
+    fn a_client_trickling_its_request_is_cut_off_at_the_deadline() {
+        let deadline = Duration::from_secs(1);
+        let addr = serve_within(Arc::new(Echo), None, deadline);
+        let started = Instant::now();
+        let mut slow = TcpStream::connect(addr).expect("connect");
+        slow.write_all(b"GET /api/runs HTTP/1.1\r\n").unwrap();
+        // Bounds the test on a server that never cuts the client off.
+        slow.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0; 1024];
+        while started.elapsed() < deadline * 5 {
+            // Each byte well within a per-read timeout, as the attack sends them.
+            if slow.write_all(b"X").is_err() {
+                break;
+            }
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if !answer.is_empty() {
+                // The head is here: stop sending, and read the rest to the end.
+                slow.set_read_timeout(Some(deadline * 3)).unwrap();
+                let _ = slow.read_to_end(&mut answer);
+                break;
+            }
+            if started.elapsed() > deadline / 2 {
+                // Meanwhile everyone else is served.
+                let (status, body) = send(addr, b"GET /api/runs HTTP/1.1\r\n\r\n");
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+        let cut_off = started.elapsed();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout"),
+            "after {cut_off:?}: {answer:?}"
+        );
+        assert!(answer.contains("not all sent within 1 seconds"), "{answer}");
+        assert!(
+            cut_off >= deadline && cut_off < deadline * 4,
+            "cut off after {cut_off:?}"
+        );
     }
 }
