@@ -39,6 +39,21 @@ pub struct LogStream {
     pub running: Box<dyn FnMut() -> bool + Send>,
 }
 
+/// Whether a `Host` header names this machine's loopback: `localhost` (or a name under it),
+/// `127.0.0.1` or any 127/8 address, `[::1]`, with or without a port.
+fn names_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A bound listener, not yet answering.
 pub struct Server {
     listener: TcpListener,
@@ -149,6 +164,18 @@ impl Server {
         api: &dyn Api,
         stream: &mut TcpStream,
     ) -> Result<(), ApiError> {
+        // Reads on loopback need no token, so a page of another site must not reach them by
+        // DNS rebinding (its name made to point at 127.0.0.1): the browser then sends that
+        // name as Host, which no loopback client of vane does.
+        if !self.reads_need_token
+            && let Some(host) = request.header("host")
+            && !names_loopback(host)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "Host `{host}` is not this server's: it listens on loopback and answers requests addressed to localhost or a loopback address (open http://127.0.0.1:{}/); a page of another site could otherwise read it through DNS rebinding",
+                self.local_addr().port()
+            )));
+        }
         // The UI's files hold no data, so they are served without the token: on a non-loopback
         // address the page asks for it before it reads the API.
         let path = request.target.split('?').next().unwrap_or_default();
@@ -551,6 +578,33 @@ mod tests {
         let (status, body) = send(addr, b"GET /api/runs?limit= HTTP/1.1\r\n\r\n");
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("`limit=` is not a whole number"), "{body}");
+    }
+
+    /// DNS rebinding: a page of another site whose name now points at 127.0.0.1 sends its
+    /// own name as Host; the open loopback API answers only its own names.
+    #[test]
+    fn a_loopback_server_refuses_a_host_that_is_not_loopback() {
+        let addr = start(None);
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+        ] {
+            let raw = format!("GET /api/runs HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            let (status, body) = send(addr, raw.as_bytes());
+            assert_eq!(status, 403, "{host}: {body}");
+            assert!(body.contains("DNS rebinding"), "{body}");
+        }
+        for host in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:9",
+            "vane.localhost",
+        ] {
+            let raw = format!("GET /api/runs HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(send(addr, raw.as_bytes()).0, 200, "{host}");
+        }
     }
 
     #[test]
