@@ -836,9 +836,10 @@ fn print_failed_tails(g: &Global, detail: &RunDetail) {
         };
         let mut reader =
             vane_app::logs::LogReader::new(store, objects.clone(), detail.run.id, &t.task_id, last);
-        let Ok(text) = reader.read_new() else {
+        let mut text = Vec::new();
+        if reader.copy_to(&mut text).is_err() {
             continue;
-        };
+        }
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().collect();
         let shown = &lines[lines.len().saturating_sub(TAIL_LINES)..];
@@ -910,7 +911,8 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
             println!("run {} has no task that started yet", args.run_id);
         }
         for (i, (task, attempt)) in latest.into_iter().enumerate() {
-            let text = reader(task, attempt)?.read_new()?;
+            let mut text = Vec::new();
+            reader(task, attempt)?.copy_to(&mut text)?;
             if i > 0 {
                 writeln!(out)?;
             }
@@ -929,7 +931,7 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
     let chosen = vane_app::runs::find_attempt(&detail, task, args.attempt)?;
     let mut log = reader(task, chosen)?;
     if !args.follow {
-        out.write_all(&log.read_new()?)?;
+        log.copy_to(&mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     // The attempt chosen now is followed to its end, even if a retry starts meanwhile.
@@ -938,7 +940,7 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
         // Whether it still runs is read before the log, so nothing it wrote before ending is
         // left unread.
         let running = vane_app::runs::attempt_running(&*store, args.run_id, task, number);
-        out.write_all(&log.read_new()?)?;
+        log.copy_to(&mut out)?;
         out.flush()?;
         if !running {
             return Ok(ExitCode::SUCCESS);

@@ -15,6 +15,9 @@ use vane_store::{AttemptRecord, LogChunkOf, RunId};
 
 use crate::{App, AppError};
 
+/// How much of a log file one [`LogReader::read_new`] returns.
+pub const LOG_PIECE: u64 = 64 * 1024;
+
 /// Where task logs shipped by agents and the content store are kept.
 #[derive(Clone)]
 pub struct Storage {
@@ -135,7 +138,27 @@ impl LogReader {
         }
     }
 
-    /// What was written since the last call: chunks an agent shipped, then the log file.
+    /// Everything written since the last call, into `out` a piece at a time; how many
+    /// bytes.
+    ///
+    /// # Errors
+    /// As [`read_new`](Self::read_new), and `out` cannot be written.
+    pub fn copy_to(&mut self, out: &mut dyn std::io::Write) -> Result<u64, AppError> {
+        let mut copied = 0;
+        loop {
+            let piece = self.read_new()?;
+            if piece.is_empty() {
+                return Ok(copied);
+            }
+            out.write_all(&piece)
+                .map_err(AppError::io("writing the log"))?;
+            copied += piece.len() as u64;
+        }
+    }
+
+    /// What was written since the last call: chunks an agent shipped, then at most
+    /// [`LOG_PIECE`] bytes of the log file; empty once nothing new is there. Callers read
+    /// until it is empty, so none holds a whole log in memory.
     ///
     /// # Errors
     /// The database, the storage or the file cannot be read.
@@ -178,7 +201,8 @@ impl LogReader {
         match std::fs::File::open(&self.file) {
             Ok(mut file) => {
                 file.seek(SeekFrom::Start(self.file_offset))
-                    .and_then(|_| file.read_to_end(&mut out))
+                    // A piece at a time: the server sends each before it reads the next.
+                    .and_then(|_| file.take(LOG_PIECE).read_to_end(&mut out))
                     .map(|n| self.file_offset += n as u64)
                     .map_err(AppError::io(format!(
                         "cannot read the log {}",

@@ -457,37 +457,35 @@ fn write_error(stream: &mut TcpStream, error: &ApiError) -> std::io::Result<()> 
 /// Sends a log file. While the attempt runs the body has no length and ends when the
 /// connection closes (HTTP/1.1 allows it with `Connection: close`): new bytes are sent as
 /// they are written, and the stream ends once the attempt has ended and its last bytes are out.
+/// Sends a log piece by piece, as its reader hands them out, so a reader of a 200 MB log
+/// holds one piece, not the log: no `Content-Length`, the answer ends when the connection
+/// closes. A followed log goes on while its attempt runs.
 fn stream_log(stream: &mut TcpStream, mut log: LogStream) -> Result<(), ApiError> {
     const TEXT: &str = "text/plain; charset=utf-8";
-    if !(log.running)() {
-        let text = (log.read)()?;
-        let _ = write_head(stream, "200 OK", TEXT, Some(text.len()))
-            .and_then(|()| stream.write_all(&text));
-        return Ok(());
-    }
+    // Read "still running?" before each read: bytes written just before the end are then
+    // read by this read or the next, never lost.
+    let mut running = (log.running)();
     // The first read before the head: a log that cannot be read is an error status, not an
     // empty stream.
-    let first = (log.read)()?;
-    if write_head(stream, "200 OK", TEXT, None).is_err() || stream.write_all(&first).is_err() {
+    let mut piece = (log.read)()?;
+    if write_head(stream, "200 OK", TEXT, None).is_err() {
         return Ok(());
     }
     loop {
-        // Read "still running?" before reading: bytes written just before the end are then
-        // read by this pass or the next, never lost.
-        let running = (log.running)();
-        match (log.read)() {
-            Ok(bytes) => {
-                if stream.write_all(&bytes).is_err() {
-                    return Ok(());
-                }
+        if piece.is_empty() {
+            if !running {
+                return Ok(());
             }
-            // The head is out: all that is left is to end the body.
-            Err(_) => return Ok(()),
-        }
-        if !running {
+            std::thread::sleep(FOLLOW_POLL);
+            running = (log.running)();
+        } else if stream.write_all(&piece).is_err() {
             return Ok(());
         }
-        std::thread::sleep(FOLLOW_POLL);
+        piece = match (log.read)() {
+            Ok(piece) => piece,
+            // The head is out: all that is left is to end the body.
+            Err(_) => return Ok(()),
+        };
     }
 }
 
