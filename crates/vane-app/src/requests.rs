@@ -236,6 +236,8 @@ impl JsonSchema for LogicalDate {
         json_schema!({
             "type": "string",
             "anyOf": [{ "format": "date" }, { "format": "date-time" }],
+            // The years vane keeps (`vane_dag::parse_when`): 1970 to 9999.
+            "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-",
         })
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! A scheduled run's *logical date* is its tick; its *data interval* is [previous tick, tick).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::model::Schedule;
 
@@ -34,12 +34,16 @@ pub fn parse_when(
     let when = parse_any_when(text, tz, end_of_day)?;
     // Every date vane takes in is written to the database and read back by every later
     // query: one it cannot read back (year -1, or five digits) would stop far more than
-    // its own run, so it is refused here, at the door.
-    let earliest = DateTime::<Utc>::UNIX_EPOCH;
+    // its own run, so it is refused here, at the door. The bound is on the year as written
+    // (which the API's document can state as a pattern), and on the instant it names.
+    let written = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.year())
+        .or_else(|_| DateTime::parse_from_rfc3339(text).map(|t| t.year()))
+        .unwrap_or_else(|_| when.year());
     let latest = NaiveDate::from_ymd_opt(9999, 12, 31)
         .and_then(|d| d.and_hms_opt(23, 59, 59))
         .map(|t| t.and_utc());
-    if when < earliest || latest.is_some_and(|l| when > l) {
+    if !(1970..=9999).contains(&written) || latest.is_some_and(|l| when > l) {
         return Err(format!(
             "`{text}` is outside the dates vane keeps: from 1970-01-01 to 9999-12-31"
         ));
