@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::Project;
+use crate::harness::{Project, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -76,4 +76,93 @@ fn a_log_many_pieces_long_arrives_whole_through_the_api_and_the_command_line() {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, expected);
+}
+
+/// A tmpfs mounted over the project's state folder, unmounted however the test ends.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount (the tests run as root)");
+        assert!(status.success(), "mount a tmpfs at {}", at.display());
+        Self(at.to_owned())
+    }
+
+    /// Writes until the disk has no room left.
+    fn fill(&self) {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// With the database's disk full, a task that exited 0 was recorded failed ("scheduler
+/// lost") and its downstream never ran. Its end is now held and written once there is room:
+/// the task succeeded, once, and the run goes on to the end.
+#[test]
+fn a_task_that_succeeds_while_the_disk_is_full_is_recorded_succeeded_once_there_is_room() {
+    let p = Project::new();
+    let disk = SmallDisk::mount(&p.path().join(".vane"), "8m");
+    let (started, go) = (p.path().join("started"), p.path().join("go"));
+    p.write_dag(
+        "tight",
+        &format!(
+            "[tasks.first]\ncommand = 'touch {}; while [ ! -f {} ]; do sleep 0.05; done'\n\n[tasks.second]\ncommand = \"echo after\"\ndepends_on = [\"first\"]\n",
+            started.display(),
+            go.display()
+        ),
+    );
+    let mut run = p
+        .command(&["run", "tight"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start vane run");
+    wait_for("the first task to start", PATIENCE, || {
+        started.exists().then_some(())
+    });
+    disk.fill();
+    std::fs::write(&go, "").unwrap();
+    // The task ends while nothing can be written; vane holds its end and waits.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "vane run gave up while the disk was full"
+    );
+    disk.free();
+    let status = wait_for("the run to end", PATIENCE, || run.try_wait().unwrap());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("The database cannot be written"),
+        "it said what was wrong: {stderr}"
+    );
+    let show = p.show(1);
+    assert_eq!(show["state"], "success", "{show:#}");
+    for task in ["first", "second"] {
+        let attempts = crate::harness::attempts(&show, task);
+        assert_eq!(attempts.len(), 1, "{task}: {show:#}");
+        assert_eq!(attempts[0]["state"], "success", "{task}: {show:#}");
+    }
 }

@@ -94,6 +94,13 @@ pub enum StoreError {
     Busy(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the database holds a value this vane cannot read: {0}")]
     Corrupt(String),
+    /// The database cannot be written now: its disk is full, it is read-only, or its disk
+    /// failed a write. Writing again can succeed once that is fixed, so what was to be
+    /// written is held and tried again, never turned into a verdict.
+    #[error(
+        "the database cannot be written: {0}; free disk space or make it writable again, and vane goes on by itself"
+    )]
+    Unwritable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0} not found")]
     NotFound(String),
     #[error("DAG `{dag_id}` already has a run for {logical_date} (run {run})")]

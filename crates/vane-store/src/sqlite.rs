@@ -69,6 +69,16 @@ fn backend(e: rusqlite::Error) -> StoreError {
     if is_busy(&e) {
         return StoreError::Busy(Box::new(e));
     }
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && matches!(
+            f.code,
+            rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::SystemIoFailure
+        )
+    {
+        return StoreError::Unwritable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }
 
@@ -195,6 +205,10 @@ impl SqliteStore {
         // WAL lets the CLI read while a run writes; FULL makes every commit survive power loss,
         // which is what "recorded before acted on" needs. A commit costs well under a millisecond.
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // After a checkpoint the WAL is cut back to this size, so a burst of writes (or a
+        // stretch of a full disk) does not leave it at its largest for good.
+        self.conn
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.migrate()

@@ -214,7 +214,7 @@ fn commit_queued(inner: &Inner, store: &dyn Store) {
             .unzip();
         // A panic answers every caller of the batch with an error (their senders drop); the
         // calls queued since are committed next.
-        let results = catch_unwind(AssertUnwindSafe(|| store.apply_fenced_batch(&batch)));
+        let results = catch_unwind(AssertUnwindSafe(|| commit_holding(store, &batch)));
         let Ok(results) = results else {
             continue;
         };
@@ -228,6 +228,36 @@ fn commit_queued(inner: &Inner, store: &dyn Store) {
         });
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+    }
+}
+
+/// Longest wait between two tries of a batch the database could not take.
+const HOLD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Commits `batch`; while the database cannot be written (a full disk, read-only), holds it
+/// and tries again, waiting longer each time up to [`HOLD_RETRY_MAX`], so a task that
+/// succeeded is recorded as succeeded once there is room, rather than failed. Says what is
+/// wrong once, and once that it is over.
+fn commit_holding(store: &dyn Store, batch: &[(Fence, Vec<Change>)]) -> Result<Vec<Result<()>>> {
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut said = false;
+    loop {
+        match store.apply_fenced_batch(batch) {
+            Err(StoreError::Unwritable(e)) => {
+                if !said {
+                    tracing::error!(error = %e, held = batch.len(), "The database cannot be written: holding what is to be recorded and trying again until it can (free disk space, or make the database writable).");
+                    said = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(HOLD_RETRY_MAX);
+            }
+            other => {
+                if said {
+                    tracing::warn!("The database can be written again: what was held is recorded.");
+                }
+                return other;
+            }
         }
     }
 }
