@@ -85,17 +85,23 @@ const DATES: &[&str] = &[
 fn add_days(value: &str, days: i64) -> String {
     for format in ["%Y-%m-%d", "%Y%m%d"] {
         if let Ok(date) = chrono::NaiveDate::parse_from_str(value, format) {
-            return (date + chrono::Duration::days(days))
-                .format(format)
-                .to_string();
+            // The load bounds `days`; checked anyway, as a date near chrono's end could
+            // still overflow, and a render must not panic.
+            return chrono::TimeDelta::try_days(days)
+                .and_then(|d| date.checked_add_signed(d))
+                .map_or_else(|| value.to_owned(), |d| d.format(format).to_string());
         }
     }
     value.to_owned()
 }
 
+/// The most days `add_days` moves a date, either way: about 270 years, more than any data
+/// interval needs, and far from where dates overflow.
+const MOST_DAYS: i64 = 100_000;
+
 /// The filters after a variable: `raw`, `add_days(N)`; `(raw, days)`, or the problem.
 fn filters(list: &[&str], name: &str) -> Result<(bool, i64), (String, String)> {
-    let (mut raw, mut days) = (false, 0);
+    let (mut raw, mut days) = (false, 0_i64);
     for filter in list.iter().map(|f| f.trim()) {
         if filter == "raw" {
             raw = true;
@@ -112,12 +118,21 @@ fn filters(list: &[&str], name: &str) -> Result<(bool, i64), (String, String)> {
                     ),
                 ));
             }
-            days += arg.trim().parse::<i64>().map_err(|_| {
+            let n = arg.trim().parse::<i64>().map_err(|_| {
                 (
                     format!("`add_days({arg})` needs a whole number of days"),
                     "write e.g. `add_days(-7)` for a week before".to_owned(),
                 )
             })?;
+            days = days
+                .checked_add(n)
+                .filter(|d| d.abs() <= MOST_DAYS)
+                .ok_or_else(|| {
+                    (
+                        format!("`add_days({arg})` moves the date too far"),
+                        format!("move it at most {MOST_DAYS} days either way"),
+                    )
+                })?;
         } else {
             let hint = match crate::diag::did_you_mean(
                 filter.split('(').next().unwrap_or(filter),
@@ -431,6 +446,13 @@ mod tests {
             .collect();
         assert_eq!(got[0].0, "`add_days` moves a date, and `run_id` is not one");
         assert_eq!(got[1].0, "`add_days(a)` needs a whole number of days");
+        // A huge move panicked at render time; it is refused at load.
+        let problems = Template::parse("{{ ds | add_days(99999999999) }}", &[]).unwrap_err();
+        assert_eq!(
+            problems[0].message,
+            "`add_days(99999999999)` moves the date too far"
+        );
+        assert_eq!(add_days("2026-01-01", i64::MAX), "2026-01-01");
         assert_eq!(got[2].0, "unknown template filter `upper`");
         assert!(
             got[3].1.starts_with("did you mean `add_days`?"),
