@@ -628,6 +628,6 @@ pub fn reference_markdown(registry: &Registry) -> String {
         ));
     }
     out.push_str("| `{{ params.NAME }}` | `VANE_PARAM_NAME` (upper case) | value of a parameter declared under `[params]` |\n");
-    out.push_str("\nFilters: `{{ ds | add_days(-7) }}` moves a date variable (`ds`, `prev_ds`, `next_ds` and their `_nodash` forms, kept in their format) by whole days, as Airflow's `macros.ds_add(ds, -7)` does (validate says so when it meets the Airflow spelling); `{{ params.x | raw }}` inserts a value unquoted (validate warns). Filters chain: `{{ ds | add_days(1) | raw }}`.\n");
+    out.push_str("\nFilters: `{{ ds | add_days(-7) }}` moves a date variable (`ds`, `prev_ds`, `next_ds` and their `_nodash` forms, kept in their format) by whole days (at most 100,000 either way), as Airflow's `macros.ds_add(ds, -7)` does (validate says so when it meets the Airflow spelling); `{{ params.x | raw }}` inserts a value unquoted (validate warns). Filters chain: `{{ ds | add_days(1) | raw }}`.\n");
     out
 }
