@@ -363,3 +363,34 @@ crate::harness::on_both_backends!(
     a_task_that_keeps_failing_fails_after_its_last_retry,
     a_task_that_exits_with_the_verdict_code_is_not_retried,
 );
+
+/// A "daemon" that leaves the task's process group with `setsid` used to survive the task, which
+/// was recorded a success while it ran on; now the task's cgroup holds it, vane ends it, and the
+/// log says so.
+#[test]
+fn a_daemon_a_task_starts_with_setsid_does_not_outlive_the_task() {
+    let p = Project::new().dag(
+        "daemon",
+        r#"
+[tasks.start_server]
+command = '''
+setsid sh -c 'echo $$ > "$VANE_WORK/daemon.pid"; exec sleep 1000' >/dev/null 2>&1 &
+while [ ! -s "$VANE_WORK/daemon.pid" ]; do sleep 0.01; done
+echo started
+'''
+"#,
+    );
+    p.vane(&["run", "daemon"]).success();
+    let pid: u32 = p.read_work("daemon.pid").trim().parse().expect("pid");
+    let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.contains(") Z"));
+    assert!(gone, "the daemon (pid {pid}) outlived its task");
+    let log = p.logs(1, "start_server", None);
+    assert!(
+        log.starts_with("started\n")
+            && log.contains(&format!(
+                "vane: the task left a process running after its end, outside its process group: pid {pid} (sleep 1000); vane terminated it"
+            )),
+        "{log}"
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::process::{Child, Command};
 use tokio::sync::{Notify, oneshot};
 
+use crate::cgroup::{Cell, new_cell};
 use crate::error::ExecError;
 use crate::group::terminate_group;
 use crate::job::{Job, Outcome};
@@ -140,19 +141,22 @@ pub struct ProcessExecutor;
 
 impl Executor for ProcessExecutor {
     fn launch(&self, job: Job) -> Result<Launched, ExecError> {
-        spawn(job, false).map(|(launched, _)| launched)
+        let (launched, hold) = spawn(job)?;
+        hold.release();
+        Ok(launched)
     }
 
     fn launch_held(&self, job: Job) -> Result<(Launched, Hold), ExecError> {
-        spawn(job, true)
+        spawn(job)
     }
 }
 
-/// Spawns `job`, held back when `held`: its shell reads a line from a pipe before anything
-/// else, exits [`HELD_EXIT`] at end of file, and gives the command `/dev/null` as stdin as
-/// an unheld one gets. Both forms are one `sh` process, so holding costs no extra exec; the
-/// prefix shares the command's first line, so the command's line numbers are unchanged.
-fn spawn(job: Job, held: bool) -> Result<(Launched, Hold), ExecError> {
+/// Spawns `job` held back: its shell reads a line from a pipe before anything else, exits
+/// [`HELD_EXIT`] at end of file, and gives the command `/dev/null` as stdin. It is one `sh`
+/// process, so holding costs no extra exec; the prefix shares the command's first line, so
+/// the command's line numbers are unchanged. Every job is held at first so that it is in its
+/// cgroup before it can fork: a child forked earlier would stay outside.
+fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| ExecError::NoRuntime)?;
     if let Some(cwd) = &job.cwd {
         check_cwd(cwd)?;
@@ -164,18 +168,13 @@ fn spawn(job: Job, held: bool) -> Result<(Launched, Hold), ExecError> {
     })?;
 
     let mut command = Command::new("/bin/sh");
-    if held {
-        command
-            .arg("-c")
-            .arg(format!(
-                "read -r _ || exit {HELD_EXIT}; exec </dev/null; {}",
-                job.command
-            ))
-            .stdin(Stdio::piped());
-    } else {
-        command.arg("-c").arg(&job.command).stdin(Stdio::null());
-    }
     command
+        .arg("-c")
+        .arg(format!(
+            "read -r _ || exit {HELD_EXIT}; exec </dev/null; {}",
+            job.command
+        ))
+        .stdin(Stdio::piped())
         .envs(job.env.iter().map(|(key, value)| (key, value)))
         .stdout(stdout)
         .stderr(stderr)
@@ -207,12 +206,19 @@ fn spawn(job: Job, held: bool) -> Result<(Launched, Hold), ExecError> {
         }
         None => Hold(None),
     };
+    let cell = new_cell().filter(|cell| match cell.adopt(pid) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(pid, %error, "Cannot move a task into its cgroup; it is contained by its process group only.");
+            false
+        }
+    });
     let start_time = process_start_time(pid);
-    tracing::debug!(pid, held, command = %job.command, "Process launched.");
+    tracing::debug!(pid, command = %job.command, "Process launched.");
 
     let (report, done) = oneshot::channel();
     let kill = KillSwitch::new();
-    runtime.spawn(supervise(child, pid, job, kill.clone(), report));
+    runtime.spawn(supervise(child, pid, job, cell, kill.clone(), report));
     Ok((
         Launched {
             pid,
@@ -268,6 +274,7 @@ async fn supervise(
     mut child: Child,
     pid: u32,
     job: Job,
+    cell: Option<Cell>,
     kill: KillSwitch,
     report: oneshot::Sender<Outcome>,
 ) {
@@ -319,9 +326,40 @@ async fn supervise(
             }
         }
     };
+    if let Some(cell) = cell {
+        end_escaped(&cell, pid, &job).await;
+    }
     tracing::debug!(pid, outcome = %outcome, "Task process finished.");
     // The receiver may have been dropped by a caller that no longer cares.
     let _ = report.send(outcome);
+}
+
+/// Ends what the job left running outside its process group (`setsid`, a daemon), which its
+/// cgroup still holds, and says so at the end of its log, where a person looks first.
+async fn end_escaped(cell: &Cell, pid: u32, job: &Job) {
+    let left = cell.end_leftovers(job.kill_grace).await;
+    if left.is_empty() {
+        return;
+    }
+    let list: Vec<String> = left
+        .iter()
+        .map(|(pid, name)| format!("pid {pid} ({name})"))
+        .collect();
+    tracing::warn!(pid, left = %list.join(", "), "Task left processes running outside its process group; terminated them.");
+    let note = format!(
+        "\nvane: the task left {} running after its end, outside its process group: {}; vane \
+         terminated {}\n",
+        if left.len() == 1 {
+            "a process".to_owned()
+        } else {
+            format!("{} processes", left.len())
+        },
+        list.join(", "),
+        if left.len() == 1 { "it" } else { "them" },
+    );
+    if let Ok(mut log) = OpenOptions::new().append(true).open(&job.log_path) {
+        let _ = io::Write::write_all(&mut log, note.as_bytes());
+    }
 }
 
 fn outcome_of(status: ExitStatus) -> Outcome {

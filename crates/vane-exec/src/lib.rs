@@ -10,7 +10,7 @@
 //!   scheduler's environment plus [`Job::env`], in [`Job::cwd`].
 //! - stdout and stderr are both appended to [`Job::log_path`], in write order. The
 //!   file holds exactly what the process wrote; missing parent directories are
-//!   created.
+//!   created; vane adds a line only to say it ended processes the job left behind.
 //! - The process leads its own **process group**. On timeout or
 //!   [`KillSwitch::kill`], the whole group gets SIGTERM (and SIGCONT, so stopped
 //!   processes notice), then SIGKILL if anything is still running after
@@ -18,8 +18,12 @@
 //! - **Leftover processes are killed too.** When the leader exits on its own while
 //!   other processes of its group still run (say, `daemon &` in the command), they are
 //!   terminated the same way and a warning is logged, so that a long-running scheduler
-//!   never accumulates background processes. A task that wants something to outlive
-//!   it must move it out of the group (`setsid`), and is then on its own.
+//!   never accumulates background processes.
+//! - **So are processes that leave the group.** Each job runs in a cgroup (v2) of its own,
+//!   which no descendant can leave: what is still in it once the group is gone (a
+//!   `setsid` daemon) is terminated the same way, and a line at the end of the log names
+//!   each such process. Where vane may not create cgroups (not root, no delegated cgroup),
+//!   it says so once and jobs are contained by their process group alone.
 //! - [`Launched::done`] resolves only after the group is gone, with the leader's
 //!   [`Outcome`]; a job we killed reports [`Outcome::TimedOut`] or
 //!   [`Outcome::Cancelled`] whatever signal actually ended it.
@@ -59,6 +63,7 @@
 //! # }
 //! ```
 
+mod cgroup;
 mod error;
 mod executor;
 mod group;

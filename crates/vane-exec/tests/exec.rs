@@ -354,6 +354,45 @@ async fn leftover_processes_are_killed_after_the_leader_exits() {
     }
 }
 
+/// `setsid` takes a process out of the task's process group, where `killpg` cannot reach it;
+/// the task's cgroup still holds it. (Needs cgroup v2 that vane may write to: root, as in CI.)
+#[tokio::test]
+async fn a_process_that_leaves_the_group_with_setsid_is_ended_with_the_task() {
+    let dir = TempDir::new().unwrap();
+    let outcome = run(job(
+        &dir,
+        "setsid sh -c 'echo $$ >> pids; exec sleep 1000' >/dev/null 2>&1 & \
+         setsid sh -c \"trap '' TERM; echo \\$\\$ >> pids; exec sleep 1000\" >/dev/null 2>&1 & \
+         while [ \"$(wc -l < pids 2>/dev/null)\" != 2 ]; do sleep 0.01; done",
+    ))
+    .await;
+    assert_eq!(outcome, Outcome::Exited { code: 0 });
+    let pids = pids_in(&pid_file(&dir), 2).await;
+    for pid in &pids {
+        assert!(!is_running(*pid), "process {pid} outlived its task");
+    }
+    let log = log(&dir);
+    assert!(
+        log.contains(
+            "vane: the task left 2 processes running after its end, outside its process group"
+        ),
+        "the log does not say what was left: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_setsid_daemon_does_not_outlive_its_tasks_timeout() {
+    let dir = TempDir::new().unwrap();
+    let mut job = job(
+        &dir,
+        "setsid sh -c 'echo $$ >> pids; exec sleep 1000' >/dev/null 2>&1 & sleep 1000",
+    );
+    job.timeout = Some(Duration::from_millis(300));
+    assert_eq!(run(job).await, Outcome::TimedOut);
+    let pids = pids_in(&pid_file(&dir), 1).await;
+    assert!(!is_running(pids[0]), "the daemon outlived the timeout");
+}
+
 #[tokio::test]
 async fn start_time_identifies_the_process() {
     let dir = TempDir::new().unwrap();

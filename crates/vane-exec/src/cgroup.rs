@@ -1,0 +1,329 @@
+//! A cgroup (v2) per job, so that what a task starts cannot outlive it.
+//!
+//! A process group holds a task's processes only as long as they stay in it: `setsid`, a
+//! daemon's double fork, or `nohup setsid …` leave it, and `killpg` no longer reaches them.
+//! A cgroup cannot be left by an unprivileged process, and the kernel moves every child into
+//! its parent's cgroup at fork, so a task's whole tree is in its cell whatever it does.
+//!
+//! The cells live in a folder of their own, `vane-<pid>-<start time>`, inside the cgroup vane
+//! itself runs in. vane needs to be allowed to create it: root, or a delegated cgroup
+//! (systemd's `Delegate=yes`). Where that is refused (no cgroup v2 mounted, no permission),
+//! jobs are contained by their process group alone, as before, and vane says so once.
+//!
+//! The child-subreaper mechanism was the other candidate: it reparents orphans to vane, but
+//! vane would then have to reap them with `waitpid(-1)`, which steals the exit statuses of
+//! the children tokio waits for, and it cannot tell which task an orphan came from.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::procfs::process_start_time;
+
+/// How often to look whether a cell has emptied. cgroup v2 offers `cgroup.events` for
+/// `inotify`, but cells empty in microseconds after SIGKILL, and polling keeps this small.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long SIGKILL gets to empty a cell before vane gives up on it (only a process in
+/// uninterruptible sleep takes longer, and no signal helps it).
+const KILL_SETTLE: Duration = Duration::from_secs(2);
+
+/// This process's folder of cells, or why there is none.
+struct Cells {
+    folder: PathBuf,
+    next: AtomicU64,
+}
+
+static CELLS: OnceLock<Result<Cells, String>> = OnceLock::new();
+
+/// The cell for one job: an empty cgroup, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Cell {
+    path: PathBuf,
+}
+
+/// A new cell, or `None` where vane cannot create cgroups (said once, at the first job).
+pub(crate) fn new_cell() -> Option<Cell> {
+    let cells = CELLS.get_or_init(|| {
+        let cells = open_cells();
+        match &cells {
+            Ok(cells) => {
+                tracing::debug!(folder = %cells.folder.display(), "Each task runs in a cgroup of its own.");
+            }
+            Err(why) => tracing::warn!(
+                "Tasks are contained by their process group only: {why}. A process a task moves \
+                 out of its group (setsid, a daemon) can outlive the task. To contain every \
+                 descendant, run vane as root or in a delegated cgroup (systemd: Delegate=yes)."
+            ),
+        }
+        cells
+    });
+    let cells = cells.as_ref().ok()?;
+    let n = cells.next.fetch_add(1, Ordering::Relaxed);
+    let path = cells.folder.join(n.to_string());
+    match fs::create_dir(&path) {
+        Ok(()) => Some(Cell { path }),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "Cannot create a task's cgroup; it is contained by its process group only.");
+            None
+        }
+    }
+}
+
+fn open_cells() -> Result<Cells, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo ({e})"))?;
+    let mount = cgroup2_mount(&mountinfo).ok_or("no cgroup v2 file system is mounted")?;
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup ({e})"))?;
+    let own = own_cgroup(&own).ok_or("vane's own cgroup v2 is not listed in /proc/self/cgroup")?;
+    let parent = mount.join(own.trim_start_matches('/'));
+    let pid = std::process::id();
+    let start = process_start_time(pid).unwrap_or_default();
+    let folder = parent.join(format!("vane-{pid}-{start}"));
+    fs::create_dir(&folder)
+        .or_else(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(|e| format!("cannot create the cgroup {} ({e})", folder.display()))?;
+    sweep_stale(&parent, &folder);
+    Ok(Cells {
+        folder,
+        next: AtomicU64::new(0),
+    })
+}
+
+/// The mount point of the cgroup v2 file system, from `/proc/self/mountinfo`.
+fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        if fs.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        mount.split(' ').nth(4).map(|p| PathBuf::from(unescape(p)))
+    })
+}
+
+/// mountinfo writes a space, tab, newline and backslash in a path as octal escapes.
+fn unescape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(char::from(byte));
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// This process's path in the cgroup v2 hierarchy: the `0::` line of `/proc/self/cgroup`.
+fn own_cgroup(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| line.strip_prefix("0::"))
+}
+
+/// Ends what the cells of vane processes that are gone still hold (they crashed, or were
+/// killed with `kill -9`), and removes them. Their attempts are recorded lost and run again,
+/// so what they left must not run on beside the new attempts.
+fn sweep_stale(parent: &Path, ours: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some((pid, start)) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("vane-"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(p, s)| Some((p.parse::<u32>().ok()?, s.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        if path == ours || process_start_time(pid) == Some(start) {
+            continue;
+        }
+        let mut killed = 0;
+        for cell in fs::read_dir(&path).into_iter().flatten().flatten() {
+            let cell = Cell { path: cell.path() };
+            if cell.path.is_dir() {
+                killed += cell.members().len();
+                cell.kill_all();
+            }
+        }
+        if killed > 0 {
+            tracing::warn!(
+                pid,
+                killed,
+                "Killed processes left by tasks of a vane process that is gone."
+            );
+        }
+        // Removing a cell fails until the kernel has emptied it; a later start tries again.
+        let _ = fs::remove_dir(&path);
+    }
+}
+
+impl Cell {
+    /// Moves process `pid` into the cell. Its descendants follow it from then on.
+    pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        fs::write(self.path.join("cgroup.procs"), pid.to_string())
+    }
+
+    /// The processes in the cell now.
+    pub(crate) fn members(&self) -> Vec<u32> {
+        fs::read_to_string(self.path.join("cgroup.procs"))
+            .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    fn populated(&self) -> bool {
+        match fs::read_to_string(self.path.join("cgroup.events")) {
+            Ok(events) => events.lines().any(|l| l == "populated 1"),
+            Err(_) => !self.members().is_empty(),
+        }
+    }
+
+    /// Ends what is left in the cell: SIGTERM (and SIGCONT, so a stopped process notices), up
+    /// to `grace` to exit, then SIGKILL. Returns what was left, as `(pid, name)`, for the log.
+    pub(crate) async fn end_leftovers(&self, grace: Duration) -> Vec<(u32, String)> {
+        let left: Vec<(u32, String)> = self
+            .members()
+            .into_iter()
+            .map(|pid| (pid, process_name(pid)))
+            .collect();
+        if left.is_empty() {
+            return left;
+        }
+        for &(pid, _) in &left {
+            signal(pid, Signal::SIGTERM);
+            signal(pid, Signal::SIGCONT);
+        }
+        if self.emptied_within(grace).await {
+            return left;
+        }
+        self.kill_all();
+        if !self.emptied_within(KILL_SETTLE).await {
+            tracing::error!(cell = %self.path.display(), "Processes a task left are still running after SIGKILL.");
+        }
+        left
+    }
+
+    async fn emptied_within(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if !self.populated() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// SIGKILL to everything in the cell, forks in flight included: `cgroup.kill` (Linux 5.14)
+    /// does that atomically; before it, freezing the cell first stops new forks.
+    fn kill_all(&self) {
+        if fs::write(self.path.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        let frozen = fs::write(self.path.join("cgroup.freeze"), "1").is_ok();
+        for pid in self.members() {
+            signal(pid, Signal::SIGKILL);
+        }
+        if frozen {
+            // A killed process that is frozen dies only once thawed.
+            let _ = fs::write(self.path.join("cgroup.freeze"), "0");
+        }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        // Fails only while the cell still holds a process (one stuck after SIGKILL); the sweep
+        // at the next start removes it then.
+        if let Err(error) = fs::remove_dir(&self.path) {
+            tracing::debug!(cell = %self.path.display(), %error, "Cannot remove a task's cgroup.");
+        }
+    }
+}
+
+fn signal(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // The process may have exited since the list was read; that is what was wanted.
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// The command line of `pid`, for the log: what a person would recognise in `ps`.
+fn process_name(pid: u32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    let mut line = words.join(" ");
+    if line.len() > 120 {
+        let cut = (0..=117)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cgroup2_mount_in_hybrid_and_unified_layouts() {
+        let hybrid = "34 25 0:29 / /sys/fs/cgroup/memory rw,relatime shared:10 - cgroup cgroup rw,memory\n\
+                      35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:11 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified =
+            "30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mount(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        let none = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n";
+        assert_eq!(cgroup2_mount(none), None);
+        let spaced = "35 25 0:30 / /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(spaced),
+            Some(PathBuf::from("/mnt/my cgroups"))
+        );
+    }
+
+    #[test]
+    fn reads_the_own_cgroup_from_the_unified_line() {
+        let text = "4:memory:/process_api/31844e5a\n0::/system.slice/vane.service\n";
+        assert_eq!(own_cgroup(text), Some("/system.slice/vane.service"));
+        assert_eq!(own_cgroup("4:memory:/x\n"), None);
+    }
+}
