@@ -166,3 +166,58 @@ fn a_task_that_succeeds_while_the_disk_is_full_is_recorded_succeeded_once_there_
         assert_eq!(attempts[0]["state"], "success", "{task}: {show:#}");
     }
 }
+
+/// With the database's disk full, the scheduler logged about 400 errors a second at 15% of a
+/// core, and the message that said what was wrong scrolled away. Now each problem is said once,
+/// passes back off (to at most one every 30 s), and scheduling resumes by itself when the disk
+/// has room again.
+#[test]
+fn a_full_disk_is_said_once_and_the_scheduler_backs_off_then_resumes_by_itself() {
+    let p = Project::new();
+    let disk = SmallDisk::mount(&p.path().join(".vane"), "8m");
+    p.write_dag(
+        "tick",
+        "[dag]\nschedule = \"*/1 * * * * *\"\n\n[tasks.a]\ncommand = \"true\"\n",
+    );
+    let mut daemon = p.scheduler(&[]);
+    let succeeded = |p: &Project| {
+        p.vane(&["runs", "tick", "--json"])
+            .success()
+            .json()
+            .as_array()
+            .map_or(0, |runs| {
+                runs.iter().filter(|r| r["state"] == "success").count()
+            })
+    };
+    daemon.wait_for("a scheduled run to succeed", PATIENCE, || {
+        (succeeded(&p) >= 1).then_some(())
+    });
+    disk.fill();
+    let before = daemon.log().lines().count();
+    std::thread::sleep(Duration::from_secs(5));
+    let log = daemon.log();
+    let during: Vec<&str> = log.lines().skip(before).collect();
+    let said = during
+        .iter()
+        .filter(|l| l.contains("A scheduler pass failed"))
+        .count();
+    assert!(
+        (1..=6).contains(&said),
+        "each problem is said once ({said} times):\n{}",
+        during.join("\n")
+    );
+    assert!(
+        during.len() < 60,
+        "{} log lines in 5 s of a full disk:\n{}",
+        during.len(),
+        during.join("\n")
+    );
+    assert!(daemon.is_running(), "the scheduler gave up: {log}");
+    disk.free();
+    daemon.wait_for_log(&["Scheduler passes succeed again"], PATIENCE);
+    let after = succeeded(&p);
+    daemon.wait_for("scheduled runs to succeed again", PATIENCE, || {
+        (succeeded(&p) > after).then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}

@@ -20,6 +20,7 @@ use vane_store::{
 
 use crate::cadence::{Plan, due_ticks};
 use crate::clock::Clock;
+use crate::trouble::Trouble;
 
 /// How often the scheduler looks for runs whose vane process died.
 const RECOVERY_EVERY: Duration = Duration::from_secs(5);
@@ -103,6 +104,7 @@ struct Scheduler {
     /// How long this scheduler's passes took, for its heartbeat.
     passes: PassStats,
     last_beat: Option<tokio::time::Instant>,
+    trouble: Trouble,
     clock: Clock,
 }
 
@@ -119,6 +121,7 @@ impl Scheduler {
             finished: Rc::new(tokio::sync::Notify::new()),
             passes: PassStats::default(),
             last_beat: None,
+            trouble: Trouble::default(),
             clock,
         }
     }
@@ -157,26 +160,33 @@ impl Scheduler {
             if pass - last_reload >= self.config.poll {
                 last_reload = pass;
                 if let Err(e) = self.reload(now).await {
-                    error!(error = %e, "Cannot read the DAG folder; keeping the DAGs loaded before.");
+                    self.trouble.failed(
+                        "reading the DAG folder (the DAGs loaded before keep running)",
+                        &e,
+                        store_error(&e),
+                    );
                 }
             }
             // A database error here (a long lock, a full disk) ends nothing: the next pass
             // tries again, and runs in flight go on.
             if let Err(e) = self.decide_ticks(now).await {
-                error!(error = %e, "Could not decide due ticks; retrying on the next pass.");
+                self.trouble
+                    .failed("deciding due ticks", &e, store_error(&e));
             }
             // Runs orphaned while this scheduler is up (a `vane run` killed with -9, a run whose
             // execution here failed) are adopted too, not only at start.
             if clock.instant() - last_recovery >= RECOVERY_EVERY {
                 last_recovery = clock.instant();
                 if let Err(e) = self.recover().await {
-                    error!(error = %e, "Could not adopt orphaned runs; retrying later.");
+                    self.trouble
+                        .failed("adopting orphaned runs", &e, store_error(&e));
                 }
             }
             // Finished executions free their DAG's places before queued runs are looked at.
             self.reap();
             if let Err(e) = self.start_queued().await {
-                error!(error = %e, "Could not start queued runs; retrying on the next pass.");
+                self.trouble
+                    .failed("starting queued runs", &e, store_error(&e));
             }
             // The cost of one pass, for the scale benchmark and for anyone wondering.
             let took = clock.instant() - pass;
@@ -196,7 +206,10 @@ impl Scheduler {
             {
                 self.beat(false).await;
             }
-            let wake = self.next_wake(now);
+            let wake = self
+                .trouble
+                .pass_over()
+                .unwrap_or_else(|| self.next_wake(now));
             tokio::select! {
                 () = tokio::time::sleep(wake) => {}
                 // A run that ends frees its DAG's place for the next queued one at once.
@@ -223,7 +236,11 @@ impl Scheduler {
             match self.engine.lease.current(&self.store()).await {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    warn!(error = %e, "Could not take a lease; retrying with the next heartbeat.");
+                    let store = match &e {
+                        EngineError::Store(store) => Some(store),
+                        _ => None,
+                    };
+                    self.trouble.failed("taking a lease", &e, store);
                     None
                 }
             }
@@ -243,7 +260,8 @@ impl Scheduler {
             })
             .await;
         if let Err(e) = recorded {
-            warn!(error = %e, "Could not record the scheduler's heartbeat; retrying later.");
+            self.trouble
+                .failed("recording the scheduler's heartbeat", &e, Some(&e));
         }
     }
 
@@ -689,4 +707,12 @@ pub(crate) async fn execute(
         backfill: None,
     };
     Ok(engine.execute(run.id, &spec, control).await?)
+}
+
+/// The database error under a pass's failure, if that is what it was.
+fn store_error(error: &DaemonError) -> Option<&StoreError> {
+    match error {
+        DaemonError::Store(e) | DaemonError::Engine(EngineError::Store(e)) => Some(e),
+        _ => None,
+    }
 }

@@ -19,6 +19,7 @@ mod backfill;
 mod cadence;
 mod clock;
 mod daemon;
+mod trouble;
 
 pub use backfill::{
     TickAction, drive as drive_backfill, existing_runs, fail_unstarted, plan as plan_backfill,

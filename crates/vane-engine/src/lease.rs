@@ -260,6 +260,7 @@ async fn renew<L: LeaseLink>(inner: Weak<Inner>, link: L, id: String) {
     // Counted from when a renewal was sent: the database extends from when it ran, later.
     let mut renewed = Instant::now();
     let mut due = renewed + every;
+    let mut unwritable = false;
     loop {
         tokio::time::sleep(tick).await;
         let Some(strong) = inner.upgrade() else {
@@ -291,9 +292,22 @@ async fn renew<L: LeaseLink>(inner: Weak<Inner>, link: L, id: String) {
         let why = match answer.await {
             Ok(Ok(Some(_))) => {
                 renewed = sent;
+                unwritable = false;
                 continue;
             }
             Ok(Ok(None)) => "the database says it expired".to_owned(),
+            // A database that refuses every write (a full disk, read-only) refuses the
+            // adoption of what this lease owns too, so no one can take over meanwhile: the
+            // lease is kept, however long that lasts, and the database judges it after.
+            Ok(Err(StoreError::Unwritable(e))) => {
+                if !unwritable {
+                    warn!(lease = %id, error = %e, "Cannot renew the lease: the database cannot be written. Keeping what it owns, since no one can take it over meanwhile either.");
+                    unwritable = true;
+                }
+                // The database answered: the rule for a process cut off from it counts anew.
+                renewed = sent;
+                continue;
+            }
             Ok(Err(e)) if sent - renewed < ttl => {
                 warn!(lease = %id, error = %e, "Could not renew the lease; trying again.");
                 continue;
