@@ -154,6 +154,13 @@ pub trait CheckStore {
         last_runs: usize,
     ) -> Result<Vec<CheckHistoryEntry>>;
 
+    /// The check results of one run: of each task's latest evaluated attempt, as
+    /// `(task, attempt, result)`, by task then in the order the checks were declared.
+    ///
+    /// # Errors
+    /// Fails when the database cannot be read.
+    fn run_checks(&self, run: RunId) -> Result<Vec<(String, u32, CheckResult)>>;
+
     /// Records that a person vouches for a run's data; marking again replaces the mark.
     ///
     /// # Errors

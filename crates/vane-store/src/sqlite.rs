@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0022_agents.sql"),
     include_str!("../migrations/0023_log_chunks.sql"),
     include_str!("../migrations/0024_run_timezone.sql"),
+    include_str!("../migrations/0025_runs_by_logical_date.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its
@@ -1064,6 +1065,46 @@ impl Store for SqliteStore {
         values.extend(
             filter
                 .states
+                .iter()
+                .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
+        );
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next()? {
+            records.push(Self::run_record(row));
+        }
+        crate::readable_runs(records)
+    }
+
+    fn runs_before(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        states: &[RunState],
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        let marks: Vec<String> = (4..4 + states.len()).map(|i| format!("?{i}")).collect();
+        let state_clause = if states.is_empty() {
+            String::new()
+        } else {
+            format!("AND runs.state IN ({})", marks.join(", "))
+        };
+        let sql = format!(
+            "SELECT runs.*, dag_versions.content_hash, {held} AS owner_lease_held FROM runs
+             JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+             WHERE runs.dag_id = ?1 AND runs.logical_date < ?2 {state_clause}
+             ORDER BY runs.logical_date DESC, runs.id DESC LIMIT ?3",
+            held = lease::OWNER_LEASE_HELD,
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+            Box::new(dag_id.to_owned()),
+            Box::new(ts(&before)),
+            Box::new(limit),
+        ];
+        values.extend(
+            states
                 .iter()
                 .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
         );

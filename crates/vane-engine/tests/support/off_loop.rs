@@ -194,6 +194,10 @@ impl<S: Store> CheckStore for OffLoop<S> {
         self.check();
         self.0.check_history(dag_id, task_id, last_runs)
     }
+    fn run_checks(&self, run: RunId) -> Result<Vec<(String, u32, CheckResult)>> {
+        self.check();
+        self.0.run_checks(run)
+    }
     fn mark_good(&self, mark: &GoodMark) -> Result<()> {
         self.check();
         self.0.mark_good(mark)
@@ -497,6 +501,16 @@ impl<S: Store> Store for OffLoop<S> {
     fn runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
         self.check();
         self.0.runs(filter)
+    }
+    fn runs_before(
+        &self,
+        dag_id: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        states: &[RunState],
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        self.check();
+        self.0.runs_before(dag_id, before, states, limit)
     }
     fn run(&self, id: RunId) -> Result<RunDetail> {
         self.check();

@@ -223,6 +223,33 @@ impl CheckStore for PgStore {
             .collect()
     }
 
+    fn run_checks(&self, run: RunId) -> Result<Vec<(String, u32, CheckResult)>> {
+        let rows = self.with_client(|c| {
+            Ok(c.query(
+                "SELECT e.task_id, e.attempt,
+                        r.name, r.column_name, r.severity, r.status, r.observed, r.bound,
+                        r.derivation, r.detail, r.offending, r.definition_hash
+                 FROM check_evaluations e
+                 JOIN check_results r
+                   ON r.run_id = e.run_id AND r.task_id = e.task_id AND r.attempt = e.attempt
+                 WHERE e.run_id = $1
+                   AND e.attempt = (SELECT MAX(x.attempt) FROM check_evaluations x
+                                    WHERE x.run_id = e.run_id AND x.task_id = e.task_id)
+                 ORDER BY e.task_id COLLATE \"C\", r.position",
+                &[&run],
+            )?)
+        })?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    attempt_number(row.try_get(1)?)?,
+                    result_from_row(row, 2)?,
+                ))
+            })
+            .collect()
+    }
+
     fn mark_good(&self, mark: &GoodMark) -> Result<()> {
         self.tx(|c| {
             run_exists(c, mark.run)?;

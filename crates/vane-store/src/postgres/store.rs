@@ -845,6 +845,28 @@ impl Store for PgStore {
         crate::readable_runs(rows.iter().map(run_record))
     }
 
+    fn runs_before(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        states: &[RunState],
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let sql = format!(
+            "SELECT runs.*, dag_versions.content_hash, {held} AS owner_lease_held FROM runs
+             JOIN dag_versions ON dag_versions.id = runs.dag_version_id
+             WHERE runs.dag_id = $1 AND runs.logical_date < $2
+               AND (cardinality($4::text[]) = 0 OR runs.state = ANY($4))
+             ORDER BY runs.logical_date DESC, runs.id DESC LIMIT $3",
+            held = super::lease::OWNER_LEASE_HELD,
+        );
+        let rows =
+            self.with_client(|c| Ok(c.query(&sql, &[&dag_id, &before, &limit, &states])?))?;
+        crate::readable_runs(rows.iter().map(run_record))
+    }
+
     fn run(&self, id: RunId) -> Result<RunDetail> {
         self.with_client(|c| {
             let Some(row) = c.query_opt(

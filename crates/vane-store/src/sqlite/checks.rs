@@ -189,6 +189,27 @@ impl CheckStore for SqliteStore {
         Ok(out)
     }
 
+    fn run_checks(&self, run: RunId) -> Result<Vec<(String, u32, CheckResult)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.task_id, e.attempt,
+                    r.name, r.column_name, r.severity, r.status, r.observed, r.bound,
+                    r.derivation, r.detail, r.offending, r.definition_hash
+             FROM check_evaluations e
+             JOIN check_results r
+               ON r.run_id = e.run_id AND r.task_id = e.task_id AND r.attempt = e.attempt
+             WHERE e.run_id = ?1
+               AND e.attempt = (SELECT MAX(x.attempt) FROM check_evaluations x
+                                WHERE x.run_id = e.run_id AND x.task_id = e.task_id)
+             ORDER BY e.task_id, r.position",
+        )?;
+        let mut rows = stmt.query(params![run])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((row.get(0)?, row.get(1)?, result_from_row(row, 2)?));
+        }
+        Ok(out)
+    }
+
     fn mark_good(&self, mark: &GoodMark) -> Result<()> {
         let tx = self.write_tx()?;
         let exists = tx

@@ -135,6 +135,24 @@ pub(crate) fn history_shows_the_latest_attempt_of_each_run_newest_first(db: &Db)
     );
 }
 
+pub(crate) fn a_runs_checks_are_those_of_each_tasks_latest_attempt(db: &Db) {
+    let store = db.open();
+    let r = validate_runs(&*store, 2);
+    record(&*store, r[0], 1, true, rows(100.0, "a"));
+    record(&*store, r[1], 1, false, rows(5000.0, "a"));
+    record(&*store, r[1], 2, true, rows(101.0, "a"));
+    let seen: Vec<(String, u32, Option<f64>)> = store
+        .run_checks(r[1])
+        .unwrap()
+        .into_iter()
+        .map(|(task, attempt, result)| (task, attempt, result.observed))
+        .collect();
+    assert_eq!(seen, vec![("validate".to_owned(), 2, Some(101.0))]);
+    assert_eq!(store.run_checks(r[0]).unwrap()[0].2.observed, Some(100.0));
+    let unchecked = run(&*store, "churn", 9, &["validate"]);
+    assert!(store.run_checks(unchecked).unwrap().is_empty());
+}
+
 /// A corrupt dataset (a NUL byte in a value) is what checks exist to catch: its results are
 /// recorded and read back, the NUL kept or, where the database cannot hold one (PostgreSQL),
 /// shown as the symbol for it.

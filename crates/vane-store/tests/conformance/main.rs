@@ -74,6 +74,7 @@ on_every_backend!({
         a_cleared_task_gets_its_retry_budget_back_and_runs_the_new_version,
         a_run_decided_on_a_tick_records_the_tick,
         a_panic_inside_a_transaction_commits_nothing_and_holds_nothing,
+        the_runs_before_a_date_are_found_latest_first,
     }
     dispatch {
         attempts_go_to_agents_with_their_labels_by_priority,
@@ -139,6 +140,7 @@ on_every_backend!({
         auto_bounds_learn_from_the_latest_passing_attempt_of_other_runs,
         a_run_marked_good_is_learned_from_although_it_failed,
         history_shows_the_latest_attempt_of_each_run_newest_first,
+        a_runs_checks_are_those_of_each_tasks_latest_attempt,
         values_holding_a_nul_byte_are_recorded,
     }
     metrics {

@@ -663,3 +663,26 @@ pub(crate) fn a_panic_inside_a_transaction_commits_nothing_and_holds_nothing(db:
     assert_eq!(db.open().run(run).unwrap().run.state, RunState::Success);
     assert_eq!(store.pause_switches().unwrap().get("demo"), Some(&false));
 }
+
+pub(crate) fn the_runs_before_a_date_are_found_latest_first(db: &Db) {
+    use super::fixtures::{day, run, set_state};
+    let store = db.open();
+    // Made out of date order, as a backfill makes them.
+    let d3 = run(&*store, "etl", 3, &["a"]);
+    let d1 = run(&*store, "etl", 1, &["a"]);
+    let d2 = run(&*store, "etl", 2, &["a"]);
+    let other = run(&*store, "other", 2, &["a"]);
+    for r in [d1, d2, other] {
+        set_state(&*store, r, RunState::Success);
+    }
+    set_state(&*store, d3, RunState::Failed);
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let before = |date, states: &[RunState], limit| {
+        ids(store.runs_before("etl", date, states, limit).unwrap())
+    };
+    assert_eq!(before(day(3), &[RunState::Success], 1), [d2]);
+    assert_eq!(before(day(4), &[RunState::Success], 10), [d2, d1]);
+    assert_eq!(before(day(4), &[], 10), [d3, d2, d1]);
+    assert_eq!(before(day(4), &[RunState::Failed, RunState::Success], 2), [d3, d2]);
+    assert!(before(day(1), &[], 10).is_empty());
+}
