@@ -245,6 +245,10 @@ pub(crate) enum Command {
     Lineage(crate::lineage::LineageArgs),
     /// Show what changed between two runs: DAG version, params, inputs, outputs, metrics.
     Diff(crate::lineage::DiffArgs),
+    /// Say why a run failed or differs: the first failure, then what differs from the last
+    /// successful run before it (DAG file and commits, params, inputs, checks, gates, metrics,
+    /// the model in production, cache hits, retries, hosts), most likely cause first.
+    Why(crate::why::WhyArgs),
     /// List models, or every version of one with its stage and how it got there.
     Models(crate::models::ModelsArgs),
     /// Approve a rollout waiting at a stage, recording who approved and the numbers they saw.
@@ -331,6 +335,7 @@ pub(crate) const GROUPS: &[(&str, &[&str])] = &[
             "artifacts",
             "lineage",
             "diff",
+            "why",
         ],
     ),
     (

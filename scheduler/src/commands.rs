@@ -69,6 +69,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Artifacts(args) => crate::lineage::artifacts(g, &args),
         Command::Lineage(args) => crate::lineage::lineage(g, &args),
         Command::Diff(args) => crate::lineage::diff(g, &args),
+        Command::Why(args) => crate::why::why(g, &args),
         Command::Models(args) => crate::models::models(g, &args),
         Command::Approve(args) => crate::models::approve(g, &args),
         Command::Reject(args) => crate::models::reject(g, &args),

@@ -14,6 +14,7 @@ mod metrics;
 mod models;
 mod output;
 mod status;
+mod why;
 
 use std::process::ExitCode;
 

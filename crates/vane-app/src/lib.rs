@@ -33,6 +33,7 @@ pub mod models;
 pub mod reads;
 pub mod requests;
 pub mod runs;
+pub mod why;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
