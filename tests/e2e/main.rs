@@ -30,3 +30,4 @@ mod stopping;
 mod templates;
 mod ui;
 mod validation;
+mod why;

@@ -147,7 +147,7 @@ fn editing_a_dag_records_a_new_version() {
     );
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(dir)
         .env(

@@ -125,6 +125,12 @@ impl HttpApi {
                 let detail = crate::runs::detail(&*store, RunId(id))?;
                 serialize(&crate::runs::shown(&*store, &detail)?)
             }
+            Route::Why { run, against } => serialize(&crate::why::why(
+                &*self.store()?,
+                RunId(run),
+                against.map(RunId),
+                Some(&app.paths.dags),
+            )?),
             Route::Logs {
                 run,
                 task,
@@ -380,7 +386,7 @@ fn decider(by: &str, verb: &str) -> Result<String> {
 /// Schema of the type its handler above deserialises or serialises, derived from that type,
 /// so the document cannot say one thing and the handler do another.
 pub(crate) fn document() -> Value {
-    use crate::{agents, alerts, dags, lineage, reads, runs};
+    use crate::{agents, alerts, dags, lineage, reads, runs, why};
     use schemars::{JsonSchema, SchemaGenerator};
     use vane_http::{Body, Schemas};
 
@@ -418,6 +424,10 @@ pub(crate) fn document() -> Value {
             ("GET", "/api/runs/{id}") => Schemas {
                 body: None,
                 answer: answer::<runs::RunShown>(g),
+            },
+            ("GET", "/api/runs/{id}/why") => Schemas {
+                body: None,
+                answer: answer::<why::WhyView>(g),
             },
             ("GET", "/api/dags/{id}/metrics") => Schemas {
                 body: None,

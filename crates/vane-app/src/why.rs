@@ -281,6 +281,32 @@ fn lead(
     stages: &[vane_store::RolloutStage],
     checks: &[(String, u32, CheckResult)],
 ) -> Lead {
+    // A gate that kept a model out explains its deploy task's failure better than the task's
+    // own "failed on a verdict".
+    let not_promoted = stages.iter().find(|s| {
+        matches!(
+            s.status,
+            StageStatus::Failed | StageStatus::Rejected | StageStatus::Expired
+        )
+    });
+    if let Some(stage) = not_promoted {
+        return Lead {
+            task: Some(stage.task_id.clone()),
+            what: "not_promoted",
+            summary: format!(
+                "model `{}` v{} was not promoted: stage `{}` {}{}",
+                stage.model,
+                stage.version,
+                stage.stage,
+                stage.status.as_str(),
+                stage
+                    .detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        };
+    }
     let ended = |t: &vane_store::TaskRecord| t.attempts.last().and_then(|a| a.ended_at);
     let failed = this
         .tasks
@@ -310,30 +336,6 @@ fn lead(
             task: Some(task.task_id.clone()),
             what: "failed",
             summary: format!("task `{}` failed: {reason}", task.task_id),
-        };
-    }
-    let not_promoted = stages.iter().find(|s| {
-        matches!(
-            s.status,
-            StageStatus::Failed | StageStatus::Rejected | StageStatus::Expired
-        )
-    });
-    if let Some(stage) = not_promoted {
-        return Lead {
-            task: Some(stage.task_id.clone()),
-            what: "not_promoted",
-            summary: format!(
-                "model `{}` v{} was not promoted: stage `{}` {}{}",
-                stage.model,
-                stage.version,
-                stage.stage,
-                stage.status.as_str(),
-                stage
-                    .detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            ),
         };
     }
     if matches!(this.run.state, RunState::Queued | RunState::Running) {

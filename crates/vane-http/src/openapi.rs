@@ -47,6 +47,15 @@ const OPERATIONS: &[Operation] = &[
     ),
     (
         "GET",
+        "/api/runs/{id}/why",
+        "Why a run failed or differs: its first failure, then what differs from the last successful run of its DAG before it (or from `against`), most likely cause first, and what was equal (as `vane why ID --json`).",
+        &[(
+            "against",
+            "compare with this run of the same DAG instead of the last successful one before (a run id, at most 9223372036854775807)",
+        )],
+    ),
+    (
+        "GET",
         "/api/runs/{id}/tasks/{task}/logs",
         "The log of a task attempt, as text. With follow=1 new bytes are sent while the attempt runs; the response ends when it ends.",
         &[
@@ -234,6 +243,7 @@ fn schema_of(name: &str, path: &str) -> Value {
     let whole = json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX });
     match name {
         "id" if path.starts_with("/api/runs/") || path.starts_with("/api/alerts/") => whole,
+        "against" => whole,
         // The router refuses a number above these (`Query::number`).
         "runs" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_GRID_RUNS }),
         "limit" | "last" => json!({ "type": "integer", "minimum": 0, "maximum": route::MAX_ROWS }),
@@ -407,6 +417,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7, "runs, limit twice, attempt, last twice, turns");
+        assert_eq!(
+            checked, 8,
+            "runs, limit twice, attempt, last twice, turns, against"
+        );
     }
 }

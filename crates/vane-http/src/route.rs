@@ -10,6 +10,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/runs"),
     ("GET", "/api/runs/{id}"),
     ("GET", "/api/runs/{id}/tasks/{task}/logs"),
+    ("GET", "/api/runs/{id}/why"),
     ("GET", "/api/dags/{id}/metrics"),
     ("GET", "/api/dags/{id}/checks"),
     ("GET", "/api/dags/{id}/ticks"),
@@ -67,6 +68,11 @@ pub enum Route {
     },
     Run {
         id: i64,
+    },
+    /// What differs from the last good run (`vane why`), or from run `against`.
+    Why {
+        run: i64,
+        against: Option<i64>,
     },
     Logs {
         run: i64,
@@ -277,6 +283,10 @@ fn build(pattern: &str, captures: &[&str], query: &Query) -> Result<Route, ApiEr
             limit: query.number("limit", MAX_ROWS)?.unwrap_or(20),
         },
         "/api/runs/{id}" => Route::Run { id: id(0, "run")? },
+        "/api/runs/{id}/why" => Route::Why {
+            run: id(0, "run")?,
+            against: query.number("against", i64::MAX as u64)?,
+        },
         "/api/runs/{id}/tasks/{task}/logs" => Route::Logs {
             run: id(0, "run")?,
             task: text(1),

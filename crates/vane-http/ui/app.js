@@ -694,6 +694,9 @@ async function dagMetrics(id) {
 async function pageRun(id) {
   const run = await api(`/api/runs/${id}`);
   const finished = ['success', 'failed'].includes(run.state);
+  // The first question about a finished run is what differs from the last good one: asked
+  // here, so the answer is at the top of the page (the same as `vane why`).
+  const why = finished ? await api(`/api/runs/${id}/why`).catch(() => null) : null;
   const anyFailed = run.tasks.some((t) => ['failed', 'upstream_failed'].includes(t.state));
   const rows = run.tasks.map((t) => {
     const last = t.attempts[t.attempts.length - 1];
@@ -711,6 +714,7 @@ async function pageRun(id) {
       finished ? h('button', { type: 'button', class: 'quiet', onclick: () => act(`/api/runs/${run.id}/clear`, {}, `Cleared run ${run.id}: the scheduler runs every task again.`) }, 'Clear all') : null,
       !finished && !run.stop_requested ? h('button', { type: 'button', class: 'danger', onclick: () => act(`/api/runs/${run.id}/stop`, {}, (r) => r.state === 'failed' ? `Stopped run ${run.id}.` : `Asked run ${run.id} to stop: its running tasks are killed within seconds.`) }, 'Stop') : null),
     h('p', { class: 'sub' }, link(`#/dags/${enc(run.dag_id)}`, run.dag_id), ` · ${run.trigger} run for ${logical(run.logical_date)}`),
+    why ? whyPanel(why) : null,
     run.waiting_for_approval ? waitingPanel({ run_id: run.id, ...run.waiting_for_approval }) : null,
     (run.dispatched || []).length ? panel(h('strong', {}, 'On agents: '),
       run.dispatched.map((d) => h('div', { 'data-dispatched': d.task_id }, h('code', {}, d.task_id), ` attempt ${d.attempt} ${d.detail}`)),
@@ -726,6 +730,22 @@ async function pageRun(id) {
       ['Params', Object.keys(run.params || {}).length ? h('code', {}, JSON.stringify(run.params)) : null]])),
     h('h2', {}, 'Tasks'),
     panel(table(['Task', 'State', 'Attempts', 'Duration', 'Exit', 'Why'], rows)));
+}
+
+function whyPanel(why) {
+  const against = why.against
+    ? h('span', {}, 'Compared with ', link(`#/runs/${why.against.id}`, `run ${why.against.id}`), why.chosen.replace(/^run \d+/, ''), '.')
+    : `Compared with ${why.chosen}.`;
+  const items = why.differences.map((d) => h('li', { 'data-kind': d.kind },
+    d.summary,
+    d.detail.length ? h('details', {}, h('summary', {}, d.kind === 'dag_file' ? 'the diff' : 'the numbers'), h('pre', { class: 'why-detail' }, d.detail.join('\n'))) : null));
+  return h('section', { class: 'panel why', 'aria-label': 'Why' },
+    h('h2', { class: 'small' }, 'Why'),
+    h('p', { class: 'lead' }, h('strong', {}, why.lead.summary)),
+    h('p', { class: 'sub' }, against),
+    why.against && items.length ? h('ol', {}, items) : null,
+    why.against && !items.length ? h('p', {}, 'Nothing vane records differs between the two runs.') : null,
+    why.equal.length ? h('p', { class: 'sub' }, `Equal: ${why.equal.join(', ')}.`) : null);
 }
 
 async function pageAttempt(runId, task, number_) {
