@@ -638,3 +638,44 @@ fn no_page_has_a_serious_accessibility_violation() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// The run page of a failed run answers "what is different from the last good one?" at its
+/// top, as `vane why` does: the same lead, the same differences in the same order.
+#[test]
+fn a_failed_runs_page_leads_with_what_differs_from_the_last_good_run() {
+    let p = good_then_rolled_back();
+    let answer = p.vane(&["why", "2", "--json"]).success().json();
+    let lead = answer["lead"]["summary"]
+        .as_str()
+        .expect("a lead")
+        .to_owned();
+    let first = answer["differences"][0]["summary"]
+        .as_str()
+        .expect("a difference")
+        .to_owned();
+    let served = p.serve(TOKEN);
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#/runs/2", served.addr));
+    let shown = b.wait_text("section.why", &[&lead, &first, "Compared with run 1"]);
+    // At the top: before the run's details and its tasks.
+    let order = b.eval(
+        "const why = document.querySelector('section.why');
+         const tasks = document.querySelector('tr[data-task]');
+         return why.compareDocumentPosition(tasks) === Node.DOCUMENT_POSITION_FOLLOWING",
+        json!([]),
+    );
+    assert_eq!(
+        order,
+        json!(true),
+        "the answer comes before the tasks: {shown}"
+    );
+    let listed = b.texts("section.why ol > li");
+    assert_eq!(
+        listed.len(),
+        answer["differences"].as_array().unwrap().len(),
+        "{listed:#?}"
+    );
+    assert!(listed[0].starts_with(&first), "{listed:#?}");
+    b.screenshot("run-why");
+    assert_eq!(b.axe_violations(), Vec::<String>::new());
+}

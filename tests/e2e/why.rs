@@ -130,6 +130,15 @@ fn a_day_whose_data_drifted_leads_with_the_failed_check_and_the_new_input(backen
         !text.contains("param `"),
         "nothing equal is printed: {text}"
     );
+    // The README shows this very answer.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let shown = readme
+        .split("$ vane why 4\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README shows `vane why 4`");
+    assert_eq!(shown, text, "the README's example is what vane prints");
 }
 
 #[test]

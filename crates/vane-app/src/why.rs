@@ -698,10 +698,16 @@ fn bytes(n: u64) -> String {
 }
 
 fn percent(a: f64, b: f64) -> String {
-    if a == 0.0 {
+    let change = (b - a) / a * 100.0;
+    // Under a tenth of a percent is not news, and "+0%" would read as none at all.
+    if a == 0.0 || change.abs() < 0.1 {
         return String::new();
     }
-    format!(" ({:+.0}%)", (b - a) / a * 100.0)
+    if change.abs() < 10.0 {
+        format!(" ({change:+.1}%)")
+    } else {
+        format!(" ({change:+.0}%)")
+    }
 }
 
 fn gates(
@@ -725,7 +731,8 @@ fn gates(
             s.and_then(|s| s.evidence.get("gates").cloned())
                 .unwrap_or(Value::Null)
         };
-        let status = |s: Option<&vane_store::RolloutStage>| s.map_or("-", |s| s.status.as_str());
+        let status =
+            |s: Option<&vane_store::RolloutStage>| s.map_or("not reached", |s| s.status.as_str());
         if status(a) == status(b) && gates_of(a) == gates_of(b) {
             continue;
         }
@@ -734,11 +741,18 @@ fn gates(
             "gate",
             Some(task),
             stage,
-            format!(
-                "stage `{stage}` of task `{task}`: {} → {}",
-                status(a),
-                status(b)
-            ),
+            if status(a) == status(b) {
+                format!(
+                    "stage `{stage}` of task `{task}`: {} in both, with other numbers",
+                    status(b)
+                )
+            } else {
+                format!(
+                    "stage `{stage}` of task `{task}`: {} → {}",
+                    status(a),
+                    status(b)
+                )
+            },
             gates_of(a),
             gates_of(b),
         );
@@ -1002,6 +1016,8 @@ mod tests {
         assert_eq!(bytes(10_200), "10.2 kB");
         assert_eq!(bytes(2_500_000), "2.5 MB");
         assert_eq!(percent(1000.0, 200.0), " (-80%)");
+        assert_eq!(percent(1000.0, 1050.0), " (+5.0%)");
+        assert_eq!(percent(1000.0, 1000.4), "");
         assert_eq!(percent(0.0, 5.0), "");
     }
 }

@@ -740,7 +740,7 @@ function whyPanel(why) {
     d.summary,
     d.detail.length ? h('details', {}, h('summary', {}, d.kind === 'dag_file' ? 'the diff' : 'the numbers'), h('pre', { class: 'why-detail' }, d.detail.join('\n'))) : null));
   return h('section', { class: 'panel why', 'aria-label': 'Why' },
-    h('h2', { class: 'small' }, 'Why'),
+    h('h2', { class: 'small' }, 'What is different from the last good run'),
     h('p', { class: 'lead' }, h('strong', {}, why.lead.summary)),
     h('p', { class: 'sub' }, against),
     why.against && items.length ? h('ol', {}, items) : null,
