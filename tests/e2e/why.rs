@@ -282,3 +282,58 @@ fn a_run_compared_with_itself_or_another_dag_gets_a_clear_message() {
 crate::harness::on_both_backends!(
     a_day_whose_data_drifted_leads_with_the_failed_check_and_the_new_input
 );
+
+/// A metric far outside its usual spread over the recent good runs is listed with that spread;
+/// one inside it is not. A task that needed a retry shows its attempts.
+#[test]
+fn a_metric_beyond_its_usual_spread_and_a_retry_are_listed() {
+    let p = Project::new().dag(
+        "scores",
+        r#"
+[tasks.score]
+command = '''
+echo "auc $(cat "$VANE_WORK/auc")" >> "$VANE_METRICS"
+echo "latency_ms $(cat "$VANE_WORK/latency")" >> "$VANE_METRICS"
+if [ -f "$VANE_WORK/flaky" ] && [ {{ attempt }} = 1 ]; then exit 1; fi
+'''
+retries = 1
+retry_delay = "10ms"
+"#,
+    );
+    let day = |n: u32, auc: &str, latency: &str| {
+        p.write(".vane/work/auc", auc);
+        p.write(".vane/work/latency", latency);
+        p.vane(&["run", "scores", "--date", &format!("2026-02-{n:02}")])
+            .success();
+    };
+    for (n, auc) in [(1, "0.90"), (2, "0.91"), (3, "0.92"), (4, "0.91")] {
+        day(n, auc, "20");
+    }
+    p.write(".vane/work/flaky", "");
+    day(5, "0.52", "20");
+    let w = why(&p, &["5"]);
+    let metric = w["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "metric")
+        .unwrap_or_else(|| panic!("the auc drop is listed: {w:#}"));
+    assert_eq!(metric["name"], "auc");
+    assert_eq!(metric["after"], 0.52);
+    assert_eq!(metric["before"]["runs"], 4);
+    assert_eq!(
+        metric["summary"],
+        "metric `auc` of task `score`: 0.52 where the last 4 good runs had 0.91 ± 0.0082"
+    );
+    assert!(
+        !w["differences"].to_string().contains("latency_ms"),
+        "an unchanged metric is not listed: {w:#}"
+    );
+    let attempts = w["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "attempts")
+        .unwrap_or_else(|| panic!("the retry is listed: {w:#}"));
+    assert_eq!(attempts["summary"], "task `score`: 1 attempt → 2");
+}
