@@ -652,7 +652,90 @@ fn the_scheduler_heartbeat_shows_in_metrics_and_status_until_it_stops(backend: B
     );
 }
 
+/// A task that finished while its vane process was dead used to be recorded "scheduler lost"
+/// and run again. Its shell writes its exit status down when nobody is left to wait for it, and
+/// the vane that adopts the run records that ending as it was: success, its metrics kept, run
+/// once, and what depends on it runs next.
+fn a_task_that_finished_while_its_vane_was_dead_keeps_its_real_outcome(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "finishes",
+        r#"
+[tasks.slow]
+command = 'touch "$VANE_WORK/started"; while [ ! -f "$VANE_WORK/go" ]; do sleep 0.02; done; echo "rows 42" >> "$VANE_METRICS"; echo ran >> "$VANE_WORK/slow.ran"'
+retries = 2
+
+[tasks.after]
+command = 'echo ran >> "$VANE_WORK/after.ran"'
+depends_on = ["slow"]
+"#,
+    );
+    let mut run = p
+        .command(&["run", "finishes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    let started = p.work().join("started");
+    crate::harness::wait_for("the task to start", PATIENCE, || {
+        started.exists().then_some(())
+    });
+    crate::harness::wait_for("the attempt's pid to be recorded", PATIENCE, || {
+        attempts(&show_run(&p, 1), "slow")[0]["pid"]
+            .as_u64()
+            .map(|_| ())
+    });
+    run.kill().expect("kill -9 vane run");
+    run.wait().expect("reap vane run");
+    std::fs::write(p.work().join("go"), "").unwrap();
+    crate::harness::wait_for(
+        "the task to end and write its exit status down",
+        PATIENCE,
+        || {
+            std::fs::read_dir(p.path().join(".vane/logs"))
+                .ok()
+                .and_then(|_| find_exit_mark(&p.path().join(".vane/logs")))
+        },
+    );
+
+    let mut daemon = start_scheduler(&p, &[]);
+    let show = daemon.wait_for("the adopted run to finish", PATIENCE, || {
+        let show = show_run(&p, 1);
+        matches!(show["state"].as_str(), Some("success" | "failed")).then_some(show)
+    });
+    assert_eq!(show["state"], "success", "{show:#}\n{}", daemon.log());
+    let slow = attempts(&show, "slow");
+    assert_eq!(slow.len(), 1, "not run again: {show:#}");
+    assert_eq!(slow[0]["state"], "success", "{show:#}");
+    assert_eq!(slow[0]["exit_code"], 0, "{show:#}");
+    assert_eq!(p.read_work("slow.ran"), "ran\n");
+    assert_eq!(p.read_work("after.ran"), "ran\n");
+    let metrics = vane(&p, &["metrics", "finishes", "--json"])
+        .success()
+        .json();
+    assert!(
+        metrics.to_string().contains("\"rows\"") && metrics.to_string().contains("42"),
+        "the metrics it wrote are kept: {metrics:#}"
+    );
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+/// The exit status file a task's shell left under `dir`, if any.
+fn find_exit_mark(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_exit_mark(&path) {
+                return Some(found);
+            }
+        } else if path.extension().is_some_and(|e| e == "exit") {
+            return Some(path);
+        }
+    }
+    None
+}
+
 on_both_backends!(
+    a_task_that_finished_while_its_vane_was_dead_keeps_its_real_outcome,
     a_scheduled_dag_runs_on_its_cron_grid,
     a_triggered_run_is_started_by_the_scheduler_with_its_params,
     a_paused_dag_gets_no_scheduled_runs_until_unpaused,

@@ -73,40 +73,20 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
             && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
         {
             warn!(run_id = run.0, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
+        } else if local
+            && let Some(code) = vane_exec::exit_mark(std::path::Path::new(&attempt.log_path))
+        {
+            // It ended while no vane was watching and wrote its exit status down: the run's
+            // next execution records that ending as if it had seen it (outputs and metrics
+            // included), so a task that finished keeps its real outcome.
+            info!(run_id = run.0, task = %task.task_id, attempt = attempt.attempt, code, "A lost attempt finished on its own; its end is recorded when the run resumes.");
+            continue;
         }
-        changes.push(Change::AttemptFinished {
-            run,
-            task: task.task_id.clone(),
-            attempt: attempt.attempt,
-            success: false,
-            exit_code: None,
-            signal: None,
-            reason: Some("scheduler lost: the vane process running it stopped".into()),
-            at,
-        });
         let retries = dag
             .as_ref()
             .and_then(|d| d.tasks.iter().find(|t| t.id == task.task_id))
             .map_or(0, |t| t.retry.retries);
-        let tries = attempt.attempt.saturating_sub(task.retry_base);
-        let (state, reason) = if tries <= retries {
-            (
-                TaskState::Queued,
-                "retrying after its vane process was lost",
-            )
-        } else {
-            (
-                TaskState::Failed,
-                "its vane process was lost on the last attempt",
-            )
-        };
-        changes.push(Change::Task {
-            run,
-            task: task.task_id.clone(),
-            state,
-            reason: Some(reason.into()),
-            at,
-        });
+        changes.extend(lost_attempt(run, task, attempt, retries, at));
     }
     changes.push(Change::Run {
         run,
@@ -177,4 +157,47 @@ pub fn abandon_changes(
         at,
     });
     Ok(changes)
+}
+
+/// The changes that close attempt `attempt` of `task`, whose vane process is gone, as "scheduler
+/// lost": the task is queued again when its retry policy (`retries`, counted since the task was
+/// last cleared) allows another try, and failed otherwise.
+pub(crate) fn lost_attempt(
+    run: RunId,
+    task: &vane_store::TaskRecord,
+    attempt: &vane_store::AttemptRecord,
+    retries: u32,
+    at: chrono::DateTime<Utc>,
+) -> Vec<Change> {
+    let tries = attempt.attempt.saturating_sub(task.retry_base);
+    let (state, reason) = if tries <= retries {
+        (
+            TaskState::Queued,
+            "retrying after its vane process was lost",
+        )
+    } else {
+        (
+            TaskState::Failed,
+            "its vane process was lost on the last attempt",
+        )
+    };
+    vec![
+        Change::AttemptFinished {
+            run,
+            task: task.task_id.clone(),
+            attempt: attempt.attempt,
+            success: false,
+            exit_code: None,
+            signal: None,
+            reason: Some("scheduler lost: the vane process running it stopped".into()),
+            at,
+        },
+        Change::Task {
+            run,
+            task: task.task_id.clone(),
+            state,
+            reason: Some(reason.into()),
+            at,
+        },
+    ]
 }

@@ -493,6 +493,22 @@ impl RunMachine {
         }
     }
 
+    /// Right after [`resume`](Self::resume): task `task` has an attempt that ended while no vane
+    /// process watched it, whose end the caller reports next with [`finished`](Self::finished).
+    /// Until then it is running: nothing downstream starts, and it is not launched again.
+    pub fn ended_unwatched(&mut self, task: usize) {
+        let slot = &mut self.slots[task];
+        if slot.state != TaskState::Queued {
+            return;
+        }
+        slot.state = TaskState::Running;
+        self.running += 1;
+        if slot.sensor {
+            self.sensing += 1;
+        }
+        self.ready.retain(|&t| t != task);
+    }
+
     /// Takes back a [`Action::Launch`] that could not be carried out yet (its pool had no free
     /// slot): the task is ready again, first in line, and its attempt number is given back.
     pub fn unlaunch(&mut self, task: usize) {

@@ -267,7 +267,39 @@ impl Engine<'_> {
             return Err(EngineError::Claimed(run));
         };
         let fence = &fence;
-        let record = self.store.call(move |s| s.run(run)).await?;
+        let mut record = self.store.call(move |s| s.run(run)).await?;
+        // Attempts left running by a vane process that is gone: one that wrote its exit status
+        // down ended on its own and is taken up below as if this process had seen it end; any
+        // other is closed as lost, as adoption does.
+        let mut unwatched = Vec::new();
+        let mut closed = Vec::new();
+        for (i, t) in dag.tasks.iter().enumerate() {
+            let Some(r) = record.tasks.iter().find(|r| r.task_id == t.id) else {
+                continue;
+            };
+            let Some(a) = r.attempts.last().filter(|a| {
+                r.state == TaskState::Running && a.state == vane_store::AttemptState::Running
+            }) else {
+                continue;
+            };
+            let mark = (a.host == self.host)
+                .then(|| vane_exec::exit_mark(std::path::Path::new(&a.log_path)))
+                .flatten();
+            match mark {
+                Some(code) => unwatched.push((i, a.attempt, a.pid, a.pid_start_time, code)),
+                None => closed.extend(crate::adopt::lost_attempt(
+                    run,
+                    r,
+                    a,
+                    t.retry.retries,
+                    Utc::now(),
+                )),
+            }
+        }
+        if !closed.is_empty() {
+            self.apply(fence, closed).await?;
+            record = self.store.call(move |s| s.run(run)).await?;
+        }
         let recorded: Vec<Recorded> = dag
             .tasks
             .iter()
@@ -349,6 +381,23 @@ impl Engine<'_> {
             deadlines.retain(|d| d.due > clock);
         }
 
+        for (task, attempt, pid, start_time, code) in unwatched {
+            info!(run_id = run.0, task = %dag.tasks[task].id, attempt, code, "Recording the end of an attempt that finished while no vane process watched it.");
+            machine.ended_unwatched(task);
+            let (report, done) = tokio::sync::oneshot::channel();
+            let _ = report.send(vane_exec::Outcome::Exited { code });
+            ctx.watch(
+                &mut procs,
+                task,
+                attempt,
+                vane_exec::Launched {
+                    pid: pid.unwrap_or_default(),
+                    start_time,
+                    done,
+                    kill: vane_exec::KillSwitch::new(),
+                },
+            );
+        }
         info!(run_id = run.0, dag = %dag.id, "Run started.");
         let mut first = settled;
         first.extend(machine.start(now()));

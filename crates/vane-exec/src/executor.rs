@@ -109,6 +109,38 @@ pub trait Executor: Send + Sync {
 /// Exit status of a held process whose hold was dropped: its command never began.
 pub const HELD_EXIT: i32 = 125;
 
+/// The variable naming the file a job's shell writes its exit status to, should the process
+/// that started it be gone by then.
+const EXIT_MARK_VAR: &str = "VANE_EXIT_MARK";
+
+/// Run by the job's shell as it exits: if the process that started it is gone (a `kill -9`, a
+/// crash), nobody is left to learn the exit status from `wait`, so it is written down for the
+/// vane that adopts the run. Only then: a file per task would cost every task an inode. Both
+/// commands are shell builtins, and the job's own exit status is kept. A command that replaces
+/// the shell (`exec prog`) or sets its own `EXIT` trap leaves no mark, and is recorded lost.
+const EXIT_TRAP: &str =
+    r#"trap 's=$?; kill -0 "$PPID" 2>/dev/null || echo "$s" > "$VANE_EXIT_MARK"' EXIT;"#;
+
+/// Where the shell of the job logging to `log_path` writes its exit status when the process
+/// that started it is gone: beside the log.
+#[must_use]
+pub fn exit_mark_path(log_path: &Path) -> std::path::PathBuf {
+    let mut name = log_path.as_os_str().to_owned();
+    name.push(".exit");
+    name.into()
+}
+
+/// The exit status the shell of the job logging to `log_path` wrote down because the process
+/// that started it was gone (see [`exit_mark_path`]); `None` when there is no such mark.
+#[must_use]
+pub fn exit_mark(log_path: &Path) -> Option<i32> {
+    fs::read_to_string(exit_mark_path(log_path))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// What keeps a process from [`Executor::launch_held`] from beginning its command. For a
 /// real process, the write end of the pipe its shell first reads a line from.
 pub struct Hold(Option<Box<dyn FnOnce() + Send>>);
@@ -171,9 +203,10 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
     command
         .arg("-c")
         .arg(format!(
-            "read -r _ || exit {HELD_EXIT}; exec </dev/null; {}",
+            "read -r _ || exit {HELD_EXIT}; exec </dev/null; {EXIT_TRAP} {}",
             job.command
         ))
+        .env(EXIT_MARK_VAR, exit_mark_path(&job.log_path))
         .stdin(Stdio::piped())
         .envs(job.env.iter().map(|(key, value)| (key, value)))
         .stdout(stdout)

@@ -72,7 +72,9 @@ mod procfs;
 mod watchdog;
 
 pub use error::ExecError;
-pub use executor::{Executor, HELD_EXIT, Hold, KillSwitch, Launched, ProcessExecutor};
+pub use executor::{
+    Executor, HELD_EXIT, Hold, KillSwitch, Launched, ProcessExecutor, exit_mark, exit_mark_path,
+};
 pub use group::kill_group_if_same;
 pub use job::{Job, Outcome};
 pub use procfs::{process_is_running, process_start_time};

@@ -490,3 +490,14 @@ async fn a_dropped_hold_ends_the_process_before_its_command() {
     );
     assert!(!marker.exists(), "the command ran without its release");
 }
+
+/// A job whose starter is alive leaves no mark: its status is learned from `wait`.
+#[tokio::test]
+async fn a_job_whose_starter_is_alive_leaves_no_exit_mark() {
+    let dir = TempDir::new().unwrap();
+    let job = job(&dir, "exit 3");
+    let log = job.log_path.clone();
+    assert_eq!(run(job).await, Outcome::Exited { code: 3 });
+    assert_eq!(vane_exec::exit_mark(&log), None);
+    assert!(!vane_exec::exit_mark_path(&log).exists());
+}
