@@ -631,10 +631,10 @@ impl Checker<'_> {
         let tasks = match sections.get("tasks") {
             Some(v) => self.tasks(v, &defaults, &params, registry),
             None => {
-                self.diags.push(
-                    Diagnostic::error("the DAG has no tasks", None)
-                        .hint("add a task: [tasks.hello] with command = \"echo hello\""),
-                );
+                // Pointed at where a reader starts looking: the [dag] table, or else the
+                // top of the file, so an editor can jump there like for any other problem.
+                let span = sections.get("dag").map_or(0..0, |v| v.span());
+                self.error("the DAG has no tasks", span, NO_TASKS_HINT);
                 None
             }
         };
@@ -798,11 +798,7 @@ impl Checker<'_> {
             return None;
         };
         if table.is_empty() {
-            self.error(
-                "the DAG has no tasks",
-                value.span(),
-                "add a task: [tasks.hello] with command = \"echo hello\"",
-            );
+            self.error("the DAG has no tasks", value.span(), NO_TASKS_HINT);
             return None;
         }
         let param_names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
@@ -1787,6 +1783,8 @@ fn cron_field_problem(expr: &str) -> Option<String> {
     }
     None
 }
+
+const NO_TASKS_HINT: &str = "add a [tasks.NAME] table with a command: a line [tasks.hello], and under it command = \"echo hello\"";
 
 /// Duration keys for which zero is a mistake rather than "none".
 const ZERO_IS_A_MISTAKE: &[&str] = &["timeout", "poke_interval", "sla"];

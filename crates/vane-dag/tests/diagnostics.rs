@@ -488,3 +488,18 @@ fn a_span_inside_a_multibyte_character_is_widened_to_whole_characters() {
             .render("dags/example.toml", source)
     );
 }
+
+/// "the DAG has no tasks" had no line or column: an editor jumping to problems had nowhere
+/// to go. It points at the [dag] table, or the top of a file without one.
+#[test]
+fn no_tasks_points_at_the_dag_table_or_the_first_line() {
+    let renders: Vec<String> = [
+        "# retrain nightly\n\n[dag]\ndescription = \"empty\"\n",
+        "# nothing yet\n",
+        "",
+    ]
+    .into_iter()
+    .map(render)
+    .collect();
+    insta::assert_snapshot!(renders.join("\n"));
+}
