@@ -1220,33 +1220,19 @@ impl Checker<'_> {
         }
     }
 
-    /// Maps a range inside a string's content to source bytes, when the string was written
-    /// without escapes; otherwise the whole string is pointed at.
-    fn inner_span(
+    /// The source bytes of `range`, a range of bytes of `content`, the value of the string
+    /// written at `value_span`: what a problem found inside a string's value points at. When
+    /// the literal does not read as `content`, the whole string is pointed at.
+    pub fn inner_span(
         &self,
         value_span: &Range<usize>,
         content: &str,
         range: Range<usize>,
     ) -> Range<usize> {
         let raw = self.source.get(value_span.clone()).unwrap_or("");
-        let mut prefix = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
-            3
-        } else {
-            1
-        };
-        if prefix == 3 {
-            if raw[3..].starts_with("\r\n") {
-                prefix += 2;
-            } else if raw[3..].starts_with('\n') {
-                prefix += 1;
-            }
-        }
-        match raw.get(prefix..prefix + content.len()) {
-            Some(body) if body == content => {
-                let start = value_span.start + prefix;
-                start + range.start..start + range.end
-            }
-            _ => value_span.clone(),
+        match crate::literal::content_span(raw, content, range) {
+            Some(inner) => value_span.start + inner.start..value_span.start + inner.end,
+            None => value_span.clone(),
         }
     }
 

@@ -503,3 +503,18 @@ fn no_tasks_points_at_the_dag_table_or_the_first_line() {
     .collect();
     insta::assert_snapshot!(renders.join("\n"));
 }
+
+/// A template written with escapes was pointed at as a whole string: the unknown variable of a
+/// long command was left to be found by eye.
+#[test]
+fn template_errors_inside_escaped_strings_point_at_the_variable() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.a]
+command = "echo \"caf\u00e9\" {{ dss }}"
+[tasks.b]
+command = """
+python3 train.py \
+    --day {{ ds }} --seed {{ sed }}"""
+"#
+    ));
+}
