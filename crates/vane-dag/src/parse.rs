@@ -1471,7 +1471,13 @@ impl Checker<'_> {
                 wrong(self, "a duration string", format!("write {name} = \"30s\""))
             }
             (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
-                Ok(cron) => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
+                Ok(cron) => match crate::schedule::never_fires(s, &cron) {
+                    None => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
+                    Some((why, hint)) => {
+                        self.error(why, span, hint);
+                        None
+                    }
+                },
                 Err(e) => {
                     // croner says "Number out of bounds" without which field or what bounds.
                     let why = cron_field_problem(s).unwrap_or_else(|| e.to_string());

@@ -518,3 +518,41 @@ python3 train.py \
 "#
     ));
 }
+
+/// A schedule on a day that does not exist (February 30th) validated, and the scheduler never
+/// ran the DAG, with no word why; `vane next` printed nothing.
+#[test]
+fn schedules_that_never_fire() {
+    let renders: Vec<String> = [
+        "0 0 30 2 *",
+        "15 4 31 apr *",
+        "0 0 30,31 2 *",
+        "0 0 0 1 1 * 2020",
+    ]
+    .into_iter()
+    .map(|cron| {
+        render(&format!(
+            "[dag]\nschedule = \"{cron}\"\n[tasks.a]\ncommand = \"true\"\n"
+        ))
+    })
+    .collect();
+    insta::assert_snapshot!(renders.join("\n"));
+}
+
+/// Days that exist only some years, or only as a weekday's, are not mistaken for none.
+#[test]
+fn rare_schedules_still_fire() {
+    for cron in [
+        "0 0 29 2 *",
+        "0 0 30 2 MON",
+        "0 0 * 2 FRI#5",
+        "0 0 L 2 *",
+        "0 0 0 29 2 * 2030-2040",
+        "30 0 0 29 2 *",
+        "@yearly",
+    ] {
+        let source = format!("[dag]\nschedule = \"{cron}\"\n[tasks.a]\ncommand = \"true\"\n");
+        let parsed = vane_dag::parse_dag(&source, "example");
+        assert!(parsed.diagnostics.is_empty(), "{cron}: {}", render(&source));
+    }
+}
