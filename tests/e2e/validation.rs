@@ -253,3 +253,20 @@ fn a_schedule_that_never_fires_fails_validate_and_next_says_why() {
         .success()
         .stdout_contains("2026-01-01T02:00:00+00:00");
 }
+
+/// A DAG file saved as Latin-1 was "not readable UTF-8 text", with no line or column to find
+/// the one `è` by.
+#[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let p = Project::new().dag("good", GOOD);
+    std::fs::write(
+        p.path().join("dags/latin.toml"),
+        b"[tasks.a]\ncommand = \"echo cr\xE8me\"\n",
+    )
+    .unwrap();
+    p.vane(&["validate"])
+        .code(1)
+        .stderr_contains("byte 0xE8 is not part of a UTF-8 character")
+        .stderr_contains("--> dags/latin.toml:2:19")
+        .stderr_contains("hint: DAG files must be UTF-8");
+}
