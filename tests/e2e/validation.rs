@@ -224,3 +224,49 @@ fn graph_draws_the_diamond() {
         "text is the default"
     );
 }
+
+/// A schedule on February 30th validated, the scheduler never ran the DAG, and `vane next`
+/// printed nothing: the one command asked "when does it run?" gave no answer.
+#[test]
+fn a_schedule_that_never_fires_fails_validate_and_next_says_why() {
+    let p = Project::new()
+        .dag(
+            "leap",
+            "[dag]\nschedule = \"0 0 30 2 *\"\n[tasks.a]\ncommand = \"true\"\n",
+        )
+        .dag(
+            "nightly",
+            "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = \"true\"\n",
+        );
+    p.vane(&["validate"])
+        .code(1)
+        .stderr_contains("error: this schedule never fires: February has no 30th")
+        .stderr_contains("--> dags/leap.toml:2:12");
+    p.vane(&["next", "leap"])
+        .failure()
+        .stderr_contains("February has no 30th");
+    // Past the last time the cron library can reach, a valid schedule has no tick either.
+    p.vane(&["next", "nightly", "--after", "6000-01-01"])
+        .failure()
+        .stderr_contains("the schedule `0 2 * * *` of DAG `nightly` has no tick after 6000-01-01");
+    p.vane(&["next", "nightly", "--count", "1", "--after", "2026-01-01"])
+        .success()
+        .stdout_contains("2026-01-01T02:00:00+00:00");
+}
+
+/// A DAG file saved as Latin-1 was "not readable UTF-8 text", with no line or column to find
+/// the one `è` by.
+#[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let p = Project::new().dag("good", GOOD);
+    std::fs::write(
+        p.path().join("dags/latin.toml"),
+        b"[tasks.a]\ncommand = \"echo cr\xE8me\"\n",
+    )
+    .unwrap();
+    p.vane(&["validate"])
+        .code(1)
+        .stderr_contains("byte 0xE8 is not part of a UTF-8 character")
+        .stderr_contains("--> dags/latin.toml:2:19")
+        .stderr_contains("hint: DAG files must be UTF-8");
+}

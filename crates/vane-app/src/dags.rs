@@ -393,7 +393,8 @@ impl App {
                 "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
             )));
         };
-        let mut at = crate::runs::logical_date(after, dag)?;
+        let from = crate::runs::logical_date(after, dag)?;
+        let mut at = from;
         let mut ticks = Vec::with_capacity(count);
         for _ in 0..count {
             let Some(tick) = schedule.next_after(at) else {
@@ -404,6 +405,15 @@ impl App {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             );
             at = tick;
+        }
+        // Printing nothing read as "no answer"; a schedule with no more ticks says so.
+        if ticks.is_empty() && count > 0 {
+            return Err(AppError::Invalid(format!(
+                "the schedule `{}` of DAG `{dag_id}` has no tick after {}: it never fires again",
+                schedule.expression,
+                from.with_timezone(&dag.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            )));
         }
         Ok(ticks)
     }

@@ -29,6 +29,7 @@
 pub mod config;
 mod diag;
 mod duration;
+mod literal;
 mod load;
 mod model;
 mod parse;

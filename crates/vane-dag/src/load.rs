@@ -110,15 +110,18 @@ fn load_file(path: &Path, registry: &Registry) -> DagFile {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match std::fs::read_to_string(path) {
-        Ok(source) => {
-            let parsed = parse_dag_with(&source, &stem, registry);
-            DagFile {
-                path: path.to_path_buf(),
-                source,
-                parsed,
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(source) => {
+                let parsed = parse_dag_with(&source, &stem, registry);
+                DagFile {
+                    path: path.to_path_buf(),
+                    source,
+                    parsed,
+                }
             }
-        }
+            Err(e) => not_utf8(path, e.as_bytes(), e.utf8_error()),
+        },
         Err(e) => DagFile {
             path: path.to_path_buf(),
             source: String::new(),
@@ -129,6 +132,31 @@ fn load_file(path: &Path, registry: &Registry) -> DagFile {
                         .hint("DAG files must be readable UTF-8 text"),
                 ],
             },
+        },
+    }
+}
+
+/// A file that is not UTF-8, pointing at its first byte that is not: a file saved in Latin-1
+/// by an editor, or a binary dropped in the folder, is then found by line and column. The
+/// text kept is the file with each such byte shown as `U+FFFD`; the bytes before the first
+/// are the file's own, so the line and column counted in them are the file's.
+fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> DagFile {
+    let at = error.valid_up_to();
+    let source = String::from_utf8_lossy(bytes).into_owned();
+    let byte = bytes.get(at).copied().unwrap_or_default();
+    let span = at..at + char::REPLACEMENT_CHARACTER.len_utf8();
+    DagFile {
+        path: path.to_path_buf(),
+        source,
+        parsed: Parsed {
+            dag: None,
+            diagnostics: vec![
+                Diagnostic::error(
+                    format!("the file is not UTF-8 text: byte 0x{byte:02X} is not part of a UTF-8 character"),
+                    Some(span),
+                )
+                .hint("DAG files must be UTF-8: save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or move a file that is not a DAG out of the folder"),
+            ],
         },
     }
 }
@@ -154,5 +182,37 @@ fn reject_duplicate_ids(set: &mut DagSet) {
                 first.insert(id, file.path.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that was not UTF-8 said so with no line or column: in a file of hundreds of
+    /// lines, the one Latin-1 `è` was left to be found by hand.
+    #[test]
+    fn a_file_that_is_not_utf8_points_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin.toml");
+        let mut bytes = b"[dag]\ndescription = \"caf\xC3\xA9 ".to_vec();
+        bytes.extend_from_slice(b"cr\xE8me\"\n[tasks.a]\ncommand = \"true\"\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let set = load_paths(std::slice::from_ref(&path), &Registry::default()).unwrap();
+        let file = &set.files[0];
+        assert!(file.parsed.dag.is_none());
+        let diag = &file.parsed.diagnostics[0];
+        assert_eq!(
+            diag.message,
+            "the file is not UTF-8 text: byte 0xE8 is not part of a UTF-8 character"
+        );
+        // `description = "café cr` is 22 characters: the bad byte is the 23rd.
+        assert_eq!(diag.line_col(&file.source), Some((2, 23)));
+        let shown = file
+            .render_diagnostics()
+            .replace(&path.display().to_string(), "latin.toml");
+        assert!(shown.contains("--> latin.toml:2:23\n"), "{shown}");
+        assert!(shown.contains("= hint: DAG files must be UTF-8"), "{shown}");
+        assert!(shown.contains("cr\u{FFFD}me"), "{shown}");
     }
 }

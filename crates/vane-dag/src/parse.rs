@@ -631,10 +631,10 @@ impl Checker<'_> {
         let tasks = match sections.get("tasks") {
             Some(v) => self.tasks(v, &defaults, &params, registry),
             None => {
-                self.diags.push(
-                    Diagnostic::error("the DAG has no tasks", None)
-                        .hint("add a task: [tasks.hello] with command = \"echo hello\""),
-                );
+                // Pointed at where a reader starts looking: the [dag] table, or else the
+                // top of the file, so an editor can jump there like for any other problem.
+                let span = sections.get("dag").map_or(0..0, |v| v.span());
+                self.error("the DAG has no tasks", span, NO_TASKS_HINT);
                 None
             }
         };
@@ -798,11 +798,7 @@ impl Checker<'_> {
             return None;
         };
         if table.is_empty() {
-            self.error(
-                "the DAG has no tasks",
-                value.span(),
-                "add a task: [tasks.hello] with command = \"echo hello\"",
-            );
+            self.error("the DAG has no tasks", value.span(), NO_TASKS_HINT);
             return None;
         }
         let param_names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
@@ -1224,33 +1220,19 @@ impl Checker<'_> {
         }
     }
 
-    /// Maps a range inside a string's content to source bytes, when the string was written
-    /// without escapes; otherwise the whole string is pointed at.
-    fn inner_span(
+    /// The source bytes of `range`, a range of bytes of `content`, the value of the string
+    /// written at `value_span`: what a problem found inside a string's value points at. When
+    /// the literal does not read as `content`, the whole string is pointed at.
+    pub fn inner_span(
         &self,
         value_span: &Range<usize>,
         content: &str,
         range: Range<usize>,
     ) -> Range<usize> {
         let raw = self.source.get(value_span.clone()).unwrap_or("");
-        let mut prefix = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
-            3
-        } else {
-            1
-        };
-        if prefix == 3 {
-            if raw[3..].starts_with("\r\n") {
-                prefix += 2;
-            } else if raw[3..].starts_with('\n') {
-                prefix += 1;
-            }
-        }
-        match raw.get(prefix..prefix + content.len()) {
-            Some(body) if body == content => {
-                let start = value_span.start + prefix;
-                start + range.start..start + range.end
-            }
-            _ => value_span.clone(),
+        match crate::literal::content_span(raw, content, range) {
+            Some(inner) => value_span.start + inner.start..value_span.start + inner.end,
+            None => value_span.clone(),
         }
     }
 
@@ -1489,7 +1471,13 @@ impl Checker<'_> {
                 wrong(self, "a duration string", format!("write {name} = \"30s\""))
             }
             (Ty::Cron, DeValue::String(s)) => match croner::Cron::from_str(s) {
-                Ok(cron) => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
+                Ok(cron) => match crate::schedule::never_fires(s, &cron) {
+                    None => Some(Val::Cron(Box::new(cron), s.trim().to_owned())),
+                    Some((why, hint)) => {
+                        self.error(why, span, hint);
+                        None
+                    }
+                },
                 Err(e) => {
                     // croner says "Number out of bounds" without which field or what bounds.
                     let why = cron_field_problem(s).unwrap_or_else(|| e.to_string());
@@ -1787,6 +1775,8 @@ fn cron_field_problem(expr: &str) -> Option<String> {
     }
     None
 }
+
+const NO_TASKS_HINT: &str = "add a [tasks.NAME] table with a command: a line [tasks.hello], and under it command = \"echo hello\"";
 
 /// Duration keys for which zero is a mistake rather than "none".
 const ZERO_IS_A_MISTAKE: &[&str] = &["timeout", "poke_interval", "sla"];

@@ -77,6 +77,92 @@ fn parse_any_when(
         .map_err(|_| format!("`{text}` is neither YYYY-MM-DD nor RFC 3339 (2026-11-23T02:00:00Z)"))
 }
 
+/// 28 years holding each of the 14 kinds of year (the weekday of 1 January, leap or not)
+/// there are. Which days a cron expression names depends only on the kind of year, so one
+/// with no day in these has none in any year.
+const CALENDAR_CYCLE: (i32, i32) = (2000, 2027);
+
+/// Why cron `expression` (already parsed as `cron`) never fires and what to do, or `None` when
+/// it does.
+///
+/// croner itself, asked for the next time of `0 0 30 2 *`, walks day by day to the year 5000
+/// before giving up (a tenth of a second, at every tick asked for, for every such DAG); here
+/// the walk is bounded to one calendar cycle by a year field, which croner skips year by year.
+pub(crate) fn never_fires(expression: &str, cron: &croner::Cron) -> Option<(String, &'static str)> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    // Seconds first when there are six or seven fields; a seventh is the year.
+    let (seconds, days, years) = match fields.len() {
+        5 => ("0", &fields[..], None),
+        6 => (fields[0], &fields[1..], None),
+        7 => (fields[0], &fields[1..6], Some(fields[6])),
+        // A preset (`@daily`) fires.
+        _ => return None,
+    };
+    let (first, last) = CALENDAR_CYCLE;
+    let bounded = format!("{seconds} {} {first}-{last}", days.join(" "));
+    let start = Utc.with_ymd_and_hms(first, 1, 1, 0, 0, 0).single()?;
+    let in_cycle = bounded
+        .parse::<croner::Cron>()
+        .ok()?
+        .find_next_occurrence(&start, true)
+        .is_ok();
+    if !in_cycle {
+        let why = impossible_date(days[2], days[3]).unwrap_or_else(|| {
+            "no date matches its day of the month, month and day of the week".into()
+        });
+        return Some((
+            format!("this schedule never fires: {why}"),
+            "fix the day of the month or the month (\"0 0 L 2 *\" is the last day of February), or remove `schedule` to run the DAG only when triggered",
+        ));
+    }
+    // Only a year field can end a schedule whose days exist; croner skips the years it
+    // does not name, so this search is short too.
+    if years.is_some() && cron.find_next_occurrence(&Utc::now(), false).is_err() {
+        return Some((
+            format!(
+                "this schedule never fires again: its years ({}) are past",
+                years.unwrap_or_default()
+            ),
+            "widen the year field (the seventh) or drop it, or remove `schedule` to run the DAG only when triggered",
+        ));
+    }
+    None
+}
+
+/// `February has no 30th`, when a day of the month and a month, each one number (or a month's
+/// name), never meet.
+fn impossible_date(day: &str, month: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let day: u32 = day.parse().ok()?;
+    let month = month.parse::<usize>().ok().or_else(|| {
+        MONTHS
+            .iter()
+            .position(|m| m[..3].eq_ignore_ascii_case(month))
+            .map(|i| i + 1)
+    })?;
+    let name = MONTHS.get(month.checked_sub(1)?)?;
+    // The longest each month gets, February in a leap year.
+    let longest = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+    let suffix = match day {
+        31 => "st",
+        _ => "th",
+    };
+    (day > longest).then(|| format!("{name} has no {day}{suffix}"))
+}
+
 impl Schedule {
     /// The first tick strictly after `after`, or `None` when the expression has no more.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -105,7 +105,7 @@ pub(crate) const DAG: &[Field] = &[
     field(
         "schedule",
         Ty::Cron,
-        "Cron expression (5 fields, or 6 with seconds first), names such as `MON-FRI`, or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). Omit for a DAG that only runs when triggered.",
+        "Cron expression (5 fields, or 6 with seconds first), names such as `MON-FRI`, or a preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). One that never fires (`0 0 30 2 *`: February has no 30th) is an error. Omit for a DAG that only runs when triggered.",
     ),
     with_default(
         field(

@@ -488,3 +488,71 @@ fn a_span_inside_a_multibyte_character_is_widened_to_whole_characters() {
             .render("dags/example.toml", source)
     );
 }
+
+/// "the DAG has no tasks" had no line or column: an editor jumping to problems had nowhere
+/// to go. It points at the [dag] table, or the top of a file without one.
+#[test]
+fn no_tasks_points_at_the_dag_table_or_the_first_line() {
+    let renders: Vec<String> = [
+        "# retrain nightly\n\n[dag]\ndescription = \"empty\"\n",
+        "# nothing yet\n",
+        "",
+    ]
+    .into_iter()
+    .map(render)
+    .collect();
+    insta::assert_snapshot!(renders.join("\n"));
+}
+
+/// A template written with escapes was pointed at as a whole string: the unknown variable of a
+/// long command was left to be found by eye.
+#[test]
+fn template_errors_inside_escaped_strings_point_at_the_variable() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.a]
+command = "echo \"caf\u00e9\" {{ dss }}"
+[tasks.b]
+command = """
+python3 train.py \
+    --day {{ ds }} --seed {{ sed }}"""
+"#
+    ));
+}
+
+/// A schedule on a day that does not exist (February 30th) validated, and the scheduler never
+/// ran the DAG, with no word why; `vane next` printed nothing.
+#[test]
+fn schedules_that_never_fire() {
+    let renders: Vec<String> = [
+        "0 0 30 2 *",
+        "15 4 31 apr *",
+        "0 0 30,31 2 *",
+        "0 0 0 1 1 * 2020",
+    ]
+    .into_iter()
+    .map(|cron| {
+        render(&format!(
+            "[dag]\nschedule = \"{cron}\"\n[tasks.a]\ncommand = \"true\"\n"
+        ))
+    })
+    .collect();
+    insta::assert_snapshot!(renders.join("\n"));
+}
+
+/// Days that exist only some years, or only as a weekday's, are not mistaken for none.
+#[test]
+fn rare_schedules_still_fire() {
+    for cron in [
+        "0 0 29 2 *",
+        "0 0 30 2 MON",
+        "0 0 * 2 FRI#5",
+        "0 0 L 2 *",
+        "0 0 0 29 2 * 2030-2040",
+        "30 0 0 29 2 *",
+        "@yearly",
+    ] {
+        let source = format!("[dag]\nschedule = \"{cron}\"\n[tasks.a]\ncommand = \"true\"\n");
+        let parsed = vane_dag::parse_dag(&source, "example");
+        assert!(parsed.diagnostics.is_empty(), "{cron}: {}", render(&source));
+    }
+}

@@ -534,11 +534,6 @@ fn parse_gate(text: &str) -> Result<Gate, GateError> {
     })
 }
 
-/// Where the text of a string value starts inside its span (after the opening quote).
-fn content_start(span: &Range<usize>) -> usize {
-    span.start + 1
-}
-
 /// Reads the deploy keys of task `task_id`; `None` after reporting what is wrong.
 fn parse(
     sub: &mut TaskChecker<'_, '_>,
@@ -819,9 +814,8 @@ fn one_stage(
                     DeValue::String(text) => match parse_gate(text) {
                         Ok(g) => gates.push(g),
                         Err((message, range, hint)) => {
-                            let base = content_start(&item.span());
-                            let end = (base + range.end).min(item.span().end);
-                            let start = (base + range.start).min(end);
+                            let inner = sub.checker().inner_span(&item.span(), text, range);
+                            let (start, end) = (inner.start, inner.end);
                             let span = if start == end {
                                 start..(end + 1).min(item.span().end)
                             } else {

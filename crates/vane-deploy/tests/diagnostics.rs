@@ -54,3 +54,29 @@ candidate = "model.json"
 "#
     ));
 }
+
+/// A gate written with escapes or as a multi-line string was pointed at by adding the offset in
+/// its value to where the string starts: columns off by each escape's extra bytes, and for a
+/// `"""` gate, the wrong line.
+#[test]
+fn deploy_gate_errors_inside_escaped_and_multi_line_strings() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.rollout]
+kind = "deploy"
+model = "churn"
+candidate = "model.json"
+[tasks.rollout.stages.production]
+command = "true"
+gate = [
+    "p95\u005Flatency_ms < 50 ms",
+    "\"accuracy\" >= 0.9",
+    """
+    accuracy >= \
+        production.accuracy - 0.01 ms""",
+    '''
+accuracy
+  => 0.9''',
+]
+"#
+    ));
+}
