@@ -516,6 +516,26 @@ pub fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// The span of the line with the most nesting marks (`.`, `[`, `{`) outside comments: where a
+/// file too deep for the TOML reader is deepest.
+fn deepest_line(source: &str) -> Range<usize> {
+    let mut best = (0, 0..0);
+    let mut at = 0;
+    for line in source.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        let depth = code
+            .bytes()
+            .filter(|b| matches!(b, b'.' | b'[' | b'{'))
+            .count();
+        if depth > best.0 {
+            let text = line.trim_end();
+            best = (depth, at..at + text.len());
+        }
+        at += line.len();
+    }
+    best.1
+}
+
 pub fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(&value.as_str().replace('_', ""), value.radix()).ok()
 }
@@ -536,6 +556,17 @@ impl Checker<'_> {
                 .unwrap_or("");
             let is_header = line.starts_with('[');
             let message = error.message().trim();
+            if message == "recursion limit" && span.is_none() {
+                // The reader gives this one no position: the deepest line is where to look.
+                self.diags.push(
+                    Diagnostic::error(
+                        "nested too deeply for the TOML reader: too many levels of tables, arrays, inline tables or dotted keys",
+                        Some(deepest_line(self.source)),
+                    )
+                    .hint("a DAG file needs a few levels ([tasks.NAME], [tasks.NAME.columns.COLUMN]); write this with fewer"),
+                );
+                continue;
+            }
             if !message.starts_with("duplicate key") {
                 self.diags.push(
                     Diagnostic::error(message, span)

@@ -556,3 +556,17 @@ fn rare_schedules_still_fire() {
         assert!(parsed.diagnostics.is_empty(), "{cron}: {}", render(&source));
     }
 }
+
+/// A header dotted hundreds of levels deep was reported as a bare `recursion limit`, with no
+/// line; it now points at the deepest line.
+#[test]
+fn a_file_nested_too_deeply_points_at_its_deepest_line() {
+    let deep = format!(
+        "[tasks.a]\ncommand = \"true\"\n\n[{}]\nx = 1\n",
+        vec!["b"; 300].join(".")
+    );
+    let shown = render(&deep);
+    assert!(shown.contains("nested too deeply"), "{shown}");
+    assert!(shown.contains("--> dags/example.toml:4:1"), "{shown}");
+    assert!(!shown.contains("error: recursion limit"), "{shown}");
+}
