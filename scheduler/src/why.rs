@@ -53,8 +53,8 @@ fn render(view: &WhyView) -> String {
             }
         }
     }
-    if !view.equal.is_empty() {
-        out.push_str(&format!("\nEqual: {}.\n", view.equal.join(", ")));
+    if !view.equal_kinds.is_empty() {
+        out.push_str(&format!("\nEqual: {}.\n", view.equal_kinds.join(", ")));
     }
     out
 }

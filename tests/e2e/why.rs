@@ -55,7 +55,7 @@ fn kinds(why: &Value) -> Vec<&str> {
 }
 
 fn equal(why: &Value) -> Vec<&str> {
-    why["equal"]
+    why["equal_kinds"]
         .as_array()
         .expect("equal")
         .iter()
@@ -103,6 +103,10 @@ fn a_day_whose_data_drifted_leads_with_the_failed_check_and_the_new_input(backen
     for same in ["dag file", "params"] {
         assert!(equal(&w).contains(&same), "{same} is equal: {w:#}");
     }
+    // --json holds everything compared, the equal things one by one.
+    let items = w["equal"].to_string();
+    assert!(items.contains("param `learning_rate` = 0.1"), "{items}");
+    assert!(items.contains("dag file (version 1)"), "{items}");
 
     // The same answer for people: the lead first, then the check with both runs' numbers.
     let text = p.vane(&["why", "4"]).success().stdout;

@@ -48,8 +48,11 @@ pub struct WhyView {
     pub lead: Lead,
     /// What differs, most likely cause first.
     pub differences: Vec<Difference>,
-    /// What was compared and found equal.
+    /// Every thing compared and found equal, one line each (`param `lr` = 0.1`).
     pub equal: Vec<String>,
+    /// The kinds of things that were equal throughout (`params`, `data checks`): what the
+    /// command line prints as equal.
+    pub equal_kinds: Vec<String>,
 }
 
 /// One of the two runs, as `vane why` names it.
@@ -178,6 +181,7 @@ pub fn why(
             lead,
             differences: Vec::new(),
             equal: Vec::new(),
+            equal_kinds: Vec::new(),
         });
     };
     let mut found = Found::default();
@@ -206,6 +210,7 @@ pub fn why(
     let Found {
         mut differences,
         equal,
+        equal_kinds,
     } = found;
     differences.sort_by_key(|(rank, _)| *rank);
     Ok(WhyView {
@@ -215,6 +220,7 @@ pub fn why(
         lead,
         differences: differences.into_iter().map(|(_, d)| d).collect(),
         equal,
+        equal_kinds,
     })
 }
 
@@ -223,14 +229,20 @@ pub fn why(
 struct Found {
     differences: Vec<(u32, Difference)>,
     equal: Vec<String>,
+    equal_kinds: Vec<String>,
 }
 
 impl Found {
-    /// Records what one comparison found; `what` names it in the `equal` list when it found
+    /// Notes one thing compared and found equal.
+    fn same(&mut self, item: String) {
+        self.equal.push(item);
+    }
+
+    /// Records what one comparison found; `what` names it in the `equal_kinds` list when it found
     /// nothing.
     fn add(&mut self, what: &str, found: Vec<(u32, Difference)>) {
         if found.is_empty() {
-            self.equal.push(what.to_owned());
+            self.equal_kinds.push(what.to_owned());
         }
         self.differences.extend(found);
     }
@@ -390,6 +402,7 @@ fn dag_file(
     found: &mut Found,
 ) -> Result<(), AppError> {
     if a.dag_version == b.dag_version {
+        found.same(format!("dag file (version {})", a.dag_version));
         found.add("dag file", Vec::new());
         return Ok(());
     }
@@ -483,6 +496,9 @@ fn params(diff: &lineage::RunDiff, found: &mut Found) {
             .filter(|v| !v.is_null())
             .map_or_else(|| "(not set)".to_owned(), |v| v.to_string())
     };
+    for p in diff.params.iter().filter(|p| !p.changed) {
+        found.same(format!("param `{}` = {}", p.name, shown(&p.a)));
+    }
     let changed = diff
         .params
         .iter()
@@ -548,6 +564,12 @@ fn checks(
     for key in keys {
         let (ra, rb) = (ca.get(key), cb.get(key));
         if status(ra) == status(rb) {
+            found.same(format!(
+                "check `{}` of task `{}`: {}",
+                key.1,
+                key.0,
+                status(rb)
+            ));
             continue;
         }
         let (task, name) = key;
@@ -602,6 +624,16 @@ fn inputs(
     lead_task: Option<&str>,
     found: &mut Found,
 ) -> Result<(), AppError> {
+    for x in artifacts
+        .iter()
+        .filter(|x| x.direction == Direction::Input && !x.changed)
+    {
+        let version = x.b.as_ref().map_or(0, |v| v.version);
+        found.same(format!(
+            "input `{}` of task `{}`: v{version}",
+            x.name, x.task
+        ));
+    }
     let changed: Vec<&ArtifactDiff> = artifacts
         .iter()
         .filter(|x| x.direction == Direction::Input && x.changed)
@@ -734,6 +766,12 @@ fn gates(
         let status =
             |s: Option<&vane_store::RolloutStage>| s.map_or("not reached", |s| s.status.as_str());
         if status(a) == status(b) && gates_of(a) == gates_of(b) {
+            found.same(format!(
+                "stage `{}` of task `{}`: {}",
+                key.1,
+                key.0,
+                status(b)
+            ));
             continue;
         }
         let (task, stage) = key;
@@ -833,6 +871,12 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
             (value - mean).abs() > f64::EPSILON * mean.abs().max(1.0)
         };
         if !moved {
+            found.same(format!(
+                "metric `{name}` of task `{task}`: {} (within {} ± {})",
+                vane_deploy::num(*value),
+                vane_deploy::num(mean),
+                vane_deploy::num(sd)
+            ));
             continue;
         }
         let summary = format!(
@@ -882,10 +926,11 @@ fn models(
             vane_store::production_at(&ledger, &model, when(&a.run)),
             vane_store::production_at(&ledger, &model, when(&b.run)),
         );
+        let shown = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"));
         if pa == pb {
+            found.same(format!("model `{model}` in production: {}", shown(pa)));
             continue;
         }
-        let shown = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"));
         let d = difference(
             "model",
             None,
@@ -1000,10 +1045,17 @@ fn execution(a: &RunDetail, b: &RunDetail, found: &mut Found) {
             ));
         }
     }
-    found.add("cache hits", cache);
-    found.add("attempts", attempts);
-    found.add("hosts", hosts);
-    found.add("durations", durations);
+    for (kind, list) in [
+        ("cache hits", cache),
+        ("attempts", attempts),
+        ("hosts", hosts),
+        ("durations", durations),
+    ] {
+        if list.is_empty() {
+            found.same(format!("{kind}: as before, every task"));
+        }
+        found.add(kind, list);
+    }
 }
 
 #[cfg(test)]

@@ -745,7 +745,7 @@ function whyPanel(why) {
     h('p', { class: 'sub' }, against),
     why.against && items.length ? h('ol', {}, items) : null,
     why.against && !items.length ? h('p', {}, 'Nothing vane records differs between the two runs.') : null,
-    why.equal.length ? h('p', { class: 'sub' }, `Equal: ${why.equal.join(', ')}.`) : null);
+    why.equal_kinds.length ? h('p', { class: 'sub' }, `Equal: ${why.equal_kinds.join(', ')}.`) : null);
 }
 
 async function pageAttempt(runId, task, number_) {
