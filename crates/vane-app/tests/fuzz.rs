@@ -248,6 +248,35 @@ fn gate_expressions_survive_mutation() {
     fuzz("gate", &seeds, validate);
 }
 
+/// What the config loader does with a file: load it, render every diagnostic.
+fn load_config(source: &str) {
+    if let Err(diagnostics) = vane_dag::parse_config(source, &vane_app::registry()) {
+        for d in &diagnostics {
+            let _ = d.render("vane.toml", source);
+        }
+    }
+}
+
+/// Every input the fuzzer once crashed on (`tests/fuzz-found/`, named by target as in
+/// `target/fuzz-crashes/`) stays handled.
+#[test]
+fn inputs_the_fuzzer_crashed_on_are_handled() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-found");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("config-") {
+            load_config(&source);
+        } else {
+            validate(&source);
+        }
+        seen += 1;
+    }
+    assert!(seen >= 3, "the found inputs are in {}", dir.display());
+}
+
 #[test]
 fn the_config_loader_survives_mutation() {
     let seeds: Vec<String> = [
@@ -262,13 +291,7 @@ fn the_config_loader_survives_mutation() {
             panic!("a seed config does not load: {diagnostics:?}");
         }
     }
-    fuzz("config", &seeds, |source| {
-        if let Err(diagnostics) = vane_dag::parse_config(source, &vane_app::registry()) {
-            for d in &diagnostics {
-                let _ = d.render("vane.toml", source);
-            }
-        }
-    });
+    fuzz("config", &seeds, load_config);
 }
 
 /// The seeds load without errors, so mutants start from files that reach every check.

@@ -23,11 +23,16 @@ pub(crate) fn content_span(raw: &str, content: &str, range: Range<usize>) -> Opt
     } else {
         return None;
     };
+    // A parser's span of a broken literal may end anywhere, inside a character too: only a
+    // literal closed by its own quotes is read.
+    if !raw.ends_with(&raw[..quote]) {
+        return None;
+    }
     let body_end = raw.len().checked_sub(quote).filter(|&e| e >= quote)?;
     let mut at = quote;
     if quote == 3 {
         // A line break right after the opening quotes is trimmed from the value.
-        at += line_break(&raw[at..]);
+        at += line_break(raw.get(at..)?);
     }
     let mut decoded = 0;
     let (mut start, mut end) = (None, None);
@@ -36,7 +41,7 @@ pub(crate) fn content_span(raw: &str, content: &str, range: Range<usize>) -> Opt
             end = Some(at);
         }
         if basic && quote == 3 {
-            at += continuation(&raw[at..body_end]);
+            at += continuation(raw.get(at..body_end)?);
         }
         if start.is_none() && decoded >= range.start {
             start = Some(at);
@@ -45,7 +50,7 @@ pub(crate) fn content_span(raw: &str, content: &str, range: Range<usize>) -> Opt
             break;
         }
         let c = content.get(decoded..)?.chars().next()?;
-        let rest = &raw[at..body_end];
+        let rest = raw.get(at..body_end)?;
         let written = if basic && rest.starts_with('\\') {
             escape_len(rest)?
         } else if c == '\n' && rest.starts_with("\r\n") {
@@ -147,5 +152,8 @@ mod tests {
         assert_eq!(content_span("abc", "abc", 0..1), None);
         assert_eq!(content_span(r#""a\q""#, "aq", 0..1), None);
         assert_eq!(content_span(r#""""#, "", 0..0), Some(1..1));
+        // Found by the fuzzer: spans of unclosed literals ending inside a character.
+        assert_eq!(content_span("\"true\u{fffd}", "true\u{fffd}", 0..4), None);
+        assert_eq!(content_span("'ab\u{fffd}", "ab", 0..1), None);
     }
 }
