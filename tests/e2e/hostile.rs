@@ -105,6 +105,16 @@ impl SmallDisk {
     fn free(&self) {
         std::fs::remove_file(self.0.join("filler")).unwrap();
     }
+
+    /// Remounts the disk read-only (`ro`) or read-write, as an operator or a failing disk does.
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount -o remount");
+        assert!(status.success(), "remount {options} {}", self.0.display());
+    }
 }
 
 impl Drop for SmallDisk {
@@ -220,4 +230,42 @@ fn a_full_disk_is_said_once_and_the_scheduler_backs_off_then_resumes_by_itself()
         (succeeded(&p) > after).then_some(())
     });
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+/// With a read-only database the scheduler spun as with a full disk, and since SQLite opens such
+/// a file read-only for good, it could never have gone on. It now stops at once, saying what is
+/// wrong and what to do.
+#[test]
+fn a_scheduler_started_on_a_read_only_database_says_so_and_stops() {
+    let p = Project::new();
+    let disk = SmallDisk::mount(&p.path().join(".vane"), "16m");
+    p.write_dag(
+        "tick",
+        "[dag]\nschedule = \"*/1 * * * * *\"\n\n[tasks.a]\ncommand = \"true\"\n",
+    );
+    let mut daemon = p.scheduler(&[]);
+    daemon.wait_for("a scheduled run to succeed", PATIENCE, || {
+        p.vane(&["runs", "tick", "--json"])
+            .success()
+            .json()
+            .as_array()
+            .is_some_and(|runs| runs.iter().any(|r| r["state"] == "success"))
+            .then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    disk.remount("ro");
+    let mut again = p.scheduler(&[]);
+    let code = again.wait(PATIENCE);
+    let log = again.log();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains(
+            "the scheduler does not start on a database it cannot write; make it writable"
+        ),
+        "{log}"
+    );
+    assert!(log.lines().count() < 10, "{log}");
+    // Readers still read it.
+    p.vane(&["runs", "tick"]).success();
+    disk.remount("rw");
 }

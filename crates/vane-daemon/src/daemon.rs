@@ -45,6 +45,11 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The database could not be written when the scheduler started.
+    #[error(
+        "the database cannot be written ({0}): the scheduler does not start on a database it cannot write; make it writable (free disk space, mount it read-write, fix its permissions) and start the scheduler again"
+    )]
+    Unwritable(String),
     #[error("cannot read the DAG folder {path}: {source}")]
     DagFolder {
         path: PathBuf,
@@ -135,12 +140,20 @@ impl Scheduler {
     async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         info!(dags = %self.config.dags_dir.display(), "Scheduler starting.");
         // Before anything that may take long (adopting orphaned runs): `vane status` shows
-        // the scheduler up from its first moment.
-        self.beat(false).await;
+        // the scheduler up from its first moment. A database that cannot be written now holds
+        // nothing of this process yet: stopping says so plainly, where waiting would wait on a
+        // connection SQLite opened read-only for good.
+        if let Some(e) = self.beat(false).await {
+            let cause = match e {
+                StoreError::Unwritable(cause) => cause.to_string(),
+                other => other.to_string(),
+            };
+            return Err(DaemonError::Unwritable(cause));
+        }
         let served = self.schedule(shutdown).await;
         // Failed or not, this process schedules no more: say so rather than go stale, and
         // leave nothing for others to wait out (its runs were put back in the queue).
-        self.beat(true).await;
+        let _ = self.beat(true).await;
         self.engine.lease.release(&self.store()).await;
         served
     }
@@ -204,7 +217,7 @@ impl Scheduler {
                     .last_beat
                     .is_none_or(|at| clock.instant() - at >= HEARTBEAT_EVERY)
             {
-                self.beat(false).await;
+                let _ = self.beat(false).await;
             }
             let wake = self
                 .trouble
@@ -223,8 +236,9 @@ impl Scheduler {
     }
 
     /// Writes this scheduler's heartbeat row. A failed write stops nothing: scheduling matters
-    /// more than being seen, and the next heartbeat tries again.
-    async fn beat(&mut self, stopped: bool) {
+    /// more than being seen, and the next heartbeat tries again. Says whether the database
+    /// could not be written at all.
+    async fn beat(&mut self, stopped: bool) -> Option<StoreError> {
         self.last_beat = Some(self.clock.instant());
         let (host, started_at, at) = (self.engine.host.clone(), self.up_since, self.clock.now());
         let passes = self.passes.clone();
@@ -259,9 +273,18 @@ impl Scheduler {
                 })
             })
             .await;
-        if let Err(e) = recorded {
-            self.trouble
-                .failed("recording the scheduler's heartbeat", &e, Some(&e));
+        match recorded {
+            Err(e @ StoreError::Unwritable(_)) => {
+                self.trouble
+                    .failed("recording the scheduler's heartbeat", &e, Some(&e));
+                Some(e)
+            }
+            Err(e) => {
+                self.trouble
+                    .failed("recording the scheduler's heartbeat", &e, Some(&e));
+                None
+            }
+            Ok(()) => None,
         }
     }
 

@@ -160,6 +160,28 @@ impl Drop for WriteTx<'_> {
     }
 }
 
+/// Why the folder of the database at `path` cannot be written, if it cannot: a file is made
+/// there and removed, the one test that sees a read-only mount, permissions and a full inode
+/// table alike. Only asked after opening failed.
+fn read_only_folder(path: &Path) -> Option<String> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let probe = folder.join(format!(".vane-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!("{} cannot be written ({e})", folder.display())),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
@@ -174,7 +196,14 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
         }
         let conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
-        Self::setup(conn)
+        Self::setup(conn).map_err(|e| match read_only_folder(path) {
+            // SQLite says only "unable to open database file" when its folder is read-only
+            // (the WAL's files cannot be made): name the folder and what to do.
+            Some(why) => StoreError::Unwritable(
+                format!("its folder {why}; mount it read-write, give this user write access, or point --db elsewhere").into(),
+            ),
+            None => e,
+        })
     }
 
     /// A private database that vanishes with the value; for tests.
