@@ -551,6 +551,15 @@ fn foreground(
         state,
         detail.run.reason.as_deref().unwrap_or("failed")
     );
+    // Pointed at only when there is a good run to compare with.
+    let (dag, date) = (detail.run.dag_id.clone(), detail.run.logical_date);
+    let good_before = engine
+        .store
+        .call_blocking(move |s| s.runs_before(&dag, date, &[RunState::Success], 1))
+        .is_ok_and(|runs| !runs.is_empty());
+    if good_before {
+        println!("  see what differs from the last good run with: vane why {run_id}");
+    }
     Ok(match signal {
         Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(130)),
         None => ExitCode::FAILURE,

@@ -67,7 +67,9 @@ fn a_day_whose_data_drifted_leads_with_the_failed_check_and_the_new_input(backen
     let p = Project::on(backend).dag("daily", DAILY);
     good_days(&p, 3);
     write_rows(&p, 4, 20);
-    p.vane(&["run", "daily", "--date", "2026-01-04"]).failure();
+    p.vane(&["run", "daily", "--date", "2026-01-04"])
+        .failure()
+        .stdout_contains("see what differs from the last good run with: vane why 4");
 
     let w = why(&p, &["4"]);
     assert_eq!(
