@@ -575,8 +575,11 @@ fn checks(
         let (task, name) = key;
         let failing = rb.is_some_and(|r| r.status == CheckStatus::Fail);
         let of_lead = lead_task == Some(task.as_str());
+        // The failing checks of the task that failed are the likely cause; a warning beside
+        // them comes after the input they read.
         let rank = match (of_lead, failing) {
-            (true, _) => rank::CHECK_OF_LEAD,
+            (true, true) => rank::CHECK_OF_LEAD,
+            (true, false) => rank::INPUT_OF_LEAD + 1,
             (false, true) => rank::CHECK,
             (false, false) => rank::CHECK + 1,
         };
@@ -634,9 +637,10 @@ fn inputs(
             x.name, x.task
         ));
     }
+    // A task that did not run this time read nothing: that is not a change of its input.
     let changed: Vec<&ArtifactDiff> = artifacts
         .iter()
-        .filter(|x| x.direction == Direction::Input && x.changed)
+        .filter(|x| x.direction == Direction::Input && x.changed && x.b.is_some())
         .collect();
     // A row count comes from the `rows` check of the task that read the data, if it has one.
     let rows = |run: RunId| -> Result<HashMap<String, f64>, AppError> {
@@ -765,6 +769,11 @@ fn gates(
         };
         let status =
             |s: Option<&vane_store::RolloutStage>| s.map_or("not reached", |s| s.status.as_str());
+        // A stage this run never reached (an earlier one failed, or the task did not run) is
+        // a consequence, not a cause.
+        if b.is_none() {
+            continue;
+        }
         if status(a) == status(b) && gates_of(a) == gates_of(b) {
             found.same(format!(
                 "stage `{}` of task `{}`: {}",
