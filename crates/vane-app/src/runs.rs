@@ -644,7 +644,7 @@ impl App {
             .enable_all()
             .build()
             .map_err(AppError::io("cannot start a runtime to adopt the run"))?;
-        runtime.block_on(vane_engine::adopt(&engine, &detail.run))?;
+        runtime.block_on(vane_engine::adopt_for_action(&engine, &detail.run))?;
         Ok(store.run(detail.run.id)?)
     }
 

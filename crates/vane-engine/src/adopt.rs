@@ -26,9 +26,30 @@ pub fn orphaned(owner: &vane_store::Owner, host: &str, ours_active: bool) -> boo
 /// lost"; its task is queued again when its retry policy allows another try (counted since the
 /// task was last cleared) or failed; the run is queued, with no owner.
 ///
+/// An attempt that finished on its own meanwhile and wrote its exit status down (see
+/// [`vane_exec::exit_mark`]) is left open for the run's next execution to record as it ended.
+///
 /// # Errors
 /// Fails when the store cannot be used.
 pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, EngineError> {
+    take_over(engine, seen, true).await
+}
+
+/// [`adopt`], for a person's action on the run (clear, stop, mark) rather than its resumption:
+/// every attempt still marked running is closed as lost, so none is left open that no
+/// execution will pick up.
+///
+/// # Errors
+/// Fails when the store cannot be used.
+pub async fn adopt_for_action(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, EngineError> {
+    take_over(engine, seen, false).await
+}
+
+async fn take_over(
+    engine: &Engine<'_>,
+    seen: &RunRecord,
+    keep_finished: bool,
+) -> Result<bool, EngineError> {
     let run = seen.id;
     let lost_owner = seen.owner.clone();
     let me = engine.owner(engine.lease.current(&engine.store).await?);
@@ -73,7 +94,8 @@ pub async fn adopt(engine: &Engine<'_>, seen: &RunRecord) -> Result<bool, Engine
             && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
         {
             warn!(run_id = run.0, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
-        } else if local
+        } else if keep_finished
+            && local
             && let Some(code) = vane_exec::exit_mark(std::path::Path::new(&attempt.log_path))
         {
             // It ended while no vane was watching and wrote its exit status down: the run's
@@ -150,6 +172,21 @@ pub fn abandon_changes(
             at,
         })
         .collect();
+    // An attempt adoption left open for the run's next execution (it ended while no vane
+    // watched) has none now: it is closed with what is known of it.
+    for t in detail
+        .tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Running)
+    {
+        if let Some(a) = t
+            .attempts
+            .last()
+            .filter(|a| a.state == AttemptState::Running)
+        {
+            changes.extend(open_attempt_closed(run, t, a, reason, at));
+        }
+    }
     changes.push(Change::Run {
         run,
         state: RunState::Failed,
@@ -197,6 +234,37 @@ pub(crate) fn lost_attempt(
             task: task.task_id.clone(),
             state,
             reason: Some(reason.into()),
+            at,
+        },
+    ]
+}
+
+/// The changes that close an attempt left open by adoption, when no execution will take it up:
+/// failed with `reason`, keeping the exit status its shell wrote down, if any; its task failed.
+pub(crate) fn open_attempt_closed(
+    run: RunId,
+    task: &vane_store::TaskRecord,
+    attempt: &vane_store::AttemptRecord,
+    reason: &str,
+    at: chrono::DateTime<Utc>,
+) -> Vec<Change> {
+    let code = vane_exec::exit_mark(std::path::Path::new(&attempt.log_path));
+    vec![
+        Change::AttemptFinished {
+            run,
+            task: task.task_id.clone(),
+            attempt: attempt.attempt,
+            success: false,
+            exit_code: code,
+            signal: None,
+            reason: Some(format!("ended while no vane process watched it; {reason}")),
+            at,
+        },
+        Change::Task {
+            run,
+            task: task.task_id.clone(),
+            state: TaskState::Failed,
+            reason: Some(reason.to_owned()),
             at,
         },
     ]

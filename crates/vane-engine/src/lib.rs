@@ -34,7 +34,7 @@ pub mod remote;
 mod runner;
 pub mod shipping;
 
-pub use adopt::{abandon_changes, adopt, orphaned};
+pub use adopt::{abandon_changes, adopt, adopt_for_action, orphaned};
 pub use clear::{ClearError, ClearRequest, Mark, clear_changes, mark_changes, owner_alive};
 pub use git::git_state;
 pub use lease::{Lease, LeaseLink};

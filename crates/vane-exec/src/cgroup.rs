@@ -140,9 +140,11 @@ fn own_cgroup(text: &str) -> Option<&str> {
     text.lines().find_map(|line| line.strip_prefix("0::"))
 }
 
-/// Ends what the cells of vane processes that are gone still hold (they crashed, or were
-/// killed with `kill -9`), and removes them. Their attempts are recorded lost and run again,
-/// so what they left must not run on beside the new attempts.
+/// Removes the cells of vane processes that are gone (a crash, `kill -9`) once they are empty.
+/// What they still hold is left alone: the attempts in them belong to runs another vane adopts,
+/// which kills a live attempt's process group or, if it finished meanwhile, records how it
+/// ended; killing it here, from whatever vane starts first on the host (another project's, or a
+/// `vane run`), would take that ending away.
 fn sweep_stale(parent: &Path, ours: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -161,22 +163,10 @@ fn sweep_stale(parent: &Path, ours: &Path) {
         if path == ours || process_start_time(pid) == Some(start) {
             continue;
         }
-        let mut killed = 0;
+        // Each fails while its cell holds a process; a later start tries again.
         for cell in fs::read_dir(&path).into_iter().flatten().flatten() {
-            let cell = Cell { path: cell.path() };
-            if cell.path.is_dir() {
-                killed += cell.members().len();
-                cell.kill_all();
-            }
+            let _ = fs::remove_dir(cell.path());
         }
-        if killed > 0 {
-            tracing::warn!(
-                pid,
-                killed,
-                "Killed processes left by tasks of a vane process that is gone."
-            );
-        }
-        // Removing a cell fails until the kernel has emptied it; a later start tries again.
         let _ = fs::remove_dir(&path);
     }
 }
