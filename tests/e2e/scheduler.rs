@@ -719,6 +719,63 @@ depends_on = ["slow"]
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
+/// A daemon an attempt moved out of its process group used to outlive the attempt's vane being
+/// killed: the adopter killed only the group. It ends the attempt's cgroup too.
+fn a_daemon_of_an_attempt_whose_vane_was_killed_is_ended_by_the_adopter(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "daemons",
+        r#"
+[tasks.serve]
+command = """
+if [ "$VANE_ATTEMPT" = 1 ]; then
+  setsid sh -c 'echo $$ > "$VANE_WORK/daemon.pid"; exec sleep 1000' >/dev/null 2>&1 &
+  sleep 1000
+fi
+echo attempt $VANE_ATTEMPT
+"""
+retries = 1
+"#,
+    );
+    let mut run = p
+        .command(&["run", "daemons"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vane run");
+    let pid_file = p.work().join("daemon.pid");
+    let pid = crate::harness::wait_for("the daemon to start", PATIENCE, || read_pid(&pid_file));
+    crate::harness::wait_for("the attempt's pid to be recorded", PATIENCE, || {
+        attempts(&show_run(&p, 1), "serve")[0]["pid"]
+            .as_u64()
+            .map(|_| ())
+    });
+    run.kill().expect("kill -9 vane run");
+    run.wait().expect("reap vane run");
+    let (_, start) = proc_stat(pid).expect("the daemon outlives its vane");
+    let _cleanup = KillGroupOnDrop { pid, start };
+
+    let mut daemon = start_scheduler(&p, &[]);
+    let show = daemon.wait_for("the adopted run to finish", PATIENCE, || {
+        let show = show_run(&p, 1);
+        matches!(show["state"].as_str(), Some("success" | "failed")).then_some(show)
+    });
+    assert_eq!(show["state"], "success", "{show:#}");
+    assert!(
+        !still_running(pid, start),
+        "the daemon {pid} outlived the adoption:\n{}",
+        daemon.log()
+    );
+    let log = vane(&p, &["logs", "1", "serve", "--attempt", "1"]).success();
+    assert!(
+        log.stdout.contains(
+            "vane: the task left a process running after its end, outside its process group"
+        ),
+        "{}",
+        log.stdout
+    );
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
 /// The exit status file a task's shell left under `dir`, if any.
 fn find_exit_mark(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
@@ -736,6 +793,7 @@ fn find_exit_mark(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 
 on_both_backends!(
     a_task_that_finished_while_its_vane_was_dead_keeps_its_real_outcome,
+    a_daemon_of_an_attempt_whose_vane_was_killed_is_ended_by_the_adopter,
     a_scheduled_dag_runs_on_its_cron_grid,
     a_triggered_run_is_started_by_the_scheduler_with_its_params,
     a_paused_dag_gets_no_scheduled_runs_until_unpaused,

@@ -90,13 +90,25 @@ async fn take_over(
         else {
             continue;
         };
-        if let (true, Some(pid), Some(start)) = (local, attempt.pid, attempt.pid_start_time)
+        let log = std::path::Path::new(&attempt.log_path);
+        let killed = if let (true, Some(pid), Some(start)) =
+            (local, attempt.pid, attempt.pid_start_time)
             && vane_exec::kill_group_if_same(pid, start, engine.kill_grace).await
         {
             warn!(run_id = run.0, task = %task.task_id, pid, "Killed the process group of a lost attempt.");
-        } else if keep_finished
+            true
+        } else {
+            false
+        };
+        if local {
+            // What the attempt moved out of its group (a daemon) is still in its cgroup, whether
+            // the attempt was killed just now or ended on its own.
+            vane_exec::end_cells_of(log, engine.kill_grace).await;
+        }
+        if !killed
+            && keep_finished
             && local
-            && let Some(code) = vane_exec::exit_mark(std::path::Path::new(&attempt.log_path))
+            && let Some(code) = vane_exec::exit_mark(log)
         {
             // It ended while no vane was watching and wrote its exit status down: the run's
             // next execution records that ending as if it had seen it (outputs and metrics

@@ -48,9 +48,9 @@ pub(crate) struct Cell {
     path: PathBuf,
 }
 
-/// A new cell, or `None` where vane cannot create cgroups (said once, at the first job).
-pub(crate) fn new_cell() -> Option<Cell> {
-    let cells = CELLS.get_or_init(|| {
+/// This process's cells, opened at the first call.
+fn cells() -> Option<&'static Cells> {
+    CELLS.get_or_init(|| {
         let cells = open_cells();
         match &cells {
             Ok(cells) => {
@@ -63,10 +63,29 @@ pub(crate) fn new_cell() -> Option<Cell> {
             ),
         }
         cells
-    });
-    let cells = cells.as_ref().ok()?;
+    })
+    .as_ref()
+    .ok()
+}
+
+/// The start of the name of every cell of the job logging to `log_path`: a stable hash of the
+/// path (FNV-1a), which names one attempt, so that a vane that adopts the attempt after its
+/// vane died can find its cell.
+fn cell_prefix(log_path: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in log_path.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}-")
+}
+
+/// A new cell for the job logging to `log_path`, or `None` where vane cannot create cgroups
+/// (said once, at the first job).
+pub(crate) fn new_cell(log_path: &Path) -> Option<Cell> {
+    let cells = cells()?;
     let n = cells.next.fetch_add(1, Ordering::Relaxed);
-    let path = cells.folder.join(n.to_string());
+    let path = cells.folder.join(format!("{}{n}", cell_prefix(log_path)));
     match fs::create_dir(&path) {
         Ok(()) => Some(Cell { path }),
         Err(error) => {
@@ -168,6 +187,61 @@ fn sweep_stale(parent: &Path, ours: &Path) {
             let _ = fs::remove_dir(cell.path());
         }
         let _ = fs::remove_dir(&path);
+    }
+}
+
+/// Ends what the cells of the job logging to `log_path` still hold, in any vane's folder on
+/// this host: for the vane adopting an attempt whose vane died, after it killed the attempt's
+/// process group, so that a daemon the attempt moved out of its group goes too. Returns the
+/// processes that were left, as `(pid, command line)`.
+pub async fn end_cells_of(log_path: &Path, grace: Duration) -> Vec<(u32, String)> {
+    let Some(parent) = cells().and_then(|c| c.folder.parent()) else {
+        return Vec::new();
+    };
+    let prefix = cell_prefix(log_path);
+    let mut found = Vec::new();
+    for folder in fs::read_dir(parent).into_iter().flatten().flatten() {
+        if !folder.file_name().to_string_lossy().starts_with("vane-") {
+            continue;
+        }
+        for cell in fs::read_dir(folder.path()).into_iter().flatten().flatten() {
+            if cell.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(Cell { path: cell.path() });
+            }
+        }
+    }
+    let mut left = Vec::new();
+    for cell in found {
+        left.extend(cell.end_leftovers(grace).await);
+    }
+    say_left(log_path, 0, &left);
+    left
+}
+
+/// Says in the job's log, where a person looks first, and in vane's own, which processes the
+/// job (its leader `pid`, 0 when unknown) left running outside its process group.
+pub(crate) fn say_left(log_path: &Path, pid: u32, left: &[(u32, String)]) {
+    if left.is_empty() {
+        return;
+    }
+    let list: Vec<String> = left
+        .iter()
+        .map(|(pid, name)| format!("pid {pid} ({name})"))
+        .collect();
+    tracing::warn!(pid, left = %list.join(", "), "Task left processes running outside its process group; terminated them.");
+    let note = format!(
+        "\nvane: the task left {} running after its end, outside its process group: {}; vane \
+         terminated {}\n",
+        if left.len() == 1 {
+            "a process".to_owned()
+        } else {
+            format!("{} processes", left.len())
+        },
+        list.join(", "),
+        if left.len() == 1 { "it" } else { "them" },
+    );
+    if let Ok(mut log) = fs::OpenOptions::new().append(true).open(log_path) {
+        let _ = io::Write::write_all(&mut log, note.as_bytes());
     }
 }
 

@@ -239,7 +239,7 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
         }
         None => Hold(None),
     };
-    let cell = new_cell().filter(|cell| match cell.adopt(pid) {
+    let cell = new_cell(&job.log_path).filter(|cell| match cell.adopt(pid) {
         Ok(()) => true,
         Err(error) => {
             tracing::warn!(pid, %error, "Cannot move a task into its cgroup; it is contained by its process group only.");
@@ -371,28 +371,7 @@ async fn supervise(
 /// cgroup still holds, and says so at the end of its log, where a person looks first.
 async fn end_escaped(cell: &Cell, pid: u32, job: &Job) {
     let left = cell.end_leftovers(job.kill_grace).await;
-    if left.is_empty() {
-        return;
-    }
-    let list: Vec<String> = left
-        .iter()
-        .map(|(pid, name)| format!("pid {pid} ({name})"))
-        .collect();
-    tracing::warn!(pid, left = %list.join(", "), "Task left processes running outside its process group; terminated them.");
-    let note = format!(
-        "\nvane: the task left {} running after its end, outside its process group: {}; vane \
-         terminated {}\n",
-        if left.len() == 1 {
-            "a process".to_owned()
-        } else {
-            format!("{} processes", left.len())
-        },
-        list.join(", "),
-        if left.len() == 1 { "it" } else { "them" },
-    );
-    if let Ok(mut log) = OpenOptions::new().append(true).open(&job.log_path) {
-        let _ = io::Write::write_all(&mut log, note.as_bytes());
-    }
+    crate::cgroup::say_left(&job.log_path, pid, &left);
 }
 
 fn outcome_of(status: ExitStatus) -> Outcome {

@@ -71,6 +71,7 @@ mod job;
 mod procfs;
 mod watchdog;
 
+pub use cgroup::end_cells_of;
 pub use error::ExecError;
 pub use executor::{
     Executor, HELD_EXIT, Hold, KillSwitch, Launched, ProcessExecutor, exit_mark, exit_mark_path,
