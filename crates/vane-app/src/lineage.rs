@@ -363,7 +363,7 @@ pub fn diff(store: &dyn Store, run_a: RunId, run_b: RunId) -> Result<RunDiff> {
             }
         })
         .collect();
-    let (ma, mb) = (run_metrics(&a), run_metrics(&b));
+    let (ma, mb) = (latest_metrics(&a), latest_metrics(&b));
     let names: BTreeSet<&(String, String)> = ma.keys().chain(mb.keys()).collect();
     let metrics = names
         .into_iter()
@@ -409,20 +409,22 @@ pub fn diff(store: &dyn Store, run_a: RunId, run_b: RunId) -> Result<RunDiff> {
             })
             .collect())
     }
+}
 
-    /// Per task, the metrics of its latest attempt.
-    fn run_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
-        detail
-            .tasks
-            .iter()
-            .filter_map(|t| t.attempts.last().map(|a| (t, a)))
-            .flat_map(|(t, a)| {
-                a.metrics
-                    .iter()
-                    .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
-            })
-            .collect()
-    }
+/// Per (task, metric), the value its latest attempt reported.
+pub(crate) fn latest_metrics(
+    detail: &RunDetail,
+) -> std::collections::BTreeMap<(String, String), f64> {
+    detail
+        .tasks
+        .iter()
+        .filter_map(|t| t.attempts.last().map(|a| (t, a)))
+        .flat_map(|(t, a)| {
+            a.metrics
+                .iter()
+                .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
+        })
+        .collect()
 }
 
 impl RunDiff {

@@ -171,8 +171,10 @@ pub fn why(
             }
         }
     };
+    // Each run's checks and rollout stages are read once, here, for every comparison below.
     let stages = store.rollout_stages(Some(run))?;
-    let lead = lead(&this, other.as_ref(), &stages, &store.run_checks(run)?);
+    let checks_now = store.run_checks(run)?;
+    let lead = lead(&this, other.as_ref(), &stages, &checks_now);
     let Some(other) = other else {
         return Ok(WhyView {
             run: WhyRun::of(&this.run),
@@ -189,23 +191,29 @@ pub fn why(
     let diff = lineage::diff(store, other.run.id, this.run.id)?;
     params(&diff, &mut found);
     let lead_task = lead.task.as_deref();
-    checks(store, &other.run, &this.run, lead_task, &mut found)?;
-    inputs(
-        store,
-        &diff.artifacts,
-        &other.run,
-        &this.run,
-        lead_task,
-        &mut found,
-    )?;
+    let (checks_before, stages_before) = (
+        store.run_checks(other.run.id)?,
+        store.rollout_stages(Some(other.run.id))?,
+    );
+    let (runs, checks_of) = (
+        (&other.run, &this.run),
+        (&checks_before[..], &checks_now[..]),
+    );
+    checks(runs, checks_of, lead_task, &mut found);
+    inputs(&diff.artifacts, runs, checks_of, lead_task, &mut found);
     gates(
-        &store.rollout_stages(Some(other.run.id))?,
+        &stages_before,
         &stages,
         lead.what == "not_promoted",
         &mut found,
     );
     metrics(store, &this, &mut found)?;
-    models(store, &other, &this, &stages, &mut found)?;
+    models(
+        store,
+        (&other, &this),
+        (&stages_before, &stages),
+        &mut found,
+    )?;
     execution(&other, &this, &mut found);
     let Found {
         mut differences,
@@ -523,27 +531,25 @@ fn params(diff: &lineage::RunDiff, found: &mut Found) {
     found.add("params", changed);
 }
 
+/// A run's check results, as [`Store::run_checks`] gives them: `(task, attempt, result)`.
+type Checks = [(String, u32, CheckResult)];
+
 /// The check results of a run by (task, check name).
-fn checks_by_name(
-    store: &dyn Store,
-    run: RunId,
-) -> Result<BTreeMap<(String, String), CheckResult>, AppError> {
-    Ok(store
-        .run_checks(run)?
-        .into_iter()
-        .map(|(task, _, r)| ((task, r.name.clone()), r))
-        .collect())
+fn checks_by_name(checks: &Checks) -> BTreeMap<(&str, &str), &CheckResult> {
+    checks
+        .iter()
+        .map(|(task, _, r)| ((task.as_str(), r.name.as_str()), r))
+        .collect()
 }
 
 fn checks(
-    store: &dyn Store,
-    a: &RunRecord,
-    b: &RunRecord,
+    (a, b): (&RunRecord, &RunRecord),
+    (checks_a, checks_b): (&Checks, &Checks),
     lead_task: Option<&str>,
     found: &mut Found,
-) -> Result<(), AppError> {
-    let (ca, cb) = (checks_by_name(store, a.id)?, checks_by_name(store, b.id)?);
-    let keys: BTreeSet<&(String, String)> = ca.keys().chain(cb.keys()).collect();
+) {
+    let (ca, cb) = (checks_by_name(checks_a), checks_by_name(checks_b));
+    let keys: BTreeSet<(&str, &str)> = ca.keys().chain(cb.keys()).copied().collect();
     let status = |r: Option<&CheckResult>| r.map_or("-", |r| r.status.as_str());
     let seen = |r: Option<&CheckResult>| {
         r.map_or_else(
@@ -562,7 +568,7 @@ fn checks(
     };
     let mut out = Vec::new();
     for key in keys {
-        let (ra, rb) = (ca.get(key), cb.get(key));
+        let (ra, rb) = (ca.get(&key).copied(), cb.get(&key).copied());
         if status(ra) == status(rb) {
             found.same(format!(
                 "check `{}` of task `{}`: {}",
@@ -574,7 +580,7 @@ fn checks(
         }
         let (task, name) = key;
         let failing = rb.is_some_and(|r| r.status == CheckStatus::Fail);
-        let of_lead = lead_task == Some(task.as_str());
+        let of_lead = lead_task == Some(task);
         // The failing checks of the task that failed are the likely cause; a warning beside
         // them comes after the input they read.
         let rank = match (of_lead, failing) {
@@ -605,7 +611,6 @@ fn checks(
         out.push((rank, d));
     }
     found.add("data checks", out);
-    Ok(())
 }
 
 fn check_json(r: Option<&CheckResult>) -> Value {
@@ -620,13 +625,12 @@ fn check_json(r: Option<&CheckResult>) -> Value {
 }
 
 fn inputs(
-    store: &dyn Store,
     artifacts: &[ArtifactDiff],
-    a: &RunRecord,
-    b: &RunRecord,
+    (a, b): (&RunRecord, &RunRecord),
+    (checks_a, checks_b): (&Checks, &Checks),
     lead_task: Option<&str>,
     found: &mut Found,
-) -> Result<(), AppError> {
+) {
     for x in artifacts
         .iter()
         .filter(|x| x.direction == Direction::Input && !x.changed)
@@ -643,19 +647,14 @@ fn inputs(
         .filter(|x| x.direction == Direction::Input && x.changed && x.b.is_some())
         .collect();
     // A row count comes from the `rows` check of the task that read the data, if it has one.
-    let rows = |run: RunId| -> Result<HashMap<String, f64>, AppError> {
-        Ok(if changed.is_empty() {
-            HashMap::new()
-        } else {
-            store
-                .run_checks(run)?
-                .into_iter()
-                .filter(|(_, _, r)| r.name == "rows")
-                .filter_map(|(task, _, r)| r.observed.map(|n| (task, n)))
-                .collect()
-        })
+    let rows = |checks: &Checks| -> HashMap<String, f64> {
+        checks
+            .iter()
+            .filter(|(_, _, r)| r.name == "rows")
+            .filter_map(|(task, _, r)| r.observed.map(|n| (task.clone(), n)))
+            .collect()
     };
-    let (rows_a, rows_b) = (rows(a.id)?, rows(b.id)?);
+    let (rows_a, rows_b) = (rows(checks_a), rows(checks_b));
     let mut out = Vec::new();
     for x in changed {
         let version = |v: &Option<vane_store::ArtifactVersion>| {
@@ -713,7 +712,6 @@ fn inputs(
         out.push((rank, d));
     }
     found.add("inputs", out);
-    Ok(())
 }
 
 fn bytes(n: u64) -> String {
@@ -829,23 +827,9 @@ fn gates(
     found.add("rollout gates", out);
 }
 
-/// Per (task, metric), the value of each task's latest attempt.
-fn latest_metrics(detail: &RunDetail) -> BTreeMap<(String, String), f64> {
-    detail
-        .tasks
-        .iter()
-        .filter_map(|t| t.attempts.last().map(|a| (t, a)))
-        .flat_map(|(t, a)| {
-            a.metrics
-                .iter()
-                .map(|(name, value)| ((t.task_id.clone(), name.clone()), *value))
-        })
-        .collect()
-}
-
 /// Metrics of this run further from the mean of the recent good runs than their usual spread.
 fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(), AppError> {
-    let mine = latest_metrics(this);
+    let mine = lineage::latest_metrics(this);
     if mine.is_empty() {
         found.add("metrics", Vec::new());
         return Ok(());
@@ -858,7 +842,7 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
     )?;
     let mut series: HashMap<(String, String), Vec<f64>> = HashMap::new();
     for run in &good {
-        for (key, value) in latest_metrics(&store.run(run.id)?) {
+        for (key, value) in lineage::latest_metrics(&store.run(run.id)?) {
             series.entry(key).or_default().push(value);
         }
     }
@@ -912,28 +896,25 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
 /// The version of each model the runs roll out that was in production when each run started.
 fn models(
     store: &dyn Store,
-    a: &RunDetail,
-    b: &RunDetail,
-    stages: &[vane_store::RolloutStage],
+    (a, b): (&RunDetail, &RunDetail),
+    (stages_a, stages_b): (&[vane_store::RolloutStage], &[vane_store::RolloutStage]),
     found: &mut Found,
 ) -> Result<(), AppError> {
-    let mut names: BTreeSet<String> = stages.iter().map(|s| s.model.clone()).collect();
-    names.extend(
-        store
-            .rollout_stages(Some(a.run.id))?
-            .into_iter()
-            .map(|s| s.model),
-    );
+    let names: BTreeSet<&str> = stages_a
+        .iter()
+        .chain(stages_b)
+        .map(|s| s.model.as_str())
+        .collect();
     if names.is_empty() {
         return Ok(());
     }
     let when = |r: &RunRecord| r.started_at.unwrap_or(r.queued_at);
     let mut out = Vec::new();
     for model in names {
-        let ledger = store.ledger(Some(&model))?;
+        let ledger = store.ledger(Some(model))?;
         let (pa, pb) = (
-            vane_store::production_at(&ledger, &model, when(&a.run)),
-            vane_store::production_at(&ledger, &model, when(&b.run)),
+            vane_store::production_at(&ledger, model, when(&a.run)),
+            vane_store::production_at(&ledger, model, when(&b.run)),
         );
         let shown = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"));
         if pa == pb {
@@ -943,7 +924,7 @@ fn models(
         let d = difference(
             "model",
             None,
-            &model,
+            model,
             format!(
                 "model `{model}` in production when the run started: {} → {}",
                 shown(pa),

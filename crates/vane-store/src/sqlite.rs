@@ -388,6 +388,29 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The runs `sql` selects (`runs.*`, the DAG version's hash, whether the owner's lease is
+    /// held) with `values` and then `states` as its parameters; rows that cannot be read are
+    /// left out (see [`crate::readable_runs`]).
+    fn query_runs(
+        &self,
+        sql: &str,
+        mut values: Vec<Box<dyn rusqlite::ToSql>>,
+        states: &[RunState],
+    ) -> Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        values.extend(
+            states
+                .iter()
+                .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
+        );
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next()? {
+            records.push(Self::run_record(row));
+        }
+        crate::readable_runs(records)
+    }
+
     fn run_record(row: &Row<'_>) -> Result<RunRecord> {
         let git_commit: Option<String> = row.get("git_commit")?;
         let git_dirty: Option<bool> = row.get("git_dirty")?;
@@ -1088,21 +1111,9 @@ impl Store for SqliteStore {
             if filter.oldest_first { "ASC" } else { "DESC" },
             held = lease::OWNER_LEASE_HELD,
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut values: Vec<Box<dyn rusqlite::ToSql>> =
+        let values: Vec<Box<dyn rusqlite::ToSql>> =
             vec![Box::new(filter.dag_id.map(str::to_owned)), Box::new(limit)];
-        values.extend(
-            filter
-                .states
-                .iter()
-                .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
-        );
-        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
-        let mut records = Vec::new();
-        while let Some(row) = rows.next()? {
-            records.push(Self::run_record(row));
-        }
-        crate::readable_runs(records)
+        self.query_runs(&sql, values, filter.states)
     }
 
     fn runs_before(
@@ -1125,24 +1136,13 @@ impl Store for SqliteStore {
              ORDER BY runs.logical_date DESC, runs.id DESC LIMIT ?3",
             held = lease::OWNER_LEASE_HELD,
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        let values: Vec<Box<dyn rusqlite::ToSql>> = vec![
             Box::new(dag_id.to_owned()),
             Box::new(ts(&before)),
             Box::new(limit),
         ];
-        values.extend(
-            states
-                .iter()
-                .map(|s| Box::new(s.as_str()) as Box<dyn rusqlite::ToSql>),
-        );
-        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
-        let mut records = Vec::new();
-        while let Some(row) = rows.next()? {
-            records.push(Self::run_record(row));
-        }
-        crate::readable_runs(records)
+        self.query_runs(&sql, values, states)
     }
 
     fn run(&self, id: RunId) -> Result<RunDetail> {
