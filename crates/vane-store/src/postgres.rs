@@ -114,6 +114,18 @@ fn is_conflict(error: &StoreError) -> bool {
         || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
+/// Whether work that failed with `error` on its `attempt`th try is started over: a conflict,
+/// within [`CONFLICT_RETRIES`], after a short, growing pause that lets the other transaction
+/// finish.
+fn start_over(attempt: &mut u32, error: &StoreError) -> bool {
+    *attempt += 1;
+    if *attempt > CONFLICT_RETRIES || !is_conflict(error) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(5 * u64::from(*attempt)));
+    true
+}
+
 /// A number PostgreSQL keeps as `bigint` that vane holds as `u32` (attempt numbers, pids).
 pub(crate) fn to_u32(value: i64, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what}: {value}")))
@@ -334,14 +346,35 @@ impl PgStore {
                     // ROLLBACK then only warns. Errors here are ignored: a dropped connection
                     // has undone everything itself.
                     let _ = self.with_client(|c| Ok(c.batch_execute(rollback)?));
-                    attempt += 1;
-                    if outer && attempt <= CONFLICT_RETRIES && is_conflict(&e) {
-                        // A short, growing pause lets the other transaction finish.
-                        std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+                    if outer && start_over(&mut attempt, &e) {
                         continue;
                     }
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// One statement in a transaction of its own: the server commits it as it answers, so it
+    /// costs one round trip where [`PgStore::write_tx`] costs three. Started over after a
+    /// serialization failure or a deadlock, as the outermost transaction is.
+    ///
+    /// # Errors
+    /// What `work` returned; nothing it wrote remains then.
+    pub(crate) fn statement<R: Send>(
+        &self,
+        mut work: impl FnMut(&mut Client) -> Result<R> + Send,
+    ) -> Result<R> {
+        debug_assert_eq!(
+            self.depth.get(),
+            0,
+            "a statement of its own, in a transaction"
+        );
+        let mut attempt = 0;
+        loop {
+            match self.with_client(&mut work) {
+                Err(e) if start_over(&mut attempt, &e) => {}
+                other => return other,
             }
         }
     }

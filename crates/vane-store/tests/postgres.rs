@@ -143,3 +143,89 @@ fn a_postgres_url_opens_that_database() {
         .unwrap();
     assert_eq!(db.store().dag_source(version).unwrap(), "seen");
 }
+
+/// Transitions reach the server as one JSON batch (`vane_apply`), so what comes back must be
+/// what the binary protocol kept before: times to the microsecond (truncated), numbers exact,
+/// text with quotes and backslashes untouched.
+#[test]
+fn a_batch_sent_as_json_keeps_times_numbers_and_text_exactly() {
+    use chrono::{TimeZone, Timelike};
+    use vane_store::{Change, RunState};
+
+    let db = TestDb::new();
+    let store = PgStore::connect(db.url()).unwrap();
+    let version = store
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h1",
+            path: "dags/demo.toml",
+            source: "",
+        })
+        .unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 3, 29, 1, 59, 59).unwrap();
+    let at = at.with_nanosecond(123_456_789).unwrap();
+    let run = store
+        .create_run(&NewRun {
+            dag_id: "demo",
+            dag_version: version,
+            logical_date: at,
+            trigger: Trigger::Manual,
+            params: serde_json::json!({}),
+            git: None,
+            host: "box",
+            timezone: "UTC",
+            tasks: &["a"],
+            at,
+            records_tick: false,
+            backfill: None,
+        })
+        .unwrap();
+    let command = r#"echo 'it''s' "a \"quote\"" \\n $HOME"#;
+    let values = [0.1 + 0.2, 1e-300, -2.5e300, 7.0];
+    let mut changes = vec![
+        Change::Run {
+            run,
+            state: RunState::Running,
+            reason: None,
+            at,
+        },
+        Change::AttemptStarted {
+            run,
+            task: "a".into(),
+            attempt: 1,
+            command: command.into(),
+            host: "box".into(),
+            log_path: "/tmp/ünïcode log.txt".into(),
+            at,
+        },
+        Change::AttemptProcess {
+            run,
+            task: "a".into(),
+            attempt: 1,
+            pid: u32::MAX,
+            pid_start_time: Some(u64::from(u32::MAX) * 4),
+        },
+    ];
+    changes.extend(values.iter().enumerate().map(|(i, &value)| Change::Metric {
+        run,
+        task: "a".into(),
+        attempt: 1,
+        name: format!("m{i}"),
+        value,
+        at,
+    }));
+    store.apply(&changes).unwrap();
+
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.started_at.unwrap().nanosecond(), 123_456_000);
+    let attempt = &detail.tasks[0].attempts[0];
+    assert_eq!(attempt.started_at, at.with_nanosecond(123_456_000).unwrap());
+    assert_eq!(attempt.command, command);
+    assert_eq!(attempt.log_path, "/tmp/ünïcode log.txt");
+    assert_eq!(attempt.pid, Some(u32::MAX));
+    assert_eq!(attempt.pid_start_time, Some(u64::from(u32::MAX) * 4));
+    let mut metrics = attempt.metrics.clone();
+    metrics.sort_by(|a, b| a.0.cmp(&b.0));
+    let kept: Vec<f64> = metrics.iter().map(|(_, v)| *v).collect();
+    assert_eq!(kept, values, "{metrics:?}");
+}

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use ::postgres::Client;
 use chrono::{DateTime, Utc};
 
 use super::{PgStore, to_u32};
@@ -14,32 +13,22 @@ pub(super) const OWNER_LEASE_HELD: &str = "(SELECT l.released_at IS NULL
         AND l.expires_at > clock_timestamp()
      FROM leases AS l WHERE l.id = runs.owner_lease)";
 
-/// Refuses a write as `fence`'s owner once the run's token moved on or the owner's lease is no
-/// longer held. The run's row stays locked to the end of the caller's transaction, so no
-/// adoption can slip in between the check and the writes.
-pub(super) fn check_fence(c: &mut Client, fence: &Fence) -> Result<()> {
-    let row = c.query_opt(
-        &format!("SELECT owner_token, {OWNER_LEASE_HELD} FROM runs WHERE id = $1 FOR UPDATE"),
-        &[&fence.run],
-    )?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound(format!("run {}", fence.run)));
-    };
-    let (token, held): (i64, Option<bool>) = (row.try_get(0)?, row.try_get(1)?);
-    let why = if token != fence.token {
+/// Why a write as `fence`'s owner was refused (by `vane_apply`, under the run's row lock),
+/// given the run's fencing `token` then: another process took the run over, or the owner's
+/// lease was no longer held.
+pub(super) fn refusal(fence: &Fence, token: i64) -> StoreError {
+    let why = if token == fence.token {
+        "this process's lease expired or was given up".to_owned()
+    } else {
         format!(
             "another process took it over (fencing token {token}, ours {})",
             fence.token
         )
-    } else if held == Some(true) {
-        return Ok(());
-    } else {
-        "this process's lease expired or was given up".to_owned()
     };
-    Err(StoreError::Fenced {
+    StoreError::Fenced {
         run: fence.run,
         why,
-    })
+    }
 }
 
 fn interval(ttl: Duration) -> f64 {
@@ -176,12 +165,10 @@ impl LeaseStore for PgStore {
     }
 
     fn apply_fenced_batch(&self, batch: &[(Fence, Vec<Change>)]) -> Result<Vec<Result<()>>> {
-        // Nested in the transaction, each is a savepoint: a refused one is undone alone.
-        self.write_tx(|| {
-            Ok(batch
-                .iter()
-                .map(|(fence, changes)| self.apply_as(Some(fence), changes))
-                .collect())
-        })
+        let groups: Vec<_> = batch
+            .iter()
+            .map(|(fence, changes)| (Some(fence), changes.as_slice()))
+            .collect();
+        self.apply_groups(&groups)
     }
 }

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0023_log_chunks.sql"),
     include_str!("../../migrations/postgres/0024_run_timezone.sql"),
     include_str!("../../migrations/postgres/0025_runs_by_logical_date.sql"),
+    include_str!("../../migrations/postgres/0026_apply_in_one_trip.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ::postgres::types::ToSql;
+use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Row};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -21,27 +21,211 @@ const POOL_LOCKS: i32 = 0x7661_6e65; // "vane"
 
 impl PgStore {
     /// [`Store::apply`], as the owner holding `fence` when there is one: the fence is checked
-    /// in the same transaction and round trip as the changes are written.
+    /// in the same transaction as the changes are written.
     pub(super) fn apply_as(&self, fence: Option<&Fence>, changes: &[Change]) -> Result<()> {
+        let mut answers = self.apply_groups(&[(fence, changes)])?;
+        answers.pop().unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "vane_apply gave no answer for a group".into(),
+            ))
+        })
+    }
+
+    /// Applies each group (a caller's fence and changes) on its own, kept or refused alone, in
+    /// one statement: one round trip, and outside a transaction one commit, for the batch. See
+    /// migration 0026's `vane_apply` for the other half.
+    ///
+    /// # Errors
+    /// The statement failed: then none of the groups is recorded.
+    pub(super) fn apply_groups(
+        &self,
+        groups: &[(Option<&Fence>, &[Change])],
+    ) -> Result<Vec<Result<()>>> {
+        if self.depth.get() == 0 {
+            self.vane_apply(groups)
+        } else {
+            // Nested in a caller's transaction, a savepoint keeps a failure to this part.
+            self.write_tx(|| self.vane_apply(groups))
+        }
+    }
+
+    fn vane_apply(&self, groups: &[(Option<&Fence>, &[Change])]) -> Result<Vec<Result<()>>> {
         // A pid only means something while the machine running it stays up, so a batch of
         // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
         // every state transition does. Nested in a caller's transaction, it commits with that.
         let volatile = self.depth.get() == 0
-            && changes
+            && groups.iter().all(|(_, changes)| {
+                changes
+                    .iter()
+                    .all(|c| matches!(c, Change::AttemptProcess { .. }))
+            });
+        let batch = serde_json::Value::Array(
+            groups
                 .iter()
-                .all(|c| matches!(c, Change::AttemptProcess { .. }));
-        self.tx(|c| {
-            if volatile {
-                c.batch_execute("SET LOCAL synchronous_commit TO off")?;
-            }
-            if let Some(fence) = fence {
-                super::lease::check_fence(c, fence)?;
-            }
-            for change in changes {
-                apply_one(c, change)?;
-            }
-            Ok(())
-        })
+                .map(|(fence, changes)| {
+                    serde_json::json!({
+                        "run": fence.map(|f| f.run),
+                        "token": fence.map(|f| f.token),
+                        "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        );
+        let answers: serde_json::Value = self.statement(|c| {
+            // Typed parameters spare the round trip that preparing the statement would take.
+            let row = c.query_typed_one(
+                "SELECT vane_apply($1, $2)",
+                &[(&batch, Type::JSONB), (&volatile, Type::BOOL)],
+            )?;
+            Ok(row.try_get(0)?)
+        })?;
+        let answers = answers.as_array().filter(|a| a.len() == groups.len());
+        let Some(answers) = answers else {
+            return Err(StoreError::Corrupt(format!(
+                "vane_apply answered {answers:?} for {} groups",
+                groups.len()
+            )));
+        };
+        Ok(groups
+            .iter()
+            .zip(answers)
+            .map(|((fence, changes), answer)| group_result(*fence, changes, answer))
+            .collect())
+    }
+}
+
+/// What `vane_apply` answered for one group, as the result of applying it.
+fn group_result(
+    fence: Option<&Fence>,
+    changes: &[Change],
+    answer: &serde_json::Value,
+) -> Result<()> {
+    let field = |name: &str| answer.get(name);
+    if field("ok").is_some() {
+        return Ok(());
+    }
+    if let Some(i) = field("missing").and_then(serde_json::Value::as_u64) {
+        let change = usize::try_from(i).ok().and_then(|i| changes.get(i));
+        return Err(StoreError::NotFound(format!("the target of {change:?}")));
+    }
+    match (
+        fence,
+        field("found"),
+        field("token").and_then(serde_json::Value::as_i64),
+    ) {
+        (Some(fence), Some(_), _) => Err(StoreError::NotFound(format!("run {}", fence.run))),
+        (Some(fence), None, Some(token)) => Err(super::lease::refusal(fence, token)),
+        _ => Err(StoreError::Corrupt(format!("vane_apply answered {answer}"))),
+    }
+}
+
+/// A change as `vane_apply` reads it. Times are kept to the microsecond, as PostgreSQL keeps
+/// them (truncated, as the binary protocol truncates); metric values travel as text, since
+/// JSON has no NaN or infinity.
+fn change_json(change: &Change) -> serde_json::Value {
+    use serde_json::json;
+    let time = |at: &DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    match change {
+        Change::Run {
+            run,
+            state,
+            reason,
+            at,
+        } => json!({"kind": "run", "run": run, "state": state.as_str(), "reason": reason,
+                    "at": time(at)}),
+        Change::Task {
+            run,
+            task,
+            state,
+            reason,
+            at,
+        } => json!({"kind": "task", "run": run, "task": task, "state": state.as_str(),
+                    "reason": reason, "at": time(at)}),
+        Change::AttemptStarted {
+            run,
+            task,
+            attempt,
+            command,
+            host,
+            log_path,
+            at,
+        } => json!({"kind": "attempt_started", "run": run, "task": task, "attempt": attempt,
+                    "command": command, "host": host, "log_path": log_path, "at": time(at)}),
+        Change::AttemptProcess {
+            run,
+            task,
+            attempt,
+            pid,
+            pid_start_time,
+        } => json!({"kind": "attempt_process", "run": run, "task": task, "attempt": attempt,
+                    "pid": pid, "pid_start_time": pid_start_time.map(|t| t as i64)}),
+        Change::TaskCleared {
+            run,
+            task,
+            reason,
+            at,
+        } => json!({"kind": "task_cleared", "run": run, "task": task, "reason": reason,
+                    "at": time(at)}),
+        Change::SlaMiss {
+            run,
+            task,
+            deadline,
+            at,
+        } => json!({"kind": "sla_miss", "run": run, "task": task, "deadline": time(deadline),
+                    "at": time(at)}),
+        Change::Metric {
+            run,
+            task,
+            attempt,
+            name,
+            value,
+            at,
+        } => json!({"kind": "metric", "run": run, "task": task, "attempt": attempt,
+                    "name": name, "value": float_text(*value), "at": time(at)}),
+        Change::ReleaseSlots { run, task } => {
+            json!({"kind": "release_slots", "run": run, "task": task})
+        }
+        Change::RunVersion { run, version } => {
+            json!({"kind": "run_version", "run": run, "version": version})
+        }
+        Change::RunParams {
+            run,
+            params,
+            by,
+            at,
+        } => json!({"kind": "run_params", "run": run, "params": params, "by": by,
+                    "at": time(at)}),
+        Change::RunOwner { run, owner } => json!({
+            "kind": "run_owner",
+            "run": run,
+            "host": owner.as_ref().map(|o| &o.host),
+            "pid": owner.as_ref().map(|o| o.pid),
+            "start_time": owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64),
+            "lease": owner.as_ref().and_then(|o| o.lease.as_deref()),
+        }),
+        Change::AttemptFinished {
+            run,
+            task,
+            attempt,
+            success,
+            exit_code,
+            signal,
+            reason,
+            at,
+        } => json!({"kind": "attempt_finished", "run": run, "task": task, "attempt": attempt,
+                    "state": if *success { "success" } else { "failed" },
+                    "exit_code": exit_code, "signal": signal, "reason": reason, "at": time(at)}),
+    }
+}
+
+/// `value` as PostgreSQL's `double precision` reads it back exactly: Rust's shortest
+/// round-tripping digits, and PostgreSQL's names for the values that are not numbers.
+fn float_text(value: f64) -> String {
+    match value {
+        v if v.is_nan() => "NaN".into(),
+        v if v == f64::INFINITY => "Infinity".into(),
+        v if v == f64::NEG_INFINITY => "-Infinity".into(),
+        v => v.to_string(),
     }
 }
 
@@ -148,176 +332,6 @@ fn backfills_where(
 }
 
 /// Applies one change; a change that finds nothing to change is an error, as on SQLite.
-fn apply_one(c: &mut Client, change: &Change) -> Result<()> {
-    let changed = match change {
-        Change::Run {
-            run,
-            state,
-            reason,
-            at,
-        } => c.execute(
-            "UPDATE runs SET state = $2,
-                reason = $3,
-                started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $4) ELSE started_at END,
-                ended_at = CASE WHEN $2 IN ('success', 'failed') THEN $4 ELSE NULL END
-             WHERE id = $1",
-            &[run, &state.as_str(), reason, at],
-        )?,
-        Change::Task {
-            run,
-            task,
-            state,
-            reason,
-            at,
-        } => c.execute(
-            "UPDATE task_instances SET state = $3, reason = $4, updated_at = $5
-             WHERE run_id = $1 AND task_id = $2",
-            &[run, task, &state.as_str(), reason, at],
-        )?,
-        Change::AttemptStarted {
-            run,
-            task,
-            attempt,
-            command,
-            host,
-            log_path,
-            at,
-        } => {
-            c.execute(
-                "INSERT INTO attempts (run_id, task_id, attempt, state, command, host, log_path,
-                                       started_at, dag_version_id)
-                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7,
-                         (SELECT dag_version_id FROM runs WHERE id = $1))",
-                &[run, task, &i64::from(*attempt), command, host, log_path, at],
-            )?;
-            c.execute(
-                "UPDATE task_instances SET state = 'running', reason = NULL, updated_at = $3
-                 WHERE run_id = $1 AND task_id = $2",
-                &[run, task, at],
-            )?
-        }
-        Change::AttemptProcess {
-            run,
-            task,
-            attempt,
-            pid,
-            pid_start_time,
-        } => c.execute(
-            "UPDATE attempts SET pid = $4, pid_start_time = $5
-             WHERE run_id = $1 AND task_id = $2 AND attempt = $3",
-            &[
-                run,
-                task,
-                &i64::from(*attempt),
-                &i64::from(*pid),
-                &pid_start_time.map(|t| t as i64),
-            ],
-        )?,
-        Change::TaskCleared {
-            run,
-            task,
-            reason,
-            at,
-        } => c.execute(
-            "UPDATE task_instances SET state = 'queued', reason = $3, updated_at = $4,
-                retry_base = (SELECT COUNT(*) FROM attempts WHERE run_id = $1 AND task_id = $2)
-             WHERE run_id = $1 AND task_id = $2",
-            &[run, task, reason, at],
-        )?,
-        Change::SlaMiss {
-            run,
-            task,
-            deadline,
-            at,
-        } => {
-            c.execute(
-                "INSERT INTO sla_misses (run_id, task_id, deadline, detected_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[run, &task.as_deref().unwrap_or(""), deadline, at],
-            )?;
-            // Recorded once; a second detection is not an error.
-            1
-        }
-        Change::Metric {
-            run,
-            task,
-            attempt,
-            name,
-            value,
-            at,
-        } => c.execute(
-            "INSERT INTO metrics (run_id, task_id, attempt, name, value, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (run_id, task_id, attempt, name)
-             DO UPDATE SET value = excluded.value, recorded_at = excluded.recorded_at",
-            &[run, task, &i64::from(*attempt), name, value, at],
-        )?,
-        Change::ReleaseSlots { run, task } => {
-            c.execute(
-                "DELETE FROM slots WHERE run_id = $1 AND ($2::text IS NULL OR task_id = $2)",
-                &[run, task],
-            )?;
-            // Nothing held is not an error.
-            1
-        }
-        Change::RunVersion { run, version } => c.execute(
-            "UPDATE runs SET dag_version_id = $2 WHERE id = $1",
-            &[run, version],
-        )?,
-        Change::RunParams {
-            run,
-            params: after,
-            by,
-            at,
-        } => {
-            c.execute(
-                "INSERT INTO run_param_changes (run_id, at, changed_by, before, after)
-                 SELECT id, $2, $3, params, $4 FROM runs WHERE id = $1",
-                &[run, at, by, after],
-            )?;
-            c.execute("UPDATE runs SET params = $2 WHERE id = $1", &[run, after])?
-        }
-        Change::RunOwner { run, owner } => c.execute(
-            "UPDATE runs SET owner_host = $2, owner_pid = $3, owner_start_time = $4,
-                owner_lease = $5 WHERE id = $1",
-            &[
-                run,
-                &owner.as_ref().map(|o| &o.host),
-                &owner.as_ref().map(|o| i64::from(o.pid)),
-                &owner.as_ref().and_then(|o| o.start_time).map(|t| t as i64),
-                &owner.as_ref().and_then(|o| o.lease.as_deref()),
-            ],
-        )?,
-        Change::AttemptFinished {
-            run,
-            task,
-            attempt,
-            success,
-            exit_code,
-            signal,
-            reason,
-            at,
-        } => c.execute(
-            "UPDATE attempts SET state = $4, exit_code = $5, signal = $6, reason = $7, ended_at = $8
-             WHERE run_id = $1 AND task_id = $2 AND attempt = $3 AND state = 'running'",
-            &[
-                run,
-                task,
-                &i64::from(*attempt),
-                &if *success { "success" } else { "failed" },
-                &exit_code.map(i64::from),
-                &signal.map(i64::from),
-                reason,
-                at,
-            ],
-        )?,
-    };
-    if changed == 0 {
-        return Err(StoreError::NotFound(format!("the target of {change:?}")));
-    }
-    Ok(())
-}
-
 impl Store for PgStore {
     fn record_dag_version(&self, v: &NewDagVersion<'_>) -> Result<DagVersionId> {
         let (dag_id, hash, path, source) = (v.dag_id, v.content_hash, v.path, v.source);

@@ -247,7 +247,8 @@ pub(crate) fn a_stop_request_is_recorded_and_found_by_the_runs_owner(db: &Db) {
 }
 
 /// Group commit: owners' changes written by one commit are each checked against their own
-/// fence, so the one refused leaves the others recorded, and nothing of it is written.
+/// fence, so the one refused leaves the others recorded, and nothing of it is written. A group
+/// whose change finds no row is undone alone as well, its earlier changes included.
 pub(crate) fn a_batch_of_owners_keeps_each_owners_changes_or_refuses_them_alone(db: &Db) {
     let store = db.open();
     let kept = new_run(&*store, &["a"]);
@@ -273,7 +274,26 @@ pub(crate) fn a_batch_of_owners_keeps_each_owners_changes_or_refuses_them_alone(
         .apply_fenced_batch(&[
             (live.clone(), run_ended(kept)),
             (late, run_ended(refused)),
-            (live, vec![]),
+            (live.clone(), vec![]),
+            (
+                live,
+                vec![
+                    Change::Task {
+                        run: kept,
+                        task: "a".into(),
+                        state: TaskState::Failed,
+                        reason: Some("undone with its group".into()),
+                        at: Utc::now(),
+                    },
+                    Change::Task {
+                        run: kept,
+                        task: "no_such_task".into(),
+                        state: TaskState::Success,
+                        reason: None,
+                        at: Utc::now(),
+                    },
+                ],
+            ),
         ])
         .unwrap();
     assert!(results[0].is_ok(), "{results:?}");
@@ -282,6 +302,12 @@ pub(crate) fn a_batch_of_owners_keeps_each_owners_changes_or_refuses_them_alone(
         "{results:?}"
     );
     assert!(results[2].is_ok(), "{results:?}");
-    assert_eq!(store.run(kept).unwrap().run.state, RunState::Success);
+    assert!(
+        matches!(&results[3], Err(StoreError::NotFound(what)) if what.contains("no_such_task")),
+        "{results:?}"
+    );
+    let detail = store.run(kept).unwrap();
+    assert_eq!(detail.run.state, RunState::Success);
+    assert_eq!(detail.tasks[0].state, TaskState::Queued);
     assert_eq!(store.run(refused).unwrap().run.state, RunState::Running);
 }

@@ -1,0 +1,3 @@
+-- Nothing to change here: PostgreSQL's migration of the same number adds the function that
+-- applies a batch of transitions in one round trip. SQLite runs in-process, where a statement
+-- costs no trip, so its schema stays as it is; the number is kept so both count alike.
