@@ -41,15 +41,6 @@ impl PgStore {
         &self,
         groups: &[(Option<&Fence>, &[Change])],
     ) -> Result<Vec<Result<()>>> {
-        if self.depth.get() == 0 {
-            self.vane_apply(groups)
-        } else {
-            // Nested in a caller's transaction, a savepoint keeps a failure to this part.
-            self.write_tx(|| self.vane_apply(groups))
-        }
-    }
-
-    fn vane_apply(&self, groups: &[(Option<&Fence>, &[Change])]) -> Result<Vec<Result<()>>> {
         // A pid only means something while the machine running it stays up, so a batch of
         // nothing but pids does not wait for the server's disk (as SQLite skips its fsync);
         // every state transition does. Nested in a caller's transaction, it commits with that.
@@ -71,14 +62,20 @@ impl PgStore {
                 })
                 .collect(),
         );
-        let answers: serde_json::Value = self.statement(|c| {
+        let call = |c: &mut Client| -> Result<serde_json::Value> {
             // Typed parameters spare the round trip that preparing the statement would take.
             let row = c.query_typed_one(
                 "SELECT vane_apply($1, $2)",
                 &[(&batch, Type::JSONB), (&volatile, Type::BOOL)],
             )?;
             Ok(row.try_get(0)?)
-        })?;
+        };
+        let answers = if self.depth.get() == 0 {
+            self.statement(call)?
+        } else {
+            // Nested in a caller's transaction, a savepoint keeps a failure to this part.
+            self.tx(call)?
+        };
         let answers = answers.as_array().filter(|a| a.len() == groups.len());
         let Some(answers) = answers else {
             return Err(StoreError::Corrupt(format!(

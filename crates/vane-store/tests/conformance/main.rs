@@ -61,6 +61,7 @@ on_every_backend!({
         a_run_is_recorded_with_its_version_params_and_git_state,
         attempts_are_kept_as_history,
         a_batch_is_all_or_nothing,
+        a_batch_inside_a_transaction_commits_with_it_or_fails_alone,
         a_finished_attempt_is_never_rewritten,
         the_history_survives_reopening,
         a_dag_has_at_most_one_run_per_logical_date,

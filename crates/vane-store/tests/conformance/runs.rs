@@ -187,6 +187,40 @@ pub(crate) fn a_batch_is_all_or_nothing(db: &Db) {
     assert_eq!(store.run(run).unwrap().run.state, RunState::Queued);
 }
 
+/// Changes applied inside a caller's transaction commit with it: one that finds no row fails
+/// alone, and the caller's transaction goes on and commits the rest.
+pub(crate) fn a_batch_inside_a_transaction_commits_with_it_or_fails_alone(db: &Db) {
+    let store = db.open();
+    let run = new_run(&*store, &["a"]);
+    let at = Utc::now();
+    let state = |task: &str, state| Change::Task {
+        run,
+        task: task.into(),
+        state,
+        reason: None,
+        at,
+    };
+    store
+        .atomically(&mut || {
+            store.apply(&[state("a", TaskState::Running)])?;
+            let missing = store.apply(&[
+                state("a", TaskState::Failed),
+                state("no_such_task", TaskState::Success),
+            ]);
+            assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+            store.apply(&[Change::Run {
+                run,
+                state: RunState::Running,
+                reason: None,
+                at,
+            }])
+        })
+        .unwrap();
+    let detail = store.run(run).unwrap();
+    assert_eq!(detail.run.state, RunState::Running);
+    assert_eq!(detail.tasks[0].state, TaskState::Running);
+}
+
 pub(crate) fn a_finished_attempt_is_never_rewritten(db: &Db) {
     let store = db.open();
     let run = new_run(&*store, &["a"]);
