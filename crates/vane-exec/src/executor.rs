@@ -227,6 +227,9 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
         // Only possible once the child has been waited for, which has not happened.
         return Err(spawn_error(io::Error::other("the new process has no pid")));
     };
+    // The timeout counts from the release: a process held while its start commits, or while
+    // it waits for a slot as the next task in line, has not begun its command.
+    let (begun, released) = oneshot::channel::<()>();
     let hold = match child.stdin.take() {
         Some(pipe) => {
             let mut pipe = File::from(pipe.into_owned_fd().map_err(spawn_error)?);
@@ -235,6 +238,7 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
             // ends the process.
             Hold::new(move || {
                 let _ = io::Write::write_all(&mut pipe, b"\n");
+                let _ = begun.send(());
             })
         }
         None => Hold(None),
@@ -251,7 +255,15 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
 
     let (report, done) = oneshot::channel();
     let kill = KillSwitch::new();
-    runtime.spawn(supervise(child, pid, job, cell, kill.clone(), report));
+    runtime.spawn(supervise(
+        child,
+        pid,
+        job,
+        cell,
+        released,
+        kill.clone(),
+        report,
+    ));
     Ok((
         Launched {
             pid,
@@ -308,15 +320,17 @@ async fn supervise(
     pid: u32,
     job: Job,
     cell: Option<Cell>,
+    released: oneshot::Receiver<()>,
     kill: KillSwitch,
     report: oneshot::Sender<Outcome>,
 ) {
     // Process ids fit in i32 (pid_max is at most 2^22); spawn returned one.
     let pgid = i32::try_from(pid).unwrap_or(i32::MAX);
     let timeout = async {
-        match job.timeout {
-            Some(timeout) => tokio::time::sleep(timeout).await,
-            None => std::future::pending().await,
+        // A hold dropped unreleased ends the process before its command: no time limit.
+        match (released.await, job.timeout) {
+            (Ok(()), Some(timeout)) => tokio::time::sleep(timeout).await,
+            _ => std::future::pending().await,
         }
     };
     let ending = tokio::select! {

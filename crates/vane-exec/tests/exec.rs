@@ -472,6 +472,20 @@ async fn a_held_command_begins_only_when_released() {
     assert_eq!(log(&dir), "stdin: \n");
 }
 
+/// The time limit counts from the release: a process held while its start commits (on a slow
+/// database, for long) has not begun its command, and is not timed out for the wait.
+#[tokio::test]
+async fn a_held_commands_timeout_counts_from_its_release() {
+    let dir = TempDir::new().unwrap();
+    let mut job = job(&dir, "sleep 0.2; echo done");
+    job.timeout = Some(Duration::from_millis(500));
+    let (launched, hold) = ProcessExecutor.launch_held(job).expect("launch held");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    hold.release();
+    assert_eq!(outcome(launched.done).await, Outcome::Exited { code: 0 });
+    assert_eq!(log(&dir), "done\n");
+}
+
 /// A hold dropped without a release (the scheduler could not record the attempt, or died)
 /// ends the process before its command begins.
 #[tokio::test]
