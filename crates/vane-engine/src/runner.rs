@@ -402,11 +402,13 @@ impl Engine<'_> {
         let mut first = settled;
         first.extend(machine.start(now()));
         let result = async {
-            ctx.carry_out(&mut machine, first, Vec::new(), &mut procs).await?;
+            // What the last step left to record with the run's end: one commit, not two.
+            let mut last = ctx.carry_out(&mut machine, first, Vec::new(), &mut procs).await?;
             loop {
+                let mut ending = std::mem::take(&mut last);
                 if machine.drained() {
                     let reason = "the scheduler stopped before the run finished; it resumes when the scheduler starts again";
-                    self.apply(fence, vec![
+                    ending.extend([
                         Change::Run {
                             run,
                             state: RunState::Queued,
@@ -415,14 +417,14 @@ impl Engine<'_> {
                         },
                         Change::RunOwner { run, owner: None },
                         Change::ReleaseSlots { run, task: None },
-                    ])
-                    .await?;
+                    ]);
+                    self.apply(fence, ending).await?;
                     info!(run_id = run.0, dag = %dag.id, "Run put aside.");
                     return Ok(RunState::Queued);
                 }
                 if let Some(state) = machine.outcome() {
                     let reason = stopped_by.clone().or_else(|| run_reason(&machine, dag, stopping));
-                    self.apply(fence, vec![
+                    ending.extend([
                         Change::Run {
                             run,
                             state,
@@ -431,8 +433,8 @@ impl Engine<'_> {
                         },
                         Change::RunOwner { run, owner: None },
                         Change::ReleaseSlots { run, task: None },
-                    ])
-                    .await?;
+                    ]);
+                    self.apply(fence, ending).await?;
                     info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
                     return Ok(state);
                 }
@@ -564,7 +566,8 @@ impl Engine<'_> {
                         }
                     }
                 };
-                ctx.carry_out(&mut machine, actions, changes, &mut procs).await?;
+                debug_assert!(ending.is_empty(), "left for a run's end that is not there");
+                last = ctx.carry_out(&mut machine, actions, changes, &mut procs).await?;
             }
         }
         .await;
@@ -1070,14 +1073,15 @@ impl Ctx<'_, '_> {
 
     /// Records `changes` and the machine's `actions` in one transaction, then launches the
     /// processes. A launch that fails is recorded and fed back to the machine, until nothing
-    /// is left to do.
+    /// is left to do. When that leaves the run over (finished, or drained), the last changes
+    /// are returned unrecorded, for the caller to record with the run's end.
     async fn carry_out(
         &self,
         machine: &mut RunMachine,
         mut actions: Vec<Action>,
         mut changes: Vec<Change>,
         procs: &mut Processes,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<Change>, EngineError> {
         loop {
             // Starts an event of the run decided: inputs hashed, cache looked up or restored.
             let mut launches: Vec<_> = procs.ready.drain(..).collect();
@@ -1191,7 +1195,8 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
-            if to_prepare.is_empty() && launches.is_empty() && !releases.is_empty() {
+            let starts = !to_prepare.is_empty() || !launches.is_empty();
+            if !starts && !releases.is_empty() {
                 // Nothing else waits for this batch: the loop goes on while it commits, and
                 // what arises meanwhile goes in the next commit (group commit). The held
                 // processes begin when it is durable.
@@ -1201,7 +1206,10 @@ impl Ctx<'_, '_> {
                     .apply_fenced(self.fence.clone(), std::mem::take(&mut changes));
                 procs.commits.push_back((committing, releases));
             } else {
-                if !changes.is_empty() {
+                // What starts below needs its start durable first. With nothing to start, the
+                // changes wait for the end of this step: one commit with what follows, or with
+                // the run's end when the run ends with them.
+                if starts && !changes.is_empty() {
                     self.engine
                         .apply(self.fence, std::mem::take(&mut changes))
                         .await?;
@@ -1265,10 +1273,14 @@ impl Ctx<'_, '_> {
                 actions.extend(machine.finished(task, Finish::Failed, now()));
             }
             if actions.is_empty() {
+                if machine.outcome().is_some() || machine.drained() {
+                    // The run ends now: these go into the commit that records its end.
+                    return Ok(changes);
+                }
                 if !changes.is_empty() {
                     self.engine.apply(self.fence, changes).await?;
                 }
-                return Ok(());
+                return Ok(Vec::new());
             }
         }
     }
