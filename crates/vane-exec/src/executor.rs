@@ -227,8 +227,8 @@ fn spawn(job: Job) -> Result<(Launched, Hold), ExecError> {
         // Only possible once the child has been waited for, which has not happened.
         return Err(spawn_error(io::Error::other("the new process has no pid")));
     };
-    // The timeout counts from the release: a process held while its start commits, or while
-    // it waits for a slot as the next task in line, has not begun its command.
+    // The timeout counts from the release: a process held while its start commits (for long,
+    // on a database that is slow or cannot be written) has not begun its command.
     let (begun, released) = oneshot::channel::<()>();
     let hold = match child.stdin.take() {
         Some(pipe) => {

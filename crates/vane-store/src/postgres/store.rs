@@ -103,7 +103,10 @@ fn group_result(
     }
     if let Some(i) = field("missing").and_then(serde_json::Value::as_u64) {
         let change = usize::try_from(i).ok().and_then(|i| changes.get(i));
-        return Err(StoreError::NotFound(format!("the target of {change:?}")));
+        return Err(StoreError::NotFound(match change {
+            Some(change) => format!("the target of {change:?}"),
+            None => format!("the target of change {i}"),
+        }));
     }
     match (
         fence,
