@@ -225,7 +225,7 @@ pub(crate) const SHARED: &[Field] = &[
             Ty::Duration {
                 max_secs: 30 * DAY_SECS,
             },
-            "An attempt running longer is killed with its whole process group and fails.",
+            "An attempt running longer is killed with its whole process group and fails. It counts from when the command begins, not from when its process was spawned and held while its start was recorded.",
         ),
         "none",
     ),
