@@ -63,6 +63,8 @@ pub(crate) struct Cell {
     path: PathBuf,
     /// Whether it names its attempt inside, so that it can be used again once empty.
     reusable: bool,
+    /// Seen empty by [`Cell::end_leftovers`], so dropping it need not look again.
+    emptied: bool,
 }
 
 /// This process's cells, opened at the first call.
@@ -113,6 +115,7 @@ pub(crate) fn new_cell(log_path: &Path) -> Option<Cell> {
                 return Some(Cell {
                     path,
                     reusable: true,
+                    emptied: false,
                 });
             }
             Err(error) => {
@@ -125,6 +128,7 @@ pub(crate) fn new_cell(log_path: &Path) -> Option<Cell> {
     create(cells, &attempt).map(|path| Cell {
         path,
         reusable: false,
+        emptied: false,
     })
 }
 
@@ -278,12 +282,13 @@ pub async fn end_cells_of(log_path: &Path, grace: Duration) -> Vec<(u32, String)
                 found.push(Cell {
                     path,
                     reusable: false,
+                    emptied: false,
                 });
             }
         }
     }
     let mut left = Vec::new();
-    for cell in found {
+    for mut cell in found {
         left.extend(cell.end_leftovers(grace).await);
     }
     say_left(log_path, 0, &left);
@@ -339,13 +344,14 @@ impl Cell {
 
     /// Ends what is left in the cell: SIGTERM (and SIGCONT, so a stopped process notices), up
     /// to `grace` to exit, then SIGKILL. Returns what was left, as `(pid, name)`, for the log.
-    pub(crate) async fn end_leftovers(&self, grace: Duration) -> Vec<(u32, String)> {
+    pub(crate) async fn end_leftovers(&mut self, grace: Duration) -> Vec<(u32, String)> {
         let left: Vec<(u32, String)> = self
             .members()
             .into_iter()
             .map(|pid| (pid, process_name(pid)))
             .collect();
         if left.is_empty() {
+            self.emptied = true;
             return left;
         }
         for &(pid, _) in &left {
@@ -353,10 +359,12 @@ impl Cell {
             signal(pid, Signal::SIGCONT);
         }
         if self.emptied_within(grace).await {
+            self.emptied = true;
             return left;
         }
         self.kill_all();
-        if !self.emptied_within(KILL_SETTLE).await {
+        self.emptied = self.emptied_within(KILL_SETTLE).await;
+        if !self.emptied {
             tracing::error!(cell = %self.path.display(), "Processes a task left are still running after SIGKILL.");
         }
         left
@@ -397,7 +405,7 @@ impl Drop for Cell {
         // An empty cell of this process is used again, once it no longer names its attempt,
         // so that no adopter of that attempt takes the next one's processes for its own.
         if self.reusable
-            && !self.populated()
+            && (self.emptied || !self.populated())
             && name_attempt(&self.path, "").is_ok()
             && let Some(cells) = cells()
         {

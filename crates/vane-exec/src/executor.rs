@@ -373,8 +373,8 @@ async fn supervise(
             }
         }
     };
-    if let Some(cell) = cell {
-        end_escaped(&cell, pid, &job).await;
+    if let Some(mut cell) = cell {
+        end_escaped(&mut cell, pid, &job).await;
     }
     tracing::debug!(pid, outcome = %outcome, "Task process finished.");
     // The receiver may have been dropped by a caller that no longer cares.
@@ -383,7 +383,7 @@ async fn supervise(
 
 /// Ends what the job left running outside its process group (`setsid`, a daemon), which its
 /// cgroup still holds, and says so at the end of its log, where a person looks first.
-async fn end_escaped(cell: &Cell, pid: u32, job: &Job) {
+async fn end_escaped(cell: &mut Cell, pid: u32, job: &Job) {
     let left = cell.end_leftovers(job.kill_grace).await;
     crate::cgroup::say_left(&job.log_path, pid, &left);
 }
