@@ -1,9 +1,37 @@
 //! What only the PostgreSQL backend has to show: its connection and its migrations. What every
 //! backend must do is in the conformance suite.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use vane_store::testing::TestDb;
-use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, Store, StoreError, Trigger};
+use vane_store::{NewDagVersion, NewRun, PgStore, RunFilter, RunId, Store, StoreError, Trigger};
+
+/// A run of DAG `demo` (one task, `a`) for `at`, created at `at`.
+fn demo_run(store: &PgStore, at: DateTime<Utc>) -> RunId {
+    let version = store
+        .record_dag_version(&NewDagVersion {
+            dag_id: "demo",
+            content_hash: "h1",
+            path: "dags/demo.toml",
+            source: "",
+        })
+        .unwrap();
+    store
+        .create_run(&NewRun {
+            dag_id: "demo",
+            dag_version: version,
+            logical_date: at,
+            trigger: Trigger::Manual,
+            params: serde_json::json!({}),
+            git: None,
+            host: "box",
+            timezone: "UTC",
+            tasks: &["a"],
+            at,
+            records_tick: false,
+            backfill: None,
+        })
+        .unwrap()
+}
 
 /// The sync client panics when it blocks inside a tokio runtime; the engine and the HTTP layer
 /// live in one, so a store call made there must work all the same.
@@ -13,35 +41,11 @@ fn a_store_is_usable_from_inside_a_tokio_runtime() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let dag_id = "demo".to_owned();
     let runs = rt.block_on(async {
         // Connecting, a transaction, a query and the drop that closes the connection: each
         // would block on the client's runtime inside this one.
         let store = PgStore::connect(db.url()).unwrap();
-        let version = store
-            .record_dag_version(&NewDagVersion {
-                dag_id: &dag_id,
-                content_hash: "h1",
-                path: "dags/demo.toml",
-                source: "",
-            })
-            .unwrap();
-        store
-            .create_run(&NewRun {
-                dag_id: &dag_id,
-                dag_version: version,
-                logical_date: Utc::now(),
-                trigger: Trigger::Manual,
-                params: serde_json::json!({}),
-                git: None,
-                host: "box",
-                timezone: "UTC",
-                tasks: &["a"],
-                at: Utc::now(),
-                records_tick: false,
-                backfill: None,
-            })
-            .unwrap();
+        demo_run(&store, Utc::now());
         store.runs(&RunFilter::default()).unwrap()
     });
     assert_eq!(runs.len(), 1);
@@ -154,32 +158,9 @@ fn a_batch_sent_as_json_keeps_times_numbers_and_text_exactly() {
 
     let db = TestDb::new();
     let store = PgStore::connect(db.url()).unwrap();
-    let version = store
-        .record_dag_version(&NewDagVersion {
-            dag_id: "demo",
-            content_hash: "h1",
-            path: "dags/demo.toml",
-            source: "",
-        })
-        .unwrap();
     let at = Utc.with_ymd_and_hms(2026, 3, 29, 1, 59, 59).unwrap();
     let at = at.with_nanosecond(123_456_789).unwrap();
-    let run = store
-        .create_run(&NewRun {
-            dag_id: "demo",
-            dag_version: version,
-            logical_date: at,
-            trigger: Trigger::Manual,
-            params: serde_json::json!({}),
-            git: None,
-            host: "box",
-            timezone: "UTC",
-            tasks: &["a"],
-            at,
-            records_tick: false,
-            backfill: None,
-        })
-        .unwrap();
+    let run = demo_run(&store, at);
     let command = r#"echo 'it''s' "a \"quote\"" \\n $HOME"#;
     let values = [0.1 + 0.2, 1e-300, -2.5e300, 7.0];
     let mut changes = vec![
