@@ -77,7 +77,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     }
     init_tracing();
     let (runtime, interrupts) = runtime_with_signals()?;
-    let id = store.create_backfill(&NewBackfill {
+    let new = NewBackfill {
         dag_id: &dag.id,
         from,
         to,
@@ -89,50 +89,45 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
             .max(1),
         redeploy_past: args.redeploy_past,
         at: Utc::now(),
-    })?;
-    // Each run is linked to the backfill as it is created (or before a failed one is
-    // requeued), so a running scheduler never takes it for one of its own.
+    };
     let git = vane_engine::git_state(&file.path);
     let version = vane_engine::record_version(store, &dag.id, &file.source, &file.path)?;
-    let mut runs = Vec::new();
-    for (tick, action) in &plan {
-        match action {
-            TickAction::Skip(_) => {}
-            TickAction::Run => {
-                let spec = RunSpec {
-                    dag,
-                    source: &file.source,
-                    path: &file.path,
-                    params: params.clone(),
-                    logical_date: *tick,
-                    trigger: Trigger::Backfill,
-                    git: git.clone(),
-                    backfill: Some(id),
-                };
-                match engine.create_run_blocking(&spec) {
-                    Ok(run) => {
-                        // Before anything runs: the run starts with them settled.
-                        store.apply(&skip_changes(run, &left_out))?;
-                        runs.push(run);
-                    }
-                    // The scheduler created it a moment ago: it is not the backfill's.
-                    Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
-                    Err(e) => return Err(e.into()),
+    let host = host();
+    // The backfill and all its runs in one transaction: a year of daily runs is one commit,
+    // not 365, and a failure leaves no half-made backfill behind.
+    let mut made = None;
+    let mut failure = None;
+    let created = store.atomically(&mut || {
+        let making = Making {
+            store,
+            dag,
+            file,
+            params: &params,
+            left_out: &left_out,
+            git: &git,
+            version,
+            host: &host,
+        };
+        match making.backfill(&new, &plan) {
+            Ok(done) => {
+                made = Some(done);
+                Ok(())
+            }
+            Err(error) => match error.downcast::<StoreError>() {
+                // The store's own errors go back to it: it may start over after a conflict.
+                Ok(error) => Err(error),
+                Err(error) => {
+                    failure = Some(error);
+                    Err(StoreError::NotFound("the backfill was not made".into()))
                 }
-            }
-            TickAction::Rerun(run) => {
-                let detail = store.run(*run)?;
-                let request = ClearRequest {
-                    failed_only: true,
-                    ..ClearRequest::default()
-                };
-                let changes = vane_engine::clear_changes(dag, version, &detail, &request, &host())?;
-                store.link_backfill_runs(id, &[*run])?;
-                store.apply(&changes)?;
-                runs.push(*run);
-            }
+            },
         }
+    });
+    if let Some(error) = failure {
+        return Err(error);
     }
+    created?;
+    let (id, runs) = made.ok_or_else(|| anyhow!("the backfill was not made"))?;
     eprintln!(
         "backfill {id} of {}: {} run{} of {} ticks ({} to {})",
         dag.id,
@@ -143,6 +138,80 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         args.to
     );
     drive(&runtime, engine, id, interrupts)
+}
+
+/// What making a backfill's runs needs, in the transaction that records them.
+struct Making<'a> {
+    store: &'a dyn Store,
+    dag: &'a Dag,
+    file: &'a vane_dag::DagFile,
+    params: &'a [(String, vane_dag::ParamValue)],
+    left_out: &'a [(String, String)],
+    git: &'a Option<vane_store::GitState>,
+    version: vane_store::DagVersionId,
+    host: &'a str,
+}
+
+impl Making<'_> {
+    /// Records the backfill and a run for each tick of `plan` that runs (or requeues the
+    /// failed one); returns the backfill's id and its runs.
+    fn backfill(
+        &self,
+        new: &NewBackfill<'_>,
+        plan: &[(DateTime<Utc>, TickAction)],
+    ) -> Result<(i64, Vec<vane_store::RunId>)> {
+        let (store, dag) = (self.store, self.dag);
+        let id = store.create_backfill(new)?;
+        // Each run is linked to the backfill as it is created (or before a failed one is
+        // requeued), so a running scheduler never takes it for one of its own.
+        let mut runs = Vec::new();
+        for (tick, action) in plan {
+            match action {
+                TickAction::Skip(_) => {}
+                TickAction::Run => {
+                    let spec = RunSpec {
+                        dag,
+                        source: &self.file.source,
+                        path: &self.file.path,
+                        params: self.params.to_vec(),
+                        logical_date: *tick,
+                        trigger: Trigger::Backfill,
+                        git: self.git.clone(),
+                        backfill: Some(id),
+                    };
+                    match vane_engine::new_run(&spec, self.host)(store) {
+                        Ok(run) => {
+                            // Before anything runs: the run starts with them settled.
+                            store.apply(&skip_changes(run, self.left_out))?;
+                            runs.push(run);
+                        }
+                        // The scheduler created it a moment ago: it is not the backfill's.
+                        Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
+                        Err(vane_engine::EngineError::Store(error)) => return Err(error.into()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                TickAction::Rerun(run) => {
+                    let detail = store.run(*run)?;
+                    let request = ClearRequest {
+                        failed_only: true,
+                        ..ClearRequest::default()
+                    };
+                    let changes = vane_engine::clear_changes(
+                        dag,
+                        self.version,
+                        &detail,
+                        &request,
+                        self.host,
+                    )?;
+                    store.link_backfill_runs(id, &[*run])?;
+                    store.apply(&changes)?;
+                    runs.push(*run);
+                }
+            }
+        }
+        Ok((id, runs))
+    }
 }
 
 /// The tasks a backfill leaves out, with why: those not needed by a `--task` (which keeps what
