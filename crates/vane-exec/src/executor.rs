@@ -297,16 +297,20 @@ fn open_log(path: &Path) -> Result<File, ExecError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(error)?;
-    }
     // Append mode, shared by stdout and stderr, keeps the two streams in write order
     // and never clobbers what earlier attempts wrote.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(error)
+    let open = || OpenOptions::new().create(true).append(true).open(path);
+    match open() {
+        // The folder is made only when missing: most tasks of a run find it made by the
+        // first, and a `mkdir` that finds it there costs a spawn as much as the open.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(error)?;
+            }
+            open().map_err(error)
+        }
+        opened => opened.map_err(error),
+    }
 }
 
 enum Ending {
