@@ -31,9 +31,11 @@ BIG_TASKS = 10_000
 MARK_COMMAND = 'date +%s%N >> "$VANE_WORK/marks"; true; date +%s%N >> "$VANE_WORK/marks"'
 
 CHECK_ROWS = 1_000_000
-TARGET_FANOUT_RATIO = 1.5
-TARGET_FANOUT_RATIO_PG = 1.5  # issue 10: fan-out on PostgreSQL
-TARGET_EDGE_ADDED_MS = 2.0
+# Issue 14's targets (every transition durable, `synchronous = FULL`); the README's table
+# gives the same ones. Issue 10 set 1.5x for the fan-out and 2 ms per edge before it.
+TARGET_FANOUT_RATIO = 1.2
+TARGET_FANOUT_RATIO_PG = 1.5
+TARGET_EDGE_ADDED_MS = 0.5
 
 
 class Broke(Exception):

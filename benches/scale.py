@@ -67,7 +67,7 @@ BACKFILL_MAX_ACTIVE = 2
 TARGET_PASS_MS = 10.0
 TARGET_RSS_MB = 100.0  # MB = 10^6 bytes
 TARGET_HISTORY_RATIO = 2.0
-TARGET_BACKFILL_RATIO = 2.0
+TARGET_BACKFILL_RATIO = 1.5  # issue 14 (2x before it)
 
 ADOPT_REPS = 3
 SWEEP_S = 5.0  # the scheduler's recovery sweep (RECOVERY_EVERY in crates/vane-daemon)

@@ -13,7 +13,7 @@ use vane_dag::Dag;
 use vane_engine::{Control, Engine, EngineError, StopReason};
 use vane_store::{BackfillRecord, BackfillState, RunFilter, RunId, RunState, Store};
 
-use crate::daemon::{DaemonError, execute};
+use crate::daemon::{DaemonError, Version, execute_version, recorded_version};
 
 /// What a backfill does with one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +106,8 @@ pub async fn drive(
             let mut interrupted = false;
             let finished = Rc::new(tokio::sync::Notify::new());
             let mut shown = None;
+            // A backfill's runs share one DAG version (or a few): each is read and parsed once.
+            let mut versions: HashMap<vane_store::DagVersionId, Rc<Version>> = HashMap::new();
             loop {
                 active.retain(|_, (_, handle)| !handle.is_finished());
                 let backfill = store.call(move |s| s.backfill(id)).await?;
@@ -191,11 +193,19 @@ pub async fn drive(
                     }
                     let run_id = *run;
                     let record = store.call(move |s| s.run(run_id)).await?.run;
+                    let version = match versions.get(&record.dag_version) {
+                        Some(version) => Rc::clone(version),
+                        None => {
+                            let version = Rc::new(recorded_version(&engine, &record).await?);
+                            versions.insert(record.dag_version, Rc::clone(&version));
+                            version
+                        }
+                    };
                     let (sender, receiver) = watch::channel(Control::Run);
                     let engine = Rc::clone(&engine);
                     let finished = Rc::clone(&finished);
                     let handle = tokio::task::spawn_local(async move {
-                        match execute(&engine, &record, receiver).await {
+                        match execute_version(&engine, &record, &version, receiver).await {
                             Ok(_) | Err(DaemonError::Engine(EngineError::Claimed(_))) => {}
                             Err(e) => warn!(run_id = record.id.0, error = %e, "Backfill run could not be executed."),
                         }

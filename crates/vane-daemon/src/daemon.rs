@@ -705,10 +705,33 @@ pub(crate) async fn execute(
     run: &RunRecord,
     control: watch::Receiver<Control>,
 ) -> Result<RunState, DaemonError> {
+    let version = recorded_version(engine, run).await?;
+    execute_version(engine, run, &version, control).await
+}
+
+/// A DAG version as recorded, and what it parses to (`None` when this vane cannot parse it).
+pub(crate) type Version = (String, Option<vane_dag::Dag>);
+
+/// The DAG version run `run` was created with, read and parsed.
+pub(crate) async fn recorded_version(
+    engine: &Engine<'static>,
+    run: &RunRecord,
+) -> Result<Version, DaemonError> {
     let version = run.dag_version;
     let source = engine.store.call(move |s| s.dag_source(version)).await?;
-    let parsed = vane_dag::parse_dag_with(&source, &run.dag_id, &engine.registry());
-    let Some(dag) = parsed.dag else {
+    let dag = vane_dag::parse_dag_with(&source, &run.dag_id, &engine.registry()).dag;
+    Ok((source, dag))
+}
+
+/// [`execute`] with the run's DAG version already read: runs that share one (a backfill's)
+/// read and parse it once.
+pub(crate) async fn execute_version(
+    engine: &Engine<'static>,
+    run: &RunRecord,
+    (source, dag): &Version,
+    control: watch::Receiver<Control>,
+) -> Result<RunState, DaemonError> {
+    let Some(dag) = dag else {
         let reason = "its recorded DAG version no longer parses with this vane";
         let failed = Change::Run {
             run: run.id,
@@ -720,8 +743,8 @@ pub(crate) async fn execute(
         return Ok(RunState::Failed);
     };
     let spec = RunSpec {
-        dag: &dag,
-        source: &source,
+        dag,
+        source,
         path: Path::new(""),
         params: dag.params_from_json(&run.params),
         logical_date: run.logical_date,
