@@ -410,15 +410,15 @@ impl Progress {
         if self.terminal {
             let width = 30;
             let filled = (finished * width).checked_div(total).unwrap_or(width);
-            eprint!(
+            say(&format!(
                 "\r\x1b[2Kbackfill {} [{}{}] {line}",
                 b.id,
                 "#".repeat(filled),
                 ".".repeat(width - filled)
-            );
+            ));
             self.drawn = true;
         } else if finished != self.finished || self.finished == 0 {
-            eprintln!("backfill {}: {line}", b.id);
+            say(&format!("backfill {}: {line}\n", b.id));
         }
         self.finished = finished;
     }
@@ -428,6 +428,13 @@ impl Progress {
             eprintln!();
         }
     }
+}
+
+/// Writes a progress line to stderr in one `write`, so that no log line of a run (written
+/// from the same process meanwhile) lands in the middle of it. Best effort, as `eprint!`.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -215,11 +216,13 @@ impl Engine<'_> {
 
     /// This process as the owner of a run, under lease `lease`.
     pub(crate) fn owner(&self, lease: String) -> Owner {
+        // This process's start time does not change: read once, not once per run.
+        static START_TIME: OnceLock<Option<u64>> = OnceLock::new();
         let pid = std::process::id();
         Owner {
             host: self.host.clone(),
             pid,
-            start_time: vane_exec::process_start_time(pid),
+            start_time: *START_TIME.get_or_init(|| vane_exec::process_start_time(pid)),
             lease: Some(lease),
             lease_held: None,
         }
@@ -246,9 +249,7 @@ impl Engine<'_> {
         mut control: watch::Receiver<Control>,
     ) -> Result<RunState, EngineError> {
         let dag = spec.dag;
-        let max_active = dag
-            .max_active_tasks
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let max_active = dag.max_active_tasks.unwrap_or_else(cores);
         // Claiming the run first makes this the only process executing it, and lets recovery
         // after a crash tell an orphaned run from one that a live process executes.
         // Watched from before the lease is taken, so a loss in between is seen too.
@@ -259,15 +260,18 @@ impl Engine<'_> {
         let mut stopped_by: Option<String> = None;
         let owner = self.owner(self.lease.current(&self.store).await?);
         let (claimant, at) = (owner.clone(), Utc::now());
-        let Some(fence) = self
+        // Claimed and read in one call: a run of a backfill starts one round trip sooner.
+        let Some((fence, mut record)) = self
             .store
-            .call(move |s| s.claim_run(run, &claimant, at))
+            .call(move |s| match s.claim_run(run, &claimant, at)? {
+                Some(fence) => Ok::<_, StoreError>(Some((fence, s.run(run)?))),
+                None => Ok(None),
+            })
             .await?
         else {
             return Err(EngineError::Claimed(run));
         };
         let fence = &fence;
-        let mut record = self.store.call(move |s| s.run(run)).await?;
         // Attempts left running by a vane process that is gone: one that wrote its exit status
         // down ended on its own and is taken up below as if this process had seen it end; any
         // other is closed as lost, as adoption does.
@@ -585,6 +589,14 @@ impl Engine<'_> {
         }
         result
     }
+}
+
+/// The cores this process may use, the default task limit of a DAG that sets none: read once,
+/// as working it out reads the cgroup's CPU quota (three files), which a backfill would pay
+/// for each run.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn now() -> std::time::Instant {
