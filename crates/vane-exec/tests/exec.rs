@@ -138,6 +138,25 @@ async fn log_is_appended_and_its_directories_created() {
 }
 
 #[tokio::test]
+async fn a_log_folder_removed_between_two_jobs_is_made_again() {
+    let dir = TempDir::new().unwrap();
+    let folder = dir.path().join("logs/run-1");
+    for (task, word) in [("a", "first"), ("b", "second")] {
+        let job = Job {
+            log_path: folder.join(format!("{task}.log")),
+            ..job(&dir, &format!("echo {word}"))
+        };
+        assert!(run(job).await.success());
+        assert_eq!(
+            fs::read_to_string(folder.join(format!("{task}.log"))).unwrap(),
+            format!("{word}\n")
+        );
+        // A person clears the logs while the run goes on.
+        fs::remove_dir_all(dir.path().join("logs")).unwrap();
+    }
+}
+
+#[tokio::test]
 async fn env_is_added_to_the_inherited_environment() {
     let dir = TempDir::new().unwrap();
     let job = Job {
