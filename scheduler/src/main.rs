@@ -46,10 +46,26 @@ fn main() -> ExitCode {
             {
                 eprint!("{diagnostics}");
             }
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", causes(&error));
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+/// The error and each cause under it, `: `-joined, leaving out a cause whose text the line
+/// already holds: many errors name their cause in their own message ("cannot read vane.toml:
+/// stream did not contain valid UTF-8") and also give it as their source, which `{:#}` would
+/// print a second time.
+fn causes(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 /// What an error exits with, so that a script can tell a typo from a missing run (see

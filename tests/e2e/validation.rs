@@ -270,3 +270,38 @@ fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
         .stderr_contains("--> dags/latin.toml:2:19")
         .stderr_contains("hint: DAG files must be UTF-8");
 }
+
+/// A `vane.toml` saved as Latin-1 stopped every command with "stream did not contain valid
+/// UTF-8", twice, and no line or column.
+#[test]
+fn a_config_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let p = Project::new().dag("good", GOOD);
+    std::fs::write(
+        p.path().join("vane.toml"),
+        b"[scheduler]\nname = \"caf\xE9\"\n",
+    )
+    .unwrap();
+    p.vane(&["run", "good"])
+        .code(4)
+        .stderr_contains("byte 0xE9 is not part of a UTF-8 character")
+        .stderr_contains("vane.toml:2:12")
+        .stderr_contains("hint: the config must be UTF-8");
+}
+
+/// An error that names its cause in its own message printed the cause a second time.
+#[test]
+fn an_error_says_its_cause_once() {
+    let p = Project::new().dag("good", GOOD);
+    let folder = p.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let out = p
+        .vane(&["--config", folder.to_str().unwrap(), "run", "good"])
+        .failure()
+        .stderr_contains("Is a directory");
+    assert_eq!(
+        out.stderr.matches("Is a directory").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}

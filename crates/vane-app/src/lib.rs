@@ -203,8 +203,8 @@ impl App {
     /// [`AppError::Config`] with the rendered diagnostics when it does not validate.
     pub fn config(&self) -> Result<vane_dag::SchedulerConfig, AppError> {
         let path = &self.paths.config;
-        let source = match std::fs::read_to_string(path) {
-            Ok(source) => source,
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => {
                 return Err(AppError::Io {
@@ -213,18 +213,32 @@ impl App {
                 });
             }
         };
-        let dir = path.parent().unwrap_or(Path::new(""));
-        vane_dag::parse_config_in(&source, dir, &registry()).map_err(|diagnostics| {
+        let invalid = |source: &str, diagnostics: &[vane_dag::Diagnostic]| {
             let shown = path.display().to_string();
             let rendered = diagnostics
                 .iter()
-                .map(|d| d.render(&shown, &source))
+                .map(|d| d.render(&shown, source))
                 .collect();
             AppError::Config {
                 path: shown,
                 diagnostics: rendered,
             }
-        })
+        };
+        let source = match String::from_utf8(bytes) {
+            Ok(source) => source,
+            // Found by line and column, as in a DAG file.
+            Err(e) => {
+                let (source, diagnostic) = vane_dag::not_utf8_text(
+                    e.as_bytes(),
+                    e.utf8_error(),
+                    "the config must be UTF-8: save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+                );
+                return Err(invalid(&source, &[diagnostic]));
+            }
+        };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        vane_dag::parse_config_in(&source, dir, &registry())
+            .map_err(|diagnostics| invalid(&source, &diagnostics))
     }
 
     /// Finds a valid DAG by id, or explains why it cannot run.

@@ -136,29 +136,40 @@ fn load_file(path: &Path, registry: &Registry) -> DagFile {
     }
 }
 
-/// A file that is not UTF-8, pointing at its first byte that is not: a file saved in Latin-1
-/// by an editor, or a binary dropped in the folder, is then found by line and column. The
-/// text kept is the file with each such byte shown as `U+FFFD`; the bytes before the first
-/// are the file's own, so the line and column counted in them are the file's.
+/// A DAG file that is not UTF-8 (see [`not_utf8_text`]).
 fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> DagFile {
-    let at = error.valid_up_to();
-    let source = String::from_utf8_lossy(bytes).into_owned();
-    let byte = bytes.get(at).copied().unwrap_or_default();
-    let span = at..at + char::REPLACEMENT_CHARACTER.len_utf8();
+    let (source, diagnostic) = not_utf8_text(
+        bytes,
+        error,
+        "DAG files must be UTF-8: save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or move a file that is not a DAG out of the folder",
+    );
     DagFile {
         path: path.to_path_buf(),
         source,
         parsed: Parsed {
             dag: None,
-            diagnostics: vec![
-                Diagnostic::error(
-                    format!("the file is not UTF-8 text: byte 0x{byte:02X} is not part of a UTF-8 character"),
-                    Some(span),
-                )
-                .hint("DAG files must be UTF-8: save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or move a file that is not a DAG out of the folder"),
-            ],
+            diagnostics: vec![diagnostic],
         },
     }
+}
+
+/// A file that is not UTF-8, pointing at its first byte that is not: a file saved in Latin-1
+/// by an editor, or a binary dropped in the folder, is then found by line and column. Returns
+/// the text to render it against, the file with each such byte shown as `U+FFFD` (the bytes
+/// before the first are the file's own, so the line and column counted in them are the
+/// file's), and the error, with `hint`.
+#[must_use]
+pub fn not_utf8_text(bytes: &[u8], error: std::str::Utf8Error, hint: &str) -> (String, Diagnostic) {
+    let at = error.valid_up_to();
+    let source = String::from_utf8_lossy(bytes).into_owned();
+    let byte = bytes.get(at).copied().unwrap_or_default();
+    let span = at..at + char::REPLACEMENT_CHARACTER.len_utf8();
+    let diagnostic = Diagnostic::error(
+        format!("the file is not UTF-8 text: byte 0x{byte:02X} is not part of a UTF-8 character"),
+        Some(span),
+    )
+    .hint(hint);
+    (source, diagnostic)
 }
 
 fn reject_duplicate_ids(set: &mut DagSet) {
