@@ -157,6 +157,36 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
             }
         }
     }
+    // The scheduler config too, when there is one: a typo there, or a DAG's alert rule naming
+    // a channel it does not declare, fails here (in CI), not when the scheduler starts.
+    let config = g.config.is_file().then(|| app(g).config());
+    let mut say = |rendered: &str| {
+        if printed {
+            eprintln!();
+        }
+        eprint!("{rendered}");
+        printed = true;
+        for line in rendered.lines() {
+            if line.starts_with("error") {
+                errors += 1;
+            } else if line.starts_with("warning") {
+                warnings += 1;
+            }
+        }
+    };
+    match &config {
+        Some(Ok(config)) => {
+            let (_, problems) = vane_alerts::AlertsConfig::of(config).with_dag_rules(&set);
+            for problem in &problems {
+                say(&problem.rendered);
+            }
+        }
+        Some(Err(error)) => match error.diagnostics() {
+            Some(diagnostics) => say(diagnostics),
+            None => say(&format!("error: {error}\n")),
+        },
+        None => {}
+    }
     let dags = set.dags().count();
     let tasks: usize = set.dags().map(|(d, _)| d.tasks.len()).sum();
     if printed {
@@ -183,6 +213,12 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
                     .any(|d| d.is_error() || deny_warnings)
             })
             .count();
+        let config_bad = match &config {
+            Some(Err(_)) => 1,
+            _ => 0,
+        };
+        let files = set.files.len() + usize::from(config.is_some());
+        let bad = bad + config_bad;
         eprintln!(
             "{}: {errors} error{}, {warnings} warning{} in {bad} of {} file{}",
             if errors > 0 {
@@ -192,16 +228,21 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
             },
             plural(errors),
             plural(warnings),
-            set.files.len(),
-            plural(set.files.len())
+            files,
+            plural(files)
         );
     } else {
         println!(
-            "ok: {dags} DAG{}, {tasks} task{}{}",
+            "ok: {dags} DAG{}, {tasks} task{}{}{}",
             plural(dags),
             plural(tasks),
             if warnings > 0 {
                 format!(", {warnings} warning{}", plural(warnings))
+            } else {
+                String::new()
+            },
+            if config.is_some() {
+                format!(" (and {})", g.config.display())
             } else {
                 String::new()
             }

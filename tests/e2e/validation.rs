@@ -288,6 +288,52 @@ fn a_config_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
         .stderr_contains("hint: the config must be UTF-8");
 }
 
+/// `vane validate` read DAG files alone: a typo in `vane.toml` passed CI and stopped the
+/// scheduler at its start.
+#[test]
+fn validate_checks_the_scheduler_config_when_there_is_one() {
+    let p = Project::new().dag("good", GOOD);
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 1 DAG, 4 tasks\n");
+    p.write("vane.toml", "[pools]\ngpu = \"two\"\n");
+    p.vane(&["validate"])
+        .code(1)
+        .stderr_contains("pool `gpu` must have a whole number of slots")
+        .stderr_contains("vane.toml:2:7")
+        .stderr_contains("failed: 1 error, 0 warnings in 1 of 2 files");
+    p.write("vane.toml", "[pools]\ngpu = 2\n");
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 1 DAG, 4 tasks (and vane.toml)");
+}
+
+/// A DAG's alert rule naming a channel that `vane.toml` does not declare sends its alerts to
+/// `log`: `vane validate` says so where the rule is, and fails on it with `--deny-warnings`.
+#[test]
+fn validate_checks_alert_channels_against_the_config() {
+    let dag = format!("{GOOD}\n[[alerts]]\non = \"task_failed\"\nchannels = [\"pagr\"]\n");
+    let p = Project::new().dag("good", &dag);
+    p.write(
+        "vane.toml",
+        "[alerts.channels.pager]\nkind = \"command\"\ncommand = \"true\"\n",
+    );
+    p.vane(&["validate"])
+        .success()
+        .stderr_contains("names channel `pagr`, which the scheduler config does not declare")
+        .stderr_contains("good.toml:")
+        .stderr_contains("did you mean `pager`?")
+        .stdout_contains("ok: 1 DAG, 4 tasks, 1 warning (and vane.toml)");
+    p.vane(&["validate", "--deny-warnings"]).code(1);
+    p.write(
+        "vane.toml",
+        "[alerts.channels.pagr]\nkind = \"command\"\ncommand = \"true\"\n",
+    );
+    p.vane(&["validate", "--deny-warnings"])
+        .success()
+        .stdout_contains("ok: 1 DAG, 4 tasks (and vane.toml)");
+}
+
 /// An error that names its cause in its own message printed the cause a second time.
 #[test]
 fn an_error_says_its_cause_once() {
