@@ -12,7 +12,7 @@ Figures, each against a baseline measured in the same run:
   2. a database holding 1,000,000 task attempts: `vane runs DAG --limit 20` and the scheduler's
      pass time (baseline: the same on an empty database);
   3. a backfill of 365 daily runs of a 5-task DAG of `true` (baseline: the same 1,825 commands
-     spawned two at a time by `xargs -P2`).
+     spawned two at a time by `xargs -P2`), on SQLite and, with --pg, on PostgreSQL beside it.
 
 Every DAG, database, log and work folder lives under --tmp. Exit status: 0 when the report was
 printed (targets met or not), 2 when something broke (a vane command failed, a run did not
@@ -738,11 +738,11 @@ def backfill_dag() -> str:
     ])
 
 
-def check_backfill(a, folder: Path, db: Path, log: Path, ticks: int) -> None:
+def check_backfill(a, folder: Path, db, log: Path, ticks: int, state: Path | None = None) -> None:
     """`vane backfills --json` says one backfill, done, `ticks` runs, all succeeded; the database
-    agrees down to the attempts. Raises Broke otherwise."""
-    res = subprocess.run(vane_cmd(a, folder, db, "backfills", "--json"), capture_output=True, text=True,
-                         env=CLEAN_ENV)
+    (a SqliteDb or a PgDatabase) agrees down to the attempts. Raises Broke otherwise."""
+    res = subprocess.run(vane_cmd(a, folder, db.url, "backfills", "--json", state=state),
+                         capture_output=True, text=True, env=CLEAN_ENV)
     if res.returncode != 0:
         raise Broke(f"vane backfills --json exited {res.returncode}: {res.stderr}")
     items = json.loads(res.stdout)
@@ -751,40 +751,37 @@ def check_backfill(a, folder: Path, db: Path, log: Path, ticks: int) -> None:
     b = items[0]
     if not (b["state"] == "done" and b["runs"] == ticks and b["success"] == ticks and b["failed"] == 0):
         raise Broke(f"backfill did not succeed on all {ticks} ticks: {json.dumps(b)} (log: {log})")
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        ok_runs = con.execute("SELECT COUNT(*) FROM runs WHERE trigger = 'backfill' AND state = 'success'"
-                              ).fetchone()[0]
-        ok_att = con.execute("SELECT COUNT(*) FROM attempts WHERE state = 'success'").fetchone()[0]
-        days = con.execute("SELECT COUNT(DISTINCT substr(logical_date, 1, 10)) FROM runs").fetchone()[0]
-    finally:
-        con.close()
+    ok_runs = int(db.rows("SELECT COUNT(*) FROM runs WHERE trigger = 'backfill' AND state = 'success'")[0][0])
+    ok_att = int(db.rows("SELECT COUNT(*) FROM attempts WHERE state = 'success'")[0][0])
+    # Both backends print a date first: `2025-01-01T02:00:00Z`, `2025-01-01 02:00:00+00`.
+    days = len({r[0][:10] for r in db.rows("SELECT logical_date FROM runs")})
     if ok_runs != ticks or ok_att != ticks * BACKFILL_TASKS or days != ticks:
         raise Broke(f"the database records {ok_runs} successful backfill runs on {days} days and {ok_att}"
                     f" successful attempts, expected {ticks} and {ticks * BACKFILL_TASKS}")
 
 
-def backfill_timeline(db: Path) -> dict:
-    """Where a backfill's time goes, from its own records."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        created = con.execute("SELECT created_at FROM backfills").fetchone()[0]
-        rows = con.execute("SELECT started_at, ended_at FROM runs ORDER BY started_at").fetchall()
-    finally:
-        con.close()
-    runs = [(parse_ts(s), parse_ts(e)) for s, e in rows]
-    durations = [(e - s).total_seconds() * 1000 for s, e in runs]
+def backfill_timeline(db) -> dict:
+    """Where a backfill's time goes, from its own records (a SqliteDb or a PgDatabase)."""
+    if isinstance(db, PgDatabase):
+        created = float(db.rows(f"SELECT {db.epoch('created_at')} FROM backfills")[0][0])
+        rows = db.rows(f"SELECT {db.epoch('started_at')}, {db.epoch('ended_at')} FROM runs ORDER BY started_at")
+        runs = [(float(s), float(e)) for s, e in rows]
+    else:
+        created = parse_ts(db.rows("SELECT created_at FROM backfills")[0][0]).timestamp()
+        rows = db.rows("SELECT started_at, ended_at FROM runs ORDER BY started_at")
+        runs = [(parse_ts(s).timestamp(), parse_ts(e).timestamp()) for s, e in rows]
+    durations = [(e - s) * 1000 for s, e in runs]
     # A run starts when a slot is free: the gap from the latest end before its start to the start.
     ends = sorted(e for _, e in runs)
     waits = []
     for s, _ in runs[BACKFILL_MAX_ACTIVE:]:
         before = [e for e in ends if e <= s]
         if before:
-            waits.append((s - before[-1]).total_seconds() * 1000)
-    span = (max(ends) - runs[0][0]).total_seconds()
+            waits.append((s - before[-1]) * 1000)
+    span = max(ends) - runs[0][0]
     busy = sum(durations) / 1000 / (BACKFILL_MAX_ACTIVE * span)
     return {
-        "setup_s": (runs[0][0] - parse_ts(created)).total_seconds(),
+        "setup_s": runs[0][0] - created,
         "span_s": span,
         "run_ms": median(durations),
         "wait_ms": median(waits) if waits else float("nan"),
@@ -793,43 +790,73 @@ def backfill_timeline(db: Path) -> dict:
     }
 
 
+def print_timeline(tl: dict) -> None:
+    print(f"    where the time goes (last rep, from the database): planning and creating the runs"
+          f" {tl['setup_s']:.2f} s; first start to last end {tl['span_s']:.2f} s")
+    print(f"      one run takes {tl['run_ms']:.1f} ms (median); a run starts {tl['wait_ms']:.1f} ms (median,"
+          f" p95 {tl['wait_p95_ms']:.1f}) after a slot frees; the {BACKFILL_MAX_ACTIVE} slots are busy"
+          f" {tl['busy'] * 100:.0f} % of the time")
+
+
 def fig_backfill(a, out: dict) -> None:
     folder = a.tmp / "bf-dags"
     write_dags(folder, [("yearly", backfill_dag())])
     log = a.tmp / "backfill.log"
     direct = ["sh", "-c", f"seq {BACKFILL_TICKS * BACKFILL_TASKS} | xargs -P{BACKFILL_MAX_ACTIVE} -I{{}} sh -c true"]
 
-    def vane_once(tag: str, frm: str, to: str, ticks: int) -> float:
-        db = a.tmp / f"bf-db-{tag}" / "vane.db"
-        argv = vane_cmd(a, folder, db, "backfill", "yearly", "--from", frm, "--to", to,
-                        "--max-active", str(BACKFILL_MAX_ACTIVE), work=a.tmp / f"bf-work-{tag}")
-        t = run(argv, log=log, env=CLEAN_ENV, what="vane backfill")
-        check_backfill(a, folder, db, log, ticks)
-        return t
+    def vane_once(tag: str, frm: str, to: str, ticks: int, pg: bool = False) -> tuple[float, object]:
+        """One backfill on a fresh database (so exactly `ticks` runs); its time and the database,
+        which the caller drops."""
+        db = PgDatabase(a.pg, f"bf_{tag}") if pg else SqliteDb(a.tmp / f"bf-db-{tag}" / "vane.db")
+        state = a.tmp / f"bf-state-{tag}" if pg else None
+        argv = vane_cmd(a, folder, db.url, "backfill", "yearly", "--from", frm, "--to", to,
+                        "--max-active", str(BACKFILL_MAX_ACTIVE), work=a.tmp / f"bf-work-{tag}", state=state)
+        try:
+            t = run(argv, log=log, env=CLEAN_ENV, what="vane backfill" + (" on PostgreSQL" if pg else ""))
+            check_backfill(a, folder, db, log, ticks, state)
+        except BaseException:
+            db.drop()
+            raise
+        return t, db
 
     # Warm-up: a week, so that the binary, the file system and the baseline are warm.
-    vane_once("warmup", "2024-12-25", "2024-12-31", 7)
+    vane_once("warmup", "2024-12-25", "2024-12-31", 7)[1].drop()
+    if a.pg:
+        vane_once("warmup_pg", "2024-12-25", "2024-12-31", 7, pg=True)[1].drop()
     run(direct, log=log, what="direct xargs (warm-up)")
-    tv, td = [], []
+    # Alternating, as every figure: a change in machine load hits all three alike.
+    tv, tp, td = [], [], []
+    tl = tl_pg = None
     for r in range(a.reps):
-        tv.append(vane_once(str(r), BACKFILL_FROM, BACKFILL_TO, BACKFILL_TICKS))
+        t, db = vane_once(str(r), BACKFILL_FROM, BACKFILL_TO, BACKFILL_TICKS)
+        tv.append(t)
+        tl = backfill_timeline(db)
+        db.drop()
+        if a.pg:
+            t, db = vane_once(f"{r}_pg", BACKFILL_FROM, BACKFILL_TO, BACKFILL_TICKS, pg=True)
+            tp.append(t)
+            tl_pg = backfill_timeline(db)
+            db.drop()
         td.append(run(direct, log=log, what="direct xargs"))
     mv, md = median(tv), median(td)
-    tl = backfill_timeline(a.tmp / f"bf-db-{a.reps - 1}" / "vane.db")
     n = BACKFILL_TICKS * BACKFILL_TASKS
     print(f"[3] Backfill: {BACKFILL_TICKS} daily runs ({BACKFILL_FROM} .. {BACKFILL_TO}) of a 5-task DAG of `true`"
           f" (diamond a -> b, c -> d -> e), --max-active {BACKFILL_MAX_ACTIVE}")
-    print(f"    vane backfill               raw s: {fmt_list(tv, '.3f')}   median {mv:.3f} s"
+    print(f"    vane backfill (SQLite)      raw s: {fmt_list(tv, '.3f')}   median {mv:.3f} s"
           f"   (every rep: {BACKFILL_TICKS}/{BACKFILL_TICKS} runs succeeded, checked)")
+    if tp:
+        print(f"    vane backfill (PostgreSQL)  raw s: {fmt_list(tp, '.3f')}   median {median(tp):.3f} s"
+              f"   (checked alike)")
     print(f"    direct {n} `sh -c true`, xargs -P{BACKFILL_MAX_ACTIVE}  raw s: {fmt_list(td, '.3f')}   median {md:.3f} s")
-    print(f"    ratio vane/direct: {mv / md:.2f}   (target <= {TARGET_BACKFILL_RATIO:g})")
-    print(f"    where the time goes (last rep, from the database): planning and creating the runs"
-          f" {tl['setup_s']:.2f} s; first start to last end {tl['span_s']:.2f} s")
-    print(f"      one run takes {tl['run_ms']:.1f} ms (median); a run starts {tl['wait_ms']:.1f} ms (median,"
-          f" p95 {tl['wait_p95_ms']:.1f}) after a slot frees; the {BACKFILL_MAX_ACTIVE} slots are busy"
-          f" {tl['busy'] * 100:.0f} % of the time")
+    print(f"    ratio vane/direct: SQLite {mv / md:.2f}   (target <= {TARGET_BACKFILL_RATIO:g})")
+    print_timeline(tl)
+    if tp:
+        print(f"    ratio vane/direct: PostgreSQL {median(tp) / md:.2f}   (reported beside SQLite's; no target of its own)")
+        print_timeline(tl_pg)
     print()
     out["backfill"] = (mv, md, tl)
+    if tp:
+        out["backfill_pg"] = (median(tp), md)
 
 
 # ---------------------------------------------------------------- 4. adoption after kill -9
@@ -1044,6 +1071,10 @@ def summary(out: dict) -> None:
         mv, md, _ = out["backfill"]
         rows.append((f"3 backfill {BACKFILL_TICKS} days", f"{mv:.2f} s ({mv / md:.2f}x)", f"{md:.3f} s xargs -P2",
                      f"<= {TARGET_BACKFILL_RATIO:g}x", verdict(mv / md <= TARGET_BACKFILL_RATIO)))
+    if "backfill_pg" in out:
+        mp, md = out["backfill_pg"]
+        rows.append((f"3 backfill {BACKFILL_TICKS} days, PostgreSQL", f"{mp:.2f} s ({mp / md:.2f}x)",
+                     f"{md:.3f} s xargs -P2", "none set", "INFO"))
     for tag, (setup, lost, done) in zip(("4a", "4b", "4c"), out.get("adoption", [])):
         rows.append((f"{tag} adoption, {setup.label}", f"{median(lost):.1f} s (max {max(lost):.1f}; retry done"
                      f" {median(done):.1f})", f"{AIRFLOW_ZOMBIE_S:g} s Airflow",
@@ -1065,7 +1096,7 @@ def main() -> int:
                     help="run only these figures (repeatable)")
     ap.add_argument("--pg", default=None,
                     help="PostgreSQL server URL without a database (e.g. postgres://root@127.0.0.1:5432): "
-                         "figures 1 and 4 are measured there too, in databases created and dropped for them")
+                         "figures 1, 3 and 4 are measured there too, in databases created and dropped for them")
     a = ap.parse_args()
     a.vane = a.vane.resolve()
     a.tmp = a.tmp.resolve()
