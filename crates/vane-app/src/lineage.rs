@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vane_store::{
     ArtifactLink, ArtifactVersion, AttemptRef, Direction, RunDetail, RunId, Store, StoreError,
 };
@@ -292,7 +292,7 @@ pub struct RunDiff {
 }
 
 /// One param in two runs; `None` where a run does not have it.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct ParamDiff {
     pub name: String,
     pub a: Option<Value>,
@@ -312,7 +312,7 @@ pub struct ArtifactDiff {
 }
 
 /// One metric in two runs, and `b - a` when both have it.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct MetricDiff {
     pub task: String,
     pub name: String,
@@ -430,32 +430,96 @@ pub(crate) fn latest_metrics(
 impl RunDiff {
     /// As `vane diff --json` gives it.
     #[must_use]
-    pub fn json(&self) -> Value {
-        let run = |r: &vane_store::RunRecord| {
-            json!({
-                "id": r.id, "dag_id": r.dag_id, "state": r.state.as_str(),
-                "logical_date": r.logical_date.to_rfc3339(),
-                "dag_version": { "id": r.dag_version, "hash": r.dag_hash },
-            })
-        };
-        let version = |v: &Option<ArtifactVersion>| {
-            v.as_ref()
-                .map(|v| json!({ "version": v.version, "hash": v.hash }))
-        };
-        json!({
-            "a": run(&self.a),
-            "b": run(&self.b),
-            "dag_version_changed": self.dag_version_changed,
-            "params": self.params.iter().map(|p| json!({ "name": p.name, "a": p.a, "b": p.b, "changed": p.changed })).collect::<Vec<_>>(),
-            "artifacts": self.artifacts.iter().map(|x| json!({
-                "task": x.task,
-                "direction": x.direction.as_str(),
-                "name": x.name,
-                "a": version(&x.a),
-                "b": version(&x.b),
-                "changed": x.changed,
-            })).collect::<Vec<_>>(),
-            "metrics": self.metrics.iter().map(|m| json!({ "task": m.task, "name": m.name, "a": m.a, "b": m.b, "delta": m.delta })).collect::<Vec<_>>(),
-        })
+    pub fn json(&self) -> RunDiffJson<'_> {
+        RunDiffJson {
+            a: RunSide::of(&self.a),
+            b: RunSide::of(&self.b),
+            dag_version_changed: self.dag_version_changed,
+            params: &self.params,
+            artifacts: self
+                .artifacts
+                .iter()
+                .map(|x| ArtifactSlot {
+                    task: &x.task,
+                    direction: x.direction.as_str(),
+                    name: &x.name,
+                    a: x.a.as_ref().map(ArtifactSide::of),
+                    b: x.b.as_ref().map(ArtifactSide::of),
+                    changed: x.changed,
+                })
+                .collect(),
+            metrics: &self.metrics,
+        }
+    }
+}
+
+/// [`RunDiff`] as `vane diff --json` gives it: each run by its record's main fields, each
+/// artifact by version and hash.
+#[derive(Debug, Serialize)]
+pub struct RunDiffJson<'a> {
+    pub a: RunSide<'a>,
+    pub b: RunSide<'a>,
+    pub dag_version_changed: bool,
+    pub params: &'a [ParamDiff],
+    pub artifacts: Vec<ArtifactSlot<'a>>,
+    pub metrics: &'a [MetricDiff],
+}
+
+/// One of the two runs of a [`RunDiffJson`].
+#[derive(Debug, Serialize)]
+pub struct RunSide<'a> {
+    pub id: RunId,
+    pub dag_id: &'a str,
+    pub state: &'static str,
+    pub logical_date: String,
+    pub dag_version: VersionSide<'a>,
+}
+
+impl<'a> RunSide<'a> {
+    fn of(r: &'a vane_store::RunRecord) -> Self {
+        RunSide {
+            id: r.id,
+            dag_id: &r.dag_id,
+            state: r.state.as_str(),
+            logical_date: r.logical_date.to_rfc3339(),
+            dag_version: VersionSide {
+                id: r.dag_version,
+                hash: &r.dag_hash,
+            },
+        }
+    }
+}
+
+/// The DAG version a run was made from.
+#[derive(Debug, Serialize)]
+pub struct VersionSide<'a> {
+    pub id: vane_store::DagVersionId,
+    pub hash: &'a str,
+}
+
+/// One artifact slot of a [`RunDiffJson`].
+#[derive(Debug, Serialize)]
+pub struct ArtifactSlot<'a> {
+    pub task: &'a str,
+    pub direction: &'static str,
+    pub name: &'a str,
+    pub a: Option<ArtifactSide<'a>>,
+    pub b: Option<ArtifactSide<'a>>,
+    pub changed: bool,
+}
+
+/// An artifact's version in one run.
+#[derive(Debug, Serialize)]
+pub struct ArtifactSide<'a> {
+    pub version: u32,
+    pub hash: &'a str,
+}
+
+impl<'a> ArtifactSide<'a> {
+    fn of(v: &'a ArtifactVersion) -> Self {
+        ArtifactSide {
+            version: v.version,
+            hash: &v.hash,
+        }
     }
 }
