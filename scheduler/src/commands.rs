@@ -157,8 +157,9 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
             }
         }
     }
-    // The scheduler config too, when there is one: a typo there, or a DAG's alert rule naming
-    // a channel it does not declare, fails here (in CI), not when the scheduler starts.
+    // The scheduler config too, when there is one: a typo there fails here (in CI), not when
+    // the scheduler starts, and a DAG's alert rule naming a channel it does not declare is a
+    // warning here, where `--deny-warnings` can make it fail.
     let config = g.config.is_file().then(|| app(g).config());
     let mut say = |rendered: &str| {
         if printed {
