@@ -95,19 +95,19 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     let host = host();
     // The backfill and all its runs in one transaction: a year of daily runs is one commit,
     // not 365, and a failure leaves no half-made backfill behind.
+    let making = Making {
+        store,
+        dag,
+        file,
+        params: &params,
+        left_out: &left_out,
+        git: &git,
+        version,
+        host: &host,
+    };
     let mut made = None;
     let mut failure = None;
     let created = store.atomically(&mut || {
-        let making = Making {
-            store,
-            dag,
-            file,
-            params: &params,
-            left_out: &left_out,
-            git: &git,
-            version,
-            host: &host,
-        };
         match making.backfill(&new, &plan) {
             Ok(done) => {
                 made = Some(done);
@@ -187,6 +187,8 @@ impl Making<'_> {
                         }
                         // The scheduler created it a moment ago: it is not the backfill's.
                         Err(vane_engine::EngineError::Store(StoreError::RunExists { .. })) => {}
+                        // Unwrapped, so that the transaction sees a store error as its own
+                        // (and starts over after a conflict).
                         Err(vane_engine::EngineError::Store(error)) => return Err(error.into()),
                         Err(e) => return Err(e.into()),
                     }
