@@ -350,6 +350,8 @@ pub(crate) const MOST_DIAGNOSTICS: usize = 200;
 pub struct Checker<'s> {
     pub(crate) source: &'s str,
     pub(crate) diags: Vec<Diagnostic>,
+    /// The TOML reader reported an error: what it could not read may be missing below.
+    syntax_broken: bool,
 }
 
 impl<'s> Checker<'s> {
@@ -358,6 +360,7 @@ impl<'s> Checker<'s> {
         Self {
             source,
             diags: Vec::new(),
+            syntax_broken: false,
         }
     }
 
@@ -542,6 +545,7 @@ pub fn integer(value: &toml::de::DeInteger<'_>) -> Option<i64> {
 
 impl Checker<'_> {
     fn syntax_errors(&mut self, errors: &[toml::de::Error]) {
+        self.syntax_broken |= !errors.is_empty();
         // After a duplicated table header, the parser also reports each of its keys as
         // duplicates; one error per duplicated table is what a person needs.
         let mut in_duplicate_table = false;
@@ -618,8 +622,17 @@ impl Checker<'_> {
                 registered.push((name, value));
                 continue;
             }
-            let hint = if spec::task_keys(registry).any(|f| f.name == name) {
-                format!("`{name}` is a task key: put it under [tasks.ID] (or [defaults])")
+            let hint = if spec::DEFAULTS
+                .iter()
+                .copied()
+                .flatten()
+                .any(|f| f.name == name)
+            {
+                format!(
+                    "`{name}` is a task key: put it under [tasks.ID], or under [defaults] for every task"
+                )
+            } else if spec::task_keys(registry).any(|f| f.name == name) {
+                format!("`{name}` is a task key: put it under [tasks.ID]")
             } else if spec::DAG.iter().any(|f| f.name == name) {
                 format!("`{name}` belongs under [dag]")
             } else {
@@ -661,6 +674,15 @@ impl Checker<'_> {
         };
         let tasks = match sections.get("tasks") {
             Some(v) => self.tasks(v, &defaults, &params, registry),
+            // A misspelt `[task.x]` or broken TOML syntax was reported already, and is the
+            // reason no tasks were read: saying so again would hide the cause under an effect.
+            None if self.syntax_broken
+                || root
+                    .iter()
+                    .any(|(key, _)| misspells(key.get_ref(), "tasks")) =>
+            {
+                None
+            }
             None => {
                 // Pointed at where a reader starts looking: the [dag] table, or else the
                 // top of the file, so an editor can jump there like for any other problem.
@@ -761,6 +783,8 @@ impl Checker<'_> {
             return Vec::new();
         };
         let mut params = Vec::new();
+        // Declared but refused: templates that use them are not told they are undeclared.
+        let mut refused = Vec::new();
         for (key, value) in table {
             let name = key.get_ref().as_ref();
             if !is_name(name) {
@@ -769,6 +793,7 @@ impl Checker<'_> {
                     key.span(),
                     "use letters, digits and `_`, starting with a letter",
                 );
+                refused.push(name.to_owned());
                 continue;
             }
             let param = match value.get_ref() {
@@ -777,8 +802,19 @@ impl Checker<'_> {
                     Some(i) => ParamValue::Integer(i),
                     None => continue,
                 },
-                DeValue::Float(f) => match f.as_str().replace('_', "").parse() {
-                    Ok(f) => ParamValue::Float(f),
+                DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+                    Ok(f) if f.is_finite() => ParamValue::Float(f),
+                    Ok(_) => {
+                        // `inf`, `nan`, or a number too large for a float (`1e999`): a task
+                        // would get the text "inf" or "NaN", which no training script expects.
+                        self.error(
+                            format!("parameter `{name}` is not a finite number"),
+                            value.span(),
+                            "write a finite number; for \"no limit\", use a large number or a string the task understands",
+                        );
+                        refused.push(name.to_owned());
+                        continue;
+                    }
                     Err(_) => continue,
                 },
                 DeValue::Boolean(b) => ParamValue::Bool(*b),
@@ -788,6 +824,7 @@ impl Checker<'_> {
                         value.span(),
                         "pass structured values as a JSON string and parse them in the task",
                     );
+                    refused.push(name.to_owned());
                     continue;
                 }
             };
@@ -806,6 +843,12 @@ impl Checker<'_> {
                 continue;
             }
             params.push((name.to_owned(), param));
+        }
+        // The file has an error already, so no run ever sees these stand-ins.
+        for name in refused {
+            if !params.iter().any(|(p, _)| *p == name) {
+                params.push((name, ParamValue::String(String::new())));
+            }
         }
         params
     }
@@ -873,10 +916,16 @@ impl Checker<'_> {
                 match index.get(dep.as_str()) {
                     Some(&i) => deps.push((i, span.clone())),
                     None => {
+                        let others = || ids.iter().copied().filter(|t| *t != id);
                         let hint = if self.enough_said() {
                             "depend on a task of this DAG".to_owned()
+                        } else if dep.contains('.') && did_you_mean(dep, others()).is_none() {
+                            // `other_dag.task`, as Airflow's ExternalTaskSensor names one.
+                            "`depends_on` names tasks of this DAG only; to wait for another DAG, add a task with `kind = \"sensor\"` whose command checks for what that DAG produces".to_owned()
+                        } else if others().next().is_none() {
+                            format!("this DAG has no other task; remove `{dep}` from `depends_on`")
                         } else {
-                            suggestion(dep, ids.iter().copied().filter(|t| *t != id))
+                            suggestion(dep, others())
                         };
                         self.error(
                             format!(
@@ -1124,10 +1173,11 @@ impl Checker<'_> {
             (true, None) => Template::parse("", &[]).ok()?.0,
             (false, Some(entry)) => self.template(entry, params)?,
             (false, None) => {
-                let written =
-                    matches!(value.get_ref(), DeValue::Table(t) if t.contains_key("command"));
+                let written = matches!(value.get_ref(), DeValue::Table(t)
+                    if t.contains_key("command") || t.iter().any(|(k, _)| misspells(k.get_ref(), "command")));
                 if written {
-                    // Its wrong type was reported already.
+                    // Its wrong type, or the misspelt key with a "did you mean", was reported
+                    // already: a second error would point the fix at the wrong line.
                     return None;
                 }
                 self.error(
@@ -1525,19 +1575,31 @@ impl Checker<'_> {
                 "a cron string",
                 "write schedule = \"0 2 * * *\"".into(),
             ),
-            (Ty::Timezone, DeValue::String(s)) => {
-                match chrono_tz::Tz::from_str(s) {
-                    Ok(tz) => Some(Val::Tz(tz)),
-                    Err(_) => {
-                        let hint = match did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())) {
-                        Some(close) => format!("did you mean `{close}`?"),
-                        None => "use an IANA name such as `UTC`, `Europe/Paris` or `America/New_York`".into(),
-                    };
-                        self.error(format!("unknown time zone `{s}`"), span, hint);
-                        None
+            (Ty::Timezone, DeValue::String(s)) => match chrono_tz::Tz::from_str(s) {
+                Ok(tz) => {
+                    if let Some(zone) = fixed_abbreviation(s) {
+                        self.warning(
+                            format!("`{s}` is a fixed offset with no daylight saving time, not a place's local time"),
+                            span,
+                            format!("for the clock of a place, write its IANA name, e.g. `{zone}`; keep `{s}` only if the offset must never change"),
+                        );
                     }
+                    Some(Val::Tz(tz))
                 }
-            }
+                Err(_) => {
+                    // An abbreviation is one edit from an unrelated zone (`PST` from `EST`):
+                    // name the zone people mean by it instead.
+                    let hint = match zone_of_abbreviation(s) {
+                        Some(zone) => format!("time zone abbreviations are not zones; write `{zone}`"),
+                        None => match did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())) {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => "use an IANA name such as `UTC`, `Europe/Paris` or `America/New_York`".into(),
+                        },
+                    };
+                    self.error(format!("unknown time zone `{s}`"), span, hint);
+                    None
+                }
+            },
             (Ty::Timezone, _) => wrong(self, "a string", "write timezone = \"UTC\"".into()),
             (Ty::Bool, DeValue::Boolean(b)) => Some(Val::Bool(*b)),
             (Ty::Bool, _) => wrong(
@@ -1576,7 +1638,14 @@ impl Checker<'_> {
                 if values.contains(&s.as_ref()) {
                     Some(Val::Str(s.to_string()))
                 } else {
-                    let hint = match did_you_mean(s, values.iter().copied()) {
+                    // `ALL_SUCCESS`, as Airflow's constants are written, is one edit per letter away.
+                    let lower = s.to_lowercase();
+                    let close = values
+                        .iter()
+                        .copied()
+                        .find(|v| *v == lower)
+                        .or_else(|| did_you_mean(s, values.iter().copied()));
+                    let hint = match close {
                         Some(close) => format!("did you mean `{close}`?"),
                         None => format!("choose one of: {}", values.join(", ")),
                     };
@@ -1811,6 +1880,44 @@ const NO_TASKS_HINT: &str = "add a [tasks.NAME] table with a command: a line [ta
 
 /// Duration keys for which zero is a mistake rather than "none".
 const ZERO_IS_A_MISTAKE: &[&str] = &["timeout", "poke_interval", "sla"];
+
+/// The zone meant by a common abbreviation that the zone database does not know.
+fn zone_of_abbreviation(abbreviation: &str) -> Option<&'static str> {
+    Some(match abbreviation.to_ascii_uppercase().as_str() {
+        "PST" | "PDT" | "PT" => "America/Los_Angeles",
+        "MDT" | "MT" => "America/Denver",
+        "CST" | "CDT" | "CT" => "America/Chicago",
+        "EDT" | "ET" => "America/New_York",
+        "AKST" | "AKDT" => "America/Anchorage",
+        "BST" => "Europe/London",
+        "CEST" => "Europe/Paris` or `Europe/Berlin",
+        "EEST" => "Europe/Athens` or `Europe/Helsinki",
+        "IST" => "Asia/Kolkata` (India), `Europe/Dublin` or `Asia/Jerusalem",
+        "JST" => "Asia/Tokyo",
+        "KST" => "Asia/Seoul",
+        "SGT" => "Asia/Singapore",
+        "HKT" => "Asia/Hong_Kong",
+        "AEST" | "AEDT" => "Australia/Sydney",
+        "NZST" | "NZDT" => "Pacific/Auckland",
+        "BRT" => "America/Sao_Paulo",
+        _ => return None,
+    })
+}
+
+/// For a zone the database keeps only for old systems as a fixed offset, the place whose
+/// clock people usually mean by it: `EST` stays at UTC-5 in summer, New York does not.
+fn fixed_abbreviation(zone: &str) -> Option<&'static str> {
+    match zone {
+        "EST" => Some("America/New_York"),
+        "MST" => Some("America/Denver"),
+        _ => None,
+    }
+}
+
+/// Whether `key` is a misspelling of `known` (not `known` itself): a "did you mean" names it.
+fn misspells(key: &str, known: &str) -> bool {
+    key != known && did_you_mean(key, [known]).is_some()
+}
 
 pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
     match did_you_mean(word, candidates.clone()) {

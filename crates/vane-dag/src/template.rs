@@ -330,7 +330,13 @@ fn resolve(name: &str, params: &[&str]) -> Result<Var, (String, String)> {
         return Ok(Var::Builtin(builtin));
     }
     let names = BUILTIN_VARIABLES.iter().map(|(b, _)| *b);
-    let hint = match crate::diag::did_you_mean(name, names) {
+    // `{{DS}}` is a letter case away from `ds`, which counts as two edits for a short name.
+    let lower = name.to_lowercase();
+    let close = names
+        .clone()
+        .find(|b| *b == lower)
+        .or_else(|| crate::diag::did_you_mean(name, names));
+    let hint = match close {
         Some(close) => format!("did you mean `{close}`?"),
         None if params.contains(&name) => format!("parameters are written `params.{name}`"),
         None => format!(
@@ -389,8 +395,11 @@ mod tests {
 
     #[test]
     fn unknown_variables_are_errors_with_suggestions() {
-        let problems = Template::parse("a {{ dss }} {{ params.min_acc }} {{ x", &["min_accuracy"])
-            .unwrap_err();
+        let problems = Template::parse(
+            "a {{ dss }} {{DS}} {{ params.min_acc }} {{ x",
+            &["min_accuracy"],
+        )
+        .unwrap_err();
         let messages: Vec<_> = problems
             .iter()
             .map(|p| (p.message.as_str(), p.hint.as_str()))
@@ -399,6 +408,7 @@ mod tests {
             messages,
             vec![
                 ("unknown template variable `dss`", "did you mean `ds`?"),
+                ("unknown template variable `DS`", "did you mean `ds`?"),
                 (
                     "unknown parameter `min_acc` in template",
                     "declare it under [params]; declared: min_accuracy"

@@ -570,3 +570,56 @@ fn a_file_nested_too_deeply_points_at_its_deepest_line() {
     assert!(shown.contains("--> dags/example.toml:4:1"), "{shown}");
     assert!(!shown.contains("error: recursion limit"), "{shown}");
 }
+
+#[test]
+fn one_mistake_is_one_error_not_its_knock_on_effects() {
+    // A misspelt table or key, or a parameter refused for its name or type: the error says
+    // so, and what could not be read because of it is not reported again.
+    insta::assert_snapshot!(render(
+        r#"[params]
+min-acc = 0.8
+layers = [64, 32]
+
+[task.a]
+command = "true"
+"#
+    ));
+    insta::assert_snapshot!(render(
+        r#"[params]
+min-acc = 0.8
+layers = [64, 32]
+
+[tasks.train]
+comand = "echo {{ params.min-acc }} {{ params.layers }}"
+
+[tasks.eval]
+command = "echo {{ params.layers }}"
+"#
+    ));
+}
+
+#[test]
+fn hints_name_what_was_meant() {
+    insta::assert_snapshot!(render(
+        r#"[dag]
+schedule = "@daily"
+timezone = "PST"
+
+[params]
+lr = 1e999
+ceiling = inf
+
+[tasks.a]
+command = "echo {{DS}}"
+depends_on = ["other_dag.b"]
+trigger_rule = "ALL_SUCCESS"
+"#
+    ));
+    // `[defaults]` takes some task keys only: it is named for those.
+    insta::assert_snapshot!(render(
+        "command = \"true\"\nretries = 2\n\n[tasks.a]\ncommand = \"true\"\n"
+    ));
+    insta::assert_snapshot!(render(
+        "[dag]\nschedule = \"@daily\"\ntimezone = \"EST\"\n\n[tasks.only]\ncommand = \"true\"\ndepends_on = [\"gone\"]\n"
+    ));
+}
