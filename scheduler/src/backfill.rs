@@ -276,8 +276,9 @@ fn skip_changes(run: vane_store::RunId, left_out: &[(String, String)]) -> Vec<va
         .collect()
 }
 
-/// For each deploy task's model, the logical date of the run that put its production version
-/// in place: a backfill run older than that promotes nothing.
+/// For each deploy task's model, the logical date of the last run that put a version of it
+/// in production ([`vane_deploy::production_frontier`]): a backfill run older than that
+/// promotes nothing.
 fn latest_deploys(store: &dyn Store, dag: &Dag) -> Result<Vec<(String, DateTime<Utc>)>> {
     let mut out = Vec::new();
     for task in &dag.tasks {
@@ -288,8 +289,8 @@ fn latest_deploys(store: &dyn Store, dag: &Dag) -> Result<Vec<(String, DateTime<
         else {
             continue;
         };
-        if let Some(by) = store.production(&spec.model)?.and_then(|v| v.run_id) {
-            out.push((task.id.clone(), store.run(by)?.run.logical_date));
+        if let Some(frontier) = vane_deploy::production_frontier(store, &spec.model)? {
+            out.push((task.id.clone(), frontier.logical_date));
         }
     }
     Ok(out)
@@ -313,7 +314,7 @@ fn task_plan(
             .find(|(t, live)| *t == task.id && tick < *live && !redeploy_past)
         {
             skipped.push(format!(
-                "{} (latest-only: production came from a run for {}; --redeploy-past deploys anyway)",
+                "{} (latest-only: a run for {} has put this model in production; --redeploy-past deploys anyway)",
                 task.id,
                 live.format("%Y-%m-%d")
             ));

@@ -381,6 +381,64 @@ fn a_backfill_never_redeploys_the_past_unless_asked() {
     assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
 }
 
+/// A person's rollback puts an older model back in production, but the newest data a run
+/// deployed from stays the line a backfill must not cross: last week's backfill still promotes
+/// nothing, in its dry run as in its runs.
+#[test]
+fn a_backfill_after_a_rollback_still_never_redeploys_the_past() {
+    let p = project("pass");
+    p.write_dag(
+        "churn",
+        &format!("[dag]\nschedule = \"0 0 * * *\"\n\n{}", dag_text("pass")),
+    );
+    run(&p, "v1", "2026-11-26").success();
+    run(&p, "v2", "2026-11-27").success();
+    assert_eq!(stage_of(&models(&p), 2), "production");
+    p.vane(&["rollback", "churn", "--reason", "bad", "--by", "dana"])
+        .success()
+        .stdout_contains("churn v1 is back in production");
+
+    let plan = p
+        .vane(&[
+            "backfill",
+            "churn",
+            "--from",
+            "2026-11-20",
+            "--to",
+            "2026-11-20",
+            "--dry-run",
+        ])
+        .success()
+        .stdout;
+    assert!(
+        plan.contains("rollout (latest-only: a run for 2026-11-27"),
+        "{plan}"
+    );
+    p.write("models/v1.json", r#"{"accuracy": 0.91}"#);
+    p.vane(&[
+        "backfill",
+        "churn",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-20",
+    ])
+    .success();
+    let show = p.show(3);
+    let rollout = crate::harness::task(&show, "rollout");
+    assert_eq!(rollout["state"], "skipped", "{show:#}");
+    let reason = rollout["attempts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("older than run 2") && reason.contains("churn v2"),
+        "{show:#}"
+    );
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+}
+
 /// A rollout left waiting for a person is itself worth an alert: `approval_waiting` fires once
 /// the wait passes the rule's `after`, naming the run, the model and the stage.
 #[test]

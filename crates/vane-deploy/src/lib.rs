@@ -714,43 +714,73 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
     result
 }
 
+/// The last run that put a version of a model in production: how far in data time its
+/// production has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontier {
+    pub run: RunId,
+    pub version: i64,
+    pub logical_date: chrono::DateTime<Utc>,
+}
+
+/// The run that last put a version of `model` in production, from the ledger. A person's
+/// `vane rollback` or `vane promote` since does not move it back: putting an older model in
+/// front of traffic is that person's call for now, not leave for a backfill of last week to
+/// deploy a model trained on last week's data.
+///
+/// # Errors
+/// Fails when the database cannot be read.
+pub fn production_frontier(
+    store: &dyn Store,
+    model: &str,
+) -> Result<Option<Frontier>, vane_store::StoreError> {
+    let ledger = store.ledger(Some(model))?;
+    let Some((run, version)) = ledger
+        .iter()
+        .rev()
+        .filter(|e| e.to_stage == "production")
+        .find_map(|e| Some((e.run_id?, e.version)))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Frontier {
+        run,
+        version,
+        logical_date: store.run(run)?.run.logical_date,
+    }))
+}
+
 /// Why this run must not promote anything, if it must not: its logical date is older than
-/// that of the run that put the model now in production, so rolling its candidate out would
-/// move production back in time (a backfill of last week replacing today's model). A backfill
-/// started with `--redeploy-past` may; a person can always promote by hand.
+/// that of the last run that put the model in production (see [`production_frontier`]), so
+/// rolling its candidate out would move production back in time (a backfill of last week
+/// replacing today's model). A backfill started with `--redeploy-past` may; a person can
+/// always promote by hand.
 fn past_deploy(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error> {
-    let Some(live) = store.production(&job.spec.model)? else {
+    let Some(frontier) = production_frontier(store, &job.spec.model)?.filter(|f| f.run != job.run)
+    else {
         return Ok(None);
     };
-    let Some(by) = live.run_id.filter(|r| *r != job.run) else {
-        return Ok(None);
-    };
-    let (ours, theirs) = (store.run(job.run)?.run, store.run(by)?.run);
-    if ours.logical_date >= theirs.logical_date {
+    let ours = store.run(job.run)?.run;
+    if ours.logical_date >= frontier.logical_date {
         return Ok(None);
     }
+    let (theirs, model, version) = (frontier.run, &job.spec.model, frontier.version);
     if let Some((backfill, _)) = store.backfill_of(job.run)?
         && store.backfill(backfill)?.redeploy_past
     {
         println!(
-            "vane: run {} is for {}, older than run {} ({}) that put {} v{} in production; deploying anyway, as backfill {backfill} asked (--redeploy-past)",
+            "vane: run {} is for {}, older than run {theirs} ({}) that put {model} v{version} in production; deploying anyway, as backfill {backfill} asked (--redeploy-past)",
             ours.id,
             ours.logical_date.to_rfc3339(),
-            theirs.id,
-            theirs.logical_date.to_rfc3339(),
-            job.spec.model,
-            live.version
+            frontier.logical_date.to_rfc3339(),
         );
         return Ok(None);
     }
     Ok(Some(format!(
-        "not deployed: run {} is for {}, older than run {} ({}) that put {} v{} in production, and a run never rolls production back in time; to deploy past dates anyway, backfill with --redeploy-past, or promote a version by hand (`vane promote`)",
+        "not deployed: run {} is for {}, older than run {theirs} ({}) that put {model} v{version} in production, and a run never rolls production back in time; to deploy past dates anyway, backfill with --redeploy-past, or promote a version by hand (`vane promote`)",
         ours.id,
         ours.logical_date.format("%Y-%m-%d %H:%M UTC"),
-        theirs.id,
-        theirs.logical_date.format("%Y-%m-%d %H:%M UTC"),
-        job.spec.model,
-        live.version
+        frontier.logical_date.format("%Y-%m-%d %H:%M UTC"),
     )))
 }
 
