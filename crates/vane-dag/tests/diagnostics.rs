@@ -87,6 +87,29 @@ depends_on = ["lonely"]
     ));
 }
 
+/// A cycle through 100,000 tasks was one error naming all of them, 1.2 MB on one line. A
+/// cycle of up to ten tasks is named whole; a longer one, its first ten and how many more.
+#[test]
+fn a_long_cycle_names_its_first_tasks_and_counts_the_rest() {
+    let cycle = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[tasks.{prefix}{i}]\ncommand = \"true\"\ndepends_on = [\"{prefix}{}\"]\n",
+                    (i + 1) % n
+                )
+            })
+            .collect::<String>()
+    };
+    let source = cycle("short", 10) + &cycle("long", 1_234);
+    let out = render(&source);
+    assert!(
+        out.contains("`short9` -> `short0`\n"),
+        "ten tasks are named whole: {out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
 #[test]
 fn cron_and_time_zone() {
     insta::assert_snapshot!(render(
