@@ -1304,9 +1304,19 @@ impl Checker<'_> {
                 .find(|(d, _)| *d == next)
                 .map(|(_, s)| s.clone())
                 .unwrap_or(0..0);
-            let message = if path.len() == 2 {
-                format!("task `{}` depends on itself", ids[start])
-            } else if length <= CYCLE_TASKS_NAMED {
+            if length == 1 {
+                // No chain to break: the one entry to remove is the task's own name.
+                self.error(
+                    format!("task `{}` depends on itself", ids[start]),
+                    span,
+                    format!(
+                        "a task cannot wait for itself to finish; remove \"{}\" from its `depends_on`",
+                        ids[start]
+                    ),
+                );
+                continue;
+            }
+            let message = if length <= CYCLE_TASKS_NAMED {
                 format!("dependency cycle: {}", named(&path))
             } else {
                 format!(
