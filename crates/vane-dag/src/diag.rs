@@ -87,13 +87,15 @@ impl Diagnostic {
                     .chars()
                     .count();
                 let width = span_chars.clamp(1, room + 1);
-                let _ = writeln!(
-                    out,
-                    "{:gutter$} | {}{}",
-                    "",
-                    " ".repeat(pad),
-                    "^".repeat(width)
-                );
+                // A tab's width is the terminal's to choose, so no count of spaces lines up
+                // under one; a tab under a tab does, whatever the tab stops. Every other
+                // character is taken as one column wide, as the reported column counts it.
+                let indent: String = shown
+                    .chars()
+                    .take(pad)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                let _ = writeln!(out, "{:gutter$} | {indent}{}", "", "^".repeat(width));
             }
             None => {
                 let _ = writeln!(out, " --> {path}");
@@ -245,6 +247,32 @@ mod tests {
         assert_eq!(line_col(src, src.find('=').unwrap()), (1, 3));
         let second_eq = src.rfind('=').unwrap();
         assert_eq!(line_col(src, second_eq), (2, 4));
+    }
+
+    /// The carets under `\tretries = "2"` were padded with spaces only, so a terminal with
+    /// tab stops of 8 showed them seven columns left of the value.
+    #[test]
+    fn carets_under_a_tab_indented_line_are_indented_with_the_same_tabs() {
+        let source = "[tasks.a]\ncommand = \"true\"\n\tretries = \"2\"\n";
+        let value = source.find("\"2\"").expect("the value");
+        let d = Diagnostic::error("retries must be an integer", Some(value..value + 3));
+        assert_eq!(d.line_col(source), Some((3, 12)));
+        let out = d.render("dags/example.toml", source);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[3], "3 | \tretries = \"2\"", "{out}");
+        assert_eq!(lines[4], format!("  | \t{}^^^", " ".repeat(10)), "{out}");
+
+        // Tabs between other characters are kept where they are; a wide or accented
+        // character stays one column, as the reported column counts it.
+        let source = "a = \"日本\"\t\tbé\tbogus = 1\n";
+        let bogus = source.find("bogus").expect("the key");
+        let out = Diagnostic::error("unknown key", Some(bogus..bogus + 5)).render("x.toml", source);
+        let carets = out.lines().nth(4).expect("a caret line");
+        assert_eq!(
+            carets,
+            format!("  | {}\t\t  \t^^^^^", " ".repeat(8)),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1340,17 +1340,41 @@ impl Checker<'_> {
                 continue;
             }
             let path = cycle_path(start, &members, edges);
-            let names: Vec<String> = path.iter().map(|&i| format!("`{}`", ids[i])).collect();
+            let named = |walk: &[usize]| {
+                walk.iter()
+                    .map(|&i| format!("`{}`", ids[i]))
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            };
+            // The walk ends on the task it starts from.
+            let length = path.len() - 1;
             let next = path.get(1).copied().unwrap_or(start);
             let span = edges[start]
                 .iter()
                 .find(|(d, _)| *d == next)
                 .map(|(_, s)| s.clone())
                 .unwrap_or(0..0);
-            let message = if path.len() == 2 {
-                format!("task `{}` depends on itself", ids[start])
+            if length == 1 {
+                // No chain to break: the one entry to remove is the task's own name.
+                self.error(
+                    format!("task `{}` depends on itself", ids[start]),
+                    span,
+                    format!(
+                        "a task cannot wait for itself to finish; remove \"{}\" from its `depends_on`",
+                        ids[start]
+                    ),
+                );
+                continue;
+            }
+            let message = if length <= CYCLE_TASKS_NAMED {
+                format!("dependency cycle: {}", named(&path))
             } else {
-                format!("dependency cycle: {}", names.join(" -> "))
+                format!(
+                    "dependency cycle: {} -> … and {} more, back to `{}`",
+                    named(&path[..CYCLE_TASKS_NAMED]),
+                    grouped(length - CYCLE_TASKS_NAMED),
+                    ids[start]
+                )
             };
             self.error(
                 message,
@@ -1936,6 +1960,26 @@ pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> 
     }
 }
 
+/// The most tasks a cycle's message names. Ten names already fill a line or two of a
+/// terminal, and more do not help: the caret points at the first dependency, and removing
+/// any one dependency is the fix. Naming every task of a 100,000-task cycle made a 1.2 MB
+/// message.
+const CYCLE_TASKS_NAMED: usize = 10;
+
+/// `n` with its thousands separated by commas, so that a count of five or six digits reads
+/// at a glance (99,990).
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// The shortest walk along `depends_on` edges from `start` back to `start`, inside one
 /// strongly connected component.
 fn cycle_path(start: usize, members: &[usize], edges: &[Vec<(usize, Range<usize>)>]) -> Vec<usize> {
@@ -1981,4 +2025,23 @@ fn ancestors(tasks: &[Task], index: usize) -> Vec<usize> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_in_thousands() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (99_990, "99,990"),
+            (1_234_567, "1,234,567"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text);
+        }
+    }
 }

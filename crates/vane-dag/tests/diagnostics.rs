@@ -87,6 +87,51 @@ depends_on = ["lonely"]
     ));
 }
 
+/// A task depending on itself was told that "each task in the chain depends on the next",
+/// with no chain in sight.
+#[test]
+fn a_task_depending_on_itself_is_told_to_remove_its_own_name() {
+    let parsed = vane_dag::parse_dag(
+        "[tasks.a]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+        "example",
+    );
+    let found: Vec<_> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| (d.message.as_str(), d.hint.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "task `a` depends on itself",
+            "a task cannot wait for itself to finish; remove \"a\" from its `depends_on`"
+        )]
+    );
+}
+
+/// A cycle through 100,000 tasks was one error naming all of them, 1.2 MB on one line. A
+/// cycle of up to ten tasks is named whole; a longer one, its first ten and how many more.
+#[test]
+fn a_long_cycle_names_its_first_tasks_and_counts_the_rest() {
+    let cycle = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[tasks.{prefix}{i}]\ncommand = \"true\"\ndepends_on = [\"{prefix}{}\"]\n",
+                    (i + 1) % n
+                )
+            })
+            .collect::<String>()
+    };
+    let source = cycle("short", 10) + &cycle("long", 1_234);
+    let out = render(&source);
+    assert!(
+        out.contains("`short9` -> `short0`\n"),
+        "ten tasks are named whole: {out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
 #[test]
 fn cron_and_time_zone() {
     insta::assert_snapshot!(render(
