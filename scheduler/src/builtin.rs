@@ -59,7 +59,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
         bail!("task `{task_id}` is not a validate or deploy task");
     };
     let passed = if let Some(spec) = builtin.spec::<vane_check::ValidateSpec>() {
-        vane_check::run_task(
+        let failed = vane_check::run_task(
             store,
             &vane_check::Job {
                 dag_id: &dag.id,
@@ -70,7 +70,11 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 metrics,
             },
-        )?
+        )?;
+        if let Some(why) = &failed {
+            write_reason(why)?;
+        }
+        failed.is_none()
     } else if let Some(spec) = builtin.spec::<vane_deploy::DeploySpec>() {
         // The run's owner names its content store, which may be S3 or a folder on its host.
         let content = match std::env::var("VANE_CONTENT_STORE") {
@@ -101,10 +105,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
             // run goes on.
             Err(vane_deploy::Error::NotDeployed(why)) => {
                 println!("vane: {why}");
-                if let Some(path) = std::env::var_os("VANE_REASON") {
-                    std::fs::write(path, format!("{why}\n"))
-                        .context("cannot write $VANE_REASON")?;
-                }
+                write_reason(&why)?;
                 return Ok(ExitCode::from(vane_engine::SKIP_EXIT as u8));
             }
             other => other?,
@@ -121,4 +122,13 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
     } else {
         ExitCode::from(vane_engine::VERDICT_EXIT as u8)
     })
+}
+
+/// Gives the attempt its reason (`$VANE_REASON`), which `vane run`, `vane show` and alerts
+/// print in place of "failed on a verdict".
+fn write_reason(why: &str) -> Result<()> {
+    if let Some(path) = std::env::var_os("VANE_REASON") {
+        std::fs::write(path, format!("{why}\n")).context("cannot write $VANE_REASON")?;
+    }
+    Ok(())
 }

@@ -30,7 +30,16 @@ fn bad_data_fails_the_task_with_a_report_naming_columns_values_bounds_and_rows(b
         "data/customers.csv",
         "customer_id,age,plan\n1,34,basic\n2,-3,pro\n3,45,\n4,51,basic\n5,-1,pro\n",
     );
-    p.vane(&["run", "churn"]).failure();
+    let out = p.vane(&["run", "churn"]).failure();
+    // The report's failures come first in the log, above the tail `vane run` prints: the
+    // attempt's reason names them, so they are on screen too.
+    assert!(
+        out.stdout.contains(
+            "3 checks failed. age.min: smallest value -3; 2 rows outside >= 0. plan.distinct:"
+        ),
+        "{}",
+        out.stdout
+    );
     let show = p.show(1);
     assert_eq!(task(&show, "validate")["state"], "failed");
     assert_eq!(

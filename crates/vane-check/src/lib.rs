@@ -20,7 +20,7 @@ pub use spec::{
     AgreementMethod, AllowedValue, AutoRule, Bound, Check, CheckKind, CheckSeverity, ColumnType,
     DriftMethod, Format, VALIDATE, ValidateSpec,
 };
-use vane_store::{CheckStatus, LearnFrom, NewCheckEvaluation, RunId, Store};
+use vane_store::{CheckResult, CheckStatus, LearnFrom, NewCheckEvaluation, RunId, Store};
 
 /// One attempt of a validate task, as the engine started it.
 #[derive(Debug)]
@@ -75,12 +75,14 @@ fn metric_name(check: &str) -> String {
     name
 }
 
-/// Checks the dataset, records results and profile, prints the report to stdout. `Ok(false)`
-/// when a check of severity `error` failed.
+/// Checks the dataset, records results and profile, prints the report to stdout.
+/// `Ok(Some(why))` when a check of severity `error` failed: the failed checks in one line,
+/// for the attempt's reason, which `vane run` and `vane show` print where the report's
+/// failures (at its top) fall outside the log's tail.
 ///
 /// # Errors
 /// Fails when the dataset cannot be read or the store cannot be written.
-pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
+pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error> {
     let data = dataset::read(&job.dataset, job.spec.format).map_err(Error::Dataset)?;
     let from = LearnFrom {
         dag_id: job.dag_id,
@@ -127,7 +129,28 @@ pub fn run_task(store: &dyn Store, job: &Job<'_>) -> Result<bool, Error> {
     }
     let rerun = format!("vane clear {} --task {}", job.run, job.task_id);
     print!("{}", report::render(&job.dataset, &data, &results, &rerun));
-    Ok(passed)
+    Ok((!passed).then(|| failed_checks(&results)))
+}
+
+/// The failed checks in one line: the first few with what was seen, then how many more.
+fn failed_checks(results: &[CheckResult]) -> String {
+    const NAMED: usize = 3;
+    let failed: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Fail)
+        .collect();
+    let mut why = format!(
+        "{} check{} failed.",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" }
+    );
+    for r in failed.iter().take(NAMED) {
+        why.push_str(&format!(" {}: {}.", r.name, r.detail));
+    }
+    if failed.len() > NAMED {
+        why.push_str(&format!(" And {} more.", failed.len() - NAMED));
+    }
+    why
 }
 
 #[cfg(test)]
@@ -195,7 +218,7 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         run: RunId,
         dataset: PathBuf,
         metrics: &std::path::Path,
-    ) -> bool {
+    ) -> Option<String> {
         let parsed = vane_dag::parse_dag_with(
             DAG,
             "churn",
@@ -229,12 +252,10 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         let dir = tempfile::tempdir().unwrap();
         let metrics = dir.path().join("metrics");
         let store = store_with_runs(3);
-        assert!(validate(
-            &store,
-            RunId(1),
-            write(dir.path(), 50, 0),
-            &metrics
-        ));
+        assert_eq!(
+            validate(&store, RunId(1), write(dir.path(), 50, 0), &metrics),
+            None
+        );
         let first = store.check_history("churn", None, 0).unwrap();
         assert!(
             first.iter().all(
@@ -243,12 +264,10 @@ drift = { method = "js", max = 0.1, severity = "warn" }
         );
 
         // The same distributions: no drift.
-        assert!(validate(
-            &store,
-            RunId(2),
-            write(dir.path(), 50, 0),
-            &metrics
-        ));
+        assert_eq!(
+            validate(&store, RunId(2), write(dir.path(), 50, 0), &metrics),
+            None
+        );
         let history = store.check_history("churn", None, 1).unwrap();
         let plan = history
             .iter()
@@ -256,13 +275,12 @@ drift = { method = "js", max = 0.1, severity = "warn" }
             .unwrap();
         assert_eq!(plan.result.observed, Some(0.0));
 
-        // 90% basic instead of 50%, fees moved up by 50: plan drift fails, fee drift warns.
-        assert!(!validate(
-            &store,
-            RunId(3),
-            write(dir.path(), 90, 50),
-            &metrics
-        ));
+        // 90% basic instead of 50%, fees moved up by 50: plan drift fails, fee drift warns;
+        // the attempt's reason names the failure, not the warning.
+        assert_eq!(
+            validate(&store, RunId(3), write(dir.path(), 90, 50), &metrics).as_deref(),
+            Some("1 check failed. plan.drift: PSI 0.8789 against run 2 (category frequencies).")
+        );
         let history = store.check_history("churn", None, 1).unwrap();
         let by_name = |n: &str| &history.iter().find(|e| e.result.name == n).unwrap().result;
         let plan = by_name("plan.drift");
