@@ -31,6 +31,7 @@ pub(crate) struct AlertsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct AckArgs {
+    /// The alert, by the id `vane alerts` lists.
     pub(crate) id: i64,
     /// It deserved attention.
     #[arg(long, conflicts_with = "noise")]
@@ -45,6 +46,7 @@ pub(crate) struct AckArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ResolveArgs {
+    /// The alert, by the id `vane alerts` lists.
     pub(crate) id: i64,
     /// Who [default: $USER].
     #[arg(long)]
@@ -53,6 +55,7 @@ pub(crate) struct ResolveArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SnoozeArgs {
+    /// The alert, by the id `vane alerts` lists.
     pub(crate) id: i64,
     /// How long to stay quiet, e.g. `2h` (at most 7d): snoozes always expire.
     #[arg(long = "for", value_name = "DURATION")]

@@ -203,8 +203,10 @@ pub(crate) enum Command {
     Trigger(ManualRunArgs),
     /// Run tasks of a finished run again, as new attempts with their full retry budget.
     ///
-    /// The run keeps its DAG version, params and logical date, and its attempt history. By
-    /// default the run is queued for `vane scheduler`; --foreground reruns it here and now.
+    /// The run keeps its logical date, its params (unless --param changes them) and its
+    /// attempt history. The tasks rerun as the DAG file is now, a fix being the usual reason to
+    /// clear (each attempt records the DAG version it ran). By default the run is queued for
+    /// `vane scheduler`; --foreground reruns it here and now.
     Clear(ClearArgs),
     /// Stop a queued or running run: its running tasks are killed and no other starts.
     ///
@@ -415,6 +417,7 @@ pub(crate) struct ManualRunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ClearArgs {
+    /// The run whose tasks to rerun, by the id `vane runs` lists.
     pub(crate) run_id: vane_store::RunId,
     /// Only this task (repeatable) [default: every task].
     #[arg(long = "task", short = 't', value_name = "TASK")]
@@ -439,6 +442,7 @@ pub(crate) struct ClearArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MarkArgs {
+    /// The ended run the task belongs to.
     pub(crate) run_id: vane_store::RunId,
     /// The task to mark.
     pub(crate) task: String,
@@ -461,6 +465,7 @@ pub(crate) enum MarkState {
 
 #[derive(Debug, Args)]
 pub(crate) struct StopArgs {
+    /// The queued or running run to stop.
     pub(crate) run_id: vane_store::RunId,
     /// Stop only this running task: it fails, never retried, and the run goes on, what depends
     /// on it following its trigger rule.
@@ -479,6 +484,7 @@ pub(crate) struct StopArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BackfillArgs {
+    /// The DAG to backfill; its `schedule` gives the ticks.
     pub(crate) dag_id: String,
     /// Override a parameter declared under [params] for every run (repeatable).
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -506,12 +512,13 @@ pub(crate) struct BackfillArgs {
     #[arg(long)]
     pub(crate) rerun_failed: bool,
     /// Let deploy tasks promote models of these past dates. By default a deploy task whose run
-    /// is older (by logical date) than the run that put the production model in place promotes
-    /// nothing and ends skipped (latest-only): a backfill never redeploys the past by accident.
+    /// is older (by logical date) than the last run that put a version of its model in
+    /// production promotes nothing and ends skipped (latest-only), even after a person's
+    /// rollback: a backfill never redeploys the past by accident.
     #[arg(long)]
     pub(crate) redeploy_past: bool,
     /// Most runs of the backfill at once [default: the DAG's max_active_runs].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(crate) max_active: Option<usize>,
 }
 
@@ -538,6 +545,7 @@ pub(crate) enum BackfillAction {
 
 #[derive(Debug, Args)]
 pub(crate) struct DagArg {
+    /// The DAG's id.
     pub(crate) dag_id: String,
 }
 
@@ -568,6 +576,7 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
+    /// The run whose logs to print.
     pub(crate) run_id: vane_store::RunId,
     /// The task [default: every task that ran, in the order they started, each under a header].
     pub(crate) task: Option<String>,
@@ -609,6 +618,7 @@ pub(crate) struct RunsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
+    /// The run to show.
     pub(crate) run_id: vane_store::RunId,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
@@ -616,6 +626,7 @@ pub(crate) struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GraphArgs {
+    /// The DAG to draw.
     pub(crate) dag_id: String,
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub(crate) format: GraphFormat,
@@ -623,6 +634,7 @@ pub(crate) struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct NextArgs {
+    /// The DAG whose schedule to show.
     pub(crate) dag_id: String,
     /// How many logical dates to print.
     #[arg(long, default_value_t = 5)]
@@ -634,6 +646,7 @@ pub(crate) struct NextArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct TicksArgs {
+    /// The DAG whose ticks to show.
     pub(crate) dag_id: String,
     /// How many of the latest ticks to show.
     #[arg(long, default_value_t = 20)]

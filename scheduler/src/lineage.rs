@@ -31,7 +31,9 @@ pub(crate) struct LineageArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
+    /// The run to compare from (usually the older one, e.g. the last good run).
     pub(crate) run_a: vane_store::RunId,
+    /// The run to compare with it.
     pub(crate) run_b: vane_store::RunId,
     #[command(flatten)]
     pub(crate) json: JsonFlag,

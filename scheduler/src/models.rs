@@ -55,7 +55,8 @@ pub(crate) struct RejectArgs {
 pub(crate) struct PromoteArgs {
     /// The model's registry name.
     pub(crate) name: String,
-    /// The version to move.
+    /// The version to move: `3`, or `v3` as `vane models` lists it.
+    #[arg(value_parser = model_version)]
     pub(crate) version: i64,
     /// The stage to put it in (`production` archives the version there now).
     #[arg(long)]
@@ -72,8 +73,9 @@ pub(crate) struct PromoteArgs {
 pub(crate) struct RollbackArgs {
     /// The model's registry name.
     pub(crate) name: String,
-    /// The version to put back [default: the one in production before the current one].
-    #[arg(long)]
+    /// The version to put back, `3` or `v3` [default: the one in production before the
+    /// current one].
+    #[arg(long, value_parser = model_version)]
     pub(crate) to: Option<i64>,
     /// Why; recorded in the ledger.
     #[arg(long)]
@@ -81,6 +83,17 @@ pub(crate) struct RollbackArgs {
     /// Who [default: $USER].
     #[arg(long)]
     pub(crate) by: Option<String>,
+}
+
+/// A version as a person copies it from `vane models` (`v3`) or types it (`3`).
+fn model_version(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix(['v', 'V']).unwrap_or(text);
+    match digits.parse::<i64>() {
+        Ok(version) if version > 0 => Ok(version),
+        _ => Err(format!(
+            "`{text}` is not a model version: write its number, as `vane models NAME` lists them (`3` or `v3`)"
+        )),
+    }
 }
 
 fn who(by: Option<&String>) -> String {

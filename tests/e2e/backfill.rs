@@ -294,6 +294,36 @@ fn a_backfill_runs_chosen_tasks_with_its_own_params_and_the_dry_run_says_why(bac
     .stderr_contains("DAG `retrain` has no task `nope`; its tasks: extract, train, report, notify");
 }
 
+/// A backfill that may run no run at once would never end: it is refused before it starts.
+#[test]
+fn a_backfill_of_no_runs_at_once_is_refused() {
+    let p = Project::new().dag(
+        "daily",
+        "[dag]\nschedule = \"@daily\"\n[tasks.a]\ncommand = \"true\"\n",
+    );
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-02",
+        "--max-active",
+        "0",
+    ])
+    .code(2)
+    .stderr_contains("invalid value '0' for '--max-active <N>'");
+    assert!(
+        p.vane(&["backfills", "--json"])
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing was recorded"
+    );
+}
+
 crate::harness::on_both_backends!(
     a_backfill_runs_chosen_tasks_with_its_own_params_and_the_dry_run_says_why,
     a_backfill_runs_every_tick_in_the_range_both_ends_included,

@@ -600,11 +600,11 @@ fn models_at_a_time_and_a_rollback_by_hand() {
             && reason.contains("vane promote churn 2"),
         "{show:#}"
     );
-    // A person can bring it back.
+    // A person can bring it back, naming it as `vane models` lists it.
     p.vane(&[
         "promote",
         "churn",
-        "2",
+        "v2",
         "--stage",
         "production",
         "--reason",
