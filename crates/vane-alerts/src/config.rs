@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use vane_dag::config::{
-    Checked, Checker, DAY_SECS, DeValue, Field, Spanned, Ty, Url, field, required, suggestion,
-    type_name, with_default,
+    Checked, Checker, DAY_SECS, DeValue, Field, Spanned, Ty, Url, field, found, required,
+    suggestion, with_default,
 };
 use vane_dag::{DagSet, Diagnostic, Opaque, Section as _};
 
@@ -542,7 +542,7 @@ fn backoff(cx: &mut Checker<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Opt
         cx.error(
             format!(
                 "`{key}` must be a duration, found {}",
-                type_name(value.get_ref())
+                found(value.get_ref())
             ),
             value.span(),
             hint,
@@ -584,10 +584,7 @@ fn parse(cx: &mut Checker<'_>, value: &Spanned<DeValue<'_>>, dir: &Path) -> Aler
     );
     let DeValue::Table(table) = value.get_ref() else {
         cx.error(
-            format!(
-                "[alerts] must be a table, found {}",
-                type_name(value.get_ref())
-            ),
+            format!("[alerts] must be a table, found {}", found(value.get_ref())),
             value.span(),
             "write [[alerts.rules]] and [alerts.channels.NAME] tables",
         );
@@ -1016,7 +1013,7 @@ fn dag_rules(
         cx.error(
             format!(
                 "`alerts` must be a list of rules, found {}",
-                type_name(value.get_ref())
+                found(value.get_ref())
             ),
             value.span(),
             "write each rule as [[alerts]] followed by `on = \"task_failed\"` and its settings",

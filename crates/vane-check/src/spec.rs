@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use vane_dag::config::{
-    DeTable, DeValue, Field, Spanned, TaskChecker, Ty, field, integer, number, suggestion,
+    DeTable, DeValue, Field, Spanned, TaskChecker, Ty, field, found, integer, number, suggestion,
     type_name, with_default,
 };
 use vane_dag::{KindParser, Template};
@@ -551,10 +551,7 @@ impl Parser<'_, '_, '_> {
         let n = number(value.get_ref());
         if n.is_none() {
             self.error(
-                format!(
-                    "{label} must be a number, found {}",
-                    type_name(value.get_ref())
-                ),
+                format!("{label} must be a number, found {}", found(value.get_ref())),
                 value.span(),
                 "write a number such as `0` or `0.5`",
             );
@@ -624,7 +621,7 @@ impl Parser<'_, '_, '_> {
                     "a number, a table `{ min = ..., max = ... }` or \"auto\""
                 };
                 self.error(
-                    format!("{label} must be {want}, found {}", type_name(other)),
+                    format!("{label} must be {want}, found {}", found(other)),
                     value.span(),
                     auto_hint,
                 );
@@ -654,7 +651,7 @@ impl Parser<'_, '_, '_> {
                 self.error(
                     format!(
                         "`auto` of {label} must be true or false, found {}",
-                        type_name(other)
+                        found(other)
                     ),
                     span,
                     "write `auto = true`",
@@ -695,7 +692,7 @@ impl Parser<'_, '_, '_> {
                             self.error(
                                 format!(
                                     "`{key}` of {label} must be an integer, found {}",
-                                    type_name(other)
+                                    found(other)
                                 ),
                                 v.span(),
                                 "write a count of runs such as `10`",
@@ -776,7 +773,7 @@ impl Parser<'_, '_, '_> {
             self.error(
                 format!(
                     "`columns` must be a table of column checks, found {}",
-                    type_name(value.get_ref())
+                    found(value.get_ref())
                 ),
                 value.span(),
                 "write `[tasks.<id>.columns.<column name>]` tables",
@@ -789,7 +786,7 @@ impl Parser<'_, '_, '_> {
                 self.error(
                     format!(
                         "checks of column `{column}` must be a table, found {}",
-                        type_name(checks.get_ref())
+                        found(checks.get_ref())
                     ),
                     checks.span(),
                     "write `[tasks.<id>.columns.<column name>]` with keys such as `type`, `min`",
@@ -844,7 +841,7 @@ impl Parser<'_, '_, '_> {
                         }
                         other => {
                             self.error(
-                                format!("{label} must be a string, found {}", type_name(other)),
+                                format!("{label} must be a string, found {}", found(other)),
                                 inner.span(),
                                 "one of: integer, float, number, string, bool",
                             );
@@ -866,10 +863,7 @@ impl Parser<'_, '_, '_> {
                         DeValue::Boolean(false) => return,
                         other => {
                             self.error(
-                                format!(
-                                    "{label} must be true or false, found {}",
-                                    type_name(other)
-                                ),
+                                format!("{label} must be true or false, found {}", found(other)),
                                 inner.span(),
                                 "write `unique = true`",
                             );
@@ -893,7 +887,7 @@ impl Parser<'_, '_, '_> {
             self.error(
                 format!(
                     "{label} must be a list of values, found {}",
-                    type_name(value.get_ref())
+                    found(value.get_ref())
                 ),
                 value.span(),
                 "write `allowed = [\"basic\", \"pro\"]`",
@@ -948,7 +942,7 @@ impl Parser<'_, '_, '_> {
         let label = format!("`{name}`");
         let DeValue::Table(t) = v.get_ref() else {
             self.error(
-                format!("{label} must be a table, found {}", type_name(v.get_ref())),
+                format!("{label} must be a table, found {}", found(v.get_ref())),
                 v.span(),
                 "write `drift = { method = \"psi\", max = 0.2 }`",
             );
@@ -1004,7 +998,7 @@ impl Parser<'_, '_, '_> {
             self.error(
                 format!(
                     "{label} must be a table, found {}",
-                    type_name(v.get_ref())
+                    found(v.get_ref())
                 ),
                 v.span(),
                 "write `agreement = { item = \"id\", annotator = \"annotator\", label = \"label\", min = 0.6 }`",
@@ -1029,7 +1023,7 @@ impl Parser<'_, '_, '_> {
                     self.error(
                         format!(
                             "`{key}` of {label} must be a column name, found {}",
-                            type_name(other)
+                            found(other)
                         ),
                         span,
                         "put the column name in quotes",

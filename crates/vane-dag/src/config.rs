@@ -34,7 +34,7 @@ pub use toml::Spanned;
 pub use toml::de::{DeTable, DeValue};
 
 pub use crate::parse::{
-    Checked, Checker, Entry, TaskChecker, integer, is_ident, number, suggestion, type_name,
+    Checked, Checker, Entry, TaskChecker, found, integer, is_ident, number, suggestion, type_name,
 };
 pub use crate::spec::{DAY_SECS, Field, Ty, field, required, with_default};
 pub use crate::url::{Host, Url, UrlError};

@@ -33,7 +33,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => return Err(format!("`{number}` has no unit")),
-            other => return Err(format!("unknown unit `{}`", other.trim())),
+            other => return Err(unknown_unit(text, other.trim())),
         };
         rest = &rest[unit_len..];
         let millis = number
@@ -44,6 +44,43 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("`{text}` is too long"))?;
     }
     Ok(total)
+}
+
+/// Why `unit` is not one, saying what was likely meant: `1.5h` (a fraction), `30S` (case),
+/// `5 minutes` (a word).
+fn unknown_unit(text: &str, unit: &str) -> String {
+    if unit.starts_with('.') {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        // Only a plain `1.5h`: a unit of letters, so parsing `1h` cannot come back here.
+        let exact = Some(unit)
+            .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphabetic()))
+            .and_then(|u| parse_duration(&format!("1{u}")).ok())
+            .zip(number.parse::<f64>().ok())
+            .map(|(one, n)| n * one.as_millis() as f64)
+            .filter(|ms| *ms >= 1.0 && ms.fract() == 0.0 && *ms < 1e15)
+            .map(|ms| format_duration(Duration::from_millis(ms as u64)));
+        return match exact {
+            Some(exact) => format!("durations take whole numbers: write `{exact}`"),
+            None => "durations take whole numbers: write e.g. `1h30m`, not `1.5h`".into(),
+        };
+    }
+    let word = unit.to_ascii_lowercase();
+    let meant = match word.as_str() {
+        "ms" | "s" | "m" | "h" | "d" => Some(word.as_str()),
+        "sec" | "secs" | "second" | "seconds" => Some("s"),
+        "min" | "mins" | "minute" | "minutes" => Some("m"),
+        "hr" | "hrs" | "hour" | "hours" => Some("h"),
+        "day" | "days" => Some("d"),
+        _ => None,
+    };
+    match meant {
+        Some(meant) => format!("unknown unit `{unit}`: write `{meant}`"),
+        None => format!("unknown unit `{unit}`"),
+    }
 }
 
 /// The shortest exact spelling of `duration` in the DAG-file syntax.
@@ -92,6 +129,30 @@ mod tests {
                 .contains("unknown unit `w`")
         );
         assert!(parse_duration("-1s").is_err());
+        // What was meant, where it can be told.
+        assert_eq!(
+            parse_duration("1.5h").unwrap_err(),
+            "durations take whole numbers: write `1h30m`"
+        );
+        assert!(
+            parse_duration("0.25s")
+                .unwrap_err()
+                .contains("write `250ms`")
+        );
+        assert!(
+            parse_duration("1h30.5m")
+                .unwrap_err()
+                .contains("e.g. `1h30m`")
+        );
+        assert_eq!(
+            parse_duration("30S").unwrap_err(),
+            "unknown unit `S`: write `s`"
+        );
+        assert!(
+            parse_duration("5minutes")
+                .unwrap_err()
+                .ends_with("write `m`")
+        );
         assert!(parse_duration("99999999999999999999d").is_err());
     }
 

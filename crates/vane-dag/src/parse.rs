@@ -507,6 +507,21 @@ impl<'s> TaskChecker<'_, 's> {
     }
 }
 
+/// What was found instead, for a message: a short value as written (`-5`, `the string "yes"`,
+/// `99999999999999999999`), which says more than its type alone when the type was right but
+/// the value was not; a long string, an array or a table by its type.
+pub fn found(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::Integer(i) => i.as_str().to_owned(),
+        DeValue::Float(f) => f.as_str().to_owned(),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::String(s) if s.chars().count() <= 40 && !s.contains(['\n', '"']) => {
+            format!("the string \"{s}\"")
+        }
+        other => type_name(other).to_owned(),
+    }
+}
+
 pub fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
@@ -773,10 +788,7 @@ impl Checker<'_> {
     fn params(&mut self, value: &Spanned<DeValue<'_>>) -> Vec<(String, ParamValue)> {
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
-                format!(
-                    "[params] must be a table, found {}",
-                    type_name(value.get_ref())
-                ),
+                format!("[params] must be a table, found {}", found(value.get_ref())),
                 value.span(),
                 "write parameters as `[params]` followed by `name = default` lines",
             );
@@ -864,7 +876,7 @@ impl Checker<'_> {
             self.error(
                 format!(
                     "`tasks` must be a table of tasks, found {}",
-                    type_name(value.get_ref())
+                    found(value.get_ref())
                 ),
                 value.span(),
                 "write each task as a table: [tasks.train] followed by command = \"...\"",
@@ -900,7 +912,7 @@ impl Checker<'_> {
                 self.error(
                     format!(
                         "task `{id}` must be a table, found {}",
-                        type_name(value.get_ref())
+                        found(value.get_ref())
                     ),
                     value.span(),
                     format!("write it as [tasks.{id}] followed by command = \"...\""),
@@ -1088,7 +1100,7 @@ impl Checker<'_> {
                             names.push((name.to_string(), item.span()));
                         }
                         other => self.error(
-                            format!("`inputs` lists artifact names, found {}", type_name(other)),
+                            format!("`inputs` lists artifact names, found {}", found(other)),
                             item.span(),
                             "name an output of a task this one depends on, e.g. inputs = [\"raw\"]",
                         ),
@@ -1104,7 +1116,7 @@ impl Checker<'_> {
                 self.error(
                     format!(
                         "`{key}` must be a table of name = path, found {}",
-                        type_name(other)
+                        found(other)
                     ),
                     value.span(),
                     hint,
@@ -1171,7 +1183,18 @@ impl Checker<'_> {
                 return None;
             }
             (true, None) => Template::parse("", &[]).ok()?.0,
-            (false, Some(entry)) => self.template(entry, params)?,
+            (false, Some(entry)) => {
+                if matches!(&entry.val, Val::Str(text) if text.trim().is_empty()) {
+                    // `sh -c ""` succeeds: the task would pass having done nothing.
+                    self.error(
+                        format!("the `command` of task `{id}` is empty"),
+                        entry.span.clone(),
+                        "write the shell command the task runs, e.g. command = \"python3 train.py\"",
+                    );
+                    return None;
+                }
+                self.template(entry, params)?
+            }
             (false, None) => {
                 let written = matches!(value.get_ref(), DeValue::Table(t)
                     if t.contains_key("command") || t.iter().any(|(k, _)| misspells(k.get_ref(), "command")));
@@ -1396,10 +1419,7 @@ impl Checker<'_> {
         let mut checked = Checked::default();
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
-                format!(
-                    "{label} must be a table, found {}",
-                    type_name(value.get_ref())
-                ),
+                format!("{label} must be a table, found {}", found(value.get_ref())),
                 value.span(),
                 format!("write it as {label} on its own line, followed by `key = value` lines"),
             );
@@ -1442,7 +1462,7 @@ impl Checker<'_> {
             cx.error(
                 format!(
                     "`{name}` in {label} must be {expected}, found {}",
-                    type_name(value.get_ref())
+                    found(value.get_ref())
                 ),
                 span.clone(),
                 hint,
@@ -1492,7 +1512,7 @@ impl Checker<'_> {
                             self.error(
                                 format!(
                                     "every entry of `{name}` must be a string, found {}",
-                                    type_name(other)
+                                    found(other)
                                 ),
                                 item.span(),
                                 "put each entry in quotes",
@@ -1701,7 +1721,7 @@ impl Checker<'_> {
                         other => self.error(
                             format!(
                                 "environment variable `{var}` must be a string, found {}",
-                                type_name(other)
+                                found(other)
                             ),
                             value.span(),
                             format!("put the value in quotes: {var} = \"...\""),
@@ -1803,7 +1823,7 @@ impl Checker<'_> {
                     self.error(
                         format!(
                             "label `{label_name}` in `{name}` of {label} must be a string, found {}",
-                            type_name(other)
+                            found(other)
                         ),
                         value.span(),
                         hint,
@@ -1881,6 +1901,31 @@ fn cron_field_problem(expr: &str) -> Option<String> {
         ("day of the week", 0, 7),
     ];
     let fields: Vec<&str> = expr.split_whitespace().collect();
+    // croner's own words for these ("Pattern must have between 5 and 7 fields") name neither
+    // what was written nor the presets.
+    if let Some(preset) = fields.first().filter(|f| f.starts_with('@')) {
+        let known = [
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@hourly",
+        ];
+        if !known.contains(&preset.to_ascii_lowercase().as_str()) || fields.len() > 1 {
+            return Some(format!(
+                "`{preset}` is not a preset; the presets are {}, each on its own",
+                known.join(", ")
+            ));
+        }
+    }
+    if !(5..=7).contains(&fields.len()) {
+        return Some(format!(
+            "it has {} field{} where cron has 5 (or 6, seconds first)",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" }
+        ));
+    }
     if fields.len() != FIELDS.len() {
         return None;
     }

@@ -668,3 +668,13 @@ trigger_rule = "ALL_SUCCESS"
         "[dag]\nschedule = \"@daily\"\ntimezone = \"EST\"\n\n[tasks.only]\ncommand = \"true\"\ndepends_on = [\"gone\"]\n"
     ));
 }
+
+#[test]
+fn cron_duration_and_command_mistakes_say_what_was_written() {
+    insta::assert_snapshot!(render(
+        "[dag]\nschedule = \"every day at 2am\"\n\n[tasks.a]\ncommand = \"true\"\nretry_delay = \"1.5h\"\n"
+    ));
+    insta::assert_snapshot!(render(
+        "[dag]\nschedule = \"@every 1h\"\n\n[tasks.a]\ncommand = \"  \"\n"
+    ));
+}

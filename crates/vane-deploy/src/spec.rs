@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use vane_dag::config::{
-    DeValue, Field, Spanned, TaskChecker, Ty, field, integer, is_ident, suggestion, type_name,
+    DeValue, Field, Spanned, TaskChecker, Ty, field, found, integer, is_ident, suggestion,
     with_default,
 };
 use vane_dag::{KindParser, Template, parse_duration};
@@ -637,7 +637,7 @@ fn stages(
         sub.error(
             format!(
                 "`stages` must be a table of stages, found {}",
-                type_name(value.get_ref())
+                found(value.get_ref())
             ),
             value.span(),
             format!("write [tasks.{task_id}.stages.canary] and [tasks.{task_id}.stages.production] tables"),
@@ -695,7 +695,7 @@ fn one_stage(
         sub.error(
             format!(
                 "stage `{name}` of task `{task_id}` must be a table, found {}",
-                type_name(value.get_ref())
+                found(value.get_ref())
             ),
             value.span(),
             format!("write [tasks.{task_id}.stages.{name}] with `command = \"...\"`"),
@@ -760,10 +760,7 @@ fn one_stage(
         }
         Some((v, other)) => {
             sub.error(
-                format!(
-                    "`soak` must be a duration string, found {}",
-                    type_name(other)
-                ),
+                format!("`soak` must be a duration string, found {}", found(other)),
                 v.span(),
                 "write soak = \"30s\"",
             );
@@ -780,7 +777,7 @@ fn one_stage(
             sub.error(
                 format!(
                     "`min_samples` must be a whole number of 0 or more, found {}",
-                    type_name(other)
+                    found(other)
                 ),
                 v.span(),
                 "write e.g. min_samples = 200: below this `samples` metric the gate waits for a person",
@@ -794,10 +791,7 @@ fn one_stage(
         Some((_, DeValue::Boolean(b))) => *b,
         Some((v, other)) => {
             sub.error(
-                format!(
-                    "`approval` must be true or false, found {}",
-                    type_name(other)
-                ),
+                format!("`approval` must be true or false, found {}", found(other)),
                 v.span(),
                 "write approval = true to wait for `vane approve` after the gate passes",
             );
@@ -827,7 +821,7 @@ fn one_stage(
                     },
                     other => {
                         sub.error(
-                            format!("a gate must be a string, found {}", type_name(other)),
+                            format!("a gate must be a string, found {}", found(other)),
                             item.span(),
                             "write gate = [\"accuracy >= 0.9\"]",
                         );
@@ -840,7 +834,7 @@ fn one_stage(
             sub.error(
                 format!(
                     "`gate` must be a list of conditions, found {}",
-                    type_name(other)
+                    found(other)
                 ),
                 v.span(),
                 "write gate = [\"accuracy >= production.accuracy - 0.01\"]",
