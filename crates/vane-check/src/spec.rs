@@ -400,6 +400,7 @@ fn parse(
         );
         return None;
     };
+    let written = dataset;
     let dataset = sub.template(dataset, "`dataset`");
     // The generic key check reported a wrong `format` or `severity` already.
     let format = match table.get("format").map(|v| v.get_ref()) {
@@ -407,6 +408,21 @@ fn parse(
         Some(DeValue::String(s)) if s == "jsonl" => Some(Format::Jsonl),
         _ => None,
     };
+    // The run would fail reading a file whose format it cannot tell: say so now, when the
+    // extension is written out (not made by a template).
+    if let (DeValue::String(path), None, None) = (written.get_ref(), format, table.get("format"))
+        && let Err(why) = crate::dataset::format_of(std::path::Path::new(path.as_ref()), None)
+        && std::path::Path::new(path.as_ref())
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| !e.contains("}}"))
+    {
+        sub.error(
+            why,
+            written.span(),
+            "vane reads CSV (`.csv`) and JSON Lines (`.jsonl`, `.ndjson`) only",
+        );
+    }
     let severity = match table.get("severity").map(|v| v.get_ref()) {
         Some(DeValue::String(s)) if s == "warn" => CheckSeverity::Warn,
         _ => CheckSeverity::Error,
@@ -585,6 +601,32 @@ impl Parser<'_, '_, '_> {
             }
             DeValue::Integer(_) | DeValue::Float(_) if how != BoundUse::Range => {
                 let n = number(value.get_ref()).unwrap_or(0.0);
+                // A share outside [0, 1] or a negative count passes always or never.
+                let impossible = match how {
+                    BoundUse::Fraction => !(0.0..=1.0).contains(&n),
+                    _ => n < 0.0,
+                };
+                if impossible {
+                    let (what, hint) = if how == BoundUse::Fraction {
+                        (
+                            "a share of values, from 0 to 1",
+                            format!(
+                                "write e.g. {} = 0.99 for 99 %",
+                                name.rsplit('.').next().unwrap_or(name)
+                            ),
+                        )
+                    } else {
+                        (
+                            "a count, 0 or more",
+                            format!(
+                                "write e.g. {} = 100",
+                                name.rsplit('.').next().unwrap_or(name)
+                            ),
+                        )
+                    };
+                    self.error(format!("{label} is {what}, found {n}"), value.span(), hint);
+                    return;
+                }
                 let bound = if how == BoundUse::Count {
                     Bound::Fixed {
                         min: Some(n),
@@ -805,6 +847,36 @@ impl Parser<'_, '_, '_> {
                 let name = format!("{column}.{check}");
                 self.column_check(column, check, &name, v);
             }
+            self.range_that_admits_something(column, table);
+        }
+    }
+
+    /// A column's `min` above its `max` fails every row, whatever the data: a typo, not a check.
+    fn range_that_admits_something(&mut self, column: &str, table: &DeTable<'_>) {
+        let of_column = |kind: fn(&CheckKind) -> Option<f64>| {
+            self.checks
+                .iter()
+                .filter(|c| c.column.as_deref() == Some(column))
+                .find_map(|c| kind(&c.kind))
+        };
+        let min = of_column(|k| match k {
+            CheckKind::Min(n) => Some(*n),
+            _ => None,
+        });
+        let max = of_column(|k| match k {
+            CheckKind::Max(n) => Some(*n),
+            _ => None,
+        });
+        if let (Some(min), Some(max), Some(at)) = (min, max, table.get("max"))
+            && min > max
+        {
+            self.error(
+                format!(
+                    "column `{column}` has `min = {min}` above `max = {max}`: no value can pass"
+                ),
+                at.span(),
+                "swap them, or fix the one that is wrong",
+            );
         }
     }
 

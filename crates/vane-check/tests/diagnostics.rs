@@ -123,3 +123,20 @@ cache = true
 "#
     ));
 }
+
+/// Checks no data can pass, and a file the run could not read: each caught before it runs.
+#[test]
+fn checks_that_can_never_run_as_meant() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.check]
+kind = "validate"
+dataset = "data/users.parquet"
+rows = -10
+
+[tasks.check.columns.age]
+completeness = 1.5
+min = 10
+max = 1
+"#
+    ));
+}
