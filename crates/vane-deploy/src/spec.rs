@@ -516,10 +516,25 @@ fn parse_gate(text: &str) -> Result<Gate, GateError> {
         };
         let e = p.expr()?;
         if p.at < p.toks.len() {
+            // `50ms`, `2%`: a number with a unit written against it.
+            let unit = match (p.at.checked_sub(1).map(|i| &p.toks[i]), &p.toks[p.at]) {
+                (Some((Tok::Num(_), before)), (Tok::Name(unit), after))
+                    if before.end == after.start =>
+                {
+                    Some(unit.clone())
+                }
+                _ => None,
+            };
+            let hint = match unit {
+                Some(unit) => format!(
+                    "gates compare plain numbers: drop `{unit}`, and report the metric in the unit the number is in"
+                ),
+                None => "join terms with `+`, `-` or `*`".into(),
+            };
             return Err((
                 "unexpected text after the expression".into(),
                 p.span(),
-                "join terms with `+`, `-` or `*`".into(),
+                hint,
             ));
         }
         Ok(e)
@@ -915,7 +930,12 @@ mod tests {
         assert_eq!(range, 9..11);
         let (msg, _, _) = parse_gate("accuracy").unwrap_err();
         assert!(msg.contains("compare"), "{msg}");
-        let (_, range, _) = parse_gate("a >= b c").unwrap_err();
+        let (_, range, hint) = parse_gate("a >= b c").unwrap_err();
         assert_eq!(range, 7..8);
+        assert!(hint.contains("join terms"), "{hint}");
+        // A unit on a number: the hint says to drop it, not to join terms.
+        let (_, range, hint) = parse_gate("p95_latency < 50ms").unwrap_err();
+        assert_eq!(range, 16..18);
+        assert!(hint.contains("drop `ms`"), "{hint}");
     }
 }
