@@ -320,9 +320,28 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
         println!("{model} v{target} is in production and was put in place again");
         return Ok(ExitCode::SUCCESS);
     }
+    // `--to` may name a version that never served (one that failed its canary): saying it is
+    // "back" would tell the person on call it is known good.
+    let served = store
+        .ledger(Some(model))?
+        .iter()
+        .any(|e| e.version == target && e.to_stage == "production");
+    let stage = store
+        .model_versions(Some(model))?
+        .into_iter()
+        .find(|v| v.version == target)
+        .map(|v| v.stage);
     plan.record(&*store, &args.reason, &by)?;
+    let now = if served {
+        "is back in production".to_owned()
+    } else {
+        format!(
+            "is in production for the first time: it had never served there (it was `{}`)",
+            stage.as_deref().unwrap_or("registered")
+        )
+    };
     println!(
-        "{model} v{target} is back in production{} (by {by}: {})",
+        "{model} v{target} {now}{} (by {by}: {})",
         plan.current
             .map(|c| format!(
                 ", replacing v{c}, now `failed`: no automatic rollout serves it again"

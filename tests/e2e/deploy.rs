@@ -188,6 +188,15 @@ fn a_worse_candidate_fails_its_canary_gate_and_is_rolled_back() {
             .starts_with("canary gate failed: accuracy 0.8 <"),
         "{failed:#}"
     );
+
+    // A person may still put it in production by hand, but is not told it is "back".
+    p.vane(&[
+        "rollback", "churn", "--to", "v2", "--reason", "try it", "--by", "eve",
+    ])
+    .success()
+    .stdout_contains(
+        "churn v2 is in production for the first time: it had never served there (it was `failed`)",
+    );
 }
 
 /// Starts `vane run` in the background and waits until its rollout waits at `stage`.
