@@ -66,7 +66,9 @@ pub fn num(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" || s == "0" {
-        format!("{x}")
+        // Too small for four decimals, yet not zero: four significant digits, not the
+        // 50-digit expansion of a float's noise (`6.163e-33`).
+        format!("{x:.3e}")
     } else {
         s.to_owned()
     }
@@ -1079,4 +1081,19 @@ fn reapply(
         evidence: &evidence,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num;
+
+    #[test]
+    fn numbers_read_as_a_person_writes_them() {
+        assert_eq!(num(3.0), "3");
+        assert_eq!(num(0.1 + 0.2), "0.3");
+        assert_eq!(num(-0.15000000000000002), "-0.15");
+        // Drift between identical distributions is float noise: shown short, not as 50 digits.
+        assert_eq!(num(6.162975822039154e-33), "6.163e-33");
+        assert_eq!(num(0.00001234), "1.234e-5");
+    }
 }
