@@ -149,13 +149,9 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
         }
         eprint!("{}", file.render_diagnostics());
         printed = true;
-        for d in &file.parsed.diagnostics {
-            if d.is_error() {
-                errors += 1;
-            } else {
-                warnings += 1;
-            }
-        }
+        let tally = file.tally();
+        errors += tally.errors;
+        warnings += tally.warnings;
     }
     // The scheduler config too, when there is one: a typo there fails here (in CI), not when
     // the scheduler starts, and a DAG's alert rule naming a channel it does not declare is a

@@ -351,3 +351,31 @@ fn an_error_says_its_cause_once() {
         out.stderr
     );
 }
+
+/// A file with 1000 errors showed the first 200 and "... and 800 more problems", then the
+/// summary said "failed: 201 errors".
+#[test]
+fn validate_counts_every_problem_past_those_shown() {
+    let many: String = (0..1000)
+        .map(|i| format!("[tasks.t{i}]\ncommand = \"true\"\ndepends_on = [\"x{i}\"]\n"))
+        .collect();
+    let p = Project::new().dag("good", GOOD).dag("many", &many);
+    let out = p
+        .vane(&["validate"])
+        .code(1)
+        .stderr_contains("... and 800 more problems in this file");
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("failed: 1000 errors, 0 warnings in 1 of 2 files"),
+        "{}",
+        out.stderr
+    );
+    let dags = p.vane(&["dags"]).success();
+    assert!(
+        dags.stdout
+            .contains("invalid: dags/many.toml (1000 errors;"),
+        "{}",
+        dags.stdout
+    );
+}

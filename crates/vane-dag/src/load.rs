@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Tally};
 use crate::model::Dag;
 use crate::parse::{Parsed, parse_dag_with};
 use crate::registry::Registry;
@@ -19,13 +19,14 @@ pub struct DagFile {
 }
 
 impl DagFile {
-    /// How many errors (not warnings) the file has.
+    /// How many errors (not warnings) the file has, shown or not.
     pub fn error_count(&self) -> usize {
-        self.parsed
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .count()
+        self.tally().errors
+    }
+
+    /// How many errors and warnings the file has, counting those past the most shown.
+    pub fn tally(&self) -> Tally {
+        Tally::of(&self.parsed.diagnostics)
     }
 
     /// Renders every diagnostic of the file, compiler style.
@@ -225,5 +226,32 @@ mod tests {
         assert!(shown.contains("--> latin.toml:2:23\n"), "{shown}");
         assert!(shown.contains("= hint: DAG files must be UTF-8"), "{shown}");
         assert!(shown.contains("cr\u{FFFD}me"), "{shown}");
+    }
+
+    /// A file with 1000 errors showed 200 and "... and 800 more", and counted 201: the
+    /// summary of `vane validate` and `vane dags` said 201 errors.
+    #[test]
+    fn a_file_counts_the_problems_past_those_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("many.toml");
+        let source: String = (0..1000)
+            .map(|i| format!("[tasks.t{i}]\ncommand = \"true\"\ndepends_on = [\"x{i}\"]\n"))
+            .collect();
+        std::fs::write(&path, source).unwrap();
+        let set = load_paths(std::slice::from_ref(&path), &Registry::default()).unwrap();
+        let file = &set.files[0];
+        assert_eq!(file.parsed.diagnostics.len(), 201, "the display cap stays");
+        assert_eq!(
+            file.parsed.diagnostics[200].message,
+            "... and 800 more problems in this file"
+        );
+        assert_eq!(file.error_count(), 1000);
+        assert_eq!(
+            file.tally(),
+            Tally {
+                errors: 1000,
+                warnings: 0
+            }
+        );
     }
 }
