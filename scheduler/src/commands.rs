@@ -136,7 +136,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     } else {
         paths.to_vec()
     };
-    let set = vane_dag::load_paths(&paths, &vane_app::registry())?;
+    let set = vane_dag::load_paths(&paths, &vane_app::registry());
     let mut errors = 0;
     let mut warnings = 0;
     let mut printed = false;

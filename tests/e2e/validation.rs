@@ -379,3 +379,34 @@ fn validate_counts_every_problem_past_those_shown() {
         dags.stdout
     );
 }
+
+/// `vane validate nonexist.toml dags` printed only "error: nonexist.toml does not exist": no
+/// other file was checked and there was no summary.
+#[test]
+fn a_path_that_does_not_exist_is_reported_and_the_others_are_checked() {
+    let p = mixed_project();
+    let out = p.vane(&["validate", "nonexist.toml", "dags"]).code(1);
+    assert!(
+        out.stderr.starts_with(
+            "error: `nonexist.toml` does not exist\n --> nonexist.toml\n  = hint: check the spelling, and that the file is in this checkout"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("--> dags/bad_one.toml:2:1"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("failed: 12 errors, 0 warnings in 3 of 4 files"),
+        "{}",
+        out.stderr
+    );
+    // Alone, it fails the same way.
+    p.vane(&["validate", "nonexist.toml"])
+        .code(1)
+        .stderr_contains("failed: 1 error, 0 warnings in 1 of 1 file");
+}

@@ -71,39 +71,72 @@ impl DagSet {
 /// with `kinds` reading built-in tasks.
 ///
 /// # Errors
-/// Fails only when the folder itself cannot be read; unreadable files become diagnostics.
+/// Fails only when the folder itself does not exist or cannot be read; unreadable files become
+/// diagnostics.
 pub fn load_dir(dir: &Path, registry: &Registry) -> io::Result<DagSet> {
-    load_paths(&[dir.to_path_buf()], registry)
-}
-
-/// Loads DAG files and folders of DAG files.
-///
-/// # Errors
-/// Fails when a path does not exist or a folder cannot be read.
-pub fn load_paths(paths: &[PathBuf], registry: &Registry) -> io::Result<DagSet> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else if path.exists() {
-            files.push(path.clone());
-        } else {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} does not exist", path.display()),
-            ));
-        }
-    }
+    // Unlike one path among those given to `vane validate`, the DAG folder is all there is to
+    // load: without it there is nothing to schedule or run, and the caller says so and stops.
+    let files = toml_files(dir)?;
     let mut set = DagSet {
-        files: files.into_iter().map(|p| load_file(&p, registry)).collect(),
+        files: files.iter().map(|p| load_file(p, registry)).collect(),
     };
     reject_duplicate_ids(&mut set);
     Ok(set)
+}
+
+/// Loads DAG files and folders of DAG files, as `vane validate` is given them. It never fails:
+/// a path that does not exist (or a folder that cannot be read) becomes a file with that
+/// error, so a typo in one path still lets every other one be checked.
+pub fn load_paths(paths: &[PathBuf], registry: &Registry) -> DagSet {
+    let mut files = Vec::new();
+    for path in paths {
+        match toml_files(path) {
+            Ok(found) => files.extend(found.iter().map(|p| load_file(p, registry))),
+            Err(error) => files.push(missing(path, &error)),
+        }
+    }
+    let mut set = DagSet { files };
+    reject_duplicate_ids(&mut set);
+    set
+}
+
+/// The DAG files a path names: itself, or the `*.toml` files directly inside a folder, sorted.
+fn toml_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        found.sort();
+        Ok(found)
+    } else if path.exists() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} does not exist", path.display()),
+        ))
+    }
+}
+
+/// A path given to [`load_paths`] that cannot be loaded, as a file with that error.
+fn missing(path: &Path, error: &io::Error) -> DagFile {
+    let diagnostic = if error.kind() == io::ErrorKind::NotFound {
+        Diagnostic::error(format!("`{}` does not exist", path.display()), None).hint(
+            "check the spelling, and that the file is in this checkout; a relative path starts from the current folder",
+        )
+    } else {
+        Diagnostic::error(format!("cannot read the folder: {error}"), None)
+            .hint("check that you may read and list the folder")
+    };
+    DagFile {
+        path: path.to_path_buf(),
+        source: String::new(),
+        parsed: Parsed {
+            dag: None,
+            diagnostics: vec![diagnostic],
+        },
+    }
 }
 
 fn load_file(path: &Path, registry: &Registry) -> DagFile {
@@ -210,7 +243,7 @@ mod tests {
         let mut bytes = b"[dag]\ndescription = \"caf\xC3\xA9 ".to_vec();
         bytes.extend_from_slice(b"cr\xE8me\"\n[tasks.a]\ncommand = \"true\"\n");
         std::fs::write(&path, &bytes).unwrap();
-        let set = load_paths(std::slice::from_ref(&path), &Registry::default()).unwrap();
+        let set = load_paths(std::slice::from_ref(&path), &Registry::default());
         let file = &set.files[0];
         assert!(file.parsed.dag.is_none());
         let diag = &file.parsed.diagnostics[0];
@@ -238,7 +271,7 @@ mod tests {
             .map(|i| format!("[tasks.t{i}]\ncommand = \"true\"\ndepends_on = [\"x{i}\"]\n"))
             .collect();
         std::fs::write(&path, source).unwrap();
-        let set = load_paths(std::slice::from_ref(&path), &Registry::default()).unwrap();
+        let set = load_paths(std::slice::from_ref(&path), &Registry::default());
         let file = &set.files[0];
         assert_eq!(file.parsed.diagnostics.len(), 201, "the display cap stays");
         assert_eq!(
@@ -253,5 +286,34 @@ mod tests {
                 warnings: 0
             }
         );
+    }
+
+    /// `vane validate nonexist.toml good/` printed only "nonexist.toml does not exist": no
+    /// other path was checked and there was no summary.
+    #[test]
+    fn a_path_that_does_not_exist_is_a_problem_of_its_own_and_the_others_are_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "[tasks.a]\ncommand = \"true\"\n").unwrap();
+        let missing = dir.path().join("nonexist.toml");
+        let set = load_paths(&[missing.clone(), dir.path().into()], &Registry::default());
+        assert_eq!(set.files.len(), 2);
+        assert_eq!(set.files[0].path, missing);
+        let diag = &set.files[0].parsed.diagnostics[0];
+        assert_eq!(
+            diag.message,
+            format!("`{}` does not exist", missing.display())
+        );
+        assert!(diag.is_error() && diag.span.is_none());
+        assert!(
+            diag.hint
+                .as_deref()
+                .unwrap()
+                .starts_with("check the spelling")
+        );
+        assert_eq!(set.dags().count(), 1, "the good file is still loaded");
+        // The scheduler's DAG folder is all it loads: missing, that stops it.
+        let error = load_dir(&missing, &Registry::default()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }
 }
