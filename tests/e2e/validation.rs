@@ -410,3 +410,29 @@ fn a_path_that_does_not_exist_is_reported_and_the_others_are_checked() {
         .code(1)
         .stderr_contains("failed: 1 error, 0 warnings in 1 of 1 file");
 }
+
+/// The same file given twice was a duplicate of itself: `vane validate a.toml a.toml` said
+/// its DAG id "is already used by a.toml", and `vane validate dags ./dags` counted each file
+/// twice.
+#[test]
+fn a_file_given_twice_is_checked_once() {
+    let p = Project::new()
+        .dag("good", GOOD)
+        .dag("other", "[tasks.only]\ncommand = \"true\"\n");
+    let out = p
+        .vane(&["validate", "dags/good.toml", "dags/good.toml"])
+        .success();
+    assert_eq!(out.stdout, "ok: 1 DAG, 4 tasks\n");
+    assert_eq!(out.stderr, "");
+    let out = p
+        .vane(&["validate", "dags", "./dags", "dags/other.toml"])
+        .success();
+    assert_eq!(out.stdout, "ok: 2 DAGs, 5 tasks\n");
+    assert_eq!(out.stderr, "");
+    // The first spelling is the one shown.
+    p.write("dags/bad.toml", "[tasks.x]\ncomand = \"true\"\n");
+    p.vane(&["validate", "./dags/bad.toml", "dags"])
+        .code(1)
+        .stderr_contains("--> ./dags/bad.toml:2:1")
+        .stderr_contains("failed: 2 errors, 0 warnings in 1 of 3 files");
+}

@@ -1,7 +1,7 @@
 //! Reading DAG files from disk. A broken file never hides the others: each file carries its
 //! own diagnostics, and only the valid DAGs are runnable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -86,13 +86,27 @@ pub fn load_dir(dir: &Path, registry: &Registry) -> io::Result<DagSet> {
 
 /// Loads DAG files and folders of DAG files, as `vane validate` is given them. It never fails:
 /// a path that does not exist (or a folder that cannot be read) becomes a file with that
-/// error, so a typo in one path still lets every other one be checked.
+/// error, so a typo in one path still lets every other one be checked. A file named twice
+/// (`a.toml a.toml`, `dags ./dags`, `dags dags/etl.toml`) is loaded once, under the spelling
+/// first given: twice, it would be counted twice and its DAG id would clash with itself.
 pub fn load_paths(paths: &[PathBuf], registry: &Registry) -> DagSet {
     let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for path in paths {
         match toml_files(path) {
-            Ok(found) => files.extend(found.iter().map(|p| load_file(p, registry))),
-            Err(error) => files.push(missing(path, &error)),
+            Ok(found) => {
+                for file in found {
+                    let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+                    if seen.insert(same) {
+                        files.push(load_file(&file, registry));
+                    }
+                }
+            }
+            Err(error) => {
+                if seen.insert(path.clone()) {
+                    files.push(missing(path, &error));
+                }
+            }
         }
     }
     let mut set = DagSet { files };
@@ -315,5 +329,23 @@ mod tests {
         // The scheduler's DAG folder is all it loads: missing, that stops it.
         let error = load_dir(&missing, &Registry::default()).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// `vane validate a.toml a.toml` said DAG id `a` "is already used by a.toml", and
+    /// `vane validate good ./good` counted every file twice, each a duplicate of itself.
+    #[test]
+    fn a_file_named_twice_is_loaded_once_under_its_first_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.toml");
+        std::fs::write(&a, "[tasks.a]\ncommand = \"true\"\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "[tasks.b]\ncommand = \"true\"\n").unwrap();
+        let dotted = dir.path().join(".").join("a.toml");
+        let set = load_paths(
+            &[a.clone(), dotted, dir.path().join("."), dir.path().into()],
+            &Registry::default(),
+        );
+        let paths: Vec<&Path> = set.files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(paths, [a.as_path(), &dir.path().join("./b.toml")]);
+        assert_eq!(set.diagnostics().count(), 0, "{set:?}");
     }
 }
