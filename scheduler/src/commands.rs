@@ -1033,10 +1033,10 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     for file in view.invalid() {
         let errors = file.error_count();
         println!(
-            "invalid: {} ({errors} error{}; run `vane validate {}`)",
+            "invalid: {} ({errors} error{}; run `{}`)",
             file.path.display(),
             plural(errors),
-            file.path.display()
+            vane_app::validate_command(file)
         );
     }
     Ok(ExitCode::SUCCESS)

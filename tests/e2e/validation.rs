@@ -436,3 +436,38 @@ fn a_file_given_twice_is_checked_once() {
         .stderr_contains("--> ./dags/bad.toml:2:1")
         .stderr_contains("failed: 2 errors, 0 warnings in 1 of 3 files");
 }
+
+/// A DAG id in two files was blamed on the one sorting later, with no line: a copy named
+/// `fraud copy.toml` made the original the culprit, and `vane dags` then said to run `vane
+/// validate dags/fraud_scoring.toml`, which alone printed ok.
+#[test]
+fn a_dag_id_in_two_files_is_reported_in_both_and_dags_hints_a_command_that_shows_it() {
+    let p = Project::new()
+        .dag("good", GOOD)
+        .dag("fraud_scoring", "[tasks.score]\ncommand = \"true\"\n")
+        .dag(
+            "fraud copy",
+            "[dag]\nid = \"fraud_scoring\"\n\n[tasks.score]\ncommand = \"true\"\n",
+        );
+    let out = p.vane(&["validate"]).code(1);
+    insta::assert_snapshot!("validate_dag_id_in_two_files", out.stderr);
+
+    let out = p.vane(&["dags"]).success();
+    for hint in [
+        "invalid: dags/fraud copy.toml (1 error; run `vane validate 'dags/fraud copy.toml' dags/fraud_scoring.toml`)",
+        "invalid: dags/fraud_scoring.toml (1 error; run `vane validate dags/fraud_scoring.toml 'dags/fraud copy.toml'`)",
+    ] {
+        assert!(out.stdout.contains(hint), "{}", out.stdout);
+    }
+    // The command hinted shows the problem.
+    p.vane(&[
+        "validate",
+        "dags/fraud_scoring.toml",
+        "dags/fraud copy.toml",
+    ])
+    .code(1)
+    .stderr_contains("is also the id of dags/fraud copy.toml:2:6");
+    p.vane(&["run", "fraud_scoring"])
+        .failure()
+        .stderr_contains("DAG `fraud_scoring` in dags/fraud copy.toml does not validate");
+}

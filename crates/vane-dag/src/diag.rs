@@ -195,7 +195,7 @@ fn ceil_boundary(source: &str, offset: usize) -> usize {
     offset
 }
 
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_boundary(source, offset);
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;

@@ -3,9 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::diag::{Diagnostic, Tally};
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diagnostic, Tally, line_col};
 use crate::model::Dag;
 use crate::parse::{Parsed, parse_dag_with};
 use crate::registry::Registry;
@@ -16,6 +19,17 @@ pub struct DagFile {
     pub path: PathBuf,
     pub source: String,
     pub parsed: Parsed,
+    /// The DAG id this file has with other files, which keeps its DAG from loading.
+    pub shared_id: Option<SharedId>,
+}
+
+/// A DAG id that more than one file has (see [`DagFile::shared_id`]).
+#[derive(Debug, Clone)]
+pub struct SharedId {
+    pub id: String,
+    /// The other files with it: checking one file alone would not show the problem, so
+    /// `vane validate` must be given them too.
+    pub with: Vec<PathBuf>,
 }
 
 impl DagFile {
@@ -50,11 +64,17 @@ impl DagSet {
             .filter_map(|f| f.parsed.dag.as_ref().map(|d| (d, f)))
     }
 
-    /// The file that defines DAG `id` (or would, by its name, when it does not parse).
+    /// The file that defines DAG `id` (or would, by its name, when it does not parse; or
+    /// does, with another file).
     pub fn find(&self, id: &str) -> Option<&DagFile> {
         self.files
             .iter()
             .find(|f| f.parsed.dag.as_ref().is_some_and(|d| d.id == id))
+            .or_else(|| {
+                self.files
+                    .iter()
+                    .find(|f| f.shared_id.as_ref().is_some_and(|s| s.id == id))
+            })
             .or_else(|| {
                 self.files
                     .iter()
@@ -150,6 +170,7 @@ fn missing(path: &Path, error: &io::Error) -> DagFile {
             dag: None,
             diagnostics: vec![diagnostic],
         },
+        shared_id: None,
     }
 }
 
@@ -166,6 +187,7 @@ fn load_file(path: &Path, registry: &Registry) -> DagFile {
                     path: path.to_path_buf(),
                     source,
                     parsed,
+                    shared_id: None,
                 }
             }
             Err(e) => not_utf8(path, e.as_bytes(), e.utf8_error()),
@@ -180,6 +202,7 @@ fn load_file(path: &Path, registry: &Registry) -> DagFile {
                         .hint("DAG files must be readable UTF-8 text"),
                 ],
             },
+            shared_id: None,
         },
     }
 }
@@ -198,6 +221,7 @@ fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> DagFile {
             dag: None,
             diagnostics: vec![diagnostic],
         },
+        shared_id: None,
     }
 }
 
@@ -220,28 +244,83 @@ pub fn not_utf8_text(bytes: &[u8], error: std::str::Utf8Error, hint: &str) -> (S
     (source, diagnostic)
 }
 
+/// A DAG id that more than one file has. Blaming only the file that sorts later made the
+/// original the culprit whenever its copy sorted first (`fraud copy.toml` before
+/// `fraud_scoring.toml`), and made which of the two runs depend on a file's name. So each of
+/// them is reported, pointing at its own `id` and naming where the others are, and none runs
+/// until the ids are unique: neither file is more likely than the other to be the one meant.
 fn reject_duplicate_ids(set: &mut DagSet) {
-    let mut first: HashMap<String, PathBuf> = HashMap::new();
-    for file in &mut set.files {
-        let Some(id) = file.parsed.dag.as_ref().map(|d| d.id.clone()) else {
-            continue;
-        };
-        match first.get(&id) {
-            Some(other) => {
-                file.parsed.dag = None;
-                file.parsed.diagnostics.push(
-                    Diagnostic::error(
-                        format!("DAG id `{id}` is already used by {}", other.display()),
-                        None,
-                    )
-                    .hint("DAG ids must be unique: set a different `id` under [dag]"),
-                );
-            }
-            None => {
-                first.insert(id, file.path.clone());
-            }
+    let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, file) in set.files.iter().enumerate() {
+        if let Some(dag) = &file.parsed.dag {
+            by_id.entry(dag.id.clone()).or_default().push(i);
         }
     }
+    let mut clashes: Vec<(String, Vec<usize>)> = by_id
+        .into_iter()
+        .filter(|(_, files)| files.len() > 1)
+        .collect();
+    clashes.sort_by_key(|(_, files)| files[0]);
+    for (id, files) in clashes {
+        let places: Vec<(Option<Range<usize>>, String)> = files
+            .iter()
+            .map(|&i| {
+                let file = &set.files[i];
+                let path = file.path.display();
+                match id_span(&file.source) {
+                    Some(span) => {
+                        let (line, col) = line_col(&file.source, span.start);
+                        (Some(span), format!("{path}:{line}:{col}"))
+                    }
+                    None => (None, format!("{path} (by its file name)")),
+                }
+            })
+            .collect();
+        for (k, &i) in files.iter().enumerate() {
+            let others = places
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .map(|(_, (_, at))| at.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (span, _) = &places[k];
+            let whose = if span.is_some() {
+                ""
+            } else {
+                ", from the file name,"
+            };
+            let with = files
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| set.files[j].path.clone())
+                .collect();
+            let file = &mut set.files[i];
+            file.shared_id = Some(SharedId {
+                id: id.clone(),
+                with,
+            });
+            file.parsed.dag = None;
+            file.parsed.diagnostics.push(
+                Diagnostic::error(
+                    format!("DAG id `{id}`{whose} is also the id of {others}"),
+                    span.clone(),
+                )
+                .hint(
+                    "DAG ids must be unique, and no DAG with this id runs until it is: set a different `id = \"...\"` under [dag] (a DAG without one is named after its file)",
+                ),
+            );
+        }
+    }
+}
+
+/// Where `[dag] id` is written in a file that parsed; `None` when the id is the file's name.
+fn id_span(source: &str) -> Option<Range<usize>> {
+    let root = DeTable::parse(source).ok()?;
+    let DeValue::Table(dag) = root.get_ref().get("dag")?.get_ref() else {
+        return None;
+    };
+    Some(dag.get("id")?.span())
 }
 
 #[cfg(test)]
@@ -347,5 +426,58 @@ mod tests {
         let paths: Vec<&Path> = set.files.iter().map(|f| f.path.as_path()).collect();
         assert_eq!(paths, [a.as_path(), &dir.path().join("./b.toml")]);
         assert_eq!(set.diagnostics().count(), 0, "{set:?}");
+    }
+
+    /// Two files with one DAG id: only the one sorting later was blamed, with no line, so a
+    /// copy named `fraud copy.toml` made the original `fraud_scoring.toml` the culprit.
+    #[test]
+    fn a_dag_id_in_two_files_is_reported_in_both_each_naming_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("fraud copy.toml");
+        let original = dir.path().join("fraud_scoring.toml");
+        std::fs::write(
+            &copy,
+            "[dag]\nid = \"fraud_scoring\"\n[tasks.a]\ncommand = \"true\"\n",
+        )
+        .unwrap();
+        std::fs::write(&original, "[tasks.a]\ncommand = \"true\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("other.toml"),
+            "[tasks.a]\ncommand = \"true\"\n",
+        )
+        .unwrap();
+        let set = load_dir(dir.path(), &Registry::default()).unwrap();
+        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+        assert_eq!(ids, ["other"], "neither file with the shared id runs");
+        let [copy_file, original_file, _] = &set.files[..] else {
+            panic!("{set:?}")
+        };
+        let copy_diag = &copy_file.parsed.diagnostics[0];
+        assert_eq!(
+            copy_diag.message,
+            format!(
+                "DAG id `fraud_scoring` is also the id of {} (by its file name)",
+                original.display()
+            )
+        );
+        assert_eq!(copy_diag.line_col(&copy_file.source), Some((2, 6)));
+        let original_diag = &original_file.parsed.diagnostics[0];
+        assert_eq!(
+            original_diag.message,
+            format!(
+                "DAG id `fraud_scoring`, from the file name, is also the id of {}:2:6",
+                copy.display()
+            )
+        );
+        assert_eq!(original_diag.span, None);
+        assert_eq!(
+            original_file.shared_id.as_ref().map(|s| &s.with[..]),
+            Some(&[copy.clone()][..])
+        );
+        assert_eq!(
+            set.find("fraud_scoring").map(|f| &f.path),
+            Some(&copy),
+            "the id still finds a file that says why it does not run"
+        );
     }
 }
