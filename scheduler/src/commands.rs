@@ -140,7 +140,11 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     let mut errors = 0;
     let mut warnings = 0;
     let mut printed = false;
-    for file in &set.files {
+    let fails = |t: vane_dag::Tally| t.errors > 0 || (deny_warnings && t.warnings > 0);
+    // Which files fail, by their place in `set.files`: for their own problems, or for those
+    // found against the scheduler config below, which are fixed in the DAG file too.
+    let mut failing = vec![false; set.files.len()];
+    for (file, failing) in set.files.iter().zip(&mut failing) {
         if file.parsed.diagnostics.is_empty() {
             continue;
         }
@@ -152,6 +156,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
         let tally = file.tally();
         errors += tally.errors;
         warnings += tally.warnings;
+        *failing |= fails(tally);
     }
     // The scheduler config too, when there is one: a typo there fails here (in CI), not when
     // the scheduler starts, and a DAG's alert rule naming a channel it does not declare is a
@@ -176,6 +181,9 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
             let (_, problems) = vane_alerts::AlertsConfig::of(config).with_dag_rules(&set);
             for problem in &problems {
                 say(&problem.rendered);
+                if let Some(at) = set.files.iter().position(|f| f.path == problem.path) {
+                    failing[at] |= problem.severity == vane_dag::Severity::Error || deny_warnings;
+                }
             }
         }
         Some(Err(error)) => match error.diagnostics() {
@@ -200,16 +208,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
                 .join(", ")
         );
     } else if failed {
-        let bad = set
-            .files
-            .iter()
-            .filter(|f| {
-                f.parsed
-                    .diagnostics
-                    .iter()
-                    .any(|d| d.is_error() || deny_warnings)
-            })
-            .count();
+        let bad = failing.iter().filter(|f| **f).count();
         let config_bad = match &config {
             Some(Err(_)) => 1,
             _ => 0,
