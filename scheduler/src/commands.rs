@@ -159,8 +159,10 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
         *failing |= fails(tally);
     }
     // The scheduler config too, when there is one: a typo there fails here (in CI), not when
-    // the scheduler starts, and a DAG's alert rule naming a channel it does not declare is a
-    // warning here, where `--deny-warnings` can make it fail.
+    // the scheduler starts; a task's pool it does not define is an error, as `vane run` would
+    // fail at once; and a DAG's alert rule naming a channel it does not declare is a warning
+    // here, where `--deny-warnings` can make it fail. Without one, pools are not checked: DAG
+    // files are often checked apart from the config of the scheduler that will run them.
     let config = g.config.is_file().then(|| app(g).config());
     let mut say = |rendered: &str| {
         if printed {
@@ -178,6 +180,13 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     };
     match &config {
         Some(Ok(config)) => {
+            let config_name = g.config.display().to_string();
+            for (file, failing) in set.files.iter().zip(&mut failing) {
+                for problem in file.undefined_pools(&config.pools, &config_name) {
+                    say(&problem.render(&file.path.display().to_string(), &file.source));
+                    *failing = true;
+                }
+            }
             let (_, problems) = vane_alerts::AlertsConfig::of(config).with_dag_rules(&set);
             for problem in &problems {
                 say(&problem.rendered);

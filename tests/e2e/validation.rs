@@ -474,3 +474,27 @@ fn a_dag_id_in_two_files_is_reported_in_both_and_dags_hints_a_command_that_shows
         .failure()
         .stderr_contains("DAG `fraud_scoring` in dags/fraud copy.toml does not validate");
 }
+
+/// A task whose pool `vane.toml` did not define passed `vane validate` ("ok: ... (and
+/// vane.toml)"), and `vane run` then failed at once on it.
+#[test]
+fn validate_checks_task_pools_against_the_config() {
+    let train = "[tasks.prepare]\ncommand = \"true\"\npool = \"cpu\"\n\n[tasks.train]\ncommand = \"true\"\npool = \"gpus\"\ndepends_on = [\"prepare\"]\n";
+    let p = Project::new().dag("good", GOOD).dag("train", train);
+    // Without a config, pools are not checked.
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 2 DAGs, 6 tasks\n");
+    p.write("vane.toml", "[pools]\ngpu = 1\ncpu = 2\n");
+    let out = p.vane(&["validate"]).code(1);
+    insta::assert_snapshot!("validate_undefined_pool", out.stderr);
+    // `vane run` refuses the same task, for the same reason.
+    p.vane(&["run", "train"]).failure().stderr_contains(
+        "task `train` uses pool `gpus`, which the scheduler config does not define",
+    );
+    p.write("vane.toml", "[pools]\ngpus = 1\ncpu = 2\n");
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 2 DAGs, 6 tasks (and vane.toml)");
+    p.vane(&["run", "train"]).success();
+}

@@ -1,14 +1,14 @@
 //! Reading DAG files from disk. A broken file never hides the others: each file carries its
 //! own diagnostics, and only the valid DAGs are runnable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Diagnostic, Tally, line_col};
+use crate::diag::{Diagnostic, Tally, did_you_mean, line_col};
 use crate::model::Dag;
 use crate::parse::{Parsed, parse_dag_with};
 use crate::registry::Registry;
@@ -41,6 +41,39 @@ impl DagFile {
     /// How many errors and warnings the file has, counting those past the most shown.
     pub fn tally(&self) -> Tally {
         Tally::of(&self.parsed.diagnostics)
+    }
+
+    /// An error for each task of the file's DAG whose `pool` is not in `pools`, the `[pools]`
+    /// of the scheduler config at `config`, pointing at the task's `pool = "..."`: a run of
+    /// the DAG would fail at once on it (see [`Dag::undefined_pools`]). None for a file whose
+    /// DAG does not load: it cannot run anyway, and its own errors come first.
+    pub fn undefined_pools(
+        &self,
+        pools: &BTreeMap<String, usize>,
+        config: &str,
+    ) -> Vec<Diagnostic> {
+        let Some(dag) = &self.parsed.dag else {
+            return Vec::new();
+        };
+        dag.undefined_pools(pools)
+            .map(|(task, pool)| {
+                let add = format!(
+                    "add `[pools] {pool} = N` to {config}, N being how many of its tasks may run at once"
+                );
+                let hint = match did_you_mean(pool, pools.keys().map(String::as_str)) {
+                    Some(close) => format!("did you mean `{close}`? Or {add}"),
+                    None => add,
+                };
+                Diagnostic::error(
+                    format!(
+                        "task `{}` uses pool `{pool}`, which the scheduler config does not define",
+                        task.id
+                    ),
+                    value_span(&self.source, &["tasks", &task.id, "pool"]),
+                )
+                .hint(hint)
+            })
+            .collect()
     }
 
     /// Renders every diagnostic of the file, compiler style.
@@ -316,11 +349,23 @@ fn reject_duplicate_ids(set: &mut DagSet) {
 
 /// Where `[dag] id` is written in a file that parsed; `None` when the id is the file's name.
 fn id_span(source: &str) -> Option<Range<usize>> {
+    value_span(source, &["dag", "id"])
+}
+
+/// Where the value of the key at `path` (`["tasks", "train", "pool"]`) is written in a file
+/// that parses. The checked [`Dag`] keeps no positions, so a check that needs the DAG and
+/// something outside the file (other files, the scheduler config) finds them again here.
+fn value_span(source: &str, path: &[&str]) -> Option<Range<usize>> {
     let root = DeTable::parse(source).ok()?;
-    let DeValue::Table(dag) = root.get_ref().get("dag")?.get_ref() else {
-        return None;
-    };
-    Some(dag.get("id")?.span())
+    let (last, tables) = path.split_last()?;
+    let mut table = root.get_ref();
+    for key in tables {
+        let DeValue::Table(inner) = table.get(*key)?.get_ref() else {
+            return None;
+        };
+        table = inner;
+    }
+    Some(table.get(*last)?.span())
 }
 
 #[cfg(test)]
@@ -479,5 +524,53 @@ mod tests {
             Some(&copy),
             "the id still finds a file that says why it does not run"
         );
+    }
+
+    /// A task whose pool the scheduler config did not define passed `vane validate`, and
+    /// `vane run` then failed at once on it.
+    #[test]
+    fn a_pool_the_config_does_not_define_is_an_error_at_the_tasks_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.toml");
+        std::fs::write(
+            &path,
+            "[tasks]\nc = { command = \"true\", pool = \"cpu\" }\n\n[tasks.a]\ncommand = \"true\"\npool = \"gpus\"\n\n[tasks.b]\ncommand = \"true\"\npool = \"cpu\"\n",
+        )
+        .unwrap();
+        let set = load_paths(std::slice::from_ref(&path), &Registry::default());
+        let file = &set.files[0];
+        assert!(file.parsed.dag.is_some(), "{:?}", file.parsed.diagnostics);
+        let pools: BTreeMap<String, usize> = [("gpu".to_owned(), 1), ("cpu".to_owned(), 2)].into();
+        let found = file.undefined_pools(&pools, "vane.toml");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].message,
+            "task `a` uses pool `gpus`, which the scheduler config does not define"
+        );
+        assert_eq!(found[0].line_col(&file.source), Some((6, 8)));
+        assert_eq!(
+            found[0].hint.as_deref(),
+            Some(
+                "did you mean `gpu`? Or add `[pools] gpus = N` to vane.toml, N being how many of its tasks may run at once"
+            )
+        );
+        let none = BTreeMap::new();
+        let found = file.undefined_pools(&none, "vane.toml");
+        assert_eq!(found.len(), 3);
+        // An inline table's `pool` is found too.
+        assert_eq!(found[0].line_col(&file.source), Some((2, 32)));
+        assert_eq!(
+            found[0].hint.as_deref(),
+            Some(
+                "add `[pools] cpu = N` to vane.toml, N being how many of its tasks may run at once"
+            )
+        );
+        // What the engine refuses to run, the same rule.
+        let dag = file.parsed.dag.as_ref().unwrap();
+        let refused: Vec<(&str, &str)> = dag
+            .undefined_pools(&pools)
+            .map(|(t, p)| (t.id.as_str(), p))
+            .collect();
+        assert_eq!(refused, [("a", "gpus")]);
     }
 }
