@@ -129,9 +129,9 @@ impl Global {
 pub(crate) enum Command {
     /// Check DAG files like a compiler: every problem, with file:line:col and a hint.
     ///
-    /// The scheduler config (vane.toml, or --config) too, when there is one, and the DAGs'
-    /// alert rules against its channels. Exits 0 when every file is valid, 1 when any has an
-    /// error.
+    /// The scheduler config (vane.toml, or --config) too, when there is one, and the DAGs
+    /// against it: each task's pool against its [pools], and alert rules against its
+    /// channels. Exits 0 when every file is valid, 1 when any has an error.
     Validate(ValidateArgs),
     /// Print the JSON Schema of DAG files, for editors (taplo, Even Better TOML).
     Schema(SchemaArgs),

@@ -136,11 +136,15 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     } else {
         paths.to_vec()
     };
-    let set = vane_dag::load_paths(&paths, &vane_app::registry())?;
+    let set = vane_dag::load_paths(&paths, &vane_app::registry());
     let mut errors = 0;
     let mut warnings = 0;
     let mut printed = false;
-    for file in &set.files {
+    let fails = |t: vane_dag::Tally| t.errors > 0 || (deny_warnings && t.warnings > 0);
+    // Which files fail, by their place in `set.files`: for their own problems, or for those
+    // found against the scheduler config below, which are fixed in the DAG file too.
+    let mut failing = vec![false; set.files.len()];
+    for (file, failing) in set.files.iter().zip(&mut failing) {
         if file.parsed.diagnostics.is_empty() {
             continue;
         }
@@ -149,17 +153,16 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
         }
         eprint!("{}", file.render_diagnostics());
         printed = true;
-        for d in &file.parsed.diagnostics {
-            if d.is_error() {
-                errors += 1;
-            } else {
-                warnings += 1;
-            }
-        }
+        let tally = file.tally();
+        errors += tally.errors;
+        warnings += tally.warnings;
+        *failing |= fails(tally);
     }
     // The scheduler config too, when there is one: a typo there fails here (in CI), not when
-    // the scheduler starts, and a DAG's alert rule naming a channel it does not declare is a
-    // warning here, where `--deny-warnings` can make it fail.
+    // the scheduler starts; a task's pool it does not define is an error, as `vane run` would
+    // fail at once; and a DAG's alert rule naming a channel it does not declare is a warning
+    // here, where `--deny-warnings` can make it fail. Without one, pools are not checked: DAG
+    // files are often checked apart from the config of the scheduler that will run them.
     let config = g.config.is_file().then(|| app(g).config());
     let mut say = |rendered: &str| {
         if printed {
@@ -177,9 +180,19 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
     };
     match &config {
         Some(Ok(config)) => {
+            let config_name = g.config.display().to_string();
+            for (file, failing) in set.files.iter().zip(&mut failing) {
+                for problem in file.undefined_pools(&config.pools, &config_name) {
+                    say(&problem.render(&file.path.display().to_string(), &file.source));
+                    *failing = true;
+                }
+            }
             let (_, problems) = vane_alerts::AlertsConfig::of(config).with_dag_rules(&set);
             for problem in &problems {
                 say(&problem.rendered);
+                if let Some(at) = set.files.iter().position(|f| f.path == problem.path) {
+                    failing[at] |= problem.severity == vane_dag::Severity::Error || deny_warnings;
+                }
             }
         }
         Some(Err(error)) => match error.diagnostics() {
@@ -204,16 +217,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
                 .join(", ")
         );
     } else if failed {
-        let bad = set
-            .files
-            .iter()
-            .filter(|f| {
-                f.parsed
-                    .diagnostics
-                    .iter()
-                    .any(|d| d.is_error() || deny_warnings)
-            })
-            .count();
+        let bad = failing.iter().filter(|f| **f).count();
         let config_bad = match &config {
             Some(Err(_)) => 1,
             _ => 0,
@@ -1037,10 +1041,10 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     for file in view.invalid() {
         let errors = file.error_count();
         println!(
-            "invalid: {} ({errors} error{}; run `vane validate {}`)",
+            "invalid: {} ({errors} error{}; run `{}`)",
             file.path.display(),
             plural(errors),
-            file.path.display()
+            vane_app::validate_command(file)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -324,7 +324,10 @@ fn validate_checks_alert_channels_against_the_config() {
         .stderr_contains("good.toml:")
         .stderr_contains("did you mean `pager`?")
         .stdout_contains("ok: 1 DAG, 4 tasks, 1 warning (and vane.toml)");
-    p.vane(&["validate", "--deny-warnings"]).code(1);
+    // The file with the warning is the one that fails (it was counted as none: "in 0 of 2").
+    p.vane(&["validate", "--deny-warnings"])
+        .code(1)
+        .stderr_contains("failed (warnings denied): 0 errors, 1 warning in 1 of 2 files");
     p.write(
         "vane.toml",
         "[alerts.channels.pagr]\nkind = \"command\"\ncommand = \"true\"\n",
@@ -350,4 +353,148 @@ fn an_error_says_its_cause_once() {
         "{}",
         out.stderr
     );
+}
+
+/// A file with 1000 errors showed the first 200 and "... and 800 more problems", then the
+/// summary said "failed: 201 errors".
+#[test]
+fn validate_counts_every_problem_past_those_shown() {
+    let many: String = (0..1000)
+        .map(|i| format!("[tasks.t{i}]\ncommand = \"true\"\ndepends_on = [\"x{i}\"]\n"))
+        .collect();
+    let p = Project::new().dag("good", GOOD).dag("many", &many);
+    let out = p
+        .vane(&["validate"])
+        .code(1)
+        .stderr_contains("... and 800 more problems in this file");
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("failed: 1000 errors, 0 warnings in 1 of 2 files"),
+        "{}",
+        out.stderr
+    );
+    let dags = p.vane(&["dags"]).success();
+    assert!(
+        dags.stdout
+            .contains("invalid: dags/many.toml (1000 errors;"),
+        "{}",
+        dags.stdout
+    );
+}
+
+/// `vane validate nonexist.toml dags` printed only "error: nonexist.toml does not exist": no
+/// other file was checked and there was no summary.
+#[test]
+fn a_path_that_does_not_exist_is_reported_and_the_others_are_checked() {
+    let p = mixed_project();
+    let out = p.vane(&["validate", "nonexist.toml", "dags"]).code(1);
+    assert!(
+        out.stderr.starts_with(
+            "error: `nonexist.toml` does not exist\n --> nonexist.toml\n  = hint: check the spelling, and that the file is in this checkout"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("--> dags/bad_one.toml:2:1"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("failed: 12 errors, 0 warnings in 3 of 4 files"),
+        "{}",
+        out.stderr
+    );
+    // Alone, it fails the same way.
+    p.vane(&["validate", "nonexist.toml"])
+        .code(1)
+        .stderr_contains("failed: 1 error, 0 warnings in 1 of 1 file");
+}
+
+/// The same file given twice was a duplicate of itself: `vane validate a.toml a.toml` said
+/// its DAG id "is already used by a.toml", and `vane validate dags ./dags` counted each file
+/// twice.
+#[test]
+fn a_file_given_twice_is_checked_once() {
+    let p = Project::new()
+        .dag("good", GOOD)
+        .dag("other", "[tasks.only]\ncommand = \"true\"\n");
+    let out = p
+        .vane(&["validate", "dags/good.toml", "dags/good.toml"])
+        .success();
+    assert_eq!(out.stdout, "ok: 1 DAG, 4 tasks\n");
+    assert_eq!(out.stderr, "");
+    let out = p
+        .vane(&["validate", "dags", "./dags", "dags/other.toml"])
+        .success();
+    assert_eq!(out.stdout, "ok: 2 DAGs, 5 tasks\n");
+    assert_eq!(out.stderr, "");
+    // The first spelling is the one shown.
+    p.write("dags/bad.toml", "[tasks.x]\ncomand = \"true\"\n");
+    p.vane(&["validate", "./dags/bad.toml", "dags"])
+        .code(1)
+        .stderr_contains("--> ./dags/bad.toml:2:1")
+        .stderr_contains("failed: 2 errors, 0 warnings in 1 of 3 files");
+}
+
+/// A DAG id in two files was blamed on the one sorting later, with no line: a copy named
+/// `fraud copy.toml` made the original the culprit, and `vane dags` then said to run `vane
+/// validate dags/fraud_scoring.toml`, which alone printed ok.
+#[test]
+fn a_dag_id_in_two_files_is_reported_in_both_and_dags_hints_a_command_that_shows_it() {
+    let p = Project::new()
+        .dag("good", GOOD)
+        .dag("fraud_scoring", "[tasks.score]\ncommand = \"true\"\n")
+        .dag(
+            "fraud copy",
+            "[dag]\nid = \"fraud_scoring\"\n\n[tasks.score]\ncommand = \"true\"\n",
+        );
+    let out = p.vane(&["validate"]).code(1);
+    insta::assert_snapshot!("validate_dag_id_in_two_files", out.stderr);
+
+    let out = p.vane(&["dags"]).success();
+    for hint in [
+        "invalid: dags/fraud copy.toml (1 error; run `vane validate 'dags/fraud copy.toml' dags/fraud_scoring.toml`)",
+        "invalid: dags/fraud_scoring.toml (1 error; run `vane validate dags/fraud_scoring.toml 'dags/fraud copy.toml'`)",
+    ] {
+        assert!(out.stdout.contains(hint), "{}", out.stdout);
+    }
+    // The command hinted shows the problem.
+    p.vane(&[
+        "validate",
+        "dags/fraud_scoring.toml",
+        "dags/fraud copy.toml",
+    ])
+    .code(1)
+    .stderr_contains("is also the id of dags/fraud copy.toml:2:6");
+    p.vane(&["run", "fraud_scoring"])
+        .failure()
+        .stderr_contains("DAG `fraud_scoring` in dags/fraud copy.toml does not validate");
+}
+
+/// A task whose pool `vane.toml` did not define passed `vane validate` ("ok: ... (and
+/// vane.toml)"), and `vane run` then failed at once on it.
+#[test]
+fn validate_checks_task_pools_against_the_config() {
+    let train = "[tasks.prepare]\ncommand = \"true\"\npool = \"cpu\"\n\n[tasks.train]\ncommand = \"true\"\npool = \"gpus\"\ndepends_on = [\"prepare\"]\n";
+    let p = Project::new().dag("good", GOOD).dag("train", train);
+    // Without a config, pools are not checked.
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 2 DAGs, 6 tasks\n");
+    p.write("vane.toml", "[pools]\ngpu = 1\ncpu = 2\n");
+    let out = p.vane(&["validate"]).code(1);
+    insta::assert_snapshot!("validate_undefined_pool", out.stderr);
+    // `vane run` refuses the same task, for the same reason.
+    p.vane(&["run", "train"]).failure().stderr_contains(
+        "task `train` uses pool `gpus`, which the scheduler config does not define",
+    );
+    p.write("vane.toml", "[pools]\ngpus = 1\ncpu = 2\n");
+    p.vane(&["validate"])
+        .success()
+        .stdout_contains("ok: 2 DAGs, 6 tasks (and vane.toml)");
+    p.vane(&["run", "train"]).success();
 }

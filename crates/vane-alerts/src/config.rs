@@ -1041,8 +1041,12 @@ fn dag_rules(
 /// config are loaded together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DagRuleProblem {
+    /// The DAG file, where it is fixed.
+    pub path: std::path::PathBuf,
     /// The DAG file and the place in it: `dags/etl.toml:31:12`.
     pub at: String,
+    /// A rule left out is an error; one whose alerts go to `log` instead, a warning.
+    pub severity: vane_dag::Severity,
     pub rule: String,
     pub message: String,
     pub hint: String,
@@ -1074,7 +1078,9 @@ impl AlertsConfig {
             let mut report = |rule: &AlertRule, diagnostic: Diagnostic| {
                 let (line, col) = diagnostic.line_col(&file.source).unwrap_or((1, 1));
                 problems.push(DagRuleProblem {
+                    path: file.path.clone(),
                     at: format!("{path}:{line}:{col}"),
+                    severity: diagnostic.severity,
                     rule: rule.name.clone(),
                     message: diagnostic.message.clone(),
                     hint: diagnostic.hint.clone().unwrap_or_default(),
@@ -1822,6 +1828,9 @@ on = "run_failed"
         let channel = &problems[0];
         assert_eq!(channel.rule, "run_failed:churn");
         assert!(channel.at.ends_with("churn.toml:11:13"), "{}", channel.at);
+        // Which file and how bad, so `vane validate` counts the file as failing.
+        assert_eq!(channel.path, dir.join("churn.toml"));
+        assert_eq!(channel.severity, vane_dag::Severity::Warning);
         assert!(
             channel.message.contains("channel `pagr`"),
             "{}",
@@ -1834,6 +1843,7 @@ on = "run_failed"
         );
         let name = &problems[1];
         assert!(name.at.ends_with("fraud.toml:11:8"), "{}", name.at);
+        assert_eq!(name.severity, vane_dag::Severity::Error);
         assert!(
             name.message.contains("a rule of the scheduler config"),
             "{}",

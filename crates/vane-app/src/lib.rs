@@ -55,6 +55,19 @@ pub fn registry() -> Registry {
         .section(&vane_alerts::ALERTS)
 }
 
+/// The `vane validate` command that shows why `file` does not validate: the file with the
+/// others a problem of it is about (a DAG id they share), which it alone would not show.
+#[must_use]
+pub fn validate_command(file: &DagFile) -> String {
+    std::iter::once(&file.path)
+        .chain(file.shared_id.iter().flat_map(|s| &s.with))
+        .fold("vane validate".to_owned(), |mut command, path| {
+            command.push(' ');
+            command.push_str(&vane_dag::shell_quote(&path.display().to_string()));
+            command
+        })
+}
+
 /// Where this project's DAG files, database, config and work folder are.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -257,9 +270,9 @@ impl App {
         if let Some(file) = set.find(id) {
             return Err(AppError::InvalidDag {
                 message: format!(
-                    "DAG `{id}` in {} does not validate; fix the errors above (vane validate {})",
+                    "DAG `{id}` in {} does not validate; fix the errors above ({})",
                     file.path.display(),
-                    file.path.display()
+                    validate_command(file)
                 ),
                 diagnostics: file.render_diagnostics(),
             });

@@ -19,6 +19,28 @@ pub struct Diagnostic {
     pub span: Option<Range<usize>>,
     /// What to do about it.
     pub hint: Option<String>,
+    /// The problems not shown that this diagnostic is in place of; see [`Diagnostic::tally`].
+    in_place_of: Option<Tally>,
+}
+
+/// How many errors and warnings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Tally {
+    /// The problems `diagnostics` stand for.
+    pub fn of<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) -> Self {
+        diagnostics
+            .into_iter()
+            .map(Diagnostic::tally)
+            .fold(Self::default(), |a, b| Self {
+                errors: a.errors + b.errors,
+                warnings: a.warnings + b.warnings,
+            })
+    }
 }
 
 impl Diagnostic {
@@ -29,6 +51,7 @@ impl Diagnostic {
             message: message.into(),
             span,
             hint: None,
+            in_place_of: None,
         }
     }
 
@@ -49,6 +72,23 @@ impl Diagnostic {
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    /// Standing for `hidden` instead of itself: the problems of a file past those shown,
+    /// which a count of its problems must still include.
+    #[must_use]
+    pub(crate) fn in_place_of(mut self, hidden: Tally) -> Self {
+        self.in_place_of = Some(hidden);
+        self
+    }
+
+    /// The problems this diagnostic stands for: itself, or for the "... and N more" that ends
+    /// a file with too many to show, the N it is in place of.
+    pub fn tally(&self) -> Tally {
+        self.in_place_of.unwrap_or(Tally {
+            errors: usize::from(self.is_error()),
+            warnings: usize::from(!self.is_error()),
+        })
     }
 
     /// 1-based line and column (in characters) of the start of the span.
@@ -157,7 +197,7 @@ fn ceil_boundary(source: &str, offset: usize) -> usize {
     offset
 }
 
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_boundary(source, offset);
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;

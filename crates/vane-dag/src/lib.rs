@@ -39,9 +39,9 @@ mod spec;
 mod template;
 mod url;
 
-pub use diag::{Diagnostic, Severity};
+pub use diag::{Diagnostic, Severity, Tally};
 pub use duration::{format_duration, parse_duration};
-pub use load::{DagFile, DagSet, load_dir, load_paths, not_utf8_text};
+pub use load::{DagFile, DagSet, SharedId, load_dir, load_paths, not_utf8_text};
 pub use model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
     Schedule, Task, TriggerRule,

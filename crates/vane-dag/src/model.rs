@@ -1,5 +1,6 @@
 //! The checked DAG: what the engine runs. Built only by [`crate::parse_dag`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -26,6 +27,21 @@ pub struct Dag {
 }
 
 impl Dag {
+    /// The tasks whose `pool` is not one of `pools` (the scheduler config's `[pools]`), each
+    /// with that pool. Such a task never gets a slot: the engine fails a run of the DAG at
+    /// once, and `vane validate` reports each, by this one rule so that the two agree.
+    pub fn undefined_pools<'a>(
+        &'a self,
+        pools: &'a BTreeMap<String, usize>,
+    ) -> impl Iterator<Item = (&'a Task, &'a str)> + 'a {
+        self.tasks.iter().filter_map(|t| {
+            t.pool
+                .as_deref()
+                .filter(|p| !pools.contains_key(*p))
+                .map(|p| (t, p))
+        })
+    }
+
     /// Index of the task called `id`.
     pub fn task_index(&self, id: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.id == id)

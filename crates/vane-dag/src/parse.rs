@@ -13,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Diagnostic, Tally, did_you_mean};
 use crate::duration::parse_duration;
 use crate::model::{
     ArtifactRef, Backoff, Builtin, Cadence, Catchup, Dag, Overlap, ParamValue, RetryPolicy,
@@ -377,13 +377,18 @@ impl<'s> Checker<'s> {
         if self.diags.len() > MOST_DIAGNOSTICS {
             let more = self.diags.len() - MOST_DIAGNOSTICS;
             let errors = self.diags.iter().any(Diagnostic::is_error);
+            let hidden = Tally::of(&self.diags[MOST_DIAGNOSTICS..]);
             self.diags.truncate(MOST_DIAGNOSTICS);
             let message = format!("... and {more} more problems in this file");
             let hint = "fix the ones above first; the rest are shown once there are fewer";
             self.diags.push(if errors {
-                Diagnostic::error(message, None).hint(hint)
+                Diagnostic::error(message, None)
+                    .hint(hint)
+                    .in_place_of(hidden)
             } else {
-                Diagnostic::warning(message, None).hint(hint)
+                Diagnostic::warning(message, None)
+                    .hint(hint)
+                    .in_place_of(hidden)
             });
         }
         self.diags

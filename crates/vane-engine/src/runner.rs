@@ -352,14 +352,10 @@ impl Engine<'_> {
                 .collect(),
         };
         // A pool the config does not define can never give a slot: say so instead of waiting.
-        if let Some((task, pool)) = dag.tasks.iter().find_map(|t| {
-            t.pool
-                .as_ref()
-                .filter(|p| !self.limits.pools.contains_key(*p))
-                .map(|p| (&t.id, p))
-        }) {
+        if let Some((task, pool)) = dag.undefined_pools(&self.limits.pools).next() {
             let reason = format!(
-                "task `{task}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
+                "task `{}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml",
+                task.id
             );
             let (abandoned, fence) = (reason.clone(), fence.clone());
             self.store
