@@ -309,6 +309,23 @@ fn reject_duplicate_ids(set: &mut DagSet) {
                 }
             })
             .collect();
+        // The file named after the id (`fraud_scoring.toml` for `fraud_scoring`) is where
+        // the DAG lives: it keeps the id and runs, so a stray copy never stops the DAG it
+        // copied. With no such file, vane cannot tell which one is meant: none runs.
+        let named: Vec<usize> = files
+            .iter()
+            .copied()
+            .filter(|&i| {
+                set.files[i]
+                    .path
+                    .file_stem()
+                    .is_some_and(|s| s == id.as_str())
+            })
+            .collect();
+        let owner = match named[..] {
+            [one] => Some(one),
+            _ => None,
+        };
         for (k, &i) in files.iter().enumerate() {
             let others = places
                 .iter()
@@ -328,21 +345,32 @@ fn reject_duplicate_ids(set: &mut DagSet) {
                 .filter(|&&j| j != i)
                 .map(|&j| set.files[j].path.clone())
                 .collect();
+            let message = format!("DAG id `{id}`{whose} is also the id of {others}");
+            let file = &mut set.files[i];
+            if owner == Some(i) {
+                file.parsed.diagnostics.push(
+                    Diagnostic::warning(message, span.clone()).hint(
+                        "this file is named after the id and keeps it: it runs, the others do not; give each of them an `id = \"...\"` of its own under [dag]",
+                    ),
+                );
+                continue;
+            }
+            let hint = match owner {
+                Some(o) => format!(
+                    "this file does not run: {} is named after the id and keeps it; give this DAG an `id = \"...\"` of its own under [dag]",
+                    set.files[o].path.display()
+                ),
+                None => "DAG ids must be unique, and no DAG with this id runs until it is: set a different `id = \"...\"` under [dag] (a DAG without one is named after its file)".to_owned(),
+            };
             let file = &mut set.files[i];
             file.shared_id = Some(SharedId {
                 id: id.clone(),
                 with,
             });
             file.parsed.dag = None;
-            file.parsed.diagnostics.push(
-                Diagnostic::error(
-                    format!("DAG id `{id}`{whose} is also the id of {others}"),
-                    span.clone(),
-                )
-                .hint(
-                    "DAG ids must be unique, and no DAG with this id runs until it is: set a different `id = \"...\"` under [dag] (a DAG without one is named after its file)",
-                ),
-            );
+            file.parsed
+                .diagnostics
+                .push(Diagnostic::error(message, span.clone()).hint(hint));
         }
     }
 }
@@ -493,7 +521,11 @@ mod tests {
         .unwrap();
         let set = load_dir(dir.path(), &Registry::default()).unwrap();
         let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
-        assert_eq!(ids, ["other"], "neither file with the shared id runs");
+        assert_eq!(
+            ids,
+            ["fraud_scoring", "other"],
+            "the file named after the id keeps running; the stray copy does not"
+        );
         let [copy_file, original_file, _] = &set.files[..] else {
             panic!("{set:?}")
         };
@@ -515,10 +547,36 @@ mod tests {
             )
         );
         assert_eq!(original_diag.span, None);
-        assert_eq!(
-            original_file.shared_id.as_ref().map(|s| &s.with[..]),
-            Some(&[copy.clone()][..])
+        assert!(!original_diag.is_error(), "{original_diag:?}");
+        assert!(copy_diag.is_error(), "{copy_diag:?}");
+        assert!(
+            copy_diag
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("is named after the id and keeps it")),
+            "{copy_diag:?}"
         );
+        assert!(original_file.shared_id.is_none());
+        assert_eq!(
+            copy_file.shared_id.as_ref().map(|s| &s.with[..]),
+            Some(&[original.clone()][..])
+        );
+        assert_eq!(
+            set.find("fraud_scoring").map(|f| &f.path),
+            Some(&original),
+            "the id finds the DAG that runs"
+        );
+
+        // Two copies, neither named after the id: vane cannot tell which is meant.
+        std::fs::remove_file(&original).unwrap();
+        std::fs::write(
+            dir.path().join("fraud v2.toml"),
+            "[dag]\nid = \"fraud_scoring\"\n[tasks.a]\ncommand = \"true\"\n",
+        )
+        .unwrap();
+        let set = load_dir(dir.path(), &Registry::default()).unwrap();
+        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+        assert_eq!(ids, ["other"], "neither copy runs");
         assert_eq!(
             set.find("fraud_scoring").map(|f| &f.path),
             Some(&copy),
