@@ -131,7 +131,8 @@ pub(crate) enum Command {
     ///
     /// The scheduler config (vane.toml, or --config) too, when there is one, and the DAGs
     /// against it: each task's pool against its [pools], and alert rules against its
-    /// channels. Exits 0 when every file is valid, 1 when any has an error.
+    /// channels (without a config, a task with a pool is a warning). Exits 0 when every file
+    /// is valid, 1 when any has an error (or a warning, with --deny-warnings).
     Validate(ValidateArgs),
     /// Print the JSON Schema of DAG files, for editors (taplo, Even Better TOML).
     Schema(SchemaArgs),

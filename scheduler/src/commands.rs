@@ -182,7 +182,7 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
         Some(Ok(config)) => {
             let config_name = g.config.display().to_string();
             for (file, failing) in set.files.iter().zip(&mut failing) {
-                for problem in file.undefined_pools(&config.pools, &config_name) {
+                for problem in file.undefined_pools(Some(&config.pools), &config_name) {
                     say(&problem.render(&file.path.display().to_string(), &file.source));
                     *failing = true;
                 }
@@ -199,7 +199,15 @@ fn validate(g: &Global, paths: &[PathBuf], deny_warnings: bool) -> Result<ExitCo
             Some(diagnostics) => say(diagnostics),
             None => say(&format!("error: {error}\n")),
         },
-        None => {}
+        None => {
+            let config_name = g.config.display().to_string();
+            for (file, failing) in set.files.iter().zip(&mut failing) {
+                for problem in file.undefined_pools(None, &config_name) {
+                    say(&problem.render(&file.path.display().to_string(), &file.source));
+                    *failing |= deny_warnings;
+                }
+            }
+        }
     }
     let dags = set.dags().count();
     let tasks: usize = set.dags().map(|(d, _)| d.tasks.len()).sum();

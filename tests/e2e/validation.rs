@@ -498,10 +498,17 @@ fn a_dag_id_in_two_files_is_reported_in_both_and_dags_hints_a_command_that_shows
 fn validate_checks_task_pools_against_the_config() {
     let train = "[tasks.prepare]\ncommand = \"true\"\npool = \"cpu\"\n\n[tasks.train]\ncommand = \"true\"\npool = \"gpus\"\ndepends_on = [\"prepare\"]\n";
     let p = Project::new().dag("good", GOOD).dag("train", train);
-    // Without a config, pools are not checked.
+    // Without a config, a pool is a warning: the config may live on the server only, but a
+    // run here refuses the task.
     p.vane(&["validate"])
         .success()
-        .stdout_contains("ok: 2 DAGs, 6 tasks\n");
+        .stdout_contains("ok: 2 DAGs, 6 tasks, 2 warnings\n")
+        .stderr_contains(
+            "task `train` uses pool `gpus`, and there is no scheduler config (vane.toml) to define it",
+        );
+    p.vane(&["validate", "--deny-warnings"])
+        .code(1)
+        .stderr_contains("failed (warnings denied): 0 errors, 2 warnings in 1 of 2 files");
     p.write("vane.toml", "[pools]\ngpu = 1\ncpu = 2\n");
     let out = p.vane(&["validate"]).code(1);
     insta::assert_snapshot!("validate_undefined_pool", out.stderr);

@@ -45,21 +45,35 @@ impl DagFile {
 
     /// An error for each task of the file's DAG whose `pool` is not in `pools`, the `[pools]`
     /// of the scheduler config at `config`, pointing at the task's `pool = "..."`: a run of
-    /// the DAG would fail at once on it (see [`Dag::undefined_pools`]). None for a file whose
-    /// DAG does not load: it cannot run anyway, and its own errors come first.
+    /// the DAG would fail at once on it (see [`Dag::undefined_pools`]). With no config
+    /// (`pools` is `None`), a warning instead: the config may live on the server only, but
+    /// a run here would fail the same way. None for a file whose DAG does not load: it cannot
+    /// run anyway, and its own errors come first.
     pub fn undefined_pools(
         &self,
-        pools: &BTreeMap<String, usize>,
+        pools: Option<&BTreeMap<String, usize>>,
         config: &str,
     ) -> Vec<Diagnostic> {
         let Some(dag) = &self.parsed.dag else {
             return Vec::new();
         };
-        dag.undefined_pools(pools)
+        let none = BTreeMap::new();
+        dag.undefined_pools(pools.unwrap_or(&none))
             .map(|(task, pool)| {
                 let add = format!(
                     "add `[pools] {pool} = N` to {config}, N being how many of its tasks may run at once"
                 );
+                let span = value_span(&self.source, &["tasks", &task.id, "pool"]);
+                let Some(pools) = pools else {
+                    return Diagnostic::warning(
+                        format!(
+                            "task `{}` uses pool `{pool}`, and there is no scheduler config ({config}) to define it",
+                            task.id
+                        ),
+                        span,
+                    )
+                    .hint(format!("a run refuses the task until then: {add}"));
+                };
                 let hint = match did_you_mean(pool, pools.keys().map(String::as_str)) {
                     Some(close) => format!("did you mean `{close}`? Or {add}"),
                     None => add,
@@ -69,7 +83,7 @@ impl DagFile {
                         "task `{}` uses pool `{pool}`, which the scheduler config does not define",
                         task.id
                     ),
-                    value_span(&self.source, &["tasks", &task.id, "pool"]),
+                    span,
                 )
                 .hint(hint)
             })
@@ -599,7 +613,7 @@ mod tests {
         let file = &set.files[0];
         assert!(file.parsed.dag.is_some(), "{:?}", file.parsed.diagnostics);
         let pools: BTreeMap<String, usize> = [("gpu".to_owned(), 1), ("cpu".to_owned(), 2)].into();
-        let found = file.undefined_pools(&pools, "vane.toml");
+        let found = file.undefined_pools(Some(&pools), "vane.toml");
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             found[0].message,
@@ -613,7 +627,7 @@ mod tests {
             )
         );
         let none = BTreeMap::new();
-        let found = file.undefined_pools(&none, "vane.toml");
+        let found = file.undefined_pools(Some(&none), "vane.toml");
         assert_eq!(found.len(), 3);
         // An inline table's `pool` is found too.
         assert_eq!(found[0].line_col(&file.source), Some((2, 32)));
