@@ -140,3 +140,11 @@ max = 1
 "#
     ));
 }
+
+/// A validate task given a `command` and no `dataset`: both are said at once.
+#[test]
+fn a_command_does_not_hide_a_missing_dataset() {
+    insta::assert_snapshot!(render(
+        "[tasks.v]\nkind = \"validate\"\ncommand = \"python3 check.py\"\n"
+    ));
+}

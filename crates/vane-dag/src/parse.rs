@@ -1185,7 +1185,9 @@ impl Checker<'_> {
                     entry.span.clone(),
                     "remove `command`; or make it an ordinary task by removing `kind`",
                 );
-                return None;
+                // The kind's own keys are still checked below, so that removing `command`
+                // does not reveal the next problem; the error keeps the DAG from loading.
+                Template::parse("", &[]).ok()?.0
             }
             (true, None) => Template::parse("", &[]).ok()?.0,
             (false, Some(entry)) => {

@@ -569,27 +569,32 @@ fn parse(
                 );
                 ok = false;
             }
-            name.to_string()
+            Some(name.to_string())
         }
-        Some(_) => return None, // its type was reported by the key check
         None => {
             sub.error(
                 format!("deploy task `{task_id}` has no `model`"),
                 task.span(),
                 "add `model = \"churn\"`: the registry name of the model being rolled out",
             );
-            return None;
+            None
+        }
+        // Its type was reported by the key check.
+        Some(_) => None,
+    };
+    // A missing key is one problem among those of the task: the rest are still checked, so
+    // that fixing it does not reveal the next.
+    let candidate = match table.get("candidate") {
+        Some(candidate) => sub.template(candidate, "`candidate`"),
+        None => {
+            sub.error(
+                format!("deploy task `{task_id}` has no `candidate`"),
+                task.span(),
+                "add `candidate = \"path/to/model\"`: the model to roll out",
+            );
+            None
         }
     };
-    let Some(candidate) = table.get("candidate") else {
-        sub.error(
-            format!("deploy task `{task_id}` has no `candidate`"),
-            task.span(),
-            "add `candidate = \"path/to/model\"`: the model to roll out",
-        );
-        return None;
-    };
-    let candidate = sub.template(candidate, "`candidate`");
     let mut optional = |key: &str| -> Result<Option<Template>, ()> {
         match table.get(key) {
             None => Ok(None),
@@ -605,9 +610,18 @@ fn parse(
         _ => "pass".to_owned(),
     };
     let stages = stages(sub, task_id, task, table.get("stages"));
-    let candidate = candidate?;
-    let (Ok(fallback), Ok(eval_data), Ok(evaluate), Ok(rollback), Some(stages), true) =
-        (fallback, eval_data, evaluate, rollback, stages, ok)
+    let (
+        Some(model),
+        Some(candidate),
+        Ok(fallback),
+        Ok(eval_data),
+        Ok(evaluate),
+        Ok(rollback),
+        Some(stages),
+        true,
+    ) = (
+        model, candidate, fallback, eval_data, evaluate, rollback, stages, ok,
+    )
     else {
         return None;
     };

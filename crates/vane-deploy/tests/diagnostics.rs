@@ -80,3 +80,18 @@ accuracy
 "#
     ));
 }
+
+/// A missing `model` is one problem among the task's: the stages are still checked, so fixing
+/// it does not reveal the next.
+#[test]
+fn a_missing_model_does_not_hide_the_stages_problems() {
+    insta::assert_snapshot!(render(
+        r#"[tasks.rollout]
+kind = "deploy"
+candidate = "model.json"
+
+[tasks.rollout.stages.production]
+soak = "5 min"
+"#
+    ));
+}
