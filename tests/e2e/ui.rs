@@ -70,7 +70,7 @@ fn dag_list_grid_graph_and_attempt_pages_show_what_ran_and_why_it_failed() {
         "the error names file, line and column: {invalid}"
     );
     assert!(
-        invalid.contains("hint: add `command = \"...\"`"),
+        invalid.contains("hint: did you mean `command`?"),
         "and how to fix it: {invalid}"
     );
     b.wait_text(".card.bad", &["last run failed"]);
