@@ -469,6 +469,11 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
 
 fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
     let backfills = vane_app::reads::backfills(store, args.dag.as_deref())?;
+    if let Some(dag_id) = &args.dag
+        && backfills.is_empty()
+    {
+        crate::commands::app(g).known_dag(store, dag_id)?;
+    }
     // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
     let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
