@@ -53,3 +53,84 @@ fn a_dag_id_known_nowhere_is_not_found_by_the_commands_that_list_by_dag() {
     }
     p.vane(&["runs", "gone"]).success().stdout_contains("gone");
 }
+
+/// `vane backfill` says what is wrong with its input as `vane run` and `vane next` do: a task
+/// the DAG lacks is not found, a range, date, param or DAG it cannot backfill is invalid.
+#[test]
+fn backfill_input_it_cannot_use_is_not_found_or_invalid() {
+    let p = Project::new()
+        .dag("daily", DAILY)
+        .dag("manual", "[tasks.a]\ncommand = \"true\"\n");
+    let backfill = |extra: &[&str]| {
+        let mut args = vec![
+            "backfill",
+            "daily",
+            "--from",
+            "2026-11-20",
+            "--to",
+            "2026-11-21",
+        ];
+        args.extend(extra);
+        p.vane(&args)
+    };
+    backfill(&["--task", "nosuch"])
+        .code(3)
+        .stderr_contains("DAG `daily` has no task `nosuch`; its tasks: a");
+    backfill(&["--exclude", "nosuch"])
+        .code(3)
+        .stderr_contains("DAG `daily` has no task `nosuch`");
+    backfill(&["--param", "nope=1"])
+        .code(4)
+        .stderr_contains("`nope` cannot be set");
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-24",
+        "--to",
+        "2026-11-20",
+    ])
+    .code(4)
+    .stderr_contains("--from 2026-11-24 is after --to 2026-11-20")
+    .stderr_contains("swap them");
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "yesterday",
+        "--to",
+        "2026-11-20",
+    ])
+    .code(4)
+    .stderr_contains("--from `yesterday` is neither YYYY-MM-DD nor RFC 3339");
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "tomorrow",
+    ])
+    .code(4)
+    .stderr_contains("--to `tomorrow` is neither YYYY-MM-DD nor RFC 3339");
+    p.vane(&[
+        "backfill",
+        "manual",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-21",
+    ])
+    .code(4)
+    .stderr_contains("DAG `manual` has no schedule")
+    .stderr_contains("add `schedule` under [dag]");
+    // Nothing was made by any of them.
+    assert!(
+        p.vane(&["backfills", "--json"])
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
