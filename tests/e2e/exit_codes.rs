@@ -134,3 +134,14 @@ fn backfill_input_it_cannot_use_is_not_found_or_invalid() {
             .is_empty()
     );
 }
+
+/// `vane models --at` with a date vane cannot read is invalid, as `vane run --date` is.
+#[test]
+fn models_at_a_date_vane_cannot_read_is_invalid() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&["models", "--at", "yesterday"])
+        .code(4)
+        .stderr_contains("--at `yesterday`")
+        .stderr_contains("write a date (2026-11-23) or an RFC 3339 time");
+    p.vane(&["models", "--at", "2026-11-20"]).success();
+}
