@@ -145,3 +145,18 @@ fn models_at_a_date_vane_cannot_read_is_invalid() {
         .stderr_contains("write a date (2026-11-23) or an RFC 3339 time");
     p.vane(&["models", "--at", "2026-11-20"]).success();
 }
+
+/// `vane agent` with labels or slots it cannot use is invalid input, and starts nothing.
+#[test]
+fn agent_labels_or_slots_it_cannot_use_are_invalid() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&["agent", "--labels", "gpu"])
+        .code(4)
+        .stderr_contains("--labels: `gpu` is not `name=value`");
+    p.vane(&["agent", "--labels", "gpu=a,gpu=b"])
+        .code(4)
+        .stderr_contains("`gpu` is given twice");
+    p.vane(&["agent", "--slots", "0"])
+        .code(4)
+        .stderr_contains("--slots must be at least 1");
+}
