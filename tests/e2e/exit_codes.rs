@@ -160,3 +160,21 @@ fn agent_labels_or_slots_it_cannot_use_are_invalid() {
         .code(4)
         .stderr_contains("--slots must be at least 1");
 }
+
+/// `vane promote` of a model the registry does not have is not found, as `vane rollback` and
+/// `vane models NAME` say, rather than a stage it lacks.
+#[test]
+fn promote_of_a_model_never_registered_is_not_found() {
+    let p = Project::new().dag("daily", DAILY);
+    p.vane(&[
+        "promote",
+        "nosuch",
+        "1",
+        "--stage",
+        "production",
+        "--reason",
+        "x",
+    ])
+    .code(3)
+    .stderr_contains("no model `nosuch` in the registry: `vane models` lists the models");
+}
