@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::Args;
 use vane_exec::ProcessExecutor;
@@ -13,6 +13,7 @@ use vane_store::StoreThreads;
 
 use crate::cli::{Global, JsonFlag};
 use crate::commands::{app, host, limits, open_store, runtime_with_signals};
+use vane_app::AppError;
 use vane_app::agents::labels_text;
 
 use crate::output::table;
@@ -33,11 +34,14 @@ pub(crate) struct AgentArgs {
 }
 
 /// `gpu=a100,zone=eu` as labels, or what is wrong with it.
-fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, AppError> {
+    let invalid = |message: String| Err(AppError::Invalid(message));
     let mut labels = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, value)) = pair.split_once('=') else {
-            bail!("--labels: `{pair}` is not `name=value`; write e.g. `--labels gpu=a100,zone=eu`");
+            return invalid(format!(
+                "--labels: `{pair}` is not `name=value`; write e.g. `--labels gpu=a100,zone=eu`"
+            ));
         };
         let (name, value) = (name.trim(), value.trim());
         let ok = |s: &str| {
@@ -46,12 +50,12 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         };
         if !ok(name) || value.is_empty() {
-            bail!(
+            return invalid(format!(
                 "--labels: `{pair}`: a label name uses letters, digits, `_`, `-` and `.`, and its value is not empty"
-            );
+            ));
         }
         if labels.insert(name.to_owned(), value.to_owned()).is_some() {
-            bail!("--labels: `{name}` is given twice");
+            return invalid(format!("--labels: `{name}` is given twice"));
         }
     }
     Ok(labels)
@@ -64,7 +68,7 @@ pub(crate) fn agent(g: &Global, args: &AgentArgs) -> Result<ExitCode> {
         .slots
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     if slots == 0 {
-        bail!("--slots must be at least 1");
+        return Err(AppError::Invalid("--slots must be at least 1".into()).into());
     }
     let ttl = limits(g)?
         .lease_ttl

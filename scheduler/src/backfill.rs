@@ -3,8 +3,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
+use vane_app::AppError;
 use vane_daemon::TickAction;
 use vane_dag::Dag;
 use vane_engine::{ClearRequest, Engine, RunSpec};
@@ -22,21 +23,27 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
     let set = load_dags(g)?;
     let (dag, file) = find_dag(&set, &args.dag_id, g)?;
     if dag.schedule.is_none() {
-        bail!(
+        return Err(AppError::Invalid(format!(
             "DAG `{}` has no schedule, so it has no ticks to backfill; add `schedule` under [dag], or use `vane run --date`",
             dag.id
-        );
+        ))
+        .into());
     }
     // `--to 2026-01-31` includes that whole day.
-    let from =
-        vane_dag::parse_when(&args.from, dag.timezone, false).map_err(|e| anyhow!("--from {e}"))?;
-    let to = vane_dag::parse_when(&args.to, dag.timezone, true).map_err(|e| anyhow!("--to {e}"))?;
+    let from = vane_dag::parse_when(&args.from, dag.timezone, false)
+        .map_err(|e| AppError::Invalid(format!("--from {e}")))?;
+    let to = vane_dag::parse_when(&args.to, dag.timezone, true)
+        .map_err(|e| AppError::Invalid(format!("--to {e}")))?;
     if from > to {
-        bail!("--from {} is after --to {}", args.from, args.to);
+        return Err(AppError::Invalid(format!(
+            "--from {} is after --to {}: --from is the first date of the range and --to the last; swap them",
+            args.from, args.to
+        ))
+        .into());
     }
     let params = dag
         .resolve_params(&args.params)
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(AppError::ParamsUnfit)?;
     let left_out = left_out(dag, &args.tasks, &args.exclude)?;
     let store: &dyn Store = &*open_or_create_store(g)?;
     let engine = engine(g, std::time::Duration::from_secs(10))?;
@@ -222,15 +229,15 @@ fn left_out(dag: &Dag, tasks: &[String], exclude: &[String]) -> Result<Vec<(Stri
     let index = |name: &String| {
         dag.task_index(name).ok_or_else(|| {
             let known: Vec<&str> = dag.tasks.iter().map(|t| t.id.as_str()).collect();
-            anyhow!(
+            AppError::NotFound(format!(
                 "DAG `{}` has no task `{name}`; its tasks: {}",
                 dag.id,
                 known.join(", ")
-            )
+            ))
         })
     };
     let mut keep = vec![tasks.is_empty(); dag.tasks.len()];
-    let mut stack = tasks.iter().map(index).collect::<Result<Vec<_>>>()?;
+    let mut stack = tasks.iter().map(index).collect::<Result<Vec<_>, _>>()?;
     // A chosen task and everything it needs upstream.
     while let Some(i) = stack.pop() {
         if !keep[i] {
@@ -238,7 +245,7 @@ fn left_out(dag: &Dag, tasks: &[String], exclude: &[String]) -> Result<Vec<(Stri
             stack.extend(&dag.tasks[i].depends_on);
         }
     }
-    let excluded = exclude.iter().map(index).collect::<Result<Vec<_>>>()?;
+    let excluded = exclude.iter().map(index).collect::<Result<Vec<_>, _>>()?;
     Ok(dag
         .tasks
         .iter()
@@ -469,6 +476,11 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
 
 fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
     let backfills = vane_app::reads::backfills(store, args.dag.as_deref())?;
+    if let Some(dag_id) = &args.dag
+        && backfills.is_empty()
+    {
+        crate::commands::app(g).known_dag(store, dag_id)?;
+    }
     // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
     let day = |b: &BackfillRecord, t: &DateTime<Utc>| {

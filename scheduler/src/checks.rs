@@ -9,7 +9,7 @@ use clap::Args;
 use vane_store::CheckHistoryEntry;
 
 use crate::cli::{Global, JsonFlag};
-use crate::commands::open_store;
+use crate::commands::{app, open_store};
 use crate::output::table;
 use vane_app::reads::CheckView;
 
@@ -65,6 +65,9 @@ pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
             last: args.last,
         },
     )?;
+    if history.is_empty() {
+        app(g).known_dag(&*store, &args.dag_id)?;
+    }
     if args.json.json {
         println!(
             "{}",

@@ -386,7 +386,13 @@ fn trigger(g: &Global, target: &ManualRunArgs) -> Result<ExitCode> {
 }
 
 fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<ExitCode> {
-    let misses = vane_app::reads::sla_misses(&*open_store(g)?, dag_id, limit)?;
+    let store = open_store(g)?;
+    let misses = vane_app::reads::sla_misses(&*store, dag_id, limit)?;
+    if let Some(dag_id) = dag_id
+        && misses.is_empty()
+    {
+        app(g).known_dag(&*store, dag_id)?;
+    }
     if as_json {
         let items = vane_app::reads::sla_json(&misses);
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -1070,6 +1076,11 @@ fn runs(g: &Global, args: &crate::cli::RunsArgs) -> Result<ExitCode> {
     };
     let store = open_store(g)?;
     let runs = vane_app::runs::list(&*store, dag_id, &states, limit)?;
+    if let Some(dag_id) = dag_id
+        && runs.is_empty()
+    {
+        app(g).known_dag(&*store, dag_id)?;
+    }
     let waits = vane_app::runs::Waits::of(&*store, &runs)?;
     if as_json {
         let items: Vec<_> = runs.iter().map(|r| waits.view(r)).collect();

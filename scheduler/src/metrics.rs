@@ -7,7 +7,7 @@ use clap::Args;
 use vane_app::reads::PointView;
 
 use crate::cli::{Global, JsonFlag};
-use crate::commands::open_store;
+use crate::commands::{app, open_store};
 use crate::output::table;
 
 #[derive(Debug, Args)]
@@ -38,6 +38,9 @@ pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
             last: args.last,
         },
     )?;
+    if points.is_empty() {
+        app(g).known_dag(&*store, &args.dag_id)?;
+    }
     if args.json.json {
         println!(
             "{}",

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::Value;
@@ -125,9 +125,12 @@ fn evidence_lines(evidence: &Value) -> Vec<String> {
     out
 }
 
-fn parse_at(text: &str) -> Result<DateTime<Utc>> {
-    vane_dag::parse_when(text, chrono_tz::UTC, true)
-        .map_err(|e| anyhow!("--at `{text}`: {e}; write a date (2026-11-23) or an RFC 3339 time"))
+fn parse_at(text: &str) -> Result<DateTime<Utc>, vane_app::AppError> {
+    vane_dag::parse_when(text, chrono_tz::UTC, true).map_err(|e| {
+        vane_app::AppError::Invalid(format!(
+            "--at `{text}`: {e}; write a date (2026-11-23) or an RFC 3339 time"
+        ))
+    })
 }
 
 pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {

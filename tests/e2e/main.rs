@@ -15,6 +15,7 @@ mod clear;
 mod crash;
 mod deploy;
 mod examples;
+mod exit_codes;
 mod hostile;
 mod hosts;
 mod http;

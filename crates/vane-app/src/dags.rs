@@ -418,13 +418,16 @@ impl App {
         Ok(ticks)
     }
 
-    /// A 404 for a DAG that is neither in the DAG folder nor in the history, rather than an
-    /// empty list that looks like "no data yet".
+    /// Not found for a DAG that is neither in the DAG folder nor in the history, rather than
+    /// an empty list that looks like "no data yet": a typo should not read as a DAG that has
+    /// not run.
     ///
     /// # Errors
     /// [`AppError::NotFound`], or the store cannot be read.
     pub fn known_dag(&self, store: &dyn Store, dag: &str) -> Result<(), AppError> {
-        let in_folder = self.load_dags().is_ok_and(|set| set.find(dag).is_some());
+        // A folder vane cannot read holds no DAG to be found: the history can still know it.
+        let set = self.load_dags().ok();
+        let in_folder = set.as_ref().is_some_and(|set| set.find(dag).is_some());
         let in_history = !store
             .runs(&RunFilter {
                 dag_id: Some(dag),
@@ -436,8 +439,12 @@ impl App {
             return Ok(());
         }
         Err(AppError::NotFound(format!(
-            "no DAG `{dag}` in {} or in the history; GET /api/dags lists them",
-            self.paths.dags.display()
+            "no DAG `{dag}` in {} or in the history; {}",
+            self.paths.dags.display(),
+            set.map_or_else(
+                || "known DAGs: none".to_owned(),
+                |set| crate::known_dags(&set, dag)
+            )
         )))
     }
 }

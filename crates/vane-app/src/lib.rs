@@ -281,17 +281,25 @@ impl App {
     }
 
     pub(crate) fn unknown_dag(&self, set: &DagSet, id: &str) -> AppError {
-        let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
         AppError::NotFound(format!(
-            "no DAG `{id}` in {}; known DAGs: {}",
+            "no DAG `{id}` in {}; {}",
             self.paths.dags.display(),
-            if ids.is_empty() {
-                "none".to_owned()
-            } else {
-                ids.join(", ")
-            }
+            known_dags(set, id)
         ))
     }
+}
+
+/// The DAGs a person could have meant by `id`: the closest first, when one is close enough to
+/// be a typo, then all of them, so the fix is on the same line as the mistake.
+pub(crate) fn known_dags(set: &DagSet, id: &str) -> String {
+    let ids: Vec<&str> = set.dags().map(|(d, _)| d.id.as_str()).collect();
+    if ids.is_empty() {
+        return "known DAGs: none".to_owned();
+    }
+    let hint = vane_dag::did_you_mean(id, ids.iter().copied())
+        .map(|close| format!("did you mean `{close}`? "))
+        .unwrap_or_default();
+    format!("{hint}known DAGs: {}", ids.join(", "))
 }
 
 /// The name a person acts under: the one given, or `$USER`, or, where `$USER` is unset (under

@@ -237,8 +237,8 @@ pub fn decide(
 /// Moves a model version to a stage by hand.
 ///
 /// # Errors
-/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare or a version
-/// that is not registered.
+/// [`AppError::NotFound`] for a model or version that is not registered,
+/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare.
 pub fn promote(
     store: &dyn Store,
     model: &str,
@@ -252,6 +252,12 @@ pub fn promote(
             "`registered` is where versions start; promote to a stage, `archived` or `failed`"
                 .into(),
         ));
+    }
+    // A model never registered declares no stages: that is the mistake to name, not the stage.
+    if store.model_versions(Some(model))?.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        )));
     }
     let mut stages = declared_stages(store, model)?;
     stages.extend(["archived".to_owned(), "failed".to_owned()]);

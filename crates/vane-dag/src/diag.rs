@@ -212,8 +212,10 @@ const LONGEST_GUESSED: usize = 64;
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
 /// Linear in the candidates: a candidate whose length alone is too far is skipped, and the
-/// distance stops as soon as it is past the limit.
-pub(crate) fn did_you_mean<'a>(
+/// distance stops as soon as it is past the limit. Public so that a name given on the command
+/// line (a DAG id) gets the same guess as a key in a file.
+#[must_use]
+pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

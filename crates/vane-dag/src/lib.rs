@@ -39,7 +39,7 @@ mod spec;
 mod template;
 mod url;
 
-pub use diag::{Diagnostic, Severity, Tally};
+pub use diag::{Diagnostic, Severity, Tally, did_you_mean};
 pub use duration::{format_duration, parse_duration};
 pub use load::{DagFile, DagSet, SharedId, load_dir, load_paths, not_utf8_text};
 pub use model::{
