@@ -262,7 +262,7 @@ pub fn promote(
     let mut stages = declared_stages(store, model)?;
     stages.extend(["archived".to_owned(), "failed".to_owned()]);
     if !stages.iter().any(|s| s == stage) {
-        let hint = did_you_mean(stage, &stages)
+        let hint = vane_dag::did_you_mean(stage, stages.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`? "))
             .unwrap_or_default();
         return Err(AppError::Invalid(format!(
@@ -350,31 +350,6 @@ fn declared_stages(store: &dyn Store, model: &str) -> Result<Vec<String>> {
         }
     }
     Ok(names)
-}
-
-/// The closest of `candidates` to a mistyped `word`, if one is close enough to be a typo.
-fn did_you_mean<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
-    let distance = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1; b.len() + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    };
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (distance(word, c), c.as_str()))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 /// How the deploy task that last rolled `model` out runs its `rollback` command: the command
