@@ -252,6 +252,10 @@ fn a_schedule_that_never_fires_fails_validate_and_next_says_why() {
     p.vane(&["next", "nightly", "--count", "1", "--after", "2026-01-01"])
         .success()
         .stdout_contains("2026-01-01T02:00:00+00:00");
+    // A date it cannot read is blamed on the flag it was given with.
+    p.vane(&["next", "nightly", "--after", "yesterday"])
+        .code(4)
+        .stderr_contains("error: --after `yesterday` is neither YYYY-MM-DD nor RFC 3339");
 }
 
 /// A DAG file saved as Latin-1 was "not readable UTF-8 text", with no line or column to find

@@ -393,7 +393,7 @@ impl App {
                 "DAG `{dag_id}` has no schedule: it runs only when triggered (add `schedule` under [dag])"
             )));
         };
-        let from = crate::runs::logical_date(after, dag)?;
+        let from = crate::runs::logical_date(after, dag, "--after")?;
         let mut at = from;
         let mut ticks = Vec::with_capacity(count);
         for _ in 0..count {

@@ -507,22 +507,19 @@ fn end_queued(
 /// How many seconds past "now" a manual run without `--date` looks for a free logical date.
 const MANUAL_SECONDS_AHEAD: usize = 60;
 
-fn parse_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>, AppError> {
+/// A logical date for `dag` from a person's text given with `flag` (`--date`, `--after`), or
+/// now.
+///
+/// # Errors
+/// [`AppError::Invalid`] when the text is not a date, naming `flag`.
+pub fn logical_date(text: Option<&str>, dag: &Dag, flag: &str) -> Result<DateTime<Utc>, AppError> {
     let Some(text) = text else {
         // A whole second, as a person reads and types it back (`--date 2026-12-05T01:02:03Z`).
         let now = Utc::now();
         return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
     };
     vane_dag::parse_when(text, dag.timezone, false)
-        .map_err(|e| AppError::Invalid(format!("--date {e}")))
-}
-
-/// A logical date for `dag` from a person's text (`--date`, `--after`), or now.
-///
-/// # Errors
-/// [`AppError::Invalid`] when the text is not a date.
-pub fn logical_date(text: Option<&str>, dag: &Dag) -> Result<DateTime<Utc>, AppError> {
-    parse_date(text, dag)
+        .map_err(|e| AppError::Invalid(format!("{flag} {e}")))
 }
 
 impl App {
@@ -559,7 +556,7 @@ impl App {
         let params = dag
             .resolve_params(&target.params)
             .map_err(AppError::ParamsUnfit)?;
-        let mut logical_date = parse_date(target.date.as_deref(), dag)?;
+        let mut logical_date = self::logical_date(target.date.as_deref(), dag, "--date")?;
         if target.date.is_none() {
             // "Now" is a whole second: a second trigger within it takes the next free second,
             // as a person asking twice means two runs.
