@@ -283,6 +283,7 @@ fn a_run_compared_with_itself_or_another_dag_gets_a_clear_message() {
         "nothing: no run of `daily` before this one succeeded"
     );
     assert_eq!(w["lead"]["what"], "same", "{w:#}");
+    assert_eq!(w["lead"]["summary"], "run 1 success", "{w:#}");
 }
 
 crate::harness::on_both_backends!(

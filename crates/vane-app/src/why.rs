@@ -390,14 +390,21 @@ fn lead(
                 states[task.task_id.as_str()].as_str()
             ),
         },
-        _ => Lead {
+        (_, Some(other)) => Lead {
             task: None,
             what: "same",
             summary: format!(
-                "run {} {}; every task ended as in the run compared with",
+                "run {} {}; every task ended as in run {}",
                 this.run.id,
-                this.run.state.as_str()
+                this.run.state.as_str(),
+                other.run.id
             ),
+        },
+        // Nothing to compare with: say what the run did, not that it matched nothing.
+        (_, None) => Lead {
+            task: None,
+            what: "same",
+            summary: format!("run {} {}", this.run.id, this.run.state.as_str()),
         },
     }
 }
