@@ -272,6 +272,21 @@ fn a_paused_dag_gets_no_scheduled_runs_until_unpaused(backend: Backend) {
             .is_some_and(|n| n.starts_with("no scheduler is running")),
         "{ticks:#}"
     );
+
+    // A broken edit of the file: a scheduler keeps the last good version, and so do the ticks.
+    p.write_dag(
+        "tick",
+        &EVERY_SECOND.replace("[tasks.", "[tasks.broken]\ncomand = 1\n[tasks."),
+    );
+    let ticks = vane(&p, &["ticks", "tick"]).success();
+    assert!(ticks.stdout.contains("run 1"), "{}", ticks.stdout);
+    assert!(
+        ticks
+            .stdout
+            .contains("note: the DAG file does not validate"),
+        "{}",
+        ticks.stdout
+    );
 }
 
 fn sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start(backend: Backend) {

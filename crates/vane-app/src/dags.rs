@@ -481,14 +481,40 @@ impl App {
         limit: usize,
     ) -> Result<TickHistory, AppError> {
         let overview = Overview::load(self, store)?;
-        let (dag, _) = self.find_dag(&overview.set, dag_id)?;
+        let mut notes = Vec::new();
+        let recorded;
+        let dag = match self.find_dag(&overview.set, dag_id) {
+            Ok((dag, _)) => dag,
+            // The scheduler keeps running the last good version of a file that stops
+            // validating: its ticks are what a person looks at then, not an error.
+            Err(invalid @ AppError::InvalidDag { .. }) => {
+                let filter = RunFilter {
+                    dag_id: Some(dag_id),
+                    limit: 1,
+                    ..RunFilter::default()
+                };
+                let last = store.runs(&filter)?.into_iter().next();
+                let Some((run, dag)) = last
+                    .map(|run| Ok::<_, AppError>((run.id, crate::runs::recorded_dag(store, &run)?)))
+                    .transpose()?
+                    .and_then(|(run, dag)| Some((run, dag?)))
+                else {
+                    return Err(invalid);
+                };
+                notes.push(format!(
+                    "the DAG file does not validate (`vane validate` says why); this is the schedule of the version run {run} used, which a running scheduler keeps using"
+                ));
+                recorded = dag;
+                &recorded
+            }
+            Err(other) => return Err(other),
+        };
         let now = overview.now;
         let ticks = store.ticks(dag_id, limit)?;
         let (next, due) = match &dag.schedule {
             Some(s) => (s.next_after(now), s.previous_before(now)),
             None => (None, None),
         };
-        let mut notes = Vec::new();
         if dag.schedule.is_none() {
             notes.push(format!(
                 "DAG `{dag_id}` has no schedule: it runs only when triggered"

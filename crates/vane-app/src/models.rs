@@ -312,10 +312,7 @@ fn deploy_tasks(store: &dyn Store, model: &str) -> Result<Vec<(RunId, vane_dag::
     let mut out = Vec::new();
     for run in runs.into_iter().rev() {
         let detail = store.run(run)?;
-        let source = store.dag_source(detail.run.dag_version)?;
-        let Some(dag) =
-            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
-        else {
+        let Some(dag) = crate::runs::recorded_dag(store, &detail.run)? else {
             continue;
         };
         let tasks: Vec<String> = dag

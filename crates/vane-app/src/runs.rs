@@ -258,6 +258,19 @@ pub struct ParamChangeView {
     pub after: Value,
 }
 
+/// The DAG a run ran, from the version it recorded; `None` when that source no longer parses
+/// with this vane (a DAG written for a newer one).
+///
+/// # Errors
+/// The store cannot be read.
+pub fn recorded_dag(
+    store: &dyn Store,
+    run: &vane_store::RunRecord,
+) -> Result<Option<Dag>, AppError> {
+    let source = store.dag_source(run.dag_version)?;
+    Ok(vane_dag::parse_dag_with(&source, &run.dag_id, &crate::registry()).dag)
+}
+
 /// A run as [`RunShown`] gives it.
 ///
 /// # Errors
@@ -268,12 +281,7 @@ pub fn shown(store: &dyn Store, detail: &RunDetail) -> Result<RunShown, AppError
     let ran_on = store.run_dispatches(run)?;
     // What each task is, from the DAG version the run ran: a person reads "validate", not the
     // `vane exec-builtin` vane runs for it.
-    let version = store
-        .dag_source(detail.run.dag_version)
-        .ok()
-        .and_then(|source| {
-            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
-        });
+    let version = recorded_dag(store, &detail.run).ok().flatten();
     let tasks = detail
         .tasks
         .iter()
@@ -714,10 +722,7 @@ impl App {
         reason: Option<&str>,
     ) -> Result<RunDetail, AppError> {
         let detail = self.adopt_if_orphaned(store, store.run(run)?)?;
-        let source = store.dag_source(detail.run.dag_version)?;
-        let Some(dag) =
-            vane_dag::parse_dag_with(&source, &detail.run.dag_id, &crate::registry()).dag
-        else {
+        let Some(dag) = recorded_dag(store, &detail.run)? else {
             return Err(AppError::Conflict(format!(
                 "run {run}'s recorded DAG version does not parse with this vane"
             )));
