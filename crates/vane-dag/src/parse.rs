@@ -1307,28 +1307,25 @@ impl Checker<'_> {
         let Val::Str(text) = &entry.val else {
             return None;
         };
-        match Template::parse(text, params) {
-            Ok((template, raw_uses)) => {
-                for range in raw_uses {
-                    let span = self.inner_span(&entry.span, text, range);
-                    self.diags.push(
-                        Diagnostic::warning(
-                            "raw substitution: this value is inserted into the shell command unquoted",
-                            Some(span),
-                        )
-                        .hint("a value with spaces, `;` or `$(...)` becomes shell syntax; drop `| raw` unless the value is trusted"),
-                    );
-                }
-                Some(template)
-            }
-            Err(problems) => {
-                for problem in problems {
-                    let span = self.inner_span(&entry.span, text, problem.range);
-                    self.error(problem.message, span, problem.hint);
-                }
-                None
-            }
+        let (template, problems, raw_uses) = match Template::parse(text, params) {
+            Ok((template, raw_uses)) => (Some(template), Vec::new(), raw_uses),
+            Err((problems, raw_uses)) => (None, problems, raw_uses),
+        };
+        for range in raw_uses {
+            let span = self.inner_span(&entry.span, text, range);
+            self.diags.push(
+                Diagnostic::warning(
+                    "raw substitution: this value is inserted into the shell command unquoted",
+                    Some(span),
+                )
+                .hint("a value with spaces, `;` or `$(...)` becomes shell syntax; drop `| raw` unless the value is trusted"),
+            );
         }
+        for problem in problems {
+            let span = self.inner_span(&entry.span, text, problem.range);
+            self.error(problem.message, span, problem.hint);
+        }
+        template
     }
 
     /// The source bytes of `range`, a range of bytes of `content`, the value of the string

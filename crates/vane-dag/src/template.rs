@@ -190,11 +190,17 @@ pub(crate) struct TemplateProblem {
 }
 
 impl Template {
-    /// Parses `text`, checking every variable against the built-ins and `params`.
+    /// Parses `text`, checking every variable against the built-ins and `params`. Both ways,
+    /// with the ranges of its `| raw` uses: a template with an error still has them warned
+    /// about, as every problem of a file is reported at once.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn parse(
         text: &str,
         params: &[&str],
-    ) -> Result<(Self, Vec<std::ops::Range<usize>>), Vec<TemplateProblem>> {
+    ) -> Result<
+        (Self, Vec<std::ops::Range<usize>>),
+        (Vec<TemplateProblem>, Vec<std::ops::Range<usize>>),
+    > {
         let mut segments = Vec::new();
         let mut problems = Vec::new();
         let mut raw_uses = Vec::new();
@@ -265,7 +271,7 @@ impl Template {
                 raw_uses,
             ))
         } else {
-            Err(problems)
+            Err((problems, raw_uses))
         }
     }
 
@@ -399,7 +405,8 @@ mod tests {
             "a {{ dss }} {{DS}} {{ params.min_acc }} {{ x",
             &["min_accuracy"],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .0;
         let messages: Vec<_> = problems
             .iter()
             .map(|p| (p.message.as_str(), p.hint.as_str()))
@@ -449,7 +456,8 @@ mod tests {
             "{{ run_id | add_days(1) }} {{ ds | add_days(a) }} {{ ds | upper }} {{ ds | add_day(1) }} {{ macros.ds_add(ds, -7) }}",
             &[],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .0;
         let got: Vec<(&str, &str)> = problems
             .iter()
             .map(|p| (p.message.as_str(), p.hint.as_str()))
@@ -457,7 +465,7 @@ mod tests {
         assert_eq!(got[0].0, "`add_days` moves a date, and `run_id` is not one");
         assert_eq!(got[1].0, "`add_days(a)` needs a whole number of days");
         // A huge move panicked at render time; it is refused at load.
-        let problems = Template::parse("{{ ds | add_days(99999999999) }}", &[]).unwrap_err();
+        let (problems, _) = Template::parse("{{ ds | add_days(99999999999) }}", &[]).unwrap_err();
         assert_eq!(
             problems[0].message,
             "`add_days(99999999999)` moves the date too far"

@@ -678,3 +678,11 @@ fn cron_duration_and_command_mistakes_say_what_was_written() {
         "[dag]\nschedule = \"@every 1h\"\n\n[tasks.a]\ncommand = \"  \"\n"
     ));
 }
+
+/// A template with an error still has its `| raw` use warned about: every problem at once.
+#[test]
+fn a_raw_use_is_warned_about_beside_an_error_in_the_same_template() {
+    insta::assert_snapshot!(render(
+        "[params]\nlr = \"0.1\"\n\n[tasks.a]\ncommand = \"echo {{ params.lr | raw }} {{ dss }}\"\n"
+    ));
+}
