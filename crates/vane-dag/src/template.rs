@@ -181,6 +181,9 @@ pub struct Template {
     segments: Vec<Segment>,
 }
 
+/// Where a template uses `| raw`, as byte ranges of its text.
+pub(crate) type RawUses = Vec<std::ops::Range<usize>>;
+
 /// A problem found while parsing a template, with its byte range inside the template text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TemplateProblem {
@@ -193,14 +196,10 @@ impl Template {
     /// Parses `text`, checking every variable against the built-ins and `params`. Both ways,
     /// with the ranges of its `| raw` uses: a template with an error still has them warned
     /// about, as every problem of a file is reported at once.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn parse(
         text: &str,
         params: &[&str],
-    ) -> Result<
-        (Self, Vec<std::ops::Range<usize>>),
-        (Vec<TemplateProblem>, Vec<std::ops::Range<usize>>),
-    > {
+    ) -> Result<(Self, RawUses), (Vec<TemplateProblem>, RawUses)> {
         let mut segments = Vec::new();
         let mut problems = Vec::new();
         let mut raw_uses = Vec::new();
