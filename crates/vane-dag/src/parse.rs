@@ -1321,6 +1321,16 @@ impl Checker<'_> {
                 .hint("a value with spaces, `;` or `$(...)` becomes shell syntax; drop `| raw` unless the value is trusted"),
             );
         }
+        for range in crate::template::jinja_statements(text) {
+            let span = self.inner_span(&entry.span, text, range);
+            self.diags.push(
+                Diagnostic::warning(
+                    "a Jinja statement: vane's templates have none, so the shell gets this text as written",
+                    Some(span),
+                )
+                .hint("decide in the command itself (`if [ \"$VANE_PARAM_X\" = y ]; then ...; fi`), or pass a param"),
+            );
+        }
         for problem in problems {
             let span = self.inner_span(&entry.span, text, problem.range);
             self.error(problem.message, span, problem.hint);

@@ -181,6 +181,32 @@ pub struct Template {
     segments: Vec<Segment>,
 }
 
+/// Jinja statements (`{% if ... %}`, `{% for ... %}`) in a template, as byte ranges of its text:
+/// vane's templates have none, so such text reaches the shell as written, where it fails or,
+/// worse, does something else. Only a known statement word counts, so `printf '{%s}'` is not
+/// taken for one.
+pub(crate) fn jinja_statements(text: &str) -> Vec<std::ops::Range<usize>> {
+    const WORDS: [&str; 14] = [
+        "if", "elif", "else", "endif", "for", "endfor", "set", "macro", "endmacro", "block",
+        "endblock", "include", "extends", "raw",
+    ];
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(open) = text[at..].find("{%").map(|i| i + at) {
+        let inner = text[open + 2..].trim_start_matches(['-', '+']).trim_start();
+        let word: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let end = text[open..].find("%}").map_or(text.len(), |i| open + i + 2);
+        if WORDS.contains(&word.as_str()) {
+            found.push(open..end);
+        }
+        at = open + 2;
+    }
+    found
+}
+
 /// Where a template uses `| raw`, as byte ranges of its text.
 pub(crate) type RawUses = Vec<std::ops::Range<usize>>;
 
@@ -396,6 +422,17 @@ mod tests {
         let (t, raw) = Template::parse("echo {{params.evil|raw}}", &["evil"]).unwrap();
         assert_eq!(raw, vec![5..24]);
         assert_eq!(t.render_shell(lookup), "echo x; touch pwned");
+    }
+
+    #[test]
+    fn jinja_statements_are_found_and_printf_formats_are_not() {
+        let text = "{% if x %}y{% endif %} printf '{%s}' {%- for a in b -%}";
+        let found: Vec<&str> = jinja_statements(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
+        assert_eq!(found, ["{% if x %}", "{% endif %}", "{%- for a in b -%}"]);
+        assert!(jinja_statements("date +%s; echo {%d}").is_empty());
     }
 
     #[test]

@@ -686,3 +686,11 @@ fn a_raw_use_is_warned_about_beside_an_error_in_the_same_template() {
         "[params]\nlr = \"0.1\"\n\n[tasks.a]\ncommand = \"echo {{ params.lr | raw }} {{ dss }}\"\n"
     ));
 }
+
+/// Airflow's `{% if %}` pasted into a command: a warning, as the shell would get it verbatim.
+#[test]
+fn a_jinja_statement_in_a_command_is_a_warning() {
+    insta::assert_snapshot!(render(
+        "[tasks.a]\ncommand = \"{% if params.full %}python3 full.py{% endif %}; printf '{%s}' x\"\n"
+    ));
+}
