@@ -313,15 +313,13 @@ fn a_backfill_of_no_runs_at_once_is_refused() {
     ])
     .code(2)
     .stderr_contains("invalid value '0' for '--max-active <N>'");
-    assert!(
-        p.vane(&["backfills", "--json"])
-            .success()
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "nothing was recorded"
-    );
+    assert_no_backfill(&p);
+}
+
+/// No backfill was recorded: input refused before anything was made.
+pub(crate) fn assert_no_backfill(p: &Project) {
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert!(list.as_array().is_some_and(Vec::is_empty), "{list:#}");
 }
 
 crate::harness::on_both_backends!(

@@ -110,6 +110,17 @@ fn stage_of(models: &Value, version: i64) -> String {
         .to_owned()
 }
 
+/// The reason of run `run`'s rollout, which must have ended skipped (it promoted nothing).
+fn skipped_rollout_reason(p: &Project, run: i64) -> String {
+    let show = p.show(run);
+    let rollout = crate::harness::task(&show, "rollout");
+    assert_eq!(rollout["state"], "skipped", "{show:#}");
+    rollout["attempts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn serving(p: &Project, name: &str) -> String {
     std::fs::read_to_string(p.path().join("serving").join(name)).unwrap_or_default()
 }
@@ -359,16 +370,11 @@ fn a_backfill_never_redeploys_the_past_unless_asked() {
     ])
     .success();
     for run in [2, 3] {
-        let show = p.show(run);
-        assert_eq!(show["state"], "success", "{show:#}");
-        let rollout = crate::harness::task(&show, "rollout");
-        assert_eq!(rollout["state"], "skipped", "{show:#}");
-        let reason = rollout["attempts"][0]["reason"]
-            .as_str()
-            .unwrap_or_default();
+        assert_eq!(p.show(run)["state"], "success");
+        let reason = skipped_rollout_reason(&p, run);
         assert!(
             reason.contains("older than run 1") && reason.contains("--redeploy-past"),
-            "{show:#}"
+            "{reason}"
         );
     }
     let m = models(&p);
@@ -433,15 +439,10 @@ fn a_backfill_after_a_rollback_still_never_redeploys_the_past() {
         "2026-11-20",
     ])
     .success();
-    let show = p.show(3);
-    let rollout = crate::harness::task(&show, "rollout");
-    assert_eq!(rollout["state"], "skipped", "{show:#}");
-    let reason = rollout["attempts"][0]["reason"]
-        .as_str()
-        .unwrap_or_default();
+    let reason = skipped_rollout_reason(&p, 3);
     assert!(
         reason.contains("older than run 2") && reason.contains("churn v2"),
-        "{show:#}"
+        "{reason}"
     );
     let m = models(&p);
     assert_eq!(stage_of(&m, 1), "production", "{m:#}");
@@ -597,17 +598,12 @@ fn models_at_a_time_and_a_rollback_by_hand() {
     run(&p, "v2", "2026-11-03").success();
     assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
     assert_eq!(stage_of(&models(&p), 2), "failed");
-    let show = p.show(3);
-    let rollout = crate::harness::task(&show, "rollout");
-    assert_eq!(rollout["state"], "skipped", "{show:#}");
-    let reason = rollout["attempts"][0]["reason"]
-        .as_str()
-        .unwrap_or_default();
+    let reason = skipped_rollout_reason(&p, 3);
     assert!(
         reason.contains("not deployed: the candidate is churn v2, which failed")
             && reason.contains("user dana: rolled back to v1")
             && reason.contains("vane promote churn 2"),
-        "{show:#}"
+        "{reason}"
     );
     // A person can bring it back, naming it as `vane models` lists it.
     p.vane(&[
@@ -638,16 +634,11 @@ fn a_version_that_failed_a_gate_is_never_rolled_out_again() {
     std::fs::remove_file(p.path().join("serving/canary.json")).unwrap();
 
     run(&p, "worse", "2026-11-03").success();
-    let show = p.show(3);
-    let rollout = crate::harness::task(&show, "rollout");
-    assert_eq!(rollout["state"], "skipped", "{show:#}");
-    let reason = rollout["attempts"][0]["reason"]
-        .as_str()
-        .unwrap_or_default();
+    let reason = skipped_rollout_reason(&p, 3);
     assert!(
         reason.contains("an automatic rollout never serves a failed version again")
             && reason.contains("canary gate failed"),
-        "{show:#}"
+        "{reason}"
     );
     let m = models(&p);
     assert_eq!(m["ledger"].as_array().unwrap().len(), entries, "{m:#}");

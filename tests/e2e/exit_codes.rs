@@ -125,14 +125,7 @@ fn backfill_input_it_cannot_use_is_not_found_or_invalid() {
     .stderr_contains("DAG `manual` has no schedule")
     .stderr_contains("add `schedule` under [dag]");
     // Nothing was made by any of them.
-    assert!(
-        p.vane(&["backfills", "--json"])
-            .success()
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    crate::backfill::assert_no_backfill(&p);
 }
 
 /// `vane models --at` with a date vane cannot read is invalid, as `vane run --date` is.
