@@ -225,11 +225,13 @@ pub fn did_you_mean<'a>(
         return None;
     }
     let limit = if len < 3 { 0 } else { (len / 3).max(1) };
-    let word: Vec<char> = word.chars().collect();
+    // Letter case is no edit: `ALL_SUCCESS`, as Airflow's constants are written, and `{{DS}}`
+    // are meant as `all_success` and `ds`, though every letter differs.
+    let word: Vec<char> = word.to_lowercase().chars().collect();
     candidates
         .into_iter()
         .filter(|c| c.chars().count().abs_diff(len) <= limit)
-        .filter_map(|c| edit_distance_within(&word, c, limit).map(|d| (d, c)))
+        .filter_map(|c| edit_distance_within(&word, &c.to_lowercase(), limit).map(|d| (d, c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -1696,14 +1696,7 @@ impl Checker<'_> {
                 if values.contains(&s.as_ref()) {
                     Some(Val::Str(s.to_string()))
                 } else {
-                    // `ALL_SUCCESS`, as Airflow's constants are written, is one edit per letter away.
-                    let lower = s.to_lowercase();
-                    let close = values
-                        .iter()
-                        .copied()
-                        .find(|v| *v == lower)
-                        .or_else(|| did_you_mean(s, values.iter().copied()));
-                    let hint = match close {
+                    let hint = match did_you_mean(s, values.iter().copied()) {
                         Some(close) => format!("did you mean `{close}`?"),
                         None => format!("choose one of: {}", values.join(", ")),
                     };

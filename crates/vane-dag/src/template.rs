@@ -361,13 +361,7 @@ fn resolve(name: &str, params: &[&str]) -> Result<Var, (String, String)> {
         return Ok(Var::Builtin(builtin));
     }
     let names = BUILTIN_VARIABLES.iter().map(|(b, _)| *b);
-    // `{{DS}}` is a letter case away from `ds`, which counts as two edits for a short name.
-    let lower = name.to_lowercase();
-    let close = names
-        .clone()
-        .find(|b| *b == lower)
-        .or_else(|| crate::diag::did_you_mean(name, names));
-    let hint = match close {
+    let hint = match crate::diag::did_you_mean(name, names) {
         Some(close) => format!("did you mean `{close}`?"),
         None if params.contains(&name) => format!("parameters are written `params.{name}`"),
         None => format!(
