@@ -99,6 +99,14 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<vane_http::ServerError>() {
         Some(vane_http::ServerError::TokenRequired { .. }) => 4,
         Some(vane_http::ServerError::Bind { .. }) => 6,
+        // A file or folder vane could not read, write or create (a token file, the agent's
+        // spool, `man --dir`) reaches here as an I/O error under the command's own words.
+        _ if error
+            .chain()
+            .any(|cause| cause.downcast_ref::<std::io::Error>().is_some()) =>
+        {
+            6
+        }
         _ => 1,
     }
 }

@@ -171,3 +171,19 @@ fn promote_of_a_model_never_registered_is_not_found() {
     .code(3)
     .stderr_contains("no model `nosuch` in the registry: `vane models` lists the models");
 }
+
+/// A file or folder vane cannot read or create exits 6, as an unusable database does, not the
+/// 1 of a failed run: the token file `vane serve` is pointed at, the folder `vane man --dir`
+/// writes into.
+#[test]
+fn a_file_vane_cannot_use_exits_6() {
+    let p = Project::new().dag("daily", DAILY);
+    let missing = p.path().join("no-such-folder/token");
+    p.vane(&["serve", "--token-file", missing.to_str().unwrap()])
+        .code(6)
+        .stderr_contains("cannot read the token file");
+    std::fs::write(p.path().join("a-file"), "").unwrap();
+    let under_a_file = p.path().join("a-file/man1");
+    p.vane(&["man", "--dir", under_a_file.to_str().unwrap()])
+        .code(6);
+}
