@@ -393,6 +393,15 @@ fn parse(
         return None;
     };
     let Some(dataset) = table.get("dataset") else {
+        // `data = ...` is reported as an unknown key whose hint names `dataset`: one mistake,
+        // one error.
+        let misspelt = table.iter().any(|(key, _)| {
+            key.get_ref().as_ref() != "dataset"
+                && vane_dag::did_you_mean(key.get_ref(), ["dataset"]).is_some()
+        });
+        if misspelt {
+            return None;
+        }
         sub.error(
             format!("validate task `{task_id}` has no `dataset`"),
             task.span(),

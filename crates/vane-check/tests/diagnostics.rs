@@ -148,3 +148,12 @@ fn a_command_does_not_hide_a_missing_dataset() {
         "[tasks.v]\nkind = \"validate\"\ncommand = \"python3 check.py\"\n"
     ));
 }
+
+/// `data = ...` for `dataset`: one error, the unknown key, whose hint names `dataset` (the
+/// task's own kind's keys come first); not also "has no `dataset`".
+#[test]
+fn a_dataset_key_cut_short_is_one_error_naming_dataset() {
+    insta::assert_snapshot!(render(
+        "[tasks.v]\nkind = \"validate\"\ndata = \"data/x.csv\"\nrows = { min = 1 }\n"
+    ));
+}

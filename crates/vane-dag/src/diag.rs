@@ -210,10 +210,11 @@ pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// search would cost its length times every candidate's.
 const LONGEST_GUESSED: usize = 64;
 
-/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
-/// Linear in the candidates: a candidate whose length alone is too far is skipped, and the
-/// distance stops as soon as it is past the limit. Public so that a name given on the command
-/// line (a DAG id) gets the same guess as a key in a file.
+/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo;
+/// failing that, the one candidate that `word` begins (`data` for `dataset`), as a name cut
+/// short is the other common slip. Linear in the candidates: a candidate whose length alone is
+/// too far is skipped, and the distance stops as soon as it is past the limit. Public so that
+/// a name given on the command line (a DAG id) gets the same guess as a key in a file.
 #[must_use]
 pub fn did_you_mean<'a>(
     word: &str,
@@ -227,14 +228,32 @@ pub fn did_you_mean<'a>(
     let limit = if len < 3 { 0 } else { (len / 3).max(1) };
     // Letter case is no edit: `ALL_SUCCESS`, as Airflow's constants are written, and `{{DS}}`
     // are meant as `all_success` and `ds`, though every letter differs.
-    let word: Vec<char> = word.to_lowercase().chars().collect();
-    candidates
-        .into_iter()
-        .filter(|c| c.chars().count().abs_diff(len) <= limit)
-        .filter_map(|c| edit_distance_within(&word, &c.to_lowercase(), limit).map(|d| (d, c)))
-        .min_by_key(|(d, _)| *d)
+    let lower = word.to_lowercase();
+    let word: Vec<char> = lower.chars().collect();
+    let mut closest: Option<(usize, &str)> = None;
+    // The candidates `word` begins: only a single one is a guess (`retry` begins three keys).
+    let mut begun: (Option<&str>, usize) = (None, 0);
+    for candidate in candidates {
+        let candidate_lower = candidate.to_lowercase();
+        if candidate.chars().count().abs_diff(len) <= limit
+            && let Some(d) = edit_distance_within(&word, &candidate_lower, limit)
+            && closest.is_none_or(|(best, _)| d < best)
+        {
+            closest = Some((d, candidate));
+        }
+        // Four letters at least: `dag` begins too many names to mean one of them.
+        if len >= SHORTEST_BEGUN && candidate_lower.starts_with(&lower) && candidate_lower != lower
+        {
+            begun = (Some(candidate), begun.1 + 1);
+        }
+    }
+    closest
         .map(|(_, c)| c)
+        .or_else(|| begun.0.filter(|_| begun.1 == 1))
 }
+
+/// The shortest word taken for the start of a longer name.
+const SHORTEST_BEGUN: usize = 4;
 
 /// Edits between `a` and `b` when at most `limit`, a swap of two neighbouring characters
 /// counting as one: the most common typo (`trian` for `train`) is then as close as a missing
@@ -269,8 +288,15 @@ mod tests {
     fn suggests_close_names_only() {
         let keys = ["command", "depends_on", "retries"];
         assert_eq!(did_you_mean("comand", keys), Some("command"));
-        assert_eq!(did_you_mean("depends", keys), None);
         assert_eq!(did_you_mean("retry", keys), None);
+        // A name cut short is a guess when it begins one candidate only.
+        assert_eq!(did_you_mean("depends", keys), Some("depends_on"));
+        assert_eq!(did_you_mean("data", ["dataset", "format"]), Some("dataset"));
+        assert_eq!(
+            did_you_mean("retry", ["retry_delay", "retry_backoff"]),
+            None
+        );
+        assert_eq!(did_you_mean("dag", ["dag_id"]), None);
         assert_eq!(did_you_mean("retires", keys), Some("retries"));
         // A swap of two letters is one typo.
         assert_eq!(did_you_mean("trian", ["train", "label"]), Some("train"));

@@ -926,7 +926,14 @@ impl Checker<'_> {
                 edges.push(Vec::new());
                 continue;
             };
-            let groups: Vec<&[Field]> = spec::task_groups(registry).collect();
+            let kind = match value.get_ref() {
+                DeValue::Table(t) => t.get("kind").and_then(|k| match k.get_ref() {
+                    DeValue::String(kind) => Some(kind.as_ref()),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            let groups = spec::task_groups_of_kind(registry, kind);
             let keys = self.table(value, &groups, &format!("[tasks.{id}]"));
             let mut deps = Vec::new();
             for (dep, span) in keys.list("depends_on") {

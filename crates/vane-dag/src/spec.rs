@@ -354,6 +354,20 @@ pub(crate) fn task_groups(registry: &Registry) -> impl Iterator<Item = &'static 
         .chain(registry.kinds().map(|k| k.keys()))
 }
 
+/// [`task_groups`] with the keys of the task's own kind first, so that a hint for a key of a
+/// `validate` task lists `dataset` and `rows` before the keys every task takes.
+pub(crate) fn task_groups_of_kind(
+    registry: &Registry,
+    kind: Option<&str>,
+) -> Vec<&'static [Field]> {
+    let own = registry.kinds().filter(|k| Some(k.name()) == kind);
+    let others = registry.kinds().filter(|k| Some(k.name()) != kind);
+    own.map(|k| k.keys())
+        .chain([TASK_OWN, SHARED])
+        .chain(others.map(|k| k.keys()))
+        .collect()
+}
+
 pub(crate) fn task_keys(registry: &Registry) -> impl Iterator<Item = &'static Field> + '_ {
     task_groups(registry).flatten()
 }

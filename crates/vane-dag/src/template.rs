@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn unknown_variables_are_errors_with_suggestions() {
         let problems = Template::parse(
-            "a {{ dss }} {{DS}} {{ params.min_acc }} {{ x",
+            "a {{ dss }} {{DS}} {{ params.max_acc }} {{ x",
             &["min_accuracy"],
         )
         .unwrap_err()
@@ -447,7 +447,7 @@ mod tests {
                 ("unknown template variable `dss`", "did you mean `ds`?"),
                 ("unknown template variable `DS`", "did you mean `ds`?"),
                 (
-                    "unknown parameter `min_acc` in template",
+                    "unknown parameter `max_acc` in template",
                     "declare it under [params]; declared: min_accuracy"
                 ),
                 (
