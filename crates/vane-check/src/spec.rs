@@ -713,47 +713,55 @@ impl Parser<'_, '_, '_> {
         };
         if auto {
             let mut rule = AutoRule::default();
+            // Every wrong key of the table is said, not only the first: one round of fixes.
+            let mut wrong = false;
             if let Some(v) = t.get("k") {
-                let k = self.number_of(v, &format!("`k` of {label}"))?;
-                if k <= 0.0 {
-                    self.error(
-                        format!("`k` of {label} must be above 0, found {k}"),
-                        v.span(),
-                        "the bound is mean ± k × std; 3 is usual",
-                    );
-                    return None;
+                match self.number_of(v, &format!("`k` of {label}")) {
+                    Some(k) if k > 0.0 => rule.k = k,
+                    Some(k) => {
+                        self.error(
+                            format!("`k` of {label} must be above 0, found {k}"),
+                            v.span(),
+                            "the bound is mean ± k × std; 3 is usual",
+                        );
+                        wrong = true;
+                    }
+                    None => wrong = true,
                 }
-                rule.k = k;
             }
             for (key, slot) in [("window", &mut rule.window), ("warmup", &mut rule.warmup)] {
-                if let Some(v) = t.get(key) {
-                    match v.get_ref() {
-                        DeValue::Integer(i) => match integer(i) {
-                            Some(n @ 2..=10_000) => *slot = n as u32,
-                            _ => {
-                                self.error(
-                                    format!("`{key}` of {label} must be between 2 and 10000"),
-                                    v.span(),
-                                    "a standard deviation needs at least 2 values",
-                                );
-                                return None;
-                            }
-                        },
-                        other => {
+                let Some(v) = t.get(key) else {
+                    continue;
+                };
+                match v.get_ref() {
+                    DeValue::Integer(i) => match integer(i) {
+                        Some(n @ 2..=10_000) => *slot = n as u32,
+                        _ => {
                             self.error(
                                 format!(
-                                    "`{key}` of {label} must be an integer, found {}",
-                                    found(other)
+                                    "`{key}` of {label} must be between 2 and 10000, found {}",
+                                    found(v.get_ref())
                                 ),
                                 v.span(),
-                                "write a count of runs such as `10`",
+                                "a standard deviation needs at least 2 values",
                             );
-                            return None;
+                            wrong = true;
                         }
+                    },
+                    other => {
+                        self.error(
+                            format!(
+                                "`{key}` of {label} must be an integer, found {}",
+                                found(other)
+                            ),
+                            v.span(),
+                            "write a count of runs such as `10`",
+                        );
+                        wrong = true;
                     }
                 }
             }
-            if rule.warmup > rule.window {
+            if !wrong && rule.warmup > rule.window {
                 self.error(
                     format!(
                         "`warmup` of {label} ({}) is larger than its `window` ({}): it would never leave learning",
@@ -762,7 +770,7 @@ impl Parser<'_, '_, '_> {
                     whole.span(),
                     "make `window` at least `warmup`",
                 );
-                return None;
+                wrong = true;
             }
             for key in ["min", "max", "value"] {
                 if let Some(v) = t.get(key) {
@@ -771,11 +779,12 @@ impl Parser<'_, '_, '_> {
                         v.span(),
                         "keep either the learned bound (`auto = true`) or fixed `min`/`max`",
                     );
-                    return None;
+                    wrong = true;
                 }
             }
-            return Some(Bound::Auto(rule));
+            return (!wrong).then_some(Bound::Auto(rule));
         }
+        let mut wrong = false;
         for key in ["k", "window", "warmup"] {
             if let Some(v) = t.get(key) {
                 self.error(
@@ -783,20 +792,20 @@ impl Parser<'_, '_, '_> {
                     v.span(),
                     "add `auto = true`, or remove it",
                 );
-                return None;
+                wrong = true;
             }
         }
-        let mut min = match t.get("min") {
-            Some(v) => Some(self.number_of(v, &format!("`min` of {label}"))?),
-            None => None,
+        let mut number = |key: &str| {
+            let v = t.get(key)?;
+            let n = self.number_of(v, &format!("`{key}` of {label}"));
+            wrong |= n.is_none();
+            n
         };
-        if let Some(v) = t.get("value") {
-            min = Some(self.number_of(v, &format!("`value` of {label}"))?);
+        let min = number("value").or(number("min"));
+        let max = number("max");
+        if wrong {
+            return None;
         }
-        let max = match t.get("max") {
-            Some(v) => Some(self.number_of(v, &format!("`max` of {label}"))?),
-            None => None,
-        };
         if min.is_none() && max.is_none() {
             let hint = if how == BoundUse::Fraction {
                 "write `{ min = 0.99 }`, or `auto = true`"

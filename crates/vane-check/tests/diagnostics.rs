@@ -157,3 +157,12 @@ fn a_dataset_key_cut_short_is_one_error_naming_dataset() {
         "[tasks.v]\nkind = \"validate\"\ndata = \"data/x.csv\"\nrows = { min = 1 }\n"
     ));
 }
+
+/// Every wrong key of a bound's table is said at once: `k`, `window` and `warmup` here, where
+/// only `k` was, and a fix-and-rerun round was needed for each of the others.
+#[test]
+fn every_wrong_key_of_a_bound_table_is_reported() {
+    insta::assert_snapshot!(render(
+        "[tasks.v]\nkind = \"validate\"\ndataset = \"x.csv\"\nrows = { auto = true, k = -3, window = 0, warmup = \"ten\" }\ncolumns.age = { mean = { min = \"a\", max = \"b\" } }\n"
+    ));
+}
