@@ -211,8 +211,8 @@ pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
 const LONGEST_GUESSED: usize = 64;
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo;
-/// failing that, the one candidate that `word` begins (`data` for `dataset`), as a name cut
-/// short is the other common slip. Linear in the candidates: a candidate whose length alone is
+/// failing that, the one candidate that `word` begins or is begun by (`data` for `dataset`,
+/// `boolean` for `bool`), as a name cut short or spelt out is the other common slip. Linear in the candidates: a candidate whose length alone is
 /// too far is skipped, and the distance stops as soon as it is past the limit. Public so that
 /// a name given on the command line (a DAG id) gets the same guess as a key in a file.
 #[must_use]
@@ -231,7 +231,8 @@ pub fn did_you_mean<'a>(
     let lower = word.to_lowercase();
     let word: Vec<char> = lower.chars().collect();
     let mut closest: Option<(usize, &str)> = None;
-    // The candidates `word` begins: only a single one is a guess (`retry` begins three keys).
+    // The candidates `word` begins or is begun by: only a single one is a guess (`retry`
+    // begins three keys).
     let mut begun: (Option<&str>, usize) = (None, 0);
     for candidate in candidates {
         let candidate_lower = candidate.to_lowercase();
@@ -241,9 +242,13 @@ pub fn did_you_mean<'a>(
         {
             closest = Some((d, candidate));
         }
-        // Four letters at least: `dag` begins too many names to mean one of them.
-        if len >= SHORTEST_BEGUN && candidate_lower.starts_with(&lower) && candidate_lower != lower
-        {
+        // Either way round: `int` for `integer`, `boolean` for `bool`.
+        let (short, long) = if lower.len() <= candidate_lower.len() {
+            (lower.as_str(), candidate_lower.as_str())
+        } else {
+            (candidate_lower.as_str(), lower.as_str())
+        };
+        if short.chars().count() >= SHORTEST_BEGUN && long.starts_with(short) && long != short {
             begun = (Some(candidate), begun.1 + 1);
         }
     }
@@ -252,8 +257,8 @@ pub fn did_you_mean<'a>(
         .or_else(|| begun.0.filter(|_| begun.1 == 1))
 }
 
-/// The shortest word taken for the start of a longer name.
-const SHORTEST_BEGUN: usize = 4;
+/// The shortest name taken for the start of a longer one: `da` could begin anything.
+const SHORTEST_BEGUN: usize = 3;
 
 /// Edits between `a` and `b` when at most `limit`, a swap of two neighbouring characters
 /// counting as one: the most common typo (`trian` for `train`) is then as close as a missing
@@ -296,7 +301,9 @@ mod tests {
             did_you_mean("retry", ["retry_delay", "retry_backoff"]),
             None
         );
-        assert_eq!(did_you_mean("dag", ["dag_id"]), None);
+        assert_eq!(did_you_mean("da", ["dag_id"]), None);
+        assert_eq!(did_you_mean("int", ["integer", "float"]), Some("integer"));
+        assert_eq!(did_you_mean("boolean", ["string", "bool"]), Some("bool"));
         assert_eq!(did_you_mean("retires", keys), Some("retries"));
         // A swap of two letters is one typo.
         assert_eq!(did_you_mean("trian", ["train", "label"]), Some("train"));
