@@ -1,5 +1,7 @@
 //! `vane backfill` and `vane backfills`.
 
+use std::time::Duration;
+
 use crate::harness::{Backend, Project};
 
 const DAILY: &str = r#"
@@ -317,6 +319,98 @@ fn a_backfill_of_no_runs_at_once_is_refused() {
 }
 
 /// No backfill was recorded: input refused before anything was made.
+/// A day's run that takes a moment, so that a person can pause or cancel the backfill while
+/// it runs. Each run writes its day down.
+const SLOW: &str = r#"
+[dag]
+schedule = "0 2 * * *"
+[tasks.a]
+command = "echo {{ ds }} >> \"$VANE_WORK/days\"; sleep 0.2"
+"#;
+
+/// Starts `vane backfill slow` over twelve days, one run at a time, and waits until it has
+/// run two of them.
+fn slow_backfill_under_way(p: &Project) -> crate::harness::Daemon {
+    let mut backfill = p.daemon_via(
+        &[],
+        &[],
+        &[
+            "backfill",
+            "slow",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-12",
+            "--max-active",
+            "1",
+        ],
+    );
+    backfill.wait_for("two runs of the backfill", Duration::from_secs(60), || {
+        let days = std::fs::read_to_string(p.work().join("days")).unwrap_or_default();
+        (days.lines().count() >= 2).then_some(())
+    });
+    backfill
+}
+
+/// Paused from another terminal, the backfill's own process stops starting runs and exits,
+/// saying how to go on; resumed, it runs every day that had not run, and none twice.
+fn a_paused_backfill_resumes_and_runs_each_day_once(backend: Backend) {
+    let p = Project::on(backend).dag("slow", SLOW);
+    let mut backfill = slow_backfill_under_way(&p);
+    p.vane(&["backfills", "pause", "1"]).success();
+    assert_eq!(backfill.wait(Duration::from_secs(60)), Some(1));
+    assert!(
+        backfill
+            .log()
+            .contains("backfill 1 paused; continue it with `vane backfills resume 1`"),
+        "{}",
+        backfill.log()
+    );
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert_eq!(list[0]["state"], "paused", "{list:#}");
+    let ran_before = days(&p).len();
+    assert!(ran_before < 12, "paused after every run: {:?}", days(&p));
+
+    p.vane(&["backfills", "resume", "1"])
+        .success()
+        .stderr_contains("backfill 1 done: 12 runs succeeded");
+    let expected: Vec<String> = (1..=12).map(|d| format!("2026-01-{d:02}")).collect();
+    assert_eq!(days(&p), expected, "each day once");
+}
+
+/// Cancelled from another terminal, the backfill's own process exits, and the runs it had
+/// not started are failed with the reason, so that nothing picks them up later.
+fn a_cancelled_backfill_fails_the_runs_it_did_not_start(backend: Backend) {
+    let p = Project::on(backend).dag("slow", SLOW);
+    let mut backfill = slow_backfill_under_way(&p);
+    p.vane(&["backfills", "cancel", "1"]).success();
+    assert_eq!(backfill.wait(Duration::from_secs(60)), Some(1));
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert_eq!(list[0]["state"], "cancelled", "{list:#}");
+    let ran = days(&p).len();
+    assert!(ran < 12, "cancelled after every run: {:?}", days(&p));
+    let runs = p.runs();
+    assert_eq!(runs.len(), 12, "{runs:#?}");
+    let unstarted: Vec<&serde_json::Value> =
+        runs.iter().filter(|r| r["state"] == "failed").collect();
+    assert!(
+        unstarted.len() >= 12 - ran,
+        "every run that never started is failed: {runs:#?}"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r["state"] != "queued" && r["state"] != "running"),
+        "{runs:#?}"
+    );
+    // The last day never started (the run that was running is stopped by the user).
+    let last = unstarted
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .max()
+        .expect("an unstarted run");
+    assert_eq!(p.show(last)["reason"], "backfill 1 was cancelled");
+}
+
 pub(crate) fn assert_no_backfill(p: &Project) {
     let list = p.vane(&["backfills", "--json"]).success().json();
     assert!(list.as_array().is_some_and(Vec::is_empty), "{list:#}");
@@ -329,4 +423,6 @@ crate::harness::on_both_backends!(
     rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag,
     a_dag_without_a_schedule_cannot_be_backfilled,
     a_finished_backfill_cannot_be_paused_cancelled_or_resumed,
+    a_paused_backfill_resumes_and_runs_each_day_once,
+    a_cancelled_backfill_fails_the_runs_it_did_not_start,
 );
