@@ -411,6 +411,27 @@ fn a_cancelled_backfill_fails_the_runs_it_did_not_start(backend: Backend) {
     assert_eq!(p.show(last)["reason"], "backfill 1 was cancelled");
 }
 
+/// A backfill whose process was killed (`kill -9`, a closed terminal) is resumed: the run it
+/// was running is adopted, its attempt that nobody watched any more is recorded lost and
+/// retried, and every other day runs once.
+fn a_backfill_killed_mid_run_resumes_and_runs_every_day(backend: Backend) {
+    let p = Project::on(backend).dag("slow", &SLOW.replace("[tasks.a]", "[tasks.a]\nretries = 1"));
+    let mut backfill = slow_backfill_under_way(&p);
+    backfill.kill();
+    p.vane(&["backfills", "resume", "1"])
+        .success()
+        .stderr_contains("backfill 1 done: 12 runs succeeded");
+    let ran = days(&p);
+    let mut once = ran.clone();
+    once.dedup();
+    let expected: Vec<String> = (1..=12).map(|d| format!("2026-01-{d:02}")).collect();
+    assert_eq!(once, expected, "every day");
+    assert!(
+        ran.len() <= 13,
+        "only the day that was running ran twice: {ran:?}"
+    );
+}
+
 pub(crate) fn assert_no_backfill(p: &Project) {
     let list = p.vane(&["backfills", "--json"]).success().json();
     assert!(list.as_array().is_some_and(Vec::is_empty), "{list:#}");
@@ -425,4 +446,5 @@ crate::harness::on_both_backends!(
     a_finished_backfill_cannot_be_paused_cancelled_or_resumed,
     a_paused_backfill_resumes_and_runs_each_day_once,
     a_cancelled_backfill_fails_the_runs_it_did_not_start,
+    a_backfill_killed_mid_run_resumes_and_runs_every_day,
 );
