@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0024_run_timezone.sql"),
     include_str!("../migrations/0025_runs_by_logical_date.sql"),
     include_str!("../migrations/0026_apply_in_one_trip.sql"),
+    include_str!("../migrations/0027_backfill_positions.sql"),
 ];
 
 /// How long a writer waits for another process (a scheduler, a CLI command) to finish its

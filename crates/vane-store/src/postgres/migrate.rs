@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0024_run_timezone.sql"),
     include_str!("../../migrations/postgres/0025_runs_by_logical_date.sql"),
     include_str!("../../migrations/postgres/0026_apply_in_one_trip.sql"),
+    include_str!("../../migrations/postgres/0027_backfill_positions.sql"),
 ];
 
 /// The advisory lock key that serialises migrating: every scheduler starting on a new
