@@ -186,10 +186,12 @@ impl Making<'_> {
                         git: self.git.clone(),
                         backfill: Some(id),
                     };
-                    match vane_engine::new_run(&spec, self.host)(store) {
+                    match vane_engine::new_run_of_version(&spec, self.host)(store, self.version) {
                         Ok(run) => {
                             // Before anything runs: the run starts with them settled.
-                            store.apply(&skip_changes(run, self.left_out))?;
+                            if !self.left_out.is_empty() {
+                                store.apply(&skip_changes(run, self.left_out))?;
+                            }
                             runs.push(run);
                         }
                         // The scheduler created it a moment ago: it is not the backfill's.

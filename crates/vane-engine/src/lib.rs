@@ -42,7 +42,8 @@ pub use machine::{Action, Finish, Recorded, RunMachine};
 pub use offload::{BlockingPool, Offload};
 pub use runner::{
     AttemptOf, BuiltinCommand, Control, Engine, Paths, RunSpec, SKIP_EXIT, StartedBy, StopReason,
-    TemplateVars, VERDICT_EXIT, content_hash, log_name, metrics_path, new_run, record_version,
+    TemplateVars, VERDICT_EXIT, content_hash, log_name, metrics_path, new_run, new_run_of_version,
+    record_version,
 };
 
 /// Why a run could not be carried out.

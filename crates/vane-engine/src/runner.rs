@@ -135,9 +135,26 @@ pub fn new_run(
     spec: &RunSpec<'_>,
     host: &str,
 ) -> impl FnOnce(&dyn Store) -> Result<RunId, EngineError> + Send + 'static {
+    let (dag_id, source, path) = (
+        spec.dag.id.clone(),
+        spec.source.to_owned(),
+        spec.path.to_path_buf(),
+    );
+    let create = new_run_of_version(spec, host);
+    move |store| {
+        let version = record_version(store, &dag_id, &source, &path)?;
+        create(store, version)
+    }
+}
+
+/// [`new_run`] of a DAG version recorded already: a backfill records its version once, not
+/// again for each of its runs (on PostgreSQL, round trips for every run).
+pub fn new_run_of_version(
+    spec: &RunSpec<'_>,
+    host: &str,
+) -> impl FnOnce(&dyn Store, vane_store::DagVersionId) -> Result<RunId, EngineError> + Send + 'static
+{
     let dag_id = spec.dag.id.clone();
-    let source = spec.source.to_owned();
-    let path = spec.path.to_path_buf();
     let tasks: Vec<String> = spec.dag.tasks.iter().map(|t| t.id.clone()).collect();
     let params = serde_json::Value::Object(
         spec.params
@@ -150,8 +167,7 @@ pub fn new_run(
     let host = host.to_owned();
     let timezone = spec.dag.timezone.name().to_owned();
     let at = Utc::now();
-    move |store| {
-        let version = record_version(store, &dag_id, &source, &path)?;
+    move |store, version| {
         let tasks: Vec<&str> = tasks.iter().map(String::as_str).collect();
         Ok(store.create_run(&NewRun {
             dag_id: &dag_id,
