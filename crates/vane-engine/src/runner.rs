@@ -352,15 +352,45 @@ impl Engine<'_> {
                 .collect(),
         };
         // A pool the config does not define can never give a slot: say so instead of waiting.
-        if let Some((task, pool)) = dag.undefined_pools(&self.limits.pools).next() {
-            let reason = format!(
-                "task `{}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml",
-                task.id
-            );
-            let (abandoned, fence) = (reason.clone(), fence.clone());
+        // The tasks that name one fail, so the failed run has a failed task to show for it
+        // (and `task_failed` alerts fire); the others are skipped, as when a run is stopped.
+        let undefined: HashMap<String, String> = dag
+            .undefined_pools(&self.limits.pools)
+            .map(|(task, pool)| {
+                let why = format!(
+                    "uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
+                );
+                (task.id.clone(), why)
+            })
+            .collect();
+        if let Some((task, why)) = dag
+            .tasks
+            .iter()
+            .find_map(|t| undefined.get(&t.id).map(|why| (&t.id, why)))
+        {
+            let reason = format!("task `{task}` {why}");
+            let abandoned = format!("the run did not start: task `{task}` uses an undefined pool");
+            let (run_reason, fence) = (reason.clone(), fence.clone());
             self.store
                 .call(move |s| {
                     let mut changes = crate::adopt::abandon_changes(s, run, &abandoned)?;
+                    for change in &mut changes {
+                        match change {
+                            Change::Task {
+                                task,
+                                state,
+                                reason,
+                                ..
+                            } => {
+                                if let Some(why) = undefined.get(task.as_str()) {
+                                    *state = TaskState::Failed;
+                                    *reason = Some(why.clone());
+                                }
+                            }
+                            Change::Run { reason, .. } => *reason = Some(run_reason.clone()),
+                            _ => {}
+                        }
+                    }
                     changes.push(Change::RunOwner { run, owner: None });
                     s.apply_fenced(&fence, &changes)?;
                     Ok::<_, EngineError>(())
