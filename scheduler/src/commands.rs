@@ -607,10 +607,15 @@ fn foreground(
     }
     print_failed_tails(g, &detail);
     println!(
-        "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
+        "run {run_id} {}: {}",
         state,
         detail.run.reason.as_deref().unwrap_or("failed")
     );
+    // A run that failed before any task started (stopped at once, an undefined pool) has no
+    // output to point at.
+    if detail.tasks.iter().any(|t| !t.attempts.is_empty()) {
+        println!("  see a task's output with: vane logs {run_id} TASK");
+    }
     // Pointed at only when there is a good run to compare with.
     let (dag, date) = (detail.run.dag_id.clone(), detail.run.logical_date);
     let good_before = engine
