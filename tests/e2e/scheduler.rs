@@ -448,6 +448,11 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         "`vane dags` lists the broken file as invalid:\n{}",
         dags.stdout
     );
+    // Regression: fixed back to the version still running, the file was never logged again,
+    // so the error stayed the last word on it.
+    p.write_dag("fresh", EVERY_SECOND);
+    let line = daemon.wait_for_log(&["validates again"], PATIENCE);
+    assert!(line.contains("fresh.toml"), "{line}");
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 

@@ -1,7 +1,7 @@
 //! The scheduler loop: keeps the DAG folder loaded, decides every due tick, starts queued runs,
 //! adopts runs orphaned by a crash, and shuts down without losing anything.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -101,6 +101,9 @@ struct Scheduler {
     dags: HashMap<String, Loaded>,
     /// DAG file fingerprint (path, modified, size) as last loaded.
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    /// DAG files that did not validate when last loaded: when one is fixed back to the
+    /// version still running, the log says so, as it said when the file broke.
+    invalid: HashSet<PathBuf>,
     active: HashMap<RunId, Active>,
     /// When this scheduler started: ticks before it were missed, ticks after it are on time.
     up_since: DateTime<Utc>,
@@ -121,6 +124,7 @@ impl Scheduler {
             config,
             dags: HashMap::new(),
             fingerprint: Vec::new(),
+            invalid: HashSet::new(),
             active: HashMap::new(),
             up_since: clock.now(),
             finished: Rc::new(tokio::sync::Notify::new()),
@@ -331,14 +335,19 @@ impl Scheduler {
                 if let Some(id) = kept {
                     seen.push(id);
                 }
+                self.invalid.insert(file.path.clone());
                 continue;
             };
             seen.push(dag.id.clone());
+            let fixed = self.invalid.remove(&file.path);
             let changed = self
                 .dags
                 .get(&dag.id)
                 .is_none_or(|l| *l.source != *file.source);
             if !changed {
+                if fixed {
+                    info!(dag = %dag.id, path = %file.path.display(), "DAG file validates again; it is the version already running.");
+                }
                 continue;
             }
             let store = self.store();
@@ -371,6 +380,8 @@ impl Scheduler {
             }
             keep
         });
+        self.invalid
+            .retain(|path| fingerprint.iter().any(|(p, _, _)| p == path));
         // Only now: a reload that failed half-way is tried again on the next pass.
         self.fingerprint = fingerprint;
         Ok(())
