@@ -357,11 +357,31 @@ fn drive(
     runtime: &tokio::runtime::Runtime,
     engine: Engine<'static>,
     id: i64,
-    interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
+    mut interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
 ) -> Result<ExitCode> {
     let store = engine.store.clone();
     let mut bar = Progress::new();
-    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupts, |b| {
+    // The first signal decides the exit code, as for `vane run`: the backfill only sees that
+    // it was interrupted.
+    let first_signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (forward, forwarded) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let first_signal = std::sync::Arc::clone(&first_signal);
+        runtime.spawn(async move {
+            while let Some(signal) = interrupts.recv().await {
+                let _ = first_signal.compare_exchange(
+                    0,
+                    signal,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if forward.send(signal).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, forwarded, |b| {
         bar.show(b)
     }))?;
     bar.finish();
@@ -385,7 +405,10 @@ fn drive(
         }
         BackfillState::Paused => {
             eprintln!("backfill {id} paused; continue it with `vane backfills resume {id}`");
-            Ok(ExitCode::FAILURE)
+            match first_signal.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => Ok(ExitCode::FAILURE),
+                signal => Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))),
+            }
         }
         _ => {
             eprintln!("backfill {id} {state}");
