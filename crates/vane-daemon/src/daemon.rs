@@ -487,6 +487,13 @@ impl Scheduler {
             .into_iter()
             .filter(|r| r.trigger != Trigger::Backfill)
             .collect();
+        // The tick's own run, made by another scheduler of the database (or `vane trigger
+        // --date`) a moment ago, is no earlier run it overlaps: skipping the tick for it logged
+        // a skip that never happened, and `cancel_previous` failed the tick's only run.
+        if let Some(own) = active.iter().find(|r| r.logical_date == tick) {
+            info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = own.id.0, "Tick already has a run.");
+            return Ok(());
+        }
         if let Some(newest) = active.first() {
             match dag.cadence.overlap {
                 Overlap::Skip if catching_up => {}

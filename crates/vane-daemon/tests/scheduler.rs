@@ -422,6 +422,41 @@ async fn overlap_cancel_previous_stops_the_active_run_and_starts_the_new_tick() 
     assert_eq!(task.state, TaskState::Failed, "{task:?}");
 }
 
+/// Regression: with two schedulers on one database, the one that came second to a tick found
+/// the other's run for that very tick active and, with `cancel_previous`, failed it as
+/// superseded: the tick lost its only run.
+#[tokio::test(start_paused = true)]
+async fn a_tick_another_scheduler_already_ran_is_not_cancelled_as_its_previous_run() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = five_minutely("overlap = \"cancel_previous\"");
+    h.dag("slow", &source);
+    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
+    let executor = FakeExecutor::new(&[], SECOND);
+    h.scheduling(executor, h.config(POLL), async {
+        // Just before this scheduler's pass at 10:05:00, the other one decides the tick.
+        h.until("2026-11-23T10:04:59.900Z").await;
+        h.engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source: &source,
+                path: &h.dags().join("slow.toml"),
+                params: Vec::new(),
+                logical_date: at("2026-11-23T10:05:00Z"),
+                trigger: Trigger::Scheduled,
+                git: None,
+                backfill: None,
+            })
+            .await
+            .unwrap();
+        h.until("2026-11-23T10:05:30Z").await;
+    })
+    .await;
+
+    let runs = h.runs("slow");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, RunState::Success, "{:?}", runs[0]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dag_edited_on_disk_is_picked_up_within_one_poll() {
     // Passes fall at .25 and .75 of each second, and on the tick.
