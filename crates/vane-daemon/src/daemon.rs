@@ -555,7 +555,8 @@ impl Scheduler {
         }
     }
 
-    /// Stops an active run (its tasks are killed) or fails a queued one that never started.
+    /// Stops an active run (its tasks are killed), or asks its owner to when another process
+    /// executes it, or fails a queued one that never started.
     async fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
         if let Some(active) = self.active.get(&run.id) {
             info!(run_id = run.id.0, %reason, "Stopping run.");
@@ -569,6 +570,19 @@ impl Scheduler {
                     s.apply(&vane_engine::abandon_changes(s, id, &reason)?)?;
                     Ok::<_, DaemonError>(())
                 })
+                .await?;
+        } else if run.state == RunState::Running {
+            // Another process executes it (another scheduler of the database, a `vane run`):
+            // it is asked as `vane stop` asks, or the tick would wait behind it as if `queue`.
+            info!(run_id = run.id.0, %reason, "Asking the process that executes the run to stop it.");
+            let request = vane_store::StopRequest {
+                by: format!("the scheduler on {}", self.engine.host),
+                reason: Some(reason.to_owned()),
+                at: self.clock.now(),
+            };
+            let id = run.id;
+            self.store()
+                .call(move |s| s.request_stop(id, &request))
                 .await?;
         }
         Ok(())
