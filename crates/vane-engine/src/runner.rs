@@ -37,8 +37,10 @@ pub enum Control {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// Ctrl-C, SIGTERM, or a cancelled backfill.
+    /// Ctrl-C, SIGTERM.
     User,
+    /// `vane backfills cancel`: the run belongs to the backfill cancelled.
+    BackfillCancelled,
     /// A newer tick replaced it (`overlap = "cancel_previous"`).
     Superseded,
     /// `vane stop` (or the API's): the record says who asked and why.
@@ -49,6 +51,7 @@ impl StopReason {
     pub fn describe(self) -> &'static str {
         match self {
             StopReason::User => "stopped by the user",
+            StopReason::BackfillCancelled => "stopped: its backfill was cancelled",
             StopReason::Superseded => "superseded by a newer tick (overlap = \"cancel_previous\")",
             StopReason::Requested => "stopped by a person",
         }
