@@ -41,6 +41,25 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    // A tick still ahead has no complete data interval, and a run made for it now would take
+    // the scheduler's place when it comes: the backfill ends at the last tick that has come.
+    let now = Utc::now();
+    if from > now {
+        return Err(AppError::Invalid(format!(
+            "--from {} is in the future: none of its ticks has come yet, and the scheduler runs them when they do",
+            args.from
+        ))
+        .into());
+    }
+    let to = if to > now {
+        eprintln!(
+            "note: --to {} is in the future; the backfill ends now, and later ticks are the scheduler's",
+            args.to
+        );
+        now
+    } else {
+        to
+    };
     let params = dag
         .resolve_params(&args.params)
         .map_err(AppError::ParamsUnfit)?;
