@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use vane_app::AppError;
 use vane_daemon::TickAction;
-use vane_dag::Dag;
+use vane_dag::{Dag, DagSet};
 use vane_engine::{ClearRequest, Engine, RunSpec};
 use vane_store::{
     BackfillRecord, BackfillState, NewBackfill, RunState, Store, StoreError, Trigger,
@@ -163,7 +163,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         args.from,
         args.to
     );
-    drive(&runtime, engine, id, interrupts)
+    drive(g, &runtime, engine, id, interrupts)
 }
 
 /// What making a backfill's runs needs, in the transaction that records them.
@@ -373,6 +373,7 @@ fn local(tick: &DateTime<Utc>, dag: &Dag) -> String {
 
 /// Drives the backfill here, showing progress, and says how it ended.
 fn drive(
+    g: &Global,
     runtime: &tokio::runtime::Runtime,
     engine: Engine<'static>,
     id: i64,
@@ -415,8 +416,13 @@ fn drive(
             Ok(ExitCode::SUCCESS)
         }
         BackfillState::Done => {
+            let set = load_dags(g).ok();
+            let (from, to) = (
+                day(set.as_ref(), &record, &record.from),
+                day(set.as_ref(), &record, &record.to),
+            );
             eprintln!(
-                "backfill {id} done: {failed} of {} runs failed; rerun them with `vane backfill {} --from ... --to ... --rerun-failed`",
+                "backfill {id} done: {failed} of {} runs failed; rerun them with `vane backfill {} --from {from} --to {to} --rerun-failed`",
                 record.runs.len(),
                 record.dag_id
             );
@@ -511,9 +517,18 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
             let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;
             let engine = engine(g, std::time::Duration::from_secs(10))?;
-            drive(&runtime, engine, *id, interrupts)
+            drive(g, &runtime, engine, *id, interrupts)
         }
     }
+}
+
+/// A day of a backfill's range. Dates read best in the DAG's time zone, when the DAG is
+/// still there to say which.
+fn day(set: Option<&DagSet>, b: &BackfillRecord, t: &DateTime<Utc>) -> String {
+    let tz = set
+        .and_then(|s| s.dags().find(|(d, _)| d.id == b.dag_id))
+        .map_or(chrono_tz::UTC, |(d, _)| d.timezone);
+    t.with_timezone(&tz).format("%Y-%m-%d").to_string()
 }
 
 fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
@@ -523,15 +538,8 @@ fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode>
     {
         crate::commands::app(g).known_dag(store, dag_id)?;
     }
-    // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
-    let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
-        let tz = set
-            .as_ref()
-            .and_then(|s| s.dags().find(|(d, _)| d.id == b.dag_id))
-            .map_or(chrono_tz::UTC, |(d, _)| d.timezone);
-        t.with_timezone(&tz).format("%Y-%m-%d").to_string()
-    };
+    let day = |b: &BackfillRecord, t: &DateTime<Utc>| day(set.as_ref(), b, t);
     if args.json.json {
         let items: Vec<_> = backfills
             .iter()

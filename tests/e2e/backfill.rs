@@ -32,7 +32,9 @@ fn a_backfill_runs_every_tick_in_the_range_both_ends_included(backend: Backend) 
         "2",
     ])
     .failure()
-    .stderr_contains("1 of 4 runs failed");
+    .stderr_contains("1 of 4 runs failed")
+    // Regression: the hint said `--from ... --to ...`, leaving the dates to be found.
+    .stderr_contains("`vane backfill daily --from 2026-01-01 --to 2026-01-04 --rerun-failed`");
     assert_eq!(
         days(&p),
         vec!["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
