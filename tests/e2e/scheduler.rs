@@ -448,6 +448,15 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         "`vane dags` lists the broken file as invalid:\n{}",
         dags.stdout
     );
+    // Regression: every change to the folder logged every broken file again.
+    p.write_dag("other", "[tasks.a]\ncommand = \"true\"\n");
+    daemon.wait_for_log(&["DAG loaded", "other"], PATIENCE);
+    assert_eq!(
+        daemon.log().matches("does not validate").count(),
+        1,
+        "{}",
+        daemon.log()
+    );
     // Regression: fixed back to the version still running, the file was never logged again,
     // so the error stayed the last word on it.
     p.write_dag("fresh", EVERY_SECOND);

@@ -1,7 +1,7 @@
 //! The scheduler loop: keeps the DAG folder loaded, decides every due tick, starts queued runs,
 //! adopts runs orphaned by a crash, and shuts down without losing anything.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -101,9 +101,10 @@ struct Scheduler {
     dags: HashMap<String, Loaded>,
     /// DAG file fingerprint (path, modified, size) as last loaded.
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
-    /// DAG files that did not validate when last loaded: when one is fixed back to the
-    /// version still running, the log says so, as it said when the file broke.
-    invalid: HashSet<PathBuf>,
+    /// DAG files that did not validate when last loaded, with the content reported: each
+    /// broken content is logged once, not again whenever another file of the folder changes,
+    /// and when one is fixed back to the version still running, the log says so too.
+    invalid: HashMap<PathBuf, String>,
     active: HashMap<RunId, Active>,
     /// When this scheduler started: ticks before it were missed, ticks after it are on time.
     up_since: DateTime<Utc>,
@@ -124,7 +125,7 @@ impl Scheduler {
             config,
             dags: HashMap::new(),
             fingerprint: Vec::new(),
-            invalid: HashSet::new(),
+            invalid: HashMap::new(),
             active: HashMap::new(),
             up_since: clock.now(),
             finished: Rc::new(tokio::sync::Notify::new()),
@@ -326,20 +327,22 @@ impl Scheduler {
                     .values()
                     .find(|l| l.path == file.path)
                     .map(|l| l.dag.id.clone());
-                error!(
-                    path = %file.path.display(),
-                    errors,
-                    kept_running = kept.as_deref(),
-                    "DAG file does not validate; run `vane validate` for details."
-                );
+                if self.invalid.get(&file.path) != Some(&file.source) {
+                    error!(
+                        path = %file.path.display(),
+                        errors,
+                        kept_running = kept.as_deref(),
+                        "DAG file does not validate; run `vane validate` for details."
+                    );
+                    self.invalid.insert(file.path.clone(), file.source.clone());
+                }
                 if let Some(id) = kept {
                     seen.push(id);
                 }
-                self.invalid.insert(file.path.clone());
                 continue;
             };
             seen.push(dag.id.clone());
-            let fixed = self.invalid.remove(&file.path);
+            let fixed = self.invalid.remove(&file.path).is_some();
             let changed = self
                 .dags
                 .get(&dag.id)
@@ -381,7 +384,7 @@ impl Scheduler {
             keep
         });
         self.invalid
-            .retain(|path| fingerprint.iter().any(|(p, _, _)| p == path));
+            .retain(|path, _| fingerprint.iter().any(|(p, _, _)| p == path));
         // Only now: a reload that failed half-way is tried again on the next pass.
         self.fingerprint = fingerprint;
         Ok(())
