@@ -468,7 +468,11 @@ impl Engine<'_> {
                         Change::ReleaseSlots { run, task: None },
                     ]);
                     self.apply(fence, ending).await?;
-                    info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    if state == RunState::Failed {
+                        warn!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    } else {
+                        info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    }
                     return Ok(state);
                 }
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
@@ -1033,15 +1037,29 @@ impl Ctx<'_, '_> {
             reason,
         } = ending;
         let id = &self.spec.dag.tasks[task].id;
-        info!(
-            run_id = self.run.0,
-            task = %id,
-            attempt,
-            exit_code,
-            signal,
-            reason = reason.as_deref(),
-            "Task attempt finished."
-        );
+        // A failure is a warning, so that an operator who keeps only warnings (`VANE_LOG=warn`,
+        // a log pipeline's alert on level) still sees it; a stop someone asked for is not one.
+        if matches!(finish, Finish::Failed | Finish::Verdict) {
+            warn!(
+                run_id = self.run.0,
+                task = %id,
+                attempt,
+                exit_code,
+                signal,
+                reason = reason.as_deref(),
+                "Task attempt finished."
+            );
+        } else {
+            info!(
+                run_id = self.run.0,
+                task = %id,
+                attempt,
+                exit_code,
+                signal,
+                reason = reason.as_deref(),
+                "Task attempt finished."
+            );
+        }
         let release = Change::ReleaseSlots {
             run: self.run,
             task: Some(id.clone()),
