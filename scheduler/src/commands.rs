@@ -432,6 +432,9 @@ fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
 
 fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     let (grace, kill_grace) = (args.grace, args.kill_grace);
+    // A DAG folder that is not there is a mistyped --dags: said as `vane run` says it, before
+    // a database is created, a lease taken or a port bound for nothing.
+    load_dags(g)?;
     init_tracing_format(args.log_format == LogFormat::Json);
     if let Some(addr) = args.http {
         crate::http::spawn(g, addr, &args.auth)?;
