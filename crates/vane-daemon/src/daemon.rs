@@ -322,11 +322,14 @@ impl Scheduler {
         for file in &set.files {
             let Some(dag) = &file.parsed.dag else {
                 let errors = file.error_count();
-                let kept = self
+                let mut kept = self
                     .dags
                     .values()
                     .find(|l| l.path == file.path)
                     .map(|l| l.dag.id.clone());
+                if kept.is_none() {
+                    kept = self.keep_recorded(file, &set, now).await?;
+                }
                 if self.invalid.get(&file.path) != Some(&file.source) {
                     error!(
                         path = %file.path.display(),
@@ -388,6 +391,62 @@ impl Scheduler {
         // Only now: a reload that failed half-way is tried again on the next pass.
         self.fingerprint = fingerprint;
         Ok(())
+    }
+
+    /// For a broken file whose DAG this scheduler never loaded (it started with the file
+    /// broken, after a restart or a reboot): the version the DAG's latest run used, loaded
+    /// as the one that keeps running, as it would have kept running had the file broken while
+    /// the scheduler was up. The DAG id is the file's name, its default.
+    async fn keep_recorded(
+        &mut self,
+        file: &vane_dag::DagFile,
+        set: &vane_dag::DagSet,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, DaemonError> {
+        let Some(id) = file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+        else {
+            return Ok(None);
+        };
+        if self.dags.contains_key(&id) || set.dags().any(|(d, _)| d.id == id) {
+            return Ok(None);
+        }
+        let store = self.store();
+        let lookup = id.clone();
+        let latest = store
+            .call(move |s| {
+                s.runs(&RunFilter {
+                    dag_id: Some(&lookup),
+                    limit: 1,
+                    ..RunFilter::default()
+                })
+            })
+            .await?;
+        let Some(run) = latest.into_iter().next() else {
+            return Ok(None);
+        };
+        let (source, dag) = recorded_version(&self.engine, &run).await?;
+        let Some(dag) = dag else {
+            return Ok(None);
+        };
+        let decided = id.clone();
+        let last_decided = store.call(move |s| s.last_tick(&decided)).await?;
+        info!(dag = %id, path = %file.path.display(), run_id = run.id.0, "DAG file does not validate: keeping the version its latest run used.");
+        self.dags.insert(
+            id.clone(),
+            Loaded {
+                dag: Rc::new(dag),
+                path: file.path.clone(),
+                source: Rc::from(source.as_str()),
+                on_time_since: self.up_since,
+                first_seen: now,
+                last_decided,
+                next_due: None,
+            },
+        );
+        Ok(Some(id))
     }
 
     /// Decides every due tick of every unpaused DAG.
