@@ -1028,7 +1028,8 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
 }
 
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
-    let view = Overview::load(&app(g), &*open_store(g)?)?;
+    let store = open_store(g)?;
+    let view = Overview::load(&app(g), &*store)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&view.view())?);
         return Ok(ExitCode::SUCCESS);
@@ -1062,8 +1063,29 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     );
     for file in view.invalid() {
         let errors = file.error_count();
+        // Its DAG drops out of the table above, yet schedulers keep it running: say on which
+        // version, so the broken file does not read as a DAG gone.
+        let id = file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let latest = store
+            .runs(&vane_store::RunFilter {
+                dag_id: Some(&id),
+                limit: 1,
+                ..vane_store::RunFilter::default()
+            })?
+            .into_iter()
+            .next();
+        let kept = latest.map_or_else(String::new, |run| {
+            format!(
+                "; a running scheduler keeps `{id}` going on the version of run {}",
+                run.id
+            )
+        });
         println!(
-            "invalid: {} ({errors} error{}; run `{}`)",
+            "invalid: {} ({errors} error{}; run `{}`){kept}",
             file.path.display(),
             plural(errors),
             vane_app::validate_command(file)

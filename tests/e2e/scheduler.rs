@@ -448,6 +448,13 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         "`vane dags` lists the broken file as invalid:\n{}",
         dags.stdout
     );
+    // Regression: the DAG vanished from `vane dags` as if it no longer ran.
+    assert!(
+        dags.stdout
+            .contains("; a running scheduler keeps `fresh` going on the version of run "),
+        "{}",
+        dags.stdout
+    );
     // Regression: every change to the folder logged every broken file again.
     p.write_dag("other", "[tasks.a]\ncommand = \"true\"\n");
     daemon.wait_for_log(&["DAG loaded", "other"], PATIENCE);
