@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use vane_app::AppError;
 use vane_daemon::TickAction;
-use vane_dag::Dag;
+use vane_dag::{Dag, DagSet};
 use vane_engine::{ClearRequest, Engine, RunSpec};
 use vane_store::{
     BackfillRecord, BackfillState, NewBackfill, RunState, Store, StoreError, Trigger,
@@ -41,6 +41,25 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    // A tick still ahead has no complete data interval, and a run made for it now would take
+    // the scheduler's place when it comes: the backfill ends at the last tick that has come.
+    let now = Utc::now();
+    if from > now {
+        return Err(AppError::Invalid(format!(
+            "--from {} is in the future: none of its ticks has come yet, and the scheduler runs them when they do",
+            args.from
+        ))
+        .into());
+    }
+    let to = if to > now {
+        eprintln!(
+            "note: --to {} is in the future; the backfill ends now, and later ticks are the scheduler's",
+            args.to
+        );
+        now
+    } else {
+        to
+    };
     let params = dag
         .resolve_params(&args.params)
         .map_err(AppError::ParamsUnfit)?;
@@ -144,7 +163,7 @@ pub(crate) fn backfill(g: &Global, args: &BackfillArgs) -> Result<ExitCode> {
         args.from,
         args.to
     );
-    drive(&runtime, engine, id, interrupts)
+    drive(g, &runtime, engine, id, interrupts)
 }
 
 /// What making a backfill's runs needs, in the transaction that records them.
@@ -356,14 +375,35 @@ fn local(tick: &DateTime<Utc>, dag: &Dag) -> String {
 
 /// Drives the backfill here, showing progress, and says how it ended.
 fn drive(
+    g: &Global,
     runtime: &tokio::runtime::Runtime,
     engine: Engine<'static>,
     id: i64,
-    interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
+    mut interrupts: tokio::sync::mpsc::UnboundedReceiver<i32>,
 ) -> Result<ExitCode> {
     let store = engine.store.clone();
     let mut bar = Progress::new();
-    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, interrupts, |b| {
+    // The first signal decides the exit code, as for `vane run`: the backfill only sees that
+    // it was interrupted.
+    let first_signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (forward, forwarded) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let first_signal = std::sync::Arc::clone(&first_signal);
+        runtime.spawn(async move {
+            while let Some(signal) = interrupts.recv().await {
+                let _ = first_signal.compare_exchange(
+                    0,
+                    signal,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if forward.send(signal).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let state = runtime.block_on(vane_daemon::drive_backfill(engine, id, forwarded, |b| {
         bar.show(b)
     }))?;
     bar.finish();
@@ -378,8 +418,13 @@ fn drive(
             Ok(ExitCode::SUCCESS)
         }
         BackfillState::Done => {
+            let set = load_dags(g).ok();
+            let (from, to) = (
+                day(set.as_ref(), &record, &record.from),
+                day(set.as_ref(), &record, &record.to),
+            );
             eprintln!(
-                "backfill {id} done: {failed} of {} runs failed; rerun them with `vane backfill {} --from ... --to ... --rerun-failed`",
+                "backfill {id} done: {failed} of {} runs failed; rerun them with `vane backfill {} --from {from} --to {to} --rerun-failed`",
                 record.runs.len(),
                 record.dag_id
             );
@@ -387,7 +432,10 @@ fn drive(
         }
         BackfillState::Paused => {
             eprintln!("backfill {id} paused; continue it with `vane backfills resume {id}`");
-            Ok(ExitCode::FAILURE)
+            match first_signal.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => Ok(ExitCode::FAILURE),
+                signal => Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))),
+            }
         }
         _ => {
             eprintln!("backfill {id} {state}");
@@ -471,9 +519,18 @@ pub(crate) fn backfills(g: &Global, args: &BackfillsArgs) -> Result<ExitCode> {
             let (runtime, interrupts) = runtime_with_signals()?;
             store.set_backfill_state(*id, BackfillState::Running)?;
             let engine = engine(g, std::time::Duration::from_secs(10))?;
-            drive(&runtime, engine, *id, interrupts)
+            drive(g, &runtime, engine, *id, interrupts)
         }
     }
+}
+
+/// A day of a backfill's range. Dates read best in the DAG's time zone, when the DAG is
+/// still there to say which.
+fn day(set: Option<&DagSet>, b: &BackfillRecord, t: &DateTime<Utc>) -> String {
+    let tz = set
+        .and_then(|s| s.dags().find(|(d, _)| d.id == b.dag_id))
+        .map_or(chrono_tz::UTC, |(d, _)| d.timezone);
+    t.with_timezone(&tz).format("%Y-%m-%d").to_string()
 }
 
 fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode> {
@@ -483,15 +540,8 @@ fn list(g: &Global, store: &dyn Store, args: &BackfillsArgs) -> Result<ExitCode>
     {
         crate::commands::app(g).known_dag(store, dag_id)?;
     }
-    // Dates read best in the DAG's time zone, when the DAG is still there to say which.
     let set = load_dags(g).ok();
-    let day = |b: &BackfillRecord, t: &DateTime<Utc>| {
-        let tz = set
-            .as_ref()
-            .and_then(|s| s.dags().find(|(d, _)| d.id == b.dag_id))
-            .map_or(chrono_tz::UTC, |(d, _)| d.timezone);
-        t.with_timezone(&tz).format("%Y-%m-%d").to_string()
-    };
+    let day = |b: &BackfillRecord, t: &DateTime<Utc>| day(set.as_ref(), b, t);
     if args.json.json {
         let items: Vec<_> = backfills
             .iter()

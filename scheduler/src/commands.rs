@@ -432,6 +432,9 @@ fn pause(g: &Global, dag_id: &str, paused: bool) -> Result<ExitCode> {
 
 fn scheduler(g: &Global, args: &crate::cli::SchedulerArgs) -> Result<ExitCode> {
     let (grace, kill_grace) = (args.grace, args.kill_grace);
+    // A DAG folder that is not there is a mistyped --dags: said as `vane run` says it, before
+    // a database is created, a lease taken or a port bound for nothing.
+    load_dags(g)?;
     init_tracing_format(args.log_format == LogFormat::Json);
     if let Some(addr) = args.http {
         crate::http::spawn(g, addr, &args.auth)?;
@@ -607,10 +610,15 @@ fn foreground(
     }
     print_failed_tails(g, &detail);
     println!(
-        "run {run_id} {}: {}\n  see a task's output with: vane logs {run_id} TASK",
+        "run {run_id} {}: {}",
         state,
         detail.run.reason.as_deref().unwrap_or("failed")
     );
+    // A run that failed before any task started (stopped at once, an undefined pool) has no
+    // output to point at.
+    if detail.tasks.iter().any(|t| !t.attempts.is_empty()) {
+        println!("  see a task's output with: vane logs {run_id} TASK");
+    }
     // Pointed at only when there is a good run to compare with.
     let (dag, date) = (detail.run.dag_id.clone(), detail.run.logical_date);
     let good_before = engine
@@ -1020,7 +1028,8 @@ fn logs(g: &Global, args: &crate::cli::LogsArgs) -> Result<ExitCode> {
 }
 
 fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
-    let view = Overview::load(&app(g), &*open_store(g)?)?;
+    let store = open_store(g)?;
+    let view = Overview::load(&app(g), &*store)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&view.view())?);
         return Ok(ExitCode::SUCCESS);
@@ -1054,8 +1063,29 @@ fn dags(g: &Global, as_json: bool) -> Result<ExitCode> {
     );
     for file in view.invalid() {
         let errors = file.error_count();
+        // Its DAG drops out of the table above, yet schedulers keep it running: say on which
+        // version, so the broken file does not read as a DAG gone.
+        let id = file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let latest = store
+            .runs(&vane_store::RunFilter {
+                dag_id: Some(&id),
+                limit: 1,
+                ..vane_store::RunFilter::default()
+            })?
+            .into_iter()
+            .next();
+        let kept = latest.map_or_else(String::new, |run| {
+            format!(
+                "; a running scheduler keeps `{id}` going on the version of run {}",
+                run.id
+            )
+        });
         println!(
-            "invalid: {} ({errors} error{}; run `{}`)",
+            "invalid: {} ({errors} error{}; run `{}`){kept}",
             file.path.display(),
             plural(errors),
             vane_app::validate_command(file)

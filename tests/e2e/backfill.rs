@@ -34,7 +34,9 @@ fn a_backfill_runs_every_tick_in_the_range_both_ends_included(backend: Backend) 
         "2",
     ])
     .failure()
-    .stderr_contains("1 of 4 runs failed");
+    .stderr_contains("1 of 4 runs failed")
+    // Regression: the hint said `--from ... --to ...`, leaving the dates to be found.
+    .stderr_contains("`vane backfill daily --from 2026-01-01 --to 2026-01-04 --rerun-failed`");
     assert_eq!(
         days(&p),
         vec!["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
@@ -129,6 +131,49 @@ fn rerun_failed_reruns_only_the_failed_ticks_with_the_fixed_dag(backend: Backend
         extract[0]["dag_version"], extract[1]["dag_version"],
         "the rerun ran the fixed DAG version"
     );
+}
+
+/// Regression: `--to` in the future made runs for ticks still ahead, run at once on data not
+/// there yet, and the scheduler then found those ticks taken ("Tick already has a run").
+#[test]
+fn a_backfill_ends_at_the_last_tick_that_has_come() {
+    let p = Project::new().dag("daily", DAILY);
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (today - chrono::Days::new(3), today + chrono::Days::new(3));
+    let out = p
+        .vane(&[
+            "backfill",
+            "daily",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--dry-run",
+        ])
+        .success()
+        .stderr_contains("is in the future; the backfill ends now");
+    let now = chrono::Utc::now();
+    let ticks: Vec<_> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            chrono::DateTime::parse_from_rfc3339(l.split_whitespace().next().unwrap()).unwrap()
+        })
+        .collect();
+    assert!((3..=4).contains(&ticks.len()), "{}", out.stdout);
+    assert!(ticks.iter().all(|t| *t <= now), "{}", out.stdout);
+
+    p.vane(&[
+        "backfill",
+        "daily",
+        "--from",
+        &to.to_string(),
+        "--to",
+        &to.to_string(),
+    ])
+    .code(4)
+    .stderr_contains("is in the future: none of its ticks has come yet");
 }
 
 fn a_dag_without_a_schedule_cannot_be_backfilled(backend: Backend) {

@@ -183,3 +183,15 @@ fn a_file_vane_cannot_use_exits_6() {
     p.vane(&["man", "--dir", under_a_file.to_str().unwrap()])
         .code(6);
 }
+
+/// Regression: `vane scheduler --dags` naming no folder created the database, took a lease,
+/// and then exited 1 with an error lacking the hint `vane run` gives (which exits 6).
+#[test]
+fn the_scheduler_refuses_a_dag_folder_that_is_not_there_before_creating_anything() {
+    let p = Project::new();
+    p.vane(&["scheduler", "--dags", "nowhere"])
+        .code(6)
+        .stderr_contains("cannot read the DAG folder")
+        .stderr_contains("set it with --dags or VANE_DAGS");
+    assert!(!p.path().join(".vane").exists());
+}

@@ -357,6 +357,8 @@ fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
         ("/api/models/nope", "`nope`"),
         ("/api/artifacts/nope/lineage", "nope"),
         ("/api/runs/1/tasks/train/logs?attempt=7", "no attempt 7"),
+        // Regression: an empty list, where `vane runs ghost` says no such DAG.
+        ("/api/runs?dag=ghost", "no DAG `ghost`"),
     ] {
         let answer = get(&s.addr, path);
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);

@@ -79,6 +79,24 @@ retry_delay = "1s"
 "#,
     );
     let out = p.vane(&["run", "flaky"]).code(1);
+    // Regression: failures were logged at `info`, so `VANE_LOG=warn` (as here) hid them.
+    let warned: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" WARN "))
+        .map(|l| l.split_once(" WARN ").unwrap().1)
+        .collect();
+    assert_eq!(warned.len(), 3, "{}", out.stderr);
+    assert!(
+        warned[..2]
+            .iter()
+            .all(|l| l.starts_with("Task attempt finished. run_id=1 task=boom")),
+        "{warned:?}"
+    );
+    assert!(
+        warned[2].starts_with("Run finished. run_id=1 dag=flaky state=failed"),
+        "{warned:?}"
+    );
     assert!(
         out.stdout
             .contains("--- boom attempt 2: last 10 lines of its log ---\nstep 6\n"),

@@ -88,6 +88,18 @@ fn a_broken_config_is_reported_like_a_dag_file(backend: Backend) {
         .stderr_contains("vane.toml:1:2");
 }
 
+/// Regression: `vane run` pointed at `vane logs 1 TASK` when no task had started, so there
+/// was no output to see; the task that failed the run is in the table instead.
+#[test]
+fn a_run_refused_for_an_undefined_pool_points_at_no_logs() {
+    let p = Project::new().dag("first", &dag("first", 1, "pool = \"gpu\""));
+    let out = p
+        .vane(&["run", "first"])
+        .code(1)
+        .stdout_contains("t0    failed  0         -         -     uses pool `gpu`");
+    assert!(!out.stdout.contains("vane logs"), "{}", out.stdout);
+}
+
 /// Regression: vane processes starting at once on a fresh database got "database is locked"
 /// from its switch to WAL or its migration, instead of waiting their turn.
 #[test]

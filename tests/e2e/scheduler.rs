@@ -448,6 +448,58 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         "`vane dags` lists the broken file as invalid:\n{}",
         dags.stdout
     );
+    // Regression: the DAG vanished from `vane dags` as if it no longer ran.
+    assert!(
+        dags.stdout
+            .contains("; a running scheduler keeps `fresh` going on the version of run "),
+        "{}",
+        dags.stdout
+    );
+    // Regression: every change to the folder logged every broken file again.
+    p.write_dag("other", "[tasks.a]\ncommand = \"true\"\n");
+    daemon.wait_for_log(&["DAG loaded", "other"], PATIENCE);
+    assert_eq!(
+        daemon.log().matches("does not validate").count(),
+        1,
+        "{}",
+        daemon.log()
+    );
+    // Regression: fixed back to the version still running, the file was never logged again,
+    // so the error stayed the last word on it.
+    p.write_dag("fresh", EVERY_SECOND);
+    let line = daemon.wait_for_log(&["validates again"], PATIENCE);
+    assert!(line.contains("fresh.toml"), "{line}");
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+/// Regression: a scheduler started while a DAG file did not validate (a restart after the
+/// typo was pushed) scheduled nothing of that DAG, though one already running kept its last
+/// good version going: a reboot silently stopped the DAG.
+fn a_scheduler_started_on_a_broken_file_keeps_the_version_last_run(backend: Backend) {
+    let p = Project::on(backend).dag("tick", EVERY_SECOND);
+    let mut daemon = start_scheduler(&p, &[]);
+    let first = daemon.wait_for("a scheduled run", PATIENCE, || {
+        scheduled_runs(&p, "tick").into_iter().next()
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+
+    p.write_dag("tick", "[dag\nschedule = \"*/1 * * * * *\"\n");
+    let restarted_at = Utc::now();
+    let mut daemon = start_scheduler(&p, &[]);
+    let later = daemon.wait_for("a scheduled run after the restart", PATIENCE, || {
+        scheduled_runs(&p, "tick")
+            .into_iter()
+            .find(|r| logical_date(r) > restarted_at)
+    });
+    assert_eq!(later["dag_version"], first["dag_version"]);
+    assert!(
+        daemon
+            .log()
+            .lines()
+            .any(|l| l.contains("does not validate") && l.contains("kept_running=\"tick\"")),
+        "{}",
+        daemon.log()
+    );
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
@@ -815,6 +867,7 @@ on_both_backends!(
     sigterm_lets_the_running_task_finish_and_the_run_resumes_on_the_next_start,
     a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried,
     dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up,
+    a_scheduler_started_on_a_broken_file_keeps_the_version_last_run,
     commands_run_while_the_scheduler_runs_all_work,
     a_dag_runs_once_per_logical_date,
     catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down,

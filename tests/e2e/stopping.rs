@@ -249,6 +249,87 @@ fn stop_a_run_with(signal: &str, signo: u32) {
     }
 }
 
+/// Regression: Ctrl-C paused a backfill as documented, but vane exited 1, the code of a
+/// failed backfill, where the exit-code table says 130.
+#[test]
+fn ctrl_c_pauses_a_backfill_and_exits_130() {
+    let p = Project::new().dag(
+        "daily",
+        "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = 'echo $$ > \"$VANE_WORK/a.pid\"; sleep 1'\n",
+    );
+    let mut vane = Background::start(
+        &p,
+        &[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-03",
+        ],
+    );
+    wait_for("the first task to start", PATIENCE, || {
+        read_pid(&p.work().join("a.pid"))
+    });
+    wait_for("vane to handle the signal", PATIENCE, || {
+        catches(vane.pid(), 2).then_some(())
+    });
+    send_signal(vane.pid(), "INT");
+    let code = vane.wait();
+    let stderr = std::fs::read_to_string(p.path().join("vane.stderr")).unwrap_or_default();
+    assert_eq!(code, Some(130), "{stderr}");
+    let list = p.vane(&["backfills", "--json"]).success().json();
+    assert_eq!(list[0]["state"], "paused", "{list:#}");
+}
+
+/// Regression: `vane backfills cancel` from another terminal recorded the runs it stopped as
+/// "stopped by the user", as if someone had stopped each of them by hand.
+#[test]
+fn cancelling_a_backfill_says_so_on_the_runs_it_stopped() {
+    let p = Project::new().dag(
+        "daily",
+        "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = 'echo $$ > \"$VANE_WORK/a.pid\"; exec sleep 1000'\n",
+    );
+    let mut vane = Background::start(
+        &p,
+        &[
+            "backfill",
+            "daily",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-02",
+            "--max-active",
+            "1",
+        ],
+    );
+    let sleeper = wait_for("the first task to start", PATIENCE, || {
+        read_pid(&p.work().join("a.pid"))
+    });
+    let _cleanup = KillOnDrop {
+        pid: sleeper,
+        comm: "sleep",
+    };
+    p.vane(&["backfills", "cancel", "1"]).success();
+    vane.wait();
+    assert!(!process_alive(sleeper, "sleep"));
+    let reasons: Vec<_> = p
+        .runs()
+        .iter()
+        .map(|r| (r["state"].clone(), r["reason"].clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("failed".into(), "backfill 1 was cancelled".into()),
+            (
+                "failed".into(),
+                "stopped: its backfill was cancelled".into()
+            ),
+        ]
+    );
+}
+
 #[test]
 fn ctrl_c_stops_the_run_and_kills_its_tasks() {
     stop_a_run_with("INT", 2);

@@ -116,8 +116,16 @@ impl HttpApi {
                     None => vec![],
                     Some(text) => vec![crate::runs::parse_state(text)?],
                 };
-                let runs = crate::runs::list(&*self.store()?, dag.as_deref(), &states, limit)?;
-                let waits = crate::runs::Waits::of(&*self.store()?, &runs)?;
+                let store = self.store()?;
+                let runs = crate::runs::list(&*store, dag.as_deref(), &states, limit)?;
+                // As `vane runs DAG`: a DAG known nowhere is a typo (404), not a DAG that has
+                // not run yet.
+                if let Some(dag) = dag.as_deref()
+                    && runs.is_empty()
+                {
+                    app.known_dag(&*store, dag)?;
+                }
+                let waits = crate::runs::Waits::of(&*store, &runs)?;
                 serialize(&runs.iter().map(|r| waits.view(r)).collect::<Vec<_>>())
             }
             Route::Run { id } => {

@@ -155,7 +155,7 @@ pub async fn drive(
                         let control = if state == BackfillState::Paused {
                             Control::Drain
                         } else {
-                            Control::Stop(StopReason::User)
+                            Control::Stop(StopReason::BackfillCancelled)
                         };
                         for (sender, _) in active.values() {
                             let _ = sender.send(control);

@@ -101,6 +101,10 @@ struct Scheduler {
     dags: HashMap<String, Loaded>,
     /// DAG file fingerprint (path, modified, size) as last loaded.
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    /// DAG files that did not validate when last loaded, with the content reported: each
+    /// broken content is logged once, not again whenever another file of the folder changes,
+    /// and when one is fixed back to the version still running, the log says so too.
+    invalid: HashMap<PathBuf, String>,
     active: HashMap<RunId, Active>,
     /// When this scheduler started: ticks before it were missed, ticks after it are on time.
     up_since: DateTime<Utc>,
@@ -121,6 +125,7 @@ impl Scheduler {
             config,
             dags: HashMap::new(),
             fingerprint: Vec::new(),
+            invalid: HashMap::new(),
             active: HashMap::new(),
             up_since: clock.now(),
             finished: Rc::new(tokio::sync::Notify::new()),
@@ -317,28 +322,38 @@ impl Scheduler {
         for file in &set.files {
             let Some(dag) = &file.parsed.dag else {
                 let errors = file.error_count();
-                let kept = self
+                let mut kept = self
                     .dags
                     .values()
                     .find(|l| l.path == file.path)
                     .map(|l| l.dag.id.clone());
-                error!(
-                    path = %file.path.display(),
-                    errors,
-                    kept_running = kept.as_deref(),
-                    "DAG file does not validate; run `vane validate` for details."
-                );
+                if kept.is_none() {
+                    kept = self.keep_recorded(file, &set, now).await?;
+                }
+                if self.invalid.get(&file.path) != Some(&file.source) {
+                    error!(
+                        path = %file.path.display(),
+                        errors,
+                        kept_running = kept.as_deref(),
+                        "DAG file does not validate; run `vane validate` for details."
+                    );
+                    self.invalid.insert(file.path.clone(), file.source.clone());
+                }
                 if let Some(id) = kept {
                     seen.push(id);
                 }
                 continue;
             };
             seen.push(dag.id.clone());
+            let fixed = self.invalid.remove(&file.path).is_some();
             let changed = self
                 .dags
                 .get(&dag.id)
                 .is_none_or(|l| *l.source != *file.source);
             if !changed {
+                if fixed {
+                    info!(dag = %dag.id, path = %file.path.display(), "DAG file validates again; it is the version already running.");
+                }
                 continue;
             }
             let store = self.store();
@@ -371,9 +386,67 @@ impl Scheduler {
             }
             keep
         });
+        self.invalid
+            .retain(|path, _| fingerprint.iter().any(|(p, _, _)| p == path));
         // Only now: a reload that failed half-way is tried again on the next pass.
         self.fingerprint = fingerprint;
         Ok(())
+    }
+
+    /// For a broken file whose DAG this scheduler never loaded (it started with the file
+    /// broken, after a restart or a reboot): the version the DAG's latest run used, loaded
+    /// as the one that keeps running, as it would have kept running had the file broken while
+    /// the scheduler was up. The DAG id is the file's name, its default.
+    async fn keep_recorded(
+        &mut self,
+        file: &vane_dag::DagFile,
+        set: &vane_dag::DagSet,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, DaemonError> {
+        let Some(id) = file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+        else {
+            return Ok(None);
+        };
+        if self.dags.contains_key(&id) || set.dags().any(|(d, _)| d.id == id) {
+            return Ok(None);
+        }
+        let store = self.store();
+        let lookup = id.clone();
+        let latest = store
+            .call(move |s| {
+                s.runs(&RunFilter {
+                    dag_id: Some(&lookup),
+                    limit: 1,
+                    ..RunFilter::default()
+                })
+            })
+            .await?;
+        let Some(run) = latest.into_iter().next() else {
+            return Ok(None);
+        };
+        let (source, dag) = recorded_version(&self.engine, &run).await?;
+        let Some(dag) = dag else {
+            return Ok(None);
+        };
+        let decided = id.clone();
+        let last_decided = store.call(move |s| s.last_tick(&decided)).await?;
+        info!(dag = %id, path = %file.path.display(), run_id = run.id.0, "DAG file does not validate: keeping the version its latest run used.");
+        self.dags.insert(
+            id.clone(),
+            Loaded {
+                dag: Rc::new(dag),
+                path: file.path.clone(),
+                source: Rc::from(source.as_str()),
+                on_time_since: self.up_since,
+                first_seen: now,
+                last_decided,
+                next_due: None,
+            },
+        );
+        Ok(Some(id))
     }
 
     /// Decides every due tick of every unpaused DAG.
@@ -476,6 +549,13 @@ impl Scheduler {
             .into_iter()
             .filter(|r| r.trigger != Trigger::Backfill)
             .collect();
+        // The tick's own run, made by another scheduler of the database (or `vane trigger
+        // --date`) a moment ago, is no earlier run it overlaps: skipping the tick for it logged
+        // a skip that never happened, and `cancel_previous` failed the tick's only run.
+        if let Some(own) = active.iter().find(|r| r.logical_date == tick) {
+            info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = own.id.0, "Tick already has a run.");
+            return Ok(());
+        }
         if let Some(newest) = active.first() {
             match dag.cadence.overlap {
                 Overlap::Skip if catching_up => {}
@@ -537,7 +617,8 @@ impl Scheduler {
         }
     }
 
-    /// Stops an active run (its tasks are killed) or fails a queued one that never started.
+    /// Stops an active run (its tasks are killed), or asks its owner to when another process
+    /// executes it, or fails a queued one that never started.
     async fn cancel(&mut self, run: &RunRecord, reason: &str) -> Result<(), DaemonError> {
         if let Some(active) = self.active.get(&run.id) {
             info!(run_id = run.id.0, %reason, "Stopping run.");
@@ -551,6 +632,19 @@ impl Scheduler {
                     s.apply(&vane_engine::abandon_changes(s, id, &reason)?)?;
                     Ok::<_, DaemonError>(())
                 })
+                .await?;
+        } else if run.state == RunState::Running {
+            // Another process executes it (another scheduler of the database, a `vane run`):
+            // it is asked as `vane stop` asks, or the tick would wait behind it as if `queue`.
+            info!(run_id = run.id.0, %reason, "Asking the process that executes the run to stop it.");
+            let request = vane_store::StopRequest {
+                by: format!("the scheduler on {}", self.engine.host),
+                reason: Some(reason.to_owned()),
+                at: self.clock.now(),
+            };
+            let id = run.id;
+            self.store()
+                .call(move |s| s.request_stop(id, &request))
                 .await?;
         }
         Ok(())

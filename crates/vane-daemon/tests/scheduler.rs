@@ -422,6 +422,96 @@ async fn overlap_cancel_previous_stops_the_active_run_and_starts_the_new_tick() 
     assert_eq!(task.state, TaskState::Failed, "{task:?}");
 }
 
+/// Regression: with two schedulers on one database, the one that came second to a tick found
+/// the other's run for that very tick active and, with `cancel_previous`, failed it as
+/// superseded: the tick lost its only run.
+#[tokio::test(start_paused = true)]
+async fn a_tick_another_scheduler_already_ran_is_not_cancelled_as_its_previous_run() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = five_minutely("overlap = \"cancel_previous\"");
+    h.dag("slow", &source);
+    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
+    let executor = FakeExecutor::new(&[], SECOND);
+    h.scheduling(executor, h.config(POLL), async {
+        // Just before this scheduler's pass at 10:05:00, the other one decides the tick.
+        h.until("2026-11-23T10:04:59.900Z").await;
+        h.engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source: &source,
+                path: &h.dags().join("slow.toml"),
+                params: Vec::new(),
+                logical_date: at("2026-11-23T10:05:00Z"),
+                trigger: Trigger::Scheduled,
+                git: None,
+                backfill: None,
+            })
+            .await
+            .unwrap();
+        h.until("2026-11-23T10:05:30Z").await;
+    })
+    .await;
+
+    let runs = h.runs("slow");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, RunState::Success, "{:?}", runs[0]);
+}
+
+/// Regression: `cancel_previous` stopped only runs this scheduler executed; a run another
+/// scheduler (or a `vane run`) executed went on, and the new tick waited behind it as with
+/// `queue`. Its owner is now asked to stop it, as `vane stop` asks.
+#[tokio::test(start_paused = true)]
+async fn cancel_previous_asks_another_process_to_stop_the_run_it_executes() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = five_minutely("overlap = \"cancel_previous\"");
+    h.dag("slow", &source);
+    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
+    let executor = FakeExecutor::new(&[], SECOND);
+    let previous = h
+        .scheduling(executor, h.config(POLL), async {
+            h.until("2026-11-23T10:00:01Z").await;
+            let run = h
+                .engine(executor)
+                .create_run(&vane_engine::RunSpec {
+                    dag: &dag,
+                    source: &source,
+                    path: &h.dags().join("slow.toml"),
+                    params: Vec::new(),
+                    logical_date: at("2026-11-23T10:05:00Z"),
+                    trigger: Trigger::Scheduled,
+                    git: None,
+                    backfill: None,
+                })
+                .await
+                .unwrap();
+            // Executed by a scheduler on another host, alive all along.
+            let elsewhere = vane_store::Owner {
+                host: "other-host".into(),
+                pid: 1,
+                start_time: Some(1),
+                lease: None,
+                lease_held: None,
+            };
+            assert!(
+                h.store
+                    .claim_run(run, &elsewhere, h.clock.now())
+                    .unwrap()
+                    .is_some()
+            );
+            h.until("2026-11-23T10:10:00.600Z").await;
+            run
+        })
+        .await;
+
+    let asked = h.store.run(previous).unwrap().run.stop_request;
+    assert!(
+        asked
+            .as_ref()
+            .is_some_and(|r| r.describe().contains("superseded by a newer tick")),
+        "{asked:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dag_edited_on_disk_is_picked_up_within_one_poll() {
     // Passes fall at .25 and .75 of each second, and on the tick.

@@ -87,6 +87,10 @@ struct Inner {
     role: LeaseRole,
     ttl: Duration,
     held: Mutex<Held>,
+    /// Held while a lease is being taken: callers that need one at the same moment (a backfill
+    /// starting its first runs together) would otherwise each insert the same lease id, and
+    /// all but one fail on it.
+    acquiring: tokio::sync::Mutex<()>,
     /// Counts the leases lost: each execution watches it and stops acting as owner when it moves.
     lost: watch::Sender<u64>,
     /// What a person asked to stop (`vane stop`) among the runs owned under the lease, as last
@@ -136,6 +140,7 @@ impl Lease {
                 role,
                 ttl,
                 held: Mutex::new(Held::default()),
+                acquiring: tokio::sync::Mutex::new(()),
                 lost: watch::channel(0).0,
                 stops: watch::channel(Vec::new()).0,
                 executing: AtomicUsize::new(0),
@@ -184,6 +189,10 @@ impl Lease {
     /// # Errors
     /// Fails when the store cannot be written.
     pub async fn current<L: LeaseLink>(&self, link: &L) -> Result<String, EngineError> {
+        if let Some(id) = &self.lock()?.id {
+            return Ok(id.clone());
+        }
+        let _acquiring = self.inner.acquiring.lock().await;
         let (id, generation) = {
             let held = self.lock()?;
             if let Some(id) = &held.id {
@@ -211,11 +220,6 @@ impl Lease {
         let expires = link.acquire(lease, host, pid, role, ttl).await?;
         {
             let mut held = self.lock()?;
-            // Another caller may have taken a lease meanwhile: the first one stands, and ours
-            // simply expires unused.
-            if let Some(id) = &held.id {
-                return Ok(id.clone());
-            }
             held.id = Some(id.clone());
             held.generation = generation + 1;
         }
@@ -327,5 +331,68 @@ async fn renew<L: LeaseLink>(inner: Weak<Inner>, link: L, id: String) {
         error!(lease = %id, reason = %why, "Lease lost: stopping every run owned under it; others adopt them.");
         strong.lost.send_modify(|n| *n += 1);
         return;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Refuses a lease id taken before, as the database's primary key does.
+    #[derive(Clone, Default)]
+    struct Leases(Arc<Mutex<HashSet<String>>>);
+
+    impl LeaseLink for Leases {
+        async fn acquire(
+            &self,
+            id: String,
+            _host: String,
+            _pid: u32,
+            _role: LeaseRole,
+            _ttl: Duration,
+        ) -> Result<DateTime<Utc>, StoreError> {
+            // A database round trip: another caller runs meanwhile.
+            tokio::task::yield_now().await;
+            if self.0.lock().unwrap().insert(id.clone()) {
+                Ok(Utc::now())
+            } else {
+                Err(StoreError::Backend(
+                    format!("UNIQUE constraint failed: leases.id ({id})").into(),
+                ))
+            }
+        }
+
+        async fn renew(
+            &self,
+            _id: String,
+            _ttl: Duration,
+        ) -> Result<Option<DateTime<Utc>>, StoreError> {
+            Ok(Some(Utc::now()))
+        }
+
+        async fn release(&self, _id: String) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn stop_requests(
+            &self,
+            _id: String,
+        ) -> Result<Vec<(RunId, Option<String>)>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Regression: a backfill starting two runs at once made both take the process's first
+    /// lease; the second insert of the same id failed and its run logged "could not be
+    /// executed: UNIQUE constraint failed: leases.id".
+    #[tokio::test(start_paused = true)]
+    async fn callers_needing_the_first_lease_at_once_share_it() {
+        let lease = Lease::new("host", LeaseRole::Scheduler, Duration::from_secs(20));
+        let link = Leases::default();
+        let (first, second) = tokio::join!(lease.current(&link), lease.current(&link));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first, second);
+        assert_eq!(link.0.lock().unwrap().len(), 1);
     }
 }

@@ -37,8 +37,10 @@ pub enum Control {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// Ctrl-C, SIGTERM, or a cancelled backfill.
+    /// Ctrl-C, SIGTERM.
     User,
+    /// `vane backfills cancel`: the run belongs to the backfill cancelled.
+    BackfillCancelled,
     /// A newer tick replaced it (`overlap = "cancel_previous"`).
     Superseded,
     /// `vane stop` (or the API's): the record says who asked and why.
@@ -49,6 +51,7 @@ impl StopReason {
     pub fn describe(self) -> &'static str {
         match self {
             StopReason::User => "stopped by the user",
+            StopReason::BackfillCancelled => "stopped: its backfill was cancelled",
             StopReason::Superseded => "superseded by a newer tick (overlap = \"cancel_previous\")",
             StopReason::Requested => "stopped by a person",
         }
@@ -368,15 +371,45 @@ impl Engine<'_> {
                 .collect(),
         };
         // A pool the config does not define can never give a slot: say so instead of waiting.
-        if let Some((task, pool)) = dag.undefined_pools(&self.limits.pools).next() {
-            let reason = format!(
-                "task `{}` uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml",
-                task.id
-            );
-            let (abandoned, fence) = (reason.clone(), fence.clone());
+        // The tasks that name one fail, so the failed run has a failed task to show for it
+        // (and `task_failed` alerts fire); the others are skipped, as when a run is stopped.
+        let undefined: HashMap<String, String> = dag
+            .undefined_pools(&self.limits.pools)
+            .map(|(task, pool)| {
+                let why = format!(
+                    "uses pool `{pool}`, which the scheduler config does not define; add `[pools] {pool} = N` to vane.toml"
+                );
+                (task.id.clone(), why)
+            })
+            .collect();
+        if let Some((task, why)) = dag
+            .tasks
+            .iter()
+            .find_map(|t| undefined.get(&t.id).map(|why| (&t.id, why)))
+        {
+            let reason = format!("task `{task}` {why}");
+            let abandoned = format!("the run did not start: task `{task}` uses an undefined pool");
+            let (run_reason, fence) = (reason.clone(), fence.clone());
             self.store
                 .call(move |s| {
                     let mut changes = crate::adopt::abandon_changes(s, run, &abandoned)?;
+                    for change in &mut changes {
+                        match change {
+                            Change::Task {
+                                task,
+                                state,
+                                reason,
+                                ..
+                            } => {
+                                if let Some(why) = undefined.get(task.as_str()) {
+                                    *state = TaskState::Failed;
+                                    *reason = Some(why.clone());
+                                }
+                            }
+                            Change::Run { reason, .. } => *reason = Some(run_reason.clone()),
+                            _ => {}
+                        }
+                    }
                     changes.push(Change::RunOwner { run, owner: None });
                     s.apply_fenced(&fence, &changes)?;
                     Ok::<_, EngineError>(())
@@ -451,7 +484,11 @@ impl Engine<'_> {
                         Change::ReleaseSlots { run, task: None },
                     ]);
                     self.apply(fence, ending).await?;
-                    info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    if state == RunState::Failed {
+                        warn!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    } else {
+                        info!(run_id = run.0, dag = %dag.id, state = %state, reason = reason.as_deref(), "Run finished.");
+                    }
                     return Ok(state);
                 }
                 let wake = machine.next_wake().map(tokio::time::Instant::from_std);
@@ -1016,15 +1053,29 @@ impl Ctx<'_, '_> {
             reason,
         } = ending;
         let id = &self.spec.dag.tasks[task].id;
-        info!(
-            run_id = self.run.0,
-            task = %id,
-            attempt,
-            exit_code,
-            signal,
-            reason = reason.as_deref(),
-            "Task attempt finished."
-        );
+        // A failure is a warning, so that an operator who keeps only warnings (`VANE_LOG=warn`,
+        // a log pipeline's alert on level) still sees it; a stop someone asked for is not one.
+        if matches!(finish, Finish::Failed | Finish::Verdict) {
+            warn!(
+                run_id = self.run.0,
+                task = %id,
+                attempt,
+                exit_code,
+                signal,
+                reason = reason.as_deref(),
+                "Task attempt finished."
+            );
+        } else {
+            info!(
+                run_id = self.run.0,
+                task = %id,
+                attempt,
+                exit_code,
+                signal,
+                reason = reason.as_deref(),
+                "Task attempt finished."
+            );
+        }
         let release = Change::ReleaseSlots {
             run: self.run,
             task: Some(id.clone()),

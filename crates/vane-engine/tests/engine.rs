@@ -561,7 +561,29 @@ async fn a_pool_the_config_does_not_define_fails_the_run_with_the_fix() {
         )
     );
     assert!(executor.launched.lock().unwrap().is_empty());
-    assert!(detail.tasks.iter().all(|t| t.state == TaskState::Skipped));
+    // Regression: every task was `skipped` under a failed run, so nothing showed which one
+    // failed it. Each task naming the pool fails with the fix; the rest never started.
+    let states: Vec<_> = detail
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.task_id.as_str(),
+                t.state,
+                t.reason.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let fix = "uses pool `gpu`, which the scheduler config does not define; add `[pools] gpu = N` to vane.toml";
+    let not_started = "the run did not start: task `train_a` uses an undefined pool";
+    assert_eq!(
+        states,
+        [
+            ("train_a", TaskState::Failed, fix),
+            ("train_b", TaskState::Failed, fix),
+            ("prepare", TaskState::Skipped, not_started),
+        ]
+    );
     drop(store);
 }
 
