@@ -58,7 +58,8 @@ pub(crate) struct PromoteArgs {
     /// The version to move: `3`, or `v3` as `vane models` lists it.
     #[arg(value_parser = model_version)]
     pub(crate) version: i64,
-    /// The stage to put it in (`production` archives the version there now).
+    /// The stage to put it in. `production` first puts the version in place with the model's
+    /// `rollback` command, then archives the version that was there.
     #[arg(long)]
     pub(crate) stage: String,
     /// Why; recorded in the ledger.
@@ -286,6 +287,11 @@ pub(crate) fn reject(g: &Global, args: &RejectArgs) -> Result<ExitCode> {
 pub(crate) fn promote(g: &Global, args: &PromoteArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let by = who(args.by.as_ref());
+    if args.stage == "production" {
+        let plan = vane_app::models::plan_promotion(&app(g), &*store, &args.name, args.version)?;
+        say_rollback_command(&plan);
+        plan.run_command()?;
+    }
     vane_app::models::promote(
         &*store,
         &args.name,
@@ -306,18 +312,8 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     let by = who(args.by.as_ref());
     let model = args.name.as_str();
     let plan = vane_app::models::plan_rollback(&app(g), &*store, model, args.to)?;
-    let (target, again, path) = (plan.target, plan.again, &plan.path);
-    match &plan.command {
-        Some(rollback) => println!(
-            "running the rollback command for {model} v{target} in {}: {}",
-            rollback.cwd.display(),
-            rollback.command
-        ),
-        None => println!(
-            "no deploy task of {model} has a `rollback` command: put v{target} ({}) in place yourself; recording it",
-            path.display()
-        ),
-    }
+    let (target, again) = (plan.target, plan.again);
+    say_rollback_command(&plan);
     plan.run_command()?;
     if again {
         println!("{model} v{target} is in production and was put in place again");
@@ -353,4 +349,20 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
         args.reason
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What is about to put a version in production, said before the command runs.
+fn say_rollback_command(plan: &vane_app::models::RollbackPlan) {
+    let (model, target) = (&plan.model, plan.target);
+    match &plan.command {
+        Some(rollback) => println!(
+            "running the rollback command for {model} v{target} in {}: {}",
+            rollback.cwd.display(),
+            rollback.command
+        ),
+        None => println!(
+            "no deploy task of {model} has a `rollback` command: put v{target} ({}) in place yourself; recording it",
+            plan.path.display()
+        ),
+    }
 }

@@ -619,6 +619,7 @@ fn models_at_a_time_and_a_rollback_by_hand() {
     ])
     .success();
     assert_eq!(stage_of(&models(&p), 2), "production");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
 }
 
 /// A candidate that failed its gate is not rolled out again when a later run produces the
@@ -759,6 +760,57 @@ fn promote_accepts_only_declared_stages() {
         "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
     ])
     .success();
+}
+
+/// `production` in the registry is the version that serves: promoting one there by hand puts
+/// it in place with the rollback command first, so a later rollback does not "restore" a
+/// version that never served.
+#[test]
+fn promoting_to_production_puts_the_version_in_place() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "v2", "2026-11-02").success();
+    p.vane(&[
+        "promote",
+        "churn",
+        "v1",
+        "--stage",
+        "production",
+        "--reason",
+        "v2 is slow",
+    ])
+    .success()
+    .stdout_contains("running the rollback command for churn v1")
+    .stdout_contains("churn v1 is now in `production`");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+    assert_eq!(stage_of(&m, 2), "archived", "{m:#}");
+}
+
+/// When the command that would serve the promoted version fails, the registry keeps naming
+/// the version that does serve.
+#[test]
+fn a_promotion_whose_rollback_command_fails_changes_nothing() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "v2", "2026-11-02").success();
+    p.write("tools/serve.py", "import sys\nsys.exit(3)\n");
+    p.vane(&[
+        "promote",
+        "churn",
+        "1",
+        "--stage",
+        "production",
+        "--reason",
+        "x",
+    ])
+    .failure()
+    .stderr_contains("the rollback command failed")
+    .stderr_contains("the registry is unchanged");
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+    assert_eq!(stage_of(&m, 1), "archived", "{m:#}");
 }
 
 #[test]

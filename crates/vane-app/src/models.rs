@@ -413,6 +413,45 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
     }))
 }
 
+/// How `vane promote NAME VERSION --stage production` puts the version in place. The registry
+/// calls `production` the version that serves, so recording it without serving it would leave
+/// the two disagreeing, and the next rollback would restore a version that never served. The
+/// `rollback` command is the one a deploy task declares for putting a given version in
+/// production, so a promotion runs it as a rollback does, before anything is recorded.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown model or version.
+pub fn plan_promotion(
+    app: &App,
+    store: &dyn Store,
+    model: &str,
+    version: i64,
+) -> Result<RollbackPlan> {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        )));
+    }
+    let Some(target) = versions.iter().find(|v| v.version == version) else {
+        return Err(AppError::NotFound(format!(
+            "version {version} of model `{model}` is not registered: `vane models {model}` lists its versions"
+        )));
+    };
+    let current = versions
+        .iter()
+        .find(|v| v.stage == "production")
+        .map(|v| v.version);
+    Ok(RollbackPlan {
+        model: model.to_owned(),
+        target: version,
+        current,
+        again: current == Some(version),
+        path: vane_deploy::model_path(&app.storage()?.content_store(), target),
+        command: rollback_command(app, store, model)?,
+    })
+}
+
 /// What a rollback will do, from [`plan_rollback`]: shown to a person before the command runs.
 #[derive(Debug)]
 pub struct RollbackPlan {
@@ -520,7 +559,9 @@ impl RollbackPlan {
             Some(&rollback.cwd),
         )
         .map_err(|e| {
-            AppError::CommandFailed(format!("rolling back: {e}; the registry is unchanged"))
+            AppError::CommandFailed(format!(
+                "the rollback command failed: {e}; the registry is unchanged"
+            ))
         })?;
         Ok(())
     }
