@@ -120,6 +120,40 @@ fn lineage_traces_a_model_to_the_data_it_was_built_from() {
         .stderr_contains("version 7 of artifact `model` is not recorded");
 }
 
+/// A run cleared after its DAG file changed moves on to the new version, but its earlier
+/// attempts ran the old one: lineage names each attempt's version by its own hash, never by
+/// the run's newer one.
+#[test]
+fn lineage_names_the_dag_version_an_attempt_ran_after_a_clear_changed_it() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn"]).success();
+    let first = p.show(1)["dag_version"].clone();
+    p.write_dag("churn", &format!("# edited\n{PIPELINE}"));
+    p.vane(&["clear", "1", "--task", "train", "--foreground"])
+        .success();
+    let second = p.show(1)["dag_version"].clone();
+    assert_ne!(first["id"], second["id"], "the clear ran the edited file");
+
+    let tree = p.vane(&["lineage", "prepared", "--json"]).success().json();
+    let built = &tree["produced_by"];
+    assert_eq!(built["task"], "prepare");
+    assert_eq!(built["dag_version"], first["id"], "{tree:#}");
+    assert_eq!(built["dag_hash"], first["hash"], "{tree:#}");
+    let readers = tree["used_by"].as_array().unwrap();
+    let by_version: Vec<(&Value, &Value)> = readers
+        .iter()
+        .map(|r| (&r["dag_version"], &r["dag_hash"]))
+        .collect();
+    assert_eq!(
+        by_version,
+        [
+            (&first["id"], &first["hash"]),
+            (&second["id"], &second["hash"])
+        ],
+        "{tree:#}"
+    );
+}
+
 #[test]
 fn versions_are_content_addressed() {
     let p = pipeline(false);
