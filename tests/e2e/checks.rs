@@ -90,6 +90,22 @@ fn warnings_are_reported_and_the_run_goes_on(backend: Backend) {
     assert!(log.contains("0 failed, 2 warned"), "{log}");
 }
 
+/// `--check` or `--task` naming nothing the DAG recorded is a mistake to point out, with the
+/// names that exist, not "no check results", as if no validate task had ever run.
+#[test]
+fn checks_of_an_unknown_check_or_task_are_not_found_and_name_the_real_ones() {
+    let p = Project::new().dag("churn", CUSTOMERS);
+    p.write(
+        "data/customers.csv",
+        "customer_id,age,plan\n1,34,basic\n2,50,pro\n3,45,enterprise\n",
+    );
+    p.vane(&["run", "churn"]).success();
+    let out = p.vane(&["checks", "churn", "--check", "min"]).code(3);
+    insta::assert_snapshot!("checks_unknown_check", out.stderr);
+    let out = p.vane(&["checks", "churn", "--task", "valdate"]).code(3);
+    insta::assert_snapshot!("checks_unknown_task", out.stderr);
+}
+
 const DAILY: &str = r#"
 [tasks.validate]
 kind = "validate"
