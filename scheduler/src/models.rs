@@ -220,6 +220,23 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
             println!("  {line}");
         }
     }
+    // A stage left waiting by a run that ended cannot be approved; say so until a rollback
+    // closes it, because its stage command may still serve the candidate.
+    for (s, state) in vane_app::models::stranded(&*store, name)? {
+        let production = versions
+            .iter()
+            .find(|v| v.model == s.model && v.stage == "production");
+        let fix = production.map_or_else(String::new, |p| {
+            format!(
+                "; `vane rollback {} --to {} --reason TEXT` puts production back in place",
+                s.model, p.version
+            )
+        });
+        println!(
+            "\nrun {} ({} v{}) is {state}: its stage `{}` waited for an answer that can no longer come, and its command may still serve v{}{fix}",
+            s.run_id, s.model, s.version, s.stage, s.version
+        );
+    }
     if name.is_some() {
         println!("\nledger:");
         for e in &ledger {
@@ -291,6 +308,14 @@ pub(crate) fn promote(g: &Global, args: &PromoteArgs) -> Result<ExitCode> {
         let plan = vane_app::models::plan_promotion(&app(g), &*store, &args.name, args.version)?;
         say_rollback_command(&plan);
         plan.run_command()?;
+        vane_app::models::close_stranded(
+            &*store,
+            &args.name,
+            &format!(
+                "the run ended before an answer; v{} put in production by `vane promote` ({by}: {})",
+                args.version, args.reason
+            ),
+        )?;
     }
     vane_app::models::promote(
         &*store,
@@ -316,6 +341,7 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     say_rollback_command(&plan);
     plan.run_command()?;
     if again {
+        plan.record(&*store, &args.reason, &by)?;
         println!("{model} v{target} is in production and was put in place again");
         return Ok(ExitCode::SUCCESS);
     }

@@ -762,6 +762,40 @@ fn promote_accepts_only_declared_stages() {
     .success();
 }
 
+/// A rollout stopped while it waits for a person cannot close its own wait: `vane models` no
+/// longer offers `vane approve` for it, and says the canary may still serve the candidate.
+#[test]
+fn a_wait_of_a_stopped_run_is_not_offered_for_approval() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    let mut child = start_waiting(&p, "few", "2026-11-02", "canary");
+    p.vane(&["stop", "2", "--reason", "going home", "--by", "bob"])
+        .success();
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(p.show(2)["state"], "failed");
+
+    let m = models(&p);
+    assert_eq!(m["waiting"], serde_json::json!([]), "{m:#}");
+    let text = p.vane(&["models", "churn"]).success().stdout;
+    assert!(!text.contains("vane approve"), "{text}");
+    assert!(
+        text.contains("run 2 (churn v2) is failed: its stage `canary` waited for an answer that can no longer come, and its command may still serve v2; `vane rollback churn --to 1 --reason TEXT` puts production back in place"),
+        "{text}"
+    );
+    // Once something happened to the model, the note is history.
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--to",
+        "1",
+        "--reason",
+        "take the canary down",
+    ])
+    .success();
+    let text = p.vane(&["models", "churn"]).success().stdout;
+    assert!(!text.contains("can no longer come"), "{text}");
+}
+
 /// `production` in the registry is the version that serves: promoting one there by hand puts
 /// it in place with the rollback command first, so a later rollback does not "restore" a
 /// version that never served.

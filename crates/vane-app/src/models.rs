@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use vane_deploy::DeploySpec;
 use vane_engine::TemplateVars;
-use vane_store::{LedgerEntry, ModelVersion, RolloutStage, RunId, StageChange, Store, StoreError};
+use vane_store::{
+    LedgerEntry, ModelVersion, RolloutStage, RunId, RunState, StageChange, Store, StoreError,
+};
 
 use crate::{App, AppError};
 
@@ -152,18 +154,66 @@ pub fn registry(
     Ok((versions, store.ledger(name)?))
 }
 
-/// Rollout stages waiting for a person, of every model or of one.
+/// Rollout stages waiting for a person, of every model or of one: only those of running
+/// runs, since only a running run's stage can be approved or rejected.
 ///
 /// # Errors
 /// The store cannot be read.
 pub fn waiting(store: &dyn Store, name: Option<&str>) -> Result<Vec<RolloutStage>> {
-    Ok(store
-        .rollout_stages(None)?
-        .into_iter()
-        .filter(|s| {
-            s.status == vane_store::StageStatus::Waiting && name.is_none_or(|n| s.model == n)
-        })
-        .collect())
+    Ok(waits(store, name)?.0)
+}
+
+/// Stages left `waiting` by a rollout whose run then ended without an answer (`vane stop`, a
+/// timeout with no retry left): nobody can answer them, and the stage command may still be
+/// serving the candidate.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn stranded(store: &dyn Store, name: Option<&str>) -> Result<Vec<(RolloutStage, RunState)>> {
+    Ok(waits(store, name)?.1)
+}
+
+/// Closes the [`stranded`] waits of `model` with `why`. Putting a version in production with
+/// the rollback command is what a rollout stopped while it waited needs (its stage command may
+/// still serve the candidate), so it answers them.
+///
+/// # Errors
+/// The store cannot be read or written.
+pub fn close_stranded(store: &dyn Store, model: &str, why: &str) -> Result<()> {
+    for (stage, _) in stranded(store, Some(model))? {
+        store.expire_waiting(stage.run_id, &stage.task_id, why)?;
+    }
+    Ok(())
+}
+
+/// Waiting stages of running runs, and those of other runs with their run's state.
+type Waits = (Vec<RolloutStage>, Vec<(RolloutStage, RunState)>);
+
+/// Stages recorded `waiting`: those of running runs, and the others with their run's state.
+/// A killed attempt cannot close its own waits, so the record alone does not say whether
+/// anybody can still answer.
+fn waits(store: &dyn Store, name: Option<&str>) -> Result<Waits> {
+    let mut states: std::collections::HashMap<RunId, RunState> = std::collections::HashMap::new();
+    let (mut live, mut stranded) = (Vec::new(), Vec::new());
+    for s in store.rollout_stages(None)? {
+        if s.status != vane_store::StageStatus::Waiting || name.is_some_and(|n| s.model != n) {
+            continue;
+        }
+        let state = match states.get(&s.run_id) {
+            Some(state) => *state,
+            None => {
+                let state = store.run(s.run_id)?.run.state;
+                states.insert(s.run_id, state);
+                state
+            }
+        };
+        if state == RunState::Running {
+            live.push(s);
+        } else {
+            stranded.push((s, state));
+        }
+    }
+    Ok((live, stranded))
 }
 
 /// Versions, waiting rollouts and the ledger, as `vane models [NAME] --json` and
@@ -572,6 +622,14 @@ impl RollbackPlan {
     /// # Errors
     /// The store cannot be written.
     pub fn record(&self, store: &dyn Store, reason: &str, by: &str) -> Result<()> {
+        close_stranded(
+            store,
+            &self.model,
+            &format!(
+                "the run ended before an answer; v{} put back in production by `vane rollback` ({by}: {reason})",
+                self.target
+            ),
+        )?;
         if self.again {
             return Ok(());
         }
