@@ -796,6 +796,30 @@ fn a_wait_of_a_stopped_run_is_not_offered_for_approval() {
     assert!(!text.contains("can no longer come"), "{text}");
 }
 
+/// A killed rollout cannot close its own wait: nobody can answer it once its run ended, so
+/// nobody is paged to.
+#[test]
+fn a_wait_of_a_stopped_run_raises_no_approval_alert() {
+    let p = project("approve");
+    p.write(
+        "vane.toml",
+        "[[alerts.rules]]\non = \"approval_waiting\"\nafter = \"1ms\"\n",
+    );
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    p.vane(&["stop", "1", "--reason", "going home"]).success();
+    assert!(!child.wait().unwrap().success());
+    p.vane(&["alerts", "--evaluate"]).success();
+    let alerts = p.vane(&["alerts", "--all", "--json"]).success().json();
+    assert!(
+        !alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["on"] == "approval_waiting"),
+        "{alerts:#}"
+    );
+}
+
 /// `production` in the registry is the version that serves: promoting one there by hand puts
 /// it in place with the rollback command first, so a later rollback does not "restore" a
 /// version that never served.
