@@ -120,6 +120,19 @@ fn lineage_traces_a_model_to_the_data_it_was_built_from() {
         .stderr_contains("version 7 of artifact `model` is not recorded");
 }
 
+/// A mistyped name gets a guess and the command that lists every artifact, not a pointer to
+/// `vane artifacts NAME`, which would only say "not found" again.
+#[test]
+fn lineage_of_an_unknown_artifact_suggests_the_name_meant() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn"]).success();
+    let out = p.vane(&["lineage", "modle"]).code(3);
+    insta::assert_snapshot!("lineage_unknown_artifact", out.stderr);
+    p.vane(&["lineage", "model@7"])
+        .code(3)
+        .stderr_contains("`vane artifacts model` lists its versions");
+}
+
 /// A run cleared after its DAG file changed moves on to the new version, but its earlier
 /// attempts ran the old one: lineage names each attempt's version by its own hash, never by
 /// the run's newer one.

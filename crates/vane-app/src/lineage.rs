@@ -283,8 +283,27 @@ pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Lineage> {
     let (name, number) = parse_artifact(artifact)?;
     let version = match store.artifact_version(name, number) {
         Err(StoreError::NotFound(what)) => {
+            // Sending a person to `vane artifacts NAME` for a name nothing recorded would only
+            // get them a second "not found".
+            let names: Vec<String> = {
+                let mut names: Vec<String> = store
+                    .artifact_versions(None)?
+                    .into_iter()
+                    .map(|v| v.name)
+                    .collect();
+                names.dedup();
+                names
+            };
+            let hint = if names.iter().any(|n| n == name) {
+                format!("`vane artifacts {name}` lists its versions")
+            } else {
+                let guess = vane_dag::did_you_mean(name, names.iter().map(String::as_str))
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                format!("{guess}`vane artifacts` lists every artifact")
+            };
             return Err(AppError::NotFound(format!(
-                "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
+                "{what} is not recorded; {hint}"
             )));
         }
         other => other?,
