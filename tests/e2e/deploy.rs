@@ -762,6 +762,32 @@ fn promote_accepts_only_declared_stages() {
     .success();
 }
 
+/// `vane lineage MODEL` traces the latest version, which is not the one serving after its
+/// canary failed: the answer says where the version stands and which one is in production.
+#[test]
+fn lineage_of_a_model_says_where_the_version_stands_in_the_registry() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "worse", "2026-11-02").failure();
+    let text = p.vane(&["lineage", "churn"]).success().stdout;
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("churn v2 "), "{text}");
+    let registry = lines.next().unwrap();
+    assert!(
+        registry.starts_with("  in the model registry: `failed` since ")
+            && registry.ends_with("(run 2); in production: v1 (`vane lineage churn@1`)"),
+        "{text}"
+    );
+    let text = p.vane(&["lineage", "churn@1"]).success().stdout;
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("  in the model registry: `production` since "),
+        "{text}"
+    );
+}
+
 /// A rollout stopped while it waits for a person cannot close its own wait: `vane models` no
 /// longer offers `vane approve` for it, and says the canary may still serve the candidate.
 #[test]
