@@ -756,10 +756,21 @@ fn promote_accepts_only_declared_stages() {
     p.vane(&["promote", "churn", "1", "--stage", "canry", "--reason", "x"])
         .failure()
         .stderr_contains("churn has no stage `canry`: did you mean `canary`?");
+    // The production version leaves production only for another one: taken out alone, it
+    // would serve on while the registry named none, and a failed gate restored the fallback.
+    let out = p
+        .vane(&[
+            "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+        ])
+        .code(5);
+    insta::assert_snapshot!("promote_production_out_alone", out.stderr);
+    assert_eq!(stage_of(&models(&p), 1), "production");
+    run(&p, "v2", "2026-11-02").success();
     p.vane(&[
-        "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+        "promote", "churn", "1", "--stage", "failed", "--reason", "retired",
     ])
     .success();
+    assert_eq!(stage_of(&models(&p), 1), "failed");
 }
 
 /// `vane lineage MODEL` traces the latest version, which is not the one serving after its

@@ -288,7 +288,8 @@ pub fn decide(
 ///
 /// # Errors
 /// [`AppError::NotFound`] for a model or version that is not registered,
-/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare.
+/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare,
+/// [`AppError::Conflict`] for moving the production version anywhere but production.
 pub fn promote(
     store: &dyn Store,
     model: &str,
@@ -304,7 +305,8 @@ pub fn promote(
         ));
     }
     // A model never registered declares no stages: that is the mistake to name, not the stage.
-    if store.model_versions(Some(model))?.is_empty() {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
         return Err(AppError::NotFound(format!(
             "no model `{model}` in the registry: `vane models` lists the models"
         )));
@@ -322,6 +324,18 @@ pub fn promote(
                 .map(|s| format!("`{s}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        )));
+    }
+    // The registry's production version is the one serving, and the one a failed rollout puts
+    // back: taking it out by hand, with nothing put in its place, would leave it serving while
+    // the next failed gate restored the fallback instead.
+    if stage != "production"
+        && versions
+            .iter()
+            .any(|v| v.version == version && v.stage == "production")
+    {
+        return Err(AppError::Conflict(format!(
+            "{model} v{version} is in production: moving it to `{stage}` would leave no version in production while v{version} still serves; put another version in its place instead: `vane promote {model} VERSION --stage production` archives v{version}, `vane rollback {model} --reason TEXT` marks it failed"
         )));
     }
     store
