@@ -259,6 +259,17 @@ fn a_model_that_was_not_promoted_leads_with_the_gate_numbers_of_both_runs() {
         kinds(&w).contains(&"param"),
         "the model param differs too: {w:#}"
     );
+    // Two good runs are too few to know a metric's spread: the evaluation's accuracy fell from
+    // 0.93 to 0.8, so the answer must not call the metrics equal.
+    let equal = w["equal_kinds"].to_string();
+    assert!(!equal.contains("metrics"), "{w:#}");
+    let not_compared = w["not_compared"][0].as_str().unwrap_or_default();
+    assert!(not_compared.starts_with("metrics ("), "{w:#}");
+    let text = p.vane(&["why", "3"]).success().stdout;
+    assert!(
+        text.contains("\nNot compared yet: metrics (a metric is judged against its spread over the good runs before this one, and none has 3 yet: `vane metrics churn` shows them).\n"),
+        "{text}"
+    );
 }
 
 #[test]

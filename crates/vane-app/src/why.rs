@@ -53,6 +53,9 @@ pub struct WhyView {
     /// The kinds of things that were equal throughout (`params`, `data checks`): what the
     /// command line prints as equal.
     pub equal_kinds: Vec<String>,
+    /// Kinds of things that could not be compared yet, each with why (`metrics: fewer than 3
+    /// good runs ...`): neither equal nor different.
+    pub not_compared: Vec<String>,
 }
 
 /// One of the two runs, as `vane why` names it.
@@ -184,6 +187,7 @@ pub fn why(
             differences: Vec::new(),
             equal: Vec::new(),
             equal_kinds: Vec::new(),
+            not_compared: Vec::new(),
         });
     };
     let mut found = Found::default();
@@ -219,6 +223,7 @@ pub fn why(
         mut differences,
         equal,
         equal_kinds,
+        not_compared,
     } = found;
     differences.sort_by_key(|(rank, _)| *rank);
     Ok(WhyView {
@@ -229,6 +234,7 @@ pub fn why(
         differences: differences.into_iter().map(|(_, d)| d).collect(),
         equal,
         equal_kinds,
+        not_compared,
     })
 }
 
@@ -238,6 +244,7 @@ struct Found {
     differences: Vec<(u32, Difference)>,
     equal: Vec<String>,
     equal_kinds: Vec<String>,
+    not_compared: Vec<String>,
 }
 
 impl Found {
@@ -854,14 +861,17 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
         }
     }
     let mut out = Vec::new();
+    let (mut reported, mut judged) = (0, 0);
     // A check's value is also a metric (`check.rows`); the check itself is compared above.
     for ((task, name), value) in mine.iter().filter(|((_, n), _)| !n.starts_with("check.")) {
+        reported += 1;
         let Some(values) = series
             .get(&(task.clone(), name.clone()))
             .filter(|v| v.len() >= SPREAD_MIN_RUNS)
         else {
             continue;
         };
+        judged += 1;
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
@@ -895,6 +905,15 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
             Value::from(*value),
         );
         out.push((rank::METRIC, d));
+    }
+    // Early in a pipeline's life no metric has the history its spread is learned from: saying
+    // "equal" then would hide an accuracy that fell by half.
+    if reported > 0 && judged == 0 {
+        found.not_compared.push(format!(
+            "metrics (a metric is judged against its spread over the good runs before this one, and none has {SPREAD_MIN_RUNS} yet: `vane metrics {}` shows them)",
+            this.run.dag_id
+        ));
+        return Ok(());
     }
     found.add("metrics", out);
     Ok(())
