@@ -155,8 +155,12 @@ fn print_upstream(node: &BuiltFrom, depth: usize, said: &mut Said, out: &mut Str
         None => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
         Some(by) => out.push_str(&format!("{pad}  built by {}\n", attempt_line(by, said))),
     }
-    for child in &node.built_from {
+    // One heading for all of an attempt's inputs: a heading per input read as if each were
+    // a separate list of what the version was built from.
+    if !node.built_from.is_empty() {
         out.push_str(&format!("{pad}  from:\n"));
+    }
+    for child in &node.built_from {
         print_upstream(child, depth + 2, said, out);
     }
 }

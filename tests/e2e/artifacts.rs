@@ -120,6 +120,36 @@ fn lineage_traces_a_model_to_the_data_it_was_built_from() {
         .stderr_contains("version 7 of artifact `model` is not recorded");
 }
 
+/// A version built from two inputs lists both under one `from:`, as one list.
+#[test]
+fn lineage_lists_every_input_of_an_attempt_under_one_heading() {
+    let p = Project::new().dag(
+        "join",
+        r#"
+[tasks.left]
+command = 'echo l > "$VANE_WORK/left.csv"'
+outputs = { left = "{{ work }}/left.csv" }
+
+[tasks.right]
+command = 'echo r > "$VANE_WORK/right.csv"'
+outputs = { right = "{{ work }}/right.csv" }
+
+[tasks.join]
+depends_on = ["left", "right"]
+command = 'cat "$VANE_WORK/left.csv" "$VANE_WORK/right.csv" > "$VANE_WORK/joined.csv"'
+inputs = ["left", "right"]
+outputs = { joined = "{{ work }}/joined.csv" }
+"#,
+    );
+    p.vane(&["run", "join"]).success();
+    let text = p.vane(&["lineage", "joined"]).success().stdout;
+    assert_eq!(text.matches("from:").count(), 1, "{text}");
+    assert!(
+        text.contains("  from:\n    left v1 ") && text.contains("\n    right v1 "),
+        "{text}"
+    );
+}
+
 /// A mistyped name gets a guess and the command that lists every artifact, not a pointer to
 /// `vane artifacts NAME`, which would only say "not found" again.
 #[test]
