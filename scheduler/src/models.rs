@@ -75,7 +75,8 @@ pub(crate) struct RollbackArgs {
     /// The model's registry name.
     pub(crate) name: String,
     /// The version to put back, `3` or `v3` [default: the one in production before the
-    /// current one].
+    /// current one; when there is none, as for a model's first version, the deploy task's
+    /// `fallback`].
     #[arg(long, value_parser = model_version)]
     pub(crate) to: Option<i64>,
     /// Why; recorded in the ledger.
@@ -345,6 +346,20 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
         println!("{model} v{target} is in production and was put in place again");
         return Ok(ExitCode::SUCCESS);
     }
+    if plan.fallback {
+        plan.record(&*store, &args.reason, &by)?;
+        println!(
+            "the fallback model {} is in place, so no version of {model} is in production{} (by {by}: {})",
+            plan.path.display(),
+            plan.current
+                .map(|c| format!(
+                    "; v{c}, which it replaces, is now `failed`: no automatic rollout serves it again"
+                ))
+                .unwrap_or_default(),
+            args.reason
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     // `--to` may name a version that never served (one that failed its canary): saying it is
     // "back" would tell the person on call it is known good.
     let served = store
@@ -380,9 +395,14 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
 /// What is about to put a version in production, said before the command runs.
 fn say_rollback_command(plan: &vane_app::models::RollbackPlan) {
     let (model, target) = (&plan.model, plan.target);
+    let what = if plan.fallback {
+        format!("the fallback model {}", plan.path.display())
+    } else {
+        format!("{model} v{target}")
+    };
     match &plan.command {
         Some(rollback) => println!(
-            "running the rollback command for {model} v{target} in {}: {}",
+            "running the rollback command for {what} in {}: {}",
             rollback.cwd.display(),
             rollback.command
         ),

@@ -857,6 +857,33 @@ fn a_wait_of_a_stopped_run_raises_no_approval_alert() {
     );
 }
 
+/// The first model of a name has no earlier version to go back to: a rollback by hand puts the
+/// deploy task's `fallback` back, as its rollout would, and leaves no version in production.
+#[test]
+fn a_rollback_of_the_first_model_puts_the_fallback_back() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--reason",
+        "first model is bad",
+        "--by",
+        "dana",
+    ])
+    .success()
+    .stdout_contains("running the rollback command for the fallback model ")
+    .stdout_contains(
+        "so no version of churn is in production; v1, which it replaces, is now `failed`",
+    );
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.5}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "failed", "{m:#}");
+    p.vane(&["rollback", "churn", "--reason", "again"])
+        .code(5)
+        .stderr_contains("no version of churn is in production, so there is nothing to roll back");
+}
+
 /// `production` in the registry is the version that serves: promoting one there by hand puts
 /// it in place with the rollback command first, so a later rollback does not "restore" a
 /// version that never served.

@@ -421,6 +421,8 @@ pub struct RollbackCommand {
     pub command: String,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The task's `fallback` model, as its rollout would put it back.
+    pub fallback: Option<PathBuf>,
 }
 
 fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<RollbackCommand>> {
@@ -470,10 +472,15 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
             .iter()
             .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
     );
+    let fallback = spec
+        .fallback
+        .as_ref()
+        .map(|f| cwd.join(f.render_plain(lookup)));
     Ok(Some(RollbackCommand {
         command: rollback.render_plain(lookup),
         cwd,
         env,
+        fallback,
     }))
 }
 
@@ -511,6 +518,7 @@ pub fn plan_promotion(
         target: version,
         current,
         again: current == Some(version),
+        fallback: false,
         path: vane_deploy::model_path(&app.storage()?.content_store(), target),
         command: rollback_command(app, store, model)?,
     })
@@ -520,8 +528,12 @@ pub fn plan_promotion(
 #[derive(Debug)]
 pub struct RollbackPlan {
     pub model: String,
-    /// The version going back into production.
+    /// The version going back into production; 0 with `fallback` (as a rollout's own
+    /// rollback to the fallback sets `VANE_MODEL_VERSION`).
     pub target: i64,
+    /// The deploy task's `fallback` goes back in place: the model has had no other production
+    /// version, and the fallback is none of its versions, so none is in production after.
+    pub fallback: bool,
     /// The version in production now.
     pub current: Option<i64>,
     /// The target is already in production: only its rollback command runs again.
@@ -554,8 +566,8 @@ pub fn plan_rollback(
         .iter()
         .find(|v| v.stage == "production")
         .map(|v| v.version);
-    let target = match to {
-        Some(to) => to,
+    let earlier = match to {
+        Some(to) => Some(to),
         None => store
             .ledger(Some(model))?
             .iter()
@@ -568,12 +580,30 @@ pub fn plan_rollback(
                     && versions
                         .iter()
                         .any(|m| m.version == *v && m.stage != "failed")
-            })
-            .ok_or_else(|| {
-                AppError::Conflict(format!(
-                    "{model} has had no other production version to roll back to; name one with --to VERSION"
-                ))
-            })?,
+            }),
+    };
+    let Some(target) = earlier else {
+        // No earlier version may serve again (the first model of a name, or only failed ones
+        // before it): a failed rollout would put the task's `fallback` back, and a person
+        // taking the model out by hand needs the same.
+        let command = rollback_command(app, store, model)?;
+        return match command {
+            Some(command) if current.is_some() && command.fallback.is_some() => Ok(RollbackPlan {
+                model: model.to_owned(),
+                target: 0,
+                current,
+                again: false,
+                fallback: true,
+                path: command.fallback.clone().unwrap_or_default(),
+                command: Some(command),
+            }),
+            _ if current.is_none() => Err(AppError::Conflict(format!(
+                "no version of {model} is in production, so there is nothing to roll back; put one in with --to VERSION"
+            ))),
+            _ => Err(AppError::Conflict(format!(
+                "{model} has had no other production version to roll back to, and its deploy task has no `fallback` (with a `rollback` command) to put back; name a version with --to VERSION"
+            ))),
+        };
     };
     let Some(target_version) = versions.iter().find(|v| v.version == target) else {
         return Err(AppError::NotFound(format!(
@@ -594,6 +624,7 @@ pub fn plan_rollback(
         target,
         current,
         again,
+        fallback: false,
         path: vane_deploy::model_path(&app.storage()?.content_store(), target_version),
         command,
     })
@@ -636,18 +667,39 @@ impl RollbackPlan {
     /// # Errors
     /// The store cannot be written.
     pub fn record(&self, store: &dyn Store, reason: &str, by: &str) -> Result<()> {
+        let put_back = if self.fallback {
+            format!("the fallback model {}", self.path.display())
+        } else {
+            format!("v{}", self.target)
+        };
         close_stranded(
             store,
             &self.model,
             &format!(
-                "the run ended before an answer; v{} put back in production by `vane rollback` ({by}: {reason})",
-                self.target
+                "the run ended before an answer; {put_back} put back in production by `vane rollback` ({by}: {reason})"
             ),
         )?;
         if self.again {
             return Ok(());
         }
         let actor = format!("user {by}");
+        if self.fallback {
+            if let Some(current) = self.current {
+                store.set_stage(&StageChange {
+                    model: &self.model,
+                    version: current,
+                    to_stage: "failed",
+                    actor: &actor,
+                    run: None,
+                    reason: Some(&format!(
+                        "rolled back to the fallback model {}: {reason}",
+                        self.path.display()
+                    )),
+                    evidence: &json!({}),
+                })?;
+            }
+            return Ok(());
+        }
         store.set_stage(&StageChange {
             model: &self.model,
             version: self.target,
