@@ -272,6 +272,47 @@ fn a_model_that_was_not_promoted_leads_with_the_gate_numbers_of_both_runs() {
     );
 }
 
+/// A rollout a person rejected leads with who rejected it and why, not with the "waiting for
+/// `vane approve`" its stage said while it waited, an instruction for a run long over.
+#[test]
+fn a_rejected_rollout_leads_with_the_answer_not_the_wait() {
+    let p = crate::deploy::project("pass");
+    crate::deploy::run(&p, "v1", "2026-11-01").success();
+    let mut child = crate::deploy::start_waiting(&p, "few", "2026-11-02", "canary");
+    p.vane(&[
+        "reject",
+        "2",
+        "--reason",
+        "too little traffic",
+        "--by",
+        "bob",
+    ])
+    .success();
+    assert!(!child.wait().unwrap().success());
+
+    let w = why(&p, &["2"]);
+    assert_eq!(
+        w["lead"]["summary"],
+        "model `churn` v2 was not promoted: stage `canary` rejected by bob: too little traffic (it waited because only 10 samples, fewer than min_samples = 100)",
+        "{w:#}"
+    );
+    let gate = w["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "gate" && d["name"] == "canary")
+        .unwrap_or_else(|| panic!("{w:#}"));
+    let detail = gate["detail"].to_string();
+    assert!(
+        detail.contains("run 2 (now): rejected by bob: too little traffic"),
+        "{detail}"
+    );
+    assert!(
+        !w.to_string().contains("waiting for `vane approve"),
+        "{w:#}"
+    );
+}
+
 #[test]
 fn a_run_compared_with_itself_or_another_dag_gets_a_clear_message() {
     let p = Project::new()

@@ -321,16 +321,11 @@ fn lead(
             task: Some(stage.task_id.clone()),
             what: "not_promoted",
             summary: format!(
-                "model `{}` v{} was not promoted: stage `{}` {}{}",
+                "model `{}` v{} was not promoted: stage `{}` {}",
                 stage.model,
                 stage.version,
                 stage.stage,
-                stage.status.as_str(),
-                stage
-                    .detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
+                stage_outcome(stage)
             ),
         };
     }
@@ -758,6 +753,33 @@ fn percent(a: f64, b: f64) -> String {
     }
 }
 
+/// A stage's status with what explains it. A person's answer is kept beside the detail the
+/// stage had while it waited (`... waiting for \`vane approve 2\` ...`), which would read as
+/// an instruction for a rollout that is long over: the answer is what to show, and the
+/// reason it waited only as that.
+fn stage_outcome(s: &vane_store::RolloutStage) -> String {
+    let status = s.status.as_str();
+    let Some(who) = &s.decided_by else {
+        return match &s.detail {
+            Some(detail) => format!("{status}: {detail}"),
+            None => status.to_owned(),
+        };
+    };
+    let mut out = format!("{status} by {who}");
+    if let Some(reason) = &s.reason {
+        out.push_str(&format!(": {reason}"));
+    }
+    if let Some(waited) = s
+        .detail
+        .as_deref()
+        .and_then(|d| d.split("; waiting for `").next())
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str(&format!(" (it waited because {waited})"));
+    }
+    out
+}
+
 fn gates(
     before: &[vane_store::RolloutStage],
     after: &[vane_store::RolloutStage],
@@ -826,7 +848,10 @@ fn gates(
                     gate["detail"].as_str().unwrap_or("")
                 ));
             }
-            if let Some(detail) = &s.detail {
+            if s.decided_by.is_some() {
+                d.detail
+                    .push(format!("run {run} ({label}): {}", stage_outcome(s)));
+            } else if let Some(detail) = &s.detail {
                 d.detail.push(format!("run {run} ({label}): {detail}"));
             }
         }
