@@ -108,6 +108,13 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 write_reason(&why)?;
                 return Ok(ExitCode::from(vane_engine::SKIP_EXIT as u8));
             }
+            // A rollout that could not be carried out (no candidate file, a crashed
+            // evaluation) is no verdict: the attempt fails with the reason and is retried.
+            Err(vane_deploy::Error::Rollout(why)) => {
+                println!("vane: {why}");
+                write_reason(&why)?;
+                return Ok(ExitCode::FAILURE);
+            }
             other => other?,
         }
     } else {

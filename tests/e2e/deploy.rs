@@ -857,6 +857,34 @@ fn a_wait_of_a_stopped_run_raises_no_approval_alert() {
     );
 }
 
+/// A crashed evaluation says nothing about the candidate: the attempt fails like any crash
+/// (retried, not a verdict), nothing is rolled back since nothing was rolled out, and the
+/// candidate is not marked failed, so once the script is fixed the same model goes out.
+#[test]
+fn a_crashed_evaluation_is_no_verdict_on_the_candidate() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.write("tools/evaluate.py", "import sys\nsys.exit(2)\n");
+    run(&p, "v2", "2026-11-02").failure();
+    let show = p.show(2);
+    let attempt = &crate::harness::attempts(&show, "rollout")[0];
+    assert_eq!(attempt["exit_code"], 1, "{show:#}");
+    assert_eq!(
+        attempt["reason"],
+        "evaluation failed: evaluate exited with 2; nothing was rolled out, and churn v2 is not marked failed",
+        "{show:#}"
+    );
+    assert_eq!(serving(&p, "rollbacks.log"), "", "nothing to roll back");
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "registered", "{m:#}");
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+
+    p.write("tools/evaluate.py", EVALUATE);
+    p.vane(&["clear", "2", "--task", "rollout", "--foreground"])
+        .success();
+    assert_eq!(stage_of(&models(&p), 2), "production");
+}
+
 /// The first model of a name has no earlier version to go back to: a rollback by hand puts the
 /// deploy task's `fallback` back, as its rollout would, and leaves no version in production.
 #[test]
