@@ -59,7 +59,7 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
         bail!("task `{task_id}` is not a validate or deploy task");
     };
     let passed = if let Some(spec) = builtin.spec::<vane_check::ValidateSpec>() {
-        let failed = vane_check::run_task(
+        let failed = match vane_check::run_task(
             store,
             &vane_check::Job {
                 dag_id: &dag.id,
@@ -70,7 +70,15 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 spec,
                 metrics,
             },
-        )?;
+        ) {
+            Ok(failed) => failed,
+            // A dataset that cannot be read is no verdict (a retry may find it), but what went
+            // wrong belongs with the attempt, where `vane show` and `vane why` look for it.
+            Err(e) => {
+                write_reason(&e.to_string())?;
+                return Err(e.into());
+            }
+        };
         if let Some(why) = &failed {
             write_reason(why)?;
         }
@@ -107,6 +115,13 @@ pub(crate) fn exec_builtin() -> Result<ExitCode> {
                 println!("vane: {why}");
                 write_reason(&why)?;
                 return Ok(ExitCode::from(vane_engine::SKIP_EXIT as u8));
+            }
+            // A rollout that could not be carried out (no candidate file, a crashed
+            // evaluation) is no verdict: the attempt fails with the reason and is retried.
+            Err(vane_deploy::Error::Rollout(why)) => {
+                println!("vane: {why}");
+                write_reason(&why)?;
+                return Ok(ExitCode::FAILURE);
             }
             other => other?,
         }

@@ -56,17 +56,16 @@ fn short(hash: &str) -> &str {
 
 pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let history = vane_app::reads::check_history(
-        &*store,
-        &vane_app::reads::CheckQuery {
-            dag_id: args.dag_id.clone(),
-            task: args.task.clone(),
-            check: args.check.clone(),
-            last: args.last,
-        },
-    )?;
+    let query = vane_app::reads::CheckQuery {
+        dag_id: args.dag_id.clone(),
+        task: args.task.clone(),
+        check: args.check.clone(),
+        last: args.last,
+    };
+    let history = vane_app::reads::check_history(&*store, &query)?;
     if history.is_empty() {
         app(g).known_dag(&*store, &args.dag_id)?;
+        vane_app::reads::explain_no_checks(&*store, &query)?;
     }
     if args.json.json {
         println!(

@@ -155,8 +155,12 @@ fn print_upstream(node: &BuiltFrom, depth: usize, said: &mut Said, out: &mut Str
         None => out.push_str(&format!("{pad}  not written by a task: read as an input\n")),
         Some(by) => out.push_str(&format!("{pad}  built by {}\n", attempt_line(by, said))),
     }
-    for child in &node.built_from {
+    // One heading for all of an attempt's inputs: a heading per input read as if each were
+    // a separate list of what the version was built from.
+    if !node.built_from.is_empty() {
         out.push_str(&format!("{pad}  from:\n"));
+    }
+    for child in &node.built_from {
         print_upstream(child, depth + 2, said, out);
     }
 }
@@ -183,14 +187,46 @@ fn print_downstream(used_by: &[UsedBy], depth: usize, said: &mut Said, out: &mut
     }
 }
 
+/// Where a model version stands in the registry, and which version serves when it is another:
+/// the latest version of a model is often not the one in production (its canary failed), and
+/// a person tracing "the model" means the one serving.
+fn registry_line(store: &dyn vane_store::Store, artifact: &ArtifactView) -> Result<Option<String>> {
+    let versions = store.model_versions(Some(&artifact.name))?;
+    if versions.is_empty() {
+        return Ok(None);
+    }
+    let this = versions
+        .iter()
+        .find(|v| v.version == i64::from(artifact.version));
+    let stage = this.map_or_else(
+        || "never rolled out".to_owned(),
+        |v| format!("`{}` since {} ({})", v.stage, time(Some(v.since)), v.actor),
+    );
+    let production = versions.iter().find(|v| v.stage == "production");
+    let serving = match production {
+        Some(p) if this.is_none_or(|t| t.version != p.version) => format!(
+            "; in production: v{} (`vane lineage {}@{}`)",
+            p.version, artifact.name, p.version
+        ),
+        Some(_) => String::new(),
+        None => "; no version is in production".to_owned(),
+    };
+    Ok(Some(format!("  in the model registry: {stage}{serving}\n")))
+}
+
 pub(crate) fn lineage(g: &Global, args: &LineageArgs) -> Result<ExitCode> {
-    let tree = lineage_tree(&*crate::commands::open_store(g)?, &args.artifact)?;
+    let store = crate::commands::open_store(g)?;
+    let tree = lineage_tree(&*store, &args.artifact)?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&tree)?);
         return Ok(ExitCode::SUCCESS);
     }
     let (mut out, mut said) = (String::new(), Said::new());
     print_upstream(&tree.version, 0, &mut said, &mut out);
+    if let Some(line) = registry_line(&*store, &tree.version.artifact)? {
+        let header = out.find('\n').map_or(out.len(), |at| at + 1);
+        out.insert_str(header, &line);
+    }
     if !tree.used_by.is_empty() {
         out.push_str("used by:\n");
         print_downstream(&tree.used_by, 1, &mut said, &mut out);

@@ -29,17 +29,16 @@ pub(crate) struct MetricsArgs {
 
 pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
-    let points = vane_app::reads::metric_series(
-        &*store,
-        &vane_app::reads::MetricQuery {
-            dag_id: args.dag_id.clone(),
-            task: args.task.clone(),
-            name: args.name.clone(),
-            last: args.last,
-        },
-    )?;
+    let query = vane_app::reads::MetricQuery {
+        dag_id: args.dag_id.clone(),
+        task: args.task.clone(),
+        name: args.name.clone(),
+        last: args.last,
+    };
+    let points = vane_app::reads::metric_series(&*store, &query)?;
     if points.is_empty() {
         app(g).known_dag(&*store, &args.dag_id)?;
+        vane_app::reads::explain_no_metrics(&*store, &query)?;
     }
     if args.json.json {
         println!(

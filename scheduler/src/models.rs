@@ -58,7 +58,8 @@ pub(crate) struct PromoteArgs {
     /// The version to move: `3`, or `v3` as `vane models` lists it.
     #[arg(value_parser = model_version)]
     pub(crate) version: i64,
-    /// The stage to put it in (`production` archives the version there now).
+    /// The stage to put it in. `production` first puts the version in place with the model's
+    /// `rollback` command, then archives the version that was there.
     #[arg(long)]
     pub(crate) stage: String,
     /// Why; recorded in the ledger.
@@ -74,7 +75,8 @@ pub(crate) struct RollbackArgs {
     /// The model's registry name.
     pub(crate) name: String,
     /// The version to put back, `3` or `v3` [default: the one in production before the
-    /// current one].
+    /// current one; when there is none, as for a model's first version, the deploy task's
+    /// `fallback`].
     #[arg(long, value_parser = model_version)]
     pub(crate) to: Option<i64>,
     /// Why; recorded in the ledger.
@@ -219,6 +221,23 @@ pub(crate) fn models(g: &Global, args: &ModelsArgs) -> Result<ExitCode> {
             println!("  {line}");
         }
     }
+    // A stage left waiting by a run that ended cannot be approved; say so until a rollback
+    // closes it, because its stage command may still serve the candidate.
+    for (s, state) in vane_app::models::stranded(&*store, name)? {
+        let production = versions
+            .iter()
+            .find(|v| v.model == s.model && v.stage == "production");
+        let fix = production.map_or_else(String::new, |p| {
+            format!(
+                "; `vane rollback {} --to {} --reason TEXT` puts production back in place",
+                s.model, p.version
+            )
+        });
+        println!(
+            "\nrun {} ({} v{}) is {state}: its stage `{}` waited for an answer that can no longer come, and its command may still serve v{}{fix}",
+            s.run_id, s.model, s.version, s.stage, s.version
+        );
+    }
     if name.is_some() {
         println!("\nledger:");
         for e in &ledger {
@@ -286,6 +305,19 @@ pub(crate) fn reject(g: &Global, args: &RejectArgs) -> Result<ExitCode> {
 pub(crate) fn promote(g: &Global, args: &PromoteArgs) -> Result<ExitCode> {
     let store = open_store(g)?;
     let by = who(args.by.as_ref());
+    if args.stage == "production" {
+        let plan = vane_app::models::plan_promotion(&app(g), &*store, &args.name, args.version)?;
+        say_rollback_command(&plan);
+        plan.run_command()?;
+        vane_app::models::close_stranded(
+            &*store,
+            &args.name,
+            &format!(
+                "the run ended before an answer; v{} put in production by `vane promote` ({by}: {})",
+                args.version, args.reason
+            ),
+        )?;
+    }
     vane_app::models::promote(
         &*store,
         &args.name,
@@ -306,21 +338,26 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
     let by = who(args.by.as_ref());
     let model = args.name.as_str();
     let plan = vane_app::models::plan_rollback(&app(g), &*store, model, args.to)?;
-    let (target, again, path) = (plan.target, plan.again, &plan.path);
-    match &plan.command {
-        Some(rollback) => println!(
-            "running the rollback command for {model} v{target} in {}: {}",
-            rollback.cwd.display(),
-            rollback.command
-        ),
-        None => println!(
-            "no deploy task of {model} has a `rollback` command: put v{target} ({}) in place yourself; recording it",
-            path.display()
-        ),
-    }
+    let (target, again) = (plan.target, plan.again);
+    say_rollback_command(&plan);
     plan.run_command()?;
     if again {
+        plan.record(&*store, &args.reason, &by)?;
         println!("{model} v{target} is in production and was put in place again");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plan.fallback {
+        plan.record(&*store, &args.reason, &by)?;
+        println!(
+            "the fallback model {} is in place, so no version of {model} is in production{} (by {by}: {})",
+            plan.path.display(),
+            plan.current
+                .map(|c| format!(
+                    "; v{c}, which it replaces, is now `failed`: no automatic rollout serves it again"
+                ))
+                .unwrap_or_default(),
+            args.reason
+        );
         return Ok(ExitCode::SUCCESS);
     }
     // `--to` may name a version that never served (one that failed its canary): saying it is
@@ -353,4 +390,25 @@ pub(crate) fn rollback(g: &Global, args: &RollbackArgs) -> Result<ExitCode> {
         args.reason
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What is about to put a version in production, said before the command runs.
+fn say_rollback_command(plan: &vane_app::models::RollbackPlan) {
+    let (model, target) = (&plan.model, plan.target);
+    let what = if plan.fallback {
+        format!("the fallback model {}", plan.path.display())
+    } else {
+        format!("{model} v{target}")
+    };
+    match &plan.command {
+        Some(rollback) => println!(
+            "running the rollback command for {what} in {}: {}",
+            rollback.cwd.display(),
+            rollback.command
+        ),
+        None => println!(
+            "no deploy task of {model} has a `rollback` command: put v{target} ({}) in place yourself; recording it",
+            plan.path.display()
+        ),
+    }
 }

@@ -56,5 +56,11 @@ fn render(view: &WhyView) -> String {
     if !view.equal_kinds.is_empty() {
         out.push_str(&format!("\nEqual: {}.\n", view.equal_kinds.join(", ")));
     }
+    if !view.not_compared.is_empty() {
+        out.push_str(&format!(
+            "Not compared yet: {}.\n",
+            view.not_compared.join("; ")
+        ));
+    }
     out
 }

@@ -120,6 +120,83 @@ fn lineage_traces_a_model_to_the_data_it_was_built_from() {
         .stderr_contains("version 7 of artifact `model` is not recorded");
 }
 
+/// A version built from two inputs lists both under one `from:`, as one list.
+#[test]
+fn lineage_lists_every_input_of_an_attempt_under_one_heading() {
+    let p = Project::new().dag(
+        "join",
+        r#"
+[tasks.left]
+command = 'echo l > "$VANE_WORK/left.csv"'
+outputs = { left = "{{ work }}/left.csv" }
+
+[tasks.right]
+command = 'echo r > "$VANE_WORK/right.csv"'
+outputs = { right = "{{ work }}/right.csv" }
+
+[tasks.join]
+depends_on = ["left", "right"]
+command = 'cat "$VANE_WORK/left.csv" "$VANE_WORK/right.csv" > "$VANE_WORK/joined.csv"'
+inputs = ["left", "right"]
+outputs = { joined = "{{ work }}/joined.csv" }
+"#,
+    );
+    p.vane(&["run", "join"]).success();
+    let text = p.vane(&["lineage", "joined"]).success().stdout;
+    assert_eq!(text.matches("from:").count(), 1, "{text}");
+    assert!(
+        text.contains("  from:\n    left v1 ") && text.contains("\n    right v1 "),
+        "{text}"
+    );
+}
+
+/// A mistyped name gets a guess and the command that lists every artifact, not a pointer to
+/// `vane artifacts NAME`, which would only say "not found" again.
+#[test]
+fn lineage_of_an_unknown_artifact_suggests_the_name_meant() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn"]).success();
+    let out = p.vane(&["lineage", "modle"]).code(3);
+    insta::assert_snapshot!("lineage_unknown_artifact", out.stderr);
+    p.vane(&["lineage", "model@7"])
+        .code(3)
+        .stderr_contains("`vane artifacts model` lists its versions");
+}
+
+/// A run cleared after its DAG file changed moves on to the new version, but its earlier
+/// attempts ran the old one: lineage names each attempt's version by its own hash, never by
+/// the run's newer one.
+#[test]
+fn lineage_names_the_dag_version_an_attempt_ran_after_a_clear_changed_it() {
+    let p = pipeline(false);
+    p.vane(&["run", "churn"]).success();
+    let first = p.show(1)["dag_version"].clone();
+    p.write_dag("churn", &format!("# edited\n{PIPELINE}"));
+    p.vane(&["clear", "1", "--task", "train", "--foreground"])
+        .success();
+    let second = p.show(1)["dag_version"].clone();
+    assert_ne!(first["id"], second["id"], "the clear ran the edited file");
+
+    let tree = p.vane(&["lineage", "prepared", "--json"]).success().json();
+    let built = &tree["produced_by"];
+    assert_eq!(built["task"], "prepare");
+    assert_eq!(built["dag_version"], first["id"], "{tree:#}");
+    assert_eq!(built["dag_hash"], first["hash"], "{tree:#}");
+    let readers = tree["used_by"].as_array().unwrap();
+    let by_version: Vec<(&Value, &Value)> = readers
+        .iter()
+        .map(|r| (&r["dag_version"], &r["dag_hash"]))
+        .collect();
+    assert_eq!(
+        by_version,
+        [
+            (&first["id"], &first["hash"]),
+            (&second["id"], &second["hash"])
+        ],
+        "{tree:#}"
+    );
+}
+
 #[test]
 fn versions_are_content_addressed() {
     let p = pipeline(false);

@@ -90,6 +90,43 @@ fn warnings_are_reported_and_the_run_goes_on(backend: Backend) {
     assert!(log.contains("0 failed, 2 warned"), "{log}");
 }
 
+/// A dataset that cannot be read fails the attempt (no verdict: a retry may find it) with
+/// what went wrong as its reason, where `vane show` and `vane why` look.
+#[test]
+fn a_missing_dataset_is_the_attempts_reason() {
+    let p = Project::new().dag("churn", CUSTOMERS);
+    p.vane(&["run", "churn"]).failure();
+    let show = p.show(1);
+    let attempt = &crate::harness::attempts(&show, "validate")[0];
+    assert_eq!(attempt["exit_code"], 1, "{show:#}");
+    let reason = attempt["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("cannot read dataset data/customers.csv: "),
+        "{show:#}"
+    );
+    let why = p.vane(&["why", "1"]).success().stdout;
+    assert!(
+        why.contains("task `validate` failed: cannot read dataset data/customers.csv"),
+        "{why}"
+    );
+}
+
+/// `--check` or `--task` naming nothing the DAG recorded is a mistake to point out, with the
+/// names that exist, not "no check results", as if no validate task had ever run.
+#[test]
+fn checks_of_an_unknown_check_or_task_are_not_found_and_name_the_real_ones() {
+    let p = Project::new().dag("churn", CUSTOMERS);
+    p.write(
+        "data/customers.csv",
+        "customer_id,age,plan\n1,34,basic\n2,50,pro\n3,45,enterprise\n",
+    );
+    p.vane(&["run", "churn"]).success();
+    let out = p.vane(&["checks", "churn", "--check", "min"]).code(3);
+    insta::assert_snapshot!("checks_unknown_check", out.stderr);
+    let out = p.vane(&["checks", "churn", "--task", "valdate"]).code(3);
+    insta::assert_snapshot!("checks_unknown_task", out.stderr);
+}
+
 const DAILY: &str = r#"
 [tasks.validate]
 kind = "validate"

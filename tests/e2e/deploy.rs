@@ -619,6 +619,7 @@ fn models_at_a_time_and_a_rollback_by_hand() {
     ])
     .success();
     assert_eq!(stage_of(&models(&p), 2), "production");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.93}"#);
 }
 
 /// A candidate that failed its gate is not rolled out again when a later run produces the
@@ -755,10 +756,211 @@ fn promote_accepts_only_declared_stages() {
     p.vane(&["promote", "churn", "1", "--stage", "canry", "--reason", "x"])
         .failure()
         .stderr_contains("churn has no stage `canry`: did you mean `canary`?");
+    // The production version leaves production only for another one: taken out alone, it
+    // would serve on while the registry named none, and a failed gate restored the fallback.
+    let out = p
+        .vane(&[
+            "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+        ])
+        .code(5);
+    insta::assert_snapshot!("promote_production_out_alone", out.stderr);
+    assert_eq!(stage_of(&models(&p), 1), "production");
+    run(&p, "v2", "2026-11-02").success();
     p.vane(&[
-        "promote", "churn", "1", "--stage", "archived", "--reason", "retired",
+        "promote", "churn", "1", "--stage", "failed", "--reason", "retired",
     ])
     .success();
+    assert_eq!(stage_of(&models(&p), 1), "failed");
+}
+
+/// `vane lineage MODEL` traces the latest version, which is not the one serving after its
+/// canary failed: the answer says where the version stands and which one is in production.
+#[test]
+fn lineage_of_a_model_says_where_the_version_stands_in_the_registry() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "worse", "2026-11-02").failure();
+    let text = p.vane(&["lineage", "churn"]).success().stdout;
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("churn v2 "), "{text}");
+    let registry = lines.next().unwrap();
+    assert!(
+        registry.starts_with("  in the model registry: `failed` since ")
+            && registry.ends_with("(run 2); in production: v1 (`vane lineage churn@1`)"),
+        "{text}"
+    );
+    let text = p.vane(&["lineage", "churn@1"]).success().stdout;
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("  in the model registry: `production` since "),
+        "{text}"
+    );
+}
+
+/// A rollout stopped while it waits for a person cannot close its own wait: `vane models` no
+/// longer offers `vane approve` for it, and says the canary may still serve the candidate.
+#[test]
+fn a_wait_of_a_stopped_run_is_not_offered_for_approval() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    let mut child = start_waiting(&p, "few", "2026-11-02", "canary");
+    p.vane(&["stop", "2", "--reason", "going home", "--by", "bob"])
+        .success();
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(p.show(2)["state"], "failed");
+
+    let m = models(&p);
+    assert_eq!(m["waiting"], serde_json::json!([]), "{m:#}");
+    let text = p.vane(&["models", "churn"]).success().stdout;
+    assert!(!text.contains("vane approve"), "{text}");
+    assert!(
+        text.contains("run 2 (churn v2) is failed: its stage `canary` waited for an answer that can no longer come, and its command may still serve v2; `vane rollback churn --to 1 --reason TEXT` puts production back in place"),
+        "{text}"
+    );
+    // Once something happened to the model, the note is history.
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--to",
+        "1",
+        "--reason",
+        "take the canary down",
+    ])
+    .success();
+    let text = p.vane(&["models", "churn"]).success().stdout;
+    assert!(!text.contains("can no longer come"), "{text}");
+}
+
+/// A killed rollout cannot close its own wait: nobody can answer it once its run ended, so
+/// nobody is paged to.
+#[test]
+fn a_wait_of_a_stopped_run_raises_no_approval_alert() {
+    let p = project("approve");
+    p.write(
+        "vane.toml",
+        "[[alerts.rules]]\non = \"approval_waiting\"\nafter = \"1ms\"\n",
+    );
+    let mut child = start_waiting(&p, "v1", "2026-11-01", "canary");
+    p.vane(&["stop", "1", "--reason", "going home"]).success();
+    assert!(!child.wait().unwrap().success());
+    p.vane(&["alerts", "--evaluate"]).success();
+    let alerts = p.vane(&["alerts", "--all", "--json"]).success().json();
+    assert!(
+        !alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["on"] == "approval_waiting"),
+        "{alerts:#}"
+    );
+}
+
+/// A crashed evaluation says nothing about the candidate: the attempt fails like any crash
+/// (retried, not a verdict), nothing is rolled back since nothing was rolled out, and the
+/// candidate is not marked failed, so once the script is fixed the same model goes out.
+#[test]
+fn a_crashed_evaluation_is_no_verdict_on_the_candidate() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.write("tools/evaluate.py", "import sys\nsys.exit(2)\n");
+    run(&p, "v2", "2026-11-02").failure();
+    let show = p.show(2);
+    let attempt = &crate::harness::attempts(&show, "rollout")[0];
+    assert_eq!(attempt["exit_code"], 1, "{show:#}");
+    assert_eq!(
+        attempt["reason"],
+        "evaluation failed: evaluate exited with 2; nothing was rolled out, and churn v2 is not marked failed",
+        "{show:#}"
+    );
+    assert_eq!(serving(&p, "rollbacks.log"), "", "nothing to roll back");
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "registered", "{m:#}");
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+
+    p.write("tools/evaluate.py", EVALUATE);
+    p.vane(&["clear", "2", "--task", "rollout", "--foreground"])
+        .success();
+    assert_eq!(stage_of(&models(&p), 2), "production");
+}
+
+/// The first model of a name has no earlier version to go back to: a rollback by hand puts the
+/// deploy task's `fallback` back, as its rollout would, and leaves no version in production.
+#[test]
+fn a_rollback_of_the_first_model_puts_the_fallback_back() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    p.vane(&[
+        "rollback",
+        "churn",
+        "--reason",
+        "first model is bad",
+        "--by",
+        "dana",
+    ])
+    .success()
+    .stdout_contains("running the rollback command for the fallback model ")
+    .stdout_contains(
+        "so no version of churn is in production; v1, which it replaces, is now `failed`",
+    );
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.5}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "failed", "{m:#}");
+    p.vane(&["rollback", "churn", "--reason", "again"])
+        .code(5)
+        .stderr_contains("no version of churn is in production, so there is nothing to roll back");
+}
+
+/// `production` in the registry is the version that serves: promoting one there by hand puts
+/// it in place with the rollback command first, so a later rollback does not "restore" a
+/// version that never served.
+#[test]
+fn promoting_to_production_puts_the_version_in_place() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "v2", "2026-11-02").success();
+    p.vane(&[
+        "promote",
+        "churn",
+        "v1",
+        "--stage",
+        "production",
+        "--reason",
+        "v2 is slow",
+    ])
+    .success()
+    .stdout_contains("running the rollback command for churn v1")
+    .stdout_contains("churn v1 is now in `production`");
+    assert_eq!(serving(&p, "production.json"), r#"{"accuracy": 0.9}"#);
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 1), "production", "{m:#}");
+    assert_eq!(stage_of(&m, 2), "archived", "{m:#}");
+}
+
+/// When the command that would serve the promoted version fails, the registry keeps naming
+/// the version that does serve.
+#[test]
+fn a_promotion_whose_rollback_command_fails_changes_nothing() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-01").success();
+    run(&p, "v2", "2026-11-02").success();
+    p.write("tools/serve.py", "import sys\nsys.exit(3)\n");
+    p.vane(&[
+        "promote",
+        "churn",
+        "1",
+        "--stage",
+        "production",
+        "--reason",
+        "x",
+    ])
+    .failure()
+    .stderr_contains("the rollback command failed")
+    .stderr_contains("the registry is unchanged");
+    let m = models(&p);
+    assert_eq!(stage_of(&m, 2), "production", "{m:#}");
+    assert_eq!(stage_of(&m, 1), "archived", "{m:#}");
 }
 
 #[test]

@@ -259,6 +259,58 @@ fn a_model_that_was_not_promoted_leads_with_the_gate_numbers_of_both_runs() {
         kinds(&w).contains(&"param"),
         "the model param differs too: {w:#}"
     );
+    // Two good runs are too few to know a metric's spread: the evaluation's accuracy fell from
+    // 0.93 to 0.8, so the answer must not call the metrics equal.
+    let equal = w["equal_kinds"].to_string();
+    assert!(!equal.contains("metrics"), "{w:#}");
+    let not_compared = w["not_compared"][0].as_str().unwrap_or_default();
+    assert!(not_compared.starts_with("metrics ("), "{w:#}");
+    let text = p.vane(&["why", "3"]).success().stdout;
+    assert!(
+        text.contains("\nNot compared yet: metrics (a metric is judged against its spread over the good runs before this one, and none has 3 yet: `vane metrics churn` shows them).\n"),
+        "{text}"
+    );
+}
+
+/// A rollout a person rejected leads with who rejected it and why, not with the "waiting for
+/// `vane approve`" its stage said while it waited, an instruction for a run long over.
+#[test]
+fn a_rejected_rollout_leads_with_the_answer_not_the_wait() {
+    let p = crate::deploy::project("pass");
+    crate::deploy::run(&p, "v1", "2026-11-01").success();
+    let mut child = crate::deploy::start_waiting(&p, "few", "2026-11-02", "canary");
+    p.vane(&[
+        "reject",
+        "2",
+        "--reason",
+        "too little traffic",
+        "--by",
+        "bob",
+    ])
+    .success();
+    assert!(!child.wait().unwrap().success());
+
+    let w = why(&p, &["2"]);
+    assert_eq!(
+        w["lead"]["summary"],
+        "model `churn` v2 was not promoted: stage `canary` rejected by bob: too little traffic (it waited because only 10 samples, fewer than min_samples = 100)",
+        "{w:#}"
+    );
+    let gate = w["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "gate" && d["name"] == "canary")
+        .unwrap_or_else(|| panic!("{w:#}"));
+    let detail = gate["detail"].to_string();
+    assert!(
+        detail.contains("run 2 (now): rejected by bob: too little traffic"),
+        "{detail}"
+    );
+    assert!(
+        !w.to_string().contains("waiting for `vane approve"),
+        "{w:#}"
+    );
 }
 
 #[test]

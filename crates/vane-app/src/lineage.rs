@@ -130,6 +130,8 @@ struct Runs<'s> {
     store: &'s dyn Store,
     runs: HashMap<RunId, RunDetail>,
     links: HashMap<(RunId, String), Vec<ArtifactLink>>,
+    /// Hashes of DAG versions that are not their run's current one.
+    hashes: HashMap<vane_store::DagVersionId, String>,
 }
 
 impl Runs<'_> {
@@ -164,19 +166,40 @@ impl Runs<'_> {
             .find(|t| t.task_id == at.task)
             .and_then(|t| t.attempts.iter().find(|a| a.attempt == at.attempt));
         let run = &detail.run;
+        let dag_version = attempt
+            .and_then(|a| a.dag_version)
+            .unwrap_or(run.dag_version);
+        let (state, reason) = (
+            attempt.map(|a| a.state.as_str()),
+            attempt.and_then(|a| a.reason.clone()),
+        );
+        let (dag_id, params, logical_date) = (
+            run.dag_id.clone(),
+            run.params.clone(),
+            run.logical_date.to_rfc3339(),
+        );
+        // A run cleared after its DAG file changed has moved on to the new version; an attempt
+        // from before the clear ran the old one, and its hash must name that one.
+        let dag_hash = if dag_version == run.dag_version {
+            run.dag_hash.clone()
+        } else if let Some(hash) = self.hashes.get(&dag_version) {
+            hash.clone()
+        } else {
+            let hash = vane_engine::content_hash(&self.store.dag_source(dag_version)?);
+            self.hashes.insert(dag_version, hash.clone());
+            hash
+        };
         Ok(LineageAttempt {
             run: at.run.0,
             task: at.task.clone(),
             attempt: at.attempt,
-            dag_id: run.dag_id.clone(),
-            dag_version: attempt
-                .and_then(|a| a.dag_version)
-                .unwrap_or(run.dag_version),
-            dag_hash: run.dag_hash.clone(),
-            params: run.params.clone(),
-            logical_date: run.logical_date.to_rfc3339(),
-            state: attempt.map(|a| a.state.as_str()),
-            reason: attempt.and_then(|a| a.reason.clone()),
+            dag_id,
+            dag_version,
+            dag_hash,
+            params,
+            logical_date,
+            state,
+            reason,
         })
     }
 
@@ -260,8 +283,27 @@ pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Lineage> {
     let (name, number) = parse_artifact(artifact)?;
     let version = match store.artifact_version(name, number) {
         Err(StoreError::NotFound(what)) => {
+            // Sending a person to `vane artifacts NAME` for a name nothing recorded would only
+            // get them a second "not found".
+            let names: Vec<String> = {
+                let mut names: Vec<String> = store
+                    .artifact_versions(None)?
+                    .into_iter()
+                    .map(|v| v.name)
+                    .collect();
+                names.dedup();
+                names
+            };
+            let hint = if names.iter().any(|n| n == name) {
+                format!("`vane artifacts {name}` lists its versions")
+            } else {
+                let guess = vane_dag::did_you_mean(name, names.iter().map(String::as_str))
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                format!("{guess}`vane artifacts` lists every artifact")
+            };
             return Err(AppError::NotFound(format!(
-                "{what} is not recorded; `vane artifacts {name}` lists its versions, `vane artifacts` every artifact"
+                "{what} is not recorded; {hint}"
             )));
         }
         other => other?,
@@ -270,6 +312,7 @@ pub fn lineage_tree(store: &dyn Store, artifact: &str) -> Result<Lineage> {
         store,
         runs: HashMap::new(),
         links: HashMap::new(),
+        hashes: HashMap::new(),
     };
     Ok(Lineage {
         version: runs.upstream(&version, &mut HashSet::new())?,

@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use vane_deploy::DeploySpec;
 use vane_engine::TemplateVars;
-use vane_store::{LedgerEntry, ModelVersion, RolloutStage, RunId, StageChange, Store, StoreError};
+use vane_store::{
+    LedgerEntry, ModelVersion, RolloutStage, RunId, RunState, StageChange, Store, StoreError,
+};
 
 use crate::{App, AppError};
 
@@ -152,18 +154,66 @@ pub fn registry(
     Ok((versions, store.ledger(name)?))
 }
 
-/// Rollout stages waiting for a person, of every model or of one.
+/// Rollout stages waiting for a person, of every model or of one: only those of running
+/// runs, since only a running run's stage can be approved or rejected.
 ///
 /// # Errors
 /// The store cannot be read.
 pub fn waiting(store: &dyn Store, name: Option<&str>) -> Result<Vec<RolloutStage>> {
-    Ok(store
-        .rollout_stages(None)?
-        .into_iter()
-        .filter(|s| {
-            s.status == vane_store::StageStatus::Waiting && name.is_none_or(|n| s.model == n)
-        })
-        .collect())
+    Ok(waits(store, name)?.0)
+}
+
+/// Stages left `waiting` by a rollout whose run then ended without an answer (`vane stop`, a
+/// timeout with no retry left): nobody can answer them, and the stage command may still be
+/// serving the candidate.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn stranded(store: &dyn Store, name: Option<&str>) -> Result<Vec<(RolloutStage, RunState)>> {
+    Ok(waits(store, name)?.1)
+}
+
+/// Closes the [`stranded`] waits of `model` with `why`. Putting a version in production with
+/// the rollback command is what a rollout stopped while it waited needs (its stage command may
+/// still serve the candidate), so it answers them.
+///
+/// # Errors
+/// The store cannot be read or written.
+pub fn close_stranded(store: &dyn Store, model: &str, why: &str) -> Result<()> {
+    for (stage, _) in stranded(store, Some(model))? {
+        store.expire_waiting(stage.run_id, &stage.task_id, why)?;
+    }
+    Ok(())
+}
+
+/// Waiting stages of running runs, and those of other runs with their run's state.
+type Waits = (Vec<RolloutStage>, Vec<(RolloutStage, RunState)>);
+
+/// Stages recorded `waiting`: those of running runs, and the others with their run's state.
+/// A killed attempt cannot close its own waits, so the record alone does not say whether
+/// anybody can still answer.
+fn waits(store: &dyn Store, name: Option<&str>) -> Result<Waits> {
+    let mut states: std::collections::HashMap<RunId, RunState> = std::collections::HashMap::new();
+    let (mut live, mut stranded) = (Vec::new(), Vec::new());
+    for s in store.rollout_stages(None)? {
+        if s.status != vane_store::StageStatus::Waiting || name.is_some_and(|n| s.model != n) {
+            continue;
+        }
+        let state = match states.get(&s.run_id) {
+            Some(state) => *state,
+            None => {
+                let state = store.run(s.run_id)?.run.state;
+                states.insert(s.run_id, state);
+                state
+            }
+        };
+        if state == RunState::Running {
+            live.push(s);
+        } else {
+            stranded.push((s, state));
+        }
+    }
+    Ok((live, stranded))
 }
 
 /// Versions, waiting rollouts and the ledger, as `vane models [NAME] --json` and
@@ -238,7 +288,8 @@ pub fn decide(
 ///
 /// # Errors
 /// [`AppError::NotFound`] for a model or version that is not registered,
-/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare.
+/// [`AppError::Invalid`] for a stage the model's deploy tasks do not declare,
+/// [`AppError::Conflict`] for moving the production version anywhere but production.
 pub fn promote(
     store: &dyn Store,
     model: &str,
@@ -254,7 +305,8 @@ pub fn promote(
         ));
     }
     // A model never registered declares no stages: that is the mistake to name, not the stage.
-    if store.model_versions(Some(model))?.is_empty() {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
         return Err(AppError::NotFound(format!(
             "no model `{model}` in the registry: `vane models` lists the models"
         )));
@@ -272,6 +324,18 @@ pub fn promote(
                 .map(|s| format!("`{s}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        )));
+    }
+    // The registry's production version is the one serving, and the one a failed rollout puts
+    // back: taking it out by hand, with nothing put in its place, would leave it serving while
+    // the next failed gate restored the fallback instead.
+    if stage != "production"
+        && versions
+            .iter()
+            .any(|v| v.version == version && v.stage == "production")
+    {
+        return Err(AppError::Conflict(format!(
+            "{model} v{version} is in production: moving it to `{stage}` would leave no version in production while v{version} still serves; put another version in its place instead: `vane promote {model} VERSION --stage production` archives v{version}, `vane rollback {model} --reason TEXT` marks it failed"
         )));
     }
     store
@@ -357,6 +421,8 @@ pub struct RollbackCommand {
     pub command: String,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The task's `fallback` model, as its rollout would put it back.
+    pub fallback: Option<PathBuf>,
 }
 
 fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<RollbackCommand>> {
@@ -406,19 +472,68 @@ fn rollback_command(app: &App, store: &dyn Store, model: &str) -> Result<Option<
             .iter()
             .map(|(name, value)| (name.clone(), value.render_plain(lookup))),
     );
+    let fallback = spec
+        .fallback
+        .as_ref()
+        .map(|f| cwd.join(f.render_plain(lookup)));
     Ok(Some(RollbackCommand {
         command: rollback.render_plain(lookup),
         cwd,
         env,
+        fallback,
     }))
+}
+
+/// How `vane promote NAME VERSION --stage production` puts the version in place. The registry
+/// calls `production` the version that serves, so recording it without serving it would leave
+/// the two disagreeing, and the next rollback would restore a version that never served. The
+/// `rollback` command is the one a deploy task declares for putting a given version in
+/// production, so a promotion runs it as a rollback does, before anything is recorded.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown model or version.
+pub fn plan_promotion(
+    app: &App,
+    store: &dyn Store,
+    model: &str,
+    version: i64,
+) -> Result<RollbackPlan> {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        )));
+    }
+    let Some(target) = versions.iter().find(|v| v.version == version) else {
+        return Err(AppError::NotFound(format!(
+            "version {version} of model `{model}` is not registered: `vane models {model}` lists its versions"
+        )));
+    };
+    let current = versions
+        .iter()
+        .find(|v| v.stage == "production")
+        .map(|v| v.version);
+    Ok(RollbackPlan {
+        model: model.to_owned(),
+        target: version,
+        current,
+        again: current == Some(version),
+        fallback: false,
+        path: vane_deploy::model_path(&app.storage()?.content_store(), target),
+        command: rollback_command(app, store, model)?,
+    })
 }
 
 /// What a rollback will do, from [`plan_rollback`]: shown to a person before the command runs.
 #[derive(Debug)]
 pub struct RollbackPlan {
     pub model: String,
-    /// The version going back into production.
+    /// The version going back into production; 0 with `fallback` (as a rollout's own
+    /// rollback to the fallback sets `VANE_MODEL_VERSION`).
     pub target: i64,
+    /// The deploy task's `fallback` goes back in place: the model has had no other production
+    /// version, and the fallback is none of its versions, so none is in production after.
+    pub fallback: bool,
     /// The version in production now.
     pub current: Option<i64>,
     /// The target is already in production: only its rollback command runs again.
@@ -451,8 +566,8 @@ pub fn plan_rollback(
         .iter()
         .find(|v| v.stage == "production")
         .map(|v| v.version);
-    let target = match to {
-        Some(to) => to,
+    let earlier = match to {
+        Some(to) => Some(to),
         None => store
             .ledger(Some(model))?
             .iter()
@@ -465,12 +580,30 @@ pub fn plan_rollback(
                     && versions
                         .iter()
                         .any(|m| m.version == *v && m.stage != "failed")
-            })
-            .ok_or_else(|| {
-                AppError::Conflict(format!(
-                    "{model} has had no other production version to roll back to; name one with --to VERSION"
-                ))
-            })?,
+            }),
+    };
+    let Some(target) = earlier else {
+        // No earlier version may serve again (the first model of a name, or only failed ones
+        // before it): a failed rollout would put the task's `fallback` back, and a person
+        // taking the model out by hand needs the same.
+        let command = rollback_command(app, store, model)?;
+        return match command {
+            Some(command) if current.is_some() && command.fallback.is_some() => Ok(RollbackPlan {
+                model: model.to_owned(),
+                target: 0,
+                current,
+                again: false,
+                fallback: true,
+                path: command.fallback.clone().unwrap_or_default(),
+                command: Some(command),
+            }),
+            _ if current.is_none() => Err(AppError::Conflict(format!(
+                "no version of {model} is in production, so there is nothing to roll back; put one in with --to VERSION"
+            ))),
+            _ => Err(AppError::Conflict(format!(
+                "{model} has had no other production version to roll back to, and its deploy task has no `fallback` (with a `rollback` command) to put back; name a version with --to VERSION"
+            ))),
+        };
     };
     let Some(target_version) = versions.iter().find(|v| v.version == target) else {
         return Err(AppError::NotFound(format!(
@@ -491,6 +624,7 @@ pub fn plan_rollback(
         target,
         current,
         again,
+        fallback: false,
         path: vane_deploy::model_path(&app.storage()?.content_store(), target_version),
         command,
     })
@@ -520,7 +654,9 @@ impl RollbackPlan {
             Some(&rollback.cwd),
         )
         .map_err(|e| {
-            AppError::CommandFailed(format!("rolling back: {e}; the registry is unchanged"))
+            AppError::CommandFailed(format!(
+                "the rollback command failed: {e}; the registry is unchanged"
+            ))
         })?;
         Ok(())
     }
@@ -531,10 +667,39 @@ impl RollbackPlan {
     /// # Errors
     /// The store cannot be written.
     pub fn record(&self, store: &dyn Store, reason: &str, by: &str) -> Result<()> {
+        let put_back = if self.fallback {
+            format!("the fallback model {}", self.path.display())
+        } else {
+            format!("v{}", self.target)
+        };
+        close_stranded(
+            store,
+            &self.model,
+            &format!(
+                "the run ended before an answer; {put_back} put back in production by `vane rollback` ({by}: {reason})"
+            ),
+        )?;
         if self.again {
             return Ok(());
         }
         let actor = format!("user {by}");
+        if self.fallback {
+            if let Some(current) = self.current {
+                store.set_stage(&StageChange {
+                    model: &self.model,
+                    version: current,
+                    to_stage: "failed",
+                    actor: &actor,
+                    run: None,
+                    reason: Some(&format!(
+                        "rolled back to the fallback model {}: {reason}",
+                        self.path.display()
+                    )),
+                    evidence: &json!({}),
+                })?;
+            }
+            return Ok(());
+        }
         store.set_stage(&StageChange {
             model: &self.model,
             version: self.target,

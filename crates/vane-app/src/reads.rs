@@ -383,6 +383,137 @@ pub fn mark_good(
         })
 }
 
+/// Why `vane checks` found nothing: the `--task` or `--check` asked for names nothing the DAG
+/// recorded, which a person should hear about (with the names that exist) rather than be told
+/// that no validate task ever ran.
+///
+/// # Errors
+/// [`AppError::NotFound`] naming the unknown task or check; the store cannot be read.
+pub fn explain_no_checks(store: &dyn Store, q: &CheckQuery) -> Result<()> {
+    let recorded: Vec<(String, String)> = store
+        .check_history(&q.dag_id, None, 0)?
+        .into_iter()
+        .map(|e| (e.task_id, e.result.name))
+        .collect();
+    unknown_filter(
+        &q.dag_id,
+        "check",
+        "--check",
+        q.task.as_deref(),
+        q.check.as_deref(),
+        &recorded,
+    )
+}
+
+/// Why `vane metrics` found nothing: as [`explain_no_checks`], for `--task` and `--name`.
+///
+/// # Errors
+/// [`AppError::NotFound`] naming the unknown task or metric; the store cannot be read.
+pub fn explain_no_metrics(store: &dyn Store, q: &MetricQuery) -> Result<()> {
+    let recorded: Vec<(String, String)> = store
+        .metric_series(&vane_store::MetricFilter {
+            dag_id: &q.dag_id,
+            task: None,
+            name: None,
+            last: 0,
+        })?
+        .into_iter()
+        .map(|p| (p.task_id, p.name))
+        .collect();
+    unknown_filter(
+        &q.dag_id,
+        "metric",
+        "--name",
+        q.task.as_deref(),
+        q.name.as_deref(),
+        &recorded,
+    )
+}
+
+/// The task or name filter that matches nothing in `recorded` (task, name) pairs, as an
+/// error with the names that would match; `Ok` when nothing is recorded at all or the filters
+/// are not what emptied the answer.
+fn unknown_filter(
+    dag: &str,
+    what: &str,
+    flag: &str,
+    task: Option<&str>,
+    name: Option<&str>,
+    recorded: &[(String, String)],
+) -> Result<()> {
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let listed = |names: &[&str]| {
+        let shown: Vec<String> = names.iter().take(20).map(|n| format!("`{n}`")).collect();
+        let more = names.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut tasks: Vec<&str> = recorded.iter().map(|(t, _)| t.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    if let Some(task) = task
+        && !tasks.contains(&task)
+    {
+        let hint = vane_dag::did_you_mean(task, tasks.iter().copied())
+            .map(|t| format!("did you mean `{t}`? "))
+            .unwrap_or_default();
+        return Err(AppError::NotFound(format!(
+            "DAG `{dag}` has no {what}s recorded by a task `{task}`: {hint}tasks with {what}s: {}",
+            listed(&tasks)
+        )));
+    }
+    let Some(name) = name else {
+        return Ok(());
+    };
+    let mut names: Vec<&str> = recorded
+        .iter()
+        .filter(|(t, _)| task.is_none_or(|task| task == t))
+        .map(|(_, n)| n.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.contains(&name) {
+        return Ok(());
+    }
+    // Deploy and validate tasks prefix what they record (`evaluate.accuracy`,
+    // `check.rows`), so the name a person remembers is often the end of the real one.
+    let suffix = format!(".{name}");
+    let mut ending: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.ends_with(&suffix))
+        .collect();
+    if ending.is_empty() && vane_dag::did_you_mean(name, names.iter().copied()).is_none() {
+        ending = names
+            .iter()
+            .copied()
+            .filter(|n| {
+                n.rsplit_once('.')
+                    .is_some_and(|(_, last)| vane_dag::did_you_mean(name, [last]).is_some())
+            })
+            .collect();
+    }
+    let hint = if ending.is_empty() {
+        vane_dag::did_you_mean(name, names.iter().copied())
+            .map(|n| format!("did you mean `{n}`? "))
+            .unwrap_or_default()
+    } else {
+        let ending: Vec<String> = ending.iter().map(|n| format!("`{n}`")).collect();
+        format!("did you mean {}? ", ending.join(" or "))
+    };
+    let of_task = task.map(|t| format!(" of task `{t}`")).unwrap_or_default();
+    Err(AppError::NotFound(format!(
+        "DAG `{dag}` has no {what} named `{name}`{of_task}: {hint}{flag} takes one of {}",
+        listed(&names)
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,9 @@ pub struct WhyView {
     /// The kinds of things that were equal throughout (`params`, `data checks`): what the
     /// command line prints as equal.
     pub equal_kinds: Vec<String>,
+    /// Kinds of things that could not be compared yet, each with why (`metrics: fewer than 3
+    /// good runs ...`): neither equal nor different.
+    pub not_compared: Vec<String>,
 }
 
 /// One of the two runs, as `vane why` names it.
@@ -184,6 +187,7 @@ pub fn why(
             differences: Vec::new(),
             equal: Vec::new(),
             equal_kinds: Vec::new(),
+            not_compared: Vec::new(),
         });
     };
     let mut found = Found::default();
@@ -219,6 +223,7 @@ pub fn why(
         mut differences,
         equal,
         equal_kinds,
+        not_compared,
     } = found;
     differences.sort_by_key(|(rank, _)| *rank);
     Ok(WhyView {
@@ -229,6 +234,7 @@ pub fn why(
         differences: differences.into_iter().map(|(_, d)| d).collect(),
         equal,
         equal_kinds,
+        not_compared,
     })
 }
 
@@ -238,6 +244,7 @@ struct Found {
     differences: Vec<(u32, Difference)>,
     equal: Vec<String>,
     equal_kinds: Vec<String>,
+    not_compared: Vec<String>,
 }
 
 impl Found {
@@ -314,16 +321,11 @@ fn lead(
             task: Some(stage.task_id.clone()),
             what: "not_promoted",
             summary: format!(
-                "model `{}` v{} was not promoted: stage `{}` {}{}",
+                "model `{}` v{} was not promoted: stage `{}` {}",
                 stage.model,
                 stage.version,
                 stage.stage,
-                stage.status.as_str(),
-                stage
-                    .detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
+                stage_outcome(stage)
             ),
         };
     }
@@ -751,6 +753,33 @@ fn percent(a: f64, b: f64) -> String {
     }
 }
 
+/// A stage's status with what explains it. A person's answer is kept beside the detail the
+/// stage had while it waited (`... waiting for \`vane approve 2\` ...`), which would read as
+/// an instruction for a rollout that is long over: the answer is what to show, and the
+/// reason it waited only as that.
+fn stage_outcome(s: &vane_store::RolloutStage) -> String {
+    let status = s.status.as_str();
+    let Some(who) = &s.decided_by else {
+        return match &s.detail {
+            Some(detail) => format!("{status}: {detail}"),
+            None => status.to_owned(),
+        };
+    };
+    let mut out = format!("{status} by {who}");
+    if let Some(reason) = &s.reason {
+        out.push_str(&format!(": {reason}"));
+    }
+    if let Some(waited) = s
+        .detail
+        .as_deref()
+        .and_then(|d| d.split("; waiting for `").next())
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str(&format!(" (it waited because {waited})"));
+    }
+    out
+}
+
 fn gates(
     before: &[vane_store::RolloutStage],
     after: &[vane_store::RolloutStage],
@@ -819,7 +848,10 @@ fn gates(
                     gate["detail"].as_str().unwrap_or("")
                 ));
             }
-            if let Some(detail) = &s.detail {
+            if s.decided_by.is_some() {
+                d.detail
+                    .push(format!("run {run} ({label}): {}", stage_outcome(s)));
+            } else if let Some(detail) = &s.detail {
                 d.detail.push(format!("run {run} ({label}): {detail}"));
             }
         }
@@ -854,14 +886,17 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
         }
     }
     let mut out = Vec::new();
+    let (mut reported, mut judged) = (0, 0);
     // A check's value is also a metric (`check.rows`); the check itself is compared above.
     for ((task, name), value) in mine.iter().filter(|((_, n), _)| !n.starts_with("check.")) {
+        reported += 1;
         let Some(values) = series
             .get(&(task.clone(), name.clone()))
             .filter(|v| v.len() >= SPREAD_MIN_RUNS)
         else {
             continue;
         };
+        judged += 1;
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
         let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
@@ -895,6 +930,15 @@ fn metrics(store: &dyn Store, this: &RunDetail, found: &mut Found) -> Result<(),
             Value::from(*value),
         );
         out.push((rank::METRIC, d));
+    }
+    // Early in a pipeline's life no metric has the history its spread is learned from: saying
+    // "equal" then would hide an accuracy that fell by half.
+    if reported > 0 && judged == 0 {
+        found.not_compared.push(format!(
+            "metrics (a metric is judged against its spread over the good runs before this one, and none has {SPREAD_MIN_RUNS} yet: `vane metrics {}` shows them)",
+            this.run.dag_id
+        ));
+        return Ok(());
     }
     found.add("metrics", out);
     Ok(())

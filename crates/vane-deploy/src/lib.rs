@@ -917,8 +917,15 @@ fn roll_out(store: &dyn Store, job: &Job<'_>, candidate: PathBuf) -> Result<bool
         None => println!("vane: {} has no production version yet", spec.model),
     }
     if let Err(e) = rollout.evaluate() {
-        let reason = rollout.roll_back(&e, &json!({}))?;
-        return fail(&reason);
+        // Evaluation comes before any stage, so nothing of the candidate serves and nothing
+        // needs rolling back; and a crashed evaluation (of the candidate or of production, or
+        // the database going away) is no verdict on the candidate. Marking it failed would
+        // keep a good model out for good, even once the script is fixed: the attempt fails
+        // like any crash, is retried, and the candidate stays registered.
+        return Err(Error::Rollout(format!(
+            "evaluation failed: {e}; nothing was rolled out, and {} v{version} is not marked failed",
+            spec.model
+        )));
     }
     // A retried attempt keeps the decisions already made in this run about this same version
     // (approvals included); a different candidate goes through every gate itself.

@@ -745,7 +745,8 @@ function whyPanel(why) {
     h('p', { class: 'sub' }, against),
     why.against && items.length ? h('ol', {}, items) : null,
     why.against && !items.length ? h('p', {}, 'Nothing vane records differs between the two runs.') : null,
-    why.equal_kinds.length ? h('p', { class: 'sub' }, `Equal: ${why.equal_kinds.join(', ')}.`) : null);
+    why.equal_kinds.length ? h('p', { class: 'sub' }, `Equal: ${why.equal_kinds.join(', ')}.`) : null,
+    why.not_compared.length ? h('p', { class: 'sub' }, `Not compared yet: ${why.not_compared.join('; ')}.`) : null);
 }
 
 async function pageAttempt(runId, task, number_) {

@@ -258,7 +258,7 @@ impl AlertStore for SqliteStore {
                         || COALESCE(': ' || s.detail, ''),
                     s.updated_at
              FROM rollout_stages s JOIN runs r ON r.id = s.run_id
-             WHERE s.status = 'waiting' AND s.updated_at < ?1
+             WHERE s.status = 'waiting' AND r.state = 'running' AND s.updated_at < ?1
              ORDER BY s.updated_at, s.run_id",
             before,
             EventKind::ApprovalWaiting,

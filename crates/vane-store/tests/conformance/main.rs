@@ -125,6 +125,7 @@ on_every_backend!({
         one_production_version_at_a_time_and_the_ledger_answers_when,
         decisions_are_per_version_and_a_persons_answer_is_kept,
         a_stage_of_a_run_that_ended_cannot_be_answered,
+        only_a_running_runs_stage_waits_for_approval,
         one_rollout_of_a_model_holds_the_lock,
         a_person_answers_only_a_waiting_stage,
         model_metrics_are_replaced_per_eval_data,

@@ -160,6 +160,19 @@ pub(crate) fn a_stage_of_a_run_that_ended_cannot_be_answered(db: &Db) {
     );
 }
 
+/// A killed attempt leaves its stage `waiting`; once the run ended nobody can answer it, so it
+/// is no `approval_waiting` event.
+pub(crate) fn only_a_running_runs_stage_waits_for_approval(db: &Db) {
+    let store = db.open();
+    let r = run(&*store, "churn", 23, &["rollout"]);
+    set_state(&*store, r, RunState::Running);
+    store.set_rollout_stage(&stage_row(r, 1, StageStatus::Waiting)).unwrap();
+    let later = Utc::now() + Duration::minutes(1);
+    assert_eq!(store.approvals_waiting(later).unwrap().len(), 1);
+    set_state(&*store, r, RunState::Failed);
+    assert_eq!(store.approvals_waiting(later).unwrap(), []);
+}
+
 pub(crate) fn one_rollout_of_a_model_holds_the_lock(db: &Db) {
     let store = db.open();
     let a = run(&*store, "churn", 1, &["rollout"]);
