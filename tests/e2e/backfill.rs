@@ -447,7 +447,8 @@ fn a_cancelled_backfill_fails_the_runs_it_did_not_start(backend: Backend) {
             .all(|r| r["state"] != "queued" && r["state"] != "running"),
         "{runs:#?}"
     );
-    // The last day never started (the run that was running is stopped by the user).
+    // The last day never started (the run that was running says it was stopped: its
+    // backfill was cancelled).
     let last = unstarted
         .iter()
         .filter_map(|r| r["id"].as_i64())
