@@ -263,12 +263,17 @@ pub fn parse_artifact(text: &str) -> Result<(&str, Option<u32>)> {
     match text.split_once('@') {
         None => Ok((text, None)),
         Some((name, version)) => {
-            let version = version.trim_start_matches('v');
-            let number = version.parse().map_err(|e| {
-                AppError::Invalid(format!(
-                    "`{text}`: the version after `@` must be a number, as in `{name}@3`: {e}"
-                ))
-            })?;
+            // Said without the parser's words ("cannot parse integer from empty string"),
+            // which name neither the input nor the fix.
+            let number = version
+                .strip_prefix('v')
+                .unwrap_or(version)
+                .parse::<u32>()
+                .map_err(|_| {
+                    AppError::Invalid(format!(
+                        "`{text}`: the version after `@` must be a number, as in `{name}@3` or `{name}@v3`; found `{version}`"
+                    ))
+                })?;
             Ok((name, Some(number)))
         }
     }
@@ -564,5 +569,26 @@ impl<'a> ArtifactSide<'a> {
             version: v.version,
             hash: &v.hash,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_artifact;
+
+    #[test]
+    fn a_version_is_a_number_with_or_without_its_v() {
+        assert_eq!(parse_artifact("features").unwrap(), ("features", None));
+        assert_eq!(parse_artifact("features@3").unwrap(), ("features", Some(3)));
+        assert_eq!(
+            parse_artifact("features@v3").unwrap(),
+            ("features", Some(3))
+        );
+        // `x@v` said "cannot parse integer from empty string".
+        let error = parse_artifact("features@v").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "`features@v`: the version after `@` must be a number, as in `features@3` or `features@v3`; found `v`"
+        );
     }
 }
