@@ -345,6 +345,22 @@ fn a_run_waiting_for_approval_says_so_in_runs_and_show() {
     assert!(runs[0]["waiting_for_approval"].is_null(), "{runs:#}");
 }
 
+/// A run of a past date started by hand (or cleared) promotes nothing either, and its reason
+/// says how to deploy it anyway: `--redeploy-past` is a backfill's, and would make new runs.
+#[test]
+fn a_past_run_by_hand_says_to_promote_by_hand_not_to_backfill() {
+    let p = project("pass");
+    run(&p, "v1", "2026-11-26").success();
+    run(&p, "v2", "2026-11-20").success();
+    let reason = skipped_rollout_reason(&p, 2);
+    assert!(
+        reason.contains("older than run 1")
+            && reason.contains("`vane promote churn VERSION --stage production`")
+            && !reason.contains("--redeploy-past"),
+        "{reason}"
+    );
+}
+
 /// A backfill of last week must not replace today's model with one trained on last week's
 /// data: its deploy tasks promote nothing and end skipped, saying why (latest-only), unless
 /// the backfill says `--redeploy-past`.

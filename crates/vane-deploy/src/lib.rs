@@ -767,7 +767,8 @@ fn past_deploy(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error
         return Ok(None);
     }
     let (theirs, model, version) = (frontier.run, &job.spec.model, frontier.version);
-    if let Some((backfill, _)) = store.backfill_of(job.run)?
+    let backfill = store.backfill_of(job.run)?;
+    if let Some((backfill, _)) = backfill
         && store.backfill(backfill)?.redeploy_past
     {
         println!(
@@ -778,8 +779,17 @@ fn past_deploy(store: &dyn Store, job: &Job<'_>) -> Result<Option<String>, Error
         );
         return Ok(None);
     }
+    // `--redeploy-past` is a backfill's: for a run cleared or triggered by hand it would make
+    // new runs, not deploy this one.
+    let anyway = if backfill.is_some() {
+        "to deploy past dates anyway, start the backfill with --redeploy-past, or promote a version by hand (`vane promote`)".to_owned()
+    } else {
+        format!(
+            "to put this run's candidate in production anyway, promote it by hand (`vane promote {model} VERSION --stage production`; `vane models {model}` lists the versions)"
+        )
+    };
     Ok(Some(format!(
-        "not deployed: run {} is for {}, older than run {theirs} ({}) that put {model} v{version} in production, and a run never rolls production back in time; to deploy past dates anyway, backfill with --redeploy-past, or promote a version by hand (`vane promote`)",
+        "not deployed: run {} is for {}, older than run {theirs} ({}) that put {model} v{version} in production, and a run never rolls production back in time; {anyway}",
         ours.id,
         ours.logical_date.format("%Y-%m-%d %H:%M UTC"),
         frontier.logical_date.format("%Y-%m-%d %H:%M UTC"),
