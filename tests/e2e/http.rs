@@ -359,6 +359,9 @@ fn metrics_checks_artifacts_models_and_alerts_match_the_command_line() {
         ("/api/runs/1/tasks/train/logs?attempt=7", "no attempt 7"),
         // Regression: an empty list, where `vane runs ghost` says no such DAG.
         ("/api/runs?dag=ghost", "no DAG `ghost`"),
+        // Regression: an empty list, where `vane metrics lab --name nosuch` says that the
+        // DAG never reported a metric by that name.
+        ("/api/dags/lab/metrics?name=nosuch", "nosuch"),
     ] {
         let answer = get(&s.addr, path);
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);

@@ -191,15 +191,17 @@ impl HttpApi {
             } => {
                 let store = self.store()?;
                 app.known_dag(&*store, &dag)?;
-                let points = crate::reads::metric_series(
-                    &*store,
-                    &crate::reads::MetricQuery {
-                        dag_id: dag,
-                        task,
-                        name,
-                        last,
-                    },
-                )?;
+                let query = crate::reads::MetricQuery {
+                    dag_id: dag,
+                    task,
+                    name,
+                    last,
+                };
+                let points = crate::reads::metric_series(&*store, &query)?;
+                // A `task` or `name` that matches nothing is not found, as `vane metrics` says.
+                if points.is_empty() {
+                    crate::reads::explain_no_metrics(&*store, &query)?;
+                }
                 serialize(
                     &points
                         .iter()
@@ -215,15 +217,17 @@ impl HttpApi {
             } => {
                 let store = self.store()?;
                 app.known_dag(&*store, &dag)?;
-                let history = crate::reads::check_history(
-                    &*store,
-                    &crate::reads::CheckQuery {
-                        dag_id: dag,
-                        task,
-                        check,
-                        last,
-                    },
-                )?;
+                let query = crate::reads::CheckQuery {
+                    dag_id: dag,
+                    task,
+                    check,
+                    last,
+                };
+                let history = crate::reads::check_history(&*store, &query)?;
+                // A `task` or `check` that matches nothing is not found, as `vane checks` says.
+                if history.is_empty() {
+                    crate::reads::explain_no_checks(&*store, &query)?;
+                }
                 serialize(
                     &history
                         .iter()
