@@ -251,13 +251,20 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
         "run {} ({}) vs run {} ({})",
         ra.id, ra.dag_id, rb.id, rb.dag_id
     );
+    // Versions of two different DAGs are no change of one: say the runs are of two DAGs.
+    let note = if ra.dag_id != rb.dag_id {
+        "  two different DAGs"
+    } else if dag_changed {
+        "  changed"
+    } else {
+        ""
+    };
     println!(
-        "dag version: {} (sha256 {}) -> {} (sha256 {}){}",
+        "dag version: {} (sha256 {}) -> {} (sha256 {}){note}",
         ra.dag_version,
         short(&ra.dag_hash),
         rb.dag_version,
         short(&rb.dag_hash),
-        if dag_changed { "  changed" } else { "" }
     );
     let show = |v: Option<&Value>| {
         v.map_or_else(
@@ -329,9 +336,10 @@ pub(crate) fn diff(g: &Global, args: &DiffArgs) -> Result<ExitCode> {
                     number(m.b),
                     m.delta.map_or_else(
                         || "-".into(),
+                        // Unchanged is `0`, as `vane metrics` shows it, not `+0`.
                         |d| {
                             let shown = vane_deploy::num(d);
-                            if shown.starts_with('-') {
+                            if d == 0.0 || shown.starts_with('-') {
                                 shown
                             } else {
                                 format!("+{shown}")

@@ -517,3 +517,33 @@ fn a_cache_hit_restores_from_an_s3_content_store() {
         "cached: reused outputs of run 1"
     );
 }
+
+/// `vane diff` of runs of two different DAGs says so, instead of calling the second DAG's
+/// version a change of the first's; a metric that did not move shows `0`, not `+0`.
+#[test]
+fn a_diff_of_two_dags_says_so_and_an_unmoved_metric_is_zero() {
+    let task = "[tasks.t]\ncommand = 'echo \"acc 0.5\" >> \"$VANE_METRICS\"'\n";
+    let p = Project::new().dag("one", task).dag("two", task);
+    p.vane(&["run", "one"]).success();
+    p.vane(&["run", "two"]).success();
+    p.vane(&["run", "one", "--date", "2026-01-01"]).success();
+
+    let text = p.vane(&["diff", "1", "2"]).success().stdout;
+    let version = text
+        .lines()
+        .find(|l| l.starts_with("dag version:"))
+        .unwrap();
+    assert!(version.ends_with("two different DAGs"), "{text}");
+
+    let text = p.vane(&["diff", "1", "3"]).success().stdout;
+    let version = text
+        .lines()
+        .find(|l| l.starts_with("dag version:"))
+        .unwrap();
+    assert!(
+        !version.contains("changed") && !version.contains("different"),
+        "{text}"
+    );
+    let acc = text.lines().find(|l| l.contains("acc")).unwrap();
+    assert!(acc.trim_end().ends_with(" 0"), "{text}");
+}
