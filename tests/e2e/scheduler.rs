@@ -764,6 +764,7 @@ depends_on = ["slow"]
         },
     );
 
+    let adopted_from = Utc::now();
     let mut daemon = start_scheduler(&p, &[]);
     let show = daemon.wait_for("the adopted run to finish", PATIENCE, || {
         let show = show_run(&p, 1);
@@ -774,6 +775,13 @@ depends_on = ["slow"]
     assert_eq!(slow.len(), 1, "not run again: {show:#}");
     assert_eq!(slow[0]["state"], "success", "{show:#}");
     assert_eq!(slow[0]["exit_code"], 0, "{show:#}");
+    // Regression: it was recorded ending when the adopter got to it, so its duration held the
+    // scheduler's downtime (and `vane why` blamed a slowdown on the task).
+    let ended = slow[0]["ended_at"].as_str().expect("an end time");
+    assert!(
+        DateTime::parse_from_rfc3339(ended).unwrap() < adopted_from,
+        "ended {ended}, adopted from {adopted_from}"
+    );
     assert_eq!(p.read_work("slow.ran"), "ran\n");
     assert_eq!(p.read_work("after.ran"), "ran\n");
     let metrics = vane(&p, &["metrics", "finishes", "--json"])

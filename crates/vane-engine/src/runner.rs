@@ -293,7 +293,17 @@ impl Engine<'_> {
                 .then(|| vane_exec::exit_mark(std::path::Path::new(&a.log_path)))
                 .flatten();
             match mark {
-                Some(code) => unwatched.push((i, a.attempt, a.pid, a.pid_start_time, code)),
+                Some(code) => {
+                    // The mark is written as the shell exits: its time is the attempt's end,
+                    // not this later moment, so the duration and what follows from it hold.
+                    let ended = std::fs::metadata(vane_exec::exit_mark_path(std::path::Path::new(
+                        &a.log_path,
+                    )))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(DateTime::<Utc>::from);
+                    unwatched.push((i, a.attempt, a.pid, a.pid_start_time, code, ended));
+                }
                 None => closed.extend(crate::adopt::lost_attempt(
                     run,
                     r,
@@ -335,6 +345,7 @@ impl Engine<'_> {
             ready: Vec::new(),
             unstartable: Vec::new(),
             stopped: HashMap::new(),
+            ended_unwatched: HashMap::new(),
             commits: VecDeque::new(),
         };
         let ctx = Ctx {
@@ -414,9 +425,12 @@ impl Engine<'_> {
             deadlines.retain(|d| d.due > clock);
         }
 
-        for (task, attempt, pid, start_time, code) in unwatched {
+        for (task, attempt, pid, start_time, code, ended) in unwatched {
             info!(run_id = run.0, task = %dag.tasks[task].id, attempt, code, "Recording the end of an attempt that finished while no vane process watched it.");
             machine.ended_unwatched(task);
+            if let Some(ended) = ended {
+                procs.ended_unwatched.insert(task, ended);
+            }
             let (report, done) = tokio::sync::oneshot::channel();
             let _ = report.send(vane_exec::Outcome::Exited { code });
             ctx.watch(
@@ -491,6 +505,7 @@ impl Engine<'_> {
                             procs.running[task] = None;
                             if let Some(outcome) = ctx.sensed(&mut procs, task, attempt, outcome, &mut changes) {
                                 let mut ending = ctx.ending(task, attempt, outcome);
+                                ending.ended_at = procs.ended_unwatched.remove(&task);
                                 // A person stopped it: final, with who and why, unless it
                                 // succeeded before the kill landed.
                                 if let Some(why) = procs.stopped.remove(&task)
@@ -683,6 +698,8 @@ struct Processes {
     unstartable: Vec<(usize, u32, String)>,
     /// Tasks a person stopped (`vane stop --task`), with who and why, until their attempt ends.
     stopped: HashMap<usize, String>,
+    /// When attempts that ended while no vane watched them really ended, by task.
+    ended_unwatched: HashMap<usize, DateTime<Utc>>,
     /// Commits in flight, oldest first, with the held processes each lets begin.
     commits: VecDeque<(Committed, Vec<Held>)>,
 }
@@ -1023,6 +1040,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
+            ended_at: None,
         }
     }
 
@@ -1035,6 +1053,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
+            ended_at,
         } = ending;
         let id = &self.spec.dag.tasks[task].id;
         // A failure is a warning, so that an operator who keeps only warnings (`VANE_LOG=warn`,
@@ -1073,7 +1092,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
-            at: Utc::now(),
+            at: ended_at.unwrap_or_else(Utc::now),
         };
         let mut changes = vec![change];
         changes.extend(self.reported_metrics(task, attempt));
@@ -2208,6 +2227,8 @@ struct Ending {
     exit_code: Option<i32>,
     signal: Option<i32>,
     reason: Option<String>,
+    /// When it ended, if before it was seen to (it ended while no vane watched it).
+    ended_at: Option<DateTime<Utc>>,
 }
 
 /// Runs `work` as the owner holding `fence`: in one transaction with the fence's check, so
