@@ -365,7 +365,7 @@ impl RunMachine {
         self.draining && self.running == 0 && self.outcome().is_none()
     }
 
-    /// Stop the run: kill what runs, skip what has not started.
+    /// Stop the run: kill what runs, skip what has not started, fail what waits for a retry.
     pub fn cancel(&mut self) -> Vec<Action> {
         self.cancelled = true;
         self.ready.clear();
@@ -373,6 +373,20 @@ impl RunMachine {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             match slot.state {
                 TaskState::Running => actions.push(Action::Kill { task: i }),
+                // A task waiting for a retry has failed: its attempt did start, so `skipped`
+                // ("stopped before it started") would contradict its failed attempt.
+                TaskState::Queued if slot.attempts > slot.retry_base => {
+                    slot.state = TaskState::Failed;
+                    slot.retry_at = None;
+                    actions.push(set(
+                        i,
+                        TaskState::Failed,
+                        Some(format!(
+                            "attempt {} failed; the run was stopped before its retry",
+                            slot.attempts
+                        )),
+                    ));
+                }
                 TaskState::Queued => {
                     slot.state = TaskState::Skipped;
                     slot.retry_at = None;

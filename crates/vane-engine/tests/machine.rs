@@ -143,6 +143,37 @@ fn stopping_kills_what_runs_and_skips_what_has_not_started() {
     assert_eq!(m.outcome(), Some(RunState::Failed));
 }
 
+/// Regression: a task waiting for its retry when the run was stopped ended `skipped`, "the
+/// run was stopped before it started", beside its failed attempt.
+#[test]
+fn stopping_fails_a_task_waiting_for_its_retry() {
+    let mut m = RunMachine::new(
+        &dag(r#"
+[tasks.flaky]
+command = "false"
+retries = 3
+retry_delay = "1h"
+[tasks.after]
+command = "true"
+depends_on = ["flaky"]
+"#),
+        4,
+    );
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(0), TaskState::Queued);
+    let actions = m.cancel();
+    assert!(actions.contains(&Action::SetState {
+        task: 0,
+        state: TaskState::Failed,
+        reason: Some("attempt 1 failed; the run was stopped before its retry".into()),
+    }));
+    assert_eq!(m.state(1), TaskState::Skipped);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+    assert_eq!(m.next_wake(), None);
+}
+
 /// train -> deploy (all_success), and deploy_fallback (one_failed) beside it.
 const FALLBACK: &str = r#"
 [tasks.train]
