@@ -503,6 +503,35 @@ fn a_scheduler_started_on_a_broken_file_keeps_the_version_last_run(backend: Back
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
 }
 
+/// Regression: a run put aside while a task waited for its retry, then stopped, showed that
+/// task `skipped` beside its failed attempt.
+fn stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "flaky",
+        "[tasks.flaky]\ncommand = \"exit 3\"\nretries = 3\nretry_delay = \"1h\"\n",
+    );
+    vane(&p, &["trigger", "flaky"]).success();
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for("the first attempt to fail", PATIENCE, || {
+        let show = show_run(&p, 1);
+        (task(&show, "flaky")["state"] == "queued" && attempts(&show, "flaky").len() == 1)
+            .then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    vane(
+        &p,
+        &["stop", "1", "--reason", "giving up", "--by", "oncall"],
+    )
+    .success();
+    let show = show_run(&p, 1);
+    let flaky = task(&show, "flaky");
+    assert_eq!(flaky["state"], "failed", "{show:#}");
+    assert_eq!(
+        flaky["reason"], "attempt 1 failed; no retry: stopped by oncall: giving up",
+        "{show:#}"
+    );
+}
+
 /// A person looks at runs while the scheduler works, a script triggers runs: vane commands
 /// started at the same moment as one another, or as the scheduler, must all work.
 fn commands_run_while_the_scheduler_runs_all_work(backend: Backend) {
@@ -876,6 +905,7 @@ on_both_backends!(
     a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried,
     dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up,
     a_scheduler_started_on_a_broken_file_keeps_the_version_last_run,
+    stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry,
     commands_run_while_the_scheduler_runs_all_work,
     a_dag_runs_once_per_logical_date,
     catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down,

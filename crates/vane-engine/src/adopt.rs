@@ -176,12 +176,24 @@ pub fn abandon_changes(
         .tasks
         .iter()
         .filter(|t| t.state == TaskState::Queued)
-        .map(|t| Change::Task {
-            run,
-            task: t.task_id.clone(),
-            state: TaskState::Skipped,
-            reason: Some(reason.to_owned()),
-            at,
+        .map(|t| {
+            // One waiting for a retry has failed: `skipped` would contradict its attempt.
+            let tried = u32::try_from(t.attempts.len()).unwrap_or(u32::MAX);
+            let (state, reason) = if tried > t.retry_base {
+                (
+                    TaskState::Failed,
+                    format!("attempt {tried} failed; no retry: {reason}"),
+                )
+            } else {
+                (TaskState::Skipped, reason.to_owned())
+            };
+            Change::Task {
+                run,
+                task: t.task_id.clone(),
+                state,
+                reason: Some(reason),
+                at,
+            }
         })
         .collect();
     // An attempt adoption left open for the run's next execution (it ended while no vane
