@@ -426,6 +426,8 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         line.contains("fresh.toml"),
         "the log names the broken file: {line}"
     );
+    // Regression: only a count of errors, so the journal alone could not say what to fix.
+    assert!(line.contains("first_error=\"1:"), "{line}");
     let later = daemon.wait_for(
         "scheduled runs of the last good version after the file broke",
         PATIENCE,

@@ -331,9 +331,20 @@ impl Scheduler {
                     kept = self.keep_recorded(file, &set, now).await?;
                 }
                 if self.invalid.get(&file.path) != Some(&file.source) {
+                    // The first error itself, so that the journal alone says what to fix.
+                    let first = file
+                        .parsed
+                        .diagnostics
+                        .iter()
+                        .find(|d| d.is_error())
+                        .map(|d| match d.line_col(&file.source) {
+                            Some((line, column)) => format!("{line}:{column}: {}", d.message),
+                            None => d.message.clone(),
+                        });
                     error!(
                         path = %file.path.display(),
                         errors,
+                        first_error = first.as_deref(),
                         kept_running = kept.as_deref(),
                         "DAG file does not validate; run `vane validate` for details."
                     );
