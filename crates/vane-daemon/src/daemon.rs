@@ -565,6 +565,12 @@ impl Scheduler {
         // a skip that never happened, and `cancel_previous` failed the tick's only run.
         if let Some(own) = active.iter().find(|r| r.logical_date == tick) {
             info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = own.id.0, "Tick already has a run.");
+            // A manual run (`vane trigger --date`) records no tick: `vane ticks` shows it as
+            // this tick's run rather than as a tick nobody decided.
+            let (dag_id, run) = (dag.id.clone(), own.id);
+            store
+                .call(move |s| s.record_ticks(&dag_id, &[(tick, TickDecision::Run(run))]))
+                .await?;
             return Ok(());
         }
         if let Some(newest) = active.first() {
