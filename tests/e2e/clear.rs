@@ -153,8 +153,10 @@ command = "echo lr={{ params.lr }} epochs={{ params.epochs }} >> \"$VANE_WORK/tr
     );
     p.vane(&["run", "tuned", "--date", "2026-02-01"]).success();
     p.vane(&["run", "tuned", "--date", "2026-02-01"])
-        .failure()
-        .stderr_contains("already has a run");
+        .code(5)
+        .stderr_contains("already has a run")
+        // Regression: it named only `vane show` and "another --date", not the rerun.
+        .stderr_contains("rerun it with `vane clear 1`");
     p.vane(&[
         "clear",
         "1",
