@@ -580,6 +580,51 @@ async fn a_dag_edited_on_disk_is_picked_up_within_one_poll() {
     );
 }
 
+/// Regression: a scheduler restarted while a task waited for its retry ("retry 1 of 2 in
+/// 10m") ran the retry at once, spending the retries a delay was set to space out.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_out_its_delay_across_a_scheduler_restart() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = "[tasks.a]\ncommand = \"fetch\"\nretries = 2\nretry_delay = \"10m\"\n";
+    h.dag("flaky", source);
+    let dag = vane_dag::parse_dag(source, "flaky").dag.unwrap();
+    let fails = Step {
+        runs: Duration::from_secs(1),
+        code: 3,
+    };
+    let executor = FakeExecutor::new(&[], fails);
+    let attempts = |h: &Harness| {
+        h.store.run(h.runs("flaky")[0].id).unwrap().tasks[0]
+            .attempts
+            .len()
+    };
+    h.scheduling(executor, h.config(POLL), async {
+        h.engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source,
+                path: &h.dags().join("flaky.toml"),
+                params: Vec::new(),
+                logical_date: h.clock.now(),
+                trigger: Trigger::Manual,
+                git: None,
+                backfill: None,
+            })
+            .await
+            .unwrap();
+        h.until("2026-11-23T10:00:30Z").await;
+    })
+    .await;
+    assert_eq!(attempts(&h), 1);
+    h.scheduling(executor, h.config(POLL), async {
+        h.until("2026-11-23T10:05:00Z").await;
+        assert_eq!(attempts(&h), 1, "the retry waits for its delay");
+        h.until("2026-11-23T10:11:00Z").await;
+    })
+    .await;
+    assert_eq!(attempts(&h), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_paused_dag_makes_no_runs_and_on_unpause_its_missed_ticks_follow_catchup() {
     let h = Harness::new("2026-11-23T10:00:00Z");

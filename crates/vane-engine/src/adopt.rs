@@ -220,6 +220,9 @@ pub fn abandon_changes(
     Ok(changes)
 }
 
+/// Why an attempt lost with its vane process ended.
+pub(crate) const LOST: &str = "scheduler lost: the vane process running it stopped";
+
 /// The changes that close attempt `attempt` of `task`, whose vane process is gone, as "scheduler
 /// lost": the task is queued again when its retry policy (`retries`, counted since the task was
 /// last cleared) allows another try, and failed otherwise.
@@ -250,7 +253,7 @@ pub(crate) fn lost_attempt(
             success: false,
             exit_code: None,
             signal: None,
-            reason: Some("scheduler lost: the vane process running it stopped".into()),
+            reason: Some(LOST.into()),
             at,
         },
         Change::Task {

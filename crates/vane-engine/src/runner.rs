@@ -329,10 +329,12 @@ impl Engine<'_> {
                         state: r.state,
                         attempts: r.attempts.len() as u32,
                         retry_base: r.retry_base,
+                        failed_ago: waiting_for_retry(r)
+                            .map(|ended| (Utc::now() - ended).to_std().unwrap_or_default()),
                     })
             })
             .collect();
-        let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded);
+        let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded, now());
         let mut procs = Processes {
             slot_retry_at: None,
             running: (0..dag.tasks.len()).map(|_| None).collect(),
@@ -646,6 +648,25 @@ fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
+
+/// When the attempt a queued task waits to retry failed, if it failed by itself: an attempt
+/// lost with its vane process, or killed by a scheduler's shutdown, is no failure of the task
+/// to wait out, and runs again at once.
+fn waiting_for_retry(task: &vane_store::TaskRecord) -> Option<DateTime<Utc>> {
+    let last = task.attempts.last()?;
+    let not_its_own = [crate::adopt::LOST, STOPPED];
+    (task.state == TaskState::Queued
+        && last.state == vane_store::AttemptState::Failed
+        && !last
+            .reason
+            .as_deref()
+            .is_some_and(|r| not_its_own.contains(&r)))
+    .then_some(last.ended_at)
+    .flatten()
+}
+
+/// Why an attempt killed because its run was stopped or put aside ended.
+const STOPPED: &str = "killed: the run was stopped";
 
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -1019,12 +1040,7 @@ impl Ctx<'_, '_> {
                     Some(format!("timed out after {limit}")),
                 )
             }
-            Ok(Outcome::Cancelled) => (
-                Finish::Stopped,
-                None,
-                None,
-                Some("killed: the run was stopped".to_owned()),
-            ),
+            Ok(Outcome::Cancelled) => (Finish::Stopped, None, None, Some(STOPPED.to_owned())),
             Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
             Err(_) => (
                 Finish::Failed,
