@@ -534,6 +534,18 @@ fn stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry(backend: Backen
     );
 }
 
+/// Regression: a scheduler started on a new PostgreSQL database logged `NOTICE: relation
+/// "vane_schema" already exists, skipping`: its connections migrate at once, and the one that
+/// waited for the migration lock ran `CREATE TABLE IF NOT EXISTS` after the other.
+#[test]
+fn a_scheduler_starts_on_a_new_postgresql_database_without_server_notices() {
+    let p = Project::on(Backend::Postgres).dag("idle", "[tasks.a]\ncommand = \"true\"\n");
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for_log(&["DAG loaded", "idle"], PATIENCE);
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    assert!(!daemon.log().contains("NOTICE"), "{}", daemon.log());
+}
+
 /// A person looks at runs while the scheduler works, a script triggers runs: vane commands
 /// started at the same moment as one another, or as the scheduler, must all work.
 fn commands_run_while_the_scheduler_runs_all_work(backend: Backend) {
