@@ -534,6 +534,24 @@ fn stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry(backend: Backen
     );
 }
 
+/// Regression: `vane sla` printed its dates in UTC where `vane runs` prints the same logical
+/// dates in the DAG's time zone, so the two could not be matched by eye.
+#[test]
+fn sla_misses_are_listed_in_the_dags_time_zone() {
+    let p = Project::new().dag(
+        "late",
+        "[dag]\nschedule = \"*/1 * * * * *\"\ntimezone = \"Asia/Kolkata\"\nsla = \"1s\"\n[tasks.a]\ncommand = \"sleep 2\"\n",
+    );
+    let mut daemon = start_scheduler(&p, &[]);
+    let out = daemon.wait_for("an SLA miss", PATIENCE, || {
+        let out = vane(&p, &["sla"]).success();
+        (out.stdout.lines().count() > 1).then_some(out)
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    let row = out.stdout.lines().nth(1).unwrap();
+    assert_eq!(row.matches("+05:30").count(), 2, "{}", out.stdout);
+}
+
 /// Regression: a scheduler started on a new PostgreSQL database logged `NOTICE: relation
 /// "vane_schema" already exists, skipping`: its connections migrate at once, and the one that
 /// waited for the migration lock ran `CREATE TABLE IF NOT EXISTS` after the other.
