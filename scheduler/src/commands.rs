@@ -398,18 +398,22 @@ fn sla(g: &Global, dag_id: Option<&str>, limit: usize, as_json: bool) -> Result<
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = misses
-        .iter()
-        .map(|m| {
-            vec![
-                m.run.to_string(),
-                m.dag_id.clone(),
-                m.task.clone().unwrap_or_else(|| "(run)".into()),
-                m.logical_date.to_rfc3339(),
-                m.deadline.to_rfc3339(),
-            ]
-        })
-        .collect();
+    // In the DAG's time zone, as `vane runs` shows the same logical dates.
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for m in &misses {
+        let zone = vane_app::runs::zone(&store.run(m.run)?.run);
+        let local = |t: &chrono::DateTime<chrono::Utc>| {
+            t.with_timezone(&zone)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+        };
+        rows.push(vec![
+            m.run.to_string(),
+            m.dag_id.clone(),
+            m.task.clone().unwrap_or_else(|| "(run)".into()),
+            local(&m.logical_date),
+            local(&m.deadline),
+        ]);
+    }
     print!(
         "{}",
         table(&["RUN", "DAG", "TASK", "LOGICAL DATE", "DEADLINE"], &rows)

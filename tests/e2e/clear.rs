@@ -153,8 +153,10 @@ command = "echo lr={{ params.lr }} epochs={{ params.epochs }} >> \"$VANE_WORK/tr
     );
     p.vane(&["run", "tuned", "--date", "2026-02-01"]).success();
     p.vane(&["run", "tuned", "--date", "2026-02-01"])
-        .failure()
-        .stderr_contains("already has a run");
+        .code(5)
+        .stderr_contains("already has a run")
+        // Regression: it named only `vane show` and "another --date", not the rerun.
+        .stderr_contains("rerun it with `vane clear 1`");
     p.vane(&[
         "clear",
         "1",
@@ -191,3 +193,21 @@ crate::harness::on_both_backends!(
     clear_queues_the_run_for_the_scheduler_by_default,
     clearing_an_unknown_task_names_the_tasks_there_are,
 );
+
+/// Regression: a run whose DAG's tasks changed could not be cleared, and the error said "start
+/// a new run instead", which its logical date can never have (one run per date).
+#[test]
+fn a_run_whose_tasks_changed_says_how_it_can_still_be_cleared() {
+    let p = Project::new().dag("daily", "[tasks.a]\ncommand = \"true\"\n");
+    p.vane(&["run", "daily", "--date", "2026-02-01"]).success();
+    p.write_dag(
+        "daily",
+        "[tasks.a]\ncommand = \"true\"\n[tasks.b]\ncommand = \"true\"\n",
+    );
+    let out = p
+        .vane(&["clear", "1"])
+        .code(5)
+        .stderr_contains("the DAG's tasks changed since run 1 (added: b)")
+        .stderr_contains("put them back in the file to clear this run");
+    assert!(!out.stderr.contains("start a new run"), "{}", out.stderr);
+}

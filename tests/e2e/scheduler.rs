@@ -426,6 +426,8 @@ fn dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up(backend: Bac
         line.contains("fresh.toml"),
         "the log names the broken file: {line}"
     );
+    // Regression: only a count of errors, so the journal alone could not say what to fix.
+    assert!(line.contains("first_error=\"1:"), "{line}");
     let later = daemon.wait_for(
         "scheduled runs of the last good version after the file broke",
         PATIENCE,
@@ -501,6 +503,65 @@ fn a_scheduler_started_on_a_broken_file_keeps_the_version_last_run(backend: Back
         daemon.log()
     );
     assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+}
+
+/// Regression: a run put aside while a task waited for its retry, then stopped, showed that
+/// task `skipped` beside its failed attempt.
+fn stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry(backend: Backend) {
+    let p = Project::on(backend).dag(
+        "flaky",
+        "[tasks.flaky]\ncommand = \"exit 3\"\nretries = 3\nretry_delay = \"1h\"\n",
+    );
+    vane(&p, &["trigger", "flaky"]).success();
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for("the first attempt to fail", PATIENCE, || {
+        let show = show_run(&p, 1);
+        (task(&show, "flaky")["state"] == "queued" && attempts(&show, "flaky").len() == 1)
+            .then_some(())
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    vane(
+        &p,
+        &["stop", "1", "--reason", "giving up", "--by", "oncall"],
+    )
+    .success();
+    let show = show_run(&p, 1);
+    let flaky = task(&show, "flaky");
+    assert_eq!(flaky["state"], "failed", "{show:#}");
+    assert_eq!(
+        flaky["reason"], "attempt 1 failed; no retry: stopped by oncall: giving up",
+        "{show:#}"
+    );
+}
+
+/// Regression: `vane sla` printed its dates in UTC where `vane runs` prints the same logical
+/// dates in the DAG's time zone, so the two could not be matched by eye.
+#[test]
+fn sla_misses_are_listed_in_the_dags_time_zone() {
+    let p = Project::new().dag(
+        "late",
+        "[dag]\nschedule = \"*/1 * * * * *\"\ntimezone = \"Asia/Kolkata\"\nsla = \"1s\"\n[tasks.a]\ncommand = \"sleep 2\"\n",
+    );
+    let mut daemon = start_scheduler(&p, &[]);
+    let out = daemon.wait_for("an SLA miss", PATIENCE, || {
+        let out = vane(&p, &["sla"]).success();
+        (out.stdout.lines().count() > 1).then_some(out)
+    });
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    let row = out.stdout.lines().nth(1).unwrap();
+    assert_eq!(row.matches("+05:30").count(), 2, "{}", out.stdout);
+}
+
+/// Regression: a scheduler started on a new PostgreSQL database logged `NOTICE: relation
+/// "vane_schema" already exists, skipping`: its connections migrate at once, and the one that
+/// waited for the migration lock ran `CREATE TABLE IF NOT EXISTS` after the other.
+#[test]
+fn a_scheduler_starts_on_a_new_postgresql_database_without_server_notices() {
+    let p = Project::on(Backend::Postgres).dag("idle", "[tasks.a]\ncommand = \"true\"\n");
+    let mut daemon = start_scheduler(&p, &[]);
+    daemon.wait_for_log(&["DAG loaded", "idle"], PATIENCE);
+    assert_eq!(daemon.terminate(PATIENCE), Some(0), "{}", daemon.log());
+    assert!(!daemon.log().contains("NOTICE"), "{}", daemon.log());
 }
 
 /// A person looks at runs while the scheduler works, a script triggers runs: vane commands
@@ -764,6 +825,7 @@ depends_on = ["slow"]
         },
     );
 
+    let adopted_from = Utc::now();
     let mut daemon = start_scheduler(&p, &[]);
     let show = daemon.wait_for("the adopted run to finish", PATIENCE, || {
         let show = show_run(&p, 1);
@@ -774,6 +836,13 @@ depends_on = ["slow"]
     assert_eq!(slow.len(), 1, "not run again: {show:#}");
     assert_eq!(slow[0]["state"], "success", "{show:#}");
     assert_eq!(slow[0]["exit_code"], 0, "{show:#}");
+    // Regression: it was recorded ending when the adopter got to it, so its duration held the
+    // scheduler's downtime (and `vane why` blamed a slowdown on the task).
+    let ended = slow[0]["ended_at"].as_str().expect("an end time");
+    assert!(
+        DateTime::parse_from_rfc3339(ended).unwrap() < adopted_from,
+        "ended {ended}, adopted from {adopted_from}"
+    );
     assert_eq!(p.read_work("slow.ran"), "ran\n");
     assert_eq!(p.read_work("after.ran"), "ran\n");
     let metrics = vane(&p, &["metrics", "finishes", "--json"])
@@ -868,6 +937,7 @@ on_both_backends!(
     a_crashed_schedulers_run_is_adopted_its_orphan_killed_and_the_task_retried,
     dag_files_added_or_broken_while_the_scheduler_runs_are_picked_up,
     a_scheduler_started_on_a_broken_file_keeps_the_version_last_run,
+    stopping_a_put_aside_run_fails_the_task_waiting_for_its_retry,
     commands_run_while_the_scheduler_runs_all_work,
     a_dag_runs_once_per_logical_date,
     catchup_none_skips_the_ticks_missed_while_the_scheduler_was_down,

@@ -249,6 +249,29 @@ fn stop_a_run_with(signal: &str, signo: u32) {
     }
 }
 
+/// Regression: the log line of a timeout read `timeout=Some(500ms)`, Rust's debug text.
+#[test]
+fn a_timeout_is_logged_in_seconds() {
+    let p = Project::new().dag(
+        "slow",
+        "[tasks.slow]\ncommand = \"sleep 1000\"\ntimeout = \"500ms\"\n",
+    );
+    let out = p
+        .command(&["run", "slow"])
+        .env("VANE_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Task timed out"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("timeout_secs=0.5") && !line.contains("Some("),
+        "{line}"
+    );
+}
+
 /// Regression: Ctrl-C paused a backfill as documented, but vane exited 1, the code of a
 /// failed backfill, where the exit-code table says 130.
 #[test]

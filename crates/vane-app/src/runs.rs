@@ -923,10 +923,12 @@ fn created(
 ) -> Result<RunId, AppError> {
     match result {
         Err(vane_engine::EngineError::Store(vane_store::StoreError::RunExists { run, .. })) => {
+            // The date as the person gave it (in the DAG's time zone, not UTC), and the way to
+            // do what they most likely wanted: run that date again.
             Err(AppError::Conflict(format!(
-                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; see it with `vane show {run}`, or pick another --date",
+                "DAG `{}` already has a run for {} (run {run}): a DAG runs once per logical date; rerun it with `vane clear {run}` (--param to change its params), see it with `vane show {run}`, or pick another date",
                 dag.id,
-                at.to_rfc3339()
+                at.with_timezone(&dag.timezone).to_rfc3339()
             )))
         }
         other => Ok(other?),

@@ -331,9 +331,20 @@ impl Scheduler {
                     kept = self.keep_recorded(file, &set, now).await?;
                 }
                 if self.invalid.get(&file.path) != Some(&file.source) {
+                    // The first error itself, so that the journal alone says what to fix.
+                    let first = file
+                        .parsed
+                        .diagnostics
+                        .iter()
+                        .find(|d| d.is_error())
+                        .map(|d| match d.line_col(&file.source) {
+                            Some((line, column)) => format!("{line}:{column}: {}", d.message),
+                            None => d.message.clone(),
+                        });
                     error!(
                         path = %file.path.display(),
                         errors,
+                        first_error = first.as_deref(),
                         kept_running = kept.as_deref(),
                         "DAG file does not validate; run `vane validate` for details."
                     );
@@ -554,6 +565,12 @@ impl Scheduler {
         // a skip that never happened, and `cancel_previous` failed the tick's only run.
         if let Some(own) = active.iter().find(|r| r.logical_date == tick) {
             info!(dag = %dag.id, tick = %tick.to_rfc3339(), run_id = own.id.0, "Tick already has a run.");
+            // A manual run (`vane trigger --date`) records no tick: `vane ticks` shows it as
+            // this tick's run rather than as a tick nobody decided.
+            let (dag_id, run) = (dag.id.clone(), own.id);
+            store
+                .call(move |s| s.record_ticks(&dag_id, &[(tick, TickDecision::Run(run))]))
+                .await?;
             return Ok(());
         }
         if let Some(newest) = active.first() {

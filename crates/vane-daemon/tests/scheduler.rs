@@ -457,6 +457,48 @@ async fn a_tick_another_scheduler_already_ran_is_not_cancelled_as_its_previous_r
     assert_eq!(runs[0].state, RunState::Success, "{:?}", runs[0]);
 }
 
+/// A manual run for a tick's date, triggered before the tick (`vane trigger --date`), is that
+/// tick's run: it was skipped as an overlap with itself, and is now recorded as its run.
+#[tokio::test(start_paused = true)]
+async fn a_manual_run_for_a_coming_tick_is_recorded_as_that_ticks_run() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = five_minutely("");
+    h.dag("slow", &source);
+    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
+    let executor = FakeExecutor::new(&[], succeeds_after(SEVEN_MINUTES));
+    let manual = h
+        .scheduling(executor, h.config(POLL), async {
+            h.until("2026-11-23T10:04:00Z").await;
+            let run = h
+                .engine(executor)
+                .create_run(&vane_engine::RunSpec {
+                    dag: &dag,
+                    source: &source,
+                    path: &h.dags().join("slow.toml"),
+                    params: Vec::new(),
+                    logical_date: at("2026-11-23T10:05:00Z"),
+                    trigger: Trigger::Manual,
+                    git: None,
+                    backfill: None,
+                })
+                .await
+                .unwrap();
+            h.until("2026-11-23T10:05:30Z").await;
+            run
+        })
+        .await;
+
+    let decisions: Vec<_> = h
+        .ticks("slow")
+        .into_iter()
+        .map(|t| (t.logical_date, t.decision))
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![(at("2026-11-23T10:05:00Z"), TickDecision::Run(manual))]
+    );
+}
+
 /// Regression: `cancel_previous` stopped only runs this scheduler executed; a run another
 /// scheduler (or a `vane run`) executed went on, and the new tick waited behind it as with
 /// `queue`. Its owner is now asked to stop it, as `vane stop` asks.
@@ -536,6 +578,51 @@ async fn a_dag_edited_on_disk_is_picked_up_within_one_poll() {
         source.contains("echo edited"),
         "the 10:05 run uses the DAG as edited at 10:04:59.3:\n{source}"
     );
+}
+
+/// Regression: a scheduler restarted while a task waited for its retry ("retry 1 of 2 in
+/// 10m") ran the retry at once, spending the retries a delay was set to space out.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_out_its_delay_across_a_scheduler_restart() {
+    let h = Harness::new("2026-11-23T10:00:00Z");
+    let source = "[tasks.a]\ncommand = \"fetch\"\nretries = 2\nretry_delay = \"10m\"\n";
+    h.dag("flaky", source);
+    let dag = vane_dag::parse_dag(source, "flaky").dag.unwrap();
+    let fails = Step {
+        runs: Duration::from_secs(1),
+        code: 3,
+    };
+    let executor = FakeExecutor::new(&[], fails);
+    let attempts = |h: &Harness| {
+        h.store.run(h.runs("flaky")[0].id).unwrap().tasks[0]
+            .attempts
+            .len()
+    };
+    h.scheduling(executor, h.config(POLL), async {
+        h.engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source,
+                path: &h.dags().join("flaky.toml"),
+                params: Vec::new(),
+                logical_date: h.clock.now(),
+                trigger: Trigger::Manual,
+                git: None,
+                backfill: None,
+            })
+            .await
+            .unwrap();
+        h.until("2026-11-23T10:00:30Z").await;
+    })
+    .await;
+    assert_eq!(attempts(&h), 1);
+    h.scheduling(executor, h.config(POLL), async {
+        h.until("2026-11-23T10:05:00Z").await;
+        assert_eq!(attempts(&h), 1, "the retry waits for its delay");
+        h.until("2026-11-23T10:11:00Z").await;
+    })
+    .await;
+    assert_eq!(attempts(&h), 2);
 }
 
 #[tokio::test(start_paused = true)]

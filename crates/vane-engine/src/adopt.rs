@@ -176,12 +176,24 @@ pub fn abandon_changes(
         .tasks
         .iter()
         .filter(|t| t.state == TaskState::Queued)
-        .map(|t| Change::Task {
-            run,
-            task: t.task_id.clone(),
-            state: TaskState::Skipped,
-            reason: Some(reason.to_owned()),
-            at,
+        .map(|t| {
+            // One waiting for a retry has failed: `skipped` would contradict its attempt.
+            let tried = u32::try_from(t.attempts.len()).unwrap_or(u32::MAX);
+            let (state, reason) = if tried > t.retry_base {
+                (
+                    TaskState::Failed,
+                    format!("attempt {tried} failed; no retry: {reason}"),
+                )
+            } else {
+                (TaskState::Skipped, reason.to_owned())
+            };
+            Change::Task {
+                run,
+                task: t.task_id.clone(),
+                state,
+                reason: Some(reason),
+                at,
+            }
         })
         .collect();
     // An attempt adoption left open for the run's next execution (it ended while no vane
@@ -207,6 +219,9 @@ pub fn abandon_changes(
     });
     Ok(changes)
 }
+
+/// Why an attempt lost with its vane process ended.
+pub(crate) const LOST: &str = "scheduler lost: the vane process running it stopped";
 
 /// The changes that close attempt `attempt` of `task`, whose vane process is gone, as "scheduler
 /// lost": the task is queued again when its retry policy (`retries`, counted since the task was
@@ -238,7 +253,7 @@ pub(crate) fn lost_attempt(
             success: false,
             exit_code: None,
             signal: None,
-            reason: Some("scheduler lost: the vane process running it stopped".into()),
+            reason: Some(LOST.into()),
             at,
         },
         Change::Task {

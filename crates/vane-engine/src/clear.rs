@@ -26,7 +26,7 @@ pub enum ClearError {
         known: String,
     },
     #[error(
-        "the DAG's tasks changed since run {run} ({changes}); start a new run instead of clearing this one"
+        "the DAG's tasks changed since run {run} ({changes}), and a clear reruns the run's own tasks with the file as it is now: put them back in the file to clear this run; its logical date keeps this one run, so the new tasks run on other dates (`vane run`, `vane backfill`)"
     )]
     TasksChanged {
         run: vane_store::RunId,

@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use vane_dag::{Dag, RetryPolicy, TriggerRule};
 use vane_store::{RunState, TaskState};
@@ -34,6 +34,11 @@ pub struct Recorded {
     pub attempts: u32,
     /// Attempts made before the task was last cleared; its retry budget starts again there.
     pub retry_base: u32,
+    /// For a task waiting for a retry after an attempt that failed by itself: how long ago it
+    /// failed. The retry then waits what is left of its delay, as it would have had no vane
+    /// stopped meanwhile. `None` (never ran, or lost with its vane process, or killed by a
+    /// shutdown) retries at once.
+    pub failed_ago: Option<Duration>,
 }
 
 impl Recorded {
@@ -42,6 +47,7 @@ impl Recorded {
         state: TaskState::Queued,
         attempts: 0,
         retry_base: 0,
+        failed_ago: None,
     };
 }
 
@@ -204,7 +210,12 @@ impl RunMachine {
     /// cleared for a rerun) start when their rules allow. Attempt numbers continue from the
     /// record. A task recorded `running` must have had its attempt closed by the caller; it is
     /// treated as `queued`.
-    pub fn resume(dag: &Dag, max_active: usize, recorded: &[Recorded]) -> (Self, Vec<Action>) {
+    pub fn resume(
+        dag: &Dag,
+        max_active: usize,
+        recorded: &[Recorded],
+        now: Instant,
+    ) -> (Self, Vec<Action>) {
         let mut machine = Self::new(dag, max_active);
         machine.ready.clear();
         let mut actions = Vec::new();
@@ -224,8 +235,21 @@ impl RunMachine {
                 continue;
             }
             let slot = &machine.slots[i];
+            let tries = slot.attempts.saturating_sub(slot.retry_base);
+            let left = recorded
+                .get(i)
+                .and_then(|r| r.failed_ago)
+                .filter(|_| tries > 0)
+                .map(|ago| slot.retry.delay_after(tries).saturating_sub(ago))
+                .filter(|left| !left.is_zero());
             match verdict(slot.rule, slot.upstream) {
-                Verdict::Run => machine.ready.push_back(i),
+                Verdict::Run => match left {
+                    Some(left) => {
+                        machine.slots[i].retry_at = Some(now + left);
+                        machine.retries.push(Reverse((now + left, i)));
+                    }
+                    None => machine.ready.push_back(i),
+                },
                 Verdict::Wait => {}
                 Verdict::UpstreamFailed => machine.settle(
                     i,
@@ -365,7 +389,7 @@ impl RunMachine {
         self.draining && self.running == 0 && self.outcome().is_none()
     }
 
-    /// Stop the run: kill what runs, skip what has not started.
+    /// Stop the run: kill what runs, skip what has not started, fail what waits for a retry.
     pub fn cancel(&mut self) -> Vec<Action> {
         self.cancelled = true;
         self.ready.clear();
@@ -373,6 +397,20 @@ impl RunMachine {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             match slot.state {
                 TaskState::Running => actions.push(Action::Kill { task: i }),
+                // A task waiting for a retry has failed: its attempt did start, so `skipped`
+                // ("stopped before it started") would contradict its failed attempt.
+                TaskState::Queued if slot.attempts > slot.retry_base => {
+                    slot.state = TaskState::Failed;
+                    slot.retry_at = None;
+                    actions.push(set(
+                        i,
+                        TaskState::Failed,
+                        Some(format!(
+                            "attempt {} failed; the run was stopped before its retry",
+                            slot.attempts
+                        )),
+                    ));
+                }
                 TaskState::Queued => {
                     slot.state = TaskState::Skipped;
                     slot.retry_at = None;

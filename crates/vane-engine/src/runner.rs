@@ -309,7 +309,17 @@ impl Engine<'_> {
                 .then(|| vane_exec::exit_mark(std::path::Path::new(&a.log_path)))
                 .flatten();
             match mark {
-                Some(code) => unwatched.push((i, a.attempt, a.pid, a.pid_start_time, code)),
+                Some(code) => {
+                    // The mark is written as the shell exits: its time is the attempt's end,
+                    // not this later moment, so the duration and what follows from it hold.
+                    let ended = std::fs::metadata(vane_exec::exit_mark_path(std::path::Path::new(
+                        &a.log_path,
+                    )))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(DateTime::<Utc>::from);
+                    unwatched.push((i, a.attempt, a.pid, a.pid_start_time, code, ended));
+                }
                 None => closed.extend(crate::adopt::lost_attempt(
                     run,
                     r,
@@ -335,10 +345,12 @@ impl Engine<'_> {
                         state: r.state,
                         attempts: r.attempts.len() as u32,
                         retry_base: r.retry_base,
+                        failed_ago: waiting_for_retry(r)
+                            .map(|ended| (Utc::now() - ended).to_std().unwrap_or_default()),
                     })
             })
             .collect();
-        let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded);
+        let (mut machine, settled) = RunMachine::resume(dag, max_active, &recorded, now());
         let mut procs = Processes {
             slot_retry_at: None,
             running: (0..dag.tasks.len()).map(|_| None).collect(),
@@ -351,6 +363,7 @@ impl Engine<'_> {
             ready: Vec::new(),
             unstartable: Vec::new(),
             stopped: HashMap::new(),
+            ended_unwatched: HashMap::new(),
             commits: VecDeque::new(),
         };
         let ctx = Ctx {
@@ -430,9 +443,12 @@ impl Engine<'_> {
             deadlines.retain(|d| d.due > clock);
         }
 
-        for (task, attempt, pid, start_time, code) in unwatched {
+        for (task, attempt, pid, start_time, code, ended) in unwatched {
             info!(run_id = run.0, task = %dag.tasks[task].id, attempt, code, "Recording the end of an attempt that finished while no vane process watched it.");
             machine.ended_unwatched(task);
+            if let Some(ended) = ended {
+                procs.ended_unwatched.insert(task, ended);
+            }
             let (report, done) = tokio::sync::oneshot::channel();
             let _ = report.send(vane_exec::Outcome::Exited { code });
             ctx.watch(
@@ -507,6 +523,7 @@ impl Engine<'_> {
                             procs.running[task] = None;
                             if let Some(outcome) = ctx.sensed(&mut procs, task, attempt, outcome, &mut changes) {
                                 let mut ending = ctx.ending(task, attempt, outcome);
+                                ending.ended_at = procs.ended_unwatched.remove(&task);
                                 // A person stopped it: final, with who and why, unless it
                                 // succeeded before the kill landed.
                                 if let Some(why) = procs.stopped.remove(&task)
@@ -648,6 +665,25 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// When the attempt a queued task waits to retry failed, if it failed by itself: an attempt
+/// lost with its vane process, or killed by a scheduler's shutdown, is no failure of the task
+/// to wait out, and runs again at once.
+fn waiting_for_retry(task: &vane_store::TaskRecord) -> Option<DateTime<Utc>> {
+    let last = task.attempts.last()?;
+    let not_its_own = [crate::adopt::LOST, STOPPED];
+    (task.state == TaskState::Queued
+        && last.state == vane_store::AttemptState::Failed
+        && !last
+            .reason
+            .as_deref()
+            .is_some_and(|r| not_its_own.contains(&r)))
+    .then_some(last.ended_at)
+    .flatten()
+}
+
+/// Why an attempt killed because its run was stopped or put aside ended.
+const STOPPED: &str = "killed: the run was stopped";
+
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -699,6 +735,8 @@ struct Processes {
     unstartable: Vec<(usize, u32, String)>,
     /// Tasks a person stopped (`vane stop --task`), with who and why, until their attempt ends.
     stopped: HashMap<usize, String>,
+    /// When attempts that ended while no vane watched them really ended, by task.
+    ended_unwatched: HashMap<usize, DateTime<Utc>>,
     /// Commits in flight, oldest first, with the held processes each lets begin.
     commits: VecDeque<(Committed, Vec<Held>)>,
 }
@@ -1018,12 +1056,7 @@ impl Ctx<'_, '_> {
                     Some(format!("timed out after {limit}")),
                 )
             }
-            Ok(Outcome::Cancelled) => (
-                Finish::Stopped,
-                None,
-                None,
-                Some("killed: the run was stopped".to_owned()),
-            ),
+            Ok(Outcome::Cancelled) => (Finish::Stopped, None, None, Some(STOPPED.to_owned())),
             Ok(other) => (Finish::Failed, None, None, Some(other.describe())),
             Err(_) => (
                 Finish::Failed,
@@ -1039,6 +1072,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
+            ended_at: None,
         }
     }
 
@@ -1051,6 +1085,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
+            ended_at,
         } = ending;
         let id = &self.spec.dag.tasks[task].id;
         // A failure is a warning, so that an operator who keeps only warnings (`VANE_LOG=warn`,
@@ -1089,7 +1124,7 @@ impl Ctx<'_, '_> {
             exit_code,
             signal,
             reason,
-            at: Utc::now(),
+            at: ended_at.unwrap_or_else(Utc::now),
         };
         let mut changes = vec![change];
         changes.extend(self.reported_metrics(task, attempt));
@@ -2224,6 +2259,8 @@ struct Ending {
     exit_code: Option<i32>,
     signal: Option<i32>,
     reason: Option<String>,
+    /// When it ended, if before it was seen to (it ended while no vane watched it).
+    ended_at: Option<DateTime<Utc>>,
 }
 
 /// Runs `work` as the owner holding `fence`: in one transaction with the fence's check, so

@@ -16,6 +16,7 @@ fn rec(state: TaskState, attempts: u32) -> Recorded {
         state,
         attempts,
         retry_base: 0,
+        failed_ago: None,
     }
 }
 
@@ -143,6 +144,37 @@ fn stopping_kills_what_runs_and_skips_what_has_not_started() {
     assert_eq!(m.outcome(), Some(RunState::Failed));
 }
 
+/// Regression: a task waiting for its retry when the run was stopped ended `skipped`, "the
+/// run was stopped before it started", beside its failed attempt.
+#[test]
+fn stopping_fails_a_task_waiting_for_its_retry() {
+    let mut m = RunMachine::new(
+        &dag(r#"
+[tasks.flaky]
+command = "false"
+retries = 3
+retry_delay = "1h"
+[tasks.after]
+command = "true"
+depends_on = ["flaky"]
+"#),
+        4,
+    );
+    let t = Instant::now();
+    m.start(t);
+    m.finished(0, Finish::Failed, t);
+    assert_eq!(m.state(0), TaskState::Queued);
+    let actions = m.cancel();
+    assert!(actions.contains(&Action::SetState {
+        task: 0,
+        state: TaskState::Failed,
+        reason: Some("attempt 1 failed; the run was stopped before its retry".into()),
+    }));
+    assert_eq!(m.state(1), TaskState::Skipped);
+    assert_eq!(m.outcome(), Some(RunState::Failed));
+    assert_eq!(m.next_wake(), None);
+}
+
 /// train -> deploy (all_success), and deploy_fallback (one_failed) beside it.
 const FALLBACK: &str = r#"
 [tasks.train]
@@ -260,7 +292,7 @@ fn a_resumed_run_reruns_only_what_is_queued_and_continues_attempt_numbers() {
         rec(TaskState::Success, 1),
         rec(TaskState::Queued, 0),
     ];
-    let (mut m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
+    let (mut m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded, Instant::now());
     assert_eq!(settled, vec![]);
     let t = Instant::now();
     assert_eq!(launches(&m.start(t)), vec![(1, 3)]);
@@ -277,7 +309,7 @@ fn resuming_settles_tasks_whose_rule_can_no_longer_be_met() {
         rec(TaskState::Queued, 0),
         rec(TaskState::Queued, 0),
     ];
-    let (m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded);
+    let (m, settled) = RunMachine::resume(&dag(DIAMOND), 8, &recorded, Instant::now());
     let states: Vec<_> = (0..4).map(|i| m.state(i)).collect();
     assert_eq!(
         states,
@@ -318,6 +350,25 @@ trigger_rule = "one_failed"
 }
 
 #[test]
+fn a_resumed_retry_waits_what_is_left_of_its_delay() {
+    let d = dag("[tasks.flaky]\ncommand = \"false\"\nretries = 2\nretry_delay = \"1h\"\n");
+    let recorded = [Recorded {
+        state: TaskState::Queued,
+        attempts: 1,
+        retry_base: 0,
+        failed_ago: Some(Duration::from_secs(600)),
+    }];
+    let t = Instant::now();
+    let (mut m, _) = RunMachine::resume(&d, 1, &recorded, t);
+    assert_eq!(launches(&m.start(t)), vec![]);
+    assert_eq!(m.next_wake(), Some(t + Duration::from_secs(3000)));
+    assert_eq!(
+        launches(&m.wake(t + Duration::from_secs(3000))),
+        vec![(0, 2)]
+    );
+}
+
+#[test]
 fn a_cleared_task_gets_its_retry_budget_again() {
     let d = dag("[tasks.flaky]\ncommand = \"false\"\nretries = 1\nretry_delay = \"1s\"\n");
     // It failed twice (1 + 1 retry) and was cleared: two more tries.
@@ -325,8 +376,9 @@ fn a_cleared_task_gets_its_retry_budget_again() {
         state: TaskState::Queued,
         attempts: 2,
         retry_base: 2,
+        failed_ago: None,
     }];
-    let (mut m, _) = RunMachine::resume(&d, 1, &recorded);
+    let (mut m, _) = RunMachine::resume(&d, 1, &recorded, Instant::now());
     let t = Instant::now();
     assert_eq!(launches(&m.start(t)), vec![(0, 3)]);
     m.finished(0, Finish::Failed, t);

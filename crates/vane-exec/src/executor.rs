@@ -347,7 +347,12 @@ async fn supervise(
 
     let outcome = match ending {
         Ending::TimedOut => {
-            tracing::info!(pid, pgid, timeout = ?job.timeout, "Task timed out; terminating its process group.");
+            tracing::info!(
+                pid,
+                pgid,
+                timeout_secs = job.timeout.map(|t| t.as_secs_f64()),
+                "Task timed out; terminating its process group."
+            );
             terminate_group(pgid, Some(&mut child), job.kill_grace).await;
             Outcome::TimedOut
         }

@@ -64,7 +64,15 @@ impl super::PgStore {
         }
         self.tx(|c| {
             c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-            c.batch_execute("CREATE TABLE IF NOT EXISTS vane_schema (version bigint NOT NULL)")?;
+            // Looked for first rather than `CREATE TABLE IF NOT EXISTS`: a process that waited
+            // for the lock while another migrated would get the server's notice that it exists,
+            // logged at every start of a scheduler (whose connections open at once).
+            let exists: bool = c
+                .query_one("SELECT to_regclass('vane_schema') IS NOT NULL", &[])?
+                .get(0);
+            if !exists {
+                c.batch_execute("CREATE TABLE vane_schema (version bigint NOT NULL)")?;
+            }
             let version = version(c)?;
             if version > known {
                 return Err(StoreError::TooNew {
