@@ -498,21 +498,13 @@ pub fn plan_promotion(
     model: &str,
     version: i64,
 ) -> Result<RollbackPlan> {
-    let versions = store.model_versions(Some(model))?;
-    if versions.is_empty() {
-        return Err(AppError::NotFound(format!(
-            "no model `{model}` in the registry: `vane models` lists the models"
-        )));
-    }
+    let versions = registered(store, model)?;
     let Some(target) = versions.iter().find(|v| v.version == version) else {
         return Err(AppError::NotFound(format!(
             "version {version} of model `{model}` is not registered: `vane models {model}` lists its versions"
         )));
     };
-    let current = versions
-        .iter()
-        .find(|v| v.stage == "production")
-        .map(|v| v.version);
+    let current = in_production(&versions);
     Ok(RollbackPlan {
         model: model.to_owned(),
         target: version,
@@ -522,6 +514,25 @@ pub fn plan_promotion(
         path: vane_deploy::model_path(&app.storage()?.content_store(), target),
         command: rollback_command(app, store, model)?,
     })
+}
+
+/// Every version of `model`; [`AppError::NotFound`] when the registry has none.
+fn registered(store: &dyn Store, model: &str) -> Result<Vec<ModelVersion>> {
+    let versions = store.model_versions(Some(model))?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no model `{model}` in the registry: `vane models` lists the models"
+        )));
+    }
+    Ok(versions)
+}
+
+/// The version of `versions` in production, if one is.
+fn in_production(versions: &[ModelVersion]) -> Option<i64> {
+    versions
+        .iter()
+        .find(|v| v.stage == "production")
+        .map(|v| v.version)
 }
 
 /// What a rollback will do, from [`plan_rollback`]: shown to a person before the command runs.
@@ -556,16 +567,8 @@ pub fn plan_rollback(
     model: &str,
     to: Option<i64>,
 ) -> Result<RollbackPlan> {
-    let versions = store.model_versions(Some(model))?;
-    if versions.is_empty() {
-        return Err(AppError::NotFound(format!(
-            "no model `{model}` in the registry: `vane models` lists the models"
-        )));
-    }
-    let current = versions
-        .iter()
-        .find(|v| v.stage == "production")
-        .map(|v| v.version);
+    let versions = registered(store, model)?;
+    let current = in_production(&versions);
     let earlier = match to {
         Some(to) => Some(to),
         None => store

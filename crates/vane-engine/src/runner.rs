@@ -1090,26 +1090,24 @@ impl Ctx<'_, '_> {
         let id = &self.spec.dag.tasks[task].id;
         // A failure is a warning, so that an operator who keeps only warnings (`VANE_LOG=warn`,
         // a log pipeline's alert on level) still sees it; a stop someone asked for is not one.
+        // tracing takes a level known at compile time only: one line, written at either.
+        macro_rules! attempt_finished {
+            ($level:ident) => {
+                $level!(
+                    run_id = self.run.0,
+                    task = %id,
+                    attempt,
+                    exit_code,
+                    signal,
+                    reason = reason.as_deref(),
+                    "Task attempt finished."
+                )
+            };
+        }
         if matches!(finish, Finish::Failed | Finish::Verdict) {
-            warn!(
-                run_id = self.run.0,
-                task = %id,
-                attempt,
-                exit_code,
-                signal,
-                reason = reason.as_deref(),
-                "Task attempt finished."
-            );
+            attempt_finished!(warn);
         } else {
-            info!(
-                run_id = self.run.0,
-                task = %id,
-                attempt,
-                exit_code,
-                signal,
-                reason = reason.as_deref(),
-                "Task attempt finished."
-            );
+            attempt_finished!(info);
         }
         let release = Change::ReleaseSlots {
             run: self.run,
