@@ -686,42 +686,36 @@ impl RollbackPlan {
             return Ok(());
         }
         let actor = format!("user {by}");
+        let set = |version: i64, to_stage: &str, why: &str| {
+            store.set_stage(&StageChange {
+                model: &self.model,
+                version,
+                to_stage,
+                actor: &actor,
+                run: None,
+                reason: Some(why),
+                evidence: &json!({}),
+            })
+        };
         if self.fallback {
             if let Some(current) = self.current {
-                store.set_stage(&StageChange {
-                    model: &self.model,
-                    version: current,
-                    to_stage: "failed",
-                    actor: &actor,
-                    run: None,
-                    reason: Some(&format!(
-                        "rolled back to the fallback model {}: {reason}",
-                        self.path.display()
-                    )),
-                    evidence: &json!({}),
-                })?;
+                let fallback = self.path.display();
+                set(
+                    current,
+                    "failed",
+                    &format!("rolled back to the fallback model {fallback}: {reason}"),
+                )?;
             }
             return Ok(());
         }
-        store.set_stage(&StageChange {
-            model: &self.model,
-            version: self.target,
-            to_stage: "production",
-            actor: &actor,
-            run: None,
-            reason: Some(&format!("rollback: {reason}")),
-            evidence: &json!({}),
-        })?;
+        set(self.target, "production", &format!("rollback: {reason}"))?;
         if let Some(current) = self.current {
-            store.set_stage(&StageChange {
-                model: &self.model,
-                version: current,
-                to_stage: "failed",
-                actor: &actor,
-                run: None,
-                reason: Some(&format!("rolled back to v{}: {reason}", self.target)),
-                evidence: &json!({}),
-            })?;
+            let target = self.target;
+            set(
+                current,
+                "failed",
+                &format!("rolled back to v{target}: {reason}"),
+            )?;
         }
         Ok(())
     }
