@@ -65,7 +65,6 @@ pub(crate) fn checks(g: &Global, args: &ChecksArgs) -> Result<ExitCode> {
     let history = vane_app::reads::check_history(&*store, &query)?;
     if history.is_empty() {
         app(g).known_dag(&*store, &args.dag_id)?;
-        vane_app::reads::explain_no_checks(&*store, &query)?;
     }
     if args.json.json {
         println!(

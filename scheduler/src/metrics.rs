@@ -38,7 +38,6 @@ pub(crate) fn metrics(g: &Global, args: &MetricsArgs) -> Result<ExitCode> {
     let points = vane_app::reads::metric_series(&*store, &query)?;
     if points.is_empty() {
         app(g).known_dag(&*store, &args.dag_id)?;
-        vane_app::reads::explain_no_metrics(&*store, &query)?;
     }
     if args.json.json {
         println!(

@@ -169,13 +169,18 @@ pub struct LeaseView {
 /// The check history `vane checks` shows: of a DAG, optionally one task and one check.
 ///
 /// # Errors
-/// The store cannot be read.
+/// [`AppError::NotFound`] for a task or check the DAG never recorded, naming those it
+/// did; the store cannot be read.
 pub fn check_history(store: &dyn Store, q: &CheckQuery) -> Result<Vec<CheckHistoryEntry>> {
-    Ok(store
+    let history: Vec<CheckHistoryEntry> = store
         .check_history(&q.dag_id, q.task.as_deref(), q.last)?
         .into_iter()
         .filter(|e| q.check.as_ref().is_none_or(|c| *c == e.result.name))
-        .collect())
+        .collect();
+    if history.is_empty() {
+        explain_no_checks(store, q)?;
+    }
+    Ok(history)
 }
 
 /// A data check's result as `vane checks --json` and `GET /api/dags/{id}/checks` give it.
@@ -258,14 +263,19 @@ pub struct MetricQuery {
 /// Metric series, oldest point first within each series.
 ///
 /// # Errors
-/// The store cannot be read.
+/// [`AppError::NotFound`] for a task or name the DAG never reported, naming those it
+/// did; the store cannot be read.
 pub fn metric_series(store: &dyn Store, q: &MetricQuery) -> Result<Vec<MetricPoint>> {
-    Ok(store.metric_series(&vane_store::MetricFilter {
+    let points = store.metric_series(&vane_store::MetricFilter {
         dag_id: &q.dag_id,
         task: q.task.as_deref(),
         name: q.name.as_deref(),
         last: q.last,
-    })?)
+    })?;
+    if points.is_empty() {
+        explain_no_metrics(store, q)?;
+    }
+    Ok(points)
 }
 
 /// A metric point as `vane metrics --json` and `GET /api/dags/{id}/metrics` give it.
@@ -389,7 +399,7 @@ pub fn mark_good(
 ///
 /// # Errors
 /// [`AppError::NotFound`] naming the unknown task or check; the store cannot be read.
-pub fn explain_no_checks(store: &dyn Store, q: &CheckQuery) -> Result<()> {
+fn explain_no_checks(store: &dyn Store, q: &CheckQuery) -> Result<()> {
     let recorded: Vec<(String, String)> = store
         .check_history(&q.dag_id, None, 0)?
         .into_iter()
@@ -409,7 +419,7 @@ pub fn explain_no_checks(store: &dyn Store, q: &CheckQuery) -> Result<()> {
 ///
 /// # Errors
 /// [`AppError::NotFound`] naming the unknown task or metric; the store cannot be read.
-pub fn explain_no_metrics(store: &dyn Store, q: &MetricQuery) -> Result<()> {
+fn explain_no_metrics(store: &dyn Store, q: &MetricQuery) -> Result<()> {
     let recorded: Vec<(String, String)> = store
         .metric_series(&vane_store::MetricFilter {
             dag_id: &q.dag_id,
