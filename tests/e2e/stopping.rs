@@ -272,15 +272,16 @@ fn a_timeout_is_logged_in_seconds() {
     );
 }
 
-/// Regression: Ctrl-C paused a backfill as documented, but vane exited 1, the code of a
-/// failed backfill, where the exit-code table says 130.
-#[test]
-fn ctrl_c_pauses_a_backfill_and_exits_130() {
+/// A backfill of `daily` from 2026-01-01 to `to`, one run at a time, whose task writes its
+/// pid and then runs `then`; returned once the first task has started, with its pid.
+fn backfill_under_way(then: &str, to: &str) -> (Project, Background, u32) {
     let p = Project::new().dag(
         "daily",
-        "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = 'echo $$ > \"$VANE_WORK/a.pid\"; sleep 1'\n",
+        &format!(
+            "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = 'echo $$ > \"$VANE_WORK/a.pid\"; {then}'\n"
+        ),
     );
-    let mut vane = Background::start(
+    let vane = Background::start(
         &p,
         &[
             "backfill",
@@ -288,12 +289,22 @@ fn ctrl_c_pauses_a_backfill_and_exits_130() {
             "--from",
             "2026-01-01",
             "--to",
-            "2026-01-03",
+            to,
+            "--max-active",
+            "1",
         ],
     );
-    wait_for("the first task to start", PATIENCE, || {
+    let task = wait_for("the first task to start", PATIENCE, || {
         read_pid(&p.work().join("a.pid"))
     });
+    (p, vane, task)
+}
+
+/// Regression: Ctrl-C paused a backfill as documented, but vane exited 1, the code of a
+/// failed backfill, where the exit-code table says 130.
+#[test]
+fn ctrl_c_pauses_a_backfill_and_exits_130() {
+    let (p, mut vane, _) = backfill_under_way("sleep 1", "2026-01-03");
     wait_for("vane to handle the signal", PATIENCE, || {
         catches(vane.pid(), 2).then_some(())
     });
@@ -309,26 +320,7 @@ fn ctrl_c_pauses_a_backfill_and_exits_130() {
 /// "stopped by the user", as if someone had stopped each of them by hand.
 #[test]
 fn cancelling_a_backfill_says_so_on_the_runs_it_stopped() {
-    let p = Project::new().dag(
-        "daily",
-        "[dag]\nschedule = \"0 2 * * *\"\n[tasks.a]\ncommand = 'echo $$ > \"$VANE_WORK/a.pid\"; exec sleep 1000'\n",
-    );
-    let mut vane = Background::start(
-        &p,
-        &[
-            "backfill",
-            "daily",
-            "--from",
-            "2026-01-01",
-            "--to",
-            "2026-01-02",
-            "--max-active",
-            "1",
-        ],
-    );
-    let sleeper = wait_for("the first task to start", PATIENCE, || {
-        read_pid(&p.work().join("a.pid"))
-    });
+    let (p, mut vane, sleeper) = backfill_under_way("exec sleep 1000", "2026-01-02");
     let _cleanup = KillOnDrop {
         pid: sleeper,
         comm: "sleep",

@@ -170,6 +170,32 @@ impl Harness {
         tokio::time::sleep(wait).await;
     }
 
+    /// Creates a run of the DAG `source` of file `<id>.toml`, as another scheduler, a
+    /// `vane trigger` or a `vane run` of the same database would.
+    async fn create_run(
+        &self,
+        executor: &'static FakeExecutor,
+        id: &str,
+        source: &str,
+        logical_date: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> vane_store::RunId {
+        let dag = vane_dag::parse_dag(source, id).dag.unwrap();
+        self.engine(executor)
+            .create_run(&vane_engine::RunSpec {
+                dag: &dag,
+                source,
+                path: &self.dags().join(format!("{id}.toml")),
+                params: Vec::new(),
+                logical_date,
+                trigger,
+                git: None,
+                backfill: None,
+            })
+            .await
+            .unwrap()
+    }
+
     /// Runs a scheduler while `script` runs; once it is done, stops the scheduler (as SIGTERM
     /// does) and returns when the scheduler has drained.
     async fn scheduling<T>(
@@ -430,24 +456,18 @@ async fn a_tick_another_scheduler_already_ran_is_not_cancelled_as_its_previous_r
     let h = Harness::new("2026-11-23T10:00:00Z");
     let source = five_minutely("overlap = \"cancel_previous\"");
     h.dag("slow", &source);
-    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
     let executor = FakeExecutor::new(&[], SECOND);
     h.scheduling(executor, h.config(POLL), async {
         // Just before this scheduler's pass at 10:05:00, the other one decides the tick.
         h.until("2026-11-23T10:04:59.900Z").await;
-        h.engine(executor)
-            .create_run(&vane_engine::RunSpec {
-                dag: &dag,
-                source: &source,
-                path: &h.dags().join("slow.toml"),
-                params: Vec::new(),
-                logical_date: at("2026-11-23T10:05:00Z"),
-                trigger: Trigger::Scheduled,
-                git: None,
-                backfill: None,
-            })
-            .await
-            .unwrap();
+        h.create_run(
+            executor,
+            "slow",
+            &source,
+            at("2026-11-23T10:05:00Z"),
+            Trigger::Scheduled,
+        )
+        .await;
         h.until("2026-11-23T10:05:30Z").await;
     })
     .await;
@@ -464,25 +484,19 @@ async fn a_manual_run_for_a_coming_tick_is_recorded_as_that_ticks_run() {
     let h = Harness::new("2026-11-23T10:00:00Z");
     let source = five_minutely("");
     h.dag("slow", &source);
-    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
     let executor = FakeExecutor::new(&[], succeeds_after(SEVEN_MINUTES));
     let manual = h
         .scheduling(executor, h.config(POLL), async {
             h.until("2026-11-23T10:04:00Z").await;
             let run = h
-                .engine(executor)
-                .create_run(&vane_engine::RunSpec {
-                    dag: &dag,
-                    source: &source,
-                    path: &h.dags().join("slow.toml"),
-                    params: Vec::new(),
-                    logical_date: at("2026-11-23T10:05:00Z"),
-                    trigger: Trigger::Manual,
-                    git: None,
-                    backfill: None,
-                })
-                .await
-                .unwrap();
+                .create_run(
+                    executor,
+                    "slow",
+                    &source,
+                    at("2026-11-23T10:05:00Z"),
+                    Trigger::Manual,
+                )
+                .await;
             h.until("2026-11-23T10:05:30Z").await;
             run
         })
@@ -507,25 +521,19 @@ async fn cancel_previous_asks_another_process_to_stop_the_run_it_executes() {
     let h = Harness::new("2026-11-23T10:00:00Z");
     let source = five_minutely("overlap = \"cancel_previous\"");
     h.dag("slow", &source);
-    let dag = vane_dag::parse_dag(&source, "slow").dag.unwrap();
     let executor = FakeExecutor::new(&[], SECOND);
     let previous = h
         .scheduling(executor, h.config(POLL), async {
             h.until("2026-11-23T10:00:01Z").await;
             let run = h
-                .engine(executor)
-                .create_run(&vane_engine::RunSpec {
-                    dag: &dag,
-                    source: &source,
-                    path: &h.dags().join("slow.toml"),
-                    params: Vec::new(),
-                    logical_date: at("2026-11-23T10:05:00Z"),
-                    trigger: Trigger::Scheduled,
-                    git: None,
-                    backfill: None,
-                })
-                .await
-                .unwrap();
+                .create_run(
+                    executor,
+                    "slow",
+                    &source,
+                    at("2026-11-23T10:05:00Z"),
+                    Trigger::Scheduled,
+                )
+                .await;
             // Executed by a scheduler on another host, alive all along.
             let elsewhere = vane_store::Owner {
                 host: "other-host".into(),
@@ -587,7 +595,6 @@ async fn a_retry_waits_out_its_delay_across_a_scheduler_restart() {
     let h = Harness::new("2026-11-23T10:00:00Z");
     let source = "[tasks.a]\ncommand = \"fetch\"\nretries = 2\nretry_delay = \"10m\"\n";
     h.dag("flaky", source);
-    let dag = vane_dag::parse_dag(source, "flaky").dag.unwrap();
     let fails = Step {
         runs: Duration::from_secs(1),
         code: 3,
@@ -599,19 +606,8 @@ async fn a_retry_waits_out_its_delay_across_a_scheduler_restart() {
             .len()
     };
     h.scheduling(executor, h.config(POLL), async {
-        h.engine(executor)
-            .create_run(&vane_engine::RunSpec {
-                dag: &dag,
-                source,
-                path: &h.dags().join("flaky.toml"),
-                params: Vec::new(),
-                logical_date: h.clock.now(),
-                trigger: Trigger::Manual,
-                git: None,
-                backfill: None,
-            })
-            .await
-            .unwrap();
+        h.create_run(executor, "flaky", source, h.clock.now(), Trigger::Manual)
+            .await;
         h.until("2026-11-23T10:00:30Z").await;
     })
     .await;
@@ -835,24 +831,12 @@ async fn a_run_orphaned_while_the_scheduler_is_up_is_adopted_and_completed() {
     let source = "[tasks.a]\ncommand = \"true\"\n";
     h.dag("manual", source);
     let executor = FakeExecutor::new(&[], SECOND);
-    let dag = vane_dag::parse_dag(source, "manual").dag.unwrap();
     h.scheduling(executor, h.config(POLL), async {
         h.until("2026-11-23T10:00:01Z").await;
         // A `vane run` on this host claimed the run, then died (`kill -9`).
         let run = h
-            .engine(executor)
-            .create_run(&vane_engine::RunSpec {
-                dag: &dag,
-                source,
-                path: &h.dags().join("manual.toml"),
-                params: Vec::new(),
-                logical_date: h.clock.now(),
-                trigger: Trigger::Manual,
-                git: None,
-                backfill: None,
-            })
-            .await
-            .unwrap();
+            .create_run(executor, "manual", source, h.clock.now(), Trigger::Manual)
+            .await;
         let gone = vane_store::Owner {
             host: "test-host".into(),
             // Never a Linux pid.
